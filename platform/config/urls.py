@@ -1,0 +1,33 @@
+from django.contrib.auth import views as auth_views
+from django.urls import URLPattern, URLResolver, include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+from rest_framework.permissions import AllowAny
+
+from core import health
+from core.admin_sites import licensee_site, ops_site
+
+public = {"authentication_classes": [], "permission_classes": [AllowAny], "throttle_classes": []}
+
+api_v1: list[URLPattern | URLResolver] = [
+    path("", include("tenants.api.urls")),
+    path("schema/", SpectacularAPIView.as_view(**public), name="schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="schema", **public), name="api-docs"),
+    path("redoc/", SpectacularRedocView.as_view(url_name="schema", **public), name="api-redoc"),
+]
+
+urlpatterns = [
+    path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
+    path("api/v1/", include(api_v1)),
+    path("ops/", ops_site.urls),
+    path("admin/", licensee_site.urls),
+    path(
+        "accounts/reset/<uidb64>/<token>/",
+        auth_views.PasswordResetConfirmView.as_view(success_url="/accounts/reset/done/"),
+        name="password_reset_confirm",
+    ),
+    path("accounts/reset/done/", auth_views.PasswordResetCompleteView.as_view(), name="password_reset_complete"),
+]
+
+handler404 = "core.api.errors.not_found"
+handler500 = "core.api.errors.server_error"

@@ -1,0 +1,110 @@
+"""Base ModelAdmins: audited writes on both sites; role checks and tenant stamping on the licensee site."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import models
+from django.http import HttpRequest
+from unfold.admin import ModelAdmin
+
+from core.admin_sites import OPERATOR_GROUP
+from tenants.audit import Actor, audit_record
+from tenants.models import AuditEntry, Membership, Tenant
+
+WRITE_ROLES = (Membership.Role.MANAGER, Membership.Role.STAFF)
+
+
+def _tenant_id_of(obj: models.Model) -> int | None:
+    if isinstance(obj, Tenant):
+        return obj.pk
+    return getattr(obj, "tenant_id", None)
+
+
+class AuditedAdmin(ModelAdmin):
+    """Every add, change and delete through the admin lands in the audit log."""
+
+    audit_source = AuditEntry.Source.ADMIN
+
+    def _audit(self, request: HttpRequest, obj: models.Model, action: str, changes: dict[str, Any]) -> None:
+        actor = Actor.for_request(request, source=self.audit_source)
+        audit_record(actor=actor, tenant_id=_tenant_id_of(obj), action=action, obj=obj, changes=changes)
+
+    def log_addition(self, request: HttpRequest, obj: models.Model, message: Any) -> Any:
+        self._audit(request, obj, "create", {"message": message})
+        return super().log_addition(request, obj, message)
+
+    def log_change(self, request: HttpRequest, obj: models.Model, message: Any) -> Any:
+        self._audit(request, obj, "update", {"message": message})
+        return super().log_change(request, obj, message)
+
+    def log_deletions(self, request: HttpRequest, queryset: Any) -> Any:
+        for obj in queryset:
+            self._audit(request, obj, "delete", {})
+        return super().log_deletions(request, queryset)
+
+
+class OpsModelAdmin(AuditedAdmin):
+    """A ModelAdmin of the operator site (`/ops/`)."""
+
+    audit_source = AuditEntry.Source.OPS
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return True
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return True
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return _is_operator(request)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return _is_operator(request)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+def _is_operator(request: HttpRequest) -> bool:
+    user: Any = request.user
+    return bool(user.is_superuser or user.groups.filter(name=OPERATOR_GROUP).exists())
+
+
+class TenantModelAdmin(AuditedAdmin):
+    """A ModelAdmin of the licensee site (`/admin/`): the member's role decides what they may do.
+
+    Querysets are scoped by the site; new objects are stamped with the tenant in scope.
+    Managers and staff write, viewers read, only managers delete.
+    """
+
+    manager_only = False
+
+    def _role(self, request: HttpRequest) -> str | None:
+        membership = getattr(request, "membership", None)
+        return membership.role if membership is not None else None
+
+    def _may_write(self, request: HttpRequest) -> bool:
+        role = self._role(request)
+        if self.manager_only:
+            return role == Membership.Role.MANAGER
+        return role in WRITE_ROLES
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return self._role(request) is not None
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self._role(request) is not None
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return self._may_write(request)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self._may_write(request)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self._role(request) == Membership.Role.MANAGER
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        if not change:
+            obj.tenant = request.tenant  # type: ignore[attr-defined]
+        super().save_model(request, obj, form, change)

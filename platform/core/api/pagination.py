@@ -1,0 +1,9 @@
+"""Page-numbered pagination: `?page=` and `?page_size=` (at most 500)."""
+
+from rest_framework.pagination import PageNumberPagination
+
+
+class PagePagination(PageNumberPagination):
+    page_size = 50
+    page_size_query_param = "page_size"
+    max_page_size = 500

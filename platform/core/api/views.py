@@ -1,0 +1,53 @@
+"""Base classes of the licensee API views: every handler runs in its API key's tenant scope."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+from django.db.models import QuerySet
+from django.http import HttpResponseBase
+from rest_framework.generics import GenericAPIView
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.serializers import BaseSerializer
+from rest_framework.views import APIView
+
+from core import tenancy
+from core.api.pagination import PagePagination
+from tenants.models import Tenant
+
+
+class TenantAPIView(APIView):
+    """Base of every licensee API view: the handler runs in the tenant scope of the API key that authenticated it."""
+
+    _scope_stack: contextlib.ExitStack
+
+    @property
+    def tenant(self) -> Tenant:
+        """The tenant of the API key that authenticated this call."""
+        api_key: Any = self.request.auth
+        tenant: Tenant = api_key.tenant
+        return tenant
+
+    def dispatch(self, request: Any, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        with contextlib.ExitStack() as stack:
+            self._scope_stack = stack
+            return super().dispatch(request, *args, **kwargs)
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        super().initial(request, *args, **kwargs)
+        api_key: Any = request.auth
+        self._scope_stack.enter_context(tenancy.tenant_scope(api_key.tenant_id))
+
+    def paginated_response(
+        self, request: Request, *, queryset: QuerySet[Any], serializer_class: type[BaseSerializer[Any]]
+    ) -> Response:
+        """One page of `queryset` as `{"count", "next", "previous", "results"}`."""
+        paginator = PagePagination()
+        page = paginator.paginate_queryset(queryset, request, view=self)
+        return paginator.get_paginated_response(serializer_class(page, many=True).data)
+
+
+class TenantGenericAPIView(TenantAPIView, GenericAPIView):
+    pass

@@ -1,0 +1,289 @@
+"""Tenants, members, API keys and the audit log, in both admin sites."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.auth.admin import GroupAdmin as BaseGroupAdmin
+from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
+from django.contrib.auth.models import Group, User
+from django.core.exceptions import ValidationError
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from unfold.admin import TabularInline
+from unfold.decorators import action, display
+from unfold.forms import AdminPasswordChangeForm, UserChangeForm, UserCreationForm
+
+from core.admin import OpsModelAdmin, TenantModelAdmin
+from core.admin_sites import licensee_site, ops_site
+from tenants import services
+from tenants.audit import Actor
+from tenants.models import ApiKey, AuditEntry, Membership, Tenant
+
+# --- shared pieces -------------------------------------------------------------------------------
+
+
+@display(description="Status", label={"active": "success", "suspended": "danger"})
+def tenant_status_label(tenant: Tenant) -> str:
+    return tenant.status
+
+
+class ApiKeyIssueForm(forms.Form):
+    name = forms.CharField(max_length=100, help_text="What uses this key, e.g. 'store gateway, Main St'.")
+
+
+class OpsApiKeyIssueForm(ApiKeyIssueForm):
+    tenant = forms.ModelChoiceField(queryset=Tenant.objects.all())
+
+    field_order = ["tenant", "name"]
+
+
+class ApiKeyAdminBase:
+    """Issuing a key shows its secret once, on the page that follows; revoking is an action."""
+
+    list_display: Any = ["name", "display_prefix", "created_at", "last_used_at", "key_state"]
+    readonly_fields: Any = ["name", "display_prefix", "created_by", "created_at", "last_used_at", "revoked_at"]
+    actions: Any = ["revoke_selected"]
+    issue_form: type[ApiKeyIssueForm] = ApiKeyIssueForm
+
+    @display(description="State", label={"live": "success", "revoked": "danger"})
+    def key_state(self, api_key: ApiKey) -> str:
+        return "revoked" if api_key.is_revoked else "live"
+
+    def tenant_for_issue(self, request: HttpRequest, form: forms.Form) -> Tenant:
+        raise NotImplementedError
+
+    def add_view(self, request: HttpRequest, form_url: str = "", extra_context: Any = None) -> HttpResponse:
+        admin_self: Any = self
+        if not admin_self.has_add_permission(request):
+            return HttpResponseRedirect(reverse(f"{admin_self.admin_site.name}:index"))
+        form = self.issue_form(request.POST or None)
+        context = {**admin_self.admin_site.each_context(request), "opts": ApiKey._meta, "title": "Issue an API key"}
+        if request.method == "POST" and form.is_valid():
+            try:
+                issued = services.api_key_issue(
+                    actor=Actor.for_request(request, source=admin_self.audit_source),
+                    tenant=self.tenant_for_issue(request, form),
+                    name=form.cleaned_data["name"],
+                    created_by=request.user,  # type: ignore[arg-type]
+                )
+            except ValidationError as error:
+                form.add_error(None, error)
+            else:
+                context.update({"title": "API key issued", "issued": issued})
+                return TemplateResponse(request, "admin/tenants/apikey/issued.html", context)
+        context.update(
+            {"form": form, "submit_label": "Issue key", "intro": "The secret is shown once, on the next page."}
+        )
+        return TemplateResponse(request, "admin/simple_form.html", context)
+
+    @admin.action(description="Revoke selected API keys")
+    def revoke_selected(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:
+        admin_self: Any = self
+        actor = Actor.for_request(request, source=admin_self.audit_source)
+        revoked = [services.api_key_revoke(actor=actor, api_key=key) for key in queryset if not key.is_revoked]
+        admin_self.message_user(request, f"Revoked {len(revoked)} API key(s).", messages.SUCCESS)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class AuditEntryAdminBase:
+    list_display: Any = ["at", "actor_label", "action", "object_type", "object_repr", "source"]
+    list_filter: Any = ["source", "action", "object_type"]
+    search_fields: Any = ["actor_label", "object_repr", "object_id", "request_id"]
+    date_hierarchy = "at"
+    readonly_fields: Any = [
+        "at",
+        "tenant",
+        "source",
+        "actor_label",
+        "actor_user",
+        "actor_api_key",
+        "action",
+        "object_type",
+        "object_id",
+        "object_repr",
+        "changes",
+        "request_id",
+    ]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+# --- operator site -------------------------------------------------------------------------------
+
+
+class MembershipInline(TabularInline):
+    model = Membership
+    extra = 0
+    autocomplete_fields = ["user"]
+    fields = ["user", "role", "created_at"]
+    readonly_fields = ["created_at"]
+
+
+class ApiKeyInline(TabularInline):
+    model = ApiKey
+    extra = 0
+    fields = ["name", "display_prefix", "created_at", "last_used_at", "revoked_at"]
+    readonly_fields = fields
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Tenant, site=ops_site)
+class TenantOpsAdmin(OpsModelAdmin):
+    list_display = ["name", "slug", tenant_status_label, "created_at"]
+    list_filter = ["status"]
+    search_fields = ["name", "slug"]
+    readonly_fields = ["status", "suspended_reason", "created_at", "status_changed_at"]
+    inlines = [MembershipInline, ApiKeyInline]
+    actions = ["suspend_selected", "reactivate_selected"]
+    actions_detail = ["suspend_detail", "reactivate_detail"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return [*self.readonly_fields, "slug"] if obj is not None else self.readonly_fields
+
+    def _suspend(self, request: HttpRequest, tenants: Any) -> None:
+        actor = Actor.for_request(request, source=self.audit_source)
+        for tenant in tenants:
+            services.tenant_suspend(actor=actor, tenant=tenant, reason=f"Suspended by {request.user} in /ops/")
+        self.message_user(request, "Suspended: API calls, uploads and entry checks are refused.", messages.WARNING)
+
+    def _reactivate(self, request: HttpRequest, tenants: Any) -> None:
+        actor = Actor.for_request(request, source=self.audit_source)
+        for tenant in tenants:
+            services.tenant_reactivate(actor=actor, tenant=tenant)
+        self.message_user(request, "Reactivated.", messages.SUCCESS)
+
+    @admin.action(description="Suspend selected tenants", permissions=["change"])
+    def suspend_selected(self, request: HttpRequest, queryset: QuerySet[Tenant]) -> None:
+        self._suspend(request, queryset)
+
+    @admin.action(description="Reactivate selected tenants", permissions=["change"])
+    def reactivate_selected(self, request: HttpRequest, queryset: QuerySet[Tenant]) -> None:
+        self._reactivate(request, queryset)
+
+    @action(description="Suspend", permissions=["change"], url_path="suspend", icon="block")
+    def suspend_detail(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        self._suspend(request, Tenant.objects.filter(pk=object_id))
+        return HttpResponseRedirect(reverse("ops:tenants_tenant_change", args=[object_id]))
+
+    @action(description="Reactivate", permissions=["change"], url_path="reactivate", icon="check_circle")
+    def reactivate_detail(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        self._reactivate(request, Tenant.objects.filter(pk=object_id))
+        return HttpResponseRedirect(reverse("ops:tenants_tenant_change", args=[object_id]))
+
+
+@admin.register(Membership, site=ops_site)
+class MembershipOpsAdmin(OpsModelAdmin):
+    list_display = ["user", "tenant", "role", "created_at"]
+    list_filter = ["role", "tenant"]
+    search_fields = ["user__email", "user__username", "tenant__name"]
+    autocomplete_fields = ["user", "tenant"]
+
+
+@admin.register(ApiKey, site=ops_site)
+class ApiKeyOpsAdmin(ApiKeyAdminBase, OpsModelAdmin):
+    list_display = ["name", "tenant", "display_prefix", "created_at", "last_used_at", "key_state"]
+    list_filter = ["tenant"]
+    search_fields = ["name", "prefix", "tenant__name"]
+    issue_form = OpsApiKeyIssueForm
+
+    def tenant_for_issue(self, request: HttpRequest, form: forms.Form) -> Tenant:
+        tenant: Tenant = form.cleaned_data["tenant"]
+        return tenant
+
+
+@admin.register(AuditEntry, site=ops_site)
+class AuditEntryOpsAdmin(AuditEntryAdminBase, OpsModelAdmin):
+    list_display = ["at", "tenant", "actor_label", "action", "object_type", "object_repr", "source"]
+    list_filter = ["source", "action", "tenant", "object_type"]
+
+
+@admin.register(User, site=ops_site)
+class UserOpsAdmin(BaseUserAdmin, OpsModelAdmin):
+    form = UserChangeForm
+    add_form = UserCreationForm
+    change_password_form = AdminPasswordChangeForm
+
+
+@admin.register(Group, site=ops_site)
+class GroupOpsAdmin(BaseGroupAdmin, OpsModelAdmin):  # type: ignore[misc]
+    pass
+
+
+# --- licensee site -------------------------------------------------------------------------------
+
+
+class MemberInviteForm(forms.Form):
+    email = forms.EmailField()
+    role = forms.ChoiceField(choices=Membership.Role.choices, initial=Membership.Role.STAFF)
+
+
+@admin.register(Membership, site=licensee_site)
+class MembershipAdmin(TenantModelAdmin):
+    list_display = ["user", "role", "created_at"]
+    list_filter = ["role"]
+    search_fields = ["user__email", "user__username"]
+    fields = ["user", "role", "created_at"]
+    readonly_fields = ["user", "created_at"]
+    manager_only = True
+
+    def add_view(self, request: HttpRequest, form_url: str = "", extra_context: Any = None) -> HttpResponse:
+        if not self.has_add_permission(request):
+            return HttpResponseRedirect(reverse(f"{self.admin_site.name}:index"))
+        form = MemberInviteForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            try:
+                services.member_add(
+                    actor=Actor.for_request(request, source=self.audit_source),
+                    tenant=request.tenant,  # type: ignore[attr-defined]
+                    email=form.cleaned_data["email"],
+                    role=form.cleaned_data["role"],
+                )
+            except ValidationError as error:
+                form.add_error(None, error)
+            else:
+                self.message_user(request, f"{form.cleaned_data['email']} added to the team.", messages.SUCCESS)
+                return HttpResponseRedirect(reverse(f"{self.admin_site.name}:tenants_membership_changelist"))
+        context = {**self.admin_site.each_context(request), "opts": Membership._meta, "title": "Add a team member"}
+        context.update(
+            {
+                "form": form,
+                "submit_label": "Add member",
+                "intro": "New people get an email to set their password.",
+            }
+        )
+        return TemplateResponse(request, "admin/simple_form.html", context)
+
+
+@admin.register(ApiKey, site=licensee_site)
+class ApiKeyAdmin(ApiKeyAdminBase, TenantModelAdmin):
+    search_fields = ["name", "prefix"]
+    manager_only = True
+
+    def tenant_for_issue(self, request: HttpRequest, form: forms.Form) -> Tenant:
+        tenant: Tenant = request.tenant  # type: ignore[attr-defined]
+        return tenant
+
+
+@admin.register(AuditEntry, site=licensee_site)
+class AuditEntryAdmin(AuditEntryAdminBase, TenantModelAdmin):
+    pass

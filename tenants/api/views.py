@@ -1,0 +1,92 @@
+"""The tenant's own account through the API: who am I, API keys, audit log."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from core.api.views import TenantAPIView
+from tenants import selectors, services
+from tenants.audit import Actor
+from tenants.models import AuditEntry
+
+
+class TenantDetailApi(TenantAPIView):
+    class OutputSerializer(serializers.Serializer):
+        slug = serializers.CharField()
+        name = serializers.CharField()
+        status = serializers.CharField()
+        created_at = serializers.DateTimeField()
+
+    @extend_schema(responses=OutputSerializer, summary="The tenant this API key belongs to")
+    def get(self, request: Request) -> Response:
+        return Response(self.OutputSerializer(self.tenant).data)
+
+
+class ApiKeyOutputSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    prefix = serializers.CharField(source="display_prefix")
+    created_at = serializers.DateTimeField()
+    last_used_at = serializers.DateTimeField(allow_null=True)
+    revoked_at = serializers.DateTimeField(allow_null=True)
+
+
+class ApiKeyListApi(TenantAPIView):
+    class InputSerializer(serializers.Serializer):
+        name = serializers.CharField(max_length=100)
+
+    class IssuedSerializer(ApiKeyOutputSerializer):
+        key = serializers.CharField(help_text="The secret key. Shown this once; store it now.")
+
+    @extend_schema(responses=ApiKeyOutputSerializer(many=True), summary="List the tenant's API keys")
+    def get(self, request: Request) -> Response:
+        return self.paginated_response(
+            request, queryset=selectors.api_key_list(), serializer_class=ApiKeyOutputSerializer
+        )
+
+    @extend_schema(request=InputSerializer, responses={201: IssuedSerializer}, summary="Issue a new API key")
+    def post(self, request: Request) -> Response:
+        payload = self.InputSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        issued = services.api_key_issue(
+            actor=Actor.for_request(request, source=AuditEntry.Source.API),
+            tenant=self.tenant,
+            name=payload.validated_data["name"],
+        )
+        body = {**ApiKeyOutputSerializer(issued.api_key).data, "key": issued.key}
+        return Response(body, status=status.HTTP_201_CREATED)
+
+
+class ApiKeyDetailApi(TenantAPIView):
+    @extend_schema(responses=ApiKeyOutputSerializer, summary="One API key")
+    def get(self, request: Request, key_id: int) -> Response:
+        return Response(ApiKeyOutputSerializer(selectors.api_key_get(key_id=key_id)).data)
+
+    @extend_schema(responses=ApiKeyOutputSerializer, summary="Revoke an API key (it stops working at once)")
+    def delete(self, request: Request, key_id: int) -> Response:
+        api_key = services.api_key_revoke(
+            actor=Actor.for_request(request, source=AuditEntry.Source.API),
+            api_key=selectors.api_key_get(key_id=key_id),
+        )
+        return Response(ApiKeyOutputSerializer(api_key).data)
+
+
+class AuditLogApi(TenantAPIView):
+    class OutputSerializer(serializers.Serializer):
+        at = serializers.DateTimeField()
+        source = serializers.CharField()  # type: ignore[assignment]
+        actor = serializers.CharField(source="actor_label")
+        action = serializers.CharField()
+        object_type = serializers.CharField()
+        object_id = serializers.CharField()
+        object_repr = serializers.CharField()
+        changes = serializers.JSONField()
+
+    @extend_schema(responses=OutputSerializer(many=True), summary="The tenant's audit log, newest first")
+    def get(self, request: Request) -> Response:
+        return self.paginated_response(
+            request, queryset=selectors.audit_entry_list(), serializer_class=self.OutputSerializer
+        )

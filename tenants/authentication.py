@@ -1,0 +1,81 @@
+"""API authentication by tenant API key (`Authorization: Bearer oa_…`), its permission and throttle."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from rest_framework import exceptions
+from rest_framework.authentication import BaseAuthentication, get_authorization_header
+from rest_framework.permissions import BasePermission
+from rest_framework.request import Request
+from rest_framework.throttling import SimpleRateThrottle
+
+from tenants.models import ApiKey, Tenant
+from tenants.services import api_key_authenticate
+
+
+@dataclass(frozen=True)
+class ApiClient:
+    """`request.user` of an API call: the licensee system behind an API key."""
+
+    api_key: ApiKey
+    is_authenticated: bool = True
+    is_anonymous: bool = False
+
+    @property
+    def tenant(self) -> Tenant:
+        return self.api_key.tenant
+
+    def get_username(self) -> str:
+        return f"api-key:{self.api_key.display_prefix}"
+
+
+class ApiKeyAuthentication(BaseAuthentication):
+    def authenticate(self, request: Request) -> tuple[ApiClient, ApiKey] | None:
+        parts = get_authorization_header(request).split()
+        if not parts:
+            return None
+        if parts[0].lower() != b"bearer" or len(parts) != 2:
+            raise exceptions.AuthenticationFailed("Send the API key as 'Authorization: Bearer <key>'.")
+        try:
+            raw_key = parts[1].decode("ascii")
+        except UnicodeDecodeError as error:
+            raise exceptions.AuthenticationFailed("The API key is not valid.") from error
+        api_key = api_key_authenticate(key=raw_key)
+        if api_key is None:
+            raise exceptions.AuthenticationFailed("The API key is not valid or has been revoked.")
+        return ApiClient(api_key=api_key), api_key
+
+    def authenticate_header(self, request: Request) -> str:
+        return 'Bearer realm="openaisle"'
+
+
+class TenantSuspended(exceptions.PermissionDenied):
+    default_code = "tenant_suspended"
+
+
+class HasActiveTenant(BasePermission):
+    """The call carries an API key whose tenant is active."""
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        api_key = request.auth
+        if not isinstance(api_key, ApiKey):
+            raise exceptions.NotAuthenticated("Authentication is required: send 'Authorization: Bearer <key>'.")
+        if not api_key.tenant.is_active:
+            raise TenantSuspended(
+                f"The account {api_key.tenant.slug!r} is suspended; the API is unavailable until it is "
+                "reactivated. Contact OpenAisle support."
+            )
+        return True
+
+
+class ApiKeyRateThrottle(SimpleRateThrottle):
+    """Requests per API key (API_RATE_PER_KEY, e.g. 6000/min)."""
+
+    scope = "api_key"
+
+    def get_cache_key(self, request: Request, view: Any) -> str | None:
+        if not isinstance(request.auth, ApiKey):
+            return None
+        return f"throttle:api_key:{request.auth.prefix}"

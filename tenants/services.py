@@ -1,0 +1,177 @@
+"""Writes on tenants, memberships and API keys. Each one is atomic and audited."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.tokens import default_token_generator
+from django.core.exceptions import ValidationError
+from django.core.mail import send_mail
+from django.db import IntegrityError, transaction
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.encoding import force_bytes
+from django.utils.http import urlsafe_base64_encode
+from django.utils.text import slugify
+
+from tenants.audit import Actor, audit_record
+from tenants.models import ApiKey, Membership, Tenant
+
+API_KEY_LAST_USED_RESOLUTION = timedelta(minutes=1)
+_KEY_PREFIX_LENGTH = 8
+
+
+@dataclass(frozen=True)
+class IssuedApiKey:
+    """A new API key with its secret. The secret exists only here: show it once."""
+
+    api_key: ApiKey
+    key: str
+
+
+@transaction.atomic
+def tenant_create(*, actor: Actor, name: str, slug: str) -> Tenant:
+    name = name.strip()
+    if not name:
+        raise ValidationError({"name": "A tenant needs a name."})
+    if slug != slugify(slug) or not slug:
+        raise ValidationError({"slug": "Use lowercase letters, digits and hyphens only."})
+    if Tenant.objects.filter(slug=slug).exists():
+        raise ValidationError({"slug": f"A tenant with the slug {slug!r} already exists."})
+    tenant = Tenant.objects.create(name=name, slug=slug)
+    audit_record(actor=actor, tenant_id=tenant.pk, action="create", obj=tenant, changes={"name": name, "slug": slug})
+    return tenant
+
+
+@transaction.atomic
+def tenant_suspend(*, actor: Actor, tenant: Tenant, reason: str) -> Tenant:
+    """Suspend a tenant: its API keys answer 403; its data stays."""
+    tenant = Tenant.objects.select_for_update().get(pk=tenant.pk)
+    if tenant.status == Tenant.Status.SUSPENDED:
+        return tenant
+    tenant.status = Tenant.Status.SUSPENDED
+    tenant.suspended_reason = reason.strip()[:500]
+    tenant.status_changed_at = timezone.now()
+    tenant.save(update_fields=["status", "suspended_reason", "status_changed_at"])
+    audit_record(
+        actor=actor, tenant_id=tenant.pk, action="suspend", obj=tenant, changes={"reason": tenant.suspended_reason}
+    )
+    return tenant
+
+
+@transaction.atomic
+def tenant_reactivate(*, actor: Actor, tenant: Tenant) -> Tenant:
+    tenant = Tenant.objects.select_for_update().get(pk=tenant.pk)
+    if tenant.status == Tenant.Status.ACTIVE:
+        return tenant
+    tenant.status = Tenant.Status.ACTIVE
+    tenant.suspended_reason = ""
+    tenant.status_changed_at = timezone.now()
+    tenant.save(update_fields=["status", "suspended_reason", "status_changed_at"])
+    audit_record(actor=actor, tenant_id=tenant.pk, action="reactivate", obj=tenant)
+    return tenant
+
+
+@transaction.atomic
+def member_add(*, actor: Actor, tenant: Tenant, email: str, role: str) -> Membership:
+    """Give a person (created if new, with no password yet) a role in a tenant."""
+    email = get_user_model().objects.normalize_email(email.strip()).lower()
+    if "@" not in email:
+        raise ValidationError({"email": "Enter an email address."})
+    if role not in Membership.Role.values:
+        raise ValidationError({"role": f"Role must be one of {', '.join(Membership.Role.values)}."})
+    user_model = get_user_model()
+    user, created = user_model.objects.get_or_create(username=email, defaults={"email": email, "is_staff": True})
+    if created:
+        user.set_unusable_password()
+        user.save(update_fields=["password"])
+    if Membership.unscoped.filter(tenant=tenant, user=user).exists():
+        raise ValidationError({"email": f"{email} is already a member of {tenant}."})
+    membership = Membership.unscoped.create(tenant=tenant, user=user, role=role)
+    audit_record(
+        actor=actor, tenant_id=tenant.pk, action="create", obj=membership, changes={"email": email, "role": role}
+    )
+    if not user.has_usable_password():
+        transaction.on_commit(lambda: _send_welcome(user=user, tenant=tenant))
+    return membership
+
+
+def password_set_link(*, user: AbstractBaseUser) -> str:
+    """A one-time link where a new member sets their password (Django's password-reset confirm page)."""
+    uid = urlsafe_base64_encode(force_bytes(user.pk))
+    token = default_token_generator.make_token(user)
+    path = reverse("password_reset_confirm", kwargs={"uidb64": uid, "token": token})
+    return f"{settings.PUBLIC_BASE_URL.rstrip('/')}{path}"
+
+
+def _send_welcome(*, user: AbstractBaseUser, tenant: Tenant) -> None:
+    send_mail(
+        subject=f"You have been added to {tenant.name} on OpenAisle",
+        message=(
+            f"Hello,\n\nYou now have access to {tenant.name}'s store admin on OpenAisle.\n"
+            f"Set your password here (the link works once): {password_set_link(user=user)}\n"
+            f"Then sign in at {settings.PUBLIC_BASE_URL.rstrip('/')}/admin/ with {user.get_username()}.\n"
+        ),
+        from_email=None,
+        recipient_list=[getattr(user, "email", "") or user.get_username()],
+    )
+
+
+def _hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+@transaction.atomic
+def api_key_issue(
+    *, actor: Actor, tenant: Tenant, name: str, created_by: AbstractBaseUser | None = None
+) -> IssuedApiKey:
+    name = name.strip()
+    if not name or len(name) > 100:
+        raise ValidationError({"name": "Give the key a name of 1 to 100 characters."})
+    for _ in range(5):
+        prefix = secrets.token_hex(_KEY_PREFIX_LENGTH // 2)
+        key = f"oa_{prefix}_{secrets.token_urlsafe(32)}"
+        try:
+            with transaction.atomic():
+                api_key = ApiKey.unscoped.create(
+                    tenant=tenant, name=name, prefix=prefix, secret_hash=_hash_key(key), created_by=created_by
+                )
+            break
+        except IntegrityError:
+            continue
+    else:
+        raise RuntimeError("Could not draw a free API key prefix.")
+    audit_record(actor=actor, tenant_id=tenant.pk, action="create", obj=api_key, changes={"name": name})
+    return IssuedApiKey(api_key=api_key, key=key)
+
+
+@transaction.atomic
+def api_key_revoke(*, actor: Actor, api_key: ApiKey) -> ApiKey:
+    api_key = ApiKey.unscoped.select_for_update().get(pk=api_key.pk)
+    if api_key.revoked_at is None:
+        api_key.revoked_at = timezone.now()
+        api_key.save(update_fields=["revoked_at"])
+        audit_record(actor=actor, tenant_id=api_key.tenant_id, action="revoke", obj=api_key)
+    return api_key
+
+
+def api_key_authenticate(*, key: str) -> ApiKey | None:
+    """The live API key matching `key` (with its tenant), or None. Marks it used, at most once a minute."""
+    if not key.startswith("oa_") or len(key) < 4 + _KEY_PREFIX_LENGTH or key[3 + _KEY_PREFIX_LENGTH] != "_":
+        return None
+    prefix = key[3 : 3 + _KEY_PREFIX_LENGTH]
+    api_key = ApiKey.unscoped.select_related("tenant").filter(prefix=prefix, revoked_at__isnull=True).first()
+    if api_key is None or not hmac.compare_digest(api_key.secret_hash, _hash_key(key)):
+        return None
+    now = timezone.now()
+    if api_key.last_used_at is None or now - api_key.last_used_at > API_KEY_LAST_USED_RESOLUTION:
+        ApiKey.unscoped.filter(pk=api_key.pk).update(last_used_at=now)
+        api_key.last_used_at = now
+    return api_key
