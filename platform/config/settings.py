@@ -140,10 +140,6 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "SCHEMA_PATH_PREFIX": "/api/v1",
-    "APPEND_COMPONENTS": {
-        "securitySchemes": {"ApiKey": {"type": "http", "scheme": "bearer", "description": "A tenant API key."}}
-    },
-    "SECURITY": [{"ApiKey": []}],
 }
 
 # Celery: real workers when a broker is configured, in-process tasks otherwise.

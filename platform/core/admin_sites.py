@@ -51,6 +51,7 @@ class OpsAdminSite(UnfoldAdminSite):
     site_header = "OpenAisle operations"
     site_title = "OpenAisle operations"
     index_title = "Operations dashboard"
+    index_template = "admin/dashboard.html"
 
     def has_permission(self, request: HttpRequest) -> bool:
         return is_platform_staff(request.user)
@@ -70,6 +71,7 @@ class LicenseeAdminSite(UnfoldAdminSite):
     site_header = "OpenAisle store admin"
     site_title = "OpenAisle store admin"
     index_title = "Dashboard"
+    index_template = "admin/dashboard.html"
 
     def has_permission(self, request: HttpRequest) -> bool:
         user = request.user

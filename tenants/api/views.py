@@ -13,16 +13,17 @@ from tenants.audit import Actor
 from tenants.models import AuditEntry
 
 
-class TenantDetailApi(TenantAPIView):
-    class OutputSerializer(serializers.Serializer):
-        slug = serializers.CharField()
-        name = serializers.CharField()
-        status = serializers.CharField()
-        created_at = serializers.DateTimeField()
+class TenantOutputSerializer(serializers.Serializer):
+    slug = serializers.CharField()
+    name = serializers.CharField()
+    status = serializers.CharField()
+    created_at = serializers.DateTimeField()
 
-    @extend_schema(responses=OutputSerializer, summary="The tenant this API key belongs to")
+
+class TenantDetailApi(TenantAPIView):
+    @extend_schema(responses=TenantOutputSerializer, summary="The tenant this API key belongs to")
     def get(self, request: Request) -> Response:
-        return Response(self.OutputSerializer(self.tenant).data)
+        return Response(TenantOutputSerializer(self.tenant).data)
 
 
 class ApiKeyOutputSerializer(serializers.Serializer):
@@ -34,22 +35,26 @@ class ApiKeyOutputSerializer(serializers.Serializer):
     revoked_at = serializers.DateTimeField(allow_null=True)
 
 
+class ApiKeyInputSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=100)
+
+
+class ApiKeyIssuedSerializer(ApiKeyOutputSerializer):
+    key = serializers.CharField(help_text="The secret key. Shown this once; store it now.")
+
+
 class ApiKeyListApi(TenantAPIView):
-    class InputSerializer(serializers.Serializer):
-        name = serializers.CharField(max_length=100)
-
-    class IssuedSerializer(ApiKeyOutputSerializer):
-        key = serializers.CharField(help_text="The secret key. Shown this once; store it now.")
-
     @extend_schema(responses=ApiKeyOutputSerializer(many=True), summary="List the tenant's API keys")
     def get(self, request: Request) -> Response:
         return self.paginated_response(
             request, queryset=selectors.api_key_list(), serializer_class=ApiKeyOutputSerializer
         )
 
-    @extend_schema(request=InputSerializer, responses={201: IssuedSerializer}, summary="Issue a new API key")
+    @extend_schema(
+        request=ApiKeyInputSerializer, responses={201: ApiKeyIssuedSerializer}, summary="Issue a new API key"
+    )
     def post(self, request: Request) -> Response:
-        payload = self.InputSerializer(data=request.data)
+        payload = ApiKeyInputSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
         issued = services.api_key_issue(
             actor=Actor.for_request(request, source=AuditEntry.Source.API),

@@ -1,0 +1,88 @@
+"""Fixtures shared by the whole suite: two tenants, Alpha and Bravo, so that every test can ask
+"and what does the other tenant see?" (healthchecks' alice-and-bob, here with tenants)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from django.contrib.auth.models import Group, User
+from rest_framework.test import APIClient
+
+from core.admin_sites import FINANCE_GROUP, OPERATOR_GROUP
+from tenants import services
+from tenants.audit import Actor
+from tenants.models import Membership, Tenant
+
+PASSWORD = "correct-horse-battery-staple"
+
+
+@pytest.fixture
+def tenant_a(db: None) -> Tenant:
+    return services.tenant_create(actor=Actor.system(), name="Alpha Markets", slug="alpha")
+
+
+@pytest.fixture
+def tenant_b(db: None) -> Tenant:
+    return services.tenant_create(actor=Actor.system(), name="Bravo Foods", slug="bravo")
+
+
+def _api_client(tenant: Tenant) -> APIClient:
+    issued = services.api_key_issue(actor=Actor.system(), tenant=tenant, name=f"{tenant.slug} test key")
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {issued.key}")
+    client.api_key = issued.api_key  # type: ignore[attr-defined]
+    return client
+
+
+@pytest.fixture
+def api_a(tenant_a: Tenant) -> APIClient:
+    """An API client holding a key of tenant Alpha."""
+    return _api_client(tenant_a)
+
+
+@pytest.fixture
+def api_b(tenant_b: Tenant) -> APIClient:
+    """An API client holding a key of tenant Bravo."""
+    return _api_client(tenant_b)
+
+
+@pytest.fixture
+def make_member(db: None) -> Callable[..., User]:
+    """Make a person with a password and a role in one or more tenants."""
+
+    def make(email: str, *tenants: Tenant, role: str = Membership.Role.MANAGER) -> User:
+        user, _ = User.objects.get_or_create(username=email, defaults={"email": email, "is_staff": True})
+        user.set_password(PASSWORD)
+        user.save()
+        for tenant in tenants:
+            services.member_add(actor=Actor.system(), tenant=tenant, email=email, role=role)
+        return user
+
+    return make
+
+
+@pytest.fixture
+def manager_a(make_member: Callable[..., User], tenant_a: Tenant) -> User:
+    return make_member("alice@alpha.test", tenant_a)
+
+
+@pytest.fixture
+def manager_b(make_member: Callable[..., User], tenant_b: Tenant) -> User:
+    return make_member("bob@bravo.test", tenant_b)
+
+
+def _platform_user(email: str, group: str) -> User:
+    user = User.objects.create_user(username=email, email=email, password=PASSWORD, is_staff=True)
+    user.groups.add(Group.objects.get_or_create(name=group)[0])
+    return user
+
+
+@pytest.fixture
+def operator(db: None) -> User:
+    return _platform_user("olga@openaisle.test", OPERATOR_GROUP)
+
+
+@pytest.fixture
+def finance(db: None) -> User:
+    return _platform_user("fred@openaisle.test", FINANCE_GROUP)

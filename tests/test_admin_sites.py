@@ -1,0 +1,171 @@
+"""The two admin sites: who gets in, what they may do, and that every write is audited."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+import pytest
+from django.contrib.auth.models import User
+from django.test import Client
+
+from conftest import PASSWORD
+from tenants.models import ApiKey, AuditEntry, Membership, Tenant
+
+
+def _login(user: User) -> Client:
+    client = Client()
+    assert client.login(username=user.username, password=PASSWORD)
+    return client
+
+
+def test_manager_sees_the_dashboard_of_their_tenant(manager_a: User) -> None:
+    response = _login(manager_a).get("/admin/")
+    assert response.status_code == 200
+    body = response.content.decode()
+    assert "Alpha Markets" in body
+    assert "Team members" in body and "Live API keys" in body
+
+
+def test_a_person_without_membership_cannot_enter_the_store_admin(db: None) -> None:
+    User.objects.create_user("stranger@x.test", password=PASSWORD, is_staff=True)
+    client = Client()
+    client.login(username="stranger@x.test", password=PASSWORD)
+    response = client.get("/admin/")
+    assert response.status_code == 302 and "/admin/login/" in response["Location"]
+
+
+def test_member_of_two_tenants_chooses_one(
+    make_member: Callable[..., User], tenant_a: Tenant, tenant_b: Tenant
+) -> None:
+    client = _login(make_member("pat@both.test", tenant_a, tenant_b))
+    response = client.get("/admin/")
+    assert response.status_code == 302 and response["Location"].startswith("/admin/tenant/")
+    chooser = client.get(response["Location"]).content.decode()
+    assert "Alpha Markets" in chooser and "Bravo Foods" in chooser
+    client.post("/admin/tenant/", {"tenant": tenant_b.pk, "next": "/admin/"})
+    body = client.get("/admin/").content.decode()
+    assert "Bravo Foods" in body and "Alpha Markets" not in body
+
+
+def test_chooser_refuses_a_tenant_the_person_does_not_belong_to(manager_a: User, tenant_b: Tenant) -> None:
+    client = _login(manager_a)
+    client.post("/admin/tenant/", {"tenant": tenant_b.pk, "next": "/admin/"})
+    body = client.get("/admin/").content.decode()
+    assert "Alpha Markets" in body and "Bravo Foods" not in body
+
+
+def test_viewer_reads_but_cannot_write(make_member: Callable[..., User], tenant_a: Tenant, api_a) -> None:
+    client = _login(make_member("vic@alpha.test", tenant_a, role=Membership.Role.VIEWER))
+    assert client.get("/admin/tenants/membership/").status_code == 200
+    assert client.get("/admin/tenants/apikey/add/").status_code == 302
+    response = client.post("/admin/tenants/apikey/add/", {"name": "sneaky"})
+    assert response.status_code == 302
+    assert not ApiKey.unscoped.filter(name="sneaky").exists()
+
+
+def test_manager_issues_a_key_in_the_admin_and_sees_it_once(manager_a: User, tenant_a: Tenant) -> None:
+    client = _login(manager_a)
+    response = client.post("/admin/tenants/apikey/add/", {"name": "till gateway"})
+    assert response.status_code == 200
+    key = re.search(r'id="issued-api-key"[^>]*>(oa_[^<]+)<', response.content.decode())
+    assert key is not None
+    assert Client().get("/api/v1/tenant", HTTP_AUTHORIZATION=f"Bearer {key.group(1)}").json()["slug"] == "alpha"
+    listing = client.get("/admin/tenants/apikey/").content.decode()
+    assert "till gateway" in listing and key.group(1) not in listing
+    entry = AuditEntry.unscoped.filter(tenant=tenant_a, object_type="tenants.apikey").latest("at")
+    assert (entry.source, entry.actor_label, entry.action) == ("admin", "alice@alpha.test", "create")
+
+
+def test_issuing_a_key_with_no_name_is_refused(manager_a: User) -> None:
+    response = _login(manager_a).post("/admin/tenants/apikey/add/", {"name": ""})
+    assert response.status_code == 200
+    assert "issued-api-key" not in response.content.decode()
+    assert ApiKey.unscoped.count() == 0
+
+
+def test_manager_adds_a_team_member_and_it_is_audited(manager_a: User, tenant_a: Tenant) -> None:
+    client = _login(manager_a)
+    response = client.post("/admin/tenants/membership/add/", {"email": "new@alpha.test", "role": "staff"})
+    assert response.status_code == 302
+    assert Membership.unscoped.filter(tenant=tenant_a, user__username="new@alpha.test", role="staff").exists()
+    bad = client.post("/admin/tenants/membership/add/", {"email": "not-an-email", "role": "staff"})
+    assert bad.status_code == 200
+    assert Membership.unscoped.filter(tenant=tenant_a).count() == 2
+
+
+def test_manager_revokes_a_key_through_the_action(manager_a: User, api_a) -> None:
+    client = _login(manager_a)
+    key = api_a.api_key
+    client.post("/admin/tenants/apikey/", {"action": "revoke_selected", "_selected_action": [key.pk]})
+    key.refresh_from_db()
+    assert key.revoked_at is not None
+    assert AuditEntry.unscoped.filter(action="revoke", object_id=str(key.pk), source="admin").exists()
+
+
+def test_manager_cannot_revoke_another_tenants_key_through_the_action(manager_a: User, api_b) -> None:
+    _login(manager_a).post(
+        "/admin/tenants/apikey/", {"action": "revoke_selected", "_selected_action": [api_b.api_key.pk]}
+    )
+    api_b.api_key.refresh_from_db()
+    assert api_b.api_key.revoked_at is None
+
+
+def test_store_staff_cannot_enter_the_operator_site(manager_a: User) -> None:
+    response = _login(manager_a).get("/ops/")
+    assert response.status_code == 302 and "/ops/login/" in response["Location"]
+
+
+def test_operator_sees_every_tenant_and_suspends_one(operator: User, tenant_a: Tenant, tenant_b: Tenant) -> None:
+    client = _login(operator)
+    dashboard = client.get("/ops/").content.decode()
+    assert "Alpha Markets" in dashboard and "Bravo Foods" in dashboard
+    client.post("/ops/tenants/tenant/", {"action": "suspend_selected", "_selected_action": [tenant_b.pk]})
+    tenant_b.refresh_from_db()
+    assert tenant_b.status == Tenant.Status.SUSPENDED
+    entry = AuditEntry.unscoped.get(tenant=tenant_b, action="suspend")
+    assert (entry.source, entry.actor_label) == ("ops", "olga@openaisle.test")
+    client.post("/ops/tenants/tenant/", {"action": "reactivate_selected", "_selected_action": [tenant_b.pk]})
+    tenant_b.refresh_from_db()
+    assert tenant_b.is_active
+
+
+def test_operator_creates_a_tenant_and_issues_its_key(operator: User) -> None:
+    client = _login(operator)
+    response = client.post(
+        "/ops/tenants/tenant/add/",
+        {
+            "name": "Corner Shop",
+            "slug": "corner",
+            "tenants-membership-TOTAL_FORMS": "0",
+            "tenants-membership-INITIAL_FORMS": "0",
+            "tenants-apikey-TOTAL_FORMS": "0",
+            "tenants-apikey-INITIAL_FORMS": "0",
+        },
+    )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    tenant = Tenant.objects.get(slug="corner")
+    assert AuditEntry.unscoped.filter(tenant=tenant, action="create", source="ops").exists()
+    issued = client.post("/ops/tenants/apikey/add/", {"tenant": tenant.pk, "name": "pos"})
+    assert 'id="issued-api-key"' in issued.content.decode()
+    assert ApiKey.unscoped.filter(tenant=tenant, name="pos").exists()
+
+
+def test_operator_audit_log_lists_every_tenant(operator: User, tenant_a: Tenant, tenant_b: Tenant) -> None:
+    body = _login(operator).get("/ops/tenants/auditentry/").content.decode()
+    assert "Alpha Markets" in body and "Bravo Foods" in body
+
+
+def test_finance_can_look_but_not_change_tenants(finance: User, tenant_a: Tenant) -> None:
+    client = _login(finance)
+    assert client.get("/ops/tenants/tenant/").status_code == 200
+    client.post("/ops/tenants/tenant/", {"action": "suspend_selected", "_selected_action": [tenant_a.pk]})
+    tenant_a.refresh_from_db()
+    assert tenant_a.is_active
+
+
+@pytest.mark.parametrize("path", ["/admin/", "/ops/"])
+def test_admin_login_pages_render(client: Client, path: str, db: None) -> None:
+    response = client.get(f"{path}login/")
+    assert response.status_code == 200
+    assert b'name="password"' in response.content

@@ -1,0 +1,188 @@
+"""The licensee API's common contract (spec/store-api.md): auth, error body, limits, pagination, schema."""
+
+from __future__ import annotations
+
+import pytest
+from django.core.cache import cache
+from django.test import override_settings
+from rest_framework.test import APIClient
+
+from tenants import services
+from tenants.audit import Actor
+from tenants.models import ApiKey, Tenant
+
+
+def _error(response) -> dict:
+    body = response.json()
+    assert set(body) == {"error"}
+    assert set(body["error"]) == {"code", "message", "details"}
+    assert body["error"]["message"]
+    return body["error"]
+
+
+@pytest.mark.django_db
+def test_no_key_is_401_with_the_error_body() -> None:
+    response = APIClient().get("/api/v1/tenant")
+    assert response.status_code == 401
+    assert _error(response)["code"] == "not_authenticated"
+    assert response["WWW-Authenticate"].startswith("Bearer")
+
+
+@pytest.mark.parametrize(
+    "header",
+    ["Bearer oa_00000000_nope", "Bearer", "Basic dXNlcjpwYXNz", "Bearer a b", "Bearer not-a-key", "Bearer oa_"],
+)
+@pytest.mark.django_db
+def test_a_bad_key_is_401(header: str) -> None:
+    response = APIClient().get("/api/v1/tenant", HTTP_AUTHORIZATION=header)
+    assert response.status_code == 401
+    _error(response)
+
+
+def test_a_key_with_the_right_prefix_but_wrong_secret_is_401(api_a: APIClient) -> None:
+    prefix = api_a.api_key.prefix  # type: ignore[attr-defined]
+    response = APIClient().get("/api/v1/tenant", HTTP_AUTHORIZATION=f"Bearer oa_{prefix}_{'x' * 43}")
+    assert response.status_code == 401
+
+
+def test_a_revoked_key_stops_working_at_once(api_a: APIClient) -> None:
+    assert api_a.get("/api/v1/tenant").status_code == 200
+    services.api_key_revoke(actor=Actor.system(), api_key=api_a.api_key)  # type: ignore[attr-defined]
+    response = api_a.get("/api/v1/tenant")
+    assert response.status_code == 401
+    assert "revoked" in _error(response)["message"]
+
+
+def test_a_suspended_tenants_key_gets_403_with_a_clear_message(api_a: APIClient, tenant_a: Tenant) -> None:
+    services.tenant_suspend(actor=Actor.system(), tenant=tenant_a, reason="unpaid invoices")
+    for method, path in (("get", "/api/v1/tenant"), ("get", "/api/v1/api-keys"), ("post", "/api/v1/api-keys")):
+        response = getattr(api_a, method)(path, {"name": "x"}, format="json") if method == "post" else api_a.get(path)
+        assert response.status_code == 403
+        error = _error(response)
+        assert error["code"] == "tenant_suspended"
+        assert "suspended" in error["message"]
+    assert ApiKey.unscoped.filter(tenant=tenant_a).count() == 1
+    services.tenant_reactivate(actor=Actor.system(), tenant=tenant_a)
+    assert api_a.get("/api/v1/tenant").status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "code"),
+    [
+        (b"{bad json", "application/json", "parse_error"),
+        (b"", "application/json", "invalid"),
+        (b"[1, 2, 3]", "application/json", "invalid"),
+        (b'{"name": ["a list"]}', "application/json", "invalid"),
+        (b'{"name": 12.5e400}', "application/json", "parse_error"),
+        (b'{"name": ""}', "application/json", "invalid"),
+        (b'{"name": "' + b"x" * 101 + b'"}', "application/json", "invalid"),
+        (b'{"nom": "typo"}', "application/json", "invalid"),
+        (b"\xff\xfe\x00garbage", "application/json", "parse_error"),
+        (b"name=x", "text/plain", "unsupported_media_type"),
+    ],
+)
+def test_bad_input_is_a_4xx_with_the_error_body_and_writes_nothing(
+    api_a: APIClient, body: bytes, content_type: str, code: str
+) -> None:
+    before = ApiKey.unscoped.count()
+    response = api_a.generic("POST", "/api/v1/api-keys", body, content_type=content_type)
+    assert 400 <= response.status_code < 500, response.content
+    assert _error(response)["code"] == code
+    assert ApiKey.unscoped.count() == before
+
+
+def test_field_errors_are_listed_in_details(api_a: APIClient) -> None:
+    response = api_a.post("/api/v1/api-keys", {}, format="json")
+    assert response.status_code == 400
+    assert _error(response)["details"] == {"name": ["This field is required."]}
+
+
+@override_settings(API_MAX_JSON_BYTES=1024)
+def test_an_oversize_body_is_413(api_a: APIClient) -> None:
+    body = b'{"name": "' + b"x" * 2048 + b'"}'
+    response = api_a.generic("POST", "/api/v1/api-keys", body, content_type="application/json")
+    assert response.status_code == 413
+    assert _error(response)["code"] == "payload_too_large"
+
+
+def test_an_unknown_api_path_is_a_json_404(api_a: APIClient) -> None:
+    response = api_a.get("/api/v1/no-such-thing")
+    assert response.status_code == 404
+    assert _error(response)["code"] == "not_found"
+
+
+def test_a_wrong_method_is_405_with_the_error_body(api_a: APIClient) -> None:
+    response = api_a.put("/api/v1/tenant", {}, format="json")
+    assert response.status_code == 405
+    _error(response)
+
+
+def test_issue_list_and_revoke_keys_through_the_api(api_a: APIClient, tenant_a: Tenant) -> None:
+    created = api_a.post("/api/v1/api-keys", {"name": "till gateway"}, format="json")
+    assert created.status_code == 201
+    key = created.json()["key"]
+    assert key.startswith("oa_")
+    assert key not in str(ApiKey.unscoped.values_list("secret_hash", flat=True))
+    second = APIClient()
+    second.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")
+    assert second.get("/api/v1/tenant").json()["slug"] == "alpha"
+    listed = api_a.get("/api/v1/api-keys").json()
+    assert listed["count"] == 2
+    assert "key" not in listed["results"][0]
+    revoked = api_a.delete(f"/api/v1/api-keys/{created.json()['id']}")
+    assert revoked.status_code == 200
+    assert revoked.json()["revoked_at"] is not None
+    assert second.get("/api/v1/tenant").status_code == 401
+    actions = list(api_a.get("/api/v1/audit-log").json()["results"])
+    assert [a["action"] for a in actions[:2]] == ["revoke", "create"]
+    assert actions[0]["actor"].startswith("API key alpha test key")
+
+
+def test_lists_are_paginated(api_a: APIClient, tenant_a: Tenant) -> None:
+    for n in range(4):
+        services.api_key_issue(actor=Actor.system(), tenant=tenant_a, name=f"key {n}")
+    page = api_a.get("/api/v1/api-keys?page_size=2").json()
+    assert page["count"] == 5
+    assert len(page["results"]) == 2
+    assert page["next"].endswith("page=2&page_size=2")
+    assert api_a.get("/api/v1/api-keys?page=99").status_code == 404
+
+
+def test_each_key_is_throttled_on_its_own(api_a: APIClient, api_b: APIClient) -> None:
+    from tenants.authentication import ApiKeyRateThrottle
+
+    cache.delete_many([f"throttle:api_key:{c.api_key.prefix}" for c in (api_a, api_b)])  # type: ignore[attr-defined]
+    original = ApiKeyRateThrottle.THROTTLE_RATES
+    ApiKeyRateThrottle.THROTTLE_RATES = {"api_key": "3/min"}
+    try:
+        statuses = [api_a.get("/api/v1/tenant").status_code for _ in range(4)]
+        assert statuses == [200, 200, 200, 429]
+        throttled = api_a.get("/api/v1/tenant")
+        assert _error(throttled)["code"] == "throttled"
+        assert _error(throttled)["details"]["retry_after_seconds"] > 0
+        assert api_b.get("/api/v1/tenant").status_code == 200
+    finally:
+        ApiKeyRateThrottle.THROTTLE_RATES = original
+
+
+def test_request_id_is_echoed_or_made(api_a: APIClient) -> None:
+    assert api_a.get("/api/v1/tenant", HTTP_X_REQUEST_ID="abc-123")["X-Request-ID"] == "abc-123"
+    assert len(api_a.get("/api/v1/tenant")["X-Request-ID"]) == 32
+
+
+@pytest.mark.django_db
+def test_openapi_document_describes_the_api() -> None:
+    response = APIClient().get("/api/v1/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json")
+    assert response.status_code == 200
+    document = response.json()
+    assert {"/api/v1/tenant", "/api/v1/api-keys", "/api/v1/api-keys/{key_id}", "/api/v1/audit-log"} <= set(
+        document["paths"]
+    )
+    assert document["components"]["securitySchemes"]["ApiKey"]["scheme"] == "bearer"
+
+
+@pytest.mark.django_db
+def test_api_docs_are_served_from_local_static_files() -> None:
+    page = APIClient().get("/api/v1/docs/").content.decode()
+    assert "/static/drf_spectacular_sidecar/swagger-ui-dist/" in page
+    assert "cdn" not in page.lower()
