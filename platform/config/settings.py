@@ -37,6 +37,8 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "core",
     "tenants",
+    "catalog",
+    "stores",
 ]
 
 MIDDLEWARE = [

@@ -1,0 +1,174 @@
+"""Stores, their versioned layouts (zones, fixtures, bins — the planogram) and their devices.
+
+A layout version is immutable once written: events are read against the
+version in force at their time, so an old version must keep saying what it said.
+Devices are the physical things in a store (identity = code) and carry health;
+where each sits in a given layout is a `DevicePlacement` of that version.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.utils.timezone import now
+
+from core.models import TenantOwnedModel
+
+
+class Store(TenantOwnedModel):
+    class Status(models.TextChoices):
+        ONBOARDING = "onboarding", "Onboarding"
+        ACTIVE = "active", "Active"
+        CLOSED = "closed", "Closed"
+
+    code = models.CharField(max_length=64, help_text="The store's code in event streams and API paths.")
+    name = models.CharField(max_length=200)
+    address = models.TextField(blank=True)
+    timezone = models.CharField(max_length=64, default="UTC", help_text="IANA name, e.g. America/New_York.")
+    currency = models.CharField(max_length=3, help_text="ISO 4217, e.g. USD.")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.ONBOARDING)
+    preauth_amount = models.PositiveBigIntegerField(
+        "pre-authorisation amount",
+        default=5000,
+        help_text="Held on the shopper's card at entry, in the currency's minor unit.",
+    )
+    auto_charge_threshold = models.DecimalField(
+        max_digits=4,
+        decimal_places=3,
+        default=Decimal("0.900"),
+        validators=[MinValueValidator(Decimal("0")), MaxValueValidator(Decimal("1"))],
+        help_text="A visit is charged without review when every line is at least this confident.",
+    )
+    settling_window_seconds = models.PositiveIntegerField(
+        default=120, help_text="How long after exit late events are still awaited before a visit is final."
+    )
+    created_at = models.DateTimeField(default=now, editable=False)
+
+    class Meta:
+        ordering = ["code"]
+        constraints = [models.UniqueConstraint(fields=["tenant", "code"], name="store_code_unique_per_tenant")]
+
+    def __str__(self) -> str:
+        return f"{self.code} — {self.name}"
+
+
+class Device(TenantOwnedModel):
+    class Kind(models.TextChoices):
+        CAMERA = "camera", "Camera"
+        WEIGHT_SENSOR = "weight_sensor", "Weight sensor"
+        GATE = "gate", "Gate"
+
+    class Health(models.TextChoices):
+        UNKNOWN = "unknown", "Not heard from yet"
+        ONLINE = "online", "Online"
+        DEGRADED = "degraded", "Degraded"
+        OFFLINE = "offline", "Offline"
+
+    store = models.ForeignKey(Store, on_delete=models.CASCADE, related_name="devices")
+    code = models.CharField(max_length=64)
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    status = models.CharField(max_length=16, choices=Health.choices, default=Health.UNKNOWN)
+    last_seen_at = models.DateTimeField(null=True, blank=True)
+    status_changed_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=now, editable=False)
+
+    class Meta:
+        ordering = ["store", "code"]
+        constraints = [models.UniqueConstraint(fields=["tenant", "store", "code"], name="device_code_unique_per_store")]
+        indexes = [models.Index(fields=["tenant", "status"], name="device_tenant_status")]
+
+    def __str__(self) -> str:
+        return f"{self.code} ({self.get_kind_display()})"
+
+
+class LayoutVersion(TenantOwnedModel):
+    """One version of a store's layout, in force from `effective_from` until the next version."""
+
+    store = models.ForeignKey(Store, on_delete=models.CASCADE, related_name="layouts")
+    number = models.PositiveIntegerField()
+    effective_from = models.DateTimeField()
+    document = models.JSONField(help_text="The layout document as uploaded.")
+    floor_width_m = models.DecimalField(max_digits=7, decimal_places=2)
+    floor_depth_m = models.DecimalField(max_digits=7, decimal_places=2)
+    created_at = models.DateTimeField(default=now, editable=False)
+    created_by = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        ordering = ["store", "-effective_from"]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "store", "number"], name="layout_number_unique_per_store"),
+            models.UniqueConstraint(fields=["tenant", "store", "effective_from"], name="layout_one_per_instant"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.store.code} layout v{self.number}"
+
+
+class Zone(TenantOwnedModel):
+    layout = models.ForeignKey(LayoutVersion, on_delete=models.CASCADE, related_name="zones")
+    code = models.CharField(max_length=64)
+    name = models.CharField(max_length=200)
+    polygon = models.JSONField(help_text="[[x, y], …] in metres.")
+
+    class Meta:
+        ordering = ["layout", "code"]
+        constraints = [models.UniqueConstraint(fields=["tenant", "layout", "code"], name="zone_code_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.code} {self.name}"
+
+
+class Fixture(TenantOwnedModel):
+    layout = models.ForeignKey(LayoutVersion, on_delete=models.CASCADE, related_name="fixtures")
+    zone = models.ForeignKey(Zone, on_delete=models.CASCADE, related_name="fixtures")
+    code = models.CharField(max_length=64)
+    kind = models.CharField(max_length=32)
+    x_m = models.FloatField()
+    y_m = models.FloatField()
+    width_m = models.FloatField()
+    depth_m = models.FloatField()
+
+    class Meta:
+        ordering = ["layout", "code"]
+        constraints = [models.UniqueConstraint(fields=["tenant", "layout", "code"], name="fixture_code_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.code} ({self.kind})"
+
+
+class Bin(TenantOwnedModel):
+    """A place on a fixture holding one product: a planogram entry."""
+
+    layout = models.ForeignKey(LayoutVersion, on_delete=models.CASCADE, related_name="bins")
+    fixture = models.ForeignKey(Fixture, on_delete=models.CASCADE, related_name="bins")
+    code = models.CharField(max_length=64)
+    product = models.ForeignKey("catalog.Product", on_delete=models.PROTECT, related_name="+")
+    sku = models.CharField(max_length=64)
+    capacity = models.PositiveIntegerField()
+    sensor = models.ForeignKey(Device, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+
+    class Meta:
+        ordering = ["layout", "code"]
+        constraints = [models.UniqueConstraint(fields=["tenant", "layout", "code"], name="bin_code_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.sku}"
+
+
+class DevicePlacement(TenantOwnedModel):
+    """Where a device sits in one layout version and what it covers."""
+
+    layout = models.ForeignKey(LayoutVersion, on_delete=models.CASCADE, related_name="placements")
+    device = models.ForeignKey(Device, on_delete=models.CASCADE, related_name="placements")
+    position = models.JSONField(null=True, blank=True, help_text="[x, y] or [x, y, height] in metres.")
+    covers = models.JSONField(default=list, blank=True, help_text="Zone codes a camera sees.")
+    fixture = models.ForeignKey(Fixture, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+
+    class Meta:
+        ordering = ["layout", "device__code"]
+        constraints = [models.UniqueConstraint(fields=["tenant", "layout", "device"], name="placement_once_per_layout")]
+
+    def __str__(self) -> str:
+        return f"{self.device.code} in {self.layout}"
