@@ -19,6 +19,14 @@ class PayloadTooLarge(exceptions.APIException):
     default_code = "payload_too_large"
 
 
+class DetailedError(exceptions.APIException):
+    """An API error that carries structured `details` for the error body (e.g. every problem of a document)."""
+
+    def __init__(self, message: str, *, details: Any = None, code: str | None = None) -> None:
+        super().__init__(message, code)
+        self.details = details
+
+
 class Conflict(exceptions.APIException):
     status_code = status.HTTP_409_CONFLICT
     default_detail = "The request conflicts with the current state of the resource."
@@ -55,7 +63,7 @@ def _body_for(exc: exceptions.APIException) -> dict[str, Any]:
         return error_body(code="invalid", message="The request is not valid; see details.", details=exc.detail)
     codes = exc.get_codes()
     code = codes if isinstance(codes, str) else exc.default_code
-    details: Any = None
+    details: Any = getattr(exc, "details", None)
     wait = getattr(exc, "wait", None)
     if isinstance(exc, exceptions.Throttled) and wait is not None:
         details = {"retry_after_seconds": int(wait) + 1}

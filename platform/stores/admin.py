@@ -1,0 +1,229 @@
+"""Stores, layouts (with the drawn floor plan) and devices in the store admin."""
+
+from __future__ import annotations
+
+import json
+import zoneinfo
+from typing import Any
+
+import orjson
+from django import forms
+from django.contrib import admin, messages
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path, reverse
+from django.utils.html import format_html
+from django.utils.safestring import SafeString, mark_safe
+from unfold.admin import TabularInline
+from unfold.decorators import action, display
+
+from catalog import currencies
+from core.admin import TenantModelAdmin
+from core.admin_sites import licensee_site
+from stores import selectors, services
+from stores.floor_plan import render_floor_plan
+from stores.models import Device, LayoutVersion, Store
+from tenants.audit import Actor
+
+HEALTH_LABELS = {"online": "success", "degraded": "warning", "offline": "danger", "unknown": "info"}
+TIMEZONE_CHOICES = [(name, name) for name in sorted(zoneinfo.available_timezones())]
+CURRENCY_CHOICES = [(code, code) for code in sorted(currencies.MINOR_UNITS)]
+
+
+def _floor_plan_html(layout: LayoutVersion | None, *, store: Store) -> SafeString:
+    if layout is None:
+        return format_html("<p>{}</p>", "No layout yet. Use “Upload layout” to publish the first one.")
+    svg = render_floor_plan(
+        layout.document,
+        device_health=selectors.device_health(store=store),
+        product_names=selectors.product_names_of_layout(layout=layout),
+    )
+    return mark_safe(f'<div class="floor-plan" style="max-width:1100px">{svg}</div>')  # noqa: S308 — escaped by render_floor_plan
+
+
+class StoreAdminForm(forms.ModelForm):
+    timezone = forms.ChoiceField(choices=TIMEZONE_CHOICES, initial="UTC")
+    currency = forms.ChoiceField(choices=CURRENCY_CHOICES, initial="USD")
+
+    class Meta:
+        model = Store
+        fields = [
+            "code",
+            "name",
+            "address",
+            "timezone",
+            "currency",
+            "status",
+            "preauth_amount",
+            "auto_charge_threshold",
+            "settling_window_seconds",
+        ]
+
+    def clean_code(self) -> str:
+        code: str = self.cleaned_data["code"]
+        if not services.STORE_CODE.match(code):
+            raise forms.ValidationError("1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit.")
+        if Store.objects.filter(code=code).exclude(pk=self.instance.pk).exists():
+            raise forms.ValidationError(f"A store with the code {code!r} already exists.")
+        return code
+
+
+class LayoutVersionInline(TabularInline):
+    model = LayoutVersion
+    extra = 0
+    can_delete = False
+    show_change_link = True
+    fields = ["number", "effective_from", "created_by", "created_at"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Store, site=licensee_site)
+class StoreAdmin(TenantModelAdmin):
+    form = StoreAdminForm
+    list_display = ["code", "name", "status_label", "currency", "current_layout", "unhealthy_devices"]
+    list_filter = ["status"]
+    search_fields = ["code", "name", "address"]
+    inlines = [LayoutVersionInline]
+    actions_detail = ["upload_layout"]
+    fieldsets = [
+        (None, {"fields": ["code", "name", "address", "timezone", "currency", "status"]}),
+        ("Checkout", {"fields": ["preauth_amount", "auto_charge_threshold", "settling_window_seconds"]}),
+        ("Floor plan", {"fields": ["floor_plan"]}),
+    ]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return ["floor_plan", "code", "currency"] if obj is not None else ["floor_plan"]
+
+    @display(description="Status", label={"onboarding": "info", "active": "success", "closed": "danger"})
+    def status_label(self, store: Store) -> str:
+        return store.status
+
+    @display(description="Layout")
+    def current_layout(self, store: Store) -> str:
+        layout = selectors.layout_in_force(store=store)
+        return f"v{layout.number}" if layout else "—"
+
+    @display(description="Devices needing attention")
+    def unhealthy_devices(self, store: Store) -> str:
+        count = Device.objects.filter(store=store, status__in=["offline", "degraded"]).count()
+        return str(count) if count else "all healthy"
+
+    @display(description="Floor plan in force")
+    def floor_plan(self, store: Store) -> SafeString:
+        if store.pk is None:
+            return format_html("<p>{}</p>", "Save the store, then upload its layout.")
+        return _floor_plan_html(selectors.layout_in_force(store=store), store=store)
+
+    @action(description="Upload layout", url_path="upload-layout", icon="upload_file", permissions=["change"])
+    def upload_layout(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        return HttpResponseRedirect(reverse("admin:stores_store_upload_layout", args=[object_id]))
+
+    def get_urls(self) -> list[URLPattern]:
+        upload = path(
+            "<path:object_id>/layout/upload/",
+            self.admin_site.admin_view(self.upload_layout_view),
+            name="stores_store_upload_layout",
+        )
+        return [upload, *super().get_urls()]
+
+    def upload_layout_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        store = get_object_or_404(Store.objects.all(), pk=object_id)
+        if not self.has_change_permission(request, store):
+            return HttpResponseRedirect(reverse("admin:stores_store_change", args=[store.pk]))
+        form = LayoutUploadForm(request.POST or None, request.FILES or None)
+        problems: list[Any] = []
+        if request.method == "POST" and form.is_valid():
+            try:
+                layout = services.layout_publish(
+                    actor=Actor.for_request(request, source=self.audit_source),
+                    store=store,
+                    document=form.cleaned_data["document"],
+                    effective_from=form.cleaned_data.get("effective_from"),
+                )
+            except services.LayoutRejected as rejected:
+                problems = rejected.problems
+            else:
+                self.message_user(request, f"Layout v{layout.number} published for {store.code}.", messages.SUCCESS)
+                return HttpResponseRedirect(reverse("admin:stores_layoutversion_change", args=[layout.pk]))
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": Store._meta,
+            "original": store,
+            "title": f"Upload a layout for {store.code}",
+            "form": form,
+            "problems": problems,
+            "submit_label": "Validate and publish",
+            "intro": "A JSON layout document (see the API docs). It is checked whole: every problem is listed "
+            "and nothing is stored until there are none. Earlier versions stay in force for their time.",
+        }
+        return TemplateResponse(request, "admin/stores/upload_layout.html", context)
+
+
+class LayoutUploadForm(forms.Form):
+    file = forms.FileField(required=False, help_text="A .json layout document.")
+    text = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 8}), label="…or paste it here")
+    effective_from = forms.DateTimeField(required=False, help_text="When it takes effect; empty means now.")
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        upload, text = cleaned.get("file"), cleaned.get("text")
+        if not upload and not text:
+            raise forms.ValidationError("Choose a layout file or paste the document.")
+        raw = upload.read() if upload else str(text).encode()
+        try:
+            cleaned["document"] = orjson.loads(raw)
+        except orjson.JSONDecodeError as error:
+            raise forms.ValidationError(f"This is not valid JSON: {error}") from error
+        return cleaned
+
+
+@admin.register(LayoutVersion, site=licensee_site)
+class LayoutVersionAdmin(TenantModelAdmin):
+    list_display = ["__str__", "store", "number", "effective_from", "created_by"]
+    list_filter = ["store"]
+    search_fields = ["store__code", "store__name"]
+    fields = ["store", "number", "effective_from", "created_by", "created_at", "floor_plan", "document_pretty"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @display(description="Floor plan")
+    def floor_plan(self, layout: LayoutVersion) -> SafeString:
+        return _floor_plan_html(layout, store=layout.store)
+
+    @display(description="Document")
+    def document_pretty(self, layout: LayoutVersion) -> SafeString:
+        return format_html(
+            '<pre style="max-height:28rem;overflow:auto;font-size:12px">{}</pre>', json.dumps(layout.document, indent=2)
+        )
+
+
+@admin.register(Device, site=licensee_site)
+class DeviceAdmin(TenantModelAdmin):
+    list_display = ["code", "store", "kind", "health", "last_seen_at", "status_changed_at"]
+    list_filter = ["status", "kind", "store"]
+    search_fields = ["code", "store__code"]
+    fields = ["store", "code", "kind", "status", "last_seen_at", "status_changed_at", "created_at"]
+    readonly_fields = fields
+    ordering = ["status", "store__code", "code"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @display(description="Health", label=HEALTH_LABELS)
+    def health(self, device: Device) -> str:
+        return device.status

@@ -1,0 +1,200 @@
+"""Stores, layouts and devices through the licensee API (spec/store-api.md, "Set-up")."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from django.utils.dateparse import parse_datetime
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import exceptions, serializers, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from core.api.errors import DetailedError
+from core.api.views import TenantAPIView
+from stores import selectors, services
+from stores.models import Device, Store
+from tenants.audit import Actor
+from tenants.models import AuditEntry
+
+
+class StoreOutputSerializer(serializers.Serializer):
+    code = serializers.CharField()
+    name = serializers.CharField()
+    address = serializers.CharField()
+    timezone = serializers.CharField()
+    currency = serializers.CharField()
+    status = serializers.CharField()
+    preauth_amount = serializers.IntegerField(help_text="Minor units held at entry.")
+    auto_charge_threshold = serializers.FloatField(help_text="0 to 1.")
+    settling_window_seconds = serializers.IntegerField()
+    created_at = serializers.DateTimeField()
+
+
+class StoreCreateInputSerializer(serializers.Serializer):
+    code = serializers.CharField(max_length=64)
+    name = serializers.CharField(max_length=200)
+    timezone = serializers.CharField(max_length=64)
+    currency = serializers.CharField(min_length=3, max_length=3)
+    address = serializers.CharField(required=False, allow_blank=True, max_length=1000)
+    preauth_amount = serializers.IntegerField(required=False, min_value=0)
+    auto_charge_threshold = serializers.DecimalField(required=False, max_digits=4, decimal_places=3)
+    settling_window_seconds = serializers.IntegerField(required=False, min_value=0)
+
+
+class StoreUpdateInputSerializer(serializers.Serializer):
+    name = serializers.CharField(required=False, max_length=200)
+    address = serializers.CharField(required=False, allow_blank=True, max_length=1000)
+    timezone = serializers.CharField(required=False, max_length=64)
+    status = serializers.ChoiceField(required=False, choices=Store.Status.choices)
+    preauth_amount = serializers.IntegerField(required=False, min_value=0)
+    auto_charge_threshold = serializers.DecimalField(required=False, max_digits=4, decimal_places=3)
+    settling_window_seconds = serializers.IntegerField(required=False, min_value=0)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        fixed = sorted({"code", "currency"} & set(self.initial_data))
+        if fixed:
+            raise serializers.ValidationError(dict.fromkeys(fixed, "Cannot be changed after the store is created."))
+        return attrs
+
+
+class StoreListApi(TenantAPIView):
+    @extend_schema(responses=StoreOutputSerializer(many=True), summary="List stores")
+    def get(self, request: Request) -> Response:
+        return self.paginated_response(request, queryset=selectors.store_list(), serializer_class=StoreOutputSerializer)
+
+    @extend_schema(
+        request=StoreCreateInputSerializer, responses={201: StoreOutputSerializer}, summary="Register a store"
+    )
+    def post(self, request: Request) -> Response:
+        payload = StoreCreateInputSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        store = services.store_create(
+            actor=Actor.for_request(request, source=AuditEntry.Source.API), tenant=self.tenant, **payload.validated_data
+        )
+        return Response(StoreOutputSerializer(store).data, status=status.HTTP_201_CREATED)
+
+
+class StoreDetailApi(TenantAPIView):
+    @extend_schema(responses=StoreOutputSerializer, summary="One store")
+    def get(self, request: Request, store: str) -> Response:
+        return Response(StoreOutputSerializer(selectors.store_get(code=store)).data)
+
+    @extend_schema(
+        request=StoreUpdateInputSerializer, responses=StoreOutputSerializer, summary="Change a store's settings"
+    )
+    def patch(self, request: Request, store: str) -> Response:
+        found = selectors.store_get(code=store)
+        payload = StoreUpdateInputSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        updated = services.store_update(
+            actor=Actor.for_request(request, source=AuditEntry.Source.API), store=found, **payload.validated_data
+        )
+        return Response(StoreOutputSerializer(updated).data)
+
+
+class LayoutOutputSerializer(serializers.Serializer):
+    store = serializers.CharField(source="store.code")
+    version = serializers.IntegerField(source="number")
+    effective_from = serializers.DateTimeField()
+    created_at = serializers.DateTimeField()
+    created_by = serializers.CharField()
+    document = serializers.JSONField()
+
+
+def _instant(request: Request, name: str) -> datetime | None:
+    raw = request.query_params.get(name)
+    if raw is None:
+        return None
+    value = parse_datetime(raw.replace(" ", "+"))
+    if value is None or value.tzinfo is None:
+        raise exceptions.ValidationError({name: "An RFC 3339 timestamp with an offset, e.g. 2026-11-21T09:30:00Z."})
+    return value
+
+
+class LayoutRejectedError(DetailedError):
+    status_code = status.HTTP_400_BAD_REQUEST
+    default_code = "invalid_layout"
+
+
+class StoreLayoutApi(TenantAPIView):
+    @extend_schema(
+        parameters=[OpenApiParameter("at", OpenApiTypes.DATETIME, description="The instant (default: now).")],
+        responses=LayoutOutputSerializer,
+        summary="The layout in force at an instant",
+    )
+    def get(self, request: Request, store: str) -> Response:
+        found = selectors.store_get(code=store)
+        at = _instant(request, "at")
+        layout = selectors.layout_in_force(store=found, at=at)
+        if layout is None:
+            raise exceptions.NotFound(f"Store {found.code!r} has no layout in force at that time.")
+        return Response(LayoutOutputSerializer(layout).data)
+
+    @extend_schema(
+        request=OpenApiTypes.OBJECT,
+        parameters=[
+            OpenApiParameter(
+                "effective_from", OpenApiTypes.DATETIME, description="When it takes effect (default: now)."
+            )
+        ],
+        responses={201: LayoutOutputSerializer},
+        summary="Publish a new layout version (validated whole; every problem listed)",
+    )
+    def put(self, request: Request, store: str) -> Response:
+        found = selectors.store_get(code=store)
+        try:
+            layout = services.layout_publish(
+                actor=Actor.for_request(request, source=AuditEntry.Source.API),
+                store=found,
+                document=request.data,
+                effective_from=_instant(request, "effective_from"),
+            )
+        except services.LayoutRejected as rejected:
+            raise LayoutRejectedError(
+                f"The layout has {len(rejected.problems)} problem(s); nothing was stored.",
+                details={"problems": [{"path": p.path, "message": p.message} for p in rejected.problems]},
+            ) from rejected
+        return Response(LayoutOutputSerializer(layout).data, status=status.HTTP_201_CREATED)
+
+
+class LayoutVersionSummarySerializer(serializers.Serializer):
+    version = serializers.IntegerField(source="number")
+    effective_from = serializers.DateTimeField()
+    created_at = serializers.DateTimeField()
+    created_by = serializers.CharField()
+
+
+class StoreLayoutVersionsApi(TenantAPIView):
+    @extend_schema(
+        responses=LayoutVersionSummarySerializer(many=True), summary="The store's layout versions, newest first"
+    )
+    def get(self, request: Request, store: str) -> Response:
+        versions: Any = selectors.layout_versions(store=selectors.store_get(code=store))
+        return self.paginated_response(request, queryset=versions, serializer_class=LayoutVersionSummarySerializer)
+
+
+class DeviceOutputSerializer(serializers.Serializer):
+    code = serializers.CharField()
+    kind = serializers.CharField()
+    status = serializers.CharField()
+    last_seen_at = serializers.DateTimeField(allow_null=True)
+    status_changed_at = serializers.DateTimeField(allow_null=True)
+
+
+class StoreDeviceListApi(TenantAPIView):
+    @extend_schema(
+        parameters=[OpenApiParameter("status", str, enum=Device.Health.values), OpenApiParameter("kind", str)],
+        responses=DeviceOutputSerializer(many=True),
+        summary="The store's devices and their health",
+    )
+    def get(self, request: Request, store: str) -> Response:
+        status_filter = request.query_params.get("status")
+        if status_filter and status_filter not in Device.Health.values:
+            raise exceptions.ValidationError({"status": f"One of {', '.join(Device.Health.values)}."})
+        devices = selectors.device_list(store=selectors.store_get(code=store), status=status_filter)
+        if kind := request.query_params.get("kind"):
+            devices = devices.filter(kind=kind)
+        return self.paginated_response(request, queryset=devices, serializer_class=DeviceOutputSerializer)

@@ -1,0 +1,320 @@
+"""The floor plan of a layout as an SVG picture: a pure function of the layout document.
+
+Zones are tinted areas, fixtures are drawn with their bins labelled by product,
+cameras with their coverage, weight sensors under their bins, gates on the floor;
+every device is coloured by its health. Hovering any shape shows its details.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from html import escape
+from typing import Any
+
+HEALTH_COLOURS = {"online": "#16a34a", "degraded": "#d97706", "offline": "#dc2626", "unknown": "#9ca3af"}
+ZONE_FILLS = ("#eff6ff", "#f0fdf4", "#fefce8", "#fdf2f8", "#f5f3ff", "#ecfeff", "#fff7ed")
+CANVAS_WIDTH_PX = 960
+MARGIN_PX = 24
+LEGEND_PX = 28
+CAMERA_REACH_PER_METRE_OF_HEIGHT = 0.9
+
+
+def _num(value: Any, default: float = 0.0) -> float:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else default
+
+
+class _Canvas:
+    def __init__(self, width_m: float, depth_m: float) -> None:
+        self.scale = (CANVAS_WIDTH_PX - 2 * MARGIN_PX) / max(width_m, 0.1)
+        self.width_m, self.depth_m = width_m, depth_m
+        self.parts: list[str] = []
+
+    def x(self, metres: float) -> float:
+        return round(MARGIN_PX + metres * self.scale, 1)
+
+    def y(self, metres: float) -> float:
+        return round(MARGIN_PX + metres * self.scale, 1)
+
+    def length(self, metres: float) -> float:
+        return round(metres * self.scale, 1)
+
+    @property
+    def height_px(self) -> float:
+        return self.y(self.depth_m) + MARGIN_PX + LEGEND_PX
+
+    def shape(self, tag: str, attrs: Mapping[str, Any], title: str = "", text: str = "") -> None:
+        rendered = " ".join(f'{k.replace("_", "-")}="{escape(str(v))}"' for k, v in attrs.items())
+        inner = (f"<title>{escape(title)}</title>" if title else "") + escape(text)
+        self.parts.append(f"<{tag} {rendered}>{inner}</{tag}>")
+
+
+def _zones(canvas: _Canvas, zones: list[dict[str, Any]]) -> None:
+    for index, zone in enumerate(zones):
+        points = [p for p in zone.get("polygon") or [] if isinstance(p, list) and len(p) == 2]
+        if len(points) < 3:
+            continue
+        coords = " ".join(f"{canvas.x(_num(x))},{canvas.y(_num(y))}" for x, y in points)
+        canvas.shape(
+            "polygon",
+            {
+                "points": coords,
+                "fill": ZONE_FILLS[index % len(ZONE_FILLS)],
+                "stroke": "#93c5fd",
+                "stroke_width": 1,
+                "class": "zone",
+                "data_code": zone.get("code", ""),
+            },
+            title=f"Zone {zone.get('code')}: {zone.get('name')}",
+        )
+        left = min(_num(x) for x, _ in points)
+        bottom = max(_num(y) for _, y in points)
+        canvas.shape(
+            "text",
+            {
+                "x": canvas.x(left) + 6,
+                "y": canvas.y(bottom) - 6,
+                "font_size": 13,
+                "font_weight": 600,
+                "fill": "#1e3a8a",
+            },
+            text=str(zone.get("name") or zone.get("code")),
+        )
+
+
+def _bins(
+    canvas: _Canvas,
+    fixture: dict[str, Any],
+    product_names: Mapping[str, str],
+    sensor_health: Mapping[str, str],
+    highlighted: Collection[str],
+) -> None:
+    bins = [b for b in fixture.get("bins") or [] if isinstance(b, dict)]
+    if not bins:
+        return
+    x, y = (_num(v) for v in fixture["position"])
+    width, depth = (_num(v) for v in fixture["size"])
+    horizontal = width >= depth
+    step = (width if horizontal else depth) / len(bins)
+    for index, item in enumerate(bins):
+        bx, by = (x + index * step, y) if horizontal else (x, y + index * step)
+        bw, bd = (step, depth) if horizontal else (width, step)
+        sku = str(item.get("sku", ""))
+        is_hot = item.get("code") in highlighted
+        title = f"Bin {item.get('code')}: {sku} {product_names.get(sku, '')} · capacity {item.get('capacity')}"
+        if item.get("sensor"):
+            title += f" · sensor {item['sensor']} ({sensor_health.get(item['sensor'], 'unknown')})"
+        canvas.shape(
+            "rect",
+            {
+                "x": canvas.x(bx),
+                "y": canvas.y(by),
+                "width": canvas.length(bw),
+                "height": canvas.length(bd),
+                "fill": "#fde68a" if is_hot else "#ffffff",
+                "stroke": "#dc2626" if is_hot else "#cbd5e1",
+                "stroke_width": 2.5 if is_hot else 0.75,
+                "class": "bin",
+                "data_code": item.get("code", ""),
+            },
+            title=title,
+        )
+        font = max(6.0, min(10.0, canvas.length(min(bw, bd)) / 3))
+        cx, cy = canvas.x(bx + bw / 2), canvas.y(by + bd / 2)
+        rotate = "" if horizontal is False or canvas.length(bw) > font * len(sku) * 0.6 else f"rotate(-90 {cx} {cy})"
+        canvas.shape(
+            "text",
+            {
+                "x": cx,
+                "y": cy + font / 3,
+                "font_size": round(font, 1),
+                "text_anchor": "middle",
+                "fill": "#334155",
+                "transform": rotate,
+            },
+            text=sku,
+        )
+        if item.get("sensor"):
+            health = sensor_health.get(item["sensor"], "unknown")
+            canvas.shape(
+                "rect",
+                {
+                    "x": canvas.x(bx + bw) - 7,
+                    "y": canvas.y(by + bd) - 7,
+                    "width": 5,
+                    "height": 5,
+                    "fill": HEALTH_COLOURS.get(health, HEALTH_COLOURS["unknown"]),
+                    "class": "sensor",
+                },
+                title=f"Weight sensor {item['sensor']}: {health}",
+            )
+
+
+def _fixtures(
+    canvas: _Canvas,
+    fixtures: list[dict[str, Any]],
+    product_names: Mapping[str, str],
+    sensor_health: Mapping[str, str],
+    highlighted: Collection[str],
+) -> None:
+    for fixture in fixtures:
+        position, size = fixture.get("position"), fixture.get("size")
+        if not (isinstance(position, list) and isinstance(size, list) and len(position) == 2 and len(size) == 2):
+            continue
+        x, y = (_num(v) for v in position)
+        width, depth = (_num(v) for v in size)
+        canvas.shape(
+            "rect",
+            {
+                "x": canvas.x(x),
+                "y": canvas.y(y),
+                "width": canvas.length(width),
+                "height": canvas.length(depth),
+                "fill": "#e2e8f0",
+                "stroke": "#475569",
+                "stroke_width": 1.5,
+                "rx": 2,
+                "class": "fixture",
+                "data_code": fixture.get("code", ""),
+            },
+            title=f"Fixture {fixture.get('code')} ({fixture.get('kind', 'shelf')}) in zone {fixture.get('zone')}",
+        )
+        _bins(canvas, fixture, product_names, sensor_health, highlighted)
+        canvas.shape(
+            "text",
+            {"x": canvas.x(x), "y": canvas.y(y) - 3, "font_size": 10, "font_weight": 600, "fill": "#0f172a"},
+            text=str(fixture.get("code", "")),
+        )
+
+
+def _devices(canvas: _Canvas, devices: list[dict[str, Any]], health: Mapping[str, str]) -> None:
+    gates = [d for d in devices if d.get("kind") == "gate"]
+    for device in devices:
+        kind, code = device.get("kind"), str(device.get("code", ""))
+        status = health.get(code, "unknown")
+        colour = HEALTH_COLOURS.get(status, HEALTH_COLOURS["unknown"])
+        position = device.get("position") if isinstance(device.get("position"), list) else None
+        if kind == "camera" and position and len(position) >= 2:
+            cx, cy = canvas.x(_num(position[0])), canvas.y(_num(position[1]))
+            reach = canvas.length(
+                _num(position[2] if len(position) > 2 else 3.0, 3.0) * CAMERA_REACH_PER_METRE_OF_HEIGHT
+            )
+            covers = ", ".join(str(z) for z in device.get("covers") or [])
+            canvas.shape(
+                "circle",
+                {
+                    "cx": cx,
+                    "cy": cy,
+                    "r": reach,
+                    "clip_path": "url(#floor-clip)",
+                    "fill": colour,
+                    "fill_opacity": 0.07,
+                    "stroke": colour,
+                    "stroke_dasharray": "4 3",
+                    "stroke_width": 1,
+                    "class": "coverage",
+                },
+                title=f"Camera {code} covers {covers}",
+            )
+            canvas.shape(
+                "circle",
+                {
+                    "cx": cx,
+                    "cy": cy,
+                    "r": 6,
+                    "fill": colour,
+                    "stroke": "#ffffff",
+                    "stroke_width": 1.5,
+                    "class": f"device camera {status}",
+                    "data_code": code,
+                },
+                title=f"Camera {code}: {status} · covers {covers}",
+            )
+        elif kind == "gate":
+            if position and len(position) >= 2:
+                gx, gy = _num(position[0]), _num(position[1])
+            else:
+                gx, gy = canvas.width_m * (gates.index(device) + 1) / (len(gates) + 1), canvas.depth_m
+            canvas.shape(
+                "rect",
+                {
+                    "x": canvas.x(gx) - 14,
+                    "y": canvas.y(gy) - 5,
+                    "width": 28,
+                    "height": 10,
+                    "rx": 3,
+                    "fill": colour,
+                    "class": f"device gate {status}",
+                    "data_code": code,
+                },
+                title=f"Gate {code}: {status}",
+            )
+            canvas.shape(
+                "text",
+                {
+                    "x": canvas.x(gx),
+                    "y": canvas.y(gy) + 18,
+                    "font_size": 10,
+                    "text_anchor": "middle",
+                    "fill": "#0f172a",
+                },
+                text=code,
+            )
+
+
+def _legend(canvas: _Canvas) -> None:
+    y = canvas.y(canvas.depth_m) + MARGIN_PX + 6
+    x = float(MARGIN_PX)
+    for label, colour in HEALTH_COLOURS.items():
+        canvas.shape("circle", {"cx": x + 5, "cy": y, "r": 5, "fill": colour})
+        canvas.shape("text", {"x": x + 14, "y": y + 4, "font_size": 11, "fill": "#334155"}, text=label)
+        x += 90
+    canvas.shape(
+        "text",
+        {"x": x + 10, "y": y + 4, "font_size": 11, "fill": "#64748b"},
+        text="● camera (dashed: coverage)   ▬ gate   ▪ weight sensor   hover for details",
+    )
+
+
+def render_floor_plan(
+    document: Mapping[str, Any],
+    *,
+    device_health: Mapping[str, str] | None = None,
+    product_names: Mapping[str, str] | None = None,
+    highlighted_bins: Collection[str] = (),
+) -> str:
+    """An SVG picture of a (valid) layout document."""
+    floor = document.get("floor") or {}
+    canvas = _Canvas(_num(floor.get("width_m"), 10.0), _num(floor.get("depth_m"), 10.0))
+    health = device_health or {}
+    canvas.shape(
+        "rect",
+        {
+            "x": canvas.x(0),
+            "y": canvas.y(0),
+            "width": canvas.length(canvas.width_m),
+            "height": canvas.length(canvas.depth_m),
+            "fill": "#ffffff",
+            "stroke": "#0f172a",
+            "stroke_width": 2,
+        },
+        title=f"Floor {canvas.width_m:g} m by {canvas.depth_m:g} m",
+    )
+    _zones(canvas, [z for z in document.get("zones") or [] if isinstance(z, dict)])
+    _fixtures(
+        canvas,
+        [f for f in document.get("fixtures") or [] if isinstance(f, dict)],
+        product_names or {},
+        health,
+        set(highlighted_bins),
+    )
+    _devices(canvas, [d for d in document.get("devices") or [] if isinstance(d, dict)], health)
+    _legend(canvas)
+    clip = (
+        f'<defs><clipPath id="floor-clip"><rect x="{canvas.x(0)}" y="{canvas.y(0)}" '
+        f'width="{canvas.length(canvas.width_m)}" height="{canvas.length(canvas.depth_m)}"/></clipPath></defs>'
+    )
+    body = clip + "".join(canvas.parts)
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {CANVAS_WIDTH_PX} {canvas.height_px}" '
+        f'width="100%" role="img" aria-label="Store floor plan" font-family="system-ui, sans-serif">{body}</svg>'
+    )

@@ -1,0 +1,51 @@
+"""Reads on the stores of the tenant in scope."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.db.models import QuerySet
+from django.shortcuts import get_object_or_404
+from django.utils import timezone
+
+from stores.models import Bin, Device, LayoutVersion, Store
+
+
+def store_list() -> QuerySet[Store]:
+    return Store.objects.all()
+
+
+def store_get(*, code: str) -> Store:
+    """The store with this code; another tenant's store is 404, like a missing one."""
+    return get_object_or_404(Store.objects.all(), code=code)
+
+
+def layout_in_force(*, store: Store, at: datetime | None = None) -> LayoutVersion | None:
+    """The layout version in force at instant `at` (now by default), or None before the first one."""
+    return (
+        LayoutVersion.objects.filter(store=store, effective_from__lte=at or timezone.now())
+        .order_by("-effective_from")
+        .first()
+    )
+
+
+def layout_versions(*, store: Store) -> QuerySet[LayoutVersion]:
+    return LayoutVersion.objects.filter(store=store).order_by("-effective_from")
+
+
+def device_list(*, store: Store | None = None, status: str | None = None) -> QuerySet[Device]:
+    devices = Device.objects.select_related("store")
+    if store is not None:
+        devices = devices.filter(store=store)
+    if status:
+        devices = devices.filter(status=status)
+    return devices.order_by("store__code", "code")
+
+
+def device_health(*, store: Store) -> dict[str, str]:
+    """Device code → health, for drawing the floor plan."""
+    return dict(Device.objects.filter(store=store).values_list("code", "status"))
+
+
+def product_names_of_layout(*, layout: LayoutVersion) -> dict[str, str]:
+    return dict(Bin.objects.filter(layout=layout).values_list("sku", "product__name"))

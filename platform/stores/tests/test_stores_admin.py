@@ -1,0 +1,118 @@
+"""A manager brings a store from nothing to a drawn floor plan in the store admin."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+from django.contrib.auth.models import User
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import Client
+
+from conftest import PASSWORD
+from stores.floor_plan import render_floor_plan
+from stores.models import Device, LayoutVersion, Store
+from stores.tests.conftest import SKUS, add_products
+from tenants.models import AuditEntry, Tenant
+
+
+def _login(user: User) -> Client:
+    client = Client()
+    assert client.login(username=user.username, password=PASSWORD)
+    return client
+
+
+def _store_form(**overrides: str) -> dict[str, str]:
+    form = {
+        "code": "S7",
+        "name": "Harbour",
+        "address": "1 Quay",
+        "timezone": "Europe/Oslo",
+        "currency": "NOK",
+        "status": "onboarding",
+        "preauth_amount": "50000",
+        "auto_charge_threshold": "0.9",
+        "settling_window_seconds": "120",
+        "layouts-TOTAL_FORMS": "0",
+        "layouts-INITIAL_FORMS": "0",
+    }
+    return {**form, **overrides}
+
+
+def test_manager_creates_a_store_uploads_a_layout_and_sees_the_plan(
+    manager_a: User, tenant_a: Tenant, layout_document: dict
+) -> None:
+    add_products(tenant_a, SKUS)
+    client = _login(manager_a)
+    response = client.post("/admin/stores/store/add/", _store_form())
+    assert response.status_code == 302, response.content.decode()[:3000]
+    store = Store.unscoped.get(tenant=tenant_a, code="S7")
+    assert AuditEntry.unscoped.filter(tenant=tenant_a, object_type="stores.store", source="admin").exists()
+
+    upload = SimpleUploadedFile("layout.json", json.dumps(layout_document).encode(), content_type="application/json")
+    published = client.post(f"/admin/stores/store/{store.pk}/layout/upload/", {"file": upload})
+    layout = LayoutVersion.unscoped.get(store=store)
+    assert published["Location"] == f"/admin/stores/layoutversion/{layout.pk}/change/"
+    page = client.get(published["Location"]).content.decode()
+    assert "<svg" in page
+    assert 'data-code="F01-B01"' in page
+    assert "Product SKU-001" in page
+    store_page = client.get(f"/admin/stores/store/{store.pk}/change/").content.decode()
+    assert 'class="floor-plan"' in store_page
+
+
+def test_a_broken_upload_lists_every_problem_and_publishes_nothing(
+    manager_a: User, store_a: Store, layout_document: dict
+) -> None:
+    broken = copy.deepcopy(layout_document)
+    broken["fixtures"][0]["zone"] = "Z-NOWHERE"
+    broken["devices"][0]["covers"] = ["Z-NOPE"]
+    response = _login(manager_a).post(f"/admin/stores/store/{store_a.pk}/layout/upload/", {"text": json.dumps(broken)})
+    body = response.content.decode()
+    assert response.status_code == 200
+    assert "2 problems" in body
+    assert "fixtures[0].zone" in body
+    assert "devices[0].covers[0]" in body
+    assert not LayoutVersion.unscoped.exists()
+    not_json = _login(manager_a).post(f"/admin/stores/store/{store_a.pk}/layout/upload/", {"text": "{oops"})
+    assert "not valid JSON" in not_json.content.decode()
+
+
+def test_duplicate_store_code_is_a_form_error(manager_a: User, store_a: Store) -> None:
+    response = _login(manager_a).post("/admin/stores/store/add/", _store_form(code="S1"))
+    assert response.status_code == 200
+    assert "already exists" in response.content.decode()
+    assert Store.unscoped.filter(tenant=store_a.tenant).count() == 1
+
+
+def test_another_tenants_store_cannot_be_opened_or_uploaded_to(
+    manager_a: User, store_b: Store, layout_document: dict
+) -> None:
+    client = _login(manager_a)
+    assert client.get(f"/admin/stores/store/{store_b.pk}/layout/upload/").status_code == 404
+    client.post(f"/admin/stores/store/{store_b.pk}/layout/upload/", {"text": json.dumps(layout_document)})
+    assert not LayoutVersion.unscoped.exists()
+    assert "Bravo High Street" not in client.get("/admin/stores/store/").content.decode()
+
+
+def test_device_list_puts_unhealthy_devices_first(
+    manager_a: User, store_a: Store, layout_document: dict, api_a
+) -> None:
+    api_a.put("/api/v1/stores/S1/layout", layout_document, format="json")
+    Device.unscoped.filter(code="CAM-05").update(status="offline")
+    Device.unscoped.filter(code="GATE-IN").update(status="degraded")
+    body = _login(manager_a).get("/admin/stores/device/").content.decode()
+    assert body.index("GATE-IN") < body.index("CAM-05") < body.index("CAM-01")
+
+
+def test_floor_plan_colours_devices_by_health_and_escapes_text(layout_document: dict) -> None:
+    layout_document["zones"][0]["name"] = "<script>alert(1)</script>"
+    svg = render_floor_plan(
+        layout_document, device_health={"CAM-01": "offline", "CAM-02": "online"}, highlighted_bins={"F02-B03"}
+    )
+    assert "<script>" not in svg
+    assert "&lt;script&gt;" in svg
+    assert 'class="device camera offline" data-code="CAM-01"' in svg
+    assert 'class="device camera online" data-code="CAM-02"' in svg
+    assert svg.count('class="bin"') == 116
+    assert 'stroke="#dc2626" stroke-width="2.5" class="bin" data-code="F02-B03"' in svg

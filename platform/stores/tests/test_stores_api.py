@@ -1,0 +1,199 @@
+"""Stores, layouts and devices through the API: contract, versions in time, all-or-nothing, isolation."""
+
+from __future__ import annotations
+
+import copy
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+from rest_framework.test import APIClient
+
+from catalog.models import Product
+from core import tenancy
+from stores.models import Bin, Device, LayoutVersion, Store, Zone
+from tenants.models import AuditEntry, Tenant
+
+
+def test_register_a_store(api_a: APIClient, tenant_a: Tenant) -> None:
+    response = api_a.post(
+        "/api/v1/stores",
+        {"code": "S9", "name": "Airport", "timezone": "Europe/Paris", "currency": "EUR"},
+        format="json",
+    )
+    assert response.status_code == 201, response.json()
+    body = response.json()
+    assert body["code"] == "S9"
+    assert body["currency"] == "EUR"
+    assert body["status"] == "onboarding"
+    assert body["preauth_amount"] == 5000
+    assert AuditEntry.unscoped.filter(tenant=tenant_a, object_type="stores.store", action="create").exists()
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"code": "S 1", "name": "x", "timezone": "UTC", "currency": "USD"}, "code"),
+        ({"code": "S2", "name": "x", "timezone": "Mars/Olympus", "currency": "USD"}, "timezone"),
+        ({"code": "S2", "name": "x", "timezone": "UTC", "currency": "XYZ"}, "currency"),
+        ({"code": "S2", "name": "", "timezone": "UTC", "currency": "USD"}, "name"),
+        ({"code": "S2", "timezone": "UTC", "currency": "USD"}, "name"),
+        (
+            {"code": "S2", "name": "x", "timezone": "UTC", "currency": "USD", "auto_charge_threshold": 3},
+            "auto_charge_threshold",
+        ),
+        ({"code": "S2", "name": "x", "timezone": "UTC", "currency": "USD", "preauth_amount": -5}, "preauth_amount"),
+        ({"code": "S1", "name": "dup", "timezone": "UTC", "currency": "USD"}, "code"),
+    ],
+)
+def test_store_bad_input_is_400_and_writes_nothing(api_a: APIClient, store_a: Store, body: dict, field: str) -> None:
+    before = Store.unscoped.count()
+    response = api_a.post("/api/v1/stores", body, format="json")
+    assert response.status_code == 400
+    assert field in response.json()["error"]["details"]
+    assert Store.unscoped.count() == before
+
+
+def test_the_same_store_code_in_two_tenants_is_fine_and_separate(
+    api_a: APIClient, api_b: APIClient, store_a, store_b
+) -> None:
+    assert api_a.get("/api/v1/stores/S1").json()["name"] == "Main Street"
+    assert api_b.get("/api/v1/stores/S1").json()["name"] == "Bravo High Street"
+    assert [s["code"] for s in api_a.get("/api/v1/stores").json()["results"]] == ["S1"]
+
+
+def test_another_tenants_store_is_404_everywhere(api_a: APIClient, store_b: Store, layout_document: dict) -> None:
+    for method, path, body in [
+        ("get", "/api/v1/stores/S1", None),
+        ("patch", "/api/v1/stores/S1", {"name": "hijack"}),
+        ("put", "/api/v1/stores/S1/layout", layout_document),
+        ("get", "/api/v1/stores/S1/layout", None),
+        ("get", "/api/v1/stores/S1/layouts", None),
+        ("get", "/api/v1/stores/S1/devices", None),
+    ]:
+        response = getattr(api_a, method)(path, body, format="json") if body else getattr(api_a, method)(path)
+        assert response.status_code == 404, (method, path)
+        assert response.json()["error"]["code"] == "not_found"
+    assert Store.unscoped.get(pk=store_b.pk).name == "Bravo High Street"
+    assert not LayoutVersion.unscoped.exists()
+
+
+def test_patch_changes_settings_but_never_code_or_currency(api_a: APIClient, store_a: Store) -> None:
+    response = api_a.patch("/api/v1/stores/S1", {"status": "active", "auto_charge_threshold": "0.95"}, format="json")
+    assert response.status_code == 200
+    assert response.json()["auto_charge_threshold"] == 0.95
+    refused = api_a.patch("/api/v1/stores/S1", {"currency": "EUR", "name": "New"}, format="json")
+    assert refused.status_code == 400
+    assert "currency" in refused.json()["error"]["details"]
+    store_a.refresh_from_db()
+    assert (store_a.currency, store_a.name, store_a.status) == ("USD", "Main Street", "active")
+
+
+def test_publish_a_layout_and_read_it_back(api_a: APIClient, store_a: Store, layout_document: dict) -> None:
+    response = api_a.put("/api/v1/stores/S1/layout", layout_document, format="json")
+    assert response.status_code == 201, response.json()
+    assert response.json()["version"] == 1
+    with tenancy.tenant_scope(store_a.tenant_id):
+        layout = LayoutVersion.objects.get()
+        assert Zone.objects.filter(layout=layout).count() == 5
+        assert Bin.objects.filter(layout=layout).count() == 116
+        assert Bin.objects.filter(layout=layout, sensor__isnull=False).count() < 116
+        assert Device.objects.filter(store=store_a, kind="camera").count() == 8
+    assert api_a.get("/api/v1/stores/S1/layout").json()["document"] == layout_document
+
+
+def test_a_broken_layout_is_400_listing_every_problem_and_stores_nothing(
+    api_a: APIClient, store_a: Store, layout_document: dict
+) -> None:
+    broken = copy.deepcopy(layout_document)
+    broken["fixtures"][0]["zone"] = "Z-NOWHERE"
+    broken["fixtures"][1]["bins"][0]["sku"] = "GHOST"
+    broken["fixtures"][1]["bins"][1]["sensor"] = "W-NOPE"
+    broken["devices"][0]["covers"] = ["Z-NOPE"]
+    response = api_a.put("/api/v1/stores/S1/layout", broken, format="json")
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["code"] == "invalid_layout"
+    paths = {p["path"] for p in error["details"]["problems"]}
+    assert paths == {
+        "fixtures[0].zone",
+        "fixtures[1].bins[0].sku",
+        "fixtures[1].bins[1].sensor",
+        "devices[0].covers[0]",
+    }
+    assert not LayoutVersion.unscoped.exists()
+    assert not Device.unscoped.exists()
+
+
+def test_an_archived_or_other_tenants_product_does_not_resolve(
+    api_a: APIClient, store_a: Store, store_b: Store, tenant_b: Tenant, layout_document: dict
+) -> None:
+    Product.unscoped.filter(tenant=store_a.tenant, sku="SKU-001").update(status="archived")
+    Product.unscoped.create(tenant=tenant_b, sku="ONLY-B", name="b", unit_weight_g=1, weight_tolerance_g=1)
+    layout_document["fixtures"][0]["bins"][1]["sku"] = "ONLY-B"
+    expected = {
+        f"fixtures[{f}].bins[{b}].sku"
+        for f, fixture in enumerate(layout_document["fixtures"])
+        for b, item in enumerate(fixture["bins"])
+        if item["sku"] in ("SKU-001", "ONLY-B")
+    }
+    problems = api_a.put("/api/v1/stores/S1/layout", layout_document, format="json").json()["error"]["details"]
+    assert "fixtures[0].bins[1].sku" in expected
+    assert {p["path"] for p in problems["problems"]} == expected
+
+
+def test_layout_versions_answer_for_their_time(api_a: APIClient, store_a: Store, layout_document: dict) -> None:
+    start = timezone.now() - timedelta(days=10)
+    api_a.put(
+        f"/api/v1/stores/S1/layout?effective_from={start.isoformat().replace('+00:00', 'Z')}",
+        layout_document,
+        format="json",
+    )
+    changed = copy.deepcopy(layout_document)
+    changed["fixtures"][0]["bins"][0]["sku"] = "SKU-040"
+    second = start + timedelta(days=5)
+    response = api_a.put(
+        f"/api/v1/stores/S1/layout?effective_from={second.isoformat().replace('+00:00', 'Z')}", changed, format="json"
+    )
+    assert response.json()["version"] == 2
+
+    def sku_at(at) -> str | None:
+        got = api_a.get("/api/v1/stores/S1/layout", {"at": at.isoformat().replace("+00:00", "Z")})
+        return got.json()["document"]["fixtures"][0]["bins"][0]["sku"] if got.status_code == 200 else None
+
+    assert sku_at(start - timedelta(seconds=1)) is None
+    assert sku_at(start) == "SKU-001"
+    assert sku_at(second - timedelta(seconds=1)) == "SKU-001"
+    assert sku_at(second) == "SKU-040"
+    assert sku_at(timezone.now()) == "SKU-040"
+    assert [v["version"] for v in api_a.get("/api/v1/stores/S1/layouts").json()["results"]] == [2, 1]
+    assert api_a.get("/api/v1/stores/S1/layout", {"at": "yesterday"}).status_code == 400
+    clash = api_a.put(
+        f"/api/v1/stores/S1/layout?effective_from={start.isoformat().replace('+00:00', 'Z')}",
+        layout_document,
+        format="json",
+    )
+    assert clash.status_code == 400
+    assert LayoutVersion.unscoped.count() == 2
+
+
+def test_devices_keep_their_identity_and_health_across_versions(
+    api_a: APIClient, store_a: Store, layout_document: dict
+) -> None:
+    api_a.put("/api/v1/stores/S1/layout", layout_document, format="json")
+    Device.unscoped.filter(store=store_a, code="CAM-02").update(status="offline")
+    api_a.put("/api/v1/stores/S1/layout", layout_document, format="json")
+    assert Device.unscoped.filter(store=store_a, code="CAM-02").get().status == "offline"
+    assert Device.unscoped.filter(store=store_a).count() == len(layout_document["devices"])
+    offline = api_a.get("/api/v1/stores/S1/devices", {"status": "offline"}).json()["results"]
+    assert [d["code"] for d in offline] == ["CAM-02"]
+    cameras = api_a.get("/api/v1/stores/S1/devices", {"kind": "camera", "page_size": 100}).json()
+    assert cameras["count"] == 8
+    assert api_a.get("/api/v1/stores/S1/devices", {"status": "sleepy"}).status_code == 400
+
+
+def test_a_layout_that_is_not_json_object_is_refused(api_a: APIClient, store_a: Store) -> None:
+    for body in (b"[]", b"{not json", b'"text"'):
+        response = api_a.generic("PUT", "/api/v1/stores/S1/layout", body, content_type="application/json")
+        assert response.status_code == 400
+    assert not LayoutVersion.unscoped.exists()
