@@ -39,6 +39,8 @@ INSTALLED_APPS = [
     "tenants",
     "catalog",
     "stores",
+    "ingest",
+    "visits",
 ]
 
 MIDDLEWARE = [
@@ -166,6 +168,18 @@ CELERY_TASK_ROUTES = {
 }
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_TASK_TIME_LIMIT + 300}
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+CELERY_BEAT_SCHEDULE = {
+    "resume-stalled-streams": {"task": "ingest.resume_stalled_streams", "schedule": 60.0},
+    "mark-silent-devices": {"task": "ingest.mark_silent_devices", "schedule": 300.0},
+}
+
+# Event ingestion
+INGEST_MAX_UPLOAD_BYTES = env.int("INGEST_MAX_UPLOAD_BYTES", default=2 * 1024**3)
+INGEST_CHUNK_BYTES = env.int("INGEST_CHUNK_BYTES", default=4 * 1024**2)
+INGEST_STALLED_AFTER_SECONDS = env.int("INGEST_STALLED_AFTER_SECONDS", default=300)
+DEVICE_SILENT_AFTER_SECONDS = env.int("DEVICE_SILENT_AFTER_SECONDS", default=900)
+VISITS_PER_TASK = env.int("VISITS_PER_TASK", default=500)
+FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024**2
 
 LOGGING = {
     "version": 1,
@@ -207,3 +221,4 @@ UNFOLD_OPS = {
         }
     },
 }
+

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import zoneinfo
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -276,3 +276,13 @@ def _devices_upsert(*, store: Store, devices: list[dict[str, Any]]) -> dict[str,
     for device in Device.unscoped.bulk_create(new):
         existing[device.code] = device
     return existing
+
+
+def devices_mark_silent(*, silent_after: timedelta) -> int:
+    """Mark offline every device not heard of for `silent_after`; return how many changed."""
+    now = timezone.now()
+    return int(
+        Device.objects.filter(last_seen_at__lt=now - silent_after)
+        .exclude(status=Device.Health.OFFLINE)
+        .update(status=Device.Health.OFFLINE, status_changed_at=now)
+    )

@@ -1,0 +1,129 @@
+"""Event streams and live pushes through the licensee API (spec/store-api.md, "Events")."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.shortcuts import get_object_or_404
+from django.urls import reverse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import exceptions, serializers, status
+from rest_framework.parsers import MultiPartParser
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from core.api.errors import PayloadTooLarge
+from core.api.views import TenantAPIView
+from ingest import services
+from ingest.models import EventStream, Rejection
+from stores.selectors import store_get
+from tenants.audit import Actor
+from tenants.models import AuditEntry
+
+
+class EventStreamOutputSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    store = serializers.CharField(source="store.code")
+    source = serializers.CharField()
+    status = serializers.CharField()
+    lines = serializers.IntegerField()
+    accepted = serializers.IntegerField()
+    duplicates = serializers.IntegerField()
+    rejected = serializers.IntegerField()
+    progress = serializers.FloatField()
+    failure_reason = serializers.CharField()
+    original_name = serializers.CharField()
+    size_bytes = serializers.IntegerField()
+    created_at = serializers.DateTimeField()
+    started_at = serializers.DateTimeField(allow_null=True)
+    finished_at = serializers.DateTimeField(allow_null=True)
+
+
+class EventStreamAcceptedSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    status = serializers.CharField()
+    url = serializers.CharField()
+
+
+class RejectionOutputSerializer(serializers.Serializer):
+    line = serializers.IntegerField()
+    event_id = serializers.CharField(allow_blank=True)
+    reason = serializers.CharField()
+
+
+def _stream_url(request: Request, stream: EventStream) -> str:
+    return request.build_absolute_uri(reverse("event-stream-detail", args=[stream.pk]))
+
+
+class StoreEventStreamListApi(TenantAPIView):
+    parser_classes = [MultiPartParser]
+
+    @extend_schema(
+        request={"multipart/form-data": inline_serializer("EventStreamUpload", {"file": serializers.FileField()})},
+        responses={202: EventStreamAcceptedSerializer},
+        summary="Upload an NDJSON (or gzip) file of events; processed in the background",
+    )
+    def post(self, request: Request, store: str) -> Response:
+        found = store_get(code=store)
+        declared = int(request.META.get("CONTENT_LENGTH") or 0)
+        if declared > settings.INGEST_MAX_UPLOAD_BYTES:
+            raise PayloadTooLarge(f"Uploads are limited to {settings.INGEST_MAX_UPLOAD_BYTES} bytes; split the file.")
+        upload = request.FILES.get("file")
+        if upload is None:
+            raise exceptions.ValidationError(
+                {"file": "Send the NDJSON (or .ndjson.gz) file as multipart field 'file'."}
+            )
+        stream = services.stream_upload(
+            actor=Actor.for_request(request, source=AuditEntry.Source.API), store=found, upload=upload
+        )
+        body = {"id": stream.pk, "status": stream.status, "url": _stream_url(request, stream)}
+        return Response(body, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(responses=EventStreamOutputSerializer(many=True), summary="The store's event streams, newest first")
+    def get(self, request: Request, store: str) -> Response:
+        streams: Any = EventStream.objects.filter(store=store_get(code=store)).select_related("store")
+        return self.paginated_response(request, queryset=streams, serializer_class=EventStreamOutputSerializer)
+
+
+class EventStreamDetailApi(TenantAPIView):
+    @extend_schema(responses=EventStreamOutputSerializer, summary="An event stream's status, counts and progress")
+    def get(self, request: Request, stream_id: int) -> Response:
+        stream = get_object_or_404(EventStream.objects.select_related("store"), pk=stream_id)
+        return Response(EventStreamOutputSerializer(stream).data)
+
+
+class EventStreamRejectionListApi(TenantAPIView):
+    @extend_schema(responses=RejectionOutputSerializer(many=True), summary="The lines a stream refused, by line")
+    def get(self, request: Request, stream_id: int) -> Response:
+        stream = get_object_or_404(EventStream.objects.all(), pk=stream_id)
+        rejections: Any = Rejection.objects.filter(stream=stream).order_by("line", "pk")
+        return self.paginated_response(request, queryset=rejections, serializer_class=RejectionOutputSerializer)
+
+
+class PushRejectionSerializer(serializers.Serializer):
+    index = serializers.IntegerField()
+    event_id = serializers.CharField(allow_null=True)
+    reason = serializers.CharField()
+
+
+class PushResultSerializer(serializers.Serializer):
+    accepted = serializers.IntegerField()
+    duplicates = serializers.IntegerField()
+    rejected = PushRejectionSerializer(many=True)
+
+
+class StoreEventPushApi(TenantAPIView):
+    @extend_schema(
+        request={"application/json": OpenApiTypes.OBJECT},
+        responses={202: PushResultSerializer},
+        summary="Push up to 1,000 events live; answered with what was accepted, duplicate or rejected",
+    )
+    def post(self, request: Request, store: str) -> Response:
+        found = store_get(code=store)
+        result = services.events_push(
+            actor=Actor.for_request(request, source=AuditEntry.Source.API), store=found, events=request.data
+        )
+        body = {"accepted": result.accepted, "duplicates": result.duplicates, "rejected": result.rejected}
+        return Response(body, status=status.HTTP_202_ACCEPTED)

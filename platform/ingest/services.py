@@ -1,0 +1,356 @@
+"""Event streams from upload to visits: store the file, cut it into chunks, process each, finish.
+
+    stream_upload ──▶ [ingest] stream_prepare ──▶ [ingest] chunk_process (x N) ──▶ [ingest] stream_finish ──▶ [visits]
+
+Each step is idempotent and safe to run twice: a chunk is processed inside one
+transaction holding its row lock and is skipped once done, so a worker killed
+mid-chunk loses nothing (the transaction rolls back and the chunk is redone) and
+doubles nothing. `streams_resume_stalled` re-sends the chunks of a stream whose
+worker died, whatever the broker does with unacknowledged messages.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import zlib
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import orjson
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.files import File
+from django.core.files.storage import default_storage
+from django.db import transaction
+from django.db.models import Exists, F, Max, OuterRef
+from django.db.models.fields.json import KT
+from django.utils import timezone
+
+from core.tasks import enqueue_on_commit
+from ingest.models import Event, EventStream, Rejection, StreamChunk
+from ingest.processing import Outcome, process_lines, read_lines, store_references
+from stores.models import Device, Store
+from tenants.audit import Actor
+
+logger = logging.getLogger(__name__)
+
+GZIP_MAGIC = b"\x1f\x8b"
+BINARY_SNIFF_BYTES = 8192
+PUSH_MAX_EVENTS = 1000
+
+
+@dataclass(frozen=True)
+class PushResult:
+    stream: EventStream
+    accepted: int
+    duplicates: int
+    rejected: list[dict[str, Any]]
+
+
+@transaction.atomic
+def stream_upload(*, actor: Actor, store: Store, upload: Any) -> EventStream:
+    """Keep an uploaded NDJSON (or gzip) file and queue it for processing."""
+    if store.tenant.status != store.tenant.Status.ACTIVE:
+        raise ValidationError("The account is suspended; uploads are refused.")
+    stream = EventStream.unscoped.create(
+        tenant_id=store.tenant_id,
+        store=store,
+        source=EventStream.Source.UPLOAD,
+        original_name=(getattr(upload, "name", "") or "")[:255],
+        size_bytes=getattr(upload, "size", 0) or 0,
+        created_by=actor.label[:200],
+    )
+    stream.file.save(f"stream-{stream.pk}.upload", File(upload), save=False)
+    stream.save(update_fields=["file"])
+    enqueue_on_commit("ingest.prepare_stream", tenant_id=store.tenant_id, stream_id=stream.pk)
+    return stream
+
+
+def _gunzip(source: Any, target: Any) -> str:
+    """Stream-decompress the gzip members of `source` into `target`; for damaged data, say why it stopped.
+
+    Everything decompressed before the damage is kept, so the lines before it are processed.
+    """
+    inflater, fed = zlib.decompressobj(wbits=31), False
+    while block := source.read(1 << 20):
+        while block:
+            try:
+                target.write(inflater.decompress(block))
+            except zlib.error as error:
+                return f"the gzip file is damaged ({error}); the lines before the damage were processed"
+            fed = True
+            block = b""
+            if inflater.eof:
+                block = inflater.unused_data
+                inflater, fed = zlib.decompressobj(wbits=31), False
+    target.write(inflater.flush())
+    if fed and not inflater.eof:
+        return "the gzip file is cut short; the lines before the cut were processed"
+    return ""
+
+
+def _decompress(stream: EventStream) -> tuple[str, str]:
+    """Ungzip the upload into a sibling NDJSON file; return its name and, for a damaged file, why it stopped."""
+    with stream.file.open("rb") as source, tempfile.NamedTemporaryFile(delete=False, suffix=".ndjson") as target:
+        failure = _gunzip(source, target)
+        temp_name = target.name
+    try:
+        with open(temp_name, "rb") as plain:
+            name = default_storage.save(f"{stream.file.name}.ndjson", File(plain))
+    finally:
+        os.unlink(temp_name)
+    return name, failure
+
+
+def _cut_into_chunks(stream: EventStream, *, chunk_bytes: int) -> list[StreamChunk]:
+    """Split the NDJSON file at line ends into chunks of about `chunk_bytes`, numbering their first lines."""
+    chunks: list[StreamChunk] = []
+    with default_storage.open(stream.plain_file, "rb") as plain:
+        start, line = 0, 1
+        while True:
+            plain.seek(start)
+            body = plain.read(chunk_bytes)
+            if not body:
+                break
+            if len(body) == chunk_bytes:
+                tail = b""
+                while (piece := plain.read(65536)) and b"\n" not in piece:
+                    tail += piece
+                if piece:
+                    tail += piece[: piece.index(b"\n") + 1]
+                body += tail
+            chunks.append(
+                StreamChunk(
+                    tenant_id=stream.tenant_id,
+                    stream=stream,
+                    seq=len(chunks),
+                    start_offset=start,
+                    end_offset=start + len(body),
+                    first_line=line,
+                )
+            )
+            line += body.count(b"\n")
+            start += len(body)
+    return chunks
+
+
+def _looks_binary(stream: EventStream) -> bool:
+    with default_storage.open(stream.plain_file, "rb") as plain:
+        return b"\x00" in plain.read(BINARY_SNIFF_BYTES)
+
+
+def stream_prepare(*, stream_id: int) -> None:
+    """Make the stream's NDJSON file, cut it into chunks and send them to the workers (once)."""
+    with transaction.atomic():
+        stream = EventStream.objects.select_for_update().get(pk=stream_id)
+        if stream.status in (EventStream.Status.DONE, EventStream.Status.FAILED):
+            return
+        if stream.chunks_total == 0:
+            _prepare_chunks(stream)
+    if stream.chunks_total == 0:
+        stream_finish(stream_id=stream.pk)
+        return
+    for chunk_id in StreamChunk.objects.filter(stream=stream, done=False).values_list("pk", flat=True):
+        _send_chunk(stream.tenant_id, chunk_id)
+
+
+def _send_chunk(tenant_id: int, chunk_id: int) -> None:
+    enqueue_on_commit("ingest.process_chunk", tenant_id=tenant_id, chunk_id=chunk_id)
+
+
+def _prepare_chunks(stream: EventStream) -> None:
+    with stream.file.open("rb") as upload:
+        magic = upload.read(2)
+    failure = ""
+    if magic == GZIP_MAGIC:
+        stream.plain_file, failure = _decompress(stream)
+    else:
+        stream.plain_file = stream.file.name
+    stream.status = EventStream.Status.PROCESSING
+    stream.started_at = timezone.now()
+    stream.failure_reason = failure
+    if _looks_binary(stream):
+        stream.status = EventStream.Status.FAILED
+        stream.failure_reason = "This is not an NDJSON text file: it contains binary data (NUL bytes)."
+        stream.finished_at = timezone.now()
+        stream.save()
+        return
+    chunks = StreamChunk.objects.bulk_create(_cut_into_chunks(stream, chunk_bytes=settings.INGEST_CHUNK_BYTES))
+    stream.chunks_total = len(chunks)
+    stream.bytes_total = chunks[-1].end_offset if chunks else 0
+    stream.save()
+
+
+def chunk_process(*, chunk_id: int) -> None:
+    """Process one chunk whole, exactly once; the last chunk of a stream sends the stream to finish."""
+    with transaction.atomic():
+        chunk = StreamChunk.objects.select_for_update(skip_locked=True).filter(pk=chunk_id, done=False).first()
+        if chunk is None:
+            return
+        stream = EventStream.objects.select_related("store").get(pk=chunk.stream_id)
+        with default_storage.open(stream.plain_file, "rb") as plain:
+            outcome = process_lines(
+                stream=stream,
+                numbered_lines=read_lines(
+                    plain, start=chunk.start_offset, end=chunk.end_offset, first_line=chunk.first_line
+                ),
+                references=store_references(store=stream.store),
+                now=timezone.now(),
+            )
+        chunk.done, chunk.done_at = True, timezone.now()
+        chunk.lines, chunk.accepted = outcome.lines, outcome.accepted
+        chunk.duplicates, chunk.rejected = outcome.duplicates, outcome.rejected
+        chunk.save()
+        finished = _count_chunk(stream_id=stream.pk, outcome=outcome, size=chunk.end_offset - chunk.start_offset)
+        if finished:
+            enqueue_on_commit("ingest.finish_stream", tenant_id=stream.tenant_id, stream_id=stream.pk)
+
+
+def _count_chunk(*, stream_id: int, outcome: Outcome, size: int) -> bool:
+    """Add a chunk's counts to its stream (under the stream's row lock); True when it was the last chunk."""
+    stream = EventStream.objects.select_for_update().get(pk=stream_id)
+    stream.lines = F("lines") + outcome.lines
+    stream.accepted = F("accepted") + outcome.accepted
+    stream.duplicates = F("duplicates") + outcome.duplicates
+    stream.rejected = F("rejected") + outcome.rejected
+    stream.bytes_done = F("bytes_done") + size
+    stream.chunks_done = F("chunks_done") + 1
+    stream.save(update_fields=["lines", "accepted", "duplicates", "rejected", "bytes_done", "chunks_done"])
+    stream.refresh_from_db(fields=["chunks_done", "chunks_total"])
+    return stream.chunks_done == stream.chunks_total
+
+
+def stream_finish(*, stream_id: int) -> None:
+    """Close a stream: refuse events of sessions never started, update device health, hand visits on."""
+    with transaction.atomic():
+        stream = EventStream.objects.select_for_update().select_related("store").get(pk=stream_id)
+        if stream.status == EventStream.Status.DONE or stream.finished_at is not None:
+            return
+        _reject_unknown_sessions(stream)
+        _record_device_observations(stream)
+        stream.status = EventStream.Status.FAILED if stream.failure_reason else EventStream.Status.DONE
+        stream.finished_at = timezone.now()
+        stream.bytes_done = stream.bytes_total
+        stream.save()
+        sessions = sorted(
+            set(Event.objects.filter(stream=stream, session__isnull=False).values_list("session", flat=True).distinct())
+        )
+        for start in range(0, len(sessions), settings.VISITS_PER_TASK):
+            enqueue_on_commit(
+                "visits.refresh_visits",
+                tenant_id=stream.tenant_id,
+                store_id=stream.store_id,
+                sessions=sessions[start : start + settings.VISITS_PER_TASK],
+            )
+
+
+def _reject_unknown_sessions(stream: EventStream) -> None:
+    """Events of this stream for a session no `session.started` in the store ever opened become rejections."""
+    started = Event.objects.filter(store_id=stream.store_id, type="session.started", session=OuterRef("session"))
+    orphans = list(
+        Event.objects.filter(stream=stream, session__isnull=False)
+        .exclude(type="session.started")
+        .annotate(known=Exists(started))
+        .filter(known=False)
+        .values("pk", "line", "event_id", "session", "payload")
+    )
+    if not orphans:
+        return
+    Rejection.objects.bulk_create(
+        [
+            Rejection(
+                tenant_id=stream.tenant_id,
+                stream=stream,
+                line=row["line"],
+                event_id=row["event_id"],
+                reason=f"unknown session {row['session']!r}: no session.started for it in this store "
+                "(send the session.started first, then this event again)",
+                raw=orjson.dumps(row["payload"]).decode()[:500],
+            )
+            for row in orphans
+        ],
+        batch_size=1000,
+    )
+    Event.objects.filter(pk__in=[row["pk"] for row in orphans]).delete()
+    stream.accepted -= len(orphans)
+    stream.rejected += len(orphans)
+
+
+def _record_device_observations(stream: EventStream) -> None:
+    """Last time each device was heard of, and the latest status it reported, from this stream's events."""
+    events = Event.objects.filter(stream=stream)
+    seen = dict(events.values("device").annotate(last=Max("ts")).values_list("device", "last"))
+    reported = {
+        row["device"]: row
+        for row in events.filter(type="device.status")
+        .order_by("device", "ts")
+        .values("device", "ts", status=KT("payload__status"))
+    }
+    devices = list(Device.objects.select_for_update().filter(store_id=stream.store_id, code__in=seen).order_by("pk"))
+    for device in devices:
+        last = seen[device.code]
+        if device.last_seen_at is None or last > device.last_seen_at:
+            device.last_seen_at = last
+        report = reported.get(device.code)
+        if report and (device.status_changed_at is None or report["ts"] >= device.status_changed_at):
+            device.status, device.status_changed_at = report["status"], report["ts"]
+    Device.objects.bulk_update(devices, ["last_seen_at", "status", "status_changed_at"])
+
+
+def events_push(*, actor: Actor, store: Store, events: Any) -> PushResult:
+    """Process up to 1,000 events sent live, through the same validation and writing as uploads."""
+    if not isinstance(events, list):
+        raise ValidationError("Send a JSON array of events.")
+    if len(events) > PUSH_MAX_EVENTS:
+        raise ValidationError(f"At most {PUSH_MAX_EVENTS} events per call; split the batch.")
+    with transaction.atomic():
+        stream = EventStream.unscoped.create(
+            tenant_id=store.tenant_id,
+            store=store,
+            source=EventStream.Source.PUSH,
+            status=EventStream.Status.PROCESSING,
+            started_at=timezone.now(),
+            created_by=actor.label[:200],
+        )
+        outcome = process_lines(
+            stream=stream,
+            numbered_lines=((index, orjson.dumps(event)) for index, event in enumerate(events)),
+            references=store_references(store=store),
+            now=timezone.now(),
+        )
+        EventStream.unscoped.filter(pk=stream.pk).update(
+            lines=outcome.lines, accepted=outcome.accepted, duplicates=outcome.duplicates, rejected=outcome.rejected
+        )
+        stream_finish(stream_id=stream.pk)
+    stream.refresh_from_db()
+    rejected = [
+        {"index": row.line, "event_id": row.event_id or None, "reason": row.reason}
+        for row in Rejection.objects.filter(stream=stream).order_by("line")
+    ]
+    return PushResult(stream=stream, accepted=stream.accepted, duplicates=stream.duplicates, rejected=rejected)
+
+
+def streams_resume_stalled(*, stalled_after: timedelta) -> int:
+    """Re-send the unfinished chunks of streams that made no progress for `stalled_after`; return how many.
+
+    Runs platform-wide (a periodic job): a worker that died mid-stream leaves its chunk undone, and this
+    picks it up again whatever the broker does with the unacknowledged message.
+    """
+    cutoff = timezone.now() - stalled_after
+    resent = 0
+    for stream in EventStream.objects.filter(status=EventStream.Status.PROCESSING, source=EventStream.Source.UPLOAD):
+        last_progress: datetime | None = (
+            StreamChunk.objects.filter(stream=stream).aggregate(last=Max("done_at"))["last"] or stream.started_at
+        )
+        if last_progress is None or last_progress > cutoff:
+            continue
+        pending = list(StreamChunk.objects.filter(stream=stream, done=False).values_list("pk", flat=True))
+        for chunk_id in pending:
+            _send_chunk(stream.tenant_id, chunk_id)
+        if not pending and stream.chunks_done == stream.chunks_total:
+            enqueue_on_commit("ingest.finish_stream", tenant_id=stream.tenant_id, stream_id=stream.pk)
+        resent += len(pending)
+    return resent

@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+import gzip
+import time
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from typing import Any
+
+import orjson
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from rest_framework.test import APIClient
+
+from conftest import LAYOUT_FROM
+from ingest.models import EventStream
+from ingest.sample import sample_events
+from stores.models import LayoutVersion, Store
+from tenants.models import Tenant
+
+DAY = datetime(2026, 3, 2, 8, 0, tzinfo=LAYOUT_FROM.tzinfo)
+
+
+def ndjson(events: Iterable[Any]) -> bytes:
+    return b"".join((e if isinstance(e, bytes) else orjson.dumps(e)) + b"\n" for e in events)
+
+
+def day_of_events(store: Store, *, visits: int = 20, seed: int = 1, prefix: str = "e") -> list[dict[str, Any]]:
+    layout = LayoutVersion.unscoped.get(store=store)
+    return list(sample_events(layout.document, visits=visits, start=DAY, seed=seed, id_prefix=prefix))
+
+
+def upload(client: APIClient, store: str, body: bytes, *, name: str = "events.ndjson", gz: bool = False) -> Any:
+    payload = gzip.compress(body) if gz else body
+    file = SimpleUploadedFile(name + (".gz" if gz else ""), payload, content_type="application/x-ndjson")
+    return client.post(f"/api/v1/stores/{store}/event-streams", {"file": file}, format="multipart")
+
+
+def wait_for_stream(client: APIClient, stream_id: int, *, timeout: float = 60) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        body = client.get(f"/api/v1/event-streams/{stream_id}").json()
+        if body["status"] in ("done", "failed"):
+            return body
+        if time.monotonic() > deadline:
+            raise AssertionError(f"stream {stream_id} did not finish: {body}")
+        time.sleep(0.1)
+
+
+@pytest.fixture
+def store_a(make_store_with_layout: Callable[..., Store], tenant_a: Tenant) -> Store:
+    return make_store_with_layout(tenant_a)
+
+
+@pytest.fixture
+def store_b(make_store_with_layout: Callable[..., Store], tenant_b: Tenant) -> Store:
+    return make_store_with_layout(tenant_b)
+
+
+def stream_totals(stream_id: int) -> tuple[int, int, int, int]:
+    stream = EventStream.unscoped.get(pk=stream_id)
+    return stream.lines, stream.accepted, stream.duplicates, stream.rejected

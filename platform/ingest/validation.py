@@ -1,0 +1,237 @@
+"""Store events: parsing and validation, as pure functions over plain data.
+
+`check_event` follows `spec/event-stream.schema.json` exactly (a property test
+compares it with the jsonschema library on generated events) but runs in a few
+microseconds, and says what is wrong in words a store engineer can act on.
+`check_references` then reads the event against the layout in force at its time.
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import orjson
+
+EVENT_TYPES = (
+    "session.started",
+    "session.ended",
+    "item.picked",
+    "item.returned",
+    "shelf.weight_changed",
+    "device.status",
+)
+DEVICE_STATUSES = ("online", "offline", "degraded")
+FUTURE_TOLERANCE = timedelta(hours=24)
+_RFC3339 = re.compile(r"^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """A valid event, with the fields the platform reads pulled out of the raw object."""
+
+    event_id: str
+    type: str
+    ts: datetime
+    session: str | None
+    bin: str | None
+    device: str | None
+    raw: dict[str, Any]
+
+
+def parse_timestamp(value: Any) -> datetime | None:
+    """An RFC 3339 timestamp with an offset, or None."""
+    if not isinstance(value, str):
+        return None
+    match = _RFC3339.match(value)
+    if match is None:
+        return None
+    normalised = value.upper().replace("Z", "+00:00")
+    fraction = match.group(7)
+    if fraction and len(fraction) > 7:
+        normalised = normalised.replace(fraction, fraction[:7], 1)
+    try:
+        return datetime.fromisoformat(normalised)
+    except ValueError:
+        return None
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _is_integer(value: Any) -> bool:
+    return (isinstance(value, int) and not isinstance(value, bool)) or (isinstance(value, float) and value.is_integer())
+
+
+def _string(event: Mapping[str, Any], name: str, *, max_length: int = 64) -> str | None:
+    """The reason a string field is bad, or None when it is fine."""
+    value = event[name]
+    if not isinstance(value, str):
+        return f"field '{name}' must be a string"
+    if not 1 <= len(value) <= max_length:
+        return f"field '{name}' must be 1 to {max_length} characters long"
+    return None
+
+
+def _confidence(value: Any, name: str) -> str | None:
+    if not _is_number(value) or not 0 <= value <= 1:
+        return f"field '{name}' must be a number from 0 to 1"
+    return None
+
+
+def _check_item(event: Mapping[str, Any]) -> str | None:
+    for name in ("session", "bin", "device"):
+        if reason := _string(event, name):
+            return reason
+    if reason := _confidence(event["confidence"], "confidence"):
+        return reason
+    if "qty" in event and (not _is_integer(event["qty"]) or not 1 <= event["qty"] <= 1000):
+        return "field 'qty' must be a whole number from 1 to 1000"
+    if "sku" in event and (reason := _string(event, "sku")):
+        return reason
+    if "alternatives" in event:
+        alternatives = event["alternatives"]
+        if not isinstance(alternatives, list) or len(alternatives) > 16:
+            return "field 'alternatives' must be a list of at most 16 {session, confidence} objects"
+        for index, alternative in enumerate(alternatives):
+            if not isinstance(alternative, dict):
+                return f"alternatives[{index}] must be an object with 'session' and 'confidence'"
+            missing = [name for name in ("session", "confidence") if name not in alternative]
+            if missing:
+                return f"alternatives[{index}] is missing '{missing[0]}'"
+            if reason := _string(alternative, "session"):
+                return f"alternatives[{index}]: {reason}"
+            if reason := _confidence(alternative["confidence"], "confidence"):
+                return f"alternatives[{index}]: {reason}"
+    return None
+
+
+_REQUIRED = {
+    "session.started": ("session", "shopper", "gate"),
+    "session.ended": ("session", "gate"),
+    "item.picked": ("session", "bin", "device", "confidence"),
+    "item.returned": ("session", "bin", "device", "confidence"),
+    "shelf.weight_changed": ("bin", "device", "delta_g"),
+    "device.status": ("device", "status"),
+}
+
+
+def _check_type_fields(event: Mapping[str, Any], kind: str) -> str | None:
+    missing = [name for name in _REQUIRED[kind] if name not in event]
+    if missing:
+        return f"{kind} needs field '{missing[0]}'"
+    if kind == "session.started":
+        return _string(event, "session") or _string(event, "shopper", max_length=128) or _string(event, "gate")
+    if kind == "session.ended":
+        return _string(event, "session") or _string(event, "gate")
+    if kind in ("item.picked", "item.returned"):
+        return _check_item(event)
+    if kind == "shelf.weight_changed":
+        delta = event["delta_g"]
+        if not _is_number(delta) or not -1_000_000 <= delta <= 1_000_000:
+            return "field 'delta_g' must be a number of grams from -1000000 to 1000000"
+        return _string(event, "bin") or _string(event, "device")
+    if event["status"] not in DEVICE_STATUSES:
+        return f"field 'status' must be one of {', '.join(DEVICE_STATUSES)}"
+    return _string(event, "device")
+
+
+def check_event(event: Any) -> tuple[Event | None, str | None]:
+    """The event, or the reason it breaks the schema (exactly one of the two is None)."""
+    if not isinstance(event, dict):
+        return None, "an event must be a JSON object"
+    for name in ("id", "type", "ts"):
+        if name not in event:
+            return None, f"missing required field '{name}'"
+    if reason := _string(event, "id"):
+        return None, reason
+    kind = event["type"]
+    if not isinstance(kind, str) or kind not in _REQUIRED:
+        shown = kind if isinstance(kind, str) else type(kind).__name__
+        return None, f"unknown event type {shown!r}; expected one of {', '.join(EVENT_TYPES)}"
+    if not isinstance(event["ts"], str):
+        return None, "field 'ts' must be an RFC 3339 timestamp string"
+    ts = parse_timestamp(event["ts"])
+    if ts is None:
+        return None, f"field 'ts' is not an RFC 3339 timestamp with an offset: {event['ts'][:40]!r}"
+    if "store" in event and (reason := _string(event, "store")):
+        return None, reason
+    if reason := _check_type_fields(event, kind):
+        return None, reason
+    device = event["gate"] if kind in ("session.started", "session.ended") else event["device"]
+    session = event["session"] if kind not in ("shelf.weight_changed", "device.status") else None
+    return Event(
+        event_id=event["id"], type=kind, ts=ts, session=session, bin=event.get("bin"), device=device, raw=event
+    ), None
+
+
+def parse_line(line: bytes) -> tuple[Any, str | None]:
+    """The JSON value of one NDJSON line, or the reason it is not JSON."""
+    try:
+        return orjson.loads(line), None
+    except orjson.JSONDecodeError as error:
+        return None, f"not valid JSON: {error}"
+
+
+@dataclass(frozen=True)
+class LayoutSnapshot:
+    """What the events of one layout version may refer to."""
+
+    effective_from: datetime
+    bins: Mapping[str, str | None]
+    devices: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class StoreReferences:
+    """The store's layout versions in time order, to read each event against the one of its time."""
+
+    store_code: str
+    layouts: Sequence[LayoutSnapshot]
+    _starts: list[datetime] = field(default_factory=list, repr=False)
+
+    def __post_init__(self) -> None:
+        self._starts.extend(layout.effective_from for layout in self.layouts)
+
+    def layout_at(self, ts: datetime) -> LayoutSnapshot | None:
+        index = bisect.bisect_right(self._starts, ts) - 1
+        return self.layouts[index] if index >= 0 else None
+
+
+_DEVICE_KIND_OF_TYPE = {
+    "session.started": "gate",
+    "session.ended": "gate",
+    "item.picked": "camera",
+    "item.returned": "camera",
+    "shelf.weight_changed": "weight_sensor",
+}
+
+
+def check_references(event: Event, *, references: StoreReferences, now: datetime) -> str | None:
+    """The reason an otherwise valid event cannot be accepted for this store, or None."""
+    if event.ts > now + FUTURE_TOLERANCE:
+        return f"timestamp {event.raw['ts']} is more than 24 h in the future"
+    store = event.raw.get("store")
+    if store is not None and store != references.store_code:
+        return f"event is for store {store!r}, but this stream is for store {references.store_code!r}"
+    layout = references.layout_at(event.ts)
+    if layout is None:
+        return f"store {references.store_code!r} has no layout in force at {event.raw['ts']}"
+    if event.device is not None:
+        kind = layout.devices.get(event.device)
+        if kind is None:
+            return f"device {event.device!r} is not in the layout in force at {event.raw['ts']}"
+        expected = _DEVICE_KIND_OF_TYPE.get(event.type)
+        if expected is not None and kind != expected:
+            return f"device {event.device!r} is a {kind}, but {event.type} comes from a {expected}"
+    if event.bin is not None:
+        if event.bin not in layout.bins:
+            return f"bin {event.bin!r} is not in the layout in force at {event.raw['ts']}"
+        if event.type == "shelf.weight_changed" and layout.bins[event.bin] != event.device:
+            return f"weight sensor {event.device!r} is not the sensor under bin {event.bin!r}"
+    return None
