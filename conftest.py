@@ -147,4 +147,3 @@ def make_store_with_layout(db: None) -> Callable[..., Any]:
         return store
 
     return make
-

@@ -68,7 +68,8 @@ def to_minor(amount: Decimal, code: str) -> int:
     digits = minor_digits(code)
     scaled = amount.scaleb(digits)
     if scaled != scaled.to_integral_value():
-        raise ValueError(f"{code} amounts have at most {digits} decimal{'s' if digits != 1 else ''}")
+        allowed = "no decimals" if digits == 0 else f"at most {digits} decimals"
+        raise ValueError(f"{code} amounts have {allowed}")
     return int(scaled)
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import uuid
 from decimal import Decimal
 
+from django.conf import settings
 from django.core.validators import MinValueValidator
 from django.db import models
 from django.utils import timezone
@@ -48,9 +50,7 @@ class ProductPrice(TenantOwnedModel):
     product = models.ForeignKey(Product, on_delete=models.CASCADE, related_name="prices")
     currency = models.CharField(max_length=3, help_text="ISO 4217, e.g. USD.")
     unit_price = models.PositiveBigIntegerField(help_text="In the currency's minor unit (cents).")
-    tax_rate = models.DecimalField(
-        "tax rate (%)", max_digits=7, decimal_places=4, help_text="A percentage, e.g. 8.25."
-    )
+    tax_rate = models.DecimalField("tax rate (%)", max_digits=7, decimal_places=4, help_text="A percentage, e.g. 8.25.")
     effective_from = models.DateTimeField(default=timezone.now)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
 
@@ -67,3 +67,67 @@ class ProductPrice(TenantOwnedModel):
 
     def __str__(self) -> str:
         return f"{self.product_id} {self.unit_price} {self.currency} from {self.effective_from:%Y-%m-%d %H:%M}"
+
+
+def catalog_import_upload_to(instance: CatalogImport, filename: str) -> str:
+    return f"catalog-imports/{instance.tenant_id}/{timezone.now():%Y/%m}/{uuid.uuid4().hex}/{filename}"
+
+
+class CatalogImport(TenantOwnedModel):
+    """One catalog import (a CSV/XLSX file or a JSON array): what it did, or how far it has got.
+
+    Small imports run while the caller waits and are recorded here when done; large
+    ones are stored (`file`), queued, and processed by a worker that reports progress.
+    """
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        PROCESSING = "processing", "Processing"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    file = models.FileField(upload_to=catalog_import_upload_to, max_length=300, blank=True)
+    filename = models.CharField(max_length=255, blank=True, help_text="The uploaded file's name.")
+    size_bytes = models.PositiveBigIntegerField(default=0)
+    partial = models.BooleanField(default=False, help_text="Keep the good rows when some rows are bad.")
+    default_currency = models.CharField(max_length=3, blank=True, help_text="For rows that name no currency.")
+    source = models.CharField(max_length=8, help_text="Where it came from: api or admin.")
+    rows = models.PositiveIntegerField(default=0, help_text="Product rows in the file.")
+    created_count = models.PositiveIntegerField("created", default=0)
+    updated_count = models.PositiveIntegerField("updated", default=0)
+    unchanged_count = models.PositiveIntegerField("unchanged", default=0)
+    error_count = models.PositiveIntegerField("bad rows", default=0)
+    errors = models.JSONField(default=list, blank=True, help_text='[{"row", "message"}], in file order.')
+    message = models.TextField(blank=True, help_text="Why the import failed, in a sentence.")
+    progress = models.FloatField(default=0.0, help_text="0 to 1.")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", editable=False
+    )
+    api_key = models.ForeignKey(
+        "tenants.ApiKey", null=True, blank=True, on_delete=models.SET_NULL, related_name="+", editable=False
+    )
+    request_id = models.CharField(max_length=64, blank=True, editable=False)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    started_at = models.DateTimeField(null=True, blank=True, editable=False)
+    finished_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        verbose_name = "catalog import"
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["tenant", "-created_at"], name="catalogimport_tenant_created"),
+            models.Index(fields=["tenant", "status"], name="catalogimport_tenant_status"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Import {self.pk} ({self.filename or 'JSON rows'}, {self.status})"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in (self.Status.DONE, self.Status.FAILED)
+
+    @property
+    def progress_cache_key(self) -> str:
+        """Where a running import reports its progress (the row itself only changes when its transaction commits)."""
+        return f"catalog:import-progress:{self.pk}"

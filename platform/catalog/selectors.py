@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import datetime
+from decimal import Decimal
+from typing import Any
 
-from django.db.models import QuerySet
+from django.core.cache import cache
+from django.db import connection
+from django.db.models import OuterRef, Q, QuerySet, Subquery
+from django.shortcuts import get_object_or_404
+from django.utils import timezone
 
-from catalog.models import Product, ProductPrice
+from catalog import currencies
+from catalog.models import CatalogImport, Product, ProductPrice
+
+EXPORT_CHUNK = 2000
 
 
 def product_list() -> QuerySet[Product]:
@@ -29,3 +38,114 @@ def price_at(*, product: Product, currency: str, at: datetime) -> ProductPrice |
         .order_by("-effective_from")
         .first()
     )
+
+
+def product_search(
+    *, sku: str | None = None, q: str | None = None, status: str | None = None, barcode: str | None = None
+) -> QuerySet[Product]:
+    """Products filtered by exact SKU, a name/SKU fragment, status and barcode (any of the product's GTINs)."""
+    products = Product.objects.all()
+    if sku:
+        products = products.filter(sku=sku)
+    if q:
+        products = products.filter(Q(name__icontains=q) | Q(sku__icontains=q))
+    if status:
+        products = products.filter(status=status)
+    if barcode:
+        if connection.features.supports_json_field_contains:
+            products = products.filter(barcodes__contains=[barcode])
+        else:  # SQLite: match the quoted code in the JSON text
+            products = products.filter(barcodes__icontains=f'"{barcode}"')
+    return products.order_by("sku")
+
+
+def product_get(*, sku: str) -> Product:
+    """The product of the tenant in scope with this SKU; 404 for a missing one or another tenant's."""
+    return get_object_or_404(Product.objects.all(), sku=sku)
+
+
+def current_prices_of(*, products: Iterable[Product], at: datetime | None = None) -> dict[int, list[ProductPrice]]:
+    """For each product, the price in force at `at` (default now) in each of its currencies, by currency."""
+    at = at or timezone.now()
+    ids = [product.pk for product in products]
+    found: dict[int, dict[str, ProductPrice]] = {pk: {} for pk in ids}
+    if not ids:
+        return {}
+    prices = ProductPrice.objects.filter(product_id__in=ids, effective_from__lte=at).order_by(
+        "product_id", "currency", "-effective_from"
+    )
+    if connection.features.can_distinct_on_fields:
+        prices = prices.distinct("product_id", "currency")
+    for price in prices:
+        found[price.product_id].setdefault(price.currency, price)
+    return {pk: sorted(by_currency.values(), key=lambda p: p.currency) for pk, by_currency in found.items()}
+
+
+def price_history(*, product: Product) -> QuerySet[ProductPrice]:
+    """Every price version of a product, by currency, newest first."""
+    return ProductPrice.objects.filter(product=product).order_by("currency", "-effective_from")
+
+
+def with_current_price(products: QuerySet[Product], *, at: datetime | None = None) -> QuerySet[Product]:
+    """Annotate `current_unit_price` and `current_currency`: the most recently effective price in force now."""
+    latest = ProductPrice.objects.filter(product=OuterRef("pk"), effective_from__lte=at or timezone.now()).order_by(
+        "-effective_from", "-id"
+    )
+    return products.annotate(
+        current_unit_price=Subquery(latest.values("unit_price")[:1]),
+        current_currency=Subquery(latest.values("currency")[:1]),
+    )
+
+
+def _plain(number: Decimal) -> str:
+    text = format(number, "f")
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def catalog_export_rows(*, at: datetime | None = None) -> Iterator[dict[str, Any]]:
+    """The catalog as import rows (same columns), one per product, with its current price.
+
+    A product priced in several currencies is exported with its most recently set one.
+    A product with no price yet has an empty price (and would be refused on re-import).
+    """
+    at = at or timezone.now()
+    last_sku = ""
+    while True:
+        chunk = list(Product.objects.filter(sku__gt=last_sku).order_by("sku")[:EXPORT_CHUNK])
+        if not chunk:
+            return
+        last_sku = chunk[-1].sku
+        prices = current_prices_of(products=chunk, at=at)
+        for product in chunk:
+            current = max(prices.get(product.pk, []), key=lambda p: (p.effective_from, p.pk), default=None)
+            yield {
+                "sku": product.sku,
+                "name": product.name,
+                "price": str(currencies.from_minor(current.unit_price, current.currency)) if current else "",
+                "currency": current.currency if current else "",
+                "tax_rate": _plain(current.tax_rate) if current else "",
+                "weight_g": _plain(product.unit_weight_g),
+                "barcode": "|".join(product.barcodes),
+                "weight_tolerance_g": _plain(product.weight_tolerance_g),
+                "image_url": product.image_url,
+                "status": product.status,
+            }
+
+
+def catalog_import_list() -> QuerySet[CatalogImport]:
+    return CatalogImport.objects.all()
+
+
+def catalog_import_get(*, import_id: int) -> CatalogImport:
+    """An import of the tenant in scope; 404 for a missing one or another tenant's."""
+    return get_object_or_404(CatalogImport.objects.select_related("created_by"), pk=import_id)
+
+
+def catalog_import_progress(*, record: CatalogImport) -> float:
+    """How far an import has got, 0 to 1 (a running import reports through the cache)."""
+    if record.is_finished:
+        return 1.0
+    if record.status == CatalogImport.Status.QUEUED:
+        return 0.0
+    cached = cache.get(record.progress_cache_key)
+    return max(record.progress, float(cached or 0.0))

@@ -7,7 +7,7 @@ Queues: `ingest` (event streams), `visits` (carts and settling), `payments`
 import os
 
 from celery import Celery
-from kombu import Queue
+from kombu import Exchange, Queue
 
 QUEUES = ("ingest", "visits", "payments", "default")
 
@@ -15,5 +15,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 app = Celery("openaisle")
 app.config_from_object("django.conf:settings", namespace="CELERY")
-app.conf.task_queues = [Queue(name) for name in QUEUES]
+# Each queue has its own exchange and routing key: a queue declared by name alone inherits the
+# default routing key, and every queue would then receive a copy of every message.
+app.conf.task_queues = [Queue(name, Exchange(name, type="direct"), routing_key=name) for name in QUEUES]
 app.autodiscover_tasks()

@@ -222,3 +222,13 @@ UNFOLD_OPS = {
     },
 }
 
+# --- Catalog imports (platform/catalog) ----------------------------------------------------------
+# Uploads larger than this run in the background (202 + progress); smaller ones answer at once.
+CATALOG_IMPORT_BACKGROUND_BYTES = env.int("CATALOG_IMPORT_BACKGROUND_BYTES", default=2 * 1024 * 1024)
+# Larger uploads are refused with 413.
+CATALOG_IMPORT_MAX_BYTES = env.int("CATALOG_IMPORT_MAX_BYTES", default=100 * 1024 * 1024)
+# Names of enums in the OpenAPI document where several apps have a field called "status" (add entries here).
+SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"] = {
+    "CatalogProductStatusEnum": "catalog.models.Product.Status",
+    "CatalogImportStatusEnum": "catalog.models.CatalogImport.Status",
+}

@@ -16,7 +16,8 @@ def enqueue_on_commit(task_name: str, **kwargs: Any) -> None:
     from config.celery import app
 
     def send() -> None:
-        app.loader.import_default_modules()
+        if task_name not in app.tasks:
+            app.loader.import_default_modules()
         app.tasks[task_name].apply_async(kwargs=kwargs)
 
     transaction.on_commit(send)

@@ -90,7 +90,7 @@ class StreamChunk(TenantOwnedModel):
     done_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
-        ordering = ["stream", "seq"]
+        ordering = ["stream_id", "seq"]
         constraints = [models.UniqueConstraint(fields=["tenant", "stream", "seq"], name="chunk_seq_unique")]
 
     def __str__(self) -> str:
@@ -135,7 +135,7 @@ class Rejection(TenantOwnedModel):
     raw = models.TextField(blank=True, help_text="The start of the line as received.")
 
     class Meta:
-        ordering = ["stream", "line"]
+        ordering = ["stream_id", "line"]
         indexes = [models.Index(fields=["tenant", "stream", "line"], name="rejection_stream_line")]
 
     def __str__(self) -> str:

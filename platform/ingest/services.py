@@ -187,7 +187,12 @@ def _prepare_chunks(stream: EventStream) -> None:
 def chunk_process(*, chunk_id: int) -> None:
     """Process one chunk whole, exactly once; the last chunk of a stream sends the stream to finish."""
     with transaction.atomic():
-        chunk = StreamChunk.objects.select_for_update(skip_locked=True).filter(pk=chunk_id, done=False).first()
+        chunk = (
+            StreamChunk.objects.select_for_update(skip_locked=True, of=("self",))
+            .filter(pk=chunk_id, done=False)
+            .order_by("pk")
+            .first()
+        )
         if chunk is None:
             return
         stream = EventStream.objects.select_related("store").get(pk=chunk.stream_id)
@@ -210,8 +215,12 @@ def chunk_process(*, chunk_id: int) -> None:
 
 
 def _count_chunk(*, stream_id: int, outcome: Outcome, size: int) -> bool:
-    """Add a chunk's counts to its stream (under the stream's row lock); True when it was the last chunk."""
-    stream = EventStream.objects.select_for_update().get(pk=stream_id)
+    """Add a chunk's counts to its stream (under the stream's row lock); True when it was the last chunk.
+
+    FOR NO KEY UPDATE: the chunk's new events and rejections hold KEY SHARE locks on the stream row
+    (their foreign key); a plain FOR UPDATE would wait on the other chunks' and deadlock with them.
+    """
+    stream = EventStream.objects.select_for_update(no_key=True).get(pk=stream_id)
     stream.lines = F("lines") + outcome.lines
     stream.accepted = F("accepted") + outcome.accepted
     stream.duplicates = F("duplicates") + outcome.duplicates
@@ -226,7 +235,7 @@ def _count_chunk(*, stream_id: int, outcome: Outcome, size: int) -> bool:
 def stream_finish(*, stream_id: int) -> None:
     """Close a stream: refuse events of sessions never started, update device health, hand visits on."""
     with transaction.atomic():
-        stream = EventStream.objects.select_for_update().select_related("store").get(pk=stream_id)
+        stream = EventStream.objects.select_for_update(no_key=True).select_related("store").get(pk=stream_id)
         if stream.status == EventStream.Status.DONE or stream.finished_at is not None:
             return
         _reject_unknown_sessions(stream)

@@ -6,6 +6,7 @@ from datetime import timedelta
 
 from celery import shared_task
 from django.conf import settings
+from django.db import OperationalError
 
 from core import tenancy
 from ingest import services
@@ -18,7 +19,7 @@ def prepare_stream(*, tenant_id: int, stream_id: int) -> None:
     services.stream_prepare(stream_id=stream_id)
 
 
-@shared_task(name="ingest.process_chunk")
+@shared_task(name="ingest.process_chunk", autoretry_for=(OperationalError,), retry_backoff=1, max_retries=8)
 @tenancy.in_tenant_scope
 def process_chunk(*, tenant_id: int, chunk_id: int) -> None:
     services.chunk_process(chunk_id=chunk_id)

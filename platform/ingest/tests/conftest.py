@@ -1,22 +1,29 @@
 from __future__ import annotations
 
+import contextlib
 import gzip
+import os
+import subprocess
+import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import connection
 from rest_framework.test import APIClient
 
 from conftest import LAYOUT_FROM
-from ingest.models import EventStream
+from ingest.models import EventStream, StreamChunk
 from ingest.sample import sample_events
 from stores.models import LayoutVersion, Store
 from tenants.models import Tenant
 
+ROOT = Path(__file__).resolve().parents[3]
 DAY = datetime(2026, 3, 2, 8, 0, tzinfo=LAYOUT_FROM.tzinfo)
 
 
@@ -42,7 +49,10 @@ def wait_for_stream(client: APIClient, stream_id: int, *, timeout: float = 60) -
         if body["status"] in ("done", "failed"):
             return body
         if time.monotonic() > deadline:
-            raise AssertionError(f"stream {stream_id} did not finish: {body}")
+            pending = list(
+                StreamChunk.unscoped.filter(stream_id=stream_id, done=False).values("seq", "start_offset", "end_offset")
+            )
+            raise AssertionError(f"stream {stream_id} did not finish: {body}; chunks not done: {pending}")
         time.sleep(0.1)
 
 
@@ -59,3 +69,51 @@ def store_b(make_store_with_layout: Callable[..., Store], tenant_b: Tenant) -> S
 def stream_totals(stream_id: int) -> tuple[int, int, int, int]:
     stream = EventStream.unscoped.get(pk=stream_id)
     return stream.lines, stream.accepted, stream.duplicates, stream.rejected
+
+
+@contextlib.contextmanager
+def worker_process(*, concurrency: int = 1, chunk_bytes: int = 4000) -> Iterator[subprocess.Popen[bytes]]:
+    """A real `celery worker` process on the test database, which a test may kill."""
+    database = connection.settings_dict
+    env = {
+        **os.environ,
+        "PYTHONPATH": f"{ROOT}:{ROOT / 'platform'}",
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "DATABASE_URL": f"postgres://{database['USER']}@{database['HOST']}:{database['PORT']}/{database['NAME']}",
+        "INGEST_CHUNK_BYTES": str(chunk_bytes),
+    }
+    log = open(os.environ.get("WORKER_LOG", os.devnull), "ab")  # noqa: SIM115 — closed with the process
+    pool = ["--pool", "solo"] if concurrency == 1 else ["--pool", "prefork", "--concurrency", str(concurrency)]
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "config",
+            "worker",
+            "-Q",
+            "ingest,visits,default",
+            *pool,
+            "--loglevel",
+            os.environ.get("WORKER_LOG_LEVEL", "WARNING"),
+            "--without-heartbeat",
+            "--without-mingle",
+            "--without-gossip",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=log,
+    )
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        log.close()

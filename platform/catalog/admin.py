@@ -1,0 +1,278 @@
+"""The catalog in the store admin: products with their price history, import (with progress) and export."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import tablib
+from django import forms
+from django.conf import settings
+from django.contrib import admin
+from django.db import models
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path, reverse
+from django.utils import timezone
+from unfold.admin import TabularInline
+from unfold.decorators import action, display
+
+from catalog import currencies, selectors, services
+from catalog.importing import COLUMNS
+from catalog.models import CatalogImport, Product, ProductPrice
+from core.admin import TenantModelAdmin
+from core.admin_sites import licensee_site
+from tenants.audit import Actor
+
+ERRORS_SHOWN = 1000
+CURRENCY_CHOICES = [("", "— as in the file —"), *((code, code) for code in sorted(currencies.MINOR_UNITS))]
+IMPORT_STATUS_LABELS = {"queued": "info", "processing": "warning", "done": "success", "failed": "danger"}
+
+
+class ProductPriceInline(TabularInline):
+    model = ProductPrice
+    extra = 0
+    can_delete = False
+    verbose_name = "price version"
+    verbose_name_plural = "price history (new versions come from imports)"
+    fields = ["currency", "price", "tax_rate", "effective_from", "created_at"]
+    readonly_fields = fields
+    ordering = ["currency", "-effective_from"]
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return getattr(request, "membership", None) is not None  # every role of the tenant reads prices
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @display(description="Price")
+    def price(self, price: ProductPrice) -> str:
+        return currencies.format_money(price.unit_price, price.currency)
+
+
+class CatalogImportForm(forms.Form):
+    file = forms.FileField(help_text=f"CSV (UTF-8) or XLSX. Columns: {', '.join(COLUMNS)} (the last four optional).")
+    partial = forms.BooleanField(
+        required=False,
+        label="Keep good rows",
+        help_text="Import the good rows even when some rows are bad (otherwise nothing is imported until all are).",
+    )
+    currency = forms.ChoiceField(
+        required=False, choices=CURRENCY_CHOICES, help_text="Only for files without a currency column."
+    )
+
+
+@admin.register(Product, site=licensee_site)
+class ProductAdmin(TenantModelAdmin):
+    list_display = ["sku", "name", "current_price", "status_label", "barcode_list", "unit_weight_g", "updated_at"]
+    list_filter = ["status"]
+    search_fields = ["sku", "name", "barcodes"]
+    readonly_fields = ["sku", "created_at", "updated_at"]
+    fields = [
+        "sku",
+        "name",
+        "status",
+        "barcodes",
+        "unit_weight_g",
+        "weight_tolerance_g",
+        "image_url",
+        "created_at",
+        "updated_at",
+    ]
+    inlines = [ProductPriceInline]
+    actions_list = ["import_catalog", "export_csv", "export_xlsx"]
+    list_per_page = 50
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Product]:
+        return selectors.with_current_price(super().get_queryset(request))
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # products come in through "Import catalog", with their price
+
+    def formfield_for_dbfield(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        if isinstance(db_field, models.URLField):
+            kwargs["assume_scheme"] = "https"
+        return super().formfield_for_dbfield(db_field, request, **kwargs)
+
+    def has_import_catalog_permission(self, request: HttpRequest) -> bool:
+        return self._may_write(request)
+
+    @display(description="Current price", ordering="current_unit_price")
+    def current_price(self, product: Product) -> str:
+        amount = getattr(product, "current_unit_price", None)
+        if amount is None:
+            return "—"
+        return currencies.format_money(amount, product.current_currency)  # type: ignore[attr-defined]
+
+    @display(description="Status", label={"active": "success", "archived": "danger"})
+    def status_label(self, product: Product) -> str:
+        return product.status
+
+    @display(description="Barcodes")
+    def barcode_list(self, product: Product) -> str:
+        return ", ".join(product.barcodes) or "—"
+
+    @action(description="Import catalog", url_path="import", icon="upload_file", permissions=["import_catalog"])
+    def import_catalog(self, request: HttpRequest) -> HttpResponse:
+        form = CatalogImportForm(request.POST or None, request.FILES or None)
+        if request.method == "POST" and form.is_valid():
+            upload = form.cleaned_data["file"]
+            arguments: dict[str, Any] = {
+                "actor": Actor.for_request(request, source=self.audit_source),
+                "tenant": request.tenant,  # type: ignore[attr-defined]
+                "file": upload,
+                "filename": upload.name,
+                "partial": form.cleaned_data["partial"],
+                "currency": form.cleaned_data["currency"] or None,
+                "created_by": request.user,
+            }
+            if upload.size > settings.CATALOG_IMPORT_MAX_BYTES:
+                form.add_error("file", f"The file is larger than {settings.CATALOG_IMPORT_MAX_BYTES:,} bytes.")
+            else:
+                if upload.size > settings.CATALOG_IMPORT_BACKGROUND_BYTES:
+                    import_id = services.catalog_import_enqueue(**arguments).pk
+                else:
+                    try:
+                        import_id = services.catalog_import(**arguments).import_id
+                    except services.CatalogImportRefused as refused:
+                        import_id = refused.result.import_id
+                return HttpResponseRedirect(reverse("admin:catalog_catalogimport_change", args=[import_id]))
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": Product._meta,
+            "title": "Import catalog",
+            "form": form,
+            "columns": COLUMNS,
+            "submit_label": "Import",
+            "background_bytes": settings.CATALOG_IMPORT_BACKGROUND_BYTES,
+        }
+        return TemplateResponse(request, "admin/catalog/product/import.html", context)
+
+    @action(description="Export CSV", url_path="export-csv", icon="download", permissions=["view"])
+    def export_csv(self, request: HttpRequest) -> HttpResponse:
+        # A byte-order mark so that spreadsheet programs read it as UTF-8; the import accepts it.
+        body = "\ufeff" + _export_dataset().export("csv")
+        return _download(body.encode(), "text/csv; charset=utf-8", "csv")
+
+    @action(description="Export XLSX", url_path="export-xlsx", icon="table_view", permissions=["view"])
+    def export_xlsx(self, request: HttpRequest) -> HttpResponse:
+        # escape=True: a cell whose text starts with "=" is never written as a live formula
+        body = _export_dataset(numbers=True).export("xlsx", escape=True)
+        return _download(body, "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", "xlsx")
+
+
+def _export_dataset(*, numbers: bool = False) -> tablib.Dataset:
+    """The catalog with the import's columns (so that an export imports back as all unchanged)."""
+    dataset = tablib.Dataset(headers=list(COLUMNS), title="Catalog")
+    numeric = {"price", "tax_rate", "weight_g", "weight_tolerance_g"} if numbers else set()
+    for row in selectors.catalog_export_rows():
+        dataset.append([_number(row[c]) if c in numeric and row[c] != "" else row[c] for c in COLUMNS])
+    return dataset
+
+
+def _number(text: str) -> Decimal:
+    return Decimal(text)
+
+
+def _download(body: bytes, content_type: str, extension: str) -> HttpResponse:
+    response = HttpResponse(body, content_type=content_type)
+    stamp = timezone.now().strftime("%Y%m%d-%H%M")
+    response["Content-Disposition"] = f'attachment; filename="catalog-{stamp}.{extension}"'
+    return response
+
+
+@admin.register(CatalogImport, site=licensee_site)
+class CatalogImportAdmin(TenantModelAdmin):
+    list_display = [
+        "created_at",
+        "filename_or_rows",
+        "status_label",
+        "progress_percent",
+        "rows",
+        "created_count",
+        "updated_count",
+        "unchanged_count",
+        "error_count",
+        "created_by",
+        "source",
+    ]
+    list_filter = ["status", "source"]
+    search_fields = ["filename"]
+    date_hierarchy = "created_at"
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[CatalogImport]:
+        return super().get_queryset(request).select_related("created_by").defer("errors")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @display(description="File")
+    def filename_or_rows(self, record: CatalogImport) -> str:
+        return record.filename or "JSON rows"
+
+    @display(description="Status", label=IMPORT_STATUS_LABELS)
+    def status_label(self, record: CatalogImport) -> str:
+        return record.status
+
+    @display(description="Progress")
+    def progress_percent(self, record: CatalogImport) -> str:
+        return f"{selectors.catalog_import_progress(record=record):.0%}"
+
+    def get_urls(self) -> list[URLPattern]:
+        status = path(
+            "<int:import_id>/status/",
+            self.admin_site.admin_view(self.status_view),
+            name="catalog_catalogimport_status",
+        )
+        return [status, *super().get_urls()]
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: Any = None
+    ) -> HttpResponse:
+        """The result of an import: counts and every bad row, or a live progress bar while it runs."""
+        if not object_id.isdigit():
+            return HttpResponseRedirect(reverse("admin:catalog_catalogimport_changelist"))
+        record = get_object_or_404(CatalogImport.objects.select_related("created_by"), pk=int(object_id))
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": CatalogImport._meta,
+            "title": f"Catalog import: {record.filename or 'JSON rows'}",
+            "record": record,
+            "progress_percent": round(selectors.catalog_import_progress(record=record) * 100),
+            "errors_shown": record.errors[:ERRORS_SHOWN],
+            "errors_hidden": max(0, len(record.errors) - ERRORS_SHOWN),
+            "status_url": reverse("admin:catalog_catalogimport_status", args=[record.pk]),
+            "products_url": reverse("admin:catalog_product_changelist"),
+            "import_url": reverse("admin:catalog_product_import_catalog"),
+        }
+        return TemplateResponse(request, "admin/catalog/catalogimport/result.html", context)
+
+    def status_view(self, request: HttpRequest, import_id: int) -> JsonResponse:
+        """What the result page polls while an import runs."""
+        record = get_object_or_404(CatalogImport.objects.defer("errors"), pk=import_id)
+        return JsonResponse(
+            {
+                "id": record.pk,
+                "status": record.status,
+                "finished": record.is_finished,
+                "progress": selectors.catalog_import_progress(record=record),
+                "created": record.created_count,
+                "updated": record.updated_count,
+                "unchanged": record.unchanged_count,
+                "bad_rows": record.error_count,
+            }
+        )

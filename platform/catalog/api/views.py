@@ -1,0 +1,269 @@
+"""The catalog through the licensee API: import (spec/store-api.md, "Set-up"), imports' progress, products."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.urls import reverse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_field
+from rest_framework import exceptions, serializers, status
+from rest_framework.parsers import MultiPartParser
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from catalog import selectors, services
+from catalog.importing import STATUSES
+from catalog.models import CatalogImport, Product, ProductPrice
+from core.api.errors import DetailedError, PayloadTooLarge
+from core.api.pagination import PagePagination
+from core.api.parsers import OrjsonParser
+from core.api.views import TenantAPIView
+from tenants.audit import Actor
+from tenants.models import AuditEntry
+
+# --- import --------------------------------------------------------------------------------------
+
+
+class CatalogImportRowErrorSerializer(serializers.Serializer):
+    row = serializers.IntegerField(
+        allow_null=True,
+        help_text="The row as a spreadsheet shows it (header = 1); for a JSON array, the item's position from 1. "
+        "Null for a problem with the file as a whole.",
+    )
+    message = serializers.CharField()
+
+
+class CatalogImportResultSerializer(serializers.Serializer):
+    created = serializers.IntegerField()
+    updated = serializers.IntegerField()
+    unchanged = serializers.IntegerField()
+    errors = CatalogImportRowErrorSerializer(many=True)  # type: ignore[assignment]
+
+
+class CatalogImportRefusalSerializer(serializers.Serializer):
+    code = serializers.CharField(help_text="`import_refused` (bad rows) or `invalid_file`.")
+    message = serializers.CharField()
+    details = CatalogImportResultSerializer(help_text="Nothing was written: the counts are 0, the errors are all.")
+
+
+class CatalogImportRefusedSerializer(serializers.Serializer):
+    error = CatalogImportRefusalSerializer()
+
+
+class CatalogImportAcceptedSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    status = serializers.ChoiceField(choices=CatalogImport.Status.choices)
+    url = serializers.URLField(help_text="Where to follow it: GET it until the status is done or failed.")
+
+
+class CatalogImportUploadSerializer(serializers.Serializer):
+    file = serializers.FileField(help_text="CSV (UTF-8) or XLSX with the catalog columns in the first row.")
+
+
+class CatalogImportRowInputSerializer(serializers.Serializer):
+    sku = serializers.CharField(max_length=64)
+    name = serializers.CharField(max_length=200)
+    price = serializers.CharField(help_text="Major units, e.g. 3.49 (a string or a number).")
+    currency = serializers.CharField(help_text="ISO 4217, e.g. USD.")
+    tax_rate = serializers.CharField(help_text="A percentage, e.g. 8.25.")
+    weight_g = serializers.CharField(help_text="Grams per unit.")
+    barcode = serializers.CharField(required=False, allow_blank=True, help_text="GTIN(s), several separated by |.")
+    weight_tolerance_g = serializers.CharField(required=False, allow_blank=True, help_text="Default max(2, 5 %).")
+    image_url = serializers.URLField(required=False, allow_blank=True)
+    status = serializers.ChoiceField(required=False, choices=STATUSES)
+
+
+class CatalogImportQuerySerializer(serializers.Serializer):
+    partial = serializers.BooleanField(required=False, default=False)  # type: ignore[assignment]
+    background = serializers.BooleanField(required=False, default=False)
+    currency = serializers.CharField(required=False, min_length=3, max_length=3)
+
+
+class CatalogImportStatusSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    status = serializers.ChoiceField(choices=CatalogImport.Status.choices)
+    progress = serializers.FloatField(help_text="0 to 1.")
+    filename = serializers.CharField()
+    partial = serializers.BooleanField()  # type: ignore[assignment]
+    rows = serializers.IntegerField(help_text="Product rows in the file (known once it has been read).")
+    created = serializers.IntegerField(source="created_count")
+    updated = serializers.IntegerField(source="updated_count")
+    unchanged = serializers.IntegerField(source="unchanged_count")
+    errors = CatalogImportRowErrorSerializer(many=True)  # type: ignore[assignment]
+    message = serializers.CharField(help_text="Why it failed, when it did.")
+    created_at = serializers.DateTimeField()
+    started_at = serializers.DateTimeField(allow_null=True)
+    finished_at = serializers.DateTimeField(allow_null=True)
+
+
+class CatalogImportRefusedError(DetailedError):
+    status_code = status.HTTP_400_BAD_REQUEST
+    default_code = "import_refused"
+
+
+IMPORT_PARAMETERS = [
+    OpenApiParameter("partial", OpenApiTypes.BOOL, description="Keep the good rows when some are bad."),
+    OpenApiParameter(
+        "background",
+        OpenApiTypes.BOOL,
+        description="Run in the background and answer 202 at once (files above the size limit always do).",
+    ),
+    OpenApiParameter("currency", OpenApiTypes.STR, description="The currency of rows that name none."),
+]
+
+
+class CatalogImportApi(TenantAPIView):
+    parser_classes = [MultiPartParser, OrjsonParser]
+
+    @extend_schema(
+        summary="Import the catalog (CSV, XLSX or a JSON array of rows)",
+        description=(
+            "All-or-nothing unless `?partial=true`: with any bad row nothing is written and every bad row is listed "
+            "(400). A changed price or tax rate applies from the time of the import on. Large files (and "
+            "`?background=true`) are processed in the background: 202 with the import's URL."
+        ),
+        parameters=IMPORT_PARAMETERS,
+        request={
+            "multipart/form-data": CatalogImportUploadSerializer,
+            "application/json": CatalogImportRowInputSerializer(many=True),
+        },
+        responses={
+            200: CatalogImportResultSerializer,
+            202: CatalogImportAcceptedSerializer,
+            400: OpenApiResponse(CatalogImportRefusedSerializer, description="Nothing was imported."),
+        },
+    )
+    def post(self, request: Request) -> Response:
+        query = CatalogImportQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        options = query.validated_data
+        source: dict[str, Any]
+        if request.content_type.startswith("multipart/"):
+            upload = request.FILES.get("file")
+            if upload is None:
+                raise exceptions.ValidationError({"file": ["Send the catalog as the multipart field 'file'."]})
+            size = upload.size or 0
+            if size > settings.CATALOG_IMPORT_MAX_BYTES:
+                raise PayloadTooLarge(f"The file is larger than {settings.CATALOG_IMPORT_MAX_BYTES} bytes.")
+            source = {"file": upload, "filename": upload.name or ""}
+        else:
+            if not isinstance(request.data, list):
+                raise exceptions.ValidationError(
+                    {"non_field_errors": ["Send a JSON array of row objects, or a CSV/XLSX file as 'file'."]}
+                )
+            source = {"rows": request.data}
+            size = int(request.headers.get("Content-Length") or 0)
+        actor = Actor.for_request(request, source=AuditEntry.Source.API)
+        common = {"actor": actor, "tenant": self.tenant, "partial": options["partial"]}
+        common["currency"] = options["currency"].upper() if options.get("currency") else None
+
+        if options["background"] or size > settings.CATALOG_IMPORT_BACKGROUND_BYTES:
+            record = services.catalog_import_enqueue(**common, **source)
+            record.refresh_from_db(fields=["status"])
+            url = request.build_absolute_uri(reverse("catalog-import-detail", args=[record.pk]))
+            body = {"id": record.pk, "status": record.status, "url": url}
+            return Response(body, status=status.HTTP_202_ACCEPTED, headers={"Location": url})
+        try:
+            result = services.catalog_import(**common, **source)
+        except services.CatalogImportRefused as refused:
+            raise CatalogImportRefusedError(
+                refused.message, details=refused.result.as_body(), code=refused.code
+            ) from refused
+        return Response(result.as_body())
+
+
+class CatalogImportDetailApi(TenantAPIView):
+    @extend_schema(responses=CatalogImportStatusSerializer, summary="One catalog import: status, progress, result")
+    def get(self, request: Request, import_id: int) -> Response:
+        record = selectors.catalog_import_get(import_id=import_id)
+        data = CatalogImportStatusSerializer(record).data
+        data["progress"] = selectors.catalog_import_progress(record=record)
+        return Response(data)
+
+
+# --- products ------------------------------------------------------------------------------------
+
+
+class CatalogPriceSerializer(serializers.Serializer):
+    currency = serializers.CharField()
+    unit_price = serializers.IntegerField(help_text="In the currency's minor unit.")
+    tax_rate = serializers.DecimalField(max_digits=7, decimal_places=4, help_text="A percentage.")
+    effective_from = serializers.DateTimeField()
+
+
+class CatalogProductSerializer(serializers.Serializer):
+    sku = serializers.CharField()
+    name = serializers.CharField()
+    status = serializers.ChoiceField(choices=Product.Status.choices)
+    barcodes = serializers.ListField(child=serializers.CharField())
+    weight_g = serializers.DecimalField(source="unit_weight_g", max_digits=10, decimal_places=2)
+    weight_tolerance_g = serializers.DecimalField(max_digits=10, decimal_places=2)
+    image_url = serializers.CharField()
+    prices = serializers.SerializerMethodField(help_text="The price in force now, one per currency.")
+    updated_at = serializers.DateTimeField()
+
+    @extend_schema_field(CatalogPriceSerializer(many=True))
+    def get_prices(self, product: Product) -> Any:
+        current: dict[int, list[ProductPrice]] = self.context.get("prices", {})
+        return CatalogPriceSerializer(current.get(product.pk, []), many=True).data
+
+
+class CatalogProductDetailSerializer(CatalogProductSerializer):
+    created_at = serializers.DateTimeField()
+    price_history = serializers.SerializerMethodField(help_text="Every price version, by currency, newest first.")
+
+    @extend_schema_field(CatalogPriceSerializer(many=True))
+    def get_price_history(self, product: Product) -> Any:
+        return CatalogPriceSerializer(selectors.price_history(product=product), many=True).data
+
+
+class CatalogProductPageSerializer(serializers.Serializer):
+    count = serializers.IntegerField()
+    next = serializers.URLField(allow_null=True)
+    previous = serializers.URLField(allow_null=True)
+    results = CatalogProductSerializer(many=True)
+
+
+class CatalogProductFilterSerializer(serializers.Serializer):
+    sku = serializers.CharField(required=False)
+    q = serializers.CharField(required=False, max_length=200)
+    status = serializers.ChoiceField(required=False, choices=Product.Status.choices)
+    barcode = serializers.CharField(required=False, max_length=14)
+
+
+class ProductListApi(TenantAPIView):
+    @extend_schema(
+        operation_id="products_list",
+        summary="List products with their current prices",
+        parameters=[
+            OpenApiParameter("sku", OpenApiTypes.STR, description="Exactly this SKU."),
+            OpenApiParameter("q", OpenApiTypes.STR, description="Name or SKU contains (any case)."),
+            OpenApiParameter("status", OpenApiTypes.STR, enum=list(Product.Status.values)),
+            OpenApiParameter("barcode", OpenApiTypes.STR, description="Products carrying this GTIN."),
+            OpenApiParameter("page", OpenApiTypes.INT),
+            OpenApiParameter("page_size", OpenApiTypes.INT, description="At most 500."),
+        ],
+        responses=CatalogProductPageSerializer,
+    )
+    def get(self, request: Request) -> Response:
+        filters = CatalogProductFilterSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        products = selectors.product_search(**filters.validated_data)
+        paginator = PagePagination()
+        page = paginator.paginate_queryset(products, request, view=self) or []
+        context = {"prices": selectors.current_prices_of(products=page)}
+        return paginator.get_paginated_response(CatalogProductSerializer(page, many=True, context=context).data)
+
+
+class ProductDetailApi(TenantAPIView):
+    @extend_schema(
+        operation_id="products_retrieve",
+        responses=CatalogProductDetailSerializer,
+        summary="One product with its price history",
+    )
+    def get(self, request: Request, sku: str) -> Response:
+        product = selectors.product_get(sku=sku)
+        context = {"prices": selectors.current_prices_of(products=[product])}
+        return Response(CatalogProductDetailSerializer(product, context=context).data)

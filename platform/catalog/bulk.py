@@ -1,0 +1,305 @@
+"""Set-based writes of many products and prices at once, for the catalog import.
+
+Two implementations with the same behaviour: on PostgreSQL (with psycopg2) rows go
+in with `COPY` (new rows straight into the tables, changed rows into a temporary
+table and then one `UPDATE ... FROM`); elsewhere (SQLite, the embedded mode)
+with Django's `bulk_create` / `bulk_update` in batches. Neither ever issues a
+query per row. Callers hold the transaction and the tenant's import lock.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, Final
+
+import orjson
+from django.db import connection
+
+from catalog.models import Product, ProductPrice
+
+CHUNK: Final = 5000
+
+
+@dataclass(frozen=True, slots=True)
+class NewProduct:
+    sku: str
+    name: str
+    barcodes: list[str]
+    unit_weight_g: Decimal
+    weight_tolerance_g: Decimal
+    image_url: str
+    status: str
+
+
+@dataclass(frozen=True, slots=True)
+class ProductChange:
+    id: int
+    name: str
+    barcodes: list[str]
+    unit_weight_g: Decimal
+    weight_tolerance_g: Decimal
+    image_url: str
+    status: str
+
+
+@dataclass(frozen=True, slots=True)
+class NewPrice:
+    product_id: int
+    currency: str
+    unit_price: int
+    tax_rate: Decimal
+
+
+PRODUCT_COLUMNS: Final = (
+    "tenant_id",
+    "sku",
+    "name",
+    "barcodes",
+    "unit_weight_g",
+    "weight_tolerance_g",
+    "image_url",
+    "status",
+)
+UPDATED_FIELDS: Final = ("name", "barcodes", "unit_weight_g", "weight_tolerance_g", "image_url", "status")
+
+
+def chunked(items: Sequence[Any], size: int = CHUNK) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _uses_copy() -> bool:
+    """PostgreSQL through psycopg2, whose cursors have `copy_expert`."""
+    if connection.vendor != "postgresql":
+        return False
+    try:
+        import psycopg2.extensions
+    except ImportError:  # pragma: no cover — psycopg 3
+        return False
+    connection.ensure_connection()
+    return isinstance(connection.connection, psycopg2.extensions.connection)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredProduct:
+    id: int
+    name: str
+    barcodes: list[str]
+    unit_weight_g: Decimal
+    weight_tolerance_g: Decimal
+    image_url: str
+    status: str
+
+
+def load_products(*, tenant_id: int, skus: Sequence[str]) -> dict[str, StoredProduct]:
+    """The tenant's products with these SKUs, by SKU."""
+    fields = ("sku", "id", "name", "barcodes", "unit_weight_g", "weight_tolerance_g", "image_url", "status")
+    found: dict[str, StoredProduct] = {}
+    if _uses_copy():  # one array parameter instead of one parameter per SKU
+        # A join on the unnested array, not `sku = ANY(...)`: with statistics stale after a big load
+        # PostgreSQL may otherwise test every row against the whole array.
+        columns = ", ".join(f"p.{name}" for name in fields)
+        sql = (
+            f"SELECT {columns} FROM {Product._meta.db_table} AS p "  # noqa: S608 — identifiers are ours
+            "JOIN unnest(%s::text[]) AS wanted(sku) ON p.sku = wanted.sku WHERE p.tenant_id = %s"
+        )
+        with connection.cursor() as cursor:
+            for chunk in chunked(skus, 50_000):
+                cursor.execute(sql, [list(chunk), tenant_id])
+                for sku, pk, name, barcodes, weight, tolerance, image_url, status in cursor.fetchall():
+                    barcodes = orjson.loads(barcodes) if isinstance(barcodes, str | bytes) else barcodes
+                    found[sku] = StoredProduct(pk, name, barcodes, weight, tolerance, image_url, status)
+        return found
+    for chunk in chunked(skus):
+        for sku, *values in Product.unscoped.filter(tenant_id=tenant_id, sku__in=chunk).values_list(*fields):
+            found[sku] = StoredProduct(*values)
+    return found
+
+
+def load_current_prices(
+    *, tenant_id: int, product_ids: Sequence[int], at: datetime
+) -> dict[tuple[int, str], tuple[int, Decimal]]:
+    """The price in force at `at` for each (product, currency) of these products: `(unit_price, tax_rate)`."""
+    current: dict[tuple[int, str], tuple[int, Decimal]] = {}
+    if _uses_copy():
+        sql = (
+            "SELECT DISTINCT ON (pp.product_id, pp.currency) pp.product_id, pp.currency, pp.unit_price, "  # noqa: S608
+            f"pp.tax_rate FROM {ProductPrice._meta.db_table} AS pp "
+            "JOIN unnest(%s::bigint[]) AS wanted(id) ON pp.product_id = wanted.id "
+            "WHERE pp.tenant_id = %s AND pp.effective_from <= %s "
+            "ORDER BY pp.product_id, pp.currency, pp.effective_from DESC"
+        )
+        with connection.cursor() as cursor:
+            for chunk in chunked(product_ids, 50_000):
+                cursor.execute(sql, [list(chunk), tenant_id, at])
+                for product_id, currency, unit_price, tax_rate in cursor.fetchall():
+                    current[(product_id, currency)] = (unit_price, tax_rate)
+        return current
+    for chunk in chunked(product_ids):
+        prices = ProductPrice.unscoped.filter(tenant_id=tenant_id, product_id__in=chunk, effective_from__lte=at)
+        ordered = prices.order_by("product_id", "currency", "-effective_from", "-id")
+        for product_id, currency, unit_price, tax_rate in ordered.values_list(
+            "product_id", "currency", "unit_price", "tax_rate"
+        ):
+            current.setdefault((product_id, currency), (unit_price, tax_rate))
+    return current
+
+
+def insert_products(*, tenant_id: int, products: Sequence[NewProduct], at: datetime) -> dict[str, int]:
+    """Insert new products; returns their ids by SKU."""
+    if not products:
+        return {}
+    if _uses_copy():
+        stamp = at.isoformat()
+        _copy_rows(
+            Product,
+            [*PRODUCT_COLUMNS, "created_at", "updated_at"],
+            (
+                (
+                    tenant_id,
+                    p.sku,
+                    p.name,
+                    _json(p.barcodes),
+                    p.unit_weight_g,
+                    p.weight_tolerance_g,
+                    p.image_url,
+                    p.status,
+                    stamp,
+                    stamp,
+                )
+                for p in products
+            ),
+        )
+    else:
+        Product.unscoped.bulk_create(
+            [
+                Product(
+                    tenant_id=tenant_id,
+                    sku=p.sku,
+                    name=p.name,
+                    barcodes=p.barcodes,
+                    unit_weight_g=p.unit_weight_g,
+                    weight_tolerance_g=p.weight_tolerance_g,
+                    image_url=p.image_url,
+                    status=p.status,
+                    created_at=at,
+                    updated_at=at,
+                )
+                for p in products
+            ],
+            batch_size=1000,
+        )
+    stored = load_products(tenant_id=tenant_id, skus=[p.sku for p in products])
+    return {sku: product.id for sku, product in stored.items()}
+
+
+def update_products(*, tenant_id: int, changes: Sequence[ProductChange], at: datetime) -> None:
+    """Write the changed fields of existing products (all of `UPDATED_FIELDS`, and `updated_at`)."""
+    if not changes:
+        return
+    if _uses_copy():
+        table = Product._meta.db_table
+        staging = "catalog_product_import_changes"
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"CREATE TEMPORARY TABLE {staging} (id bigint PRIMARY KEY, name text, barcodes jsonb, "
+                "unit_weight_g numeric, weight_tolerance_g numeric, image_url text, status text) ON COMMIT DROP"
+            )
+            _copy_into(
+                cursor,
+                staging,
+                ["id", *UPDATED_FIELDS],
+                (
+                    (c.id, c.name, _json(c.barcodes), c.unit_weight_g, c.weight_tolerance_g, c.image_url, c.status)
+                    for c in changes
+                ),
+            )
+            assignments = ", ".join(f"{name} = s.{name}" for name in UPDATED_FIELDS)
+            cursor.execute(
+                f"UPDATE {table} AS p SET {assignments}, updated_at = %s "  # noqa: S608 — identifiers are ours
+                f"FROM {staging} AS s WHERE p.id = s.id AND p.tenant_id = %s",
+                [at, tenant_id],
+            )
+            cursor.execute(f"DROP TABLE {staging}")
+        return
+    products = [
+        Product(
+            id=c.id,
+            tenant_id=tenant_id,
+            name=c.name,
+            barcodes=c.barcodes,
+            unit_weight_g=c.unit_weight_g,
+            weight_tolerance_g=c.weight_tolerance_g,
+            image_url=c.image_url,
+            status=c.status,
+            updated_at=at,
+        )
+        for c in changes
+    ]
+    Product.unscoped.bulk_update(products, [*UPDATED_FIELDS, "updated_at"], batch_size=500)
+
+
+def insert_prices(*, tenant_id: int, prices: Sequence[NewPrice], at: datetime) -> None:
+    """Add a price version, effective from `at`, for each (product, currency)."""
+    if not prices:
+        return
+    if _uses_copy():
+        stamp = at.isoformat()
+        _copy_rows(
+            ProductPrice,
+            ["tenant_id", "product_id", "currency", "unit_price", "tax_rate", "effective_from", "created_at"],
+            ((tenant_id, p.product_id, p.currency, p.unit_price, p.tax_rate, stamp, stamp) for p in prices),
+        )
+        return
+    ProductPrice.unscoped.bulk_create(
+        [
+            ProductPrice(
+                tenant_id=tenant_id,
+                product_id=p.product_id,
+                currency=p.currency,
+                unit_price=p.unit_price,
+                tax_rate=p.tax_rate,
+                effective_from=at,
+                created_at=at,
+            )
+            for p in prices
+        ],
+        batch_size=1000,
+    )
+
+
+def _json(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+def _copy_rows(model: Any, columns: list[str], rows: Iterable[tuple[Any, ...]]) -> None:
+    with connection.cursor() as cursor:
+        _copy_into(cursor, model._meta.db_table, columns, rows)
+
+
+def _copy_into(cursor: Any, table: str, columns: list[str], rows: Iterable[tuple[Any, ...]]) -> None:
+    """COPY `rows` into `table` in CSV form, a chunk at a time (give datetimes as ISO 8601 text with an offset)."""
+    sql = f"COPY {table} ({', '.join(columns)}) FROM STDIN WITH (FORMAT csv)"
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n", quoting=csv.QUOTE_NONNUMERIC)  # "" is text, not NULL
+    pending = 0
+    for row in rows:
+        writer.writerow(row)
+        pending += 1
+        if pending == 20_000:
+            _flush(cursor, sql, buffer)
+            buffer = io.StringIO()
+            writer = csv.writer(buffer, lineterminator="\n", quoting=csv.QUOTE_NONNUMERIC)
+            pending = 0
+    if pending:
+        _flush(cursor, sql, buffer)
+
+
+def _flush(cursor: Any, sql: str, buffer: io.StringIO) -> None:
+    buffer.seek(0)
+    cursor.cursor.copy_expert(sql, buffer)

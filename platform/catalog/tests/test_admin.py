@@ -1,0 +1,173 @@
+"""The catalog in the store admin: import page (now and in the background), result, export, roles."""
+
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import Callable
+
+from django.contrib.auth.models import User
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import Client
+
+from catalog import services
+from catalog.importing import COLUMNS, open_source, parse_catalog
+from catalog.models import CatalogImport, Product, ProductPrice
+from catalog.sample import sample_catalog_rows
+from catalog.tests.helpers import CHIPS, COLA, WATER, csv_bytes
+from conftest import PASSWORD
+from core.tenancy import tenant_scope
+from tenants.audit import Actor
+from tenants.models import AuditEntry, Membership, Tenant
+
+IMPORT_PAGE = "/admin/catalog/product/import/"
+
+
+def login(user: User) -> Client:
+    client = Client()
+    assert client.login(username=user.username, password=PASSWORD)
+    return client
+
+
+def test_manager_imports_a_csv_and_sees_the_result(manager_a: User, tenant_a: Tenant) -> None:
+    client = login(manager_a)
+    page = client.get("/admin/catalog/product/")
+    assert page.status_code == 200
+    assert IMPORT_PAGE in page.content.decode()
+    form = client.get(IMPORT_PAGE)
+    assert form.status_code == 200
+    assert "Keep good rows" in form.content.decode()
+
+    response = client.post(IMPORT_PAGE, {"file": SimpleUploadedFile("catalog.csv", csv_bytes([COLA, WATER, CHIPS]))})
+    assert response.status_code == 302
+    record = CatalogImport.unscoped.get(tenant=tenant_a)
+    assert response["Location"] == f"/admin/catalog/catalogimport/{record.pk}/change/"
+    result = client.get(response["Location"]).content.decode()
+    assert re.search(r'id="import-created">3<', result)
+    assert Product.unscoped.filter(tenant=tenant_a).count() == 3
+    entry = AuditEntry.unscoped.filter(tenant=tenant_a, action="import").latest("at")
+    assert (entry.source, entry.actor_label) == ("admin", "alice@alpha.test")
+
+    listing = client.get("/admin/catalog/product/").content.decode()
+    assert "$1.99" in listing and "Cola 330 ml" in listing
+    detail = client.get(f"/admin/catalog/product/{Product.unscoped.get(sku='COLA-330').pk}/change/")
+    assert detail.status_code == 200
+    assert "$1.99" in detail.content.decode()  # the price history inline
+
+
+def test_bad_rows_are_listed_and_nothing_is_imported_unless_good_rows_are_kept(
+    manager_a: User, tenant_a: Tenant
+) -> None:
+    client = login(manager_a)
+    data = csv_bytes([COLA, {**WATER, "price": "0.999"}, {**CHIPS, "currency": "XYZ"}])
+    response = client.post(IMPORT_PAGE, {"file": SimpleUploadedFile("catalog.csv", data)}, follow=True)
+    body = response.content.decode()
+    assert 'id="import-failed"' in body
+    assert "Nothing was imported." in body
+    assert "too many decimals" in body and "XYZ" in body
+    assert Product.unscoped.filter(tenant=tenant_a).count() == 0
+
+    response = client.post(IMPORT_PAGE, {"file": SimpleUploadedFile("catalog.csv", data), "partial": "on"}, follow=True)
+    body = response.content.decode()
+    assert re.search(r'id="import-created">1<', body)
+    assert re.search(r'id="import-bad-rows">2<', body)
+    assert list(Product.unscoped.filter(tenant=tenant_a).values_list("sku", flat=True)) == ["COLA-330"]
+
+
+def test_a_large_file_runs_in_the_background_with_a_progress_page(
+    manager_a: User, tenant_a: Tenant, settings, django_capture_on_commit_callbacks
+) -> None:
+    settings.CATALOG_IMPORT_BACKGROUND_BYTES = 100
+    client = login(manager_a)
+    data = csv_bytes(sample_catalog_rows(count=40))
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        response = client.post(IMPORT_PAGE, {"file": SimpleUploadedFile("big.csv", data)})
+    assert len(callbacks) == 1
+    record = CatalogImport.unscoped.get(tenant=tenant_a)
+    page = client.get(response["Location"]).content.decode()
+    assert 'id="import-progress-bar"' in page
+    status_url = f"/admin/catalog/catalogimport/{record.pk}/status/"
+    assert status_url in page
+    assert client.get(status_url).json()["status"] == "queued"
+
+    with tenant_scope(tenant_a.pk):
+        services.catalog_import_process(import_id=record.pk)
+    status = client.get(status_url).json()
+    assert (status["status"], status["finished"], status["progress"], status["created"]) == ("done", True, 1.0, 40)
+    assert 'id="import-done"' in client.get(response["Location"]).content.decode()
+
+
+def test_viewer_sees_the_catalog_but_cannot_import(
+    make_member: Callable[..., User], tenant_a: Tenant, manager_a: User
+) -> None:
+    client = login(make_member("vic@alpha.test", tenant_a, role=Membership.Role.VIEWER))
+    page = client.get("/admin/catalog/product/")
+    assert page.status_code == 200
+    assert IMPORT_PAGE not in page.content.decode()
+    assert client.get(IMPORT_PAGE).status_code == 403
+    response = client.post(IMPORT_PAGE, {"file": SimpleUploadedFile("catalog.csv", csv_bytes([COLA]))})
+    assert response.status_code == 403
+    assert Product.unscoped.filter(tenant=tenant_a).count() == 0
+    assert client.get("/admin/catalog/product/export-csv/").status_code == 200
+
+
+def test_another_tenants_import_does_not_open(manager_a: User, tenant_b: Tenant) -> None:
+    result = services.catalog_import(actor=Actor.system(), tenant=tenant_b, rows=[COLA])
+    client = login(manager_a)
+    assert client.get(f"/admin/catalog/catalogimport/{result.import_id}/change/").status_code == 404
+    assert client.get(f"/admin/catalog/catalogimport/{result.import_id}/status/").status_code == 404
+    assert "COLA-330" not in client.get("/admin/catalog/product/").content.decode()
+
+
+def _import_rows(tenant: Tenant) -> None:
+    rows = sample_catalog_rows(count=25)
+    rows[0] = {**rows[0], "barcode": "5000112637922|96385074", "name": 'Cola 330 ml, "classic"'}
+    rows[1] = {**rows[1], "status": "archived", "image_url": "https://cdn.example.com/water.png"}
+    rows[2] = {**rows[2], "name": '=HYPERLINK("http://evil.example")'}
+    services.catalog_import(actor=Actor.system(), tenant=tenant, rows=rows)
+
+
+def test_export_csv_reimports_as_all_unchanged(manager_a: User, tenant_a: Tenant, tenant_b: Tenant) -> None:
+    _import_rows(tenant_a)
+    services.catalog_import(actor=Actor.system(), tenant=tenant_b, rows=[{**COLA, "sku": "BRAVO-ONLY"}])
+    client = login(manager_a)
+    response = client.get("/admin/catalog/product/export-csv/")
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/csv")
+    assert response["Content-Disposition"].startswith('attachment; filename="catalog-')
+    content = response.content
+    assert content.startswith("\ufeff".encode())
+    assert content.decode("utf-8-sig").splitlines()[0] == ",".join(COLUMNS)
+    assert b"BRAVO-ONLY" not in content
+
+    prices_before = ProductPrice.unscoped.filter(tenant=tenant_a).count()
+    reimport = client.post(IMPORT_PAGE, {"file": SimpleUploadedFile("export.csv", content)})
+    record = CatalogImport.unscoped.get(pk=reimport["Location"].split("/")[-3])
+    assert (record.status, record.created_count, record.updated_count, record.unchanged_count) == ("done", 0, 0, 25)
+    assert ProductPrice.unscoped.filter(tenant=tenant_a).count() == prices_before
+
+
+def test_export_xlsx_reimports_as_all_unchanged_and_writes_no_formulas(manager_a: User, tenant_a: Tenant) -> None:
+    _import_rows(tenant_a)
+    client = login(manager_a)
+    response = client.get("/admin/catalog/product/export-xlsx/")
+    assert response.status_code == 200
+    assert response["Content-Type"] == "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+    parsed = parse_catalog(open_source(io.BytesIO(response.content), filename="export.xlsx"))
+    # The name that looked like a formula comes back as text, without its "=" (never a live formula).
+    assert [(e.row, e.message) for e in parsed.errors] == []
+    assert any(row.name == 'HYPERLINK("http://evil.example")' for row in parsed.rows)
+
+    reimport = client.post(IMPORT_PAGE, {"file": SimpleUploadedFile("export.xlsx", response.content)})
+    record = CatalogImport.unscoped.get(pk=reimport["Location"].split("/")[-3])
+    assert (record.created_count, record.updated_count, record.unchanged_count) == (0, 1, 24)  # only that name
+
+
+def test_import_history_is_read_only(manager_a: User, tenant_a: Tenant) -> None:
+    services.catalog_import(actor=Actor.system(), tenant=tenant_a, rows=[COLA])
+    client = login(manager_a)
+    listing = client.get("/admin/catalog/catalogimport/")
+    assert listing.status_code == 200
+    assert "JSON rows" in listing.content.decode()
+    assert client.get("/admin/catalog/catalogimport/add/").status_code == 403
+    assert client.get("/admin/catalog/product/add/").status_code == 403
