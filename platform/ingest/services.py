@@ -17,7 +17,7 @@ import tempfile
 import zlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, BinaryIO, cast
 
 import orjson
 from django.conf import settings
@@ -200,7 +200,7 @@ def chunk_process(*, chunk_id: int) -> None:
             outcome = process_lines(
                 stream=stream,
                 numbered_lines=read_lines(
-                    plain, start=chunk.start_offset, end=chunk.end_offset, first_line=chunk.first_line
+                    cast(BinaryIO, plain), start=chunk.start_offset, end=chunk.end_offset, first_line=chunk.first_line
                 ),
                 references=store_references(store=stream.store),
                 now=timezone.now(),

@@ -26,7 +26,7 @@ from tenants.models import AuditEntry
 class EventStreamOutputSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     store = serializers.CharField(source="store.code")
-    source = serializers.CharField()
+    source = serializers.CharField()  # type: ignore[assignment]
     status = serializers.CharField()
     lines = serializers.IntegerField()
     accepted = serializers.IntegerField()

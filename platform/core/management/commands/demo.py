@@ -1,52 +1,174 @@
-"""Seed the demo: an operator, a finance user, two licensees with managers and API keys; print where to look.
+"""Seed the demo and run a day of a store through the platform; print where to look.
 
-Safe to run again: existing people and tenants are kept, passwords reset to the
-demo ones, and a fresh API key is issued each time.
+An operator and a finance user; two licensees with managers and API keys; for each a
+catalog, a store with a realistic layout, and a day of shopper events uploaded and
+processed (in-process when no broker is configured, by a worker this command starts
+otherwise). Safe to run again: people and tenants are kept, passwords reset to the
+demo ones, a fresh API key is issued, and a new day of events is added.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
+import orjson
 from django.conf import settings
 from django.contrib.auth.models import Group, User
-from django.core.management.base import BaseCommand
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.core.management.base import BaseCommand, CommandParser
 from django.db import transaction
+from django.utils import timezone
 
+from catalog import services as catalog_services
+from catalog.models import Product
+from catalog.sample import sample_catalog_rows
+from core import tenancy
 from core.admin_sites import FINANCE_GROUP, OPERATOR_GROUP
+from ingest import services as ingest_services
+from ingest.models import EventStream
+from ingest.sample import sample_events
+from stores import services as store_services
+from stores.models import Store
+from stores.sample import sample_layout
 from tenants import services
 from tenants.audit import Actor
 from tenants.models import Membership, Tenant
+from visits.models import Visit
 
 DEMO_PASSWORD = "open-aisle-demo"  # noqa: S105 — the demo's published login
 DEMO_TENANTS = (
-    ("northwind", "Northwind Grocers", "manager@northwind.test"),
-    ("southgate", "Southgate Foods", "manager@southgate.test"),
+    ("northwind", "Northwind Grocers", "manager@northwind.test", "NW-001", "Northwind Market Street", "USD"),
+    ("southgate", "Southgate Foods", "manager@southgate.test", "SG-001", "Southgate Station", "EUR"),
 )
 PLATFORM_STAFF = (("operator@openaisle.test", OPERATOR_GROUP), ("finance@openaisle.test", FINANCE_GROUP))
+LAYOUT_SINCE = datetime(2026, 1, 1, tzinfo=UTC)
+PROJECT_ROOT = Path(__file__).resolve().parents[4]
 
 
 class Command(BaseCommand):
-    help = "Seed the demo data and print the URLs, logins and an API key."
+    help = "Seed the demo data, run a day of store events through the platform, and print where to look."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--visits", type=int, default=300, help="Shopper visits per store in the day of events.")
 
     def handle(self, *args: Any, **options: Any) -> None:
         actor = Actor.cli()
+        keys: dict[str, str] = {}
         with transaction.atomic():
             for email, group in PLATFORM_STAFF:
-                user = _demo_user(email)
-                user.groups.add(Group.objects.get(name=group))
-            keys = {}
-            for slug, name, manager_email in DEMO_TENANTS:
-                tenant = Tenant.objects.filter(slug=slug).first() or services.tenant_create(
-                    actor=actor, name=name, slug=slug
-                )
-                manager = _demo_user(manager_email)
-                if not Membership.unscoped.filter(tenant=tenant, user=manager).exists():
-                    services.member_add(actor=actor, tenant=tenant, email=manager_email, role=Membership.Role.MANAGER)
-                keys[slug] = services.api_key_issue(actor=actor, tenant=tenant, name="demo key").key
-        self._print_summary(keys)
+                _demo_user(email).groups.add(Group.objects.get_or_create(name=group)[0])
+            tenants = [self._tenant(actor, slug, name, manager) for slug, name, manager, *_ in DEMO_TENANTS]
+            for tenant in tenants:
+                keys[tenant.slug] = services.api_key_issue(actor=actor, tenant=tenant, name="demo key").key
+        streams = []
+        with self._workers():
+            for tenant, (_, _, _, code, store_name, currency) in zip(tenants, DEMO_TENANTS, strict=True):
+                with tenancy.tenant_scope(tenant.pk):
+                    store = self._store(actor, tenant, code, store_name, currency)
+                    streams.append(self._day_of_events(actor, store, visits=options["visits"]))
+            self._wait(streams)
+        self._print_summary(keys, streams)
 
-    def _print_summary(self, keys: dict[str, str]) -> None:
+    def _tenant(self, actor: Actor, slug: str, name: str, manager_email: str) -> Tenant:
+        tenant = Tenant.objects.filter(slug=slug).first() or services.tenant_create(actor=actor, name=name, slug=slug)
+        _demo_user(manager_email)
+        if not Membership.unscoped.filter(tenant=tenant, user__username=manager_email).exists():
+            services.member_add(actor=actor, tenant=tenant, email=manager_email, role=Membership.Role.MANAGER)
+        return tenant
+
+    def _store(self, actor: Actor, tenant: Tenant, code: str, name: str, currency: str) -> Store:
+        self.stdout.write(f"· {tenant.name}: catalog, store {code} and its layout")
+        if not Product.objects.exists():
+            catalog_services.catalog_import(
+                actor=actor, tenant=tenant, rows=sample_catalog_rows(count=120, currency=currency), currency=currency
+            )
+        store = Store.objects.filter(code=code).first()
+        if store is None:
+            store = store_services.store_create(
+                actor=actor,
+                tenant=tenant,
+                code=code,
+                name=name,
+                timezone="Europe/Paris" if currency == "EUR" else "America/New_York",
+                currency=currency,
+                address="1 Demo Way",
+                status=Store.Status.ACTIVE,
+            )
+        if not store.layouts.exists():
+            skus = list(Product.objects.order_by("sku").values_list("sku", flat=True))
+            store_services.layout_publish(
+                actor=actor, store=store, document=sample_layout(skus=skus), effective_from=LAYOUT_SINCE
+            )
+        return store
+
+    def _day_of_events(self, actor: Actor, store: Store, *, visits: int) -> EventStream:
+        layout = store.layouts.order_by("-effective_from").first()
+        assert layout is not None
+        weights = {sku: float(weight) for sku, weight in Product.objects.values_list("sku", "unit_weight_g")}
+        day = timezone.now().astimezone(UTC).replace(hour=7, minute=0, second=0, microsecond=0) - timedelta(days=1)
+        prefix = f"{store.code}-{day:%Y%m%d}-{EventStream.objects.filter(store=store).count()}-"
+        events = sample_events(
+            layout.document, visits=visits, start=day, unit_weights=weights, seed=day.day, id_prefix=prefix
+        )
+        body = b"".join(orjson.dumps(event) + b"\n" for event in events)
+        lines = body.count(b"\n")
+        self.stdout.write(f"· {store.code}: uploading a day of events ({lines} events, {visits} visits)")
+        upload = SimpleUploadedFile(f"{store.code}-{day:%Y-%m-%d}.ndjson", body, content_type="application/x-ndjson")
+        return ingest_services.stream_upload(actor=actor, store=store, upload=upload)
+
+    @contextlib.contextmanager
+    def _workers(self) -> Iterator[None]:
+        """With a broker configured, run a real worker for the length of the demo; otherwise tasks run in-process."""
+        if settings.CELERY_TASK_ALWAYS_EAGER:
+            yield
+            return
+        env = {**os.environ, "PYTHONPATH": f"{PROJECT_ROOT}:{PROJECT_ROOT / 'platform'}"}
+        command = [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "config",
+            "worker",
+            "-Q",
+            "ingest,visits,payments,default",
+            "--concurrency",
+            "2",
+            "--loglevel",
+            "WARNING",
+        ]
+        self.stdout.write("· starting a Celery worker (ingest, visits, payments, default)")
+        worker = subprocess.Popen(command, cwd=PROJECT_ROOT, env=env)  # noqa: S603 — our own worker command
+        try:
+            yield
+        finally:
+            worker.terminate()
+            worker.wait(timeout=60)
+
+    def _wait(self, streams: list[EventStream], timeout: float = 600) -> None:
+        deadline = time.monotonic() + timeout
+        with tenancy.platform_wide_scope():
+            for stream in streams:
+                while True:
+                    stream.refresh_from_db()
+                    if stream.status in (EventStream.Status.DONE, EventStream.Status.FAILED):
+                        break
+                    if time.monotonic() > deadline:
+                        self.stderr.write(
+                            f"stream {stream.pk} is still {stream.status}; see /admin/ingest/eventstream/"
+                        )
+                        break
+                    time.sleep(0.5)
+
+    def _print_summary(self, keys: dict[str, str], streams: list[EventStream]) -> None:
         base = settings.PUBLIC_BASE_URL.rstrip("/")
         out = self.stdout.write
         out(self.style.SUCCESS("\nOpenAisle demo is ready.\n"))
@@ -55,8 +177,19 @@ class Command(BaseCommand):
         out(f"  Store admin      {base}/admin/   manager@northwind.test / {DEMO_PASSWORD}  (or manager@southgate.test)")
         out(f"  API docs         {base}/api/v1/docs/")
         out(f"  Health           {base}/healthz  {base}/readyz")
+        with tenancy.platform_wide_scope():
+            for stream in streams:
+                visits = Visit.objects.filter(store_id=stream.store_id).count()
+                out(
+                    f"  {stream.store.code} events   {stream.status}: {stream.lines} lines, {stream.accepted} "
+                    f"accepted, {stream.duplicates} duplicates, {stream.rejected} rejected; {visits} visits "
+                    f"→ {base}/admin/ingest/eventstream/{stream.pk}/change/"
+                )
+                layout = stream.store.layouts.order_by("-effective_from").first()
+                if layout is not None:
+                    out(f"  {stream.store.code} floor plan {base}/admin/stores/layoutversion/{layout.pk}/change/")
         out(f"  Northwind API key (shown once):\n    {keys['northwind']}")
-        out(f"  Try:  curl -H 'Authorization: Bearer {keys['northwind']}' {base}/api/v1/tenant")
+        out(f"  Try:  curl -H 'Authorization: Bearer {keys['northwind']}' {base}/api/v1/stores")
 
 
 def _demo_user(email: str) -> User:

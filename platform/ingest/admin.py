@@ -1,0 +1,197 @@
+"""Event streams in the admins: upload with a live progress bar, counts, rejections (page and CSV)."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterator
+from typing import Any
+
+from django import forms
+from django.contrib import admin
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse, StreamingHttpResponse
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path, reverse
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString
+from unfold.decorators import action, display
+
+from core.admin import OpsModelAdmin, TenantModelAdmin
+from core.admin_sites import licensee_site, ops_site
+from ingest import services
+from ingest.models import EventStream, Rejection
+from stores.models import Store
+from tenants.audit import Actor
+
+STATUS_LABELS = {"queued": "info", "processing": "warning", "done": "success", "failed": "danger"}
+REJECTIONS_SHOWN = 50
+
+
+class _Echo:
+    def write(self, value: str) -> str:
+        return value
+
+
+def _rejections_csv(stream: EventStream) -> StreamingHttpResponse:
+    writer = csv.writer(_Echo())
+    # Built here, inside the request's tenant scope: the response is streamed after the view returns.
+    rejections = Rejection.objects.filter(stream=stream).order_by("line", "pk")
+
+    def rows() -> Iterator[str]:
+        yield writer.writerow(["line", "event_id", "reason", "raw"])
+        for rejection in rejections.iterator(chunk_size=2000):
+            yield writer.writerow([rejection.line, rejection.event_id, rejection.reason, rejection.raw])
+
+    response = StreamingHttpResponse(rows(), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="stream-{stream.pk}-rejections.csv"'
+    return response
+
+
+class EventUploadForm(forms.Form):
+    store = forms.ModelChoiceField(queryset=Store.unscoped.none())
+    file = forms.FileField(help_text="NDJSON, one event per line, or the same compressed with gzip (.ndjson.gz).")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["store"].queryset = Store.objects.order_by("code")  # type: ignore[attr-defined]
+
+
+class StreamAdminBase:
+    list_display: Any = [
+        "__str__",
+        "store",
+        "source",
+        "status_label",
+        "progress_bar",
+        "lines",
+        "accepted",
+        "duplicates",
+        "rejected",
+        "created_at",
+    ]
+    list_filter: Any = ["status", "source"]
+    search_fields: Any = ["original_name", "store__code"]
+    readonly_fields: Any = [
+        "store",
+        "source",
+        "status",
+        "original_name",
+        "size_bytes",
+        "lines",
+        "accepted",
+        "duplicates",
+        "rejected",
+        "failure_reason",
+        "created_by",
+        "created_at",
+        "started_at",
+        "finished_at",
+        "rejections_preview",
+    ]
+    fields = readonly_fields
+
+    @display(description="Status", label=STATUS_LABELS)
+    def status_label(self, stream: EventStream) -> str:
+        return stream.status
+
+    @display(description="Progress")
+    def progress_bar(self, stream: EventStream) -> SafeString:
+        percent = round(stream.progress * 100)
+        return format_html(
+            '<div style="min-width:6rem" title="{}%"><div class="bg-base-200 rounded-default">'
+            '<div class="bg-primary-600 h-1.5 rounded-default" style="width:{}%"></div></div></div>',
+            percent,
+            percent,
+        )
+
+    @display(description="Rejected lines")
+    def rejections_preview(self, stream: EventStream) -> SafeString:
+        rows = list(Rejection.objects.filter(stream=stream).order_by("line", "pk")[:REJECTIONS_SHOWN])
+        if not rows:
+            return format_html("{}", "None.")
+        items = format_html_join(
+            "", "<li><code>line {}</code> {} — {}</li>", ((r.line, r.event_id or "", r.reason) for r in rows)
+        )
+        more = f" (first {REJECTIONS_SHOWN} of {stream.rejected})" if stream.rejected > REJECTIONS_SHOWN else ""
+        return format_html('<ul class="list-disc pl-5">{}</ul><p class="mt-2">{}</p>', items, more)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(EventStream, site=licensee_site)
+class EventStreamAdmin(StreamAdminBase, TenantModelAdmin):
+    list_filter = ["status", "source", "store"]
+    change_form_template = "admin/ingest/eventstream/change_form.html"
+    actions_list = ["upload_events"]
+
+    def has_upload_events_permission(self, request: HttpRequest) -> bool:
+        return self._may_write(request)
+
+    def get_urls(self) -> list[URLPattern]:
+        view = self.admin_site.admin_view
+        return [
+            path("<int:stream_id>/progress/", view(self.progress_view), name="ingest_eventstream_progress"),
+            path("<int:stream_id>/rejections.csv", view(self.rejections_view), name="ingest_eventstream_rejections"),
+            *super().get_urls(),
+        ]
+
+    @action(description="Upload events", url_path="upload", icon="upload_file", permissions=["upload_events"])
+    def upload_events(self, request: HttpRequest) -> HttpResponse:
+        form = EventUploadForm(request.POST or None, request.FILES or None, initial={"store": request.GET.get("store")})
+        if request.method == "POST" and form.is_valid():
+            stream = services.stream_upload(
+                actor=Actor.for_request(request, source=self.audit_source),
+                store=form.cleaned_data["store"],
+                upload=form.cleaned_data["file"],
+            )
+            return HttpResponseRedirect(reverse("admin:ingest_eventstream_change", args=[stream.pk]))
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": EventStream._meta,
+            "title": "Upload store events",
+            "form": form,
+            "submit_label": "Upload and process",
+            "intro": "Events are checked line by line; the next page shows the progress and every refused line.",
+        }
+        return TemplateResponse(request, "admin/simple_form.html", context)
+
+    def progress_view(self, request: HttpRequest, stream_id: int) -> JsonResponse:
+        stream = get_object_or_404(EventStream.objects.all(), pk=stream_id)
+        return JsonResponse(
+            {
+                "status": stream.status,
+                "progress": stream.progress,
+                "lines": stream.lines,
+                "accepted": stream.accepted,
+                "duplicates": stream.duplicates,
+                "rejected": stream.rejected,
+                "finished": stream.status in (EventStream.Status.DONE, EventStream.Status.FAILED),
+            }
+        )
+
+    def rejections_view(self, request: HttpRequest, stream_id: int) -> StreamingHttpResponse:
+        return _rejections_csv(get_object_or_404(EventStream.objects.all(), pk=stream_id))
+
+
+@admin.register(EventStream, site=ops_site)
+class EventStreamOpsAdmin(StreamAdminBase, OpsModelAdmin):
+    list_display = [
+        "__str__",
+        "tenant",
+        "store",
+        "source",
+        "status_label",
+        "progress_bar",
+        "lines",
+        "rejected",
+        "failure_reason",
+        "created_at",
+    ]
+    list_filter = ["status", "source", "tenant"]

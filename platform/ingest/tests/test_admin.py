@@ -1,0 +1,95 @@
+"""Store staff upload events in the admin and follow them: progress, counts, rejected lines as CSV."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Callable
+
+import pytest
+from django.contrib.auth.models import User
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import Client
+
+from conftest import PASSWORD
+from ingest.models import EventStream
+from ingest.tests.conftest import day_of_events, ndjson
+from stores.models import Store
+from tenants.models import Membership, Tenant
+
+pytestmark = pytest.mark.usefixtures("celery_worker")
+
+
+def _login(user: User) -> Client:
+    client = Client()
+    assert client.login(username=user.username, password=PASSWORD)
+    return client
+
+
+def _file(body: bytes) -> SimpleUploadedFile:
+    return SimpleUploadedFile("day.ndjson", body, content_type="application/x-ndjson")
+
+
+def test_manager_uploads_a_file_and_downloads_its_rejections(manager_a: User, store_a: Store) -> None:
+    client = _login(manager_a)
+    page = client.get("/admin/ingest/eventstream/upload/")
+    assert page.status_code == 200
+    events = day_of_events(store_a, visits=3)
+    body = ndjson([*events, b"{broken", {**events[0], "id": "zz", "bin": "NOPE"}])
+    response = client.post("/admin/ingest/eventstream/upload/", {"store": store_a.pk, "file": _file(body)})
+    stream = EventStream.unscoped.get(store=store_a)
+    assert response["Location"] == f"/admin/ingest/eventstream/{stream.pk}/change/"
+    progress = client.get(f"/admin/ingest/eventstream/{stream.pk}/progress/").json()
+    assert progress["finished"] is True
+    assert (progress["lines"], progress["accepted"], progress["rejected"]) == (len(events) + 2, len(events), 2)
+    detail = client.get(response["Location"]).content.decode()
+    assert "Download rejected lines (CSV)" in detail
+    download = client.get(f"/admin/ingest/eventstream/{stream.pk}/rejections.csv")
+    rows = list(csv.reader(io.StringIO(b"".join(download.streaming_content).decode())))
+    assert rows[0] == ["line", "event_id", "reason", "raw"]
+    assert [row[0] for row in rows[1:]] == [str(len(events) + 1), str(len(events) + 2)]
+    assert rows[1][2].startswith("not valid JSON")
+
+
+def test_upload_needs_a_file_and_a_store_of_ones_own(manager_a: User, store_a: Store, store_b: Store) -> None:
+    client = _login(manager_a)
+    missing = client.post("/admin/ingest/eventstream/upload/", {"store": store_a.pk})
+    assert missing.status_code == 200
+    theirs = client.post("/admin/ingest/eventstream/upload/", {"store": store_b.pk, "file": _file(b"{}\n")})
+    assert theirs.status_code == 200
+    assert "Select a valid choice" in theirs.content.decode()
+    assert not EventStream.unscoped.exists()
+
+
+def test_another_tenants_stream_is_not_shown(manager_a: User, api_b, store_b: Store) -> None:
+    from ingest.tests.conftest import upload
+
+    stream_id = upload(api_b, store_b.code, ndjson(day_of_events(store_b, visits=1))).json()["id"]
+    client = _login(manager_a)
+    assert client.get(f"/admin/ingest/eventstream/{stream_id}/progress/").status_code == 404
+    assert client.get(f"/admin/ingest/eventstream/{stream_id}/rejections.csv").status_code == 404
+    assert f"stream {stream_id} (" not in client.get("/admin/ingest/eventstream/").content.decode()
+    assert f"stream {stream_id} (" in _login_operator_view(stream_id)
+    assert client.get(f"/admin/ingest/eventstream/{stream_id}/change/", follow=True).redirect_chain
+
+
+def _login_operator_view(stream_id: int) -> str:
+    operator = User.objects.create_user("ops@x.test", password=PASSWORD, is_staff=True, is_superuser=True)
+    return _login(operator).get("/ops/ingest/eventstream/").content.decode()
+
+
+def test_a_viewer_cannot_upload(make_member: Callable[..., User], tenant_a: Tenant, store_a: Store) -> None:
+    client = _login(make_member("vera@alpha.test", tenant_a, role=Membership.Role.VIEWER))
+    response = client.post("/admin/ingest/eventstream/upload/", {"store": store_a.pk, "file": _file(b"{}\n")})
+    assert response.status_code in (302, 403)
+    assert not EventStream.unscoped.exists()
+
+
+def test_operators_see_every_tenants_streams(operator: User, api_a, api_b, store_a: Store, store_b: Store) -> None:
+    from ingest.tests.conftest import upload
+
+    upload(api_a, store_a.code, b"{}\n")
+    upload(api_b, store_b.code, b"{}\n")
+    body = _login(operator).get("/ops/ingest/eventstream/").content.decode()
+    assert "Alpha Markets" in body
+    assert "Bravo Foods" in body

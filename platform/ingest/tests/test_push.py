@@ -1,0 +1,89 @@
+"""Live push: the same validation and writing as uploads, answered at once."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+from rest_framework.test import APIClient
+
+from core import tenancy
+from ingest.models import Event, EventStream, Rejection
+from ingest.tests.conftest import day_of_events
+from stores.models import Device, Store
+from stores.services import devices_mark_silent
+from visits.models import Visit
+
+pytestmark = pytest.mark.usefixtures("celery_worker")
+
+
+def test_push_accepts_reports_duplicates_and_rejections_by_index(api_a: APIClient, store_a: Store) -> None:
+    events = day_of_events(store_a, visits=3)
+    response = api_a.post(f"/api/v1/stores/{store_a.code}/events", events, format="json")
+    assert response.status_code == 202
+    assert response.json() == {"accepted": len(events), "duplicates": 0, "rejected": []}
+    again = [
+        *events[:2],
+        {"id": "bad-1", "type": "item.picked"},
+        "not an object",
+        {**events[3], "id": "new-1", "bin": "??"},
+    ]
+    body = api_a.post(f"/api/v1/stores/{store_a.code}/events", again, format="json").json()
+    assert body["accepted"] == 0
+    assert body["duplicates"] == 2
+    assert [(r["index"], r["event_id"]) for r in body["rejected"]] == [(2, "bad-1"), (3, None), (4, "new-1")]
+    assert "missing required field 'ts'" in body["rejected"][0]["reason"]
+    assert "bin '??' is not in the layout" in body["rejected"][2]["reason"]
+    stream = EventStream.unscoped.filter(source="push").latest("created_at")
+    assert (stream.lines, stream.accepted, stream.duplicates, stream.rejected) == (5, 0, 2, 3)
+    assert Rejection.unscoped.filter(stream=stream).count() == 3
+
+
+def test_push_hands_visits_on(api_a: APIClient, store_a: Store) -> None:
+    events = day_of_events(store_a, visits=4)
+    api_a.post(f"/api/v1/stores/{store_a.code}/events", events, format="json")
+    assert Visit.unscoped.filter(store=store_a, status="settling").count() == 4
+
+
+def test_push_checks_sessions_against_the_batch_and_what_came_before(api_a: APIClient, store_a: Store) -> None:
+    events = day_of_events(store_a, visits=2)
+    started = [e for e in events if e["type"] == "session.started"]
+    rest = [e for e in events if e["type"] != "session.started"]
+    first = api_a.post(f"/api/v1/stores/{store_a.code}/events", started, format="json").json()
+    assert first["accepted"] == len(started)
+    second = api_a.post(f"/api/v1/stores/{store_a.code}/events", rest, format="json").json()
+    assert second["accepted"] == len(rest)
+    assert second["rejected"] == []
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [({"id": "x"}, 400), ([{"id": str(n)} for n in range(1001)], 400), ("text", 400)],
+)
+def test_push_bad_bodies_write_nothing(api_a: APIClient, store_a: Store, body, status: int) -> None:
+    response = api_a.post(f"/api/v1/stores/{store_a.code}/events", body, format="json")
+    assert response.status_code == status
+    assert response.json()["error"]["code"] == "invalid"
+    assert not EventStream.unscoped.exists()
+    assert not Event.unscoped.exists()
+
+
+def test_push_to_another_tenants_store_is_404_and_writes_nothing(api_a: APIClient, store_b: Store) -> None:
+    events = day_of_events(store_b, visits=1)
+    response = api_a.post(f"/api/v1/stores/{store_b.code}/events", events, format="json")
+    assert response.status_code == 404
+    assert not Event.unscoped.exists()
+
+
+def test_devices_silent_for_too_long_are_marked_offline(api_a: APIClient, store_a: Store) -> None:
+    now = timezone.now()
+    stamp = (now - timedelta(minutes=1)).isoformat().replace("+00:00", "Z")
+    fresh = {"id": "s1", "type": "device.status", "ts": stamp, "device": "CAM-01", "status": "online"}
+    api_a.post(f"/api/v1/stores/{store_a.code}/events", [fresh], format="json")
+    Device.unscoped.filter(store=store_a, code="CAM-02").update(status="online", last_seen_at=now - timedelta(hours=2))
+    with tenancy.platform_wide_scope():
+        changed = devices_mark_silent(silent_after=timedelta(minutes=15))
+    assert changed == 1
+    assert Device.unscoped.get(store=store_a, code="CAM-02").status == "offline"
+    assert Device.unscoped.get(store=store_a, code="CAM-01").status == "online"

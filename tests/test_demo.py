@@ -1,0 +1,49 @@
+"""The demo's steps, on the embedded fast path: seeded people, stores, a processed day of events."""
+
+from __future__ import annotations
+
+import re
+from io import StringIO
+
+import pytest
+from django.core.management import call_command
+from django.test import Client
+
+from config.celery import app
+from ingest.models import EventStream
+from stores.models import Bin, Store
+from tenants.models import Tenant
+from visits.models import Visit
+
+
+@pytest.fixture
+def in_process_tasks(settings):
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+    previous = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = previous
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("in_process_tasks")
+def test_demo_seeds_and_runs_a_day_of_events() -> None:
+    out = StringIO()
+    call_command("demo", visits=25, stdout=out)
+    printed = out.getvalue()
+    assert set(Tenant.objects.values_list("slug", flat=True)) >= {"northwind", "southgate"}
+    stores = Store.unscoped.filter(code__in=["NW-001", "SG-001"])
+    assert stores.count() == 2
+    for store in stores:
+        assert Bin.unscoped.filter(layout__store=store).count() >= 100
+        stream = EventStream.unscoped.get(store=store)
+        assert stream.status == "done"
+        assert stream.accepted == stream.lines > 0
+        assert Visit.unscoped.filter(store=store).count() == 25
+    key = re.search(r"(oa_[0-9a-f]{8}_\S+)", printed)
+    assert key is not None
+    response = Client().get("/api/v1/stores", HTTP_AUTHORIZATION=f"Bearer {key.group(1)}")
+    assert [s["code"] for s in response.json()["results"]] == ["NW-001"]
+    assert Client().login(username="manager@northwind.test", password="open-aisle-demo")
+    call_command("demo", visits=5, stdout=StringIO())
+    assert EventStream.unscoped.filter(store__code="NW-001").count() == 2
