@@ -186,3 +186,26 @@ def test_api_docs_are_served_from_local_static_files() -> None:
     page = APIClient().get("/api/v1/docs/").content.decode()
     assert "/static/drf_spectacular_sidecar/swagger-ui-dist/" in page
     assert "cdn" not in page.lower()
+
+
+SPEC_PATHS = {
+    "/api/v1/stores",
+    "/api/v1/stores/{store}/layout",
+    "/api/v1/catalog/import",
+    "/api/v1/stores/{store}/event-streams",
+    "/api/v1/event-streams/{stream_id}",
+    "/api/v1/event-streams/{stream_id}/rejections",
+    "/api/v1/stores/{store}/events",
+}
+
+
+@pytest.mark.django_db
+def test_the_openapi_document_is_valid_and_covers_the_spec(tmp_path) -> None:
+    from django.core.management import call_command
+
+    target = tmp_path / "schema.json"
+    call_command("spectacular", "--validate", "--fail-on-warn", "--format", "openapi-json", "--file", str(target))
+    import json
+
+    paths = set(json.loads(target.read_text())["paths"])
+    assert paths >= SPEC_PATHS
