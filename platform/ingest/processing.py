@@ -111,7 +111,8 @@ def _classify(
             else:
                 reason = check_references(event, references=references, now=now)
         if reason is not None or event is None:
-            event_id = value.get("id") if isinstance(value, dict) and isinstance(value.get("id"), str) else ""
+            raw_id = value.get("id") if isinstance(value, dict) else None
+            event_id = raw_id if isinstance(raw_id, str) else ""
             text = line[:RAW_KEPT_CHARS].decode("utf-8", errors="replace").replace("\x00", "\ufffd")
             refused.append(_Refusal(number, event_id[:64], reason or "invalid event", text))
             continue
