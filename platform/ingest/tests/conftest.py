@@ -117,3 +117,12 @@ def worker_process(*, concurrency: int = 1, chunk_bytes: int = 4000) -> Iterator
                 process.kill()
                 process.wait()
         log.close()
+
+
+def eventually(check: Callable[[], bool], *, timeout: float = 30) -> None:
+    """Wait for work a real worker does in the background (it is immediate in embedded mode)."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError("the background work did not finish in time")
+        time.sleep(0.05)

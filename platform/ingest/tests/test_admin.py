@@ -13,7 +13,7 @@ from django.test import Client
 
 from conftest import PASSWORD
 from ingest.models import EventStream
-from ingest.tests.conftest import day_of_events, ndjson
+from ingest.tests.conftest import day_of_events, eventually, ndjson
 from stores.models import Store
 from tenants.models import Membership, Tenant
 
@@ -39,8 +39,8 @@ def test_manager_uploads_a_file_and_downloads_its_rejections(manager_a: User, st
     response = client.post("/admin/ingest/eventstream/upload/", {"store": store_a.pk, "file": _file(body)})
     stream = EventStream.unscoped.get(store=store_a)
     assert response["Location"] == f"/admin/ingest/eventstream/{stream.pk}/change/"
+    eventually(lambda: client.get(f"/admin/ingest/eventstream/{stream.pk}/progress/").json()["finished"])
     progress = client.get(f"/admin/ingest/eventstream/{stream.pk}/progress/").json()
-    assert progress["finished"] is True
     assert (progress["lines"], progress["accepted"], progress["rejected"]) == (len(events) + 2, len(events), 2)
     detail = client.get(response["Location"]).content.decode()
     assert "Download rejected lines (CSV)" in detail

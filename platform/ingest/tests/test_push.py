@@ -10,7 +10,7 @@ from rest_framework.test import APIClient
 
 from core import tenancy
 from ingest.models import Event, EventStream, Rejection
-from ingest.tests.conftest import day_of_events
+from ingest.tests.conftest import day_of_events, eventually
 from stores.models import Device, Store
 from stores.services import devices_mark_silent
 from visits.models import Visit
@@ -43,7 +43,7 @@ def test_push_accepts_reports_duplicates_and_rejections_by_index(api_a: APIClien
 def test_push_hands_visits_on(api_a: APIClient, store_a: Store) -> None:
     events = day_of_events(store_a, visits=4)
     api_a.post(f"/api/v1/stores/{store_a.code}/events", events, format="json")
-    assert Visit.unscoped.filter(store=store_a, status="settling").count() == 4
+    eventually(lambda: Visit.unscoped.filter(store=store_a, status="settling").count() == 4)
 
 
 def test_push_checks_sessions_against_the_batch_and_what_came_before(api_a: APIClient, store_a: Store) -> None:

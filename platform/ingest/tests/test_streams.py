@@ -11,7 +11,7 @@ from django.test import override_settings
 from rest_framework.test import APIClient
 
 from ingest.models import Event, EventStream, Rejection
-from ingest.tests.conftest import day_of_events, ndjson, stream_totals, upload, wait_for_stream
+from ingest.tests.conftest import day_of_events, eventually, ndjson, stream_totals, upload, wait_for_stream
 from stores.models import Device, Store
 from visits.models import Visit
 
@@ -33,7 +33,7 @@ def test_a_day_of_events_is_accepted_and_handed_to_visits(api_a: APIClient, stor
     assert (result["duplicates"], result["rejected"], result["progress"]) == (0, 0, 1.0)
     assert Event.unscoped.filter(store=store_a).count() == len(events)
     visits = Visit.unscoped.filter(store=store_a)
-    assert visits.count() == 20
+    eventually(lambda: visits.filter(status="settling").count() == 20)
     assert not visits.exclude(status="settling").exists()
     first = visits.get(session="v-1-0")
     assert first.entered_at is not None
@@ -63,10 +63,10 @@ def test_out_of_order_and_late_events(api_a: APIClient, store_a: Store) -> None:
     random.Random(3).shuffle(early)
     first = _process(api_a, store_a, ndjson(early))
     assert first["accepted"] == len(early)
-    assert not Visit.unscoped.filter(store=store_a).exclude(status="open").exists()
+    eventually(lambda: Visit.unscoped.filter(store=store_a, status="open").count() == 12)
     late = _process(api_a, store_a, ndjson(ends))
     assert late["accepted"] == len(ends)
-    assert Visit.unscoped.filter(store=store_a, status="settling").count() == 12
+    eventually(lambda: Visit.unscoped.filter(store=store_a, status="settling").count() == 12)
 
 
 def test_every_malformed_kind_is_rejected_with_its_line_and_the_rest_accepted(api_a: APIClient, store_a: Store) -> None:
