@@ -33,7 +33,7 @@ from catalog.sample import sample_catalog_rows
 from core import tenancy
 from core.admin_sites import FINANCE_GROUP, OPERATOR_GROUP
 from ingest import services as ingest_services
-from ingest.models import EventStream
+from ingest.models import Event, EventStream
 from ingest.sample import sample_events
 from stores import services as store_services
 from stores.models import Store
@@ -157,16 +157,22 @@ class Command(BaseCommand):
         deadline = time.monotonic() + timeout
         with tenancy.platform_wide_scope():
             for stream in streams:
-                while True:
-                    stream.refresh_from_db()
-                    if stream.status in (EventStream.Status.DONE, EventStream.Status.FAILED):
-                        break
+                while not self._handed_on(stream):
                     if time.monotonic() > deadline:
                         self.stderr.write(
                             f"stream {stream.pk} is still {stream.status}; see /admin/ingest/eventstream/"
                         )
                         break
                     time.sleep(0.5)
+
+    @staticmethod
+    def _handed_on(stream: EventStream) -> bool:
+        """The stream is processed and every visit it brought is up to date."""
+        stream.refresh_from_db()
+        if stream.status not in (EventStream.Status.DONE, EventStream.Status.FAILED):
+            return False
+        sessions = Event.objects.filter(stream=stream).exclude(session=None).values("session").distinct().count()
+        return Visit.objects.filter(store_id=stream.store_id, events_count__gt=0).count() >= sessions
 
     def _print_summary(self, keys: dict[str, str], streams: list[EventStream]) -> None:
         base = settings.PUBLIC_BASE_URL.rstrip("/")
