@@ -173,6 +173,7 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BEAT_SCHEDULE = {
     "resume-stalled-streams": {"task": "ingest.resume_stalled_streams", "schedule": 60.0},
     "mark-silent-devices": {"task": "ingest.mark_silent_devices", "schedule": 300.0},
+    "settle-due-visits": {"task": "visits.settle_due", "schedule": 30.0},
 }
 
 # Event ingestion

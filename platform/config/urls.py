@@ -13,6 +13,7 @@ api_v1: list[URLPattern | URLResolver] = [
     path("", include("stores.api.urls")),
     path("", include("catalog.api.urls")),
     path("", include("ingest.api.urls")),
+    path("", include("visits.api.urls")),
     path("schema/", SpectacularAPIView.as_view(**public), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema", **public), name="api-docs"),
     path("redoc/", SpectacularRedocView.as_view(url_name="schema", **public), name="api-redoc"),

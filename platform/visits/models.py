@@ -26,13 +26,110 @@ class Visit(TenantOwnedModel):
     exited_at = models.DateTimeField(null=True, blank=True)
     last_event_at = models.DateTimeField(null=True, blank=True)
     events_count = models.PositiveIntegerField(default=0)
+    currency = models.CharField(max_length=3, blank=True)
+    subtotal = models.BigIntegerField(default=0)
+    tax = models.BigIntegerField(default=0)
+    total = models.BigIntegerField(default=0)
+    charged_total = models.BigIntegerField(default=0, help_text="What the charge instructions so far add up to.")
+    review_reasons = models.JSONField(default=list, blank=True)
+    cart_version = models.PositiveIntegerField(default=0)
+    settled_at = models.DateTimeField(null=True, blank=True, help_text="When the visit became final.")
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
         ordering = ["-entered_at"]
         constraints = [models.UniqueConstraint(fields=["tenant", "store", "session"], name="visit_session_unique")]
-        indexes = [models.Index(fields=["tenant", "store", "status"], name="visit_store_status")]
+        indexes = [
+            models.Index(fields=["tenant", "store", "status"], name="visit_store_status"),
+            models.Index(fields=["tenant", "status", "exited_at"], name="visit_status_exited"),
+        ]
 
     def __str__(self) -> str:
         return f"visit {self.session}"
+
+
+class VisitLine(TenantOwnedModel):
+    """One line of a visit's cart: what the engine (or a reviewer) says the shopper took."""
+
+    class Source(models.TextChoices):
+        ENGINE = "engine", "Engine"
+        REVIEW = "review", "Reviewer"
+
+    visit = models.ForeignKey(Visit, on_delete=models.CASCADE, related_name="lines")
+    sku = models.CharField(max_length=64)
+    name = models.CharField(max_length=200)
+    qty = models.PositiveIntegerField()
+    unit_price = models.BigIntegerField(help_text="Minor units, the price in force when first taken.")
+    amount = models.BigIntegerField()
+    tax_rate = models.DecimalField(max_digits=7, decimal_places=4)
+    tax = models.BigIntegerField()
+    confidence = models.FloatField()
+    evidence = models.JSONField(default=list, help_text="Ids of the events that produced the line.")
+    source = models.CharField(max_length=8, choices=Source.choices, default=Source.ENGINE)
+
+    class Meta:
+        ordering = ["visit_id", "sku"]
+        constraints = [models.UniqueConstraint(fields=["tenant", "visit", "sku"], name="visit_line_one_per_sku")]
+
+    def __str__(self) -> str:
+        return f"{self.qty} × {self.sku}"
+
+
+class ReviewDecision(TenantOwnedModel):
+    """A person's decision on a visit the engine could not settle alone: who, what, when, and the cart before."""
+
+    class Action(models.TextChoices):
+        APPROVE = "approve", "Approved (charge)"
+        VOID = "void", "Voided (no charge)"
+
+    visit = models.ForeignKey(Visit, on_delete=models.CASCADE, related_name="reviews")
+    reviewer = models.ForeignKey("auth.User", on_delete=models.PROTECT, related_name="+")
+    action = models.CharField(max_length=8, choices=Action.choices)
+    lines_before = models.JSONField()
+    lines_after = models.JSONField()
+    note = models.TextField(blank=True)
+    decided_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-decided_at"]
+        indexes = [models.Index(fields=["tenant", "-decided_at"], name="review_tenant_decided")]
+
+    def __str__(self) -> str:
+        return f"{self.get_action_display()} visit {self.visit_id}"
+
+
+class ChargeInstruction(TenantOwnedModel):
+    """What payments must do for a visit: capture its total, or adjust it after a late event or a review.
+
+    One row per (visit, sequence); payments (Stripe) works through them in order and records the outcome.
+    """
+
+    class Kind(models.TextChoices):
+        CAPTURE = "capture", "Capture the cart total"
+        ADJUST = "adjust", "Charge or refund a difference"
+        RELEASE = "release", "Release the hold (nothing to charge)"
+
+    class State(models.TextChoices):
+        PENDING = "pending", "Pending"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    visit = models.ForeignKey(Visit, on_delete=models.CASCADE, related_name="charge_instructions")
+    sequence = models.PositiveIntegerField()
+    kind = models.CharField(max_length=8, choices=Kind.choices)
+    amount = models.BigIntegerField(help_text="Minor units; negative for a refund.")
+    currency = models.CharField(max_length=3)
+    reason = models.CharField(max_length=200)
+    state = models.CharField(max_length=8, choices=State.choices, default=State.PENDING)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["visit_id", "sequence"]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "visit", "sequence"], name="charge_instruction_sequence")
+        ]
+        indexes = [models.Index(fields=["tenant", "state"], name="charge_instruction_state")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.amount} {self.currency} for visit {self.visit_id}"

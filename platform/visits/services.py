@@ -9,9 +9,11 @@ from django.db.models import Count, Max, Min, Q
 from django.db.models.fields.json import KT
 from django.utils import timezone
 
+from core.tasks import enqueue_on_commit
 from ingest.models import Event
 from stores.models import Store
 from visits.models import Visit
+from visits.settling import visits_settle
 
 REFRESHABLE = (Visit.Status.OPEN, Visit.Status.SETTLING)
 
@@ -44,10 +46,13 @@ def visits_refresh(*, store: Store, sessions: Sequence[str]) -> list[Visit]:
         events.filter(type="session.started").order_by("session", "ts").values_list("session", KT("payload__shopper"))
     )
     now = timezone.now()
+    reopened = []
     for visit in visits:
         row = figures.get(visit.session)
         if row is None:
             continue
+        if visit.settled_at is not None and row["count"] != visit.events_count and not visit.reviews.exists():
+            reopened.append(visit.session)
         visit.entered_at, visit.exited_at = row["entered"], row["exited"]
         visit.last_event_at, visit.events_count = row["last"], row["count"]
         visit.shopper_token = shoppers.get(visit.session) or visit.shopper_token
@@ -57,4 +62,7 @@ def visits_refresh(*, store: Store, sessions: Sequence[str]) -> list[Visit]:
     Visit.objects.bulk_update(
         visits, ["entered_at", "exited_at", "last_event_at", "events_count", "shopper_token", "status", "updated_at"]
     )
+    if reopened:
+        visits_settle(store=store, sessions=reopened, now=now)
+    enqueue_on_commit("visits.settle_store", tenant_id=store.tenant_id, store_id=store.pk)
     return visits

@@ -6,7 +6,7 @@ from celery import shared_task
 
 from core import tenancy
 from stores.models import Store
-from visits import services
+from visits import services, settling
 
 
 @shared_task(name="visits.refresh_visits")
@@ -14,3 +14,22 @@ from visits import services
 def refresh_visits(*, tenant_id: int, store_id: int, sessions: list[str]) -> int:
     store = Store.objects.get(pk=store_id)
     return len(services.visits_refresh(store=store, sessions=sessions))
+
+
+@shared_task(name="visits.settle_store")
+@tenancy.in_tenant_scope
+def settle_store(*, tenant_id: int, store_id: int) -> int:
+    """Settle the store's visits whose window has passed (safe to run any number of times)."""
+    return len(settling.visits_settle(store=Store.objects.get(pk=store_id)))
+
+
+@shared_task(name="visits.settle_due")
+def settle_due() -> int:
+    """Periodic: send every store with visits waiting to settle to `settle_store`."""
+    with tenancy.platform_wide_scope():
+        stores = list(
+            Store.objects.filter(pk__in=settling.stores_with_visits_settling()).values_list("pk", "tenant_id")
+        )
+    for store_id, tenant_id in stores:
+        settle_store.delay(tenant_id=tenant_id, store_id=store_id)
+    return len(stores)

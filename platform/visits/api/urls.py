@@ -1,0 +1,8 @@
+from django.urls import path
+
+from visits.api import views
+
+urlpatterns = [
+    path("stores/<str:store>/visits", views.StoreVisitListApi.as_view(), name="store-visit-list"),
+    path("stores/<str:store>/visits/<str:session>", views.StoreVisitDetailApi.as_view(), name="store-visit-detail"),
+]

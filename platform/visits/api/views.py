@@ -1,0 +1,96 @@
+"""Visits and their receipts through the licensee API (spec/store-api.md, "Visits and receipts")."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.utils.dateparse import parse_datetime
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import exceptions, serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from core.api.pagination import PagePagination
+from core.api.views import TenantAPIView
+from stores.selectors import store_get
+from visits import selectors
+from visits.models import Visit
+
+
+class ReceiptLineSerializer(serializers.Serializer):
+    sku = serializers.CharField()
+    name = serializers.CharField()
+    qty = serializers.IntegerField()
+    unit_price = serializers.IntegerField()
+    amount = serializers.IntegerField()
+    tax = serializers.IntegerField()
+    confidence = serializers.FloatField()
+    events = serializers.ListField(child=serializers.CharField())
+
+
+class ReceiptPaymentSerializer(serializers.Serializer):
+    status = serializers.CharField(allow_null=True)
+    reference = serializers.CharField(allow_null=True)
+    charged = serializers.IntegerField()
+    refunded = serializers.IntegerField()
+
+
+class ReceiptReviewSerializer(serializers.Serializer):
+    reasons = serializers.ListField(child=serializers.CharField())
+    decision = serializers.CharField(allow_null=True)
+    decided_by = serializers.CharField(allow_null=True)
+    decided_at = serializers.DateTimeField(allow_null=True)
+
+
+class ReceiptSerializer(serializers.Serializer):
+    session = serializers.CharField()
+    shopper = serializers.CharField()
+    status = serializers.ChoiceField(choices=Visit.Status.choices)
+    entered_at = serializers.DateTimeField(allow_null=True)
+    exited_at = serializers.DateTimeField(allow_null=True)
+    lines = ReceiptLineSerializer(many=True)
+    subtotal = serializers.IntegerField()
+    tax = serializers.IntegerField()
+    total = serializers.IntegerField()
+    currency = serializers.CharField()
+    payment = ReceiptPaymentSerializer()
+    review = ReceiptReviewSerializer(allow_null=True)
+    version = serializers.IntegerField()
+
+
+class StoreVisitListApi(TenantAPIView):
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("status", str, enum=Visit.Status.values),
+            OpenApiParameter("since", OpenApiTypes.DATETIME, description="Visits that entered at or after this."),
+            OpenApiParameter("stream", int, description="Visits with events in this event stream."),
+        ],
+        responses=ReceiptSerializer(many=True),
+        summary="The store's visits as receipts, newest first",
+    )
+    def get(self, request: Request, store: str) -> Response:
+        found = store_get(code=store)
+        params = request.query_params
+        status = params.get("status") or None
+        if status and status not in Visit.Status.values:
+            raise exceptions.ValidationError({"status": f"One of {', '.join(Visit.Status.values)}."})
+        since = parse_datetime(params["since"].replace(" ", "+")) if params.get("since") else None
+        if params.get("since") and (since is None or since.tzinfo is None):
+            raise exceptions.ValidationError({"since": "An RFC 3339 timestamp with an offset."})
+        stream = params.get("stream")
+        if stream is not None and not stream.isdigit():
+            raise exceptions.ValidationError({"stream": "An event stream id."})
+        visits = selectors.visit_list(
+            store=found, status=status, since=since, stream_id=int(stream) if stream is not None else None
+        )
+        paginator = PagePagination()
+        page: Any = paginator.paginate_queryset(visits, request, view=self)
+        return paginator.get_paginated_response([selectors.receipt(visit) for visit in page])
+
+
+class StoreVisitDetailApi(TenantAPIView):
+    @extend_schema(responses=ReceiptSerializer, summary="One visit's receipt")
+    def get(self, request: Request, store: str, session: str) -> Response:
+        visit = selectors.visit_get(store=store_get(code=store), session=session)
+        return Response(selectors.receipt(visit))

@@ -1,0 +1,231 @@
+"""Settling visits: run the engine over a store's events, store carts, decide charge or review.
+
+A visit is final once `session.ended` has arrived and the store's settling window has passed —
+on the store's own event clock (the latest event it sent), so that a batch upload of a past day
+settles at once, or on the wall clock since the visit last changed, so that a quiet store's
+last visits settle too. An event for a final visit reopens it: the cart is recomputed and the
+difference becomes a charge instruction for payments.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db import transaction
+from django.db.models import Max, Min
+from django.utils import timezone
+
+from catalog.models import Product, ProductPrice
+from ingest.models import Event
+from stores.models import Bin as BinRow
+from stores.models import LayoutVersion, Store
+from visits import engine, pricing
+from visits.models import ChargeInstruction, Visit, VisitLine
+
+CONTEXT_MARGIN = timedelta(minutes=5)
+SETTLE_BATCH = 500
+
+
+def store_model(*, store: Store) -> engine.StoreModel:
+    """The store's layout versions and its products' weights, as the engine reads them."""
+    layouts = list(LayoutVersion.objects.filter(store=store).order_by("effective_from"))
+    bins: dict[int, dict[str, engine.Bin]] = {layout.pk: {} for layout in layouts}
+    rows = BinRow.objects.filter(layout__in=layouts).values_list(
+        "layout_id", "code", "sku", "sensor__code", "fixture__code", "fixture__zone__code"
+    )
+    for layout_id, code, sku, sensor, fixture, zone in rows:
+        bins[layout_id][code] = engine.Bin(code, sku, sensor, fixture, zone)
+    products = {
+        sku: engine.Product(sku, float(weight), float(tolerance))
+        for sku, weight, tolerance in Product.objects.values_list("sku", "unit_weight_g", "weight_tolerance_g")
+    }
+    return engine.StoreModel([engine.Layout(layout.effective_from, bins[layout.pk]) for layout in layouts], products)
+
+
+def _events_around(store: Store, visits: Sequence[Visit]) -> list[dict[str, Any]]:
+    """The store's events from just before the first of these visits began to just after the last ended,
+    and the entries and exits of every visit in the store during that time (who could have done what)."""
+    starts = [at for v in visits if (at := v.entered_at or v.last_event_at) is not None]
+    ends = [at for v in visits if (at := v.exited_at or v.last_event_at) is not None]
+    if not starts or not ends:
+        return []
+    since, until = min(starts) - CONTEXT_MARGIN, max(ends) + CONTEXT_MARGIN
+    rows = list(Event.objects.filter(store=store, ts__gte=since, ts__lte=until).values_list("ts", "payload"))
+    overlapping = Visit.objects.filter(store=store, entered_at__lte=until).exclude(exited_at__lt=since)
+    rows += (
+        Event.objects.filter(
+            store=store,
+            type__in=("session.started", "session.ended"),
+            session__in=overlapping.values("session"),
+        )
+        .exclude(ts__gte=since, ts__lte=until)
+        .values_list("ts", "payload")
+    )
+    return [{**payload, "_ts": ts} for ts, payload in rows]
+
+
+def _prices(store: Store, skus: set[str]) -> dict[str, list[pricing.PriceVersion]]:
+    versions: dict[str, list[pricing.PriceVersion]] = defaultdict(list)
+    rows = (
+        ProductPrice.objects.filter(product__sku__in=skus, currency=store.currency)
+        .order_by("product__sku", "effective_from")
+        .values_list("product__sku", "effective_from", "unit_price", "tax_rate")
+    )
+    for sku, effective_from, unit_price, tax_rate in rows:
+        versions[sku].append(pricing.PriceVersion(effective_from, unit_price, tax_rate))
+    return versions
+
+
+def store_clock(*, store: Store) -> datetime | None:
+    """The store's own time: the latest event it has sent."""
+    latest: datetime | None = Event.objects.filter(store=store).aggregate(at=Max("ts"))["at"]
+    return latest
+
+
+def due_for_settling(*, store: Store, now: datetime) -> list[Visit]:
+    """Visits that have left and whose settling window has passed, on the store's clock or the wall clock."""
+    window = timedelta(seconds=store.settling_window_seconds)
+    clock = store_clock(store=store)
+    visits = Visit.objects.filter(store=store, status=Visit.Status.SETTLING, exited_at__isnull=False)
+    return [
+        v
+        for v in visits.order_by("exited_at")[:SETTLE_BATCH]
+        if v.exited_at is not None
+        and ((clock is not None and v.exited_at + window <= clock) or v.updated_at + window <= now)
+    ]
+
+
+@transaction.atomic
+def visits_settle(*, store: Store, sessions: Sequence[str] | None = None, now: datetime | None = None) -> list[Visit]:
+    """Compute and store the carts of the visits due (or of `sessions`, final or reopened) and decide each."""
+    now = now or timezone.now()
+    if sessions is None:
+        chosen = due_for_settling(store=store, now=now)
+    else:
+        chosen = list(Visit.objects.filter(store=store, session__in=sessions))
+    if not chosen:
+        return []
+    visits = list(Visit.objects.select_for_update().filter(pk__in=[v.pk for v in chosen]).order_by("pk"))
+    carts = engine.infer_carts(
+        events=_events_around(store, visits),
+        store=store_model(store=store),
+        auto_charge_threshold=float(store.auto_charge_threshold),
+        sessions=[v.session for v in visits],
+    )
+    skus = {line.sku for cart in carts.values() for line in cart.lines}
+    prices = _prices(store, skus)
+    names = dict(Product.objects.filter(sku__in=skus).values_list("sku", "name"))
+    for visit in visits:
+        _store_cart(visit=visit, cart=carts[visit.session], prices=prices, names=names, now=now)
+    return visits
+
+
+def _store_cart(
+    *,
+    visit: Visit,
+    cart: engine.Cart,
+    prices: dict[str, list[pricing.PriceVersion]],
+    names: dict[str, str],
+    now: datetime,
+) -> None:
+    priced = pricing.price_cart(cart.lines, prices=prices)
+    reasons = list(cart.reasons) + [
+        f"{sku}: no price in {visit.store.currency} at that time" for sku in priced.unpriced
+    ]
+    final = visit.settled_at is not None
+    if final and not _changed(visit, priced) and visit.review_reasons == reasons:
+        return
+    VisitLine.objects.filter(visit=visit).delete()
+    VisitLine.objects.bulk_create(
+        [
+            VisitLine(
+                tenant_id=visit.tenant_id,
+                visit=visit,
+                sku=line.sku,
+                name=names.get(line.sku, line.sku),
+                qty=line.qty,
+                unit_price=line.unit_price,
+                amount=line.amount,
+                tax_rate=line.tax_rate,
+                tax=line.tax,
+                confidence=line.confidence,
+                evidence=list(line.evidence),
+            )
+            for line in priced.lines
+        ]
+    )
+    visit.currency = visit.store.currency
+    visit.subtotal, visit.tax, visit.total = priced.subtotal, priced.tax, priced.total
+    visit.review_reasons = reasons
+    visit.cart_version += 1
+    visit.settled_at = visit.settled_at or now
+    visit.updated_at = now
+    if reasons:
+        visit.status = Visit.Status.NEEDS_REVIEW
+    elif ChargeInstruction.objects.filter(visit=visit).exists():
+        instruct_difference(visit, reason="late events changed the cart")
+    else:
+        instruct_first_charge(visit)
+    visit.save()
+
+
+def _changed(visit: Visit, priced: pricing.PricedCart) -> bool:
+    current = sorted(VisitLine.objects.filter(visit=visit).values_list("sku", "qty"))
+    return current != sorted((line.sku, line.qty) for line in priced.lines)
+
+
+def _next_sequence(visit: Visit) -> int:
+    last = ChargeInstruction.objects.filter(visit=visit).aggregate(n=Max("sequence"))["n"]
+    return (last or 0) + 1
+
+
+def instruct_first_charge(visit: Visit) -> None:
+    """The cart is decided: capture its total, or release the hold when there is nothing to charge."""
+    if visit.total > 0:
+        kind, reason, status = ChargeInstruction.Kind.CAPTURE, "cart total", Visit.Status.CHARGED
+    else:
+        kind, reason, status = ChargeInstruction.Kind.RELEASE, "empty cart", Visit.Status.NO_CHARGE
+    ChargeInstruction.objects.create(
+        tenant_id=visit.tenant_id,
+        visit=visit,
+        sequence=_next_sequence(visit),
+        kind=kind,
+        amount=visit.total,
+        currency=visit.currency,
+        reason=reason,
+    )
+    visit.charged_total = visit.total
+    visit.status = status
+
+
+def instruct_difference(visit: Visit, *, reason: str) -> None:
+    """A final visit's cart changed: charge the difference, or refund it."""
+    difference = visit.total - visit.charged_total
+    if difference:
+        ChargeInstruction.objects.create(
+            tenant_id=visit.tenant_id,
+            visit=visit,
+            sequence=_next_sequence(visit),
+            kind=ChargeInstruction.Kind.ADJUST,
+            amount=difference,
+            currency=visit.currency,
+            reason=reason,
+        )
+    visit.charged_total = visit.total
+    if visit.total > 0:
+        visit.status = Visit.Status.CHARGED
+    else:
+        visit.status = Visit.Status.REFUNDED if difference < 0 else Visit.Status.NO_CHARGE
+
+
+def stores_with_visits_settling() -> list[int]:
+    """Ids of the stores (platform-wide) that have visits waiting to settle."""
+    return list(
+        Visit.objects.filter(status=Visit.Status.SETTLING)
+        .values("store_id")
+        .annotate(first=Min("exited_at"))
+        .values_list("store_id", flat=True)
+    )

@@ -1,0 +1,193 @@
+"""From upload to receipts through the real pipeline: the clean day's receipts equal the truth exactly."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import orjson
+import pytest
+from rest_framework.test import APIClient
+
+from catalog.models import Product, ProductPrice
+from ingest.tests.conftest import eventually, upload, wait_for_stream
+from stores.models import LayoutVersion, Store
+from tenants.models import Tenant
+from visits.models import ChargeInstruction, Visit
+from visits.pricing import line_tax
+from visits.simulator import CatalogItem, simulate
+
+pytestmark = pytest.mark.usefixtures("celery_worker")
+DAY = datetime(2026, 3, 2, 8, tzinfo=UTC)
+PRICE, TAX = 199, Decimal("8.25")
+
+
+@pytest.fixture
+def priced_store(make_store_with_layout: Callable[..., Store], tenant_a: Tenant) -> Store:
+    store = make_store_with_layout(tenant_a)
+    Store.unscoped.filter(pk=store.pk).update(settling_window_seconds=0)
+    ProductPrice.unscoped.bulk_create(
+        [
+            ProductPrice(
+                tenant=tenant_a,
+                product=p,
+                currency="USD",
+                unit_price=PRICE,
+                tax_rate=TAX,
+                effective_from=datetime(2026, 1, 1, tzinfo=UTC),
+            )
+            for p in Product.unscoped.filter(tenant=tenant_a)
+        ]
+    )
+    store.refresh_from_db()
+    return store
+
+
+def _simulate(store: Store, profile: str, visits: int, seed: int = 1):
+    layout = LayoutVersion.unscoped.get(store=store).document
+    catalog = {
+        p.sku: CatalogItem(p.sku, float(p.unit_weight_g), float(p.weight_tolerance_g))
+        for p in Product.unscoped.filter(tenant=store.tenant)
+    }
+    return simulate(layout=layout, catalog=catalog, profile=profile, visits=visits, start=DAY, seed=seed)
+
+
+def _run(api: APIClient, store: Store, simulation) -> None:
+    for body in simulation.uploads:
+        wait_for_stream(api, upload(api, store.code, body).json()["id"])
+    visits = Visit.unscoped.filter(store=store)
+
+    def all_settled() -> bool:
+        return visits.count() >= len(simulation.truth) and not visits.filter(status__in=["open", "settling"]).exists()
+
+    eventually(all_settled, timeout=60)
+
+
+def _receipts(api: APIClient, store: Store) -> dict[str, dict]:
+    page = api.get(f"/api/v1/stores/{store.code}/visits", {"page_size": 500}).json()
+    return {receipt["session"]: receipt for receipt in page["results"]}
+
+
+def test_a_clean_day_gives_receipts_equal_to_the_truth(api_a: APIClient, priced_store: Store) -> None:
+    simulation = _simulate(priced_store, "clean", 25)
+    _run(api_a, priced_store, simulation)
+    receipts = _receipts(api_a, priced_store)
+    assert set(receipts) == set(simulation.truth)
+    for session, truth in simulation.truth.items():
+        receipt = receipts[session]
+        assert {line["sku"]: line["qty"] for line in receipt["lines"]} == truth
+        expected_tax = sum(line_tax(amount=PRICE * qty, tax_rate=TAX) for qty in truth.values())
+        assert (receipt["subtotal"], receipt["tax"]) == (PRICE * sum(truth.values()), expected_tax)
+        assert receipt["total"] == receipt["subtotal"] + receipt["tax"]
+        assert receipt["status"] == ("charged" if truth else "no_charge")
+        assert receipt["review"] is None
+        assert all(line["events"] for line in receipt["lines"])
+    captures = ChargeInstruction.unscoped.filter(visit__store=priced_store, kind="capture")
+    assert captures.count() == sum(1 for truth in simulation.truth.values() if truth)
+
+
+def test_a_late_event_reopens_a_charged_visit_and_records_the_difference(api_a: APIClient, priced_store: Store) -> None:
+    simulation = _simulate(priced_store, "clean", 3)
+    _run(api_a, priced_store, simulation)
+    charged = Visit.unscoped.filter(store=priced_store, status="charged").order_by("session").first()
+    assert charged is not None
+    events = simulation.events
+    taken = next(e for e in events if e["type"] == "item.picked" and e["session"] == charged.session)
+    weigh = next(e for e in events if e["type"] == "shelf.weight_changed" and e["bin"] == taken["bin"])
+    late_at = datetime.fromisoformat(taken["ts"].replace("Z", "+00:00")) + timedelta(seconds=5)
+    stamp = late_at.isoformat().replace("+00:00", "Z")
+    late = [
+        {
+            "id": "late-1",
+            "type": "item.returned",
+            "ts": stamp,
+            "session": charged.session,
+            "bin": taken["bin"],
+            "device": taken["device"],
+            "qty": 1,
+            "confidence": 0.98,
+        },
+        {
+            "id": "late-2",
+            "type": "shelf.weight_changed",
+            "ts": stamp,
+            "bin": taken["bin"],
+            "device": weigh["device"],
+            "delta_g": -weigh["delta_g"] / (taken.get("qty") or 1),
+        },
+    ]
+    before = charged.total
+    response = api_a.post(f"/api/v1/stores/{priced_store.code}/events", late, format="json")
+    assert response.json()["accepted"] == 2
+    eventually(lambda: Visit.unscoped.get(pk=charged.pk).cart_version == 2, timeout=30)
+    charged.refresh_from_db()
+    adjustment = ChargeInstruction.unscoped.get(visit=charged, kind="adjust")
+    assert adjustment.amount == charged.total - before < 0
+    assert charged.status in ("charged", "refunded")
+    receipt = api_a.get(f"/api/v1/stores/{priced_store.code}/visits/{charged.session}").json()
+    assert receipt["version"] == 2
+
+
+def test_an_unclear_visit_waits_for_review_with_its_reasons(api_a: APIClient, priced_store: Store) -> None:
+    layout = LayoutVersion.unscoped.get(store=priced_store).document
+    bin_ = layout["fixtures"][0]["bins"][0]
+    events = [
+        {
+            "id": "u1",
+            "type": "session.started",
+            "ts": "2026-03-02T09:00:00Z",
+            "session": "A",
+            "shopper": "t1",
+            "gate": "GATE-IN",
+        },
+        {
+            "id": "u2",
+            "type": "session.started",
+            "ts": "2026-03-02T09:00:01Z",
+            "session": "B",
+            "shopper": "t2",
+            "gate": "GATE-IN",
+        },
+        {
+            "id": "u3",
+            "type": "item.picked",
+            "ts": "2026-03-02T09:01:00Z",
+            "session": "A",
+            "bin": bin_["code"],
+            "device": "CAM-01",
+            "confidence": 0.55,
+            "alternatives": [{"session": "B", "confidence": 0.4}],
+        },
+        {
+            "id": "u4",
+            "type": "shelf.weight_changed",
+            "ts": "2026-03-02T09:01:01Z",
+            "bin": bin_["code"],
+            "device": bin_["sensor"],
+            "delta_g": -250,
+        },
+        {"id": "u5", "type": "session.ended", "ts": "2026-03-02T09:03:00Z", "session": "A", "gate": "GATE-OUT"},
+        {"id": "u6", "type": "session.ended", "ts": "2026-03-02T09:03:30Z", "session": "B", "gate": "GATE-OUT"},
+    ]
+    body = b"\n".join(orjson.dumps(e) for e in events)
+    wait_for_stream(api_a, upload(api_a, priced_store.code, body).json()["id"])
+    eventually(lambda: Visit.unscoped.filter(store=priced_store, status="needs_review").count() == 2)
+    receipt = api_a.get(f"/api/v1/stores/{priced_store.code}/visits/A").json()
+    assert receipt["status"] == "needs_review"
+    assert receipt["lines"] == []
+    assert "unsure who took" in receipt["review"]["reasons"][0]
+    assert not ChargeInstruction.unscoped.exists()
+
+
+def test_receipt_filters_and_isolation(api_a: APIClient, api_b: APIClient, priced_store: Store) -> None:
+    simulation = _simulate(priced_store, "clean", 4)
+    _run(api_a, priced_store, simulation)
+    listed = api_a.get(f"/api/v1/stores/{priced_store.code}/visits", {"status": "charged"}).json()
+    assert all(r["status"] == "charged" for r in listed["results"])
+    assert api_a.get(f"/api/v1/stores/{priced_store.code}/visits", {"status": "bogus"}).status_code == 400
+    assert api_a.get(f"/api/v1/stores/{priced_store.code}/visits", {"since": "yesterday"}).status_code == 400
+    session = next(iter(simulation.truth))
+    assert api_b.get(f"/api/v1/stores/{priced_store.code}/visits/{session}").status_code == 404
+    assert api_b.get(f"/api/v1/stores/{priced_store.code}/visits").status_code == 404
+    assert api_a.get(f"/api/v1/stores/{priced_store.code}/visits/nope").status_code == 404
