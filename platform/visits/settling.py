@@ -67,7 +67,8 @@ def _events_around(store: Store, visits: Sequence[Visit]) -> list[dict[str, Any]
     return [{**payload, "_ts": ts} for ts, payload in rows]
 
 
-def _prices(store: Store, skus: set[str]) -> dict[str, list[pricing.PriceVersion]]:
+def prices_for(*, store: Store, skus: set[str]) -> dict[str, list[pricing.PriceVersion]]:
+    """Price versions of these products in the store's currency, oldest first."""
     versions: dict[str, list[pricing.PriceVersion]] = defaultdict(list)
     rows = (
         ProductPrice.objects.filter(product__sku__in=skus, currency=store.currency)
@@ -116,7 +117,7 @@ def visits_settle(*, store: Store, sessions: Sequence[str] | None = None, now: d
         sessions=[v.session for v in visits],
     )
     skus = {line.sku for cart in carts.values() for line in cart.lines}
-    prices = _prices(store, skus)
+    prices = prices_for(store=store, skus=skus)
     names = dict(Product.objects.filter(sku__in=skus).values_list("sku", "name"))
     for visit in visits:
         _store_cart(visit=visit, cart=carts[visit.session], prices=prices, names=names, now=now)
