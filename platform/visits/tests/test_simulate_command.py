@@ -1,0 +1,42 @@
+from __future__ import annotations
+
+import csv
+import json
+from io import StringIO
+from pathlib import Path
+
+import orjson
+import pytest
+from django.core.management import CommandError, call_command
+
+from visits.simulator import PROFILES
+
+
+@pytest.mark.parametrize("profile", sorted(PROFILES))
+def test_simulate_writes_the_day_and_its_truth(tmp_path: Path, profile: str) -> None:
+    out = StringIO()
+    call_command("simulate", "--profile", profile, "--visits", "20", "--seed", "4", "--out", str(tmp_path), stdout=out)
+    truth = json.loads((tmp_path / "truth.json").read_text())
+    assert len(truth["carts"]) == 20
+    with (tmp_path / "shoppers.csv").open() as file:
+        assert len(list(csv.DictReader(file))) == 20
+    layout = json.loads((tmp_path / "layout.json").read_text())
+    skus = {row["sku"] for row in csv.DictReader((tmp_path / "catalog.csv").open())}
+    assert {b["sku"] for f in layout["fixtures"] for b in f["bins"]} <= skus
+    events = []
+    for path in sorted(tmp_path.glob("events-*.ndjson")):
+        for line in path.read_bytes().splitlines():
+            try:
+                events.append(orjson.loads(line))
+            except orjson.JSONDecodeError:
+                assert profile != "clean"
+    sessions = {e["session"] for e in events if e.get("type") == "session.started"}
+    assert sessions == set(truth["carts"])
+    assert bool(truth["price_changes"]) == (profile == "crowded")
+
+
+def test_simulate_refuses_bad_arguments(tmp_path: Path) -> None:
+    with pytest.raises(CommandError):
+        call_command("simulate", "--visits", "0", "--out", str(tmp_path), stdout=StringIO())
+    with pytest.raises(CommandError):
+        call_command("simulate", "--day", "someday", "--out", str(tmp_path), stdout=StringIO())
