@@ -25,7 +25,7 @@ from django.core.exceptions import ValidationError
 from django.core.files import File
 from django.core.files.storage import default_storage
 from django.db import transaction
-from django.db.models import Exists, F, Max, OuterRef
+from django.db.models import Exists, F, Max, Min, OuterRef
 from django.db.models.fields.json import KT
 from django.utils import timezone
 
@@ -34,6 +34,7 @@ from ingest.models import Event, EventStream, Rejection, StreamChunk
 from ingest.processing import Outcome, process_lines, read_lines, store_references
 from stores.models import Device, Store
 from tenants.audit import Actor
+from visits.models import Visit
 
 logger = logging.getLogger(__name__)
 
@@ -244,9 +245,7 @@ def stream_finish(*, stream_id: int) -> None:
         stream.finished_at = timezone.now()
         stream.bytes_done = stream.bytes_total
         stream.save()
-        sessions = sorted(
-            set(Event.objects.filter(stream=stream, session__isnull=False).values_list("session", flat=True).distinct())
-        )
+        sessions = sorted(_sessions_touched(stream))
         for start in range(0, len(sessions), settings.VISITS_PER_TASK):
             enqueue_on_commit(
                 "visits.refresh_visits",
@@ -254,6 +253,21 @@ def stream_finish(*, stream_id: int) -> None:
                 store_id=stream.store_id,
                 sessions=sessions[start : start + settings.VISITS_PER_TASK],
             )
+
+
+def _sessions_touched(stream: EventStream) -> set[str]:
+    """The visits this stream's events bear on: their own sessions, and the visits in the store when a
+    scale or a device reported something (a late weight change can change someone's cart)."""
+    events = Event.objects.filter(stream=stream)
+    sessions = set(events.filter(session__isnull=False).values_list("session", flat=True).distinct())
+    span = events.filter(session__isnull=True).aggregate(first=Min("ts"), last=Max("ts"))
+    if span["first"] is not None:
+        around = timedelta(minutes=5)
+        overlapping = Visit.objects.filter(store_id=stream.store_id, entered_at__lte=span["last"] + around).exclude(
+            exited_at__lt=span["first"] - around
+        )
+        sessions |= set(overlapping.values_list("session", flat=True))
+    return sessions
 
 
 def _reject_unknown_sessions(stream: EventStream) -> None:

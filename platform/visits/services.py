@@ -56,7 +56,7 @@ def visits_refresh(*, store: Store, sessions: Sequence[str]) -> list[Visit]:
         row = figures.get(visit.session)
         if row is None:
             continue
-        if visit.settled_at is not None and row["count"] != visit.events_count and not visit.reviews.exists():
+        if visit.settled_at is not None and not visit.reviews.exists():
             reopened.append(visit.session)
         visit.entered_at, visit.exited_at = row["entered"], row["exited"]
         visit.last_event_at, visit.events_count = row["last"], row["count"]

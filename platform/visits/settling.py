@@ -1,8 +1,8 @@
 """Settling visits: run the engine over a store's events, store carts, decide charge or review.
 
-A visit is final once `session.ended` has arrived and the store's settling window has passed —
-on the store's own event clock (the latest event it sent), so that a batch upload of a past day
-settles at once, or on the wall clock since the visit last changed, so that a quiet store's
+A visit is final once `session.ended` has arrived and the store's settling window has passed
+since the exit — on the store's own event clock (the latest event it sent) or on the wall clock,
+whichever is later, so that a batch upload of a past day settles at once and a quiet store's
 last visits settle too. An event for a final visit reopens it: the cart is recomputed and the
 difference becomes a charge instruction for payments.
 """
@@ -90,13 +90,9 @@ def due_for_settling(*, store: Store, now: datetime) -> list[Visit]:
     """Visits that have left and whose settling window has passed, on the store's clock or the wall clock."""
     window = timedelta(seconds=store.settling_window_seconds)
     clock = store_clock(store=store)
-    visits = Visit.objects.filter(store=store, status=Visit.Status.SETTLING, exited_at__isnull=False)
-    return [
-        v
-        for v in visits.order_by("exited_at")[:SETTLE_BATCH]
-        if v.exited_at is not None
-        and ((clock is not None and v.exited_at + window <= clock) or v.updated_at + window <= now)
-    ]
+    latest = max(clock, now) if clock is not None else now
+    visits = Visit.objects.filter(store=store, status=Visit.Status.SETTLING, exited_at__lte=latest - window)
+    return list(visits.order_by("exited_at")[:SETTLE_BATCH])
 
 
 @transaction.atomic

@@ -19,8 +19,12 @@ def refresh_visits(*, tenant_id: int, store_id: int, sessions: list[str]) -> int
 @shared_task(name="visits.settle_store")
 @tenancy.in_tenant_scope
 def settle_store(*, tenant_id: int, store_id: int) -> int:
-    """Settle the store's visits whose window has passed (safe to run any number of times)."""
-    return len(settling.visits_settle(store=Store.objects.get(pk=store_id)))
+    """Settle the store's visits whose window has passed, a batch per transaction (safe to run any number of times)."""
+    store = Store.objects.get(pk=store_id)
+    settled = 0
+    while batch := settling.visits_settle(store=store):
+        settled += len(batch)
+    return settled
 
 
 @shared_task(name="visits.settle_due")

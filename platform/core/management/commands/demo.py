@@ -19,29 +19,31 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import orjson
 from django.conf import settings
 from django.contrib.auth.models import Group, User
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import transaction
+from django.db.models import Count
 from django.utils import timezone
 
 from catalog import services as catalog_services
-from catalog.models import Product
+from catalog.currencies import format_money
+from catalog.models import Product, ProductPrice
 from catalog.sample import sample_catalog_rows
 from core import tenancy
 from core.admin_sites import FINANCE_GROUP, OPERATOR_GROUP
 from ingest import services as ingest_services
 from ingest.models import Event, EventStream
-from ingest.sample import sample_events
 from stores import services as store_services
 from stores.models import Store
 from stores.sample import sample_layout
 from tenants import services
 from tenants.audit import Actor
 from tenants.models import Membership, Tenant
-from visits.models import Visit
+from visits.models import Visit, VisitLine
+from visits.settling import due_for_settling
+from visits.simulator import CatalogItem, simulate
 
 DEMO_PASSWORD = "open-aisle-demo"  # noqa: S105 — the demo's published login
 DEMO_TENANTS = (
@@ -73,7 +75,7 @@ class Command(BaseCommand):
             for tenant, (_, _, _, code, store_name, currency) in zip(tenants, DEMO_TENANTS, strict=True):
                 with tenancy.tenant_scope(tenant.pk):
                     store = self._store(actor, tenant, code, store_name, currency)
-                    streams.append(self._day_of_events(actor, store, visits=options["visits"]))
+                    streams += self._day_of_events(actor, store, visits=options["visits"])
             self._wait(streams)
         self._print_summary(keys, streams)
 
@@ -90,6 +92,8 @@ class Command(BaseCommand):
             catalog_services.catalog_import(
                 actor=actor, tenant=tenant, rows=sample_catalog_rows(count=120, currency=currency), currency=currency
             )
+            # The demo's stores have sold at these prices since the start of the year (the simulated day is past).
+            ProductPrice.objects.update(effective_from=LAYOUT_SINCE)
         store = Store.objects.filter(code=code).first()
         if store is None:
             store = store_services.store_create(
@@ -109,20 +113,27 @@ class Command(BaseCommand):
             )
         return store
 
-    def _day_of_events(self, actor: Actor, store: Store, *, visits: int) -> EventStream:
+    def _day_of_events(self, actor: Actor, store: Store, *, visits: int) -> list[EventStream]:
+        """Simulate yesterday in the store (realistic noise); upload it as a store would: a file, then late events."""
         layout = store.layouts.order_by("-effective_from").first()
         assert layout is not None
-        weights = {sku: float(weight) for sku, weight in Product.objects.values_list("sku", "unit_weight_g")}
-        day = timezone.now().astimezone(UTC).replace(hour=7, minute=0, second=0, microsecond=0) - timedelta(days=1)
-        prefix = f"{store.code}-{day:%Y%m%d}-{EventStream.objects.filter(store=store).count()}-"
-        events = sample_events(
-            layout.document, visits=visits, start=day, unit_weights=weights, seed=day.day, id_prefix=prefix
+        catalog = {
+            sku: CatalogItem(sku, float(weight), float(tolerance))
+            for sku, weight, tolerance in Product.objects.values_list("sku", "unit_weight_g", "weight_tolerance_g")
+        }
+        day = timezone.now().astimezone(UTC).replace(hour=8, minute=0, second=0, microsecond=0) - timedelta(days=1)
+        run = EventStream.objects.filter(store=store).count()
+        simulation = simulate(
+            layout=layout.document, catalog=catalog, profile="realistic", visits=visits, start=day, seed=day.day + run
         )
-        body = b"".join(orjson.dumps(event) + b"\n" for event in events)
-        lines = body.count(b"\n")
-        self.stdout.write(f"· {store.code}: uploading a day of events ({lines} events, {visits} visits)")
-        upload = SimpleUploadedFile(f"{store.code}-{day:%Y-%m-%d}.ndjson", body, content_type="application/x-ndjson")
-        return ingest_services.stream_upload(actor=actor, store=store, upload=upload)
+        streams = []
+        for number, body in enumerate(simulation.uploads, start=1):
+            lines = body.count(b"\n")
+            self.stdout.write(f"· {store.code}: uploading {lines} event lines of {day:%Y-%m-%d} (file {number})")
+            name = f"{store.code}-{day:%Y-%m-%d}-{run}-{number}.ndjson"
+            upload = SimpleUploadedFile(name, body, content_type="application/x-ndjson")
+            streams.append(ingest_services.stream_upload(actor=actor, store=store, upload=upload))
+        return streams
 
     @contextlib.contextmanager
     def _workers(self) -> Iterator[None]:
@@ -172,7 +183,9 @@ class Command(BaseCommand):
         if stream.status not in (EventStream.Status.DONE, EventStream.Status.FAILED):
             return False
         sessions = Event.objects.filter(stream=stream).exclude(session=None).values("session").distinct().count()
-        return Visit.objects.filter(store_id=stream.store_id, events_count__gt=0).count() >= sessions
+        if Visit.objects.filter(store_id=stream.store_id, events_count__gt=0).count() < sessions:
+            return False
+        return not due_for_settling(store=stream.store, now=timezone.now())
 
     def _print_summary(self, keys: dict[str, str], streams: list[EventStream]) -> None:
         base = settings.PUBLIC_BASE_URL.rstrip("/")
@@ -184,6 +197,8 @@ class Command(BaseCommand):
         out(f"  API docs         {base}/api/v1/docs/")
         out(f"  Health           {base}/healthz  {base}/readyz")
         with tenancy.platform_wide_scope():
+            for store_id in sorted({s.store_id for s in streams}):
+                self._print_store(store_id, base)
             for stream in streams:
                 visits = Visit.objects.filter(store_id=stream.store_id).count()
                 out(
@@ -196,6 +211,22 @@ class Command(BaseCommand):
                     out(f"  {stream.store.code} floor plan {base}/admin/stores/layoutversion/{layout.pk}/change/")
         out(f"  Northwind API key (shown once):\n    {keys['northwind']}")
         out(f"  Try:  curl -H 'Authorization: Bearer {keys['northwind']}' {base}/api/v1/stores")
+
+    def _print_store(self, store_id: int, base: str) -> None:
+        store = Store.objects.get(pk=store_id)
+        visits = Visit.objects.filter(store=store)
+        counts = dict(visits.values_list("status").annotate(n=Count("id")).values_list("status", "n"))
+        summary = ", ".join(f"{n} {status.replace('_', ' ')}" for status, n in sorted(counts.items()))
+        self.stdout.write(f"  {store.code} visits    {summary}")
+        self.stdout.write(f"  {store.code} review queue ({counts.get('needs_review', 0)}): {base}/admin/visits/visit/")
+        receipt = visits.filter(status=Visit.Status.CHARGED, total__gt=0).order_by("-total").first()
+        if receipt is not None:
+            lines = VisitLine.objects.filter(visit=receipt).order_by("sku")
+            total = format_money(receipt.total, receipt.currency)
+            self.stdout.write(f"  {store.code} a charged receipt: visit {receipt.session}, {total}")
+            for line in lines:
+                self.stdout.write(f"      {line.qty} × {line.name} @ {format_money(line.unit_price, receipt.currency)}")
+            self.stdout.write(f"      {base}/api/v1/stores/{store.code}/visits/{receipt.session}")
 
 
 def _demo_user(email: str) -> User:

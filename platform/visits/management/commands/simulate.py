@@ -62,9 +62,9 @@ class Command(BaseCommand):
             writer.writerows(rows)
         (out / "layout.json").write_text(json.dumps(layout, indent=2))
         with (out / "shoppers.csv").open("w", newline="") as file:
-            writer = csv.writer(file)
-            writer.writerow(["session", "entry_token"])
-            writer.writerows(sorted(simulation.shoppers.items()))
+            shoppers = csv.writer(file)
+            shoppers.writerow(["session", "entry_token"])
+            shoppers.writerows(sorted(simulation.shoppers.items()))
         names = []
         for number, upload in enumerate(simulation.uploads, start=1):
             name = f"events-{number}.ndjson"
