@@ -4,8 +4,10 @@
 
 Prints one JSON object: per profile, the rates over all simulated visits (exact receipt, auto-charged,
 exact among auto-charged, overcharged, undercharged, sent to review) for our engine and for "trust
-the camera's top candidate", and the engine's events/s. Runs the engine directly on the events (no
-database), the same function the visits workers call.
+the camera's top candidate", and the engine's events/s on the events alone. With `--pipeline` the
+same days also go through the real pipeline — upload, ingest, visits, settling, stored receipts —
+on the configured database (embedded SQLite with in-process tasks when nothing is configured), and
+the rates of the stored receipts are printed beside the engine's.
 """
 
 from __future__ import annotations
@@ -86,12 +88,105 @@ def _rates(stats: Counter[str]) -> dict[str, float]:
     }
 
 
+class _Pipeline:
+    """Runs simulated days through upload → ingest → visits → settling on the configured database."""
+
+    def __init__(self) -> None:
+        import os
+
+        import django
+
+        os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+        django.setup()
+        from django.core.management import call_command
+
+        call_command("migrate", verbosity=0)
+        self.stats: dict[str, Counter[str]] = {}
+
+    def run(
+        self, *, profile: str, seed: int, layout: dict[str, Any], catalog: dict[str, CatalogItem], simulation: Any
+    ) -> None:
+        from decimal import Decimal
+
+        from django.core.files.uploadedfile import SimpleUploadedFile
+        from django.utils import timezone
+
+        from catalog.models import Product, ProductPrice
+        from core import tenancy
+        from ingest import services as ingest_services
+        from stores import services as store_services
+        from tenants import services as tenant_services
+        from tenants.audit import Actor
+        from visits.models import Visit, VisitLine
+        from visits.settling import visits_settle
+
+        actor = Actor.cli()
+        slug = f"bench-{profile}-{seed}-{timezone.now():%H%M%S%f}"
+        tenant = tenant_services.tenant_create(actor=actor, name=slug, slug=slug)
+        with tenancy.tenant_scope(tenant.pk):
+            products = Product.objects.bulk_create(
+                [
+                    Product(
+                        tenant=tenant,
+                        sku=c.sku,
+                        name=c.sku,
+                        unit_weight_g=Decimal(str(c.unit_weight_g)),
+                        weight_tolerance_g=Decimal(str(round(c.tolerance_g, 2))),
+                    )
+                    for c in catalog.values()
+                ]
+            )
+            ProductPrice.objects.bulk_create(
+                [
+                    ProductPrice(
+                        tenant=tenant,
+                        product=p,
+                        currency="USD",
+                        unit_price=199,
+                        tax_rate=Decimal("8.25"),
+                        effective_from=datetime(2026, 1, 1, tzinfo=UTC),
+                    )
+                    for p in products
+                ]
+            )
+            store = store_services.store_create(
+                actor=actor,
+                tenant=tenant,
+                code="S1",
+                name="bench",
+                timezone="UTC",
+                currency="USD",
+                auto_charge_threshold=Decimal("0.9"),
+            )
+            store_services.layout_publish(
+                actor=actor, store=store, document=layout, effective_from=datetime(2026, 1, 1, tzinfo=UTC)
+            )
+            for number, body in enumerate(simulation.uploads):
+                upload = SimpleUploadedFile(f"day-{number}.ndjson", body)
+                ingest_services.stream_upload(actor=actor, store=store, upload=upload)
+            while visits_settle(store=store):
+                pass
+            stats = self.stats.setdefault(profile, Counter())
+            visits = {v.session: v for v in Visit.objects.filter(store=store)}
+            lines: dict[int, dict[str, int]] = {}
+            for visit_id, sku, qty in VisitLine.objects.filter(visit__store=store).values_list(
+                "visit_id", "sku", "qty"
+            ):
+                lines.setdefault(visit_id, {})[sku] = qty
+            for session, truth in simulation.truth.items():
+                visit = visits.get(session)
+                got = lines.get(visit.pk, {}) if visit else {}
+                _score(stats, got, truth, visit is not None and visit.status in ("charged", "no_charge"))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--visits", type=int, default=300)
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--threshold", type=float, default=0.9)
+    parser.add_argument("--pipeline", action="store_true", help="Also run each day through the real pipeline.")
     args = parser.parse_args()
+    pipeline = _Pipeline() if args.pipeline else None
     report: dict[str, Any] = {"benchmark": "accuracy", "visits_per_seed": args.visits, "seeds": args.seeds}
     for profile in PROFILES:
         ours, naive = Counter[str](), Counter[str]()
@@ -111,11 +206,15 @@ def main() -> None:
                 cart = carts[session]
                 _score(ours, {line.sku: line.qty for line in cart.lines}, truth, cart.decision == "charge")
                 _score(naive, baseline.get(session, {}), truth, True)
+            if pipeline is not None:
+                pipeline.run(profile=profile, seed=seed, layout=layout, catalog=catalog, simulation=simulation)
         report[profile] = {
             "engine": _rates(ours),
             "naive_top_candidate": _rates(naive),
             "engine_events_per_second": round(events_total / seconds),
         }
+        if pipeline is not None:
+            report[profile]["pipeline_receipts"] = _rates(pipeline.stats.pop(profile))
     print(json.dumps(report, indent=2))
 
 
