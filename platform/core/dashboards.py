@@ -6,6 +6,7 @@ count its own tenant's rows.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from django.db.models import Count, Q
@@ -13,9 +14,75 @@ from django.http import HttpRequest
 from django.urls import reverse
 from django.utils import timezone
 
+from stores.models import Store
 from tenants.models import ApiKey, AuditEntry, Membership, Tenant
+from visits.models import Visit
+from visits.selectors import review_figures_by_store
 
 RECENT_ROWS = 8
+REVIEW_PERIOD = timedelta(days=7)
+REVIEW_STORES_SHOWN = 50
+
+
+def format_duration(delta: timedelta) -> str:
+    """A span of time as people say it: "45 s", "12 min", "2 h 5 min", "3 d 4 h"."""
+    seconds = max(0, int(delta.total_seconds()))
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes = seconds // 60
+    if minutes < 60:
+        return f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 24:
+        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+    days, hours = divmod(hours, 24)
+    return f"{days} d {hours} h" if hours else f"{days} d"
+
+
+def review_kpi() -> dict[str, Any]:
+    """The review queue as a headline figure: how many visits wait for a person, and for how long."""
+    waiting = Visit.objects.filter(status=Visit.Status.NEEDS_REVIEW)
+    oldest = waiting.order_by("exited_at").values_list("exited_at", flat=True).first()
+    count = waiting.count()
+    footer = "nothing waiting"
+    if count:
+        footer = f"oldest waiting {format_duration(timezone.now() - oldest)}" if oldest else "waiting"
+    return {
+        "label": "Review queue",
+        "value": count,
+        "href": reverse("admin:visits_visit_changelist"),
+        "footer": footer,
+    }
+
+
+def review_table() -> dict[str, Any]:
+    """Per store, over the last 7 days (by exit): visits settled, review rate, median time to a decision."""
+    now = timezone.now()
+    figures = review_figures_by_store(since=now - REVIEW_PERIOD)
+    stores = list(Store.objects.order_by("code").values_list("pk", "code", "name")[:REVIEW_STORES_SHOWN])
+    rows = []
+    for pk, code, name in stores:
+        found = figures.get(pk)
+        if found is None:
+            rows.append([f"{code} — {name}", 0, 0, "—", "—", 0])
+            continue
+        rate = found.review_rate
+        median = found.median_to_decision
+        waiting = str(found.waiting)
+        if found.waiting and found.oldest_waiting_since:
+            waiting += f" (oldest {format_duration(now - found.oldest_waiting_since)})"
+        rows.append(
+            [
+                f"{code} — {name}",
+                found.settled,
+                found.sent_to_review,
+                f"{rate:.1%}" if rate is not None else "—",
+                format_duration(median) if median is not None else "—",
+                waiting,
+            ]
+        )
+    headers = ["Store", "Visits settled", "Sent to review", "Review rate", "Median time to decision", "Waiting now"]
+    return {"title": "Review, last 7 days", "table": {"headers": headers, "rows": rows}}
 
 
 def _audit_table(entries: Any, *, with_tenant: bool) -> dict[str, Any]:
@@ -50,9 +117,10 @@ def licensee_dashboard(request: HttpRequest, context: dict[str, Any]) -> dict[st
             "href": reverse("admin:tenants_apikey_changelist"),
             "footer": f"last used {timezone.localtime(last_used):%Y-%m-%d %H:%M}" if last_used else "never used",
         },
+        review_kpi(),
     ]
     entries = AuditEntry.objects.select_related("tenant")[:RECENT_ROWS]
-    context["dashboard_tables"] = [_audit_table(entries, with_tenant=False)]
+    context["dashboard_tables"] = [review_table(), _audit_table(entries, with_tenant=False)]
     return context
 
 

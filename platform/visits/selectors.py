@@ -2,17 +2,30 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+import re
+import statistics
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
-from django.db.models import Prefetch, QuerySet
+from django.db.models import Count, Exists, Max, Min, OuterRef, Prefetch, Q, QuerySet
 from django.shortcuts import get_object_or_404
 
 from ingest.models import Event
-from stores.models import Store
+from stores.models import Bin, LayoutVersion, Store
+from stores.selectors import layout_in_force
 from visits.models import ChargeInstruction, ReviewDecision, Visit, VisitLine
 
 PAYMENT_STATES = {"pending": "pending", "done": "succeeded", "failed": "failed"}
+CAMERA_TYPES = ("item.picked", "item.returned")
+SCALE_TYPE = "shelf.weight_changed"
+DEVICE_TYPE = "device.status"
+EVIDENCE_MARGIN = timedelta(minutes=2)
+EVIDENCE_LIMIT = 400
+HEALTH_LOOKBACK = timedelta(days=1)
+_EVENT_NAMED_IN_REASON = re.compile(r"\(([^()]+)\)\s*$")
 
 
 def visit_list(
@@ -88,3 +101,210 @@ def receipt(visit: Visit) -> dict[str, Any]:
         "review": review,
         "version": visit.cart_version,
     }
+
+
+# --- The evidence a reviewer looks at -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BinInfo:
+    """A bin of the layout in force at the visit's entry, as a reviewer needs it."""
+
+    code: str
+    sku: str
+    name: str
+    sensor: str | None
+    unit_weight_g: float
+
+
+@dataclass
+class VisitEvidence:
+    """A visit's events and what happened around them on the same bins, in time order.
+
+    `own` are the events that name the visit (as the camera's candidate or one of its alternatives,
+    or its own entry and exit); `cited` the ones its review reasons and cart lines point to; `bins`
+    the bins involved, from the layout in force at entry; `device_health` what each device last
+    reported in the day before the visit ended (devices without a report are absent: the engine
+    takes them as working).
+    """
+
+    events: list[Event] = field(default_factory=list)
+    own: set[str] = field(default_factory=set)
+    cited: set[str] = field(default_factory=set)
+    bins: dict[str, BinInfo] = field(default_factory=dict)
+    layout: LayoutVersion | None = None
+    device_health: dict[str, str] = field(default_factory=dict)
+    left_out: int = 0
+
+
+def event_ids_in_reasons(reasons: Iterable[str]) -> list[str]:
+    """The event ids the engine names at the end of its reasons, e.g. "… at bin F01-B01 (e-123)"."""
+    found = []
+    for reason in reasons:
+        match = _EVENT_NAMED_IN_REASON.search(str(reason))
+        if match:
+            found.append(match.group(1))
+    return found
+
+
+def _alternative_sessions(payload: Any) -> set[str]:
+    alternatives = payload.get("alternatives") if isinstance(payload, dict) else None
+    if not isinstance(alternatives, list):
+        return set()
+    return {str(a.get("session")) for a in alternatives if isinstance(a, dict) and a.get("session") is not None}
+
+
+def _bin_of(event: Event) -> str | None:
+    code = event.payload.get("bin") if isinstance(event.payload, dict) else None
+    return code if isinstance(code, str) else None
+
+
+def visit_evidence(*, visit: Visit, margin: timedelta = EVIDENCE_MARGIN, limit: int = EVIDENCE_LIMIT) -> VisitEvidence:
+    """The visit's events, plus every camera and scale event on the bins involved within `margin` of them.
+
+    A handful of queries whatever the visit's size: its own events; the camera events during its stay
+    that name it as an alternative; the events its reasons and lines cite; the surroundings on those
+    bins; the device reports. At most `limit` surrounding events are kept (the nearest in time).
+    """
+    store = visit.store
+    events = Event.objects.filter(store=store)
+    evidence = VisitEvidence()
+    evidence.cited = {str(e) for line in visit.lines.all() for e in line.evidence}
+    evidence.cited |= set(event_ids_in_reasons(visit.review_reasons or []))
+    core: dict[str, Event] = {e.event_id: e for e in events.filter(session=visit.session)}
+    start = visit.entered_at or min((e.ts for e in core.values()), default=None)
+    end = visit.exited_at or visit.last_event_at or max((e.ts for e in core.values()), default=None)
+    if start is not None and end is not None:
+        naming = events.filter(
+            type__in=CAMERA_TYPES, ts__gte=start, ts__lte=end, payload__has_key="alternatives"
+        ).exclude(session=visit.session)
+        core.update({e.event_id: e for e in naming if visit.session in _alternative_sessions(e.payload)})
+    evidence.own = set(core)
+    missing = evidence.cited - set(core)
+    if missing:
+        core.update({e.event_id: e for e in events.filter(event_id__in=sorted(missing))})
+
+    anchors: dict[str, list[datetime]] = defaultdict(list)
+    for event in core.values():
+        code = _bin_of(event)
+        if code and event.type in (*CAMERA_TYPES, SCALE_TYPE):
+            anchors[code].append(event.ts)
+    around: list[Event] = []
+    if anchors:
+        times = [at for ats in anchors.values() for at in ats]
+        nearby = events.filter(
+            type__in=(*CAMERA_TYPES, SCALE_TYPE),
+            ts__gte=min(times) - margin,
+            ts__lte=max(times) + margin,
+            payload__bin__in=sorted(anchors),
+        )
+
+        def distance(event: Event) -> timedelta:
+            return min(abs(event.ts - at) for at in anchors[_bin_of(event) or ""])
+
+        around = [e for e in nearby if e.event_id not in core and _bin_of(e) in anchors and distance(e) <= margin]
+        if len(around) > limit:
+            evidence.left_out = len(around) - limit
+            around = sorted(around, key=lambda e: (distance(e), e.event_id))[:limit]
+
+    at = visit.entered_at or start or end
+    evidence.layout = layout_in_force(store=store, at=at) if at is not None else None
+    if evidence.layout is not None and anchors:
+        rows = Bin.objects.filter(layout=evidence.layout, code__in=sorted(anchors)).values_list(
+            "code", "sku", "product__name", "sensor__code", "product__unit_weight_g"
+        )
+        evidence.bins = {
+            code: BinInfo(code, sku, name, sensor, float(weight)) for code, sku, name, sensor, weight in rows
+        }
+
+    devices = {e.device for e in [*core.values(), *around] if e.device}
+    devices |= {b.sensor for b in evidence.bins.values() if b.sensor}
+    reports: list[Event] = []
+    if devices and start is not None and end is not None:
+        reports = list(
+            events.filter(type=DEVICE_TYPE, device__in=sorted(devices), ts__gte=start - margin, ts__lte=end + margin)
+        )
+    if end is not None:
+        evidence.device_health = _device_health_at(events, at=end)
+    everything = {e.event_id: e for e in [*core.values(), *around, *reports]}
+    evidence.events = sorted(everything.values(), key=lambda e: (e.ts, e.event_id))
+    return evidence
+
+
+def _device_health_at(events: QuerySet[Event], *, at: datetime) -> dict[str, str]:
+    """Device code → the status it last reported in the day up to `at` (two queries, bounded by the day)."""
+    window = events.filter(type=DEVICE_TYPE, ts__gt=at - HEALTH_LOOKBACK, ts__lte=at)
+    latest = window.values("device").annotate(last=Max("ts")).order_by().values_list("device", "last")
+    condition = Q()
+    for device, last in latest:
+        condition |= Q(device=device, ts=last)
+    if not condition:
+        return {}
+    health: dict[str, str] = {}
+    for device, payload in window.filter(condition).order_by("ts", "event_id").values_list("device", "payload"):
+        health[device] = str(payload.get("status", "unknown")) if isinstance(payload, dict) else "unknown"
+    return health
+
+
+# --- Review figures for the dashboard -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StoreReviewFigures:
+    store_id: int
+    settled: int
+    sent_to_review: int
+    waiting: int
+    oldest_waiting_since: datetime | None
+    median_to_decision: timedelta | None
+
+    @property
+    def review_rate(self) -> float | None:
+        return self.sent_to_review / self.settled if self.settled else None
+
+
+def review_figures_by_store(*, since: datetime) -> dict[int, StoreReviewFigures]:
+    """Per store: visits settled since `since` (by exit), how many of them went to a person, the median
+    time from exit to the first decision, and what waits now. Three aggregate queries, whatever the volume
+    (the decision times are fetched one row per decided visit to take their median portably)."""
+    decided = ReviewDecision.objects.filter(visit=OuterRef("pk"))
+    settled = {
+        row["store_id"]: (row["settled"], row["sent"])
+        for row in Visit.objects.filter(settled_at__isnull=False, exited_at__gte=since)
+        .values("store_id")
+        .annotate(
+            settled=Count("id"),
+            sent=Count("id", filter=Q(status=Visit.Status.NEEDS_REVIEW) | Q(Exists(decided))),
+        )
+        .order_by()
+    }
+    waiting = {
+        row["store_id"]: (row["n"], row["oldest"])
+        for row in Visit.objects.filter(status=Visit.Status.NEEDS_REVIEW)
+        .values("store_id")
+        .annotate(n=Count("id"), oldest=Min("exited_at"))
+        .order_by()
+    }
+    durations: dict[int, list[float]] = defaultdict(list)
+    first_decisions = (
+        ReviewDecision.objects.filter(visit__exited_at__gte=since)
+        .values("visit_id", "visit__store_id", "visit__exited_at")
+        .annotate(first=Min("decided_at"))
+        .order_by()
+    )
+    for row in first_decisions:
+        durations[row["visit__store_id"]].append(max(0.0, (row["first"] - row["visit__exited_at"]).total_seconds()))
+    figures = {}
+    for store_id in sorted(set(settled) | set(waiting) | set(durations)):
+        count, sent = settled.get(store_id, (0, 0))
+        queue, oldest = waiting.get(store_id, (0, None))
+        seconds = durations.get(store_id)
+        figures[store_id] = StoreReviewFigures(
+            store_id=store_id,
+            settled=count,
+            sent_to_review=sent,
+            waiting=queue,
+            oldest_waiting_since=oldest,
+            median_to_decision=timedelta(seconds=statistics.median(seconds)) if seconds else None,
+        )
+    return figures

@@ -89,13 +89,16 @@ def review_decide(
     """
     if action not in ReviewDecision.Action.values:
         raise ValidationError({"action": f"One of {', '.join(ReviewDecision.Action.values)}."})
-    visit = Visit.objects.select_for_update().select_related("store").get(pk=visit.pk)
+    visit = Visit.objects.select_for_update(of=("self",)).select_related("store").get(pk=visit.pk)
     if visit.status != Visit.Status.NEEDS_REVIEW:
         raise ValidationError(f"Visit {visit.session} is {visit.get_status_display().lower()}, not waiting for review.")
     wanted = _clean_review_lines(lines) if action == ReviewDecision.Action.APPROVE else {}
     before = [{"sku": line.sku, "qty": line.qty} for line in visit.lines.order_by("sku")]
     at = visit.entered_at or timezone.now()
     prices = settling.prices_for(store=visit.store, skus=set(wanted))
+    # A line the engine proposed keeps the price it was taken at; a line the reviewer adds is priced at entry.
+    for line in visit.lines.all():
+        prices[line.sku] = [pricing.PriceVersion(at, line.unit_price, line.tax_rate)]
     names = dict(Product.objects.filter(sku__in=wanted).values_list("sku", "name"))
     cart = [engine.CartLine(sku, qty, 1.0, at, ()) for sku, qty in sorted(wanted.items())]
     priced = pricing.price_cart(cart, prices=prices)

@@ -47,7 +47,8 @@ def store_model(*, store: Store) -> engine.StoreModel:
 
 def _events_around(store: Store, visits: Sequence[Visit]) -> list[dict[str, Any]]:
     """The store's events from just before the first of these visits began to just after the last ended,
-    and the entries and exits of every visit in the store during that time (who could have done what)."""
+    the entries and exits of every visit in the store during that time (who could have done what), and
+    the devices' earlier health reports (a scale reported offline stays offline until it says otherwise)."""
     starts = [at for v in visits if (at := v.entered_at or v.last_event_at) is not None]
     ends = [at for v in visits if (at := v.exited_at or v.last_event_at) is not None]
     if not starts or not ends:
@@ -64,6 +65,7 @@ def _events_around(store: Store, visits: Sequence[Visit]) -> list[dict[str, Any]
         .exclude(ts__gte=since, ts__lte=until)
         .values_list("ts", "payload")
     )
+    rows += Event.objects.filter(store=store, type="device.status", ts__lt=since).values_list("ts", "payload")
     return [{**payload, "_ts": ts} for ts, payload in rows]
 
 

@@ -1,0 +1,697 @@
+"""Visits in the store admin: the review queue, and each visit's page with its evidence and the decision.
+
+The list opens on the visits waiting for a person, oldest first; its status filter turns it into the
+list of every visit and receipt. A visit's page shows what a reviewer needs to decide quickly: the
+reasons, the proposed cart with per-line confidence and evidence, the event timeline of the visit and
+of everything that happened on the same bins around it (camera and scale side by side), and the
+floor plan with those bins highlighted. Managers and staff decide there; viewers only look.
+"""
+
+from __future__ import annotations
+
+import zoneinfo
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
+from django.db.models import Count, QuerySet
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.safestring import SafeString, mark_safe
+from unfold.decorators import display
+
+from catalog import currencies
+from core.admin import TenantModelAdmin
+from core.admin_sites import licensee_site
+from core.dashboards import format_duration
+from ingest.models import Event
+from stores.floor_plan import render_floor_plan
+from stores.selectors import product_names_of_layout
+from tenants.audit import Actor
+from visits import engine, selectors, services
+from visits.models import ReviewDecision, Visit
+from visits.selectors import CAMERA_TYPES, SCALE_TYPE, BinInfo, VisitEvidence
+
+STATUS_LABELS = {
+    "open": "info",
+    "settling": "info",
+    "needs_review": "warning",
+    "charged": "success",
+    "payment_failed": "danger",
+    "refunded": "info",
+    "no_charge": "info",
+}
+ALL_STATUSES = "all"
+REASONS_IN_LIST = 90
+BLANK_ROWS = 2
+MAX_LINES = 200
+
+
+def _money(amount: int, currency: str) -> str:
+    return currencies.format_money(amount, currency) if currency else str(amount)
+
+
+def _lines_text(lines: Iterable[Mapping[str, Any]]) -> str:
+    text = ", ".join(f"{line['qty']} × {line['sku']}" for line in lines)
+    return text or "nothing"
+
+
+def _short_reason(reason: str) -> str:
+    """A reason without the event id the engine appends, for the list."""
+    cited = selectors.event_ids_in_reasons([reason])
+    return reason[: reason.rfind("(")].strip() if cited else reason
+
+
+# --- The list: the review queue by default, every visit through the status filter ----------------
+
+
+class VisitStatusFilter(admin.SimpleListFilter):
+    """Status, defaulting to "needs review": without a choice, the list is the review queue."""
+
+    title = "status"
+    parameter_name = "status"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [*Visit.Status.choices, (ALL_STATUSES, "All statuses")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Visit]) -> QuerySet[Visit]:
+        value = self.value() or Visit.Status.NEEDS_REVIEW
+        return queryset if value == ALL_STATUSES else queryset.filter(status=value)
+
+    def choices(self, changelist: Any) -> Iterator[Any]:
+        current = self.value() or Visit.Status.NEEDS_REVIEW
+        for value, label in self.lookup_choices:
+            yield {
+                "selected": current == value,
+                "query_string": changelist.get_query_string({self.parameter_name: value}),
+                "display": label,
+            }
+
+
+def _status_asked(request: HttpRequest) -> str:
+    return request.GET.get(VisitStatusFilter.parameter_name) or Visit.Status.NEEDS_REVIEW
+
+
+def _is_queue(request: HttpRequest) -> bool:
+    return _status_asked(request) == Visit.Status.NEEDS_REVIEW
+
+
+# --- The visit's page: timeline rows -------------------------------------------------------------
+
+
+@dataclass
+class CameraCell:
+    event_id: str
+    anchor: str
+    verb: str
+    qty: int
+    session: str
+    session_url: str
+    this_visit: bool
+    confidence: str
+    alternatives: list[tuple[str, str, str, bool]]
+    bin: str
+    bin_sku: str
+    sku: str
+    device: str
+    cited: bool
+    evidence_of: str = ""
+    no_scale: str = ""
+
+
+@dataclass
+class ScaleCell:
+    event_id: str
+    anchor: str
+    delta: str
+    taken: bool
+    bin: str
+    bin_sku: str
+    reading: str
+    device: str
+    cited: bool
+    evidence_of: str = ""
+
+
+@dataclass
+class TimelineRow:
+    ts: datetime
+    clock: str
+    offset: str
+    mine: bool
+    camera: CameraCell | None = None
+    scale: ScaleCell | None = None
+    note: str = ""
+    note_kind: str = ""
+    note_anchor: str = ""
+    note_event_id: str = ""
+    sessions: set[str] = field(default_factory=set)
+
+
+def _number(value: Any, default: float = 0.0) -> float:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else default
+
+
+def _grams(delta: float) -> str:
+    sign = "−" if delta < 0 else "+"
+    return f"{sign}{abs(delta):,.0f} g" if abs(delta) >= 10 else f"{sign}{abs(delta):.1f} g"
+
+
+def _weight_reading(delta: float, info: BinInfo | None) -> tuple[str, int]:
+    """What a weight change means for the bin's product: "≈ 2 × SKU-001 (250 g each)", and the count."""
+    if info is None or info.unit_weight_g <= 0:
+        return "", 0
+    count = round(abs(delta) / info.unit_weight_g)
+    off = abs(delta) - count * info.unit_weight_g
+    each = f"{info.unit_weight_g:g} g each"
+    if count == 0:
+        return f"less than one {info.sku} ({each})", 0
+    text = f"≈ {count} × {info.sku} ({each})"
+    if abs(off) >= max(1.0, 0.01 * info.unit_weight_g):
+        text += f", {'+' if off > 0 else '−'}{abs(off):.0f} g off"
+    return text, count
+
+
+def _pair_scales(cameras: Sequence[Event], scales: Sequence[Event]) -> dict[str, Event]:
+    """Each camera event with the scale reading of its bin nearest in time (as the engine pairs them)."""
+    options = []
+    for camera in cameras:
+        taken = camera.type == "item.picked"
+        for scale in scales:
+            if scale.payload.get("bin") != camera.payload.get("bin"):
+                continue
+            if (_number(scale.payload.get("delta_g")) < 0) != taken:
+                continue
+            if camera.ts - engine.WEIGHT_BEFORE <= scale.ts <= camera.ts + engine.WEIGHT_AFTER:
+                options.append((abs((scale.ts - camera.ts).total_seconds()), camera.event_id, scale.event_id, scale))
+    options.sort(key=lambda o: (o[0], o[1], o[2]))
+    paired: dict[str, Event] = {}
+    used: set[str] = set()
+    for _gap, camera_id, scale_id, scale in options:
+        if camera_id in paired or scale_id in used:
+            continue
+        paired[camera_id] = scale
+        used.add(scale_id)
+    return paired
+
+
+class Timeline:
+    """The evidence as rows: a camera event beside the scale reading it matches, other events alone."""
+
+    def __init__(
+        self, visit: Visit, evidence: VisitEvidence, tz: zoneinfo.ZoneInfo, links: Mapping[str, str] | None = None
+    ) -> None:
+        self.visit, self.evidence, self.tz, self.links = visit, evidence, tz, links or {}
+        self.in_reasons = set(selectors.event_ids_in_reasons(visit.review_reasons or []))
+        self.evidence_of: dict[str, list[str]] = {}
+        for line in visit.lines.all():
+            for event_id in line.evidence:
+                self.evidence_of.setdefault(str(event_id), []).append(line.sku)
+        self.anchors = {e.event_id: f"ev-{n}" for n, e in enumerate(evidence.events, start=1)}
+        self.start = visit.entered_at or (evidence.events[0].ts if evidence.events else None)
+        cameras = [e for e in evidence.events if e.type in CAMERA_TYPES]
+        scales = [e for e in evidence.events if e.type == SCALE_TYPE]
+        self.paired = _pair_scales(cameras, scales)
+        self.paired_scales = {scale.event_id for scale in self.paired.values()}
+        self.by_id = {e.event_id: e for e in evidence.events}
+        self.rows = [row for e in evidence.events if (row := self._row(e)) is not None]
+
+    def _clock(self, ts: datetime) -> tuple[str, str]:
+        clock = timezone.localtime(ts, self.tz).strftime("%H:%M:%S")
+        if self.start is None:
+            return clock, ""
+        seconds = (ts - self.start).total_seconds()
+        sign = "−" if seconds < 0 else "+"
+        minutes, rest = divmod(abs(round(seconds)), 60)
+        return clock, f"{sign}{minutes}:{rest:02d}"
+
+    def _camera(self, event: Event) -> CameraCell:
+        payload = event.payload
+        info = self.evidence.bins.get(str(payload.get("bin")))
+        alternatives = []
+        for alternative in payload.get("alternatives") or []:
+            if isinstance(alternative, dict):
+                other = str(alternative.get("session"))
+                alternatives.append(
+                    (
+                        other,
+                        f"{_number(alternative.get('confidence')):.2f}",
+                        self.links.get(other, ""),
+                        other == self.visit.session,
+                    )
+                )
+        session = str(payload.get("session", ""))
+        no_scale = ""
+        if event.event_id not in self.paired:
+            no_scale = "no matching scale reading" if info is None or info.sensor else "this bin has no scale"
+        return CameraCell(
+            event_id=event.event_id,
+            anchor=self.anchors[event.event_id],
+            verb="took" if event.type == "item.picked" else "put back",
+            qty=int(_number(payload.get("qty"), 1)),
+            session=session,
+            session_url=self.links.get(session, ""),
+            this_visit=session == self.visit.session,
+            confidence=f"{_number(payload.get('confidence')):.2f}",
+            alternatives=alternatives,
+            bin=str(payload.get("bin", "")),
+            bin_sku=info.sku if info else "",
+            sku=str(payload.get("sku") or ""),
+            device=event.device,
+            cited=event.event_id in self.in_reasons,
+            evidence_of=", ".join(self.evidence_of.get(event.event_id, [])),
+            no_scale=no_scale,
+        )
+
+    def _scale(self, event: Event) -> ScaleCell:
+        delta = _number(event.payload.get("delta_g"))
+        info = self.evidence.bins.get(str(event.payload.get("bin")))
+        reading, _count = _weight_reading(delta, info)
+        return ScaleCell(
+            event_id=event.event_id,
+            anchor=self.anchors[event.event_id],
+            delta=_grams(delta),
+            taken=delta < 0,
+            bin=str(event.payload.get("bin", "")),
+            bin_sku=info.sku if info else "",
+            reading=reading,
+            device=event.device,
+            cited=event.event_id in self.in_reasons,
+            evidence_of=", ".join(self.evidence_of.get(event.event_id, [])),
+        )
+
+    def _row(self, event: Event) -> TimelineRow | None:
+        if event.event_id in self.paired_scales:
+            return None  # shown beside its camera event
+        clock, offset = self._clock(event.ts)
+        row = TimelineRow(ts=event.ts, clock=clock, offset=offset, mine=event.event_id in self.evidence.own)
+        if event.type in CAMERA_TYPES:
+            row.camera = self._camera(event)
+            row.sessions = {row.camera.session, *(a[0] for a in row.camera.alternatives)}
+            scale = self.paired.get(event.event_id)
+            if scale is not None:
+                row.scale = self._scale(scale)
+        elif event.type == SCALE_TYPE:
+            row.scale = self._scale(event)
+        else:
+            row.note, row.note_kind = self._note(event)
+            row.note_anchor, row.note_event_id = self.anchors[event.event_id], event.event_id
+            if event.session:
+                row.sessions = {event.session}
+        return row
+
+    @staticmethod
+    def _note(event: Event) -> tuple[str, str]:
+        payload = event.payload
+        if event.type == "session.started":
+            shopper = f" (shopper {payload['shopper']})" if payload.get("shopper") else ""
+            return f"{event.session} entered{shopper} through {payload.get('gate', event.device)}", "session"
+        if event.type == "session.ended":
+            return f"{event.session} left through {payload.get('gate', event.device)}", "session"
+        if event.type == "device.status":
+            return f"{event.device} reports {payload.get('status', '?')}", f"device {payload.get('status', '')}"
+        return f"{event.type} {event.event_id}", "session"
+
+    def explain(self, event_id: str) -> str:
+        """What a cited event says, in a line: whom the camera favoured over whom, and what the scale read."""
+        event = self.by_id.get(event_id)
+        if event is None:
+            return ""
+        info = self.evidence.bins.get(str(event.payload.get("bin")))
+        parts = []
+        if event.type in CAMERA_TYPES:
+            cell = self._camera(event)
+            this = self.visit.session
+
+            def who(session: str) -> str:
+                return "this shopper" if session == this else session
+
+            others = ", ".join(f"{who(s)} {c}" for s, c, _u, _m in cell.alternatives)
+            favoured = f"the camera favoured {who(cell.session)} ({cell.confidence})"
+            parts.append(f"{favoured} over {others}" if others else favoured)
+            scale = self.paired.get(event_id)
+            if scale is not None:
+                reading, _count = _weight_reading(_number(scale.payload.get("delta_g")), info)
+                parts.append(f"the scale read {_grams(_number(scale.payload.get('delta_g')))} {reading}".strip())
+            elif cell.no_scale:
+                parts.append(cell.no_scale)
+        elif event.type == SCALE_TYPE:
+            reading, _count = _weight_reading(_number(event.payload.get("delta_g")), info)
+            parts.append(f"the scale read {_grams(_number(event.payload.get('delta_g')))} {reading}".strip())
+        return "; ".join(parts)
+
+    def suggestion(self, event_id: str) -> tuple[str, int] | None:
+        """What a cited event says this visit took (+) or put back (−), when it names the visit."""
+        event = self.by_id.get(event_id)
+        if event is None:
+            return None
+        info = self.evidence.bins.get(str(event.payload.get("bin")))
+        if event.type in CAMERA_TYPES:
+            if event_id not in self.evidence.own:
+                return None
+            sign = 1 if event.type == "item.picked" else -1
+            scale = self.paired.get(event_id)
+            if scale is not None and info is not None:
+                _text, count = _weight_reading(_number(scale.payload.get("delta_g")), info)
+                if count:
+                    return info.sku, sign * count
+            sku = str(event.payload.get("sku") or (info.sku if info else ""))
+            return (sku, sign * int(_number(event.payload.get("qty"), 1))) if sku else None
+        if event.type == SCALE_TYPE and info is not None:
+            delta = _number(event.payload.get("delta_g"))
+            _text, count = _weight_reading(delta, info)
+            return (info.sku, count if delta < 0 else -count) if count else None
+        return None
+
+
+# --- The admin ------------------------------------------------------------------------------------
+
+
+@dataclass
+class FormLine:
+    """A row of the cart as shown: a proposed line (with its price, confidence and evidence) or one typed in."""
+
+    sku: str
+    qty: str
+    name: str = ""
+    proposed: bool = False
+    unit_price: str = ""
+    amount: str = ""
+    confidence: str = ""
+    unsure: bool = False
+    evidence: list[tuple[str, str]] = field(default_factory=list)
+
+
+def _read_lines(request: HttpRequest) -> tuple[list[FormLine], list[dict[str, Any]], list[str]]:
+    """The lines as typed (to show again), as `review_decide` takes them, and what is wrong with them."""
+    skus, quantities = request.POST.getlist("sku"), request.POST.getlist("qty")
+    proposed = set(request.POST.getlist("proposed"))
+    typed: list[FormLine] = []
+    lines: list[dict[str, Any]] = []
+    problems: list[str] = []
+    for number, (sku, qty) in enumerate(zip(skus, quantities, strict=False), start=1):
+        sku, qty = sku.strip(), qty.strip()
+        if not sku and not qty:
+            continue
+        typed.append(FormLine(sku, qty, proposed=sku in proposed))
+        if not sku:
+            problems.append(f"Line {number}: choose a product (SKU) for the quantity {qty}.")
+        elif not qty.isdigit():
+            problems.append(f"Line {number} ({sku}): the quantity must be a whole number from 0 to 1000.")
+        else:
+            lines.append({"sku": sku, "qty": int(qty)})
+    if len(typed) > MAX_LINES:
+        problems.append(f"At most {MAX_LINES} lines.")
+    return typed, lines, problems
+
+
+@admin.register(Visit, site=licensee_site)
+class VisitAdmin(TenantModelAdmin):
+    list_display = ["session", "store", "status_label", "age", "line_count", "total_amount", "reasons_short"]
+    list_display_links = ["session"]
+    list_filter = [VisitStatusFilter, "store"]
+    search_fields = ["session", "shopper_token"]
+    list_per_page = 50
+    list_before_template = "admin/visits/visit/list_before.html"
+    review_template = "admin/visits/visit/review.html"
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # carts change only through a review decision (`may_decide`)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def may_decide(self, request: HttpRequest) -> bool:
+        return self._may_write(request)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Visit]:
+        return super().get_queryset(request).select_related("store").annotate(lines_count=Count("lines"))
+
+    def get_ordering(self, request: HttpRequest) -> list[str]:
+        return ["exited_at", "pk"] if _is_queue(request) else ["-exited_at", "-pk"]
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        queue = _is_queue(request)
+        waiting = Visit.objects.filter(status=Visit.Status.NEEDS_REVIEW)
+        oldest = waiting.order_by("exited_at").values_list("exited_at", flat=True).first()
+        current = _status_asked(request)
+        tabs = []
+        for value, label in (
+            (Visit.Status.NEEDS_REVIEW, "Review queue"),
+            (Visit.Status.CHARGED, "Charged"),
+            (Visit.Status.PAYMENT_FAILED, "Payment failed"),
+            (Visit.Status.NO_CHARGE, "No charge"),
+            (ALL_STATUSES, "All visits"),
+        ):
+            query = request.GET.copy()
+            query.pop("p", None)
+            query.pop("o", None)
+            query[VisitStatusFilter.parameter_name] = value
+            tabs.append({"label": label, "url": f"?{query.urlencode()}", "active": current == value})
+        context = {
+            "title": "Review queue" if queue else "Visits",
+            "review_queue": {
+                "is_queue": queue,
+                "waiting": waiting.count(),
+                "oldest": format_duration(timezone.now() - oldest) if oldest else None,
+                "tabs": tabs,
+            },
+            **(extra_context or {}),
+        }
+        return super().changelist_view(request, context)
+
+    @display(description="Status", label=STATUS_LABELS)
+    def status_label(self, visit: Visit) -> tuple[str, str]:
+        return visit.status, visit.get_status_display().split(" (")[0]
+
+    @display(description="Age (since exit)", ordering="exited_at")
+    def age(self, visit: Visit) -> str:
+        return format_duration(timezone.now() - visit.exited_at) if visit.exited_at else "still inside"
+
+    @display(description="Lines", ordering="lines_count")
+    def line_count(self, visit: Visit) -> int:
+        return int(getattr(visit, "lines_count", 0))
+
+    @display(description="Total", ordering="total")
+    def total_amount(self, visit: Visit) -> str:
+        return _money(visit.total, visit.currency or visit.store.currency)
+
+    @display(description="Reasons")
+    def reasons_short(self, visit: Visit) -> str:
+        reasons = [_short_reason(str(r)) for r in visit.review_reasons or []]
+        if not reasons:
+            return "—"
+        text = reasons[0] if len(reasons[0]) <= REASONS_IN_LIST else reasons[0][: REASONS_IN_LIST - 1] + "…"
+        return text + (f" (+{len(reasons) - 1} more)" if len(reasons) > 1 else "")
+
+    # The visit's page replaces the model form: the receipt, the evidence, and the decision.
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        if not object_id.isdigit():
+            raise Http404("No such visit.")
+        visit = get_object_or_404(Visit.objects.select_related("store"), pk=int(object_id))
+        if not self.has_view_permission(request, visit):
+            raise PermissionDenied
+        typed: list[FormLine] | None = None
+        problems: list[str] = []
+        note = ""
+        if request.method == "POST":
+            if not self.may_decide(request):
+                raise PermissionDenied
+            typed, lines, problems = _read_lines(request)
+            note = request.POST.get("note", "")
+            action = request.POST.get("action", "")
+            if action == ReviewDecision.Action.VOID:
+                problems, lines = [], []
+            if not problems:
+                try:
+                    decided = self._decide(request, visit, action=action, lines=lines, note=note)
+                except ValidationError as error:
+                    problems = list(error.messages)
+                else:
+                    self.message_user(request, self._outcome(decided), messages.SUCCESS)
+                    return HttpResponseRedirect(reverse("admin:visits_visit_changelist"))
+            visit.refresh_from_db()
+        context = {
+            **self.admin_site.each_context(request),
+            **self._page(request, visit, typed=typed, note=note),
+            "problems": problems,
+            "opts": Visit._meta,
+            "original": visit,
+            "title": f"Visit {visit.session}",
+            "subtitle": visit.store.name,
+            "is_fullwidth": "1",
+            **(extra_context or {}),
+        }
+        return TemplateResponse(request, self.review_template, context, status=400 if problems else 200)
+
+    def _decide(
+        self, request: HttpRequest, visit: Visit, *, action: str, lines: list[dict[str, Any]], note: str
+    ) -> Visit:
+        """Decide on the cart the reviewer saw: refused when it changed meanwhile (a late event re-settled it)."""
+        seen = request.POST.get("cart_version", "")
+        with transaction.atomic():
+            current = Visit.objects.select_for_update().get(pk=visit.pk)
+            if seen != str(current.cart_version):
+                raise ValidationError(
+                    "The proposed cart changed while you were looking at it (late events arrived). "
+                    "Nothing was decided: look at the visit again."
+                )
+            return services.review_decide(
+                actor=Actor.for_request(request, source=self.audit_source),
+                visit=current,
+                action=action,
+                lines=lines,
+                note=note,
+            )
+
+    @staticmethod
+    def _outcome(visit: Visit) -> str:
+        total = _money(visit.total, visit.currency)
+        if visit.status == Visit.Status.CHARGED:
+            return f"Visit {visit.session} approved: {total} will be charged."
+        return f"Visit {visit.session} decided: {visit.get_status_display().lower()}, nothing is charged."
+
+    def _page(self, request: HttpRequest, visit: Visit, *, typed: list[FormLine] | None, note: str) -> dict[str, Any]:
+        store = visit.store
+        tz = _zone(store.timezone)
+        currency = visit.currency or store.currency
+        evidence = selectors.visit_evidence(visit=visit)
+        named = {e.session for e in evidence.events if e.session}
+        named |= {str(a.get("session")) for e in evidence.events for a in e.payload.get("alternatives") or []}
+        others = {
+            v.session: v
+            for v in Visit.objects.filter(store=store, session__in=sorted(named - {visit.session})).only(
+                "pk", "session", "status"
+            )
+        }
+        links = {session: reverse("admin:visits_visit_change", args=[v.pk]) for session, v in others.items()}
+        timeline = Timeline(visit, evidence, tz, links)
+        lines = {line.sku: line for line in visit.lines.order_by("sku")}
+        product_names = product_names_of_layout(layout=evidence.layout) if evidence.layout else {}
+        for line in lines.values():
+            product_names.setdefault(line.sku, line.name)
+        threshold = float(store.auto_charge_threshold)
+        rows = typed if typed is not None else [FormLine(sku, str(ln.qty), proposed=True) for sku, ln in lines.items()]
+        for row in rows:
+            row.name = row.name or product_names.get(row.sku, "")
+            proposed = lines.get(row.sku) if row.proposed else None
+            if proposed is not None:
+                row.unit_price, row.amount = _money(proposed.unit_price, currency), _money(proposed.amount, currency)
+                row.confidence, row.unsure = f"{proposed.confidence:.2f}", proposed.confidence < threshold
+                row.evidence = [(str(e), timeline.anchors.get(str(e), "")) for e in proposed.evidence]
+        decisions = ReviewDecision.objects.filter(visit=visit).select_related("reviewer").order_by("decided_at")
+        return {
+            "visit": visit,
+            "store": store,
+            "currency": currency,
+            "entered": _local(visit.entered_at, tz),
+            "exited": _local(visit.exited_at, tz),
+            "waited": format_duration(timezone.now() - visit.exited_at) if visit.exited_at else None,
+            "reasons": self._reasons(visit, timeline),
+            "cart_rows": rows,
+            "subtotal": _money(visit.subtotal, currency),
+            "tax": _money(visit.tax, currency),
+            "total": _money(visit.total, currency),
+            "threshold": f"{threshold:.2f}",
+            "may_decide": self.may_decide(request) and visit.status == Visit.Status.NEEDS_REVIEW,
+            "may_write": self.may_decide(request),
+            "blank_rows": range(BLANK_ROWS if typed is None else 1),
+            "catalog_choices": sorted(product_names.items()),
+            "note": note,
+            "timeline": timeline.rows,
+            "timeline_left_out": evidence.left_out,
+            "floor_plan": self._floor_plan(evidence),
+            "bins": [
+                {"bin": b, "health": evidence.device_health.get(b.sensor, "not reported") if b.sensor else ""}
+                for b in sorted(evidence.bins.values(), key=lambda b: b.code)
+            ],
+            "decisions": [
+                {
+                    "decision": d,
+                    "at": _local(d.decided_at, tz),
+                    "before": _lines_text(d.lines_before),
+                    "after": _lines_text(d.lines_after),
+                }
+                for d in decisions
+            ],
+            "payments": [
+                {"instruction": i, "amount": _money(i.amount, i.currency or currency)}
+                for i in visit.charge_instructions.order_by("sequence")
+            ],
+            "queue_url": reverse("admin:visits_visit_changelist"),
+        }
+
+    @staticmethod
+    def _reasons(visit: Visit, timeline: Timeline) -> list[dict[str, Any]]:
+        """Each reason with the event it cites, what that event suggests for this cart, and who else it names."""
+        overlapping = []
+        if visit.entered_at is not None:
+            overlapping = list(
+                Visit.objects.filter(
+                    store=visit.store,
+                    status=Visit.Status.NEEDS_REVIEW,
+                    entered_at__lte=visit.exited_at or timezone.now(),
+                )
+                .exclude(exited_at__lt=visit.entered_at)
+                .exclude(pk=visit.pk)
+                .only("pk", "session", "review_reasons")
+            )
+        reasons = []
+        for reason in visit.review_reasons or []:
+            cited = selectors.event_ids_in_reasons([reason])
+            event_id = cited[0] if cited else None
+            suggestion = timeline.suggestion(event_id) if event_id else None
+            shared = [
+                other
+                for other in overlapping
+                if event_id and event_id in selectors.event_ids_in_reasons(other.review_reasons or [])
+            ]
+            reasons.append(
+                {
+                    "text": _short_reason(str(reason)),
+                    "event_id": event_id,
+                    "anchor": timeline.anchors.get(event_id or ""),
+                    "explained": timeline.explain(event_id) if event_id else "",
+                    "suggest_sku": suggestion[0] if suggestion else "",
+                    "suggest_qty": suggestion[1] if suggestion else 0,
+                    "suggest_abs": abs(suggestion[1]) if suggestion else 0,
+                    "shared": [(o.session, reverse("admin:visits_visit_change", args=[o.pk])) for o in shared],
+                }
+            )
+        return reasons
+
+    @staticmethod
+    def _floor_plan(evidence: VisitEvidence) -> SafeString | None:
+        if evidence.layout is None:
+            return None
+        svg = render_floor_plan(
+            evidence.layout.document,
+            device_health=evidence.device_health,
+            product_names=product_names_of_layout(layout=evidence.layout),
+            highlighted_bins=set(evidence.bins),
+        )
+        return mark_safe(svg)  # noqa: S308 — render_floor_plan escapes every value it draws
+
+
+def _zone(name: str) -> zoneinfo.ZoneInfo:
+    try:
+        return zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return zoneinfo.ZoneInfo("UTC")
+
+
+def _local(at: datetime | None, tz: zoneinfo.ZoneInfo) -> str:
+    return timezone.localtime(at, tz).strftime("%Y-%m-%d %H:%M:%S %Z") if at else "—"

@@ -1,0 +1,445 @@
+"""The review queue in the store admin: the list, a visit's evidence, and the decision taken there."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import orjson
+import pytest
+from django.contrib.auth.models import User
+from django.test import Client
+from django.utils import timezone
+from rest_framework.test import APIClient
+
+from conftest import PASSWORD
+from core.dashboards import format_duration
+from ingest.models import Event
+from ingest.tests.conftest import eventually, upload, wait_for_stream
+from stores.models import Store
+from tenants.models import AuditEntry, Membership, Tenant
+from visits.models import ChargeInstruction, ReviewDecision, Visit, VisitLine
+from visits.tests.test_pipeline import PRICE, TAX, priced_store  # noqa: F401 — fixture
+
+ENTERED = datetime(2026, 3, 2, 9, tzinfo=UTC)
+QUEUE = "/admin/visits/visit/"
+
+
+def _login(user: User) -> Client:
+    client = Client()
+    assert client.login(username=user.username, password=PASSWORD)
+    return client
+
+
+def _at(seconds: float) -> datetime:
+    return ENTERED + timedelta(seconds=seconds)
+
+
+def _event(store: Store, event_id: str, kind: str, seconds: float, **fields: Any) -> Event:
+    payload = {"id": event_id, "type": kind, "ts": _at(seconds).isoformat().replace("+00:00", "Z"), **fields}
+    device = str(fields.get("device") or fields.get("gate") or "")
+    return Event(
+        tenant_id=store.tenant_id,
+        store=store,
+        event_id=event_id,
+        type=kind,
+        ts=_at(seconds),
+        session=fields.get("session"),
+        device=device,
+        payload=payload,
+    )
+
+
+def _visit(store: Store, session: str, *, status: str = "needs_review", exited: datetime | None = None, **extra: Any):
+    exited = exited or _at(300)
+    return Visit.unscoped.create(
+        tenant_id=store.tenant_id,
+        store=store,
+        session=session,
+        shopper_token=f"tok-{session}",
+        status=status,
+        entered_at=exited - timedelta(minutes=5),
+        exited_at=exited,
+        settled_at=exited,
+        currency=store.currency,
+        **extra,
+    )
+
+
+def _line(visit: Visit, sku: str, qty: int, confidence: float, evidence: list[str]) -> VisitLine:
+    amount = PRICE * qty
+    tax = int((Decimal(amount) * TAX / 100).quantize(Decimal(1)))
+    return VisitLine.unscoped.create(
+        tenant_id=visit.tenant_id,
+        visit=visit,
+        sku=sku,
+        name=f"Product {sku}",
+        qty=qty,
+        unit_price=PRICE,
+        amount=amount,
+        tax_rate=TAX,
+        tax=tax,
+        confidence=confidence,
+        evidence=evidence,
+    )
+
+
+@pytest.fixture
+def waiting(priced_store: Store) -> Visit:  # noqa: F811
+    """R1 took one SKU-001 for sure (camera + scale on F01-B01) and may have taken one SKU-002 at F01-B02:
+    the camera hesitated between R2 and R1. R3 worked at F01-B01 nearby, and far away later."""
+    store = priced_store
+    events = [
+        _event(store, "e01", "session.started", 0, session="R1", shopper="tok-R1", gate="GATE-IN"),
+        _event(store, "e00", "device.status", -600, device="W-F01-B02", status="degraded"),
+        _event(store, "e11", "device.status", 100, device="W-F01-B02", status="offline"),
+        _event(store, "e02", "item.picked", 60, session="R1", bin="F01-B01", device="CAM-01", confidence=0.97),
+        _event(store, "e03", "shelf.weight_changed", 61, bin="F01-B01", device="W-F01-B01", delta_g=-250),
+        _event(
+            store,
+            "e04",
+            "item.picked",
+            120,
+            session="R2",
+            bin="F01-B02",
+            device="CAM-01",
+            confidence=0.55,
+            alternatives=[{"session": "R1", "confidence": 0.4}],
+        ),
+        _event(store, "e05", "shelf.weight_changed", 121, bin="F01-B02", device="W-F01-B02", delta_g=-251),
+        _event(store, "e06", "item.picked", 150, session="R3", bin="F01-B01", device="CAM-01", confidence=0.98),
+        _event(store, "e07", "shelf.weight_changed", 151, bin="F01-B01", device="W-F01-B01", delta_g=-500),
+        _event(store, "e08", "item.picked", 600, session="R3", bin="F01-B01", device="CAM-01", confidence=0.98),
+        _event(store, "e09", "item.picked", 130, session="R3", bin="F05-B01", device="CAM-03", confidence=0.99),
+        _event(store, "e10", "session.ended", 300, session="R1", gate="GATE-OUT"),
+    ]
+    Event.unscoped.bulk_create(events)
+    visit = _visit(
+        store,
+        "R1",
+        review_reasons=["unsure who took or returned items at bin F01-B02 (e04)"],
+        subtotal=PRICE,
+        total=PRICE + 16,
+        tax=16,
+        cart_version=1,
+        events_count=4,
+    )
+    _line(visit, "SKU-001", 1, 0.97, ["e02", "e03"])
+    _visit(store, "R2", review_reasons=["unsure who took or returned items at bin F01-B02 (e04)"])
+    _visit(store, "R3", status="charged")
+    return visit
+
+
+def _decide(client: Client, visit: Visit, action: str, lines: list[tuple[str, str]], note: str = "") -> Any:
+    return client.post(
+        f"{QUEUE}{visit.pk}/change/",
+        {
+            "cart_version": str(visit.cart_version),
+            "sku": [sku for sku, _qty in lines],
+            "qty": [qty for _sku, qty in lines],
+            "proposed": ["SKU-001"],
+            "note": note,
+            "action": action,
+        },
+    )
+
+
+def _bin_rect(svg: str, code: str) -> str:
+    found = re.search(rf'<rect [^>]*class="bin" data-code="{re.escape(code)}"[^>]*>', svg)
+    assert found, f"bin {code} is not drawn"
+    return found.group(0)
+
+
+# --- The queue ---------------------------------------------------------------------------------------
+
+
+def test_the_queue_lists_only_visits_needing_review_oldest_first(manager_a: User, priced_store: Store) -> None:  # noqa: F811
+    now = timezone.now()
+    _visit(priced_store, "LATER", exited=now - timedelta(minutes=10), review_reasons=["a reason (x1)"], total=431)
+    _visit(priced_store, "EARLIER", exited=now - timedelta(hours=2, minutes=5), review_reasons=["b"])
+    _visit(priced_store, "DONE", status="charged", exited=now - timedelta(hours=3))
+    client = _login(manager_a)
+
+    response = client.get(QUEUE)
+
+    assert response.status_code == 200
+    assert [v.session for v in response.context["cl"].result_list] == ["EARLIER", "LATER"]
+    body = response.content.decode()
+    assert "Review queue" in body
+    assert "2 h 5 min" in body and "10 min" in body
+    assert "$4.31" in body
+    assert "a reason" in body and "(x1)" not in body
+    everything = client.get(QUEUE, {"status": "all"})
+    assert {v.session for v in everything.context["cl"].result_list} == {"LATER", "EARLIER", "DONE"}
+    charged = client.get(QUEUE, {"status": "charged"})
+    assert [v.session for v in charged.context["cl"].result_list] == ["DONE"]
+    found = client.get(QUEUE, {"status": "all", "q": "tok-LATER"})
+    assert [v.session for v in found.context["cl"].result_list] == ["LATER"]
+
+
+def test_another_tenants_visits_are_not_listed_nor_opened(
+    manager_a: User,
+    priced_store: Store,  # noqa: F811
+    make_store_with_layout: Callable[..., Store],
+    tenant_b: Tenant,
+) -> None:
+    theirs = _visit(make_store_with_layout(tenant_b, code="B1"), "THEIRS")
+    client = _login(manager_a)
+    assert "THEIRS" not in client.get(QUEUE, {"status": "all"}).content.decode()
+    assert client.get(f"{QUEUE}{theirs.pk}/change/").status_code == 404
+    refused = _decide(client, theirs, "void", [])
+    assert refused.status_code == 404
+    theirs.refresh_from_db()
+    assert theirs.status == "needs_review"
+    assert not ReviewDecision.unscoped.exists()
+
+
+# --- The visit's page ---------------------------------------------------------------------------------
+
+
+def test_the_visit_page_shows_the_receipt_reasons_timeline_and_plan(manager_a: User, waiting: Visit) -> None:
+    response = _login(manager_a).get(f"{QUEUE}{waiting.pk}/change/")
+
+    assert response.status_code == 200
+    body = response.content.decode()
+    assert "unsure who took or returned items at bin F01-B02" in body
+    assert "SKU-001" in body and "0.97" in body and "$1.99" in body
+    timeline = body[body.index('id="review-timeline"') : body.index('id="review-decisions"')]
+    for event_id in ("e01", "e02", "e03", "e04", "e05", "e06", "e07", "e10", "e11"):
+        assert event_id in timeline, f"{event_id} missing from the timeline"
+    assert "e08" not in timeline, "an event on the bin long after the visit is not part of it"
+    assert "e09" not in timeline, "an event on a bin the visit never touched is not part of it"
+    rows = re.findall(r'<tr class="oa-timeline-row[^"]*">(.*?)</tr>', timeline, re.S)
+    paired = next(row for row in rows if "e02" in row)
+    assert "e03" in paired, "the scale reading sits beside the camera event it matches"
+    assert "≈ 1 × SKU-001" in paired
+    assert "R2" in timeline and "0.40" in timeline
+    assert "W-F01-B02 reports offline" in timeline, "the scale's report during the visit is in the timeline"
+    assert "e00" not in timeline, "a report long before is not, but it counts for the health shown"
+    assert "scale W-F01-B02 (offline)" in body
+    assert "If it was this shopper: add 1 × SKU-002" in body
+    assert f'href="{QUEUE}{Visit.unscoped.get(session="R2").pk}/change/"' in body
+    svg = body[body.index("<svg") : body.index("</svg>")]
+    for code in ("F01-B01", "F01-B02"):
+        assert 'stroke="#dc2626"' in _bin_rect(svg, code)
+    assert 'stroke="#dc2626"' not in _bin_rect(svg, "F05-B01")
+    assert "Weight sensor W-F01-B02: offline" in svg, "devices are drawn with their health at the visit's time"
+    assert 'id="review-form"' in body
+    assert "Approve and charge" in body and "Void (no charge)" in body
+
+
+def test_approving_corrected_lines_charges_them_and_keeps_the_decision(manager_a: User, waiting: Visit) -> None:
+    client = _login(manager_a)
+
+    response = _decide(client, waiting, "approve", [("SKU-001", "2"), ("SKU-002", "1"), ("", "")], note="on video")
+
+    assert response.status_code == 302 and response["Location"] == QUEUE
+    waiting.refresh_from_db()
+    assert waiting.status == "charged"
+    assert sorted(VisitLine.unscoped.filter(visit=waiting).values_list("sku", "qty")) == [
+        ("SKU-001", 2),
+        ("SKU-002", 1),
+    ]
+    decision = ReviewDecision.unscoped.get(visit=waiting)
+    assert (decision.reviewer, decision.action, decision.note) == (manager_a, "approve", "on video")
+    assert decision.lines_before == [{"sku": "SKU-001", "qty": 1}]
+    assert decision.lines_after == [{"sku": "SKU-001", "qty": 2}, {"sku": "SKU-002", "qty": 1}]
+    assert ChargeInstruction.unscoped.get(visit=waiting).amount == waiting.total
+    assert AuditEntry.unscoped.filter(action="review:approve", source="admin", actor_user=manager_a).exists()
+    queue = client.get(QUEUE)
+    assert "R1" not in [v.session for v in queue.context["cl"].result_list]
+    assert "approved" in queue.content.decode()
+    page = client.get(f"{QUEUE}{waiting.pk}/change/").content.decode()
+    assert 'id="review-form"' not in page
+    assert "alice@alpha.test" in page and "1 × SKU-001" in page and "2 × SKU-001, 1 × SKU-002" in page
+
+
+def test_staff_may_void_and_nothing_is_charged(
+    make_member: Callable[..., User],
+    tenant_a: Tenant,
+    waiting: Visit,
+) -> None:
+    staff = make_member("sam@alpha.test", tenant_a, role=Membership.Role.STAFF)
+
+    response = _decide(_login(staff), waiting, "void", [("SKU-001", "1")])
+
+    assert response.status_code == 302
+    waiting.refresh_from_db()
+    assert (waiting.status, waiting.total) == ("no_charge", 0)
+    assert ChargeInstruction.unscoped.get(visit=waiting).kind == "release"
+    assert ReviewDecision.unscoped.get(visit=waiting).action == "void"
+
+
+@pytest.mark.parametrize(
+    ("lines", "message"),
+    [
+        ([("SKU-001", "1"), ("NOPE-999", "1")], "not a product of the catalog"),
+        ([("SKU-001", "two")], "whole number"),
+        ([("SKU-001", "1"), ("", "3")], "choose a product"),
+        ([("SKU-001", "5000")], "whole number from 0 to 1000"),
+    ],
+)
+def test_a_bad_line_is_shown_and_nothing_changes(
+    manager_a: User, waiting: Visit, lines: list[tuple[str, str]], message: str
+) -> None:
+    response = _decide(_login(manager_a), waiting, "approve", lines)
+
+    assert response.status_code == 400
+    body = response.content.decode()
+    assert 'id="review-problems"' in body and message in body
+    assert 'id="review-form"' in body, "the form is shown again, as typed"
+    waiting.refresh_from_db()
+    assert waiting.status == "needs_review"
+    assert list(VisitLine.unscoped.filter(visit=waiting).values_list("sku", "qty")) == [("SKU-001", 1)]
+    assert not ReviewDecision.unscoped.exists()
+    assert not ChargeInstruction.unscoped.exists()
+
+
+def test_a_cart_that_changed_meanwhile_is_not_decided(manager_a: User, waiting: Visit) -> None:
+    seen = Visit.unscoped.get(pk=waiting.pk)
+    Visit.unscoped.filter(pk=waiting.pk).update(cart_version=2)
+
+    response = _decide(_login(manager_a), seen, "approve", [("SKU-001", "1")])
+
+    assert response.status_code == 400
+    assert "changed while you were looking" in response.content.decode()
+    assert not ReviewDecision.unscoped.exists()
+
+
+def test_a_viewer_sees_the_page_but_cannot_decide(
+    make_member: Callable[..., User], tenant_a: Tenant, waiting: Visit
+) -> None:
+    viewer = _login(make_member("vic@alpha.test", tenant_a, role=Membership.Role.VIEWER))
+
+    page = viewer.get(f"{QUEUE}{waiting.pk}/change/")
+
+    assert page.status_code == 200
+    body = page.content.decode()
+    assert "e04" in body and "<svg" in body
+    assert 'id="review-form"' not in body and "Approve and charge" not in body
+    assert viewer.get(QUEUE).status_code == 200
+    refused = _decide(viewer, waiting, "approve", [("SKU-001", "1")])
+    assert refused.status_code == 403
+    waiting.refresh_from_db()
+    assert waiting.status == "needs_review"
+    assert not ReviewDecision.unscoped.exists()
+
+
+def test_a_decided_visit_cannot_be_decided_again(manager_a: User, waiting: Visit) -> None:
+    client = _login(manager_a)
+    assert _decide(client, waiting, "void", []).status_code == 302
+    waiting.refresh_from_db()
+    again = _decide(client, waiting, "approve", [("SKU-001", "1")])
+    assert again.status_code == 400
+    assert "not waiting for review" in again.content.decode()
+    assert ReviewDecision.unscoped.count() == 1
+
+
+# --- The dashboard ------------------------------------------------------------------------------------
+
+
+def test_the_dashboard_shows_the_queue_and_review_figures_per_store(
+    manager_a: User,
+    priced_store: Store,  # noqa: F811
+    make_store_with_layout: Callable[..., Store],
+    tenant_b: Tenant,
+) -> None:
+    _visit(make_store_with_layout(tenant_b, code="B1"), "THEIRS", exited=timezone.now() - timedelta(hours=5))
+    now = timezone.now()
+    for number in range(6):
+        _visit(priced_store, f"OK{number}", status="charged", exited=now - timedelta(days=1, minutes=number))
+    _visit(priced_store, "OLD", status="charged", exited=now - timedelta(days=9))
+    _visit(priced_store, "W1", exited=now - timedelta(hours=1), review_reasons=["r"])
+    for session, minutes in (("D1", 30), ("D2", 90)):
+        decided = _visit(priced_store, session, status="charged", exited=now - timedelta(days=2), review_reasons=["r"])
+        ReviewDecision.unscoped.create(
+            tenant_id=decided.tenant_id,
+            visit=decided,
+            reviewer=manager_a,
+            action="approve",
+            lines_before=[],
+            lines_after=[],
+            decided_at=decided.exited_at + timedelta(minutes=minutes),
+        )
+
+    response = _login(manager_a).get("/admin/")
+
+    body = response.content.decode()
+    assert "Review queue" in body and f'href="{QUEUE}"' in body and "oldest waiting 1 h" in body
+    kpi = next(k for k in response.context["kpis"] if k["label"] == "Review queue")
+    assert (kpi["value"], kpi["href"]) == (1, QUEUE)
+    table = next(t for t in response.context["dashboard_tables"] if t["title"] == "Review, last 7 days")["table"]
+    assert table["headers"][1:5] == ["Visits settled", "Sent to review", "Review rate", "Median time to decision"]
+    # 6 charged + 1 waiting + 2 decided in the last 7 days; 3 went to a person; decided after 30 and 90 minutes.
+    assert table["rows"] == [["S1 — Store S1", 9, 3, "33.3%", "1 h", "1 (oldest 1 h)"]]
+    assert "33.3%" in body
+
+
+def test_durations_read_as_people_say_them() -> None:
+    assert format_duration(timedelta(seconds=42)) == "42 s"
+    assert format_duration(timedelta(minutes=12, seconds=59)) == "12 min"
+    assert format_duration(timedelta(hours=2, minutes=5)) == "2 h 5 min"
+    assert format_duration(timedelta(hours=3)) == "3 h"
+    assert format_duration(timedelta(days=3, hours=4, minutes=1)) == "3 d 4 h"
+    assert format_duration(timedelta(seconds=-5)) == "0 s"
+
+
+# --- Through the real pipeline ------------------------------------------------------------------------
+
+
+@pytest.mark.usefixtures("celery_worker")
+def test_a_visit_the_engine_sent_to_review_is_worked_in_the_admin(
+    api_a: APIClient,
+    manager_a: User,
+    priced_store: Store,  # noqa: F811
+) -> None:
+    events = [
+        {"id": "u1", "type": "session.started", "ts": "2026-03-02T09:00:00Z", "session": "A", "shopper": "t1"},
+        {"id": "u2", "type": "session.started", "ts": "2026-03-02T09:00:01Z", "session": "B", "shopper": "t2"},
+        {
+            "id": "u3",
+            "type": "item.picked",
+            "ts": "2026-03-02T09:01:00Z",
+            "session": "A",
+            "bin": "F01-B01",
+            "device": "CAM-01",
+            "confidence": 0.55,
+            "alternatives": [{"session": "B", "confidence": 0.4}],
+        },
+        {
+            "id": "u4",
+            "type": "shelf.weight_changed",
+            "ts": "2026-03-02T09:01:01Z",
+            "bin": "F01-B01",
+            "device": "W-F01-B01",
+            "delta_g": -250,
+        },
+        {"id": "u5", "type": "session.ended", "ts": "2026-03-02T09:03:00Z", "session": "A", "gate": "GATE-OUT"},
+        {"id": "u6", "type": "session.ended", "ts": "2026-03-02T09:03:30Z", "session": "B", "gate": "GATE-OUT"},
+    ]
+    for event in events[:2]:
+        event["gate"] = "GATE-IN"
+    wait_for_stream(api_a, upload(api_a, priced_store.code, b"\n".join(orjson.dumps(e) for e in events)).json()["id"])
+    eventually(lambda: Visit.unscoped.filter(store=priced_store, status="needs_review").count() == 2)
+    client = _login(manager_a)
+    assert [v.session for v in client.get(QUEUE).context["cl"].result_list] == ["A", "B"]
+    visit_a = Visit.unscoped.get(store=priced_store, session="A")
+
+    page = client.get(f"{QUEUE}{visit_a.pk}/change/").content.decode()
+
+    assert "u3" in page and "u4" in page and "≈ 1 × SKU-001" in page
+    assert 'stroke="#dc2626"' in _bin_rect(page[page.index("<svg") :], "F01-B01")
+    assert "If it was this shopper: add 1 × SKU-001" in page
+    assert "Also waiting on this event" in page, "B is named by the same event"
+
+    response = _decide(client, visit_a, "approve", [("SKU-001", "1")], note="seen on video")
+
+    assert response.status_code == 302
+    receipt = api_a.get(f"/api/v1/stores/{priced_store.code}/visits/A").json()
+    assert receipt["status"] == "charged"
+    assert [(line["sku"], line["qty"]) for line in receipt["lines"]] == [("SKU-001", 1)]
+    assert receipt["review"]["decision"] == "approve"
+    assert receipt["review"]["decided_by"] == "alice@alpha.test"

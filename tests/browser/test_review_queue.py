@@ -1,0 +1,152 @@
+"""The review queue in a real browser: a reviewer opens a visit the engine could not settle, reads its
+timeline and floor plan, corrects a line and approves; the receipt then says what the reviewer decided.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from django.contrib.auth.models import User
+from playwright.sync_api import Page, expect
+from rest_framework.test import APIClient
+
+from conftest import PASSWORD
+from ingest.tests.conftest import eventually, upload, wait_for_stream
+from stores.models import Store
+from tenants import services as tenant_services
+from tenants.audit import Actor
+from tenants.models import Tenant
+from visits.models import ReviewDecision, Visit
+from visits.tests.test_pipeline import priced_store  # noqa: F401 — fixture
+
+pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("celery_worker")]
+
+Screenshot = Callable[[str], Path]
+
+
+def log_in(page: Page, url: str, user: User) -> None:
+    page.goto(url)
+    expect(page.locator("#login-form")).to_be_visible()
+    page.fill('input[name="username"]', user.get_username())
+    page.fill('input[name="password"]', PASSWORD)
+    page.click('#login-form button[type="submit"]')
+    page.wait_for_load_state()
+
+
+def api_get(url: str, key: str) -> dict[str, Any]:
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {key}", "Accept": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read())
+
+
+def _events() -> list[dict[str, Any]]:
+    """A took one SKU-001 for sure; a minute later one more left F01-B01 while A and B stood there, and the
+    camera hesitated (A 0.55, B 0.40). B took a SKU-003 for sure. Both visits wait for a person."""
+
+    def event(event_id: str, kind: str, clock: str, **fields: Any) -> dict[str, Any]:
+        return {"id": event_id, "type": kind, "ts": f"2026-03-02T09:{clock}Z", **fields}
+
+    def camera(event_id: str, clock: str, session: str, bin_: str, confidence: float, **more: Any) -> dict[str, Any]:
+        return event(
+            event_id, "item.picked", clock, session=session, bin=bin_, device="CAM-01", confidence=confidence, **more
+        )
+
+    def scale(event_id: str, clock: str, bin_: str, delta_g: float) -> dict[str, Any]:
+        return event(event_id, "shelf.weight_changed", clock, bin=bin_, device=f"W-{bin_}", delta_g=delta_g)
+
+    return [
+        event("v01", "session.started", "00:00", session="A", shopper="tok_a", gate="GATE-IN"),
+        event("v02", "session.started", "00:20", session="B", shopper="tok_b", gate="GATE-IN"),
+        camera("v03", "01:00", "A", "F01-B01", 0.97),
+        scale("v04", "01:01", "F01-B01", -249.0),
+        camera("v05", "01:40", "B", "F01-B03", 0.96),
+        scale("v06", "01:42", "F01-B03", -251.0),
+        camera("v07", "02:10", "A", "F01-B01", 0.55, alternatives=[{"session": "B", "confidence": 0.4}]),
+        scale("v08", "02:11", "F01-B01", -250.5),
+        event("v09", "session.ended", "04:00", session="A", gate="GATE-OUT"),
+        event("v10", "session.ended", "05:30", session="B", gate="GATE-OUT"),
+    ]
+
+
+@pytest.mark.browser
+def test_a_reviewer_corrects_a_line_and_approves(
+    page: Page,
+    live_server,
+    screenshot: Screenshot,
+    api_a: APIClient,
+    manager_a: User,
+    tenant_a: Tenant,
+    priced_store: Store,  # noqa: F811
+) -> None:
+    body = b"\n".join(orjson.dumps(event) for event in _events())
+    wait_for_stream(api_a, upload(api_a, priced_store.code, body).json()["id"])
+    eventually(lambda: Visit.unscoped.filter(store=priced_store, status="needs_review").count() == 2, timeout=60)
+    base = live_server.url
+
+    # The queue: both visits, oldest first.
+    log_in(page, f"{base}/admin/login/?next=/admin/visits/visit/", manager_a)
+    expect(page).to_have_url(f"{base}/admin/visits/visit/")
+    results = page.locator("#result_list")
+    expect(results).to_contain_text("A")
+    assert "Review queue" in page.title()
+    sessions = results.locator("tbody tr th a, tbody tr td a").all_inner_texts()
+    assert [s.strip() for s in sessions if s.strip() in ("A", "B")] == ["A", "B"]
+    screenshot("review-queue")
+
+    # The visit: reasons, proposed cart, timeline with camera and scale side by side, the plan.
+    results.get_by_role("link", name="A", exact=True).click()
+    expect(page).to_have_url(re.compile(r"/admin/visits/visit/\d+/change/$"))
+    expect(page.locator("#review-reasons")).to_contain_text("unsure who took or returned items at bin F01-B01")
+    timeline = page.locator("#review-timeline")
+    expect(timeline).to_be_visible()
+    paired = timeline.locator("tr.oa-timeline-row").filter(has_text="v07")
+    expect(paired).to_contain_text("v08")
+    expect(paired).to_contain_text("≈ 1 × SKU-001")
+    expect(timeline).to_contain_text("v03")  # A's sure pick, earlier on the same bin
+    expect(timeline).not_to_contain_text("v05")  # B at another bin is not part of it
+    plan = page.locator("#floor-plan svg")
+    expect(plan).to_be_visible()
+    expect(plan.locator('rect.bin[data-code="F01-B01"]')).to_have_attribute("stroke", "#dc2626")
+    box = plan.bounding_box()
+    assert box is not None and box["x"] + box["width"] <= page.viewport_size["width"], "the plan fits the page"
+    qty = page.locator('#cart-lines tr[data-sku="SKU-001"] input[name="qty"]')
+    expect(qty).to_have_value("1")
+    screenshot("review-visit-detail")
+
+    # The correction: the video shows A took the second one too.
+    qty.fill("2")
+    page.fill("#review-note", "Second SKU-001 seen on camera 1: shopper A.")
+    page.get_by_role("button", name="Approve and charge").click()
+
+    expect(page).to_have_url(f"{base}/admin/visits/visit/")
+    expect(page.get_by_text("Visit A approved")).to_be_visible()
+    expect(page.locator("#result_list")).not_to_contain_text("tok_a")
+    remaining = page.locator("#result_list tbody tr")
+    expect(remaining).to_have_count(1)
+    expect(remaining.first).to_contain_text("B")
+    screenshot("review-after-approval")
+
+    # The decided visit keeps its receipt and who decided what.
+    page.goto(f"{base}/admin/visits/visit/?status=all")
+    page.locator("#result_list").get_by_role("link", name="A", exact=True).click()
+    expect(page.locator("#visit-status")).to_have_text("Charged")
+    expect(page.locator("#review-form")).to_have_count(0)
+    expect(page.locator("#review-decisions")).to_contain_text("alice@alpha.test")
+    expect(page.locator("#review-decisions")).to_contain_text("2 × SKU-001")
+    screenshot("review-visit-decided")
+
+    decision = ReviewDecision.unscoped.get(visit__session="A")
+    assert (decision.reviewer, decision.action) == (manager_a, "approve")
+    key = tenant_services.api_key_issue(actor=Actor.system(), tenant=tenant_a, name="receipts").key
+    receipt = api_get(f"{base}/api/v1/stores/{priced_store.code}/visits/A", key)
+    assert receipt["status"] == "charged"
+    assert [(line["sku"], line["qty"]) for line in receipt["lines"]] == [("SKU-001", 2)]
+    assert receipt["review"]["decision"] == "approve"
+    assert receipt["review"]["decided_by"] == "alice@alpha.test"
