@@ -104,27 +104,8 @@ def review_decide(
     priced = pricing.price_cart(cart, prices=prices)
     if priced.unpriced:
         raise ValidationError({"lines": f"No price in {visit.store.currency} for: {', '.join(priced.unpriced)}."})
-    evidence = {line.sku: line.evidence for line in visit.lines.all()}
-    VisitLine.objects.filter(visit=visit).delete()
-    VisitLine.objects.bulk_create(
-        [
-            VisitLine(
-                tenant_id=visit.tenant_id,
-                visit=visit,
-                sku=line.sku,
-                name=names.get(line.sku, line.sku),
-                qty=line.qty,
-                unit_price=line.unit_price,
-                amount=line.amount,
-                tax_rate=line.tax_rate,
-                tax=line.tax,
-                confidence=1.0,
-                evidence=evidence.get(line.sku, []),
-                source=VisitLine.Source.REVIEW,
-            )
-            for line in priced.lines
-        ]
-    )
+    evidence = {line.sku: list(line.evidence) for line in visit.lines.all()}
+    settling.replace_lines(visit=visit, priced=priced, names=names, source=VisitLine.Source.REVIEW, evidence=evidence)
     visit.subtotal, visit.tax, visit.total = priced.subtotal, priced.tax, priced.total
     visit.currency = visit.store.currency
     visit.cart_version += 1

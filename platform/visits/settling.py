@@ -137,6 +137,31 @@ def _store_cart(
     final = visit.settled_at is not None
     if final and not _changed(visit, priced) and visit.review_reasons == reasons:
         return
+    replace_lines(visit=visit, priced=priced, names=names, source=VisitLine.Source.ENGINE)
+    visit.currency = visit.store.currency
+    visit.subtotal, visit.tax, visit.total = priced.subtotal, priced.tax, priced.total
+    visit.review_reasons = reasons
+    visit.cart_version += 1
+    visit.settled_at = visit.settled_at or now
+    visit.updated_at = now
+    if reasons:
+        visit.status = Visit.Status.NEEDS_REVIEW
+    elif ChargeInstruction.objects.filter(visit=visit).exists():
+        instruct_difference(visit, reason="late events changed the cart")
+    else:
+        instruct_first_charge(visit)
+    visit.save()
+
+
+def replace_lines(
+    *,
+    visit: Visit,
+    priced: pricing.PricedCart,
+    names: dict[str, str],
+    source: str,
+    evidence: dict[str, list[str]] | None = None,
+) -> None:
+    """Write a visit's cart lines anew from a priced cart (evidence from the lines, or given per sku)."""
     VisitLine.objects.filter(visit=visit).delete()
     VisitLine.objects.bulk_create(
         [
@@ -151,24 +176,12 @@ def _store_cart(
                 tax_rate=line.tax_rate,
                 tax=line.tax,
                 confidence=line.confidence,
-                evidence=list(line.evidence),
+                evidence=list(line.evidence) if evidence is None else evidence.get(line.sku, []),
+                source=source,
             )
             for line in priced.lines
         ]
     )
-    visit.currency = visit.store.currency
-    visit.subtotal, visit.tax, visit.total = priced.subtotal, priced.tax, priced.total
-    visit.review_reasons = reasons
-    visit.cart_version += 1
-    visit.settled_at = visit.settled_at or now
-    visit.updated_at = now
-    if reasons:
-        visit.status = Visit.Status.NEEDS_REVIEW
-    elif ChargeInstruction.objects.filter(visit=visit).exists():
-        instruct_difference(visit, reason="late events changed the cart")
-    else:
-        instruct_first_charge(visit)
-    visit.save()
 
 
 def _changed(visit: Visit, priced: pricing.PricedCart) -> bool:
