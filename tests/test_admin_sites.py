@@ -165,7 +165,17 @@ def test_finance_can_look_but_not_change_tenants(finance: User, tenant_a: Tenant
 
 
 @pytest.mark.parametrize("path", ["/admin/", "/ops/"])
-def test_admin_login_pages_render(client: Client, path: str, db: None) -> None:
-    response = client.get(f"{path}login/")
+def test_admin_login_pages_render_and_lead_to_their_own_dashboard(client: Client, path: str, db: None) -> None:
+    response = client.get(f"{path}login/", follow=True)
     assert response.status_code == 200
+    assert response.redirect_chain == [(f"{path}login/?next=%2F{path.strip('/')}%2F", 302)]
     assert b'name="password"' in response.content
+
+
+def test_logging_in_on_the_bare_login_page_lands_on_the_dashboard(manager_a: User, operator: User) -> None:
+    for user, path in ((manager_a, "/admin/"), (operator, "/ops/")):
+        client = Client()
+        login_url = client.get(f"{path}login/")["Location"]
+        response = client.post(login_url, {"username": user.username, "password": PASSWORD})
+        assert response.status_code == 302
+        assert response["Location"] == path

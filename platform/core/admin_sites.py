@@ -11,7 +11,9 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlencode
 
+from django.contrib.auth import REDIRECT_FIELD_NAME
 from django.contrib.auth.models import AbstractBaseUser
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
@@ -38,13 +40,26 @@ def _render_inside(scope: Any, view: View, request: HttpRequest, *args: Any, **k
     return response
 
 
+class _LoginLandsOnIndex:
+    """Unfold's login form carries no `next` field: without one in the URL, Django would send people to
+    LOGIN_REDIRECT_URL, which cannot name two sites' dashboards at once. Put the site's own index there."""
+
+    name: str
+
+    def login(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        if request.method == "GET" and REDIRECT_FIELD_NAME not in request.GET:
+            index = reverse(f"{self.name}:index", current_app=self.name)
+            return HttpResponseRedirect(f"{request.path}?{urlencode({REDIRECT_FIELD_NAME: index})}")
+        return super().login(request, extra_context)  # type: ignore[misc]
+
+
 def is_platform_staff(user: Any) -> bool:
     if not (user.is_active and user.is_authenticated):
         return False
     return bool(user.is_superuser or user.groups.filter(name__in=PLATFORM_GROUPS).exists())
 
 
-class OpsAdminSite(UnfoldAdminSite):
+class OpsAdminSite(_LoginLandsOnIndex, UnfoldAdminSite):
     """Platform staff (operators, finance): every tenant."""
 
     settings_name = "UNFOLD_OPS"
@@ -64,7 +79,7 @@ class OpsAdminSite(UnfoldAdminSite):
         return super().admin_view(platform_wide, cacheable)
 
 
-class LicenseeAdminSite(UnfoldAdminSite):
+class LicenseeAdminSite(_LoginLandsOnIndex, UnfoldAdminSite):
     """A licensee's staff: exactly one tenant at a time, chosen at login when they belong to several."""
 
     settings_name = "UNFOLD"
