@@ -15,6 +15,7 @@ from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 from unfold.decorators import action, display
+from unfold.widgets import UnfoldAdminFileFieldWidget, UnfoldAdminSelectWidget
 
 from core.admin import OpsModelAdmin, TenantModelAdmin
 from core.admin_sites import licensee_site, ops_site
@@ -48,8 +49,11 @@ def _rejections_csv(stream: EventStream) -> StreamingHttpResponse:
 
 
 class EventUploadForm(forms.Form):
-    store = forms.ModelChoiceField(queryset=Store.unscoped.none())
-    file = forms.FileField(help_text="NDJSON, one event per line, or the same compressed with gzip (.ndjson.gz).")
+    store = forms.ModelChoiceField(queryset=Store.unscoped.none(), widget=UnfoldAdminSelectWidget)
+    file = forms.FileField(
+        help_text="NDJSON, one event per line, or the same compressed with gzip (.ndjson.gz).",
+        widget=UnfoldAdminFileFieldWidget,
+    )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

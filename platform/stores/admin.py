@@ -17,6 +17,13 @@ from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
 from unfold.admin import TabularInline
 from unfold.decorators import action, display
+from unfold.widgets import (
+    UnfoldAdminFileFieldWidget,
+    UnfoldAdminSelect2Widget,
+    UnfoldAdminSelectWidget,
+    UnfoldAdminTextareaWidget,
+    UnfoldAdminTextInputWidget,
+)
 
 from catalog import currencies
 from core.admin import TenantModelAdmin
@@ -43,8 +50,8 @@ def _floor_plan_html(layout: LayoutVersion | None, *, store: Store) -> SafeStrin
 
 
 class StoreAdminForm(forms.ModelForm):
-    timezone = forms.ChoiceField(choices=TIMEZONE_CHOICES, initial="UTC")
-    currency = forms.ChoiceField(choices=CURRENCY_CHOICES, initial="USD")
+    timezone = forms.ChoiceField(choices=TIMEZONE_CHOICES, initial="UTC", widget=UnfoldAdminSelect2Widget)
+    currency = forms.ChoiceField(choices=CURRENCY_CHOICES, initial="USD", widget=UnfoldAdminSelectWidget)
 
     class Meta:
         model = Store
@@ -78,6 +85,12 @@ class LayoutVersionInline(TabularInline):
     readonly_fields = fields
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return getattr(request, "membership", None) is not None
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
 
@@ -120,13 +133,13 @@ class StoreAdmin(TenantModelAdmin):
 
     @action(description="Upload layout", url_path="upload-layout", icon="upload_file", permissions=["change"])
     def upload_layout(self, request: HttpRequest, object_id: str) -> HttpResponse:
-        return HttpResponseRedirect(reverse("admin:stores_store_upload_layout", args=[object_id]))
+        return HttpResponseRedirect(reverse("admin:stores_store_layout_upload", args=[object_id]))
 
     def get_urls(self) -> list[URLPattern]:
         upload = path(
             "<path:object_id>/layout/upload/",
             self.admin_site.admin_view(self.upload_layout_view),
-            name="stores_store_upload_layout",
+            name="stores_store_layout_upload",
         )
         return [upload, *super().get_urls()]
 
@@ -164,9 +177,15 @@ class StoreAdmin(TenantModelAdmin):
 
 
 class LayoutUploadForm(forms.Form):
-    file = forms.FileField(required=False, help_text="A .json layout document.")
-    text = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 8}), label="…or paste it here")
-    effective_from = forms.DateTimeField(required=False, help_text="When it takes effect; empty means now.")
+    file = forms.FileField(required=False, help_text="A .json layout document.", widget=UnfoldAdminFileFieldWidget)
+    text = forms.CharField(
+        required=False, widget=UnfoldAdminTextareaWidget(attrs={"rows": 8}), label="…or paste it here"
+    )
+    effective_from = forms.DateTimeField(
+        required=False,
+        help_text="When it takes effect, e.g. 2026-03-01 06:00 (UTC); empty means now.",
+        widget=UnfoldAdminTextInputWidget(attrs={"placeholder": "YYYY-MM-DD HH:MM"}),
+    )
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}

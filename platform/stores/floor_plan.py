@@ -43,6 +43,8 @@ class _Canvas:
         return self.y(self.depth_m) + MARGIN_PX + LEGEND_PX
 
     def shape(self, tag: str, attrs: Mapping[str, Any], title: str = "", text: str = "") -> None:
+        if tag == "text":
+            attrs = {**attrs, "pointer_events": "none"}  # labels never hide the shape under them from the pointer
         rendered = " ".join(f'{k.replace("_", "-")}="{escape(str(v))}"' for k, v in attrs.items())
         inner = (f"<title>{escape(title)}</title>" if title else "") + escape(text)
         self.parts.append(f"<{tag} {rendered}>{inner}</{tag}>")
@@ -206,6 +208,7 @@ def _devices(canvas: _Canvas, devices: list[dict[str, Any]], health: Mapping[str
                     "cy": cy,
                     "r": reach,
                     "clip_path": "url(#floor-clip)",
+                    "pointer_events": "none",
                     "fill": colour,
                     "fill_opacity": 0.07,
                     "stroke": colour,
