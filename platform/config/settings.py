@@ -76,6 +76,8 @@ TEMPLATES = [
 DATABASES = {
     "default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'openaisle.sqlite3'}"),
 }
+if "DATABASE_URL" not in env:
+    VAR_DIR.mkdir(exist_ok=True)  # embedded mode keeps its database (and uploads) in the project folder
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60 if not EMBEDDED else 0)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
