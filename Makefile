@@ -19,7 +19,7 @@ system-packages:
 
 demo: install
 	$(PYTHON) manage.py migrate --no-input -v0
-	$(PYTHON) manage.py demo
+	PUBLIC_BASE_URL=$${PUBLIC_BASE_URL:-http://$(HOST):$(PORT)} $(PYTHON) manage.py demo
 	@echo "Serving on http://$(HOST):$(PORT)/ (Ctrl-C to stop)"
 	$(PYTHON) manage.py runserver $(HOST):$(PORT) --noreload
 

@@ -206,9 +206,6 @@ class Command(BaseCommand):
                     f"accepted, {stream.duplicates} duplicates, {stream.rejected} rejected; {visits} visits "
                     f"→ {base}/admin/ingest/eventstream/{stream.pk}/change/"
                 )
-                layout = stream.store.layouts.order_by("-effective_from").first()
-                if layout is not None:
-                    out(f"  {stream.store.code} floor plan {base}/admin/stores/layoutversion/{layout.pk}/change/")
         out(f"  Northwind API key (shown once):\n    {keys['northwind']}")
         out(f"  Try:  curl -H 'Authorization: Bearer {keys['northwind']}' {base}/api/v1/stores")
 
@@ -218,6 +215,9 @@ class Command(BaseCommand):
         counts = dict(visits.values_list("status").annotate(n=Count("id")).values_list("status", "n"))
         summary = ", ".join(f"{n} {status.replace('_', ' ')}" for status, n in sorted(counts.items()))
         self.stdout.write(f"  {store.code} visits    {summary}")
+        layout = store.layouts.order_by("-effective_from").first()
+        if layout is not None:
+            self.stdout.write(f"  {store.code} floor plan {base}/admin/stores/layoutversion/{layout.pk}/change/")
         self.stdout.write(f"  {store.code} review queue ({counts.get('needs_review', 0)}): {base}/admin/visits/visit/")
         receipt = visits.filter(status=Visit.Status.CHARGED, total__gt=0).order_by("-total").first()
         if receipt is not None:
