@@ -245,7 +245,7 @@ def stream_finish(*, stream_id: int) -> None:
         stream.finished_at = timezone.now()
         stream.bytes_done = stream.bytes_total
         stream.save()
-        sessions = sorted(_sessions_touched(stream))
+        sessions = _sessions_touched(stream)
         for start in range(0, len(sessions), settings.VISITS_PER_TASK):
             enqueue_on_commit(
                 "visits.refresh_visits",
@@ -255,19 +255,23 @@ def stream_finish(*, stream_id: int) -> None:
             )
 
 
-def _sessions_touched(stream: EventStream) -> set[str]:
-    """The visits this stream's events bear on: their own sessions, and the visits in the store when a
-    scale or a device reported something (a late weight change can change someone's cart)."""
+def _sessions_touched(stream: EventStream) -> list[str]:
+    """The visits this stream's events bear on, in time order (so that each hand-off covers a stretch of time):
+    their own sessions, and the visits in the store when a scale or a device reported something (a late weight
+    change can change someone's cart)."""
     events = Event.objects.filter(stream=stream)
-    sessions = set(events.filter(session__isnull=False).values_list("session", flat=True).distinct())
+    firsts = dict(
+        events.filter(session__isnull=False).values("session").annotate(first=Min("ts")).values_list("session", "first")
+    )
     span = events.filter(session__isnull=True).aggregate(first=Min("ts"), last=Max("ts"))
     if span["first"] is not None:
         around = timedelta(minutes=5)
         overlapping = Visit.objects.filter(store_id=stream.store_id, entered_at__lte=span["last"] + around).exclude(
             exited_at__lt=span["first"] - around
         )
-        sessions |= set(overlapping.values_list("session", flat=True))
-    return sessions
+        for session, entered in overlapping.values_list("session", "entered_at"):
+            firsts.setdefault(session, entered or span["first"])
+    return sorted(firsts, key=lambda session: (firsts[session], session))
 
 
 def _reject_unknown_sessions(stream: EventStream) -> None:

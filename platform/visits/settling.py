@@ -45,6 +45,25 @@ def store_model(*, store: Store) -> engine.StoreModel:
     return engine.StoreModel([engine.Layout(layout.effective_from, bins[layout.pk]) for layout in layouts], products)
 
 
+def _together_in_time(visits: Sequence[Visit]) -> list[list[Visit]]:
+    """Visits split into groups that overlap in time, so that the engine reads only the events around each
+    group (a batch of sessions can span weeks of a store's history)."""
+    ordered = sorted(visits, key=lambda v: (v.entered_at or v.last_event_at or timezone.now(), v.pk))
+    groups: list[list[Visit]] = []
+    group_end: datetime | None = None
+    for visit in ordered:
+        start = visit.entered_at or visit.last_event_at
+        end = visit.exited_at or visit.last_event_at or start
+        if not groups or group_end is None or start is None or start > group_end + CONTEXT_MARGIN:
+            groups.append([visit])
+            group_end = end
+        else:
+            groups[-1].append(visit)
+            if end is not None and (group_end is None or end > group_end):
+                group_end = end
+    return groups
+
+
 def _events_around(store: Store, visits: Sequence[Visit]) -> list[dict[str, Any]]:
     """The store's events from just before the first of these visits began to just after the last ended,
     the entries and exits of every visit in the store during that time (who could have done what), and
@@ -107,13 +126,16 @@ def visits_settle(*, store: Store, sessions: Sequence[str] | None = None, now: d
         chosen = list(Visit.objects.filter(store=store, session__in=sessions))
     if not chosen:
         return []
-    visits = list(Visit.objects.select_for_update().filter(pk__in=[v.pk for v in chosen]).order_by("pk"))
-    carts = engine.infer_carts(
-        events=_events_around(store, visits),
-        store=store_model(store=store),
-        auto_charge_threshold=float(store.auto_charge_threshold),
-        sessions=[v.session for v in visits],
-    )
+    visits = list(Visit.objects.select_for_update(of=("self",)).filter(pk__in=[v.pk for v in chosen]).order_by("pk"))
+    model = store_model(store=store)
+    carts: dict[str, engine.Cart] = {}
+    for group in _together_in_time(visits):
+        carts |= engine.infer_carts(
+            events=_events_around(store, group),
+            store=model,
+            auto_charge_threshold=float(store.auto_charge_threshold),
+            sessions=[v.session for v in group],
+        )
     skus = {line.sku for cart in carts.values() for line in cart.lines}
     prices = prices_for(store=store, skus=skus)
     names = dict(Product.objects.filter(sku__in=skus).values_list("sku", "name"))
