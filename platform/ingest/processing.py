@@ -16,8 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, BinaryIO
 
-import psycopg2.errors
-from django.db import connection, transaction
+from django.db import connection
 
 from ingest.models import Event, EventStream, Rejection
 from ingest.validation import (
@@ -147,63 +146,34 @@ def _csv(value: str) -> str:
     return '"' + value.replace('"', '""') + '"'
 
 
-def _event_rows(items: Iterable[tuple[int, ValidEvent, bytes]]) -> list[str]:
-    """CSV lines (without their end) of events: id, type, ts, session, device, payload, line."""
-    rows = []
-    for number, event, line in items:
-        session = _csv(event.session) if event.session is not None else ""
-        rows.append(
-            f"{_csv(event.event_id)},{event.type},{event.ts.isoformat()},{session},"
-            f"{_csv(event.device or '')},{_csv(line.decode())},{number}"
-        )
-    return rows
-
-
-def _copy(statement: str, rows: list[str], *, suffix: str = "") -> None:
-    """COPY CSV rows (each followed by `suffix`) into a table through the connection's psycopg2 cursor."""
-    buffer = io.StringIO("".join(f"{row}{suffix}\n" for row in rows))
-    with connection.cursor() as cursor:
-        raw_cursor: Any = cursor.cursor
-        raw_cursor.copy_expert(statement, buffer)
-
-
 class _PostgresWriter:
-    """COPY straight into the events table when none of the chunk's ids is stored yet (the usual case: new
-    events), inside a savepoint; when the unique index says some are, COPY into a staging table instead and
-    let INSERT … ON CONFLICT DO NOTHING keep the new ones."""
-
     @staticmethod
     def write_events(*, stream: EventStream, valid: list[tuple[int, ValidEvent, bytes]]) -> int:
-        first_by_id: dict[str, tuple[int, ValidEvent, bytes]] = {}
-        for item in valid:
-            first_by_id.setdefault(item[1].event_id, item)
-        rows = _event_rows(first_by_id.values())
-        try:
-            with transaction.atomic():
-                _copy(
-                    f"COPY {Event._meta.db_table} (event_id, type, ts, session, device, payload, line, tenant_id, "
-                    "store_id, stream_id, received_at) FROM STDIN WITH (FORMAT csv)",
-                    rows,
-                    suffix=f",{stream.tenant_id},{stream.store_id},{stream.pk},now",
-                )
-            return len(first_by_id)
-        except psycopg2.errors.UniqueViolation:
-            pass
+        buffer = io.StringIO()
+        write = buffer.write
+        for number, event, line in valid:
+            session = _csv(event.session) if event.session is not None else ""
+            write(
+                f"{_csv(event.event_id)},{event.type},{event.ts.isoformat()},{session},"
+                f"{_csv(event.device or '')},{_csv(line.decode())},{number}\n"
+            )
+        buffer.seek(0)
         with connection.cursor() as cursor:
             cursor.execute(
                 "CREATE TEMP TABLE IF NOT EXISTS ingest_staging (event_id text, type text, ts timestamptz, "
                 "session text, device text, payload jsonb, line bigint) ON COMMIT DELETE ROWS"
             )
             cursor.execute("TRUNCATE ingest_staging")
-            _copy(
+            raw_cursor: Any = cursor.cursor
+            raw_cursor.copy_expert(
                 "COPY ingest_staging (event_id, type, ts, session, device, payload, line) FROM STDIN WITH (FORMAT csv)",
-                rows,
+                buffer,
             )
             cursor.execute(
                 f"INSERT INTO {Event._meta.db_table} "  # noqa: S608 — table name from the model, values bound
                 "(tenant_id, store_id, event_id, type, ts, session, device, payload, stream_id, line, received_at) "
-                "SELECT %s, %s, event_id, type, ts, session, device, payload, %s, line, now() "
-                "FROM ingest_staging ORDER BY event_id "
+                "SELECT DISTINCT ON (event_id) %s, %s, event_id, type, ts, session, device, payload, %s, line, now() "
+                "FROM ingest_staging ORDER BY event_id, line "
                 "ON CONFLICT (tenant_id, store_id, event_id) DO NOTHING",
                 [stream.tenant_id, stream.store_id, stream.pk],
             )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import psycopg2.errors
 from celery import shared_task
 from django.conf import settings
 from django.db import OperationalError
@@ -19,7 +20,12 @@ def prepare_stream(*, tenant_id: int, stream_id: int) -> None:
     services.stream_prepare(stream_id=stream_id)
 
 
-@shared_task(name="ingest.process_chunk", autoretry_for=(OperationalError,), retry_backoff=1, max_retries=8)
+@shared_task(
+    name="ingest.process_chunk",
+    autoretry_for=(OperationalError, psycopg2.errors.TransactionRollbackError),
+    retry_backoff=1,
+    max_retries=8,
+)
 @tenancy.in_tenant_scope
 def process_chunk(*, tenant_id: int, chunk_id: int) -> None:
     services.chunk_process(chunk_id=chunk_id)
