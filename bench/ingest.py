@@ -68,7 +68,7 @@ STORE_CODE = "BENCH-1"
 LAYOUT_FROM = datetime(2026, 1, 1, tzinfo=UTC)
 FIRST_DAY = datetime(2026, 1, 2, 8, 0, tzinfo=UTC)
 VISITS_PER_DAY = 2000
-DUPLICATE_EVERY = 200  # 0.5 % of the lines repeat an earlier line (resent events)
+DUPLICATE_EVERY = 200  # 0.5 % of the lines repeat one of the last 50,000 lines (events sent again)
 MALFORMED_EVERY = 1000  # 0.1 % of the lines are refused, one kind after another
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -153,14 +153,15 @@ def write_events(
     store_id: int,
     seed: int,
     prefix: str = "d",
-    noise: bool = True,
+    duplicate_every: int = DUPLICATE_EVERY,
+    malformed_every: int = MALFORMED_EVERY,
     first_day: datetime = FIRST_DAY,
 ) -> dict[str, int]:
     """Write `count` lines of events to `ndjson`, and the rows a COPY would load to `csv` (both streamed).
 
     Busy days one after another (VISITS_PER_DAY visits each, so no day is held whole in memory), with
-    a resent earlier line every DUPLICATE_EVERY lines and a malformed one every MALFORMED_EVERY lines
-    (`noise=False`: neither, and no NDJSON file, only the rows).
+    one of the last 50,000 lines sent again every `duplicate_every` events and a malformed line every
+    `malformed_every` events (0: none). Without `ndjson`, only the rows are written.
     """
     from ingest.sample import sample_events
 
@@ -182,12 +183,12 @@ def write_events(
                 if written >= count:
                     break
                 emitted += 1
-                if noise and emitted % DUPLICATE_EVERY == 0 and recent:
+                if duplicate_every and emitted % duplicate_every == 0 and recent:
                     out.write(recent[rng.randrange(len(recent))] + b"\n")
                     written, duplicates = written + 1, duplicates + 1
                     if written >= count:
                         break
-                if noise and emitted % MALFORMED_EVERY == MALFORMED_EVERY // 2:
+                if malformed_every and emitted % malformed_every == malformed_every // 2:
                     out.write(_malformed(written + 1, malformed % MALFORMED_KINDS, event) + b"\n")
                     written, malformed = written + 1, malformed + 1
                     if written >= count:
@@ -429,15 +430,20 @@ class Processes:
             )
 
     def stop(self) -> None:
+        """Stop the profilers, then the workers at once (cold shutdown: the measurement is over, and a task
+        still running, such as settling, rolls back) and the web server; kill what does not stop."""
         for profiler in self.profilers:
             if profiler.poll() is None:
                 profiler.send_signal(signal.SIGINT)
         for profiler in self.profilers:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 profiler.wait(timeout=30)
-        for process in [*self.workers, self.server]:
-            if process is not None and process.poll() is None:
-                process.terminate()
+        children = [pid for pid, role in self.worker_pids() if role == "prefork child"]
+        for worker in self.workers:
+            if worker.poll() is None:
+                worker.send_signal(signal.SIGQUIT)
+        if self.server is not None and self.server.poll() is None:
+            self.server.terminate()
         for process in [*self.workers, self.server]:
             if process is None:
                 continue
@@ -446,6 +452,25 @@ class Processes:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+        for pid in children:  # prefork children this run started, should any outlive their parent
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
+def _forget_queued_tasks() -> None:
+    """Empty this broker's task queues, and the messages taken but never acknowledged (a worker stopped
+    mid-task leaves its message there, to be delivered again later), so no run inherits work from another."""
+    from django.conf import settings
+
+    from config.celery import app
+
+    app.control.purge()
+    if settings.CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+        import redis
+
+        client = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+        client.delete("unacked", "unacked_index", "unacked_mutex")
+        client.close()
 
 
 def _request(port: int, method: str, path: str, *, key: str = "", body: Any = None, headers: Any = None) -> Any:
@@ -613,7 +638,8 @@ def load_history(
             store_id=store.pk,
             seed=seed + 7919,
             prefix="h",
-            noise=False,
+            duplicate_every=0,
+            malformed_every=0,
             first_day=first_day,
         )
         with connection.cursor() as cursor, csv.open("r") as source:
@@ -684,7 +710,6 @@ def timed_copy(csv: Path, *, like_events_table: bool) -> float:
 def run(args: argparse.Namespace) -> dict[str, Any]:
     from django.db.models import Max
 
-    from config.celery import app
     from ingest.models import EventStream, StreamChunk
     from tenants import services as tenant_services
     from tenants.audit import Actor
@@ -709,6 +734,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             tenant_id=tenant.pk,
             store_id=store.pk,
             seed=args.seed,
+            duplicate_every=args.duplicate_every,
+            malformed_every=args.malformed_every,
         )
         generate_s = time.perf_counter() - generated_at
         history_from = FIRST_DAY + timedelta(days=expected["days"] + 1)
@@ -731,7 +758,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "MEDIA_ROOT": str(media),
             "LOG_LEVEL": "WARNING",
         }
-        app.control.purge()
+        _forget_queued_tasks()
         code = _code_version()
         processes = Processes(env=env, logs=logs)
         processes.start_server()
@@ -917,6 +944,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     finally:
         if processes is not None:
             processes.stop()
+        _forget_queued_tasks()
         if not args.keep_data:
             clean(tenant.pk)
         with contextlib.suppress(Exception):
@@ -967,6 +995,18 @@ def main() -> None:
     )
     parser.add_argument("--chunk-bytes", type=int, default=0, help="INGEST_CHUNK_BYTES for the workers")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--duplicate-every",
+        type=int,
+        default=DUPLICATE_EVERY,
+        help=f"send one of the last 50,000 lines again every N events (default {DUPLICATE_EVERY}; 0: none)",
+    )
+    parser.add_argument(
+        "--malformed-every",
+        type=int,
+        default=MALFORMED_EVERY,
+        help=f"a malformed line every N events (default {MALFORMED_EVERY}; 0: none)",
+    )
     parser.add_argument(
         "--history-events",
         type=int,
