@@ -19,9 +19,8 @@ system-packages:
 
 demo: install
 	$(PYTHON) manage.py migrate --no-input -v0
-	PUBLIC_BASE_URL=$${PUBLIC_BASE_URL:-http://$(HOST):$(PORT)} $(PYTHON) manage.py demo
-	@echo "Serving on http://$(HOST):$(PORT)/ (Ctrl-C to stop)"
-	$(PYTHON) manage.py runserver $(HOST):$(PORT) --noreload
+	@echo "Serving on http://$(HOST):$(PORT)/ once the demo is ready (Ctrl-C to stop)"
+	PUBLIC_BASE_URL=$${PUBLIC_BASE_URL:-http://$(HOST):$(PORT)} $(PYTHON) manage.py demo --serve $(HOST):$(PORT)
 
 lint:
 	ruff check .

@@ -147,3 +147,19 @@ def make_store_with_layout(db: None) -> Callable[..., Any]:
         return store
 
     return make
+
+
+@pytest.fixture(scope="session")
+def _stripe_standin() -> Iterator[Any]:
+    from billing.payments.stripe_standin import LocalStripe
+
+    with LocalStripe() as standin:
+        yield standin
+
+
+@pytest.fixture
+def localstripe(_stripe_standin: Any, settings: Any) -> Any:
+    """localstripe on 127.0.0.1, emptied for this test, and the Stripe gateway pointed at it."""
+    _stripe_standin.reset()
+    settings.STRIPE_API_BASE = _stripe_standin.base_url
+    return _stripe_standin

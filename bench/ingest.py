@@ -18,8 +18,10 @@ In one run it
    workers (--workers solo processes, or one prefork worker with that concurrency) against the same
    database and broker;
 4. uploads the file through `POST /api/v1/stores/{code}/event-streams` (multipart, streamed from
-   disk), polls `GET /api/v1/event-streams/{id}` until done, and waits until every visit of the
-   stream has been refreshed (a Visit row for each session, events_count > 0);
+   disk), polls `GET /api/v1/event-streams/{id}` until done -- the stream is finished when its
+   visits are handed on (the refresh tasks are sent to the visits queue as that transaction commits)
+   -- and then waits until every visit of the stream has been refreshed (a Visit row for each
+   session, events_count > 0); meanwhile it samples pg_stat_activity for lock waits;
 5. reads each worker's peak RSS (VmHWM, the processes and their children), stops everything, and
    times the baseline: PostgreSQL COPY of the same accepted rows into a fresh (logged) table with the
    events table's columns and its unique (tenant, store, event id) index -- and, for reference, into a
@@ -27,8 +29,10 @@ In one run it
 6. removes the tenant's streams, chunks, events, rejections and visits (and the rows that hang off
    visits), revokes the key and deletes the files. Audit entries stay: the audit log is append-only.
 
-Prints one JSON object: events/s end to end (upload start to the last visit refreshed) and its ratio
-to COPY, the time of each phase, CPU-seconds per role and phase, peak memory per worker process.
+Prints one JSON object: events/s end to end -- from the upload's start to the last visit handed on
+(the issue's measure) -- and its ratio to COPY; the same to the last visit refreshed; the time of
+each phase, CPU-seconds per role and phase, what the database's backends waited on, and peak
+memory per worker process.
 Everything shares the machine's cores (web server, PostgreSQL, workers, this script, and whatever
 else runs), so the figures are for the machine as a whole; `cpu_s.everything_else` shows how much
 other work ran meanwhile.
@@ -457,6 +461,73 @@ class Processes:
                 os.kill(pid, signal.SIGKILL)
 
 
+class WaitSampler:
+    """What the database's client backends are doing, sampled from pg_stat_activity every `interval` s in a
+    thread with its own connection, by phase: how many are active, how many wait for a lock (rows, tuples,
+    transaction ids: the workers waiting on each other; with the start of the waiting statement), and on
+    what else they wait (WAL, I/O, ...)."""
+
+    def __init__(self, url: str, *, exclude_pid: int, interval: float = 0.05) -> None:
+        import threading
+
+        self.url, self.exclude_pid, self.interval = url, exclude_pid, interval
+        self.phase = "before"
+        self.phases: dict[str, dict[str, Any]] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="wait-sampler", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def mark(self, phase: str) -> None:
+        self.phase = phase
+
+    def stop(self) -> dict[str, Any]:
+        self._stop.set()
+        self._thread.join(timeout=10)
+        report = {}
+        for phase, seen in self.phases.items():
+            active = max(seen["active"], 1)
+            report[phase] = {
+                "samples": seen["samples"],
+                "active_backends_avg": round(seen["active"] / max(seen["samples"], 1), 2),
+                "lock_wait_share_of_active": round(seen["lock"] / active, 3),
+                "waits_share_of_active": {
+                    event: round(count / active, 3)
+                    for event, count in sorted(seen["waits"].items(), key=lambda item: -item[1])[:8]
+                },
+            }
+        return report
+
+    def _run(self) -> None:
+        import psycopg2
+
+        connection = psycopg2.connect(self.url)
+        connection.autocommit = True
+        try:
+            with connection.cursor() as cursor:
+                while not self._stop.wait(self.interval):
+                    cursor.execute(
+                        "SELECT wait_event_type, wait_event, left(regexp_replace(query, '\\s+', ' ', 'g'), 40) "
+                        "FROM pg_stat_activity "
+                        "WHERE datname = current_database() AND backend_type = 'client backend' "
+                        "AND state = 'active' AND pid NOT IN (pg_backend_pid(), %s)",
+                        [self.exclude_pid],
+                    )
+                    rows = cursor.fetchall()
+                    seen = self.phases.setdefault(self.phase, {"samples": 0, "active": 0, "lock": 0, "waits": {}})
+                    seen["samples"] += 1
+                    seen["active"] += len(rows)
+                    for kind, event, query in rows:
+                        if kind is None:
+                            continue
+                        seen["lock"] += kind == "Lock"
+                        key = f"{kind}:{event}" + (f" in {query.strip()}" if kind == "Lock" else "")
+                        seen["waits"][key] = seen["waits"].get(key, 0) + 1
+        finally:
+            connection.close()
+
+
 def _forget_queued_tasks() -> None:
     """Empty this broker's task queues, and the messages taken but never acknowledged (a worker stopped
     mid-task leaves its message there, to be delivered again later), so no run inherits work from another."""
@@ -770,6 +841,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             time.sleep(1)
 
         load_before = os.getloadavg()[0]
+        from django.db import connection as main_connection
+
+        main_connection.ensure_connection()
+        sampler = WaitSampler(
+            _database_url(),
+            exclude_pid=main_connection.connection.get_backend_pid(),  # type: ignore[union-attr]
+        )
+        sampler.start()
+        sampler.mark("upload_and_prepare")
         worker_cpu_before = {pid: _cpu_seconds(pid) for pid, _ in processes.worker_pids()}
         server_cpu_before = _cpu_seconds(processes.server.pid)  # type: ignore[union-attr]
         postgres_before, machine_before = _postgres_cpu_seconds(), _machine_busy_seconds()
@@ -790,6 +870,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             if t_prepared is None and EventStream.unscoped.filter(pk=stream_id, chunks_total__gt=0).exists():
                 t_prepared = now
                 at_prepared = processes.cpu_snapshot()
+                sampler.mark("chunks_and_finish")
             if now - last_api_poll >= 0.5:
                 last_api_poll = now
                 status, body = _request(processes.port, "GET", f"/api/v1/event-streams/{stream_id}", key=issued.key)
@@ -797,6 +878,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     raise RuntimeError(f"stream status answered {status}: {body!r}")
                 if body["status"] in ("done", "failed"):
                     t_stream_done, at_stream_done = time.time(), processes.cpu_snapshot()
+                    sampler.mark("visits")
                     break
             if now - t0 > args.timeout:
                 raise RuntimeError(f"the stream did not finish in {args.timeout} s: {body}")
@@ -814,10 +896,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             if time.time() - t0 > args.timeout:
                 raise RuntimeError(f"only {refreshed} of {sessions} visits refreshed after {args.timeout} s")
             processes.check()
-            time.sleep(0.5)
+            time.sleep(0.1)
         t_observed, at_observed = time.time(), processes.cpu_snapshot()
+        waits = sampler.stop()
+        load_after = os.getloadavg()[0]
         busy_observed = at_observed["machine"]
-        # CPU over the measured time (to the last visit refreshed), per role.
+        # CPU over the whole measured time (to every visit seen refreshed), per role.
         machine_busy = busy_observed - machine_before
         postgres_cpu = _postgres_cpu_seconds() - postgres_before
         self_cpu = time.process_time() - self_before
@@ -826,9 +910,18 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         server_cpu = _cpu_seconds(server_pid) - server_cpu_before
         server_cpu += sum(_cpu_seconds(pid) for pid in _children(server_pid))
 
-        last_visit = Visit.unscoped.filter(tenant=tenant, store=store).aggregate(last=Max("updated_at"))["last"]
-        last_chunk = StreamChunk.unscoped.filter(stream_id=stream_id).aggregate(last=Max("done_at"))["last"]
-        t_end = last_visit.timestamp()
+        # The last visit refreshed: the latest refresh stamp of a visit not yet settled (settling stamps the
+        # visits it settles again, and history visits are settled), at most when all were seen refreshed.
+        last_visit = Visit.unscoped.filter(tenant=tenant, store=store, settled_at__isnull=True).aggregate(
+            last=Max("updated_at")
+        )["last"]
+        t_refreshed = min(last_visit.timestamp(), t_observed) if last_visit else t_observed
+        chunks_done_at = sorted(
+            at.timestamp() for at in StreamChunk.unscoped.filter(stream_id=stream_id).values_list("done_at", flat=True)
+        )
+        last_chunk = chunks_done_at[-1]
+        # The issue's end point: the last visit handed on to the visits queue, as the stream finishes.
+        t_end = stream.finished_at.timestamp()
         settled_then = Visit.unscoped.filter(tenant=tenant, store=store, settled_at__isnull=False).count()
         settled_then -= planner["history_visits"]
         settled_s = None
@@ -858,6 +951,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         counts = {k: getattr(stream, k) for k in ("lines", "accepted", "duplicates", "rejected")}
         mismatch = {k: (counts[k], expected[k]) for k in counts if counts[k] != expected[k]}
         total_s = t_end - t0
+        refreshed_s = t_refreshed - t0
 
         copy_s = timed_copy(csv, like_events_table=False)
         copy_rows = expected["accepted"]
@@ -873,6 +967,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             }
         max_worker_rss = max(row["peak_rss_mb"] for row in worker_rows if row["role"] != "prefork parent")
         ratio = events_per_s / (copy_rows / copy_s)
+        refreshed_per_s = args.events / refreshed_s
+        chunk_phase_s = last_chunk - (t_prepared or t_uploaded)
         result = {
             "benchmark": "ingest",
             "database": "postgresql",
@@ -893,32 +989,47 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "visits_settled_by_then": settled_then,
             **({"all_visits_settled_after_s": round(settled_s, 3)} if settled_s is not None else {}),
             "database_state": planner,
+            # Upload start to the last visit handed on (the issue's measure, the headline).
             "end_to_end": {
+                "to": "last visit handed on",
                 "seconds": round(total_s, 3),
                 "events_per_s": round(events_per_s),
                 "ratio_to_copy": round(ratio, 3),
             },
+            "to_last_visit_refreshed": {
+                "seconds": round(refreshed_s, 3),
+                "events_per_s": round(refreshed_per_s),
+                "ratio_to_copy": round(refreshed_per_s / (copy_rows / copy_s), 3),
+                "visits_per_s_after_hand_on": round(refreshed / max(t_refreshed - t_end, 1e-9)),
+            },
             "phases_s": {
                 "upload": round(t_uploaded - t0, 3),
                 "queue_and_prepare": round((t_prepared or t_uploaded) - t_uploaded, 3),
-                "chunks": round(last_chunk.timestamp() - (t_prepared or t_uploaded), 3),
-                "finish": round(stream.finished_at.timestamp() - last_chunk.timestamp(), 3),
-                "visits": round(t_end - stream.finished_at.timestamp(), 3),
-                "observed_done_after_last_visit": round(t_observed - t_end, 3),
+                "chunks": round(chunk_phase_s, 3),
+                "finish_and_hand_on": round(t_end - last_chunk, 3),
+                "visits_refresh": round(t_refreshed - t_end, 3),
+                "observed_done_after_last_visit": round(t_observed - t_refreshed, 3),
             },
+            # The chunks' spread over the workers: the mean wall time of one chunk on one worker, and how long
+            # the last chunk ran on after the one before it ended (one worker idle meanwhile, at worst).
+            "chunk_timing_s": {
+                "mean_per_chunk_per_worker": round(chunk_phase_s * args.workers / max(len(chunks_done_at), 1), 3),
+                "last_after_previous": round(last_chunk - chunks_done_at[-2], 3) if len(chunks_done_at) > 1 else 0.0,
+            },
+            # Sampled pg_stat_activity of this database: active client backends, the share of them waiting
+            # for a lock (on each other), and what they waited on.
+            "database_waits_by_phase": waits,
             # CPU-seconds per role in each phase, as polled; "share" is the machine's busy share of its cores.
             "cpu_s_by_phase": {
                 "upload_and_prepare": _phase(at_start, at_prepared, (t_prepared or t_uploaded) - t0),
                 "chunks_and_finish": _phase(at_prepared, at_stream_done, t_stream_done - (t_prepared or t_uploaded)),
                 "visits": _phase(at_stream_done, at_observed, t_observed - t_stream_done),
             },
-            "chunk_phase_events_per_s": round(
-                args.events / max(last_chunk.timestamp() - (t_prepared or t_uploaded), 1e-9)
-            ),
+            "chunk_phase_events_per_s": round(args.events / max(chunk_phase_s, 1e-9)),
             "peak_rss_mb": {"max_worker": max_worker_rss, "workers": worker_rows, "web_server": round(server_peak, 1)},
             "cpu_s": {
                 "machine_busy_all_cores": round(machine_busy, 2),
-                "machine_capacity": round(total_s * (os.cpu_count() or 1), 2),
+                "machine_capacity": round((t_observed - t0) * (os.cpu_count() or 1), 2),
                 "workers": round(sum(row["cpu_s"] for row in worker_rows), 2),
                 "web_server": round(server_cpu, 2),
                 "postgresql_all_databases": round(postgres_cpu, 2),
@@ -927,6 +1038,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     machine_busy - sum(row["cpu_s"] for row in worker_rows) - server_cpu - postgres_cpu - self_cpu, 2
                 ),
                 "load_average_1min_before": round(load_before, 2),
+                "load_average_1min_after": round(load_after, 2),
             },
             "baseline_copy_unique_index": baseline,
             **({"baseline_copy_all_event_indexes": baseline_all} if args.copy_all_indexes else {}),
@@ -973,7 +1085,7 @@ def _code_version() -> dict[str, Any]:
             return ""
         return done.stdout.strip()
 
-    changed = [line[3:] for line in git("status", "--porcelain", "--", "platform").splitlines()]
+    changed = [line.split(maxsplit=1)[-1] for line in git("status", "--porcelain", "--", "platform").splitlines()]
     return {"commit": git("rev-parse", "--short", "HEAD"), "uncommitted_platform_files": changed}
 
 

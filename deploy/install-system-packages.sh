@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Debian packages the project needs beyond Python: Chromium for the browser tests,
-# Pango and fonts for WeasyPrint's invoice PDFs, poppler for reading PDFs back.
+# Pango and fonts for WeasyPrint's invoice PDFs, poppler for reading PDFs back, and Debian's
+# docker-compose to check deploy/compose.yaml (`config`) where the Docker client has no compose plugin.
 # Idempotent; run as root (or with sudo) on a fresh Debian/Ubuntu machine.
 set -euo pipefail
-packages=(chromium fonts-dejavu-core libpango-1.0-0 libpangoft2-1.0-0 poppler-utils)
+packages=(chromium docker-compose fonts-dejavu-core libpango-1.0-0 libpangoft2-1.0-0 poppler-utils)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -9,6 +9,7 @@ import pytest
 from django.core.management import call_command
 from django.test import Client
 
+from billing.payments.models import Receipt
 from config.celery import app
 from ingest.models import EventStream
 from stores.models import Bin, Store
@@ -26,7 +27,7 @@ def in_process_tasks(settings):
 
 
 @pytest.mark.django_db(transaction=True)
-@pytest.mark.usefixtures("in_process_tasks")
+@pytest.mark.usefixtures("in_process_tasks", "localstripe")
 def test_demo_seeds_and_runs_a_day_of_events() -> None:
     out = StringIO()
     call_command("demo", visits=25, stdout=out)
@@ -42,8 +43,15 @@ def test_demo_seeds_and_runs_a_day_of_events() -> None:
         visits = Visit.unscoped.filter(store=store)
         assert visits.count() == 25
         assert not visits.filter(status__in=["open", "settling"]).exists()
-        assert visits.filter(status="charged").exists()
-    assert "a charged receipt" in printed
+        assert visits.filter(status="charged", payment_status="succeeded").exists()
+        assert visits.filter(status="payment_failed", payment_failure__icontains="declined").exists()
+    assert Visit.unscoped.filter(store__code="NW-001", refunded__gt=0).count() == 1
+    receipt = re.search(r"NW-001 a charged receipt: visit (\S+),", printed)
+    assert receipt is not None
+    charged = Visit.unscoped.get(store__code="NW-001", session=receipt.group(1))
+    assert charged.payment_status == "succeeded" and charged.paid == charged.total > 0
+    assert Receipt.unscoped.filter(visit=charged).exists()
+    assert "payment failed" in printed and "refunded" in printed
     assert "review queue" in printed
     key = re.search(r"(oa_[0-9a-f]{8}_\S+)", printed)
     assert key is not None

@@ -22,7 +22,7 @@ from unfold.decorators import action, display
 from catalog import currencies, selectors, services
 from catalog.importing import COLUMNS
 from catalog.models import CatalogImport, Product, ProductPrice
-from core.admin import TenantModelAdmin
+from core.admin import TenantModelAdmin, tenant_may_upload
 from core.admin_sites import licensee_site
 from tenants.audit import Actor
 
@@ -123,7 +123,7 @@ class ProductAdmin(TenantModelAdmin):
     @action(description="Import catalog", url_path="import", icon="upload_file", permissions=["import_catalog"])
     def import_catalog(self, request: HttpRequest) -> HttpResponse:
         form = CatalogImportForm(request.POST or None, request.FILES or None)
-        if request.method == "POST" and form.is_valid():
+        if request.method == "POST" and form.is_valid() and tenant_may_upload(request, form):
             upload = form.cleaned_data["file"]
             arguments: dict[str, Any] = {
                 "actor": Actor.for_request(request, source=self.audit_source),

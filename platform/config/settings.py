@@ -8,6 +8,7 @@ tasks run in-process, a local cache. `DATABASE_URL` and `REDIS_URL` (or
 from pathlib import Path
 
 import environ
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -41,11 +42,17 @@ INSTALLED_APPS = [
     "stores",
     "ingest",
     "visits",
+    "billing.payments",
+    "billing.webhooks",
+    "billing.invoicing",
 ]
 
 MIDDLEWARE = [
+    "core.metrics.RequestMetricsMiddleware",
     "core.middleware.RequestIdMiddleware",
+    "core.logs.RequestLogMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -102,6 +109,9 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = env.path("STATIC_ROOT", default=PROJECT_ROOT / "staticfiles")
+# WhiteNoise serves static files from the web processes: the collected ones (the container image runs
+# collectstatic) or, where nothing was collected (a laptop, the demo, the tests), straight from the apps.
+WHITENOISE_USE_FINDERS = WHITENOISE_AUTOREFRESH = not Path(STATIC_ROOT).is_dir()
 MEDIA_URL = "media/"
 MEDIA_ROOT = env.path("MEDIA_ROOT", default=VAR_DIR / "media")
 
@@ -117,7 +127,7 @@ CSRF_COOKIE_SECURE = HTTPS
 SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31_536_000 if HTTPS else 0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = HTTPS
 SECURE_HSTS_PRELOAD = HTTPS
-SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
 X_FRAME_OPTIONS = "DENY"
 
 # Request bodies: JSON calls are small; uploads stream to storage (see ingest).
@@ -168,7 +178,7 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = {
     "ingest.*": {"queue": "ingest"},
     "visits.*": {"queue": "visits"},
-    "billing.payments.*": {"queue": "payments"},
+    "payments.*": {"queue": "payments"},
 }
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_TASK_TIME_LIMIT + 300}
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
@@ -176,7 +186,29 @@ CELERY_BEAT_SCHEDULE = {
     "resume-stalled-streams": {"task": "ingest.resume_stalled_streams", "schedule": 60.0},
     "mark-silent-devices": {"task": "ingest.mark_silent_devices", "schedule": 300.0},
     "settle-due-visits": {"task": "visits.settle_due", "schedule": 30.0},
+    # Licensee billing: usage for the consoles every 10 minutes; the previous month closed on the 1st, at 14:00
+    # UTC, once the month has ended in every store's timezone (UTC-12 included) and its last visits have settled.
+    "invoicing-refresh-usage": {"task": "invoicing.refresh_recent_usage", "schedule": 600.0},
+    "invoicing-close-month": {
+        "task": "invoicing.close_previous_month",
+        "schedule": crontab(minute=0, hour=14, day_of_month=1),
+    },
+    "payments-due": {"task": "payments.sweep", "schedule": 60.0},
+    "webhooks-retry-due": {"task": "webhooks.retry_due", "schedule": 15.0},
 }
+
+# Payments: each tenant's own Stripe account; the platform's default account serves tenants without one (demo).
+STRIPE_API_BASE = env.str("STRIPE_API_BASE", default="")  # e.g. http://127.0.0.1:8420 for localstripe
+STRIPE_SECRET_KEY = env.str("STRIPE_SECRET_KEY", default="sk_test_openaisle_platform")
+STRIPE_WEBHOOK_SECRET = env.str("STRIPE_WEBHOOK_SECRET", default="whsec_openaisle_platform")
+STRIPE_TIMEOUT_SECONDS = env.int("STRIPE_TIMEOUT_SECONDS", default=20)
+FIELD_ENCRYPTION_KEY = env.str("FIELD_ENCRYPTION_KEY", default="")  # Fernet key; derived from SECRET_KEY if empty
+PAYMENTS_LEASE_SECONDS = env.int("PAYMENTS_LEASE_SECONDS", default=60)
+PAYMENTS_RETRY_AFTER_SECONDS = env.list("PAYMENTS_RETRY_AFTER_SECONDS", cast=int, default=[600, 3600, 21600, 86400])
+
+# Webhooks out to licensees (billing/webhooks): in production only https:// endpoints on public addresses.
+WEBHOOKS_REQUIRE_HTTPS = env.bool("WEBHOOKS_REQUIRE_HTTPS", default=HTTPS)
+WEBHOOKS_ALLOW_PRIVATE_NETWORKS = env.bool("WEBHOOKS_ALLOW_PRIVATE_NETWORKS", default=not HTTPS)
 
 # Event ingestion
 INGEST_MAX_UPLOAD_BYTES = env.int("INGEST_MAX_UPLOAD_BYTES", default=2 * 1024**3)
@@ -186,18 +218,30 @@ DEVICE_SILENT_AFTER_SECONDS = env.int("DEVICE_SILENT_AFTER_SECONDS", default=900
 VISITS_PER_TASK = env.int("VISITS_PER_TASK", default=500)
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024**2
 
+# Logs: structlog through the standard library (platform/core/logs.py), with the request id, tenant and task.
+# LOG_FORMAT=json (one object per line, for production) or console (readable; the default in embedded mode).
+LOG_FORMAT = env.str("LOG_FORMAT", default="console" if DEBUG or EMBEDDED else "json")
+if LOG_FORMAT not in ("json", "console"):
+    raise ImproperlyConfigured(f"LOG_FORMAT must be json or console, not {LOG_FORMAT!r}.")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {"structured": {"()": "core.logs.formatter", "renderer": LOG_FORMAT}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "structured"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {
+        "django": {"level": "INFO"},  # through the root handler (not Django's own), so in the same format
         "django.db.backends": {"level": "WARNING"},
+        # One line per request with its outcome; runserver prints its own in console mode.
+        "core.requests": {"level": "INFO" if LOG_FORMAT == "json" else "WARNING"},
         # In embedded mode tasks run inside the command or request that sent them: keep their chatter out.
         "celery.app.trace": {"level": "WARNING" if CELERY_TASK_ALWAYS_EAGER else "INFO"},
     },
 }
+
+# Metrics at /metrics (platform/core/metrics.py): readable with `Authorization: Bearer <METRICS_TOKEN>`, or, with no
+# token set, from 127.0.0.1 only. Under gunicorn set PROMETHEUS_MULTIPROC_DIR (an empty directory) for every process.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 
 LOGIN_URL = "admin:login"
 
@@ -206,7 +250,7 @@ UNFOLD = {
     "SITE_HEADER": "OpenAisle — store admin",
     "SITE_SYMBOL": "storefront",
     "SHOW_HISTORY": True,
-    "DASHBOARD_CALLBACK": "core.dashboards.licensee_dashboard",
+    "DASHBOARD_CALLBACK": "billing.invoicing.dashboards.licensee_dashboard",
     "SIDEBAR": {"show_search": True, "show_all_applications": True},
 }
 UNFOLD_OPS = {
@@ -214,7 +258,7 @@ UNFOLD_OPS = {
     "SITE_TITLE": "OpenAisle operations",
     "SITE_HEADER": "OpenAisle — operations",
     "SITE_SYMBOL": "hub",
-    "DASHBOARD_CALLBACK": "core.dashboards.ops_dashboard",
+    "DASHBOARD_CALLBACK": "billing.invoicing.dashboards.ops_dashboard",
     # Teal, so that nobody mistakes the operator site for a licensee's store admin.
     "COLORS": {
         "primary": {
@@ -243,3 +287,14 @@ SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"] = {
     "CatalogProductStatusEnum": "catalog.models.Product.Status",
     "CatalogImportStatusEnum": "catalog.models.CatalogImport.Status",
 }
+
+# --- Licensee billing (billing/invoicing) ---------------------------------------------------------
+# The operator as printed on licensee invoices, and the prefixes of invoice and credit-note numbers.
+BILLING_ISSUER = {
+    "name": env.str("BILLING_ISSUER_NAME", default="OpenAisle Platform Ltd"),
+    "address": env.str("BILLING_ISSUER_ADDRESS", default="1 Market Street\nLondon EC1A 1AA\nUnited Kingdom"),
+    "email": env.str("BILLING_ISSUER_EMAIL", default="billing@openaisle.example"),
+    "tax_id": env.str("BILLING_ISSUER_TAX_ID", default="GB 123 4567 89"),
+    "bank": env.str("BILLING_ISSUER_BANK", default="IBAN GB00 OPEN 0000 0000 0000 00"),
+}
+BILLING_NUMBER_PREFIX = {"INV": env.str("BILLING_INVOICE_PREFIX", default="OA"), "CN": "CN"}

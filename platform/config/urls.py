@@ -3,7 +3,8 @@ from django.urls import URLPattern, URLResolver, include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 from rest_framework.permissions import AllowAny
 
-from core import health
+from billing.payments.api.views import stripe_webhook
+from core import health, metrics
 from core.admin_sites import licensee_site, ops_site
 
 public = {"authentication_classes": [], "permission_classes": [AllowAny], "throttle_classes": []}
@@ -14,6 +15,8 @@ api_v1: list[URLPattern | URLResolver] = [
     path("", include("catalog.api.urls")),
     path("", include("ingest.api.urls")),
     path("", include("visits.api.urls")),
+    path("", include("billing.payments.api.urls")),
+    path("", include("billing.webhooks.api.urls")),
     path("schema/", SpectacularAPIView.as_view(**public), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema", **public), name="api-docs"),
     path("redoc/", SpectacularRedocView.as_view(url_name="schema", **public), name="api-redoc"),
@@ -22,7 +25,9 @@ api_v1: list[URLPattern | URLResolver] = [
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
+    path("metrics", metrics.metrics_view, name="metrics"),
     path("api/v1/", include(api_v1)),
+    path("stripe/webhook/<slug:tenant_slug>", stripe_webhook, name="stripe-webhook"),
     path("ops/", ops_site.urls),
     path("admin/", licensee_site.urls),
     path(

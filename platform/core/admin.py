@@ -65,6 +65,19 @@ class OpsModelAdmin(AuditedAdmin):
         return False
 
 
+SUSPENDED_UPLOADS = "This account is suspended: uploads are refused until it is reactivated. Your data stays."
+
+
+def tenant_may_upload(request: HttpRequest, form: Any) -> bool:
+    """Whether the member's tenant may bring in new data (events, catalog, layouts); if it is suspended, says so
+    on the form. Its data stays readable."""
+    tenant = getattr(request, "tenant", None)
+    if tenant is not None and not tenant.is_active:
+        form.add_error(None, SUSPENDED_UPLOADS)
+        return False
+    return True
+
+
 def _is_operator(request: HttpRequest) -> bool:
     user: Any = request.user
     return bool(user.is_superuser or user.groups.filter(name=OPERATOR_GROUP).exists())

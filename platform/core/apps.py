@@ -4,3 +4,10 @@ from django.apps import AppConfig
 class CoreConfig(AppConfig):
     name = "core"
     verbose_name = "Core"
+
+    def ready(self) -> None:
+        from core import logs, metrics
+
+        logs.configure_structlog()
+        logs.connect_signals()
+        metrics.connect_signals()

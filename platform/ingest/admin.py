@@ -17,7 +17,7 @@ from django.utils.safestring import SafeString
 from unfold.decorators import action, display
 from unfold.widgets import UnfoldAdminFileFieldWidget, UnfoldAdminSelectWidget
 
-from core.admin import OpsModelAdmin, TenantModelAdmin
+from core.admin import OpsModelAdmin, TenantModelAdmin, tenant_may_upload
 from core.admin_sites import licensee_site, ops_site
 from ingest import services
 from ingest.models import EventStream, Rejection
@@ -149,7 +149,7 @@ class EventStreamAdmin(StreamAdminBase, TenantModelAdmin):
     @action(description="Upload events", url_path="upload", icon="upload_file", permissions=["upload_events"])
     def upload_events(self, request: HttpRequest) -> HttpResponse:
         form = EventUploadForm(request.POST or None, request.FILES or None, initial={"store": request.GET.get("store")})
-        if request.method == "POST" and form.is_valid():
+        if request.method == "POST" and form.is_valid() and tenant_may_upload(request, form):
             stream = services.stream_upload(
                 actor=Actor.for_request(request, source=self.audit_source),
                 store=form.cleaned_data["store"],

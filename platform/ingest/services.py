@@ -25,10 +25,11 @@ from django.core.exceptions import ValidationError
 from django.core.files import File
 from django.core.files.storage import default_storage
 from django.db import transaction
-from django.db.models import F, Max, Min
+from django.db.models import Case, F, Max, Min, Value, When
 from django.db.models.fields.json import KT
 from django.utils import timezone
 
+from core import metrics
 from core.tasks import enqueue_on_commit
 from ingest.models import Event, EventStream, Rejection, StreamChunk
 from ingest.processing import Outcome, process_lines, read_lines, store_references
@@ -155,8 +156,25 @@ def stream_prepare(*, stream_id: int) -> None:
     if stream.chunks_total == 0:
         stream_finish(stream_id=stream.pk)
         return
-    for chunk_id in StreamChunk.objects.filter(stream=stream, done=False).values_list("pk", flat=True):
+    pending = list(StreamChunk.objects.filter(stream=stream, done=False).order_by("seq").values_list("pk", flat=True))
+    for chunk_id in far_apart(pending):
         _send_chunk(stream.tenant_id, chunk_id)
+
+
+def far_apart(chunks: list[int]) -> list[int]:
+    """Chunks in the order to send them: one from the first half of the file, one from the second, and so on.
+
+    Workers taking them one after another then process chunks far apart in the file at the same time. An
+    event sent twice (a retry, a resent line) is most often near its first copy, and when two chunks insert
+    the same event id at once, the second waits for the first one's whole transaction to end.
+    """
+    half = (len(chunks) + 1) // 2
+    ordered = []
+    for index, chunk in enumerate(chunks[:half]):
+        ordered.append(chunk)
+        if half + index < len(chunks):
+            ordered.append(chunks[half + index])
+    return ordered
 
 
 def _send_chunk(tenant_id: int, chunk_id: int) -> None:
@@ -240,13 +258,18 @@ def stream_finish(*, stream_id: int) -> None:
         stream = EventStream.objects.select_for_update(no_key=True).select_related("store").get(pk=stream_id)
         if stream.status == EventStream.Status.DONE or stream.finished_at is not None:
             return
-        _reject_unknown_sessions(stream)
+        seen = _stream_sessions(stream)
+        unknown = _reject_unknown_sessions(stream, seen)
         _record_device_observations(stream)
+        sessions = _sessions_touched(stream, seen, unknown)
+        # Finished when its visits are handed on: the refresh tasks are sent as this transaction commits.
         stream.status = EventStream.Status.FAILED if stream.failure_reason else EventStream.Status.DONE
         stream.finished_at = timezone.now()
         stream.bytes_done = stream.bytes_total
         stream.save()
-        sessions = _sessions_touched(stream)
+        metrics.count_events(
+            source=stream.source, accepted=stream.accepted, duplicates=stream.duplicates, rejected=stream.rejected
+        )
         for start in range(0, len(sessions), settings.VISITS_PER_TASK):
             enqueue_on_commit(
                 "visits.refresh_visits",
@@ -256,39 +279,51 @@ def stream_finish(*, stream_id: int) -> None:
             )
 
 
-def _sessions_touched(stream: EventStream) -> list[str]:
-    """The visits this stream's events bear on, in time order (so that each hand-off covers a stretch of time):
-    their own sessions, and the visits in the store when a scale or a device reported something (a late weight
-    change can change someone's cart)."""
-    events = Event.objects.filter(stream=stream)
-    firsts = dict(
-        events.filter(session__isnull=False).values("session").annotate(first=Min("ts")).values_list("session", "first")
+@dataclass(frozen=True)
+class _SessionSeen:
+    first: datetime
+    last: datetime
+    started: bool  # a session.started of it is in this stream
+
+
+def _stream_sessions(stream: EventStream) -> dict[str | None, _SessionSeen]:
+    """One pass over the stream's events: per session (None: the events of no session), its first and last
+    event and whether the stream started it."""
+    started = Max(Case(When(type="session.started", then=Value(1)), default=Value(0)))
+    rows = (
+        Event.objects.filter(stream=stream)
+        .values("session")
+        .annotate(first=Min("ts"), last=Max("ts"), started=started)
+        .values_list("session", "first", "last", "started")
     )
-    span = events.filter(session__isnull=True).aggregate(first=Min("ts"), last=Max("ts"))
-    if span["first"] is not None:
+    return {session: _SessionSeen(first, last, bool(flag)) for session, first, last, flag in rows}
+
+
+def _sessions_touched(stream: EventStream, seen: dict[str | None, _SessionSeen], unknown: set[str]) -> list[str]:
+    """The visits this stream's events bear on, in time order (so that each hand-off covers a stretch of time):
+    their own sessions (but the unknown ones, refused), and the visits in the store when a scale or a device
+    reported something (a late weight change can change someone's cart)."""
+    firsts = {session: row.first for session, row in seen.items() if session is not None and session not in unknown}
+    span = seen.get(None)
+    if span is not None:
         around = timedelta(minutes=5)
-        overlapping = Visit.objects.filter(store_id=stream.store_id, entered_at__lte=span["last"] + around).exclude(
-            exited_at__lt=span["first"] - around
+        overlapping = Visit.objects.filter(store_id=stream.store_id, entered_at__lte=span.last + around).exclude(
+            exited_at__lt=span.first - around
         )
         for session, entered in overlapping.values_list("session", "entered_at"):
-            firsts.setdefault(session, entered or span["first"])
+            firsts.setdefault(session, entered or span.first)
     return sorted(firsts, key=lambda session: (firsts[session], session))
 
 
-def _reject_unknown_sessions(stream: EventStream) -> None:
-    """Events of this stream for a session no `session.started` in the store ever opened become rejections.
+def _reject_unknown_sessions(stream: EventStream, seen: dict[str | None, _SessionSeen]) -> set[str]:
+    """Events of this stream for a session no `session.started` in the store ever opened become rejections;
+    return those sessions.
 
-    Plain indexed look-ups in batches rather than one anti-join: without column statistics (a fresh
-    database, autovacuum off) PostgreSQL planned the anti-join as a nested loop, quadratic in the stream.
+    Only the sessions the stream did not start itself are looked up, in batches of plain indexed look-ups
+    rather than one anti-join: without column statistics (a fresh database, autovacuum off) PostgreSQL
+    planned the anti-join as a nested loop, quadratic in the stream.
     """
-    sessions = sorted(
-        set(
-            Event.objects.filter(stream=stream, session__isnull=False)
-            .exclude(type="session.started")
-            .values_list("session", flat=True)
-            .distinct()
-        )
-    )
+    sessions = sorted(session for session, row in seen.items() if session is not None and not row.started)
     unknown: list[str] = []
     for start in range(0, len(sessions), SESSION_BATCH):
         batch = sessions[start : start + SESSION_BATCH]
@@ -306,7 +341,7 @@ def _reject_unknown_sessions(stream: EventStream) -> None:
             .values("pk", "line", "event_id", "session", "payload")
         )
     if not orphans:
-        return
+        return set(unknown)
     Rejection.objects.bulk_create(
         [
             Rejection(
@@ -325,6 +360,7 @@ def _reject_unknown_sessions(stream: EventStream) -> None:
     Event.objects.filter(pk__in=[row["pk"] for row in orphans]).delete()
     stream.accepted -= len(orphans)
     stream.rejected += len(orphans)
+    return set(unknown)
 
 
 def _record_device_observations(stream: EventStream) -> None:

@@ -26,7 +26,7 @@ from unfold.widgets import (
 )
 
 from catalog import currencies
-from core.admin import TenantModelAdmin
+from core.admin import TenantModelAdmin, tenant_may_upload
 from core.admin_sites import licensee_site
 from stores import selectors, services
 from stores.floor_plan import render_floor_plan
@@ -149,7 +149,7 @@ class StoreAdmin(TenantModelAdmin):
             return HttpResponseRedirect(reverse("admin:stores_store_change", args=[store.pk]))
         form = LayoutUploadForm(request.POST or None, request.FILES or None)
         problems: list[Any] = []
-        if request.method == "POST" and form.is_valid():
+        if request.method == "POST" and form.is_valid() and tenant_may_upload(request, form):
             try:
                 layout = services.layout_publish(
                     actor=Actor.for_request(request, source=self.audit_source),

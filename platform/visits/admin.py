@@ -631,7 +631,31 @@ class VisitAdmin(TenantModelAdmin):
                 {"instruction": i, "amount": _money(i.amount, i.currency or currency)}
                 for i in visit.charge_instructions.order_by("sequence")
             ],
+            "money": self._money_summary(request, visit, currency, tz),
             "queue_url": reverse("admin:visits_visit_changelist"),
+        }
+
+    def _money_summary(
+        self, request: HttpRequest, visit: Visit, currency: str, tz: zoneinfo.ZoneInfo
+    ) -> dict[str, Any]:
+        """The visit's money as payments (billing) recorded it, through the reverse relation (no import of billing)."""
+        attempts = list(visit.payment_attempts.order_by("id"))
+        may_write = self.may_decide(request)
+        failed = [a for a in attempts if a.purpose == "charge" and a.state == "failed"]
+        next_try = failed[-1].next_try_at if failed and visit.status == Visit.Status.PAYMENT_FAILED else None
+        return {
+            "paid": _money(visit.paid, currency),
+            "refunded": _money(visit.refunded, currency),
+            "balance_due": _money(visit.balance_due, currency) if visit.status == Visit.Status.PAYMENT_FAILED else "",
+            "attempts": [{"attempt": a, "amount": _money(a.amount, a.currency or currency)} for a in attempts],
+            "next_try": _local(next_try, tz) if next_try else "",
+            "refund_url": reverse("admin:payments_visit_refund", args=[visit.pk])
+            if may_write and visit.paid > visit.refunded
+            else "",
+            "retry_url": reverse("admin:payments_visit_retry", args=[visit.pk])
+            if may_write and visit.status == Visit.Status.PAYMENT_FAILED
+            else "",
+            "actions": may_write,
         }
 
     @staticmethod

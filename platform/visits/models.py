@@ -18,6 +18,12 @@ class Visit(TenantOwnedModel):
         REFUNDED = "refunded", "Refunded"
         NO_CHARGE = "no_charge", "No charge (empty cart)"
 
+    class PaymentStatus(models.TextChoices):
+        NONE = "none", "Nothing to pay yet"
+        PENDING = "pending", "Pending"
+        SUCCEEDED = "succeeded", "Paid"
+        FAILED = "failed", "Failed (balance open)"
+
     store = models.ForeignKey("stores.Store", on_delete=models.PROTECT, related_name="visits")
     session = models.CharField(max_length=64)
     shopper_token = models.CharField(max_length=128, blank=True)
@@ -31,6 +37,13 @@ class Visit(TenantOwnedModel):
     tax = models.BigIntegerField(default=0)
     total = models.BigIntegerField(default=0)
     charged_total = models.BigIntegerField(default=0, help_text="What the charge instructions so far add up to.")
+    payment_status = models.CharField(
+        max_length=10, choices=PaymentStatus.choices, default=PaymentStatus.NONE, help_text="Where the money stands."
+    )
+    payment_reference = models.CharField(max_length=64, blank=True, help_text="Stripe's id of the main payment.")
+    paid = models.BigIntegerField(default=0, help_text="Captured and charged so far, minor units.")
+    refunded = models.BigIntegerField(default=0, help_text="Refunded so far, minor units.")
+    payment_failure = models.CharField(max_length=500, blank=True, help_text="Stripe's reason for the last failure.")
     review_reasons = models.JSONField(default=list, blank=True)
     cart_version = models.PositiveIntegerField(default=0)
     settled_at = models.DateTimeField(null=True, blank=True, help_text="When the visit became final.")
@@ -47,6 +60,11 @@ class Visit(TenantOwnedModel):
 
     def __str__(self) -> str:
         return f"visit {self.session}"
+
+    @property
+    def balance_due(self) -> int:
+        """What the shopper still owes: what the cart says minus what was collected net of refunds."""
+        return max(self.charged_total - (self.paid - self.refunded), 0)
 
 
 class VisitLine(TenantOwnedModel):

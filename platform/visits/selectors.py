@@ -16,9 +16,8 @@ from django.shortcuts import get_object_or_404
 from ingest.models import Event
 from stores.models import Bin, LayoutVersion, Store
 from stores.selectors import layout_in_force
-from visits.models import ChargeInstruction, ReviewDecision, Visit, VisitLine
+from visits.models import ReviewDecision, Visit, VisitLine
 
-PAYMENT_STATES = {"pending": "pending", "done": "succeeded", "failed": "failed"}
 CAMERA_TYPES = ("item.picked", "item.returned")
 SCALE_TYPE = "shelf.weight_changed"
 DEVICE_TYPE = "device.status"
@@ -48,17 +47,12 @@ def visit_get(*, store: Store, session: str) -> Visit:
 def _with_receipt_parts(visits: QuerySet[Visit]) -> QuerySet[Visit]:
     return visits.prefetch_related(
         Prefetch("lines", queryset=VisitLine.objects.order_by("sku")),
-        Prefetch("charge_instructions", queryset=ChargeInstruction.objects.order_by("sequence")),
         Prefetch("reviews", queryset=ReviewDecision.objects.select_related("reviewer").order_by("-decided_at")),
     )
 
 
 def receipt(visit: Visit) -> dict[str, Any]:
     """The receipt of spec/event-stream.md ("Receipt") and spec/store-api.md, for one visit."""
-    instructions = list(visit.charge_instructions.all())
-    latest = instructions[-1] if instructions else None
-    charged = sum(i.amount for i in instructions if i.state == "done" and i.amount > 0)
-    refunded = -sum(i.amount for i in instructions if i.state == "done" and i.amount < 0)
     reviews = list(visit.reviews.all())
     review: dict[str, Any] | None = None
     if visit.review_reasons or reviews:
@@ -93,10 +87,12 @@ def receipt(visit: Visit) -> dict[str, Any]:
         "total": visit.total,
         "currency": visit.currency or visit.store.currency,
         "payment": {
-            "status": PAYMENT_STATES.get(latest.state) if latest and latest.amount else None,
-            "reference": None,
-            "charged": charged,
-            "refunded": refunded,
+            "status": None if visit.payment_status == Visit.PaymentStatus.NONE else visit.payment_status,
+            "reference": visit.payment_reference or None,
+            "charged": visit.paid,
+            "refunded": visit.refunded,
+            "balance_due": visit.balance_due if visit.status == Visit.Status.PAYMENT_FAILED else 0,
+            "failure": visit.payment_failure or None,
         },
         "review": review,
         "version": visit.cart_version,

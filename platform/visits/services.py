@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db import transaction
-from django.db.models import Count, Max, Min, Q
-from django.db.models.fields.json import KT
+from django.db import connection, transaction
+from django.db.models import Exists, OuterRef
+from django.db.models.expressions import BaseExpression
 from django.utils import timezone
 
 from catalog.models import Product
@@ -20,57 +21,115 @@ from visits import engine, pricing, settling
 from visits.models import ChargeInstruction, ReviewDecision, Visit, VisitLine
 from visits.settling import visits_settle
 
-REFRESHABLE = (Visit.Status.OPEN, Visit.Status.SETTLING)
+REFRESH_BATCH = 1000  # sessions per set of statements (an IN list of this many parameters)
 
 
 @transaction.atomic
-def visits_refresh(*, store: Store, sessions: Sequence[str]) -> list[Visit]:
+def visits_refresh(*, store: Store, sessions: Sequence[str]) -> list[str]:
     """Bring the visits of these sessions up to date with their events: entry, exit, shopper, activity.
 
-    Safe to run twice and concurrently: the visit rows are locked in a fixed order and their
-    figures are recomputed from the events after the lock, never added to.
+    Set-based, a few statements per batch whatever its size: create the missing visits, lock them all in
+    session order, then one UPDATE recomputes every visit's figures from its events (the same SQL on
+    PostgreSQL and SQLite but for how a JSON field is read). Safe to run twice and concurrently: the rows
+    are locked in a fixed order and the figures are recomputed from the events after the lock, never
+    added to. A visit already final (settled, never reviewed) is settled again. Returns the sessions.
     """
     sessions = sorted(set(sessions))
-    Visit.objects.bulk_create(
-        [Visit(tenant_id=store.tenant_id, store=store, session=session) for session in sessions],
-        ignore_conflicts=True,
-        batch_size=1000,
-    )
-    visits = list(Visit.objects.select_for_update().filter(store=store, session__in=sessions).order_by("session"))
-    events = Event.objects.filter(store=store, session__in=sessions)
-    figures = {
-        row["session"]: row
-        for row in events.values("session").annotate(
-            entered=Min("ts", filter=Q(type="session.started")),
-            exited=Max("ts", filter=Q(type="session.ended")),
-            last=Max("ts"),
-            count=Count("id"),
-        )
-    }
-    shoppers = dict(
-        events.filter(type="session.started").order_by("session", "ts").values_list("session", KT("payload__shopper"))
-    )
     now = timezone.now()
-    reopened = []
-    for visit in visits:
-        row = figures.get(visit.session)
-        if row is None:
-            continue
-        if visit.settled_at is not None and not visit.reviews.exists():
-            reopened.append(visit.session)
-        visit.entered_at, visit.exited_at = row["entered"], row["exited"]
-        visit.last_event_at, visit.events_count = row["last"], row["count"]
-        visit.shopper_token = shoppers.get(visit.session) or visit.shopper_token
-        if visit.status in REFRESHABLE:
-            visit.status = Visit.Status.SETTLING if visit.exited_at else Visit.Status.OPEN
-        visit.updated_at = now
-    Visit.objects.bulk_update(
-        visits, ["entered_at", "exited_at", "last_event_at", "events_count", "shopper_token", "status", "updated_at"]
-    )
+    reopened: list[str] = []
+    for start in range(0, len(sessions), REFRESH_BATCH):
+        batch = sessions[start : start + REFRESH_BATCH]
+        _create_missing(store=store, sessions=batch)
+        final = _lock_visits(store=store, sessions=batch)
+        _update_figures(store=store, sessions=batch, now=now)
+        if final:  # settled and never reviewed: settled again when it has events
+            reopened += (
+                Event.objects.filter(store=store, session__in=final).values_list("session", flat=True).distinct()
+            )
     if reopened:
-        visits_settle(store=store, sessions=reopened, now=now)
+        visits_settle(store=store, sessions=sorted(reopened), now=now)
     enqueue_on_commit("visits.settle_store", tenant_id=store.tenant_id, store_id=store.pk)
-    return visits
+    return sessions
+
+
+def _create_missing(*, store: Store, sessions: list[str]) -> None:
+    """One INSERT … ON CONFLICT DO NOTHING of a new visit per session that has none: every column as a new
+    `Visit` has it (its defaults, taken from the model), but the session."""
+    template = Visit(tenant_id=store.tenant_id, store=store, session="")
+    columns, values = [], []
+    for field in Visit._meta.concrete_fields:
+        if field.primary_key or field.name == "session":
+            continue
+        value = field.pre_save(template, add=True)
+        if isinstance(value, BaseExpression):  # a database default (db_default): the database fills it in
+            continue
+        columns.append(connection.ops.quote_name(field.column))
+        values.append(field.get_db_prep_save(value, connection))
+    columns.append(connection.ops.quote_name(Visit._meta.get_field("session").column))
+    placeholders = ", ".join(["%s"] * len(values))
+    listed = ", ".join(["(%s)"] * len(sessions))
+    # WHERE true: SQLite needs it to read ON CONFLICT as the upsert clause rather than a join's ON.
+    sql = (
+        f"INSERT INTO {Visit._meta.db_table} ({', '.join(columns)}) "  # noqa: S608 — names from the model
+        f"SELECT {placeholders}, listed.column1 FROM (VALUES {listed}) AS listed WHERE true "
+        "ON CONFLICT DO NOTHING"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*values, *sessions])
+
+
+def _lock_visits(*, store: Store, sessions: list[str]) -> list[str]:
+    """Lock the visits of these sessions in session order; return those that are final and were never reviewed."""
+    reviewed = ReviewDecision.objects.filter(visit=OuterRef("pk"))
+    rows = (
+        Visit.objects.select_for_update(of=("self",))
+        .filter(store=store, session__in=sessions)
+        .order_by("session")
+        .annotate(reviewed=Exists(reviewed))
+        .values_list("session", "settled_at", "reviewed")
+    )
+    return [session for session, settled_at, reviewed in rows if settled_at is not None and not reviewed]
+
+
+def _update_figures(*, store: Store, sessions: list[str], now: datetime) -> None:
+    """One UPDATE: each visit's entry (first session.started), exit (last session.ended), last event, count of
+    events and shopper (of the latest session.started, kept when it has none) from its events; an open or
+    settling visit is settling once it has an exit, open otherwise. Visits without events are left alone."""
+    visit, event = Visit._meta.db_table, Event._meta.db_table
+    # The one difference between the dialects: reading a key of a JSON field (SQLite: its JSON1 functions).
+    shopper = "s.payload ->> 'shopper'" if connection.vendor == "postgresql" else "json_extract(s.payload, '$.shopper')"
+    listed = ", ".join(["%s"] * len(sessions))
+    sql = f"""
+        UPDATE {visit} SET
+            entered_at = f.entered,
+            exited_at = f.exited,
+            last_event_at = f.last,
+            events_count = f.count,
+            shopper_token = COALESCE(NULLIF(f.shopper, ''), {visit}.shopper_token),
+            status = CASE WHEN {visit}.status IN (%s, %s)
+                THEN (CASE WHEN f.exited IS NULL THEN %s ELSE %s END) ELSE {visit}.status END,
+            updated_at = %s
+        FROM (
+            SELECT e.session AS session,
+                MIN(CASE WHEN e.type = 'session.started' THEN e.ts END) AS entered,
+                MAX(CASE WHEN e.type = 'session.ended' THEN e.ts END) AS exited,
+                MAX(e.ts) AS last,
+                COUNT(*) AS count,
+                (SELECT {shopper} FROM {event} s
+                    WHERE s.tenant_id = %s AND s.store_id = %s AND s.session = e.session AND s.type = 'session.started'
+                    ORDER BY s.ts DESC, s.id DESC LIMIT 1) AS shopper
+            FROM {event} e
+            WHERE e.tenant_id = %s AND e.store_id = %s AND e.session IN ({listed})
+            GROUP BY e.session
+        ) AS f
+        WHERE {visit}.tenant_id = %s AND {visit}.store_id = %s AND {visit}.session IN ({listed})
+            AND {visit}.session = f.session
+    """  # noqa: S608 — table names from the models, values bound
+    still_open, leaving = Visit.Status.OPEN.value, Visit.Status.SETTLING.value
+    params = [still_open, leaving, still_open, leaving, connection.ops.adapt_datetimefield_value(now)]
+    params += [store.tenant_id, store.pk, store.tenant_id, store.pk, *sessions, store.tenant_id, store.pk, *sessions]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
 
 
 @transaction.atomic

@@ -19,6 +19,8 @@ from django.db.models import Max, Min
 from django.utils import timezone
 
 from catalog.models import Product, ProductPrice
+from core import metrics
+from core.tasks import enqueue_on_commit
 from ingest.models import Event
 from stores.models import Bin as BinRow
 from stores.models import LayoutVersion, Store
@@ -139,8 +141,10 @@ def visits_settle(*, store: Store, sessions: Sequence[str] | None = None, now: d
     skus = {line.sku for cart in carts.values() for line in cart.lines}
     prices = prices_for(store=store, skus=skus)
     names = dict(Product.objects.filter(sku__in=skus).values_list("sku", "name"))
+    first_time = [visit for visit in visits if visit.settled_at is None]
     for visit in visits:
         _store_cart(visit=visit, cart=carts[visit.session], prices=prices, names=names, now=now)
+    metrics.count_visits_settled(statuses=[visit.status for visit in first_time])
     return visits
 
 
@@ -168,6 +172,7 @@ def _store_cart(
     visit.updated_at = now
     if reasons:
         visit.status = Visit.Status.NEEDS_REVIEW
+        enqueue_on_commit("notify.visit_needs_review", tenant_id=visit.tenant_id, visit_id=visit.pk)
     elif ChargeInstruction.objects.filter(visit=visit).exists():
         instruct_difference(visit, reason="late events changed the cart")
     else:
@@ -233,6 +238,7 @@ def instruct_first_charge(visit: Visit) -> None:
     )
     visit.charged_total = visit.total
     visit.status = status
+    _hand_to_payments(visit)
 
 
 def instruct_difference(visit: Visit, *, reason: str) -> None:
@@ -253,6 +259,12 @@ def instruct_difference(visit: Visit, *, reason: str) -> None:
         visit.status = Visit.Status.CHARGED
     else:
         visit.status = Visit.Status.REFUNDED if difference < 0 else Visit.Status.NO_CHARGE
+    _hand_to_payments(visit)
+
+
+def _hand_to_payments(visit: Visit) -> None:
+    """Payments (billing) moves the money once this transaction commits."""
+    enqueue_on_commit("payments.settle_visit", tenant_id=visit.tenant_id, visit_id=visit.pk)
 
 
 def stores_with_visits_settling() -> list[int]:

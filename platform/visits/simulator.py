@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import random
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -175,10 +175,14 @@ def _attribution(world: _World, shopper: _Shopper, others: list[_Shopper]) -> tu
 
 
 def _nearby(shoppers: list[_Shopper], shopper: _Shopper, at: datetime, zone: str) -> list[_Shopper]:
-    """Shoppers who could stand close: those at the same zone around then, else anyone in the store."""
+    """Shoppers who could stand close: those in the same zone around then.
+
+    Only they can be the camera's alternatives or be mistaken for the shopper (the contract: the
+    alternatives are "shoppers standing close together"); a shopper at the other end of the store
+    is not someone a camera hesitates over.
+    """
     present = [s for s in shoppers if s is not shopper and s.entered <= at <= s.exited]
-    same_zone = [s for s in present if any(z == zone and abs((t - at).total_seconds()) <= 60 for t, z in s.zone_at)]
-    return same_zone or present
+    return [s for s in present if any(z == zone and abs((t - at).total_seconds()) <= 60 for t, z in s.zone_at)]
 
 
 def simulate(
@@ -189,8 +193,12 @@ def simulate(
     visits: int,
     start: datetime,
     seed: int = 1,
+    shopper_tokens: Sequence[str] = (),
 ) -> Simulation:
-    """A day of `visits` shopper visits in a store, as the events a store would send, and the truth."""
+    """A day of `visits` shopper visits in a store, as the events a store would send, and the truth.
+
+    `shopper_tokens`, when given, are the entry tokens of registered shoppers, handed out in turn.
+    """
     noise = PROFILES[profile]
     world = _World(layout, catalog, noise, seed)
     rng = world.rng
@@ -205,9 +213,10 @@ def simulate(
     shoppers = []
     for number in range(visits):
         entered = start + day * rng.random()
-        shoppers.append(
-            _Shopper(f"{profile[:1]}{seed}-{number:05d}", f"tok_{rng.randrange(16**12):012x}", entered, entered)
-        )
+        token = f"tok_{rng.randrange(16**12):012x}"
+        if shopper_tokens:
+            token = shopper_tokens[number % len(shopper_tokens)]
+        shoppers.append(_Shopper(f"{profile[:1]}{seed}-{number:05d}", token, entered, entered))
     shoppers.sort(key=lambda s: s.entered)
     plans = []
     for shopper in shoppers:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from celery import shared_task
 
 from core import tenancy
+from core.tasks import enqueue_on_commit
 from stores.models import Store
 from visits import services, settling
 
@@ -13,7 +14,9 @@ from visits import services, settling
 @tenancy.in_tenant_scope
 def refresh_visits(*, tenant_id: int, store_id: int, sessions: list[str]) -> int:
     store = Store.objects.get(pk=store_id)
-    return len(services.visits_refresh(store=store, sessions=sessions))
+    refreshed = services.visits_refresh(store=store, sessions=sessions)
+    enqueue_on_commit("payments.preauthorise", tenant_id=tenant_id, store_id=store_id, sessions=sessions)
+    return len(refreshed)
 
 
 @shared_task(name="visits.settle_store")

@@ -34,6 +34,8 @@ class ReceiptPaymentSerializer(serializers.Serializer):
     reference = serializers.CharField(allow_null=True)
     charged = serializers.IntegerField()
     refunded = serializers.IntegerField()
+    balance_due = serializers.IntegerField(help_text="Owed after a failed payment; 0 otherwise.")
+    failure = serializers.CharField(allow_null=True, help_text="Stripe's reason for the last failure.")
 
 
 class ReceiptReviewSerializer(serializers.Serializer):

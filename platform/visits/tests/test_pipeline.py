@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 import orjson
 import pytest
 from rest_framework.test import APIClient
 
+from billing.payments.models import PaymentAttempt
+from billing.payments.services import shopper_register
 from catalog.models import Product, ProductPrice
+from core import tenancy
 from ingest.tests.conftest import eventually, upload, wait_for_stream
 from stores.models import LayoutVersion, Store
+from tenants.audit import Actor
 from tenants.models import Tenant
 from visits.models import ChargeInstruction, Visit
 from visits.pricing import line_tax
@@ -44,13 +49,33 @@ def priced_store(make_store_with_layout: Callable[..., Store], tenant_a: Tenant)
     return store
 
 
-def _simulate(store: Store, profile: str, visits: int, seed: int = 1):
+@pytest.fixture
+def shopper_tokens(localstripe: Any, tenant_a: Tenant) -> list[str]:
+    """Entry tokens of shoppers registered with a card on localstripe, for the simulated visits to carry."""
+    with tenancy.tenant_scope(tenant_a.pk):
+        return [
+            shopper_register(
+                actor=Actor.system(), tenant=tenant_a, external_ref=f"shopper-{n}", payment_method="pm_card_visa"
+            ).entry_token
+            for n in range(5)
+        ]
+
+
+def _simulate(store: Store, profile: str, visits: int, seed: int = 1, shopper_tokens: Sequence[str] = ()):
     layout = LayoutVersion.unscoped.get(store=store).document
     catalog = {
         p.sku: CatalogItem(p.sku, float(p.unit_weight_g), float(p.weight_tolerance_g))
         for p in Product.unscoped.filter(tenant=store.tenant)
     }
-    return simulate(layout=layout, catalog=catalog, profile=profile, visits=visits, start=DAY, seed=seed)
+    return simulate(
+        layout=layout,
+        catalog=catalog,
+        profile=profile,
+        visits=visits,
+        start=DAY,
+        seed=seed,
+        shopper_tokens=shopper_tokens,
+    )
 
 
 def _run(api: APIClient, store: Store, simulation) -> None:
@@ -69,9 +94,20 @@ def _receipts(api: APIClient, store: Store) -> dict[str, dict]:
     return {receipt["session"]: receipt for receipt in page["results"]}
 
 
-def test_a_clean_day_gives_receipts_equal_to_the_truth(api_a: APIClient, priced_store: Store) -> None:
-    simulation = _simulate(priced_store, "clean", 25)
+def test_a_clean_day_gives_receipts_equal_to_the_truth(
+    api_a: APIClient, priced_store: Store, shopper_tokens: list[str]
+) -> None:
+    simulation = _simulate(priced_store, "clean", 25, shopper_tokens=shopper_tokens)
     _run(api_a, priced_store, simulation)
+    eventually(
+        lambda: (
+            not Visit.unscoped.filter(store=priced_store, payment_status="pending").exists()
+            and not PaymentAttempt.unscoped.filter(
+                visit__store=priced_store, state__in=["pending", "processing"]
+            ).exists()
+        ),
+        timeout=60,
+    )
     receipts = _receipts(api_a, priced_store)
     assert set(receipts) == set(simulation.truth)
     for session, truth in simulation.truth.items():
@@ -81,14 +117,18 @@ def test_a_clean_day_gives_receipts_equal_to_the_truth(api_a: APIClient, priced_
         assert (receipt["subtotal"], receipt["tax"]) == (PRICE * sum(truth.values()), expected_tax)
         assert receipt["total"] == receipt["subtotal"] + receipt["tax"]
         assert receipt["status"] == ("charged" if truth else "no_charge")
+        assert receipt["payment"]["charged"] == receipt["total"]
+        assert receipt["payment"]["status"] == ("succeeded" if truth else None)
         assert receipt["review"] is None
         assert all(line["events"] for line in receipt["lines"])
     captures = ChargeInstruction.unscoped.filter(visit__store=priced_store, kind="capture")
     assert captures.count() == sum(1 for truth in simulation.truth.values() if truth)
 
 
-def test_a_late_event_reopens_a_charged_visit_and_records_the_difference(api_a: APIClient, priced_store: Store) -> None:
-    simulation = _simulate(priced_store, "clean", 3)
+def test_a_late_event_reopens_a_charged_visit_and_refunds_the_difference(
+    api_a: APIClient, priced_store: Store, shopper_tokens: list[str]
+) -> None:
+    simulation = _simulate(priced_store, "clean", 3, shopper_tokens=shopper_tokens)
     _run(api_a, priced_store, simulation)
     charged = Visit.unscoped.filter(store=priced_store, status="charged").order_by("session").first()
     assert charged is not None
@@ -125,6 +165,7 @@ def test_a_late_event_reopens_a_charged_visit_and_records_the_difference(api_a: 
     adjustment = ChargeInstruction.unscoped.get(visit=charged, kind="adjust")
     assert adjustment.amount == charged.total - before < 0
     assert charged.status in ("charged", "refunded")
+    eventually(lambda: Visit.unscoped.get(pk=charged.pk).refunded == before - charged.total, timeout=30)
     receipt = api_a.get(f"/api/v1/stores/{priced_store.code}/visits/{charged.session}").json()
     assert receipt["version"] == 2
 

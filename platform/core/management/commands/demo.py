@@ -22,11 +22,15 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.models import Group, User
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import transaction
 from django.db.models import Count
 from django.utils import timezone
 
+from billing.payments import services as payment_services
+from billing.payments.models import PaymentAttempt
+from billing.payments.stripe_standin import LocalStripe
 from catalog import services as catalog_services
 from catalog.currencies import format_money
 from catalog.models import Product, ProductPrice
@@ -41,7 +45,7 @@ from stores.sample import sample_layout
 from tenants import services
 from tenants.audit import Actor
 from tenants.models import Membership, Tenant
-from visits.models import Visit, VisitLine
+from visits.models import ChargeInstruction, Visit, VisitLine
 from visits.settling import due_for_settling
 from visits.simulator import CatalogItem, simulate
 
@@ -53,6 +57,8 @@ DEMO_TENANTS = (
 PLATFORM_STAFF = (("operator@openaisle.test", OPERATOR_GROUP), ("finance@openaisle.test", FINANCE_GROUP))
 LAYOUT_SINCE = datetime(2026, 1, 1, tzinfo=UTC)
 PROJECT_ROOT = Path(__file__).resolve().parents[4]
+DEMO_SHOPPERS = 20
+DEMO_STRIPE_PORT = 8420
 
 
 class Command(BaseCommand):
@@ -60,6 +66,9 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--visits", type=int, default=300, help="Shopper visits per store in the day of events.")
+        parser.add_argument(
+            "--serve", metavar="HOST:PORT", help="Then serve the web app here, with the Stripe stand-in and workers."
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         actor = Actor.cli()
@@ -71,13 +80,74 @@ class Command(BaseCommand):
             for tenant in tenants:
                 keys[tenant.slug] = services.api_key_issue(actor=actor, tenant=tenant, name="demo key").key
         streams = []
-        with self._workers():
+        with self._stripe(), self._workers():
             for tenant, (_, _, _, code, store_name, currency) in zip(tenants, DEMO_TENANTS, strict=True):
                 with tenancy.tenant_scope(tenant.pk):
                     store = self._store(actor, tenant, code, store_name, currency)
-                    streams += self._day_of_events(actor, store, visits=options["visits"])
+                    tokens = self._shoppers(actor, tenant)
+                    streams += self._day_of_events(actor, store, visits=options["visits"], tokens=tokens)
             self._wait(streams)
-        self._print_summary(keys, streams)
+            self._refund_one(streams)
+            self._print_summary(keys, streams)
+            if options["serve"]:
+                call_command("runserver", options["serve"], use_reloader=False)
+
+    @contextlib.contextmanager
+    def _stripe(self) -> Iterator[None]:
+        """The Stripe stand-in on 127.0.0.1 (its customers kept in var/ between runs), unless Stripe is configured."""
+        if settings.STRIPE_API_BASE or os.environ.get("STRIPE_SECRET_KEY"):
+            yield
+            return
+        with LocalStripe(port=DEMO_STRIPE_PORT, state=settings.VAR_DIR / "localstripe.pickle") as standin:
+            self.stdout.write(f"· Stripe stand-in (localstripe) on {standin.base_url}")
+            settings.STRIPE_API_BASE = os.environ["STRIPE_API_BASE"] = standin.base_url
+            try:
+                yield
+            finally:
+                settings.STRIPE_API_BASE = ""
+                os.environ.pop("STRIPE_API_BASE", None)
+
+    def _shoppers(self, actor: Actor, tenant: Tenant) -> list[str]:
+        """Register the demo shoppers' test cards; the last one's card is declined when charged."""
+        self.stdout.write(f"· {tenant.name}: registering {DEMO_SHOPPERS} shoppers' cards with Stripe")
+        tokens = []
+        for number in range(DEMO_SHOPPERS):
+            declines = number == DEMO_SHOPPERS - 1
+            registered = payment_services.shopper_register(
+                actor=actor,
+                tenant=tenant,
+                external_ref=f"{tenant.slug}-shopper-{number + 1:02d}",
+                payment_method="pm_card_chargeCustomerFail" if declines else "pm_card_visa",
+                email=f"shopper{number + 1:02d}@{tenant.slug}.test",
+            )
+            tokens.append(registered.entry_token)
+        return tokens
+
+    def _refund_one(self, streams: list[EventStream]) -> None:
+        """A store manager refunds one line of a charged visit: a damaged product."""
+        store_ids = sorted({s.store_id for s in streams})
+        if not store_ids:
+            return
+        with tenancy.platform_wide_scope():
+            store = Store.objects.get(pk=store_ids[0])
+        with tenancy.tenant_scope(store.tenant_id):
+            visit = (
+                Visit.objects.filter(store=store, status=Visit.Status.CHARGED, refunded=0, paid__gt=0)
+                .order_by("-total")
+                .first()
+            )
+            line = VisitLine.objects.filter(visit=visit).order_by("sku").first() if visit else None
+            if visit is None or line is None:
+                return
+            manager = User.objects.get(username=DEMO_TENANTS[0][2])
+            payment_services.visit_refund(
+                actor=Actor(source="cli", user=manager),
+                visit=visit,
+                reason_code="damaged",
+                lines=[{"sku": line.sku, "qty": 1}],
+                note="Demo: the shopper reported a damaged item.",
+            )
+        self._wait_for_payments(store.tenant_id)
 
     def _tenant(self, actor: Actor, slug: str, name: str, manager_email: str) -> Tenant:
         tenant = Tenant.objects.filter(slug=slug).first() or services.tenant_create(actor=actor, name=name, slug=slug)
@@ -113,7 +183,7 @@ class Command(BaseCommand):
             )
         return store
 
-    def _day_of_events(self, actor: Actor, store: Store, *, visits: int) -> list[EventStream]:
+    def _day_of_events(self, actor: Actor, store: Store, *, visits: int, tokens: list[str]) -> list[EventStream]:
         """Simulate yesterday in the store (realistic noise); upload it as a store would: a file, then late events."""
         layout = store.layouts.order_by("-effective_from").first()
         assert layout is not None
@@ -124,7 +194,13 @@ class Command(BaseCommand):
         day = timezone.now().astimezone(UTC).replace(hour=8, minute=0, second=0, microsecond=0) - timedelta(days=1)
         run = EventStream.objects.filter(store=store).count()
         simulation = simulate(
-            layout=layout.document, catalog=catalog, profile="realistic", visits=visits, start=day, seed=day.day + run
+            layout=layout.document,
+            catalog=catalog,
+            profile="realistic",
+            visits=visits,
+            start=day,
+            seed=day.day + run,
+            shopper_tokens=tokens,
         )
         streams = []
         for number, body in enumerate(simulation.uploads, start=1):
@@ -175,6 +251,24 @@ class Command(BaseCommand):
                         )
                         break
                     time.sleep(0.5)
+            for tenant_id in sorted({s.tenant_id for s in streams}):
+                self._wait_for_payments(tenant_id, deadline=deadline)
+
+    def _wait_for_payments(self, tenant_id: int, *, deadline: float | None = None) -> None:
+        """Until no money is left to move for the tenant's settled visits (declines wait for their retry)."""
+        deadline = deadline or time.monotonic() + 120
+        with tenancy.tenant_scope(tenant_id):
+            while time.monotonic() < deadline:
+                moving = PaymentAttempt.objects.filter(state__in=["pending", "processing"]).exists()
+                waiting = (
+                    ChargeInstruction.objects.filter(state="pending")
+                    .exclude(visit__status=Visit.Status.PAYMENT_FAILED)
+                    .exists()
+                )
+                if not moving and not waiting:
+                    return
+                time.sleep(0.5)
+        self.stderr.write("payments are still being processed; see /admin/visits/visit/")
 
     @staticmethod
     def _handed_on(stream: EventStream) -> bool:
@@ -219,11 +313,29 @@ class Command(BaseCommand):
         if layout is not None:
             self.stdout.write(f"  {store.code} floor plan {base}/admin/stores/layoutversion/{layout.pk}/change/")
         self.stdout.write(f"  {store.code} review queue ({counts.get('needs_review', 0)}): {base}/admin/visits/visit/")
-        receipt = visits.filter(status=Visit.Status.CHARGED, total__gt=0).order_by("-total").first()
+        failed = visits.filter(status=Visit.Status.PAYMENT_FAILED)
+        if failed.exists():
+            owed = sum(visit.balance_due for visit in failed)
+            self.stdout.write(
+                f"  {store.code} payment failed: {failed.count()} visits, {format_money(owed, store.currency)} owed "
+                f"(declined card; retried on a schedule) → {base}/admin/visits/visit/?status=payment_failed"
+            )
+        refunded = visits.filter(refunded__gt=0).first()
+        if refunded is not None:
+            amount = format_money(refunded.refunded, refunded.currency)
+            self.stdout.write(
+                f"  {store.code} refunded: visit {refunded.session}, {amount}"
+                f" → {base}/admin/visits/visit/{refunded.pk}/change/"
+            )
+        paid = visits.filter(status=Visit.Status.CHARGED, payment_status="succeeded", refunded=0)
+        receipt = paid.order_by("-total").first()
         if receipt is not None:
             lines = VisitLine.objects.filter(visit=receipt).order_by("sku")
             total = format_money(receipt.total, receipt.currency)
-            self.stdout.write(f"  {store.code} a charged receipt: visit {receipt.session}, {total}")
+            self.stdout.write(
+                f"  {store.code} a charged receipt: visit {receipt.session}, {total}, "
+                f"paid ({receipt.payment_reference})"
+            )
             for line in lines:
                 self.stdout.write(f"      {line.qty} × {line.name} @ {format_money(line.unit_price, receipt.currency)}")
             self.stdout.write(f"      {base}/api/v1/stores/{store.code}/visits/{receipt.session}")

@@ -1,0 +1,1234 @@
+"""Benchmark: visits settled and paid per second through the Stripe stand-in with two workers, and how long after
+`session.ended` (plus the settling window) each visit's money has moved.
+
+Needs PostgreSQL and Redis; refuses to run in embedded mode. Use a database and a Redis database of your own: the
+script purges the Celery queues of that Redis database.
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/openaisle_bench_pay REDIS_URL=redis://127.0.0.1:6379/9 \\
+        PYTHONPATH=.:platform python bench/payments.py --visits 2000
+
+In one run it
+1. sets up a tenant with --stores stores (sample layout, a catalog whose prices make some carts larger than the
+   hold; made once, kept), the settling window set to --window seconds; removes what earlier runs left and
+   issues an API key;
+2. starts, on 127.0.0.1: localstripe (in memory, `billing.payments.stripe_standin`), the web server (gunicorn)
+   and two Celery worker processes (solo pools). --layout split (the default, as deploy/Procfile): one worker on
+   `visits` (with `ingest` and `default`), one on `payments`; --layout shared: both on every queue;
+3. registers --shoppers shoppers with a card each (`pm_card_visa`) through `POST /api/v1/shoppers`;
+4. **burst**: --visits visits (the simulator's "clean" profile, one visit per simulation so that each keeps its own
+   natural timing, spread over the stores round robin, entry tokens of those shoppers) are pushed live through
+   `POST /api/v1/stores/{store}/events` without their `session.ended`; the pipeline refreshes them and places the
+   holds (`payments.preauthorise`). Once every hold is in place, every `session.ended` is pushed at once,
+   stamped with the moment it is sent. A driver sends `visits.settle_due` every --settle-every seconds (a beat
+   with that period) and `payments.sweep` every --sweep-every seconds, until every visit's money has moved:
+   visits paid per second, from the first visit due to the last capture recorded;
+5. **live**: --live-visits more visits whose exits arrive one after another at --live-rate visits per second
+   (default: half the burst's rate), each visit's other events pushed --lead seconds before its exit: the
+   latency of a visit from due to paid when the workers keep up;
+6. checks exactly once: the PaymentIntents localstripe holds (listed 100 at a time) against the pre-authorisations
+   and charges recorded as succeeded, no attempt key on two intents, money captured in Stripe against `paid`;
+7. **baseline** (skip with --no-baseline): the burst again with fresh visits and no worker on `payments` (the
+   charge instructions are written, nothing goes to Stripe): the settling alone, to show what the Stripe round
+   trips cost;
+8. stops everything, purges the queues and removes the run's visits, events and shoppers (--keep-data keeps them).
+
+A visit is *due* when its `session.ended` is stored and the store's settling window has passed since its exit:
+max(exited_at + window, the exit event's received_at). It is *paid* when its last money movement (capture, charge
+beyond the hold, or release of the hold for an empty cart) is recorded as succeeded (PaymentAttempt.updated_at).
+
+Prints one JSON object. Everything shares the machine's cores (web server, workers, PostgreSQL, localstripe, this
+script and whatever else runs): the load average is reported beside the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+ROOT = Path(__file__).resolve().parents[1]
+
+TENANT_SLUG = "bench-payments"
+LAYOUT_FROM = datetime(2026, 1, 1, tzinfo=UTC)
+SKUS = [f"SKU-{n:03d}" for n in range(1, 41)]
+TAX = "8.25"
+PUSH_MAX_EVENTS = 1000
+WORKER_PREFIX = "bench-pay-"
+CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _price(number: int) -> int:
+    """Prices from 1.99 to 15.49: a cart of a few items is well under the 50.00 hold, a full one goes over it."""
+    return 199 + (number % 10) * 150
+
+
+# --- services and processes ------------------------------------------------------------------------------------
+
+
+def _services() -> None:
+    url = os.environ.get("DATABASE_URL", "")
+    if not url.startswith(("postgres://", "postgresql://", "pgsql://")):
+        sys.exit("This benchmark needs PostgreSQL and real workers: set DATABASE_URL=postgres://... and REDIS_URL.")
+    if not (os.environ.get("REDIS_URL") or os.environ.get("CELERY_BROKER_URL")):
+        sys.exit("This benchmark needs a broker for the workers: set REDIS_URL=redis://...")
+    import psycopg2
+    from psycopg2 import sql
+
+    parts = urlsplit(url)
+    name = parts.path.lstrip("/")
+    connection = psycopg2.connect(urlunsplit(parts._replace(scheme="postgresql", path="/postgres")))
+    connection.autocommit = True
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name])
+            if cursor.fetchone() is None:
+                cursor.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    finally:
+        connection.close()
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _request(port: int, method: str, path: str, *, key: str = "", body: Any = None) -> tuple[int, Any]:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+    try:
+        headers = {"Content-Type": "application/json"}
+        if key:
+            headers["Authorization"] = f"Bearer {key}"
+        connection.request(method, path, body=None if body is None else json.dumps(body), headers=headers)
+        response = connection.getresponse()
+        data = response.read()
+        return response.status, (json.loads(data) if data[:1] in (b"{", b"[") else data)
+    finally:
+        connection.close()
+
+
+def _children(pid: int) -> list[int]:
+    """Every descendant of `pid`, by walking /proc."""
+    parents: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError, IndexError):
+                parents.setdefault(int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]), []).append(
+                    int(entry.name)
+                )
+    found, todo = [], [pid]
+    while todo:
+        for child in parents.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU of one live process (itself, not its children)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def _postgres_cpu_seconds() -> float:
+    """CPU of the local PostgreSQL server: live processes plus what the postmaster reaped (all databases)."""
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            raw = (entry / "stat").read_text()
+        except OSError:
+            continue
+        if not raw[raw.index("(") + 1 : raw.rindex(")")].startswith("postgres"):
+            continue
+        fields = raw.rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12]) + int(fields[13]) + int(fields[14])) / CLK_TCK
+    return total
+
+
+def _machine_busy_seconds() -> float:
+    fields = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = fields[:8]
+    return (user + nice + system + irq + softirq + steal) / CLK_TCK
+
+
+def _uptime() -> str:
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        return subprocess.run(["uptime"], capture_output=True, text=True, timeout=5, check=False).stdout.strip()
+    return ""
+
+
+class Processes:
+    """The web server and the two workers this benchmark starts, stopped again whatever happens."""
+
+    def __init__(self, *, env: dict[str, str], logs: Path) -> None:
+        self.env, self.logs = env, logs
+        self.port = _free_port()
+        self.server: subprocess.Popen[bytes] | None = None
+        self.workers: list[tuple[str, str, subprocess.Popen[bytes]]] = []  # (name, queues, process)
+
+    def _start(self, name: str, argv: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+        log = (self.logs / f"{name}.log").open("ab")
+        return subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+
+    def start_server(self, *, workers: int) -> None:
+        argv = [sys.executable, "-m", "gunicorn", "--config", "deploy/gunicorn.conf.py", "config.wsgi:application"]
+        argv += ["--bind", f"127.0.0.1:{self.port}", "--workers", str(workers)]
+        self.server = self._start("web", argv, {**self.env, "PROMETHEUS_MULTIPROC_DIR": str(self.logs / "prom-web")})
+
+    def start_workers(self, queue_sets: list[str], *, tag: str) -> None:
+        for number, queues in enumerate(queue_sets):
+            name = f"{WORKER_PREFIX}{tag}-{number}"
+            argv = [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", queues, "--pool", "solo"]
+            argv += ["-n", f"{name}@%h", "--loglevel", "WARNING"]
+            argv += ["--without-heartbeat", "--without-mingle", "--without-gossip"]
+            env = {**self.env, "PROMETHEUS_MULTIPROC_DIR": str(self.logs / f"prom-{name}")}
+            self.workers.append((name, queues, self._start(f"worker-{name}", argv, env)))
+
+    def roles(self) -> dict[str, list[int]]:
+        found: dict[str, list[int]] = {}
+        if self.server is not None:
+            found["web_server"] = [self.server.pid, *_children(self.server.pid)]
+        for name, _, process in self.workers:
+            found[name.removeprefix(WORKER_PREFIX)] = [process.pid]
+        return found
+
+    def check(self) -> None:
+        for name, process in [("web", self.server), *((name, process) for name, _, process in self.workers)]:
+            if process is not None and process.poll() is not None:
+                raise RuntimeError(f"{name} ended early (see {self.logs})")
+
+    def wait_ready(self, *, timeout: float = 120) -> None:
+        from config.celery import app
+
+        wanted = {name for name, _, _ in self.workers}
+        deadline = time.monotonic() + timeout
+        while True:
+            self.check()
+            try:
+                server_up = _request(self.port, "GET", "/healthz")[0] == 200
+            except OSError:
+                server_up = False
+            replies = app.control.ping(timeout=0.5) or []
+            names = {name.split("@")[0] for reply in replies for name in reply}
+            if server_up and wanted <= names:
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"server or workers not ready after {timeout} s (see {self.logs})")
+            time.sleep(0.3)
+
+    def stop_workers(self) -> None:
+        """Cold: a task still running rolls back (the exactly-once design is for that)."""
+        for _, _, process in self.workers:
+            if process.poll() is None:
+                process.send_signal(signal.SIGQUIT)
+        for _, _, process in self.workers:
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        self.workers = []
+
+    def stop(self) -> None:
+        self.stop_workers()
+        if self.server is not None:
+            if self.server.poll() is None:
+                self.server.send_signal(signal.SIGTERM)
+            try:
+                self.server.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.server.kill()
+                self.server.wait()
+            self.server = None
+
+
+class CpuMeter:
+    """CPU-seconds per role (each worker, the web server, localstripe, PostgreSQL, the machine) over a phase."""
+
+    def __init__(self, processes: Processes, stripe_pid: int) -> None:
+        self.processes, self.stripe_pid = processes, stripe_pid
+        self.before: dict[str, float] = {}
+        self.started = 0.0
+
+    def _now(self) -> dict[str, float]:
+        spent = {role: sum(_cpu_seconds(pid) for pid in pids) for role, pids in self.processes.roles().items()}
+        spent["localstripe"] = _cpu_seconds(self.stripe_pid)
+        spent["postgresql_all_databases"] = _postgres_cpu_seconds()
+        spent["machine_busy_all_cores"] = _machine_busy_seconds()
+        return spent
+
+    def start(self) -> None:
+        self.before, self.started = self._now(), time.time()
+
+    def stop(self) -> dict[str, float]:
+        after, wall = self._now(), time.time() - self.started
+        spent = {role: round(after[role] - self.before.get(role, 0.0), 2) for role in after}
+        spent["machine_capacity"] = round(wall * (os.cpu_count() or 1), 2)
+        return spent
+
+
+def _forget_queued_tasks() -> None:
+    from django.conf import settings
+
+    from config.celery import app
+
+    app.control.purge()
+    if settings.CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+        import redis
+
+        client = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+        client.delete("unacked", "unacked_index", "unacked_mutex")
+        client.close()
+
+
+class QueueWatch:
+    """The deepest each queue got (Redis lists), sampled by the driver's loop."""
+
+    def __init__(self) -> None:
+        import redis
+        from django.conf import settings
+
+        self.client = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+        self.peak: Counter[str] = Counter()
+
+    def sample(self) -> None:
+        for queue in ("visits", "payments"):
+            self.peak[queue] = max(self.peak[queue], int(self.client.llen(queue)))
+
+    def take(self) -> dict[str, int]:
+        peak, self.peak = dict(self.peak), Counter()
+        return peak
+
+
+# --- data ------------------------------------------------------------------------------------------------------
+
+
+def _deletion_order() -> list[Any]:
+    """Visits, events, streams and shoppers, and whatever hangs off them, rows pointing at others first."""
+    from django.apps import apps
+
+    from ingest.models import Event, EventStream, Rejection, StreamChunk
+    from visits.models import Visit
+
+    order: list[Any] = []
+
+    def add(model: Any) -> None:
+        if model in order:
+            return
+        for relation in model._meta.related_objects:
+            if relation.on_delete is not None and relation.related_model is not model:
+                add(relation.related_model)
+        order.append(model)
+
+    for model in [Visit, Rejection, StreamChunk, Event, EventStream, apps.get_model("payments", "Shopper")]:
+        add(model)
+    for name in ("StripeEvent", "PaymentSettings"):
+        with contextlib.suppress(LookupError):
+            add(apps.get_model("payments", name))
+    return order
+
+
+def clean(tenant_id: int) -> None:
+    """Remove what runs left of the tenant (set-based): visits, payments, events, streams, shoppers."""
+    from django.db import connection
+
+    models = _deletion_order()
+    with connection.cursor() as cursor:
+        for model in models:
+            if not any(field.attname == "tenant_id" for field in model._meta.concrete_fields):
+                raise RuntimeError(f"{model.__name__} has no tenant column: extend clean() for it")
+            cursor.execute(f"DELETE FROM {model._meta.db_table} WHERE tenant_id = %s", [tenant_id])  # noqa: S608
+        for model in models:
+            cursor.execute(f"ANALYZE {model._meta.db_table}")
+
+
+def setup(*, stores: int, window: int) -> tuple[Any, list[Any], dict[str, Any]]:
+    """The bench tenant and its stores with catalog, prices and layout (made once, kept), emptied of earlier runs."""
+    from decimal import Decimal
+
+    from catalog.models import Product, ProductPrice
+    from core import tenancy
+    from stores import services as store_services
+    from stores.models import LayoutVersion, Store
+    from stores.sample import sample_layout
+    from tenants import services as tenant_services
+    from tenants.audit import Actor
+    from tenants.models import Tenant
+
+    tenant = Tenant.objects.filter(slug=TENANT_SLUG).first() or tenant_services.tenant_create(
+        actor=Actor.cli(), name="Payments benchmark", slug=TENANT_SLUG
+    )
+    Product.unscoped.bulk_create(
+        [
+            Product(
+                tenant=tenant,
+                sku=sku,
+                name=f"Product {sku}",
+                unit_weight_g=Decimal("250"),
+                weight_tolerance_g=Decimal("12.5"),
+            )
+            for sku in SKUS
+        ],
+        ignore_conflicts=True,
+    )
+    ProductPrice.unscoped.bulk_create(
+        [
+            ProductPrice(
+                tenant=tenant,
+                product=product,
+                currency="USD",
+                unit_price=_price(SKUS.index(product.sku)),
+                tax_rate=Decimal(TAX),
+                effective_from=LAYOUT_FROM,
+            )
+            for product in Product.unscoped.filter(tenant=tenant, sku__in=SKUS)
+            if not ProductPrice.unscoped.filter(product=product, currency="USD").exists()
+        ]
+    )
+    made = []
+    with tenancy.tenant_scope(tenant.pk):
+        for number in range(1, stores + 1):
+            code = f"PAY-{number:02d}"
+            store = Store.unscoped.filter(tenant=tenant, code=code).first()
+            if store is None:
+                store = store_services.store_create(
+                    actor=Actor.cli(),
+                    tenant=tenant,
+                    code=code,
+                    name=f"Payments store {number}",
+                    timezone="UTC",
+                    currency="USD",
+                )
+                store_services.layout_publish(
+                    actor=Actor.cli(), store=store, document=sample_layout(skus=SKUS), effective_from=LAYOUT_FROM
+                )
+            made.append(store)
+    Store.unscoped.filter(pk__in=[s.pk for s in made]).update(
+        status=Store.Status.ACTIVE, settling_window_seconds=window
+    )
+    made = list(Store.unscoped.filter(pk__in=[s.pk for s in made]).order_by("code"))
+    clean(tenant.pk)
+    layout = LayoutVersion.unscoped.filter(store=made[0]).order_by("-effective_from").first()
+    assert layout is not None
+    return tenant, made, layout.document
+
+
+def register_shoppers(port: int, *, key: str, count: int, run: str) -> list[str]:
+    """Shoppers with a card each (through the API, so through localstripe); their entry tokens."""
+    tokens = []
+    for number in range(count):
+        status, answer = _request(
+            port,
+            "POST",
+            "/api/v1/shoppers",
+            key=key,
+            body={"external_ref": f"{run}-shopper-{number}", "payment_method": "pm_card_visa"},
+        )
+        if status not in (200, 201):
+            raise RuntimeError(f"registering a shopper answered {status}: {answer!r}")
+        tokens.append(answer["entry_token"])
+    return tokens
+
+
+@dataclass
+class PlannedVisit:
+    """One simulated visit: its events but the exit, as offsets (s) before the last of them, and its exit."""
+
+    session: str
+    store: str
+    body: list[tuple[float, dict[str, Any]]]
+    ended: dict[str, Any]
+    body_at: float = 0.0  # when pushed (time.time())
+    exit_at: float = 0.0
+
+
+def _parse_ts(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def _stamp(at: datetime) -> str:
+    return at.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def plan_visits(
+    *,
+    count: int,
+    prefix: str,
+    stores: list[Any],
+    tokens: list[str],
+    layout: dict[str, Any],
+    profile: str,
+    seed: int,
+) -> list[PlannedVisit]:
+    """`count` visits, each from its own one-visit simulation (its own natural timing), stores round robin."""
+    from catalog.models import Product
+    from visits.simulator import CatalogItem, simulate
+
+    catalog = {
+        p.sku: CatalogItem(p.sku, float(p.unit_weight_g), float(p.weight_tolerance_g))
+        for p in Product.unscoped.filter(tenant_id=stores[0].tenant_id, sku__in=SKUS)
+    }
+    planned = []
+    for number in range(count):
+        simulation = simulate(
+            layout=layout,
+            catalog=catalog,
+            profile=profile,
+            visits=1,
+            start=LAYOUT_FROM + timedelta(days=30),
+            seed=seed * 1_000_003 + number,
+            shopper_tokens=[tokens[number % len(tokens)]],
+        )
+        session = f"{prefix}-{number:05d}"
+        body, ended = [], None
+        for event in simulation.events:
+            event = {**event, "id": f"{session}-{event['id']}"}
+            if event.get("session") is not None:
+                event["session"] = session
+            if event["type"] == "session.ended":
+                ended = {k: v for k, v in event.items() if k != "ts"}
+            else:
+                body.append(event)
+        assert ended is not None, "the simulator always ends a visit"
+        last = max(_parse_ts(e["ts"]) for e in body)
+        offsets = [((last - _parse_ts(e.pop("ts"))).total_seconds(), e) for e in body]
+        planned.append(PlannedVisit(session, stores[number % len(stores)].code, offsets, ended))
+    return planned
+
+
+class Pusher:
+    """Live pushes through the API, per store, at most 1,000 events a call; counts what the API said."""
+
+    def __init__(self, port: int, key: str) -> None:
+        self.port, self.key = port, key
+        self.calls = 0
+        self.seconds = 0.0
+        self.counts: Counter[str] = Counter()
+
+    def push(self, store: str, events: list[dict[str, Any]]) -> None:
+        for start in range(0, len(events), PUSH_MAX_EVENTS):
+            batch = events[start : start + PUSH_MAX_EVENTS]
+            began = time.monotonic()
+            status, answer = _request(self.port, "POST", f"/api/v1/stores/{store}/events", key=self.key, body=batch)
+            self.seconds += time.monotonic() - began
+            self.calls += 1
+            if status != 202:
+                raise RuntimeError(f"pushing events answered {status}: {str(answer)[:500]}")
+            self.counts["events"] += len(batch)
+            self.counts["accepted"] += int(answer.get("accepted", 0))
+            self.counts["duplicates"] += int(answer.get("duplicates", 0))
+            self.counts["rejected"] += len(answer.get("rejected") or [])
+
+    def bodies(self, visits: list[PlannedVisit]) -> None:
+        """The visits' events but their exits, ending a second ago (each visit whole in one call)."""
+        by_store: dict[str, list[list[dict[str, Any]]]] = defaultdict(list)
+        now = time.time()
+        base = datetime.fromtimestamp(now, UTC) - timedelta(seconds=1)
+        for visit in visits:
+            visit.body_at = now
+            by_store[visit.store].append(
+                [{**event, "ts": _stamp(base - timedelta(seconds=offset))} for offset, event in visit.body]
+            )
+        for store, groups in by_store.items():
+            batch: list[dict[str, Any]] = []
+            for group in groups:
+                if batch and len(batch) + len(group) > PUSH_MAX_EVENTS:
+                    self.push(store, batch)
+                    batch = []
+                batch += group
+            if batch:
+                self.push(store, batch)
+
+    def exits(self, visits: list[PlannedVisit]) -> None:
+        """The visits' `session.ended`, stamped with the moment they are sent."""
+        by_store: dict[str, list[PlannedVisit]] = defaultdict(list)
+        for visit in visits:
+            by_store[visit.store].append(visit)
+        for store, group in by_store.items():
+            now = time.time()
+            at = _stamp(datetime.fromtimestamp(now, UTC))
+            for visit in group:
+                visit.exit_at = now
+            self.push(store, [{**visit.ended, "ts": at} for visit in group])
+
+    def take(self) -> dict[str, Any]:
+        taken = {"calls": self.calls, "seconds_in_calls": round(self.seconds, 2), **self.counts}
+        self.calls, self.seconds, self.counts = 0, 0.0, Counter()
+        return taken
+
+
+# --- reading the outcome ---------------------------------------------------------------------------------------
+
+
+def _percentiles(values: list[float]) -> dict[str, float] | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+
+    def rank(share: float) -> float:
+        return round(ordered[min(len(ordered) - 1, max(0, int(share * len(ordered) + 0.999999) - 1))], 3)
+
+    return {
+        "p50": rank(0.50),
+        "p95": rank(0.95),
+        "p99": rank(0.99),
+        "max": round(ordered[-1], 3),
+        "mean": round(sum(ordered) / len(ordered), 3),
+        "n": len(ordered),
+    }
+
+
+@dataclass
+class Remaining:
+    unrefreshed: int = 0
+    unsettled: int = 0
+    money_pending: int = 0
+
+
+def remaining(tenant: Any, prefix: str, *, count: int, payments: bool) -> Remaining:
+    """What the phase's visits still wait for."""
+    from django.db.models import Q
+
+    from billing.payments.models import PaymentAttempt
+    from visits.models import ChargeInstruction, Visit
+
+    visits = Visit.unscoped.filter(tenant=tenant, session__startswith=prefix + "-")
+    left = Remaining(unrefreshed=count - visits.filter(events_count__gt=0).count())
+    left.unsettled = visits.filter(settled_at__isnull=True).count()
+    if payments:
+        left.money_pending = (
+            visits.filter(
+                Q(
+                    charge_instructions__state=ChargeInstruction.State.PENDING,
+                    status__in=(Visit.Status.CHARGED, Visit.Status.NO_CHARGE, Visit.Status.REFUNDED),
+                )
+                | Q(
+                    payment_attempts__state__in=(PaymentAttempt.State.PENDING, PaymentAttempt.State.PROCESSING),
+                )
+            )
+            .distinct()
+            .count()
+        )
+    return left
+
+
+def holds_in_place(tenant: Any, prefix: str) -> dict[str, int]:
+    from django.db.models import Count
+
+    from billing.payments.models import PaymentAttempt
+
+    rows = (
+        PaymentAttempt.unscoped.filter(
+            tenant=tenant, purpose=PaymentAttempt.Purpose.PREAUTH, visit__session__startswith=prefix + "-"
+        )
+        .values_list("state")
+        .annotate(n=Count("pk"))
+    )
+    return dict(rows)  # type: ignore[arg-type]
+
+
+def analyse(tenant: Any, prefix: str, *, window: int, payments: bool) -> dict[str, Any]:
+    """Per visit: due, settled (instruction written) and paid (last money movement recorded); their spread."""
+    from django.db.models import Max
+
+    from billing.payments.models import PaymentAttempt
+    from ingest.models import Event
+    from visits.models import Visit
+
+    Purpose, State = PaymentAttempt.Purpose, PaymentAttempt.State
+    visits = list(
+        Visit.unscoped.filter(tenant=tenant, session__startswith=prefix + "-").values(
+            "pk", "session", "status", "payment_status", "exited_at", "settled_at", "paid", "total"
+        )
+    )
+    received = dict(
+        Event.unscoped.filter(tenant=tenant, type="session.ended", session__startswith=prefix + "-")
+        .values_list("session")
+        .annotate(at=Max("received_at"))
+        .values_list("session", "at")
+    )
+    attempts: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for row in PaymentAttempt.unscoped.filter(tenant=tenant, visit_id__in=[v["pk"] for v in visits]).values(
+        "visit_id", "purpose", "state", "updated_at", "tries", "amount"
+    ):
+        attempts[row["visit_id"]].append(row)
+
+    window_delta = timedelta(seconds=window)
+    due_to_settled, settled_to_paid, due_to_paid = [], [], []
+    dues, settles, paids = [], [], []
+    paths: Counter[str] = Counter()
+    for visit in visits:
+        if visit["exited_at"] is None:
+            continue
+        due = max(visit["exited_at"] + window_delta, received.get(visit["session"]) or visit["exited_at"])
+        dues.append(due)
+        if visit["settled_at"] is not None:
+            settles.append(visit["settled_at"])
+            due_to_settled.append((visit["settled_at"] - due).total_seconds())
+        if not payments:
+            continue
+        done = [a for a in attempts[visit["pk"]] if a["state"] == State.SUCCEEDED]
+        moved = [a for a in done if a["purpose"] in (Purpose.CAPTURE, Purpose.CHARGE, Purpose.CANCEL)]
+        purposes = {a["purpose"] for a in done}
+        if visit["status"] == Visit.Status.NEEDS_REVIEW:
+            paths["needs_review (hold kept)"] += 1
+            continue
+        if visit["status"] == Visit.Status.PAYMENT_FAILED:
+            paths["payment_failed"] += 1
+            continue
+        settled_money = visit["payment_status"] == Visit.PaymentStatus.SUCCEEDED or (
+            visit["status"] == Visit.Status.NO_CHARGE and Purpose.CANCEL in purposes
+        )
+        if not settled_money or not moved:
+            paths["not paid"] += 1
+            continue
+        if Purpose.PREAUTH not in purposes:
+            paths["charge without a hold"] += 1
+        elif Purpose.CANCEL in purposes:
+            paths["hold released (empty cart)"] += 1
+        elif Purpose.CHARGE in purposes:
+            paths["hold captured + rest charged"] += 1
+        else:
+            paths["hold captured"] += 1
+        paid_at = max(a["updated_at"] for a in moved)
+        paids.append(paid_at)
+        due_to_paid.append((paid_at - due).total_seconds())
+        if visit["settled_at"] is not None:
+            settled_to_paid.append((paid_at - visit["settled_at"]).total_seconds())
+
+    first_due = min(dues) if dues else None
+    result: dict[str, Any] = {
+        "visits": len(visits),
+        "exits_recorded": len(dues),
+        "by_status": dict(Counter(v["status"] for v in visits)),
+    }
+    if first_due is not None and settles:
+        span = (max(settles) - first_due).total_seconds()
+        result["settled"] = {
+            "visits": len(settles),
+            "seconds_first_due_to_last_settled": round(span, 3),
+            "visits_settled_per_s": round(len(settles) / span, 2) if span > 0 else None,
+        }
+    if payments and first_due is not None and paids:
+        span = (max(paids) - first_due).total_seconds()
+        result["paid"] = {
+            "visits": len(paids),
+            "seconds_first_due_to_last_paid": round(span, 3),
+            "visits_paid_per_s": round(len(paids) / span, 2) if span > 0 else None,
+        }
+        result["paths"] = dict(paths)
+        every = [a for rows in attempts.values() for a in rows]
+        by_purpose: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+        for attempt in every:
+            by_purpose[attempt["purpose"]][attempt["state"]] += 1
+            by_purpose[attempt["purpose"]]["stripe_calls"] += attempt["tries"]
+        result["payment_attempts"] = {purpose: dict(states) for purpose, states in sorted(by_purpose.items())}
+        result["stripe_calls"] = sum(a["tries"] for a in every)
+        result["payment_failures"] = sum(1 for a in every if a["state"] == State.FAILED)
+    result["latency_s"] = {
+        "due_to_settled": _percentiles(due_to_settled),
+        **(
+            {"settled_to_paid": _percentiles(settled_to_paid), "due_to_paid": _percentiles(due_to_paid)}
+            if payments
+            else {}
+        ),
+    }
+    return result
+
+
+def _stripe_list(base: str, secret: str, path: str) -> list[dict[str, Any]]:
+    """Every object of a localstripe list, 100 a page."""
+    import requests
+
+    found: list[dict[str, Any]] = []
+    after = None
+    while True:
+        params: dict[str, Any] = {"limit": 100}
+        if after:
+            params["starting_after"] = after
+        answer = requests.get(f"{base}{path}", params=params, auth=(secret, ""), timeout=60)
+        answer.raise_for_status()
+        page = answer.json()
+        found += page["data"]
+        if not page.get("has_more") or not page["data"]:
+            return found
+        after = page["data"][-1]["id"]
+
+
+def exactly_once(tenant: Any, *, base: str) -> dict[str, Any]:
+    """Stripe's own records against ours: one PaymentIntent per hold or charge recorded, the money captured."""
+    from django.conf import settings
+    from django.db.models import Sum
+
+    from billing.payments.models import PaymentAttempt
+    from visits.models import Visit
+
+    Purpose, State = PaymentAttempt.Purpose, PaymentAttempt.State
+    intents = _stripe_list(base, settings.STRIPE_SECRET_KEY, "/v1/payment_intents")
+    charges = _stripe_list(base, settings.STRIPE_SECRET_KEY, "/v1/charges")
+    keys = Counter((intent.get("metadata") or {}).get("openaisle_attempt", "") for intent in intents)
+    ours = {
+        attempt.key: attempt
+        for attempt in PaymentAttempt.unscoped.filter(tenant=tenant, purpose__in=(Purpose.PREAUTH, Purpose.CHARGE))
+    }
+    succeeded = sum(1 for attempt in ours.values() if attempt.state == State.SUCCEEDED)
+    captured = sum(
+        int(c.get("amount", 0)) - int(c.get("amount_refunded", 0) or 0)
+        for c in charges
+        if c.get("captured") and c.get("status") == "succeeded"
+    )
+    paid = int(Visit.unscoped.filter(tenant=tenant).aggregate(total=Sum("paid"))["total"] or 0)
+    duplicated = sorted(key for key, n in keys.items() if n > 1)
+    strangers = sum(n for key, n in keys.items() if key not in ours)
+    return {
+        "payment_intents_in_stripe": len(intents),
+        "succeeded_preauth_and_charge_attempts": succeeded,
+        "intents_equal_attempts": len(intents) == succeeded,
+        "attempt_keys_on_more_than_one_intent": len(duplicated),
+        "intents_no_attempt_of_ours_names": strangers,
+        "intent_statuses": dict(Counter(intent.get("status") for intent in intents)),
+        "captured_in_stripe_minor_units": captured,
+        "paid_recorded_minor_units": paid,
+        "money_equal": captured == paid,
+        "ok": len(intents) == succeeded and not duplicated and not strangers and captured == paid,
+    }
+
+
+# --- the phases ----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Driver:
+    """The beat's part: `visits.settle_due` every `settle_every` s, `payments.sweep` every `sweep_every` s."""
+
+    settle_every: float
+    sweep_every: float
+    sweep: bool
+    processes: Processes
+    queues: QueueWatch
+    next_settle: float = 0.0
+    next_sweep: float = 0.0
+    sent: Counter[str] = field(default_factory=Counter)
+
+    def start(self) -> None:
+        now = time.monotonic()
+        self.next_settle, self.next_sweep = now, now + self.sweep_every
+
+    def tick(self) -> None:
+        from config.celery import app
+
+        now = time.monotonic()
+        if now >= self.next_settle:
+            app.send_task("visits.settle_due")
+            self.sent["visits.settle_due"] += 1
+            self.next_settle = now + self.settle_every
+        if self.sweep and now >= self.next_sweep:
+            app.send_task("payments.sweep")
+            self.sent["payments.sweep"] += 1
+            self.next_sweep = now + self.sweep_every
+        self.queues.sample()
+        self.processes.check()
+
+    def take(self) -> dict[str, int]:
+        sent, self.sent = dict(self.sent), Counter()
+        return sent
+
+
+def _wait(what: str, done: Any, *, driver: Driver | None, processes: Processes, timeout: float) -> float:
+    began = time.time()
+    while not done():
+        if time.time() - began > timeout:
+            raise RuntimeError(f"{what}: not done after {timeout} s")
+        if driver is not None:
+            driver.tick()
+        else:
+            processes.check()
+        time.sleep(0.2)
+    return time.time() - began
+
+
+def run_burst(
+    name: str,
+    visits: list[PlannedVisit],
+    *,
+    prefix: str,
+    tenant: Any,
+    pusher: Pusher,
+    driver: Driver,
+    meter: CpuMeter,
+    processes: Processes,
+    args: argparse.Namespace,
+    payments: bool,
+) -> dict[str, Any]:
+    """Every visit in the stores with its hold placed, then every exit at once; until every visit is paid."""
+    load_before = os.getloadavg()
+    began = time.time()
+    pusher.bodies(visits)
+    bodies_pushed = time.time() - began
+    entered = pusher.take()
+
+    def entered_and_held() -> bool:
+        left = remaining(tenant, prefix, count=len(visits), payments=payments)
+        if left.unrefreshed or not payments:
+            return not left.unrefreshed
+        holds = holds_in_place(tenant, prefix)
+        return holds.get("succeeded", 0) + holds.get("failed", 0) >= len(visits)
+
+    _wait(f"{name}: visits entered and held", entered_and_held, driver=None, processes=processes, timeout=args.timeout)
+    held_after = time.time() - began
+    holds = holds_in_place(tenant, prefix) if payments else {}
+
+    driver.queues.take()
+    driver.take()
+    meter.start()
+    exits_began = time.time()
+    pusher.exits(visits)
+    exits_pushed = time.time() - exits_began
+    driver.start()
+
+    def all_done() -> bool:
+        left = remaining(tenant, prefix, count=len(visits), payments=payments)
+        return left.unsettled == 0 and left.money_pending == 0
+
+    drain = _wait(
+        f"{name}: visits settled and paid", all_done, driver=driver, processes=processes, timeout=args.timeout
+    )
+    cpu = meter.stop()
+    return {
+        "visits": len(visits),
+        "entry": {
+            "bodies_push_s": round(bodies_pushed, 2),
+            "pushes": entered,
+            **(
+                {
+                    "holds": holds,
+                    "seconds_to_every_hold": round(held_after, 2),
+                    "holds_per_s": round(len(visits) / held_after, 2),
+                }
+                if payments
+                else {"seconds_to_every_visit_refreshed": round(held_after, 2)}
+            ),
+        },
+        "exits": {"push_s": round(exits_pushed, 3), "pushes": pusher.take()},
+        "observed_drain_s": round(drain, 2),
+        **analyse(tenant, prefix, window=args.window, payments=payments),
+        "tasks_sent_by_driver": driver.take(),
+        "peak_queue_depth": driver.queues.take(),
+        "cpu_s": cpu,
+        "load_average_1_5_15_before": [round(v, 2) for v in load_before],
+        "load_average_1_5_15_after": [round(v, 2) for v in os.getloadavg()],
+    }
+
+
+def run_live(
+    visits: list[PlannedVisit],
+    *,
+    rate: float,
+    prefix: str,
+    tenant: Any,
+    pusher: Pusher,
+    driver: Driver,
+    meter: CpuMeter,
+    processes: Processes,
+    args: argparse.Namespace,
+) -> dict[str, Any]:
+    """Exits one after another at `rate` a second, each visit's other events `lead` seconds before its exit."""
+    load_before = os.getloadavg()
+    pusher.take()
+    driver.queues.take()
+    driver.take()
+    meter.start()
+    driver.start()
+    start = time.time() + 1.0
+    plan_exit = [start + args.lead + number / rate for number in range(len(visits))]
+    next_body = next_exit = 0
+    first_exit = last_exit = 0.0
+    while next_exit < len(visits):
+        now = time.time()
+        bodies = []
+        while next_body < len(visits) and plan_exit[next_body] - args.lead <= now:
+            bodies.append(visits[next_body])
+            next_body += 1
+        exits = []
+        while next_exit < next_body and plan_exit[next_exit] <= now:
+            exits.append(visits[next_exit])
+            next_exit += 1
+        if bodies:
+            pusher.bodies(bodies)
+        if exits:
+            pusher.exits(exits)
+            first_exit = first_exit or exits[0].exit_at
+            last_exit = exits[-1].exit_at
+        driver.tick()
+        if now - start > args.timeout:
+            raise RuntimeError(f"live: pushes not done after {args.timeout} s")
+        time.sleep(max(0.0, min(0.25, (plan_exit[next_exit] if next_exit < len(visits) else now) - time.time())))
+
+    def all_done() -> bool:
+        left = remaining(tenant, prefix, count=len(visits), payments=True)
+        return left.unsettled == 0 and left.money_pending == 0
+
+    _wait("live: visits settled and paid", all_done, driver=driver, processes=processes, timeout=args.timeout)
+    cpu = meter.stop()
+    achieved = (len(visits) - 1) / (last_exit - first_exit) if last_exit > first_exit else None
+    return {
+        "visits": len(visits),
+        "exit_rate_planned_per_s": round(rate, 2),
+        "exit_rate_achieved_per_s": round(achieved, 2) if achieved else None,
+        "lead_s": args.lead,
+        "pushes": pusher.take(),
+        **analyse(tenant, prefix, window=args.window, payments=True),
+        "tasks_sent_by_driver": driver.take(),
+        "peak_queue_depth": driver.queues.take(),
+        "cpu_s": cpu,
+        "load_average_1_5_15_before": [round(v, 2) for v in load_before],
+        "load_average_1_5_15_after": [round(v, 2) for v in os.getloadavg()],
+    }
+
+
+def _code_version() -> dict[str, Any]:
+    def git(*argv: str) -> str:
+        try:
+            done = subprocess.run(["git", *argv], cwd=ROOT, capture_output=True, text=True, timeout=30, check=False)
+        except OSError:
+            return ""
+        return done.stdout.strip()
+
+    changed = [line[3:] for line in git("status", "--porcelain").splitlines()]
+    return {"commit": git("rev-parse", "--short", "HEAD"), "uncommitted_files": len(changed)}
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    from billing.payments.stripe_standin import LocalStripe
+    from tenants import services as tenant_services
+    from tenants.audit import Actor
+
+    work = Path(tempfile.mkdtemp(prefix="bench-payments-"))
+    logs = Path(args.logs) if args.logs else work / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    tenant, stores, layout = setup(stores=args.stores, window=args.window)
+    issued = tenant_services.api_key_issue(actor=Actor.cli(), tenant=tenant, name="payments benchmark")
+    processes: Processes | None = None
+    stripe = LocalStripe()
+    result: dict[str, Any] = {}
+    uptime_before = _uptime()
+    try:
+        stripe.__enter__()
+        assert stripe._process is not None
+        env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "platform")]),
+            "DJANGO_SETTINGS_MODULE": "config.settings",
+            "MEDIA_ROOT": str(work / "media"),
+            "STRIPE_API_BASE": stripe.base_url,  # every payment goes to the stand-in on 127.0.0.1
+            "LOG_LEVEL": "WARNING",
+            "API_RATE_PER_KEY": "1000000/min",  # the throttle is not what is measured
+        }
+        _forget_queued_tasks()
+        processes = Processes(env=env, logs=logs)
+        processes.start_server(workers=args.web_workers)
+        everything = "visits,payments,ingest,default"
+        queue_sets = ["visits,ingest,default", "payments"] if args.layout == "split" else [everything, everything]
+        processes.start_workers(queue_sets, tag="w")
+        processes.wait_ready()
+        meter = CpuMeter(processes, stripe._process.pid)
+        queues = QueueWatch()
+        driver = Driver(args.settle_every, args.sweep_every, True, processes, queues)
+        pusher = Pusher(processes.port, issued.key)
+
+        run_tag = f"P{int(time.time()) % 1_000_000}"
+        began = time.time()
+        tokens = register_shoppers(processes.port, key=issued.key, count=args.shoppers, run=run_tag)
+        registration_s = time.time() - began
+
+        common = {"stores": stores, "tokens": tokens, "layout": layout, "profile": args.profile}
+        began = time.time()
+        burst_visits = plan_visits(count=args.visits, prefix=f"{run_tag}B", seed=args.seed, **common)
+        live_visits = (
+            plan_visits(count=args.live_visits, prefix=f"{run_tag}L", seed=args.seed + 1, **common)
+            if args.live_visits
+            else []
+        )
+        baseline_visits = (
+            plan_visits(count=args.visits, prefix=f"{run_tag}Z", seed=args.seed, **common) if args.baseline else []
+        )
+        simulate_s = time.time() - began
+
+        burst = run_burst(
+            "burst",
+            burst_visits,
+            prefix=f"{run_tag}B",
+            tenant=tenant,
+            pusher=pusher,
+            driver=driver,
+            meter=meter,
+            processes=processes,
+            args=args,
+            payments=True,
+        )
+        live = None
+        if live_visits:
+            measured = (burst.get("paid") or {}).get("visits_paid_per_s") or 1.0
+            rate = args.live_rate or max(0.5, min(50.0, measured / 2))
+            live = run_live(
+                live_visits,
+                rate=rate,
+                prefix=f"{run_tag}L",
+                tenant=tenant,
+                pusher=pusher,
+                driver=driver,
+                meter=meter,
+                processes=processes,
+                args=args,
+            )
+        once = exactly_once(tenant, base=stripe.base_url)
+
+        baseline = None
+        if baseline_visits:
+            # Payments off: no worker on the payments queue (holds and charges pile up there, unsent, and are
+            # purged afterwards); the same number of processes otherwise.
+            processes.stop_workers()
+            _forget_queued_tasks()
+            no_payments = "visits,ingest,default"
+            processes.start_workers(
+                [no_payments] if args.layout == "split" else [no_payments, no_payments], tag="baseline"
+            )
+            processes.wait_ready()
+            driver.sweep = False
+            baseline = run_burst(
+                "baseline",
+                baseline_visits,
+                prefix=f"{run_tag}Z",
+                tenant=tenant,
+                pusher=pusher,
+                driver=driver,
+                meter=meter,
+                processes=processes,
+                args=args,
+                payments=False,
+            )
+            baseline["workers"] = [queues for _, queues, _ in processes.workers]
+        processes.stop()
+        processes = None
+
+        paid = burst.get("paid") or {}
+        settled_alone = ((baseline or {}).get("settled") or {}).get("visits_settled_per_s")
+        result = {
+            "benchmark": "payments",
+            "database": "postgresql",
+            "code": _code_version(),
+            "cpus": os.cpu_count(),
+            "command_options": {k: v for k, v in vars(args).items() if k not in ("logs",)},
+            "workers": {
+                "layout": args.layout,
+                "processes": queue_sets,
+                "pool": "solo",
+                "why": (
+                    "split: as deploy/Procfile, one worker per queue -- settling (visits) and Stripe round trips "
+                    "(payments) do not wait for each other, and the payments worker alone is what bounds the rate"
+                    if args.layout == "split"
+                    else "shared: both processes take any task, so both make Stripe calls when settling is idle"
+                ),
+            },
+            "settling_window_s": args.window,
+            "settle_due_every_s": args.settle_every,
+            "stores": len(stores),
+            "shoppers": {"registered": len(tokens), "seconds": round(registration_s, 2)},
+            "simulate_s": round(simulate_s, 2),
+            # The headline: the burst's visits paid per second, and the live phase's latency from due to paid.
+            "visits_paid_per_s": paid.get("visits_paid_per_s"),
+            "latency_due_to_paid_s": (live or burst)["latency_s"].get("due_to_paid"),
+            "visits_settled_per_s_without_payments": settled_alone,
+            "burst": burst,
+            "live": live,
+            "exactly_once": once,
+            "baseline_without_payments": baseline,
+            "uptime_before": uptime_before,
+            "uptime_after": _uptime(),
+            "note": (
+                f"One machine: the web server, both workers, PostgreSQL, localstripe and this script share its "
+                f"{os.cpu_count()} cores with whatever else runs (see uptime). A visit is due at "
+                "max(exited_at + settling window, its session.ended received_at); paid when its last capture, "
+                "charge or release is recorded as succeeded. Burst: every exit at once after every hold is in "
+                "place (throughput, and latency = time in the queue); live: exits at a steady rate (latency)."
+            ),
+        }
+    finally:
+        if processes is not None:
+            processes.stop()
+        with contextlib.suppress(Exception):
+            stripe.__exit__(None, None, None)
+        _forget_queued_tasks()
+        if not args.keep_data:
+            clean(tenant.pk)
+        with contextlib.suppress(Exception):
+            tenant_services.api_key_revoke(actor=Actor.cli(), api_key=issued.api_key)
+        if args.keep_files:
+            result["workdir"] = str(work)
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--visits", type=int, default=2000, help="visits in the burst (and the baseline)")
+    parser.add_argument("--live-visits", type=int, default=300, help="visits in the live phase (0: skip it)")
+    parser.add_argument(
+        "--live-rate", type=float, default=0, help="exits per second in the live phase (0: half the burst's rate)"
+    )
+    parser.add_argument("--lead", type=float, default=10.0, help="live: s between a visit's other events and exit")
+    parser.add_argument("--stores", type=int, default=4, help="stores the visits are spread over (default 4)")
+    parser.add_argument("--shoppers", type=int, default=100, help="registered shoppers (cards) (default 100)")
+    parser.add_argument("--window", type=int, default=2, help="the stores' settling window, s (default 2)")
+    parser.add_argument("--layout", choices=("split", "shared"), default="split", help="the two workers' queues")
+    parser.add_argument("--settle-every", type=float, default=1.0, help="s between visits.settle_due (default 1)")
+    parser.add_argument("--sweep-every", type=float, default=60.0, help="s between payments.sweep (default 60)")
+    parser.add_argument("--profile", default="clean", help="simulator noise profile (default clean)")
+    parser.add_argument("--web-workers", type=int, default=2, help="gunicorn sync workers (default 2)")
+    parser.add_argument("--no-baseline", dest="baseline", action="store_false", help="skip the run without payments")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--timeout", type=float, default=1800, help="give up on a phase after this many seconds")
+    parser.add_argument("--logs", default="", help="directory for the processes' logs (default: temporary)")
+    parser.add_argument("--keep-files", action="store_true", help="keep the logs")
+    parser.add_argument("--keep-data", action="store_true", help="leave the run's visits and payments in the database")
+    args = parser.parse_args()
+
+    _services()
+    sys.path[:0] = [str(ROOT), str(ROOT / "platform")]
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    os.environ.setdefault("LOG_LEVEL", "WARNING")
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        sys.exit("This benchmark needs PostgreSQL: set DATABASE_URL=postgres://...")
+    call_command("migrate", interactive=False, verbosity=0)
+    print(json.dumps(run(args)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,150 @@
+"""Shoppers and entry checks through the licensee API (spec/store-api.md, "Set-up"), and Stripe's webhooks."""
+
+from __future__ import annotations
+
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
+from drf_spectacular.utils import extend_schema
+from rest_framework import exceptions, serializers, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from billing.payments import services
+from billing.payments.gateway import GatewayUnavailable, InvalidSignature
+from billing.payments.models import Shopper
+from core import tenancy
+from core.api.views import TenantAPIView
+from stores.selectors import store_get
+from tenants.audit import Actor
+from tenants.models import Tenant
+
+
+class PaymentProviderUnavailable(exceptions.APIException):
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_code = "payment_provider_unavailable"
+    default_detail = "Stripe could not be reached; try again shortly."
+
+
+class ShopperRegisterSerializer(serializers.Serializer):
+    external_ref = serializers.CharField(max_length=128, help_text="Your own id for the shopper.")
+    payment_method = serializers.CharField(max_length=64, help_text="A Stripe PaymentMethod id, e.g. pm_card_visa.")
+    email = serializers.EmailField(required=False, allow_blank=True, help_text="Where receipts are emailed.")
+
+
+class ShopperSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    external_ref = serializers.CharField()
+    email = serializers.EmailField()
+    card_brand = serializers.CharField()
+    card_last4 = serializers.CharField()
+    token_prefix = serializers.CharField(help_text="The start of the current entry token.")
+    revoked = serializers.BooleanField(source="is_revoked")
+    created_at = serializers.DateTimeField()
+
+
+class ShopperRegisteredSerializer(ShopperSerializer):
+    entry_token = serializers.CharField(help_text="Shown once: the token `session.started` carries as `shopper`.")
+
+
+class EntryCheckRequestSerializer(serializers.Serializer):
+    token = serializers.CharField(max_length=128, help_text="The entry token the shopper presents at the gate.")
+
+
+class EntryCheckSerializer(serializers.Serializer):
+    allowed = serializers.BooleanField()
+    code = serializers.ChoiceField(
+        choices=[
+            "ok",
+            "tenant_suspended",
+            "store_closed",
+            "unknown_token",
+            "token_revoked",
+            "no_payment_method",
+            "open_balance",
+        ]
+    )
+    reason = serializers.CharField()
+    open_balance = serializers.IntegerField(help_text="Minor units owed from earlier visits.")
+    currency = serializers.CharField()
+
+
+class ShopperListApi(TenantAPIView):
+    @extend_schema(responses=ShopperSerializer(many=True), summary="Registered shoppers")
+    def get(self, request: Request) -> Response:
+        return self.paginated_response(
+            request, queryset=Shopper.objects.order_by("external_ref"), serializer_class=ShopperSerializer
+        )
+
+    @extend_schema(
+        request=ShopperRegisterSerializer,
+        responses={201: ShopperRegisteredSerializer, 200: ShopperRegisteredSerializer},
+        summary="Register a shopper's card (again: replaces the card and the entry token)",
+    )
+    def post(self, request: Request) -> Response:
+        body = ShopperRegisterSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        try:
+            registered = services.shopper_register(
+                actor=Actor.for_request(request, source="api"), tenant=self.tenant, **body.validated_data
+            )
+        except GatewayUnavailable as error:
+            raise PaymentProviderUnavailable() from error
+        answer = ShopperSerializer(registered.shopper).data | {"entry_token": registered.entry_token}
+        return Response(answer, status=status.HTTP_201_CREATED if registered.created else status.HTTP_200_OK)
+
+
+class ShopperDetailApi(TenantAPIView):
+    @extend_schema(responses=ShopperSerializer, summary="One shopper")
+    def get(self, request: Request, shopper_id: int) -> Response:
+        return Response(ShopperSerializer(get_object_or_404(Shopper.objects, pk=shopper_id)).data)
+
+    @extend_schema(responses={204: None}, summary="Revoke the shopper's entry token")
+    def delete(self, request: Request, shopper_id: int) -> Response:
+        shopper = get_object_or_404(Shopper.objects, pk=shopper_id)
+        services.shopper_revoke(actor=Actor.for_request(request, source="api"), shopper=shopper)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class EntryCheckApi(TenantAPIView):
+    answers_suspended_tenants = True  # the gate gets a denial it can show ("tenant_suspended"), not an error
+
+    @extend_schema(
+        request=EntryCheckRequestSerializer,
+        responses=EntryCheckSerializer,
+        summary="May this entry token open the store's gate?",
+        description="Always 200 for a known store: `allowed` says whether the gate opens, `code` and `reason` why not.",
+    )
+    def post(self, request: Request, store: str) -> Response:
+        found = store_get(code=store)
+        body = EntryCheckRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        decision = services.entry_check(tenant=self.tenant, store=found, token=body.validated_data["token"])
+        return Response(
+            {
+                "allowed": decision.allowed,
+                "code": decision.code,
+                "reason": decision.reason,
+                "open_balance": decision.open_balance,
+                "currency": found.currency,
+            }
+        )
+
+
+@csrf_exempt
+@require_POST
+def stripe_webhook(request: HttpRequest, tenant_slug: str) -> HttpResponse:
+    """Stripe's events for one tenant's account, verified with that tenant's webhook secret."""
+    tenant = get_object_or_404(Tenant, slug=tenant_slug)
+    with tenancy.tenant_scope(tenant.pk):
+        try:
+            stored = services.stripe_event_receive(
+                tenant=tenant, payload=request.body, signature=request.headers.get("Stripe-Signature", "")
+            )
+        except InvalidSignature:
+            return JsonResponse(
+                {"error": {"code": "invalid_signature", "message": "The Stripe-Signature header does not verify."}},
+                status=400,
+            )
+    return JsonResponse({"received": True, "duplicate": stored is None})

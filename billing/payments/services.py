@@ -1,0 +1,764 @@
+"""Writes on shoppers and payments.
+
+Money moves in two steps, so that no failure can charge twice:
+1. under the visit's row lock, decide the next movement and record it as a `PaymentAttempt` (unique per
+   visit, purpose and sequence), then claim it (`processing`, with a lease) and commit;
+2. call Stripe outside any transaction, then record the outcome.
+A worker that dies between the call and the record leaves the attempt `processing`; once its lease has run out,
+the next run asks Stripe what happened (our attempt key is in Stripe's metadata) before doing anything again.
+
+What to move is always derived from the visit, never accumulated: the cart decided (`charged_total`, less the
+refunds staff granted) against what has been collected (`paid - refunded`). Running the same step twice, or two
+workers on one visit, therefore finds nothing left to do.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.mail import send_mail
+from django.db import transaction
+from django.db.models import Q, Sum
+from django.utils import timezone
+
+from billing.payments import crypto
+from billing.payments.gateway import GatewayRejected, GatewayUnavailable, Outcome, StripeGateway, verified_event
+from billing.payments.models import PaymentAttempt, PaymentSettings, Receipt, Shopper, StripeEvent
+from billing.webhooks.services import webhook_emit
+from catalog.currencies import format_money
+from core.tasks import enqueue_on_commit
+from stores.models import Store
+from tenants.audit import Actor, audit_record
+from tenants.models import Tenant
+from visits import selectors as visit_selectors
+from visits.models import ChargeInstruction, Visit, VisitLine
+
+Purpose = PaymentAttempt.Purpose
+State = PaymentAttempt.State
+IN_FLIGHT = (State.PENDING, State.PROCESSING)
+MONEY_IN = (Purpose.CAPTURE, Purpose.CHARGE)
+FINAL_VISIT = (Visit.Status.CHARGED, Visit.Status.PAYMENT_FAILED, Visit.Status.REFUNDED, Visit.Status.NO_CHARGE)
+TOKEN_PREFIX = "shp_"  # noqa: S105 — a prefix, not a secret
+REFUND_REASONS = {
+    "overcharge": "Charged for something not taken",
+    "damaged": "Damaged or faulty product",
+    "goodwill": "Goodwill gesture",
+    "duplicate": "Charged twice",
+    "other": "Other",
+}
+
+
+# --- Accounts and shoppers -------------------------------------------------------------------------------------
+
+
+def gateway_for(*, tenant_id: int) -> StripeGateway:
+    """The gateway on the tenant's own Stripe account, or the platform's default account."""
+    account = PaymentSettings.unscoped.filter(tenant_id=tenant_id).first()
+    secret = crypto.decrypt(account.secret_key_encrypted) if account else ""
+    return StripeGateway(secret_key=secret or settings.STRIPE_SECRET_KEY)
+
+
+def webhook_secret_for(*, tenant_id: int) -> str:
+    account = PaymentSettings.unscoped.filter(tenant_id=tenant_id).first()
+    secret = crypto.decrypt(account.webhook_secret_encrypted) if account else ""
+    return secret or settings.STRIPE_WEBHOOK_SECRET
+
+
+def payment_settings_set(
+    *, actor: Actor, tenant: Tenant, secret_key: str | None = None, webhook_secret: str | None = None
+) -> PaymentSettings:
+    """Store the tenant's Stripe secret key and webhook secret (encrypted); None leaves a value as it is."""
+    if secret_key and not secret_key.startswith(("sk_", "rk_")):
+        raise ValidationError({"secret_key": "A Stripe secret key starts with sk_ (or rk_ for a restricted key)."})
+    if webhook_secret and not webhook_secret.startswith("whsec_"):
+        raise ValidationError({"webhook_secret": "A Stripe webhook signing secret starts with whsec_."})
+    with transaction.atomic():
+        account, _ = PaymentSettings.objects.select_for_update().get_or_create(tenant=tenant)
+        if secret_key is not None:
+            account.secret_key_encrypted = crypto.encrypt(secret_key)
+        if webhook_secret is not None:
+            account.webhook_secret_encrypted = crypto.encrypt(webhook_secret)
+        account.updated_at = timezone.now()
+        account.save()
+        changed = [name for name, value in (("secret_key", secret_key), ("webhook_secret", webhook_secret)) if value]
+        audit_record(
+            actor=actor, tenant_id=tenant.pk, action="payments.settings", obj=account, changes={"set": changed}
+        )
+    return account
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class RegisteredShopper:
+    shopper: Shopper
+    entry_token: str
+    created: bool
+
+
+def shopper_register(
+    *, actor: Actor, tenant: Tenant, external_ref: str, payment_method: str, email: str = ""
+) -> RegisteredShopper:
+    """Register a shopper's card (or replace it): a Stripe customer with the card attached and a new entry token.
+
+    Registering an `external_ref` again replaces the card and the token (the old token stops working) and retries
+    any payment the shopper still owes.
+    """
+    external_ref, payment_method = external_ref.strip(), payment_method.strip()
+    if not external_ref:
+        raise ValidationError({"external_ref": "Give the shopper's id in your systems."})
+    if not payment_method.startswith("pm_"):
+        raise ValidationError({"payment_method": "Give a Stripe PaymentMethod id (pm_...)."})
+    existing = Shopper.objects.filter(external_ref=external_ref).first()
+    gateway = gateway_for(tenant_id=tenant.pk)
+    customer_id = (
+        existing.stripe_customer_id
+        if existing
+        else gateway.create_customer(external_ref=external_ref, email=email, tenant_id=tenant.pk)
+    )
+    try:
+        card = gateway.attach_card(customer_id=customer_id, payment_method=payment_method)
+    except GatewayRejected as error:
+        raise ValidationError({"payment_method": f"Stripe refused the card: {error}"}) from error
+    token = TOKEN_PREFIX + secrets.token_urlsafe(24)
+    now = timezone.now()
+    with transaction.atomic():
+        shopper = existing or Shopper(tenant=tenant, external_ref=external_ref, created_at=now)
+        shopper.stripe_customer_id = customer_id
+        shopper.payment_method_id = card.payment_method_id
+        shopper.card_brand, shopper.card_last4 = card.brand, card.last4
+        shopper.email = email or shopper.email
+        shopper.token_prefix, shopper.token_hash = token[:10], token_hash(token)
+        shopper.revoked_at = None
+        shopper.updated_at = now
+        shopper.save()
+        audit_record(
+            actor=actor,
+            tenant_id=tenant.pk,
+            action="shopper.registered" if existing is None else "shopper.card_replaced",
+            obj=shopper,
+            changes={"card": f"{card.brand} •••• {card.last4}"},
+        )
+        for visit_id in _visits_owing(shopper).values_list("pk", flat=True):
+            enqueue_on_commit("payments.settle_visit", tenant_id=tenant.pk, visit_id=visit_id, retry_now=True)
+    return RegisteredShopper(shopper=shopper, entry_token=token, created=existing is None)
+
+
+def shopper_revoke(*, actor: Actor, shopper: Shopper) -> Shopper:
+    """Stop the shopper's entry token from opening any gate. What they owe is still collected."""
+    if shopper.revoked_at is None:
+        shopper.revoked_at = timezone.now()
+        shopper.save(update_fields=["revoked_at"])
+        audit_record(actor=actor, tenant_id=shopper.tenant_id, action="shopper.revoked", obj=shopper)
+    return shopper
+
+
+def shopper_for_token(token: str) -> Shopper | None:
+    return Shopper.objects.filter(token_hash=token_hash(token)).first() if token else None
+
+
+def _visits_owing(shopper: Shopper) -> Any:
+    return Visit.objects.filter(status=Visit.Status.PAYMENT_FAILED, payment_attempts__shopper=shopper).distinct()
+
+
+def open_balance(*, shopper: Shopper) -> int:
+    return sum(visit.balance_due for visit in _visits_owing(shopper))
+
+
+@dataclass(frozen=True)
+class EntryDecision:
+    allowed: bool
+    code: str
+    reason: str
+    shopper: Shopper | None = None
+    open_balance: int = 0
+
+
+def entry_check(*, tenant: Tenant, store: Store, token: str) -> EntryDecision:
+    """May this entry token open the store's gate? Denials say why, for the gate's screen and the logs."""
+    if not tenant.is_active:
+        return EntryDecision(False, "tenant_suspended", "The store's operator account is suspended.")
+    if store.status == Store.Status.CLOSED:
+        return EntryDecision(False, "store_closed", "The store is closed.")
+    shopper = shopper_for_token(token.strip())
+    if shopper is None:
+        return EntryDecision(False, "unknown_token", "The entry token is not registered.")
+    if shopper.is_revoked:
+        return EntryDecision(False, "token_revoked", "The entry token was revoked.", shopper)
+    if not shopper.payment_method_id:
+        return EntryDecision(False, "no_payment_method", "The shopper has no usable card.", shopper)
+    balance = open_balance(shopper=shopper)
+    if balance > 0:
+        return EntryDecision(
+            False, "open_balance", "The shopper has an unpaid balance from an earlier visit.", shopper, balance
+        )
+    return EntryDecision(True, "ok", "Welcome.", shopper)
+
+
+# --- Planning: what the next money movement of a visit is ------------------------------------------------------
+
+
+def _total(attempts: Any) -> int:
+    return int(attempts.aggregate(total=Sum("amount"))["total"] or 0)
+
+
+def _staff_refunds(visit: Visit) -> int:
+    """Refunds staff granted (they lower what the shopper owes, unlike refunds of a cart that shrank)."""
+    return _total(
+        visit.payment_attempts.filter(purpose=Purpose.REFUND, state__in=(*IN_FLIGHT, State.SUCCEEDED)).exclude(
+            reason_code=""
+        )
+    )
+
+
+def _usable_hold(visit: Visit) -> PaymentAttempt | None:
+    hold = visit.payment_attempts.filter(purpose=Purpose.PREAUTH, state=State.SUCCEEDED).last()
+    if hold is None:
+        return None
+    used = visit.payment_attempts.filter(
+        Q(purpose=Purpose.CAPTURE) | Q(purpose=Purpose.CANCEL, state=State.SUCCEEDED),
+        payment_intent_id=hold.stripe_id,
+    )
+    return None if used.exists() else hold
+
+
+def _next_sequence(visit: Visit, purpose: str) -> int:
+    return visit.payment_attempts.filter(purpose=purpose).count() + 1
+
+
+def _new_attempt(visit: Visit, purpose: str, amount: int, **fields: Any) -> PaymentAttempt:
+    instruction = ChargeInstruction.objects.filter(visit=visit).order_by("-sequence").first()
+    return PaymentAttempt.objects.create(
+        tenant_id=visit.tenant_id,
+        visit=visit,
+        purpose=purpose,
+        sequence=_next_sequence(visit, purpose),
+        amount=amount,
+        currency=visit.currency or visit.store.currency,
+        instruction=instruction,
+        **fields,
+    )
+
+
+def _shopper_of(visit: Visit) -> Shopper | None:
+    earlier = visit.payment_attempts.exclude(shopper=None).last()
+    return earlier.shopper if earlier else shopper_for_token(visit.shopper_token)
+
+
+def _refundable_payments(visit: Visit) -> list[tuple[PaymentAttempt, int]]:
+    """Successful captures and charges, newest first, with what can still be refunded on each."""
+    payments = []
+    for payment in visit.payment_attempts.filter(purpose__in=MONEY_IN, state=State.SUCCEEDED).order_by("-id"):
+        refunded = _total(
+            visit.payment_attempts.filter(
+                purpose=Purpose.REFUND,
+                payment_intent_id=payment.payment_intent_id,
+                state__in=(*IN_FLIGHT, State.SUCCEEDED),
+            )
+        )
+        if payment.amount - refunded > 0:
+            payments.append((payment, payment.amount - refunded))
+    return payments
+
+
+def _plan_refunds(visit: Visit, amount: int, **fields: Any) -> list[PaymentAttempt]:
+    attempts = []
+    for payment, refundable in _refundable_payments(visit):
+        if amount <= 0:
+            break
+        part = min(amount, refundable)
+        attempts.append(
+            _new_attempt(
+                visit,
+                Purpose.REFUND,
+                part,
+                payment_intent_id=payment.payment_intent_id,
+                shopper=payment.shopper,
+                **fields,
+            )
+        )
+        amount -= part
+    return attempts
+
+
+def _retry_due(visit: Visit, now: datetime, *, retry_now: bool) -> bool:
+    failed = visit.payment_attempts.filter(purpose=Purpose.CHARGE, state=State.FAILED).last()
+    if failed is None or retry_now:
+        return True
+    return failed.next_try_at is not None and failed.next_try_at <= now
+
+
+def _plan_next(visit: Visit, *, now: datetime, retry_now: bool) -> PaymentAttempt | None:
+    """The next movement the visit needs, recorded as a pending attempt; None when nothing (more) is to be done."""
+    owed = visit.charged_total - _staff_refunds(visit)
+    collected = visit.paid - visit.refunded
+    if owed > collected:
+        shopper = _shopper_of(visit)
+        hold = _usable_hold(visit)
+        if hold is not None:
+            return _new_attempt(
+                visit,
+                Purpose.CAPTURE,
+                min(owed - collected, hold.amount),
+                payment_intent_id=hold.stripe_id,
+                shopper=hold.shopper,
+            )
+        if shopper is None:
+            _mark_failed(visit, "The visit's entry token belongs to no registered shopper.")
+            return None
+        if not _retry_due(visit, now, retry_now=retry_now):
+            return None
+        return _new_attempt(visit, Purpose.CHARGE, owed - collected, shopper=shopper)
+    if owed < collected:
+        refunds = _plan_refunds(visit, collected - owed)
+        return refunds[0] if refunds else None
+    hold = _usable_hold(visit)
+    if hold is not None:
+        return _new_attempt(visit, Purpose.CANCEL, hold.amount, payment_intent_id=hold.stripe_id, shopper=hold.shopper)
+    _mark_settled(visit, now=now)
+    return None
+
+
+def _mark_failed(visit: Visit, reason: str) -> None:
+    visit.status = Visit.Status.PAYMENT_FAILED
+    visit.payment_status = Visit.PaymentStatus.FAILED
+    visit.payment_failure = reason[:500]
+    visit.updated_at = timezone.now()
+    visit.save(update_fields=["status", "payment_status", "payment_failure", "updated_at"])
+    enqueue_on_commit("payments.announce_failure", tenant_id=visit.tenant_id, visit_id=visit.pk)
+
+
+def _mark_settled(visit: Visit, *, now: datetime) -> None:
+    """Everything owed is collected: the visit's instructions are done and its receipt can go out."""
+    if visit.paid > 0 and visit.paid == visit.refunded:
+        visit.status, visit.payment_status = Visit.Status.REFUNDED, Visit.PaymentStatus.SUCCEEDED
+    elif visit.paid > 0:
+        visit.status, visit.payment_status = Visit.Status.CHARGED, Visit.PaymentStatus.SUCCEEDED
+    else:
+        visit.payment_status = Visit.PaymentStatus.NONE
+        if visit.status == Visit.Status.PAYMENT_FAILED:
+            visit.status = Visit.Status.NO_CHARGE
+    visit.payment_failure = ""
+    visit.updated_at = now
+    visit.save(update_fields=["status", "payment_status", "payment_failure", "updated_at"])
+    ChargeInstruction.objects.filter(visit=visit, state=ChargeInstruction.State.PENDING).update(
+        state=ChargeInstruction.State.DONE
+    )
+    if visit.paid > 0:
+        enqueue_on_commit("payments.issue_receipt", tenant_id=visit.tenant_id, visit_id=visit.pk)
+
+
+# --- Executing attempts ------------------------------------------------------------------------------------------
+
+
+def _claim(attempt_id: int, *, now: datetime) -> tuple[PaymentAttempt, bool] | None:
+    """Take the attempt for this worker. Returns it and whether an earlier try's outcome is unknown."""
+    with transaction.atomic():
+        attempt = PaymentAttempt.objects.select_for_update(of=("self",)).select_related("shopper").get(pk=attempt_id)
+        if attempt.state not in IN_FLIGHT:
+            return None
+        if attempt.state == State.PROCESSING and attempt.lease_until and attempt.lease_until > now:
+            return None
+        unknown = attempt.state == State.PROCESSING
+        attempt.state = State.PROCESSING
+        attempt.tries += 1
+        attempt.lease_until = now + timedelta(seconds=settings.PAYMENTS_LEASE_SECONDS)
+        attempt.updated_at = now
+        attempt.save(update_fields=["state", "tries", "lease_until", "updated_at"])
+    return attempt, unknown
+
+
+def _reconcile(gateway: StripeGateway, attempt: PaymentAttempt) -> Outcome | None:
+    """What Stripe says happened to an attempt whose outcome we did not record; None if it never happened."""
+    if attempt.purpose in (Purpose.PREAUTH, Purpose.CHARGE):
+        assert attempt.shopper is not None
+        return gateway.find_intent(customer_id=attempt.shopper.stripe_customer_id, key=attempt.key)
+    if attempt.purpose == Purpose.REFUND:
+        return gateway.find_refund(payment_intent_id=attempt.payment_intent_id, key=attempt.key)
+    intent = gateway.intent(payment_intent_id=attempt.payment_intent_id)
+    done = {Purpose.CAPTURE: "succeeded", Purpose.CANCEL: "canceled"}[Purpose(attempt.purpose)]
+    if intent.status == done:
+        return Outcome(succeeded=True, stripe_id=intent.stripe_id, status=intent.status, amount=attempt.amount)
+    return None
+
+
+def _perform(gateway: StripeGateway, attempt: PaymentAttempt) -> Outcome:
+    if attempt.purpose in (Purpose.PREAUTH, Purpose.CHARGE):
+        assert attempt.shopper is not None
+        return gateway.create_intent(
+            customer_id=attempt.shopper.stripe_customer_id,
+            payment_method=attempt.shopper.payment_method_id,
+            amount=attempt.amount,
+            currency=attempt.currency,
+            key=attempt.key,
+            hold=attempt.purpose == Purpose.PREAUTH,
+        )
+    if attempt.purpose == Purpose.CAPTURE:
+        return gateway.capture(payment_intent_id=attempt.payment_intent_id, amount=attempt.amount)
+    if attempt.purpose == Purpose.CANCEL:
+        return gateway.cancel(payment_intent_id=attempt.payment_intent_id)
+    return gateway.refund(
+        payment_intent_id=attempt.payment_intent_id,
+        amount=attempt.amount,
+        key=attempt.key,
+        reason_code=attempt.reason_code or "cart_changed",
+    )
+
+
+def attempt_execute(*, attempt_id: int) -> PaymentAttempt | None:
+    """Make one attempt's call to Stripe (or find out what an interrupted one did) and record the outcome.
+
+    Returns the attempt as recorded, or None when there was nothing for this worker to do.
+    """
+    claimed = _claim(attempt_id, now=timezone.now())
+    if claimed is None:
+        return None
+    attempt, unknown = claimed
+    gateway = gateway_for(tenant_id=attempt.tenant_id)
+    try:
+        outcome = (_reconcile(gateway, attempt) if unknown else None) or _perform(gateway, attempt)
+    except GatewayUnavailable:
+        return attempt  # outcome unknown: the lease runs out and the sweep reconciles it
+    except GatewayRejected as error:
+        outcome = Outcome(
+            succeeded=False, status="rejected", failure_code=error.code or "rejected", failure_message=str(error)
+        )
+    return attempt_record(attempt_id=attempt.pk, outcome=outcome)
+
+
+def _retry_at(visit: Visit, now: datetime) -> datetime | None:
+    failures = visit.payment_attempts.filter(purpose=Purpose.CHARGE, state=State.FAILED).count()
+    schedule = settings.PAYMENTS_RETRY_AFTER_SECONDS
+    return now + timedelta(seconds=schedule[failures]) if failures < len(schedule) else None
+
+
+@transaction.atomic
+def attempt_record(*, attempt_id: int, outcome: Outcome) -> PaymentAttempt:
+    """Write what Stripe said, once: an attempt already final is left as it is."""
+    visit_id = PaymentAttempt.objects.values_list("visit_id", flat=True).get(pk=attempt_id)
+    visit = Visit.objects.select_for_update(of=("self",), no_key=True).select_related("store").get(pk=visit_id)
+    attempt = PaymentAttempt.objects.select_for_update(of=("self",)).get(pk=attempt_id)
+    if attempt.state not in IN_FLIGHT:
+        return attempt
+    now = timezone.now()
+    attempt.state = State.SUCCEEDED if outcome.succeeded else State.FAILED
+    attempt.stripe_id = outcome.stripe_id or attempt.stripe_id
+    if attempt.purpose in (Purpose.PREAUTH, Purpose.CHARGE) and outcome.stripe_id:
+        attempt.payment_intent_id = outcome.stripe_id
+    attempt.failure_code, attempt.failure_message = outcome.failure_code[:64], outcome.failure_message[:500]
+    attempt.lease_until, attempt.updated_at = None, now
+    if not outcome.succeeded and attempt.purpose == Purpose.CHARGE:
+        attempt.next_try_at = _retry_at(visit, now)
+    attempt.save()
+    _apply_to_visit(visit, attempt, outcome)
+    return attempt
+
+
+def _apply_to_visit(visit: Visit, attempt: PaymentAttempt, outcome: Outcome) -> None:
+    fields = ["updated_at"]
+    if outcome.succeeded and attempt.purpose in MONEY_IN:
+        visit.paid += attempt.amount
+        visit.payment_reference = visit.payment_reference or attempt.payment_intent_id
+        fields += ["paid", "payment_reference"]
+    elif outcome.succeeded and attempt.purpose == Purpose.REFUND:
+        visit.refunded += attempt.amount
+        fields.append("refunded")
+    elif outcome.succeeded and attempt.purpose == Purpose.PREAUTH:
+        visit.payment_reference = attempt.payment_intent_id
+        visit.payment_status = Visit.PaymentStatus.PENDING
+        fields += ["payment_reference", "payment_status"]
+    visit.updated_at = timezone.now()
+    visit.save(update_fields=fields)
+    if not outcome.succeeded and attempt.purpose == Purpose.CHARGE:
+        _mark_failed(visit, outcome.failure_message or outcome.failure_code or "The payment failed.")
+
+
+# --- Driving a visit ---------------------------------------------------------------------------------------------
+
+
+def visit_preauthorise(*, visit_id: int) -> PaymentAttempt | None:
+    """Hold the store's pre-authorisation amount on the shopper's card, once per visit."""
+    with transaction.atomic():
+        visit = Visit.objects.select_for_update(of=("self",), no_key=True).select_related("store").get(pk=visit_id)
+        if visit.payment_attempts.filter(purpose=Purpose.PREAUTH).exists():
+            return None
+        if visit.status != Visit.Status.OPEN or not visit.shopper_token or visit.store.preauth_amount <= 0:
+            return None  # a hold only helps while the shopper is in the store; afterwards the cart is charged
+        shopper = shopper_for_token(visit.shopper_token)
+        if shopper is None or shopper.is_revoked:
+            return None
+        attempt = _new_attempt(visit, Purpose.PREAUTH, visit.store.preauth_amount, shopper=shopper)
+    return attempt_execute(attempt_id=attempt.pk)
+
+
+def visits_preauthorise(*, store: Store, sessions: list[str]) -> int:
+    """Pre-authorise the visits of these sessions that have a registered shopper and no hold yet."""
+    visits = Visit.objects.filter(store=store, session__in=sessions, status=Visit.Status.OPEN).exclude(shopper_token="")
+    held = 0
+    for visit_id in visits.exclude(payment_attempts__purpose=Purpose.PREAUTH).values_list("pk", flat=True):
+        held += visit_preauthorise(visit_id=visit_id) is not None
+    return held
+
+
+def visit_settle_payment(*, visit_id: int, retry_now: bool = False, max_steps: int = 20) -> Visit:
+    """Move the visit's money until what was collected matches what is owed (capture, charge, release, refund).
+
+    Safe to run any number of times and on several workers at once.
+    """
+    for _ in range(max_steps):
+        with transaction.atomic():
+            visit = Visit.objects.select_for_update(of=("self",), no_key=True).select_related("store").get(pk=visit_id)
+            if visit.status not in FINAL_VISIT:
+                return visit
+            in_flight = visit.payment_attempts.filter(state__in=IN_FLIGHT).order_by("id").first()
+            attempt = in_flight or _plan_next(visit, now=timezone.now(), retry_now=retry_now)
+        if attempt is None:
+            return visit
+        recorded = attempt_execute(attempt_id=attempt.pk)
+        if recorded is None or recorded.state in IN_FLIGHT:
+            return visit  # another worker has it, or Stripe's answer is unknown: the sweep comes back
+        if recorded.state == State.FAILED and recorded.purpose == Purpose.CHARGE:
+            return Visit.objects.get(pk=visit_id)
+        retry_now = False
+    return Visit.objects.get(pk=visit_id)
+
+
+# --- Staff refunds -----------------------------------------------------------------------------------------------
+
+
+def _line_refund_amounts(visit: Visit, lines: list[dict[str, Any]]) -> tuple[int, list[dict[str, Any]]]:
+    by_sku = {line.sku: line for line in VisitLine.objects.filter(visit=visit)}
+    refunded_qty: dict[str, int] = {}
+    for earlier in visit.payment_attempts.filter(purpose=Purpose.REFUND).exclude(state=State.FAILED):
+        for row in earlier.refund_lines:
+            refunded_qty[row["sku"]] = refunded_qty.get(row["sku"], 0) + int(row["qty"])
+    total, rows = 0, []
+    for index, row in enumerate(lines):
+        line = by_sku.get(str(row.get("sku", "")))
+        qty = row.get("qty")
+        if line is None:
+            raise ValidationError({f"lines[{index}].sku": f"The receipt has no line {row.get('sku')!r}."})
+        if not isinstance(qty, int) or qty < 1:
+            raise ValidationError({f"lines[{index}].qty": "Give a whole number of at least 1."})
+        left = line.qty - refunded_qty.get(line.sku, 0)
+        if qty > left:
+            raise ValidationError({f"lines[{index}].qty": f"Only {left} of {line.sku} can still be refunded."})
+        amount = (line.amount + line.tax) * qty // line.qty
+        total += amount
+        rows.append({"sku": line.sku, "qty": qty, "amount": amount})
+    return total, rows
+
+
+def visit_refund(
+    *,
+    actor: Actor,
+    visit: Visit,
+    reason_code: str,
+    amount: int | None = None,
+    lines: list[dict[str, Any]] | None = None,
+    note: str = "",
+) -> list[PaymentAttempt]:
+    """Refund a visit, whole (no amount, no lines), an amount, or per line; never more than was collected."""
+    if reason_code not in REFUND_REASONS:
+        raise ValidationError({"reason_code": f"Choose one of: {', '.join(REFUND_REASONS)}."})
+    with transaction.atomic():
+        visit = Visit.objects.select_for_update(of=("self",), no_key=True).get(pk=visit.pk)
+        refundable = sum(left for _, left in _refundable_payments(visit))
+        rows: list[dict[str, Any]] = []
+        if lines:
+            amount, rows = _line_refund_amounts(visit, lines)
+        elif amount is None:
+            amount = refundable
+        if amount <= 0:
+            raise ValidationError({"amount": "Nothing to refund: give an amount above zero."})
+        if amount > refundable:
+            raise ValidationError({"amount": f"At most {refundable} can be refunded (collected less earlier refunds)."})
+        user = actor.user if actor.user is not None and actor.user.is_authenticated else None
+        attempts = _plan_refunds(
+            visit, amount, reason_code=reason_code, note=note[:500], refund_lines=rows, requested_by=user
+        )
+        audit_record(
+            actor=actor,
+            tenant_id=visit.tenant_id,
+            action="visit.refunded",
+            obj=visit,
+            changes={"amount": amount, "reason_code": reason_code, "lines": rows, "note": note},
+        )
+        enqueue_on_commit("payments.settle_visit", tenant_id=visit.tenant_id, visit_id=visit.pk)
+    return attempts
+
+
+# --- The periodic sweep ------------------------------------------------------------------------------------------
+
+
+def visits_needing_payment_work(*, now: datetime, limit: int = 500) -> list[tuple[int, int]]:
+    """(tenant id, visit id) of visits with money still to move (platform-wide, for the sweep)."""
+    stale = PaymentAttempt.objects.filter(
+        Q(state=State.PENDING, updated_at__lt=now - timedelta(seconds=30))
+        | Q(state=State.PROCESSING, lease_until__lt=now)
+        | Q(state=State.FAILED, purpose=Purpose.CHARGE, next_try_at__lte=now, visit__status=Visit.Status.PAYMENT_FAILED)
+    ).values_list("tenant_id", "visit_id")
+    waiting = ChargeInstruction.objects.filter(
+        state=ChargeInstruction.State.PENDING, created_at__lt=now - timedelta(seconds=30)
+    ).values_list("tenant_id", "visit_id")
+    return sorted(set(stale[:limit]) | set(waiting[:limit]))
+
+
+# --- Receipts and notices ----------------------------------------------------------------------------------------
+
+
+def _receipt_text(visit: Visit, receipt: dict[str, Any]) -> str:
+    currency = receipt["currency"]
+    rows = [
+        f"{line['qty']} × {line['name']} ({line['sku']})  {format_money(line['amount'], currency)}"
+        for line in receipt["lines"]
+    ]
+    return "\n".join(
+        [
+            f"Thank you for shopping at {visit.store.name}.",
+            f"Visit {visit.session}, {visit.exited_at:%Y-%m-%d %H:%M} UTC"
+            if visit.exited_at
+            else f"Visit {visit.session}",
+            "",
+            *rows,
+            "",
+            f"Subtotal  {format_money(receipt['subtotal'], currency)}",
+            f"Tax       {format_money(receipt['tax'], currency)}",
+            f"Total     {format_money(receipt['total'], currency)}",
+            f"Paid by card ({receipt['payment']['reference']})",
+        ]
+    )
+
+
+def receipt_issue(*, visit_id: int) -> Receipt | None:
+    """Issue the receipt of the visit's current cart: once per cart version, emailed and announced by webhook."""
+    with transaction.atomic():
+        visit = Visit.objects.select_for_update(of=("self",), no_key=True).select_related("store").get(pk=visit_id)
+        if visit.payment_status != Visit.PaymentStatus.SUCCEEDED:
+            return None
+        shopper = _shopper_of(visit)
+        receipt, created = Receipt.objects.get_or_create(
+            tenant_id=visit.tenant_id,
+            visit=visit,
+            cart_version=visit.cart_version,
+            defaults={"total": visit.total, "currency": visit.currency, "emailed_to": shopper.email if shopper else ""},
+        )
+        if not created:
+            return None
+        body = visit_selectors.receipt(visit)
+        if receipt.emailed_to:
+            account = PaymentSettings.objects.filter(tenant_id=visit.tenant_id).first()
+            sender = (account.receipt_from_email if account else "") or settings.DEFAULT_FROM_EMAIL
+            subject = f"Your receipt from {visit.store.name}: {format_money(visit.total, visit.currency)}"
+            message = _receipt_text(visit, body)
+            transaction.on_commit(lambda: send_mail(subject, message, sender, [receipt.emailed_to]))
+        webhook_emit(
+            tenant=visit.store.tenant,
+            event_type="receipt.issued",
+            payload={"store": visit.store.code, "receipt": body},
+            event_key=f"{visit.pk}:{visit.cart_version}",
+        )
+    return receipt
+
+
+def payment_failure_announce(*, visit_id: int) -> None:
+    visit = Visit.objects.select_related("store", "store__tenant").get(pk=visit_id)
+    failed = visit.payment_attempts.filter(state=State.FAILED).last()
+    if visit.status != Visit.Status.PAYMENT_FAILED:
+        return
+    webhook_emit(
+        event_key=f"{visit.pk}:{failed.pk if failed else 'no-shopper'}",
+        tenant=visit.store.tenant,
+        event_type="payment.failed",
+        payload={
+            "store": visit.store.code,
+            "session": visit.session,
+            "shopper": visit.shopper_token,
+            "balance_due": visit.balance_due,
+            "currency": visit.currency,
+            "reason": visit.payment_failure,
+        },
+    )
+
+
+# --- Webhooks from Stripe ----------------------------------------------------------------------------------------
+
+
+def stripe_event_receive(*, tenant: Tenant, payload: bytes, signature: str) -> StripeEvent | None:
+    """Verify a webhook with the tenant's secret and store it once; None when it was stored before."""
+    event = verified_event(payload=payload, signature=signature, secret=webhook_secret_for(tenant_id=tenant.pk))
+    stored, created = StripeEvent.objects.get_or_create(
+        tenant=tenant,
+        stripe_event_id=str(event.get("id", "")),
+        defaults={"type": str(event.get("type", "")), "payload": event},
+    )
+    if created:
+        enqueue_on_commit("payments.process_stripe_event", tenant_id=tenant.pk, stripe_event_pk=stored.pk)
+    return stored if created else None
+
+
+def stripe_event_process(*, stripe_event_pk: int) -> StripeEvent:
+    """Apply a stored Stripe event: an intent's success or failure completes the attempt still waiting for it."""
+    with transaction.atomic():
+        stored = StripeEvent.objects.select_for_update().get(pk=stripe_event_pk)
+        if stored.processed_at is not None:
+            return stored
+        intent = (stored.payload.get("data") or {}).get("object") or {}
+        attempt = (
+            PaymentAttempt.objects.filter(
+                payment_intent_id=intent.get("id", ""), purpose__in=(Purpose.PREAUTH, Purpose.CHARGE)
+            ).last()
+            or PaymentAttempt.objects.filter(stripe_id=intent.get("id", "")).last()
+            if intent.get("id")
+            else None
+        )
+        if stored.type not in (
+            "payment_intent.succeeded",
+            "payment_intent.payment_failed",
+            "payment_intent.amount_capturable_updated",
+        ):
+            stored.outcome = "ignored: not a payment event we act on"
+        elif attempt is None:
+            stored.outcome = "ignored: no attempt of ours has this PaymentIntent"
+        elif attempt.state not in IN_FLIGHT:
+            stored.outcome = f"already recorded: attempt {attempt.pk} {attempt.state}"
+        else:
+            error = intent.get("last_payment_error") or {}
+            outcome = Outcome(
+                succeeded=stored.type != "payment_intent.payment_failed",
+                stripe_id=str(intent.get("id", "")),
+                status=str(intent.get("status", "")),
+                failure_code=str(error.get("decline_code") or error.get("code") or ""),
+                failure_message=str(error.get("message") or ""),
+            )
+            attempt = attempt_record(attempt_id=attempt.pk, outcome=outcome)
+            stored.outcome = f"recorded: attempt {attempt.pk} {attempt.state}"
+        stored.processed_at = timezone.now()
+        stored.save(update_fields=["outcome", "processed_at"])
+    return stored
+
+
+def review_needed_announce(*, visit_id: int) -> None:
+    visit = Visit.objects.select_related("store", "store__tenant").get(pk=visit_id)
+    if visit.status != Visit.Status.NEEDS_REVIEW:
+        return
+    webhook_emit(
+        tenant=visit.store.tenant,
+        event_type="visit.needs_review",
+        payload={
+            "store": visit.store.code,
+            "session": visit.session,
+            "reasons": list(visit.review_reasons),
+            "total": visit.total,
+            "currency": visit.currency,
+        },
+        event_key=f"{visit.pk}:{visit.cart_version}",
+    )

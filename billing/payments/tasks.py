@@ -1,0 +1,57 @@
+"""Payment tasks: thin, id-based, idempotent, each inside its tenant's scope (queue `payments`)."""
+
+from __future__ import annotations
+
+from celery import shared_task
+from django.utils import timezone
+
+from billing.payments import services
+from core import tenancy
+from stores.models import Store
+
+
+@shared_task(name="payments.preauthorise")
+@tenancy.in_tenant_scope
+def preauthorise(*, tenant_id: int, store_id: int, sessions: list[str]) -> int:
+    """Hold the pre-authorisation of the visits that just started (their `session.started` arrived)."""
+    return services.visits_preauthorise(store=Store.objects.get(pk=store_id), sessions=sessions)
+
+
+@shared_task(name="payments.settle_visit")
+@tenancy.in_tenant_scope
+def settle_visit(*, tenant_id: int, visit_id: int, retry_now: bool = False) -> str:
+    return services.visit_settle_payment(visit_id=visit_id, retry_now=retry_now).status
+
+
+@shared_task(name="payments.issue_receipt")
+@tenancy.in_tenant_scope
+def issue_receipt(*, tenant_id: int, visit_id: int) -> bool:
+    return services.receipt_issue(visit_id=visit_id) is not None
+
+
+@shared_task(name="payments.announce_failure")
+@tenancy.in_tenant_scope
+def announce_failure(*, tenant_id: int, visit_id: int) -> None:
+    services.payment_failure_announce(visit_id=visit_id)
+
+
+@shared_task(name="payments.process_stripe_event")
+@tenancy.in_tenant_scope
+def process_stripe_event(*, tenant_id: int, stripe_event_pk: int) -> str:
+    return services.stripe_event_process(stripe_event_pk=stripe_event_pk).outcome
+
+
+@shared_task(name="payments.sweep")
+def sweep() -> int:
+    """Periodic: visits with money still to move — new instructions, retries due, attempts whose outcome is unknown."""
+    with tenancy.platform_wide_scope():
+        work = services.visits_needing_payment_work(now=timezone.now())
+    for tenant_id, visit_id in work:
+        settle_visit.delay(tenant_id=tenant_id, visit_id=visit_id)
+    return len(work)
+
+
+@shared_task(name="notify.visit_needs_review")
+@tenancy.in_tenant_scope
+def visit_needs_review(*, tenant_id: int, visit_id: int) -> None:
+    services.review_needed_announce(visit_id=visit_id)

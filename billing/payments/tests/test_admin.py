@@ -1,0 +1,99 @@
+"""Payments in the store admin: the visit's money, refunds by a manager, shoppers and their balances."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import User
+from django.test import Client
+
+from billing.payments.models import PaymentAttempt, PaymentSettings
+from billing.payments.tests.support import decide_cart, open_visit, preauthorise, settle_payment
+from conftest import PASSWORD
+from stores.models import Store
+from tenants.models import Membership
+from visits.models import Visit
+
+pytestmark = pytest.mark.django_db
+
+
+def _login(user: User) -> Client:
+    client = Client()
+    assert client.login(username=user.username, password=PASSWORD)
+    return client
+
+
+@pytest.fixture
+def charged(store_a: Store, register: Callable[..., Any]) -> Visit:
+    shopper = register(store_a.tenant)
+    visit = open_visit(store_a, shopper.entry_token)
+    preauthorise(visit)
+    return settle_payment(decide_cart(visit, [("COLA", 2, 199), ("CHIPS", 1, 349)]))
+
+
+def test_the_visit_page_shows_its_money_and_a_manager_refunds_a_line(charged: Visit, manager_a: User) -> None:
+    client = _login(manager_a)
+    page = client.get(f"/admin/visits/visit/{charged.pk}/change/").content.decode()
+    assert "Pre-authorisation at entry" in page and "Capture of the hold" in page and "$7.47" in page
+    refund_url = f"/admin/payments/paymentattempt/refund/{charged.pk}/"
+    assert refund_url in page
+
+    form = client.get(refund_url)
+    assert form.status_code == 200 and "at most" in form.content.decode()
+    response = client.post(refund_url, {"reason_code": "damaged", "qty-COLA": "1", "note": "dented can"})
+
+    assert response.status_code == 302
+    refund = PaymentAttempt.unscoped.get(visit=charged, purpose="refund")
+    assert (refund.amount, refund.reason_code, refund.requested_by) == (199, "damaged", manager_a)
+
+
+def test_a_refund_over_what_was_collected_is_refused_with_the_reason(charged: Visit, manager_a: User) -> None:
+    response = _login(manager_a).post(
+        f"/admin/payments/paymentattempt/refund/{charged.pk}/", {"reason_code": "goodwill", "amount": "8.00"}
+    )
+
+    assert response.status_code == 400
+    assert "At most 747 can be refunded" in response.content.decode()
+    assert not PaymentAttempt.unscoped.filter(purpose="refund").exists()
+
+
+def test_viewers_and_other_tenants_cannot_refund(
+    charged: Visit, make_member: Callable[..., User], manager_b: User
+) -> None:
+    viewer = make_member("viewer@alpha.test", charged.tenant, role=Membership.Role.VIEWER)
+    url = f"/admin/payments/paymentattempt/refund/{charged.pk}/"
+
+    assert _login(viewer).post(url, {"reason_code": "goodwill", "amount": "1.00"}).status_code == 403
+    assert _login(manager_b).post(url, {"reason_code": "goodwill", "amount": "1.00"}).status_code == 404
+    assert _login(manager_b).get(
+        f"/admin/payments/shopper/{PaymentAttempt.unscoped.filter(visit=charged).first().shopper_id}/change/"
+    ).status_code in (302, 404)
+    assert not PaymentAttempt.unscoped.filter(purpose="refund").exists()
+
+
+def test_shoppers_list_shows_who_owes(store_a: Store, register: Callable[..., Any], manager_a: User) -> None:
+    owing = register(store_a.tenant, ref="owes-money", payment_method="pm_card_chargeCustomerFail")
+    register(store_a.tenant, ref="pays-fine")
+    settle_payment(decide_cart(open_visit(store_a, owing.entry_token), [("COLA", 2, 199)]))
+
+    page = _login(manager_a).get("/admin/payments/shopper/").content.decode()
+
+    assert "owes-money" in page and "pays-fine" in page and "$3.98" in page
+
+
+def test_a_manager_stores_the_stripe_keys_encrypted(manager_a: User, tenant_a: Any) -> None:
+    response = _login(manager_a).post(
+        "/admin/payments/paymentsettings/add/",
+        {"secret_key": "sk_test_alpha_own", "webhook_secret": "whsec_alpha", "receipt_from_email": "shop@alpha.test"},
+    )
+    assert response.status_code == 302
+    account = PaymentSettings.unscoped.get(tenant=tenant_a)
+    assert account.secret_key_encrypted and "sk_test_alpha_own" not in account.secret_key_encrypted
+    assert account.receipt_from_email == "shop@alpha.test"
+
+    bad = _login(manager_a).post(
+        f"/admin/payments/paymentsettings/{account.pk}/change/", {"secret_key": "pk_test_public"}
+    )
+    assert bad.status_code == 200 and "starts with sk_" in bad.content.decode()

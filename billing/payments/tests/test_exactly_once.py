@@ -1,0 +1,133 @@
+"""Never a double charge: a task run twice, a worker dying between Stripe's answer and our write, two workers."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from billing.payments import services
+from billing.payments.models import PaymentAttempt
+from billing.payments.tests.support import decide_cart, intents_of, open_visit, preauthorise, settle_payment
+from core import tenancy
+from stores.models import Store
+from tenants.audit import Actor
+from visits.models import Visit
+
+
+class WorkerDied(Exception):
+    """Stands for a worker killed after Stripe answered and before the outcome was written."""
+
+
+def _crash_after_the_call(monkeypatch: pytest.MonkeyPatch) -> None:
+    def die(**_: Any) -> None:
+        raise WorkerDied
+
+    monkeypatch.setattr(services, "attempt_record", die)
+
+
+def _lease_runs_out(visit: Visit) -> None:
+    PaymentAttempt.unscoped.filter(visit=visit, state="processing").update(
+        lease_until=timezone.now() - timedelta(seconds=1)
+    )
+
+
+@pytest.mark.django_db
+def test_running_the_settlement_twice_charges_once(store_a: Store, register: Callable[..., Any]) -> None:
+    shopper = register(store_a.tenant)
+    visit = decide_cart(open_visit(store_a, shopper.entry_token), [("COLA", 3, 199)])
+
+    settle_payment(visit)
+    visit = settle_payment(visit)
+
+    assert visit.paid == 597
+    assert PaymentAttempt.unscoped.filter(visit=visit).count() == 1
+    assert [i["amount"] for i in intents_of(visit)] == [597]
+
+
+@pytest.mark.django_db
+def test_a_crash_after_stripe_charged_is_reconciled_not_charged_again(
+    store_a: Store, register: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shopper = register(store_a.tenant)
+    visit = decide_cart(open_visit(store_a, shopper.entry_token), [("COLA", 3, 199)])
+    with monkeypatch.context() as patch:
+        _crash_after_the_call(patch)
+        with pytest.raises(WorkerDied):
+            settle_payment(visit)
+    assert [i["status"] for i in intents_of(visit)] == ["succeeded"]  # Stripe charged; we wrote nothing
+    assert PaymentAttempt.unscoped.get(visit=visit).state == "processing"
+
+    assert settle_payment(visit).paid == 0  # the lease still holds: nobody touches the attempt
+    _lease_runs_out(visit)
+    visit = settle_payment(visit)
+
+    attempt = PaymentAttempt.unscoped.get(visit=visit)
+    assert (attempt.state, attempt.tries, visit.paid, visit.status) == ("succeeded", 2, 597, "charged")
+    assert len(intents_of(visit)) == 1
+
+
+@pytest.mark.django_db
+def test_a_crash_after_a_capture_or_refund_is_reconciled(
+    store_a: Store, register: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shopper = register(store_a.tenant)
+    visit = open_visit(store_a, shopper.entry_token)
+    preauthorise(visit)
+    visit = decide_cart(visit, [("COLA", 3, 199)])
+    with monkeypatch.context() as patch:
+        _crash_after_the_call(patch)
+        with pytest.raises(WorkerDied):
+            settle_payment(visit)
+    _lease_runs_out(visit)
+    visit = settle_payment(visit)
+    assert (visit.paid, visit.status) == (597, "charged")
+    assert [(a.purpose, a.state) for a in PaymentAttempt.unscoped.filter(visit=visit).order_by("id")] == [
+        ("preauth", "succeeded"),
+        ("capture", "succeeded"),
+    ]
+
+    with tenancy.tenant_scope(visit.tenant_id):
+        services.visit_refund(actor=Actor.system(), visit=visit, reason_code="goodwill", amount=100)
+    with monkeypatch.context() as patch:
+        _crash_after_the_call(patch)
+        with pytest.raises(WorkerDied):
+            settle_payment(visit)
+    _lease_runs_out(visit)
+    visit = settle_payment(visit)
+    assert (visit.paid, visit.refunded) == (597, 100)
+    assert PaymentAttempt.unscoped.filter(visit=visit, purpose="refund").get().tries == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_workers_on_one_visit_charge_once(store_a: Store, register: Callable[..., Any]) -> None:
+    shopper = register(store_a.tenant)
+    visit = decide_cart(open_visit(store_a, shopper.entry_token), [("COLA", 3, 199)])
+    start = threading.Barrier(4)
+    errors: list[BaseException] = []
+
+    def worker() -> None:
+        try:
+            start.wait()
+            settle_payment(visit)
+        except BaseException as error:  # noqa: BLE001 — reported below
+            errors.append(error)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert errors == []
+    visit.refresh_from_db()
+    assert visit.paid == 597
+    assert PaymentAttempt.unscoped.filter(visit=visit).count() == 1
+    assert len(intents_of(visit)) == 1

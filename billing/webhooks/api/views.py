@@ -1,0 +1,107 @@
+"""The tenant's webhook endpoints through the licensee API (docs/webhooks.md).
+
+The signing secret is in the answer to the POST that creates an endpoint, and nowhere else in the API
+(managers see it in the store admin, where they can also rotate it).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import exceptions, serializers, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from billing.webhooks import selectors, services
+from billing.webhooks.models import EventType, WebhookEndpoint
+from core.api.views import TenantAPIView
+from tenants.audit import Actor
+from tenants.models import AuditEntry
+
+
+class WebhookEndpointOutputSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    url = serializers.CharField()
+    description = serializers.CharField()
+    event_types = serializers.ListField(
+        child=serializers.ChoiceField(choices=EventType.choices), help_text="Empty: every event type."
+    )
+    is_active = serializers.BooleanField()
+    created_at = serializers.DateTimeField()
+
+
+class WebhookEndpointCreatedSerializer(WebhookEndpointOutputSerializer):
+    secret = serializers.CharField(help_text="The signing secret (whsec_…). Keep it on your server.")
+
+
+class WebhookEndpointInputSerializer(serializers.Serializer):
+    url = serializers.CharField(max_length=services.MAX_URL_LENGTH, help_text="https://… in production.")
+    description = serializers.CharField(max_length=services.MAX_DESCRIPTION_LENGTH, required=False, default="")
+    # Items checked by the service (one message naming the unknown types), not by a per-item ChoiceField.
+    event_types = serializers.ListField(
+        child=serializers.CharField(),
+        required=False,
+        default=list,
+        help_text=f"The event types to receive ({', '.join(EventType.values)}); empty or absent: all of them.",
+    )
+    is_active = serializers.BooleanField(required=False, default=True)
+
+
+class WebhookEndpointUpdateSerializer(serializers.Serializer):
+    url = serializers.CharField(max_length=services.MAX_URL_LENGTH, required=False)
+    description = serializers.CharField(max_length=services.MAX_DESCRIPTION_LENGTH, required=False, allow_blank=True)
+    event_types = serializers.ListField(child=serializers.CharField(), required=False)
+    is_active = serializers.BooleanField(required=False)
+
+
+def _endpoint(endpoint_id: int) -> WebhookEndpoint:
+    try:
+        return selectors.endpoint_get(endpoint_id=endpoint_id)
+    except WebhookEndpoint.DoesNotExist:
+        raise exceptions.NotFound() from None
+
+
+def _actor(request: Request) -> Actor:
+    return Actor.for_request(request, source=AuditEntry.Source.API)
+
+
+class WebhookEndpointListApi(TenantAPIView):
+    @extend_schema(responses=WebhookEndpointOutputSerializer(many=True), summary="List the webhook endpoints")
+    def get(self, request: Request) -> Response:
+        return self.paginated_response(
+            request, queryset=selectors.endpoint_list(), serializer_class=WebhookEndpointOutputSerializer
+        )
+
+    @extend_schema(
+        request=WebhookEndpointInputSerializer,
+        responses={201: WebhookEndpointCreatedSerializer},
+        summary="Register a webhook endpoint (the answer carries its signing secret)",
+    )
+    def post(self, request: Request) -> Response:
+        payload = WebhookEndpointInputSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        endpoint = services.webhook_endpoint_create(actor=_actor(request), tenant=self.tenant, **payload.validated_data)
+        body: dict[str, Any] = {
+            **WebhookEndpointOutputSerializer(endpoint).data,
+            "secret": services.signing_secret_of(endpoint),
+        }
+        return Response(body, status=status.HTTP_201_CREATED)
+
+
+class WebhookEndpointDetailApi(TenantAPIView):
+    @extend_schema(responses=WebhookEndpointOutputSerializer, summary="One webhook endpoint")
+    def get(self, request: Request, endpoint_id: int) -> Response:
+        return Response(WebhookEndpointOutputSerializer(_endpoint(endpoint_id)).data)
+
+    @extend_schema(
+        request=WebhookEndpointUpdateSerializer,
+        responses=WebhookEndpointOutputSerializer,
+        summary="Change a webhook endpoint (url, description, event types, active)",
+    )
+    def patch(self, request: Request, endpoint_id: int) -> Response:
+        endpoint = _endpoint(endpoint_id)
+        payload = WebhookEndpointUpdateSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        endpoint = services.webhook_endpoint_update(actor=_actor(request), endpoint=endpoint, **payload.validated_data)
+        return Response(WebhookEndpointOutputSerializer(endpoint).data)

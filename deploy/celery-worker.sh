@@ -1,0 +1,34 @@
+#!/bin/sh
+# One Celery worker consuming one queue: deploy/celery-worker.sh QUEUE [more celery worker options]
+#
+# Queues (platform/config/celery.py): ingest (event streams), visits (carts, settling), payments
+# (Stripe), default (the rest). Run at least one worker per queue; scale by adding workers to the
+# queue that falls behind (see deploy/README.md). The Celery settings themselves (JSON only, late
+# acks, prefetch 1, time limits, routing, the beat schedule) are the CELERY_* settings in
+# platform/config/settings.py; this script sets what differs per worker, from the environment:
+#
+#   CELERY_POOL                     prefork     prefork (CPU-bound: ingest, visits) or threads (I/O: payments)
+#   CELERY_CONCURRENCY              2           processes (or threads) of this worker
+#   CELERY_MAX_TASKS_PER_CHILD      10000       recycle a pool process after this many tasks
+#   CELERY_MAX_MEMORY_PER_CHILD_KB  512000      ... or once it holds this much memory (KiB)
+#   LOG_LEVEL                       INFO
+#   METRICS_PORT                    (unset)     serve this worker's Prometheus metrics on that port
+#
+# The node name is celery@<hostname> unless `-n NAME` is given (several workers on one host need
+# distinct names, as in deploy/Procfile); the compose file's health check pings celery@$HOSTNAME.
+set -eu
+queue="${1:?usage: deploy/celery-worker.sh QUEUE [celery worker options]}"
+shift
+if [ -n "${PROMETHEUS_MULTIPROC_DIR:-}" ]; then
+    mkdir -p "$PROMETHEUS_MULTIPROC_DIR"
+fi
+exec celery -A config worker \
+    --queues "$queue" \
+    --pool "${CELERY_POOL:-prefork}" \
+    --concurrency "${CELERY_CONCURRENCY:-2}" \
+    --max-tasks-per-child "${CELERY_MAX_TASKS_PER_CHILD:-10000}" \
+    --max-memory-per-child "${CELERY_MAX_MEMORY_PER_CHILD_KB:-512000}" \
+    --loglevel "${LOG_LEVEL:-INFO}" \
+    --without-gossip \
+    --without-mingle \
+    "$@"
