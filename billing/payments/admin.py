@@ -17,7 +17,7 @@ from unfold.decorators import display
 
 from billing.payments import services
 from billing.payments.models import PaymentAttempt, PaymentSettings, Shopper, StripeEvent
-from catalog.currencies import format_money
+from catalog.currencies import format_money, to_minor
 from core.admin import TenantModelAdmin
 from core.admin_sites import licensee_site
 from core.tasks import enqueue_on_commit
@@ -183,7 +183,7 @@ class PaymentAttemptAdmin(ReadOnlyMixin, TenantModelAdmin):
             actor=Actor.for_request(request, source="admin"),
             visit=visit,
             reason_code=data["reason_code"],
-            amount=None if per_line or amount is None else int(amount * 100),
+            amount=None if per_line or amount is None else to_minor(amount, visit.currency),
             lines=per_line or None,
             note=data.get("note", ""),
         )

@@ -19,4 +19,4 @@ class OrjsonRenderer(BaseRenderer):
     ) -> bytes:
         if data is None:
             return b""
-        return orjson.dumps(data, default=str)
+        return orjson.dumps(data, default=str, option=orjson.OPT_NON_STR_KEYS)  # list errors are keyed by index
