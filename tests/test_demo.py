@@ -19,8 +19,8 @@ from visits.models import Visit
 
 @pytest.fixture
 def in_process_tasks(settings):
-    settings.CELERY_TASK_ALWAYS_EAGER = True
     previous = app.conf.task_always_eager
+    settings.CELERY_TASK_ALWAYS_EAGER = True
     app.conf.task_always_eager = True
     yield
     app.conf.task_always_eager = previous

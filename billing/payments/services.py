@@ -32,6 +32,7 @@ from billing.payments.gateway import GatewayRejected, GatewayUnavailable, Outcom
 from billing.payments.models import PaymentAttempt, PaymentSettings, Receipt, Shopper, StripeEvent
 from billing.webhooks.services import webhook_emit
 from catalog.currencies import format_money
+from core import metrics
 from core.tasks import enqueue_on_commit
 from stores.models import Store
 from tenants.audit import Actor, audit_record
@@ -328,6 +329,7 @@ def _plan_next(visit: Visit, *, now: datetime, retry_now: bool) -> PaymentAttemp
 
 
 def _mark_failed(visit: Visit, reason: str) -> None:
+    metrics.count_payment_failure(operation="charge")
     visit.status = Visit.Status.PAYMENT_FAILED
     visit.payment_status = Visit.PaymentStatus.FAILED
     visit.payment_failure = reason[:500]

@@ -17,7 +17,9 @@ from django.contrib.auth.models import User
 from playwright.sync_api import Page, expect
 from rest_framework.test import APIClient
 
+from billing.payments.services import shopper_register
 from conftest import PASSWORD
+from core import tenancy
 from ingest.tests.conftest import eventually, upload, wait_for_stream
 from stores.models import Store
 from tenants import services as tenant_services
@@ -46,7 +48,7 @@ def api_get(url: str, key: str) -> dict[str, Any]:
         return json.loads(response.read())
 
 
-def _events() -> list[dict[str, Any]]:
+def _events(shopper_a: str = "tok_a", shopper_b: str = "tok_b") -> list[dict[str, Any]]:
     """A took one SKU-001 for sure; a minute later one more left F01-B01 while A and B stood there, and the
     camera hesitated (A 0.55, B 0.40). B took a SKU-003 for sure. Both visits wait for a person."""
 
@@ -62,8 +64,8 @@ def _events() -> list[dict[str, Any]]:
         return event(event_id, "shelf.weight_changed", clock, bin=bin_, device=f"W-{bin_}", delta_g=delta_g)
 
     return [
-        event("v01", "session.started", "00:00", session="A", shopper="tok_a", gate="GATE-IN"),
-        event("v02", "session.started", "00:20", session="B", shopper="tok_b", gate="GATE-IN"),
+        event("v01", "session.started", "00:00", session="A", shopper=shopper_a, gate="GATE-IN"),
+        event("v02", "session.started", "00:20", session="B", shopper=shopper_b, gate="GATE-IN"),
         camera("v03", "01:00", "A", "F01-B01", 0.97),
         scale("v04", "01:01", "F01-B01", -249.0),
         camera("v05", "01:40", "B", "F01-B03", 0.96),
@@ -84,8 +86,16 @@ def test_a_reviewer_corrects_a_line_and_approves(
     manager_a: User,
     tenant_a: Tenant,
     priced_store: Store,  # noqa: F811
+    localstripe: Any,
 ) -> None:
-    body = b"\n".join(orjson.dumps(event) for event in _events())
+    with tenancy.tenant_scope(tenant_a.pk):
+        shopper_a, shopper_b = (
+            shopper_register(
+                actor=Actor.system(), tenant=tenant_a, external_ref=ref, payment_method="pm_card_visa"
+            ).entry_token
+            for ref in ("shopper-a", "shopper-b")
+        )
+    body = b"\n".join(orjson.dumps(event) for event in _events(shopper_a, shopper_b))
     wait_for_stream(api_a, upload(api_a, priced_store.code, body).json()["id"])
     eventually(lambda: Visit.unscoped.filter(store=priced_store, status="needs_review").count() == 2, timeout=60)
     base = live_server.url
@@ -127,7 +137,7 @@ def test_a_reviewer_corrects_a_line_and_approves(
 
     expect(page).to_have_url(f"{base}/admin/visits/visit/")
     expect(page.get_by_text("Visit A approved")).to_be_visible()
-    expect(page.locator("#result_list")).not_to_contain_text("tok_a")
+    expect(page.locator("#result_list")).not_to_contain_text(shopper_a)
     remaining = page.locator("#result_list tbody tr")
     expect(remaining).to_have_count(1)
     expect(remaining.first).to_contain_text("B")
@@ -137,6 +147,9 @@ def test_a_reviewer_corrects_a_line_and_approves(
     page.goto(f"{base}/admin/visits/visit/?status=all")
     page.locator("#result_list").get_by_role("link", name="A", exact=True).click()
     expect(page.locator("#visit-status")).to_have_text("Charged")
+    eventually(lambda: Visit.unscoped.get(store=priced_store, session="A").payment_status == "succeeded")
+    page.reload()
+    expect(page.locator("#review-payments")).to_contain_text("Paid")
     expect(page.locator("#review-form")).to_have_count(0)
     expect(page.locator("#review-decisions")).to_contain_text("alice@alpha.test")
     expect(page.locator("#review-decisions")).to_contain_text("2 × SKU-001")
