@@ -55,6 +55,7 @@ import sys
 import tempfile
 import time
 from collections import Counter, defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -236,6 +237,37 @@ class Processes:
                 raise RuntimeError(f"server or workers not ready after {timeout} s (see {self.logs})")
             time.sleep(0.3)
 
+    def log_marks(self) -> dict[Path, int]:
+        """Where each worker's log ends now (a phase's task runtimes are read from there on)."""
+        marks = {}
+        for name, _, _ in self.workers:
+            path = self.logs / f"worker-{name}.log"
+            marks[path] = path.stat().st_size if path.exists() else 0
+        return marks
+
+    def task_runtimes(self, marks: dict[Path, int]) -> dict[str, dict[str, float]]:
+        """Runtime per task name since `marks`, from the workers' JSON log lines (`succeeded in ...`)."""
+        runtimes: dict[str, list[float]] = defaultdict(list)
+        for path, offset in marks.items():
+            with contextlib.suppress(OSError), path.open("rb") as log:
+                log.seek(offset)
+                for line in log:
+                    if not line.startswith(b"{") or b'"runtime"' not in line:
+                        continue
+                    with contextlib.suppress(ValueError, KeyError, TypeError):
+                        record = json.loads(line)
+                        runtimes[record["task_name"]].append(float(record["data"]["runtime"]))
+        summary = {}
+        for name, values in sorted(runtimes.items()):
+            values.sort()
+            summary[name] = {
+                "tasks": len(values),
+                "total_s": round(sum(values), 2),
+                "mean_ms": round(1000 * sum(values) / len(values), 1),
+                "p95_ms": round(1000 * values[min(len(values) - 1, int(0.95 * len(values)))], 1),
+            }
+        return summary
+
     def stop_workers(self) -> None:
         """Cold: a task still running rolls back (the exactly-once design is for that)."""
         for _, _, process in self.workers:
@@ -319,6 +351,22 @@ class QueueWatch:
         peak, self.peak = dict(self.peak), Counter()
         return peak
 
+    def empty(self, queues: Sequence[str]) -> bool:
+        return all(int(self.client.llen(queue)) == 0 for queue in queues)
+
+
+def _wait_idle(queues: QueueWatch, processes: Processes, *, consumed: Sequence[str], timeout: float) -> float:
+    """Until the queues the workers consume are empty (what an earlier phase left, e.g. receipts, is done)."""
+    began = time.time()
+    quiet = 0
+    while quiet < 3:
+        quiet = quiet + 1 if queues.empty(consumed) else 0
+        processes.check()
+        if time.time() - began > timeout:
+            raise RuntimeError(f"queues {', '.join(consumed)} still busy after {timeout} s")
+        time.sleep(0.5)
+    return round(time.time() - began, 1)
+
 
 # --- data ------------------------------------------------------------------------------------------------------
 
@@ -358,8 +406,26 @@ def clean(tenant_id: int) -> None:
             if not any(field.attname == "tenant_id" for field in model._meta.concrete_fields):
                 raise RuntimeError(f"{model.__name__} has no tenant column: extend clean() for it")
             cursor.execute(f"DELETE FROM {model._meta.db_table} WHERE tenant_id = %s", [tenant_id])  # noqa: S608
-        for model in models:
+
+
+def analyze() -> None:
+    """Fresh planner statistics for the tables the pipeline reads, as autovacuum keeps them in production.
+
+    Run between the phases' steps, outside what is timed: without it a table analyzed empty (or never) is planned
+    as empty, and the set-based refresh of a few hundred sessions can take minutes (seen with autovacuum off)."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        for model in _deletion_order():
             cursor.execute(f"ANALYZE {model._meta.db_table}")
+
+
+def _autovacuum() -> str:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW autovacuum")
+        return str(cursor.fetchone()[0])
 
 
 def setup(*, stores: int, window: int) -> tuple[Any, list[Any], dict[str, Any]]:
@@ -539,17 +605,28 @@ class Pusher:
             self.counts["duplicates"] += int(answer.get("duplicates", 0))
             self.counts["rejected"] += len(answer.get("rejected") or [])
 
-    def bodies(self, visits: list[PlannedVisit]) -> None:
-        """The visits' events but their exits, ending a second ago (each visit whole in one call)."""
-        by_store: dict[str, list[list[dict[str, Any]]]] = defaultdict(list)
-        now = time.time()
-        base = datetime.fromtimestamp(now, UTC) - timedelta(seconds=1)
-        for visit in visits:
-            visit.body_at = now
-            by_store[visit.store].append(
-                [{**event, "ts": _stamp(base - timedelta(seconds=offset))} for offset, event in visit.body]
-            )
-        for store, groups in by_store.items():
+    def send(self, *, bodies: Sequence[PlannedVisit] = (), exits: Sequence[PlannedVisit] = ()) -> None:
+        """One push a store (more when over 1,000 events): the `bodies` visits' events but their exits, ending a
+        second before, each visit whole in one call; then the `exits` visits' `session.ended`, stamped with the
+        moment they are sent."""
+        by_store: dict[str, tuple[list[PlannedVisit], list[PlannedVisit]]] = defaultdict(lambda: ([], []))
+        for visit in bodies:
+            by_store[visit.store][0].append(visit)
+        for visit in exits:
+            by_store[visit.store][1].append(visit)
+        for store, (entering, leaving) in by_store.items():
+            now = time.time()
+            base = datetime.fromtimestamp(now, UTC) - timedelta(seconds=1)
+            groups = []
+            for visit in entering:
+                visit.body_at = now
+                groups.append(
+                    [{**event, "ts": _stamp(base - timedelta(seconds=offset))} for offset, event in visit.body]
+                )
+            at = _stamp(datetime.fromtimestamp(now, UTC))
+            for visit in leaving:
+                visit.exit_at = now
+                groups.append([{**visit.ended, "ts": at}])
             batch: list[dict[str, Any]] = []
             for group in groups:
                 if batch and len(batch) + len(group) > PUSH_MAX_EVENTS:
@@ -558,18 +635,6 @@ class Pusher:
                 batch += group
             if batch:
                 self.push(store, batch)
-
-    def exits(self, visits: list[PlannedVisit]) -> None:
-        """The visits' `session.ended`, stamped with the moment they are sent."""
-        by_store: dict[str, list[PlannedVisit]] = defaultdict(list)
-        for visit in visits:
-            by_store[visit.store].append(visit)
-        for store, group in by_store.items():
-            now = time.time()
-            at = _stamp(datetime.fromtimestamp(now, UTC))
-            for visit in group:
-                visit.exit_at = now
-            self.push(store, [{**visit.ended, "ts": at} for visit in group])
 
     def take(self) -> dict[str, Any]:
         taken = {"calls": self.calls, "seconds_in_calls": round(self.seconds, 2), **self.counts}
@@ -601,35 +666,38 @@ def _percentiles(values: list[float]) -> dict[str, float] | None:
 @dataclass
 class Remaining:
     unrefreshed: int = 0
+    exits_missing: int = 0
     unsettled: int = 0
     money_pending: int = 0
 
 
 def remaining(tenant: Any, prefix: str, *, count: int, payments: bool) -> Remaining:
-    """What the phase's visits still wait for."""
-    from django.db.models import Q
+    """What the phase's visits still wait for (one query)."""
+    from django.db.models import Count, Exists, OuterRef, Q
 
     from billing.payments.models import PaymentAttempt
     from visits.models import ChargeInstruction, Visit
 
-    visits = Visit.unscoped.filter(tenant=tenant, session__startswith=prefix + "-")
-    left = Remaining(unrefreshed=count - visits.filter(events_count__gt=0).count())
-    left.unsettled = visits.filter(settled_at__isnull=True).count()
-    if payments:
-        left.money_pending = (
-            visits.filter(
-                Q(
-                    charge_instructions__state=ChargeInstruction.State.PENDING,
-                    status__in=(Visit.Status.CHARGED, Visit.Status.NO_CHARGE, Visit.Status.REFUNDED),
-                )
-                | Q(
-                    payment_attempts__state__in=(PaymentAttempt.State.PENDING, PaymentAttempt.State.PROCESSING),
-                )
-            )
-            .distinct()
-            .count()
-        )
-    return left
+    instruction_pending = ChargeInstruction.unscoped.filter(visit=OuterRef("pk"), state=ChargeInstruction.State.PENDING)
+    in_flight = PaymentAttempt.unscoped.filter(
+        visit=OuterRef("pk"), state__in=(PaymentAttempt.State.PENDING, PaymentAttempt.State.PROCESSING)
+    )
+    money_pending = Q(
+        Exists(instruction_pending),
+        status__in=(Visit.Status.CHARGED, Visit.Status.NO_CHARGE, Visit.Status.REFUNDED),
+    ) | Q(Exists(in_flight))
+    figures = Visit.unscoped.filter(tenant=tenant, session__startswith=prefix + "-").aggregate(
+        refreshed=Count("pk", filter=Q(events_count__gt=0)),
+        exited=Count("pk", filter=Q(exited_at__isnull=False)),
+        unsettled=Count("pk", filter=Q(settled_at__isnull=True)),
+        money_pending=Count("pk", filter=money_pending) if payments else Count("pk", filter=Q(pk__lt=0)),
+    )
+    return Remaining(
+        unrefreshed=count - figures["refreshed"],
+        exits_missing=count - figures["exited"],
+        unsettled=figures["unsettled"],
+        money_pending=figures["money_pending"],
+    )
 
 
 def holds_in_place(tenant: Any, prefix: str) -> dict[str, int]:
@@ -863,7 +931,7 @@ def _wait(what: str, done: Any, *, driver: Driver | None, processes: Processes, 
             driver.tick()
         else:
             processes.check()
-        time.sleep(0.2)
+        time.sleep(0.5)
     return time.time() - began
 
 
@@ -881,10 +949,13 @@ def run_burst(
     payments: bool,
 ) -> dict[str, Any]:
     """Every visit in the stores with its hold placed, then every exit at once; until every visit is paid."""
+    consumed = ("visits", "payments") if payments else ("visits",)
+    idle_wait = _wait_idle(driver.queues, processes, consumed=consumed, timeout=args.timeout)
     load_before = os.getloadavg()
     began = time.time()
-    pusher.bodies(visits)
+    pusher.send(bodies=visits)
     bodies_pushed = time.time() - began
+    analyze()
     entered = pusher.take()
 
     def entered_and_held() -> bool:
@@ -897,25 +968,30 @@ def run_burst(
     _wait(f"{name}: visits entered and held", entered_and_held, driver=None, processes=processes, timeout=args.timeout)
     held_after = time.time() - began
     holds = holds_in_place(tenant, prefix) if payments else {}
+    analyze()
 
     driver.queues.take()
     driver.take()
     meter.start()
+    marks = processes.log_marks()
     exits_began = time.time()
-    pusher.exits(visits)
+    pusher.send(exits=visits)
     exits_pushed = time.time() - exits_began
     driver.start()
 
     def all_done() -> bool:
         left = remaining(tenant, prefix, count=len(visits), payments=payments)
-        return left.unsettled == 0 and left.money_pending == 0
+        return not (left.exits_missing or left.unsettled or left.money_pending)
 
     drain = _wait(
         f"{name}: visits settled and paid", all_done, driver=driver, processes=processes, timeout=args.timeout
     )
     cpu = meter.stop()
+    time.sleep(1.0)  # the last log lines
+    runtimes = processes.task_runtimes(marks)
     return {
         "visits": len(visits),
+        "waited_for_idle_queues_s": idle_wait,
         "entry": {
             "bodies_push_s": round(bodies_pushed, 2),
             "pushes": entered,
@@ -933,6 +1009,7 @@ def run_burst(
         "observed_drain_s": round(drain, 2),
         **analyse(tenant, prefix, window=args.window, payments=payments),
         "tasks_sent_by_driver": driver.take(),
+        "task_runtimes_after_exits": runtimes,
         "peak_queue_depth": driver.queues.take(),
         "cpu_s": cpu,
         "load_average_1_5_15_before": [round(v, 2) for v in load_before],
@@ -953,11 +1030,14 @@ def run_live(
     args: argparse.Namespace,
 ) -> dict[str, Any]:
     """Exits one after another at `rate` a second, each visit's other events `lead` seconds before its exit."""
+    idle_wait = _wait_idle(driver.queues, processes, consumed=("visits", "payments"), timeout=args.timeout)
+    analyze()
     load_before = os.getloadavg()
     pusher.take()
     driver.queues.take()
     driver.take()
     meter.start()
+    marks = processes.log_marks()
     driver.start()
     start = time.time() + 1.0
     plan_exit = [start + args.lead + number / rate for number in range(len(visits))]
@@ -973,32 +1053,36 @@ def run_live(
         while next_exit < next_body and plan_exit[next_exit] <= now:
             exits.append(visits[next_exit])
             next_exit += 1
-        if bodies:
-            pusher.bodies(bodies)
+        if bodies or exits:
+            pusher.send(bodies=bodies, exits=exits)
         if exits:
-            pusher.exits(exits)
             first_exit = first_exit or exits[0].exit_at
             last_exit = exits[-1].exit_at
         driver.tick()
         if now - start > args.timeout:
             raise RuntimeError(f"live: pushes not done after {args.timeout} s")
-        time.sleep(max(0.0, min(0.25, (plan_exit[next_exit] if next_exit < len(visits) else now) - time.time())))
+        time.sleep(max(0.0, now + args.push_every - time.time()))
 
     def all_done() -> bool:
         left = remaining(tenant, prefix, count=len(visits), payments=True)
-        return left.unsettled == 0 and left.money_pending == 0
+        return not (left.exits_missing or left.unsettled or left.money_pending)
 
     _wait("live: visits settled and paid", all_done, driver=driver, processes=processes, timeout=args.timeout)
     cpu = meter.stop()
+    time.sleep(1.0)
+    runtimes = processes.task_runtimes(marks)
     achieved = (len(visits) - 1) / (last_exit - first_exit) if last_exit > first_exit else None
     return {
         "visits": len(visits),
         "exit_rate_planned_per_s": round(rate, 2),
         "exit_rate_achieved_per_s": round(achieved, 2) if achieved else None,
         "lead_s": args.lead,
+        "push_every_s": args.push_every,
+        "waited_for_idle_queues_s": idle_wait,
         "pushes": pusher.take(),
         **analyse(tenant, prefix, window=args.window, payments=True),
         "tasks_sent_by_driver": driver.take(),
+        "task_runtimes": runtimes,
         "peak_queue_depth": driver.queues.take(),
         "cpu_s": cpu,
         "load_average_1_5_15_before": [round(v, 2) for v in load_before],
@@ -1151,6 +1235,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 ),
             },
             "settling_window_s": args.window,
+            "postgresql_autovacuum": _autovacuum(),
+            "analyze": "tables ANALYZEd after each phase's visits entered, before the exits (outside the timings)",
             "settle_due_every_s": args.settle_every,
             "stores": len(stores),
             "shoppers": {"registered": len(tokens), "seconds": round(registration_s, 2)},
@@ -1197,7 +1283,10 @@ def main() -> None:
     parser.add_argument(
         "--live-rate", type=float, default=0, help="exits per second in the live phase (0: half the burst's rate)"
     )
-    parser.add_argument("--lead", type=float, default=10.0, help="live: s between a visit's other events and exit")
+    parser.add_argument(
+        "--lead", type=float, default=30.0, help="live: s between a visit's other events and its exit (default 30)"
+    )
+    parser.add_argument("--push-every", type=float, default=1.0, help="live: s between a store's pushes (default 1)")
     parser.add_argument("--stores", type=int, default=4, help="stores the visits are spread over (default 4)")
     parser.add_argument("--shoppers", type=int, default=100, help="registered shoppers (cards) (default 100)")
     parser.add_argument("--window", type=int, default=2, help="the stores' settling window, s (default 2)")

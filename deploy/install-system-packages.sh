@@ -4,7 +4,7 @@
 # docker-compose to check deploy/compose.yaml (`config`) where the Docker client has no compose plugin.
 # Idempotent; run as root (or with sudo) on a fresh Debian/Ubuntu machine.
 set -euo pipefail
-packages=(chromium docker-compose fonts-dejavu-core libpango-1.0-0 libpangoft2-1.0-0 poppler-utils)
+packages=(chromium docker-compose fonts-dejavu-core libharfbuzz-subset0 libpango-1.0-0 libpangoft2-1.0-0 poppler-utils)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -126,7 +126,7 @@ def _update_figures(*, store: Store, sessions: list[str], now: datetime) -> None
             AND {visit}.session = f.session
     """  # noqa: S608 — table names from the models, values bound
     still_open, leaving = Visit.Status.OPEN.value, Visit.Status.SETTLING.value
-    params = [still_open, leaving, still_open, leaving, connection.ops.adapt_datetimefield_value(now)]
+    params: list[Any] = [still_open, leaving, still_open, leaving, connection.ops.adapt_datetimefield_value(now)]
     params += [store.tenant_id, store.pk, store.tenant_id, store.pk, *sessions, store.tenant_id, store.pk, *sessions]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)

@@ -107,4 +107,3 @@ def test_another_tenants_store_and_shoppers_are_not_found(
     assert api_b.get("/api/v1/shoppers").json()["count"] == 0
     assert Shopper.unscoped.get(pk=shopper["id"]).revoked_at is None
     assert api_a.get("/api/v1/shoppers").json()["count"] == 1
-

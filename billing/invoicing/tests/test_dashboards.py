@@ -1,0 +1,122 @@
+"""The consoles: /ops/ over every tenant with drill-down to a tenant's stores and one store; /admin/ over the
+manager's own stores only. Figures come from aggregate queries over usage, streams and devices."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import pytest
+from django.contrib.auth.models import User
+from django.test import Client
+from django.utils import timezone
+
+from billing.invoicing import services
+from billing.invoicing.tests.helpers import decide, make_store, make_visit, sale
+from conftest import PASSWORD
+from ingest.models import EventStream
+from stores.models import Device, Store
+from tenants.models import Tenant
+from visits.models import Visit
+
+
+def _login(user: User) -> Client:
+    client = Client()
+    assert client.login(username=user.username, password=PASSWORD)
+    return client
+
+
+@pytest.fixture
+def activity(tenant_a: Tenant, tenant_b: Tenant, operator: User) -> dict[str, Store]:
+    """Three days of visits in two of Alpha's stores and one of Bravo's, a failed stream, an offline device."""
+    now = timezone.now().replace(minute=0, second=0, microsecond=0)
+    stores = {"A1": make_store(tenant_a, "A1"), "A2": make_store(tenant_a, "A2"), "B1": make_store(tenant_b, "B1")}
+    for days_ago in range(3):
+        when = now - timedelta(days=days_ago, hours=1)
+        sale(stores["A1"], at=when, amount=10_000, refund=1_000 if days_ago == 0 else 0)
+        sale(stores["A2"], at=when, amount=5_000)
+        sale(stores["B1"], at=when, amount=70_000)
+    reviewed = make_visit(stores["A1"], settled_at=now - timedelta(hours=2), status=Visit.Status.NEEDS_REVIEW)
+    decide(reviewed, reviewer=operator, at=reviewed.exited_at + timedelta(minutes=20))
+    EventStream.unscoped.create(tenant=tenant_b, store=stores["B1"], status=EventStream.Status.FAILED)
+    EventStream.unscoped.create(
+        tenant=tenant_a, store=stores["A2"], status=EventStream.Status.PROCESSING, bytes_total=2048, bytes_done=1024
+    )
+    Device.unscoped.create(
+        tenant=tenant_b, store=stores["B1"], code="CAM-9", kind="camera", status="offline", last_seen_at=now
+    )
+    today = timezone.localdate()
+    services.usage_recompute(start=today - timedelta(days=3), end=today)
+    return stores
+
+
+def test_the_operator_console_shows_every_tenant_with_charts(operator: User, activity: dict[str, Store]) -> None:
+    response = _login(operator).get("/ops/")
+    assert response.status_code == 200
+    console = response.context["console"]
+    assert console["title"] == "All tenants"
+    kpis = {k["label"]: k for k in console["kpis"]}
+    assert kpis["Visits settled"]["value"] == "10"
+    assert kpis["Gross sales"]["value"] == "$2,550.00"
+    assert kpis["Review rate"]["value"] == "10.0%"
+    assert kpis["Overcharge corrections"]["value"] == "1"
+    assert kpis["Ingestion backlog"]["value"] == "1 stream" and "1 failed" in kpis["Ingestion backlog"]["footer"]
+    assert kpis["Devices offline"]["value"] == 1
+    titles = [chart["title"] for chart in console["charts"]]
+    assert titles == [
+        "Visits settled per day",
+        "Gross sales per day",
+        "Review rate per day (%)",
+        "Mean time to decision per day (minutes)",
+        "Overcharge corrections per day",
+        "Event streams received per day",
+    ]
+    visits = json.loads(console["charts"][0]["data"])
+    assert len(visits["labels"]) == 30 and sum(visits["datasets"][0]["data"]) == 10
+    rows = console["table"]["table"]["rows"]
+    assert str(rows[0][0]).endswith(">Alpha Markets</a>")  # most visits first
+    body = response.content.decode()
+    assert 'class="chart"' in body and "Tenants by visits" in body and "CAM-9" in body
+
+
+def test_the_operator_drills_down_to_a_tenants_stores_and_one_store(
+    operator: User, tenant_a: Tenant, activity: dict[str, Store]
+) -> None:
+    client = _login(operator)
+    tenant_page = client.get("/ops/", {"tenant": tenant_a.pk, "days": 7}).context["console"]
+    assert tenant_page["title"] == "Tenant Alpha Markets"
+    rows = tenant_page["table"]["table"]["rows"]
+    assert [str(r[0]).split(">")[1].split("<")[0] for r in rows] == ["A1 — Store A1", "A2 — Store A2"]
+    assert f"tenant={tenant_a.pk}" in str(rows[0][0]) and f"store={activity['A1'].pk}" in str(rows[0][0])
+    assert {k["label"]: k["value"] for k in tenant_page["kpis"]}["Visits settled"] == "7"
+
+    store_page = client.get("/ops/", {"tenant": tenant_a.pk, "store": activity["A1"].pk}).context["console"]
+    assert store_page["title"] == "Store A1 — Store A1" and store_page["table"] is None
+    kpis = {k["label"]: k["value"] for k in store_page["kpis"]}
+    assert (kpis["Visits settled"], kpis["Gross sales"], kpis["Review rate"]) == ("4", "$300.00", "25.0%")
+    assert [c["label"] for c in store_page["crumbs"]] == ["All tenants", "Alpha Markets", "A1"]
+
+    for junk in ({"days": "abc"}, {"tenant": "x"}, {"store": "999999"}, {"days": "5"}):
+        assert client.get("/ops/", junk).status_code == 200
+
+
+def test_a_manager_sees_only_their_own_stores(manager_a: User, activity: dict[str, Store]) -> None:
+    client = _login(manager_a)
+    console = client.get("/admin/").context["console"]
+    assert console["title"] == "Your stores"
+    assert {k["label"]: k["value"] for k in console["kpis"]}["Visits settled"] == "7"
+    assert [str(r[0]).split(">")[1].split("<")[0] for r in console["table"]["table"]["rows"]] == [
+        "A1 — Store A1",
+        "A2 — Store A2",
+    ]
+    assert console["tenant_choices"] == []
+    body = client.get("/admin/").content.decode()
+    assert "Bravo" not in body and "B1" not in body and "CAM-9" not in body
+
+    # Another tenant's store in the URL is simply not found: the page stays on the manager's own stores.
+    theirs = client.get("/admin/", {"store": activity["B1"].pk}).context["console"]
+    assert theirs["title"] == "Your stores"
+    assert {k["label"]: k["value"] for k in theirs["kpis"]}["Gross sales"] == "$450.00"
+    mine = client.get("/admin/", {"store": activity["A2"].pk}).context["console"]
+    assert mine["title"] == "Store A2 — Store A2"
+    assert {k["label"]: k["value"] for k in mine["kpis"]}["Ingestion backlog"] == "1 stream"
