@@ -46,6 +46,7 @@ import argparse
 import contextlib
 import http.client
 import json
+import math
 import os
 import shutil
 import signal
@@ -650,8 +651,8 @@ def _percentiles(values: list[float]) -> dict[str, float] | None:
         return None
     ordered = sorted(values)
 
-    def rank(share: float) -> float:
-        return round(ordered[min(len(ordered) - 1, max(0, int(share * len(ordered) + 0.999999) - 1))], 3)
+    def rank(share: float) -> float:  # nearest rank
+        return round(ordered[max(0, math.ceil(share * len(ordered)) - 1)], 3)
 
     return {
         "p50": rank(0.50),

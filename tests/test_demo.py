@@ -9,6 +9,7 @@ import pytest
 from django.core.management import call_command
 from django.test import Client
 
+from billing.invoicing.models import Invoice
 from billing.payments.models import Receipt
 from config.celery import app
 from ingest.models import EventStream
@@ -52,6 +53,9 @@ def test_demo_seeds_and_runs_a_day_of_events() -> None:
     assert charged.payment_status == "succeeded" and charged.paid == charged.total > 0
     assert Receipt.unscoped.filter(visit=charged).exists()
     assert "payment failed" in printed and "refunded" in printed
+    invoices = Invoice.unscoped.filter(tenant__slug__in=["northwind", "southgate"], status="finalised")
+    assert invoices.count() == 2 and all(invoice.number and invoice.total > 0 for invoice in invoices)
+    assert all(invoice.number in printed for invoice in invoices)
     assert "review queue" in printed
     key = re.search(r"(oa_[0-9a-f]{8}_\S+)", printed)
     assert key is not None

@@ -26,8 +26,11 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import transaction
 from django.db.models import Count
+from django.urls import reverse
 from django.utils import timezone
 
+from billing.invoicing import services as invoicing
+from billing.invoicing.models import BillingAccount, Invoice, Plan, PlanAssignment
 from billing.payments import services as payment_services
 from billing.payments.models import PaymentAttempt
 from billing.payments.stripe_standin import LocalStripe
@@ -88,7 +91,9 @@ class Command(BaseCommand):
                     streams += self._day_of_events(actor, store, visits=options["visits"], tokens=tokens)
             self._wait(streams)
             self._refund_one(streams)
+            invoices = self._close_last_month(actor, tenants)
             self._print_summary(keys, streams)
+            self._print_invoices(invoices)
             if options["serve"]:
                 call_command("runserver", options["serve"], use_reloader=False)
 
@@ -122,6 +127,51 @@ class Command(BaseCommand):
             )
             tokens.append(registered.entry_token)
         return tokens
+
+    def _close_last_month(self, actor: Actor, tenants: list[Tenant]) -> list[Invoice]:
+        """Both licensees on the Standard plan since the start of last month; last month closed and finalised."""
+        first_of_this_month = timezone.now().date().replace(day=1)
+        last_month = (first_of_this_month - timedelta(days=1)).replace(day=1)
+        self.stdout.write(f"· closing {last_month:%Y-%m}: one invoice per licensee")
+        with tenancy.platform_wide_scope():
+            plan, _ = Plan.objects.get_or_create(code="standard", defaults={"name": "Standard"})
+            version = plan.versions.order_by("-number").first() or invoicing.plan_version_create(
+                actor=actor,
+                plan=plan,
+                currency="USD",
+                store_fee=49_900,
+                visit_fee=5,
+                revenue_share_bps=150,
+                monthly_minimum=99_900,
+                note="Demo plan",
+            )
+            for tenant in tenants:
+                BillingAccount.objects.get_or_create(
+                    tenant=tenant,
+                    defaults={
+                        "legal_name": f"{tenant.name} Ltd",
+                        "address": "1 Demo Way\nSpringfield",
+                        "email": f"accounts@{tenant.slug}.test",
+                        "currency": "USD",
+                        "tax_rate_bps": 2000,
+                        "tax_label": "VAT",
+                    },
+                )
+                if not PlanAssignment.objects.filter(tenant=tenant).exists():
+                    invoicing.plan_assign(actor=actor, tenant=tenant, plan_version=version, starts_on=last_month)
+            result = invoicing.month_close(actor=actor, period_start=last_month, tenant_ids=[t.pk for t in tenants])
+            drafts = list(Invoice.objects.filter(tenant__in=tenants, period_start=result.period_start, status="draft"))
+            invoicing.invoices_finalise(actor=actor, invoices=drafts)
+            return list(Invoice.objects.filter(tenant__in=tenants, period_start=result.period_start).order_by("pk"))
+
+    def _print_invoices(self, invoices: list[Invoice]) -> None:
+        base = settings.PUBLIC_BASE_URL.rstrip("/")
+        for invoice in invoices:
+            pdf = reverse("ops:invoicing_invoice_pdf", args=[invoice.pk])
+            self.stdout.write(
+                f"  Invoice {invoice.number or 'draft'} to {invoice.tenant.name}: "
+                f"{format_money(invoice.total, invoice.currency)} ({invoice.status}) → PDF {base}{pdf} (finance login)"
+            )
 
     def _refund_one(self, streams: list[EventStream]) -> None:
         """A store manager refunds one line of a charged visit: a damaged product."""
