@@ -101,7 +101,7 @@ def test_a_clean_day_gives_receipts_equal_to_the_truth(
     _run(api_a, priced_store, simulation)
     eventually(
         lambda: (
-            not Visit.unscoped.filter(store=priced_store, payment_status="pending").exists()
+            not ChargeInstruction.unscoped.filter(visit__store=priced_store, state="pending").exists()
             and not PaymentAttempt.unscoped.filter(
                 visit__store=priced_store, state__in=["pending", "processing"]
             ).exists()
