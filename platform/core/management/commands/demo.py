@@ -28,6 +28,7 @@ from django.db import transaction
 from django.db.models import Count
 from django.urls import reverse
 from django.utils import timezone
+from tqdm import tqdm
 
 from billing.invoicing import services as invoicing
 from billing.invoicing.models import BillingAccount, Invoice, Plan, PlanAssignment
@@ -291,8 +292,12 @@ class Command(BaseCommand):
             worker.wait(timeout=60)
 
     def _wait(self, streams: list[EventStream], timeout: float = 600) -> None:
+        """Until every stream is processed and its visits settled and paid, with a progress bar by stream."""
         deadline = time.monotonic() + timeout
-        with tenancy.platform_wide_scope():
+        with (
+            tenancy.platform_wide_scope(),
+            tqdm(total=len(streams), desc="· processing streams", unit="stream", file=self.stdout, leave=True) as bar,
+        ):
             for stream in streams:
                 while not self._handed_on(stream):
                     if time.monotonic() > deadline:
@@ -300,7 +305,9 @@ class Command(BaseCommand):
                             f"stream {stream.pk} is still {stream.status}; see /admin/ingest/eventstream/"
                         )
                         break
+                    bar.set_postfix_str(f"{stream.store.code} {stream.progress:.0%}")
                     time.sleep(0.5)
+                bar.update(1)
             for tenant_id in sorted({s.tenant_id for s in streams}):
                 self._wait_for_payments(tenant_id, deadline=deadline)
 
