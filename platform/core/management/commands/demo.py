@@ -163,6 +163,8 @@ class Command(BaseCommand):
             result = invoicing.month_close(actor=actor, period_start=last_month, tenant_ids=[t.pk for t in tenants])
             drafts = list(Invoice.objects.filter(tenant__in=tenants, period_start=result.period_start, status="draft"))
             invoicing.invoices_finalise(actor=actor, invoices=drafts)
+            # The dashboards read usage, which a beat job derives every few minutes; the demo's day is there now.
+            invoicing.usage_recompute(start=last_month, end=timezone.now().date(), tenant_ids=[t.pk for t in tenants])
             return list(Invoice.objects.filter(tenant__in=tenants, period_start=result.period_start).order_by("pk"))
 
     def _print_invoices(self, invoices: list[Invoice]) -> None:
