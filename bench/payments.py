@@ -8,23 +8,26 @@ script purges the Celery queues of that Redis database.
         PYTHONPATH=.:platform python bench/payments.py --visits 2000
 
 In one run it
-1. sets up a tenant with --stores stores (sample layout, a catalog whose prices make some carts larger than the
-   hold; made once, kept), the settling window set to --window seconds; removes what earlier runs left and
-   issues an API key;
+1. sets up a tenant with stores of its own for each phase (sample layout, a catalog whose prices make some carts
+   larger than the 50.00 hold; made once, kept), the settling window set to --window seconds; removes what
+   earlier runs left and issues an API key. Phases do not share stores: a push's weight changes bring every
+   visit of the store within five minutes of them up to date, and settle the settled ones again;
 2. starts, on 127.0.0.1: localstripe (in memory, `billing.payments.stripe_standin`), the web server (gunicorn)
    and two Celery worker processes (solo pools). --layout split (the default, as deploy/Procfile): one worker on
    `visits` (with `ingest` and `default`), one on `payments`; --layout shared: both on every queue;
 3. registers --shoppers shoppers with a card each (`pm_card_visa`) through `POST /api/v1/shoppers`;
 4. **burst**: --visits visits (the simulator's "clean" profile, one visit per simulation so that each keeps its own
-   natural timing, spread over the stores round robin, entry tokens of those shoppers) are pushed live through
+   natural timing, spread over --stores stores round robin, entry tokens of those shoppers) are pushed through
    `POST /api/v1/stores/{store}/events` without their `session.ended`; the pipeline refreshes them and places the
    holds (`payments.preauthorise`). Once every hold is in place, every `session.ended` is pushed at once,
-   stamped with the moment it is sent. A driver sends `visits.settle_due` every --settle-every seconds (a beat
-   with that period) and `payments.sweep` every --sweep-every seconds, until every visit's money has moved:
-   visits paid per second, from the first visit due to the last capture recorded;
-5. **live**: --live-visits more visits whose exits arrive one after another at --live-rate visits per second
-   (default: half the burst's rate), each visit's other events pushed --lead seconds before its exit: the
-   latency of a visit from due to paid when the workers keep up;
+   stamped with the moment it is sent (the tables are ANALYZEd first, as autovacuum would have). A driver sends
+   `visits.settle_due` every --settle-every seconds (a beat with that period) and `payments.sweep` every
+   --sweep-every seconds, until every visit's money has moved: visits paid per second, from the first visit due
+   to the last capture recorded (the latency here is mostly time in the queue);
+5. **live**: --live-visits more visits over --live-stores other stores whose exits arrive one after another at
+   --live-rate visits per second, each visit's other events (timed back from a second before they are sent)
+   pushed --lead seconds before its exit, each store pushing at most every --push-every seconds: the latency of
+   a visit from due to paid at a steady rate (peak_queue_depth shows whether the workers kept up);
 6. checks exactly once: the PaymentIntents localstripe holds (listed 100 at a time) against the pre-authorisations
    and charges recorded as succeeded, no attempt key on two intents, money captured in Stripe against `paid`;
 7. **baseline** (skip with --no-baseline): the burst again with fresh visits and no worker on `payments` (the
@@ -429,8 +432,9 @@ def _autovacuum() -> str:
         return str(cursor.fetchone()[0])
 
 
-def setup(*, stores: int, window: int) -> tuple[Any, list[Any], dict[str, Any]]:
-    """The bench tenant and its stores with catalog, prices and layout (made once, kept), emptied of earlier runs."""
+def setup(*, codes: list[str], window: int) -> tuple[Any, dict[str, Any], dict[str, Any]]:
+    """The bench tenant and its stores with catalog, prices and layout (made once, kept), emptied of earlier runs;
+    the stores by code."""
     from decimal import Decimal
 
     from catalog.models import Product, ProductPrice
@@ -474,15 +478,14 @@ def setup(*, stores: int, window: int) -> tuple[Any, list[Any], dict[str, Any]]:
     )
     made = []
     with tenancy.tenant_scope(tenant.pk):
-        for number in range(1, stores + 1):
-            code = f"PAY-{number:02d}"
+        for code in codes:
             store = Store.unscoped.filter(tenant=tenant, code=code).first()
             if store is None:
                 store = store_services.store_create(
                     actor=Actor.cli(),
                     tenant=tenant,
                     code=code,
-                    name=f"Payments store {number}",
+                    name=f"Payments store {code}",
                     timezone="UTC",
                     currency="USD",
                 )
@@ -497,7 +500,7 @@ def setup(*, stores: int, window: int) -> tuple[Any, list[Any], dict[str, Any]]:
     clean(tenant.pk)
     layout = LayoutVersion.unscoped.filter(store=made[0]).order_by("-effective_from").first()
     assert layout is not None
-    return tenant, made, layout.document
+    return tenant, {store.code: store for store in made}, layout.document
 
 
 def register_shoppers(port: int, *, key: str, count: int, run: str) -> list[str]:
@@ -713,7 +716,7 @@ def holds_in_place(tenant: Any, prefix: str) -> dict[str, int]:
         .values_list("state")
         .annotate(n=Count("pk"))
     )
-    return dict(rows)  # type: ignore[arg-type]
+    return dict(rows)
 
 
 def analyse(tenant: Any, prefix: str, *, window: int, payments: bool) -> dict[str, Any]:
@@ -768,6 +771,9 @@ def analyse(tenant: Any, prefix: str, *, window: int, payments: bool) -> dict[st
         settled_money = visit["payment_status"] == Visit.PaymentStatus.SUCCEEDED or (
             visit["status"] == Visit.Status.NO_CHARGE and Purpose.CANCEL in purposes
         )
+        if visit["status"] == Visit.Status.NO_CHARGE and not moved and Purpose.PREAUTH not in purposes:
+            paths["empty cart, no hold: nothing to move"] += 1
+            continue
         if not settled_money or not moved:
             paths["not paid"] += 1
             continue
@@ -1111,7 +1117,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(prefix="bench-payments-"))
     logs = Path(args.logs) if args.logs else work / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    tenant, stores, layout = setup(stores=args.stores, window=args.window)
+    # Each phase has stores of its own: a push's weight changes bring every visit of its store within five
+    # minutes of them up to date (settled ones are settled again), so phases sharing stores would load each other.
+    sets = {
+        phase: [f"PAY-{phase}{n:02d}" for n in range(1, count + 1)]
+        for phase, count in (("B", args.stores), ("L", args.live_stores), ("Z", args.stores))
+    }
+    tenant, stores, layout = setup(codes=[code for codes in sets.values() for code in codes], window=args.window)
     issued = tenant_services.api_key_issue(actor=Actor.cli(), tenant=tenant, name="payments benchmark")
     processes: Processes | None = None
     stripe = LocalStripe()
@@ -1146,16 +1158,22 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         tokens = register_shoppers(processes.port, key=issued.key, count=args.shoppers, run=run_tag)
         registration_s = time.time() - began
 
-        common = {"stores": stores, "tokens": tokens, "layout": layout, "profile": args.profile}
+        common = {"tokens": tokens, "layout": layout, "profile": args.profile}
+
+        def of(phase: str) -> list[Any]:
+            return [stores[code] for code in sets[phase]]
+
         began = time.time()
-        burst_visits = plan_visits(count=args.visits, prefix=f"{run_tag}B", seed=args.seed, **common)
+        burst_visits = plan_visits(count=args.visits, prefix=f"{run_tag}B", seed=args.seed, stores=of("B"), **common)
         live_visits = (
-            plan_visits(count=args.live_visits, prefix=f"{run_tag}L", seed=args.seed + 1, **common)
+            plan_visits(count=args.live_visits, prefix=f"{run_tag}L", seed=args.seed + 1, stores=of("L"), **common)
             if args.live_visits
             else []
         )
         baseline_visits = (
-            plan_visits(count=args.visits, prefix=f"{run_tag}Z", seed=args.seed, **common) if args.baseline else []
+            plan_visits(count=args.visits, prefix=f"{run_tag}Z", seed=args.seed, stores=of("Z"), **common)
+            if args.baseline
+            else []
         )
         simulate_s = time.time() - began
 
@@ -1173,11 +1191,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         )
         live = None
         if live_visits:
-            measured = (burst.get("paid") or {}).get("visits_paid_per_s") or 1.0
-            rate = args.live_rate or max(0.5, min(50.0, measured / 2))
             live = run_live(
                 live_visits,
-                rate=rate,
+                rate=args.live_rate,
                 prefix=f"{run_tag}L",
                 tenant=tenant,
                 pusher=pusher,
@@ -1239,7 +1255,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "postgresql_autovacuum": _autovacuum(),
             "analyze": "tables ANALYZEd after each phase's visits entered, before the exits (outside the timings)",
             "settle_due_every_s": args.settle_every,
-            "stores": len(stores),
+            "stores": {phase: len(codes) for phase, codes in (("burst", sets["B"]), ("live", sets["L"]))},
             "shoppers": {"registered": len(tokens), "seconds": round(registration_s, 2)},
             "simulate_s": round(simulate_s, 2),
             # The headline: the burst's visits paid per second, and the live phase's latency from due to paid.
@@ -1281,9 +1297,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--visits", type=int, default=2000, help="visits in the burst (and the baseline)")
     parser.add_argument("--live-visits", type=int, default=300, help="visits in the live phase (0: skip it)")
-    parser.add_argument(
-        "--live-rate", type=float, default=0, help="exits per second in the live phase (0: half the burst's rate)"
-    )
+    parser.add_argument("--live-rate", type=float, default=1.0, help="live: exits per second (default 1)")
+    parser.add_argument("--live-stores", type=int, default=4, help="live: stores the visits are spread over")
     parser.add_argument(
         "--lead", type=float, default=30.0, help="live: s between a visit's other events and its exit (default 30)"
     )
