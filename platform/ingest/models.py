@@ -88,6 +88,12 @@ class StreamChunk(TenantOwnedModel):
     duplicates = models.IntegerField(default=0)
     rejected = models.IntegerField(default=0)
     done_at = models.DateTimeField(null=True, blank=True)
+    summary = models.JSONField(
+        null=True,
+        blank=True,
+        help_text="Its accepted events' sessions, devices and times, read when the stream finishes "
+        "(ingest.processing.summarise).",
+    )
 
     class Meta:
         ordering = ["stream_id", "seq"]

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any, BinaryIO
 
 from django.db import connection
@@ -33,6 +33,8 @@ from stores.models import Bin, DevicePlacement, LayoutVersion, Store
 
 RAW_KEPT_CHARS = 500
 NUL_ESCAPE = b"\\u0000"
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MICROSECOND = timedelta(microseconds=1)
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,7 @@ class Outcome:
     duplicates: int
     rejected: int
     rejections: list[tuple[int, str, str]]
+    summary: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -130,16 +133,80 @@ def process_lines(
     """Validate and write lines of one stream; call inside a transaction."""
     count, valid, refused = _classify(numbered_lines, references=references, now=now)
     writer = _PostgresWriter if connection.vendor == "postgresql" else _BatchWriter
-    accepted = writer.write_events(stream=stream, valid=valid) if valid else 0
+    accepted = writer.write_events(stream=stream, valid=valid) if valid else []
     if refused:
         writer.write_rejections(stream=stream, refused=refused)
     return Outcome(
         lines=count,
-        accepted=accepted,
-        duplicates=len(valid) - accepted,
+        accepted=len(accepted),
+        duplicates=len(valid) - len(accepted),
         rejected=len(refused),
         rejections=[(r.line, r.event_id, r.reason) for r in refused],
+        summary=summarise(accepted),
     )
+
+
+def micros(at: datetime) -> int:
+    """A time as a summary keeps it: microseconds since the epoch."""
+    return (at - EPOCH) // MICROSECOND
+
+
+def at_micros(value: int) -> datetime:
+    """A time kept in a summary (microseconds since the epoch), as a datetime in UTC."""
+    return EPOCH + timedelta(microseconds=value)
+
+
+def summarise(events: Iterable[ValidEvent]) -> dict[str, Any]:
+    """What finishing the stream needs to know of these accepted events, so that it need not read them again.
+
+    `sessions`: per session, [first time, last time, 1 if a session.started of it is among them else 0];
+    `loose`: [first, last] time of the events of no session (scales, devices), or None; `devices`: per
+    device, [last time heard of, time of its latest status report or None, that status or None]. Times in
+    microseconds since the epoch (JSON keeps them exactly). `merge_summaries` adds summaries up.
+    """
+    sessions: dict[str, list[int]] = {}
+    devices: dict[str, list[Any]] = {}
+    loose: list[int] | None = None
+    for event in events:
+        at = micros(event.ts)
+        if event.session is None:
+            loose = [at, at] if loose is None else [min(loose[0], at), max(loose[1], at)]
+        else:
+            seen = sessions.get(event.session)
+            if seen is None:
+                sessions[event.session] = [at, at, int(event.type == "session.started")]
+            else:
+                seen[0], seen[1] = min(seen[0], at), max(seen[1], at)
+                if event.type == "session.started":
+                    seen[2] = 1
+        heard = devices.setdefault(event.device or "", [at, None, None])
+        heard[0] = max(heard[0], at)
+        if event.type == "device.status" and (heard[1] is None or at >= heard[1]):
+            heard[1], heard[2] = at, event.raw.get("status")
+    return {"sessions": sessions, "loose": loose, "devices": devices}
+
+
+def merge_summaries(summaries: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    """The summary of the events of all these summaries together."""
+    sessions: dict[str, list[int]] = {}
+    devices: dict[str, list[Any]] = {}
+    loose: list[int] | None = None
+    for summary in summaries:
+        for session, (first, last, started) in summary.get("sessions", {}).items():
+            seen = sessions.get(session)
+            if seen is None:
+                sessions[session] = [first, last, started]
+            else:
+                sessions[session] = [min(seen[0], first), max(seen[1], last), max(seen[2], started)]
+        if summary.get("loose") is not None:
+            first, last = summary["loose"]
+            loose = [first, last] if loose is None else [min(loose[0], first), max(loose[1], last)]
+        for device, (last, reported_at, status) in summary.get("devices", {}).items():
+            heard = devices.setdefault(device, [last, None, None])
+            heard[0] = max(heard[0], last)
+            if reported_at is not None and (heard[1] is None or reported_at >= heard[1]):
+                heard[1], heard[2] = reported_at, status
+    return {"sessions": sessions, "loose": loose, "devices": devices}
 
 
 def _csv(value: str) -> str:
@@ -148,7 +215,8 @@ def _csv(value: str) -> str:
 
 class _PostgresWriter:
     @staticmethod
-    def write_events(*, stream: EventStream, valid: list[tuple[int, ValidEvent, bytes]]) -> int:
+    def write_events(*, stream: EventStream, valid: list[tuple[int, ValidEvent, bytes]]) -> list[ValidEvent]:
+        """Write the new events; return those written (of an id sent twice, the first line's)."""
         buffer = io.StringIO()
         write = buffer.write
         for number, event, line in valid:
@@ -174,10 +242,15 @@ class _PostgresWriter:
                 "(tenant_id, store_id, event_id, type, ts, session, device, payload, stream_id, line, received_at) "
                 "SELECT DISTINCT ON (event_id) %s, %s, event_id, type, ts, session, device, payload, %s, line, now() "
                 "FROM ingest_staging ORDER BY event_id, line "
-                "ON CONFLICT (tenant_id, store_id, event_id) DO NOTHING",
+                "ON CONFLICT (tenant_id, store_id, event_id) DO NOTHING RETURNING event_id",
                 [stream.tenant_id, stream.store_id, stream.pk],
             )
-            return int(cursor.rowcount)
+            written = {event_id for (event_id,) in cursor.fetchall()}
+        first: dict[str, ValidEvent] = {}
+        for _number, event, _line in valid:
+            if event.event_id in written:
+                first.setdefault(event.event_id, event)
+        return list(first.values())
 
     @staticmethod
     def write_rejections(*, stream: EventStream, refused: list[_Refusal]) -> None:
@@ -202,7 +275,7 @@ class _BatchWriter:
     BATCH = 500
 
     @classmethod
-    def write_events(cls, *, stream: EventStream, valid: list[tuple[int, ValidEvent, bytes]]) -> int:
+    def write_events(cls, *, stream: EventStream, valid: list[tuple[int, ValidEvent, bytes]]) -> list[ValidEvent]:
         first_by_id: dict[str, tuple[int, ValidEvent, bytes]] = {}
         for item in valid:
             first_by_id.setdefault(item[1].event_id, item)
@@ -232,7 +305,7 @@ class _BatchWriter:
             if event_id not in known
         ]
         Event.unscoped.bulk_create(new, batch_size=cls.BATCH)
-        return len(new)
+        return [event for event_id, (_number, event, _line) in first_by_id.items() if event_id not in known]
 
     @classmethod
     def write_rejections(cls, *, stream: EventStream, refused: list[_Refusal]) -> None:

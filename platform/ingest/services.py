@@ -17,7 +17,7 @@ import tempfile
 import zlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, BinaryIO, cast
+from typing import Any, BinaryIO, NamedTuple, cast
 
 import orjson
 from django.conf import settings
@@ -32,7 +32,15 @@ from django.utils import timezone
 from core import metrics
 from core.tasks import enqueue_on_commit
 from ingest.models import Event, EventStream, Rejection, StreamChunk
-from ingest.processing import Outcome, process_lines, read_lines, store_references
+from ingest.processing import (
+    Outcome,
+    at_micros,
+    merge_summaries,
+    micros,
+    process_lines,
+    read_lines,
+    store_references,
+)
 from stores.models import Device, Store
 from tenants.audit import Actor
 from visits.models import Visit
@@ -228,6 +236,7 @@ def chunk_process(*, chunk_id: int) -> None:
         chunk.done, chunk.done_at = True, timezone.now()
         chunk.lines, chunk.accepted = outcome.lines, outcome.accepted
         chunk.duplicates, chunk.rejected = outcome.duplicates, outcome.rejected
+        chunk.summary = outcome.summary
         chunk.save()
         finished = _count_chunk(stream_id=stream.pk, outcome=outcome, size=chunk.end_offset - chunk.start_offset)
         if finished:
@@ -252,17 +261,28 @@ def _count_chunk(*, stream_id: int, outcome: Outcome, size: int) -> bool:
     return stream.chunks_done == stream.chunks_total
 
 
-def stream_finish(*, stream_id: int) -> None:
-    """Close a stream: refuse events of sessions never started, update device health, hand visits on."""
+def stream_finish(*, stream_id: int, summary: dict[str, Any] | None = None) -> None:
+    """Close a stream: refuse events of sessions never started, update device health, hand visits on.
+
+    What it needs of the stream's events comes from the summaries its chunks made of them (or `summary`,
+    for a live push), not from reading the events again; from the events when a summary is missing.
+    """
     with transaction.atomic():
         stream = EventStream.objects.select_for_update(no_key=True).select_related("store").get(pk=stream_id)
         if stream.status == EventStream.Status.DONE or stream.finished_at is not None:
             return
-        seen = _stream_sessions(stream)
-        unknown = _reject_unknown_sessions(stream, seen)
-        _record_device_observations(stream)
+        summary = summary if summary is not None else _chunks_summary(stream)
+        seen = _stream_sessions(stream) if summary is None else _sessions_of(summary)
+        refused = _reject_unknown_sessions(stream, seen)
+        unknown = {row["session"] for row in refused}
+        if summary is None:
+            _record_device_observations(stream)
+        else:
+            _record_devices(stream, *_devices_of(summary, stream=stream, refused=refused))
         sessions = _sessions_touched(stream, seen, unknown)
-        # Finished when its visits are handed on: the refresh tasks are sent as this transaction commits.
+        # Finished when its visits are handed on: the refresh tasks are sent as this transaction commits, then
+        # one settling of the store, behind them in the queue. (Should it start while the last refresh still
+        # runs elsewhere and find nothing more due, the periodic `visits.settle_due` settles what is left.)
         stream.status = EventStream.Status.FAILED if stream.failure_reason else EventStream.Status.DONE
         stream.finished_at = timezone.now()
         stream.bytes_done = stream.bytes_total
@@ -277,13 +297,60 @@ def stream_finish(*, stream_id: int) -> None:
                 store_id=stream.store_id,
                 sessions=sessions[start : start + settings.VISITS_PER_TASK],
             )
+        if sessions:
+            enqueue_on_commit("visits.settle_store", tenant_id=stream.tenant_id, store_id=stream.store_id)
 
 
-@dataclass(frozen=True)
-class _SessionSeen:
-    first: datetime
-    last: datetime
+class _SessionSeen(NamedTuple):
+    first: int  # microseconds since the epoch, as summaries keep times
+    last: int
     started: bool  # a session.started of it is in this stream
+
+
+def _chunks_summary(stream: EventStream) -> dict[str, Any] | None:
+    """The summaries of the stream's chunks added up; None when a chunk has none (processed before they were)."""
+    summaries = list(StreamChunk.objects.filter(stream=stream).values_list("summary", flat=True))
+    if any(summary is None for summary in summaries) or (not summaries and stream.accepted):
+        return None
+    return merge_summaries(summaries)
+
+
+def _sessions_of(summary: dict[str, Any]) -> dict[str | None, _SessionSeen]:
+    seen: dict[str | None, _SessionSeen] = {
+        session: _SessionSeen(first, last, bool(started))
+        for session, (first, last, started) in summary["sessions"].items()
+    }
+    if summary["loose"] is not None:
+        first, last = summary["loose"]
+        seen[None] = _SessionSeen(first, last, False)
+    return seen
+
+
+def _devices_of(
+    summary: dict[str, Any], *, stream: EventStream, refused: list[dict[str, Any]]
+) -> tuple[dict[str, datetime], dict[str, dict[str, Any]]]:
+    """Per device, when it was last heard of and its latest status report, from the summary; the events
+    refused since (`refused`) are not heard of: a device one of them may have been last heard by is read
+    again from the stream's events that are left."""
+    heard = {device: at_micros(last) for device, (last, _at, _status) in summary["devices"].items()}
+    reported = {
+        device: {"ts": at_micros(at), "status": status}
+        for device, (_last, at, status) in summary["devices"].items()
+        if at is not None
+    }
+    again = {
+        row["device"]
+        for row in refused
+        if row["type"] == "device.status" or row["device"] not in heard or heard[row["device"]] <= row["ts"]
+    }
+    if again:
+        left_heard, left_reported = _device_observations(Event.objects.filter(stream=stream, device__in=again))
+        for device in again:
+            heard.pop(device, None)
+            reported.pop(device, None)
+        heard |= left_heard
+        reported |= left_reported
+    return heard, reported
 
 
 def _stream_sessions(stream: EventStream) -> dict[str | None, _SessionSeen]:
@@ -296,7 +363,7 @@ def _stream_sessions(stream: EventStream) -> dict[str | None, _SessionSeen]:
         .annotate(first=Min("ts"), last=Max("ts"), started=started)
         .values_list("session", "first", "last", "started")
     )
-    return {session: _SessionSeen(first, last, bool(flag)) for session, first, last, flag in rows}
+    return {session: _SessionSeen(micros(first), micros(last), bool(flag)) for session, first, last, flag in rows}
 
 
 def _sessions_touched(stream: EventStream, seen: dict[str | None, _SessionSeen], unknown: set[str]) -> list[str]:
@@ -307,17 +374,17 @@ def _sessions_touched(stream: EventStream, seen: dict[str | None, _SessionSeen],
     span = seen.get(None)
     if span is not None:
         around = timedelta(minutes=5)
-        overlapping = Visit.objects.filter(store_id=stream.store_id, entered_at__lte=span.last + around).exclude(
-            exited_at__lt=span.first - around
-        )
+        overlapping = Visit.objects.filter(
+            store_id=stream.store_id, entered_at__lte=at_micros(span.last) + around
+        ).exclude(exited_at__lt=at_micros(span.first) - around)
         for session, entered in overlapping.values_list("session", "entered_at"):
-            firsts.setdefault(session, entered or span.first)
+            firsts.setdefault(session, micros(entered) if entered else span.first)
     return sorted(firsts, key=lambda session: (firsts[session], session))
 
 
-def _reject_unknown_sessions(stream: EventStream, seen: dict[str | None, _SessionSeen]) -> set[str]:
+def _reject_unknown_sessions(stream: EventStream, seen: dict[str | None, _SessionSeen]) -> list[dict[str, Any]]:
     """Events of this stream for a session no `session.started` in the store ever opened become rejections;
-    return those sessions.
+    return those events (session, device, type, ts, ...).
 
     Only the sessions the stream did not start itself are looked up, in batches of plain indexed look-ups
     rather than one anti-join: without column statistics (a fresh database, autovacuum off) PostgreSQL
@@ -335,13 +402,15 @@ def _reject_unknown_sessions(stream: EventStream, seen: dict[str | None, _Sessio
         unknown += [session for session in batch if session not in started]
     orphans = []
     for start in range(0, len(unknown), SESSION_BATCH):
-        orphans += list(
-            Event.objects.filter(stream=stream, session__in=unknown[start : start + SESSION_BATCH])
+        # By store and session (their index), not by stream: statistics may not know the stream yet.
+        rows = (
+            Event.objects.filter(store_id=stream.store_id, session__in=unknown[start : start + SESSION_BATCH])
             .exclude(type="session.started")
-            .values("pk", "line", "event_id", "session", "payload")
+            .values("pk", "line", "event_id", "session", "payload", "device", "type", "ts", "stream_id")
         )
+        orphans += [row for row in rows if row["stream_id"] == stream.pk]
     if not orphans:
-        return set(unknown)
+        return []
     Rejection.objects.bulk_create(
         [
             Rejection(
@@ -360,19 +429,27 @@ def _reject_unknown_sessions(stream: EventStream, seen: dict[str | None, _Sessio
     Event.objects.filter(pk__in=[row["pk"] for row in orphans]).delete()
     stream.accepted -= len(orphans)
     stream.rejected += len(orphans)
-    return set(unknown)
+    return orphans
 
 
 def _record_device_observations(stream: EventStream) -> None:
     """Last time each device was heard of, and the latest status it reported, from this stream's events."""
-    events = Event.objects.filter(stream=stream)
+    _record_devices(stream, *_device_observations(Event.objects.filter(stream=stream)))
+
+
+def _device_observations(events: Any) -> tuple[dict[str, datetime], dict[str, dict[str, Any]]]:
     seen = dict(events.values("device").annotate(last=Max("ts")).values_list("device", "last"))
     reported = {
-        row["device"]: row
+        row["device"]: {"ts": row["ts"], "status": row["status"]}
         for row in events.filter(type="device.status")
         .order_by("device", "ts")
         .values("device", "ts", status=KT("payload__status"))
     }
+    return seen, reported
+
+
+def _record_devices(stream: EventStream, seen: dict[str, datetime], reported: dict[str, dict[str, Any]]) -> None:
+    """Move each device's last-heard time and status forward (never back) to what the stream says."""
     devices = list(Device.objects.select_for_update().filter(store_id=stream.store_id, code__in=seen).order_by("pk"))
     for device in devices:
         last = seen[device.code]
@@ -408,7 +485,7 @@ def events_push(*, actor: Actor, store: Store, events: Any) -> PushResult:
         EventStream.unscoped.filter(pk=stream.pk).update(
             lines=outcome.lines, accepted=outcome.accepted, duplicates=outcome.duplicates, rejected=outcome.rejected
         )
-        stream_finish(stream_id=stream.pk)
+        stream_finish(stream_id=stream.pk, summary=outcome.summary)
     stream.refresh_from_db()
     rejected = [
         {"index": row.line, "event_id": row.event_id or None, "reason": row.reason}

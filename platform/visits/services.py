@@ -13,7 +13,6 @@ from django.db.models.expressions import BaseExpression
 from django.utils import timezone
 
 from catalog.models import Product
-from core.tasks import enqueue_on_commit
 from ingest.models import Event
 from stores.models import Store
 from tenants.audit import Actor, audit_record
@@ -33,13 +32,17 @@ def visits_refresh(*, store: Store, sessions: Sequence[str]) -> list[str]:
     PostgreSQL and SQLite but for how a JSON field is read). Safe to run twice and concurrently: the rows
     are locked in a fixed order and the figures are recomputed from the events after the lock, never
     added to. A visit already final (settled, never reviewed) is settled again. Returns the sessions.
+
+    Settling the visits that became due is the caller's next step (ingest sends `visits.settle_store` once,
+    after all of a stream's refreshes): one settling per refresh put settling runs between the refreshes
+    in the queue, and two workers settling the same store wait on each other's rows.
     """
     sessions = sorted(set(sessions))
     now = timezone.now()
     reopened: list[str] = []
     for start in range(0, len(sessions), REFRESH_BATCH):
         batch = sessions[start : start + REFRESH_BATCH]
-        _create_missing(store=store, sessions=batch)
+        _create_missing(store=store, sessions=batch, now=now)
         final = _lock_visits(store=store, sessions=batch)
         _update_figures(store=store, sessions=batch, now=now)
         if final:  # settled and never reviewed: settled again when it has events
@@ -48,14 +51,13 @@ def visits_refresh(*, store: Store, sessions: Sequence[str]) -> list[str]:
             )
     if reopened:
         visits_settle(store=store, sessions=sorted(reopened), now=now)
-    enqueue_on_commit("visits.settle_store", tenant_id=store.tenant_id, store_id=store.pk)
     return sessions
 
 
-def _create_missing(*, store: Store, sessions: list[str]) -> None:
+def _create_missing(*, store: Store, sessions: list[str], now: datetime) -> None:
     """One INSERT … ON CONFLICT DO NOTHING of a new visit per session that has none: every column as a new
-    `Visit` has it (its defaults, taken from the model), but the session."""
-    template = Visit(tenant_id=store.tenant_id, store=store, session="")
+    `Visit` has it (its defaults, taken from the model), but the session, made at `now`."""
+    template = Visit(tenant_id=store.tenant_id, store=store, session="", created_at=now, updated_at=now)
     columns, values = [], []
     for field in Visit._meta.concrete_fields:
         if field.primary_key or field.name == "session":
