@@ -128,7 +128,13 @@ def visits_settle(*, store: Store, sessions: Sequence[str] | None = None, now: d
         chosen = list(Visit.objects.filter(store=store, session__in=sessions))
     if not chosen:
         return []
-    visits = list(Visit.objects.select_for_update(of=("self",)).filter(pk__in=[v.pk for v in chosen]).order_by("pk"))
+    locked = Visit.objects.select_for_update(of=("self",), skip_locked=sessions is None)
+    visits = list(locked.filter(pk__in=[v.pk for v in chosen]).order_by("pk"))
+    if sessions is None:
+        # Another worker may be settling some of these: skip the ones it holds, and any it settled meanwhile.
+        visits = [visit for visit in visits if visit.status == Visit.Status.SETTLING]
+        if not visits:
+            return []
     model = store_model(store=store)
     carts: dict[str, engine.Cart] = {}
     for group in _together_in_time(visits):
