@@ -39,7 +39,6 @@ import random
 import resource
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -48,6 +47,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
+
+from machine import cpu_seconds, forget_queued_tasks, free_port, machine_busy_seconds
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -104,7 +105,6 @@ TENANT_SLUG = "bench-load"
 LAYOUT_FROM = datetime(2026, 1, 1, tzinfo=UTC)
 SKUS = [f"SKU-{n:03d}" for n in range(1, 41)]
 PRICE, TAX = 299, "8.25"
-CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
 def _services() -> None:
@@ -127,12 +127,6 @@ def _services() -> None:
                 cursor.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     finally:
         connection.close()
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _request(port: int, method: str, path: str, *, key: str = "", body: Any = None) -> tuple[int, Any]:
@@ -166,27 +160,12 @@ def _children(pid: int) -> list[int]:
     return found
 
 
-def _cpu_seconds(pid: int) -> float:
-    """User + system CPU of one live process (itself, not its children)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
-
-
-def _machine_busy_seconds() -> float:
-    fields = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
-    user, nice, system, _idle, _iowait, irq, softirq, steal = fields[:8]
-    return (user + nice + system + irq + softirq + steal) / CLK_TCK
-
-
 class Processes:
     """The Stripe stand-in, web server and workers this benchmark starts, stopped again whatever happens."""
 
     def __init__(self, *, env: dict[str, str], logs: Path) -> None:
         self.env, self.logs = env, logs
-        self.port = _free_port()
+        self.port = free_port()
         self.started: list[tuple[str, subprocess.Popen[bytes]]] = []
 
     def start(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> None:
@@ -215,7 +194,7 @@ class Processes:
         spent = {"web_server": 0.0, "celery_workers": 0.0}
         for name, process in self.started:
             role = "web_server" if name == "web" else "celery_workers"
-            spent[role] += sum(_cpu_seconds(pid) for pid in [process.pid, *_children(process.pid)])
+            spent[role] += sum(cpu_seconds(pid) for pid in [process.pid, *_children(process.pid)])
         return spent
 
     def check(self) -> None:
@@ -253,20 +232,6 @@ class Processes:
                 process.kill()
                 process.wait()
         self.started = []
-
-
-def _forget_queued_tasks() -> None:
-    from django.conf import settings
-
-    from config.celery import app
-
-    app.control.purge()
-    if settings.CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
-        import redis
-
-        client = redis.Redis.from_url(settings.CELERY_BROKER_URL)
-        client.delete("unacked", "unacked_index", "unacked_mutex")
-        client.close()
 
 
 def _queue_lengths() -> dict[str, int]:
@@ -546,7 +511,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "LOG_FORMAT": "json",
             "API_RATE_PER_KEY": "1000000/min",  # one key drives every store here; the throttle is not measured
         }
-        _forget_queued_tasks()
+        forget_queued_tasks()
         processes = Processes(env=env, logs=logs)
         processes.start_server(workers=args.web_workers)
         processes.start_workers(visits=args.visits_workers, payments=args.payments_workers)
@@ -578,7 +543,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             json.dumps({"key": issued.key, "pace_s": args.pace, "entry_check": entry_check, "stores": plans})
         )
 
-        busy_before, load_started = _machine_busy_seconds(), datetime.now(UTC)
+        busy_before, load_started = machine_busy_seconds(), datetime.now(UTC)
         roles_before, children_before = processes.cpu_seconds(), resource.getrusage(resource.RUSAGE_CHILDREN)
         locust = subprocess.run(
             [
@@ -613,7 +578,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             timeout=args.duration + 120,
             check=False,
         )
-        load_ended, busy_after = datetime.now(UTC), _machine_busy_seconds()
+        load_ended, busy_after = datetime.now(UTC), machine_busy_seconds()
         roles_after, children_after = processes.cpu_seconds(), resource.getrusage(resource.RUSAGE_CHILDREN)
         cpu = {role: round(roles_after[role] - roles_before[role], 1) for role in roles_after}
         # The only child reaped meanwhile is locust.
@@ -713,7 +678,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             processes.stop()
         with contextlib.suppress(Exception):
             stripe.__exit__(None, None, None)
-        _forget_queued_tasks()
+        forget_queued_tasks()
         with contextlib.suppress(Exception):
             tenant_services.api_key_revoke(actor=Actor.cli(), api_key=issued.api_key)
         if args.keep_files:

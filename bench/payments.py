@@ -53,7 +53,6 @@ import math
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -66,6 +65,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from machine import CLK_TCK, cpu_seconds, forget_queued_tasks, free_port, machine_busy_seconds
+
 ROOT = Path(__file__).resolve().parents[1]
 
 TENANT_SLUG = "bench-payments"
@@ -74,7 +75,6 @@ SKUS = [f"SKU-{n:03d}" for n in range(1, 41)]
 TAX = "8.25"
 PUSH_MAX_EVENTS = 1000
 WORKER_PREFIX = "bench-pay-"
-CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
 def _price(number: int) -> int:
@@ -105,12 +105,6 @@ def _services() -> None:
                 cursor.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     finally:
         connection.close()
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _request(port: int, method: str, path: str, *, key: str = "", body: Any = None) -> tuple[int, Any]:
@@ -144,16 +138,7 @@ def _children(pid: int) -> list[int]:
     return found
 
 
-def _cpu_seconds(pid: int) -> float:
-    """User + system CPU of one live process (itself, not its children)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
-
-
-def _postgres_cpu_seconds() -> float:
+def _postgrescpu_seconds() -> float:
     """CPU of the local PostgreSQL server: live processes plus what the postmaster reaped (all databases)."""
     total = 0.0
     for entry in Path("/proc").iterdir():
@@ -170,12 +155,6 @@ def _postgres_cpu_seconds() -> float:
     return total
 
 
-def _machine_busy_seconds() -> float:
-    fields = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
-    user, nice, system, _idle, _iowait, irq, softirq, steal = fields[:8]
-    return (user + nice + system + irq + softirq + steal) / CLK_TCK
-
-
 def _uptime() -> str:
     with contextlib.suppress(OSError, subprocess.SubprocessError):
         return subprocess.run(["uptime"], capture_output=True, text=True, timeout=5, check=False).stdout.strip()
@@ -187,7 +166,7 @@ class Processes:
 
     def __init__(self, *, env: dict[str, str], logs: Path) -> None:
         self.env, self.logs = env, logs
-        self.port = _free_port()
+        self.port = free_port()
         self.server: subprocess.Popen[bytes] | None = None
         self.workers: list[tuple[str, str, subprocess.Popen[bytes]]] = []  # (name, queues, process)
 
@@ -307,10 +286,10 @@ class CpuMeter:
         self.started = 0.0
 
     def _now(self) -> dict[str, float]:
-        spent = {role: sum(_cpu_seconds(pid) for pid in pids) for role, pids in self.processes.roles().items()}
-        spent["localstripe"] = _cpu_seconds(self.stripe_pid)
-        spent["postgresql_all_databases"] = _postgres_cpu_seconds()
-        spent["machine_busy_all_cores"] = _machine_busy_seconds()
+        spent = {role: sum(cpu_seconds(pid) for pid in pids) for role, pids in self.processes.roles().items()}
+        spent["localstripe"] = cpu_seconds(self.stripe_pid)
+        spent["postgresql_all_databases"] = _postgrescpu_seconds()
+        spent["machine_busy_all_cores"] = machine_busy_seconds()
         return spent
 
     def start(self) -> None:
@@ -321,20 +300,6 @@ class CpuMeter:
         spent = {role: round(after[role] - self.before.get(role, 0.0), 2) for role in after}
         spent["machine_capacity"] = round(wall * (os.cpu_count() or 1), 2)
         return spent
-
-
-def _forget_queued_tasks() -> None:
-    from django.conf import settings
-
-    from config.celery import app
-
-    app.control.purge()
-    if settings.CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
-        import redis
-
-        client = redis.Redis.from_url(settings.CELERY_BROKER_URL)
-        client.delete("unacked", "unacked_index", "unacked_mutex")
-        client.close()
 
 
 class QueueWatch:
@@ -1141,7 +1106,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "LOG_LEVEL": "WARNING",
             "API_RATE_PER_KEY": "1000000/min",  # the throttle is not what is measured
         }
-        _forget_queued_tasks()
+        forget_queued_tasks()
         processes = Processes(env=env, logs=logs)
         processes.start_server(workers=args.web_workers)
         everything = "visits,payments,ingest,default"
@@ -1209,7 +1174,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             # Payments off: no worker on the payments queue (holds and charges pile up there, unsent, and are
             # purged afterwards); the same number of processes otherwise.
             processes.stop_workers()
-            _forget_queued_tasks()
+            forget_queued_tasks()
             no_payments = "visits,ingest,default"
             processes.start_workers(
                 [no_payments] if args.layout == "split" else [no_payments, no_payments], tag="baseline"
@@ -1281,7 +1246,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             processes.stop()
         with contextlib.suppress(Exception):
             stripe.__exit__(None, None, None)
-        _forget_queued_tasks()
+        forget_queued_tasks()
         if not args.keep_data:
             clean(tenant.pk)
         with contextlib.suppress(Exception):
