@@ -721,6 +721,8 @@ def load_history(
                 size=1 << 20,
             )
         csv.unlink()
+        with connection.cursor() as cursor:  # as autovacuum would have, before the visits are refreshed
+            cursor.execute(f"ANALYZE {Event._meta.db_table}")
         with tenancy.tenant_scope(tenant.pk):
             sessions = sorted(
                 Event.objects.filter(store=store, session__isnull=False).values_list("session", flat=True).distinct()

@@ -246,7 +246,7 @@ def chunk_process(*, chunk_id: int) -> None:
 def _count_chunk(*, stream_id: int, outcome: Outcome, size: int) -> bool:
     """Add a chunk's counts to its stream (under the stream's row lock); True when it was the last chunk.
 
-    FOR NO KEY UPDATE: the chunk's new events and rejections hold KEY SHARE locks on the stream row
+    FOR NO KEY UPDATE: the chunk's new rejections hold KEY SHARE locks on the stream row
     (their foreign key); a plain FOR UPDATE would wait on the other chunks' and deadlock with them.
     """
     stream = EventStream.objects.select_for_update(no_key=True).get(pk=stream_id)
