@@ -5,8 +5,10 @@ Queues: `ingest` (event streams), `visits` (carts and settling), `payments`
 """
 
 import os
+from typing import Any
 
 from celery import Celery
+from celery.signals import task_postrun, task_prerun
 from kombu import Exchange, Queue
 
 QUEUES = ("ingest", "visits", "payments", "default")
@@ -19,3 +21,24 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 # default routing key, and every queue would then receive a copy of every message.
 app.conf.task_queues = [Queue(name, Exchange(name, type="direct"), routing_key=name) for name in QUEUES]
 app.autodiscover_tasks()
+
+# Database connections live as Django's own settings say (CONN_MAX_AGE, CONN_HEALTH_CHECKS), not one per
+# task: Celery's Django fixup otherwise closes the connection before and after every task, and each
+# chunk of an upload paid for a new PostgreSQL backend (cold catalog caches, its staging table made
+# again). The fixup then closes connections only once in this many tasks; in between, Django's own check
+# runs around every task, as around every web request: a connection past its age, in error or unusable
+# is closed and the next query opens a new one.
+app.conf["CELERY_DB_REUSE_MAX"] = 1000
+
+
+def _close_old_connections(*, task: Any = None, **_: Any) -> None:
+    """Around a worker's task, not an eager one: that runs inside its caller's request and transaction."""
+    if task is None or getattr(task.request, "is_eager", False):
+        return
+    from django.db import close_old_connections
+
+    close_old_connections()
+
+
+task_prerun.connect(_close_old_connections, weak=False, dispatch_uid="openaisle-db-prerun")
+task_postrun.connect(_close_old_connections, weak=False, dispatch_uid="openaisle-db-postrun")
