@@ -110,7 +110,7 @@ class Event(TenantOwnedModel):
     readers need, and no database foreign keys: a per-row check of tenant, store and stream at commit
     cost a quarter of the write (bench/ingest.py). Rows are written only by `ingest.processing`, which
     takes all three from the stream row it holds; deleting a tenant or store is still refused while it
-    has events (PROTECT, enforced by Django). The stream column's index is a BRIN on PostgreSQL (streams
+    has events (PROTECT, enforced by Django). The (tenant, stream) index is a BRIN on PostgreSQL (streams
     are written in id order, so block ranges stay narrow) made by migration 0003, not declared here.
     """
 

@@ -50,5 +50,5 @@ def test_the_events_table_has_only_the_indexes_its_readers_need_and_no_foreign_k
         "event_store_ts",
         "event_stream_range",
     }
-    assert "USING brin (stream_id)" in indexes["event_stream_range"]
+    assert "USING brin (tenant_id, stream_id)" in indexes["event_stream_range"]
     assert foreign_keys == 0
