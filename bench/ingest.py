@@ -48,7 +48,6 @@ import os
 import random
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -62,6 +61,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import orjson
+from machine import children, cpu_seconds, forget_queued_tasks, free_port, machine_busy_seconds, postgres_cpu_seconds
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "platform")]
@@ -74,7 +74,6 @@ FIRST_DAY = datetime(2026, 1, 2, 8, 0, tzinfo=UTC)
 VISITS_PER_DAY = 2000
 DUPLICATE_EVERY = 200  # 0.5 % of the lines repeat one of the last 50,000 lines (events sent again)
 MALFORMED_EVERY = 1000  # 0.1 % of the lines are refused, one kind after another
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 def _database_url() -> str:
@@ -224,31 +223,6 @@ def write_events(
 # --- processes ---------------------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _children(pid: int) -> list[int]:
-    """Every descendant of `pid`, by walking /proc."""
-    parents: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        parents.setdefault(int(fields[1]), []).append(int(entry.name))
-    found, todo = [], [pid]
-    while todo:
-        for child in parents.get(todo.pop(), []):
-            found.append(child)
-            todo.append(child)
-    return found
-
-
 def _status_kb(pid: int, field: str) -> int:
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -259,40 +233,6 @@ def _status_kb(pid: int, field: str) -> int:
     return 0
 
 
-def _cpu_seconds(pid: int) -> float:
-    """User + system CPU of one process (itself, not its children)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
-
-
-def _postgres_cpu_seconds() -> float:
-    """CPU of the local PostgreSQL server: live processes plus what the postmaster reaped (all databases)."""
-    total = 0.0
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            raw = (entry / "stat").read_text()
-        except OSError:
-            continue
-        name = raw[raw.index("(") + 1 : raw.rindex(")")]
-        if not name.startswith("postgres"):
-            continue
-        fields = raw.rsplit(")", 1)[1].split()
-        total += (int(fields[11]) + int(fields[12]) + int(fields[13]) + int(fields[14])) / CLK_TCK
-    return total
-
-
-def _machine_busy_seconds() -> float:
-    """CPU-seconds the whole machine spent busy (every core, every process), from /proc/stat."""
-    fields = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
-    user, nice, system, _idle, _iowait, irq, softirq, steal = fields[:8]
-    return (user + nice + system + irq + softirq + steal) / CLK_TCK
-
-
 class Processes:
     """The web server and the workers this benchmark starts, stopped again whatever happens."""
 
@@ -301,7 +241,7 @@ class Processes:
         self.server: subprocess.Popen[bytes] | None = None
         self.workers: list[subprocess.Popen[bytes]] = []
         self.profilers: list[subprocess.Popen[bytes]] = []
-        self.port = _free_port()
+        self.port = free_port()
 
     def _start(self, name: str, argv: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
         log = (self.logs / f"{name}.log").open("ab")
@@ -356,12 +296,12 @@ class Processes:
 
     def cpu_snapshot(self) -> dict[str, float]:
         """CPU-seconds so far: the task-running processes, the web server, PostgreSQL, the whole machine."""
-        server = [self.server.pid, *_children(self.server.pid)] if self.server else []
+        server = [self.server.pid, *children(self.server.pid)] if self.server else []
         return {
-            "workers": sum(_cpu_seconds(pid) for pid, _ in self.worker_pids()),
-            "web_server": sum(_cpu_seconds(pid) for pid in server),
-            "postgresql": _postgres_cpu_seconds(),
-            "machine": _machine_busy_seconds(),
+            "workers": sum(cpu_seconds(pid) for pid, _ in self.worker_pids()),
+            "web_server": sum(cpu_seconds(pid) for pid in server),
+            "postgresql": postgres_cpu_seconds(),
+            "machine": machine_busy_seconds(),
         }
 
     def check(self) -> None:
@@ -380,10 +320,10 @@ class Processes:
         """(pid, role) of every process that runs tasks: the solo workers, or the prefork children."""
         found: list[tuple[int, str]] = []
         for worker in self.workers:
-            children = _children(worker.pid)
-            if children:
+            forked = children(worker.pid)
+            if forked:
                 found.append((worker.pid, "prefork parent"))
-                found += [(child, "prefork child") for child in children]
+                found += [(child, "prefork child") for child in forked]
             else:
                 found.append((worker.pid, "solo worker"))
         return found
@@ -442,7 +382,7 @@ class Processes:
         for profiler in self.profilers:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 profiler.wait(timeout=30)
-        children = [pid for pid, role in self.worker_pids() if role == "prefork child"]
+        forked = [pid for pid, role in self.worker_pids() if role == "prefork child"]
         for worker in self.workers:
             if worker.poll() is None:
                 worker.send_signal(signal.SIGQUIT)
@@ -456,7 +396,7 @@ class Processes:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
-        for pid in children:  # prefork children this run started, should any outlive their parent
+        for pid in forked:  # prefork children this run started, should any outlive their parent
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
 
@@ -526,22 +466,6 @@ class WaitSampler:
                         seen["waits"][key] = seen["waits"].get(key, 0) + 1
         finally:
             connection.close()
-
-
-def _forget_queued_tasks() -> None:
-    """Empty this broker's task queues, and the messages taken but never acknowledged (a worker stopped
-    mid-task leaves its message there, to be delivered again later), so no run inherits work from another."""
-    from django.conf import settings
-
-    from config.celery import app
-
-    app.control.purge()
-    if settings.CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
-        import redis
-
-        client = redis.Redis.from_url(settings.CELERY_BROKER_URL)
-        client.delete("unacked", "unacked_index", "unacked_mutex")
-        client.close()
 
 
 def _request(port: int, method: str, path: str, *, key: str = "", body: Any = None, headers: Any = None) -> Any:
@@ -831,7 +755,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "MEDIA_ROOT": str(media),
             "LOG_LEVEL": "WARNING",
         }
-        _forget_queued_tasks()
+        forget_queued_tasks()
         code = _code_version()
         processes = Processes(env=env, logs=logs)
         processes.start_server()
@@ -852,9 +776,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         )
         sampler.start()
         sampler.mark("upload_and_prepare")
-        worker_cpu_before = {pid: _cpu_seconds(pid) for pid, _ in processes.worker_pids()}
-        server_cpu_before = _cpu_seconds(processes.server.pid)  # type: ignore[union-attr]
-        postgres_before, machine_before = _postgres_cpu_seconds(), _machine_busy_seconds()
+        worker_cpu_before = {pid: cpu_seconds(pid) for pid, _ in processes.worker_pids()}
+        server_cpu_before = cpu_seconds(processes.server.pid)  # type: ignore[union-attr]
+        postgres_before, machine_before = postgres_cpu_seconds(), machine_busy_seconds()
         self_before = time.process_time()
 
         # The measured part: upload, processing, visits.
@@ -905,12 +829,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         busy_observed = at_observed["machine"]
         # CPU over the whole measured time (to every visit seen refreshed), per role.
         machine_busy = busy_observed - machine_before
-        postgres_cpu = _postgres_cpu_seconds() - postgres_before
+        postgres_cpu = postgres_cpu_seconds() - postgres_before
         self_cpu = time.process_time() - self_before
-        worker_cpu = {pid: _cpu_seconds(pid) - worker_cpu_before.get(pid, 0.0) for pid, _ in processes.worker_pids()}
+        worker_cpu = {pid: cpu_seconds(pid) - worker_cpu_before.get(pid, 0.0) for pid, _ in processes.worker_pids()}
         server_pid = processes.server.pid  # type: ignore[union-attr]
-        server_cpu = _cpu_seconds(server_pid) - server_cpu_before
-        server_cpu += sum(_cpu_seconds(pid) for pid in _children(server_pid))
+        server_cpu = cpu_seconds(server_pid) - server_cpu_before
+        server_cpu += sum(cpu_seconds(pid) for pid in children(server_pid))
 
         # The last visit refreshed: the latest refresh stamp of a visit not yet settled (settling stamps the
         # visits it settles again, and history visits are settled), at most when all were seen refreshed.
@@ -946,7 +870,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             }
             for pid, role in processes.worker_pids()
         ]
-        server_peak = max(_status_kb(pid, "VmHWM") for pid in [server_pid, *_children(server_pid)]) / 1024
+        server_peak = max(_status_kb(pid, "VmHWM") for pid in [server_pid, *children(server_pid)]) / 1024
         processes.stop()
         processes = None
 
@@ -1058,7 +982,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     finally:
         if processes is not None:
             processes.stop()
-        _forget_queued_tasks()
+        forget_queued_tasks()
         if not args.keep_data:
             clean(tenant.pk)
         with contextlib.suppress(Exception):

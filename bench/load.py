@@ -48,7 +48,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from machine import cpu_seconds, forget_queued_tasks, free_port, machine_busy_seconds
+from machine import children, cpu_seconds, forget_queued_tasks, free_port, machine_busy_seconds
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -143,23 +143,6 @@ def _request(port: int, method: str, path: str, *, key: str = "", body: Any = No
         connection.close()
 
 
-def _children(pid: int) -> list[int]:
-    """Every descendant of `pid`, by walking /proc."""
-    parents: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            with contextlib.suppress(OSError, IndexError):
-                parents.setdefault(int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]), []).append(
-                    int(entry.name)
-                )
-    found, todo = [], [pid]
-    while todo:
-        for child in parents.get(todo.pop(), []):
-            found += [child]
-            todo.append(child)
-    return found
-
-
 class Processes:
     """The Stripe stand-in, web server and workers this benchmark starts, stopped again whatever happens."""
 
@@ -194,7 +177,7 @@ class Processes:
         spent = {"web_server": 0.0, "celery_workers": 0.0}
         for name, process in self.started:
             role = "web_server" if name == "web" else "celery_workers"
-            spent[role] += sum(cpu_seconds(pid) for pid in [process.pid, *_children(process.pid)])
+            spent[role] += sum(cpu_seconds(pid) for pid in [process.pid, *children(process.pid)])
         return spent
 
     def check(self) -> None:

@@ -65,7 +65,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from machine import CLK_TCK, cpu_seconds, forget_queued_tasks, free_port, machine_busy_seconds
+from machine import children, cpu_seconds, forget_queued_tasks, free_port, machine_busy_seconds, postgres_cpu_seconds
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -121,40 +121,6 @@ def _request(port: int, method: str, path: str, *, key: str = "", body: Any = No
         connection.close()
 
 
-def _children(pid: int) -> list[int]:
-    """Every descendant of `pid`, by walking /proc."""
-    parents: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            with contextlib.suppress(OSError, IndexError):
-                parents.setdefault(int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]), []).append(
-                    int(entry.name)
-                )
-    found, todo = [], [pid]
-    while todo:
-        for child in parents.get(todo.pop(), []):
-            found.append(child)
-            todo.append(child)
-    return found
-
-
-def _postgrescpu_seconds() -> float:
-    """CPU of the local PostgreSQL server: live processes plus what the postmaster reaped (all databases)."""
-    total = 0.0
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            raw = (entry / "stat").read_text()
-        except OSError:
-            continue
-        if not raw[raw.index("(") + 1 : raw.rindex(")")].startswith("postgres"):
-            continue
-        fields = raw.rsplit(")", 1)[1].split()
-        total += (int(fields[11]) + int(fields[12]) + int(fields[13]) + int(fields[14])) / CLK_TCK
-    return total
-
-
 def _uptime() -> str:
     with contextlib.suppress(OSError, subprocess.SubprocessError):
         return subprocess.run(["uptime"], capture_output=True, text=True, timeout=5, check=False).stdout.strip()
@@ -191,7 +157,7 @@ class Processes:
     def roles(self) -> dict[str, list[int]]:
         found: dict[str, list[int]] = {}
         if self.server is not None:
-            found["web_server"] = [self.server.pid, *_children(self.server.pid)]
+            found["web_server"] = [self.server.pid, *children(self.server.pid)]
         for name, _, process in self.workers:
             found[name.removeprefix(WORKER_PREFIX)] = [process.pid]
         return found
@@ -288,7 +254,7 @@ class CpuMeter:
     def _now(self) -> dict[str, float]:
         spent = {role: sum(cpu_seconds(pid) for pid in pids) for role, pids in self.processes.roles().items()}
         spent["localstripe"] = cpu_seconds(self.stripe_pid)
-        spent["postgresql_all_databases"] = _postgrescpu_seconds()
+        spent["postgresql_all_databases"] = postgres_cpu_seconds()
         spent["machine_busy_all_cores"] = machine_busy_seconds()
         return spent
 
