@@ -6,8 +6,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from django.db.models import Max
-from django.db.models.fields.json import KT
 from django.utils import timezone
 
 from core import tenancy
@@ -66,14 +64,7 @@ def test_the_summaries_of_a_stream_say_what_its_events_say(store_a: Store) -> No
         assert sum(len(s["sessions"]) > 0 for s in summaries) == 2
         summary = merge_summaries(summaries)
         assert services._sessions_of(summary) == services._stream_sessions(stream)
-        stored = Event.objects.filter(stream=stream)
-        heard = dict(stored.values("device").annotate(last=Max("ts")).values_list("device", "last"))
-        reported = {
-            row["device"]: {"ts": row["ts"], "status": row["status"]}
-            for row in stored.filter(type="device.status")
-            .order_by("device", "ts")
-            .values("device", "ts", status=KT("payload__status"))
-        }
+        heard, reported = services._device_observations(Event.objects.filter(stream=stream))
         assert reported
         assert services._devices_of(summary, stream=stream, refused=[]) == (heard, reported)
 
