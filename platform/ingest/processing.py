@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, BinaryIO
 
+import orjson
 from django.db import connection
 
 from ingest.models import Event, EventStream, Rejection
@@ -27,9 +28,8 @@ from ingest.validation import (
 from ingest.validation import (
     LayoutSnapshot,
     StoreReferences,
-    check_event,
     check_references,
-    parse_line,
+    read_event,
 )
 from stores.models import Bin, DevicePlacement, LayoutVersion, Store
 
@@ -37,6 +37,7 @@ RAW_KEPT_CHARS = 500
 NUL_ESCAPE = b"\\u0000"
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MICROSECOND = timedelta(microseconds=1)
+MICROSECOND_TIME_CHARS = len("2026-01-01T00:00:00.000000")
 
 
 @dataclass(frozen=True)
@@ -106,17 +107,14 @@ def _classify(
         if not line:
             continue
         count += 1
-        value, reason = parse_line(line)
-        event = None
-        if reason is None:
-            event, reason = check_event(value)
+        event, reason, value = read_event(line)
         if event is not None:
             if NUL_ESCAPE in line:
                 reason = "the event contains a NUL character (\\u0000), which cannot be stored"
             else:
                 reason = check_references(event, references=references, now=now)
         if reason is not None or event is None:
-            raw_id = value.get("id") if isinstance(value, dict) else None
+            raw_id = event.event_id if event is not None else value.get("id") if isinstance(value, dict) else None
             event_id = raw_id if isinstance(raw_id, str) else ""
             text = line[:RAW_KEPT_CHARS].decode("utf-8", errors="replace").replace("\x00", "\ufffd")
             refused.append(_Refusal(number, event_id[:64], reason or "invalid event", text))
@@ -203,7 +201,7 @@ def summarise(events: Iterable[ValidEvent]) -> dict[str, Any]:
         heard = devices.setdefault(event.device or "", [at, None, None])
         heard[0] = max(heard[0], at)
         if event.type == "device.status" and (heard[1] is None or at >= heard[1]):
-            heard[1], heard[2] = at, event.raw.get("status")
+            heard[1], heard[2] = at, event.status
     return {"sessions": sessions, "loose": loose, "devices": devices}
 
 
@@ -234,19 +232,55 @@ def _csv(value: str) -> str:
     return '"' + value.replace('"', '""') + '"'
 
 
+def _copy_text(value: str) -> str:
+    """A value as a field of COPY's text format."""
+    return value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+
+
+def _copy_time(event: ValidEvent) -> str:
+    """The event's time for PostgreSQL to read: as sent, unless finer than microseconds (PostgreSQL would
+    round where the summaries cut), and then as read."""
+    text = event.ts_text
+    to_microseconds = len(text) - (1 if text[-1] in "Zz" else 6) <= MICROSECOND_TIME_CHARS
+    return text if to_microseconds else event.ts.isoformat()
+
+
+def _copy_row(number: int, event: ValidEvent, line: bytes) -> str:
+    """An event as a row of COPY's text format: event id, type, time, session, device, payload, line number.
+
+    JSON writes a backslash, tab, newline or carriage return inside a string only escaped (with a
+    backslash), so a line with no backslash, tab or CR holds none of the characters COPY treats specially,
+    nor does any string read from it: most rows are written as they are, without escaping.
+    """
+    payload = line.decode()
+    if b"\\" in line or b"\t" in line or b"\r" in line:
+        session = _copy_text(event.session) if event.session is not None else "\\N"
+        return (
+            f"{_copy_text(event.event_id)}\t{event.type}\t{_copy_time(event)}\t{session}\t"
+            f"{_copy_text(event.device or '')}\t{_copy_text(payload)}\t{number}\n"
+        )
+    session = event.session if event.session is not None else "\\N"
+    return f"{event.event_id}\t{event.type}\t{_copy_time(event)}\t{session}\t{event.device}\t{payload}\t{number}\n"
+
+
+def _first_of_each_id(valid: list[tuple[int, ValidEvent, bytes]]) -> dict[str, tuple[int, ValidEvent, bytes]]:
+    """Of an event id sent twice in one chunk, the first line counts; the others are duplicates."""
+    first: dict[str, tuple[int, ValidEvent, bytes]] = {}
+    for item in valid:
+        first.setdefault(item[1].event_id, item)
+    return first
+
+
 class _PostgresWriter:
     @staticmethod
     def write_events(*, stream: EventStream, valid: list[tuple[int, ValidEvent, bytes]]) -> list[ValidEvent]:
-        """Write the new events; return those written (of an id sent twice, the first line's)."""
-        buffer = io.StringIO()
-        write = buffer.write
-        for number, event, line in valid:
-            session = _csv(event.session) if event.session is not None else ""
-            write(
-                f"{_csv(event.event_id)},{event.type},{event.ts.isoformat()},{session},"
-                f"{_csv(event.device or '')},{_csv(line.decode())},{number}\n"
-            )
-        buffer.seek(0)
+        """Write the new events; return those written (of an id sent twice, the first line's).
+
+        In event id order, as every chunk does: two chunks writing some of the same ids at once then wait for
+        each other in one direction only, never both ways (a deadlock).
+        """
+        first = _first_of_each_id(valid)
+        buffer = io.StringIO("".join([_copy_row(*item) for item in first.values()]))
         with connection.cursor() as cursor:
             cursor.execute(
                 "CREATE TEMP TABLE IF NOT EXISTS ingest_staging (event_id text, type text, ts timestamptz, "
@@ -255,23 +289,19 @@ class _PostgresWriter:
             cursor.execute("TRUNCATE ingest_staging")
             raw_cursor: Any = cursor.cursor
             raw_cursor.copy_expert(
-                "COPY ingest_staging (event_id, type, ts, session, device, payload, line) FROM STDIN WITH (FORMAT csv)",
+                "COPY ingest_staging (event_id, type, ts, session, device, payload, line) FROM STDIN",
                 buffer,
+                size=1 << 20,
             )
             cursor.execute(
                 f"INSERT INTO {Event._meta.db_table} "  # noqa: S608 — table name from the model, values bound
                 "(tenant_id, store_id, event_id, type, ts, session, device, payload, stream_id, line, received_at) "
-                "SELECT DISTINCT ON (event_id) %s, %s, event_id, type, ts, session, device, payload, %s, line, now() "
-                "FROM ingest_staging ORDER BY event_id, line "
-                "ON CONFLICT (tenant_id, store_id, event_id) DO NOTHING RETURNING event_id",
+                "SELECT %s, %s, event_id, type, ts, session, device, payload, %s, line, now() FROM ingest_staging "
+                "ORDER BY event_id ON CONFLICT (tenant_id, store_id, event_id) DO NOTHING RETURNING event_id",
                 [stream.tenant_id, stream.store_id, stream.pk],
             )
             written = {event_id for (event_id,) in cursor.fetchall()}
-        first: dict[str, ValidEvent] = {}
-        for _number, event, _line in valid:
-            if event.event_id in written:
-                first.setdefault(event.event_id, event)
-        return list(first.values())
+        return [event for event_id, (_number, event, _line) in first.items() if event_id in written]
 
     @staticmethod
     def write_rejections(*, stream: EventStream, refused: list[_Refusal]) -> None:
@@ -297,9 +327,7 @@ class _BatchWriter:
 
     @classmethod
     def write_events(cls, *, stream: EventStream, valid: list[tuple[int, ValidEvent, bytes]]) -> list[ValidEvent]:
-        first_by_id: dict[str, tuple[int, ValidEvent, bytes]] = {}
-        for item in valid:
-            first_by_id.setdefault(item[1].event_id, item)
+        first_by_id = _first_of_each_id(valid)
         ids = list(first_by_id)
         known: set[str] = set()
         for start in range(0, len(ids), cls.BATCH):
@@ -318,11 +346,11 @@ class _BatchWriter:
                 ts=event.ts,
                 session=event.session,
                 device=event.device or "",
-                payload=event.raw,
+                payload=orjson.loads(line),
                 stream_id=stream.pk,
                 line=number,
             )
-            for event_id, (number, event, _line) in first_by_id.items()
+            for event_id, (number, event, line) in first_by_id.items()
             if event_id not in known
         ]
         Event.unscoped.bulk_create(new, batch_size=cls.BATCH)

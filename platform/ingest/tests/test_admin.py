@@ -35,7 +35,8 @@ def test_manager_uploads_a_file_and_downloads_its_rejections(manager_a: User, st
     page = client.get("/admin/ingest/eventstream/upload/")
     assert page.status_code == 200
     events = day_of_events(store_a, visits=3)
-    body = ndjson([*events, b"{broken", {**events[0], "id": "zz", "bin": "NOPE"}])
+    pick = next(event for event in events if event["type"] == "item.picked")
+    body = ndjson([*events, b"{broken", {**pick, "id": "zz", "bin": "NOPE"}])
     response = client.post("/admin/ingest/eventstream/upload/", {"store": store_a.pk, "file": _file(body)})
     stream = EventStream.unscoped.get(store=store_a)
     assert response["Location"] == f"/admin/ingest/eventstream/{stream.pk}/change/"

@@ -70,6 +70,25 @@ def test_out_of_order_and_late_events(api_a: APIClient, store_a: Store) -> None:
     )
 
 
+def test_escapes_whitespace_and_fine_timestamps_are_stored_as_sent(api_a: APIClient, store_a: Store) -> None:
+    """Rows go to COPY unescaped when nothing needs escaping: the lines that do need it arrive intact."""
+    started = next(e for e in day_of_events(store_a, visits=1) if e["type"] == "session.started")
+    odd_id = 'tab\there\\back"quote'
+    escaped = {**started, "id": odd_id, "session": "s\n1\r", "note": "\\N"}
+    spaced = (
+        b'{"id":"ws",\t"type":"session.started",\r"ts":"' + started["ts"].encode() + b'","session":"ws-1",'
+        b'"shopper":"tok_1","gate":"' + started["gate"].encode() + b'"}'
+    )
+    fine = {**started, "id": "fine", "session": "fine-1", "ts": started["ts"][:19] + ".123456789Z"}
+    result = _process(api_a, store_a, ndjson([escaped, spaced, fine]))
+    assert (result["lines"], result["accepted"], result["rejected"]) == (3, 3, 0), result
+    stored = {event.event_id: event for event in Event.unscoped.filter(store=store_a)}
+    assert stored[odd_id].session == "s\n1\r"
+    assert stored[odd_id].payload == escaped
+    assert stored["ws"].payload["shopper"] == "tok_1"
+    assert stored["fine"].ts.microsecond == 123456
+
+
 def test_every_malformed_kind_is_rejected_with_its_line_and_the_rest_accepted(api_a: APIClient, store_a: Store) -> None:
     good = day_of_events(store_a, visits=3)
     started = next(e for e in good if e["type"] == "session.started")

@@ -19,7 +19,7 @@ from stores.models import Device, Store
 
 def _valid(event_id: str, kind: str, at: str, session: str | None, device: str, **raw: Any) -> ValidEvent:
     ts = datetime.fromisoformat(at).replace(tzinfo=UTC)
-    return ValidEvent(event_id, kind, ts, session, None, device, {"status": raw.get("status")})
+    return ValidEvent(event_id, kind, ts, at, session, None, device, None, raw.get("status"))
 
 
 def test_summaries_add_up_across_chunks() -> None:

@@ -19,6 +19,7 @@ from ingest.validation import (
     check_references,
     parse_line,
     parse_timestamp,
+    read_event,
 )
 
 SCHEMA_PATH = Path(__file__).resolve().parents[4] / "shared" / "spec" / "event-stream.schema.json"
@@ -76,6 +77,34 @@ def test_check_event_accepts_exactly_what_the_json_schema_accepts(event: dict[st
     ours, reason = check_event(event)
     assert (ours is not None) == SCHEMA_VALIDATOR.is_valid(event), (event, reason)
     assert (ours is None) == (reason is not None)
+
+
+@settings(max_examples=3000, deadline=None)
+@given(events())
+def test_reading_a_line_decides_as_the_exact_validator_does(event: dict[str, Any]) -> None:
+    """`read_event` (msgspec structs, falling back to `check_event`) gives the same event or the same reason."""
+    line = json.dumps(event).encode()
+    exact, exact_reason = check_event(event)
+    read, reason, _value = read_event(line)
+    assert read == exact
+    if parse_line(line)[1] is None:  # else orjson refused an integer beyond 64 bits: both refuse, in other words
+        assert reason == exact_reason
+
+
+def test_reading_lines_that_are_not_events() -> None:
+    assert read_event(b"{broken")[1].startswith("not valid JSON")
+    assert read_event(b"[1, 2]") == (None, "an event must be a JSON object", [1, 2])
+    assert read_event(b'{"id": "e1", "type": "item.picked"}')[1] == "missing required field 'ts'"
+    whole = b'{"id": "e1", "type": "item.picked", "ts": "2026-11-21T10:00:00Z", "qty": 2.0, "session": "v",'
+    event, reason, _value = read_event(whole + b' "bin": "B", "device": "C", "confidence": 1}')
+    assert reason is None and event is not None and event.bin == "B"  # 2.0 is an integer to the schema
+
+
+def test_a_bin_on_an_event_type_without_one_is_an_extra_field() -> None:
+    for extra in ("NOPE", {"not": "hashable"}, [1]):
+        event, reason = check_event({**VALID["session.started"], "bin": extra})
+        assert reason is None and event is not None and event.bin is None
+        assert check_references(event, references=REFERENCES, now=T0 + timedelta(days=30)) is None
 
 
 VALID = {
