@@ -9,6 +9,7 @@ from datetime import timedelta
 
 import pytest
 from django.conf import settings
+from django.db import connection, transaction
 from rest_framework.test import APIClient
 
 from core import tenancy
@@ -128,3 +129,21 @@ def test_streams_of_one_store_processed_at_once_equal_one_after_the_other(
     ids = {s: set(Event.unscoped.filter(store=s).values_list("event_id", flat=True)) for s in (together, apart)}
     assert ids[together] == ids[apart]
     assert len(ids[together]) == len({e["id"] for e in first + second})
+
+
+@pytest.mark.skipif(EMBEDDED, reason="PostgreSQL's commit setting")
+@pytest.mark.django_db(transaction=True)
+def test_only_a_chunk_commits_without_waiting_for_the_disk() -> None:
+    """A chunk lost in a crash is processed again; an API answer or a finished stream must not be lost, and the
+    workers keep their connections between tasks, so the setting must end with the chunk's transaction."""
+
+    def setting() -> str:
+        with connection.cursor() as cursor:
+            cursor.execute("SHOW synchronous_commit")
+            return str(cursor.fetchone()[0])
+
+    assert setting() == "on"
+    with transaction.atomic():
+        services._commit_asynchronously()
+        assert setting() == "off"
+    assert setting() == "on"
