@@ -188,18 +188,24 @@ def summarise(events: Iterable[ValidEvent]) -> dict[str, Any]:
     loose: list[int] | None = None
     for event in events:
         at = micros(event.ts)
-        if event.session is None:
-            loose = [at, at] if loose is None else [min(loose[0], at), max(loose[1], at)]
-        else:
-            seen = sessions.get(event.session)
-            if seen is None:
-                sessions[event.session] = [at, at, int(event.type == "session.started")]
+        span = loose if event.session is None else sessions.get(event.session)
+        if span is None:
+            span = [at, at, int(event.type == "session.started")]
+            if event.session is None:
+                loose = span[:2]
             else:
-                seen[0], seen[1] = min(seen[0], at), max(seen[1], at)
-                if event.type == "session.started":
-                    seen[2] = 1
-        heard = devices.setdefault(event.device or "", [at, None, None])
-        heard[0] = max(heard[0], at)
+                sessions[event.session] = span
+        elif at < span[0]:
+            span[0] = at
+        elif at > span[1]:
+            span[1] = at
+        if event.type == "session.started" and event.session is not None:
+            span[2] = 1
+        heard = devices.get(event.device or "")
+        if heard is None:
+            heard = devices[event.device or ""] = [at, None, None]
+        elif at > heard[0]:
+            heard[0] = at
         if event.type == "device.status" and (heard[1] is None or at >= heard[1]):
             heard[1], heard[2] = at, event.status
     return {"sessions": sessions, "loose": loose, "devices": devices}

@@ -34,7 +34,9 @@ EVENT_TYPES = (
 DEVICE_STATUSES = ("online", "offline", "degraded")
 BIN_TYPES = ("item.picked", "item.returned", "shelf.weight_changed")
 FUTURE_TOLERANCE = timedelta(hours=24)
-_RFC3339 = re.compile(r"^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
+_RFC3339 = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]+)?(?:[Zz]|[+-][0-9]{2}:[0-9]{2})"
+)
 
 
 class Event(Struct, frozen=True):
@@ -56,18 +58,11 @@ class Event(Struct, frozen=True):
 
 
 def parse_timestamp(value: Any) -> datetime | None:
-    """An RFC 3339 timestamp with an offset, or None."""
-    if not isinstance(value, str):
+    """An RFC 3339 timestamp with an offset, or None. Finer than microseconds, the rest is cut off."""
+    if not isinstance(value, str) or _RFC3339.fullmatch(value) is None:
         return None
-    match = _RFC3339.match(value)
-    if match is None:
-        return None
-    normalised = value.upper().replace("Z", "+00:00")
-    fraction = match.group(7)
-    if fraction and len(fraction) > 7:
-        normalised = normalised.replace(fraction, fraction[:7], 1)
     try:
-        return datetime.fromisoformat(normalised)
+        return datetime.fromisoformat(value if value[10] == "T" and value[-1] != "z" else value.upper())
     except ValueError:
         return None
 
