@@ -75,7 +75,8 @@ def stream_upload(*, actor: Actor, store: Store, upload: Any) -> EventStream:
         size_bytes=getattr(upload, "size", 0) or 0,
         created_by=actor.label[:200],
     )
-    stream.file.save(f"stream-{stream.pk}.upload", File(upload), save=False)
+    # An upload Django spooled to a temporary file is moved into local storage rather than copied.
+    stream.file.save(f"stream-{stream.pk}.upload", upload if isinstance(upload, File) else File(upload), save=False)
     stream.save(update_fields=["file"])
     enqueue_on_commit("ingest.prepare_stream", tenant_id=store.tenant_id, stream_id=stream.pk)
     return stream
@@ -324,11 +325,10 @@ class _SessionSeen(NamedTuple):
 
 def _chunks_summary(stream: EventStream) -> dict[str, Any] | None:
     """The summaries of the stream's chunks added up; None when a chunk has none (processed before they were)."""
-    texts = StreamChunk.objects.filter(stream=stream).values_list(Cast("summary", TextField()), flat=True)
-    summaries = [orjson.loads(text) if text is not None else None for text in texts]  # 3x faster than json
-    if any(summary is None for summary in summaries) or (not summaries and stream.accepted):
+    texts = list(StreamChunk.objects.filter(stream=stream).values_list(Cast("summary", TextField()), flat=True))
+    if any(text is None for text in texts) or (not texts and stream.accepted):
         return None
-    return merge_summaries(summaries)
+    return merge_summaries(orjson.loads(text) for text in texts)  # orjson: 3x faster than the JSONField's json
 
 
 def _sessions_of(summary: dict[str, Any]) -> dict[str | None, _SessionSeen]:
