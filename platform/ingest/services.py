@@ -36,6 +36,7 @@ from ingest.models import Event, EventStream, Rejection, StreamChunk
 from ingest.processing import (
     Outcome,
     at_micros,
+    garbage_collection_paused,
     merge_summaries,
     micros,
     process_lines,
@@ -283,7 +284,7 @@ def stream_finish(*, stream_id: int, summary: dict[str, Any] | None = None) -> N
     What it needs of the stream's events comes from the summaries its chunks made of them (or `summary`,
     for a live push), not from reading the events again; from the events when a summary is missing.
     """
-    with transaction.atomic():
+    with transaction.atomic(), garbage_collection_paused():  # a summary of 100k sessions is 100k lists
         stream = EventStream.objects.select_for_update(no_key=True).select_related("store").get(pk=stream_id)
         if stream.status == EventStream.Status.DONE or stream.finished_at is not None:
             return
