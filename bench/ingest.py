@@ -36,6 +36,9 @@ memory per worker process.
 Everything shares the machine's cores (web server, PostgreSQL, workers, this script, and whatever
 else runs), so the figures are for the machine as a whole; `cpu_s.everything_else` shows how much
 other work ran meanwhile.
+On a shared virtual machine the hypervisor may lend the cores to other guests:
+`cpu_s.stolen_by_hypervisor` (and the baseline's `stolen_by_hypervisor_s`) say how much it took back
+(near nothing in the runs of 2026-12-02, which still differed by up to a fifth from one to the next).
 """
 
 from __future__ import annotations
@@ -61,7 +64,15 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import orjson
-from machine import children, cpu_seconds, forget_queued_tasks, free_port, machine_busy_seconds, postgres_cpu_seconds
+from machine import (
+    children,
+    cpu_seconds,
+    forget_queued_tasks,
+    free_port,
+    machine_busy_seconds,
+    machine_stolen_seconds,
+    postgres_cpu_seconds,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "platform")]
@@ -779,6 +790,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         worker_cpu_before = {pid: cpu_seconds(pid) for pid, _ in processes.worker_pids()}
         server_cpu_before = cpu_seconds(processes.server.pid)  # type: ignore[union-attr]
         postgres_before, machine_before = postgres_cpu_seconds(), machine_busy_seconds()
+        stolen_before = machine_stolen_seconds()
         self_before = time.process_time()
 
         # The measured part: upload, processing, visits.
@@ -830,6 +842,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         # CPU over the whole measured time (to every visit seen refreshed), per role.
         machine_busy = busy_observed - machine_before
         postgres_cpu = postgres_cpu_seconds() - postgres_before
+        stolen = machine_stolen_seconds() - stolen_before
         self_cpu = time.process_time() - self_before
         worker_cpu = {pid: cpu_seconds(pid) - worker_cpu_before.get(pid, 0.0) for pid, _ in processes.worker_pids()}
         server_pid = processes.server.pid  # type: ignore[union-attr]
@@ -879,9 +892,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         total_s = t_end - t0
         refreshed_s = t_refreshed - t0
 
+        copy_stolen_before = machine_stolen_seconds()
         copy_s = timed_copy(csv, like_events_table=False)
         copy_rows = expected["accepted"]
-        baseline = {"rows": copy_rows, "seconds": round(copy_s, 3), "rows_per_s": round(copy_rows / copy_s)}
+        baseline = {
+            "rows": copy_rows,
+            "seconds": round(copy_s, 3),
+            "rows_per_s": round(copy_rows / copy_s),
+            "stolen_by_hypervisor_s": round(machine_stolen_seconds() - copy_stolen_before, 2),
+        }
         events_per_s = args.events / total_s
         if args.copy_all_indexes:
             copy_all_s = timed_copy(csv, like_events_table=True)
@@ -965,6 +984,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 ),
                 "load_average_1min_before": round(load_before, 2),
                 "load_average_1min_after": round(load_after, 2),
+                "stolen_by_hypervisor": round(stolen, 2),
             },
             "baseline_copy_unique_index": baseline,
             **({"baseline_copy_all_event_indexes": baseline_all} if args.copy_all_indexes else {}),

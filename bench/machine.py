@@ -64,6 +64,12 @@ def machine_busy_seconds() -> float:
     return (user + nice + system + irq + softirq + steal) / CLK_TCK
 
 
+def machine_stolen_seconds() -> float:
+    """CPU time the hypervisor gave to other guests while this machine's processes wanted it (steal):
+    on a shared virtual machine, what makes two runs of the same code differ."""
+    return int(Path("/proc/stat").read_text().splitlines()[0].split()[8]) / CLK_TCK
+
+
 def forget_queued_tasks() -> None:
     """Empty the broker of tasks an earlier run left, queued or unacknowledged."""
     from django.conf import settings
