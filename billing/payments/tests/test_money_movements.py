@@ -180,6 +180,29 @@ def test_a_decline_fails_the_visit_denies_entry_and_a_new_card_pays_it(
     assert [i["status"] for i in intents_of(visit)].count("succeeded") == 1
 
 
+def test_a_late_change_to_a_visit_whose_payment_failed_keeps_it_owed_and_retried(
+    store_a: Store, register: Callable[..., Any]
+) -> None:
+    shopper = register(store_a.tenant, payment_method="pm_card_chargeCustomerFail")
+    visit = settle_payment(decide_cart(open_visit(store_a, shopper.entry_token), [("COLA", 2, 199)]))
+    assert visit.status == "payment_failed"
+
+    with tenancy.tenant_scope(visit.tenant_id):
+        visit.total = 597
+        settling.instruct_difference(visit, reason="late events changed the cart")
+        visit.save()
+    visit = settle_payment(visit)
+
+    assert (visit.status, visit.paid, visit.balance_due) == ("payment_failed", 0, 597)
+    failed = PaymentAttempt.unscoped.filter(visit=visit, purpose="charge").latest("id")
+    with tenancy.tenant_scope(store_a.tenant_id):
+        due = services.visits_needing_payment_work(now=failed.next_try_at + timedelta(seconds=1))
+    assert (store_a.tenant_id, visit.pk) in due
+    register(store_a.tenant, payment_method="pm_card_visa")
+    visit = settle_payment(visit, retry_now=True)
+    assert (visit.status, visit.paid, visit.balance_due) == ("charged", 597, 0)
+
+
 def test_a_visit_of_an_unregistered_token_is_not_charged_and_says_why(store_a: Store, localstripe: Any) -> None:
     visit = settle_payment(decide_cart(open_visit(store_a, "shp_nobody"), [("COLA", 1, 199)]))
 
