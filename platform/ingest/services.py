@@ -288,6 +288,8 @@ def stream_finish(*, stream_id: int, summary: dict[str, Any] | None = None) -> N
         stream = EventStream.objects.select_for_update(no_key=True).select_related("store").get(pk=stream_id)
         if stream.status == EventStream.Status.DONE or stream.finished_at is not None:
             return
+        if stream.chunks_done < stream.chunks_total:  # a chunk's commit lost in a crash: it is processed again
+            return
         summary = summary if summary is not None else _chunks_summary(stream)
         seen = _stream_sessions(stream) if summary is None else _sessions_of(summary)
         refused = _reject_unknown_sessions(stream, seen)

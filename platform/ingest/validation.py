@@ -5,8 +5,9 @@ compares it with the jsonschema library on generated events) but runs in a few
 microseconds, and says what is wrong in words a store engineer can act on.
 `read_event` is what ingestion calls per line: the schema again, as msgspec
 structs that parse and validate a line in one pass in C (about a microsecond);
-a line they refuse goes through `parse_line` and `check_event`, which decide
-and give the reason, so the structs only ever need to be as strict as the schema.
+a line they refuse (an invalid one, or one with extra fields) goes through
+`parse_line` and `check_event`, which decide and give the reason, so the
+structs only ever need to be as strict as the schema.
 `check_references` then reads the event against the layout in force at its time.
 """
 
@@ -197,8 +198,12 @@ Code = Annotated[str, Meta(min_length=1, max_length=64)]
 Confidence = Annotated[float, Meta(ge=0, le=1)]
 
 
-class _Line(Struct, tag_field="type", kw_only=True):
-    """The schema's top level; each subclass is one `type` with its own required fields."""
+class _Line(Struct, tag_field="type", kw_only=True, forbid_unknown_fields=True):
+    """The schema's top level; each subclass is one `type` with its own required fields.
+
+    A line with fields the structs do not know goes to the exact path: msgspec would skip over their
+    values without validating them (UTF-8, depth, numbers orjson and PostgreSQL refuse).
+    """
 
     id: Code
     ts: str
@@ -229,7 +234,7 @@ class _SessionEnded(_Line, tag="session.ended"):
         return Event(self.id, "session.ended", ts, self.ts, self.session, None, self.gate, self.store_code)
 
 
-class _Alternative(Struct):
+class _Alternative(Struct, forbid_unknown_fields=True):
     session: Code
     confidence: Confidence
 

@@ -250,8 +250,8 @@ def instruct_first_charge(visit: Visit) -> None:
 def instruct_difference(visit: Visit, *, reason: str) -> None:
     """A final visit's cart changed: charge the difference, or refund it.
 
-    A visit whose payment failed stays failed while money is owed: its charge is retried (only failed
-    visits are), and the difference is moved after it.
+    A visit whose payment failed (even if late events sent it to review since) stays failed while money is
+    owed: its charge is retried (only failed visits are), and the difference is moved after it.
     """
     difference = visit.total - visit.charged_total
     if difference:
@@ -266,8 +266,8 @@ def instruct_difference(visit: Visit, *, reason: str) -> None:
         )
     visit.charged_total = visit.total
     if visit.total > 0:
-        if visit.status != Visit.Status.PAYMENT_FAILED:
-            visit.status = Visit.Status.CHARGED
+        failed = visit.payment_status == Visit.PaymentStatus.FAILED
+        visit.status = Visit.Status.PAYMENT_FAILED if failed else Visit.Status.CHARGED
     else:
         visit.status = Visit.Status.REFUNDED if difference < 0 else Visit.Status.NO_CHARGE
     _hand_to_payments(visit)

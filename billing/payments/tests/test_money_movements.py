@@ -194,13 +194,21 @@ def test_a_late_change_to_a_visit_whose_payment_failed_keeps_it_owed_and_retried
     visit = settle_payment(visit)
 
     assert (visit.status, visit.paid, visit.balance_due) == ("payment_failed", 0, 597)
+
+    with tenancy.tenant_scope(visit.tenant_id):  # more late events sent it to review; the reviewer approves
+        visit.status, visit.total = Visit.Status.NEEDS_REVIEW, 796
+        settling.instruct_difference(visit, reason="review: approve")
+        visit.save()
+    visit = settle_payment(visit)
+    assert (visit.status, visit.paid, visit.balance_due) == ("payment_failed", 0, 796)
+
     failed = PaymentAttempt.unscoped.filter(visit=visit, purpose="charge").latest("id")
     with tenancy.tenant_scope(store_a.tenant_id):
         due = services.visits_needing_payment_work(now=failed.next_try_at + timedelta(seconds=1))
     assert (store_a.tenant_id, visit.pk) in due
     register(store_a.tenant, payment_method="pm_card_visa")
     visit = settle_payment(visit, retry_now=True)
-    assert (visit.status, visit.paid, visit.balance_due) == ("charged", 597, 0)
+    assert (visit.status, visit.paid, visit.balance_due) == ("charged", 796, 0)
 
 
 def test_a_visit_of_an_unregistered_token_is_not_charged_and_says_why(store_a: Store, localstripe: Any) -> None:

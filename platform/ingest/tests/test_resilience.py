@@ -147,3 +147,15 @@ def test_only_a_chunk_commits_without_waiting_for_the_disk() -> None:
         services._commit_asynchronously()
         assert setting() == "off"
     assert setting() == "on"
+
+
+@pytest.mark.django_db
+def test_a_stream_is_not_finished_while_a_chunk_is_undone(store_a: Store) -> None:
+    """A finish sent by the last chunk whose commit a crash then lost must not close the stream without it."""
+    stream = EventStream.unscoped.create(
+        tenant_id=store_a.tenant_id, store=store_a, status=EventStream.Status.PROCESSING, chunks_total=2, chunks_done=1
+    )
+    with tenancy.tenant_scope(store_a.tenant_id):
+        services.stream_finish(stream_id=stream.pk)
+    stream.refresh_from_db()
+    assert (stream.status, stream.finished_at) == (EventStream.Status.PROCESSING, None)

@@ -100,6 +100,24 @@ def test_reading_lines_that_are_not_events() -> None:
     assert reason is None and event is not None and event.bin == "B"  # 2.0 is an integer to the schema
 
 
+@pytest.mark.parametrize(
+    "extra",
+    [b'"\xff"', b"[" * 600 + b"]" * 600, b"1e400", b'{"model": "v7"}'],
+    ids=["invalid-utf8", "deep", "infinite", "plain"],
+)
+def test_a_line_with_extra_fields_is_read_by_the_exact_validator(extra: bytes) -> None:
+    """The structs skip over fields they do not know without checking them: such lines take the exact path."""
+    line = b'{"id":"e1","type":"device.status","ts":"2026-11-21T10:00:00Z","device":"D","status":"online",'
+    line += b'"x":' + extra + b"}"
+    value, parse_reason = parse_line(line)
+    event, reason, _value = read_event(line)
+    if parse_reason is not None:
+        assert (event, reason) == (None, parse_reason)
+    else:
+        assert (event, reason) == check_event(value)
+        assert event is not None and event.status == "online"
+
+
 def test_a_bin_on_an_event_type_without_one_is_an_extra_field() -> None:
     for extra in ("NOPE", {"not": "hashable"}, [1]):
         event, reason = check_event({**VALID["session.started"], "bin": extra})
