@@ -58,16 +58,19 @@ def postgres_cpu_seconds() -> float:
     return total
 
 
+def _machine_cpu_ticks() -> list[int]:
+    """The whole machine's CPU time by kind (/proc/stat: user, nice, system, idle, iowait, irq, softirq, steal)."""
+    return [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:9]]
+
+
 def machine_busy_seconds() -> float:
-    fields = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
-    user, nice, system, _idle, _iowait, irq, softirq, steal = fields[:8]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = _machine_cpu_ticks()
     return (user + nice + system + irq + softirq + steal) / CLK_TCK
 
 
 def machine_stolen_seconds() -> float:
-    """CPU time the hypervisor gave to other guests while this machine's processes wanted it (steal):
-    on a shared virtual machine, what makes two runs of the same code differ."""
-    return int(Path("/proc/stat").read_text().splitlines()[0].split()[8]) / CLK_TCK
+    """CPU time the hypervisor gave to other guests while this machine's processes wanted it (steal)."""
+    return _machine_cpu_ticks()[7] / CLK_TCK
 
 
 def forget_queued_tasks() -> None:

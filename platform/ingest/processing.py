@@ -201,9 +201,9 @@ def summarise(events: Iterable[ValidEvent]) -> dict[str, Any]:
             span[1] = at
         if event.type == "session.started" and event.session is not None:
             span[2] = 1
-        heard = devices.get(event.device or "")
+        heard = devices.get(event.device)
         if heard is None:
-            heard = devices[event.device or ""] = [at, None, None]
+            heard = devices[event.device] = [at, None, None]
         elif at > heard[0]:
             heard[0] = at
         if event.type == "device.status" and (heard[1] is None or at >= heard[1]):
@@ -263,7 +263,7 @@ def _copy_row(number: int, event: ValidEvent, line: bytes) -> str:
         session = _copy_text(event.session) if event.session is not None else "\\N"
         return (
             f"{_copy_text(event.event_id)}\t{event.type}\t{_copy_time(event)}\t{session}\t"
-            f"{_copy_text(event.device or '')}\t{_copy_text(payload)}\t{number}\n"
+            f"{_copy_text(event.device)}\t{_copy_text(payload)}\t{number}\n"
         )
     session = event.session if event.session is not None else "\\N"
     return f"{event.event_id}\t{event.type}\t{_copy_time(event)}\t{session}\t{event.device}\t{payload}\t{number}\n"
@@ -353,7 +353,7 @@ class _BatchWriter:
                 type=event.type,
                 ts=event.ts,
                 session=event.session,
-                device=event.device or "",
+                device=event.device,
                 payload=orjson.loads(line),
                 stream_id=stream.pk,
                 line=number,

@@ -43,8 +43,8 @@ _RFC3339 = re.compile(
 class Event(Struct, frozen=True):
     """A valid event, with the fields the platform reads pulled out of the raw object.
 
-    `device` is the gate of a session event; `bin` only of the types that name one (elsewhere a `bin` is
-    an extra field, kept and ignored); `status` only of a device.status.
+    `device` is the gate of a session event (every type names one); `bin` only of the types that name one
+    (elsewhere a `bin` is an extra field, kept and ignored); `status` only of a device.status.
     """
 
     event_id: str
@@ -53,7 +53,7 @@ class Event(Struct, frozen=True):
     ts_text: str
     session: str | None
     bin: str | None
-    device: str | None
+    device: str
     store: str | None
     status: str | None = None
 
@@ -248,15 +248,17 @@ class _Item(_Line):
     sku: Code | UnsetType = UNSET
     alternatives: Annotated[list[_Alternative], Meta(max_length=16)] | UnsetType = UNSET
 
+    def event(self, ts: datetime) -> Event:
+        kind = str(self.__struct_config__.tag)
+        return Event(self.id, kind, ts, self.ts, self.session, self.bin, self.device, self.store_code)
+
 
 class _ItemPicked(_Item, tag="item.picked"):
-    def event(self, ts: datetime) -> Event:
-        return Event(self.id, "item.picked", ts, self.ts, self.session, self.bin, self.device, self.store_code)
+    pass
 
 
 class _ItemReturned(_Item, tag="item.returned"):
-    def event(self, ts: datetime) -> Event:
-        return Event(self.id, "item.returned", ts, self.ts, self.session, self.bin, self.device, self.store_code)
+    pass
 
 
 class _WeightChanged(_Line, tag="shelf.weight_changed"):
@@ -341,13 +343,12 @@ def check_references(event: Event, *, references: StoreReferences, now: datetime
     layout = references.layout_at(event.ts)
     if layout is None:
         return f"store {references.store_code!r} has no layout in force at {event.ts_text}"
-    if event.device is not None:
-        kind = layout.devices.get(event.device)
-        if kind is None:
-            return f"device {event.device!r} is not in the layout in force at {event.ts_text}"
-        expected = _DEVICE_KIND_OF_TYPE.get(event.type)
-        if expected is not None and kind != expected:
-            return f"device {event.device!r} is a {kind}, but {event.type} comes from a {expected}"
+    kind = layout.devices.get(event.device)
+    if kind is None:
+        return f"device {event.device!r} is not in the layout in force at {event.ts_text}"
+    expected = _DEVICE_KIND_OF_TYPE.get(event.type)
+    if expected is not None and kind != expected:
+        return f"device {event.device!r} is a {kind}, but {event.type} comes from a {expected}"
     if event.bin is not None:
         if event.bin not in layout.bins:
             return f"bin {event.bin!r} is not in the layout in force at {event.ts_text}"
