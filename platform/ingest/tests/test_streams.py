@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import random
 from collections import Counter
+from datetime import datetime
 
 import pytest
 from django.test import override_settings
@@ -87,6 +88,28 @@ def test_escapes_whitespace_and_fine_timestamps_are_stored_as_sent(api_a: APICli
     assert stored[odd_id].payload == escaped
     assert stored["ws"].payload["shopper"] == "tok_1"
     assert stored["fine"].ts.microsecond == 123456
+
+
+def test_times_finer_than_microseconds_are_cut_when_no_line_needs_escaping(api_a: APIClient, store_a: Store) -> None:
+    """The rows of a chunk without escapes are written in one pass: its fine times still go as read."""
+    started = next(e for e in day_of_events(store_a, visits=1) if e["type"] == "session.started")
+    second = started["ts"][:19]
+    times = {
+        "nanos-utc": second + ".123456789Z",
+        "nanos-offset": second + ".987654321+01:00",
+        "micros-offset": second + ".654321+01:00",
+        "millis-utc": second + ".250Z",
+    }
+    events = [{**started, "id": name, "session": f"s-{name}", "ts": ts} for name, ts in times.items()]
+    result = _process(api_a, store_a, ndjson(events))
+    assert (result["lines"], result["accepted"], result["rejected"]) == (4, 4, 0), result
+    stored = {event.event_id: event.ts for event in Event.unscoped.filter(store=store_a)}
+    sent = {
+        name: datetime.fromisoformat(ts[:26] + ts[29:] if name.startswith("nanos") else ts)
+        for name, ts in times.items()
+    }
+    assert stored == sent
+    assert stored["nanos-utc"].microsecond == 123456 and stored["nanos-offset"].microsecond == 987654
 
 
 def test_every_malformed_kind_is_rejected_with_its_line_and_the_rest_accepted(api_a: APIClient, store_a: Store) -> None:
