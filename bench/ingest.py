@@ -814,13 +814,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
         checkpoint()
         # The measured part: upload, processing, visits.
+        at_start = processes.cpu_snapshot()
         t0 = time.time()
         accepted = upload(processes.port, key=issued.key, store=store.code, file=ndjson)
         t_uploaded = time.time()
+        at_uploaded = processes.cpu_snapshot()
         stream_id = accepted["id"]
         t_prepared = None
-        at_start = processes.cpu_snapshot()
-        at_prepared = at_start
+        at_prepared = at_uploaded
         last_api_poll = 0.0
         body: dict[str, Any] = {}
         while True:
@@ -987,7 +988,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "database_waits_by_phase": waits,
             # CPU-seconds per role in each phase, as polled; "share" is the machine's busy share of its cores.
             "cpu_s_by_phase": {
-                "upload_and_prepare": _phase(at_start, at_prepared, (t_prepared or t_uploaded) - t0),
+                "upload": _phase(at_start, at_uploaded, t_uploaded - t0),
+                "queue_and_prepare": _phase(at_uploaded, at_prepared, (t_prepared or t_uploaded) - t_uploaded),
                 "chunks_and_finish": _phase(at_prepared, at_stream_done, t_stream_done - (t_prepared or t_uploaded)),
                 "visits": _phase(at_stream_done, at_observed, t_observed - t_stream_done),
             },
