@@ -116,10 +116,10 @@ def reserve_ids(model: type[models.Model], count: int) -> int:
 def reset(tenant_ids: list[int]) -> None:
     """Delete what a previous run left for the bench tenants (not the tenants, stores or audit entries)."""
     with transaction.atomic(), connection.cursor() as cursor:
-        for model in (InvoiceLine, Invoice, DailyUsage, PaymentAttempt):
-            cursor.execute(f"DELETE FROM {model._meta.db_table} WHERE tenant_id = ANY(%s)", [tenant_ids])  # noqa: S608
-        for model in (ReviewDecision, Visit):
-            cursor.execute(f"DELETE FROM {model._meta.db_table} WHERE tenant_id = ANY(%s)", [tenant_ids])  # noqa: S608
+        for table in [
+            m._meta.db_table for m in (InvoiceLine, Invoice, DailyUsage, PaymentAttempt, ReviewDecision, Visit)
+        ]:
+            cursor.execute(f"DELETE FROM {table} WHERE tenant_id = ANY(%s)", [tenant_ids])  # noqa: S608
         MonthClose.objects.filter(period_start=MONTH).delete()
 
 

@@ -323,7 +323,7 @@ class Processes:
         """Fail at once when a process ended or a task failed, rather than wait for work that never comes."""
         for process in [self.server, *self.workers]:
             if process is not None and process.poll() is not None:
-                raise RuntimeError(f"a process ended early (see {self.logs}): {process.args}")
+                raise RuntimeError(f"a process ended early (see {self.logs}): {process.args!r}")
         for log in sorted(self.logs.glob("worker-*.log")):
             text = log.read_text(errors="replace")
             for marker in ("Traceback", " ERROR "):
@@ -350,7 +350,7 @@ class Processes:
         while True:
             for process in [self.server, *self.workers]:
                 if process is not None and process.poll() is not None:
-                    raise RuntimeError(f"a process ended early (see {self.logs}): {process.args}")
+                    raise RuntimeError(f"a process ended early (see {self.logs}): {process.args!r}")
             try:
                 server_up = _request(self.port, "GET", "/healthz")[0] == 200
             except OSError:
@@ -532,7 +532,7 @@ def upload(port: int, *, key: str, store: str, file: Path) -> dict[str, Any]:
 # --- the run -----------------------------------------------------------------------------------------
 
 
-def setup(args: argparse.Namespace) -> tuple[Any, Any, Any, str]:
+def setup(args: argparse.Namespace) -> tuple[Any, Any, Any, Any]:
     """The bench tenant and store (made once, kept), emptied of events; and a new API key."""
     from decimal import Decimal
 
@@ -802,7 +802,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         main_connection.ensure_connection()
         sampler = WaitSampler(
             _database_url(),
-            exclude_pid=main_connection.connection.get_backend_pid(),  # type: ignore[union-attr]
+            exclude_pid=main_connection.connection.get_backend_pid(),
         )
         sampler.start()
         sampler.mark("upload_and_prepare")
