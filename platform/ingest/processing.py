@@ -249,7 +249,7 @@ def _copy_time(event: ValidEvent) -> str:
     """The event's time for PostgreSQL to read: as sent, unless finer than microseconds (PostgreSQL would
     round where the summaries cut), and then as read."""
     text = event.ts_text
-    if len(text) <= SHORTEST_FINER_TIME_CHARS - 1:
+    if len(text) < SHORTEST_FINER_TIME_CHARS:
         return text
     to_microseconds = len(text) - (1 if text[-1] in "Zz" else 6) <= MICROSECOND_TIME_CHARS
     return text if to_microseconds else event.ts.isoformat()
@@ -270,16 +270,14 @@ def _copy_rows(rows: list[tuple[int, ValidEvent, bytes]]) -> str:
     JSON writes a backslash, tab, newline or carriage return inside a string only escaped (with a
     backslash), so lines with no backslash, tab or CR hold none of the characters COPY treats specially,
     nor does any string read from them: one search of all the lines tells whether any needs escaping.
-    When none does (nearly always), the rows are written in one pass with the values as they are, and
-    the time as sent when it is short enough to be no finer than microseconds.
+    When none does (nearly always), the rows are written in one pass with the values as they are.
     """
     lines = b"".join([line for _number, _event, line in rows])
     if b"\\" in lines or b"\t" in lines or b"\r" in lines:
         return "".join([_copy_row(*row) for row in rows])
     return "".join(
         [
-            f"{event.event_id}\t{event.type}\t"
-            f"{event.ts_text if len(event.ts_text) < SHORTEST_FINER_TIME_CHARS else _copy_time(event)}\t"
+            f"{event.event_id}\t{event.type}\t{_copy_time(event)}\t"
             f"{COPY_NULL if event.session is None else event.session}\t{event.device}\t{line.decode()}\t{number}\n"
             for number, event, line in rows
         ]
