@@ -6,8 +6,8 @@
 Needs DATABASE_URL pointing at an existing PostgreSQL database on this machine (it is migrated, and
 only scratch tables are written).
 
-Writes the same generated events (`ingest.sample.sample_events`, one busy day after another) through
-each of these write paths, on one connection, into scratch tables it creates and drops:
+Writes the same generated events (`ingest.sample.sample_events`, one busy day after another, read and
+turned into COPY rows by the ingest code itself) through each of these write paths, on one connection, into scratch tables it creates and drops:
 
 * `copy_unique_index`: one COPY into a table with only the unique (tenant, store, event id) index —
   the baseline of `bench/ingest.py`;
@@ -48,10 +48,12 @@ django.setup()
 import orjson  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
-from machine import cpu_seconds  # noqa: E402
+from machine import checkpoint, cpu_seconds  # noqa: E402
 
 from ingest.models import Event  # noqa: E402
+from ingest.processing import _copy_rows  # noqa: E402
 from ingest.sample import sample_events  # noqa: E402
+from ingest.validation import read_event  # noqa: E402
 from stores.sample import sample_layout  # noqa: E402
 
 FIRST_DAY = datetime(2026, 1, 2, 8, 0, tzinfo=UTC)
@@ -60,29 +62,28 @@ COLUMNS = "event_id, type, ts, session, device, payload, line"
 PATHS = ("copy_unique_index", "copy_chunks_events_indexes", "staging_insert", "staging_insert_on_conflict")
 
 
-def _copy_text(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
-
-
-def generate(count: int) -> list[str]:
-    """`count` events as rows of COPY's text format: event id, type, time, session, device, payload, line."""
+def generate(count: int, *, chunk: int) -> tuple[str, list[str]]:
+    """`count` events as rows of COPY's text format, written as `ingest.processing` writes them: all of them
+    in one text (for the baseline), and in chunks of `chunk` events, each sorted by event id."""
     layout = sample_layout(skus=[f"SKU-{n:03d}" for n in range(1, 41)])
-    rows: list[str] = []
+    rows: list[tuple[int, Any, bytes]] = []
     day = 0
     while len(rows) < count:
         start = FIRST_DAY + timedelta(days=day)
-        for event in sample_events(layout, visits=VISITS_PER_DAY, start=start, seed=day, id_prefix=f"d{day}-"):
+        for raw in sample_events(layout, visits=VISITS_PER_DAY, start=start, seed=day, id_prefix=f"d{day}-"):
             if len(rows) >= count:
                 break
-            session = "\\N" if event.get("session") is None else _copy_text(event["session"])
-            device = _copy_text(event.get("device") or event.get("gate") or "")
-            payload = _copy_text(orjson.dumps(event).decode())
-            line = len(rows) + 1
-            rows.append(
-                f"{_copy_text(event['id'])}\t{event['type']}\t{event['ts']}\t{session}\t{device}\t{payload}\t{line}\n"
-            )
+            line = orjson.dumps(raw)
+            event, reason, _value = read_event(line)
+            if event is None:
+                raise RuntimeError(f"the sample wrote an invalid event ({reason}): {line!r}")
+            rows.append((len(rows) + 1, event, line))
         day += 1
-    return rows
+    chunks = [
+        _copy_rows(sorted(rows[first : first + chunk], key=lambda row: row[1].event_id))
+        for first in range(0, len(rows), chunk)
+    ]
+    return _copy_rows(rows), chunks
 
 
 def _backend_pid() -> int:
@@ -118,8 +119,7 @@ def _prepare(path: str) -> None:
         _execute(f"ALTER TABLE bench_event_writes ALTER COLUMN {column} SET DEFAULT {value}")
 
 
-def _write_chunk(path: str, rows: list[str]) -> None:
-    text = "".join(sorted(rows))  # by event id, as the workers write
+def _write_chunk(path: str, text: str) -> None:
     _execute("BEGIN")
     _execute("SET LOCAL synchronous_commit TO OFF")
     if path == "copy_chunks_events_indexes":
@@ -153,15 +153,15 @@ def _wal_since(position: str) -> int:
         return int(cursor.fetchone()[0])
 
 
-def timed(path: str, rows: list[str], *, chunk: int, pid: int) -> dict[str, float]:
+def timed(path: str, whole: str, chunks: list[str], *, pid: int) -> dict[str, float]:
     _prepare(path)
-    _execute("CHECKPOINT")
+    checkpoint()
     position, cpu_before, started = _wal_position(), cpu_seconds(pid), time.perf_counter()
     if path == "copy_unique_index":
-        _copy("bench_event_writes", "".join(rows))
+        _copy("bench_event_writes", whole)
     else:
-        for first in range(0, len(rows), chunk):
-            _write_chunk(path, rows[first : first + chunk])
+        for text in chunks:
+            _write_chunk(path, text)
     wall, cpu = time.perf_counter() - started, cpu_seconds(pid) - cpu_before
     wal = _wal_since(position)
     _execute("DROP TABLE bench_event_writes")
@@ -178,12 +178,12 @@ def main() -> None:
         sys.exit("This benchmark needs PostgreSQL: set DATABASE_URL=postgres://... (an existing database).")
     call_command("migrate", interactive=False, verbosity=0)
     connection.set_autocommit(True)
-    rows = generate(args.events)
+    whole, chunks = generate(args.events, chunk=args.chunk)
     pid = _backend_pid()
     runs: dict[str, list[dict[str, float]]] = {path: [] for path in PATHS}
     for _ in range(args.repeat):
         for path in PATHS:
-            runs[path].append(timed(path, rows, chunk=args.chunk, pid=pid))
+            runs[path].append(timed(path, whole, chunks, pid=pid))
     medians = {
         path: {key: statistics.median(run[key] for run in runs[path]) for key in runs[path][0]} for path in PATHS
     }

@@ -69,6 +69,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import orjson
 from machine import (
+    checkpoint,
     children,
     cpu_seconds,
     forget_queued_tasks,
@@ -681,14 +682,6 @@ def load_history(
         "autovacuum": autovacuum,
         "analyzed_before_upload": True,
     }
-
-
-def checkpoint() -> None:
-    """Write out what earlier work left in the WAL, so that the timing that follows does not pay for it."""
-    from django.db import connection
-
-    with connection.cursor() as cursor:
-        cursor.execute("CHECKPOINT")
 
 
 def timed_copy(csv: Path, *, like_events_table: bool) -> float:
