@@ -7,7 +7,8 @@ Needs DATABASE_URL pointing at an existing PostgreSQL database on this machine (
 only scratch tables are written).
 
 Writes the same generated events (`ingest.sample.sample_events`, one busy day after another, read and
-turned into COPY rows by the ingest code itself) through each of these write paths, on one connection, into scratch tables it creates and drops:
+turned into COPY rows by the ingest code itself) through each of these write paths, on one connection,
+into scratch tables it creates and drops:
 
 * `copy_unique_index`: one COPY into a table with only the unique (tenant, store, event id) index —
   the baseline of `bench/ingest.py`;
