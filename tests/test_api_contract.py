@@ -1,4 +1,4 @@
-"""The licensee API's common contract (spec/store-api.md): auth, error body, limits, pagination, schema."""
+"""The licensee API's common contract (docs/api.md): auth, error body, limits, pagination, schema."""
 
 from __future__ import annotations
 
@@ -209,3 +209,17 @@ def test_the_openapi_document_is_valid_and_covers_the_spec(tmp_path) -> None:
 
     paths = set(json.loads(target.read_text())["paths"])
     assert paths >= SPEC_PATHS
+
+
+@pytest.mark.django_db
+def test_the_event_stream_schema_is_served_as_the_repository_holds_it() -> None:
+    import json
+
+    from ingest.validation import SCHEMA_PATH
+
+    response = APIClient().get("/api/v1/schema/event-stream.json")
+    assert response.status_code == 200
+    assert response["Content-Type"] == "application/schema+json"
+    assert json.loads(response.content) == json.loads(SCHEMA_PATH.read_text())
+    document = APIClient().get("/api/v1/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()
+    assert "/api/v1/schema/event-stream.json" in document["paths"]

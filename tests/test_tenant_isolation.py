@@ -17,7 +17,7 @@ from tenants.models import ApiKey, AuditEntry, Tenant
 
 # Columns that are unique platform-wide on purpose, with the reason (see the models' docstrings).
 GLOBAL_UNIQUE_EXCEPTIONS = {("ApiKey", "prefix"): "the key identifies its tenant, so it is found before any tenant is"}
-PUBLIC_API_VIEWS = {"SpectacularAPIView", "SpectacularSwaggerView", "SpectacularRedocView"}
+PUBLIC_API_VIEWS = {"SpectacularAPIView", "SpectacularSwaggerView", "SpectacularRedocView", "EventSchemaApi"}
 
 
 def _tenant_owned_models() -> list[type[models.Model]]:

@@ -6,6 +6,7 @@ from rest_framework.permissions import AllowAny
 from billing.payments.api.views import stripe_webhook
 from core import health, metrics
 from core.admin_sites import licensee_site, ops_site
+from ingest.api.views import EventSchemaApi
 
 public = {"authentication_classes": [], "permission_classes": [AllowAny], "throttle_classes": []}
 
@@ -17,6 +18,7 @@ api_v1: list[URLPattern | URLResolver] = [
     path("", include("visits.api.urls")),
     path("", include("billing.payments.api.urls")),
     path("", include("billing.webhooks.api.urls")),
+    path("schema/event-stream.json", EventSchemaApi.as_view(), name="event-stream-schema"),
     path("schema/", SpectacularAPIView.as_view(**public), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema", **public), name="api-docs"),
     path("redoc/", SpectacularRedocView.as_view(url_name="schema", **public), name="api-redoc"),

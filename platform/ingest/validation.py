@@ -1,6 +1,7 @@
 """Store events: parsing and validation, as pure functions over plain data.
 
-`check_event` follows `spec/event-stream.schema.json` exactly (a property test
+`check_event` follows the event stream's JSON Schema (`event-stream.schema.json` beside this module,
+served at `/api/v1/schema/event-stream.json`; docs/event-stream.md) exactly (a property test
 compares it with the jsonschema library on generated events) but runs in a few
 microseconds, and says what is wrong in words a store engineer can act on.
 `read_event` is what ingestion calls per line: the schema again, as msgspec
@@ -18,12 +19,14 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import msgspec
 import orjson
 from msgspec import UNSET, Meta, Struct, UnsetType
 
+SCHEMA_PATH = Path(__file__).with_name("event-stream.schema.json")
 EVENT_TYPES = (
     "session.started",
     "session.ended",
@@ -31,9 +34,13 @@ EVENT_TYPES = (
     "item.returned",
     "shelf.weight_changed",
     "device.status",
+    "id.checked",
+    "shelf.restocked",
 )
 DEVICE_STATUSES = ("online", "offline", "degraded")
-BIN_TYPES = ("item.picked", "item.returned", "shelf.weight_changed")
+ID_CHECK_RESULTS = ("passed", "failed")
+BIN_TYPES = ("item.picked", "item.returned", "shelf.weight_changed", "shelf.restocked")
+SESSION_TYPES = ("session.started", "session.ended", "item.picked", "item.returned", "id.checked")
 FUTURE_TOLERANCE = timedelta(hours=24)
 _RFC3339 = re.compile(
     r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]+)?(?:[Zz]|[+-][0-9]{2}:[0-9]{2})"
@@ -126,6 +133,8 @@ _REQUIRED = {
     "item.returned": ("session", "bin", "device", "confidence"),
     "shelf.weight_changed": ("bin", "device", "delta_g"),
     "device.status": ("device", "status"),
+    "id.checked": ("session", "device", "result", "min_age"),
+    "shelf.restocked": ("bin", "device", "qty"),
 }
 
 
@@ -134,7 +143,10 @@ def _check_type_fields(event: Mapping[str, Any], kind: str) -> str | None:
     if missing:
         return f"{kind} needs field '{missing[0]}'"
     if kind == "session.started":
-        return _string(event, "session") or _string(event, "shopper", max_length=128) or _string(event, "gate")
+        reason = _string(event, "session") or _string(event, "shopper", max_length=128) or _string(event, "gate")
+        if reason is None and "group" in event:
+            reason = _string(event, "group")
+        return reason
     if kind == "session.ended":
         return _string(event, "session") or _string(event, "gate")
     if kind in ("item.picked", "item.returned"):
@@ -143,6 +155,16 @@ def _check_type_fields(event: Mapping[str, Any], kind: str) -> str | None:
         delta = event["delta_g"]
         if not _is_number(delta) or not -1_000_000 <= delta <= 1_000_000:
             return "field 'delta_g' must be a number of grams from -1000000 to 1000000"
+        return _string(event, "bin") or _string(event, "device")
+    if kind == "id.checked":
+        if event["result"] not in ID_CHECK_RESULTS:
+            return f"field 'result' must be one of {', '.join(ID_CHECK_RESULTS)}"
+        if not _is_integer(event["min_age"]) or not 1 <= event["min_age"] <= 150:
+            return "field 'min_age' must be a whole number of years from 1 to 150"
+        return _string(event, "session") or _string(event, "device")
+    if kind == "shelf.restocked":
+        if not _is_integer(event["qty"]) or not 1 <= event["qty"] <= 100_000:
+            return "field 'qty' must be a whole number from 1 to 100000"
         return _string(event, "bin") or _string(event, "device")
     if event["status"] not in DEVICE_STATUSES:
         return f"field 'status' must be one of {', '.join(DEVICE_STATUSES)}"
@@ -172,7 +194,7 @@ def check_event(event: Any) -> tuple[Event | None, str | None]:
     if reason := _check_type_fields(event, kind):
         return None, reason
     device = event["gate"] if kind in ("session.started", "session.ended") else event["device"]
-    session = event["session"] if kind not in ("shelf.weight_changed", "device.status") else None
+    session = event["session"] if kind in SESSION_TYPES else None
     return Event(
         event_id=event["id"],
         type=kind,
@@ -221,6 +243,7 @@ class _SessionStarted(_Line, tag="session.started"):
     session: Code
     shopper: Annotated[str, Meta(min_length=1, max_length=128)]
     gate: Code
+    group: Code | UnsetType = UNSET
 
     def event(self, ts: datetime) -> Event:
         return Event(self.id, "session.started", ts, self.ts, self.session, None, self.gate, self.store_code)
@@ -279,8 +302,34 @@ class _DeviceStatus(_Line, tag="device.status"):
         return Event(self.id, "device.status", ts, self.ts, None, None, self.device, store, self.status)
 
 
+class _IdChecked(_Line, tag="id.checked"):
+    session: Code
+    device: Code
+    result: Literal["passed", "failed"]
+    min_age: Annotated[int, Meta(ge=1, le=150)]
+
+    def event(self, ts: datetime) -> Event:
+        return Event(self.id, "id.checked", ts, self.ts, self.session, None, self.device, self.store_code)
+
+
+class _ShelfRestocked(_Line, tag="shelf.restocked"):
+    bin: Code
+    device: Code
+    qty: Annotated[int, Meta(ge=1, le=100_000)]
+
+    def event(self, ts: datetime) -> Event:
+        return Event(self.id, "shelf.restocked", ts, self.ts, None, self.bin, self.device, self.store_code)
+
+
 _LINE_DECODER = msgspec.json.Decoder(
-    _SessionStarted | _SessionEnded | _ItemPicked | _ItemReturned | _WeightChanged | _DeviceStatus
+    _SessionStarted
+    | _SessionEnded
+    | _ItemPicked
+    | _ItemReturned
+    | _WeightChanged
+    | _DeviceStatus
+    | _IdChecked
+    | _ShelfRestocked
 )
 
 
@@ -331,6 +380,8 @@ _DEVICE_KIND_OF_TYPE = {
     "item.picked": "camera",
     "item.returned": "camera",
     "shelf.weight_changed": "weight_sensor",
+    "id.checked": "staff_device",
+    "shelf.restocked": "staff_device",
 }
 
 

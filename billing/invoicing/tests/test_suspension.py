@@ -26,7 +26,7 @@ from tenants import services as tenant_services
 from tenants.audit import Actor
 from tenants.models import ApiKey, Tenant
 
-PUBLIC = {"SpectacularAPIView", "SpectacularSwaggerView", "SpectacularRedocView"}
+PUBLIC = {"SpectacularAPIView", "SpectacularSwaggerView", "SpectacularRedocView", "EventSchemaApi"}
 SYSTEM = Actor.system()
 
 

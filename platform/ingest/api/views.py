@@ -1,26 +1,55 @@
-"""Event streams and live pushes through the licensee API (spec/store-api.md, "Events")."""
+"""Event streams and live pushes through the licensee API (docs/api.md, "Events")."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from django.conf import settings
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import exceptions, serializers, status
 from rest_framework.parsers import MultiPartParser
+from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.views import APIView
 
 from core.api.errors import PayloadTooLarge
 from core.api.views import TenantAPIView
 from ingest import services
 from ingest.models import EventStream, Rejection
+from ingest.validation import SCHEMA_PATH
 from stores.selectors import store_get
 from tenants.audit import Actor
 from tenants.models import AuditEntry
+
+EVENT_SCHEMA = SCHEMA_PATH.read_bytes()
+
+
+class EventSchemaApi(APIView):
+    """The event stream's contract, public like the OpenAPI document: no key needed."""
+
+    authentication_classes = []
+    permission_classes = [AllowAny]
+    throttle_classes = []
+
+    @extend_schema(
+        auth=[],
+        responses={(200, "application/schema+json"): OpenApiTypes.OBJECT},
+        summary="The JSON Schema of a store event",
+        description=(
+            "The JSON Schema (draft 2020-12) every line of an event stream and every pushed event must match: the "
+            "machine-readable form of the event stream contract (types `session.started`, `session.ended`, "
+            "`item.picked`, `item.returned`, `shelf.weight_changed`, `device.status`, and since v1.1 `id.checked` "
+            "and `shelf.restocked`). The platform validates exactly this, then reads each event against the "
+            "store's layout of its time."
+        ),
+    )
+    def get(self, request: Request) -> HttpResponse:
+        return HttpResponse(EVENT_SCHEMA, content_type="application/schema+json")
 
 
 class EventStreamOutputSerializer(serializers.Serializer):

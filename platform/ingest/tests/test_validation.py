@@ -1,10 +1,9 @@
-"""The fast event validator agrees with the spec's JSON Schema, and says why an event is refused."""
+"""The fast event validator agrees with the repository's JSON Schema of events, and says why an event is refused."""
 
 from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import jsonschema
@@ -13,6 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ingest.validation import (
+    EVENT_TYPES,
+    SCHEMA_PATH,
     LayoutSnapshot,
     StoreReferences,
     check_event,
@@ -22,7 +23,6 @@ from ingest.validation import (
     read_event,
 )
 
-SCHEMA_PATH = Path(__file__).resolve().parents[4] / "shared" / "spec" / "event-stream.schema.json"
 SCHEMA = json.loads(SCHEMA_PATH.read_text())
 SCHEMA_VALIDATOR = jsonschema.Draft202012Validator(
     SCHEMA, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
@@ -54,11 +54,14 @@ def events(draw: Any) -> dict[str, Any]:
         "gate": codes,
         "bin": codes,
         "device": codes,
-        "qty": numbers,
+        "qty": st.one_of(numbers, st.integers(99_999, 100_001)),
         "confidence": numbers,
         "sku": codes,
         "delta_g": st.one_of(numbers, st.just(-2_000_000)),
         "status": st.sampled_from(["online", "offline", "degraded", "asleep"]),
+        "group": codes,
+        "result": st.sampled_from(["passed", "failed", "unsure"]),
+        "min_age": st.one_of(st.integers(-1, 151), st.just(21.0), st.just(18.5)),
         "store": codes,
         "alternatives": st.lists(alternative, max_size=18),
         "extra": anything,
@@ -159,7 +162,37 @@ VALID = {
         "device": "CAM-01",
         "status": "degraded",
     },
+    "session.started (v1.1 group)": {
+        "id": "e5",
+        "type": "session.started",
+        "ts": "2026-11-21T10:00:05Z",
+        "session": "v2",
+        "shopper": "tok",
+        "gate": "GATE-IN",
+        "group": "v1",
+    },
+    "id.checked": {
+        "id": "e6",
+        "type": "id.checked",
+        "ts": "2026-11-21T10:03:00Z",
+        "session": "v1",
+        "device": "STAFF-01",
+        "result": "passed",
+        "min_age": 21,
+    },
+    "shelf.restocked": {
+        "id": "e7",
+        "type": "shelf.restocked",
+        "ts": "2026-11-21T10:04:00Z",
+        "bin": "F01-B01",
+        "device": "STAFF-01",
+        "qty": 12,
+    },
 }
+
+
+def test_the_validator_knows_every_type_of_the_schema() -> None:
+    assert set(EVENT_TYPES) == set(SCHEMA["properties"]["type"]["enum"])
 
 
 @pytest.mark.parametrize("kind", list(VALID))
@@ -169,6 +202,25 @@ def test_valid_events_of_each_type(kind: str) -> None:
     assert event is not None
     assert event.event_id == VALID[kind]["id"]
     assert event.ts.tzinfo is not None
+    assert SCHEMA_VALIDATOR.is_valid(VALID[kind])
+    assert read_event(json.dumps(VALID[kind]).encode())[0] == event
+
+
+def test_v1_1_events_carry_what_the_platform_reads() -> None:
+    checked, _ = check_event(VALID["id.checked"])
+    assert checked is not None and (checked.session, checked.device, checked.bin) == ("v1", "STAFF-01", None)
+    restocked, _ = check_event(VALID["shelf.restocked"])
+    assert restocked is not None and (restocked.session, restocked.device, restocked.bin) == (
+        None,
+        "STAFF-01",
+        "F01-B01",
+    )
+    assert check_event({**VALID["id.checked"], "result": "maybe"})[1] == "field 'result' must be one of passed, failed"
+    assert "whole number of years" in (check_event({**VALID["id.checked"], "min_age": 0})[1] or "")
+    assert "from 1 to 100000" in (check_event({**VALID["shelf.restocked"], "qty": 100_001})[1] or "")
+    assert check_event({**VALID["session.started (v1.1 group)"], "group": ""})[1] == (
+        "field 'group' must be 1 to 64 characters long"
+    )
 
 
 @pytest.mark.parametrize(
@@ -212,7 +264,7 @@ REFERENCES = StoreReferences(
         LayoutSnapshot(
             T0,
             bins={"F01-B01": "W-F01-B01", "F01-B02": None},
-            devices={"CAM-01": "camera", "W-F01-B01": "weight_sensor", "GATE-IN": "gate"},
+            devices={"CAM-01": "camera", "W-F01-B01": "weight_sensor", "GATE-IN": "gate", "STAFF-01": "staff_device"},
         ),
         LayoutSnapshot(
             T0 + timedelta(days=10), bins={"F01-B02": None}, devices={"CAM-01": "camera", "GATE-IN": "gate"}
@@ -248,3 +300,15 @@ def test_reference_problems() -> None:
     future = {**VALID["session.started"], "ts": "2026-12-03T00:00:01Z"}
     assert "more than 24 h in the future" in _refs(future, now=T0 + timedelta(days=31))
     assert _refs({**VALID["session.started"], "ts": "2026-12-01T23:00:00Z"}, now=T0 + timedelta(days=30)) is None
+
+
+def test_staff_events_come_from_a_staff_device() -> None:
+    at = {"ts": "2026-11-05T10:00:00Z"}
+    assert _refs({**VALID["id.checked"], **at}) is None
+    assert _refs({**VALID["shelf.restocked"], **at}) is None
+    assert "is a camera, but id.checked comes from a staff_device" in _refs(
+        {**VALID["id.checked"], **at, "device": "CAM-01"}
+    )
+    assert _refs({**VALID["shelf.restocked"], **at, "bin": "F09"}) == (
+        "bin 'F09' is not in the layout in force at 2026-11-05T10:00:00Z"
+    )
