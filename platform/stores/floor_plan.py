@@ -1,8 +1,10 @@
 """The floor plan of a layout as an SVG picture: a pure function of the layout document.
 
-Zones are tinted areas, fixtures are drawn with their bins labelled by product,
-cameras with their coverage, weight sensors under their bins, gates on the floor;
-every device is coloured by its health. Hovering any shape shows its details.
+Zones are tinted areas, fixtures are drawn with their bins labelled by product (the kinds the
+plan knows — fridges, freezers, crates, … — in their own colours, any other kind as a plain
+fixture), cameras with their coverage, weight sensors under their bins, gates on the floor,
+staff devices where they are placed; every device is coloured by its health. Hovering any
+shape shows its details.
 """
 
 from __future__ import annotations
@@ -17,6 +19,20 @@ CANVAS_WIDTH_PX = 960
 MARGIN_PX = 24
 LEGEND_PX = 28
 CAMERA_REACH_PER_METRE_OF_HEIGHT = 0.9
+# Fixture kinds the plan draws in their own colours (fill, outline, dashes); any other kind is drawn as GENERIC.
+FIXTURE_LOOKS = {
+    "shelf": ("#e2e8f0", "#475569", ""),
+    "rack": ("#e2e8f0", "#475569", ""),
+    "display": ("#f1f5f9", "#475569", ""),
+    "fridge": ("#dbeafe", "#1d4ed8", ""),
+    "freezer": ("#e0f2fe", "#0369a1", ""),
+    "crate": ("#fef3c7", "#b45309", "5 3"),
+    "bin": ("#fef3c7", "#b45309", "5 3"),
+    "endcap": ("#ede9fe", "#6d28d9", ""),
+    "table": ("#ecfccb", "#4d7c0f", ""),
+    "counter": ("#fce7f3", "#be185d", ""),
+}
+GENERIC_FIXTURE_LOOK = ("#f8fafc", "#64748b", "2 2")
 
 
 def _num(value: Any, default: float = 0.0) -> float:
@@ -164,6 +180,9 @@ def _fixtures(
             continue
         x, y = (_num(v) for v in position)
         width, depth = (_num(v) for v in size)
+        kind = str(fixture.get("kind", "shelf"))
+        known = kind.strip().lower() in FIXTURE_LOOKS
+        fill, outline, dashes = FIXTURE_LOOKS.get(kind.strip().lower(), GENERIC_FIXTURE_LOOK)
         canvas.shape(
             "rect",
             {
@@ -171,20 +190,23 @@ def _fixtures(
                 "y": canvas.y(y),
                 "width": canvas.length(width),
                 "height": canvas.length(depth),
-                "fill": "#e2e8f0",
-                "stroke": "#475569",
+                "fill": fill,
+                "stroke": outline,
                 "stroke_width": 1.5,
+                "stroke_dasharray": dashes or "none",
                 "rx": 2,
-                "class": "fixture",
+                "class": "fixture" if known else "fixture other-kind",
                 "data_code": fixture.get("code", ""),
+                "data_kind": kind,
             },
-            title=f"Fixture {fixture.get('code')} ({fixture.get('kind', 'shelf')}) in zone {fixture.get('zone')}",
+            title=f"Fixture {fixture.get('code')} ({kind}) in zone {fixture.get('zone')}",
         )
         _bins(canvas, fixture, product_names, sensor_health, highlighted)
+        label = str(fixture.get("code", "")) + ("" if kind == "shelf" else f" · {kind}")
         canvas.shape(
             "text",
             {"x": canvas.x(x), "y": canvas.y(y) - 3, "font_size": 10, "font_weight": 600, "fill": "#0f172a"},
-            text=str(fixture.get("code", "")),
+            text=label,
         )
 
 
@@ -262,6 +284,20 @@ def _devices(canvas: _Canvas, devices: list[dict[str, Any]], health: Mapping[str
                 },
                 text=code,
             )
+        elif kind == "staff_device" and position and len(position) >= 2:
+            sx, sy = canvas.x(_num(position[0])), canvas.y(_num(position[1]))
+            canvas.shape(
+                "polygon",
+                {
+                    "points": f"{sx},{sy - 7} {sx + 7},{sy} {sx},{sy + 7} {sx - 7},{sy}",
+                    "fill": colour,
+                    "stroke": "#ffffff",
+                    "stroke_width": 1.5,
+                    "class": f"device staff_device {status}",
+                    "data_code": code,
+                },
+                title=f"Staff device {code}: {status}",
+            )
 
 
 def _legend(canvas: _Canvas) -> None:
@@ -274,7 +310,7 @@ def _legend(canvas: _Canvas) -> None:
     canvas.shape(
         "text",
         {"x": x + 10, "y": y + 4, "font_size": 11, "fill": "#64748b"},
-        text="● camera (dashed: coverage)   ▬ gate   ▪ weight sensor   hover for details",
+        text="● camera (dashed: coverage)   ▬ gate   ▪ weight sensor   ◆ staff device   hover for details",
     )
 
 

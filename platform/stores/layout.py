@@ -1,4 +1,4 @@
-"""The layout document (spec/store-api.md): validation, as a pure function over plain data.
+"""The layout document (docs/layout.md): validation, as a pure function over plain data.
 
 A document is checked whole and every problem is reported with its path
 (`fixtures[2].bins[0].sku`) so that a store manager can fix them all in one go.
@@ -11,8 +11,9 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any, TypeGuard
 
-DEVICE_KINDS = ("camera", "weight_sensor", "gate")
-FIXTURE_KINDS = ("shelf", "fridge", "freezer", "rack", "table", "counter", "bin", "display")
+DEVICE_KINDS = ("camera", "weight_sensor", "gate", "staff_device")
+DEFAULT_FIXTURE_KIND = "shelf"
+FIXTURE_KIND_MAX = 32
 CODE_MAX = 64
 MAX_FLOOR_M = 1000.0
 
@@ -117,9 +118,11 @@ class _Checker:
         zone = fixture.get("zone")
         if zone not in zones:
             self.problem(f"{path}.zone", f"zone {zone!r} is not a zone of this layout")
-        kind = fixture.get("kind", "shelf")
-        if kind not in FIXTURE_KINDS:
-            self.problem(f"{path}.kind", f"must be one of {', '.join(FIXTURE_KINDS)}")
+        kind = fixture.get("kind", DEFAULT_FIXTURE_KIND)
+        if not isinstance(kind, str) or not kind.strip() or len(kind) > FIXTURE_KIND_MAX:
+            self.problem(
+                f"{path}.kind", f"a kind of 1 to {FIXTURE_KIND_MAX} characters is required (shelf, fridge, crate, …)"
+            )
         position, size = _point(fixture.get("position"), 2), _point(fixture.get("size"), 2)
         if position is None:
             self.problem(f"{path}.position", "must be [x, y] in metres")

@@ -59,6 +59,7 @@ class Device(TenantOwnedModel):
         CAMERA = "camera", "Camera"
         WEIGHT_SENSOR = "weight_sensor", "Weight sensor"
         GATE = "gate", "Gate"
+        STAFF_DEVICE = "staff_device", "Staff device"
 
     class Health(models.TextChoices):
         UNKNOWN = "unknown", "Not heard from yet"

@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from catalog import currencies
 from catalog.selectors import products_by_sku
-from stores.layout import LayoutProblem, validate_layout
+from stores.layout import DEFAULT_FIXTURE_KIND, LayoutProblem, validate_layout
 from stores.models import Bin, Device, DevicePlacement, Fixture, LayoutVersion, Store, Zone
 from tenants.audit import Actor, audit_record
 from tenants.models import Tenant
@@ -215,7 +215,7 @@ def _normalise(*, layout: LayoutVersion, document: dict[str, Any], products: dic
                 layout=layout,
                 zone=zone_by_code[f["zone"]],
                 code=f["code"],
-                kind=f.get("kind", "shelf"),
+                kind=f.get("kind", DEFAULT_FIXTURE_KIND),
                 x_m=f["position"][0],
                 y_m=f["position"][1],
                 width_m=f["size"][0],

@@ -89,3 +89,49 @@ def test_devices_silent_for_too_long_are_marked_offline(api_a: APIClient, store_
     assert changed == 1
     assert Device.unscoped.get(store=store_a, code="CAM-02").status == "offline"
     assert Device.unscoped.get(store=store_a, code="CAM-01").status == "online"
+
+
+def test_v1_1_events_are_accepted_and_stored_from_a_staff_device(api_a: APIClient, store_a: Store) -> None:
+    layout = api_a.get(f"/api/v1/stores/{store_a.code}/layout").json()["document"]
+    layout["devices"].append({"code": "STAFF-01", "kind": "staff_device"})
+    layout["fixtures"][0]["kind"] = "crate"
+    published = api_a.put(
+        f"/api/v1/stores/{store_a.code}/layout?effective_from=2026-02-01T00:00:00Z", layout, format="json"
+    )
+    assert published.status_code == 201, published.json()
+    bin_code = layout["fixtures"][0]["bins"][0]["code"]
+    at = "2026-03-02T09:00:0{}Z"
+    events = [
+        {"id": "g1", "type": "session.started", "ts": at.format(0), "session": "p1", "shopper": "t", "gate": "GATE-IN"},
+        {
+            "id": "g2",
+            "type": "session.started",
+            "ts": at.format(1),
+            "session": "c1",
+            "shopper": "t",
+            "gate": "GATE-IN",
+            "group": "p1",
+        },
+        {
+            "id": "g3",
+            "type": "id.checked",
+            "ts": at.format(2),
+            "session": "p1",
+            "device": "STAFF-01",
+            "result": "passed",
+            "min_age": 21,
+        },
+        {"id": "g4", "type": "shelf.restocked", "ts": at.format(3), "bin": bin_code, "device": "STAFF-01", "qty": 6},
+        {"id": "g5", "type": "shelf.restocked", "ts": at.format(4), "bin": bin_code, "device": "CAM-01", "qty": 6},
+    ]
+    body = api_a.post(f"/api/v1/stores/{store_a.code}/events", events, format="json").json()
+    assert body["accepted"] == 4
+    assert [(r["index"], r["reason"]) for r in body["rejected"]] == [
+        (4, "device 'CAM-01' is a camera, but shelf.restocked comes from a staff_device")
+    ]
+    with tenancy.tenant_scope(store_a.tenant_id):
+        stored = {e.event_id: e for e in Event.objects.filter(store=store_a, event_id__in=["g2", "g3", "g4"])}
+        assert stored["g2"].payload["group"] == "p1"
+        assert (stored["g3"].session, stored["g3"].device) == ("p1", "STAFF-01")
+        assert (stored["g4"].session, stored["g4"].payload["qty"]) == (None, 6)
+        assert Device.objects.get(store=store_a, code="STAFF-01").kind == "staff_device"

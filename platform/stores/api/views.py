@@ -1,4 +1,4 @@
-"""Stores, layouts and devices through the licensee API (spec/store-api.md, "Set-up")."""
+"""Stores, layouts and devices through the licensee API (docs/api.md, "Stores and layouts")."""
 
 from __future__ import annotations
 

@@ -86,7 +86,9 @@ def test_every_kind_of_broken_reference_is_reported_at_once(document: dict) -> N
         (lambda d: d["zones"][0].__setitem__("polygon", [[0, 0], [99, 0], [99, 5]]), "zones[0].polygon[1]"),
         (lambda d: d["fixtures"][0].__setitem__("position", [23.5, 1.0]), "fixtures[0].position"),
         (lambda d: d["fixtures"][0].__setitem__("size", [2.0, -1]), "fixtures[0].size"),
-        (lambda d: d["fixtures"][0].__setitem__("kind", "spaceship"), "fixtures[0].kind"),
+        (lambda d: d["fixtures"][0].__setitem__("kind", ""), "fixtures[0].kind"),
+        (lambda d: d["fixtures"][0].__setitem__("kind", "x" * 33), "fixtures[0].kind"),
+        (lambda d: d["fixtures"][0].__setitem__("kind", 7), "fixtures[0].kind"),
         (lambda d: d["fixtures"][0]["bins"][0].__setitem__("capacity", 0), "fixtures[0].bins[0].capacity"),
         (lambda d: d["fixtures"][0]["bins"][0].__setitem__("capacity", 2.5), "fixtures[0].bins[0].capacity"),
         (lambda d: d["devices"][0].__setitem__("position", [1, 1]), "devices[0].position"),
@@ -114,6 +116,15 @@ def test_a_sensor_declared_on_another_fixture_is_refused(document: dict) -> None
     sensor = next(d for d in document["devices"] if d["code"] == "W-F01-B01")
     sensor["fixture"] = "F02"
     assert "which is on fixture 'F01'" in _problems(document)["devices[8].fixture"]
+
+
+def test_fixture_kinds_are_free_text_and_staff_devices_are_devices(document: dict) -> None:
+    document["fixtures"][0]["kind"] = "crate"
+    document["fixtures"][1]["kind"] = "endcap promo"
+    document["fixtures"][2].pop("kind", None)
+    document["devices"].append({"code": "STAFF-01", "kind": "staff_device"})
+    document["devices"].append({"code": "STAFF-02", "kind": "staff_device", "position": [1.0, 1.0]})
+    assert _problems(document) == {}
 
 
 @pytest.mark.parametrize("document", [None, [], "layout", 42])

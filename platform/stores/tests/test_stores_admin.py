@@ -116,3 +116,15 @@ def test_floor_plan_colours_devices_by_health_and_escapes_text(layout_document: 
     assert 'class="device camera online" data-code="CAM-02"' in svg
     assert svg.count('class="bin"') == 116
     assert 'stroke="#dc2626" stroke-width="2.5" class="bin" data-code="F02-B03"' in svg
+
+
+def test_floor_plan_draws_known_fixture_kinds_and_any_other_as_a_plain_fixture(layout_document: dict) -> None:
+    layout_document["fixtures"][0]["kind"] = "fridge"
+    layout_document["fixtures"][1]["kind"] = "pallet tower"
+    layout_document["devices"].append({"code": "STAFF-01", "kind": "staff_device", "position": [2.0, 2.0]})
+    svg = render_floor_plan(layout_document, device_health={"STAFF-01": "online"})
+    fixtures = layout_document["fixtures"]
+    assert f'class="fixture" data-code="{fixtures[0]["code"]}" data-kind="fridge"' in svg
+    assert f'class="fixture other-kind" data-code="{fixtures[1]["code"]}" data-kind="pallet tower"' in svg
+    assert f"{fixtures[1]['code']} · pallet tower" in svg
+    assert 'class="device staff_device online" data-code="STAFF-01"' in svg
