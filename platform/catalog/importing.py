@@ -1,8 +1,8 @@
 """Reading and checking catalog files: pure functions over plain data, no database.
 
 A catalog file is CSV (UTF-8, with or without a byte-order mark), XLSX (the first
-sheet) or a JSON array of row objects, with the columns of spec/store-api.md
-("Catalog row"): `sku, name, price, currency, tax_rate, weight_g, barcode`, plus
+sheet) or a JSON array of row objects, with the columns of docs/catalog.md
+("The row"): `sku, name, price, currency, tax_rate, weight_g, barcode`, plus
 the optional `weight_tolerance_g`, `image_url` and `status`.
 
 Files are read as streams, one row at a time. Every row is checked on its own and

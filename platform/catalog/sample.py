@@ -1,6 +1,6 @@
 """A realistic grocery catalog for the demo, the store-layout generator, benchmarks and tests.
 
-`sample_catalog_rows()` returns import rows (the columns of spec/store-api.md) for
+`sample_catalog_rows()` returns import rows (the columns of docs/catalog.md) for
 drinks, snacks, dairy, produce, bakery and household products with sensible
 weights, prices, tax rates and valid GTIN-13 barcodes. It is deterministic for a
 seed; the SKUs and names never depend on the seed and the list always starts

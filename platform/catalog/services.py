@@ -40,7 +40,7 @@ MAX_STORED_FILENAME: Final = 100
 
 @dataclass(frozen=True)
 class ImportResult:
-    """What an import did: the body of `POST /catalog/import` (spec/store-api.md)."""
+    """What an import did: the body of `POST /catalog/import` (docs/api.md, "Catalog")."""
 
     import_id: int
     created: int = 0

@@ -52,7 +52,7 @@ def _with_receipt_parts(visits: QuerySet[Visit]) -> QuerySet[Visit]:
 
 
 def receipt(visit: Visit) -> dict[str, Any]:
-    """The receipt of spec/event-stream.md ("Receipt") and spec/store-api.md, for one visit."""
+    """The receipt of docs/event-stream.md ("Receipt") and docs/api.md, for one visit."""
     reviews = list(visit.reviews.all())
     review: dict[str, Any] | None = None
     if visit.review_reasons or reviews:

@@ -1,4 +1,4 @@
-"""Shoppers and entry checks through the licensee API (spec/store-api.md, "Set-up"), and Stripe's webhooks."""
+"""Shoppers and entry checks through the licensee API (docs/api.md, "Shoppers and the gate"), and Stripe's webhooks."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The catalog through the licensee API: import (spec/store-api.md, "Set-up"), imports' progress, products."""
+"""The catalog through the licensee API (docs/api.md, "Catalog"): import, imports' progress, products."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The API's error body: `{"error": {"code", "message", "details"}}` (spec/store-api.md)."""
+"""The API's error body: `{"error": {"code", "message", "details"}}` (docs/api.md)."""
 
 from __future__ import annotations
 

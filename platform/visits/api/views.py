@@ -1,4 +1,4 @@
-"""Visits and their receipts through the licensee API (spec/store-api.md, "Visits and receipts")."""
+"""Visits and their receipts through the licensee API (docs/api.md, "Visits and receipts")."""
 
 from __future__ import annotations
 
