@@ -193,7 +193,15 @@ class _Console:
                 "footer": f"{_bytes(waiting_bytes)} to read · {failed} failed in 7 days",
             },
             {"label": "Devices offline", "value": sum(offline.values()), "footer": "now"},
+            *self._unreadable(),
         ]
+
+    def _unreadable(self) -> list[dict[str, Any]]:
+        """Operators only: stored events that cannot be read back, whose visits wait in review."""
+        if not self.platform:
+            return []
+        count = selectors.unreadable_events(tenant_id=self.tenant_id, store_id=self.store_id)
+        return [{"label": "Unreadable events", "value": f"{count:,}", "footer": "their visits wait in review"}]
 
     @staticmethod
     def _net(figures: Figures) -> dict[str, int]:

@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from billing.invoicing.calculations import parse_month
 from billing.invoicing.models import DailyUsage, Invoice
-from ingest.models import EventStream
+from ingest.models import EventStream, UnreadableEvent
 from stores.models import Device, Store
 
 
@@ -193,6 +193,16 @@ def ingest_backlog(*, group_by: str, tenant_id: int | None = None) -> dict[int, 
         )
         for row in rows
     }
+
+
+def unreadable_events(*, tenant_id: int | None = None, store_id: int | None = None) -> int:
+    """Stored events whose payload cannot be read back (ingest.UnreadableEvent)."""
+    events = UnreadableEvent.objects.all()
+    if tenant_id is not None:
+        events = events.filter(tenant_id=tenant_id)
+    if store_id is not None:
+        events = events.filter(store_id=store_id)
+    return int(events.count())
 
 
 def devices_offline(*, group_by: str, tenant_id: int | None = None) -> dict[int, int]:

@@ -25,9 +25,9 @@ from typing import IO, Any, Final, Protocol
 from urllib.parse import urlsplit
 
 import openpyxl
-import orjson
 
 from catalog import currencies
+from core import bounded_json
 
 REQUIRED_COLUMNS: Final = ("sku", "name", "price", "currency", "tax_rate", "weight_g")
 OPTIONAL_COLUMNS: Final = ("barcode", "weight_tolerance_g", "image_url", "status")
@@ -350,9 +350,9 @@ def _json_file_source(stream: IO[bytes]) -> JsonSource:
     if data.startswith(codecs.BOM_UTF8):
         data = data[len(codecs.BOM_UTF8) :]
     try:
-        return JsonSource(orjson.loads(data))
-    except orjson.JSONDecodeError as error:
-        raise CatalogFileError(f"The file is not valid JSON: {error}.") from error
+        return JsonSource(bounded_json.loads(data, what="The file"))
+    except bounded_json.JSONRefused as error:
+        raise CatalogFileError(f"{error.reason}.") from error
 
 
 # --- checks ----------------------------------------------------------------------------------------

@@ -13,6 +13,8 @@ batch, redone later, is counted once.
     openaisle_payment_failures_total{operation}                 payments refused or failed (billing counts them)
     openaisle_review_queue_visits                               visits waiting for a person, platform-wide,
                                                                 counted at scrape time
+    openaisle_unreadable_events                                 stored events whose payload cannot be read back
+                                                                (their visits wait in review), counted at scrape time
 
 Serving. `/metrics` (web) answers a bearer token (`METRICS_TOKEN`) or, with no token set, callers on
 127.0.0.1 / ::1 only. Under gunicorn each worker process counts for itself: with
@@ -210,17 +212,25 @@ def connect_signals() -> None:
 # --- reading ---------------------------------------------------------------------------------------
 
 
-class ReviewQueueCollector(Collector):
-    """The review queue's size (visits needing a person), platform-wide, counted when scraped."""
+class DatabaseCollector(Collector):
+    """Figures read from the database when scraped, platform-wide: the review queue's size (visits needing a
+    person) and the stored events that cannot be read back."""
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         from core import tenancy
+        from ingest.models import UnreadableEvent
         from visits.models import Visit
 
         with tenancy.platform_wide_scope():
             waiting = Visit.objects.filter(status=Visit.Status.NEEDS_REVIEW).count()
+            unreadable = UnreadableEvent.objects.count()
         yield GaugeMetricFamily(
             "openaisle_review_queue_visits", "Visits waiting for a person's review, all tenants.", value=waiting
+        )
+        yield GaugeMetricFamily(
+            "openaisle_unreadable_events",
+            "Stored events whose payload cannot be read back; the visits they bear on wait in review. All tenants.",
+            value=unreadable,
         )
 
 
@@ -238,7 +248,7 @@ def exposition(*, with_database: bool) -> bytes:
         output = generate_latest(REGISTRY)
     if with_database:
         extra = CollectorRegistry()
-        extra.register(ReviewQueueCollector())
+        extra.register(DatabaseCollector())
         output += generate_latest(extra)
     return output
 

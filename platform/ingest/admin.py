@@ -20,7 +20,7 @@ from unfold.widgets import UnfoldAdminFileFieldWidget, UnfoldAdminSelectWidget
 from core.admin import OpsModelAdmin, TenantModelAdmin, tenant_may_upload
 from core.admin_sites import licensee_site, ops_site
 from ingest import services
-from ingest.models import EventStream, Rejection
+from ingest.models import EventStream, Rejection, UnreadableEvent
 from stores.models import Store
 from tenants.audit import Actor
 
@@ -199,3 +199,20 @@ class EventStreamOpsAdmin(StreamAdminBase, OpsModelAdmin):
         "created_at",
     ]
     list_filter = ["status", "source", "tenant"]
+
+
+@admin.register(UnreadableEvent, site=ops_site)
+class UnreadableEventOpsAdmin(OpsModelAdmin):
+    """Stored events that cannot be read back: the visits they bear on wait in review until someone looks."""
+
+    list_display = ["event_id", "tenant", "store", "type", "ts", "session", "reason", "found_at"]
+    list_filter = ["tenant", "type"]
+    search_fields = ["event_id", "session", "store__code"]
+    readonly_fields = ["tenant", "store", "event_id", "type", "ts", "session", "reason", "found_at"]
+    fields = readonly_fields
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

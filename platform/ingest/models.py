@@ -11,6 +11,7 @@ from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
 
+from core.bounded_json import BoundedJSONField
 from core.models import TenantOwnedModel
 
 
@@ -125,7 +126,7 @@ class Event(TenantOwnedModel):
     ts = models.DateTimeField()
     session = models.CharField(max_length=64, null=True, blank=True)
     device = models.CharField(max_length=64, help_text="The camera, sensor or gate that reported it.")
-    payload = models.JSONField()
+    payload = BoundedJSONField()
     stream = models.ForeignKey(
         EventStream,
         null=True,
@@ -174,3 +175,26 @@ class Rejection(TenantOwnedModel):
 
     def __str__(self) -> str:
         return f"line {self.line}: {self.reason}"
+
+
+class UnreadableEvent(TenantOwnedModel):
+    """A stored event whose payload cannot be read back (it was stored before events were bounded in depth and size,
+    or written by hand). Settling leaves it out and sends the visits it bears on to review; operators see it in
+    `/ops/` and in the `openaisle_unreadable_events` metric, and decide what to do with it."""
+
+    store = models.ForeignKey("stores.Store", on_delete=models.PROTECT, related_name="+")
+    event_id = models.CharField(max_length=64)
+    type = models.CharField(max_length=24)
+    ts = models.DateTimeField()
+    session = models.CharField(max_length=64, null=True, blank=True)
+    reason = models.TextField()
+    found_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-found_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "store", "event_id"], name="unreadable_event_once_per_store")
+        ]
+
+    def __str__(self) -> str:
+        return f"unreadable {self.type} {self.event_id}"

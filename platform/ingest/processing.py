@@ -23,13 +23,14 @@ from django.db import connection
 
 from ingest.models import Event, EventStream, Rejection
 from ingest.validation import (
-    Event as ValidEvent,
-)
-from ingest.validation import (
+    MAX_EVENT_BYTES,
     LayoutSnapshot,
     StoreReferences,
     check_references,
     read_event,
+)
+from ingest.validation import (
+    Event as ValidEvent,
 )
 from stores.models import Bin, DevicePlacement, LayoutVersion, Store
 
@@ -79,11 +80,16 @@ def store_references(*, store: Store) -> StoreReferences:
 
 
 def read_lines(file: BinaryIO, *, start: int, end: int, first_line: int) -> Iterator[tuple[int, bytes]]:
-    """The lines of bytes [start, end) of a file, numbered from `first_line`, without reading it whole."""
+    """The lines of bytes [start, end) of a file, numbered from `first_line`, without reading it whole.
+
+    A line longer than an event may be comes as its first `MAX_EVENT_BYTES + 1` bytes (enough to refuse it and
+    keep its start), so that a file with no line ends cannot fill the memory.
+    """
     file.seek(start)
     remaining = end - start
     number = first_line
     pending = b""
+    overlong = False  # the line being read is already too long: the rest of it is skipped
     while remaining > 0:
         block = file.read(min(remaining, 1 << 20))
         if not block:
@@ -92,8 +98,11 @@ def read_lines(file: BinaryIO, *, start: int, end: int, first_line: int) -> Iter
         parts = (pending + block).split(b"\n")
         pending = parts.pop()
         for part in parts:
-            yield number, part
+            yield number, part if not overlong else part[: MAX_EVENT_BYTES + 1]
+            overlong = False
             number += 1
+        if len(pending) > MAX_EVENT_BYTES:
+            pending, overlong = pending[: MAX_EVENT_BYTES + 1], True
     if pending:
         yield number, pending
 

@@ -30,9 +30,9 @@ from django.db.models.fields.json import KT
 from django.db.models.functions import Cast
 from django.utils import timezone
 
-from core import metrics
+from core import bounded_json, metrics
 from core.tasks import enqueue_on_commit
-from ingest.models import Event, EventStream, Rejection, StreamChunk
+from ingest.models import Event, EventStream, Rejection, StreamChunk, UnreadableEvent
 from ingest.processing import (
     Outcome,
     at_micros,
@@ -43,6 +43,7 @@ from ingest.processing import (
     read_lines,
     store_references,
 )
+from ingest.validation import MAX_EVENT_DEPTH
 from stores.models import Device, Store
 from tenants.audit import Actor
 from visits.models import Visit
@@ -486,6 +487,10 @@ def events_push(*, actor: Actor, store: Store, events: Any) -> PushResult:
         raise ValidationError("Send a JSON array of events.")
     if len(events) > PUSH_MAX_EVENTS:
         raise ValidationError(f"At most {PUSH_MAX_EVENTS} events per call; split the batch.")
+    try:  # within this bound every event can be written as a line; those deeper than an event may be are refused
+        bounded_json.check_depth(events, what="The batch")
+    except bounded_json.JSONRefused as error:
+        raise ValidationError(f"{error.reason}; an event may nest at most {MAX_EVENT_DEPTH} levels.") from error
     with transaction.atomic():
         stream = EventStream.unscoped.create(
             tenant_id=store.tenant_id,
@@ -534,3 +539,23 @@ def streams_resume_stalled(*, stalled_after: timedelta) -> int:
             enqueue_on_commit("ingest.finish_stream", tenant_id=stream.tenant_id, stream_id=stream.pk)
         resent += len(pending)
     return resent
+
+
+def events_mark_unreadable(*, store: Store, events: list[dict[str, Any]]) -> None:
+    """Record stored events whose payload cannot be read (`id`, `type`, `session`, `_ts` and the reason under
+    `_unreadable`, as settling reads them), once per event, for operators to see."""
+    UnreadableEvent.objects.bulk_create(
+        [
+            UnreadableEvent(
+                tenant_id=store.tenant_id,
+                store=store,
+                event_id=event["id"],
+                type=event["type"],
+                ts=event["_ts"],
+                session=event["session"],
+                reason=event["_unreadable"],
+            )
+            for event in events
+        ],
+        ignore_conflicts=True,
+    )

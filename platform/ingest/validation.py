@@ -10,6 +10,10 @@ a line they refuse (an invalid one, or one with extra fields) goes through
 `parse_line` and `check_event`, which decide and give the reason, so the
 structs only ever need to be as strict as the schema.
 `check_references` then reads the event against the layout in force at its time.
+
+Every line is bounded before it is read: at most `MAX_EVENT_BYTES` long and `MAX_EVENT_DEPTH` levels of nested
+arrays and objects (unknown fields are kept, so without a bound one line could carry anything), refused with a
+reason like any other invalid event.
 """
 
 from __future__ import annotations
@@ -26,7 +30,10 @@ import msgspec
 import orjson
 from msgspec import UNSET, Meta, Struct, UnsetType
 
+from core.bounded_json import nesting_depth
+
 SCHEMA_PATH = Path(__file__).with_name("event-stream.schema.json")
+
 EVENT_TYPES = (
     "session.started",
     "session.ended",
@@ -42,6 +49,10 @@ ID_CHECK_RESULTS = ("passed", "failed")
 BIN_TYPES = ("item.picked", "item.returned", "shelf.weight_changed", "shelf.restocked")
 SESSION_TYPES = ("session.started", "session.ended", "item.picked", "item.returned", "id.checked")
 FUTURE_TOLERANCE = timedelta(hours=24)
+MAX_EVENT_BYTES = 65_536  # the schema's fields take a few hundred; the rest is room for extra fields
+MAX_EVENT_DEPTH = 32  # the schema's deepest is 3 (an event, its alternatives, one alternative)
+TOO_LONG = f"the line is longer than {MAX_EVENT_BYTES:,} bytes, the most an event may take"
+TOO_DEEP = f"the event nests arrays and objects more than {MAX_EVENT_DEPTH} levels deep, the most it may"
 _RFC3339 = re.compile(
     r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]+)?(?:[Zz]|[+-][0-9]{2}:[0-9]{2})"
 )
@@ -209,11 +220,14 @@ def check_event(event: Any) -> tuple[Event | None, str | None]:
 
 
 def parse_line(line: bytes) -> tuple[Any, str | None]:
-    """The JSON value of one NDJSON line, or the reason it is not JSON."""
+    """The JSON value of one NDJSON line, or the reason it is not JSON (or is JSON nested too deeply)."""
     try:
-        return orjson.loads(line), None
+        value = orjson.loads(line)
     except orjson.JSONDecodeError as error:
-        return None, f"not valid JSON: {error}"
+        return None, TOO_DEEP if "depth limit" in str(error) else f"not valid JSON: {error}"
+    if nesting_depth(value, limit=MAX_EVENT_DEPTH) > MAX_EVENT_DEPTH:
+        return value, TOO_DEEP
+    return value, None
 
 
 Code = Annotated[str, Meta(min_length=1, max_length=64)]
@@ -336,6 +350,8 @@ _LINE_DECODER = msgspec.json.Decoder(
 def read_event(line: bytes) -> tuple[Event | None, str | None, Any]:
     """The event of one NDJSON line, or the reason it breaks the schema; and, when refused, what the line
     parsed to (None if it is not JSON), to take its id from."""
+    if len(line) > MAX_EVENT_BYTES:
+        return None, TOO_LONG, None
     try:
         parsed = _LINE_DECODER.decode(line)
     except msgspec.MsgspecError:
@@ -344,7 +360,7 @@ def read_event(line: bytes) -> tuple[Event | None, str | None, Any]:
         return parsed.event(ts), None, None
     value, reason = parse_line(line)
     if reason is not None:
-        return None, reason, None
+        return None, reason, value
     event, reason = check_event(value)
     return event, reason, value
 

@@ -6,7 +6,6 @@ import json
 import zoneinfo
 from typing import Any
 
-import orjson
 from django import forms
 from django.contrib import admin, messages
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
@@ -26,6 +25,7 @@ from unfold.widgets import (
 )
 
 from catalog import currencies
+from core import bounded_json
 from core.admin import TenantModelAdmin, tenant_may_upload
 from core.admin_sites import licensee_site
 from stores import selectors, services
@@ -194,9 +194,9 @@ class LayoutUploadForm(forms.Form):
             raise forms.ValidationError("Choose a layout file or paste the document.")
         raw = upload.read() if upload else str(text).encode()
         try:
-            cleaned["document"] = orjson.loads(raw)
-        except orjson.JSONDecodeError as error:
-            raise forms.ValidationError(f"This is not valid JSON: {error}") from error
+            cleaned["document"] = bounded_json.loads(raw, what="The layout document")
+        except bounded_json.JSONRefused as error:
+            raise forms.ValidationError(f"{error.reason}.") from error
         return cleaned
 
 

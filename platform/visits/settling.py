@@ -20,14 +20,17 @@ from django.utils import timezone
 
 from catalog.models import Product, ProductPrice
 from core import metrics
+from core.bounded_json import UnreadableJSON
 from core.tasks import enqueue_on_commit
 from ingest.models import Event
+from ingest.services import events_mark_unreadable
 from stores.models import Bin as BinRow
 from stores.models import LayoutVersion, Store
 from visits import engine, pricing
 from visits.models import ChargeInstruction, Visit, VisitLine
 
 CONTEXT_MARGIN = timedelta(minutes=5)
+UNREADABLE = "_unreadable"  # the key of an event read back from its columns only (its payload cannot be read)
 SETTLE_BATCH = 500
 
 
@@ -75,7 +78,8 @@ def _events_around(store: Store, visits: Sequence[Visit]) -> list[dict[str, Any]
     if not starts or not ends:
         return []
     since, until = min(starts) - CONTEXT_MARGIN, max(ends) + CONTEXT_MARGIN
-    rows = list(Event.objects.filter(store=store, ts__gte=since, ts__lte=until).values_list("ts", "payload"))
+    columns = ("ts", "payload", "event_id", "type", "session")
+    rows = list(Event.objects.filter(store=store, ts__gte=since, ts__lte=until).values_list(*columns))
     overlapping = Visit.objects.filter(store=store, entered_at__lte=until).exclude(exited_at__lt=since)
     rows += (
         Event.objects.filter(
@@ -84,10 +88,37 @@ def _events_around(store: Store, visits: Sequence[Visit]) -> list[dict[str, Any]
             session__in=overlapping.values("session"),
         )
         .exclude(ts__gte=since, ts__lte=until)
-        .values_list("ts", "payload")
+        .values_list(*columns)
     )
-    rows += Event.objects.filter(store=store, type="device.status", ts__lt=since).values_list("ts", "payload")
-    return [{**payload, "_ts": ts} for ts, payload in rows]
+    rows += Event.objects.filter(store=store, type="device.status", ts__lt=since).values_list(*columns)
+    return [_as_read(*row) for row in rows]
+
+
+def _as_read(ts: datetime, payload: Any, event_id: str, kind: str, session: str | None) -> dict[str, Any]:
+    """An event as the engine reads it; one whose stored payload cannot be read, as what its columns say of it."""
+    if isinstance(payload, UnreadableJSON):
+        return {UNREADABLE: payload.reason, "id": event_id, "type": kind, "session": session, "_ts": ts}
+    return {**payload, "_ts": ts}
+
+
+def _held_back(store: Store, visits: Sequence[Visit], events: list[dict[str, Any]]) -> dict[str, list[str]]:
+    """Review reasons for the visits an unreadable event bears on: its own visit, or for an event of no visit (a
+    scale, a device), the visits in the store at its time. The cart is worked out without it; a person decides."""
+    unreadable = [event for event in events if UNREADABLE in event]
+    if not unreadable:
+        return {}
+    events_mark_unreadable(store=store, events=unreadable)
+    held: dict[str, list[str]] = defaultdict(list)
+    for event in unreadable:
+        reason = f"event of {event['_ts']:%Y-%m-%d %H:%M:%S} UTC cannot be read: {event[UNREADABLE]} ({event['id']})"
+        for visit in visits:
+            start, end = visit.entered_at or visit.last_event_at, visit.exited_at or visit.last_event_at
+            around = (
+                start is not None and end is not None and start - CONTEXT_MARGIN <= event["_ts"] <= end + CONTEXT_MARGIN
+            )
+            if event["session"] == visit.session or (event["session"] is None and around):
+                held[visit.session].append(reason)
+    return held
 
 
 def prices_for(*, store: Store, skus: set[str]) -> dict[str, list[pricing.PriceVersion]]:
@@ -137,9 +168,12 @@ def visits_settle(*, store: Store, sessions: Sequence[str] | None = None, now: d
             return []
     model = store_model(store=store)
     carts: dict[str, engine.Cart] = {}
+    held: dict[str, list[str]] = {}
     for group in _together_in_time(visits):
+        events = _events_around(store, group)
+        held |= _held_back(store, group, events)
         carts |= engine.infer_carts(
-            events=_events_around(store, group),
+            events=[event for event in events if UNREADABLE not in event],
             store=model,
             auto_charge_threshold=float(store.auto_charge_threshold),
             sessions=[v.session for v in group],
@@ -149,7 +183,8 @@ def visits_settle(*, store: Store, sessions: Sequence[str] | None = None, now: d
     names = dict(Product.objects.filter(sku__in=skus).values_list("sku", "name"))
     first_time = [visit for visit in visits if visit.settled_at is None]
     for visit in visits:
-        _store_cart(visit=visit, cart=carts[visit.session], prices=prices, names=names, now=now)
+        cart = carts[visit.session]
+        _store_cart(visit=visit, cart=cart, held=held.get(visit.session, []), prices=prices, names=names, now=now)
     metrics.count_visits_settled(statuses=[visit.status for visit in first_time])
     return visits
 
@@ -158,14 +193,17 @@ def _store_cart(
     *,
     visit: Visit,
     cart: engine.Cart,
+    held: list[str],
     prices: dict[str, list[pricing.PriceVersion]],
     names: dict[str, str],
     now: datetime,
 ) -> None:
     priced = pricing.price_cart(cart.lines, prices=prices)
-    reasons = list(cart.reasons) + [
-        f"{sku}: no price in {visit.store.currency} at that time" for sku in priced.unpriced
-    ]
+    reasons = (
+        list(cart.reasons)
+        + [f"{sku}: no price in {visit.store.currency} at that time" for sku in priced.unpriced]
+        + held
+    )
     final = visit.settled_at is not None
     if final and not _changed(visit, priced) and visit.review_reasons == reasons:
         return

@@ -1,15 +1,15 @@
-"""JSON parsing with orjson, with a size limit answered by 413."""
+"""JSON parsing with orjson, with a size limit answered by 413 and a depth limit answered by 400."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import IO, Any
 
-import orjson
 from django.conf import settings
 from rest_framework.exceptions import ParseError
 from rest_framework.parsers import BaseParser
 
+from core import bounded_json
 from core.api.errors import PayloadTooLarge
 
 
@@ -26,6 +26,6 @@ class OrjsonParser(BaseParser):
         if len(body) > limit:
             raise PayloadTooLarge(f"The JSON body is larger than {limit} bytes.")
         try:
-            return orjson.loads(body)
-        except orjson.JSONDecodeError as error:
-            raise ParseError(f"Malformed JSON: {error}") from error
+            return bounded_json.loads(body, what="The JSON body")
+        except bounded_json.JSONRefused as error:
+            raise ParseError(f"{error.reason}.") from error
