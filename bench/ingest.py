@@ -65,7 +65,6 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import orjson
 from machine import (
@@ -77,6 +76,7 @@ from machine import (
     machine_busy_seconds,
     machine_stolen_seconds,
     postgres_cpu_seconds,
+    start_django,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -103,25 +103,6 @@ def _database_url() -> str:
     if not (os.environ.get("REDIS_URL") or os.environ.get("CELERY_BROKER_URL")):
         sys.exit("This benchmark needs a broker for the workers: set REDIS_URL=redis://... (or CELERY_BROKER_URL).")
     return url
-
-
-def _ensure_database(url: str) -> None:
-    """Create the database named in `url` when it does not exist yet."""
-    import psycopg2
-    from psycopg2 import sql
-
-    parts = urlsplit(url)
-    name = parts.path.lstrip("/")
-    maintenance = urlunsplit(parts._replace(scheme="postgresql", path="/postgres"))
-    connection = psycopg2.connect(maintenance)
-    connection.autocommit = True
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name])
-            if cursor.fetchone() is None:
-                cursor.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    finally:
-        connection.close()
 
 
 # --- the file --------------------------------------------------------------------------------------
@@ -1111,18 +1092,8 @@ def main() -> None:
     parser.add_argument("--keep-files", action="store_true", help="keep the generated files and logs")
     args = parser.parse_args()
 
-    url = _database_url()
-    _ensure_database(url)
-
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-    from django.db import connection
-
-    if connection.vendor != "postgresql":
-        sys.exit("This benchmark needs PostgreSQL: set DATABASE_URL=postgres://...")
-    call_command("migrate", interactive=False, verbosity=0)
+    _database_url()  # PostgreSQL, or why not
+    start_django()
     print(json.dumps(run(args)))
 
 

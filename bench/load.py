@@ -46,9 +46,8 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
-from machine import children, cpu_seconds, forget_queued_tasks, free_port, machine_busy_seconds
+from machine import children, cpu_seconds, forget_queued_tasks, free_port, machine_busy_seconds, start_django
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -105,28 +104,6 @@ TENANT_SLUG = "bench-load"
 LAYOUT_FROM = datetime(2026, 1, 1, tzinfo=UTC)
 SKUS = [f"SKU-{n:03d}" for n in range(1, 41)]
 PRICE, TAX = 299, "8.25"
-
-
-def _services() -> None:
-    url = os.environ.get("DATABASE_URL", "")
-    if not url.startswith(("postgres://", "postgresql://", "pgsql://")):
-        sys.exit("This benchmark needs PostgreSQL and real workers: set DATABASE_URL=postgres://... and REDIS_URL.")
-    if not (os.environ.get("REDIS_URL") or os.environ.get("CELERY_BROKER_URL")):
-        sys.exit("This benchmark needs a broker for the workers: set REDIS_URL=redis://...")
-    import psycopg2
-    from psycopg2 import sql
-
-    parts = urlsplit(url)
-    name = parts.path.lstrip("/")
-    connection = psycopg2.connect(urlunsplit(parts._replace(scheme="postgresql", path="/postgres")))
-    connection.autocommit = True
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name])
-            if cursor.fetchone() is None:
-                cursor.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    finally:
-        connection.close()
 
 
 def _request(port: int, method: str, path: str, *, key: str = "", body: Any = None) -> tuple[int, Any]:
@@ -688,19 +665,7 @@ def main() -> None:
     parser.add_argument("--keep-files", action="store_true", help="keep the plan, locust's CSV files and the logs")
     args = parser.parse_args()
 
-    _services()
-    sys.path[:0] = [str(ROOT), str(ROOT / "platform")]
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-    os.environ.setdefault("LOG_LEVEL", "WARNING")
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-    from django.db import connection
-
-    if connection.vendor != "postgresql":
-        sys.exit("This benchmark needs PostgreSQL: set DATABASE_URL=postgres://...")
-    call_command("migrate", interactive=False, verbosity=0)
+    start_django()
     print(json.dumps(run(args)))
 
 

@@ -214,6 +214,15 @@ WEBHOOKS_ALLOW_PRIVATE_NETWORKS = env.bool("WEBHOOKS_ALLOW_PRIVATE_NETWORKS", de
 INGEST_MAX_UPLOAD_BYTES = env.int("INGEST_MAX_UPLOAD_BYTES", default=2 * 1024**3)
 INGEST_CHUNK_BYTES = env.int("INGEST_CHUNK_BYTES", default=1024**2)  # ~7k events: DESIGN's 5-10k per task
 INGEST_STALLED_AFTER_SECONDS = env.int("INGEST_STALLED_AFTER_SECONDS", default=300)
+# A gzip upload is inflated within bounds (event streams compress about 9:1; a bomb compresses 1,000:1).
+INGEST_MAX_UNPACKED_BYTES = env.int("INGEST_MAX_UNPACKED_BYTES", default=8 * 1024**3)
+INGEST_MAX_GZIP_RATIO = env.int("INGEST_MAX_GZIP_RATIO", default=100)
+INGEST_GZIP_RATIO_AFTER_BYTES = env.int("INGEST_GZIP_RATIO_AFTER_BYTES", default=16 * 1024**2)
+# Rejections stored per stream with their line and reason (the rest are counted); a stream whose lines are mostly
+# refused is stopped once this many lines have been read.
+INGEST_MAX_STORED_REJECTIONS = env.int("INGEST_MAX_STORED_REJECTIONS", default=10_000)
+INGEST_STOP_AFTER_LINES = env.int("INGEST_STOP_AFTER_LINES", default=10_000)
+INGEST_STOP_REFUSED_SHARE = env.float("INGEST_STOP_REFUSED_SHARE", default=0.9)
 DEVICE_SILENT_AFTER_SECONDS = env.int("DEVICE_SILENT_AFTER_SECONDS", default=900)
 VISITS_PER_TASK = env.int("VISITS_PER_TASK", default=500)
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024**2

@@ -34,7 +34,13 @@ class EventStream(TenantOwnedModel):
     source = models.CharField(max_length=8, choices=Source.choices, default=Source.UPLOAD)
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.QUEUED)
     file = models.FileField(upload_to=stream_upload_path, max_length=300, blank=True)
-    plain_file = models.CharField(max_length=300, blank=True, help_text="The NDJSON the chunks read (ungzipped).")
+    plain_file = models.CharField(
+        max_length=300,
+        blank=True,
+        help_text="The file the chunks read: the upload, or for a gzip upload its lines packed again as one gzip "
+        "member per chunk (`packed`). Removed when the stream fails (the upload too) or is done (the packed copy).",
+    )
+    packed = models.BooleanField(default=False, help_text="The chunks are gzip members of `plain_file`.")
     original_name = models.CharField(max_length=255, blank=True)
     size_bytes = models.BigIntegerField(default=0)
     bytes_total = models.BigIntegerField(default=0)
@@ -45,7 +51,13 @@ class EventStream(TenantOwnedModel):
     accepted = models.BigIntegerField(default=0)
     duplicates = models.BigIntegerField(default=0)
     rejected = models.BigIntegerField(default=0)
+    rejections_stored = models.IntegerField(
+        default=0, help_text="Rejections kept with their line and reason; the rest are only counted in `rejected`."
+    )
     failure_reason = models.TextField(blank=True)
+    stopped_at = models.DateTimeField(
+        null=True, blank=True, help_text="When it was stopped for its lines being mostly refused (it ends failed)."
+    )
     created_by = models.CharField(max_length=200, blank=True)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     started_at = models.DateTimeField(null=True, blank=True)

@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, BinaryIO
 
 import orjson
+from django.conf import settings
 from django.db import connection
 
 from ingest.models import Event, EventStream, Rejection
@@ -45,16 +46,19 @@ SHORTEST_FINER_TIME_CHARS = len("2026-01-01T00:00:00.0000000Z")  # a shorter tim
 
 @dataclass(frozen=True)
 class Outcome:
+    """What lines came to: counts, the refusals to store (the first few: `rejected` counts them all) and the
+    summary of the events accepted."""
+
     lines: int
     accepted: int
     duplicates: int
     rejected: int
-    rejections: list[tuple[int, str, str]]
+    refused: list[Refusal]
     summary: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
-class _Refusal:
+class Refusal:
     line: int
     event_id: str
     reason: str
@@ -108,11 +112,11 @@ def read_lines(file: BinaryIO, *, start: int, end: int, first_line: int) -> Iter
 
 
 def _classify(
-    numbered_lines: Iterable[tuple[int, bytes]], *, references: StoreReferences, now: datetime
-) -> tuple[int, list[tuple[int, ValidEvent, bytes]], list[_Refusal]]:
-    count = 0
+    numbered_lines: Iterable[tuple[int, bytes]], *, references: StoreReferences, now: datetime, keep_refusals: int
+) -> tuple[int, list[tuple[int, ValidEvent, bytes]], list[Refusal], int]:
+    count = refused_count = 0
     valid: list[tuple[int, ValidEvent, bytes]] = []
-    refused: list[_Refusal] = []
+    refused: list[Refusal] = []
     for number, raw in numbered_lines:
         line = raw.strip()
         if not line:
@@ -125,13 +129,16 @@ def _classify(
             else:
                 reason = check_references(event, references=references, now=now)
         if reason is not None or event is None:
+            refused_count += 1
+            if len(refused) >= keep_refusals:
+                continue
             raw_id = event.event_id if event is not None else value.get("id") if isinstance(value, dict) else None
             event_id = raw_id if isinstance(raw_id, str) else ""
             text = line[:RAW_KEPT_CHARS].decode("utf-8", errors="replace").replace("\x00", "\ufffd")
-            refused.append(_Refusal(number, event_id[:64], reason or "invalid event", text))
+            refused.append(Refusal(number, event_id[:64], reason or "invalid event", text))
             continue
         valid.append((number, event, line))
-    return count, valid, refused
+    return count, valid, refused, refused_count
 
 
 def process_lines(
@@ -141,21 +148,30 @@ def process_lines(
     references: StoreReferences,
     now: datetime,
 ) -> Outcome:
-    """Validate and write lines of one stream; call inside a transaction."""
+    """Validate lines of one stream and write their events (call inside a transaction). The refused lines come
+    back, to be stored with `rejections_store`: the first INGEST_MAX_STORED_REJECTIONS of them, the most a
+    stream stores (the rest are counted)."""
     with garbage_collection_paused():
-        count, valid, refused = _classify(numbered_lines, references=references, now=now)
+        count, valid, refused, refused_count = _classify(
+            numbered_lines, references=references, now=now, keep_refusals=settings.INGEST_MAX_STORED_REJECTIONS
+        )
         writer = _PostgresWriter if connection.vendor == "postgresql" else _BatchWriter
         accepted = writer.write_events(stream=stream, valid=valid) if valid else []
-        if refused:
-            writer.write_rejections(stream=stream, refused=refused)
         return Outcome(
             lines=count,
             accepted=len(accepted),
             duplicates=len(valid) - len(accepted),
-            rejected=len(refused),
-            rejections=[(r.line, r.event_id, r.reason) for r in refused],
+            rejected=refused_count,
+            refused=refused,
             summary=summarise(accepted),
         )
+
+
+def rejections_store(*, stream: EventStream, refused: list[Refusal]) -> None:
+    """Store refused lines as the stream's rejections (line, event id, reason, start of the line)."""
+    if refused:
+        writer = _PostgresWriter if connection.vendor == "postgresql" else _BatchWriter
+        writer.write_rejections(stream=stream, refused=refused)
 
 
 @contextlib.contextmanager
@@ -336,7 +352,7 @@ class _PostgresWriter:
         return [event for event_id, (_number, event, _line) in first.items() if event_id in written]
 
     @staticmethod
-    def write_rejections(*, stream: EventStream, refused: list[_Refusal]) -> None:
+    def write_rejections(*, stream: EventStream, refused: list[Refusal]) -> None:
         buffer = io.StringIO()
         for item in refused:
             buffer.write(
@@ -389,7 +405,7 @@ class _BatchWriter:
         return [event for event_id, (_number, event, _line) in first_by_id.items() if event_id not in known]
 
     @classmethod
-    def write_rejections(cls, *, stream: EventStream, refused: list[_Refusal]) -> None:
+    def write_rejections(cls, *, stream: EventStream, refused: list[Refusal]) -> None:
         Rejection.unscoped.bulk_create(
             [
                 Rejection(

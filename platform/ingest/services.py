@@ -12,9 +12,8 @@ worker died, whatever the broker does with unacknowledged messages.
 from __future__ import annotations
 
 import logging
-import os
 import tempfile
-import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, BinaryIO, NamedTuple, cast
@@ -25,15 +24,17 @@ from django.core.exceptions import ValidationError
 from django.core.files import File
 from django.core.files.storage import default_storage
 from django.db import connection, transaction
-from django.db.models import Case, F, Max, Min, TextField, Value, When
+from django.db.models import Case, Max, Min, TextField, Value, When
 from django.db.models.fields.json import KT
-from django.db.models.functions import Cast
+from django.db.models.functions import Cast, Left
 from django.utils import timezone
 
 from core import bounded_json, metrics
 from core.tasks import enqueue_on_commit
+from ingest import chunking
 from ingest.models import Event, EventStream, Rejection, StreamChunk, UnreadableEvent
 from ingest.processing import (
+    RAW_KEPT_CHARS,
     Outcome,
     at_micros,
     garbage_collection_paused,
@@ -41,6 +42,7 @@ from ingest.processing import (
     micros,
     process_lines,
     read_lines,
+    rejections_store,
     store_references,
 )
 from ingest.validation import MAX_EVENT_DEPTH
@@ -50,8 +52,6 @@ from visits.models import Visit
 
 logger = logging.getLogger(__name__)
 
-GZIP_MAGIC = b"\x1f\x8b"
-BINARY_SNIFF_BYTES = 8192
 PUSH_MAX_EVENTS = 1000
 SESSION_BATCH = 500
 
@@ -82,79 +82,6 @@ def stream_upload(*, actor: Actor, store: Store, upload: Any) -> EventStream:
     stream.save(update_fields=["file"])
     enqueue_on_commit("ingest.prepare_stream", tenant_id=store.tenant_id, stream_id=stream.pk)
     return stream
-
-
-def _gunzip(source: Any, target: Any) -> str:
-    """Stream-decompress the gzip members of `source` into `target`; for damaged data, say why it stopped.
-
-    Everything decompressed before the damage is kept, so the lines before it are processed.
-    """
-    inflater, fed = zlib.decompressobj(wbits=31), False
-    while block := source.read(1 << 20):
-        while block:
-            try:
-                target.write(inflater.decompress(block))
-            except zlib.error as error:
-                return f"the gzip file is damaged ({error}); the lines before the damage were processed"
-            fed = True
-            block = b""
-            if inflater.eof:
-                block = inflater.unused_data
-                inflater, fed = zlib.decompressobj(wbits=31), False
-    target.write(inflater.flush())
-    if fed and not inflater.eof:
-        return "the gzip file is cut short; the lines before the cut were processed"
-    return ""
-
-
-def _decompress(stream: EventStream) -> tuple[str, str]:
-    """Ungzip the upload into a sibling NDJSON file; return its name and, for a damaged file, why it stopped."""
-    with stream.file.open("rb") as source, tempfile.NamedTemporaryFile(delete=False, suffix=".ndjson") as target:
-        failure = _gunzip(source, target)
-        temp_name = target.name
-    try:
-        with open(temp_name, "rb") as plain:
-            name = default_storage.save(f"{stream.file.name}.ndjson", File(plain))
-    finally:
-        os.unlink(temp_name)
-    return name, failure
-
-
-def _cut_into_chunks(stream: EventStream, *, chunk_bytes: int) -> list[StreamChunk]:
-    """Split the NDJSON file at line ends into chunks of about `chunk_bytes`, numbering their first lines."""
-    chunks: list[StreamChunk] = []
-    with default_storage.open(stream.plain_file, "rb") as plain:
-        start, line = 0, 1
-        while True:
-            plain.seek(start)
-            body = plain.read(chunk_bytes)
-            if not body:
-                break
-            if len(body) == chunk_bytes:
-                tail = b""
-                while (piece := plain.read(65536)) and b"\n" not in piece:
-                    tail += piece
-                if piece:
-                    tail += piece[: piece.index(b"\n") + 1]
-                body += tail
-            chunks.append(
-                StreamChunk(
-                    tenant_id=stream.tenant_id,
-                    stream=stream,
-                    seq=len(chunks),
-                    start_offset=start,
-                    end_offset=start + len(body),
-                    first_line=line,
-                )
-            )
-            line += body.count(b"\n")
-            start += len(body)
-    return chunks
-
-
-def _looks_binary(stream: EventStream) -> bool:
-    with default_storage.open(stream.plain_file, "rb") as plain:
-        return b"\x00" in plain.read(BINARY_SNIFF_BYTES)
 
 
 def stream_prepare(*, stream_id: int) -> None:
@@ -194,26 +121,77 @@ def _send_chunk(tenant_id: int, chunk_id: int) -> None:
 
 
 def _prepare_chunks(stream: EventStream) -> None:
-    with stream.file.open("rb") as upload:
-        magic = upload.read(2)
-    failure = ""
-    if magic == GZIP_MAGIC:
-        stream.plain_file, failure = _decompress(stream)
-    else:
-        stream.plain_file = stream.file.name
     stream.status = EventStream.Status.PROCESSING
     stream.started_at = timezone.now()
-    stream.failure_reason = failure
-    if _looks_binary(stream):
+    try:
+        spans = _chunk_spans(stream)
+    except chunking.UnpackRefused as refused:
         stream.status = EventStream.Status.FAILED
-        stream.failure_reason = "This is not an NDJSON text file: it contains binary data (NUL bytes)."
+        stream.failure_reason = refused.reason
         stream.finished_at = timezone.now()
+        _remove_files(stream)
         stream.save()
         return
-    chunks = StreamChunk.objects.bulk_create(_cut_into_chunks(stream, chunk_bytes=settings.INGEST_CHUNK_BYTES))
+    chunks = StreamChunk.objects.bulk_create(
+        StreamChunk(
+            tenant_id=stream.tenant_id,
+            stream=stream,
+            seq=seq,
+            start_offset=span.start,
+            end_offset=span.end,
+            first_line=span.first_line,
+        )
+        for seq, span in enumerate(spans)
+    )
     stream.chunks_total = len(chunks)
     stream.bytes_total = chunks[-1].end_offset if chunks else 0
     stream.save()
+
+
+def _chunk_spans(stream: EventStream) -> list[chunking.ChunkSpan]:
+    """Cut the upload into chunks: a plain file where it is stored; a gzip file inflated (within bounds) and
+    packed again as one gzip member per chunk, next to it (`ingest.chunking`)."""
+    chunk_bytes = settings.INGEST_CHUNK_BYTES
+    with stream.file.open("rb") as upload:
+        gzipped = upload.read(2) == chunking.GZIP_MAGIC
+        upload.seek(0)
+        if not gzipped:
+            stream.plain_file = stream.file.name
+            return chunking.plain_spans(cast(BinaryIO, upload), chunk_bytes=chunk_bytes)
+        limits = chunking.Limits(
+            max_bytes=settings.INGEST_MAX_UNPACKED_BYTES,
+            max_ratio=settings.INGEST_MAX_GZIP_RATIO,
+            ratio_after=settings.INGEST_GZIP_RATIO_AFTER_BYTES,
+        )
+        with tempfile.TemporaryFile() as packed:  # compressed: nothing is ever kept decompressed
+            spans, stream.failure_reason = chunking.repack(
+                cast(BinaryIO, upload), packed, chunk_bytes=chunk_bytes, limits=limits
+            )
+            stream.plain_file = default_storage.save(f"{stream.file.name}.chunks.gz", File(packed))
+    stream.packed = True
+    return spans
+
+
+def _remove_files(stream: EventStream, *, keep_upload: bool = False) -> None:
+    """Forget the stream's packed chunks, and its upload unless `keep_upload`; delete them once this commits."""
+    names = []
+    if stream.packed and stream.plain_file:
+        names.append(stream.plain_file)
+        stream.plain_file = ""
+    if not keep_upload and stream.file:
+        names.append(stream.file.name)
+        stream.file = ""
+        stream.plain_file = ""
+    if names:
+        transaction.on_commit(lambda: _delete_stored(names))
+
+
+def _delete_stored(names: list[str]) -> None:
+    for name in names:
+        try:
+            default_storage.delete(name)
+        except OSError:
+            logger.warning("could not delete %s from storage", name, exc_info=True)
 
 
 def chunk_process(*, chunk_id: int) -> None:
@@ -236,12 +214,12 @@ def chunk_process(*, chunk_id: int) -> None:
         if chunk is None:
             return
         stream = EventStream.objects.select_related("store").get(pk=chunk.stream_id)
-        with default_storage.open(stream.plain_file, "rb") as plain:
+        if stream.stopped_at is not None:  # mostly refused lines: its other chunks are left unread
+            return
+        with default_storage.open(stream.plain_file, "rb") as file:
             outcome = process_lines(
                 stream=stream,
-                numbered_lines=read_lines(
-                    cast(BinaryIO, plain), start=chunk.start_offset, end=chunk.end_offset, first_line=chunk.first_line
-                ),
+                numbered_lines=_chunk_lines(stream, chunk, cast(BinaryIO, file)),
                 references=store_references(store=stream.store),
                 now=timezone.now(),
             )
@@ -255,6 +233,13 @@ def chunk_process(*, chunk_id: int) -> None:
             enqueue_on_commit("ingest.finish_stream", tenant_id=stream.tenant_id, stream_id=stream.pk)
 
 
+def _chunk_lines(stream: EventStream, chunk: StreamChunk, file: BinaryIO) -> Iterator[tuple[int, bytes]]:
+    if not stream.packed:
+        return read_lines(file, start=chunk.start_offset, end=chunk.end_offset, first_line=chunk.first_line)
+    file.seek(chunk.start_offset)
+    return chunking.packed_lines(file.read(chunk.end_offset - chunk.start_offset), first_line=chunk.first_line)
+
+
 def _commit_asynchronously() -> None:
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
@@ -262,21 +247,55 @@ def _commit_asynchronously() -> None:
 
 
 def _count_chunk(*, stream_id: int, outcome: Outcome, size: int) -> bool:
-    """Add a chunk's counts to its stream (under the stream's row lock); True when it was the last chunk.
+    """Add a chunk's counts to its stream and store its rejections while the stream has room for them (under the
+    stream's row lock); True when the stream is to be finished: this was its last chunk, or it is stopped here.
 
-    FOR NO KEY UPDATE: the chunk's new rejections hold KEY SHARE locks on the stream row
-    (their foreign key); a plain FOR UPDATE would wait on the other chunks' and deadlock with them.
+    FOR NO KEY UPDATE: rejections (of this chunk, or of a finish) hold KEY SHARE locks on the stream row
+    through their foreign key, which a plain FOR UPDATE would wait on.
     """
     stream = EventStream.objects.select_for_update(no_key=True).get(pk=stream_id)
-    stream.lines = F("lines") + outcome.lines
-    stream.accepted = F("accepted") + outcome.accepted
-    stream.duplicates = F("duplicates") + outcome.duplicates
-    stream.rejected = F("rejected") + outcome.rejected
-    stream.bytes_done = F("bytes_done") + size
-    stream.chunks_done = F("chunks_done") + 1
-    stream.save(update_fields=["lines", "accepted", "duplicates", "rejected", "bytes_done", "chunks_done"])
-    stream.refresh_from_db(fields=["chunks_done", "chunks_total"])
-    return stream.chunks_done == stream.chunks_total
+    kept = outcome.refused[: max(settings.INGEST_MAX_STORED_REJECTIONS - stream.rejections_stored, 0)]
+    rejections_store(stream=stream, refused=kept)
+    stream.rejections_stored += len(kept)
+    stream.lines += outcome.lines
+    stream.accepted += outcome.accepted
+    stream.duplicates += outcome.duplicates
+    stream.rejected += outcome.rejected
+    stream.bytes_done += size
+    stream.chunks_done += 1
+    stopped = stream.stopped_at is None and _mostly_refused(stream, outcome)
+    stream.save(
+        update_fields=[
+            "lines",
+            "accepted",
+            "duplicates",
+            "rejected",
+            "rejections_stored",
+            "bytes_done",
+            "chunks_done",
+            "stopped_at",
+            "failure_reason",
+        ]
+    )
+    return stopped or stream.chunks_done == stream.chunks_total
+
+
+def _mostly_refused(stream: EventStream, outcome: Outcome) -> bool:
+    """Stop a stream whose lines are mostly refused once enough of them have been read: it is not what it should
+    be (not events, another store's, ...), and reading on would only refuse more. Says why on the stream."""
+    if (
+        stream.lines < settings.INGEST_STOP_AFTER_LINES
+        or stream.rejected < settings.INGEST_STOP_REFUSED_SHARE * stream.lines
+    ):
+        return False
+    example = f" — for example line {outcome.refused[0].line}: {outcome.refused[0].reason}" if outcome.refused else ""
+    stream.stopped_at = timezone.now()
+    stream.failure_reason = (
+        f"Stopped after {stream.lines:,} lines, {stream.rejected:,} of them ({stream.rejected / stream.lines:.0%}) "
+        f"refused{example}. Check that the file holds this store's events, one JSON object per line; the events "
+        "accepted so far are kept."
+    )
+    return True
 
 
 def stream_finish(*, stream_id: int, summary: dict[str, Any] | None = None) -> None:
@@ -284,12 +303,16 @@ def stream_finish(*, stream_id: int, summary: dict[str, Any] | None = None) -> N
 
     What it needs of the stream's events comes from the summaries its chunks made of them (or `summary`,
     for a live push), not from reading the events again; from the events when a summary is missing.
+    A stream stopped early (mostly refused lines) is finished with the chunks it has read; the chunks still
+    in a worker's hands are waited for (their row locks, taken before the stream's as they take them).
+    Its files are removed when it fails, and the packed copy of a gzip upload when it is done.
     """
     with transaction.atomic(), garbage_collection_paused():  # a summary of 100k sessions is 100k lists
+        list(StreamChunk.objects.select_for_update(of=("self",)).filter(stream_id=stream_id, done=False).values("pk"))
         stream = EventStream.objects.select_for_update(no_key=True).select_related("store").get(pk=stream_id)
         if stream.status == EventStream.Status.DONE or stream.finished_at is not None:
             return
-        if stream.chunks_done < stream.chunks_total:  # a chunk's commit lost in a crash: it is processed again
+        if stream.chunks_done < stream.chunks_total and stream.stopped_at is None:  # a chunk's commit lost: redone
             return
         summary = summary if summary is not None else _chunks_summary(stream)
         seen = _stream_sessions(stream) if summary is None else _sessions_of(summary)
@@ -306,6 +329,7 @@ def stream_finish(*, stream_id: int, summary: dict[str, Any] | None = None) -> N
         stream.status = EventStream.Status.FAILED if stream.failure_reason else EventStream.Status.DONE
         stream.finished_at = timezone.now()
         stream.bytes_done = stream.bytes_total
+        _remove_files(stream, keep_upload=stream.status == EventStream.Status.DONE)
         stream.save()
         metrics.count_events(
             source=stream.source, accepted=stream.accepted, duplicates=stream.duplicates, rejected=stream.rejected
@@ -329,7 +353,8 @@ class _SessionSeen(NamedTuple):
 
 def _chunks_summary(stream: EventStream) -> dict[str, Any] | None:
     """The summaries of the stream's chunks added up; None when a chunk has none (processed before they were)."""
-    texts = list(StreamChunk.objects.filter(stream=stream).values_list(Cast("summary", TextField()), flat=True))
+    chunks = StreamChunk.objects.filter(stream=stream, done=True)  # all of them, unless the stream was stopped
+    texts = list(chunks.values_list(Cast("summary", TextField()), flat=True))
     if any(text is None for text in texts) or (not texts and stream.accepted):
         return None
     return merge_summaries(orjson.loads(text) for text in texts)  # orjson: 3x faster than the JSONField's json
@@ -426,11 +451,17 @@ def _reject_unknown_sessions(stream: EventStream, seen: dict[str | None, _Sessio
         rows = (
             Event.objects.filter(store_id=stream.store_id, session__in=unknown[start : start + SESSION_BATCH])
             .exclude(type="session.started")
-            .values("pk", "line", "event_id", "session", "payload", "device", "type", "ts", "stream_id")
+            .values("pk", "line", "event_id", "session", "device", "type", "ts", "stream_id")
         )
         orphans += [row for row in rows if row["stream_id"] == stream.pk]
     if not orphans:
         return []
+    kept = orphans[: max(settings.INGEST_MAX_STORED_REJECTIONS - stream.rejections_stored, 0)]
+    raw = dict(
+        Event.objects.filter(pk__in=[row["pk"] for row in kept]).values_list(
+            "pk", Left(Cast("payload", TextField()), RAW_KEPT_CHARS)
+        )
+    )
     Rejection.objects.bulk_create(
         [
             Rejection(
@@ -440,15 +471,16 @@ def _reject_unknown_sessions(stream: EventStream, seen: dict[str | None, _Sessio
                 event_id=row["event_id"],
                 reason=f"unknown session {row['session']!r}: no session.started for it in this store "
                 "(send the session.started first, then this event again)",
-                raw=orjson.dumps(row["payload"]).decode()[:500],
+                raw=raw[row["pk"]],
             )
-            for row in orphans
+            for row in kept
         ],
         batch_size=1000,
     )
     Event.objects.filter(pk__in=[row["pk"] for row in orphans]).delete()
     stream.accepted -= len(orphans)
     stream.rejected += len(orphans)
+    stream.rejections_stored += len(kept)
     return orphans
 
 
@@ -506,8 +538,13 @@ def events_push(*, actor: Actor, store: Store, events: Any) -> PushResult:
             references=store_references(store=store),
             now=timezone.now(),
         )
+        rejections_store(stream=stream, refused=outcome.refused)
         EventStream.unscoped.filter(pk=stream.pk).update(
-            lines=outcome.lines, accepted=outcome.accepted, duplicates=outcome.duplicates, rejected=outcome.rejected
+            lines=outcome.lines,
+            accepted=outcome.accepted,
+            duplicates=outcome.duplicates,
+            rejected=outcome.rejected,
+            rejections_stored=len(outcome.refused),
         )
         stream_finish(stream_id=stream.pk, summary=outcome.summary)
     stream.refresh_from_db()
@@ -526,7 +563,8 @@ def streams_resume_stalled(*, stalled_after: timedelta) -> int:
     """
     cutoff = timezone.now() - stalled_after
     resent = 0
-    for stream in EventStream.objects.filter(status=EventStream.Status.PROCESSING, source=EventStream.Source.UPLOAD):
+    processing = EventStream.objects.filter(status=EventStream.Status.PROCESSING, source=EventStream.Source.UPLOAD)
+    for stream in processing.filter(stopped_at__isnull=True):
         last_progress: datetime | None = (
             StreamChunk.objects.filter(stream=stream).aggregate(last=Max("done_at"))["last"] or stream.started_at
         )
@@ -538,6 +576,8 @@ def streams_resume_stalled(*, stalled_after: timedelta) -> int:
         if not pending and stream.chunks_done == stream.chunks_total:
             enqueue_on_commit("ingest.finish_stream", tenant_id=stream.tenant_id, stream_id=stream.pk)
         resent += len(pending)
+    for stream in processing.filter(stopped_at__lte=cutoff).only("pk", "tenant_id"):  # stopped; its finish was lost
+        enqueue_on_commit("ingest.finish_stream", tenant_id=stream.tenant_id, stream_id=stream.pk)
     return resent
 
 

@@ -61,6 +61,9 @@ class EventStreamOutputSerializer(serializers.Serializer):
     accepted = serializers.IntegerField()
     duplicates = serializers.IntegerField()
     rejected = serializers.IntegerField()
+    rejections_stored = serializers.IntegerField(
+        help_text="Rejected lines listed with their line and reason (at most 10,000 a stream; the rest are counted)."
+    )
     progress = serializers.FloatField()
     failure_reason = serializers.CharField()
     original_name = serializers.CharField()
