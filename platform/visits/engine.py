@@ -1,51 +1,69 @@
-"""The cart engine: from a store's events to one cart per visit, by fusing cameras and shelf scales.
+"""The cart engine: from a store's events to one cart per visit, by fusing cameras, scales and whereabouts.
 
 Pure functions over plain data — no ORM, no clock — so that the same events, in any order and
 however often they arrive, give the same carts, and so that every rule can be tested directly.
 
 How the evidence is read (spec/event-stream.md, "Meaning"):
 
-* A camera action (`item.picked` / `item.returned`) says *who* (a session, with a confidence and
-  alternatives) and *where* (a bin). A shelf weight change on the same bin within a few seconds
-  says *what and how many*: k × the unit weight confirms k items of the product whose weight
-  matches — which also catches a put-back into another product's bin and a camera `sku` that
-  differs from the bin's product. When two actions on one bin are seconds apart, each takes the
-  weight change that is the count its camera saw.
-* On a bin whose scale works, a camera action with no matching weight change is weak evidence:
-  nothing is charged for it; if the camera was sure, a person looks.
-* Attribution the camera was unsure of (low confidence, or an alternative close behind) is never
-  charged on the camera's word: charging someone for another shopper's item is the worst error
-  there is. It is settled only by certain evidence — just one of the candidates was in the store;
-  a put-back can only be made by someone holding the item, so a candidate who later puts that
-  product back without having taken it otherwise took it, and a put-back the camera hesitated
-  over belongs to the only candidate holding what the scale says came back. Otherwise a person
-  looks at every candidate's visit.
-* A weight change no camera saw is charged to the only shopper in the store, and a put-back no
-  camera saw is credited to the only shopper holding that product. Otherwise any shopper in the
-  store can have made it: a person looks at each of their visits, when they are few enough to ask
-  (`FEW_ENOUGH_TO_ASK`), unless a later put-back settles it as above. Being seen elsewhere, or
-  not being seen, proves nothing about who took an item, so it is never used to choose.
+* **What moved** is the scale's word where a working scale sits under the bin: a weight change on
+  the bin within a few seconds of a camera action, k × a unit weight, confirms k items of the
+  product it matches (a put-back into another product's bin, a camera `sku` that differs from the
+  bin's). Two actions seconds apart can share one change of their summed count (scales merge quick
+  changes). A camera action no weight change confirms is a phantom, not charged — unless the
+  scale has gone quiet (it missed two actions in a row), when the camera alone is read.
+* **Who moved it** is a probability over the visits that could have, not a yes/no:
+  - the camera's margin (its winner's confidence minus its runner-up's) read through the store's
+    calibration (`visits.calibration`): what this stack's scores have meant in this store;
+  - whereabouts: where each candidate was seen before and after (its own actions, its entry and
+    exit) — a shopper who would have had to cross the store faster than anyone walks was not
+    here, and one seen at this very spot moments before or after likely was;
+  - what each holds: only a visit holding the product can put one back;
+  - groups (spec v1.1): members of one group are one payer, so doubt between them is no doubt.
+  The only shopper in the store did it, whatever the camera says.
+* **A weight change no camera saw** goes to the visit whose whereabouts put it at the bin, when one
+  stands out; otherwise it stays open (a later put-back may settle it) and the few plausible
+  visits are asked about, or, when too many could have, the item is left uncharged.
+* **A visit's risk** is the probability that anything on its receipt is not its own. A visit is
+  charged when its risk is within the store's charge limit (from the licensee's risk, see
+  `Calibration.charge_limit`) and nothing on it is impossible to price or explain; otherwise a
+  person looks, with the reasons.
+
+Each attribution is returned with the visit (`Cart.attributions`), so that the store's calibration
+can be learned from the visits that people decide (`labelled_samples`).
 """
 
 from __future__ import annotations
 
 import bisect
+import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from visits.calibration import Calibration, Evidence, Sample, with_risks
+from visits.calibration import default as default_calibration
+
 WEIGHT_BEFORE = timedelta(seconds=3)
 WEIGHT_AFTER = timedelta(seconds=6)
-CLEAR_MARGIN = 0.3
-ALTERNATIVE_WORTH_A_LOOK = 0.2
-SURE_CAMERA = 0.9
-ONLY_SHOPPER_CONFIDENCE = 0.97
-# A weight change no camera saw, with more shoppers than this in the store, is not worth that many
-# reviews: the item is left uncharged (a missed item) rather than sending every visit to a person.
-FEW_ENOUGH_TO_ASK = 5
 LOOSE_WEIGHT_SLACK = 2.0
+DEFAULT_RISK = 0.005
+# Whereabouts: nobody crosses a store faster than this; a hand reaches this far; "moments" are this long.
+FASTEST_WALK_M_S = 1.6
+REACH_M = 1.5
+MOMENTS_S = 20.0
+SEEN_HERE = 3.0
+SEEN_ELSEWHERE = 0.35
+COULD_NOT_BE_HERE = 0.02
+# A weight change no camera saw goes to the visit whose whereabouts make it this likely, and is asked of
+# at most this many plausible visits (each at least `WORTH_ASKING` likely); beyond that it stays uncharged.
+UNSEEN_CHARGE = 0.97
+WORTH_ASKING = 0.15
+FEW_ENOUGH_TO_ASK = 4
+# A scale that missed this many camera actions in a row, with no change in between, is read as offline.
+QUIET_SCALE_MISSES = 2
+ONLY_SHOPPER = 0.999
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,14 +80,16 @@ class Bin:
     sensor: str | None
     fixture: str
     zone: str
+    position: tuple[float, float] | None = None
 
 
 @dataclass(frozen=True)
 class Layout:
-    """A layout version as the engine needs it: bins by code, from `effective_from` on."""
+    """A layout version as the engine needs it: bins by code and gates' places, from `effective_from` on."""
 
     effective_from: datetime
     bins: Mapping[str, Bin]
+    gates: Mapping[str, tuple[float, float]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -83,9 +103,66 @@ class StoreModel:
     def __post_init__(self) -> None:
         self._starts.extend(layout.effective_from for layout in self.layouts)
 
+    def layout_at(self, ts: datetime) -> Layout | None:
+        """The layout in force at `ts`; a store's first layout also covers what came before it."""
+        if not self.layouts:
+            return None
+        return self.layouts[max(0, bisect.bisect_right(self._starts, ts) - 1)]
+
     def bin_at(self, code: str, ts: datetime) -> Bin | None:
-        index = bisect.bisect_right(self._starts, ts) - 1
-        return self.layouts[index].bins.get(code) if index >= 0 else None
+        layout = self.layout_at(ts)
+        return layout.bins.get(code) if layout else None
+
+    def gate_at(self, code: str, ts: datetime) -> tuple[float, float] | None:
+        layout = self.layout_at(ts)
+        return layout.gates.get(code) if layout else None
+
+
+def bin_positions(document: Mapping[str, Any]) -> dict[str, tuple[float, float]]:
+    """Where each bin of a layout document stands: side by side along its fixture's longer side."""
+    places: dict[str, tuple[float, float]] = {}
+    for fixture in document.get("fixtures") or ():
+        x, y = (float(v) for v in (fixture.get("position") or (0.0, 0.0))[:2])
+        width, depth = (float(v) for v in (fixture.get("size") or (1.0, 1.0))[:2])
+        bins = fixture.get("bins") or ()
+        for index, item in enumerate(bins):
+            share = (index + 0.5) / len(bins)
+            along_width = width >= depth
+            places[item["code"]] = (
+                (round(x + share * width, 2), round(y + depth / 2, 2))
+                if along_width
+                else (round(x + width / 2, 2), round(y + share * depth, 2))
+            )
+    return places
+
+
+def gate_positions(document: Mapping[str, Any]) -> dict[str, tuple[float, float]]:
+    return {
+        device["code"]: (float(device["position"][0]), float(device["position"][1]))
+        for device in document.get("devices") or ()
+        if device.get("kind") == "gate" and len(device.get("position") or ()) >= 2
+    }
+
+
+def layout_from_document(*, document: Mapping[str, Any], effective_from: datetime) -> Layout:
+    """A layout version as the engine reads it, from the layout document (spec/store-api.md)."""
+    places = bin_positions(document)
+    bins = {
+        item["code"]: Bin(
+            item["code"], item["sku"], item.get("sensor"), fixture["code"], fixture["zone"], places.get(item["code"])
+        )
+        for fixture in document.get("fixtures") or ()
+        for item in fixture.get("bins") or ()
+    }
+    return Layout(effective_from, bins, gate_positions(document))
+
+
+def store_model_from_layout(
+    *, layout: Mapping[str, Any], weights: Mapping[str, tuple[float, float]], since: datetime
+) -> StoreModel:
+    """A store with one layout document and products' (unit weight, tolerance) in grams."""
+    products = {sku: Product(sku, unit, tolerance) for sku, (unit, tolerance) in weights.items()}
+    return StoreModel([layout_from_document(document=layout, effective_from=since)], products)
 
 
 @dataclass(frozen=True)
@@ -95,6 +172,23 @@ class CartLine:
     confidence: float
     first_seen: datetime
     evidence: tuple[str, ...]
+    taken_by: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Attribution:
+    """A camera's claim about one action and what the engine made of it (what calibration learns from)."""
+
+    event_id: str
+    winner: str
+    sku: str
+    qty: int
+    sign: int
+    evidence: Evidence
+    margin: float
+    assigned: str | None
+    probability: float
+    certain: bool
 
 
 @dataclass(frozen=True)
@@ -103,6 +197,9 @@ class Cart:
     lines: tuple[CartLine, ...]
     decision: str  # "charge" or "review"
     reasons: tuple[str, ...]
+    risk: float = 0.0
+    payer: str | None = None
+    attributions: tuple[Attribution, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +214,10 @@ class _Action:
     alternatives: tuple[tuple[str, float], ...]
     sku: str | None
 
+    @property
+    def margin(self) -> float:
+        return self.confidence - (self.alternatives[0][1] if self.alternatives else 0.0)
+
 
 @dataclass(frozen=True, slots=True)
 class _Weight:
@@ -129,29 +230,40 @@ class _Weight:
 
 @dataclass
 class _Movement:
-    """Items that moved for one session: + taken, − put back."""
+    """Items that moved for one payer: + taken, − put back; `risk` that it is not theirs."""
 
-    session: str
+    payer: str
+    member: str
     sku: str
     qty: int
-    confidence: float
+    risk: float
     ts: datetime
     evidence: tuple[str, ...]
 
 
 @dataclass
-class _Findings:
-    movements: list[_Movement] = field(default_factory=list)
-    reasons: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
+class _Visits:
+    """Who was in the store when, and who pays for whom."""
 
-    def flag(self, session: str, reason: str) -> None:
-        self.reasons[session].add(reason)
+    spans: dict[str, tuple[datetime, datetime | None]]
+    payer_of: dict[str, str]
+    gates: dict[str, list[tuple[datetime, str]]]
+
+    def payer(self, session: str) -> str:
+        return self.payer_of.get(session, session)
+
+    def present(self, ts: datetime) -> list[str]:
+        return sorted(s for s, (start, end) in self.spans.items() if start <= ts and (end is None or ts <= end))
+
+    def is_present(self, session: str, ts: datetime) -> bool:
+        span = self.spans.get(session)
+        return span is not None and span[0] <= ts and (span[1] is None or ts <= span[1])
 
 
 def _read(
     events: Iterable[Mapping[str, Any]],
-) -> tuple[list[_Action], list[_Weight], dict[str, tuple[datetime, datetime | None]], list[tuple[datetime, str, str]]]:
-    """Split deduplicated, time-ordered events into camera actions, weight changes, visit spans, device reports."""
+) -> tuple[list[_Action], list[_Weight], _Visits, list[tuple[datetime, str, str]]]:
+    """Split deduplicated, time-ordered events into camera actions, weight changes, visits, device reports."""
     unique: dict[str, Mapping[str, Any]] = {}
     for event in events:
         unique.setdefault(event["id"], event)
@@ -160,6 +272,8 @@ def _read(
     weights: list[_Weight] = []
     entered: dict[str, datetime] = {}
     exited: dict[str, datetime] = {}
+    payer_of: dict[str, str] = {}
+    gates: dict[str, list[tuple[datetime, str]]] = defaultdict(list)
     reports: list[tuple[datetime, str, str]] = []
     for event in ordered:
         kind, ts = event["type"], event["_ts"]
@@ -186,24 +300,21 @@ def _read(
         elif kind == "shelf.weight_changed":
             weights.append(_Weight(event["id"], ts, event["bin"], event["device"], float(event["delta_g"])))
         elif kind == "session.started":
-            entered[event["session"]] = min(ts, entered.get(event["session"], ts))
+            session = event["session"]
+            entered[session] = min(ts, entered.get(session, ts))
+            gates[session].append((ts, event.get("gate") or ""))
+            if event.get("group") and event["group"] != session:
+                payer_of[session] = event["group"]
         elif kind == "session.ended":
-            exited[event["session"]] = max(ts, exited.get(event["session"], ts))
+            session = event["session"]
+            exited[session] = max(ts, exited.get(session, ts))
+            gates[session].append((ts, event.get("gate") or ""))
         elif kind == "device.status":
             reports.append((ts, event["device"], event["status"]))
     spans = {s: (entered[s], exited.get(s)) for s in entered}
-    return actions, weights, spans, reports
-
-
-def _sensor_works(sensor: str, ts: datetime, reports: Sequence[tuple[datetime, str, str]]) -> bool:
-    """A scale counts as working at `ts` unless its latest report before then said offline or degraded."""
-    latest = "online"
-    for at, device, status in reports:
-        if at > ts:
-            break
-        if device == sensor:
-            latest = status
-    return latest == "online"
+    # A companion whose payer never entered pays for itself (and is asked about, see _carts).
+    payer_of = {member: payer for member, payer in payer_of.items() if payer in entered and payer not in payer_of}
+    return actions, weights, _Visits(spans, payer_of, gates), reports
 
 
 def _units(delta_g: float, product: Product, *, slack: float = 1.0) -> int:
@@ -215,70 +326,405 @@ def _units(delta_g: float, product: Product, *, slack: float = 1.0) -> int:
     return count if abs(abs(delta_g) - count * product.unit_weight_g) <= allowed else 0
 
 
-def _weighs_as_seen(action: _Action, weight: _Weight, store: StoreModel) -> bool:
-    """Whether the weight change is exactly the `qty` items the camera saw, of the product it saw or the bin holds."""
-    bin_ = store.bin_at(action.bin, action.ts)
-    for sku in (action.sku, bin_.sku if bin_ else None):
-        product = store.products.get(sku) if sku else None
-        if product is not None and _units(weight.delta_g, product) == action.qty:
-            return True
+def _possible_skus(action: _Action, bin_: Bin | None) -> list[str]:
+    return [sku for sku in dict.fromkeys((action.sku, bin_.sku if bin_ else None)) if sku]
+
+
+def _weighs_as(count: int, actions: Sequence[_Action], weight: _Weight, store: StoreModel) -> bool:
+    """Whether the weight change is `count` items of a product these actions can have moved."""
+    for action in actions[:1]:
+        for sku in _possible_skus(action, store.bin_at(action.bin, action.ts)):
+            product = store.products.get(sku)
+            if product is not None and _units(weight.delta_g, product) == count:
+                return True
     return False
 
 
-def _match_weights(actions: list[_Action], weights: list[_Weight], store: StoreModel) -> dict[str, _Weight]:
-    """Pair each camera action with a weight change of its bin close in time, one-to-one.
+def _match_weights(
+    actions: list[_Action], weights: list[_Weight], store: StoreModel
+) -> tuple[dict[str, _Weight], dict[str, int]]:
+    """Pair camera actions with weight changes of their bin close in time.
 
-    Pairs whose weight is the count the camera saw go first, then the nearest in time: when two
-    shoppers take from one bin seconds apart, "two items" belongs with the camera that saw two.
+    One to one first — pairs whose weight is the count the camera saw, then the nearest in time (when two
+    shoppers take from one bin seconds apart, "two items" belongs with the camera that saw two) — then an
+    action left over joins a change already paired when together they make its count (a merged change).
+    Returns the pairs, and per weight change the count of items its actions saw together.
     """
     by_bin: dict[str, list[_Weight]] = defaultdict(list)
     for weight in weights:
         by_bin[weight.bin].append(weight)
-    pairs: list[tuple[bool, float, str, str, _Weight]] = []
+    pairs: list[tuple[bool, float, str, str, _Action, _Weight]] = []
     for action in actions:
         for weight in by_bin.get(action.bin, ()):
-            if action.ts - WEIGHT_BEFORE <= weight.ts <= action.ts + WEIGHT_AFTER and (weight.delta_g < 0) == (
-                action.sign > 0
-            ):
+            if _in_window(action, weight):
                 gap = abs((weight.ts - action.ts).total_seconds())
-                agrees = _weighs_as_seen(action, weight, store)
-                pairs.append((not agrees, gap, action.event_id, weight.event_id, weight))
+                agrees = _weighs_as(action.qty, [action], weight, store)
+                pairs.append((not agrees, gap, action.event_id, weight.event_id, action, weight))
     pairs.sort(key=lambda p: p[:4])
     matched: dict[str, _Weight] = {}
-    used: set[str] = set()
-    for _disagrees, _gap, action_id, weight_id, weight in pairs:
-        if action_id in matched or weight_id in used:
+    sharing: dict[str, list[_Action]] = defaultdict(list)
+    for disagrees, _gap, action_id, weight_id, action, weight in pairs:
+        if action_id in matched:
             continue
-        matched[action_id] = weight
-        used.add(weight_id)
-    return matched
+        if weight_id not in sharing:
+            matched[action_id] = weight
+            sharing[weight_id].append(action)
+            continue
+        together = sharing[weight_id]
+        count = sum(a.qty for a in together) + action.qty
+        same_product = all(_possible_skus(a, None) == _possible_skus(action, None) for a in together)
+        if disagrees and same_product and together[0].bin == action.bin and _weighs_as(count, together, weight, store):
+            matched[action_id] = weight
+            together.append(action)
+    return matched, {weight_id: sum(a.qty for a in together) for weight_id, together in sharing.items()}
 
 
-def _clear(action: _Action, threshold: float) -> bool:
-    runner_up = action.alternatives[0][1] if action.alternatives else 0.0
-    return action.confidence >= threshold and action.confidence - runner_up >= CLEAR_MARGIN
+def _in_window(action: _Action, weight: _Weight) -> bool:
+    return action.ts - WEIGHT_BEFORE <= weight.ts <= action.ts + WEIGHT_AFTER and (weight.delta_g < 0) == (
+        action.sign > 0
+    )
 
 
-def _present(spans: Mapping[str, tuple[datetime, datetime | None]], session: str, ts: datetime) -> bool:
-    span = spans.get(session)
-    return span is not None and span[0] <= ts and (span[1] is None or ts <= span[1])
+@dataclass(frozen=True, slots=True)
+class _Sighting:
+    ts: datetime
+    place: tuple[float, float]
+    event_id: str
 
 
-def _candidates(action: _Action) -> list[str]:
-    """The visits the camera says may have done it: its best candidate, then alternatives worth a look."""
-    return [action.session] + [s for s, c in action.alternatives if c >= ALTERNATIVE_WORTH_A_LOOK]
+class _Whereabouts:
+    """Where each visit was seen: its entry and exit gates and the actions a camera gave it without doubt."""
+
+    def __init__(self, actions: Sequence[_Action], visits: _Visits, store: StoreModel) -> None:
+        seen: dict[str, list[_Sighting]] = defaultdict(list)
+        for session, passes in visits.gates.items():
+            for ts, gate in passes:
+                place = store.gate_at(gate, ts)
+                if place is not None:
+                    seen[session].append(_Sighting(ts, place, ""))
+        for action in actions:
+            bin_ = store.bin_at(action.bin, action.ts)
+            if bin_ is not None and bin_.position is not None and action.margin >= 0.5 * action.confidence:
+                seen[action.session].append(_Sighting(action.ts, bin_.position, action.event_id))
+        self.seen = {session: sorted(s, key=lambda x: x.ts) for session, s in seen.items()}
+        self.times = {session: [s.ts for s in sightings] for session, sightings in self.seen.items()}
+
+    def likelihood(self, session: str, place: tuple[float, float] | None, ts: datetime, exclude: str = "") -> float:
+        """How much more (or less) likely `session` stood within reach of `place` at `ts` than a shopper about
+        whom we know nothing: impossible if it would have had to walk too fast, likelier if seen right there."""
+        sightings = self.seen.get(session)
+        if place is None or not sightings:
+            return 1.0
+        index = bisect.bisect_left(self.times[session], ts)
+        before = next((s for s in reversed(sightings[:index]) if s.event_id != exclude or not exclude), None)
+        after = next((s for s in sightings[index:] if s.event_id != exclude or not exclude), None)
+        factor = 1.0
+        for sighting in (before, after):
+            if sighting is None:
+                continue
+            seconds = abs((ts - sighting.ts).total_seconds())
+            metres = math.dist(sighting.place, place)
+            if metres - 2 * REACH_M > FASTEST_WALK_M_S * seconds:
+                return COULD_NOT_BE_HERE
+            if seconds <= MOMENTS_S:
+                factor *= SEEN_HERE if metres <= 2 * REACH_M else SEEN_ELSEWHERE
+        if before is not None and after is not None and before.event_id != after.event_id:
+            detour = math.dist(before.place, place) + math.dist(place, after.place) - math.dist(before.place, after.place)
+            spare = FASTEST_WALK_M_S * (after.ts - before.ts).total_seconds() - math.dist(before.place, after.place)
+            if detour - 2 * REACH_M > spare:
+                return COULD_NOT_BE_HERE
+        return factor
+
+
+@dataclass
+class _Open:
+    """Items that certainly moved (a scale weighed them) but whose taker is one of several payers."""
+
+    event_id: str
+    ts: datetime
+    sku: str
+    qty: int
+    chances: dict[str, float]  # payer -> probability
+    members: dict[str, str]  # payer -> the member most likely
+    evidence: tuple[str, ...]
+    reason: str
+    taken_by: str | None = None
+
+
+class _Fusion:
+    """Reads a store's camera actions and unattributed weight changes in time order, into movements."""
+
+    def __init__(
+        self,
+        store: StoreModel,
+        visits: _Visits,
+        reports: Sequence[tuple[datetime, str, str]],
+        whereabouts: _Whereabouts,
+        calibration: Calibration,
+        seen_together: Mapping[str, int],
+    ) -> None:
+        self.store, self.visits, self.reports = store, visits, reports
+        self.whereabouts, self.calibration, self.seen_together = whereabouts, calibration, seen_together
+        self.movements: list[_Movement] = []
+        self.doubts: dict[str, set[str]] = defaultdict(set)
+        self.must_ask: dict[str, set[str]] = defaultdict(set)
+        self.attributions: dict[str, list[Attribution]] = defaultdict(list)
+        self.held: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+        self.open: list[_Open] = []
+        self.misses: dict[str, int] = defaultdict(int)
+
+    def flag(self, session: str, reason: str) -> None:
+        """A person must look at this visit, for this reason."""
+        self.must_ask[self.visits.payer(session)].add(reason)
+
+    def doubt(self, session: str, reason: str) -> None:
+        """Why this visit is not certain: shown to the person who looks at it, should its risk send it to one."""
+        self.doubts[self.visits.payer(session)].add(reason)
+
+    def move(self, payer: str, member: str, sku: str, qty: int, risk: float, ts: datetime, evidence: tuple[str, ...]) -> None:
+        self.held[payer][sku] += qty
+        self.movements.append(_Movement(payer, member, sku, qty, risk, ts, evidence))
+
+    def may_hold(self, payer: str) -> dict[str, int]:
+        """What a payer holds for certain, plus what it may hold through items whose taker is still open."""
+        holding = dict(self.held[payer])
+        for item in self.open:
+            if item.taken_by is None and item.chances.get(payer, 0.0) > 0:
+                holding[item.sku] = holding.get(item.sku, 0) + item.qty
+        return holding
+
+    def scale_works(self, sensor: str | None, ts: datetime) -> bool:
+        """A scale counts as working unless its latest report said otherwise or it has gone quiet."""
+        if sensor is None or self.misses[sensor] >= QUIET_SCALE_MISSES:
+            return False
+        latest = "online"
+        for at, device, status in self.reports:
+            if at > ts:
+                break
+            if device == sensor:
+                latest = status
+        return latest == "online"
+
+    # -- camera actions ---------------------------------------------------------------------------------
+
+    def action(self, action: _Action, weight: _Weight | None) -> None:
+        bin_ = self.store.bin_at(action.bin, action.ts)
+        if bin_ is None:
+            self.flag(action.session, f"bin {action.bin} is not in the layout of that time ({action.event_id})")
+            return
+        scale = self.scale_works(bin_.sensor, action.ts)
+        if bin_.sensor is not None:
+            self.misses[bin_.sensor] = 0 if weight is not None else self.misses[bin_.sensor] + 1
+        if scale and weight is None:
+            return
+        if not scale:
+            weight = None
+        chances, members, evidence, certain = self.who(action, bin_, weight)
+        payer = max(chances, key=lambda p: (chances[p], p == self.visits.payer(action.session), p))
+        member = members[payer]
+        together = self.seen_together.get(weight.event_id, action.qty) if weight is not None else action.qty
+        sku, qty, loose = _product_for(action, bin_, weight, self.store, self.may_hold(payer), together)
+        self.attributions[payer].append(
+            Attribution(
+                action.event_id, action.session, sku or "", qty, action.sign, evidence, round(action.margin, 4),
+                payer, round(chances[payer], 4), certain,
+            )
+        )
+        if sku is None or qty == 0:
+            self.flag(payer, f"the weight at bin {action.bin} matches no product ({action.event_id})")
+            return
+        risk = 1.0 - chances[payer]
+        if loose or weight is None:
+            # Without a scale's word the camera may have imagined the take or miscounted it, whoever it was.
+            happened = self.calibration.probability(Evidence.CAMERA_ONLY, action.margin)
+            risk = 1.0 - (1.0 - risk) * happened
+        ids = (action.event_id, weight.event_id) if weight is not None else (action.event_id,)
+        if action.sign < 0:
+            self.explain_return(payer, sku, qty, action.event_id)
+            self.blame_return(action, chances, payer, sku)
+        self.move(payer, member, sku, action.sign * qty, risk if action.sign > 0 else 0.0, action.ts, ids)
+        if risk > 0.0 and action.sign > 0:
+            self.note_doubt(action, chances, payer)
+
+    def who(
+        self, action: _Action, bin_: Bin, weight: _Weight | None
+    ) -> tuple[dict[str, float], dict[str, str], Evidence, bool]:
+        """The chance that each payer made the action, the member most likely within each, the kind of evidence,
+        and whether it is certain (one shopper in the store)."""
+        present = self.visits.present(action.ts)
+        where = self.whereabouts
+        listed = {action.session: action.confidence, **dict(action.alternatives)}
+        near = [
+            s
+            for s in present
+            if s != action.session and where.likelihood(s, bin_.position, action.ts, action.event_id) > 1.0
+        ]
+        units = {self.visits.payer(s) for s in [*listed, *near] if s in present or s == action.session}
+        contested = len(units) > 1
+        evidence = Evidence.CAMERA_ONLY if weight is None else (
+            Evidence.WEIGHED_CONTESTED if contested else Evidence.WEIGHED_ALONE
+        )
+        if len({self.visits.payer(s) for s in present}) == 1:
+            member = action.session if action.session in present else present[0]
+            return {self.visits.payer(member): 1.0}, {self.visits.payer(member): member}, evidence, True
+        top = self.calibration.probability(evidence, action.margin)
+        weights: dict[str, float] = {action.session: top}
+        rest = 1.0 - top
+        alternatives = [(s, c) for s, c in action.alternatives if s != action.session]
+        unlisted = [s for s in present if s not in listed]
+        listed_share = rest * (0.8 if unlisted else 1.0) if alternatives else 0.0
+        total_alt = sum(max(c, 0.01) for _, c in alternatives)
+        for session, confidence in alternatives:
+            weights[session] = listed_share * max(confidence, 0.01) / total_alt
+        if unlisted:
+            share = (rest - listed_share) / len(unlisted)
+            for session in unlisted:
+                weights[session] = share
+        for session in list(weights):
+            # The camera saw the listed ones near: whereabouts can only rule them out. It did not see the
+            # others: being seen right there moments before or after is what makes one of them a suspect.
+            likelihood = where.likelihood(session, bin_.position, action.ts, action.event_id)
+            weights[session] *= min(likelihood, 1.0) if session in listed else likelihood
+            if session not in present:
+                weights[session] *= COULD_NOT_BE_HERE
+            if action.sign < 0:
+                weights[session] *= self.holding_likelihood(session, action, bin_, weight)
+        return self.by_payer(weights) + (evidence, False)
+
+    def by_payer(self, weights: Mapping[str, float]) -> tuple[dict[str, float], dict[str, str]]:
+        total = sum(weights.values()) or 1.0
+        chances: dict[str, float] = defaultdict(float)
+        members: dict[str, str] = {}
+        best: dict[str, float] = {}
+        for session, weight in sorted(weights.items()):
+            payer = self.visits.payer(session)
+            chances[payer] += weight / total
+            if weight > best.get(payer, -1.0):
+                best[payer], members[payer] = weight, session
+        return dict(chances), members
+
+    def holding_likelihood(self, session: str, action: _Action, bin_: Bin, weight: _Weight | None) -> float:
+        """Only a payer holding the product can put one back: certain holders are likely, possible ones less."""
+        payer = self.visits.payer(session)
+        sku, qty, _ = _product_for(action, bin_, weight, self.store, self.may_hold(payer))
+        if sku is None:
+            return 1.0
+        if self.held[payer].get(sku, 0) >= qty:
+            return 1.0
+        if self.may_hold(payer).get(sku, 0) > 0:
+            return 0.5
+        return COULD_NOT_BE_HERE
+
+    def note_doubt(self, action: _Action, chances: Mapping[str, float], payer: str) -> None:
+        """Every other payer with a fair chance of having taken it gets the reason too, should a person look."""
+        reason = f"unsure who took or returned items at bin {action.bin} ({action.event_id})"
+        for other, chance in chances.items():
+            if chance >= WORTH_ASKING or other == payer:
+                self.doubt(other, reason)
+
+    def blame_return(self, action: _Action, chances: Mapping[str, float], payer: str, sku: str) -> None:
+        """A put-back credited to one payer may have been another's: that one then pays for an item it returned."""
+        for other, chance in chances.items():
+            if other != payer and chance > 0.0 and self.held[other].get(sku, 0) > 0:
+                self.movements.append(_Movement(other, other, sku, 0, chance, action.ts, (action.event_id,)))
+                if chance >= WORTH_ASKING:
+                    self.doubt(other, f"unsure who took or returned items at bin {action.bin} ({action.event_id})")
+
+    def explain_return(self, payer: str, sku: str, qty: int, event_id: str) -> None:
+        """A payer puts back more than it was known to hold: the one open item of that product it can have
+        taken was its own (nobody puts back what they did not take). With two or more, it stays open."""
+        if self.held[payer].get(sku, 0) >= qty:
+            return
+        candidates = [o for o in self.open if o.taken_by is None and o.sku == sku and o.chances.get(payer, 0.0) > 0]
+        if len(candidates) == 1:
+            item = candidates[0]
+            item.taken_by = payer
+            self.move(payer, item.members.get(payer, payer), item.sku, item.qty, 0.0, item.ts, (*item.evidence, event_id))
+
+    # -- weight changes no camera saw ------------------------------------------------------------------
+
+    def unseen(self, weight: _Weight) -> None:
+        """A scale change no camera saw: whereabouts say who stood there; else it is left open."""
+        bin_ = self.store.bin_at(weight.bin, weight.ts)
+        product = self.store.products.get(bin_.sku) if bin_ else None
+        if bin_ is None or product is None or not self.scale_works(bin_.sensor, weight.ts):
+            return
+        present = self.visits.present(weight.ts)
+        if not present:
+            return
+        if weight.delta_g > 0:
+            self.unseen_return(weight, bin_, present)
+            return
+        count = _units(weight.delta_g, product)
+        if count == 0:
+            return
+        chances, members = self.by_payer(
+            {s: self.whereabouts.likelihood(s, bin_.position, weight.ts) for s in present}
+        )
+        reason = f"{count} × {product.sku} left bin {weight.bin} unseen by cameras ({weight.event_id})"
+        self.open.append(_Open(weight.event_id, weight.ts, product.sku, count, chances, members, (weight.event_id,), reason))
+
+    def unseen_return(self, weight: _Weight, bin_: Bin, present: Sequence[str]) -> None:
+        """Items came back that no camera saw: the weight says what; credited to the only payer who held it.
+
+        A weighing a little off still credits the only holder (a put-back can only lower the charge), once no
+        product matches it exactly.
+        """
+        payers = sorted({self.visits.payer(s) for s in present})
+        held = {sku for p in payers for sku, n in self.held[p].items() if n > 0}
+        products = [bin_.sku, *sorted(held - {bin_.sku})]
+        for slack in (1.0, LOOSE_WEIGHT_SLACK):
+            for sku in products:
+                product = self.store.products.get(sku)
+                count = _units(weight.delta_g, product, slack=slack) if product else 0
+                holders = [p for p in payers if self.held[p].get(sku, 0) >= count] if count else []
+                if not holders:
+                    continue
+                maybe = [
+                    p
+                    for p in payers
+                    if p not in holders and any(o.taken_by is None and o.sku == sku and o.chances.get(p) for o in self.open)
+                ]
+                if len(holders) == 1 and not maybe:
+                    self.move(holders[0], holders[0], sku, -count, 0.0, weight.ts, (weight.event_id,))
+                    return
+                for payer in holders + maybe:
+                    self.flag(payer, f"{count} × {sku} came back to bin {weight.bin} unseen ({weight.event_id})")
+                return
+
+    def finish(self) -> None:
+        """Items whose taker stayed open: charged to the one payer whose whereabouts stand out, else asked of
+        the few that could have taken them, else left uncharged (a missed item, never a wrong charge)."""
+        for item in self.open:
+            if item.taken_by is not None:
+                continue
+            payer = max(item.chances, key=lambda p: (item.chances[p], p))
+            if item.chances[payer] >= UNSEEN_CHARGE:
+                item.taken_by = payer
+                risk = 1.0 - item.chances[payer]
+                self.move(payer, item.members[payer], item.sku, item.qty, risk, item.ts, item.evidence)
+                continue
+            asked = [p for p, chance in item.chances.items() if chance >= WORTH_ASKING]
+            if len(asked) <= FEW_ENOUGH_TO_ASK:
+                for other in asked:
+                    self.flag(other, item.reason)
 
 
 def _product_for(
-    action: _Action, bin_: Bin, weight: _Weight | None, store: StoreModel, held: Mapping[str, int]
+    action: _Action,
+    bin_: Bin,
+    weight: _Weight | None,
+    store: StoreModel,
+    held: Mapping[str, int],
+    together: int | None = None,
 ) -> tuple[str | None, int, bool]:
     """Which product moved and how many: the scale decides when there is one, else the camera.
 
     A pick is of the product the camera saw or the bin holds; a put-back can be of anything the
     shopper holds (an item put back into another product's bin). Among the products the weight
-    matches, one that makes the count the camera saw goes first. The third value says the scale
-    only roughly agreed with what the camera saw (a noisy weighing): then the line's confidence is
-    capped so that it is charged only when everything else is sure.
+    matches, one that makes the count the camera saw goes first; a change several actions share
+    (`together`: the count they saw between them) gives each action its own count. The third value
+    says the scale only roughly agreed with what the camera saw (a noisy weighing).
     """
     if action.sign > 0:
         candidates = [action.sku, bin_.sku] if action.sku and action.sku != bin_.sku else [bin_.sku]
@@ -289,240 +735,43 @@ def _product_for(
         candidates += [sku for sku in (action.sku, bin_.sku) if sku and sku not in candidates]
     if weight is None:
         return (action.sku or bin_.sku), action.qty, False
+    expected = together or action.qty
     counts = []
     for sku in candidates:
         product = store.products.get(sku) if sku else None
         if product is not None and (count := _units(weight.delta_g, product)):
             counts.append((sku, count))
     for sku, count in counts:
-        if count == action.qty:
-            return sku, count, False
+        if count == expected:
+            return sku, action.qty if expected != action.qty else count, False
     if counts:
-        return counts[0][0], counts[0][1], False
+        return counts[0][0], counts[0][1] if expected == action.qty else action.qty, False
     seen = store.products.get(action.sku or bin_.sku)
-    if seen is not None and _units(weight.delta_g, seen, slack=LOOSE_WEIGHT_SLACK) == action.qty:
-        return seen.sku, action.qty, True
+    if seen is not None and (count := _units(weight.delta_g, seen, slack=LOOSE_WEIGHT_SLACK)):
+        return seen.sku, count if expected == action.qty else action.qty, count != expected
     return None, 0, False
-
-
-@dataclass
-class _Open:
-    """Items that certainly moved (a scale weighed them) but whose taker is one of several visits."""
-
-    event_id: str
-    ts: datetime
-    sku: str
-    qty: int
-    candidates: tuple[str, ...]
-    evidence: tuple[str, ...]
-    reason: str
-    ask: tuple[str, ...]
-    taken_by: str | None = None
-
-
-class _Fusion:
-    """Reads a store's camera actions and unattributed weight changes in time order, into movements."""
-
-    def __init__(
-        self,
-        store: StoreModel,
-        spans: Mapping[str, tuple[datetime, datetime | None]],
-        reports: Sequence[tuple[datetime, str, str]],
-        threshold: float,
-    ) -> None:
-        self.store, self.spans, self.reports, self.threshold = store, spans, reports, threshold
-        self.findings = _Findings()
-        self.held: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-        self.open: list[_Open] = []
-
-    def present(self, ts: datetime) -> list[str]:
-        return sorted(s for s in self.spans if _present(self.spans, s, ts))
-
-    def move(
-        self, session: str, sku: str, qty: int, confidence: float, ts: datetime, evidence: tuple[str, ...]
-    ) -> None:
-        self.held[session][sku] += qty
-        self.findings.movements.append(_Movement(session, sku, qty, confidence, ts, evidence))
-
-    def may_hold(self, session: str) -> dict[str, int]:
-        """What a visit holds for certain, plus what it may hold through items whose taker is still open."""
-        holding = dict(self.held[session])
-        for item in self.open:
-            if item.taken_by is None and session in item.candidates:
-                holding[item.sku] = holding.get(item.sku, 0) + item.qty
-        return holding
-
-    def open_for(self, session: str, sku: str) -> list[_Open]:
-        return [o for o in self.open if o.taken_by is None and o.sku == sku and session in o.candidates]
-
-    def close(self, item: _Open, session: str, confidence: float, because: str) -> None:
-        """The taker of an open item is known now: `because` (an event id) could only be theirs if they took it."""
-        item.taken_by = session
-        self.move(session, item.sku, item.qty, confidence, item.ts, (*item.evidence, because))
-
-    # -- camera actions ---------------------------------------------------------------------------------
-
-    def action(self, action: _Action, weight: _Weight | None) -> None:
-        findings = self.findings
-        bin_ = self.store.bin_at(action.bin, action.ts)
-        if bin_ is None:
-            findings.flag(action.session, f"bin {action.bin} is not in the layout of that time ({action.event_id})")
-            return
-        scale = bin_.sensor is not None and _sensor_works(bin_.sensor, action.ts, self.reports)
-        if scale and weight is None:
-            if action.confidence >= SURE_CAMERA:
-                findings.flag(
-                    action.session,
-                    f"a camera saw items move at bin {action.bin} but its scale did not ({action.event_id})",
-                )
-            return
-        if not scale:
-            weight = None
-        attributed = self.who(action, bin_, weight, scale)
-        if attributed is None:
-            return
-        session, attributed_confidence = attributed
-        sku, qty, loose = _product_for(action, bin_, weight, self.store, self.may_hold(session))
-        if sku is None or qty == 0:
-            findings.flag(session, f"the weight at bin {action.bin} matches no product ({action.event_id})")
-            return
-        confidence = attributed_confidence if scale and not loose else min(attributed_confidence, SURE_CAMERA)
-        evidence = (action.event_id, weight.event_id) if weight is not None else (action.event_id,)
-        if action.sign < 0:
-            self.explain_return(session, sku, qty, confidence, action.event_id)
-        self.move(session, sku, action.sign * qty, confidence, action.ts, evidence)
-
-    def who(self, action: _Action, bin_: Bin, weight: _Weight | None, scale: bool) -> tuple[str, float] | None:
-        """Who an action is charged to and how sure we are, or None when it is left open or goes to a person.
-
-        A hesitant camera is helped only by certain evidence: when just one of its candidates was in
-        the store at that moment, it was that one; a put-back can only be made by someone who holds
-        the item. Not being seen somewhere proves nothing, so it is never used to choose between shoppers.
-        """
-        if _clear(action, self.threshold if scale else SURE_CAMERA):
-            return action.session, action.confidence
-        candidates = _candidates(action)
-        in_store = [s for s in candidates if _present(self.spans, s, action.ts)]
-        if len(in_store) == 1 and len(candidates) > 1:
-            return in_store[0], ONLY_SHOPPER_CONFIDENCE
-        if weight is not None and self.present(action.ts) == [action.session]:
-            return action.session, ONLY_SHOPPER_CONFIDENCE
-        asked = tuple(sorted(in_store or candidates))
-        reason = f"unsure who took or returned items at bin {action.bin} ({action.event_id})"
-        if weight is not None and len(asked) > 1:
-            if action.sign < 0:
-                holder = self.only_holder(action, bin_, weight, asked)
-                if holder is not None:
-                    return holder, ONLY_SHOPPER_CONFIDENCE
-            else:
-                sku, qty, loose = _product_for(action, bin_, weight, self.store, {})
-                if sku is not None and qty and not loose:
-                    evidence = (action.event_id, weight.event_id)
-                    self.open.append(_Open(action.event_id, action.ts, sku, qty, asked, evidence, reason, asked))
-                    return None
-        for session in asked:
-            self.findings.flag(session, reason)
-        return None
-
-    def only_holder(self, action: _Action, bin_: Bin, weight: _Weight, candidates: Sequence[str]) -> str | None:
-        """The one candidate who holds what the scale says came back (others neither hold nor may hold it)."""
-        holders, possible = [], []
-        for session in candidates:
-            sku, qty, loose = _product_for(action, bin_, weight, self.store, self.may_hold(session))
-            if sku is None or loose:
-                continue
-            if self.held[session].get(sku, 0) >= qty:
-                holders.append(session)
-            elif self.may_hold(session).get(sku, 0) > 0:
-                possible.append(session)
-        return holders[0] if len(holders) == 1 and not possible else None
-
-    def explain_return(self, session: str, sku: str, qty: int, confidence: float, event_id: str) -> None:
-        """A visit puts back more than it was known to hold: the one open item of that product it can have
-        taken was its own (nobody puts back what they did not take).
-
-        With two or more such items it stays open: the put-back says one was theirs, not which.
-        """
-        if self.held[session].get(sku, 0) >= qty:
-            return
-        candidates = self.open_for(session, sku)
-        if len(candidates) == 1:
-            self.close(candidates[0], session, confidence, event_id)
-
-    # -- weight changes no camera saw ------------------------------------------------------------------
-
-    def unseen(self, weight: _Weight) -> None:
-        """Charge the only shopper who can have made it; else leave it open, to ask a person about."""
-        bin_ = self.store.bin_at(weight.bin, weight.ts)
-        product = self.store.products.get(bin_.sku) if bin_ else None
-        if bin_ is None or product is None:
-            return
-        present = self.present(weight.ts)
-        if weight.delta_g < 0:
-            count = _units(weight.delta_g, product)
-            if count == 0 or not present:
-                return
-            if len(present) == 1:
-                self.move(present[0], product.sku, count, ONLY_SHOPPER_CONFIDENCE, weight.ts, (weight.event_id,))
-                return
-            reason = f"{count} × {product.sku} left bin {weight.bin} unseen by cameras ({weight.event_id})"
-            ask = tuple(present) if len(present) <= FEW_ENOUGH_TO_ASK else ()
-            self.open.append(
-                _Open(weight.event_id, weight.ts, product.sku, count, tuple(present), (weight.event_id,), reason, ask)
-            )
-            return
-        self.unseen_return(weight, bin_, present)
-
-    def unseen_return(self, weight: _Weight, bin_: Bin, present: Sequence[str]) -> None:
-        """Items came back that no camera saw: the weight says what; credited to the only one who held it.
-
-        A weighing a little off still credits the only holder (a put-back can only lower the charge),
-        once no product matches it exactly.
-        """
-        held = {sku for s in present for sku, n in self.held[s].items() if n > 0}
-        products = [bin_.sku, *sorted(held - {bin_.sku})]
-        for slack in (1.0, LOOSE_WEIGHT_SLACK):
-            for sku in products:
-                product = self.store.products.get(sku)
-                count = _units(weight.delta_g, product, slack=slack) if product else 0
-                holders = [s for s in present if self.held[s].get(sku, 0) >= count] if count else []
-                if not holders:
-                    continue
-                maybe = [s for s in present if s not in holders and self.open_for(s, sku)]
-                if len(holders) == 1 and not maybe:
-                    self.move(holders[0], sku, -count, ONLY_SHOPPER_CONFIDENCE, weight.ts, (weight.event_id,))
-                    return
-                for session in holders + maybe:
-                    self.findings.flag(
-                        session, f"{count} × {sku} came back to bin {weight.bin} unseen ({weight.event_id})"
-                    )
-                return
-
-    def finish(self) -> _Findings:
-        """Items whose taker stayed open go to a person, with every visit that can have taken them."""
-        for item in self.open:
-            if item.taken_by is None:
-                for session in item.ask:
-                    self.findings.flag(session, item.reason)
-        return self.findings
 
 
 def infer_carts(
     *,
     events: Iterable[Mapping[str, Any]],
     store: StoreModel,
-    auto_charge_threshold: float,
+    calibration: Calibration | None = None,
+    risk: float = DEFAULT_RISK,
     sessions: Iterable[str] | None = None,
 ) -> dict[str, Cart]:
     """The cart of every visit in `events` (or of `sessions` only), with the decision to charge or review.
 
     `events` are the store's raw events (each with `_ts`, its parsed timestamp) around these visits:
-    the visits' own, and the other visits' and the scales' near the same bins and times.
+    the visits' own, and the other visits' and the scales' near the same bins and times. `risk` is the
+    licensee's: at most this share of visits overcharged; `calibration` the store's (default: none yet).
+    A group's items are on its payer's cart (each line says which member took it); members' carts are empty.
     """
-    actions, weights, spans, reports = _read(events)
-    matched = _match_weights(actions, weights, store)
+    calibration = calibration or default_calibration()
+    actions, weights, visits, reports = _read(events)
+    matched, seen_together = _match_weights(actions, weights, store)
     used_weights = {w.event_id for w in matched.values()}
-    fusion = _Fusion(store, spans, reports, auto_charge_threshold)
+    fusion = _Fusion(store, visits, reports, _Whereabouts(actions, visits, store), calibration, seen_together)
     steps: list[tuple[datetime, str, _Action | _Weight]] = [(a.ts, a.event_id, a) for a in actions]
     steps += [(w.ts, w.event_id, w) for w in weights if w.event_id not in used_weights]
     for _ts, _id, step in sorted(steps, key=lambda s: (s[0], s[1])):
@@ -530,38 +779,80 @@ def infer_carts(
             fusion.action(step, matched.get(step.event_id))
         else:
             fusion.unseen(step)
-    findings = fusion.finish()
-    carts = _carts(findings, spans, auto_charge_threshold)
-    wanted = set(sessions) if sessions is not None else set(spans) | {m.session for m in findings.movements}
-    return {s: carts.get(s, Cart(s, (), "charge", ())) for s in sorted(wanted)}
+    fusion.finish()
+    carts = _carts(fusion, visits, calibration, risk)
+    wanted = set(sessions) if sessions is not None else set(carts)
+    return {s: carts.get(s, Cart(s, (), "charge", (), payer=visits.payer_of.get(s))) for s in sorted(wanted)}
 
 
-def _carts(
-    findings: _Findings, spans: Mapping[str, tuple[datetime, datetime | None]], threshold: float
-) -> dict[str, Cart]:
-    by_session: dict[str, list[_Movement]] = defaultdict(list)
-    for movement in findings.movements:
-        by_session[movement.session].append(movement)
+def _carts(fusion: _Fusion, visits: _Visits, calibration: Calibration, risk: float) -> dict[str, Cart]:
+    by_payer: dict[str, list[_Movement]] = defaultdict(list)
+    for movement in fusion.movements:
+        by_payer[movement.payer].append(movement)
+    payers = (set(by_payer) | set(fusion.must_ask) | set(visits.spans)) - set(visits.payer_of)
+    risks = {payer: 1.0 - math.prod(1.0 - m.risk for m in by_payer.get(payer, ())) for payer in payers}
+    # A store's first visits, before its calibration has seen any, share the budget among themselves.
+    limit = (calibration if calibration.risks else with_risks(calibration, risks.values())).charge_limit(risk)
     carts: dict[str, Cart] = {}
-    for session in sorted(set(by_session) | set(findings.reasons) | set(spans)):
-        reasons = set(findings.reasons.get(session, ()))
-        if session not in spans:
-            reasons.add("no session.started for this visit")
+    for payer in sorted(payers):
+        must_ask = set(fusion.must_ask.get(payer, ()))
+        if payer not in visits.spans:
+            must_ask.add("no session.started for this visit")
         lines = []
         by_sku: dict[str, list[_Movement]] = defaultdict(list)
-        for movement in by_session.get(session, []):
-            by_sku[movement.sku].append(movement)
+        for movement in by_payer.get(payer, []):
+            if movement.qty:
+                by_sku[movement.sku].append(movement)
         for sku in sorted(by_sku):
             moves = by_sku[sku]
             qty = sum(m.qty for m in moves)
             if qty < 0:
-                reasons.add(f"more {sku} put back than taken")
+                must_ask.add(f"more {sku} put back than taken")
             if qty <= 0:
                 continue
-            confidence = min(m.confidence for m in moves)
-            if confidence < threshold:
-                reasons.add(f"{sku}: confidence {confidence:.2f} is under the store's {threshold:.2f}")
+            taken = [m for m in moves if m.qty > 0]
+            confidence = min((1.0 - m.risk for m in taken), default=1.0)
             evidence = tuple(sorted({e for m in moves for e in m.evidence}))
-            lines.append(CartLine(sku, qty, round(confidence, 4), min(m.ts for m in moves), evidence))
-        carts[session] = Cart(session, tuple(lines), "review" if reasons else "charge", tuple(sorted(reasons)))
+            members = tuple(sorted({m.member for m in taken if m.member != payer}))
+            lines.append(CartLine(sku, qty, round(confidence, 4), min(m.ts for m in moves), evidence, members))
+        visit_risk = round(risks[payer], 6)
+        charge = not must_ask and visit_risk <= limit
+        reasons = set() if charge else must_ask | set(fusion.doubts.get(payer, ()))
+        if not charge and not reasons:
+            reasons = {f"a {visit_risk:.1%} chance that something on this receipt is not this shopper's"}
+        attributions = tuple(fusion.attributions.get(payer, ()))
+        decision = "charge" if charge else "review"
+        carts[payer] = Cart(payer, tuple(lines), decision, tuple(sorted(reasons)), visit_risk, None, attributions)
+    for member, payer in visits.payer_of.items():
+        carts[member] = Cart(member, (), carts[payer].decision, (), 0.0, payer)
     return carts
+
+
+def labelled_samples(*, carts: Mapping[str, Cart], decided: Mapping[str, Mapping[str, int]]) -> list[Sample]:
+    """Labelled attributions for calibration, from the camera winners' picks that the engine kept with them.
+
+    `decided` is what people decided (payer session -> sku -> qty) for visits they reviewed. Where a person
+    kept fewer of a product than the engine had put on the cart, the engine's least likely picks of it are
+    the ones that were not the shopper's; the others were. Picks the evidence settled by itself (the only
+    shopper in the store) are labelled without a person.
+    """
+    samples: list[Sample] = []
+    for cart in carts.values():
+        picks: dict[str, list[Attribution]] = defaultdict(list)
+        for attribution in cart.attributions:
+            if attribution.sign > 0 and attribution.sku and attribution.assigned == cart.session:
+                picks[attribution.sku].append(attribution)
+        engine_qty = {line.sku: line.qty for line in cart.lines}
+        for sku, claims in picks.items():
+            if cart.session in decided:
+                wrong = max(0, engine_qty.get(sku, 0) - decided[cart.session].get(sku, 0))
+                for claim in sorted(claims, key=lambda a: (a.probability, a.event_id)):
+                    samples.append(Sample(claim.evidence, claim.margin, wrong <= 0, True))
+                    wrong -= claim.qty
+            else:
+                samples += [
+                    Sample(a.evidence, a.margin, True, False)
+                    for a in claims
+                    if a.certain and a.evidence is not Evidence.CAMERA_ONLY
+                ]
+    return samples

@@ -1,20 +1,29 @@
-"""A seeded store simulator: shoppers take and put back items; cameras and scales report it, imperfectly.
+"""A seeded store simulator: shoppers walk a store's floor, take and put back items, alone or in groups;
+a perception stack (`visits.perception`) reports it, imperfectly.
 
-It writes what a licensee's perception stack would send — the event stream, in one or more
-uploads — and what really happened (the ground-truth carts), so that the cart engine can be
-measured. Noise profiles:
+It writes what a licensee's store would send — the event stream, in one or more uploads — and what
+really happened (the ground-truth carts), so that the cart engine can be measured.
 
-* **clean** — every action seen once, attributed surely, weighed exactly.
-* **realistic** — shoppers sometimes close together (the camera hesitates between them, and is
-  now and then wrong, with the right shopper among its alternatives), a few missed and phantom
-  camera events, bins without scales, scale noise, duplicates, out-of-order and late delivery,
-  and a few malformed lines.
-* **crowded** — more of all of it, items put back into another product's bin, a scale that goes
-  offline for a while, and a price change in the middle of the day.
+The world: every bin stands at a place on the floor (its fixture's position, bins side by side
+along the fixture's length); a shopper enters at the entry gate, walks to a few fixtures (popular
+ones more often), stands at a bin for a few seconds and acts there, and leaves by the exit gate.
+Who stands within the stack's reach of a bin at the moment of an action is who the cameras can
+confuse. Companions of a group (spec v1.1) enter on the payer's token and follow the payer round
+the store; everything they take is the payer's.
+
+Traffic profiles (`PROFILES`) set how busy the day is and how the store delivers its events:
+
+* **clean** — a quiet day, delivered once and in order (with the `perfect` stack: exact carts).
+* **realistic** — a normal day: some groups, returns, duplicates, out-of-order and late delivery,
+  a few malformed lines.
+* **crowded** — a rush: three times the shoppers per hour, more groups and put-backs into other
+  products' bins, more broken delivery, a price change in the middle of the day.
 """
 
 from __future__ import annotations
 
+import bisect
+import math
 import random
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
@@ -24,37 +33,33 @@ from typing import Any
 
 import orjson
 
+from visits.perception import PerceptionStack, draw_stack
+
 
 @dataclass(frozen=True)
-class NoiseProfile:
+class Traffic:
     name: str
     day_hours: float
-    close_together: float
-    wrong_when_close: float
-    confident_wrong: float
-    missed_camera: float
-    phantom_per_visit: float
-    weight_noise: float
+    group_share: float
+    returns: float
+    multi_qty: float
+    wrong_bin_putback: float
     duplicates: float
     out_of_order: float
     late: float
     malformed: float
-    wrong_bin_putback: float
-    returns: float
-    multi_qty: float
-    sensor_outage: bool
     price_change: bool
+    default_stack: str
 
 
-PROFILES: dict[str, NoiseProfile] = {
-    "clean": NoiseProfile("clean", 12, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.08, 0.1, False, False),
-    "realistic": NoiseProfile(
-        "realistic", 10, 0.02, 0.3, 0.0005, 0.01, 0.12, 0.02, 0.01, 0.05, 0.03, 0.002, 0.0, 0.1, 0.12, False, False
-    ),
-    "crowded": NoiseProfile(
-        "crowded", 4, 0.15, 0.3, 0.001, 0.04, 0.15, 0.03, 0.03, 0.1, 0.05, 0.005, 0.3, 0.15, 0.15, True, True
-    ),
+PROFILES: dict[str, Traffic] = {
+    "clean": Traffic("clean", 12, 0.0, 0.08, 0.1, 0.0, 0.0, 0.0, 0.0, 0.0, False, "perfect"),
+    "realistic": Traffic("realistic", 10, 0.08, 0.1, 0.12, 0.05, 0.01, 0.05, 0.03, 0.002, False, "calibrated"),
+    "crowded": Traffic("crowded", 3.5, 0.12, 0.15, 0.15, 0.2, 0.03, 0.1, 0.05, 0.005, True, "calibrated"),
 }
+WALKING_SPEED = (0.7, 1.3)
+DWELL_SECONDS = (4.0, 25.0)
+STOPS = (0, 1, 2, 2, 3, 3, 3, 4, 4, 5, 6, 8)
 
 
 @dataclass(frozen=True)
@@ -67,9 +72,13 @@ class CatalogItem:
 @dataclass
 class Simulation:
     profile: str
+    stack: PerceptionStack
     uploads: list[bytes]
     truth: dict[str, dict[str, int]]
     shoppers: dict[str, str]
+    groups: dict[str, str] = field(default_factory=dict)
+    recoverable: set[str] = field(default_factory=set)
+    actors: dict[str, str | None] = field(default_factory=dict)
     price_changes: list[tuple[str, datetime, float]] = field(default_factory=list)
     sensor_outages: list[tuple[str, datetime, datetime]] = field(default_factory=list)
 
@@ -92,34 +101,116 @@ def _stamp(at: datetime) -> str:
     return at.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+@dataclass(frozen=True)
+class _Spot:
+    """A bin where a shopper can stand: its place on the floor and what it holds."""
+
+    bin: str
+    sku: str
+    sensor: str | None
+    fixture: str
+    zone: str
+    x: float
+    y: float
+
+
+def bin_positions(layout: Mapping[str, Any]) -> dict[str, tuple[float, float]]:
+    """Where each bin of a layout document stands: side by side along its fixture's longer side.
+
+    The engine reads shoppers' whereabouts from the same places (`visits.engine.Bin.position`).
+    """
+    places: dict[str, tuple[float, float]] = {}
+    for fixture in layout["fixtures"]:
+        x, y = (float(v) for v in fixture.get("position") or (0.0, 0.0))
+        width, depth = (float(v) for v in fixture.get("size") or (1.0, 1.0))
+        count = max(1, len(fixture["bins"]))
+        for index, item in enumerate(fixture["bins"]):
+            share = (index + 0.5) / count
+            places[item["code"]] = (
+                (round(x + share * width, 2), round(y + depth / 2, 2))
+                if width >= depth
+                else (round(x + width / 2, 2), round(y + share * depth, 2))
+            )
+    return places
+
+
 @dataclass
 class _Shopper:
     session: str
     token: str
     entered: datetime
-    exited: datetime
-    zone_at: list[tuple[datetime, str]] = field(default_factory=list)
+    payer: _Shopper | None = None
+    exited: datetime = field(init=False)
+    # Where the shopper stands, when: (arrives, leaves, x, y), in time order.
+    stays: list[tuple[datetime, datetime, float, float]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.exited = self.entered
+
+    @property
+    def charged_to(self) -> str:
+        return self.payer.session if self.payer else self.session
+
+    def position(self, at: datetime) -> tuple[float, float] | None:
+        if not (self.entered <= at <= self.exited) or not self.stays:
+            return None
+        index = bisect.bisect_right([stay[0] for stay in self.stays], at) - 1
+        if index < 0:
+            return self.stays[0][2], self.stays[0][3]
+        arrives, leaves, x, y = self.stays[index]
+        if at <= leaves or index + 1 >= len(self.stays):
+            return x, y
+        next_arrives, _, nx, ny = self.stays[index + 1]
+        share = (at - leaves) / (next_arrives - leaves)
+        return x + share * (nx - x), y + share * (ny - y)
 
 
 class _World:
-    def __init__(self, layout: Mapping[str, Any], catalog: Mapping[str, CatalogItem], profile: NoiseProfile, seed: int):
+    def __init__(
+        self,
+        layout: Mapping[str, Any],
+        catalog: Mapping[str, CatalogItem],
+        traffic: Traffic,
+        stack: PerceptionStack,
+        seed: int,
+    ) -> None:
         self.rng = random.Random(seed)
-        self.profile = profile
-        self.catalog = catalog
-        self.bins = [
-            (item, fixture) for fixture in layout["fixtures"] for item in fixture["bins"] if item["sku"] in catalog
+        self.traffic, self.stack, self.catalog = traffic, stack, catalog
+        places = bin_positions(layout)
+        self.spots = [
+            _Spot(item["code"], item["sku"], item.get("sensor"), fixture["code"], fixture["zone"], *places[item["code"]])
+            for fixture in layout["fixtures"]
+            for item in fixture["bins"]
+            if item["sku"] in catalog
         ]
+        self.by_bin = {spot.bin: spot for spot in self.spots}
+        self.by_fixture: dict[str, list[_Spot]] = defaultdict(list)
+        for spot in self.spots:
+            self.by_fixture[spot.fixture].append(spot)
+        fixtures = sorted(self.by_fixture)
+        # Some fixtures draw far more shoppers than others: that is where shoppers stand close together.
+        self.popularity = [1.0 / (rank + 1) ** 0.8 for rank in range(len(fixtures))]
+        self.rng.shuffle(self.popularity)
+        self.fixtures = fixtures
         self.cameras: dict[str, list[str]] = defaultdict(list)
         for device in layout["devices"]:
             if device["kind"] == "camera":
                 for zone in device.get("covers", []):
                     self.cameras[zone].append(device["code"])
-        gates = [d["code"] for d in layout["devices"] if d["kind"] == "gate"]
+        gates = [d for d in layout["devices"] if d["kind"] == "gate"]
         self.gate_in, self.gate_out = gates[0], gates[-1]
         self.events: list[tuple[datetime, int, dict[str, Any]]] = []
+        self.weighings: dict[str, list[tuple[datetime, str, float]]] = defaultdict(list)
         self.counter = 0
         self.truth: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+        self.unobserved: set[str] = set()
+        self.actors: dict[str, str | None] = {}
         self.outages: list[tuple[str, datetime, datetime]] = []
+        self.shoppers: list[_Shopper] = []
+
+    def gate_place(self, gate: Mapping[str, Any]) -> tuple[float, float]:
+        position = gate.get("position") or (0.0, 0.0)
+        return float(position[0]), float(position[1])
 
     def emit(self, at: datetime, body: dict[str, Any]) -> None:
         self.counter += 1
@@ -128,61 +219,26 @@ class _World:
     def sensor_down(self, sensor: str, at: datetime) -> bool:
         return any(s == sensor and start <= at <= end for s, start, end in self.outages)
 
-    def weigh(self, at: datetime, item: dict[str, Any], sku: str, grams_sign: int, qty: int) -> None:
-        sensor = item.get("sensor")
-        if sensor is None or self.sensor_down(sensor, at):
-            return
+    def within_reach(self, actor: _Shopper, at: datetime, spot: _Spot) -> list[_Shopper]:
+        """The other shoppers standing within the stack's reach of `spot` at that moment, nearest first."""
+        near = []
+        for other in self.shoppers:
+            if other is actor or not (other.entered <= at <= other.exited):
+                continue
+            place = other.position(at)
+            if place is not None and (distance := math.dist(place, (spot.x, spot.y))) <= self.stack.reach_m:
+                near.append((distance, other.session, other))
+        return [other for _, _, other in sorted(near, key=lambda n: n[:2])]
+
+    def weigh(self, at: datetime, spot: _Spot, sku: str, grams_sign: int, qty: int) -> bool:
+        """The scale under `spot` notes a change (reported later, with its lag); False if it has none or is down."""
+        if spot.sensor is None or self.sensor_down(spot.sensor, at):
+            return False
         unit = self.catalog[sku].unit_weight_g
-        noise = (
-            self.rng.gauss(0, self.profile.weight_noise * unit)
-            if self.profile.weight_noise
-            else self.rng.uniform(-0.5, 0.5)
-        )
-        delta = grams_sign * qty * unit + noise
-        self.emit(
-            at + timedelta(milliseconds=self.rng.randint(300, 1500)),
-            {"type": "shelf.weight_changed", "bin": item["code"], "device": sensor, "delta_g": round(delta, 1)},
-        )
-
-
-def _attribution(world: _World, shopper: _Shopper, others: list[_Shopper]) -> tuple[str, float, list[dict[str, Any]]]:
-    """What the camera says about who did it: (session, confidence, alternatives)."""
-    rng, profile = world.rng, world.profile
-    if others and rng.random() < profile.confident_wrong:
-        return rng.choice(others).session, round(rng.uniform(0.93, 0.99), 3), []
-    if others and rng.random() < profile.close_together:
-        other = rng.choice(others)
-        if rng.random() < profile.wrong_when_close:
-            wrong = round(rng.uniform(0.5, 0.62), 3)
-            return (
-                other.session,
-                wrong,
-                [{"session": shopper.session, "confidence": round(rng.uniform(0.33, wrong - 0.05), 3)}],
-            )
-        if rng.random() < 0.5:
-            right = round(rng.uniform(0.55, 0.75), 3)
-            return (
-                shopper.session,
-                right,
-                [{"session": other.session, "confidence": round(rng.uniform(0.25, right - 0.1), 3)}],
-            )
-        return (
-            shopper.session,
-            round(rng.uniform(0.93, 0.99), 3),
-            [{"session": other.session, "confidence": round(rng.uniform(0.01, 0.06), 3)}],
-        )
-    return shopper.session, round(rng.uniform(0.935, 0.995), 3), []
-
-
-def _nearby(shoppers: list[_Shopper], shopper: _Shopper, at: datetime, zone: str) -> list[_Shopper]:
-    """Shoppers who could stand close: those in the same zone around then.
-
-    Only they can be the camera's alternatives or be mistaken for the shopper (the contract: the
-    alternatives are "shoppers standing close together"); a shopper at the other end of the store
-    is not someone a camera hesitates over.
-    """
-    present = [s for s in shoppers if s is not shopper and s.entered <= at <= s.exited]
-    return [s for s in present if any(z == zone and abs((t - at).total_seconds()) <= 60 for t, z in s.zone_at)]
+        noise = self.rng.gauss(0, self.stack.scale_noise * unit) if self.stack.scale_noise else 0.0
+        settled = at + timedelta(seconds=self.rng.uniform(*self.stack.scale_lag_s))
+        self.weighings[spot.bin].append((settled, spot.sensor, grams_sign * qty * unit + noise))
+        return True
 
 
 def simulate(
@@ -194,148 +250,258 @@ def simulate(
     start: datetime,
     seed: int = 1,
     shopper_tokens: Sequence[str] = (),
+    stack: str | PerceptionStack | None = None,
 ) -> Simulation:
     """A day of `visits` shopper visits in a store, as the events a store would send, and the truth.
 
-    `shopper_tokens`, when given, are the entry tokens of registered shoppers, handed out in turn.
+    `stack` is a perception stack or the family to draw one from with `seed` (default: the profile's).
+    `shopper_tokens`, when given, are the entry tokens of registered shoppers, handed out in turn to payers.
     """
-    noise = PROFILES[profile]
-    world = _World(layout, catalog, noise, seed)
+    traffic = PROFILES[profile]
+    chosen = stack if isinstance(stack, PerceptionStack) else draw_stack(family=stack or traffic.default_stack, seed=seed)
+    world = _World(layout, catalog, traffic, chosen, seed)
     rng = world.rng
-    day = timedelta(hours=noise.day_hours)
-    if noise.sensor_outage:
-        sensored = [item["sensor"] for item, _ in world.bins if item.get("sensor")]
-        sensor = rng.choice(sensored)
-        begins = start + day * 0.3
-        world.outages.append((sensor, begins, begins + timedelta(minutes=45)))
-        world.emit(begins, {"type": "device.status", "device": sensor, "status": "offline"})
-        world.emit(begins + timedelta(minutes=45), {"type": "device.status", "device": sensor, "status": "online"})
-    shoppers = []
-    for number in range(visits):
+    day = timedelta(hours=traffic.day_hours)
+    _plan_outages(world, start, day)
+    number = 0
+    for index in range(visits):
         entered = start + day * rng.random()
-        token = f"tok_{rng.randrange(16**12):012x}"
-        if shopper_tokens:
-            token = shopper_tokens[number % len(shopper_tokens)]
-        shoppers.append(_Shopper(f"{profile[:1]}{seed}-{number:05d}", token, entered, entered))
-    shoppers.sort(key=lambda s: s.entered)
-    plans = []
-    for shopper in shoppers:
-        at = shopper.entered
-        steps = []
-        for _ in range(rng.choice((0, 1, 2, 2, 3, 3, 3, 4, 4, 5, 6, 8))):
-            at += timedelta(seconds=rng.uniform(10, 80))
-            item, fixture = rng.choice(world.bins)
-            steps.append((at, item, fixture))
-            shopper.zone_at.append((at, fixture["zone"]))
-        shopper.exited = at + timedelta(seconds=rng.uniform(15, 60))
-        plans.append(steps)
-    for shopper, steps in zip(shoppers, plans, strict=True):
-        _shop(world, shoppers, shopper, steps)
+        token = shopper_tokens[index % len(shopper_tokens)] if shopper_tokens else f"tok_{rng.randrange(16**12):012x}"
+        payer = _Shopper(f"{profile[:1]}{seed}-{number:05d}", token, entered)
+        number += 1
+        world.shoppers.append(payer)
+        if rng.random() < traffic.group_share:
+            for _ in range(rng.choice((1, 1, 2, 3))):
+                companion = _Shopper(
+                    f"{profile[:1]}{seed}-{number:05d}", token, entered + timedelta(seconds=rng.uniform(0.5, 8)), payer
+                )
+                number += 1
+                world.shoppers.append(companion)
+    world.shoppers.sort(key=lambda s: (s.entered, s.session))
+    plans = {shopper.session: _walk(world, shopper) for shopper in world.shoppers if shopper.payer is None}
+    for shopper in world.shoppers:
+        if shopper.payer is not None:
+            plans[shopper.session] = _follow(world, shopper, plans[shopper.payer.session])
+    for shopper in world.shoppers:
+        _shop(world, shopper, plans[shopper.session])
+    _report_weighings(world)
     price_changes = []
-    if noise.price_change:
+    if traffic.price_change:
         changed = sorted(world.catalog)[: max(1, len(world.catalog) // 10)]
         price_changes = [(sku, start + day / 2, 1.1) for sku in changed]
+    payers = [s for s in world.shoppers if s.payer is None]
     return Simulation(
         profile=profile,
+        stack=chosen,
         uploads=_deliver(world),
-        truth={s.session: {k: v for k, v in world.truth[s.session].items() if v > 0} for s in shoppers},
-        shoppers={s.session: s.token for s in shoppers},
+        truth={s.session: {k: v for k, v in world.truth[s.session].items() if v > 0} for s in payers},
+        shoppers={s.session: s.token for s in payers},
+        groups={s.session: s.payer.session for s in world.shoppers if s.payer is not None},
+        recoverable={s.session for s in payers} - world.unobserved,
+        actors=world.actors,
         price_changes=price_changes,
         sensor_outages=list(world.outages),
     )
 
 
-def _shop(
-    world: _World,
-    shoppers: list[_Shopper],
-    shopper: _Shopper,
-    steps: list[tuple[datetime, dict[str, Any], dict[str, Any]]],
-) -> None:
-    rng, noise = world.rng, world.profile
-    world.emit(
-        shopper.entered,
-        {"type": "session.started", "session": shopper.session, "shopper": shopper.token, "gate": world.gate_in},
-    )
-    taken: list[tuple[dict[str, Any], dict[str, Any], str]] = []
-    for at, planned_item, planned_fixture in steps:
-        returning = taken and rng.random() < noise.returns
-        if returning:
-            item, fixture, sku = taken.pop(rng.randrange(len(taken)))
-            if rng.random() < noise.wrong_bin_putback:
-                item, fixture = rng.choice(world.bins)
-            _act(world, shoppers, shopper, at, item, fixture, sku, -1, 1)
-            world.truth[shopper.session][sku] -= 1
+def _plan_outages(world: _World, start: datetime, day: timedelta) -> None:
+    """Some scales go offline for a while; the stack announces it (device.status) or just goes quiet."""
+    sensored = sorted({spot.sensor for spot in world.spots if spot.sensor})
+    for sensor in world.rng.sample(sensored, min(len(sensored), world.stack.outages)):
+        begins = start + day * world.rng.uniform(0.1, 0.8)
+        ends = begins + timedelta(minutes=world.rng.uniform(20, 60))
+        world.outages.append((sensor, begins, ends))
+        if world.rng.random() < world.stack.reports_outages:
+            world.emit(begins, {"type": "device.status", "device": sensor, "status": "offline"})
+            world.emit(ends, {"type": "device.status", "device": sensor, "status": "online"})
+
+
+_Step = tuple[datetime, _Spot]
+
+
+def _walk(world: _World, shopper: _Shopper) -> list[_Step]:
+    """A payer's (or lone shopper's) round: fixtures chosen by popularity, a few seconds at a bin of each."""
+    rng = world.rng
+    speed = rng.uniform(*WALKING_SPEED)
+    place = world.gate_place(world.gate_in)
+    at = shopper.entered
+    shopper.stays = [(at, at, *place)]
+    steps: list[_Step] = []
+    for _ in range(rng.choice(STOPS)):
+        fixture = rng.choices(world.fixtures, weights=world.popularity)[0]
+        spot = rng.choice(world.by_fixture[fixture])
+        at += timedelta(seconds=math.dist(place, (spot.x, spot.y)) / speed + rng.uniform(2, 20))
+        dwell = timedelta(seconds=rng.uniform(*DWELL_SECONDS))
+        shopper.stays.append((at, at + dwell, spot.x, spot.y))
+        steps.append((at + dwell * rng.uniform(0.2, 0.8), spot))
+        place = (spot.x, spot.y)
+        at += dwell
+    out = world.gate_place(world.gate_out)
+    shopper.exited = at + timedelta(seconds=math.dist(place, out) / speed + rng.uniform(2, 10))
+    shopper.stays.append((shopper.exited, shopper.exited, *out))
+    return steps
+
+
+def _follow(world: _World, companion: _Shopper, leader_steps: list[_Step]) -> list[_Step]:
+    """A companion's round: beside the payer at each stop (a neighbouring bin), acting at some of them."""
+    rng = world.rng
+    assert companion.payer is not None
+    lag = companion.entered - companion.payer.entered
+    companion.stays = [
+        (arrives + lag, leaves + lag, x + rng.uniform(-0.8, 0.8), y + rng.uniform(-0.4, 0.4))
+        for arrives, leaves, x, y in companion.payer.stays
+    ]
+    companion.exited = companion.payer.exited + lag
+    steps: list[_Step] = []
+    for at, spot in leader_steps:
+        if rng.random() < 0.5:
+            neighbours = world.by_fixture[spot.fixture]
+            index = neighbours.index(spot) + rng.choice((-1, 1))
+            steps.append((at + lag + timedelta(seconds=rng.uniform(-2, 2)), neighbours[index % len(neighbours)]))
+    return steps
+
+
+def _shop(world: _World, shopper: _Shopper, steps: list[_Step]) -> None:
+    rng, traffic = world.rng, world.traffic
+    started: dict[str, Any] = {
+        "type": "session.started",
+        "session": shopper.session,
+        "shopper": shopper.token,
+        "gate": world.gate_in["code"],
+    }
+    if shopper.payer is not None:
+        started["group"] = shopper.payer.session
+    world.emit(shopper.entered, started)
+    taken: list[tuple[_Spot, str]] = []
+    for at, planned in steps:
+        if taken and rng.random() < traffic.returns:
+            origin, sku = taken.pop(rng.randrange(len(taken)))
+            spot = planned if rng.random() < traffic.wrong_bin_putback else origin
+            _act(world, shopper, at, spot, sku, -1, 1)
             continue
-        item, fixture = planned_item, planned_fixture
-        qty = 2 if rng.random() < noise.multi_qty else 1
-        _act(world, shoppers, shopper, at, item, fixture, item["sku"], 1, qty)
-        world.truth[shopper.session][item["sku"]] += qty
-        taken += [(item, fixture, item["sku"])] * qty
-    if steps and rng.random() < noise.phantom_per_visit:
-        item, fixture = rng.choice(world.bins)
-        at = rng.choice(steps)[0] + timedelta(seconds=rng.uniform(1, 8))
-        world.emit(
-            at,
-            {
-                "type": "item.picked",
-                "session": shopper.session,
-                "bin": item["code"],
-                "device": rng.choice(world.cameras[fixture["zone"]]),
-                "qty": 1,
-                "confidence": round(rng.uniform(0.45, 0.85), 3),
-            },
-        )
-    world.emit(shopper.exited, {"type": "session.ended", "session": shopper.session, "gate": world.gate_out})
+        qty = 2 if rng.random() < traffic.multi_qty else 1
+        _act(world, shopper, at, planned, planned.sku, 1, qty)
+        taken += [(planned, planned.sku)] * qty
+    if steps and rng.random() < world.stack.phantom_per_visit:
+        at, spot = rng.choice(steps)
+        _phantom(world, shopper, at + timedelta(seconds=rng.uniform(1, 6)), spot)
+    world.emit(shopper.exited, {"type": "session.ended", "session": shopper.session, "gate": world.gate_out["code"]})
 
 
-def _act(
-    world: _World,
-    shoppers: list[_Shopper],
-    shopper: _Shopper,
-    at: datetime,
-    item: dict[str, Any],
-    fixture: dict[str, Any],
-    sku: str,
-    sign: int,
-    qty: int,
-) -> None:
-    rng, noise = world.rng, world.profile
-    if rng.random() >= noise.missed_camera:
-        session, confidence, alternatives = _attribution(
-            world, shopper, _nearby(shoppers, shopper, at, fixture["zone"])
-        )
-        body: dict[str, Any] = {
-            "type": "item.picked" if sign > 0 else "item.returned",
-            "session": session,
-            "bin": item["code"],
-            "device": rng.choice(world.cameras[fixture["zone"]]),
-            "qty": qty,
-            "confidence": confidence,
-        }
-        if alternatives:
-            body["alternatives"] = alternatives
-        if sku != item["sku"] or rng.random() < 0.2:
-            body["sku"] = sku
-        world.emit(at, body)
-    world.weigh(at, item, sku, -sign, qty)
+def _act(world: _World, shopper: _Shopper, at: datetime, spot: _Spot, sku: str, sign: int, qty: int) -> None:
+    """A hand takes or puts back `qty` × `sku` at `spot`: the truth, the cameras' report, the scale's change."""
+    world.truth[shopper.charged_to][sku] += sign * qty
+    seen = _camera(world, shopper, at, spot, sku, sign, qty)
+    weighed = world.weigh(at, spot, sku, -sign, qty)
+    if not (seen or weighed):
+        world.unobserved.add(shopper.charged_to)
+
+
+def _camera(world: _World, actor: _Shopper, at: datetime, spot: _Spot, sku: str, sign: int, qty: int) -> bool:
+    """What the stack's cameras say about an action; False when they miss it."""
+    rng, stack = world.rng, world.stack
+    if rng.random() < stack.missed:
+        return False
+    near = world.within_reach(actor, at, spot)
+    alternatives: list[tuple[str, float]] = []
+    if near and rng.random() < stack.id_switch:
+        winner = rng.choice(near)
+        confidence = stack.confidence(rng, stack.confident)
+        if rng.random() < stack.switch_lists_actor:
+            alternatives.append((actor.session, round(confidence * rng.uniform(0.1, 0.5), 3)))
+    elif near and rng.random() < stack.hesitates:
+        other = near[0]
+        winner, runner_up = (other, actor) if rng.random() < stack.wrong_when_hesitant else (actor, other)
+        confidence = stack.confidence(rng, stack.hesitant)
+        if stack.lists_bystanders > 0:
+            alternatives.append((runner_up.session, round(confidence * rng.uniform(0.4, 0.85), 3)))
+    else:
+        winner = actor
+        confidence = stack.confidence(rng, stack.confident)
+    listed = {winner.session, *(session for session, _ in alternatives)}
+    for bystander in near:
+        if bystander.session not in listed and rng.random() < stack.lists_bystanders:
+            alternatives.append((bystander.session, round(confidence * rng.uniform(0.02, 0.3), 3)))
+    seen_qty = qty
+    if rng.random() < stack.miscount:
+        seen_qty = max(1, qty + rng.choice((-1, 1)))
+    body: dict[str, Any] = {
+        "type": "item.picked" if sign > 0 else "item.returned",
+        "session": winner.session,
+        "bin": spot.bin,
+        "device": rng.choice(world.cameras[spot.zone]),
+        "qty": seen_qty,
+        "confidence": confidence,
+    }
+    if alternatives:
+        body["alternatives"] = [
+            {"session": session, "confidence": value} for session, value in sorted(alternatives, key=lambda a: -a[1])
+        ]
+    if sku != spot.sku or rng.random() < stack.reports_sku:
+        body["sku"] = sku
+    world.emit(at + timedelta(seconds=rng.uniform(-0.3, 0.3)), body)
+    world.actors[f"sim-{world.counter}"] = actor.charged_to
+    return True
+
+
+def _phantom(world: _World, shopper: _Shopper, at: datetime, spot: _Spot) -> None:
+    """A camera imagines a take that never happened (no scale moves)."""
+    rng, stack = world.rng, world.stack
+    world.actors[f"sim-{world.counter + 1}"] = None
+    world.emit(
+        at,
+        {
+            "type": "item.picked",
+            "session": shopper.session,
+            "bin": spot.bin,
+            "device": rng.choice(world.cameras[spot.zone]),
+            "qty": 1,
+            "confidence": stack.confidence(rng, stack.hesitant),
+        },
+    )
+
+
+def _report_weighings(world: _World) -> None:
+    """The scales' reports: changes closer together than the merge window come as one; drift adds small ones."""
+    rng, stack = world.rng, world.stack
+    for bin_code, changes in world.weighings.items():
+        changes.sort()
+        merged: list[list[Any]] = []
+        for settled, sensor, grams in changes:
+            if merged and (settled - merged[-1][0]).total_seconds() <= stack.merge_window_s:
+                merged[-1][0], merged[-1][2] = settled, merged[-1][2] + grams
+            else:
+                merged.append([settled, sensor, grams])
+        for settled, sensor, grams in merged:
+            world.emit(settled, {"type": "shelf.weight_changed", "bin": bin_code, "device": sensor, "delta_g": round(grams, 1)})
+    if stack.drift_per_scale_hour and world.events:
+        first, last = min(e[0] for e in world.events), max(e[0] for e in world.events)
+        hours = (last - first).total_seconds() / 3600
+        sensored = [spot for spot in world.spots if spot.sensor]
+        for _ in range(int(hours * stack.drift_per_scale_hour * len(sensored))):
+            spot = rng.choice(sensored)
+            at = first + (last - first) * rng.random()
+            if spot.sensor is not None and not world.sensor_down(spot.sensor, at):
+                drift = round(rng.choice((-1, 1)) * rng.uniform(1.0, 6.0), 1)
+                world.emit(at, {"type": "shelf.weight_changed", "bin": spot.bin, "device": spot.sensor, "delta_g": drift})
 
 
 def _deliver(world: _World) -> list[bytes]:
     """The events as a store would send them: in time order, with duplicates, shuffles, late and broken lines."""
-    rng, noise = world.rng, world.profile
+    rng, traffic = world.rng, world.traffic
     ordered = [event for _, _, event in sorted(world.events, key=lambda e: (e[0], e[1]))]
     main: list[bytes] = []
     late: list[bytes] = []
     for event in ordered:
         line = orjson.dumps(event)
-        arrives_late = event["type"] != "session.started" and rng.random() < noise.late
+        arrives_late = event["type"] != "session.started" and rng.random() < traffic.late
         (late if arrives_late else main).append(line)
-        if rng.random() < noise.duplicates:
+        if rng.random() < traffic.duplicates:
             main.append(line)
-        if rng.random() < noise.malformed:
+        if rng.random() < traffic.malformed:
             main.append(line[: len(line) // 2])
     for index in range(len(main) - 1):
-        if rng.random() < noise.out_of_order:
+        if rng.random() < traffic.out_of_order:
             swap = min(len(main) - 1, index + rng.randint(1, 20))
             main[index], main[swap] = main[swap], main[index]
     uploads = [b"\n".join(main) + b"\n"]

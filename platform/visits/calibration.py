@@ -1,0 +1,210 @@
+"""A store's calibration: what its perception stack's camera scores mean, learned from its own visits.
+
+A vendor's confidence is not our probability: one stack never reports more than 0.9, another says
+0.99 of everything. For each kind of evidence (`Evidence`) a calibration holds a monotone curve from
+the camera's *margin* (its winner's confidence minus its runner-up's) to the probability that the
+winner really did it. It is learned from labelled examples (`Sample`):
+
+* visits a person decided — the reviewer's cart says whether each camera winner took the item;
+* cases that need no person — the only shopper in the store; a put-back that settles who held it.
+
+Curves are fitted by isotonic regression (pool adjacent violators) over binned margins, shrunk
+towards the prior in bins with few examples, so that a store's first reviews move it gradually.
+
+The licensee sets a *risk* — at most this share of visits overcharged — rather than a threshold.
+A visit's risk is the probability that something on its receipt is not the shopper's; the engine
+charges every visit whose risk is at most `charge_limit(risk)`, the highest cut-off at which the
+expected overcharges of the charged visits stay within the budget over the store's recent visits,
+and asks a person about the rest.
+
+Pure functions over plain data; the store's calibration row (`visits.models.StoreCalibration`)
+keeps one as JSON (`as_json` / `from_json`).
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+BINS = 20
+PRIOR_WEIGHT = 2.0
+MAX_PROBABILITY = 0.9995
+KEPT_RISKS = 2000
+
+
+class Evidence(StrEnum):
+    """What backs a camera's attribution, besides the camera."""
+
+    WEIGHED_ALONE = "weighed_alone"  # a scale weighed it; no one else listed or seen near
+    WEIGHED_CONTESTED = "weighed_contested"  # a scale weighed it; others listed or seen near
+    CAMERA_ONLY = "camera_only"  # no working scale: the camera alone says what and who
+
+
+@dataclass(frozen=True)
+class Curve:
+    """Probability that the camera's winner did it, by margin: piecewise linear through (margin, p) points."""
+
+    points: tuple[tuple[float, float], ...]
+
+    def __call__(self, margin: float) -> float:
+        xs = [x for x, _ in self.points]
+        index = bisect.bisect_left(xs, margin)
+        if index <= 0:
+            return self.points[0][1]
+        if index >= len(self.points):
+            return self.points[-1][1]
+        (x0, y0), (x1, y1) = self.points[index - 1], self.points[index]
+        return y0 + (y1 - y0) * (margin - x0) / (x1 - x0) if x1 > x0 else y1
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One labelled attribution: the kind of evidence, the camera's margin, and whether its winner did it."""
+
+    evidence: Evidence
+    margin: float
+    correct: bool
+    reviewed: bool
+
+
+def _centre(index: int) -> float:
+    return (index + 0.5) / BINS
+
+
+# What we assume of a stack we know nothing about yet: its confidence means what it says, a bit less where
+# others stood close, and a camera alone is never surer than 0.9 (it can see a hand move that did not take).
+_PRIOR: dict[Evidence, Curve] = {
+    Evidence.WEIGHED_ALONE: Curve(((0.0, 0.3), (0.5, 0.7), (0.8, 0.95), (0.9, 0.995), (1.0, 0.999))),
+    Evidence.WEIGHED_CONTESTED: Curve(((0.0, 0.2), (0.3, 0.5), (0.6, 0.85), (0.8, 0.97), (0.9, 0.99), (1.0, 0.995))),
+    Evidence.CAMERA_ONLY: Curve(((0.0, 0.2), (0.5, 0.5), (0.9, 0.98), (1.0, 0.99))),
+}
+
+
+@dataclass(frozen=True)
+class Calibration:
+    curves: Mapping[Evidence, Curve]
+    risks: tuple[float, ...] = ()
+    samples: int = 0
+    reviewed: int = 0
+    support: Mapping[Evidence, tuple[tuple[float, int, int], ...]] = field(default_factory=dict)
+
+    def probability(self, evidence: Evidence, margin: float) -> float:
+        return min(MAX_PROBABILITY, max(0.0, self.curves[evidence](min(1.0, max(0.0, margin)))))
+
+    def charge_limit(self, target: float) -> float:
+        """The highest visit risk to charge at so that the charged visits' expected overcharges stay within
+        `target` × visits, over the store's recent visits; never below `target` itself."""
+        if not self.risks:
+            return target
+        budget = target * len(self.risks)
+        spent, limit = 0.0, target
+        for risk in self.risks:
+            spent += risk
+            if spent > budget:
+                break
+            limit = max(limit, risk)
+        return limit
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "curves": {str(kind): [list(p) for p in curve.points] for kind, curve in self.curves.items()},
+            "risks": list(self.risks),
+            "samples": self.samples,
+            "reviewed": self.reviewed,
+            "support": {str(kind): [list(row) for row in rows] for kind, rows in self.support.items()},
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Calibration:
+        curves = dict(_PRIOR)
+        for kind, points in (data.get("curves") or {}).items():
+            if kind in Evidence.__members__.values():
+                curves[Evidence(kind)] = Curve(tuple((float(x), float(y)) for x, y in points))
+        return cls(
+            curves=curves,
+            risks=tuple(sorted(float(r) for r in data.get("risks") or ())),
+            samples=int(data.get("samples") or 0),
+            reviewed=int(data.get("reviewed") or 0),
+            support={
+                Evidence(kind): tuple((float(m), int(n), int(c)) for m, n, c in rows)
+                for kind, rows in (data.get("support") or {}).items()
+                if kind in Evidence.__members__.values()
+            },
+        )
+
+
+def default() -> Calibration:
+    """The calibration of a store that has taught us nothing yet."""
+    return Calibration(curves=dict(_PRIOR))
+
+
+def _pool_adjacent_violators(values: list[float], weights: list[float]) -> list[float]:
+    """The non-decreasing sequence closest to `values` in weighted least squares."""
+    blocks: list[list[float]] = []  # [mean, weight, count]
+    for value, weight in zip(values, weights, strict=True):
+        blocks.append([value, weight, 1])
+        while len(blocks) > 1 and blocks[-2][0] > blocks[-1][0]:
+            mean2, weight2, count2 = blocks.pop()
+            mean1, weight1, count1 = blocks[-1]
+            total = weight1 + weight2
+            blocks[-1] = [(mean1 * weight1 + mean2 * weight2) / total, total, count1 + count2]
+    fitted: list[float] = []
+    for mean, _, count in blocks:
+        fitted += [mean] * int(count)
+    return fitted
+
+
+def _fit_curve(samples: list[Sample], prior: Curve) -> tuple[Curve, tuple[tuple[float, int, int], ...]]:
+    counts = [0] * BINS
+    correct = [0] * BINS
+    for sample in samples:
+        index = min(BINS - 1, max(0, int(sample.margin * BINS)))
+        counts[index] += 1
+        correct[index] += sample.correct
+    means, weights = [], []
+    for index in range(BINS):
+        expected = prior(_centre(index))
+        weight = counts[index] + PRIOR_WEIGHT
+        means.append((correct[index] + PRIOR_WEIGHT * expected) / weight)
+        weights.append(weight)
+    fitted = _pool_adjacent_violators(means, weights)
+    points = tuple((round(_centre(index), 4), round(p, 5)) for index, p in enumerate(fitted))
+    support = tuple((round(_centre(i), 4), counts[i], correct[i]) for i in range(BINS) if counts[i])
+    return Curve(points), support
+
+
+def fit(*, samples: Iterable[Sample], prior: Calibration | None = None) -> Calibration:
+    """A calibration learned from labelled attributions, each curve starting from `prior`'s (default: the prior)."""
+    base = prior or default()
+    by_kind: dict[Evidence, list[Sample]] = {kind: [] for kind in Evidence}
+    total = reviewed = 0
+    for sample in samples:
+        by_kind[sample.evidence].append(sample)
+        total += 1
+        reviewed += sample.reviewed
+    curves: dict[Evidence, Curve] = {}
+    support: dict[Evidence, tuple[tuple[float, int, int], ...]] = {}
+    for kind in Evidence:
+        if by_kind[kind]:
+            curves[kind], support[kind] = _fit_curve(by_kind[kind], _PRIOR[kind])
+        else:
+            curves[kind] = base.curves[kind]
+    return Calibration(curves=curves, risks=base.risks, samples=total, reviewed=reviewed, support=support)
+
+
+def with_risks(calibration: Calibration, risks: Iterable[float]) -> Calibration:
+    """The calibration with the visit risks that its charge limit is drawn from (the store's recent visits)."""
+    kept = sorted(risks)
+    if len(kept) > KEPT_RISKS:
+        step = len(kept) / KEPT_RISKS
+        kept = [kept[int(i * step)] for i in range(KEPT_RISKS)]
+    return Calibration(
+        curves=calibration.curves,
+        risks=tuple(round(r, 6) for r in kept),
+        samples=calibration.samples,
+        reviewed=calibration.reviewed,
+        support=calibration.support,
+    )
