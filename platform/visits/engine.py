@@ -53,14 +53,22 @@ DEFAULT_RISK = 0.005
 FASTEST_WALK_M_S = 1.6
 REACH_M = 1.5
 MOMENTS_S = 20.0
+MOMENTS = timedelta(seconds=MOMENTS_S)
 SEEN_HERE = 3.0
 SEEN_ELSEWHERE = 0.35
 COULD_NOT_BE_HERE = 0.02
-# A weight change no camera saw goes to the visit whose whereabouts make it this likely, and is asked of
-# at most this many plausible visits (each at least `WORTH_ASKING` likely); beyond that it stays uncharged.
-UNSEEN_CHARGE = 0.97
+MOST_LIKELY_HERE = 20.0
+LEAST_LIKELY_HERE = 0.05
+WANDERING_M2_S = (0.2, 5.0)
+# A visit at least this likely to have made an action the camera was unsure of is told why, should it be reviewed.
 WORTH_ASKING = 0.15
-FEW_ENOUGH_TO_ASK = 4
+# A weight change no camera saw goes to the visit whose whereabouts make it this likely; it is asked of the
+# visits at least `UNSEEN_WORTH_ASKING` likely when there are at most `FEW_ENOUGH_TO_ASK` of them (a person's
+# time is worth one item only when the whereabouts single out a shopper or two); otherwise it stays uncharged,
+# an unexplained loss the store sees as shrink.
+UNSEEN_CHARGE = 0.97
+UNSEEN_WORTH_ASKING = 0.35
+FEW_ENOUGH_TO_ASK = 2
 # A scale that missed this many camera actions in a row, with no change in between, is read as offline.
 QUIET_SCALE_MISSES = 2
 ONLY_SHOPPER = 0.999
@@ -245,19 +253,37 @@ class _Movement:
 class _Visits:
     """Who was in the store when, and who pays for whom."""
 
-    spans: dict[str, tuple[datetime, datetime | None]]
-    payer_of: dict[str, str]
-    gates: dict[str, list[tuple[datetime, str]]]
+    def __init__(
+        self,
+        spans: dict[str, tuple[datetime, datetime | None]],
+        payer_of: dict[str, str],
+        gates: dict[str, list[tuple[datetime, str]]],
+    ) -> None:
+        self.spans, self.payer_of, self.gates = spans, payer_of, gates
+        self._by_start = sorted(spans, key=lambda s: (spans[s][0], s))
+        self._starts = [spans[s][0] for s in self._by_start]
+        self._last: datetime | None = None
+        self._entered = 0
+        self._inside: set[str] = set()
 
     def payer(self, session: str) -> str:
         return self.payer_of.get(session, session)
 
-    def present(self, ts: datetime) -> list[str]:
-        return sorted(s for s, (start, end) in self.spans.items() if start <= ts and (end is None or ts <= end))
+    def present(self, ts: datetime) -> set[str]:
+        """The visits in the store at `ts`. Asked in time order (the engine reads a store's events in time
+        order), it sweeps: visits enter as their start passes and leave once their end has."""
+        if self._last is not None and ts < self._last:
+            return {s for s in self._by_start[: bisect.bisect_right(self._starts, ts)] if self._inside_at(s, ts)}
+        self._last = ts
+        while self._entered < len(self._by_start) and self._starts[self._entered] <= ts:
+            self._inside.add(self._by_start[self._entered])
+            self._entered += 1
+        self._inside = {s for s in self._inside if self._inside_at(s, ts)}
+        return set(self._inside)
 
-    def is_present(self, session: str, ts: datetime) -> bool:
-        span = self.spans.get(session)
-        return span is not None and span[0] <= ts and (span[1] is None or ts <= span[1])
+    def _inside_at(self, session: str, ts: datetime) -> bool:
+        start, end = self.spans[session]
+        return start <= ts and (end is None or ts <= end)
 
 
 def _read(
@@ -392,6 +418,24 @@ class _Sighting:
     event_id: str
 
 
+def _wandering(tracks: Iterable[Sequence[_Sighting]]) -> float:
+    """How fast shoppers' whereabouts spread (m²/s), read from the store's own visits: how far each sighting
+    lies from the straight line between the one before and the one after, against the time between them."""
+    squares = spans = 0.0
+    for track in tracks:
+        for before, middle, after in zip(track, track[1:], track[2:], strict=False):
+            since, until = (middle.ts - before.ts).total_seconds(), (after.ts - middle.ts).total_seconds()
+            if since <= 0 or until <= 0:
+                continue
+            share = since / (since + until)
+            x = before.place[0] + share * (after.place[0] - before.place[0])
+            y = before.place[1] + share * (after.place[1] - before.place[1])
+            squares += (middle.place[0] - x) ** 2 + (middle.place[1] - y) ** 2
+            spans += 2 * since * until / (since + until)
+    low, high = WANDERING_M2_S
+    return min(high, max(low, squares / spans)) if spans else 1.0
+
+
 class _Whereabouts:
     """Where each visit was seen: its entry and exit gates and the actions a camera gave it without doubt."""
 
@@ -408,32 +452,101 @@ class _Whereabouts:
                 seen[action.session].append(_Sighting(action.ts, bin_.position, action.event_id))
         self.seen = {session: sorted(s, key=lambda x: x.ts) for session, s in seen.items()}
         self.times = {session: [s.ts for s in sightings] for session, sightings in self.seen.items()}
+        everyone = sorted((s.ts, session) for session, sightings in self.seen.items() for s in sightings)
+        self._all_times = [ts for ts, _ in everyone]
+        self._all_sessions = [session for _, session in everyone]
+        places = [b.position for layout in store.layouts for b in layout.bins.values() if b.position is not None]
+        places += [place for layout in store.layouts for place in layout.gates.values()]
+        across = math.dist(min(places), max(places)) if places else 0.0
+        if places:
+            xs, ys = [p[0] for p in places], [p[1] for p in places]
+            self.floor_area = max(1.0, (max(xs) - min(xs) + 2 * REACH_M) * (max(ys) - min(ys) + 2 * REACH_M))
+        else:
+            self.floor_area = 1.0
+        self.wandering = _wandering(self.seen.values())
+        # Seen longer ago than this, a shopper could be anywhere in the store by now: whereabouts say nothing.
+        self.horizon = max(MOMENTS, timedelta(seconds=(across + 2 * REACH_M) / FASTEST_WALK_M_S))
+
+    def seen_around(self, ts: datetime) -> set[str]:
+        """The visits seen within the horizon of `ts`: the only ones whose whereabouts say anything then."""
+        low = bisect.bisect_left(self._all_times, ts - self.horizon)
+        high = bisect.bisect_right(self._all_times, ts + self.horizon)
+        return set(self._all_sessions[low:high])
+
+    def _neighbours(self, session: str, ts: datetime, exclude: str) -> tuple[_Sighting | None, _Sighting | None]:
+        """The sightings of `session` just before and just after `ts` (not counting the event `exclude`)."""
+        sightings = self.seen.get(session) or []
+        index = bisect.bisect_left(self.times.get(session) or [], ts)
+        before = after = None
+        for earlier in range(index - 1, -1, -1):
+            if not exclude or sightings[earlier].event_id != exclude:
+                before = sightings[earlier]
+                break
+        for later in range(index, len(sightings)):
+            if not exclude or sightings[later].event_id != exclude:
+                after = sightings[later]
+                break
+        return before, after
+
+    def possible(self, session: str, place: tuple[float, float] | None, ts: datetime, exclude: str = "") -> bool:
+        """Whether `session` can have stood within reach of `place` at `ts`: not if it would have had to walk
+        faster than anyone does from where it was seen just before, or to where it was seen just after."""
+        if place is None:
+            return True
+        before, after = self._neighbours(session, ts, exclude)
+        for sighting in (before, after):
+            if sighting is not None:
+                seconds = abs((ts - sighting.ts).total_seconds())
+                if math.dist(sighting.place, place) - 2 * REACH_M > FASTEST_WALK_M_S * seconds:
+                    return False
+        if before is not None and after is not None:
+            direct = math.dist(before.place, after.place)
+            detour = math.dist(before.place, place) + math.dist(place, after.place) - direct
+            if detour - 2 * REACH_M > FASTEST_WALK_M_S * (after.ts - before.ts).total_seconds() - direct:
+                return False
+        return True
 
     def likelihood(self, session: str, place: tuple[float, float] | None, ts: datetime, exclude: str = "") -> float:
-        """How much more (or less) likely `session` stood within reach of `place` at `ts` than a shopper about
-        whom we know nothing: impossible if it would have had to walk too fast, likelier if seen right there."""
-        sightings = self.seen.get(session)
-        if place is None or not sightings:
+        """How much likelier `session` stood within reach of `place` at `ts` than a shopper about whom we know
+        nothing (1.0): nil if it cannot have walked there, likelier if seen right there moments before or after,
+        less likely if seen elsewhere then."""
+        if place is None:
             return 1.0
-        index = bisect.bisect_left(self.times[session], ts)
-        before = next((s for s in reversed(sightings[:index]) if s.event_id != exclude or not exclude), None)
-        after = next((s for s in sightings[index:] if s.event_id != exclude or not exclude), None)
+        if not self.possible(session, place, ts, exclude):
+            return COULD_NOT_BE_HERE
         factor = 1.0
-        for sighting in (before, after):
-            if sighting is None:
-                continue
-            seconds = abs((ts - sighting.ts).total_seconds())
-            metres = math.dist(sighting.place, place)
-            if metres - 2 * REACH_M > FASTEST_WALK_M_S * seconds:
-                return COULD_NOT_BE_HERE
-            if seconds <= MOMENTS_S:
-                factor *= SEEN_HERE if metres <= 2 * REACH_M else SEEN_ELSEWHERE
-        if before is not None and after is not None and before.event_id != after.event_id:
-            detour = math.dist(before.place, place) + math.dist(place, after.place) - math.dist(before.place, after.place)
-            spare = FASTEST_WALK_M_S * (after.ts - before.ts).total_seconds() - math.dist(before.place, after.place)
-            if detour - 2 * REACH_M > spare:
-                return COULD_NOT_BE_HERE
+        for sighting in self._neighbours(session, ts, exclude):
+            if sighting is not None and abs((ts - sighting.ts).total_seconds()) <= MOMENTS_S:
+                factor *= SEEN_HERE if math.dist(sighting.place, place) <= 2 * REACH_M else SEEN_ELSEWHERE
         return factor
+
+    def density(self, session: str, place: tuple[float, float] | None, ts: datetime) -> float:
+        """How much likelier `session` stood at `place` at `ts` than a shopper about whom we know nothing (1.0):
+        nil where it could not have walked, else the density of where it could be — between where it was seen
+        just before and just after, spreading with the time since (a Brownian bridge) — against the floor."""
+        if place is None or session not in self.seen:
+            return 1.0
+        if not self.possible(session, place, ts):
+            return COULD_NOT_BE_HERE
+        before, after = self._neighbours(session, ts, "")
+        since = (ts - before.ts).total_seconds() if before else math.inf
+        until = (after.ts - ts).total_seconds() if after else math.inf
+        if before is not None and after is not None:
+            span = since + until
+            share = since / span if span else 0.0
+            centre = (
+                before.place[0] + share * (after.place[0] - before.place[0]),
+                before.place[1] + share * (after.place[1] - before.place[1]),
+            )
+            spread = REACH_M**2 + self.wandering * (since * until / span if span else 0.0)
+        else:
+            sighting = before or after
+            assert sighting is not None
+            centre, spread = sighting.place, REACH_M**2 + self.wandering * min(since, until)
+        if spread >= self.floor_area:
+            return 1.0
+        density = math.exp(-math.dist(centre, place) ** 2 / (2 * spread)) / (2 * math.pi * spread)
+        return min(MOST_LIKELY_HERE, max(LEAST_LIKELY_HERE, density * self.floor_area))
 
 
 @dataclass
@@ -550,70 +663,78 @@ class _Fusion:
         self, action: _Action, bin_: Bin, weight: _Weight | None
     ) -> tuple[dict[str, float], dict[str, str], Evidence, bool]:
         """The chance that each payer made the action, the member most likely within each, the kind of evidence,
-        and whether it is certain (one shopper in the store)."""
-        present = self.visits.present(action.ts)
-        where = self.whereabouts
+        and whether it is certain (one shopper — or one group — in the store)."""
+        visits, where = self.visits, self.whereabouts
+        present = visits.present(action.ts)
         listed = {action.session: action.confidence, **dict(action.alternatives)}
-        near = [
-            s
-            for s in present
-            if s != action.session and where.likelihood(s, bin_.position, action.ts, action.event_id) > 1.0
-        ]
-        units = {self.visits.payer(s) for s in [*listed, *near] if s in present or s == action.session}
-        contested = len(units) > 1
-        evidence = Evidence.CAMERA_ONLY if weight is None else (
-            Evidence.WEIGHED_CONTESTED if contested else Evidence.WEIGHED_ALONE
-        )
-        if len({self.visits.payer(s) for s in present}) == 1:
-            member = action.session if action.session in present else present[0]
-            return {self.visits.payer(member): 1.0}, {self.visits.payer(member): member}, evidence, True
+        around = where.seen_around(action.ts) & present
+        likely = {s: where.likelihood(s, bin_.position, action.ts, action.event_id) for s in around}
+        near = {s for s, factor in likely.items() if factor > 1.0}
+        contested = len({visits.payer(s) for s in (listed.keys() & present) | near | {action.session}}) > 1
+        if weight is None:
+            evidence = Evidence.CAMERA_ONLY
+        else:
+            evidence = Evidence.WEIGHED_CONTESTED if contested else Evidence.WEIGHED_ALONE
+        if len({visits.payer(s) for s in present}) == 1:
+            member = action.session if action.session in present else min(present)
+            return {visits.payer(member): 1.0}, {visits.payer(member): member}, evidence, True
         top = self.calibration.probability(evidence, action.margin)
-        weights: dict[str, float] = {action.session: top}
         rest = 1.0 - top
         alternatives = [(s, c) for s, c in action.alternatives if s != action.session]
-        unlisted = [s for s in present if s not in listed]
+        unlisted = present - listed.keys()
+        if not alternatives and not around - {action.session} and action.sign > 0 and action.session in present:
+            # Nobody else listed or seen near: the others share the doubt evenly (the usual case, kept short).
+            payer = visits.payer(action.session)
+            others = {visits.payer(s) for s in unlisted} - {payer}
+            chances = {payer: top + rest * (len(unlisted) - len(others)) / max(1, len(unlisted))}
+            chances |= {other: rest / len(unlisted) for other in others}
+            return chances, {payer: action.session} | {other: other for other in others}, evidence, False
         listed_share = rest * (0.8 if unlisted else 1.0) if alternatives else 0.0
         total_alt = sum(max(c, 0.01) for _, c in alternatives)
+        weights: dict[str, float] = {action.session: top}
         for session, confidence in alternatives:
             weights[session] = listed_share * max(confidence, 0.01) / total_alt
-        if unlisted:
-            share = (rest - listed_share) / len(unlisted)
-            for session in unlisted:
-                weights[session] = share
-        for session in list(weights):
-            # The camera saw the listed ones near: whereabouts can only rule them out. It did not see the
-            # others: being seen right there moments before or after is what makes one of them a suspect.
-            likelihood = where.likelihood(session, bin_.position, action.ts, action.event_id)
-            weights[session] *= min(likelihood, 1.0) if session in listed else likelihood
-            if session not in present:
-                weights[session] *= COULD_NOT_BE_HERE
-            if action.sign < 0:
-                weights[session] *= self.holding_likelihood(session, action, bin_, weight)
-        return self.by_payer(weights) + (evidence, False)
+        share = (rest - listed_share) / len(unlisted) if unlisted else 0.0
+        for session in unlisted:
+            weights[session] = share
+        # The camera saw the listed ones near: whereabouts can only count against them. It did not see the others:
+        # being seen right there moments before or after is what makes one of them a suspect.
+        for session, factor in likely.items():
+            weights[session] *= min(factor, 1.0) if session in listed else factor
+        for session in listed.keys() - present:
+            weights[session] *= COULD_NOT_BE_HERE
+        if action.sign < 0:
+            holders = self.holders(action, bin_, weight, {visits.payer(s) for s in weights})
+            for session in weights:
+                weights[session] *= holders.get(visits.payer(session), COULD_NOT_BE_HERE)
+        chances, members = self.by_payer(weights)
+        return chances, members, evidence, False
 
     def by_payer(self, weights: Mapping[str, float]) -> tuple[dict[str, float], dict[str, str]]:
+        """Chances summed per payer (doubt between members of one group is no doubt), with the likeliest member."""
         total = sum(weights.values()) or 1.0
         chances: dict[str, float] = defaultdict(float)
         members: dict[str, str] = {}
-        best: dict[str, float] = {}
         for session, weight in sorted(weights.items()):
             payer = self.visits.payer(session)
             chances[payer] += weight / total
-            if weight > best.get(payer, -1.0):
-                best[payer], members[payer] = weight, session
+            if payer not in members or weight > weights[members[payer]]:
+                members[payer] = session
         return dict(chances), members
 
-    def holding_likelihood(self, session: str, action: _Action, bin_: Bin, weight: _Weight | None) -> float:
-        """Only a payer holding the product can put one back: certain holders are likely, possible ones less."""
-        payer = self.visits.payer(session)
-        sku, qty, _ = _product_for(action, bin_, weight, self.store, self.may_hold(payer))
-        if sku is None:
-            return 1.0
-        if self.held[payer].get(sku, 0) >= qty:
-            return 1.0
-        if self.may_hold(payer).get(sku, 0) > 0:
-            return 0.5
-        return COULD_NOT_BE_HERE
+    def holders(self, action: _Action, bin_: Bin, weight: _Weight | None, payers: set[str]) -> dict[str, float]:
+        """Only a payer holding what came back can have put it back: of `payers`, those holding it for certain,
+        and at half the odds those that may hold it through an item still open; others are all but ruled out."""
+        found: dict[str, float] = {}
+        for payer in payers:
+            sku, qty, _ = _product_for(action, bin_, weight, self.store, self.may_hold(payer))
+            if sku is None:
+                continue
+            if self.held[payer].get(sku, 0) >= qty:
+                found[payer] = 1.0
+            elif self.may_hold(payer).get(sku, 0) > 0:
+                found[payer] = 0.5
+        return found
 
     def note_doubt(self, action: _Action, chances: Mapping[str, float], payer: str) -> None:
         """Every other payer with a fair chance of having taken it gets the reason too, should a person look."""
@@ -658,8 +779,9 @@ class _Fusion:
         count = _units(weight.delta_g, product)
         if count == 0:
             return
+        around = self.whereabouts.seen_around(weight.ts)
         chances, members = self.by_payer(
-            {s: self.whereabouts.likelihood(s, bin_.position, weight.ts) for s in present}
+            {s: self.whereabouts.density(s, bin_.position, weight.ts) if s in around else 1.0 for s in present}
         )
         reason = f"{count} × {product.sku} left bin {weight.bin} unseen by cameras ({weight.event_id})"
         self.open.append(_Open(weight.event_id, weight.ts, product.sku, count, chances, members, (weight.event_id,), reason))
@@ -704,7 +826,7 @@ class _Fusion:
                 risk = 1.0 - item.chances[payer]
                 self.move(payer, item.members[payer], item.sku, item.qty, risk, item.ts, item.evidence)
                 continue
-            asked = [p for p, chance in item.chances.items() if chance >= WORTH_ASKING]
+            asked = [p for p, chance in item.chances.items() if chance >= UNSEEN_WORTH_ASKING]
             if len(asked) <= FEW_ENOUGH_TO_ASK:
                 for other in asked:
                     self.flag(other, item.reason)
