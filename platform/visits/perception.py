@@ -15,19 +15,25 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 
 @dataclass(frozen=True)
 class PerceptionStack:
-    """One stack's character. Confidences are drawn as a share of `ceiling`, the most it ever reports."""
+    """One stack's character. Confidences are drawn as a share of `ceiling`, the most it ever reports.
+
+    `reach_m` is how close a bystander must stand for the cameras to confuse them with the one acting
+    (a hesitation, or a switch of tracks); `listing_reach_m` how close to be listed as an alternative.
+    """
 
     family: str
     ceiling: float
     confident: tuple[float, float]
     hesitant: tuple[float, float]
     reach_m: float
+    listing_reach_m: float
     lists_bystanders: float
+    bystander_confidence: tuple[float, float]
     hesitates: float
     wrong_when_hesitant: float
     id_switch: float
@@ -47,200 +53,112 @@ class PerceptionStack:
         return round(self.ceiling * rng.uniform(*band), 3)
 
 
-def _between(rng: random.Random, low: float, high: float) -> float:
-    return rng.uniform(low, high)
-
-
-def _calibrated(rng: random.Random) -> PerceptionStack:
-    """Confidences that mean what they say; bystanders listed; few track switches. The kind we grew up on."""
+def _baseline(rng: random.Random, family: str) -> PerceptionStack:
+    """A decent stack: confidences that mean what they say, bystanders listed, few track switches, fair scales.
+    Every family departs from it in one respect, so that each shows what that departure costs."""
+    reach = rng.uniform(1.2, 1.8)
     return PerceptionStack(
-        family="calibrated",
-        ceiling=round(_between(rng, 0.98, 1.0), 3),
+        family=family,
+        ceiling=round(rng.uniform(0.97, 1.0), 3),
         confident=(0.94, 1.0),
         hesitant=(0.52, 0.78),
-        reach_m=_between(rng, 1.2, 2.0),
-        lists_bystanders=_between(rng, 0.6, 1.0),
-        hesitates=_between(rng, 0.3, 0.6),
-        wrong_when_hesitant=_between(rng, 0.2, 0.35),
-        id_switch=_between(rng, 0.002, 0.01),
-        switch_lists_actor=_between(rng, 0.6, 0.9),
-        missed=_between(rng, 0.005, 0.02),
-        phantom_per_visit=_between(rng, 0.03, 0.1),
-        miscount=_between(rng, 0.0, 0.02),
-        reports_sku=_between(rng, 0.0, 0.4),
-        scale_lag_s=(0.3, _between(rng, 1.0, 1.8)),
-        scale_noise=_between(rng, 0.005, 0.02),
-        drift_per_scale_hour=_between(rng, 0.0, 0.05),
-        merge_window_s=_between(rng, 0.5, 1.5),
+        reach_m=reach,
+        listing_reach_m=reach,
+        lists_bystanders=rng.uniform(0.6, 1.0),
+        bystander_confidence=(0.02, 0.3),
+        hesitates=rng.uniform(0.3, 0.5),
+        wrong_when_hesitant=rng.uniform(0.2, 0.3),
+        id_switch=rng.uniform(0.003, 0.01),
+        switch_lists_actor=rng.uniform(0.6, 0.9),
+        missed=rng.uniform(0.005, 0.02),
+        phantom_per_visit=rng.uniform(0.03, 0.1),
+        miscount=rng.uniform(0.0, 0.02),
+        reports_sku=rng.uniform(0.0, 0.4),
+        scale_lag_s=(0.3, rng.uniform(1.0, 1.8)),
+        scale_noise=rng.uniform(0.005, 0.02),
+        drift_per_scale_hour=rng.uniform(0.0, 0.05),
+        merge_window_s=rng.uniform(0.5, 1.5),
         outages=rng.choice((0, 0, 1)),
         reports_outages=1.0,
     )
 
 
+def _calibrated(rng: random.Random) -> PerceptionStack:
+    """The baseline itself: the kind of stack the engine grew up on."""
+    return _baseline(rng, "calibrated")
+
+
 def _compressed(rng: random.Random) -> PerceptionStack:
-    """A stack whose confidence never exceeds about 0.9, that lists everyone within reach."""
-    return PerceptionStack(
-        family="compressed",
-        ceiling=round(_between(rng, 0.86, 0.91), 3),
-        confident=(0.88, 1.0),
-        hesitant=(0.45, 0.75),
-        reach_m=_between(rng, 1.8, 3.0),
-        lists_bystanders=_between(rng, 0.85, 1.0),
-        hesitates=_between(rng, 0.4, 0.7),
-        wrong_when_hesitant=_between(rng, 0.2, 0.35),
-        id_switch=_between(rng, 0.01, 0.03),
-        switch_lists_actor=_between(rng, 0.2, 0.6),
-        missed=_between(rng, 0.02, 0.05),
-        phantom_per_visit=_between(rng, 0.05, 0.15),
-        miscount=_between(rng, 0.0, 0.03),
-        reports_sku=_between(rng, 0.0, 0.3),
-        scale_lag_s=(0.3, _between(rng, 1.2, 2.2)),
-        scale_noise=_between(rng, 0.01, 0.025),
-        drift_per_scale_hour=_between(rng, 0.02, 0.1),
-        merge_window_s=_between(rng, 0.8, 2.0),
-        outages=rng.choice((0, 1)),
-        reports_outages=_between(rng, 0.5, 1.0),
+    """Confidence that never exceeds about 0.9; everyone within a few metres listed; switches that often leave
+    the real actor unlisted."""
+    base = _baseline(rng, "compressed")
+    return replace(
+        base,
+        ceiling=round(rng.uniform(0.86, 0.91), 3),
+        listing_reach_m=rng.uniform(2.0, 3.0),
+        lists_bystanders=rng.uniform(0.85, 1.0),
+        id_switch=rng.uniform(0.01, 0.02),
+        switch_lists_actor=rng.uniform(0.2, 0.5),
     )
 
 
 def _switchy(rng: random.Random) -> PerceptionStack:
     """Tracking that often swaps people who pass close: a confident wrong winner, the real one often unlisted."""
-    return PerceptionStack(
-        family="switchy",
-        ceiling=round(_between(rng, 0.95, 0.99), 3),
-        confident=(0.9, 1.0),
-        hesitant=(0.5, 0.8),
-        reach_m=_between(rng, 1.5, 2.5),
-        lists_bystanders=_between(rng, 0.3, 0.8),
-        hesitates=_between(rng, 0.2, 0.4),
-        wrong_when_hesitant=_between(rng, 0.25, 0.4),
-        id_switch=_between(rng, 0.03, 0.07),
-        switch_lists_actor=_between(rng, 0.1, 0.5),
-        missed=_between(rng, 0.01, 0.03),
-        phantom_per_visit=_between(rng, 0.05, 0.12),
-        miscount=_between(rng, 0.0, 0.02),
-        reports_sku=_between(rng, 0.0, 0.5),
-        scale_lag_s=(0.3, _between(rng, 1.0, 2.0)),
-        scale_noise=_between(rng, 0.005, 0.02),
-        drift_per_scale_hour=_between(rng, 0.0, 0.05),
-        merge_window_s=_between(rng, 0.5, 1.5),
-        outages=rng.choice((0, 1)),
-        reports_outages=1.0,
-    )
+    base = _baseline(rng, "switchy")
+    return replace(base, id_switch=rng.uniform(0.03, 0.07), switch_lists_actor=rng.uniform(0.1, 0.5))
 
 
 def _overconfident(rng: random.Random) -> PerceptionStack:
-    """Near-certain about everything, hesitant cases included; lists alternatives with tiny confidences."""
-    return PerceptionStack(
-        family="overconfident",
-        ceiling=round(_between(rng, 0.995, 1.0), 3),
+    """Near-certain about everything, its hesitations included, with tiny confidences for the alternatives."""
+    base = _baseline(rng, "overconfident")
+    return replace(
+        base,
+        ceiling=round(rng.uniform(0.995, 1.0), 3),
         confident=(0.97, 1.0),
         hesitant=(0.8, 0.96),
-        reach_m=_between(rng, 1.2, 2.2),
-        lists_bystanders=_between(rng, 0.4, 0.9),
-        hesitates=_between(rng, 0.3, 0.6),
-        wrong_when_hesitant=_between(rng, 0.15, 0.3),
-        id_switch=_between(rng, 0.01, 0.03),
-        switch_lists_actor=_between(rng, 0.3, 0.7),
-        missed=_between(rng, 0.01, 0.03),
-        phantom_per_visit=_between(rng, 0.04, 0.12),
-        miscount=_between(rng, 0.0, 0.02),
-        reports_sku=_between(rng, 0.0, 0.5),
-        scale_lag_s=(0.3, _between(rng, 1.0, 2.0)),
-        scale_noise=_between(rng, 0.005, 0.02),
-        drift_per_scale_hour=_between(rng, 0.0, 0.05),
-        merge_window_s=_between(rng, 0.5, 1.5),
-        outages=rng.choice((0, 1)),
-        reports_outages=1.0,
+        bystander_confidence=(0.005, 0.05),
     )
 
 
 def _laggy_scales(rng: random.Random) -> PerceptionStack:
     """Good cameras over poor scales: late, noisy, drifting, merging quick changes, going offline silently."""
-    return PerceptionStack(
-        family="laggy_scales",
-        ceiling=round(_between(rng, 0.96, 1.0), 3),
-        confident=(0.92, 1.0),
-        hesitant=(0.5, 0.78),
-        reach_m=_between(rng, 1.2, 2.0),
-        lists_bystanders=_between(rng, 0.6, 1.0),
-        hesitates=_between(rng, 0.3, 0.6),
-        wrong_when_hesitant=_between(rng, 0.2, 0.35),
-        id_switch=_between(rng, 0.003, 0.015),
-        switch_lists_actor=_between(rng, 0.5, 0.9),
-        missed=_between(rng, 0.01, 0.03),
-        phantom_per_visit=_between(rng, 0.03, 0.1),
-        miscount=_between(rng, 0.0, 0.02),
-        reports_sku=_between(rng, 0.0, 0.4),
-        scale_lag_s=(_between(rng, 0.5, 1.0), _between(rng, 2.5, 4.5)),
-        scale_noise=_between(rng, 0.02, 0.04),
-        drift_per_scale_hour=_between(rng, 0.1, 0.4),
-        merge_window_s=_between(rng, 1.5, 3.0),
+    base = _baseline(rng, "laggy_scales")
+    return replace(
+        base,
+        scale_lag_s=(rng.uniform(0.5, 1.0), rng.uniform(2.5, 4.5)),
+        scale_noise=rng.uniform(0.02, 0.04),
+        drift_per_scale_hour=rng.uniform(0.1, 0.4),
+        merge_window_s=rng.uniform(1.5, 3.0),
         outages=rng.choice((1, 2)),
-        reports_outages=_between(rng, 0.0, 0.5),
+        reports_outages=rng.uniform(0.0, 0.5),
     )
 
 
 def _miscounting(rng: random.Random) -> PerceptionStack:
     """Cameras that miss actions, see phantom ones and miscount how many items moved."""
-    return PerceptionStack(
-        family="miscounting",
-        ceiling=round(_between(rng, 0.93, 0.99), 3),
-        confident=(0.9, 1.0),
-        hesitant=(0.5, 0.8),
-        reach_m=_between(rng, 1.2, 2.2),
-        lists_bystanders=_between(rng, 0.5, 1.0),
-        hesitates=_between(rng, 0.3, 0.6),
-        wrong_when_hesitant=_between(rng, 0.2, 0.35),
-        id_switch=_between(rng, 0.005, 0.02),
-        switch_lists_actor=_between(rng, 0.4, 0.8),
-        missed=_between(rng, 0.04, 0.08),
-        phantom_per_visit=_between(rng, 0.15, 0.3),
-        miscount=_between(rng, 0.05, 0.12),
-        reports_sku=_between(rng, 0.0, 0.4),
-        scale_lag_s=(0.3, _between(rng, 1.0, 2.0)),
-        scale_noise=_between(rng, 0.01, 0.025),
-        drift_per_scale_hour=_between(rng, 0.0, 0.1),
-        merge_window_s=_between(rng, 0.5, 1.5),
-        outages=rng.choice((0, 1)),
-        reports_outages=_between(rng, 0.5, 1.0),
+    base = _baseline(rng, "miscounting")
+    return replace(
+        base,
+        missed=rng.uniform(0.04, 0.08),
+        phantom_per_visit=rng.uniform(0.15, 0.3),
+        miscount=rng.uniform(0.05, 0.12),
     )
 
 
 def _silent(rng: random.Random) -> PerceptionStack:
     """A stack that never lists alternatives: one winner per action, whatever it thinks of the others."""
-    return PerceptionStack(
-        family="silent",
-        ceiling=round(_between(rng, 0.9, 0.99), 3),
-        confident=(0.9, 1.0),
-        hesitant=(0.55, 0.85),
-        reach_m=_between(rng, 1.2, 2.2),
-        lists_bystanders=0.0,
-        hesitates=_between(rng, 0.3, 0.6),
-        wrong_when_hesitant=_between(rng, 0.15, 0.3),
-        id_switch=_between(rng, 0.005, 0.02),
-        switch_lists_actor=0.0,
-        missed=_between(rng, 0.01, 0.03),
-        phantom_per_visit=_between(rng, 0.03, 0.1),
-        miscount=_between(rng, 0.0, 0.02),
-        reports_sku=_between(rng, 0.0, 0.4),
-        scale_lag_s=(0.3, _between(rng, 1.0, 2.0)),
-        scale_noise=_between(rng, 0.005, 0.02),
-        drift_per_scale_hour=_between(rng, 0.0, 0.05),
-        merge_window_s=_between(rng, 0.5, 1.5),
-        outages=rng.choice((0, 1)),
-        reports_outages=1.0,
-    )
+    base = _baseline(rng, "silent")
+    return replace(base, lists_bystanders=0.0, switch_lists_actor=0.0)
 
 
 def _perfect(rng: random.Random) -> PerceptionStack:
     """Every action seen once, attributed surely, weighed exactly: for demos and exact tests."""
-    return PerceptionStack(
-        family="perfect",
+    return replace(
+        _baseline(rng, "perfect"),
         ceiling=1.0,
         confident=(0.95, 0.995),
-        hesitant=(0.95, 0.995),
         reach_m=0.0,
+        listing_reach_m=0.0,
         lists_bystanders=0.0,
         hesitates=0.0,
         wrong_when_hesitant=0.0,
@@ -255,7 +173,6 @@ def _perfect(rng: random.Random) -> PerceptionStack:
         drift_per_scale_hour=0.0,
         merge_window_s=0.0,
         outages=0,
-        reports_outages=1.0,
     )
 
 

@@ -219,14 +219,14 @@ class _World:
     def sensor_down(self, sensor: str, at: datetime) -> bool:
         return any(s == sensor and start <= at <= end for s, start, end in self.outages)
 
-    def within_reach(self, actor: _Shopper, at: datetime, spot: _Spot) -> list[_Shopper]:
-        """The other shoppers standing within the stack's reach of `spot` at that moment, nearest first."""
+    def within(self, metres: float, actor: _Shopper, at: datetime, spot: _Spot) -> list[_Shopper]:
+        """The other shoppers standing within `metres` of `spot` at that moment, nearest first."""
         near = []
         for other in self.shoppers:
             if other is actor or not (other.entered <= at <= other.exited):
                 continue
             place = other.position(at)
-            if place is not None and (distance := math.dist(place, (spot.x, spot.y))) <= self.stack.reach_m:
+            if place is not None and (distance := math.dist(place, (spot.x, spot.y))) <= metres:
                 near.append((distance, other.session, other))
         return [other for _, _, other in sorted(near, key=lambda n: n[:2])]
 
@@ -402,7 +402,8 @@ def _camera(world: _World, actor: _Shopper, at: datetime, spot: _Spot, sku: str,
     rng, stack = world.rng, world.stack
     if rng.random() < stack.missed:
         return False
-    near = world.within_reach(actor, at, spot)
+    near = world.within(stack.reach_m, actor, at, spot)
+    in_view = world.within(max(stack.reach_m, stack.listing_reach_m), actor, at, spot)
     alternatives: list[tuple[str, float]] = []
     if near and rng.random() < stack.id_switch:
         winner = rng.choice(near)
@@ -419,9 +420,9 @@ def _camera(world: _World, actor: _Shopper, at: datetime, spot: _Spot, sku: str,
         winner = actor
         confidence = stack.confidence(rng, stack.confident)
     listed = {winner.session, *(session for session, _ in alternatives)}
-    for bystander in near:
+    for bystander in in_view:
         if bystander.session not in listed and rng.random() < stack.lists_bystanders:
-            alternatives.append((bystander.session, round(confidence * rng.uniform(0.02, 0.3), 3)))
+            alternatives.append((bystander.session, round(confidence * rng.uniform(*stack.bystander_confidence), 3)))
     seen_qty = qty
     if rng.random() < stack.miscount:
         seen_qty = max(1, qty + rng.choice((-1, 1)))
