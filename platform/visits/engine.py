@@ -71,7 +71,9 @@ UNSEEN_WORTH_ASKING = 0.35
 FEW_ENOUGH_TO_ASK = 2
 # A scale that missed this many camera actions in a row, with no change in between, is read as offline.
 QUIET_SCALE_MISSES = 2
-ONLY_SHOPPER = 0.999
+# A take only a camera saw, with nobody else in its view, that its calibration makes less likely than this, is
+# read as imagined (the camera saw a hand move that took nothing): not charged, nobody asked.
+LIKELY_PHANTOM = 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -632,6 +634,9 @@ class _Fusion:
             return
         if not scale:
             weight = None
+        if weight is None and not action.alternatives and action.sign > 0:
+            if self.calibration.probability(Evidence.CAMERA_ONLY, action.margin) < LIKELY_PHANTOM:
+                return  # a camera alone, unsure and with nobody else in view: more likely imagined than taken
         chances, members, evidence, certain = self.who(action, bin_, weight)
         payer = max(chances, key=lambda p: (chances[p], p == self.visits.payer(action.session), p))
         member = members[payer]
@@ -647,8 +652,9 @@ class _Fusion:
             self.flag(payer, f"the weight at bin {action.bin} matches no product ({action.event_id})")
             return
         risk = 1.0 - chances[payer]
-        if loose or weight is None:
-            # Without a scale's word the camera may have imagined the take or miscounted it, whoever it was.
+        if loose or (weight is None and certain):
+            # Without a scale's word the camera may have imagined the take or miscounted it, whoever it was (the
+            # camera-only reading already counts that doubt when it also had to say who).
             happened = self.calibration.probability(Evidence.CAMERA_ONLY, action.margin)
             risk = 1.0 - (1.0 - risk) * happened
         ids = (action.event_id, weight.event_id) if weight is not None else (action.event_id,)
@@ -946,7 +952,8 @@ def _carts(fusion: _Fusion, visits: _Visits, calibration: Calibration, risk: flo
         decision = "charge" if charge else "review"
         carts[payer] = Cart(payer, tuple(lines), decision, tuple(sorted(reasons)), visit_risk, None, attributions)
     for member, payer in visits.payer_of.items():
-        carts[member] = Cart(member, (), carts[payer].decision, (), 0.0, payer)
+        reasons = () if carts[payer].decision == "charge" else (f"one of the group paid by {payer}: decided with it",)
+        carts[member] = Cart(member, (), carts[payer].decision, reasons, 0.0, payer)
     return carts
 
 
