@@ -186,6 +186,8 @@ CELERY_BEAT_SCHEDULE = {
     "resume-stalled-streams": {"task": "ingest.resume_stalled_streams", "schedule": 60.0},
     "mark-silent-devices": {"task": "ingest.mark_silent_devices", "schedule": 300.0},
     "settle-due-visits": {"task": "visits.settle_due", "schedule": 30.0},
+    # Stores with new review decisions learn their calibration again, once a night.
+    "visits-learn-calibrations": {"task": "visits.learn_due", "schedule": crontab(minute=30, hour=3)},
     # Licensee billing: usage for the consoles every 10 minutes; the previous month closed on the 1st, at 14:00
     # UTC, once the month has ended in every store's timezone (UTC-12 included) and its last visits have settled.
     "invoicing-refresh-usage": {"task": "invoicing.refresh_recent_usage", "schedule": 600.0},

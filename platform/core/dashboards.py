@@ -39,6 +39,20 @@ def format_duration(delta: timedelta) -> str:
     return f"{days} d {hours} h" if hours else f"{days} d"
 
 
+def format_share(share: float) -> str:
+    """A share as people read a percentage, with the decimals that matter near 0 and 100 %:
+    0.25 → "25 %", 0.0312 → "3.1 %", 0.995 → "99.5 %", 0.0004 → "0.04 %"."""
+    value = share * 100
+    if 0 < value < 0.01:
+        return "under 0.01 %"
+    if 99.99 < value < 100:
+        return "over 99.99 %"
+    nearest_end = min(value, 100 - value)
+    digits = 0 if nearest_end >= 10 else 1 if nearest_end >= 0.1 else 2
+    text = f"{value:.{digits}f}"
+    return f"{text.rstrip('0').rstrip('.') if '.' in text else text} %"
+
+
 def review_kpi() -> dict[str, Any]:
     """The review queue as a headline figure: how many visits wait for a person, and for how long."""
     waiting = Visit.objects.filter(status=Visit.Status.NEEDS_REVIEW)

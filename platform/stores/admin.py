@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import zoneinfo
+from decimal import Decimal
 from typing import Any
 
 from django import forms
@@ -30,12 +31,17 @@ from core.admin import TenantModelAdmin, tenant_may_upload
 from core.admin_sites import licensee_site
 from stores import selectors, services
 from stores.floor_plan import render_floor_plan
-from stores.models import Device, LayoutVersion, Store
+from stores.models import OVERCHARGE_RISK_MAX, OVERCHARGE_RISK_MIN, Device, LayoutVersion, Store
 from tenants.audit import Actor
 
 HEALTH_LABELS = {"online": "success", "degraded": "warning", "offline": "danger", "unknown": "info"}
 TIMEZONE_CHOICES = [(name, name) for name in sorted(zoneinfo.available_timezones())]
 CURRENCY_CHOICES = [(code, code) for code in sorted(currencies.MINOR_UNITS)]
+
+
+def format_percent(share: Decimal) -> str:
+    """A share as a percentage without trailing zeros: Decimal("0.005") → "0.5"."""
+    return f"{(share * 100).normalize():f}"
 
 
 def _floor_plan_html(layout: LayoutVersion | None, *, store: Store) -> SafeString:
@@ -52,6 +58,29 @@ def _floor_plan_html(layout: LayoutVersion | None, *, store: Store) -> SafeStrin
 class StoreAdminForm(forms.ModelForm):
     timezone = forms.ChoiceField(choices=TIMEZONE_CHOICES, initial="UTC", widget=UnfoldAdminSelect2Widget)
     currency = forms.ChoiceField(choices=CURRENCY_CHOICES, initial="USD", widget=UnfoldAdminSelectWidget)
+    # Shown and typed as a percentage of visits; stored as a share (0.5 % → 0.005).
+    overcharge_risk = forms.DecimalField(
+        label="Overcharge risk",
+        max_digits=4,
+        decimal_places=2,
+        widget=UnfoldAdminTextInputWidget(attrs={"suffix": "% of visits", "inputmode": "decimal"}),
+        help_text="At most this share of your visits may be charged for something the shopper did not take. "
+        "Every visit that fits within it is charged at once; the others wait in your review queue for a person. "
+        "Lower means fewer mistakes and more visits to review. 0.5 % (the default) is one visit in 200; "
+        "from 0.05 % to 5 %.",
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.initial["overcharge_risk"] = format_percent(self.instance.overcharge_risk)
+
+    def clean_overcharge_risk(self) -> Decimal:
+        percent: Decimal = self.cleaned_data["overcharge_risk"]
+        share = percent / 100
+        if not OVERCHARGE_RISK_MIN <= share <= OVERCHARGE_RISK_MAX:
+            low, high = format_percent(OVERCHARGE_RISK_MIN), format_percent(OVERCHARGE_RISK_MAX)
+            raise forms.ValidationError(f"Choose from {low} % to {high} % of visits.")
+        return share.quantize(services.RISK_STEP)
 
     class Meta:
         model = Store
@@ -63,7 +92,7 @@ class StoreAdminForm(forms.ModelForm):
             "currency",
             "status",
             "preauth_amount",
-            "auto_charge_threshold",
+            "overcharge_risk",
             "settling_window_seconds",
         ]
 
@@ -104,12 +133,12 @@ class StoreAdmin(TenantModelAdmin):
     actions_detail = ["upload_layout"]
     fieldsets = [
         (None, {"fields": ["code", "name", "address", "timezone", "currency", "status"]}),
-        ("Checkout", {"fields": ["preauth_amount", "auto_charge_threshold", "settling_window_seconds"]}),
+        ("Checkout", {"fields": ["preauth_amount", "overcharge_risk", "calibration", "settling_window_seconds"]}),
         ("Floor plan", {"fields": ["floor_plan"]}),
     ]
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
-        return ["floor_plan", "code", "currency"] if obj is not None else ["floor_plan"]
+        return ["floor_plan", "calibration", "code", "currency"] if obj is not None else ["floor_plan", "calibration"]
 
     @display(description="Status", label={"onboarding": "info", "active": "success", "closed": "danger"})
     def status_label(self, store: Store) -> str:
@@ -124,6 +153,16 @@ class StoreAdmin(TenantModelAdmin):
     def unhealthy_devices(self, store: Store) -> str:
         count = Device.objects.filter(store=store, status__in=["offline", "degraded"]).count()
         return str(count) if count else "all healthy"
+
+    @display(description="How sure the engine is here")
+    def calibration(self, store: Store) -> SafeString:
+        if store.pk is None:
+            return format_html("<p>{}</p>", "Once the store has visits, what its cameras' scores mean is learnt here.")
+        return format_html(
+            '<a class="text-primary-600 underline" href="{}">{}</a>',
+            reverse("admin:visits_storecalibration_store", args=[store.pk]),
+            "The store's calibration: what its cameras' scores mean, and what is charged without a person →",
+        )
 
     @display(description="Floor plan in force")
     def floor_plan(self, store: Store) -> SafeString:

@@ -16,6 +16,11 @@ from django.utils.timezone import now
 
 from core.models import TenantOwnedModel
 
+# The overcharge risk a licensee may set: at most this share of its visits overcharged (visits.calibration).
+OVERCHARGE_RISK_DEFAULT = Decimal("0.005")
+OVERCHARGE_RISK_MIN = Decimal("0.0005")
+OVERCHARGE_RISK_MAX = Decimal("0.05")
+
 
 class Store(TenantOwnedModel):
     class Status(models.TextChoices):
@@ -34,12 +39,13 @@ class Store(TenantOwnedModel):
         default=5000,
         help_text="Held on the shopper's card at entry, in the currency's minor unit.",
     )
-    auto_charge_threshold = models.DecimalField(
-        max_digits=4,
-        decimal_places=3,
-        default=Decimal("0.900"),
-        validators=[MinValueValidator(Decimal("0")), MaxValueValidator(Decimal("1"))],
-        help_text="A visit is charged without review when every line is at least this confident.",
+    overcharge_risk = models.DecimalField(
+        max_digits=5,
+        decimal_places=4,
+        default=OVERCHARGE_RISK_DEFAULT,
+        validators=[MinValueValidator(OVERCHARGE_RISK_MIN), MaxValueValidator(OVERCHARGE_RISK_MAX)],
+        help_text="At most this share of visits overcharged (0.005 = 0.5 %): every visit that fits in it is "
+        "charged without a person, the rest go to review.",
     )
     settling_window_seconds = models.PositiveIntegerField(
         default=120, help_text="How long after exit late events are still awaited before a visit is final."

@@ -16,18 +16,29 @@ from django.utils import timezone
 from catalog import currencies
 from catalog.selectors import products_by_sku
 from stores.layout import DEFAULT_FIXTURE_KIND, LayoutProblem, validate_layout
-from stores.models import Bin, Device, DevicePlacement, Fixture, LayoutVersion, Store, Zone
+from stores.models import (
+    OVERCHARGE_RISK_MAX,
+    OVERCHARGE_RISK_MIN,
+    Bin,
+    Device,
+    DevicePlacement,
+    Fixture,
+    LayoutVersion,
+    Store,
+    Zone,
+)
 from tenants.audit import Actor, audit_record
 from tenants.models import Tenant
 
 STORE_CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+RISK_STEP = Decimal("0.0001")
 EDITABLE_STORE_FIELDS = (
     "name",
     "address",
     "timezone",
     "status",
     "preauth_amount",
-    "auto_charge_threshold",
+    "overcharge_risk",
     "settling_window_seconds",
 )
 
@@ -38,6 +49,17 @@ class LayoutRejected(Exception):
     def __init__(self, problems: list[LayoutProblem]) -> None:
         super().__init__(f"{len(problems)} problem(s) in the layout")
         self.problems = problems
+
+
+def _share(value: Any) -> Decimal | None:
+    """A decimal share from a number or a numeric string; None for anything else (booleans included)."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str | Decimal):
+        return None
+    try:
+        share = Decimal(str(value))
+    except InvalidOperation:
+        return None
+    return share if share.is_finite() else None
 
 
 def _clean_store_fields(fields: dict[str, Any]) -> dict[str, Any]:
@@ -67,15 +89,16 @@ def _clean_store_fields(fields: dict[str, Any]) -> dict[str, Any]:
                 errors[key] = "A whole number from 0 to 10,000,000 is required."
             else:
                 cleaned[key] = value
-        elif key == "auto_charge_threshold":
-            try:
-                threshold = Decimal(str(value))
-            except InvalidOperation:
-                threshold = Decimal(-1)
-            if isinstance(value, bool) or not Decimal(0) <= threshold <= Decimal(1):
-                errors[key] = "A number from 0 to 1 is required."
+        elif key == "overcharge_risk":
+            risk = _share(value)
+            in_range = risk is not None and OVERCHARGE_RISK_MIN <= risk <= OVERCHARGE_RISK_MAX
+            if risk is None or not in_range or risk != risk.quantize(RISK_STEP):
+                errors[key] = (
+                    f"A share of visits from {OVERCHARGE_RISK_MIN} to {OVERCHARGE_RISK_MAX} "
+                    f"(0.05 % to 5 %), with at most four decimals: e.g. 0.005 for at most 0.5 % of visits overcharged."
+                )
             else:
-                cleaned[key] = threshold.quantize(Decimal("0.001"))
+                cleaned[key] = risk.quantize(RISK_STEP)
     if errors:
         raise ValidationError(errors)
     return cleaned
@@ -85,7 +108,7 @@ def _clean_store_fields(fields: dict[str, Any]) -> dict[str, Any]:
 def store_create(
     *, actor: Actor, tenant: Tenant, code: str, name: str, timezone: str, currency: str, **settings: Any
 ) -> Store:
-    """Register a store. Optional settings: address, preauth_amount, auto_charge_threshold, settling_window_seconds."""
+    """Register a store. Optional settings: address, preauth_amount, overcharge_risk, settling_window_seconds."""
     errors: dict[str, str] = {}
     if not isinstance(code, str) or not STORE_CODE.match(code):
         errors["code"] = "1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit."

@@ -22,7 +22,7 @@ from django.db.models import Count, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
-from django.urls import reverse
+from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.safestring import SafeString, mark_safe
 from unfold.decorators import display
@@ -30,13 +30,19 @@ from unfold.decorators import display
 from catalog import currencies
 from core.admin import TenantModelAdmin
 from core.admin_sites import licensee_site
-from core.dashboards import format_duration
+from core.dashboards import REVIEW_PERIOD, format_duration, format_share
+from core.tasks import enqueue_on_commit
 from ingest.models import Event
 from stores.floor_plan import render_floor_plan
+from stores.models import Store
 from stores.selectors import product_names_of_layout
 from tenants.audit import Actor
+from tenants.models import AuditEntry
 from visits import engine, selectors, services
-from visits.models import ReviewDecision, Visit
+from visits.calibration import Calibration
+from visits.calibration import default as default_calibration
+from visits.calibration_chart import render_reliability
+from visits.models import ReviewDecision, StoreCalibration, Visit
 from visits.selectors import CAMERA_TYPES, SCALE_TYPE, BinInfo, VisitEvidence
 
 STATUS_LABELS = {
@@ -52,10 +58,31 @@ ALL_STATUSES = "all"
 REASONS_IN_LIST = 90
 BLANK_ROWS = 2
 MAX_LINES = 200
+CALIBRATION_LINKS = 12
 
 
 def _money(amount: int, currency: str) -> str:
     return currencies.format_money(amount, currency) if currency else str(amount)
+
+
+def chance_in_words(share: float) -> str:
+    """A probability with its article, as people say it: "a 3 % chance", "an 8 % chance", "an 11 % chance"."""
+    words = format_share(share)
+    if words.startswith("under "):
+        return f"less than a {words.removeprefix('under ')} chance"
+    if words.startswith("over "):
+        return f"more than {chance_in_words(0.9999)}"
+    spoken_with_a_vowel = words.startswith("8") or words.split(" ")[0].split(".")[0] in ("11", "18")
+    return f"{'an' if spoken_with_a_vowel else 'a'} {words} chance"
+
+
+def risk_in_words(risk: float | None) -> str:
+    """A visit's risk as a reviewer reads it: "a 3 % chance something on this receipt is not this shopper's"."""
+    if risk is None:
+        return ""
+    if risk <= 0:
+        return "nothing on this receipt is in doubt"
+    return f"{chance_in_words(risk)} something on this receipt is not this shopper's"
 
 
 def _lines_text(lines: Iterable[Mapping[str, Any]]) -> str:
@@ -465,6 +492,11 @@ class VisitAdmin(TenantModelAdmin):
                 "waiting": waiting.count(),
                 "oldest": format_duration(timezone.now() - oldest) if oldest else None,
                 "tabs": tabs,
+                "calibrations": [
+                    (code, reverse("admin:visits_storecalibration_store", args=[pk]))
+                    for pk, code in Store.objects.order_by("code").values_list("pk", "code")[:CALIBRATION_LINKS]
+                ],
+                "all_calibrations": reverse("admin:visits_storecalibration_changelist"),
             },
             **(extra_context or {}),
         }
@@ -583,14 +615,14 @@ class VisitAdmin(TenantModelAdmin):
         product_names = product_names_of_layout(layout=evidence.layout) if evidence.layout else {}
         for line in lines.values():
             product_names.setdefault(line.sku, line.name)
-        threshold = float(store.auto_charge_threshold)
+        limit = selectors.charge_limit(store=store, latest=selectors.calibration_latest(store=store))
         rows = typed if typed is not None else [FormLine(sku, str(ln.qty), proposed=True) for sku, ln in lines.items()]
         for row in rows:
             row.name = row.name or product_names.get(row.sku, "")
             proposed = lines.get(row.sku) if row.proposed else None
             if proposed is not None:
                 row.unit_price, row.amount = _money(proposed.unit_price, currency), _money(proposed.amount, currency)
-                row.confidence, row.unsure = f"{proposed.confidence:.2f}", proposed.confidence < threshold
+                row.confidence, row.unsure = f"{proposed.confidence:.2f}", 1.0 - proposed.confidence > limit
                 row.evidence = [(str(e), timeline.anchors.get(str(e), "")) for e in proposed.evidence]
         decisions = ReviewDecision.objects.filter(visit=visit).select_related("reviewer").order_by("decided_at")
         return {
@@ -605,7 +637,9 @@ class VisitAdmin(TenantModelAdmin):
             "subtotal": _money(visit.subtotal, currency),
             "tax": _money(visit.tax, currency),
             "total": _money(visit.total, currency),
-            "threshold": f"{threshold:.2f}",
+            "charge_limit": format_share(limit),
+            "risk": risk_in_words(visit.risk),
+            "calibration_url": reverse("admin:visits_storecalibration_store", args=[store.pk]),
             "may_decide": self.may_decide(request) and visit.status == Visit.Status.NEEDS_REVIEW,
             "may_write": self.may_decide(request),
             "blank_rows": range(BLANK_ROWS if typed is None else 1),
@@ -678,6 +712,10 @@ class VisitAdmin(TenantModelAdmin):
             cited = selectors.event_ids_in_reasons([reason])
             event_id = cited[0] if cited else None
             suggestion = timeline.suggestion(event_id) if event_id else None
+            # The engine may have counted the event on this cart already: then the question is the other way round.
+            counted = suggestion is not None and suggestion[0] in timeline.evidence_of.get(event_id or "", [])
+            if suggestion is not None and counted:
+                suggestion = (suggestion[0], -suggestion[1])
             shared = [
                 other
                 for other in overlapping
@@ -692,6 +730,7 @@ class VisitAdmin(TenantModelAdmin):
                     "suggest_sku": suggestion[0] if suggestion else "",
                     "suggest_qty": suggestion[1] if suggestion else 0,
                     "suggest_abs": abs(suggestion[1]) if suggestion else 0,
+                    "suggest_if": "If it was not this shopper" if counted else "If it was this shopper",
                     "shared": [(o.session, reverse("admin:visits_visit_change", args=[o.pk])) for o in shared],
                 }
             )
@@ -719,3 +758,157 @@ def _zone(name: str) -> zoneinfo.ZoneInfo:
 
 def _local(at: datetime | None, tz: zoneinfo.ZoneInfo) -> str:
     return timezone.localtime(at, tz).strftime("%Y-%m-%d %H:%M:%S %Z") if at else "—"
+
+
+# --- Stores' calibrations: what each store's camera scores mean, as a picture ----------------------
+
+
+@admin.register(StoreCalibration, site=licensee_site)
+class StoreCalibrationAdmin(TenantModelAdmin):
+    """Every store's calibrations, newest first; each store's page draws its calibration and lets people
+    ask for a new one ("Learn from reviews now"). Calibrations are learnt, never edited."""
+
+    list_display = [
+        "store",
+        "number",
+        "created_at",
+        "created_by",
+        "reviewed_visits",
+        "samples",
+        "auto_charged",
+        "limit",
+    ]
+    list_display_links = ["store", "number"]
+    list_filter = ["store"]
+    list_select_related = ["store"]
+    page_template = "admin/visits/storecalibration/store.html"
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @display(description="Charged without a person on the visits it learnt from")
+    def auto_charged(self, row: StoreCalibration) -> str:
+        return format_share(row.auto_charge_share)
+
+    @display(description="Charge limit then")
+    def limit(self, row: StoreCalibration) -> str:
+        return format_share(row.charge_limit)
+
+    def get_urls(self) -> list[URLPattern]:
+        own = [
+            path(
+                "store/<int:store_id>/",
+                self.admin_site.admin_view(self.store_view),
+                name="visits_storecalibration_store",
+            ),
+            path(
+                "store/<int:store_id>/learn/",
+                self.admin_site.admin_view(self.learn_view),
+                name="visits_storecalibration_learn",
+            ),
+        ]
+        return own + super().get_urls()
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        """A calibration opens on its store's page, drawn."""
+        if not object_id.isdigit():
+            raise Http404("No such calibration.")
+        row = get_object_or_404(StoreCalibration.objects.all(), pk=int(object_id))
+        url = reverse("admin:visits_storecalibration_store", args=[row.store_id])
+        return HttpResponseRedirect(f"{url}?number={row.number}")
+
+    def learn_view(self, request: HttpRequest, store_id: int) -> HttpResponse:
+        """Learn the store's calibration from its reviews now, in the background (once, however often it is asked)."""
+        store = get_object_or_404(Store.objects.all(), pk=store_id)
+        if request.method != "POST" or not self._may_write(request):
+            raise PermissionDenied
+        latest = selectors.calibration_latest(store=store)
+        enqueue_on_commit(
+            "visits.learn_calibration",
+            tenant_id=store.tenant_id,
+            store_id=store.pk,
+            after=latest.number if latest is not None else 0,
+            requested_by=request.user.pk,
+        )
+        self.message_user(
+            request,
+            f"Learning from {store.code}'s reviews in the background: the new calibration shows here when it is done "
+            "(reload in a minute). Visits settled after that are read with it.",
+            messages.SUCCESS,
+        )
+        return HttpResponseRedirect(reverse("admin:visits_storecalibration_store", args=[store.pk]))
+
+    def store_view(self, request: HttpRequest, store_id: int) -> HttpResponse:
+        store = get_object_or_404(Store.objects.all(), pk=store_id)
+        history = list(selectors.calibration_history(store=store))
+        asked = request.GET.get("number", "")
+        shown = next((row for row in history if str(row.number) == asked), history[0] if history else None)
+        latest = history[0] if history else None
+        limit_now = selectors.charge_limit(store=store, latest=latest)
+        learnt = Calibration.from_json(shown.calibration) if shown is not None else default_calibration()
+        tz = _zone(store.timezone)
+        figures = selectors.review_figures_by_store(since=timezone.now() - REVIEW_PERIOD).get(store.pk)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": StoreCalibration._meta,
+            "title": f"Calibration of {store.code} — {store.name}",
+            "subtitle": "What the store's camera scores mean, and what is charged without a person",
+            "store": store,
+            "store_url": reverse("admin:stores_store_change", args=[store.pk]),
+            "queue_url": reverse("admin:visits_visit_changelist"),
+            "learn_url": reverse("admin:visits_storecalibration_learn", args=[store.pk]),
+            "may_learn": self._may_write(request),
+            "risk": format_share(float(store.overcharge_risk)),
+            "charge_limit": format_share(limit_now),
+            "recent": _recent_settling(figures),
+            "shown": shown,
+            "shown_at": _local(shown.created_at, tz) if shown is not None else "",
+            "shown_asked_by": _asked_by(shown) if shown is not None else "",
+            "shown_auto_charged": format_share(shown.auto_charge_share) if shown is not None else "",
+            "is_latest": shown is latest,
+            "reviews_since": selectors.reviews_since(store=store, since=latest.created_at if latest else None),
+            "chart": mark_safe(  # noqa: S308 — render_reliability escapes every value it draws
+                render_reliability(
+                    learnt=learnt,
+                    prior=default_calibration(),
+                    charge_limit=limit_now if shown is latest else (shown.charge_limit if shown else None),
+                )
+            ),
+            "history": [
+                {
+                    "row": row,
+                    "at": _local(row.created_at, tz),
+                    "auto_charged": format_share(row.auto_charge_share),
+                    "risk": format_share(float(row.overcharge_risk)),
+                    "limit": format_share(row.charge_limit),
+                    "asked_by": _asked_by(row),
+                    "shown": row is shown,
+                }
+                for row in history
+            ],
+        }
+        return TemplateResponse(request, self.page_template, context)
+
+
+def _asked_by(row: StoreCalibration) -> str:
+    return "the nightly job" if row.created_by in ("", AuditEntry.Source.SYSTEM) else row.created_by
+
+
+def _recent_settling(figures: selectors.StoreReviewFigures | None) -> dict[str, Any] | None:
+    """The store's visits settled in the last 7 days, and the share charged without a person."""
+    if figures is None or not figures.settled:
+        return None
+    alone = figures.settled - figures.sent_to_review
+    return {
+        "settled": figures.settled,
+        "reviewed": figures.sent_to_review,
+        "share": format_share(alone / figures.settled),
+    }

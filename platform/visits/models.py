@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.db import models
 from django.utils import timezone
 
@@ -45,6 +47,11 @@ class Visit(TenantOwnedModel):
     refunded = models.BigIntegerField(default=0, help_text="Refunded so far, minor units.")
     payment_failure = models.CharField(max_length=500, blank=True, help_text="Stripe's reason for the last failure.")
     review_reasons = models.JSONField(default=list, blank=True)
+    risk = models.FloatField(
+        null=True,
+        blank=True,
+        help_text="The chance that something on the engine's cart is not the shopper's, as settling saw it.",
+    )
     cart_version = models.PositiveIntegerField(default=0)
     settled_at = models.DateTimeField(null=True, blank=True, help_text="When the visit became final.")
     created_at = models.DateTimeField(default=timezone.now, editable=False)
@@ -151,3 +158,38 @@ class ChargeInstruction(TenantOwnedModel):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.amount} {self.currency} for visit {self.visit_id}"
+
+
+class StoreCalibration(TenantOwnedModel):
+    """What a store's perception stack's scores have meant in that store, learnt from its own visits.
+
+    One row per learning, numbered per store and never changed (the history shows how the store's
+    calibration moved); settling reads the latest, so that a new one affects only visits settled after it.
+    `calibration` is `visits.calibration.Calibration.as_json()`.
+    """
+
+    store = models.ForeignKey("stores.Store", on_delete=models.CASCADE, related_name="calibrations")
+    number = models.PositiveIntegerField(help_text="1, 2, … per store: the store's calibrations in order.")
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    created_by = models.CharField(max_length=200, blank=True, help_text="Who asked for it, as it read at the time.")
+    calibration = models.JSONField(help_text="The curves and the visit risks the engine reads (visits.calibration).")
+    samples = models.PositiveIntegerField(help_text="Labelled examples it learnt from.")
+    reviewed_visits = models.PositiveIntegerField(help_text="Visits a person decided that it learnt from.")
+    visits = models.PositiveIntegerField(help_text="The store's recent visits it was learnt on.")
+    auto_charge_share = models.FloatField(help_text="Share of those visits it charges without a person.")
+    overcharge_risk = models.DecimalField(max_digits=5, decimal_places=4, help_text="The store's risk at the time.")
+    charge_limit = models.FloatField(help_text="The highest visit risk charged without a person, at that risk.")
+
+    class Meta:
+        ordering = ["store", "-number"]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "store", "number"], name="store_calibration_number_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"calibration {self.number} of store {self.store_id}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if not self._state.adding:
+            raise ValueError("A store's calibrations are append-only: learn a new one instead.")
+        super().save(*args, **kwargs)

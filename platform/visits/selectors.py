@@ -16,7 +16,9 @@ from django.shortcuts import get_object_or_404
 from ingest.models import Event
 from stores.models import Bin, LayoutVersion, Store
 from stores.selectors import layout_in_force
-from visits.models import ReviewDecision, Visit, VisitLine
+from visits.calibration import Calibration
+from visits.calibration import default as default_calibration
+from visits.models import ReviewDecision, StoreCalibration, Visit, VisitLine
 
 CAMERA_TYPES = ("item.picked", "item.returned")
 SCALE_TYPE = "shelf.weight_changed"
@@ -304,3 +306,57 @@ def review_figures_by_store(*, since: datetime) -> dict[int, StoreReviewFigures]
             median_to_decision=timedelta(seconds=statistics.median(seconds)) if seconds else None,
         )
     return figures
+
+
+# --- Stores' calibrations -------------------------------------------------------------------------
+
+
+def calibration_latest(*, store: Store) -> StoreCalibration | None:
+    """The store's latest calibration, the one settling reads (None before the store's first)."""
+    latest: StoreCalibration | None = StoreCalibration.objects.filter(store=store).order_by("-number").first()
+    return latest
+
+
+def calibration_history(*, store: Store) -> QuerySet[StoreCalibration]:
+    """The store's calibrations, newest first."""
+    return StoreCalibration.objects.filter(store=store).order_by("-number")
+
+
+def charge_limit(*, store: Store, latest: StoreCalibration | None) -> float:
+    """The highest visit risk the store charges without a person now: its latest calibration's limit at the
+    risk the store sets today (the risk itself before the store's first calibration)."""
+    model = Calibration.from_json(latest.calibration) if latest is not None else default_calibration()
+    return model.charge_limit(float(store.overcharge_risk))
+
+
+def reviews_since(*, store: Store, since: datetime | None) -> int:
+    """Visits of the store a person decided since `since` (all of them when None)."""
+    decisions = ReviewDecision.objects.filter(visit__store=store)
+    if since is not None:
+        decisions = decisions.filter(decided_at__gt=since)
+    return int(decisions.values("visit_id").distinct().count())
+
+
+def stores_due_for_learning() -> list[tuple[int, int, int]]:
+    """(store id, tenant id, number of its latest calibration — 0 for none) of every store, platform-wide, with
+    review decisions since its latest calibration. Two aggregate queries."""
+    decided = {
+        store_id: (tenant_id, last)
+        for store_id, tenant_id, last in ReviewDecision.objects.values("visit__store_id", "tenant_id")
+        .annotate(last=Max("decided_at"))
+        .values_list("visit__store_id", "tenant_id", "last")
+        .order_by()
+    }
+    learnt = {
+        store_id: (number, at)
+        for store_id, number, at in StoreCalibration.objects.values("store_id")
+        .annotate(number=Max("number"), at=Max("created_at"))
+        .values_list("store_id", "number", "at")
+        .order_by()
+    }
+    due = []
+    for store_id, (tenant_id, last) in sorted(decided.items()):
+        number, at = learnt.get(store_id, (0, None))
+        if at is None or last > at:
+            due.append((store_id, tenant_id, number))
+    return due

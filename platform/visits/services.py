@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from dataclasses import replace
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Exists, OuterRef
 from django.db.models.expressions import BaseExpression
 from django.utils import timezone
@@ -16,11 +17,14 @@ from catalog.models import Product
 from ingest.models import Event
 from stores.models import Store
 from tenants.audit import Actor, audit_record
-from visits import engine, pricing, settling
-from visits.models import ChargeInstruction, ReviewDecision, Visit, VisitLine
+from visits import calibration, engine, pricing, selectors, settling
+from visits.models import ChargeInstruction, ReviewDecision, StoreCalibration, Visit, VisitLine
 from visits.settling import visits_settle
 
 REFRESH_BATCH = 1000  # sessions per set of statements (an IN list of this many parameters)
+# A store's calibration is learnt from the visits it settled this recently, at most this many (the latest).
+LEARN_FROM = timedelta(days=30)
+LEARN_AT_MOST = 3000
 
 
 @transaction.atomic
@@ -209,3 +213,73 @@ def _clean_review_lines(lines: Sequence[Mapping[str, Any]]) -> dict[str, int]:
         if qty:
             wanted[sku] = wanted.get(sku, 0) + qty
     return wanted
+
+
+def calibration_learn(*, store: Store, actor: Actor) -> StoreCalibration:
+    """Learn what the store's camera scores mean from its recent visits; keep it as the store's latest calibration.
+
+    The visits settled in the last 30 days (the 3,000 that left last, at most) are read again as settling reads
+    them, with the store's current calibration. What people decided on the reviewed ones, and the picks that
+    needed nobody, label the cameras' picks (`engine.labelled_samples`); the curves are fitted to them, starting
+    from the current calibration; the visits are read once more with the new curves, and the risks of that reading
+    are what its charge limit is drawn from. Settling reads it for the visits it settles from then on.
+    """
+    visits = list(
+        Visit.objects.filter(
+            store=store, settled_at__gte=timezone.now() - LEARN_FROM, exited_at__isnull=False
+        ).order_by("-exited_at", "-pk")[:LEARN_AT_MOST]
+    )
+    latest = selectors.calibration_latest(store=store)
+    reading = settling.store_reading(store=store)
+    groups = list(settling.events_by_group(store=store, visits=visits))
+    carts = settling.read_carts(groups=groups, reading=reading)
+    decided = {session: lines for session, lines in _decided_carts(visits).items() if carts[session].payer is None}
+    samples = engine.labelled_samples(carts=carts, decided=decided)
+    fitted = calibration.fit(samples=samples, prior=reading.calibration)
+    again = settling.read_carts(groups=groups, reading=replace(reading, calibration=fitted))
+    learnt = calibration.with_risks(fitted, (cart.risk for cart in again.values() if cart.payer is None))
+    decisions = settling.read_carts(groups=groups, reading=replace(reading, calibration=learnt))
+    charged = sum(cart.decision == "charge" for cart in decisions.values())
+    row = StoreCalibration(
+        tenant_id=store.tenant_id,
+        store=store,
+        number=(latest.number if latest is not None else 0) + 1,
+        created_by=actor.label[:200],
+        calibration=learnt.as_json(),
+        samples=learnt.samples,
+        reviewed_visits=len(decided),
+        visits=len(decisions),
+        auto_charge_share=round(charged / len(decisions), 4) if decisions else 0.0,
+        overcharge_risk=store.overcharge_risk,
+        charge_limit=learnt.charge_limit(reading.risk),
+    )
+    try:
+        with transaction.atomic():
+            row.save()
+            audit_record(
+                actor=actor,
+                tenant_id=store.tenant_id,
+                action="calibration:learn",
+                obj=row,
+                changes={
+                    "number": row.number,
+                    "visits": row.visits,
+                    "reviewed_visits": row.reviewed_visits,
+                    "samples": row.samples,
+                    "auto_charge_share": row.auto_charge_share,
+                    "charge_limit": row.charge_limit,
+                },
+            )
+    except IntegrityError:  # learnt at the same time by another worker, from the same visits: that one stands
+        return StoreCalibration.objects.get(store=store, number=row.number)
+    return row
+
+
+def _decided_carts(visits: Sequence[Visit]) -> dict[str, dict[str, int]]:
+    """What people decided the reviewed ones of these visits took (session → sku → qty): their latest decision."""
+    decided: dict[str, dict[str, int]] = {}
+    sessions = {visit.pk: visit.session for visit in visits}
+    decisions = ReviewDecision.objects.filter(visit_id__in=list(sessions)).order_by("visit_id", "decided_at", "pk")
+    for visit_id, lines in decisions.values_list("visit_id", "lines_after"):
+        decided[sessions[visit_id]] = {str(line["sku"]): int(line["qty"]) for line in lines}
+    return decided

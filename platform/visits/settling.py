@@ -5,12 +5,19 @@ since the exit — on the store's own event clock (the latest event it sent) or 
 whichever is later, so that a batch upload of a past day settles at once and a quiet store's
 last visits settle too. An event for a final visit reopens it: the cart is recomputed and the
 difference becomes a charge instruction for payments.
+
+The engine reads each visit with the store's latest calibration (`StoreCalibration`: what its stack's
+scores mean there, and its recent visits' risks) and the licensee's overcharge risk: a visit is charged
+when its risk — the chance that something on its receipt is not the shopper's, kept on the visit — fits
+within the charge limit they give; otherwise it waits for a person. `visits.services.calibration_learn`
+reads visits again the same way (`store_reading`, `events_by_group`, `read_carts`).
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -24,30 +31,98 @@ from core.bounded_json import UnreadableJSON
 from core.tasks import enqueue_on_commit
 from ingest.models import Event
 from ingest.services import events_mark_unreadable
-from stores.models import Bin as BinRow
 from stores.models import LayoutVersion, Store
-from visits import engine, pricing
+from visits import engine, pricing, selectors
+from visits.calibration import KEPT_RISKS, Calibration, with_risks
+from visits.calibration import default as default_calibration
 from visits.models import ChargeInstruction, Visit, VisitLine
 
 CONTEXT_MARGIN = timedelta(minutes=5)
 UNREADABLE = "_unreadable"  # the key of an event read back from its columns only (its payload cannot be read)
 SETTLE_BATCH = 500
+# A store not calibrated yet draws its charge limit from its settled visits' risks once it has this many.
+COLD_POOL = 500
 
 
 def store_model(*, store: Store) -> engine.StoreModel:
-    """The store's layout versions and its products' weights, as the engine reads them."""
-    layouts = list(LayoutVersion.objects.filter(store=store).order_by("effective_from"))
-    bins: dict[int, dict[str, engine.Bin]] = {layout.pk: {} for layout in layouts}
-    rows = BinRow.objects.filter(layout__in=layouts).values_list(
-        "layout_id", "code", "sku", "sensor__code", "fixture__code", "fixture__zone__code"
-    )
-    for layout_id, code, sku, sensor, fixture, zone in rows:
-        bins[layout_id][code] = engine.Bin(code, sku, sensor, fixture, zone)
+    """The store's layout versions (bins and gates where the layout document puts them) and its products' weights,
+    as the engine reads them."""
+    versions = LayoutVersion.objects.filter(store=store).order_by("effective_from")
+    layouts = [
+        engine.layout_from_document(document=document, effective_from=effective_from)
+        for document, effective_from in versions.values_list("document", "effective_from")
+    ]
     products = {
         sku: engine.Product(sku, float(weight), float(tolerance))
         for sku, weight, tolerance in Product.objects.values_list("sku", "unit_weight_g", "weight_tolerance_g")
     }
-    return engine.StoreModel([engine.Layout(layout.effective_from, bins[layout.pk]) for layout in layouts], products)
+    return engine.StoreModel(layouts, products)
+
+
+@dataclass(frozen=True)
+class Reading:
+    """How a store's events are read now: its layouts and weights, its latest calibration, its licensee's risk,
+    and — for a store whose calibration has not drawn its visits' risks yet — the risks of its recent visits."""
+
+    model: engine.StoreModel
+    calibration: Calibration
+    risk: float
+    recent_risks: tuple[float, ...] = ()
+
+
+def store_reading(*, store: Store) -> Reading:
+    """What the engine needs to read this store's visits, fetched once per settling (or learning) run.
+
+    The charge limit comes from the risks of the store's recent visits: those its latest calibration drew, or,
+    before it has any, those settling stored on its visits — from enough of them (`COLD_POOL`) on, they are the
+    calibration's; with fewer, `read_store_carts` adds the risks of the visits it reads.
+    """
+    latest = selectors.calibration_latest(store=store)
+    model = Calibration.from_json(latest.calibration) if latest is not None else default_calibration()
+    recent: tuple[float, ...] = ()
+    if not model.risks:
+        stored = Visit.objects.filter(store=store, risk__isnull=False).order_by("-settled_at", "-pk")
+        recent = tuple(stored.values_list("risk", flat=True)[:KEPT_RISKS])
+        if len(recent) >= COLD_POOL:
+            model, recent = with_risks(model, recent), ()
+    return Reading(store_model(store=store), model, float(store.overcharge_risk), recent)
+
+
+VisitGroup = tuple[list[Visit], list[dict[str, Any]]]
+
+
+def events_by_group(*, store: Store, visits: Sequence[Visit]) -> Iterator[VisitGroup]:
+    """The visits in groups that overlap in time, each with the store's events around it (see `_events_around`)."""
+    for group in _together_in_time(visits):
+        yield group, _events_around(store, group)
+
+
+def read_carts(*, groups: Iterable[VisitGroup], reading: Reading) -> dict[str, engine.Cart]:
+    """The engine's cart of every visit of these groups, each group read from its own readable events."""
+    carts: dict[str, engine.Cart] = {}
+    for group, events in groups:
+        carts |= engine.infer_carts(
+            events=[event for event in events if UNREADABLE not in event],
+            store=reading.model,
+            calibration=reading.calibration,
+            risk=reading.risk,
+            sessions=[visit.session for visit in group],
+        )
+    return carts
+
+
+def read_store_carts(*, groups: Sequence[VisitGroup], reading: Reading) -> dict[str, engine.Cart]:
+    """The carts of these groups' visits, decided against one charge limit.
+
+    The engine shares the risk budget among the visits it reads when the calibration has no visit risks of its
+    own; a group is only the few visits in the store at one time, so for a store with few visits settled yet they
+    are read twice: once for their risks, then with those (and the stored ones) as the pool of the charge limit.
+    """
+    if reading.calibration.risks:
+        return read_carts(groups=groups, reading=reading)
+    first = read_carts(groups=groups, reading=reading)
+    pool = [*reading.recent_risks, *(cart.risk for cart in first.values() if cart.payer is None)]
+    return read_carts(groups=groups, reading=replace(reading, calibration=with_risks(reading.calibration, pool)))
 
 
 def _together_in_time(visits: Sequence[Visit]) -> list[list[Visit]]:
@@ -166,18 +241,11 @@ def visits_settle(*, store: Store, sessions: Sequence[str] | None = None, now: d
         visits = [visit for visit in visits if visit.status == Visit.Status.SETTLING]
         if not visits:
             return []
-    model = store_model(store=store)
-    carts: dict[str, engine.Cart] = {}
+    groups = list(events_by_group(store=store, visits=visits))
     held: dict[str, list[str]] = {}
-    for group in _together_in_time(visits):
-        events = _events_around(store, group)
+    for group, events in groups:
         held |= _held_back(store, group, events)
-        carts |= engine.infer_carts(
-            events=[event for event in events if UNREADABLE not in event],
-            store=model,
-            auto_charge_threshold=float(store.auto_charge_threshold),
-            sessions=[v.session for v in group],
-        )
+    carts = read_store_carts(groups=groups, reading=store_reading(store=store))
     skus = {line.sku for cart in carts.values() for line in cart.lines}
     prices = prices_for(store=store, skus=skus)
     names = dict(Product.objects.filter(sku__in=skus).values_list("sku", "name"))
@@ -206,11 +274,15 @@ def _store_cart(
     )
     final = visit.settled_at is not None
     if final and not _changed(visit, priced) and visit.review_reasons == reasons:
+        if visit.risk != cart.risk:
+            visit.risk = cart.risk
+            visit.save(update_fields=["risk"])
         return
     replace_lines(visit=visit, priced=priced, names=names, source=VisitLine.Source.ENGINE)
     visit.currency = visit.store.currency
     visit.subtotal, visit.tax, visit.total = priced.subtotal, priced.tax, priced.total
     visit.review_reasons = reasons
+    visit.risk = cart.risk
     visit.cart_version += 1
     visit.settled_at = visit.settled_at or now
     visit.updated_at = now

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from celery import shared_task
+from django.contrib.auth.models import User
 
 from core import tenancy
 from core.tasks import enqueue_on_commit
 from stores.models import Store
-from visits import services, settling
+from tenants.audit import Actor
+from tenants.models import AuditEntry
+from visits import selectors, services, settling
 
 
 @shared_task(name="visits.refresh_visits")
@@ -40,3 +43,30 @@ def settle_due() -> int:
     for store_id, tenant_id in stores:
         settle_store.delay(tenant_id=tenant_id, store_id=store_id)
     return len(stores)
+
+
+@shared_task(name="visits.learn_calibration")
+@tenancy.in_tenant_scope
+def learn_calibration(*, tenant_id: int, store_id: int, after: int, requested_by: int | None = None) -> int | None:
+    """Learn the store's calibration once after its calibration number `after` (0: before its first).
+
+    A repeated or late message finds a newer calibration than the one it was sent after, and does nothing.
+    `requested_by` is the user who asked in the admin (none: the nightly job). Returns the new number.
+    """
+    store = Store.objects.get(pk=store_id)
+    latest = selectors.calibration_latest(store=store)
+    if (latest.number if latest is not None else 0) != after:
+        return None
+    user = User.objects.filter(pk=requested_by).first() if requested_by is not None else None
+    actor = Actor(source=AuditEntry.Source.ADMIN, user=user) if user is not None else Actor.system()
+    return services.calibration_learn(store=store, actor=actor).number
+
+
+@shared_task(name="visits.learn_due")
+def learn_due() -> int:
+    """Nightly: every store with review decisions since its latest calibration learns again."""
+    with tenancy.platform_wide_scope():
+        due = selectors.stores_due_for_learning()
+    for store_id, tenant_id, after in due:
+        learn_calibration.delay(tenant_id=tenant_id, store_id=store_id, after=after)
+    return len(due)

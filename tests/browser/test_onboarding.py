@@ -13,6 +13,7 @@ import re
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -85,7 +86,8 @@ def test_manager_onboards_a_store_catalog_layout_and_floor_plan(
     page.select_option('select[name="currency"]', "USD")
     page.select_option('select[name="status"]', "onboarding")
     page.fill('input[name="preauth_amount"]', "7500")
-    page.fill('input[name="auto_charge_threshold"]', "0.925")
+    expect(page.locator('input[name="overcharge_risk"]')).to_have_value("0.5")
+    page.fill('input[name="overcharge_risk"]', "0.25")
     page.fill('input[name="settling_window_seconds"]', "180")
     screenshot("onboarding-store-form")
     page.locator('button[name="_save"], input[name="_save"]').first.click()
@@ -96,9 +98,9 @@ def test_manager_onboards_a_store_catalog_layout_and_floor_plan(
     with tenancy.tenant_scope(tenant_a.pk):
         store = Store.objects.get(code="DT-01")
     assert (store.tenant_id, store.timezone, store.currency) == (tenant_a.pk, "America/New_York", "USD")
-    assert (store.preauth_amount, str(store.auto_charge_threshold), store.settling_window_seconds) == (
+    assert (store.preauth_amount, store.overcharge_risk, store.settling_window_seconds) == (
         7500,
-        "0.925",
+        Decimal("0.0025"),
         180,
     )
 

@@ -15,9 +15,14 @@ from rest_framework.response import Response
 from core.api.errors import DetailedError
 from core.api.views import TenantAPIView
 from stores import selectors, services
-from stores.models import Device, Store
+from stores.models import OVERCHARGE_RISK_MAX, OVERCHARGE_RISK_MIN, Device, Store
 from tenants.audit import Actor
 from tenants.models import AuditEntry
+
+RISK_HELP = (
+    "The share of visits the licensee accepts to see overcharged, 0.0005 to 0.05 (default 0.005: at most 0.5 % of "
+    "visits). Every visit that fits within it is charged without a person; the rest go to review."
+)
 
 
 class StoreOutputSerializer(serializers.Serializer):
@@ -28,7 +33,7 @@ class StoreOutputSerializer(serializers.Serializer):
     currency = serializers.CharField()
     status = serializers.CharField()
     preauth_amount = serializers.IntegerField(help_text="Minor units held at entry.")
-    auto_charge_threshold = serializers.FloatField(help_text="0 to 1.")
+    overcharge_risk = serializers.FloatField(help_text=RISK_HELP)
     settling_window_seconds = serializers.IntegerField()
     created_at = serializers.DateTimeField()
 
@@ -40,7 +45,14 @@ class StoreCreateInputSerializer(serializers.Serializer):
     currency = serializers.CharField(min_length=3, max_length=3)
     address = serializers.CharField(required=False, allow_blank=True, max_length=1000)
     preauth_amount = serializers.IntegerField(required=False, min_value=0)
-    auto_charge_threshold = serializers.DecimalField(required=False, max_digits=4, decimal_places=3)
+    overcharge_risk = serializers.DecimalField(
+        required=False,
+        max_digits=5,
+        decimal_places=4,
+        min_value=OVERCHARGE_RISK_MIN,
+        max_value=OVERCHARGE_RISK_MAX,
+        help_text=RISK_HELP,
+    )
     settling_window_seconds = serializers.IntegerField(required=False, min_value=0)
 
 
@@ -50,7 +62,14 @@ class StoreUpdateInputSerializer(serializers.Serializer):
     timezone = serializers.CharField(required=False, max_length=64)
     status = serializers.ChoiceField(required=False, choices=Store.Status.choices)
     preauth_amount = serializers.IntegerField(required=False, min_value=0)
-    auto_charge_threshold = serializers.DecimalField(required=False, max_digits=4, decimal_places=3)
+    overcharge_risk = serializers.DecimalField(
+        required=False,
+        max_digits=5,
+        decimal_places=4,
+        min_value=OVERCHARGE_RISK_MIN,
+        max_value=OVERCHARGE_RISK_MAX,
+        help_text=RISK_HELP,
+    )
     settling_window_seconds = serializers.IntegerField(required=False, min_value=0)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:

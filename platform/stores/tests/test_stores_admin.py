@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import copy
 import json
+from decimal import Decimal
 
+import pytest
 from django.contrib.auth.models import User
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
@@ -31,7 +33,7 @@ def _store_form(**overrides: str) -> dict[str, str]:
         "currency": "NOK",
         "status": "onboarding",
         "preauth_amount": "50000",
-        "auto_charge_threshold": "0.9",
+        "overcharge_risk": "0.5",
         "settling_window_seconds": "120",
         "layouts-TOTAL_FORMS": "0",
         "layouts-INITIAL_FORMS": "0",
@@ -85,11 +87,46 @@ def test_duplicate_store_code_is_a_form_error(manager_a: User, store_a: Store) -
     assert Store.unscoped.filter(tenant=store_a.tenant).count() == 1
 
 
+def test_the_overcharge_risk_is_shown_and_typed_as_a_percentage(manager_a: User, store_a: Store) -> None:
+    client = _login(manager_a)
+    page = client.get(f"/admin/stores/store/{store_a.pk}/change/").content.decode()
+    assert 'name="overcharge_risk" value="0.5"' in page
+    assert "% of visits" in page and "review queue" in page
+    assert f'href="/admin/visits/storecalibration/store/{store_a.pk}/"' in page
+    form = _store_form(code="S1", currency="USD", overcharge_risk="1.25")
+    response = client.post(f"/admin/stores/store/{store_a.pk}/change/", form)
+    assert response.status_code == 302, response.content.decode()[:2000]
+    store_a.refresh_from_db()
+    assert store_a.overcharge_risk == Decimal("0.0125")
+
+
+@pytest.mark.parametrize(
+    ("typed", "message"), [("7", "from 0.05 % to 5 %"), ("0.01", "from 0.05 % to 5 %"), ("half", "number")]
+)
+def test_a_bad_overcharge_risk_is_a_form_error_and_changes_nothing(
+    manager_a: User, store_a: Store, typed: str, message: str
+) -> None:
+    response = _login(manager_a).post(
+        f"/admin/stores/store/{store_a.pk}/change/",
+        _store_form(code="S1", currency="USD", name="Renamed", overcharge_risk=typed),
+    )
+    assert response.status_code == 200
+    assert message in response.content.decode()
+    store_a.refresh_from_db()
+    assert (store_a.name, store_a.overcharge_risk) == ("Main Street", Decimal("0.005"))
+
+
 def test_another_tenants_store_cannot_be_opened_or_uploaded_to(
     manager_a: User, store_b: Store, layout_document: dict
 ) -> None:
     client = _login(manager_a)
     assert client.get(f"/admin/stores/store/{store_b.pk}/layout/upload/").status_code == 404
+    assert client.get(f"/admin/stores/store/{store_b.pk}/change/").status_code == 302, (
+        "as for a store that does not exist"
+    )
+    client.post(f"/admin/stores/store/{store_b.pk}/change/", _store_form(code="S1", overcharge_risk="5"))
+    store_b.refresh_from_db()
+    assert store_b.overcharge_risk == Decimal("0.005")
     client.post(f"/admin/stores/store/{store_b.pk}/layout/upload/", {"text": json.dumps(layout_document)})
     assert not LayoutVersion.unscoped.exists()
     assert "Bravo High Street" not in client.get("/admin/stores/store/").content.decode()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 from datetime import timedelta
+from decimal import Decimal
 
 import pytest
 from django.utils import timezone
@@ -27,6 +28,7 @@ def test_register_a_store(api_a: APIClient, tenant_a: Tenant) -> None:
     assert body["currency"] == "EUR"
     assert body["status"] == "onboarding"
     assert body["preauth_amount"] == 5000
+    assert body["overcharge_risk"] == 0.005
     assert AuditEntry.unscoped.filter(tenant=tenant_a, object_type="stores.store", action="create").exists()
 
 
@@ -39,8 +41,16 @@ def test_register_a_store(api_a: APIClient, tenant_a: Tenant) -> None:
         ({"code": "S2", "name": "", "timezone": "UTC", "currency": "USD"}, "name"),
         ({"code": "S2", "timezone": "UTC", "currency": "USD"}, "name"),
         (
-            {"code": "S2", "name": "x", "timezone": "UTC", "currency": "USD", "auto_charge_threshold": 3},
-            "auto_charge_threshold",
+            {"code": "S2", "name": "x", "timezone": "UTC", "currency": "USD", "overcharge_risk": 0.5},
+            "overcharge_risk",
+        ),
+        (
+            {"code": "S2", "name": "x", "timezone": "UTC", "currency": "USD", "overcharge_risk": "0.0001"},
+            "overcharge_risk",
+        ),
+        (
+            {"code": "S2", "name": "x", "timezone": "UTC", "currency": "USD", "overcharge_risk": "lots"},
+            "overcharge_risk",
         ),
         ({"code": "S2", "name": "x", "timezone": "UTC", "currency": "USD", "preauth_amount": -5}, "preauth_amount"),
         ({"code": "S1", "name": "dup", "timezone": "UTC", "currency": "USD"}, "code"),
@@ -79,14 +89,43 @@ def test_another_tenants_store_is_404_everywhere(api_a: APIClient, store_b: Stor
 
 
 def test_patch_changes_settings_but_never_code_or_currency(api_a: APIClient, store_a: Store) -> None:
-    response = api_a.patch("/api/v1/stores/S1", {"status": "active", "auto_charge_threshold": "0.95"}, format="json")
+    response = api_a.patch("/api/v1/stores/S1", {"status": "active", "overcharge_risk": "0.01"}, format="json")
     assert response.status_code == 200
-    assert response.json()["auto_charge_threshold"] == 0.95
+    assert response.json()["overcharge_risk"] == 0.01
     refused = api_a.patch("/api/v1/stores/S1", {"currency": "EUR", "name": "New"}, format="json")
     assert refused.status_code == 400
     assert "currency" in refused.json()["error"]["details"]
     store_a.refresh_from_db()
     assert (store_a.currency, store_a.name, store_a.status) == ("USD", "Main Street", "active")
+
+
+@pytest.mark.parametrize("risk", [0.0004, 0.051, "0.00055", "", None, True, "half"])
+def test_a_bad_overcharge_risk_is_400_and_changes_nothing(api_a: APIClient, store_a: Store, risk: object) -> None:
+    response = api_a.patch("/api/v1/stores/S1", {"name": "Renamed", "overcharge_risk": risk}, format="json")
+    assert response.status_code == 400
+    assert "overcharge_risk" in response.json()["error"]["details"]
+    store_a.refresh_from_db()
+    assert (store_a.name, store_a.overcharge_risk) == ("Main Street", Decimal("0.005"))
+    assert not AuditEntry.unscoped.filter(object_type="stores.store", action="update").exists()
+
+
+def test_the_overcharge_risk_is_set_at_registration_and_audited_when_changed(
+    api_a: APIClient, api_b: APIClient, store_a: Store
+) -> None:
+    created = api_a.post(
+        "/api/v1/stores",
+        {"code": "S8", "name": "Station", "timezone": "UTC", "currency": "USD", "overcharge_risk": "0.0005"},
+        format="json",
+    )
+    assert created.status_code == 201, created.json()
+    assert created.json()["overcharge_risk"] == 0.0005
+    changed = api_a.patch("/api/v1/stores/S1", {"overcharge_risk": 0.05}, format="json")
+    assert changed.json()["overcharge_risk"] == 0.05
+    entry = AuditEntry.unscoped.get(object_type="stores.store", action="update")
+    assert entry.changes == {"overcharge_risk": ["0.0050", "0.0500"]}
+    assert api_b.patch("/api/v1/stores/S1", {"overcharge_risk": 0.01}, format="json").status_code == 404
+    store_a.refresh_from_db()
+    assert store_a.overcharge_risk == Decimal("0.05")
 
 
 def test_publish_a_layout_and_read_it_back(api_a: APIClient, store_a: Store, layout_document: dict) -> None:

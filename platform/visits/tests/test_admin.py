@@ -396,6 +396,8 @@ def test_a_visit_the_engine_sent_to_review_is_worked_in_the_admin(
     manager_a: User,
     priced_store: Store,  # noqa: F811
 ) -> None:
+    """A and B each took an item the camera gave them fairly surely (0.8), naming the other as runner-up (0.3):
+    each cart holds its own item at a risk far above the store's, and both wait, sharing the two events."""
     events = [
         {"id": "u1", "type": "session.started", "ts": "2026-03-02T09:00:00Z", "session": "A", "shopper": "t1"},
         {"id": "u2", "type": "session.started", "ts": "2026-03-02T09:00:01Z", "session": "B", "shopper": "t2"},
@@ -406,8 +408,8 @@ def test_a_visit_the_engine_sent_to_review_is_worked_in_the_admin(
             "session": "A",
             "bin": "F01-B01",
             "device": "CAM-01",
-            "confidence": 0.55,
-            "alternatives": [{"session": "B", "confidence": 0.4}],
+            "confidence": 0.8,
+            "alternatives": [{"session": "B", "confidence": 0.3}],
         },
         {
             "id": "u4",
@@ -415,6 +417,24 @@ def test_a_visit_the_engine_sent_to_review_is_worked_in_the_admin(
             "ts": "2026-03-02T09:01:01Z",
             "bin": "F01-B01",
             "device": "W-F01-B01",
+            "delta_g": -250,
+        },
+        {
+            "id": "u7",
+            "type": "item.picked",
+            "ts": "2026-03-02T09:01:30Z",
+            "session": "B",
+            "bin": "F01-B02",
+            "device": "CAM-01",
+            "confidence": 0.8,
+            "alternatives": [{"session": "A", "confidence": 0.3}],
+        },
+        {
+            "id": "u8",
+            "type": "shelf.weight_changed",
+            "ts": "2026-03-02T09:01:31Z",
+            "bin": "F01-B02",
+            "device": "W-F01-B02",
             "delta_g": -250,
         },
         {"id": "u5", "type": "session.ended", "ts": "2026-03-02T09:03:00Z", "session": "A", "gate": "GATE-OUT"},
@@ -425,15 +445,23 @@ def test_a_visit_the_engine_sent_to_review_is_worked_in_the_admin(
     wait_for_stream(api_a, upload(api_a, priced_store.code, b"\n".join(orjson.dumps(e) for e in events)).json()["id"])
     eventually(lambda: Visit.unscoped.filter(store=priced_store, status="needs_review").count() == 2)
     client = _login(manager_a)
-    assert [v.session for v in client.get(QUEUE).context["cl"].result_list] == ["A", "B"]
+    queue = client.get(QUEUE)
+    assert [v.session for v in queue.context["cl"].result_list] == ["A", "B"]
+    assert f'href="/admin/visits/storecalibration/store/{priced_store.pk}/"' in queue.content.decode()
     visit_a = Visit.unscoped.get(store=priced_store, session="A")
 
     page = client.get(f"{QUEUE}{visit_a.pk}/change/").content.decode()
 
     assert "u3" in page and "u4" in page and "≈ 1 × SKU-001" in page
     assert 'stroke="#dc2626"' in _bin_rect(page[page.index("<svg") :], "F01-B01")
-    assert "If it was this shopper: add 1 × SKU-001" in page
-    assert "Also waiting on this event" in page, "B is named by the same event"
+    assert "If it was not this shopper: take 1 × SKU-001 off" in page, "u3 is on A's cart already"
+    assert "If it was this shopper: add 1 × SKU-002" in page, "u7 names A as the runner-up"
+    assert "Also waiting on this event" in page, "B is named by the same events"
+    risk = re.search(r'id="visit-risk">([^<]+)<', page)
+    assert risk and risk.group(1) == "A 27 % chance something on this receipt is not this shopper&#x27;s"
+    cart = page[page.index('id="review-cart"') : page.index('id="cart-lines"')]
+    assert "above 0.5 %" in cart, "a line is marked when its doubt is above the store's charge limit"
+    assert re.search(r'oa-num oa-unsure">0\.73<', page), "A's line is 27 % likely not A's: marked"
 
     response = _decide(client, visit_a, "approve", [("SKU-001", "1")], note="seen on video")
 

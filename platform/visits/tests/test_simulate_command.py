@@ -31,8 +31,16 @@ def test_simulate_writes_the_day_and_its_truth(tmp_path: Path, profile: str) -> 
             except orjson.JSONDecodeError:
                 assert profile != "clean"
     sessions = {e["session"] for e in events if e.get("type") == "session.started"}
-    assert sessions == set(truth["carts"])
+    assert sessions == set(truth["carts"]) | set(truth["groups"]), "every visit is a payer's or a group member's"
+    assert set(truth["groups"].values()) <= set(truth["carts"])
+    assert not set(truth["groups"]) & set(truth["carts"])
+    assert truth["stack"] == ("perfect" if profile == "clean" else "calibrated")
     assert bool(truth["price_changes"]) == (profile == "crowded")
+
+
+def test_simulate_draws_the_stack_asked_for(tmp_path: Path) -> None:
+    call_command("simulate", "--stack", "compressed", "--visits", "5", "--out", str(tmp_path), stdout=StringIO())
+    assert json.loads((tmp_path / "truth.json").read_text())["stack"] == "compressed"
 
 
 def test_simulate_refuses_bad_arguments(tmp_path: Path) -> None:
@@ -40,3 +48,5 @@ def test_simulate_refuses_bad_arguments(tmp_path: Path) -> None:
         call_command("simulate", "--visits", "0", "--out", str(tmp_path), stdout=StringIO())
     with pytest.raises(CommandError):
         call_command("simulate", "--day", "someday", "--out", str(tmp_path), stdout=StringIO())
+    with pytest.raises(CommandError):
+        call_command("simulate", "--stack", "psychic", "--out", str(tmp_path), stdout=StringIO())

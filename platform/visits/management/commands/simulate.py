@@ -1,4 +1,8 @@
-"""Write a simulated store day to a folder: layout, catalog, shoppers, event stream files, ground truth."""
+"""Write a simulated store day to a folder: layout, catalog, shoppers, event stream files, ground truth.
+
+The truth holds each payer's cart (`carts`: a group's items are on its payer's) and the group members
+(`groups`: member session → payer session).
+"""
 
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from catalog.sample import sample_catalog_rows
 from stores.sample import sample_layout
+from visits.perception import FAMILIES
 from visits.simulator import PROFILES, CatalogItem, simulate
 
 
@@ -30,6 +35,9 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--profile", choices=sorted(PROFILES), default="realistic")
+        parser.add_argument(
+            "--stack", choices=sorted(FAMILIES), help="The family of perception stack (default: the profile's)."
+        )
         parser.add_argument("--visits", type=int, default=300)
         parser.add_argument("--seed", type=int, default=1)
         parser.add_argument("--products", type=int, default=120)
@@ -55,6 +63,7 @@ class Command(BaseCommand):
             visits=options["visits"],
             start=start,
             seed=options["seed"],
+            stack=options["stack"],
         )
         with (out / "catalog.csv").open("w", newline="") as file:
             writer = csv.DictWriter(file, fieldnames=list(rows[0]))
@@ -73,7 +82,9 @@ class Command(BaseCommand):
         truth = {
             "profile": simulation.profile,
             "seed": options["seed"],
+            "stack": simulation.stack.family,
             "carts": simulation.truth,
+            "groups": simulation.groups,
             "price_changes": [
                 {"sku": sku, "from": at.isoformat(), "factor": factor} for sku, at, factor in simulation.price_changes
             ],

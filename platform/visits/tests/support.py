@@ -1,0 +1,105 @@
+"""Helpers for the visits tests that drive settling and learning in-process, on the real database."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from core import tenancy
+from ingest.services import events_push
+from stores.models import Store
+from tenants.audit import Actor
+from visits import calibration, services, settling
+from visits.models import StoreCalibration, Visit
+
+PUSH_AT_MOST = 1000
+
+
+def stamp(at: datetime) -> str:
+    return at.isoformat().replace("+00:00", "Z")
+
+
+def push(store: Store, events: Sequence[dict[str, Any]], *, batch: int = PUSH_AT_MOST) -> None:
+    """Send events as a store's live pushes do (the same validation and writing), `batch` at a time."""
+    with tenancy.tenant_scope(store.tenant_id):
+        for start in range(0, len(events), batch):
+            result = events_push(actor=Actor.system(), store=store, events=list(events[start : start + batch]))
+            assert not result.rejected, result.rejected
+
+
+def settle(store: Store, events: Sequence[dict[str, Any]]) -> list[Visit]:
+    """Bring the visits of these (pushed) events up to date and settle every visit due, as the visits tasks do."""
+    sessions = sorted({event["session"] for event in events if event.get("session")})
+    with tenancy.tenant_scope(store.tenant_id):
+        services.visits_refresh(store=store, sessions=sessions)
+        while settling.visits_settle(store=store):
+            pass
+    return list(Visit.unscoped.filter(store=store, session__in=sessions).order_by("session"))
+
+
+def keep_calibration(store: Store, model: calibration.Calibration, *, number: int) -> StoreCalibration:
+    """A calibration row as `calibration_learn` writes one (its figures are not what these tests look at)."""
+    row: StoreCalibration = StoreCalibration.unscoped.create(
+        tenant_id=store.tenant_id,
+        store=store,
+        number=number,
+        created_by="test",
+        calibration=model.as_json(),
+        samples=model.samples,
+        reviewed_visits=0,
+        visits=len(model.risks),
+        auto_charge_share=0.0,
+        overcharge_risk=store.overcharge_risk,
+        charge_limit=model.charge_limit(float(store.overcharge_risk)),
+    )
+    return row
+
+
+def unclear_pick(
+    *, at: datetime, first: str, second: str, bin_: dict[str, Any], confidence: float = 0.8, runner_up: float = 0.3
+) -> list[dict[str, Any]]:
+    """Two shoppers come in together; the camera gives an item the scale weighed to `first` over `second`."""
+
+    def at_s(seconds: float) -> str:
+        return stamp(at + timedelta(seconds=seconds))
+
+    prefix = f"{first}-{second}"
+    return [
+        {
+            "id": f"{prefix}-1",
+            "type": "session.started",
+            "ts": at_s(0),
+            "session": first,
+            "shopper": "t1",
+            "gate": "GATE-IN",
+        },
+        {
+            "id": f"{prefix}-2",
+            "type": "session.started",
+            "ts": at_s(1),
+            "session": second,
+            "shopper": "t2",
+            "gate": "GATE-IN",
+        },
+        {
+            "id": f"{prefix}-3",
+            "type": "item.picked",
+            "ts": at_s(60),
+            "session": first,
+            "bin": bin_["code"],
+            "device": "CAM-01",
+            "confidence": confidence,
+            "alternatives": [{"session": second, "confidence": runner_up}],
+        },
+        {
+            "id": f"{prefix}-4",
+            "type": "shelf.weight_changed",
+            "ts": at_s(61),
+            "bin": bin_["code"],
+            "device": bin_["sensor"],
+            "delta_g": -250,
+        },
+        {"id": f"{prefix}-5", "type": "session.ended", "ts": at_s(180), "session": first, "gate": "GATE-OUT"},
+        {"id": f"{prefix}-6", "type": "session.ended", "ts": at_s(210), "session": second, "gate": "GATE-OUT"},
+    ]

@@ -1,0 +1,268 @@
+"""A store's calibration: settling reads its latest and the store's risk; it is learnt from the store's reviews."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from django.contrib.auth.models import User
+from django.utils import timezone
+
+from catalog.models import Product
+from core import tenancy
+from stores.models import LayoutVersion, Store
+from stores.services import store_update
+from tenants.audit import Actor
+from tenants.models import AuditEntry, Tenant
+from visits import calibration, selectors, services, settling
+from visits.calibration import Calibration, Curve, Evidence
+from visits.models import ReviewDecision, StoreCalibration, Visit, VisitLine
+from visits.simulator import CatalogItem, simulate
+from visits.tasks import learn_calibration
+from visits.tests.support import keep_calibration, push, settle, unclear_pick
+from visits.tests.test_pipeline import priced_store  # noqa: F401 — fixture
+
+DAY = datetime(2026, 3, 2, 9, tzinfo=UTC)
+
+
+def _bin(store: Store) -> dict:
+    return LayoutVersion.unscoped.get(store=store).document["fixtures"][0]["bins"][0]
+
+
+def _with_contested_curve(probability: float, *, risks: tuple[float, ...] = ()) -> Calibration:
+    """The default calibration, but a scale-backed pick with others near is right with this probability."""
+    base = calibration.default()
+    curve = Curve(((0.0, probability), (1.0, probability)))
+    return replace(base, curves={**base.curves, Evidence.WEIGHED_CONTESTED: curve}, risks=risks)
+
+
+def _push_and_settle(store: Store, events: list[dict]) -> list[Visit]:
+    push(store, events)
+    return settle(store, events)
+
+
+def _visit(store: Store, session: str) -> Visit:
+    return Visit.unscoped.get(store=store, session=session)
+
+
+# --- Settling -------------------------------------------------------------------------------------------
+
+
+def test_settling_reads_the_latest_calibration_and_only_later_visits_feel_it(priced_store: Store) -> None:  # noqa: F811
+    _push_and_settle(priced_store, unclear_pick(at=DAY, first="A", second="B", bin_=_bin(priced_store)))
+    before = _visit(priced_store, "A")
+    assert (before.status, before.risk) == ("needs_review", pytest.approx(0.2667, abs=0.001))
+
+    keep_calibration(priced_store, calibration.default(), number=1)
+    keep_calibration(priced_store, _with_contested_curve(0.999), number=2)
+    _push_and_settle(
+        priced_store, unclear_pick(at=DAY + timedelta(hours=1), first="C", second="D", bin_=_bin(priced_store))
+    )
+
+    learnt = _visit(priced_store, "C")
+    assert learnt.status == "charged", learnt.review_reasons
+    assert learnt.risk == pytest.approx(0.001, abs=0.0005)
+    assert list(VisitLine.unscoped.filter(visit=learnt).values_list("sku", "qty")) == [("SKU-001", 1)]
+    after = _visit(priced_store, "A")
+    assert (after.status, after.risk, after.cart_version) == ("needs_review", before.risk, before.cart_version)
+
+
+def test_settling_charges_what_fits_within_the_stores_own_risk(
+    priced_store: Store,  # noqa: F811
+    make_store_with_layout: Callable[..., Store],
+    tenant_a: Tenant,
+) -> None:
+    """The same calibration, the same events: a pick 80 % sure is reviewed at 0.5 %, charged at 5 %."""
+    model = _with_contested_curve(0.8, risks=tuple(n / 1000 for n in range(1, 1001)))
+    assert model.charge_limit(0.005) < 0.2 < model.charge_limit(0.05)
+    bolder = make_store_with_layout(tenant_a, code="S2")
+    with tenancy.tenant_scope(tenant_a.pk):
+        store_update(actor=Actor.system(), store=bolder, overcharge_risk="0.05", settling_window_seconds=0)
+    bolder.refresh_from_db()
+    for store in (priced_store, bolder):
+        keep_calibration(store, model, number=1)
+        _push_and_settle(store, unclear_pick(at=DAY, first="A", second="B", bin_=_bin(store)))
+
+    careful, bold = _visit(priced_store, "A"), _visit(bolder, "A")
+    assert careful.risk == bold.risk == pytest.approx(0.2, abs=0.001)
+    assert careful.status == "needs_review"
+    assert bold.status == "charged", bold.review_reasons
+
+
+def test_before_its_first_calibration_a_store_draws_its_limit_from_its_settled_visits(
+    priced_store: Store,  # noqa: F811
+) -> None:
+    """A 27 %-risk visit is reviewed in a new store, but fits the budget of one whose 500 settled visits were sure."""
+    _push_and_settle(priced_store, unclear_pick(at=DAY, first="A", second="B", bin_=_bin(priced_store)))
+    assert _visit(priced_store, "A").status == "needs_review"
+
+    now = timezone.now()
+    Visit.unscoped.bulk_create(
+        [
+            Visit(
+                tenant_id=priced_store.tenant_id,
+                store=priced_store,
+                session=f"OLD-{n}",
+                status="charged",
+                entered_at=DAY - timedelta(days=1),
+                exited_at=DAY - timedelta(days=1),
+                settled_at=now - timedelta(hours=1),
+                risk=0.27 if n == 0 else 0.0,
+            )
+            for n in range(settling.COLD_POOL)
+        ]
+    )
+    _push_and_settle(
+        priced_store, unclear_pick(at=DAY + timedelta(hours=1), first="C", second="D", bin_=_bin(priced_store))
+    )
+    assert _visit(priced_store, "C").status == "charged"
+
+
+# --- Learning ---------------------------------------------------------------------------------------------
+
+
+def _simulated_day(store: Store, *, stack: str, visits: int, seed: int):
+    layout = LayoutVersion.unscoped.get(store=store).document
+    catalog = {
+        p.sku: CatalogItem(p.sku, float(p.unit_weight_g), float(p.weight_tolerance_g))
+        for p in Product.unscoped.filter(tenant=store.tenant)
+    }
+    return simulate(
+        layout=layout, catalog=catalog, profile="realistic", visits=visits, start=DAY, seed=seed, stack=stack
+    )
+
+
+def _review_with_the_truth(store: Store, simulation, reviewer: User) -> int:
+    """A person decides every visit waiting for review: what the shopper (or the group) really took."""
+    decided = 0
+    with tenancy.tenant_scope(store.tenant_id):
+        for visit in Visit.objects.filter(store=store, status="needs_review").order_by("session"):
+            truth = simulation.truth.get(visit.session, {})
+            lines = [{"sku": sku, "qty": qty} for sku, qty in sorted(truth.items())]
+            services.review_decide(
+                actor=Actor(source="admin", user=reviewer), visit=visit, action="approve", lines=lines
+            )
+            decided += visit.session in simulation.truth
+    return decided
+
+
+def test_a_store_learns_from_its_reviewed_visits(priced_store: Store, manager_a: User) -> None:  # noqa: F811
+    """A stack whose confidences never pass 0.9: once its reviews are learnt, far more of its visits are charged."""
+    simulation = _simulated_day(priced_store, stack="compressed", visits=150, seed=1)
+    events = sorted(simulation.events, key=lambda e: (e["ts"], e["id"]))
+    settled = [visit for visit in _push_and_settle(priced_store, events) if visit.settled_at is not None]
+    settled_alone = sum(v.status != "needs_review" for v in settled) / len(settled)
+    assert _review_with_the_truth(priced_store, simulation, manager_a) >= 30
+    old = {v.session for v in settled[:5]}
+    Visit.unscoped.filter(store=priced_store, session__in=old).update(
+        settled_at=timezone.now() - services.LEARN_FROM - timedelta(days=1)
+    )
+    learnt_on = {v.session for v in settled} - old
+    reviewed = set(
+        ReviewDecision.unscoped.filter(visit__store=priced_store, visit__session__in=learnt_on).values_list(
+            "visit__session", flat=True
+        )
+    ) - set(simulation.groups)
+    statuses = dict(Visit.unscoped.filter(store=priced_store).values_list("session", "status"))
+
+    with tenancy.tenant_scope(priced_store.tenant_id):
+        row = services.calibration_learn(store=priced_store, actor=Actor(source="admin", user=manager_a))
+
+    learnt = Calibration.from_json(row.calibration)
+    assert (row.number, row.visits) == (1, len(learnt_on)), "visits settled more than 30 days ago are left out"
+    assert row.reviewed_visits == len(reviewed), "a group counts once, on its payer"
+    assert row.samples == learnt.samples > learnt.reviewed > 0
+    assert learnt.curves[Evidence.WEIGHED_CONTESTED] != calibration.default().curves[Evidence.WEIGHED_CONTESTED]
+    assert learnt.support[Evidence.WEIGHED_CONTESTED], "the labelled examples are kept, to be drawn"
+    assert len(learnt.risks) == len(learnt_on - set(simulation.groups)), "one risk per payer's visit"
+    assert row.charge_limit == learnt.charge_limit(0.005)
+    assert row.overcharge_risk == Decimal("0.005")
+    assert row.auto_charge_share > settled_alone + 0.1, (row.auto_charge_share, settled_alone)
+    assert row.created_by == "alice@alpha.test"
+    entry = AuditEntry.unscoped.get(action="calibration:learn")
+    assert (entry.actor_user, entry.object_id) == (manager_a, str(row.pk))
+    assert entry.changes["reviewed_visits"] == row.reviewed_visits
+    assert dict(Visit.unscoped.filter(store=priced_store).values_list("session", "status")) == statuses, (
+        "a new calibration changes no visit settled before it"
+    )
+    with tenancy.tenant_scope(priced_store.tenant_id):
+        assert selectors.calibration_latest(store=priced_store) == row
+
+
+def test_without_reviews_a_store_learns_nothing_but_keeps_its_visits_risks(priced_store: Store) -> None:  # noqa: F811
+    with tenancy.tenant_scope(priced_store.tenant_id):
+        empty = services.calibration_learn(store=priced_store, actor=Actor.system())
+    assert (empty.number, empty.visits, empty.reviewed_visits, empty.samples) == (1, 0, 0, 0)
+
+    for first, second, hour in (("A", "B", 0), ("C", "D", 1)):
+        at = DAY + timedelta(hours=hour)
+        _push_and_settle(priced_store, unclear_pick(at=at, first=first, second=second, bin_=_bin(priced_store)))
+    with tenancy.tenant_scope(priced_store.tenant_id):
+        row = services.calibration_learn(store=priced_store, actor=Actor.system())
+
+    learnt = Calibration.from_json(row.calibration)
+    assert (row.number, row.visits, row.reviewed_visits, row.samples) == (2, 4, 0, 0)
+    assert learnt.curves == calibration.default().curves
+    assert sorted(learnt.risks) == sorted(
+        round(v, 6) for v in Visit.unscoped.filter(store=priced_store).values_list("risk", flat=True)
+    )
+    assert row.auto_charge_share == 0.5, "A and C wait for a person; B and D took nothing"
+    assert row.created_by == "system"
+
+
+def test_the_learning_task_learns_once_per_request(priced_store: Store, manager_a: User) -> None:  # noqa: F811
+    _push_and_settle(priced_store, unclear_pick(at=DAY, first="A", second="B", bin_=_bin(priced_store)))
+    ids = {"tenant_id": priced_store.tenant_id, "store_id": priced_store.pk}
+
+    assert learn_calibration(**ids, after=0, requested_by=manager_a.pk) == 1
+    assert learn_calibration(**ids, after=0, requested_by=manager_a.pk) is None, "a repeated message does nothing"
+    assert StoreCalibration.unscoped.filter(store=priced_store).count() == 1
+    assert StoreCalibration.unscoped.get(store=priced_store).created_by == "alice@alpha.test"
+    assert learn_calibration(**ids, after=1) == 2
+    assert learn_calibration(**ids, after=1) is None
+    assert list(StoreCalibration.unscoped.filter(store=priced_store).values_list("number", flat=True)) == [2, 1]
+    assert AuditEntry.unscoped.filter(action="calibration:learn").count() == 2
+
+
+def test_the_nightly_job_picks_stores_with_reviews_since_their_latest_calibration(
+    priced_store: Store,  # noqa: F811
+    make_store_with_layout: Callable[..., Store],
+    tenant_b: Tenant,
+    manager_a: User,
+) -> None:
+    quiet = make_store_with_layout(tenant_b, code="B1")
+    for store, session in ((priced_store, "A"), (quiet, "Z")):
+        visit = Visit.unscoped.create(tenant_id=store.tenant_id, store=store, session=session, status="charged")
+        ReviewDecision.unscoped.create(
+            tenant_id=store.tenant_id,
+            visit=visit,
+            reviewer=manager_a,
+            action="void",
+            lines_before=[],
+            lines_after=[],
+            decided_at=timezone.now() - timedelta(hours=2),
+        )
+    with tenancy.platform_wide_scope():
+        assert selectors.stores_due_for_learning() == [
+            (priced_store.pk, priced_store.tenant_id, 0),
+            (quiet.pk, quiet.tenant_id, 0),
+        ]
+    keep_calibration(quiet, calibration.default(), number=1)
+    with tenancy.platform_wide_scope():
+        assert selectors.stores_due_for_learning() == [(priced_store.pk, priced_store.tenant_id, 0)]
+    visit = Visit.unscoped.get(store=quiet)
+    ReviewDecision.unscoped.create(
+        tenant_id=quiet.tenant_id, visit=visit, reviewer=manager_a, action="void", lines_before=[], lines_after=[]
+    )
+    with tenancy.platform_wide_scope():
+        assert selectors.stores_due_for_learning()[-1] == (quiet.pk, quiet.tenant_id, 1)
+
+
+def test_a_calibration_is_never_rewritten(priced_store: Store) -> None:  # noqa: F811
+    row = keep_calibration(priced_store, calibration.default(), number=1)
+    row.samples = 99
+    with pytest.raises(ValueError, match="append-only"):
+        row.save()
