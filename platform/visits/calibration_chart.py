@@ -19,9 +19,9 @@ from core.dashboards import format_share
 from visits.calibration import BINS, Calibration, Curve, Evidence
 
 KIND_TITLES = {
-    Evidence.WEIGHED_ALONE: ("Scale agrees, nobody else near", "a shelf scale weighed the item; no one else in view"),
-    Evidence.WEIGHED_CONTESTED: ("Scale agrees, others near", "a scale weighed it; other shoppers listed or close by"),
-    Evidence.CAMERA_ONLY: ("Camera alone", "no working scale under the bin: the camera says what and who"),
+    Evidence.WEIGHED_ALONE: ("Scale agrees, nobody else near", "a scale weighed it; nobody else in view"),
+    Evidence.WEIGHED_CONTESTED: ("Scale agrees, others near", "a scale weighed it; others listed or close"),
+    Evidence.CAMERA_ONLY: ("Camera alone", "no working scale: the camera says what and who"),
 }
 WIDTH = 960
 PANEL = 300
@@ -188,16 +188,16 @@ def _legend(svg: _Svg, limit: float | None) -> None:
         (
             "line",
             {"stroke": PRIOR_COLOUR, "stroke_width": 1.75, "stroke_dasharray": "6 4"},
-            "the starting point every store has before it learns",
+            "where every store starts, before it learns",
         ),
-        ("dot", {}, "labelled examples: reviewed visits and sure cases; bigger = more, higher = more often right"),
+        ("dot", {}, "labelled examples: bigger = more, higher = more often right"),
     ]
     if limit is not None:
         rows.append(
             (
                 "line",
                 {"stroke": LIMIT_COLOUR, "stroke_width": 1.5},
-                f"above this line a pick is sure enough to charge on its own (at least {format_share(1.0 - limit)})",
+                f"sure enough to charge one item alone (≥ {format_share(1.0 - limit)})",
             )
         )
     for index, (kind, style, label) in enumerate(rows):

@@ -1,0 +1,163 @@
+"""A store's calibration in the store admin: the picture, the figures, the history, and "Learn from reviews now"."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from datetime import timedelta
+
+import pytest
+from django.contrib.auth.models import User
+from django.test import Client
+from django.utils import timezone
+
+from conftest import PASSWORD
+from ingest.tests.conftest import eventually
+from stores.models import LayoutVersion, Store
+from tenants.models import Membership, Tenant
+from visits import calibration
+from visits.calibration import Evidence, Sample
+from visits.calibration_chart import render_reliability
+from visits.models import StoreCalibration, Visit
+from visits.tests.support import keep_calibration, push, unclear_pick
+from visits.tests.test_pipeline import DAY, priced_store  # noqa: F401 — fixture
+
+PAGE = "/admin/visits/storecalibration/store/{}/"
+LEARN = "/admin/visits/storecalibration/store/{}/learn/"
+
+
+def _login(user: User) -> Client:
+    client = Client()
+    assert client.login(username=user.username, password=PASSWORD)
+    return client
+
+
+def _learnt() -> calibration.Calibration:
+    """A stack that is right far more often than its margins say, learnt from 70 labelled picks."""
+    samples = [Sample(Evidence.WEIGHED_CONTESTED, 0.12, n < 8, True) for n in range(10)]
+    samples += [Sample(Evidence.WEIGHED_CONTESTED, 0.52, n < 19, True) for n in range(20)]
+    samples += [Sample(Evidence.WEIGHED_ALONE, 0.93, True, False) for _ in range(40)]
+    fitted = calibration.fit(samples=samples, prior=calibration.default())
+    return calibration.with_risks(fitted, [0.0] * 60 + [0.004, 0.012, 0.3])
+
+
+@pytest.fixture
+def calibrated(priced_store: Store) -> Store:  # noqa: F811
+    """Two calibrations (the second the one in use), and a week of visits: 3 settled alone, 1 sent to review."""
+    keep_calibration(priced_store, calibration.default(), number=1)
+    keep_calibration(priced_store, _learnt(), number=2)
+    now = timezone.now()
+    for number, status in enumerate(["charged", "charged", "no_charge", "needs_review"]):
+        Visit.unscoped.create(
+            tenant_id=priced_store.tenant_id,
+            store=priced_store,
+            session=f"W{number}",
+            status=status,
+            entered_at=now - timedelta(days=1, minutes=5),
+            exited_at=now - timedelta(days=1),
+            settled_at=now - timedelta(days=1),
+            review_reasons=["r"] if status == "needs_review" else [],
+        )
+    return priced_store
+
+
+def test_the_calibration_page_draws_the_store_calibration_and_its_figures(manager_a: User, calibrated: Store) -> None:
+    response = _login(manager_a).get(PAGE.format(calibrated.pk))
+
+    assert response.status_code == 200
+    body = response.content.decode()
+    facts = body[body.index('class="oa-cal-facts"') : body.index('id="calibration-learn"')]
+    assert "At most 0.5 % of visits overcharged" in facts
+    limit = _learnt().charge_limit(0.005)
+    assert limit == 0.012
+    assert "up to 1.2 %" in facts and "is at most 1.2 %" in facts
+    assert "75 %" in facts and "of 4 visits settled; 1 went to a person" in facts
+    assert "70 labelled examples" in facts
+    svg = body[body.index("<svg") : body.index("</svg>")]
+    assert svg.count('class="curve-learnt"') == svg.count('class="curve-prior"') == 3
+    assert 'stroke-dasharray="6 4"' in svg, "the starting point is dashed"
+    assert svg.count('class="example"') == 3
+    dots = {int(count): float(radius) for radius, count in re.findall(r'r="([\d.]+)"[^>]*data-count="(\d+)"', svg)}
+    assert sorted(dots) == [10, 20, 40]
+    assert dots[40] > dots[20] > dots[10], "dots are sized by count"
+    assert "19 right (95 %)" in svg, "each dot says how many were right"
+    assert "Camera alone" in svg and "nothing learnt here yet" in svg
+    assert 'class="charge-limit"' in svg and "at least 98.8 %" in svg
+    assert "learnt from this store&#x27;s own visits" in svg, "with a legend"
+    assert '"curves"' not in body and '"risks"' not in body, "no raw JSON"
+    history = body[body.index('id="calibration-history"') :]
+    assert history.count("<tr") == 3
+    assert 'href="?number=1"' in history and 'href="?number=2"' not in history
+    assert 'id="learn-now"' in body
+
+
+def test_an_earlier_calibration_can_be_looked_at(manager_a: User, calibrated: Store) -> None:
+    client = _login(manager_a)
+    older = client.get(PAGE.format(calibrated.pk), {"number": "1"}).content.decode()
+    assert "An earlier calibration" in older and "no examples yet" in older
+    row = StoreCalibration.unscoped.get(store=calibrated, number=1)
+    opened = client.get(f"/admin/visits/storecalibration/{row.pk}/change/")
+    assert opened["Location"] == PAGE.format(calibrated.pk) + "?number=1"
+    listed = client.get("/admin/visits/storecalibration/")
+    assert listed.status_code == 200 and [r.number for r in listed.context["cl"].result_list] == [2, 1]
+
+
+def test_a_store_without_calibration_shows_where_every_store_starts(manager_a: User, priced_store: Store) -> None:  # noqa: F811
+    body = _login(manager_a).get(PAGE.format(priced_store.pk)).content.decode()
+    assert "has not learnt a calibration yet" in body and "nothing yet" in body
+    assert body.count('class="curve-prior"') == 3
+    assert "No visits settled in the last 7 days" in body
+
+
+def test_another_tenants_calibration_is_404_and_cannot_be_learnt(
+    manager_a: User,
+    calibrated: Store,
+    make_store_with_layout: Callable[..., Store],
+    tenant_b: Tenant,
+    manager_b: User,
+) -> None:
+    theirs = make_store_with_layout(tenant_b, code="B1")
+    client = _login(manager_a)
+    assert client.get(PAGE.format(theirs.pk)).status_code == 404
+    assert client.post(LEARN.format(theirs.pk)).status_code == 404
+    assert not StoreCalibration.unscoped.filter(store=theirs).exists()
+    row = StoreCalibration.unscoped.get(store=calibrated, number=2)
+    bobs = _login(manager_b)
+    assert bobs.get(PAGE.format(calibrated.pk)).status_code == 404
+    assert bobs.get(f"/admin/visits/storecalibration/{row.pk}/change/").status_code == 404
+    assert bobs.post(LEARN.format(calibrated.pk)).status_code == 404
+    assert "B1" not in client.get("/admin/visits/storecalibration/").content.decode()
+
+
+def test_a_viewer_sees_the_calibration_but_cannot_ask_to_learn(
+    make_member: Callable[..., User], tenant_a: Tenant, calibrated: Store
+) -> None:
+    viewer = _login(make_member("vic@alpha.test", tenant_a, role=Membership.Role.VIEWER))
+    page = viewer.get(PAGE.format(calibrated.pk))
+    assert page.status_code == 200 and 'id="learn-now"' not in page.content.decode()
+    assert viewer.post(LEARN.format(calibrated.pk)).status_code == 403
+    assert StoreCalibration.unscoped.filter(store=calibrated).count() == 2
+
+
+@pytest.mark.usefixtures("celery_worker")
+def test_learn_from_reviews_now_learns_in_the_background(manager_a: User, priced_store: Store) -> None:  # noqa: F811
+    bin_ = LayoutVersion.unscoped.get(store=priced_store).document["fixtures"][0]["bins"][0]
+    push(priced_store, unclear_pick(at=DAY, first="A", second="B", bin_=bin_))
+    eventually(lambda: Visit.unscoped.filter(store=priced_store, settled_at__isnull=False).count() == 2)
+    client = _login(manager_a)
+
+    response = client.post(LEARN.format(priced_store.pk), follow=True)
+
+    assert response.redirect_chain[-1][0] == PAGE.format(priced_store.pk)
+    assert "in the background" in response.content.decode()
+    eventually(lambda: StoreCalibration.unscoped.filter(store=priced_store).exists())
+    row = StoreCalibration.unscoped.get(store=priced_store)
+    assert (row.number, row.visits, row.created_by) == (1, 2, "alice@alpha.test")
+    assert "calibration 1, asked for by alice@alpha.test" in client.get(PAGE.format(priced_store.pk)).content.decode()
+
+
+def test_the_chart_is_a_pure_function_of_the_calibrations() -> None:
+    svg = render_reliability(learnt=_learnt(), prior=calibration.default(), charge_limit=None)
+    assert svg.startswith("<svg") and svg.endswith("</svg>")
+    assert 'class="charge-limit"' not in svg
+    assert render_reliability(learnt=_learnt(), prior=calibration.default(), charge_limit=None) == svg
