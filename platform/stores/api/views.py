@@ -51,6 +51,7 @@ class StoreCreateInputSerializer(serializers.Serializer):
         decimal_places=4,
         min_value=OVERCHARGE_RISK_MIN,
         max_value=OVERCHARGE_RISK_MAX,
+        coerce_to_string=False,
         help_text=RISK_HELP,
     )
     settling_window_seconds = serializers.IntegerField(required=False, min_value=0)
@@ -68,6 +69,7 @@ class StoreUpdateInputSerializer(serializers.Serializer):
         decimal_places=4,
         min_value=OVERCHARGE_RISK_MIN,
         max_value=OVERCHARGE_RISK_MAX,
+        coerce_to_string=False,
         help_text=RISK_HELP,
     )
     settling_window_seconds = serializers.IntegerField(required=False, min_value=0)

@@ -1,0 +1,119 @@
+"""Uploaded and live-pushed days give the same receipts as the engine alone (issue 15), on a seed.
+
+One simulated day — realistic traffic, a well-calibrated stack, groups, duplicates, shuffled and late
+delivery — goes through the platform twice: uploaded as files into one store and pushed live in small
+batches into another, each through the real workers. Every visit's stored cart and decision must be what
+`infer_carts` makes of the whole day's events with the same calibration and risk.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+import pytest
+from rest_framework.test import APIClient
+
+from core import tenancy
+from ingest.tests.conftest import eventually, upload, wait_for_stream
+from ingest.validation import parse_timestamp
+from stores.models import Store
+from tenants.models import Tenant
+from visits import calibration, engine, settling
+from visits.models import Visit, VisitLine
+from visits.tests.support import keep_calibration
+from visits.tests.test_pipeline import _simulate, priced_store  # noqa: F401 — fixture
+
+pytestmark = pytest.mark.usefixtures("celery_worker")
+SEED, VISITS, PUSH_BATCH = 7, 60, 25
+
+
+def _stored(store: Store) -> dict[str, tuple[dict[str, int], str]]:
+    """Each visit's stored cart and whether it was charged without a person or waits for one."""
+    lines: dict[str, dict[str, int]] = {}
+    for session, sku, qty in VisitLine.unscoped.filter(visit__store=store).values_list("visit__session", "sku", "qty"):
+        lines.setdefault(session, {})[sku] = qty
+    return {
+        session: (lines.get(session, {}), "review" if status == "needs_review" else "charge")
+        for session, status in Visit.unscoped.filter(store=store, settled_at__isnull=False).values_list(
+            "session", "status"
+        )
+    }
+
+
+def _parses(line: bytes) -> bool:
+    """A broken line is refused by an upload too; a live store cannot send one (its client serialises events)."""
+    try:
+        orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return False
+    return True
+
+
+def _push_live(api: APIClient, store: Store, events: list[dict[str, Any]]) -> None:
+    """Push events as a live store does, `PUSH_BATCH` at a time in the order they were delivered. An event that came
+    before its visit's entry is refused ("send the session.started first, then this event again"): the store sends
+    it again with the next batch, as the answer asks."""
+    again: list[dict[str, Any]] = []
+    for start in range(0, len(events) + PUSH_BATCH, PUSH_BATCH):
+        batch = again + events[start : start + PUSH_BATCH]
+        if not batch:
+            break
+        response = api.post(f"/api/v1/stores/{store.code}/events", batch, format="json")
+        assert response.status_code == 202, response.json()
+        refused = response.json()["rejected"]
+        assert all("send the session.started first" in r["reason"] for r in refused), refused
+        again = [batch[r["index"]] for r in refused]
+    assert not again
+
+
+def _all_settled(store: Store, sessions: set[str], ended: set[str]) -> Callable[[], bool]:
+    """Every visit is there, and every one that left is settled (one whose exit was lost stays open)."""
+
+    def check() -> bool:
+        visits = Visit.unscoped.filter(store=store)
+        waiting = visits.filter(status="settling").exists() or visits.filter(status="open", session__in=ended).exists()
+        return visits.count() == len(sessions) and not waiting
+
+    return check
+
+
+def test_uploaded_and_pushed_days_give_the_engines_receipts(
+    api_a: APIClient,
+    priced_store: Store,  # noqa: F811
+    make_store_with_layout: Callable[..., Store],
+    tenant_a: Tenant,
+) -> None:
+    pushed_store = make_store_with_layout(tenant_a, code="S2")
+    Store.unscoped.filter(pk=pushed_store.pk).update(settling_window_seconds=0)
+    simulation = _simulate(priced_store, "realistic", VISITS, seed=SEED)
+    events = [dict(e, _ts=parse_timestamp(e["ts"])) for e in simulation.events]
+    with tenancy.tenant_scope(tenant_a.pk):
+        model = settling.store_model(store=priced_store)
+    # The stores' calibration: the default curves, with the risks of the day's visits to draw the limit from.
+    cold = engine.infer_carts(events=events, store=model)
+    learnt = calibration.with_risks(calibration.default(), (c.risk for c in cold.values() if c.payer is None))
+    expected = engine.infer_carts(events=events, store=model, calibration=learnt, risk=0.005)
+    ended = {e["session"] for e in events if e["type"] == "session.ended"}
+    expected_receipts = {
+        session: ({line.sku: line.qty for line in cart.lines}, cart.decision)
+        for session, cart in expected.items()
+        if session in ended
+    }
+    assert simulation.stack.family == "calibrated"
+    assert simulation.groups and len(simulation.uploads) == 2, "the day has groups and late deliveries"
+    assert {d for _, d in expected_receipts.values()} == {"charge", "review"}, "and both kinds of decision"
+    for store in (priced_store, pushed_store):
+        keep_calibration(store, learnt, number=1)
+
+    for body in simulation.uploads:
+        assert wait_for_stream(api_a, upload(api_a, priced_store.code, body).json()["id"])["status"] == "done"
+    delivered = [orjson.loads(line) for body in simulation.uploads for line in body.splitlines() if _parses(line)]
+    _push_live(api_a, pushed_store, delivered)
+    sessions = {e["session"] for e in events if e["type"] == "session.started"}
+    for store in (priced_store, pushed_store):
+        eventually(_all_settled(store, sessions, ended), timeout=120)
+
+    assert _stored(priced_store) == expected_receipts
+    assert _stored(pushed_store) == expected_receipts
