@@ -18,22 +18,11 @@ from unfold.decorators import display
 from billing.payments import services
 from billing.payments.models import PaymentAttempt, PaymentSettings, Shopper, StripeEvent
 from catalog.currencies import format_money, to_minor
-from core.admin import TenantModelAdmin
+from core.admin import ReadOnlyMixin, TenantModelAdmin
 from core.admin_sites import licensee_site
 from core.tasks import enqueue_on_commit
 from tenants.audit import Actor
 from visits.models import Visit, VisitLine
-
-
-class ReadOnlyMixin:
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 @admin.register(Shopper, site=licensee_site)

@@ -44,6 +44,19 @@ class AuditedAdmin(ModelAdmin):
         return super().log_deletions(request, queryset)
 
 
+class ReadOnlyMixin:
+    """For rows only the platform writes (payments, calibrations): people look, never add, change or delete."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
 class OpsModelAdmin(AuditedAdmin):
     """A ModelAdmin of the operator site (`/ops/`)."""
 

@@ -28,7 +28,7 @@ from django.utils.safestring import SafeString, mark_safe
 from unfold.decorators import display
 
 from catalog import currencies
-from core.admin import TenantModelAdmin
+from core.admin import ReadOnlyMixin, TenantModelAdmin
 from core.admin_sites import licensee_site
 from core.dashboards import REVIEW_PERIOD, format_duration, format_share
 from core.tasks import enqueue_on_commit
@@ -764,7 +764,7 @@ def _local(at: datetime | None, tz: zoneinfo.ZoneInfo) -> str:
 
 
 @admin.register(StoreCalibration, site=licensee_site)
-class StoreCalibrationAdmin(TenantModelAdmin):
+class StoreCalibrationAdmin(ReadOnlyMixin, TenantModelAdmin):
     """Every store's calibrations, newest first; each store's page draws its calibration and lets people
     ask for a new one ("Learn from reviews now"). Calibrations are learnt, never edited."""
 
@@ -782,15 +782,6 @@ class StoreCalibrationAdmin(TenantModelAdmin):
     list_filter = ["store"]
     list_select_related = ["store"]
     page_template = "admin/visits/storecalibration/store.html"
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     @display(description="Charged without a person on the visits it learnt from")
     def auto_charged(self, row: StoreCalibration) -> str:

@@ -25,6 +25,18 @@ RISK_HELP = (
 )
 
 
+def _overcharge_risk_field() -> serializers.DecimalField:
+    return serializers.DecimalField(
+        required=False,
+        max_digits=5,
+        decimal_places=4,
+        min_value=OVERCHARGE_RISK_MIN,
+        max_value=OVERCHARGE_RISK_MAX,
+        coerce_to_string=False,
+        help_text=RISK_HELP,
+    )
+
+
 class StoreOutputSerializer(serializers.Serializer):
     code = serializers.CharField()
     name = serializers.CharField()
@@ -45,15 +57,7 @@ class StoreCreateInputSerializer(serializers.Serializer):
     currency = serializers.CharField(min_length=3, max_length=3)
     address = serializers.CharField(required=False, allow_blank=True, max_length=1000)
     preauth_amount = serializers.IntegerField(required=False, min_value=0)
-    overcharge_risk = serializers.DecimalField(
-        required=False,
-        max_digits=5,
-        decimal_places=4,
-        min_value=OVERCHARGE_RISK_MIN,
-        max_value=OVERCHARGE_RISK_MAX,
-        coerce_to_string=False,
-        help_text=RISK_HELP,
-    )
+    overcharge_risk = _overcharge_risk_field()
     settling_window_seconds = serializers.IntegerField(required=False, min_value=0)
 
 
@@ -63,15 +67,7 @@ class StoreUpdateInputSerializer(serializers.Serializer):
     timezone = serializers.CharField(required=False, max_length=64)
     status = serializers.ChoiceField(required=False, choices=Store.Status.choices)
     preauth_amount = serializers.IntegerField(required=False, min_value=0)
-    overcharge_risk = serializers.DecimalField(
-        required=False,
-        max_digits=5,
-        decimal_places=4,
-        min_value=OVERCHARGE_RISK_MIN,
-        max_value=OVERCHARGE_RISK_MAX,
-        coerce_to_string=False,
-        help_text=RISK_HELP,
-    )
+    overcharge_risk = _overcharge_risk_field()
     settling_window_seconds = serializers.IntegerField(required=False, min_value=0)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:

@@ -21,7 +21,9 @@ from ingest.models import Event
 from ingest.tests.conftest import eventually, upload, wait_for_stream
 from stores.models import Store
 from tenants.models import AuditEntry, Membership, Tenant
+from visits import calibration
 from visits.models import ChargeInstruction, ReviewDecision, Visit, VisitLine
+from visits.tests.support import keep_calibration
 from visits.tests.test_pipeline import PRICE, TAX, priced_store  # noqa: F401 — fixture
 
 ENTERED = datetime(2026, 3, 2, 9, tzinfo=UTC)
@@ -229,6 +231,21 @@ def test_the_visit_page_shows_the_receipt_reasons_timeline_and_plan(manager_a: U
     assert "Weight sensor W-F01-B02: offline" in svg, "devices are drawn with their health at the visit's time"
     assert 'id="review-form"' in body
     assert "Approve and charge" in body and "Void (no charge)" in body
+
+
+def test_a_line_is_marked_when_its_doubt_is_above_the_stores_charge_limit(manager_a: User, waiting: Visit) -> None:
+    """R1's line is 0.97 sure: 3 % doubt is above a new store's 0.5 % limit, and within a learnt limit of 4 %."""
+    client = _login(manager_a)
+    Visit.unscoped.filter(pk=waiting.pk).update(risk=0.03)
+
+    page = client.get(f"{QUEUE}{waiting.pk}/change/").content.decode()
+
+    assert 'oa-num oa-unsure">0.97<' in page and "is above 0.5 %" in page
+    assert "A 3 % chance something on this receipt is not this shopper" in page
+    keep_calibration(waiting.store, calibration.with_risks(calibration.default(), [0.0] * 9 + [0.04]), number=1)
+    relaxed = client.get(f"{QUEUE}{waiting.pk}/change/").content.decode()
+    assert 'oa-num">0.97<' in relaxed and "is above 4 %" in relaxed
+    assert f'href="/admin/visits/storecalibration/store/{waiting.store_id}/"' in relaxed
 
 
 def test_approving_corrected_lines_charges_them_and_keeps_the_decision(manager_a: User, waiting: Visit) -> None:
