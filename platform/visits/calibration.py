@@ -74,12 +74,12 @@ def _centre(index: int) -> float:
     return (index + 0.5) / BINS
 
 
-# What we assume of a stack we know nothing about yet: its confidence means what it says, a bit less where
-# others stood close, and a camera alone is never surer than 0.9 (it can see a hand move that did not take).
+# What we assume of a stack we know nothing about yet: a camera's winner by a wide margin is right, by none a coin
+# flip; others standing close make it less sure, and a camera alone can see a hand move that took nothing.
 _PRIOR: dict[Evidence, Curve] = {
-    Evidence.WEIGHED_ALONE: Curve(((0.0, 0.3), (0.5, 0.7), (0.8, 0.95), (0.9, 0.995), (1.0, 0.999))),
-    Evidence.WEIGHED_CONTESTED: Curve(((0.0, 0.2), (0.3, 0.5), (0.6, 0.85), (0.8, 0.97), (0.9, 0.99), (1.0, 0.995))),
-    Evidence.CAMERA_ONLY: Curve(((0.0, 0.2), (0.5, 0.5), (0.9, 0.98), (1.0, 0.99))),
+    Evidence.WEIGHED_ALONE: Curve(((0.0, 0.5), (0.5, 0.8), (0.8, 0.95), (0.9, 0.995), (1.0, 0.999))),
+    Evidence.WEIGHED_CONTESTED: Curve(((0.0, 0.5), (0.3, 0.75), (0.6, 0.9), (0.8, 0.97), (0.9, 0.99), (1.0, 0.995))),
+    Evidence.CAMERA_ONLY: Curve(((0.0, 0.3), (0.5, 0.5), (0.9, 0.98), (1.0, 0.99))),
 }
 
 

@@ -38,7 +38,7 @@ import bisect
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -60,8 +60,12 @@ COULD_NOT_BE_HERE = 0.02
 MOST_LIKELY_HERE = 20.0
 LEAST_LIKELY_HERE = 0.05
 WANDERING_M2_S = (0.2, 5.0)
-# A visit at least this likely to have made an action the camera was unsure of is told why, should it be reviewed.
+# A visit at least this likely to have made an action the camera was unsure of is told why, should it be reviewed;
+# the visit charged for it is told when its doubt is at least `DOUBT_WORTH_NOTING`. A take others at least
+# `MAY_HAVE_TAKEN` likely may have made stays doubtful until a put-back settles whose it was.
 WORTH_ASKING = 0.15
+DOUBT_WORTH_NOTING = 0.02
+MAY_HAVE_TAKEN = 0.05
 # A weight change no camera saw goes to the visit whose whereabouts make it this likely; it is asked of the
 # visits at least `UNSEEN_WORTH_ASKING` likely when there are at most `FEW_ENOUGH_TO_ASK` of them (a person's
 # time is worth one item only when the whereabouts single out a shopper or two); otherwise it stays uncharged,
@@ -191,6 +195,7 @@ class Attribution:
 
     event_id: str
     winner: str
+    winner_payer: str
     sku: str
     qty: int
     sign: int
@@ -199,6 +204,7 @@ class Attribution:
     assigned: str | None
     probability: float
     certain: bool
+    settled_by: str = ""
 
 
 @dataclass(frozen=True)
@@ -240,7 +246,8 @@ class _Weight:
 
 @dataclass
 class _Movement:
-    """Items that moved for one payer: + taken, − put back; `risk` that it is not theirs."""
+    """Items that moved for one payer: + taken, − put back; `risk` that it is not theirs. A take other payers may
+    have made keeps their `chances` until a later put-back settles whose it was."""
 
     payer: str
     member: str
@@ -249,6 +256,7 @@ class _Movement:
     risk: float
     ts: datetime
     evidence: tuple[str, ...]
+    chances: dict[str, float] | None = None
 
 
 @dataclass
@@ -583,8 +591,9 @@ class _Fusion:
         self.movements: list[_Movement] = []
         self.doubts: dict[str, set[str]] = defaultdict(set)
         self.must_ask: dict[str, set[str]] = defaultdict(set)
-        self.attributions: dict[str, list[Attribution]] = defaultdict(list)
+        self.attributions: dict[str, Attribution] = {}
         self.held: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+        self.doubtful: dict[str, list[_Movement]] = defaultdict(list)
         self.open: list[_Open] = []
         self.misses: dict[str, int] = defaultdict(int)
 
@@ -596,9 +605,28 @@ class _Fusion:
         """Why this visit is not certain: shown to the person who looks at it, should its risk send it to one."""
         self.doubts[self.visits.payer(session)].add(reason)
 
-    def move(self, payer: str, member: str, sku: str, qty: int, risk: float, ts: datetime, evidence: tuple[str, ...]) -> None:
+    def move(
+        self,
+        payer: str,
+        member: str,
+        sku: str,
+        qty: int,
+        risk: float,
+        ts: datetime,
+        evidence: tuple[str, ...],
+        chances: dict[str, float] | None = None,
+    ) -> None:
         self.held[payer][sku] += qty
-        self.movements.append(_Movement(payer, member, sku, qty, risk, ts, evidence))
+        movement = _Movement(payer, member, sku, qty, risk, ts, evidence, chances)
+        self.movements.append(movement)
+        if chances is not None:
+            self.doubtful[sku].append(movement)
+
+    def surely_held(self, payer: str, sku: str) -> int:
+        """How many of `sku` the payer holds by movements nobody else may have made."""
+        return self.held[payer].get(sku, 0) - sum(
+            m.qty for m in self.doubtful.get(sku, ()) if m.payer == payer and m.chances is not None
+        )
 
     def may_hold(self, payer: str) -> dict[str, int]:
         """What a payer holds for certain, plus what it may hold through items whose taker is still open."""
@@ -642,11 +670,10 @@ class _Fusion:
         member = members[payer]
         together = self.seen_together.get(weight.event_id, action.qty) if weight is not None else action.qty
         sku, qty, loose = _product_for(action, bin_, weight, self.store, self.may_hold(payer), together)
-        self.attributions[payer].append(
-            Attribution(
-                action.event_id, action.session, sku or "", qty, action.sign, evidence, round(action.margin, 4),
-                payer, round(chances[payer], 4), certain,
-            )
+        self.attributions[action.event_id] = Attribution(
+            action.event_id, action.session, self.visits.payer(action.session), sku or "", qty, action.sign, evidence,
+            round(action.margin, 4),
+            payer, round(chances[payer], 4), certain,
         )
         if sku is None or qty == 0:
             self.flag(payer, f"the weight at bin {action.bin} matches no product ({action.event_id})")
@@ -661,9 +688,11 @@ class _Fusion:
         if action.sign < 0:
             self.explain_return(payer, sku, qty, action.event_id)
             self.blame_return(action, chances, payer, sku)
-        self.move(payer, member, sku, action.sign * qty, risk if action.sign > 0 else 0.0, action.ts, ids)
-        if risk > 0.0 and action.sign > 0:
-            self.note_doubt(action, chances, payer)
+            self.move(payer, member, sku, -qty, 0.0, action.ts, ids)
+            return
+        others = {p: c for p, c in chances.items() if p != payer and c >= MAY_HAVE_TAKEN}
+        self.move(payer, member, sku, qty, risk, action.ts, ids, dict(chances) if others else None)
+        self.note_doubt(action, chances, payer)
 
     def who(
         self, action: _Action, bin_: Bin, weight: _Weight | None
@@ -743,10 +772,11 @@ class _Fusion:
         return found
 
     def note_doubt(self, action: _Action, chances: Mapping[str, float], payer: str) -> None:
-        """Every other payer with a fair chance of having taken it gets the reason too, should a person look."""
+        """Why a person may want to look at this action: noted on the payer charged for it when its doubt is worth
+        a word, and on every other payer with a fair chance of having made it."""
         reason = f"unsure who took or returned items at bin {action.bin} ({action.event_id})"
         for other, chance in chances.items():
-            if chance >= WORTH_ASKING or other == payer:
+            if (other == payer and 1.0 - chance >= DOUBT_WORTH_NOTING) or (other != payer and chance >= WORTH_ASKING):
                 self.doubt(other, reason)
 
     def blame_return(self, action: _Action, chances: Mapping[str, float], payer: str, sku: str) -> None:
@@ -758,15 +788,36 @@ class _Fusion:
                     self.doubt(other, f"unsure who took or returned items at bin {action.bin} ({action.event_id})")
 
     def explain_return(self, payer: str, sku: str, qty: int, event_id: str) -> None:
-        """A payer puts back more than it was known to hold: the one open item of that product it can have
-        taken was its own (nobody puts back what they did not take). With two or more, it stays open."""
-        if self.held[payer].get(sku, 0) >= qty:
+        """A payer puts back more than it surely held: the one doubtful take of that product it may have made — a
+        take the camera was unsure of, or one no camera saw — was its own (nobody puts back what they did not
+        take). With two or more such takes, nothing is settled."""
+        if self.surely_held(payer, sku) >= qty:
             return
-        candidates = [o for o in self.open if o.taken_by is None and o.sku == sku and o.chances.get(payer, 0.0) > 0]
-        if len(candidates) == 1:
-            item = candidates[0]
+        takes = [m for m in self.doubtful.get(sku, ()) if m.chances is not None and m.chances.get(payer, 0.0) > 0]
+        items = [o for o in self.open if o.taken_by is None and o.sku == sku and o.chances.get(payer, 0.0) > 0]
+        if len(takes) + len(items) != 1:
+            return
+        if items:
+            item = items[0]
             item.taken_by = payer
             self.move(payer, item.members.get(payer, payer), item.sku, item.qty, 0.0, item.ts, (*item.evidence, event_id))
+            return
+        self.settle_take(takes[0], payer, event_id)
+
+    def settle_take(self, take: _Movement, payer: str, event_id: str) -> None:
+        """A doubtful take turns out to be `payer`'s: it moves to that payer's cart, without doubt."""
+        self.held[take.payer][take.sku] -= take.qty
+        self.held[payer][take.sku] += take.qty
+        camera = take.evidence[0]
+        for session_doubts in self.doubts.values():
+            session_doubts.discard(next((r for r in session_doubts if r.endswith(f"({camera})")), ""))
+        if take.payer != payer:
+            take.member = payer
+        take.payer, take.risk, take.chances = payer, 0.0, None
+        if camera in self.attributions:
+            self.attributions[camera] = replace(
+                self.attributions[camera], assigned=payer, probability=1.0, settled_by=event_id
+            )
 
     # -- weight changes no camera saw ------------------------------------------------------------------
 
@@ -876,7 +927,7 @@ def _product_for(
         return counts[0][0], counts[0][1] if expected == action.qty else action.qty, False
     seen = store.products.get(action.sku or bin_.sku)
     if seen is not None and (count := _units(weight.delta_g, seen, slack=LOOSE_WEIGHT_SLACK)):
-        return seen.sku, count if expected == action.qty else action.qty, count != expected
+        return seen.sku, count if expected == action.qty else action.qty, True
     return None, 0, False
 
 
@@ -948,7 +999,7 @@ def _carts(fusion: _Fusion, visits: _Visits, calibration: Calibration, risk: flo
         reasons = set() if charge else must_ask | set(fusion.doubts.get(payer, ()))
         if not charge and not reasons:
             reasons = {f"a {visit_risk:.1%} chance that something on this receipt is not this shopper's"}
-        attributions = tuple(fusion.attributions.get(payer, ()))
+        attributions = tuple(a for a in fusion.attributions.values() if a.assigned == payer)
         decision = "charge" if charge else "review"
         carts[payer] = Cart(payer, tuple(lines), decision, tuple(sorted(reasons)), visit_risk, None, attributions)
     for member, payer in visits.payer_of.items():
@@ -971,6 +1022,9 @@ def labelled_samples(*, carts: Mapping[str, Cart], decided: Mapping[str, Mapping
         for attribution in cart.attributions:
             if attribution.sign > 0 and attribution.sku and attribution.assigned == cart.session:
                 picks[attribution.sku].append(attribution)
+            if attribution.settled_by:
+                right = attribution.winner_payer == cart.session
+                samples.append(Sample(attribution.evidence, attribution.margin, right, False))
         engine_qty = {line.sku: line.qty for line in cart.lines}
         for sku, claims in picks.items():
             if cart.session in decided:
@@ -980,8 +1034,8 @@ def labelled_samples(*, carts: Mapping[str, Cart], decided: Mapping[str, Mapping
                     wrong -= claim.qty
             else:
                 samples += [
-                    Sample(a.evidence, a.margin, True, False)
+                    Sample(a.evidence, a.margin, a.winner_payer == cart.session, False)
                     for a in claims
-                    if a.certain and a.evidence is not Evidence.CAMERA_ONLY
+                    if a.certain and not a.settled_by and a.evidence is not Evidence.CAMERA_ONLY
                 ]
     return samples
