@@ -114,6 +114,8 @@ def _reason_kind(reason: str) -> str:
     kind = re.sub(r"\bbin \S+", "bin <bin>", kind)
     kind = re.sub(r"\d+ × \S+", "<n> × <sku>", kind)
     kind = re.sub(r"^\S+: confidence [\d.]+ is under the store's [\d.]+", "<sku>: confidence under the threshold", kind)
+    kind = re.sub(r"^one of the group paid by \S+:", "one of the group paid by <payer>:", kind)
+    kind = re.sub(r"^a [\d.]+% chance", "a <n>% chance", kind)
     return re.sub(r"^more \S+ put back", "more <sku> put back", kind)
 
 

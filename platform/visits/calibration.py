@@ -30,6 +30,7 @@ from enum import StrEnum
 from typing import Any
 
 BINS = 20
+TABLE_STEPS = 1000
 PRIOR_WEIGHT = 2.0
 MAX_PROBABILITY = 0.9995
 KEPT_RISKS = 2000
@@ -41,6 +42,7 @@ class Evidence(StrEnum):
     WEIGHED_ALONE = "weighed_alone"  # a scale weighed it; no one else listed or seen near
     WEIGHED_CONTESTED = "weighed_contested"  # a scale weighed it; others listed or seen near
     CAMERA_ONLY = "camera_only"  # no working scale: the camera alone says what and who
+    CAMERA_COUNTED = "camera_counted"  # no working scale, and the camera counted several items in one move
 
 
 @dataclass(frozen=True)
@@ -48,8 +50,15 @@ class Curve:
     """Probability that the camera's winner did it, by margin: piecewise linear through (margin, p) points."""
 
     points: tuple[tuple[float, float], ...]
+    _table: list[float] = field(default_factory=list, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self._table.extend(self._between(step / TABLE_STEPS) for step in range(TABLE_STEPS + 1))
 
     def __call__(self, margin: float) -> float:
+        return self._table[round(min(1.0, max(0.0, margin)) * TABLE_STEPS)]
+
+    def _between(self, margin: float) -> float:
         xs = [x for x, _ in self.points]
         index = bisect.bisect_left(xs, margin)
         if index <= 0:
@@ -75,11 +84,13 @@ def _centre(index: int) -> float:
 
 
 # What we assume of a stack we know nothing about yet: a camera's winner by a wide margin is right, by none a coin
-# flip; others standing close make it less sure, and a camera alone can see a hand move that took nothing.
+# flip; others standing close make it less sure; a camera alone can see a hand move that took nothing, and
+# counts several items in one move less surely than one.
 _PRIOR: dict[Evidence, Curve] = {
-    Evidence.WEIGHED_ALONE: Curve(((0.0, 0.5), (0.5, 0.8), (0.8, 0.95), (0.9, 0.995), (1.0, 0.999))),
+    Evidence.WEIGHED_ALONE: Curve(((0.0, 0.5), (0.5, 0.8), (0.8, 0.97), (0.9, 0.998), (1.0, 0.9995))),
     Evidence.WEIGHED_CONTESTED: Curve(((0.0, 0.5), (0.3, 0.75), (0.6, 0.9), (0.8, 0.97), (0.9, 0.99), (1.0, 0.995))),
     Evidence.CAMERA_ONLY: Curve(((0.0, 0.3), (0.5, 0.5), (0.9, 0.98), (1.0, 0.99))),
+    Evidence.CAMERA_COUNTED: Curve(((0.0, 0.2), (0.5, 0.4), (0.9, 0.9), (1.0, 0.95))),
 }
 
 
@@ -92,7 +103,7 @@ class Calibration:
     support: Mapping[Evidence, tuple[tuple[float, int, int], ...]] = field(default_factory=dict)
 
     def probability(self, evidence: Evidence, margin: float) -> float:
-        return min(MAX_PROBABILITY, max(0.0, self.curves[evidence](min(1.0, max(0.0, margin)))))
+        return min(MAX_PROBABILITY, self.curves[evidence](margin))
 
     def charge_limit(self, target: float) -> float:
         """The highest visit risk to charge at so that the charged visits' expected overcharges stay within

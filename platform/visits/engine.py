@@ -35,12 +35,13 @@ can be learned from the visits that people decide (`labelled_samples`).
 from __future__ import annotations
 
 import bisect
+import heapq
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from visits.calibration import Calibration, Evidence, Sample, with_risks
 from visits.calibration import default as default_calibration
@@ -53,7 +54,6 @@ DEFAULT_RISK = 0.005
 FASTEST_WALK_M_S = 1.6
 REACH_M = 1.5
 MOMENTS_S = 20.0
-MOMENTS = timedelta(seconds=MOMENTS_S)
 SEEN_HERE = 3.0
 SEEN_ELSEWHERE = 0.35
 COULD_NOT_BE_HERE = 0.02
@@ -66,13 +66,9 @@ WANDERING_M2_S = (0.2, 5.0)
 WORTH_ASKING = 0.15
 DOUBT_WORTH_NOTING = 0.02
 MAY_HAVE_TAKEN = 0.05
-# A weight change no camera saw goes to the visit whose whereabouts make it this likely; it is asked of the
-# visits at least `UNSEEN_WORTH_ASKING` likely when there are at most `FEW_ENOUGH_TO_ASK` of them (a person's
-# time is worth one item only when the whereabouts single out a shopper or two); otherwise it stays uncharged,
-# an unexplained loss the store sees as shrink.
-UNSEEN_CHARGE = 0.97
-UNSEEN_WORTH_ASKING = 0.35
-FEW_ENOUGH_TO_ASK = 2
+# A weight change no camera saw is asked of the visit at least this likely, by its whereabouts, to have stood
+# there (at most one can be); none standing out, it stays uncharged rather than asking everyone present.
+UNSEEN_WORTH_ASKING = 0.5
 # A scale that missed this many camera actions in a row, with no change in between, is read as offline.
 QUIET_SCALE_MISSES = 2
 # A take only a camera saw, with nobody else in its view, that its calibration makes less likely than this, is
@@ -189,8 +185,7 @@ class CartLine:
     taken_by: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
-class Attribution:
+class Attribution(NamedTuple):
     """A camera's claim about one action and what the engine made of it (what calibration learns from)."""
 
     event_id: str
@@ -218,8 +213,7 @@ class Cart:
     attributions: tuple[Attribution, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
-class _Action:
+class _Action(NamedTuple):
     event_id: str
     ts: datetime
     sign: int  # +1 picked, -1 returned
@@ -229,10 +223,7 @@ class _Action:
     confidence: float
     alternatives: tuple[tuple[str, float], ...]
     sku: str | None
-
-    @property
-    def margin(self) -> float:
-        return self.confidence - (self.alternatives[0][1] if self.alternatives else 0.0)
+    margin: float  # the confidence minus the runner-up's
 
 
 @dataclass(frozen=True, slots=True)
@@ -244,7 +235,7 @@ class _Weight:
     delta_g: float
 
 
-@dataclass
+@dataclass(slots=True)
 class _Movement:
     """Items that moved for one payer: + taken, − put back; `risk` that it is not theirs. A take other payers may
     have made keeps their `chances` until a later put-back settles whose it was."""
@@ -259,7 +250,6 @@ class _Movement:
     chances: dict[str, float] | None = None
 
 
-@dataclass
 class _Visits:
     """Who was in the store when, and who pays for whom."""
 
@@ -275,21 +265,27 @@ class _Visits:
         self._last: datetime | None = None
         self._entered = 0
         self._inside: set[str] = set()
+        self._leaving: list[tuple[datetime, str]] = []
 
     def payer(self, session: str) -> str:
         return self.payer_of.get(session, session)
 
     def present(self, ts: datetime) -> set[str]:
-        """The visits in the store at `ts`. Asked in time order (the engine reads a store's events in time
-        order), it sweeps: visits enter as their start passes and leave once their end has."""
+        """The visits in the store at `ts` (not to be changed by the caller). Asked in time order (the engine reads a
+        store's events in time order), it sweeps: visits enter as their start passes and leave once their end has."""
         if self._last is not None and ts < self._last:
             return {s for s in self._by_start[: bisect.bisect_right(self._starts, ts)] if self._inside_at(s, ts)}
         self._last = ts
         while self._entered < len(self._by_start) and self._starts[self._entered] <= ts:
-            self._inside.add(self._by_start[self._entered])
+            session = self._by_start[self._entered]
+            self._inside.add(session)
+            end = self.spans[session][1]
+            if end is not None:
+                heapq.heappush(self._leaving, (end, session))
             self._entered += 1
-        self._inside = {s for s in self._inside if self._inside_at(s, ts)}
-        return set(self._inside)
+        while self._leaving and self._leaving[0][0] < ts:
+            self._inside.discard(heapq.heappop(self._leaving)[1])
+        return self._inside
 
     def _inside_at(self, session: str, ts: datetime) -> bool:
         start, end = self.spans[session]
@@ -320,17 +316,20 @@ def _read(
                     key=lambda a: (-a[1], a[0]),
                 )
             )
+            confidence = float(event["confidence"])
+            margin = round(confidence - (alternatives[0][1] if alternatives else 0.0), 4)
             actions.append(
                 _Action(
-                    event_id=event["id"],
-                    ts=ts,
-                    sign=1 if kind == "item.picked" else -1,
-                    session=event["session"],
-                    bin=event["bin"],
-                    qty=int(event.get("qty", 1)),
-                    confidence=float(event["confidence"]),
-                    alternatives=alternatives,
-                    sku=event.get("sku"),
+                    event["id"],
+                    ts,
+                    1 if kind == "item.picked" else -1,
+                    event["session"],
+                    event["bin"],
+                    int(event.get("qty", 1)),
+                    confidence,
+                    alternatives,
+                    event.get("sku"),
+                    margin,
                 )
             )
         elif kind == "shelf.weight_changed":
@@ -362,6 +361,10 @@ def _units(delta_g: float, product: Product, *, slack: float = 1.0) -> int:
     return count if abs(abs(delta_g) - count * product.unit_weight_g) <= allowed else 0
 
 
+def _camera_only(action: _Action) -> Evidence:
+    return Evidence.CAMERA_COUNTED if action.qty > 1 else Evidence.CAMERA_ONLY
+
+
 def _possible_skus(action: _Action, bin_: Bin | None) -> list[str]:
     return [sku for sku in dict.fromkeys((action.sku, bin_.sku if bin_ else None)) if sku]
 
@@ -387,12 +390,18 @@ def _match_weights(
     Returns the pairs, and per weight change the count of items its actions saw together.
     """
     by_bin: dict[str, list[_Weight]] = defaultdict(list)
-    for weight in weights:
+    for weight in weights:  # in time order
         by_bin[weight.bin].append(weight)
+    times = {code: [w.ts for w in changes] for code, changes in by_bin.items()}
     pairs: list[tuple[bool, float, str, str, _Action, _Weight]] = []
     for action in actions:
-        for weight in by_bin.get(action.bin, ()):
-            if _in_window(action, weight):
+        changes = by_bin.get(action.bin)
+        if not changes:
+            continue
+        first = bisect.bisect_left(times[action.bin], action.ts - WEIGHT_BEFORE)
+        last = bisect.bisect_right(times[action.bin], action.ts + WEIGHT_AFTER)
+        for weight in changes[first:last]:
+            if (weight.delta_g < 0) == (action.sign > 0):
                 gap = abs((weight.ts - action.ts).total_seconds())
                 agrees = _weighs_as(action.qty, [action], weight, store)
                 pairs.append((not agrees, gap, action.event_id, weight.event_id, action, weight))
@@ -413,12 +422,6 @@ def _match_weights(
             matched[action_id] = weight
             together.append(action)
     return matched, {weight_id: sum(a.qty for a in together) for weight_id, together in sharing.items()}
-
-
-def _in_window(action: _Action, weight: _Weight) -> bool:
-    return action.ts - WEIGHT_BEFORE <= weight.ts <= action.ts + WEIGHT_AFTER and (weight.delta_g < 0) == (
-        action.sign > 0
-    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -462,9 +465,13 @@ class _Whereabouts:
                 seen[action.session].append(_Sighting(action.ts, bin_.position, action.event_id))
         self.seen = {session: sorted(s, key=lambda x: x.ts) for session, s in seen.items()}
         self.times = {session: [s.ts for s in sightings] for session, sightings in self.seen.items()}
-        everyone = sorted((s.ts, session) for session, sightings in self.seen.items() for s in sightings)
-        self._all_times = [ts for ts, _ in everyone]
-        self._all_sessions = [session for _, session in everyone]
+        everyone = sorted(
+            (s.ts.timestamp(), session, s.place[0], s.place[1], s.event_id)
+            for session, sightings in self.seen.items()
+            for s in sightings
+        )
+        self._seconds = [row[0] for row in everyone]
+        self._everyone = everyone
         places = [b.position for layout in store.layouts for b in layout.bins.values() if b.position is not None]
         places += [place for layout in store.layouts for place in layout.gates.values()]
         across = math.dist(min(places), max(places)) if places else 0.0
@@ -475,60 +482,56 @@ class _Whereabouts:
             self.floor_area = 1.0
         self.wandering = _wandering(self.seen.values())
         # Seen longer ago than this, a shopper could be anywhere in the store by now: whereabouts say nothing.
-        self.horizon = max(MOMENTS, timedelta(seconds=(across + 2 * REACH_M) / FASTEST_WALK_M_S))
+        self.horizon = max(MOMENTS_S, (across + 2 * REACH_M) / FASTEST_WALK_M_S)
 
-    def seen_around(self, ts: datetime) -> set[str]:
-        """The visits seen within the horizon of `ts`: the only ones whose whereabouts say anything then."""
-        low = bisect.bisect_left(self._all_times, ts - self.horizon)
-        high = bisect.bisect_right(self._all_times, ts + self.horizon)
-        return set(self._all_sessions[low:high])
+    def around(self, ts: datetime, place: tuple[float, float] | None, exclude: str = "") -> dict[str, float]:
+        """For each visit seen within the horizon of `ts` (not counting the event `exclude`): how much likelier it
+        stood within reach of `place` then than a shopper about whom we know nothing (1.0). Nil if it would have
+        had to walk faster than anyone does from where it was seen just before or to where it was seen just after;
+        likelier if seen right there moments before or after, less likely if seen elsewhere then. Visits not in
+        the answer were not seen lately: whereabouts say nothing of them."""
+        if place is None:
+            return {}
+        now = ts.timestamp()
+        low = bisect.bisect_left(self._seconds, now - self.horizon)
+        high = bisect.bisect_right(self._seconds, now + self.horizon)
+        before: dict[str, tuple[float, float, float]] = {}
+        after: dict[str, tuple[float, float, float]] = {}
+        for seconds, session, x, y, event_id in self._everyone[low:high]:
+            if event_id and event_id == exclude:
+                continue
+            if seconds < now:
+                before[session] = (seconds, x, y)
+            elif session not in after:
+                after[session] = (seconds, x, y)
+        factors: dict[str, float] = {}
+        px, py = place
+        reach = 2 * REACH_M
+        for session in before.keys() | after.keys():
+            factor = 1.0
+            ends = [end for end in (before.get(session), after.get(session)) if end is not None]
+            for seconds, x, y in ends:
+                gap, metres = abs(now - seconds), math.hypot(x - px, y - py)
+                if metres - reach > FASTEST_WALK_M_S * gap:
+                    factor = COULD_NOT_BE_HERE
+                    break
+                if gap <= MOMENTS_S:
+                    factor *= SEEN_HERE if metres <= reach else SEEN_ELSEWHERE
+            else:
+                if len(ends) == 2:
+                    (t0, x0, y0), (t1, x1, y1) = ends
+                    direct = math.hypot(x1 - x0, y1 - y0)
+                    detour = math.hypot(px - x0, py - y0) + math.hypot(x1 - px, y1 - py) - direct
+                    if detour - reach > FASTEST_WALK_M_S * (t1 - t0) - direct:
+                        factor = COULD_NOT_BE_HERE
+            factors[session] = factor
+        return factors
 
-    def _neighbours(self, session: str, ts: datetime, exclude: str) -> tuple[_Sighting | None, _Sighting | None]:
-        """The sightings of `session` just before and just after `ts` (not counting the event `exclude`)."""
+    def _neighbours(self, session: str, ts: datetime) -> tuple[_Sighting | None, _Sighting | None]:
+        """The sightings of `session` just before and just after `ts`."""
         sightings = self.seen.get(session) or []
         index = bisect.bisect_left(self.times.get(session) or [], ts)
-        before = after = None
-        for earlier in range(index - 1, -1, -1):
-            if not exclude or sightings[earlier].event_id != exclude:
-                before = sightings[earlier]
-                break
-        for later in range(index, len(sightings)):
-            if not exclude or sightings[later].event_id != exclude:
-                after = sightings[later]
-                break
-        return before, after
-
-    def possible(self, session: str, place: tuple[float, float] | None, ts: datetime, exclude: str = "") -> bool:
-        """Whether `session` can have stood within reach of `place` at `ts`: not if it would have had to walk
-        faster than anyone does from where it was seen just before, or to where it was seen just after."""
-        if place is None:
-            return True
-        before, after = self._neighbours(session, ts, exclude)
-        for sighting in (before, after):
-            if sighting is not None:
-                seconds = abs((ts - sighting.ts).total_seconds())
-                if math.dist(sighting.place, place) - 2 * REACH_M > FASTEST_WALK_M_S * seconds:
-                    return False
-        if before is not None and after is not None:
-            direct = math.dist(before.place, after.place)
-            detour = math.dist(before.place, place) + math.dist(place, after.place) - direct
-            if detour - 2 * REACH_M > FASTEST_WALK_M_S * (after.ts - before.ts).total_seconds() - direct:
-                return False
-        return True
-
-    def likelihood(self, session: str, place: tuple[float, float] | None, ts: datetime, exclude: str = "") -> float:
-        """How much likelier `session` stood within reach of `place` at `ts` than a shopper about whom we know
-        nothing (1.0): nil if it cannot have walked there, likelier if seen right there moments before or after,
-        less likely if seen elsewhere then."""
-        if place is None:
-            return 1.0
-        if not self.possible(session, place, ts, exclude):
-            return COULD_NOT_BE_HERE
-        factor = 1.0
-        for sighting in self._neighbours(session, ts, exclude):
-            if sighting is not None and abs((ts - sighting.ts).total_seconds()) <= MOMENTS_S:
-                factor *= SEEN_HERE if math.dist(sighting.place, place) <= 2 * REACH_M else SEEN_ELSEWHERE
-        return factor
+        return (sightings[index - 1] if index > 0 else None), (sightings[index] if index < len(sightings) else None)
 
     def density(self, session: str, place: tuple[float, float] | None, ts: datetime) -> float:
         """How much likelier `session` stood at `place` at `ts` than a shopper about whom we know nothing (1.0):
@@ -536,9 +539,7 @@ class _Whereabouts:
         just before and just after, spreading with the time since (a Brownian bridge) — against the floor."""
         if place is None or session not in self.seen:
             return 1.0
-        if not self.possible(session, place, ts):
-            return COULD_NOT_BE_HERE
-        before, after = self._neighbours(session, ts, "")
+        before, after = self._neighbours(session, ts)
         since = (ts - before.ts).total_seconds() if before else math.inf
         until = (after.ts - ts).total_seconds() if after else math.inf
         if before is not None and after is not None:
@@ -666,24 +667,24 @@ class _Fusion:
             if self.calibration.probability(Evidence.CAMERA_ONLY, action.margin) < LIKELY_PHANTOM:
                 return  # a camera alone, unsure and with nobody else in view: more likely imagined than taken
         chances, members, evidence, certain = self.who(action, bin_, weight)
-        payer = max(chances, key=lambda p: (chances[p], p == self.visits.payer(action.session), p))
+        winner = self.visits.payer(action.session)
+        payer = max(chances, key=lambda p: (chances[p], p == winner, p)) if len(chances) > 1 else next(iter(chances))
         member = members[payer]
         together = self.seen_together.get(weight.event_id, action.qty) if weight is not None else action.qty
-        sku, qty, loose = _product_for(action, bin_, weight, self.store, self.may_hold(payer), together)
+        held = self.may_hold(payer) if action.sign < 0 else {}
+        sku, qty = _product_for(action, bin_, weight, self.store, held, together)
         self.attributions[action.event_id] = Attribution(
             action.event_id, action.session, self.visits.payer(action.session), sku or "", qty, action.sign, evidence,
-            round(action.margin, 4),
-            payer, round(chances[payer], 4), certain,
+            action.margin, payer, round(chances[payer], 4), certain,
         )
         if sku is None or qty == 0:
             self.flag(payer, f"the weight at bin {action.bin} matches no product ({action.event_id})")
             return
         risk = 1.0 - chances[payer]
-        if loose or (weight is None and certain):
+        if weight is None and certain:
             # Without a scale's word the camera may have imagined the take or miscounted it, whoever it was (the
             # camera-only reading already counts that doubt when it also had to say who).
-            happened = self.calibration.probability(Evidence.CAMERA_ONLY, action.margin)
-            risk = 1.0 - (1.0 - risk) * happened
+            risk = 1.0 - self.calibration.probability(evidence, action.margin)
         ids = (action.event_id, weight.event_id) if weight is not None else (action.event_id,)
         if action.sign < 0:
             self.explain_return(payer, sku, qty, action.event_id)
@@ -698,71 +699,82 @@ class _Fusion:
         self, action: _Action, bin_: Bin, weight: _Weight | None
     ) -> tuple[dict[str, float], dict[str, str], Evidence, bool]:
         """The chance that each payer made the action, the member most likely within each, the kind of evidence,
-        and whether it is certain (one shopper — or one group — in the store)."""
-        visits, where = self.visits, self.whereabouts
+        and whether it is certain (one shopper — or one group — in the store). Payers whose chance is too small to
+        matter (below `MAY_HAVE_TAKEN`) are left out of the answer; their share is still counted."""
+        visits, where, payer_of = self.visits, self.whereabouts, self.visits.payer_of
+        top_session = action.session
         present = visits.present(action.ts)
-        listed = {action.session: action.confidence, **dict(action.alternatives)}
-        around = where.seen_around(action.ts) & present
-        likely = {s: where.likelihood(s, bin_.position, action.ts, action.event_id) for s in around}
+        if len(present) == 1 or (payer_of and len({payer_of.get(s, s) for s in present}) == 1):
+            evidence = _camera_only(action) if weight is None else Evidence.WEIGHED_ALONE
+            member = top_session if top_session in present else min(present)
+            payer = payer_of.get(member, member)
+            return {payer: 1.0}, {payer: member}, evidence, True
+        likely = {s: f for s, f in where.around(action.ts, bin_.position, action.event_id).items() if s in present}
+        alternatives = [(s, c) for s, c in action.alternatives if s != top_session]
+        listed = {top_session, *(s for s, _ in alternatives)}
         near = {s for s, factor in likely.items() if factor > 1.0}
-        contested = len({visits.payer(s) for s in (listed.keys() & present) | near | {action.session}}) > 1
+        suspects = {payer_of.get(s, s) for s in (listed & present) | near} | {payer_of.get(top_session, top_session)}
         if weight is None:
-            evidence = Evidence.CAMERA_ONLY
+            evidence = _camera_only(action)
         else:
-            evidence = Evidence.WEIGHED_CONTESTED if contested else Evidence.WEIGHED_ALONE
-        if len({visits.payer(s) for s in present}) == 1:
-            member = action.session if action.session in present else min(present)
-            return {visits.payer(member): 1.0}, {visits.payer(member): member}, evidence, True
+            evidence = Evidence.WEIGHED_CONTESTED if len(suspects) > 1 else Evidence.WEIGHED_ALONE
         top = self.calibration.probability(evidence, action.margin)
         rest = 1.0 - top
-        alternatives = [(s, c) for s, c in action.alternatives if s != action.session]
-        unlisted = present - listed.keys()
-        if not alternatives and not around - {action.session} and action.sign > 0 and action.session in present:
-            # Nobody else listed or seen near: the others share the doubt evenly (the usual case, kept short).
-            payer = visits.payer(action.session)
-            others = {visits.payer(s) for s in unlisted} - {payer}
-            chances = {payer: top + rest * (len(unlisted) - len(others)) / max(1, len(unlisted))}
-            chances |= {other: rest / len(unlisted) for other in others}
-            return chances, {payer: action.session} | {other: other for other in others}, evidence, False
+        unlisted = len(present) - len(listed & present)
         listed_share = rest * (0.8 if unlisted else 1.0) if alternatives else 0.0
+        share = (rest - listed_share) / unlisted if unlisted else 0.0
         total_alt = sum(max(c, 0.01) for _, c in alternatives)
-        weights: dict[str, float] = {action.session: top}
+        # The sessions that stand apart: the listed ones, the ones seen lately, the top's companions. The rest of
+        # the store is a crowd in which each shares the leftover doubt evenly.
+        weights: dict[str, float] = {top_session: top}
         for session, confidence in alternatives:
             weights[session] = listed_share * max(confidence, 0.01) / total_alt
-        share = (rest - listed_share) / len(unlisted) if unlisted else 0.0
-        for session in unlisted:
+        top_payer = payer_of.get(top_session, top_session)
+        companions = [s for s in present if payer_of.get(s, s) == top_payer] if payer_of else []
+        for session in (likely.keys() | set(companions)) - listed:
             weights[session] = share
-        # The camera saw the listed ones near: whereabouts can only count against them. It did not see the others:
-        # being seen right there moments before or after is what makes one of them a suspect.
+        # Whereabouts only count against a shopper here: one seen right there moments before is no likelier to have
+        # made an action the cameras, which had it in view, gave to someone else.
         for session, factor in likely.items():
-            weights[session] *= min(factor, 1.0) if session in listed else factor
-        for session in listed.keys() - present:
+            weights[session] *= min(factor, 1.0)
+        for session in listed - present:
             weights[session] *= COULD_NOT_BE_HERE
+        crowd = [s for s in present if s not in weights] if share else []
         if action.sign < 0:
-            holders = self.holders(action, bin_, weight, {visits.payer(s) for s in weights})
+            crowd_weights = dict.fromkeys(crowd, share)
+            weights |= crowd_weights
+            crowd = []
+            holders = self.holders(action, bin_, weight, {payer_of.get(s, s) for s in weights})
             for session in weights:
-                weights[session] *= holders.get(visits.payer(session), COULD_NOT_BE_HERE)
-        chances, members = self.by_payer(weights)
+                weights[session] *= holders.get(payer_of.get(session, session), COULD_NOT_BE_HERE)
+        total = sum(weights.values()) + share * len(crowd)
+        if crowd and share / total >= MAY_HAVE_TAKEN:
+            weights |= dict.fromkeys(crowd, share)
+        chances, members = self.by_payer(weights, total)
         return chances, members, evidence, False
 
-    def by_payer(self, weights: Mapping[str, float]) -> tuple[dict[str, float], dict[str, str]]:
-        """Chances summed per payer (doubt between members of one group is no doubt), with the likeliest member."""
-        total = sum(weights.values()) or 1.0
+    def by_payer(self, weights: Mapping[str, float], total: float) -> tuple[dict[str, float], dict[str, str]]:
+        """Chances summed per payer (doubt between members of one group is no doubt), with the likeliest member;
+        payers less likely than `MAY_HAVE_TAKEN` are left out."""
+        total = total or 1.0
         chances: dict[str, float] = defaultdict(float)
         members: dict[str, str] = {}
+        payer_of = self.visits.payer_of
         for session, weight in sorted(weights.items()):
-            payer = self.visits.payer(session)
+            payer = payer_of.get(session, session)
             chances[payer] += weight / total
             if payer not in members or weight > weights[members[payer]]:
                 members[payer] = session
-        return dict(chances), members
+        best = max(chances.values())
+        kept = {payer: chance for payer, chance in chances.items() if chance >= MAY_HAVE_TAKEN or chance == best}
+        return kept, {payer: members[payer] for payer in kept}
 
     def holders(self, action: _Action, bin_: Bin, weight: _Weight | None, payers: set[str]) -> dict[str, float]:
         """Only a payer holding what came back can have put it back: of `payers`, those holding it for certain,
         and at half the odds those that may hold it through an item still open; others are all but ruled out."""
         found: dict[str, float] = {}
         for payer in payers:
-            sku, qty, _ = _product_for(action, bin_, weight, self.store, self.may_hold(payer))
+            sku, qty = _product_for(action, bin_, weight, self.store, self.may_hold(payer))
             if sku is None:
                 continue
             if self.held[payer].get(sku, 0) >= qty:
@@ -815,14 +827,15 @@ class _Fusion:
             take.member = payer
         take.payer, take.risk, take.chances = payer, 0.0, None
         if camera in self.attributions:
-            self.attributions[camera] = replace(
-                self.attributions[camera], assigned=payer, probability=1.0, settled_by=event_id
+            self.attributions[camera] = self.attributions[camera]._replace(
+                assigned=payer, probability=1.0, settled_by=event_id
             )
 
     # -- weight changes no camera saw ------------------------------------------------------------------
 
     def unseen(self, weight: _Weight) -> None:
-        """A scale change no camera saw: whereabouts say who stood there; else it is left open."""
+        """A scale change no camera saw: the only shopper (or group) in the store took it; otherwise it stays open,
+        with each visit's chance by its whereabouts, until a put-back settles it or `finish` decides."""
         bin_ = self.store.bin_at(weight.bin, weight.ts)
         product = self.store.products.get(bin_.sku) if bin_ else None
         if bin_ is None or product is None or not self.scale_works(bin_.sensor, weight.ts):
@@ -836,10 +849,19 @@ class _Fusion:
         count = _units(weight.delta_g, product)
         if count == 0:
             return
-        around = self.whereabouts.seen_around(weight.ts)
-        chances, members = self.by_payer(
-            {s: self.whereabouts.density(s, bin_.position, weight.ts) if s in around else 1.0 for s in present}
-        )
+        payers = {self.visits.payer(s) for s in present}
+        if len(payers) == 1:
+            payer = payers.pop()
+            member = min(present)
+            self.move(payer, member, product.sku, count, 0.0, weight.ts, (weight.event_id,))
+            return
+        possible = self.whereabouts.around(weight.ts, bin_.position)
+        densities = {
+            s: self.whereabouts.density(s, bin_.position, weight.ts) if possible.get(s, 1.0) > COULD_NOT_BE_HERE
+            else COULD_NOT_BE_HERE
+            for s in present
+        }
+        chances, members = self.by_payer(densities, sum(densities.values()))
         reason = f"{count} × {product.sku} left bin {weight.bin} unseen by cameras ({weight.event_id})"
         self.open.append(_Open(weight.event_id, weight.ts, product.sku, count, chances, members, (weight.event_id,), reason))
 
@@ -872,21 +894,15 @@ class _Fusion:
                 return
 
     def finish(self) -> None:
-        """Items whose taker stayed open: charged to the one payer whose whereabouts stand out, else asked of
-        the few that could have taken them, else left uncharged (a missed item, never a wrong charge)."""
+        """Items whose taker stayed open are asked of the one payer whose whereabouts single it out; otherwise
+        they are left uncharged (a missed item — an unexplained loss the store sees — never a wrong charge).
+        Whereabouts alone never charge anyone: they say who likely stood there, not who took."""
         for item in self.open:
             if item.taken_by is not None:
                 continue
-            payer = max(item.chances, key=lambda p: (item.chances[p], p))
-            if item.chances[payer] >= UNSEEN_CHARGE:
-                item.taken_by = payer
-                risk = 1.0 - item.chances[payer]
-                self.move(payer, item.members[payer], item.sku, item.qty, risk, item.ts, item.evidence)
-                continue
-            asked = [p for p, chance in item.chances.items() if chance >= UNSEEN_WORTH_ASKING]
-            if len(asked) <= FEW_ENOUGH_TO_ASK:
-                for other in asked:
-                    self.flag(other, item.reason)
+            for payer, chance in item.chances.items():
+                if chance >= UNSEEN_WORTH_ASKING:
+                    self.flag(payer, item.reason)
 
 
 def _product_for(
@@ -896,14 +912,14 @@ def _product_for(
     store: StoreModel,
     held: Mapping[str, int],
     together: int | None = None,
-) -> tuple[str | None, int, bool]:
+) -> tuple[str | None, int]:
     """Which product moved and how many: the scale decides when there is one, else the camera.
 
     A pick is of the product the camera saw or the bin holds; a put-back can be of anything the
     shopper holds (an item put back into another product's bin). Among the products the weight
     matches, one that makes the count the camera saw goes first; a change several actions share
-    (`together`: the count they saw between them) gives each action its own count. The third value
-    says the scale only roughly agreed with what the camera saw (a noisy weighing).
+    (`together`: the count they saw between them) gives each action its own count. A noisy weighing
+    that only roughly matches what the camera saw still confirms it.
     """
     if action.sign > 0:
         candidates = [action.sku, bin_.sku] if action.sku and action.sku != bin_.sku else [bin_.sku]
@@ -913,7 +929,7 @@ def _product_for(
         candidates += [sku for sku in in_cart if sku not in candidates]
         candidates += [sku for sku in (action.sku, bin_.sku) if sku and sku not in candidates]
     if weight is None:
-        return (action.sku or bin_.sku), action.qty, False
+        return (action.sku or bin_.sku), action.qty
     expected = together or action.qty
     counts = []
     for sku in candidates:
@@ -922,13 +938,13 @@ def _product_for(
             counts.append((sku, count))
     for sku, count in counts:
         if count == expected:
-            return sku, action.qty if expected != action.qty else count, False
+            return sku, action.qty if expected != action.qty else count
     if counts:
-        return counts[0][0], counts[0][1] if expected == action.qty else action.qty, False
+        return counts[0][0], counts[0][1] if expected == action.qty else action.qty
     seen = store.products.get(action.sku or bin_.sku)
     if seen is not None and (count := _units(weight.delta_g, seen, slack=LOOSE_WEIGHT_SLACK)):
-        return seen.sku, count if expected == action.qty else action.qty, True
-    return None, 0, False
+        return seen.sku, count if expected == action.qty else action.qty
+    return None, 0
 
 
 def infer_carts(
@@ -972,6 +988,9 @@ def _carts(fusion: _Fusion, visits: _Visits, calibration: Calibration, risk: flo
     risks = {payer: 1.0 - math.prod(1.0 - m.risk for m in by_payer.get(payer, ())) for payer in payers}
     # A store's first visits, before its calibration has seen any, share the budget among themselves.
     limit = (calibration if calibration.risks else with_risks(calibration, risks.values())).charge_limit(risk)
+    attributions: dict[str | None, list[Attribution]] = defaultdict(list)
+    for attribution in fusion.attributions.values():
+        attributions[attribution.assigned].append(attribution)
     carts: dict[str, Cart] = {}
     for payer in sorted(payers):
         must_ask = set(fusion.must_ask.get(payer, ()))
@@ -999,9 +1018,10 @@ def _carts(fusion: _Fusion, visits: _Visits, calibration: Calibration, risk: flo
         reasons = set() if charge else must_ask | set(fusion.doubts.get(payer, ()))
         if not charge and not reasons:
             reasons = {f"a {visit_risk:.1%} chance that something on this receipt is not this shopper's"}
-        attributions = tuple(a for a in fusion.attributions.values() if a.assigned == payer)
         decision = "charge" if charge else "review"
-        carts[payer] = Cart(payer, tuple(lines), decision, tuple(sorted(reasons)), visit_risk, None, attributions)
+        carts[payer] = Cart(
+            payer, tuple(lines), decision, tuple(sorted(reasons)), visit_risk, None, tuple(attributions[payer])
+        )
     for member, payer in visits.payer_of.items():
         reasons = () if carts[payer].decision == "charge" else (f"one of the group paid by {payer}: decided with it",)
         carts[member] = Cart(member, (), carts[payer].decision, reasons, 0.0, payer)
@@ -1036,6 +1056,6 @@ def labelled_samples(*, carts: Mapping[str, Cart], decided: Mapping[str, Mapping
                 samples += [
                     Sample(a.evidence, a.margin, a.winner_payer == cart.session, False)
                     for a in claims
-                    if a.certain and not a.settled_by and a.evidence is not Evidence.CAMERA_ONLY
+                    if a.certain and not a.settled_by and a.evidence not in (Evidence.CAMERA_ONLY, Evidence.CAMERA_COUNTED)
                 ]
     return samples

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -9,9 +10,11 @@ import pytest
 
 from ingest.validation import parse_timestamp
 from stores.sample import sample_layout
-from visits.engine import Bin, CartLine, Layout, Product, StoreModel, infer_carts
+from visits.calibration import Calibration, Evidence, Sample, fit
+from visits.engine import Cart, CartLine, infer_carts, labelled_samples, store_model_from_layout
 from visits.pricing import PriceVersion, line_tax, price_cart
-from visits.simulator import PROFILES, CatalogItem, simulate
+from visits.perception import FAMILIES, HELD_OUT, TUNED, draw_stack
+from visits.simulator import PROFILES, CatalogItem, Simulation, simulate
 
 T0 = datetime(2026, 3, 2, 9, tzinfo=UTC)
 
@@ -50,41 +53,66 @@ SKUS = [f"SKU-{n:03d}" for n in range(1, 61)]
 WEIGHTS = {sku: 100.0 + 37 * n for n, sku in enumerate(SKUS)}
 CATALOG = {sku: CatalogItem(sku, w, max(2.0, 0.05 * w)) for sku, w in WEIGHTS.items()}
 LAYOUT = sample_layout(skus=SKUS)
-STORE = StoreModel(
-    [
-        Layout(
-            datetime(2026, 1, 1, tzinfo=UTC),
-            {
-                b["code"]: Bin(b["code"], b["sku"], b.get("sensor"), f["code"], f["zone"])
-                for f in LAYOUT["fixtures"]
-                for b in f["bins"]
-            },
-        )
-    ],
-    {sku: Product(sku, c.unit_weight_g, c.tolerance_g) for sku, c in CATALOG.items()},
+STORE = store_model_from_layout(
+    layout=LAYOUT,
+    weights={sku: (c.unit_weight_g, c.tolerance_g) for sku, c in CATALOG.items()},
+    since=datetime(2026, 1, 1, tzinfo=UTC),
 )
 
 
-def _carts(profile: str, seed: int) -> tuple[dict, dict]:
-    simulation = simulate(layout=LAYOUT, catalog=CATALOG, profile=profile, visits=120, start=T0, seed=seed)
+def _day(
+    profile: str, seed: int, stack: str | None = None, calibration: Calibration | None = None
+) -> tuple[dict[str, Cart], Simulation]:
+    simulation = simulate(layout=LAYOUT, catalog=CATALOG, profile=profile, visits=120, start=T0, seed=seed, stack=stack)
     events = [dict(e, _ts=parse_timestamp(e["ts"])) for e in simulation.events]
-    return infer_carts(events=events, store=STORE, auto_charge_threshold=0.9), simulation.truth
+    return infer_carts(events=events, store=STORE, calibration=calibration), simulation
+
+
+def _learnt(profile: str, seeds: range, stack: str | None = None) -> Calibration:
+    """The calibration a store has after some days whose reviewed visits people decided (here: rightly)."""
+    samples: list[Sample] = []
+    learnt = None
+    for seed in seeds:
+        carts, simulation = _day(profile, seed, stack, learnt)
+        reviewed = {s for s, cart in carts.items() if cart.decision == "review"}
+        samples += labelled_samples(carts=carts, decided={s: simulation.truth[s] for s in reviewed & set(simulation.truth)})
+        learnt = fit(samples=samples, prior=learnt)
+    assert learnt is not None
+    return learnt
+
+
+def _by_payer(carts: dict[str, Cart], simulation: Simulation) -> dict[str, dict[str, int]]:
+    merged: dict[str, Counter[str]] = {payer: Counter() for payer in simulation.truth}
+    for session, cart in carts.items():
+        merged[simulation.groups.get(session, session)].update({line.sku: line.qty for line in cart.lines})
+    return {payer: dict(items) for payer, items in merged.items()}
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
-def test_a_clean_day_is_read_back_exactly_and_charged(seed: int) -> None:
-    carts, truth = _carts("clean", seed)
-    assert set(carts) == set(truth)
-    for session, expected in truth.items():
+def test_a_clean_day_is_read_back_exactly_and_charged_once_the_store_has_learnt_its_stack(seed: int) -> None:
+    carts, simulation = _day("clean", seed)
+    assert set(carts) == set(simulation.truth)
+    for session, expected in simulation.truth.items():
         assert {line.sku: line.qty for line in carts[session].lines} == expected
-        assert carts[session].decision == "charge"
+    # A new store does not yet know how well its cameras count several items on a shelf without a scale: those
+    # visits go to a person at first. Its first days' reviews teach it; what is left is the rare such count it has
+    # seen too few of yet.
+    cold = sum(cart.decision == "review" for cart in carts.values())
+    carts, simulation = _day("clean", seed, calibration=_learnt("clean", range(seed * 10, seed * 10 + 5)))
+    warm = [session for session, cart in carts.items() if cart.decision == "review"]
+    assert len(warm) <= min(cold, len(carts) // 50), warm
+    assert all(
+        {a.evidence for a in carts[session].attributions if a.qty > 1} >= {Evidence.CAMERA_COUNTED} for session in warm
+    )
 
 
-def test_noisy_days_never_overcharge_an_auto_charged_visit_much() -> None:
+@pytest.mark.parametrize("stack", ["calibrated", "compressed", "switchy", "miscounting"])
+def test_noisy_days_never_overcharge_an_auto_charged_visit_much(stack: str) -> None:
     for profile in ("realistic", "crowded"):
-        carts, truth = _carts(profile, 5)
-        charged = [s for s, c in carts.items() if c.decision == "charge"]
-        over = [s for s in charged if any(line.qty > truth[s].get(line.sku, 0) for line in carts[s].lines)]
+        carts, simulation = _day(profile, 5, stack)
+        got = _by_payer(carts, simulation)
+        charged = [payer for payer in simulation.truth if carts[payer].decision == "charge"]
+        over = [p for p in charged if any(qty > simulation.truth[p].get(sku, 0) for sku, qty in got[p].items())]
         assert len(over) <= max(1, len(charged) // 50), (profile, over)
 
 
@@ -95,7 +123,41 @@ def test_the_simulator_is_deterministic_and_noisy_as_profiled() -> None:
     assert len(one.uploads) == 2
     lines = b"".join(one.uploads).splitlines()
     assert len(lines) > len({e["id"] for e in one.events})
-    crowded = simulate(layout=LAYOUT, catalog=CATALOG, profile="crowded", visits=80, start=T0, seed=9)
+    crowded = simulate(
+        layout=LAYOUT, catalog=CATALOG, profile="crowded", visits=80, start=T0, seed=9, stack="laggy_scales"
+    )
     assert crowded.price_changes
     assert crowded.sensor_outages
     assert set(PROFILES) == {"clean", "realistic", "crowded"}
+
+
+def test_each_seed_draws_one_stack_of_its_family_and_families_differ_where_they_say() -> None:
+    assert draw_stack(family="compressed", seed=4) == draw_stack(family="compressed", seed=4)
+    assert draw_stack(family="compressed", seed=4) != draw_stack(family="compressed", seed=5)
+    assert all(draw_stack(family="compressed", seed=n).ceiling <= 0.91 for n in range(20))
+    assert all(draw_stack(family="calibrated", seed=n).ceiling >= 0.97 for n in range(20))
+    assert all(draw_stack(family="silent", seed=n).lists_bystanders == 0 for n in range(20))
+    assert not set(HELD_OUT) & set(TUNED)
+    assert set(HELD_OUT) | set(TUNED) | {"perfect"} == set(FAMILIES)
+
+
+def test_a_compressed_stack_never_reports_more_than_its_ceiling_and_a_silent_one_never_lists_anyone() -> None:
+    compressed = simulate(layout=LAYOUT, catalog=CATALOG, profile="crowded", visits=80, start=T0, seed=3, stack="compressed")
+    silent = simulate(layout=LAYOUT, catalog=CATALOG, profile="crowded", visits=80, start=T0, seed=3, stack="silent")
+    cameras = [e for e in compressed.events if e["type"] in ("item.picked", "item.returned")]
+    assert max(e["confidence"] for e in cameras) <= compressed.stack.ceiling
+    assert any(e.get("alternatives") for e in cameras)
+    assert not any(e.get("alternatives") for e in silent.events)
+
+
+def test_companions_enter_on_the_payers_token_and_their_items_are_the_payers() -> None:
+    simulation = simulate(layout=LAYOUT, catalog=CATALOG, profile="crowded", visits=120, start=T0, seed=2)
+    assert simulation.groups
+    started = {e["session"]: e for e in simulation.events if e["type"] == "session.started"}
+    for member, payer in simulation.groups.items():
+        assert started[member]["group"] == payer
+        assert started[member]["shopper"] == started[payer]["shopper"]
+        assert member not in simulation.truth
+    assert simulation.recoverable <= set(simulation.truth)
+    cameras = {e["id"] for e in simulation.events if e["type"] in ("item.picked", "item.returned")}
+    assert cameras <= set(simulation.actors)
