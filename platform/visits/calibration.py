@@ -107,16 +107,19 @@ class Calibration:
 
     def charge_limit(self, target: float) -> float:
         """The highest visit risk to charge at so that the charged visits' expected overcharges stay within
-        `target` × visits, over the store's recent visits; never below `target` itself."""
+        `target` × visits, over the store's recent visits; never below `target` itself. Every visit at or under
+        the limit is charged, so visits of equal risk are counted together."""
         if not self.risks:
             return target
         budget = target * len(self.risks)
         spent, limit = 0.0, target
-        for risk in self.risks:
+        for index, risk in enumerate(self.risks):
             spent += risk
-            if spent > budget:
-                break
-            limit = max(limit, risk)
+            last_of_its_risk = index + 1 == len(self.risks) or self.risks[index + 1] != risk
+            if last_of_its_risk:
+                if spent > budget:
+                    break
+                limit = max(limit, risk)
         return limit
 
     def as_json(self) -> dict[str, Any]:

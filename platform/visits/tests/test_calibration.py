@@ -1,0 +1,104 @@
+"""A store's calibration: curves learnt from labelled picks, the charge limit drawn from a risk, and a stack whose
+confidences are squeezed under 0.9 learning to be read as well as one whose confidences mean what they say."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import timedelta
+
+import pytest
+
+from ingest.validation import parse_timestamp
+from visits.calibration import Calibration, Evidence, Sample, default, fit, with_risks
+from visits.engine import infer_carts, labelled_samples
+from visits.perception import PerceptionStack, draw_stack
+from visits.simulator import simulate
+from visits.tests.test_pricing_and_simulator import CATALOG, LAYOUT, STORE, T0
+
+
+def test_a_curve_follows_its_examples_where_it_has_many_and_the_prior_where_it_has_none() -> None:
+    wrong_at_half = [Sample(Evidence.WEIGHED_CONTESTED, 0.52, n % 2 == 0, True) for n in range(200)]
+    right_when_sure = [Sample(Evidence.WEIGHED_CONTESTED, 0.97, True, True) for _ in range(200)]
+    learnt = fit(samples=wrong_at_half + right_when_sure)
+    contested = learnt.curves[Evidence.WEIGHED_CONTESTED]
+    assert contested(0.52) == pytest.approx(0.5, abs=0.03)
+    assert contested(0.97) > 0.99
+    assert learnt.curves[Evidence.CAMERA_ONLY] == default().curves[Evidence.CAMERA_ONLY]
+    assert (learnt.samples, learnt.reviewed) == (400, 400)
+
+
+def test_a_curve_never_falls_as_the_camera_grows_surer() -> None:
+    # Examples that say the opposite of what the camera does: the curve pools them rather than bend down.
+    samples = [Sample(Evidence.WEIGHED_ALONE, 0.3, True, True) for _ in range(50)]
+    samples += [Sample(Evidence.WEIGHED_ALONE, 0.7, False, True) for _ in range(50)]
+    curve = fit(samples=samples).curves[Evidence.WEIGHED_ALONE]
+    values = [curve(step / 100) for step in range(101)]
+    assert values == sorted(values)
+
+
+def test_the_charge_limit_spends_the_risk_budget_on_the_least_risky_visits_first() -> None:
+    calibration = with_risks(default(), [0.0] * 90 + [0.01] * 5 + [0.1] * 5)
+    # 100 visits at 0.5 % may expect 0.5 overcharges: the five at 1 % (0.05) fit; the five at 10 % (0.5 more) do
+    # not, and charging at 10 % would charge all five.
+    assert calibration.charge_limit(0.005) == 0.01
+    assert calibration.charge_limit(0.0055) == 0.1
+    assert default().charge_limit(0.005) == 0.005  # nothing seen yet: no visit riskier than the risk itself
+
+
+def test_a_calibration_is_kept_and_read_back_as_json_unchanged() -> None:
+    learnt = with_risks(fit(samples=[Sample(Evidence.CAMERA_ONLY, 0.9, True, False)] * 10), [0.0, 0.02])
+    again = Calibration.from_json(learnt.as_json())
+    assert again.as_json() == learnt.as_json()
+    assert again.probability(Evidence.CAMERA_ONLY, 0.9) == learnt.probability(Evidence.CAMERA_ONLY, 0.9)
+
+
+def _auto_charged_share(stack: PerceptionStack, calibration: Calibration | None, day: int) -> tuple[float, dict]:
+    simulation = simulate(
+        layout=LAYOUT,
+        catalog=CATALOG,
+        profile="realistic",
+        visits=300,
+        start=T0 + timedelta(days=day),
+        seed=500 + day,
+        stack=stack,
+    )
+    events = [dict(e, _ts=parse_timestamp(e["ts"])) for e in simulation.events]
+    carts = infer_carts(events=events, store=STORE, calibration=calibration)
+    payers = [cart for cart in carts.values() if cart.payer is None]
+    share = sum(cart.decision == "charge" for cart in payers) / len(payers)
+    decided = {s: simulation.truth[s] for s, cart in carts.items() if cart.decision == "review" and s in simulation.truth}
+    return share, {"carts": carts, "decided": decided, "events": events}
+
+
+def _learn_for_days(stack: PerceptionStack, days: int) -> tuple[Calibration, int]:
+    """What the store's nightly calibration does: learn from every day's reviewed visits and unquestioned picks."""
+    calibration: Calibration | None = None
+    samples: list[Sample] = []
+    reviewed = 0
+    for day in range(days):
+        _, seen = _auto_charged_share(stack, calibration, day)
+        reviewed += len(seen["decided"])
+        samples += labelled_samples(carts=seen["carts"], decided=seen["decided"])
+        calibration = fit(samples=samples, prior=calibration)
+        again = infer_carts(events=seen["events"], store=STORE, calibration=calibration)
+        calibration = with_risks(calibration, (cart.risk for cart in again.values()))
+    assert calibration is not None
+    return calibration, reviewed
+
+
+def test_a_stack_reporting_compressed_confidences_learns_to_be_charged_as_often_as_a_calibrated_one() -> None:
+    calibrated = draw_stack(family="calibrated", seed=7)
+    compressed = replace(calibrated, family="compressed", ceiling=0.9)  # the same cameras, squeezed under 0.9
+    test_day = 20
+
+    cold_calibrated, _ = _auto_charged_share(calibrated, None, test_day)
+    cold_compressed, _ = _auto_charged_share(compressed, None, test_day)
+    assert cold_compressed < cold_calibrated - 0.1  # read as it reports itself, the squeezed stack looks unsure
+
+    learnt_compressed, reviewed = _learn_for_days(compressed, 7)
+    learnt_calibrated, _ = _learn_for_days(calibrated, 7)
+    assert reviewed >= 200  # a few hundred visits people decided
+    warm_compressed, _ = _auto_charged_share(compressed, learnt_compressed, test_day)
+    warm_calibrated, _ = _auto_charged_share(calibrated, learnt_calibrated, test_day)
+    assert warm_compressed >= warm_calibrated - 0.03, (warm_compressed, warm_calibrated)
+    assert warm_compressed > cold_compressed + 0.1
