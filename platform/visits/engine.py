@@ -260,12 +260,16 @@ class _Visits:
         gates: dict[str, list[tuple[datetime, str]]],
     ) -> None:
         self.spans, self.payer_of, self.gates = spans, payer_of, gates
+        self.members: dict[str, list[str]] = defaultdict(list)
+        for member, payer in payer_of.items():
+            self.members[payer].append(member)
         self._by_start = sorted(spans, key=lambda s: (spans[s][0], s))
         self._starts = [spans[s][0] for s in self._by_start]
         self._last: datetime | None = None
         self._entered = 0
         self._inside: set[str] = set()
         self._leaving: list[tuple[datetime, str]] = []
+        self._payers_inside: dict[str, int] = defaultdict(int)
 
     def payer(self, session: str) -> str:
         return self.payer_of.get(session, session)
@@ -279,13 +283,25 @@ class _Visits:
         while self._entered < len(self._by_start) and self._starts[self._entered] <= ts:
             session = self._by_start[self._entered]
             self._inside.add(session)
+            self._payers_inside[self.payer(session)] += 1
             end = self.spans[session][1]
             if end is not None:
                 heapq.heappush(self._leaving, (end, session))
             self._entered += 1
         while self._leaving and self._leaving[0][0] < ts:
-            self._inside.discard(heapq.heappop(self._leaving)[1])
+            session = heapq.heappop(self._leaving)[1]
+            self._inside.discard(session)
+            payer = self.payer(session)
+            self._payers_inside[payer] -= 1
+            if not self._payers_inside[payer]:
+                del self._payers_inside[payer]
         return self._inside
+
+    def one_payer_present(self, ts: datetime, present: set[str]) -> bool:
+        """Whether the visits in the store at `ts` (as `present` just said) all pay as one."""
+        if ts == self._last:
+            return len(self._payers_inside) == 1
+        return len({self.payer(s) for s in present}) == 1
 
     def _inside_at(self, session: str, ts: datetime) -> bool:
         start, end = self.spans[session]
@@ -484,12 +500,14 @@ class _Whereabouts:
         # Seen longer ago than this, a shopper could be anywhere in the store by now: whereabouts say nothing.
         self.horizon = max(MOMENTS_S, (across + 2 * REACH_M) / FASTEST_WALK_M_S)
 
-    def around(self, ts: datetime, place: tuple[float, float] | None, exclude: str = "") -> dict[str, float]:
+    def around(
+        self, ts: datetime, place: tuple[float, float] | None, exclude: str = "", among: set[str] | None = None
+    ) -> dict[str, float]:
         """For each visit seen within the horizon of `ts` (not counting the event `exclude`): how much likelier it
         stood within reach of `place` then than a shopper about whom we know nothing (1.0). Nil if it would have
         had to walk faster than anyone does from where it was seen just before or to where it was seen just after;
         likelier if seen right there moments before or after, less likely if seen elsewhere then. Visits not in
-        the answer were not seen lately: whereabouts say nothing of them."""
+        the answer were not seen lately (or are not `among` those asked about): whereabouts say nothing of them."""
         if place is None:
             return {}
         now = ts.timestamp()
@@ -497,8 +515,10 @@ class _Whereabouts:
         high = bisect.bisect_right(self._seconds, now + self.horizon)
         before: dict[str, tuple[float, float, float]] = {}
         after: dict[str, tuple[float, float, float]] = {}
-        for seconds, session, x, y, event_id in self._everyone[low:high]:
-            if event_id and event_id == exclude:
+        everyone = self._everyone
+        for index in range(low, high):
+            seconds, session, x, y, event_id = everyone[index]
+            if (event_id and event_id == exclude) or (among is not None and session not in among):
                 continue
             if seconds < now:
                 before[session] = (seconds, x, y)
@@ -508,21 +528,22 @@ class _Whereabouts:
         px, py = place
         reach = 2 * REACH_M
         for session in before.keys() | after.keys():
+            first, last = before.get(session), after.get(session)
             factor = 1.0
-            ends = [end for end in (before.get(session), after.get(session)) if end is not None]
-            for seconds, x, y in ends:
-                gap, metres = abs(now - seconds), math.hypot(x - px, y - py)
+            for end in (first, last):
+                if end is None:
+                    continue
+                gap, metres = abs(now - end[0]), math.hypot(end[1] - px, end[2] - py)
                 if metres - reach > FASTEST_WALK_M_S * gap:
                     factor = COULD_NOT_BE_HERE
                     break
                 if gap <= MOMENTS_S:
                     factor *= SEEN_HERE if metres <= reach else SEEN_ELSEWHERE
             else:
-                if len(ends) == 2:
-                    (t0, x0, y0), (t1, x1, y1) = ends
-                    direct = math.hypot(x1 - x0, y1 - y0)
-                    detour = math.hypot(px - x0, py - y0) + math.hypot(x1 - px, y1 - py) - direct
-                    if detour - reach > FASTEST_WALK_M_S * (t1 - t0) - direct:
+                if first is not None and last is not None:
+                    direct = math.hypot(last[1] - first[1], last[2] - first[2])
+                    detour = math.hypot(px - first[1], py - first[2]) + math.hypot(last[1] - px, last[2] - py) - direct
+                    if detour - reach > FASTEST_WALK_M_S * (last[0] - first[0]) - direct:
                         factor = COULD_NOT_BE_HERE
             factors[session] = factor
         return factors
@@ -704,12 +725,12 @@ class _Fusion:
         visits, where, payer_of = self.visits, self.whereabouts, self.visits.payer_of
         top_session = action.session
         present = visits.present(action.ts)
-        if len(present) == 1 or (payer_of and len({payer_of.get(s, s) for s in present}) == 1):
+        if len(present) == 1 or visits.one_payer_present(action.ts, present):
             evidence = _camera_only(action) if weight is None else Evidence.WEIGHED_ALONE
             member = top_session if top_session in present else min(present)
             payer = payer_of.get(member, member)
             return {payer: 1.0}, {payer: member}, evidence, True
-        likely = {s: f for s, f in where.around(action.ts, bin_.position, action.event_id).items() if s in present}
+        likely = where.around(action.ts, bin_.position, action.event_id, present)
         alternatives = [(s, c) for s, c in action.alternatives if s != top_session]
         listed = {top_session, *(s for s, _ in alternatives)}
         near = {s for s, factor in likely.items() if factor > 1.0}
@@ -730,7 +751,7 @@ class _Fusion:
         for session, confidence in alternatives:
             weights[session] = listed_share * max(confidence, 0.01) / total_alt
         top_payer = payer_of.get(top_session, top_session)
-        companions = [s for s in present if payer_of.get(s, s) == top_payer] if payer_of else []
+        companions = [s for s in (top_payer, *visits.members.get(top_payer, ())) if s in present]
         for session in (likely.keys() | set(companions)) - listed:
             weights[session] = share
         # Whereabouts only count against a shopper here: one seen right there moments before is no likelier to have
@@ -739,17 +760,17 @@ class _Fusion:
             weights[session] *= min(factor, 1.0)
         for session in listed - present:
             weights[session] *= COULD_NOT_BE_HERE
-        crowd = [s for s in present if s not in weights] if share else []
+        crowd = len(present) - len(present & weights.keys()) if share else 0
+        if action.sign < 0 and crowd:
+            weights |= dict.fromkeys((s for s in present if s not in weights), share)
+            crowd = 0
         if action.sign < 0:
-            crowd_weights = dict.fromkeys(crowd, share)
-            weights |= crowd_weights
-            crowd = []
             holders = self.holders(action, bin_, weight, {payer_of.get(s, s) for s in weights})
             for session in weights:
                 weights[session] *= holders.get(payer_of.get(session, session), COULD_NOT_BE_HERE)
-        total = sum(weights.values()) + share * len(crowd)
+        total = sum(weights.values()) + share * crowd
         if crowd and share / total >= MAY_HAVE_TAKEN:
-            weights |= dict.fromkeys(crowd, share)
+            weights |= dict.fromkeys((s for s in present if s not in weights), share)
         chances, members = self.by_payer(weights, total)
         return chances, members, evidence, False
 
@@ -757,12 +778,12 @@ class _Fusion:
         """Chances summed per payer (doubt between members of one group is no doubt), with the likeliest member;
         payers less likely than `MAY_HAVE_TAKEN` are left out."""
         total = total or 1.0
-        chances: dict[str, float] = defaultdict(float)
-        members: dict[str, str] = {}
         payer_of = self.visits.payer_of
-        for session, weight in sorted(weights.items()):
-            payer = payer_of.get(session, session)
-            chances[payer] += weight / total
+        chances: dict[str, float] = {}
+        members: dict[str, str] = {}
+        for session, weight in sorted(weights.items()) if payer_of else weights.items():
+            payer = payer_of.get(session, session) if payer_of else session
+            chances[payer] = chances.get(payer, 0.0) + weight / total
             if payer not in members or weight > weights[members[payer]]:
                 members[payer] = session
         best = max(chances.values())
@@ -772,15 +793,26 @@ class _Fusion:
     def holders(self, action: _Action, bin_: Bin, weight: _Weight | None, payers: set[str]) -> dict[str, float]:
         """Only a payer holding what came back can have put it back: of `payers`, those holding it for certain,
         and at half the odds those that may hold it through an item still open; others are all but ruled out."""
+        if weight is None:
+            products = [(action.sku or bin_.sku, action.qty)]
+        else:
+            skus = {sku for payer in payers for sku, n in self.held[payer].items() if n > 0}
+            skus |= {sku for sku in (action.sku, bin_.sku) if sku}
+            skus |= {item.sku for item in self.open if item.taken_by is None}
+            products = [
+                (sku, count)
+                for sku in sorted(skus)
+                if sku in self.store.products and (count := _units(weight.delta_g, self.store.products[sku]))
+            ]
         found: dict[str, float] = {}
         for payer in payers:
-            sku, qty = _product_for(action, bin_, weight, self.store, self.may_hold(payer))
-            if sku is None:
-                continue
-            if self.held[payer].get(sku, 0) >= qty:
+            holding = self.held[payer]
+            if any(holding.get(sku, 0) >= count for sku, count in products):
                 found[payer] = 1.0
-            elif self.may_hold(payer).get(sku, 0) > 0:
-                found[payer] = 0.5
+        for item in self.open:
+            if item.taken_by is None and any(item.sku == sku for sku, _ in products):
+                for payer in item.chances.keys() & payers:
+                    found.setdefault(payer, 0.5)
         return found
 
     def note_doubt(self, action: _Action, chances: Mapping[str, float], payer: str) -> None:
