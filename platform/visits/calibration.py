@@ -8,8 +8,10 @@ winner really did it. It is learned from labelled examples (`Sample`):
 * visits a person decided — the reviewer's cart says whether each camera winner took the item;
 * cases that need no person — the only shopper in the store; a put-back that settles who held it.
 
-Curves are fitted by isotonic regression (pool adjacent violators) over binned margins, shrunk
-towards the prior in bins with few examples, so that a store's first reviews move it gradually.
+Curves are fitted by isotonic regression (pool adjacent violators) over binned margins, each bin
+read as its posterior (the prior counting as a few examples) less one standard deviation: a bin with
+few examples is read cautiously, so that a store's first reviews move it gradually and never make it
+bolder than they can show.
 
 The licensee sets a *risk* — at most this share of visits overcharged — rather than a threshold.
 A visit's risk is the probability that something on its receipt is not the shopper's; the engine
@@ -24,12 +26,16 @@ keeps one as JSON (`as_json` / `from_json`).
 from __future__ import annotations
 
 import bisect
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
 BINS = 20
+# A bin's probability is its posterior mean less this many standard deviations: a curve learnt from few
+# examples is read cautiously, one learnt from many as it is.
+DOUBT_OF_FEW = 0.0
 TABLE_STEPS = 1000
 PRIOR_WEIGHT = 2.0
 MAX_PROBABILITY = 0.9995
@@ -43,6 +49,7 @@ class Evidence(StrEnum):
     WEIGHED_CONTESTED = "weighed_contested"  # a scale weighed it; others listed or seen near
     CAMERA_ONLY = "camera_only"  # no working scale: the camera alone says what and who
     CAMERA_COUNTED = "camera_counted"  # no working scale, and the camera counted several items in one move
+    CAMERA_REPEATED = "camera_repeated"  # no working scale, the same visit at the same bin again moments later
 
 
 @dataclass(frozen=True)
@@ -84,13 +91,14 @@ def _centre(index: int) -> float:
 
 
 # What we assume of a stack we know nothing about yet: a camera's winner by a wide margin is right, by none a coin
-# flip; others standing close make it less sure; a camera alone can see a hand move that took nothing, and
-# counts several items in one move less surely than one.
+# flip; others standing close make it less sure; a camera alone can see a hand move that took nothing, counts
+# several items in one move less surely than one, and may see one hand twice.
 _PRIOR: dict[Evidence, Curve] = {
     Evidence.WEIGHED_ALONE: Curve(((0.0, 0.5), (0.5, 0.8), (0.8, 0.97), (0.9, 0.998), (1.0, 0.9995))),
     Evidence.WEIGHED_CONTESTED: Curve(((0.0, 0.5), (0.3, 0.75), (0.6, 0.9), (0.8, 0.97), (0.9, 0.99), (1.0, 0.995))),
     Evidence.CAMERA_ONLY: Curve(((0.0, 0.3), (0.5, 0.5), (0.9, 0.98), (1.0, 0.99))),
     Evidence.CAMERA_COUNTED: Curve(((0.0, 0.2), (0.5, 0.4), (0.9, 0.9), (1.0, 0.95))),
+    Evidence.CAMERA_REPEATED: Curve(((0.0, 0.1), (0.5, 0.3), (0.9, 0.85), (1.0, 0.92))),
 }
 
 
@@ -181,9 +189,12 @@ def _fit_curve(samples: list[Sample], prior: Curve) -> tuple[Curve, tuple[tuple[
     means, weights = [], []
     for index in range(BINS):
         expected = prior(_centre(index))
-        weight = counts[index] + PRIOR_WEIGHT
-        means.append((correct[index] + PRIOR_WEIGHT * expected) / weight)
-        weights.append(weight)
+        right = correct[index] + PRIOR_WEIGHT * expected
+        wrong = counts[index] - correct[index] + PRIOR_WEIGHT * (1.0 - expected)
+        total = right + wrong
+        spread = math.sqrt(right * wrong / (total * total * (total + 1.0)))
+        means.append(max(0.0, right / total - DOUBT_OF_FEW * spread))
+        weights.append(total)
     fitted = _pool_adjacent_violators(means, weights)
     points = tuple((round(_centre(index), 4), round(p, 5)) for index, p in enumerate(fitted))
     support = tuple((round(_centre(i), 4), counts[i], correct[i]) for i in range(BINS) if counts[i])

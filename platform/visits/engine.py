@@ -71,6 +71,8 @@ MAY_HAVE_TAKEN = 0.05
 UNSEEN_WORTH_ASKING = 0.5
 # A scale that missed this many camera actions in a row, with no change in between, is read as offline.
 QUIET_SCALE_MISSES = 2
+# A camera-only take of a bin by a visit within this long of its previous one there may be the same hand seen twice.
+SEEN_TWICE = timedelta(seconds=8)
 # A take only a camera saw, with nobody else in its view, that its calibration makes less likely than this, is
 # read as imagined (the camera saw a hand move that took nothing): not charged, nobody asked.
 LIKELY_PHANTOM = 0.5
@@ -377,10 +379,6 @@ def _units(delta_g: float, product: Product, *, slack: float = 1.0) -> int:
     return count if abs(abs(delta_g) - count * product.unit_weight_g) <= allowed else 0
 
 
-def _camera_only(action: _Action) -> Evidence:
-    return Evidence.CAMERA_COUNTED if action.qty > 1 else Evidence.CAMERA_ONLY
-
-
 def _possible_skus(action: _Action, bin_: Bin | None) -> list[str]:
     return [sku for sku in dict.fromkeys((action.sku, bin_.sku if bin_ else None)) if sku]
 
@@ -618,6 +616,7 @@ class _Fusion:
         self.doubtful: dict[str, list[_Movement]] = defaultdict(list)
         self.open: list[_Open] = []
         self.misses: dict[str, int] = defaultdict(int)
+        self.camera_takes: dict[tuple[str, str], datetime] = {}
 
     def flag(self, session: str, reason: str) -> None:
         """A person must look at this visit, for this reason."""
@@ -658,6 +657,17 @@ class _Fusion:
                 holding[item.sku] = holding.get(item.sku, 0) + item.qty
         return holding
 
+    def camera_only(self, action: _Action) -> Evidence:
+        """The kind of evidence a camera alone gives: a take of the same bin by the same visit moments after another
+        may be the same hand seen twice; several items in one move are harder to count than one."""
+        key = (action.session, action.bin)
+        previous = self.camera_takes.get(key)
+        if action.sign > 0:
+            self.camera_takes[key] = action.ts
+        if action.sign > 0 and previous is not None and action.ts - previous <= SEEN_TWICE:
+            return Evidence.CAMERA_REPEATED
+        return Evidence.CAMERA_COUNTED if action.qty > 1 else Evidence.CAMERA_ONLY
+
     def scale_works(self, sensor: str | None, ts: datetime) -> bool:
         """A scale counts as working unless its latest report said otherwise or it has gone quiet."""
         if sensor is None or self.misses[sensor] >= QUIET_SCALE_MISSES:
@@ -684,10 +694,11 @@ class _Fusion:
             return
         if not scale:
             weight = None
-        if weight is None and not action.alternatives and action.sign > 0:
-            if self.calibration.probability(Evidence.CAMERA_ONLY, action.margin) < LIKELY_PHANTOM:
+        alone = self.camera_only(action) if weight is None else None
+        if alone is not None and not action.alternatives and action.sign > 0:
+            if self.calibration.probability(alone, action.margin) < LIKELY_PHANTOM:
                 return  # a camera alone, unsure and with nobody else in view: more likely imagined than taken
-        chances, members, evidence, certain = self.who(action, bin_, weight)
+        chances, members, evidence, certain = self.who(action, bin_, weight, alone)
         winner = self.visits.payer(action.session)
         payer = max(chances, key=lambda p: (chances[p], p == winner, p)) if len(chances) > 1 else next(iter(chances))
         member = members[payer]
@@ -702,10 +713,10 @@ class _Fusion:
             self.flag(payer, f"the weight at bin {action.bin} matches no product ({action.event_id})")
             return
         risk = 1.0 - chances[payer]
-        if weight is None and certain:
-            # Without a scale's word the camera may have imagined the take or miscounted it, whoever it was (the
-            # camera-only reading already counts that doubt when it also had to say who).
-            risk = 1.0 - self.calibration.probability(evidence, action.margin)
+        if weight is None:
+            # Without a scale's word the camera may have imagined the take or miscounted it, whoever it was: ruling
+            # other shoppers out settles who, not whether.
+            risk = max(risk, 1.0 - self.calibration.probability(evidence, action.margin))
         ids = (action.event_id, weight.event_id) if weight is not None else (action.event_id,)
         if action.sign < 0:
             self.explain_return(payer, sku, qty, action.event_id)
@@ -717,16 +728,17 @@ class _Fusion:
         self.note_doubt(action, chances, payer)
 
     def who(
-        self, action: _Action, bin_: Bin, weight: _Weight | None
+        self, action: _Action, bin_: Bin, weight: _Weight | None, alone: Evidence | None
     ) -> tuple[dict[str, float], dict[str, str], Evidence, bool]:
         """The chance that each payer made the action, the member most likely within each, the kind of evidence,
-        and whether it is certain (one shopper — or one group — in the store). Payers whose chance is too small to
-        matter (below `MAY_HAVE_TAKEN`) are left out of the answer; their share is still counted."""
+        and whether it is certain (one shopper — or one group — in the store). `alone` is the kind of evidence a
+        camera without a scale gives (None when a scale weighed it). Payers whose chance is too small to matter
+        (below `MAY_HAVE_TAKEN`) are left out of the answer; their share is still counted."""
         visits, where, payer_of = self.visits, self.whereabouts, self.visits.payer_of
         top_session = action.session
         present = visits.present(action.ts)
         if len(present) == 1 or visits.one_payer_present(action.ts, present):
-            evidence = _camera_only(action) if weight is None else Evidence.WEIGHED_ALONE
+            evidence = alone or Evidence.WEIGHED_ALONE
             member = top_session if top_session in present else min(present)
             payer = payer_of.get(member, member)
             return {payer: 1.0}, {payer: member}, evidence, True
@@ -735,8 +747,8 @@ class _Fusion:
         listed = {top_session, *(s for s, _ in alternatives)}
         near = {s for s, factor in likely.items() if factor > 1.0}
         suspects = {payer_of.get(s, s) for s in (listed & present) | near} | {payer_of.get(top_session, top_session)}
-        if weight is None:
-            evidence = _camera_only(action)
+        if alone is not None:
+            evidence = alone
         else:
             evidence = Evidence.WEIGHED_CONTESTED if len(suspects) > 1 else Evidence.WEIGHED_ALONE
         top = self.calibration.probability(evidence, action.margin)
@@ -1060,6 +1072,9 @@ def _carts(fusion: _Fusion, visits: _Visits, calibration: Calibration, risk: flo
     return carts
 
 
+CAMERA_ALONE = (Evidence.CAMERA_ONLY, Evidence.CAMERA_COUNTED, Evidence.CAMERA_REPEATED)
+
+
 def labelled_samples(*, carts: Mapping[str, Cart], decided: Mapping[str, Mapping[str, int]]) -> list[Sample]:
     """Labelled attributions for calibration, from the camera winners' picks that the engine kept with them.
 
@@ -1088,6 +1103,6 @@ def labelled_samples(*, carts: Mapping[str, Cart], decided: Mapping[str, Mapping
                 samples += [
                     Sample(a.evidence, a.margin, a.winner_payer == cart.session, False)
                     for a in claims
-                    if a.certain and not a.settled_by and a.evidence not in (Evidence.CAMERA_ONLY, Evidence.CAMERA_COUNTED)
+                    if a.certain and not a.settled_by and a.evidence not in CAMERA_ALONE
                 ]
     return samples
