@@ -8,10 +8,8 @@ winner really did it. It is learned from labelled examples (`Sample`):
 * visits a person decided — the reviewer's cart says whether each camera winner took the item;
 * cases that need no person — the only shopper in the store; a put-back that settles who held it.
 
-Curves are fitted by isotonic regression (pool adjacent violators) over binned margins, each bin
-read as its posterior (the prior counting as a few examples) less one standard deviation: a bin with
-few examples is read cautiously, so that a store's first reviews move it gradually and never make it
-bolder than they can show.
+Curves are fitted by isotonic regression (pool adjacent violators) over binned margins, shrunk
+towards the prior in bins with few examples, so that a store's first reviews move it gradually.
 
 The licensee sets a *risk* — at most this share of visits overcharged — rather than a threshold.
 A visit's risk is the probability that something on its receipt is not the shopper's; the engine
@@ -26,16 +24,12 @@ keeps one as JSON (`as_json` / `from_json`).
 from __future__ import annotations
 
 import bisect
-import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
 BINS = 20
-# A bin's probability is its posterior mean less this many standard deviations: a curve learnt from few
-# examples is read cautiously, one learnt from many as it is.
-DOUBT_OF_FEW = 0.0
 TABLE_STEPS = 1000
 PRIOR_WEIGHT = 2.0
 MAX_PROBABILITY = 0.9995
@@ -189,12 +183,9 @@ def _fit_curve(samples: list[Sample], prior: Curve) -> tuple[Curve, tuple[tuple[
     means, weights = [], []
     for index in range(BINS):
         expected = prior(_centre(index))
-        right = correct[index] + PRIOR_WEIGHT * expected
-        wrong = counts[index] - correct[index] + PRIOR_WEIGHT * (1.0 - expected)
-        total = right + wrong
-        spread = math.sqrt(right * wrong / (total * total * (total + 1.0)))
-        means.append(max(0.0, right / total - DOUBT_OF_FEW * spread))
-        weights.append(total)
+        weight = counts[index] + PRIOR_WEIGHT
+        means.append((correct[index] + PRIOR_WEIGHT * expected) / weight)
+        weights.append(weight)
     fitted = _pool_adjacent_violators(means, weights)
     points = tuple((round(_centre(index), 4), round(p, 5)) for index, p in enumerate(fitted))
     support = tuple((round(_centre(i), 4), counts[i], correct[i]) for i in range(BINS) if counts[i])
