@@ -66,7 +66,9 @@ def _auto_charged_share(stack: PerceptionStack, calibration: Calibration | None,
     carts = infer_carts(events=events, store=STORE, calibration=calibration)
     payers = [cart for cart in carts.values() if cart.payer is None]
     share = sum(cart.decision == "charge" for cart in payers) / len(payers)
-    decided = {s: simulation.truth[s] for s, cart in carts.items() if cart.decision == "review" and s in simulation.truth}
+    decided = {
+        s: simulation.truth[s] for s, cart in carts.items() if cart.decision == "review" and s in simulation.truth
+    }
     return share, {"carts": carts, "decided": decided, "events": events}
 
 

@@ -74,7 +74,7 @@ def test_the_calibration_page_draws_the_store_calibration_and_its_figures(manage
     assert "75 %" in facts and "of 4 visits settled; 1 went to a person" in facts
     assert "70 labelled examples" in facts
     svg = body[body.index("<svg") : body.index("</svg>")]
-    assert svg.count('class="curve-learnt"') == svg.count('class="curve-prior"') == 3
+    assert svg.count('class="curve-learnt"') == svg.count('class="curve-prior"') == len(Evidence)
     assert 'stroke-dasharray="6 4"' in svg, "the starting point is dashed"
     assert svg.count('class="example"') == 3
     dots = {int(count): float(radius) for radius, count in re.findall(r'r="([\d.]+)"[^>]*data-count="(\d+)"', svg)}
@@ -105,7 +105,7 @@ def test_an_earlier_calibration_can_be_looked_at(manager_a: User, calibrated: St
 def test_a_store_without_calibration_shows_where_every_store_starts(manager_a: User, priced_store: Store) -> None:  # noqa: F811
     body = _login(manager_a).get(PAGE.format(priced_store.pk)).content.decode()
     assert "has not learnt a calibration yet" in body and "nothing yet" in body
-    assert body.count('class="curve-prior"') == 3
+    assert body.count('class="curve-prior"') == len(Evidence)
     assert "No visits settled in the last 7 days" in body
 
 

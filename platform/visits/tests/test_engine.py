@@ -62,7 +62,9 @@ class Script:
     def weigh(self, second: float, bin_: str, grams: float) -> str:
         return self.add(second, "shelf.weight_changed", bin=bin_, device=BINS[bin_].sensor, delta_g=grams)
 
-    def carts(self, *, risk: float = DEFAULT_RISK, calibration: Calibration | None = None, store: StoreModel = STORE) -> dict:
+    def carts(
+        self, *, risk: float = DEFAULT_RISK, calibration: Calibration | None = None, store: StoreModel = STORE
+    ) -> dict:
         return infer_carts(events=self.events, store=store, risk=risk, calibration=calibration)
 
 
@@ -476,9 +478,7 @@ def test_settling_open_items_does_not_depend_on_the_order_or_split_of_the_events
     delivered = [e for batch in batches for e in batch] + shuffled[: len(shuffled) // 4]
     assert infer_carts(events=delivered, store=STORE) == expected
     some = sorted(expected)[::2]
-    assert infer_carts(events=delivered, store=STORE, sessions=some) == {
-        s: expected[s] for s in some
-    }
+    assert infer_carts(events=delivered, store=STORE, sessions=some) == {s: expected[s] for s in some}
 
 
 # -- whereabouts: a store whose bins stand somewhere --------------------------------------------------

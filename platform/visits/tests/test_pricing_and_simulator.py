@@ -75,7 +75,9 @@ def _learnt(profile: str, seeds: range, stack: str | None = None) -> Calibration
     for seed in seeds:
         carts, simulation = _day(profile, seed, stack, learnt)
         reviewed = {s for s, cart in carts.items() if cart.decision == "review"}
-        samples += labelled_samples(carts=carts, decided={s: simulation.truth[s] for s in reviewed & set(simulation.truth)})
+        samples += labelled_samples(
+            carts=carts, decided={s: simulation.truth[s] for s in reviewed & set(simulation.truth)}
+        )
         learnt = fit(samples=samples, prior=learnt)
     assert learnt is not None
     return learnt
@@ -142,7 +144,9 @@ def test_each_seed_draws_one_stack_of_its_family_and_families_differ_where_they_
 
 
 def test_a_compressed_stack_never_reports_more_than_its_ceiling_and_a_silent_one_never_lists_anyone() -> None:
-    compressed = simulate(layout=LAYOUT, catalog=CATALOG, profile="crowded", visits=80, start=T0, seed=3, stack="compressed")
+    compressed = simulate(
+        layout=LAYOUT, catalog=CATALOG, profile="crowded", visits=80, start=T0, seed=3, stack="compressed"
+    )
     silent = simulate(layout=LAYOUT, catalog=CATALOG, profile="crowded", visits=80, start=T0, seed=3, stack="silent")
     cameras = [e for e in compressed.events if e["type"] in ("item.picked", "item.returned")]
     assert max(e["confidence"] for e in cameras) <= compressed.stack.ceiling
