@@ -12,7 +12,7 @@ from django.test import Client
 from billing.invoicing.models import Invoice
 from billing.payments.models import Receipt
 from config.celery import app
-from ingest.models import EventStream
+from ingest.models import Event, EventStream
 from stores.models import Bin, Store
 from tenants.models import Tenant
 from visits.models import Visit
@@ -42,7 +42,9 @@ def test_demo_seeds_and_runs_a_day_of_events() -> None:
         assert {s.status for s in streams} == {"done"}
         assert sum(s.accepted for s in streams) > 0
         visits = Visit.unscoped.filter(store=store)
-        assert visits.count() == 25
+        entries = Event.unscoped.filter(store=store, type="session.started")
+        assert entries.exclude(payload__has_key="group").count() == 25, "25 visits, and the companions of groups"
+        assert visits.count() == entries.count()
         assert not visits.filter(status__in=["open", "settling"]).exists()
         assert visits.filter(status="charged", payment_status="succeeded").exists()
         assert visits.filter(status="payment_failed", payment_failure__icontains="declined").exists()
