@@ -52,7 +52,11 @@ def _store(seed: int) -> tuple[dict[str, Any], dict[str, CatalogItem], StoreMode
     catalog = {s: CatalogItem(s, c.unit_weight_g, max(2.0, 0.05 * c.unit_weight_g)) for s, c in catalog.items()}
     layout = sample_layout(skus=skus)
     weights = {s: (c.unit_weight_g, c.tolerance_g) for s, c in catalog.items()}
-    return layout, catalog, store_model_from_layout(layout=layout, weights=weights, since=datetime(2026, 1, 1, tzinfo=UTC))
+    return (
+        layout,
+        catalog,
+        store_model_from_layout(layout=layout, weights=weights, since=datetime(2026, 1, 1, tzinfo=UTC)),
+    )
 
 
 def group_carts(carts: dict[str, Cart], simulation: Simulation) -> dict[str, tuple[dict[str, int], bool]]:
@@ -172,7 +176,7 @@ def _run_family(
             learnt += labelled_samples(carts=carts, decided=_reviewed_truth(carts, simulation))
             model = calibration.fit(samples=learnt, prior=model)
             relearnt = infer_carts(events=events, store=store, calibration=model, risk=risk)
-            model = calibration.with_risks(model, (cart.risk for cart in relearnt.values()))
+            model = calibration.with_risks(model, (cart.risk for cart in relearnt.values() if cart.payer is None))
     row = {
         "engine": _rates(warm),
         "engine_cold": _rates(cold),
@@ -250,7 +254,9 @@ def main() -> None:
         "targets": TARGETS,
         "families": rows,
         "worst": {profile: _worst(rows, families, profile) for profile in profiles},
-        "worst_held_out": {profile: _worst(rows, [f for f in families if f in HELD_OUT], profile) for profile in profiles},
+        "worst_held_out": {
+            profile: _worst(rows, [f for f in families if f in HELD_OUT], profile) for profile in profiles
+        },
         "engine_events_per_second": round(events_total / seconds) if seconds else None,
     }
     print(json.dumps(report, indent=2, ensure_ascii=False))

@@ -39,7 +39,7 @@ import heapq
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
@@ -575,7 +575,7 @@ class _Whereabouts:
             centre, spread = sighting.place, REACH_M**2 + self.wandering * min(since, until)
         if spread >= self.floor_area:
             return 1.0
-        density = math.exp(-math.dist(centre, place) ** 2 / (2 * spread)) / (2 * math.pi * spread)
+        density = math.exp(-(math.dist(centre, place) ** 2) / (2 * spread)) / (2 * math.pi * spread)
         return min(MOST_LIKELY_HERE, max(LEAST_LIKELY_HERE, density * self.floor_area))
 
 
@@ -695,9 +695,9 @@ class _Fusion:
         if not scale:
             weight = None
         alone = self.camera_only(action) if weight is None else None
-        if alone is not None and not action.alternatives and action.sign > 0:
-            if self.calibration.probability(alone, action.margin) < LIKELY_PHANTOM:
-                return  # a camera alone, unsure and with nobody else in view: more likely imagined than taken
+        unsure_alone = alone is not None and self.calibration.probability(alone, action.margin) < LIKELY_PHANTOM
+        if unsure_alone and not action.alternatives and action.sign > 0:
+            return  # a camera alone, unsure and with nobody else in view: more likely imagined than taken
         chances, members, evidence, certain = self.who(action, bin_, weight, alone)
         winner = self.visits.payer(action.session)
         payer = max(chances, key=lambda p: (chances[p], p == winner, p)) if len(chances) > 1 else next(iter(chances))
@@ -706,8 +706,17 @@ class _Fusion:
         held = self.may_hold(payer) if action.sign < 0 else {}
         sku, qty = _product_for(action, bin_, weight, self.store, held, together)
         self.attributions[action.event_id] = Attribution(
-            action.event_id, action.session, self.visits.payer(action.session), sku or "", qty, action.sign, evidence,
-            action.margin, payer, round(chances[payer], 4), certain,
+            action.event_id,
+            action.session,
+            self.visits.payer(action.session),
+            sku or "",
+            qty,
+            action.sign,
+            evidence,
+            action.margin,
+            payer,
+            round(chances[payer], 4),
+            certain,
         )
         if sku is None or qty == 0:
             self.flag(payer, f"the weight at bin {action.bin} matches no product ({action.event_id})")
@@ -856,7 +865,9 @@ class _Fusion:
         if items:
             item = items[0]
             item.taken_by = payer
-            self.move(payer, item.members.get(payer, payer), item.sku, item.qty, 0.0, item.ts, (*item.evidence, event_id))
+            self.move(
+                payer, item.members.get(payer, payer), item.sku, item.qty, 0.0, item.ts, (*item.evidence, event_id)
+            )
             return
         self.settle_take(takes[0], payer, event_id)
 
@@ -901,15 +912,18 @@ class _Fusion:
             return
         possible = self.whereabouts.around(weight.ts, bin_.position)
         densities = {
-            s: self.whereabouts.density(s, bin_.position, weight.ts) if possible.get(s, 1.0) > COULD_NOT_BE_HERE
+            s: self.whereabouts.density(s, bin_.position, weight.ts)
+            if possible.get(s, 1.0) > COULD_NOT_BE_HERE
             else COULD_NOT_BE_HERE
             for s in present
         }
         chances, members = self.by_payer(densities, sum(densities.values()))
         reason = f"{count} × {product.sku} left bin {weight.bin} unseen by cameras ({weight.event_id})"
-        self.open.append(_Open(weight.event_id, weight.ts, product.sku, count, chances, members, (weight.event_id,), reason))
+        self.open.append(
+            _Open(weight.event_id, weight.ts, product.sku, count, chances, members, (weight.event_id,), reason)
+        )
 
-    def unseen_return(self, weight: _Weight, bin_: Bin, present: Sequence[str]) -> None:
+    def unseen_return(self, weight: _Weight, bin_: Bin, present: Iterable[str]) -> None:
         """Items came back that no camera saw: the weight says what; credited to the only payer who held it.
 
         A weighing a little off still credits the only holder (a put-back can only lower the charge), once no
@@ -928,7 +942,8 @@ class _Fusion:
                 maybe = [
                     p
                     for p in payers
-                    if p not in holders and any(o.taken_by is None and o.sku == sku and o.chances.get(p) for o in self.open)
+                    if p not in holders
+                    and any(o.taken_by is None and o.sku == sku and o.chances.get(p) for o in self.open)
                 ]
                 if len(holders) == 1 and not maybe:
                     self.move(holders[0], holders[0], sku, -count, 0.0, weight.ts, (weight.event_id,))
@@ -1067,8 +1082,8 @@ def _carts(fusion: _Fusion, visits: _Visits, calibration: Calibration, risk: flo
             payer, tuple(lines), decision, tuple(sorted(reasons)), visit_risk, None, tuple(attributions[payer])
         )
     for member, payer in visits.payer_of.items():
-        reasons = () if carts[payer].decision == "charge" else (f"one of the group paid by {payer}: decided with it",)
-        carts[member] = Cart(member, (), carts[payer].decision, reasons, 0.0, payer)
+        with_payer = () if carts[payer].decision == "charge" else (f"one of the group paid by {payer}: decided with it",)
+        carts[member] = Cart(member, (), carts[payer].decision, with_payer, 0.0, payer)
     return carts
 
 

@@ -157,7 +157,7 @@ class _Shopper:
         index = bisect.bisect_right([stay[0] for stay in self.stays], at) - 1
         if index < 0:
             return self.stays[0][2], self.stays[0][3]
-        arrives, leaves, x, y = self.stays[index]
+        _, leaves, x, y = self.stays[index]
         if at <= leaves or index + 1 >= len(self.stays):
             return x, y
         next_arrives, _, nx, ny = self.stays[index + 1]
@@ -178,7 +178,9 @@ class _World:
         self.traffic, self.stack, self.catalog = traffic, stack, catalog
         places = bin_positions(layout)
         self.spots = [
-            _Spot(item["code"], item["sku"], item.get("sensor"), fixture["code"], fixture["zone"], *places[item["code"]])
+            _Spot(
+                item["code"], item["sku"], item.get("sensor"), fixture["code"], fixture["zone"], *places[item["code"]]
+            )
             for fixture in layout["fixtures"]
             for item in fixture["bins"]
             if item["sku"] in catalog
@@ -258,7 +260,9 @@ def simulate(
     `shopper_tokens`, when given, are the entry tokens of registered shoppers, handed out in turn to payers.
     """
     traffic = PROFILES[profile]
-    chosen = stack if isinstance(stack, PerceptionStack) else draw_stack(family=stack or traffic.default_stack, seed=seed)
+    chosen = (
+        stack if isinstance(stack, PerceptionStack) else draw_stack(family=stack or traffic.default_stack, seed=seed)
+    )
     world = _World(layout, catalog, traffic, chosen, seed)
     rng = world.rng
     day = timedelta(hours=traffic.day_hours)
@@ -474,7 +478,9 @@ def _report_weighings(world: _World) -> None:
             else:
                 merged.append([settled, sensor, grams])
         for settled, sensor, grams in merged:
-            world.emit(settled, {"type": "shelf.weight_changed", "bin": bin_code, "device": sensor, "delta_g": round(grams, 1)})
+            world.emit(
+                settled, {"type": "shelf.weight_changed", "bin": bin_code, "device": sensor, "delta_g": round(grams, 1)}
+            )
     if stack.drift_per_scale_hour and world.events:
         first, last = min(e[0] for e in world.events), max(e[0] for e in world.events)
         hours = (last - first).total_seconds() / 3600
@@ -484,7 +490,9 @@ def _report_weighings(world: _World) -> None:
             at = first + (last - first) * rng.random()
             if spot.sensor is not None and not world.sensor_down(spot.sensor, at):
                 drift = round(rng.choice((-1, 1)) * rng.uniform(1.0, 6.0), 1)
-                world.emit(at, {"type": "shelf.weight_changed", "bin": spot.bin, "device": spot.sensor, "delta_g": drift})
+                world.emit(
+                    at, {"type": "shelf.weight_changed", "bin": spot.bin, "device": spot.sensor, "delta_g": drift}
+                )
 
 
 def _deliver(world: _World) -> list[bytes]:

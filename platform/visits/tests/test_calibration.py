@@ -83,7 +83,7 @@ def _learn_for_days(stack: PerceptionStack, days: int) -> tuple[Calibration, int
         samples += labelled_samples(carts=seen["carts"], decided=seen["decided"])
         calibration = fit(samples=samples, prior=calibration)
         again = infer_carts(events=seen["events"], store=STORE, calibration=calibration)
-        calibration = with_risks(calibration, (cart.risk for cart in again.values()))
+        calibration = with_risks(calibration, (cart.risk for cart in again.values() if cart.payer is None))
     assert calibration is not None
     return calibration, reviewed
 

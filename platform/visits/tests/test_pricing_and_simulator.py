@@ -12,8 +12,8 @@ from ingest.validation import parse_timestamp
 from stores.sample import sample_layout
 from visits.calibration import Calibration, Evidence, Sample, fit
 from visits.engine import Cart, CartLine, infer_carts, labelled_samples, store_model_from_layout
-from visits.pricing import PriceVersion, line_tax, price_cart
 from visits.perception import FAMILIES, HELD_OUT, TUNED, draw_stack
+from visits.pricing import PriceVersion, line_tax, price_cart
 from visits.simulator import PROFILES, CatalogItem, Simulation, simulate
 
 T0 = datetime(2026, 3, 2, 9, tzinfo=UTC)
