@@ -1082,8 +1082,9 @@ def _carts(fusion: _Fusion, visits: _Visits, calibration: Calibration, risk: flo
             payer, tuple(lines), decision, tuple(sorted(reasons)), visit_risk, None, tuple(attributions[payer])
         )
     for member, payer in visits.payer_of.items():
-        with_payer = () if carts[payer].decision == "charge" else (f"one of the group paid by {payer}: decided with it",)
-        carts[member] = Cart(member, (), carts[payer].decision, with_payer, 0.0, payer)
+        decision = carts[payer].decision
+        with_payer = () if decision == "charge" else (f"one of the group paid by {payer}: decided with it",)
+        carts[member] = Cart(member, (), decision, with_payer, 0.0, payer)
     return carts
 
 
