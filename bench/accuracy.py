@@ -1,6 +1,6 @@
 """Cart accuracy over families of perception stacks: per family, and the worst family, in one run.
 
-    PYTHONPATH=.:platform python bench/accuracy.py [--visits 400] [--seeds 3] [--first-seed 101]
+    PYTHONPATH=.:platform python bench/accuracy.py [--visits 400] [--seeds 3] [--first-seed 301]
         [--families held-out|tuned|all|name,name] [--profiles realistic,crowded] [--risk 0.005]
 
 Each seed draws one stack of each family (`visits.perception`) and a store day of each traffic profile
@@ -13,7 +13,9 @@ candidate": exact receipts, auto-charged, sent to review, overcharged among all 
 visits whose evidence suffices (every item a shopper moved was seen by a camera or a scale), and
 undercharged. A group (spec v1.1) counts as one visit, charged to its payer. Then the worst family for
 each figure — over all families and over the families held out from tuning — not a mean. Seeds run
-from `--first-seed` on: the engine was tuned on seeds 1–3 of the tuned families only.
+from `--first-seed` on: the engine was tuned on seeds 1–4 of the tuned families; the held-out families
+were looked at on seeds 101–103 and 201–203 while it was written (to find bugs, not to tune), so figures
+to report start at 301.
 """
 
 from __future__ import annotations
@@ -220,7 +222,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--visits", type=int, default=400, help="visits per simulated day")
     parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--first-seed", type=int, default=101, help="the engine was tuned on seeds 1-3")
+    parser.add_argument("--first-seed", type=int, default=301, help="tuned on 1-4; 101-103, 201-203 looked at")
     parser.add_argument("--families", default="all", help="all, tuned, held-out, or names separated by commas")
     parser.add_argument("--profiles", default="realistic,crowded")
     parser.add_argument("--risk", type=float, default=0.005, help="the store's overcharge risk (share of visits)")
