@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('stores', '0001_initial'),
+        ('stores', '0002_device_kind_staff_device'),
     ]
 
     operations = [
