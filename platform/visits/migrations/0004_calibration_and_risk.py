@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('stores', '0002_overcharge_risk'),
+        ('stores', '0003_overcharge_risk'),
         ('tenants', '0002_platform_groups'),
         ('visits', '0003_visit_payment_summary'),
     ]
