@@ -71,6 +71,8 @@ MAY_HAVE_TAKEN = 0.05
 UNSEEN_WORTH_ASKING = 0.5
 # A scale that missed this many camera actions in a row, with no change in between, is read as offline.
 QUIET_SCALE_MISSES = 2
+# Staff putting stock on a shelf take this long after saying so: the scale's rises meanwhile are the restock.
+RESTOCKING = timedelta(minutes=3)
 # A camera-only take of a bin by a visit within this long of its previous one there may be the same hand seen twice.
 SEEN_TWICE = timedelta(seconds=8)
 # A take only a camera saw, with nobody else in its view, that its calibration makes less likely than this, is
@@ -238,6 +240,15 @@ class _Weight:
 
 
 @dataclass(slots=True)
+class _Restock:
+    """Staff put `qty` units on a bin (spec v1.1): the rise of its scale that follows is stock, not a put-back."""
+
+    ts: datetime
+    bin: str
+    qty: int
+
+
+@dataclass(slots=True)
 class _Movement:
     """Items that moved for one payer: + taken, − put back; `risk` that it is not theirs. A take other payers may
     have made keeps their `chances` until a later put-back settles whose it was."""
@@ -312,8 +323,9 @@ class _Visits:
 
 def _read(
     events: Iterable[Mapping[str, Any]],
-) -> tuple[list[_Action], list[_Weight], _Visits, list[tuple[datetime, str, str]]]:
-    """Split deduplicated, time-ordered events into camera actions, weight changes, visits, device reports."""
+) -> tuple[list[_Action], list[_Weight], _Visits, list[tuple[datetime, str, str]], list[_Restock]]:
+    """Split deduplicated, time-ordered events into camera actions, weight changes, visits, device reports and
+    restocks."""
     unique: dict[str, Mapping[str, Any]] = {}
     for event in events:
         unique.setdefault(event["id"], event)
@@ -325,6 +337,7 @@ def _read(
     payer_of: dict[str, str] = {}
     gates: dict[str, list[tuple[datetime, str]]] = defaultdict(list)
     reports: list[tuple[datetime, str, str]] = []
+    restocks: list[_Restock] = []
     for event in ordered:
         kind, ts = event["type"], event["_ts"]
         if kind in ("item.picked", "item.returned"):
@@ -364,10 +377,12 @@ def _read(
             gates[session].append((ts, event.get("gate") or ""))
         elif kind == "device.status":
             reports.append((ts, event["device"], event["status"]))
+        elif kind == "shelf.restocked":
+            restocks.append(_Restock(ts, event["bin"], int(event["qty"])))
     spans = {s: (entered[s], exited.get(s)) for s in entered}
     # A companion whose payer never entered pays for itself (and is asked about, see _carts).
     payer_of = {member: payer for member, payer in payer_of.items() if payer in entered and payer not in payer_of}
-    return actions, weights, _Visits(spans, payer_of, gates), reports
+    return actions, weights, _Visits(spans, payer_of, gates), reports, restocks
 
 
 def _units(delta_g: float, product: Product, *, slack: float = 1.0) -> int:
@@ -605,6 +620,7 @@ class _Fusion:
         whereabouts: _Whereabouts,
         calibration: Calibration,
         seen_together: Mapping[str, int],
+        restocks: Sequence[_Restock] = (),
     ) -> None:
         self.store, self.visits, self.reports = store, visits, reports
         self.whereabouts, self.calibration, self.seen_together = whereabouts, calibration, seen_together
@@ -617,6 +633,9 @@ class _Fusion:
         self.open: list[_Open] = []
         self.misses: dict[str, int] = defaultdict(int)
         self.camera_takes: dict[tuple[str, str], datetime] = {}
+        self.restocks: dict[str, list[_Restock]] = defaultdict(list)
+        for restock in restocks:
+            self.restocks[restock.bin].append(restock)
 
     def flag(self, session: str, reason: str) -> None:
         """A person must look at this visit, for this reason."""
@@ -899,7 +918,8 @@ class _Fusion:
         if not present:
             return
         if weight.delta_g > 0:
-            self.unseen_return(weight, bin_, present)
+            if not self.restocked(weight, product):
+                self.unseen_return(weight, bin_, present)
             return
         count = _units(weight.delta_g, product)
         if count == 0:
@@ -922,6 +942,16 @@ class _Fusion:
         self.open.append(
             _Open(weight.event_id, weight.ts, product.sku, count, chances, members, (weight.event_id,), reason)
         )
+
+    def restocked(self, weight: _Weight, product: Product) -> bool:
+        """Whether a rise no camera saw is (part of) a restock of its bin: staff said so shortly before or after, and
+        the units the restock brought are not all accounted for yet. Its units are then taken off the restock."""
+        count = _units(weight.delta_g, product, slack=LOOSE_WEIGHT_SLACK) or 1
+        for restock in self.restocks.get(weight.bin, ()):
+            if restock.ts - WEIGHT_AFTER <= weight.ts <= restock.ts + RESTOCKING and restock.qty > 0:
+                restock.qty = max(0, restock.qty - count)
+                return True
+        return False
 
     def unseen_return(self, weight: _Weight, bin_: Bin, present: Iterable[str]) -> None:
         """Items came back that no camera saw: the weight says what; credited to the only payer who held it.
@@ -1022,10 +1052,10 @@ def infer_carts(
     A group's items are on its payer's cart (each line says which member took it); members' carts are empty.
     """
     calibration = calibration or default_calibration()
-    actions, weights, visits, reports = _read(events)
+    actions, weights, visits, reports, restocks = _read(events)
     matched, seen_together = _match_weights(actions, weights, store)
     used_weights = {w.event_id for w in matched.values()}
-    fusion = _Fusion(store, visits, reports, _Whereabouts(actions, visits, store), calibration, seen_together)
+    fusion = _Fusion(store, visits, reports, _Whereabouts(actions, visits, store), calibration, seen_together, restocks)
     steps: list[tuple[datetime, str, _Action | _Weight]] = [(a.ts, a.event_id, a) for a in actions]
     steps += [(w.ts, w.event_id, w) for w in weights if w.event_id not in used_weights]
     for _ts, _id, step in sorted(steps, key=lambda s: (s[0], s[1])):

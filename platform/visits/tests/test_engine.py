@@ -687,3 +687,28 @@ def test_a_put_back_that_settles_a_hesitation_teaches_without_a_person() -> None
     assert carts["A"].decision == carts["B"].decision == "charge"
     samples = labelled_samples(carts=carts, decided={})
     assert [(sample.correct, sample.reviewed) for sample in samples] == [(False, False)]
+
+
+# -- restocks (spec v1.1) -----------------------------------------------------------------------------
+
+
+def test_the_scales_rise_after_staff_restock_a_bin_is_stock_not_a_put_back() -> None:
+    s = Script()
+    s.visit("A", 0, 300)
+    s.pick(10, "A", "B-COLA", qty=2)
+    s.weigh(11, "B-COLA", -690)
+    s.add(100, "shelf.restocked", bin="B-COLA", device="STAFF-1", qty=6)
+    s.weigh(115, "B-COLA", 6 * 345)  # the six colas staff put there: A put nothing back
+    cart = s.carts()["A"]
+    assert (items(cart), cart.decision) == ({"COLA": 2}, "charge")
+
+
+def test_a_rise_beyond_what_staff_restocked_is_still_a_put_back() -> None:
+    s = Script()
+    s.visit("A", 0, 300)
+    s.pick(10, "A", "B-COLA", qty=2)
+    s.weigh(11, "B-COLA", -690)
+    s.add(100, "shelf.restocked", bin="B-COLA", device="STAFF-1", qty=3)
+    s.weigh(110, "B-COLA", 3 * 345)
+    s.weigh(150, "B-COLA", 345)  # one more cola back, no camera saw it: A's, the only one holding colas
+    assert items(s.carts()["A"]) == {"COLA": 1}
