@@ -85,6 +85,7 @@ class Product:
     sku: str
     unit_weight_g: float
     tolerance_g: float
+    min_age: int = 0  # an age-restricted product (catalog `min_age`, spec v1.1): 18, 21, …
 
 
 @dataclass(frozen=True, slots=True)
@@ -271,8 +272,10 @@ class _Visits:
         spans: dict[str, tuple[datetime, datetime | None]],
         payer_of: dict[str, str],
         gates: dict[str, list[tuple[datetime, str]]],
+        checks: Mapping[str, list[tuple[bool, int]]] | None = None,
     ) -> None:
         self.spans, self.payer_of, self.gates = spans, payer_of, gates
+        self.checks = checks or {}
         self.members: dict[str, list[str]] = defaultdict(list)
         for member, payer in payer_of.items():
             self.members[payer].append(member)
@@ -286,6 +289,10 @@ class _Visits:
 
     def payer(self, session: str) -> str:
         return self.payer_of.get(session, session)
+
+    def old_enough(self, session: str, age: int) -> bool:
+        """Whether staff checked this visit's ID (spec v1.1 `id.checked`) and it proved at least `age`."""
+        return any(passed and proved >= age for passed, proved in self.checks.get(session, ()))
 
     def present(self, ts: datetime) -> set[str]:
         """The visits in the store at `ts` (not to be changed by the caller). Asked in time order (the engine reads a
@@ -338,6 +345,7 @@ def _read(
     gates: dict[str, list[tuple[datetime, str]]] = defaultdict(list)
     reports: list[tuple[datetime, str, str]] = []
     restocks: list[_Restock] = []
+    checks: dict[str, list[tuple[bool, int]]] = defaultdict(list)
     for event in ordered:
         kind, ts = event["type"], event["_ts"]
         if kind in ("item.picked", "item.returned"):
@@ -377,12 +385,14 @@ def _read(
             gates[session].append((ts, event.get("gate") or ""))
         elif kind == "device.status":
             reports.append((ts, event["device"], event["status"]))
+        elif kind == "id.checked":
+            checks[event["session"]].append((event["result"] == "passed", int(event["min_age"])))
         elif kind == "shelf.restocked":
             restocks.append(_Restock(ts, event["bin"], int(event["qty"])))
     spans = {s: (entered[s], exited.get(s)) for s in entered}
     # A companion whose payer never entered pays for itself (and is asked about, see _carts).
     payer_of = {member: payer for member, payer in payer_of.items() if payer in entered and payer not in payer_of}
-    return actions, weights, _Visits(spans, payer_of, gates), reports, restocks
+    return actions, weights, _Visits(spans, payer_of, gates, checks), reports, restocks
 
 
 def _units(delta_g: float, product: Product, *, slack: float = 1.0) -> int:
@@ -1098,6 +1108,7 @@ def _carts(fusion: _Fusion, visits: _Visits, calibration: Calibration, risk: flo
             if qty <= 0:
                 continue
             taken = [m for m in moves if m.qty > 0]
+            must_ask |= _unverified_ages(fusion.store.products.get(sku), taken, visits)
             confidence = min((1.0 - m.risk for m in taken), default=1.0)
             evidence = tuple(sorted({e for m in moves for e in m.evidence}))
             members = tuple(sorted({m.member for m in taken if m.member != payer}))
@@ -1116,6 +1127,18 @@ def _carts(fusion: _Fusion, visits: _Visits, calibration: Calibration, risk: flo
         with_payer = () if decision == "charge" else (f"one of the group paid by {payer}: decided with it",)
         carts[member] = Cart(member, (), decision, with_payer, 0.0, payer)
     return carts
+
+
+def _unverified_ages(product: Product | None, taken: Sequence[_Movement], visits: _Visits) -> set[str]:
+    """An age-restricted product on a receipt needs a passed ID check of at least its age for whoever took it (the
+    payer's check covers the payer only: each companion is checked for what they took)."""
+    if product is None or not product.min_age:
+        return set()
+    return {
+        f"{product.sku} is for {product.min_age}+ and no ID check of {member} proved it"
+        for member in sorted({m.member for m in taken})
+        if not visits.old_enough(member, product.min_age)
+    }
 
 
 CAMERA_ALONE = (Evidence.CAMERA_ONLY, Evidence.CAMERA_COUNTED, Evidence.CAMERA_REPEATED)

@@ -712,3 +712,37 @@ def test_a_rise_beyond_what_staff_restocked_is_still_a_put_back() -> None:
     s.weigh(110, "B-COLA", 3 * 345)
     s.weigh(150, "B-COLA", 345)  # one more cola back, no camera saw it: A's, the only one holding colas
     assert items(s.carts()["A"]) == {"COLA": 1}
+
+
+# -- age-restricted products (spec v1.1) ------------------------------------------------------------------
+
+WITH_BEER = StoreModel(
+    [Layout(datetime(2026, 1, 1, tzinfo=UTC), {**BINS, "B-BEER": Bin("B-BEER", "BEER", "W-BEER", "F1", "Z1")})],
+    {**PRODUCTS, "BEER": Product("BEER", 500.0, 15.0, min_age=21)},
+)
+
+
+def _beer_taken_by(taker: str, *, checks: dict[str, tuple[str, int]], group: bool = False) -> Any:
+    s = Script()
+    s.visit("P", 0, 100)
+    if group:
+        s.visit("K", 2, 100, group="P")
+    for session, (result, age) in checks.items():
+        s.add(5, "id.checked", session=session, device="STAFF-1", result=result, min_age=age)
+    s.pick(10, taker, "B-BEER")
+    s.add(11, "shelf.weight_changed", bin="B-BEER", device="W-BEER", delta_g=-500)
+    return s.carts(store=WITH_BEER)["P"]
+
+
+def test_a_restricted_item_is_charged_only_with_a_passed_id_check_of_its_age() -> None:
+    assert _beer_taken_by("P", checks={"P": ("passed", 21)}).decision == "charge"
+    for checks in ({}, {"P": ("passed", 18)}, {"P": ("failed", 21)}):
+        cart = _beer_taken_by("P", checks=checks)
+        assert (items(cart), cart.decision) == ({"BEER": 1}, "review")
+        assert "BEER is for 21+ and no ID check of P proved it" in cart.reasons
+
+
+def test_a_companion_is_checked_for_what_the_companion_took() -> None:
+    unchecked = _beer_taken_by("K", checks={"P": ("passed", 21)}, group=True)
+    assert (unchecked.decision, unchecked.reasons) == ("review", ("BEER is for 21+ and no ID check of K proved it",))
+    assert _beer_taken_by("K", checks={"K": ("passed", 21)}, group=True).decision == "charge"
