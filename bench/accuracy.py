@@ -8,7 +8,8 @@ Each seed draws one stack of each family (`visits.perception`) and a store day o
 person decides them: here, the truth) and the visits that need no person teach the store's calibration,
 and a second day of the same stack is read with it ("warm"), as a licensee's second week would be.
 
-Per family and profile, for the engine (warm, and cold beside it) and for "trust the camera's top
+The engine's speed is its events read per second of CPU (the process's own time: the figure holds on a
+busy machine). Per family and profile, for the engine (warm, and cold beside it) and for "trust the camera's top
 candidate": exact receipts, auto-charged, sent to review, overcharged among all visits and among the
 visits whose evidence suffices (every item a shopper moved was seen by a camera or a scale), and
 undercharged. A group (spec v1.1) counts as one visit, charged to its payer. Then the worst family for
@@ -158,9 +159,9 @@ def _run_family(
             simulation, events, store = _day(
                 family=family, profile=profile, seed=seed * 100 + day, visits=visits, start=START + timedelta(days=day)
             )
-            started = time.perf_counter()
+            started = time.process_time()
             carts = infer_carts(events=events, store=store, calibration=model, risk=risk)
-            seconds += time.perf_counter() - started
+            seconds += time.process_time() - started
             events_total += len(events)
             stats = cold if day == 0 else warm if day == warm_up_days else None
             if stats is not None:
