@@ -24,6 +24,7 @@ from ingest.validation import MAX_EVENT_BYTES
 
 GZIP_MAGIC = b"\x1f\x8b"
 BLOCK_BYTES = 1 << 20
+SOURCE_READ_BYTES = 1 << 16  # a bomb's 64 kB hold 64 MB: the ratio is checked after each
 SCAN_BYTES = 1 << 16
 BINARY_SNIFF_BYTES = 8192
 PACK_LEVEL = 1  # the fastest: a chunk is packed once and read once
@@ -67,7 +68,7 @@ class Inflater:
 
     def blocks(self) -> Iterator[bytes]:
         inflater, fed = zlib.decompressobj(wbits=31), False
-        while block := self._source.read(BLOCK_BYTES):
+        while block := self._source.read(SOURCE_READ_BYTES):
             self.read += len(block)
             while block:
                 try:
