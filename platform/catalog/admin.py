@@ -20,7 +20,7 @@ from unfold.admin import TabularInline
 from unfold.decorators import action, display
 
 from catalog import currencies, selectors, services
-from catalog.importing import COLUMNS
+from catalog.importing import COLUMNS, MAX_ERRORS_LISTED
 from catalog.models import CatalogImport, Product, ProductPrice
 from core.admin import TenantModelAdmin, tenant_may_upload
 from core.admin_sites import licensee_site
@@ -137,7 +137,7 @@ class ProductAdmin(TenantModelAdmin):
             if upload.size > settings.CATALOG_IMPORT_MAX_BYTES:
                 form.add_error("file", f"The file is larger than {settings.CATALOG_IMPORT_MAX_BYTES:,} bytes.")
             else:
-                if upload.size > settings.CATALOG_IMPORT_BACKGROUND_BYTES:
+                if services.catalog_import_is_large(file=upload, filename=upload.name):
                     import_id = services.catalog_import_enqueue(**arguments).pk
                 else:
                     try:
@@ -254,7 +254,8 @@ class CatalogImportAdmin(TenantModelAdmin):
             "record": record,
             "progress_percent": round(selectors.catalog_import_progress(record=record) * 100),
             "errors_shown": record.errors[:ERRORS_SHOWN],
-            "errors_hidden": max(0, len(record.errors) - ERRORS_SHOWN),
+            "errors_hidden": max(0, record.error_count - min(len(record.errors), ERRORS_SHOWN)),
+            "errors_listed": MAX_ERRORS_LISTED,
             "status_url": reverse("admin:catalog_catalogimport_status", args=[record.pk]),
             "products_url": reverse("admin:catalog_product_changelist"),
             "import_url": reverse("admin:catalog_product_import_catalog"),

@@ -8,8 +8,16 @@ the optional `weight_tolerance_g`, `image_url` and `status`.
 Files are read as streams, one row at a time. Every row is checked on its own and
 every problem is reported with the row number a person sees in a spreadsheet
 (the header is row 1, the first product row 2; for a JSON array, the item's
-position counting from 1). Problems with the file as a whole (not UTF-8, not a
-spreadsheet, a required column missing) raise `CatalogFileError`.
+position counting from 1); the first `MAX_ERRORS_LISTED` problems are kept, the
+others counted. Problems with the file as a whole (not UTF-8, not a
+spreadsheet, a required column missing, too large) raise `CatalogFileError`.
+
+An XLSX file is a zip of XML parts, and a small one can hold hundreds of
+megabytes: before openpyxl reads it (streaming, read-only), `workbook_size`
+inflates its parts once, counting, and refuses a workbook that holds more than
+`MAX_WORKBOOK_BYTES` or whose shared-strings part (which openpyxl keeps whole in
+memory) holds more than `MAX_SHARED_STRINGS_BYTES`. Callers use the size to send
+large workbooks to the background.
 """
 
 from __future__ import annotations
@@ -18,6 +26,8 @@ import codecs
 import csv
 import io
 import re
+import zipfile
+import zlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
@@ -36,6 +46,10 @@ COLUMNS: Final = (*REQUIRED_COLUMNS, "barcode", "weight_tolerance_g", "image_url
 STATUSES: Final = ("active", "archived")
 GTIN_LENGTHS: Final = (8, 12, 13, 14)
 MAX_ROWS: Final = 500_000
+MAX_ERRORS_LISTED: Final = 1_000
+MAX_WORKBOOK_BYTES: Final = 512 * 1024 * 1024  # 500,000 rows of 10 columns take about 200 MB of XML
+MAX_SHARED_STRINGS_BYTES: Final = 64 * 1024 * 1024
+HEADER_WITHIN_ROWS: Final = 100
 
 MAX_SKU_LENGTH: Final = 64
 MAX_NAME_LENGTH: Final = 200
@@ -97,14 +111,17 @@ class CatalogRow:
 
 @dataclass
 class ParsedCatalog:
-    """What a file holds: its good rows and every problem found."""
+    """What a file holds: its good rows, the first MAX_ERRORS_LISTED problems found, and how many rows were bad."""
 
     rows: list[CatalogRow] = field(default_factory=list)
     errors: list[RowError] = field(default_factory=list)
+    bad_rows: int = 0
+    stopped_at: int | None = None  # the row where reading stopped, when it stopped before the end
 
-    @property
-    def bad_rows(self) -> int:
-        return len({error.row for error in self.errors})
+    def add_error(self, error: RowError) -> None:
+        self.bad_rows += 1
+        if len(self.errors) < MAX_ERRORS_LISTED:
+            self.errors.append(error)
 
 
 RawRow = tuple[int, Mapping[str, Any]]
@@ -249,24 +266,29 @@ class XlsxSource:
     """
 
     def __init__(self, stream: IO[bytes]) -> None:
+        workbook_size(stream)
         try:
             self._workbook = openpyxl.load_workbook(stream, read_only=True, data_only=False)
             self._sheet = self._workbook.worksheets[0]
         except Exception as error:
-            raise CatalogFileError(
-                "The file is not a readable XLSX workbook. Save it from your spreadsheet as .xlsx or as CSV UTF-8."
-            ) from error
+            raise CatalogFileError(NOT_A_WORKBOOK) from error
         self._rows_done = 0
         self._header_row = 0
         header: list[Any] | None = None
-        for number, cells in enumerate(self._sheet.iter_rows(), start=self._sheet.min_row or 1):
+        first = self._sheet.min_row or 1
+        for number, cells in enumerate(self._sheet.iter_rows(max_row=first + HEADER_WITHIN_ROWS - 1), start=first):
             values = [_xlsx_value(cell) for cell in cells]
             if any(value != "" for value in values):
                 self._header_row = number
                 header = [("" if value is FORMULA else value) for value in values]
                 break
         if header is None:
-            raise CatalogFileError("The first sheet is empty: it needs a header row and at least one product row.")
+            raise CatalogFileError(
+                f"The first sheet has no header row in its first {HEADER_WITHIN_ROWS} rows: it needs a header row "
+                "and at least one product row."
+            )
+        if (self._sheet.max_row or 0) > self._header_row + MAX_ROWS:  # as the sheet declares it: refused at once
+            raise CatalogFileError(f"The file has more than {MAX_ROWS:,} product rows; split it into smaller files.")
         self._index = _header_index(header)
         self.columns: frozenset[str] | None = frozenset(self._index)
 
@@ -290,6 +312,62 @@ class XlsxSource:
                 yield row_number, values
         finally:
             self._workbook.close()
+
+
+NOT_A_WORKBOOK: Final = (
+    "The file is not a readable XLSX workbook. Save it from your spreadsheet as .xlsx or as CSV UTF-8."
+)
+
+
+_ROW_START = re.compile(rb"<(?:\w+:)?row[\s/>]")
+
+
+def workbook_size(stream: IO[bytes]) -> int:
+    """The bytes an XLSX workbook holds once inflated, counted by inflating its parts (their declared sizes can lie)
+    a megabyte at a time; CatalogFileError when it holds more than a catalog can: too many bytes, too many texts,
+    or a sheet of more rows than a catalog has (counted here: openpyxl would read a sheet that does not declare
+    its size whole, just to size it). Leaves `stream` at its start."""
+    total = 0
+    try:
+        with zipfile.ZipFile(stream) as workbook:
+            for part in workbook.infolist():
+                total += _part_size(workbook, part, before=total)
+    except CatalogFileError:
+        raise
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, ValueError, zlib.error) as error:
+        raise CatalogFileError(NOT_A_WORKBOOK) from error
+    finally:
+        stream.seek(0)
+    return total
+
+
+def _part_size(workbook: zipfile.ZipFile, part: zipfile.ZipInfo, *, before: int) -> int:
+    size = rows = 0
+    tail = b""  # the end of the last block, for a row tag cut in two
+    sheet = part.filename.startswith("xl/worksheets/")
+    with workbook.open(part) as member:
+        while block := member.read(1 << 20):
+            size += len(block)
+            if before + size > MAX_WORKBOOK_BYTES:
+                raise CatalogFileError(
+                    f"The workbook holds more than {MAX_WORKBOOK_BYTES // 2**20} MB once unzipped, more than a "
+                    "catalog of 500,000 products takes; split it, or save it as CSV."
+                )
+            if part.filename.endswith("sharedStrings.xml") and size > MAX_SHARED_STRINGS_BYTES:
+                raise CatalogFileError(
+                    f"The workbook's texts take more than {MAX_SHARED_STRINGS_BYTES // 2**20} MB once unzipped, "
+                    "more than a catalog's names do; save it as CSV instead."
+                )
+            if sheet:  # the rows in this block, and one whose tag straddles the two last blocks
+                seam = tail + block[:8]
+                rows += sum(1 for m in _ROW_START.finditer(seam) if m.start() < len(tail) < m.end())
+                rows += len(_ROW_START.findall(block))
+                tail = block[-8:]
+                if rows > MAX_ROWS + HEADER_WITHIN_ROWS:
+                    raise CatalogFileError(
+                        f"The file has more than {MAX_ROWS:,} product rows; split it into smaller files."
+                    )
+    return size
 
 
 def _json_value(value: Any) -> Any:
@@ -331,6 +409,21 @@ class JsonSource:
             yield position, {normalise_column(key): _json_value(value) for key, value in item.items()}
 
 
+def is_workbook(stream: IO[bytes], *, filename: str = "") -> bool:
+    """Whether an upload is an XLSX workbook: by its zip signature, or its name."""
+    head = stream.read(4)
+    stream.seek(0)
+    return head == b"PK\x03\x04" or filename.lower().endswith((".xlsx", ".xlsm"))
+
+
+def size_to_read(stream: IO[bytes], *, filename: str = "") -> int:
+    """The bytes an import of this upload reads: a workbook's once unzipped, any other file's own.
+    CatalogFileError for a workbook that cannot be read or holds too much."""
+    if is_workbook(stream, filename=filename):
+        return workbook_size(stream)
+    return _stream_size(stream) or 0
+
+
 def open_source(stream: IO[bytes], *, filename: str = "") -> RowSource:
     """A row source for an uploaded file: XLSX by its zip signature (or name), JSON by its `[`, CSV otherwise."""
     head = stream.read(8)
@@ -338,7 +431,7 @@ def open_source(stream: IO[bytes], *, filename: str = "") -> RowSource:
     name = filename.lower()
     if head.startswith(b"\xd0\xcf\x11\xe0"):
         raise CatalogFileError("Old Excel (.xls) files are not supported; save the sheet as .xlsx or as CSV UTF-8.")
-    if head.startswith(b"PK\x03\x04") or name.endswith((".xlsx", ".xlsm")):
+    if is_workbook(stream, filename=filename):
         return XlsxSource(stream)
     if name.endswith(".json") or head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"["):
         return _json_file_source(stream)
@@ -583,9 +676,12 @@ def parse_catalog(
     default_currency: str | None = None,
     on_progress: Callable[[float], None] | None = None,
     max_rows: int = MAX_ROWS,
+    stop_after_errors: int | None = None,
 ) -> ParsedCatalog:
     """Check every row of `source`. Later rows repeating a SKU are errors (the first one stands).
 
+    With `stop_after_errors`, reading stops once that many rows were bad (`stopped_at` says at which row): an
+    all-or-nothing import of such a file is refused whatever the rest holds.
     Raises CatalogFileError for problems with the file as a whole.
     """
     if default_currency is not None and not currencies.is_supported(default_currency):
@@ -609,7 +705,10 @@ def parse_catalog(
         if isinstance(checked, CatalogRow):
             result.rows.append(checked)
         else:
-            result.errors.append(checked)
+            result.add_error(checked)
+            if stop_after_errors is not None and result.bad_rows >= stop_after_errors:
+                result.stopped_at = row_number
+                break
         if on_progress is not None and count % 2000 == 0:
             on_progress(source.fraction_read())
     if count == 0:

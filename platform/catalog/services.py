@@ -19,6 +19,7 @@ from datetime import datetime
 from typing import IO, Any, Final
 
 import orjson
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.cache import cache
 from django.core.files.base import ContentFile, File
@@ -26,7 +27,18 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from catalog import bulk
-from catalog.importing import CatalogFileError, CatalogRow, JsonSource, RowError, RowSource, open_source, parse_catalog
+from catalog.importing import (
+    MAX_ERRORS_LISTED,
+    CatalogFileError,
+    CatalogRow,
+    JsonSource,
+    ParsedCatalog,
+    RowError,
+    RowSource,
+    open_source,
+    parse_catalog,
+    size_to_read,
+)
 from catalog.models import CatalogImport, Product
 from tenants.audit import Actor, audit_record
 from tenants.models import ApiKey, Tenant
@@ -130,6 +142,16 @@ def catalog_import(
         return JsonSource(rows)
 
     return _run(record=record, actor=actor, make_source=make_source)
+
+
+def catalog_import_is_large(*, file: IO[bytes], filename: str) -> bool:
+    """Whether an upload is to be imported in the background: what it holds — an XLSX workbook once unzipped (a
+    779 kB one can hold 228 MB) — is more than CATALOG_IMPORT_BACKGROUND_BYTES. A file that cannot be read is
+    refused at once by the import itself."""
+    try:
+        return size_to_read(file, filename=filename) > settings.CATALOG_IMPORT_BACKGROUND_BYTES
+    except CatalogFileError:
+        return False
 
 
 @transaction.atomic
@@ -278,21 +300,30 @@ def _import(*, record: CatalogImport, actor: Actor, make_source: Callable[[], Ro
             source,
             default_currency=record.default_currency or None,
             on_progress=lambda fraction: progress(fraction * PARSE_SHARE),
+            stop_after_errors=None if record.partial else MAX_ERRORS_LISTED,
         )
     except CatalogFileError as error:
-        _refuse(record, actor=actor, errors=[RowError(error.row, error.message)], message=error.message, rows=0)
+        _refuse(
+            record,
+            actor=actor,
+            errors=[RowError(error.row, error.message).as_dict()],
+            bad_rows=1,
+            message=error.message,
+            rows=0,
+        )
         raise CatalogImportRefused(
             ImportResult.of(record), message=f"The file cannot be imported: {error.message}", code="invalid_file"
         ) from error
-    errors = [error.as_dict() for error in parsed.errors]
+    errors = _listed(parsed)
     total_rows = len(parsed.rows) + parsed.bad_rows
-    if errors and not record.partial:
+    if parsed.bad_rows and not record.partial:
         bad = parsed.bad_rows
+        read = "" if parsed.stopped_at is None else f" (reading stopped at row {parsed.stopped_at:,})"
         message = (
-            f"{bad} of {total_rows} row{'s' if total_rows != 1 else ''} {'have' if bad != 1 else 'has'} errors; "
-            "nothing was imported. Fix them, or import again keeping the good rows (partial=true)."
+            f"{bad} of {total_rows} row{'s' if total_rows != 1 else ''}{read} {'have' if bad != 1 else 'has'} "
+            "errors; nothing was imported. Fix them, or import again keeping the good rows (partial=true)."
         )
-        _refuse(record, actor=actor, errors=parsed.errors, message=message, rows=total_rows)
+        _refuse(record, actor=actor, errors=errors, bad_rows=bad, message=message, rows=total_rows)
         raise CatalogImportRefused(ImportResult.of(record), message=message, code="import_refused")
     progress(PARSE_SHARE)
 
@@ -316,6 +347,7 @@ def _import(*, record: CatalogImport, actor: Actor, make_source: Callable[[], Ro
             rows=total_rows,
             counts=(created, updated, unchanged),
             errors=errors,
+            bad_rows=parsed.bad_rows,
             message="",
         )
         audit_record(
@@ -345,12 +377,13 @@ def _finish(
     rows: int,
     counts: tuple[int, int, int],
     errors: list[dict[str, Any]],
+    bad_rows: int,
     message: str,
 ) -> None:
     record.status = status
     record.rows = rows
     record.created_count, record.updated_count, record.unchanged_count = counts
-    record.error_count = len({error["row"] for error in errors})
+    record.error_count = bad_rows
     record.errors = errors
     record.message = message
     record.progress = 1.0
@@ -371,14 +404,28 @@ def _finish(
     )
 
 
-def _refuse(record: CatalogImport, *, actor: Actor, errors: Sequence[RowError], message: str, rows: int) -> None:
+def _listed(parsed: ParsedCatalog) -> list[dict[str, Any]]:
+    """The problems to list: the first MAX_ERRORS_LISTED, then a line (row null) saying how many more there are."""
+    listed = [error.as_dict() for error in parsed.errors]
+    more = parsed.bad_rows - len(listed)
+    if more > 0:
+        listed.append(
+            RowError(None, f"…and {more:,} more row{'s' if more != 1 else ''} with errors, not listed").as_dict()
+        )
+    return listed
+
+
+def _refuse(
+    record: CatalogImport, *, actor: Actor, errors: list[dict[str, Any]], bad_rows: int, message: str, rows: int
+) -> None:
     with transaction.atomic():
         _finish(
             record,
             status=CatalogImport.Status.FAILED,
             rows=rows,
             counts=(0, 0, 0),
-            errors=[error.as_dict() for error in errors],
+            errors=errors,
+            bad_rows=bad_rows,
             message=message,
         )
         audit_record(

@@ -14,7 +14,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from catalog import selectors, services
-from catalog.importing import STATUSES
+from catalog.importing import MAX_ERRORS_LISTED, STATUSES
 from catalog.models import CatalogImport, Product, ProductPrice
 from core.api.errors import DetailedError, PayloadTooLarge
 from core.api.pagination import PagePagination
@@ -35,11 +35,14 @@ class CatalogImportRowErrorSerializer(serializers.Serializer):
     message = serializers.CharField()
 
 
+ERRORS_HELP = f"The problems, by row: the first {MAX_ERRORS_LISTED:,}, then one (row null) saying how many more."
+
+
 class CatalogImportResultSerializer(serializers.Serializer):
     created = serializers.IntegerField()
     updated = serializers.IntegerField()
     unchanged = serializers.IntegerField()
-    errors = CatalogImportRowErrorSerializer(many=True)  # type: ignore[assignment]
+    errors = CatalogImportRowErrorSerializer(many=True, help_text=ERRORS_HELP)  # type: ignore[assignment]
 
 
 class CatalogImportRefusalSerializer(serializers.Serializer):
@@ -91,7 +94,8 @@ class CatalogImportStatusSerializer(serializers.Serializer):
     created = serializers.IntegerField(source="created_count")
     updated = serializers.IntegerField(source="updated_count")
     unchanged = serializers.IntegerField(source="unchanged_count")
-    errors = CatalogImportRowErrorSerializer(many=True)  # type: ignore[assignment]
+    errors = CatalogImportRowErrorSerializer(many=True, help_text=ERRORS_HELP)  # type: ignore[assignment]
+    bad_rows = serializers.IntegerField(source="error_count", help_text="Rows with a problem, all of them.")
     message = serializers.CharField(help_text="Why it failed, when it did.")
     created_at = serializers.DateTimeField()
     started_at = serializers.DateTimeField(allow_null=True)
@@ -121,8 +125,9 @@ class CatalogImportApi(TenantAPIView):
         summary="Import the catalog (CSV, XLSX or a JSON array of rows)",
         description=(
             "All-or-nothing unless `?partial=true`: with any bad row nothing is written and every bad row is listed "
-            "(400). A changed price or tax rate applies from the time of the import on. Large files (and "
-            "`?background=true`) are processed in the background: 202 with the import's URL."
+            "(400). A changed price or tax rate applies from the time of the import on. Large files — by what they "
+            "hold: an XLSX workbook once unzipped — and `?background=true` are processed in the background: 202 "
+            "with the import's URL."
         ),
         parameters=IMPORT_PARAMETERS,
         request={
@@ -140,6 +145,7 @@ class CatalogImportApi(TenantAPIView):
         query.is_valid(raise_exception=True)
         options = query.validated_data
         source: dict[str, Any]
+        background: bool
         if request.content_type.startswith("multipart/"):
             upload = request.FILES.get("file")
             if upload is None:
@@ -148,18 +154,19 @@ class CatalogImportApi(TenantAPIView):
             if size > settings.CATALOG_IMPORT_MAX_BYTES:
                 raise PayloadTooLarge(f"The file is larger than {settings.CATALOG_IMPORT_MAX_BYTES} bytes.")
             source = {"file": upload, "filename": upload.name or ""}
+            background = services.catalog_import_is_large(file=upload, filename=upload.name or "")
         else:
             if not isinstance(request.data, list):
                 raise exceptions.ValidationError(
                     {"non_field_errors": ["Send a JSON array of row objects, or a CSV/XLSX file as 'file'."]}
                 )
             source = {"rows": request.data}
-            size = int(request.headers.get("Content-Length") or 0)
+            background = int(request.headers.get("Content-Length") or 0) > settings.CATALOG_IMPORT_BACKGROUND_BYTES
         actor = Actor.for_request(request, source=AuditEntry.Source.API)
         common = {"actor": actor, "tenant": self.tenant, "partial": options["partial"]}
         common["currency"] = options["currency"].upper() if options.get("currency") else None
 
-        if options["background"] or size > settings.CATALOG_IMPORT_BACKGROUND_BYTES:
+        if options["background"] or background:
             record = services.catalog_import_enqueue(**common, **source)
             record.refresh_from_db(fields=["status"])
             url = request.build_absolute_uri(reverse("catalog-import-detail", args=[record.pk]))
