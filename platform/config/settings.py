@@ -50,6 +50,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "core.metrics.RequestMetricsMiddleware",
     "core.middleware.RequestIdMiddleware",
+    "core.middleware.RefuseNulCharactersMiddleware",
     "core.logs.RequestLogMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",

@@ -18,6 +18,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
+from django.utils.http import url_has_allowed_host_and_scheme
 from unfold.sites import UnfoldAdminSite
 
 from core import tenancy
@@ -123,8 +124,10 @@ class LicenseeAdminSite(_LoginLandsOnIndex, UnfoldAdminSite):
     def choose_tenant(self, request: HttpRequest) -> HttpResponse:
         """The tenant picker for people who work for several licensees."""
         memberships = list(self._memberships(request.user))
-        next_url = request.POST.get("next") or request.GET.get("next") or reverse(f"{self.name}:index")
-        if not next_url.startswith("/"):
+        next_url = request.POST.get("next") or request.GET.get("next") or ""
+        if not url_has_allowed_host_and_scheme(
+            next_url, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+        ):  # a page of this site only: never //evil.example, https://evil.example or javascript:
             next_url = reverse(f"{self.name}:index")
         if request.method == "POST":
             chosen = request.POST.get("tenant", "")

@@ -119,6 +119,33 @@ class StreamAdminBase:
         more = f" (first {REJECTIONS_SHOWN} of {stream.rejected})" if stream.rejected > REJECTIONS_SHOWN else ""
         return format_html('<ul class="list-disc pl-5">{}</ul><p class="mt-2">{}</p>', items, more)
 
+    def get_urls(self) -> list[URLPattern]:
+        """The stream page's progress (polled while it runs) and its rejected lines as CSV, on both sites: the
+        change page's template names them, and without them the operators' page was a 500."""
+        view = self.admin_site.admin_view  # type: ignore[attr-defined]
+        return [
+            path("<int:stream_id>/progress/", view(self.progress_view), name="ingest_eventstream_progress"),
+            path("<int:stream_id>/rejections.csv", view(self.rejections_view), name="ingest_eventstream_rejections"),
+            *super().get_urls(),  # type: ignore[misc]
+        ]
+
+    def progress_view(self, request: HttpRequest, stream_id: int) -> JsonResponse:
+        stream = get_object_or_404(EventStream.objects.all(), pk=stream_id)
+        return JsonResponse(
+            {
+                "status": stream.status,
+                "progress": stream.progress,
+                "lines": stream.lines,
+                "accepted": stream.accepted,
+                "duplicates": stream.duplicates,
+                "rejected": stream.rejected,
+                "finished": stream.status in (EventStream.Status.DONE, EventStream.Status.FAILED),
+            }
+        )
+
+    def rejections_view(self, request: HttpRequest, stream_id: int) -> StreamingHttpResponse:
+        return _rejections_csv(get_object_or_404(EventStream.objects.all(), pk=stream_id))
+
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
@@ -137,14 +164,6 @@ class EventStreamAdmin(StreamAdminBase, TenantModelAdmin):
 
     def has_upload_events_permission(self, request: HttpRequest) -> bool:
         return self._may_write(request)
-
-    def get_urls(self) -> list[URLPattern]:
-        view = self.admin_site.admin_view
-        return [
-            path("<int:stream_id>/progress/", view(self.progress_view), name="ingest_eventstream_progress"),
-            path("<int:stream_id>/rejections.csv", view(self.rejections_view), name="ingest_eventstream_rejections"),
-            *super().get_urls(),
-        ]
 
     @action(description="Upload events", url_path="upload", icon="upload_file", permissions=["upload_events"])
     def upload_events(self, request: HttpRequest) -> HttpResponse:
@@ -165,23 +184,6 @@ class EventStreamAdmin(StreamAdminBase, TenantModelAdmin):
             "intro": "Events are checked line by line; the next page shows the progress and every refused line.",
         }
         return TemplateResponse(request, "admin/simple_form.html", context)
-
-    def progress_view(self, request: HttpRequest, stream_id: int) -> JsonResponse:
-        stream = get_object_or_404(EventStream.objects.all(), pk=stream_id)
-        return JsonResponse(
-            {
-                "status": stream.status,
-                "progress": stream.progress,
-                "lines": stream.lines,
-                "accepted": stream.accepted,
-                "duplicates": stream.duplicates,
-                "rejected": stream.rejected,
-                "finished": stream.status in (EventStream.Status.DONE, EventStream.Status.FAILED),
-            }
-        )
-
-    def rejections_view(self, request: HttpRequest, stream_id: int) -> StreamingHttpResponse:
-        return _rejections_csv(get_object_or_404(EventStream.objects.all(), pk=stream_id))
 
 
 @admin.register(EventStream, site=ops_site)
