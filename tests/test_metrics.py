@@ -35,10 +35,17 @@ EVERY_METRIC = {
 }
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+TOKEN = "s3cret-metrics-token"
+BEARER = {"Authorization": f"Bearer {TOKEN}"}
 
 
-def scrape(client: Client, **headers: str) -> Samples:
-    response = client.get("/metrics", headers=headers)
+@pytest.fixture(autouse=True)
+def metrics_token(settings) -> None:
+    settings.METRICS_TOKEN = TOKEN
+
+
+def scrape(client: Client) -> Samples:
+    response = client.get("/metrics", headers=BEARER)
     assert response.status_code == 200, response.content
     assert response["Content-Type"].startswith("text/plain")
     return {
@@ -60,7 +67,7 @@ def total(samples: Samples, name: str, **labels: str) -> float:
 
 @pytest.mark.django_db
 def test_metrics_lists_every_metric_with_its_type(client: Client) -> None:
-    response = client.get("/metrics")
+    response = client.get("/metrics", headers=BEARER)
     assert response.status_code == 200
     families = {family.name: family.type for family in text_string_to_metric_families(response.content.decode())}
     for name, kind in EVERY_METRIC.items():
@@ -76,26 +83,25 @@ def test_metrics_lists_every_metric_with_its_type(client: Client) -> None:
 
 
 @pytest.mark.django_db
-def test_without_a_token_only_loopback_callers_read_the_metrics(settings, client: Client) -> None:
+def test_without_a_token_nobody_reads_the_metrics_not_even_loopback(settings, client: Client) -> None:
+    """A proxy on the same host makes every caller look local: the address proves nothing (issue 16, finding 15)."""
     settings.METRICS_TOKEN = ""
-    assert client.get("/metrics", REMOTE_ADDR="127.0.0.1").status_code == 200
-    assert client.get("/metrics", REMOTE_ADDR="::1").status_code == 200
-    refused = client.get("/metrics", REMOTE_ADDR="10.1.2.3")
-    assert refused.status_code == 403
-    assert b"openaisle_" not in refused.content
-    # A forwarding proxy's header does not make a remote caller local.
-    assert client.get("/metrics", REMOTE_ADDR="10.1.2.3", HTTP_X_FORWARDED_FOR="127.0.0.1").status_code == 403
+    for address in ("127.0.0.1", "::1", "10.1.2.3"):
+        for headers in ({}, {"Authorization": "Bearer "}, BEARER):
+            refused = client.get("/metrics", headers=headers, REMOTE_ADDR=address)
+            assert refused.status_code == 404, (address, headers)
+            assert b"openaisle_" not in refused.content
 
 
 @pytest.mark.django_db
-def test_with_a_token_every_caller_needs_it(settings, client: Client) -> None:
-    settings.METRICS_TOKEN = "s3cret-metrics-token"
-    for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "s3cret-metrics-token"}):
-        refused = client.get("/metrics", headers=headers, REMOTE_ADDR="127.0.0.1")
-        assert refused.status_code == 401
-        assert refused["WWW-Authenticate"].startswith("Bearer")
-        assert b"openaisle_" not in refused.content
-    granted = client.get("/metrics", headers={"Authorization": "Bearer s3cret-metrics-token"}, REMOTE_ADDR="10.1.2.3")
+def test_with_a_token_every_caller_needs_it_loopback_too(client: Client) -> None:
+    for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": TOKEN}, {"Authorization": "Bearer"}):
+        for address in ("127.0.0.1", "::1", "10.1.2.3"):
+            refused = client.get("/metrics", headers=headers, REMOTE_ADDR=address, HTTP_X_FORWARDED_FOR="127.0.0.1")
+            assert refused.status_code == 401
+            assert refused["WWW-Authenticate"].startswith("Bearer")
+            assert b"openaisle_" not in refused.content
+    granted = client.get("/metrics", headers=BEARER, REMOTE_ADDR="10.1.2.3")
     assert granted.status_code == 200
     assert b"openaisle_events_total" in granted.content
 
@@ -251,9 +257,10 @@ def test_a_celery_worker_serves_its_own_metrics_under_the_same_rule(settings) ->
     url = f"http://127.0.0.1:{port}/metrics"
 
     settings.METRICS_TOKEN = ""
-    with urllib.request.urlopen(url, timeout=10) as answer:
-        assert answer.status == 200
-        assert b"openaisle_celery_tasks_total" in answer.read()
+    for headers in ({}, {"Authorization": "Bearer "}):
+        with pytest.raises(urllib.error.HTTPError) as off:
+            urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=10)
+        assert off.value.code == 404
 
     settings.METRICS_TOKEN = "worker-token"
     with pytest.raises(urllib.error.HTTPError) as refused:

@@ -251,8 +251,9 @@ LOGGING = {
     },
 }
 
-# Metrics at /metrics (platform/core/metrics.py): readable with `Authorization: Bearer <METRICS_TOKEN>`, or, with no
-# token set, from 127.0.0.1 only. Under gunicorn set PROMETHEUS_MULTIPROC_DIR (an empty directory) for every process.
+# Metrics at /metrics (platform/core/metrics.py): readable with `Authorization: Bearer <METRICS_TOKEN>` only, from
+# anywhere (loopback too: a proxy on the same host makes every caller local); with no token set they are off (404).
+# Under gunicorn set PROMETHEUS_MULTIPROC_DIR (an empty directory) for every process.
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 
 LOGIN_URL = "admin:login"

@@ -16,8 +16,9 @@ batch, redone later, is counted once.
     openaisle_unreadable_events                                 stored events whose payload cannot be read back
                                                                 (their visits wait in review), counted at scrape time
 
-Serving. `/metrics` (web) answers a bearer token (`METRICS_TOKEN`) or, with no token set, callers on
-127.0.0.1 / ::1 only. Under gunicorn each worker process counts for itself: with
+Serving. `/metrics` (web) answers `Authorization: Bearer <METRICS_TOKEN>` only, wherever the caller is
+(a proxy on the same host makes every caller look local, so the address proves nothing); with no
+token set the metrics are not served at all (404). Under gunicorn each worker process counts for itself: with
 `PROMETHEUS_MULTIPROC_DIR` set (an empty directory per host or container, before the processes
 start) prometheus-client keeps the values in files there and `/metrics` adds them up. A Celery
 worker serves its own processes' metrics on `METRICS_PORT` (same token rule) when that is set;
@@ -27,7 +28,6 @@ see deploy/README.md.
 from __future__ import annotations
 
 import hmac
-import ipaddress
 import logging
 import os
 import threading
@@ -253,41 +253,33 @@ def exposition(*, with_database: bool) -> bytes:
     return output
 
 
-def _loopback(address: str) -> bool:
-    try:
-        return ipaddress.ip_address(address).is_loopback
-    except ValueError:
-        return False
+def refusal(*, authorization: str) -> int | None:
+    """Why a caller may not read the metrics, as the status to answer, or None when it may.
 
-
-def allowed(*, authorization: str, remote_addr: str) -> tuple[bool, int]:
-    """Whether a caller may read the metrics: (allowed, status to answer otherwise).
-
-    With METRICS_TOKEN set, exactly `Authorization: Bearer <token>` (401 otherwise), wherever the caller is;
-    without it, callers on the loopback interface only (403 otherwise).
+    Exactly `Authorization: Bearer <METRICS_TOKEN>` reads them (401 otherwise); with no token set nobody
+    does (404: the endpoint is off).
     """
     token = getattr(settings, "METRICS_TOKEN", "")
-    if token:
-        expected = f"Bearer {token}"
-        return hmac.compare_digest(authorization.encode(), expected.encode()), 401
-    return _loopback(remote_addr), 403
+    if not token:
+        return 404
+    if hmac.compare_digest(authorization.encode(), f"Bearer {token}".encode()):
+        return None
+    return 401
+
+
+_REFUSALS = {
+    401: "Metrics need 'Authorization: Bearer <METRICS_TOKEN>'.",
+    404: "Metrics are off: set METRICS_TOKEN to serve them.",
+}
 
 
 @never_cache
 @require_GET
 def metrics_view(request: HttpRequest) -> HttpResponse:
-    ok, refusal = allowed(
-        authorization=request.headers.get("Authorization", ""), remote_addr=request.META.get("REMOTE_ADDR", "")
-    )
-    if not ok:
-        response = HttpResponse(
-            "Metrics need 'Authorization: Bearer <METRICS_TOKEN>'."
-            if refusal == 401
-            else "Metrics are served to 127.0.0.1 only; set METRICS_TOKEN to read them from elsewhere.",
-            status=refusal,
-            content_type="text/plain",
-        )
-        if refusal == 401:
+    status = refusal(authorization=request.headers.get("Authorization", ""))
+    if status is not None:
+        response = HttpResponse(_REFUSALS[status], status=status, content_type="text/plain")
+        if status == 401:
             response["WWW-Authenticate"] = 'Bearer realm="metrics"'
         return response
     return HttpResponse(exposition(with_database=True), content_type=CONTENT_TYPE_LATEST)
@@ -303,12 +295,10 @@ class _QuietHandler(WSGIRequestHandler):
 
 def worker_metrics_app(environ: Mapping[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
     """A tiny WSGI app serving this worker's metrics (all its pool processes) under the same access rule."""
-    ok, refusal = allowed(
-        authorization=str(environ.get("HTTP_AUTHORIZATION", "")), remote_addr=str(environ.get("REMOTE_ADDR", ""))
-    )
-    if not ok:
-        reason = "Unauthorized" if refusal == 401 else "Forbidden"
-        start_response(f"{refusal} {reason}", [("Content-Type", "text/plain")])
+    status = refusal(authorization=str(environ.get("HTTP_AUTHORIZATION", "")))
+    if status is not None:
+        reason = "Unauthorized" if status == 401 else "Not Found"
+        start_response(f"{status} {reason}", [("Content-Type", "text/plain")])
         return [b"metrics: not allowed\n"]
     if environ.get("PATH_INFO") not in ("/metrics", "/"):
         start_response("404 Not Found", [("Content-Type", "text/plain")])

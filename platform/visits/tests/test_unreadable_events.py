@@ -46,7 +46,7 @@ def _entry(events: list[dict[str, Any]], session: str) -> datetime:
 
 
 def test_an_event_too_deep_to_read_back_sends_its_visit_to_review_and_the_store_settles(
-    api_a: APIClient, operator: User, request: pytest.FixtureRequest
+    api_a: APIClient, operator: User, request: pytest.FixtureRequest, settings: Any
 ) -> None:
     priced: Store = request.getfixturevalue("priced_store")
     simulation = _simulate(priced, "clean", 6, shopper_tokens=request.getfixturevalue("shopper_tokens"))
@@ -77,7 +77,8 @@ def test_an_event_too_deep_to_read_back_sends_its_visit_to_review_and_the_store_
     unreadable = UnreadableEvent.unscoped.get()
     assert (unreadable.event_id, unreadable.session, unreadable.store_id) == ("e-deep-3000", held, priced.pk)
 
-    metrics = Client(REMOTE_ADDR="127.0.0.1").get("/metrics").content.decode()
+    settings.METRICS_TOKEN = "unreadable-metrics"
+    metrics = Client().get("/metrics", headers={"Authorization": "Bearer unreadable-metrics"}).content.decode()
     assert "openaisle_unreadable_events 1.0" in metrics
     ops = Client()
     assert ops.login(username=operator.username, password=PASSWORD)
