@@ -8,6 +8,7 @@ read defensively because the stand-in leaves some out.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -29,7 +30,11 @@ class GatewayRejected(Exception):
 
 
 class InvalidSignature(Exception):
-    """A webhook whose signature does not verify with the tenant's secret."""
+    """A webhook whose signature does not verify with the tenant's secret, or was signed too long ago or ahead."""
+
+
+class InvalidEvent(Exception):
+    """A webhook that verifies but is not a Stripe event we can store once (no event id)."""
 
 
 @dataclass(frozen=True)
@@ -213,9 +218,24 @@ class StripeGateway:
 
 
 def verified_event(*, payload: bytes, signature: str, secret: str) -> dict[str, Any]:
-    """The webhook's event, if its `Stripe-Signature` verifies with the secret (and is recent)."""
+    """The webhook's event, if its `Stripe-Signature` verifies with the secret and was made within
+    `STRIPE_WEBHOOK_TOLERANCE_SECONDS` of now, either way (Stripe's library checks only the past: a signature
+    dated ahead would stay replayable until that date), and the event has its id (what stores it once)."""
+    tolerance = settings.STRIPE_WEBHOOK_TOLERANCE_SECONDS
     try:
-        event = stripe.Webhook.construct_event(payload, signature, secret)
+        event = stripe.Webhook.construct_event(payload, signature, secret, tolerance=tolerance)
     except (ValueError, stripe.SignatureVerificationError) as error:
         raise InvalidSignature(str(error)) from error
-    return dict(event.to_dict())
+    signed_at = _signed_at(signature)
+    if signed_at > time.time() + tolerance:
+        raise InvalidSignature(f"Timestamp outside the tolerance zone ({signed_at}): ahead of this server's clock.")
+    found = dict(event.to_dict())
+    event_id = found.get("id")
+    if not isinstance(event_id, str) or not event_id.strip():
+        raise InvalidEvent("The event has no id.")
+    return found
+
+
+def _signed_at(signature: str) -> int:
+    """The `t=` timestamp of a `Stripe-Signature` header that has verified."""
+    return int(next(part[2:] for part in signature.split(",") if part.startswith("t=")))

@@ -204,6 +204,8 @@ CELERY_BEAT_SCHEDULE = {
 STRIPE_API_BASE = env.str("STRIPE_API_BASE", default="")  # e.g. http://127.0.0.1:8420 for localstripe
 STRIPE_SECRET_KEY = env.str("STRIPE_SECRET_KEY", default="sk_test_openaisle_platform")
 STRIPE_WEBHOOK_SECRET = env.str("STRIPE_WEBHOOK_SECRET", default="whsec_openaisle_platform")
+# A webhook from Stripe is refused when signed further than this from now, in the past or ahead (a replay).
+STRIPE_WEBHOOK_TOLERANCE_SECONDS = env.int("STRIPE_WEBHOOK_TOLERANCE_SECONDS", default=300)
 STRIPE_TIMEOUT_SECONDS = env.int("STRIPE_TIMEOUT_SECONDS", default=20)
 FIELD_ENCRYPTION_KEY = env.str("FIELD_ENCRYPTION_KEY", default="")  # Fernet key; derived from SECRET_KEY if empty
 PAYMENTS_LEASE_SECONDS = env.int("PAYMENTS_LEASE_SECONDS", default=60)

@@ -12,7 +12,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from billing.payments import services
-from billing.payments.gateway import GatewayUnavailable, InvalidSignature
+from billing.payments.gateway import GatewayUnavailable, InvalidEvent, InvalidSignature
 from billing.payments.models import Shopper
 from core import tenancy
 from core.api.views import TenantAPIView
@@ -142,9 +142,16 @@ def stripe_webhook(request: HttpRequest, tenant_slug: str) -> HttpResponse:
             stored = services.stripe_event_receive(
                 tenant=tenant, payload=request.body, signature=request.headers.get("Stripe-Signature", "")
             )
-        except InvalidSignature:
+        except InvalidSignature as refused:
             return JsonResponse(
-                {"error": {"code": "invalid_signature", "message": "The Stripe-Signature header does not verify."}},
+                {
+                    "error": {
+                        "code": "invalid_signature",
+                        "message": f"The Stripe-Signature header does not verify: {refused}",
+                    }
+                },
                 status=400,
             )
+        except InvalidEvent as refused:
+            return JsonResponse({"error": {"code": "invalid_event", "message": str(refused)}}, status=400)
     return JsonResponse({"received": True, "duplicate": stored is None})

@@ -64,6 +64,40 @@ def test_a_bad_signature_is_refused_and_nothing_changes(tenant_a: Tenant) -> Non
 
 
 @pytest.mark.django_db
+def test_a_signature_dated_outside_the_tolerance_either_way_is_refused(tenant_a: Tenant) -> None:
+    """Stripe's library checks only the past: a signature dated 30 days ahead stayed replayable (issue 16, #12)."""
+    body = _event("pi_123")
+    now = int(time.time())
+    tolerance = settings.STRIPE_WEBHOOK_TOLERANCE_SECONDS
+    for at in (now + 30 * 86400, now + tolerance + 60, now - tolerance - 60):
+        response = _post(tenant_a, body, _signed(body, settings.STRIPE_WEBHOOK_SECRET, at=at))
+        assert response.status_code == 400, at
+        assert response.json()["error"]["code"] == "invalid_signature"
+        assert "tolerance" in response.json()["error"]["message"]
+    assert StripeEvent.unscoped.count() == 0
+    # Clocks a little apart, either way, are fine.
+    for at, event_id in ((now + tolerance - 60, "evt_ahead"), (now - tolerance + 60, "evt_behind")):
+        body = _event("pi_123", event_id=event_id)
+        assert _post(tenant_a, body, _signed(body, settings.STRIPE_WEBHOOK_SECRET, at=at)).status_code == 200
+    assert set(StripeEvent.unscoped.values_list("stripe_event_id", flat=True)) == {"evt_ahead", "evt_behind"}
+
+
+@pytest.mark.django_db
+def test_an_event_without_an_id_is_refused_and_nothing_is_stored(tenant_a: Tenant) -> None:
+    for event in (
+        {"object": "event", "type": "payment_intent.succeeded", "data": {"object": {"id": "pi_1"}}},
+        {"id": "", "object": "event", "type": "payment_intent.succeeded", "data": {"object": {"id": "pi_1"}}},
+        {"id": "  ", "object": "event", "type": "payment_intent.succeeded", "data": {"object": {"id": "pi_1"}}},
+        {"id": 7, "object": "event", "type": "payment_intent.succeeded", "data": {"object": {"id": "pi_1"}}},
+    ):
+        body = json.dumps(event).encode()
+        response = _post(tenant_a, body, _signed(body, settings.STRIPE_WEBHOOK_SECRET))
+        assert response.status_code == 400, event
+        assert response.json()["error"] == {"code": "invalid_event", "message": "The event has no id."}
+    assert StripeEvent.unscoped.count() == 0
+
+
+@pytest.mark.django_db
 def test_a_tenant_with_its_own_secret_verifies_with_it(tenant_a: Tenant, tenant_b: Tenant) -> None:
     with tenancy.tenant_scope(tenant_a.pk):
         services.payment_settings_set(actor=Actor.system(), tenant=tenant_a, webhook_secret="whsec_alpha_own")
