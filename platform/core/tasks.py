@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import threading
+from datetime import datetime
 from typing import Any
 
-from django.db import transaction
+from django.db import connections, transaction
+from django.utils import timezone
 
 
 def enqueue_on_commit(task_name: str, **kwargs: Any) -> None:
@@ -13,11 +16,36 @@ def enqueue_on_commit(task_name: str, **kwargs: Any) -> None:
     Tasks are named ("ingest.process_chunk"), so services and tasks need not import each other.
     In embedded mode the task runs in-process at that moment.
     """
+    transaction.on_commit(lambda: _send(task_name, kwargs, eta=None))
+
+
+def enqueue_at_on_commit(task_name: str, *, eta: datetime, **kwargs: Any) -> None:
+    """Like `enqueue_on_commit`, for a task to run no earlier than `eta` (a Celery eta: the worker holds it).
+
+    In embedded mode, where no worker holds it, a timer thread runs it in-process then.
+    """
+    transaction.on_commit(lambda: _send(task_name, kwargs, eta=eta))
+
+
+def _send(task_name: str, kwargs: dict[str, Any], *, eta: datetime | None) -> None:
     from config.celery import app
 
-    def send() -> None:
-        if task_name not in app.tasks:
-            app.loader.import_default_modules()
-        app.tasks[task_name].apply_async(kwargs=kwargs)
+    if task_name not in app.tasks:
+        app.loader.import_default_modules()
+    task = app.tasks[task_name]
+    if eta is None:
+        task.apply_async(kwargs=kwargs)
+    elif app.conf.task_always_eager:
+        delay = max((eta - timezone.now()).total_seconds(), 0.0)
+        timer = threading.Timer(delay, _run_in_thread, kwargs={"task": task, "kwargs": kwargs})
+        timer.daemon = True
+        timer.start()
+    else:
+        task.apply_async(kwargs=kwargs, eta=eta)
 
-    transaction.on_commit(send)
+
+def _run_in_thread(*, task: Any, kwargs: dict[str, Any]) -> None:
+    try:
+        task.apply(kwargs=kwargs)
+    finally:
+        connections.close_all()

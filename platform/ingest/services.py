@@ -324,8 +324,10 @@ def stream_finish(*, stream_id: int, summary: dict[str, Any] | None = None) -> N
             _record_devices(stream, *_devices_of(summary, stream=stream, refused=refused))
         sessions = _sessions_touched(stream, seen, unknown)
         # Finished when its visits are handed on: the refresh tasks are sent as this transaction commits, then
-        # one settling of the store, behind them in the queue. (Should it start while the last refresh still
-        # runs elsewhere and find nothing more due, the periodic `visits.settle_due` settles what is left.)
+        # one settling of the store, behind them in the queue, for the visits due already; each refresh sends a
+        # settling for when the windows of its visits that have just left end. (Should the first start while the
+        # last refresh still runs elsewhere and find nothing more due, the periodic `visits.settle_due` settles
+        # what is left.)
         stream.status = EventStream.Status.FAILED if stream.failure_reason else EventStream.Status.DONE
         stream.finished_at = timezone.now()
         stream.bytes_done = stream.bytes_total

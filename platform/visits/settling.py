@@ -28,7 +28,7 @@ from django.utils import timezone
 from catalog.models import Product, ProductPrice
 from core import metrics
 from core.bounded_json import UnreadableJSON
-from core.tasks import enqueue_on_commit
+from core.tasks import enqueue_at_on_commit, enqueue_on_commit
 from ingest.models import Event
 from ingest.services import events_mark_unreadable
 from stores.models import LayoutVersion, Store
@@ -40,6 +40,9 @@ from visits.models import ChargeInstruction, Visit, VisitLine
 CONTEXT_MARGIN = timedelta(minutes=5)
 UNREADABLE = "_unreadable"  # the key of an event read back from its columns only (its payload cannot be read)
 SETTLE_BATCH = 500
+# A live visit is settled this long after its window ends, its settlings grouped to this step (few tasks per push).
+SETTLE_MARGIN = timedelta(seconds=3)
+SETTLE_STEP_SECONDS = 5
 # A store not calibrated yet draws its charge limit from its settled visits' risks once it has this many.
 COLD_POOL = 500
 
@@ -222,6 +225,30 @@ def due_for_settling(*, store: Store, now: datetime) -> list[Visit]:
     latest = max(clock, now) if clock is not None else now
     visits = Visit.objects.filter(store=store, status=Visit.Status.SETTLING, exited_at__lte=latest - window)
     return list(visits.order_by("exited_at")[:SETTLE_BATCH])
+
+
+def settle_when_due(*, store: Store, sessions: Sequence[str], now: datetime | None = None) -> list[datetime]:
+    """Send `visits.settle_store` for when the settling windows of these sessions' visits end, so that a live
+    visit settles on time though no event (and no periodic sweep) follows it. Visits due already are settled by
+    the settling ingest sends after a stream; a settling run early or twice finds nothing due and does nothing.
+    Returns the times sent for, one per `SETTLE_STEP_SECONDS` step.
+    """
+    now = now or timezone.now()
+    window = timedelta(seconds=store.settling_window_seconds)
+    exits = Visit.objects.filter(
+        store=store, session__in=sessions, status=Visit.Status.SETTLING, exited_at__isnull=False
+    ).values_list("exited_at", flat=True)
+    times = sorted({_step_up(exited_at + window + SETTLE_MARGIN) for exited_at in exits})
+    due = [at for at in times if at > now]
+    for at in due:
+        enqueue_at_on_commit("visits.settle_store", eta=at, tenant_id=store.tenant_id, store_id=store.pk)
+    return due
+
+
+def _step_up(at: datetime) -> datetime:
+    """`at` rounded up to the next whole step of `SETTLE_STEP_SECONDS`."""
+    seconds = -(-at.timestamp() // SETTLE_STEP_SECONDS) * SETTLE_STEP_SECONDS
+    return datetime.fromtimestamp(seconds, tz=at.tzinfo)
 
 
 @transaction.atomic

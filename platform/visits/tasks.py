@@ -18,6 +18,7 @@ from visits import selectors, services, settling
 def refresh_visits(*, tenant_id: int, store_id: int, sessions: list[str]) -> int:
     store = Store.objects.get(pk=store_id)
     refreshed = services.visits_refresh(store=store, sessions=sessions)
+    settling.settle_when_due(store=store, sessions=refreshed)
     enqueue_on_commit("payments.preauthorise", tenant_id=tenant_id, store_id=store_id, sessions=sessions)
     return len(refreshed)
 

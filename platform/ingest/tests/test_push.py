@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from django.utils import timezone
@@ -14,6 +14,7 @@ from ingest.tests.conftest import day_of_events, eventually
 from stores.models import Device, Store
 from stores.services import devices_mark_silent
 from visits.models import Visit
+from visits.settling import settle_when_due
 
 pytestmark = pytest.mark.usefixtures("celery_worker")
 
@@ -135,3 +136,35 @@ def test_v1_1_events_are_accepted_and_stored_from_a_staff_device(api_a: APIClien
         assert (stored["g3"].session, stored["g3"].device) == ("p1", "STAFF-01")
         assert (stored["g4"].session, stored["g4"].payload["qty"]) == (None, 6)
         assert Device.objects.get(store=store_a, code="STAFF-01").kind == "staff_device"
+
+
+def test_a_live_visit_settles_when_its_window_ends_with_no_further_event(api_a: APIClient, store_a: Store) -> None:
+    Store.unscoped.filter(pk=store_a.pk).update(settling_window_seconds=2)
+    events = day_of_events(store_a, visits=1)
+    last = max(datetime.fromisoformat(e["ts"]) for e in events)
+    shift = timezone.now() - last
+    live = [{**e, "ts": (datetime.fromisoformat(e["ts"]) + shift).isoformat()} for e in events]
+    response = api_a.post(f"/api/v1/stores/{store_a.code}/events", live, format="json")
+    assert response.json()["accepted"] == len(events)
+    visit = Visit.unscoped.filter(store=store_a)
+    eventually(lambda: visit.filter(exited_at__isnull=False).exists())
+    assert visit.get().status == Visit.Status.SETTLING  # its window had not passed when the push was handled
+    eventually(lambda: visit.get().status != Visit.Status.SETTLING, timeout=20)
+    assert visit.get().settled_at is not None
+
+
+def test_settling_is_sent_once_per_step_for_visits_still_in_their_window(store_a: Store) -> None:
+    now = timezone.now()
+    with tenancy.tenant_scope(store_a.tenant_id):
+        for number, exited in enumerate([now, now, now - timedelta(seconds=200)]):
+            Visit.objects.create(
+                tenant_id=store_a.tenant_id,
+                store=store_a,
+                session=f"s{number}",
+                entered_at=exited,
+                exited_at=exited,
+                status="settling",
+            )
+        due = settle_when_due(store=store_a, sessions=["s0", "s1", "s2"], now=now)
+    assert len(due) == 1  # the two that just left share a settling; the third is due already (ingest's settling)
+    assert now + timedelta(seconds=store_a.settling_window_seconds) < due[0] <= now + timedelta(seconds=130)
