@@ -81,6 +81,8 @@ PRODUCTION = {
     "ALLOWED_HOSTS": "openaisle.example.com",
     "DATABASE_URL": "postgres://u@db.example:5432/x",
     "REDIS_URL": "redis://cache.example:6379/0",
+    "STRIPE_SECRET_KEY": "sk_live_the-operators-own-stripe-key-7b1f",
+    "STRIPE_WEBHOOK_SECRET": "whsec_the-operators-own-webhook-secret-2c9e",
 }
 
 

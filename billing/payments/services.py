@@ -33,6 +33,7 @@ from billing.payments.models import PaymentAttempt, PaymentSettings, Receipt, Sh
 from billing.webhooks.services import webhook_emit
 from catalog.currencies import format_money
 from core import metrics
+from core.checks import is_published
 from core.tasks import enqueue_on_commit
 from stores.models import Store
 from tenants.audit import Actor, audit_record
@@ -66,9 +67,15 @@ def gateway_for(*, tenant_id: int) -> StripeGateway:
 
 
 def webhook_secret_for(*, tenant_id: int) -> str:
+    """The tenant's own webhook secret, or the platform's; in production (HTTPS) never one published in this
+    repository (`core.checks`), with which anybody could forge Stripe's events: then no secret, and every
+    webhook of that tenant is refused until a real one is set."""
     account = PaymentSettings.unscoped.filter(tenant_id=tenant_id).first()
     secret = crypto.decrypt(account.webhook_secret_encrypted) if account else ""
-    return secret or settings.STRIPE_WEBHOOK_SECRET
+    secret = secret or settings.STRIPE_WEBHOOK_SECRET
+    if settings.HTTPS and is_published(secret):
+        return ""
+    return secret
 
 
 def payment_settings_set(

@@ -6,7 +6,7 @@ class CoreConfig(AppConfig):
     verbose_name = "Core"
 
     def ready(self) -> None:
-        from core import logs, metrics
+        from core import checks, logs, metrics  # noqa: F401 — importing `checks` registers the production checks
 
         logs.configure_structlog()
         logs.connect_signals()

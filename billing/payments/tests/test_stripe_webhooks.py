@@ -98,6 +98,29 @@ def test_an_event_without_an_id_is_refused_and_nothing_is_stored(tenant_a: Tenan
 
 
 @pytest.mark.django_db
+def test_in_production_the_published_default_secret_verifies_nothing(settings, tenant_a: Tenant) -> None:
+    """A webhook forged with the repository's default secret was accepted for a tenant without its own (#7)."""
+    settings.HTTPS = True
+    for default in ("whsec_openaisle_platform", "whsec_change_me"):
+        settings.STRIPE_WEBHOOK_SECRET = default
+        body = _event("pi_123")
+        response = _post(tenant_a, body, _signed(body, default))
+        assert response.status_code == 400
+        assert response.json()["error"]["code"] == "invalid_signature"
+    assert StripeEvent.unscoped.count() == 0
+    # A platform secret of the operator's own verifies; so does a tenant's own.
+    settings.STRIPE_WEBHOOK_SECRET = "whsec_operators_own_9f2c4e1b7a"
+    body = _event("pi_123", event_id="evt_platform")
+    assert _post(tenant_a, body, _signed(body, "whsec_operators_own_9f2c4e1b7a")).status_code == 200
+    settings.STRIPE_WEBHOOK_SECRET = "whsec_openaisle_platform"
+    with tenancy.tenant_scope(tenant_a.pk):
+        services.payment_settings_set(actor=Actor.system(), tenant=tenant_a, webhook_secret="whsec_alpha_own_5d1e")
+    body = _event("pi_123", event_id="evt_own")
+    assert _post(tenant_a, body, _signed(body, "whsec_alpha_own_5d1e")).status_code == 200
+    assert set(StripeEvent.unscoped.values_list("stripe_event_id", flat=True)) == {"evt_platform", "evt_own"}
+
+
+@pytest.mark.django_db
 def test_a_tenant_with_its_own_secret_verifies_with_it(tenant_a: Tenant, tenant_b: Tenant) -> None:
     with tenancy.tenant_scope(tenant_a.pk):
         services.payment_settings_set(actor=Actor.system(), tenant=tenant_a, webhook_secret="whsec_alpha_own")
