@@ -179,3 +179,46 @@ def test_logging_in_on_the_bare_login_page_lands_on_the_dashboard(manager_a: Use
         response = client.post(login_url, {"username": user.username, "password": PASSWORD})
         assert response.status_code == 302
         assert response["Location"] == path
+
+
+@pytest.mark.parametrize(
+    ("site", "person", "other_site", "says"),
+    [
+        ("/ops/", "manager_a", "/admin/", "This is a store admin account"),
+        ("/admin/", "operator", "/ops/", "This is an OpenAisle operations account"),
+        ("/admin/", "finance", "/ops/", "This is an OpenAisle operations account"),
+    ],
+)
+def test_the_right_password_at_the_wrong_site_names_the_right_one(
+    request: pytest.FixtureRequest, site: str, person: str, other_site: str, says: str
+) -> None:
+    user: User = request.getfixturevalue(person)
+    client = Client()
+    login = f"{site}login/?next={site}"
+    response = client.post(login, {"username": user.username, "password": PASSWORD, "next": site})
+    assert response.status_code == 200
+    body = response.content.decode()
+    assert says in body
+    assert f'<a href="{other_site}"' in body
+    assert "_auth_user_id" not in client.session  # not signed in at a site they cannot use
+    assert client.get(site).status_code == 302
+
+
+def test_a_wrong_password_still_says_only_that(manager_a: User) -> None:
+    response = Client().post("/ops/login/?next=/ops/", {"username": manager_a.username, "password": "nope"})
+    body = response.content.decode()
+    assert "correct username and password" in body
+    assert "store admin account" not in body  # the account is not confirmed to someone without its password
+
+
+def test_signed_in_at_one_site_and_opening_the_other_says_where_to_go(manager_a: User) -> None:
+    client = _login(manager_a)
+    response = client.get("/ops/", follow=True)
+    body = response.content.decode()
+    assert "This is a store admin account" in body and '<a href="/admin/"' in body
+
+
+def test_a_person_of_no_site_is_told_to_ask_for_access(db: None) -> None:
+    User.objects.create_user("stranger@x.test", password=PASSWORD, is_staff=True)
+    body = Client().post("/admin/login/?next=/admin/", {"username": "stranger@x.test", "password": PASSWORD})
+    assert "not a member of any licensee yet" in body.content.decode()

@@ -13,12 +13,16 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode
 
+from django.contrib import messages
 from django.contrib.auth import REDIRECT_FIELD_NAME
 from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
+from django.utils.html import format_html
 from django.utils.http import url_has_allowed_host_and_scheme
+from unfold.forms import AuthenticationForm
 from unfold.sites import UnfoldAdminSite
 
 from core import tenancy
@@ -41,17 +45,67 @@ def _render_inside(scope: Any, view: View, request: HttpRequest, *args: Any, **k
     return response
 
 
-class _LoginLandsOnIndex:
-    """Unfold's login form carries no `next` field: without one in the URL, Django would send people to
-    LOGIN_REDIRECT_URL, which cannot name two sites' dashboards at once. Put the site's own index there."""
+class _SiteLogin:
+    """The login of one of the two sites.
+
+    Unfold's login form carries no `next` field: without one in the URL, Django would send people to
+    LOGIN_REDIRECT_URL, which cannot name two sites' dashboards at once. Put the site's own index there.
+
+    The right password at the wrong site (a store manager at /ops/, an operator at /admin/) is refused with
+    the site the account belongs to, as is a person signed in at one site who opens the other; Django's
+    admin would otherwise sign them in and show the empty form again, with no word why.
+    """
 
     name: str
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)  # type: ignore[call-arg]
+        self.login_form = self.login_form_class()
+
+    def admits(self, user: Any) -> bool:
+        """Whether this person may use this site."""
+        raise NotImplementedError
+
+    def has_permission(self, request: HttpRequest) -> bool:
+        return self.admits(request.user)
 
     def login(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
         if request.method == "GET" and REDIRECT_FIELD_NAME not in request.GET:
             index = reverse(f"{self.name}:index", current_app=self.name)
             return HttpResponseRedirect(f"{request.path}?{urlencode({REDIRECT_FIELD_NAME: index})}")
+        if request.method == "GET" and request.user.is_authenticated and not self.admits(request.user):
+            messages.warning(request, wrong_site_message(user=request.user, site=self.name))
         return super().login(request, extra_context)  # type: ignore[misc]
+
+    def login_form_class(self) -> type[AuthenticationForm]:
+        site = self
+
+        class SiteAuthenticationForm(AuthenticationForm):
+            def confirm_login_allowed(self, user: Any) -> None:
+                super().confirm_login_allowed(user)
+                if not site.admits(user):
+                    raise ValidationError(wrong_site_message(user=user, site=site.name), code="wrong_site")
+
+        return SiteAuthenticationForm
+
+
+def wrong_site_message(*, user: Any, site: str) -> str:
+    """Why this account cannot use this site, and the site (if any) where it can."""
+    if site == "ops" and memberships_of_user(user=user).exists():
+        return format_html(
+            "This is a store admin account: operations is for OpenAisle's own staff. "
+            'Sign in at the <a href="{}" class="underline font-semibold">store admin</a> instead.',
+            reverse("admin:index"),
+        )
+    if site == "admin" and is_platform_staff(user):
+        return format_html(
+            "This is an OpenAisle operations account (operators and finance), not a store's. "
+            'Sign in at <a href="{}" class="underline font-semibold">operations</a> instead.',
+            reverse("ops:index"),
+        )
+    if site == "ops":
+        return "This account has no operations role. Ask an OpenAisle administrator for one."
+    return "This account is not a member of any licensee yet. Ask your store's manager to add you to its team."
 
 
 def is_platform_staff(user: Any) -> bool:
@@ -60,7 +114,7 @@ def is_platform_staff(user: Any) -> bool:
     return bool(user.is_superuser or user.groups.filter(name__in=PLATFORM_GROUPS).exists())
 
 
-class OpsAdminSite(_LoginLandsOnIndex, UnfoldAdminSite):
+class OpsAdminSite(_SiteLogin, UnfoldAdminSite):
     """Platform staff (operators, finance): every tenant."""
 
     settings_name = "UNFOLD_OPS"
@@ -69,8 +123,8 @@ class OpsAdminSite(_LoginLandsOnIndex, UnfoldAdminSite):
     index_title = "Operations dashboard"
     index_template = "admin/dashboard.html"
 
-    def has_permission(self, request: HttpRequest) -> bool:
-        return is_platform_staff(request.user)
+    def admits(self, user: Any) -> bool:
+        return is_platform_staff(user)
 
     def admin_view(self, view: View, cacheable: bool = False) -> View:
         @functools.wraps(view)
@@ -80,7 +134,7 @@ class OpsAdminSite(_LoginLandsOnIndex, UnfoldAdminSite):
         return super().admin_view(platform_wide, cacheable)
 
 
-class LicenseeAdminSite(_LoginLandsOnIndex, UnfoldAdminSite):
+class LicenseeAdminSite(_SiteLogin, UnfoldAdminSite):
     """A licensee's staff: exactly one tenant at a time, chosen at login when they belong to several."""
 
     settings_name = "UNFOLD"
@@ -89,11 +143,8 @@ class LicenseeAdminSite(_LoginLandsOnIndex, UnfoldAdminSite):
     index_title = "Dashboard"
     index_template = "admin/dashboard.html"
 
-    def has_permission(self, request: HttpRequest) -> bool:
-        user = request.user
-        if not (user.is_active and user.is_authenticated):
-            return False
-        return self._memberships(user).exists()
+    def admits(self, user: Any) -> bool:
+        return bool(user.is_active and user.is_authenticated and self._memberships(user).exists())
 
     def admin_view(self, view: View, cacheable: bool = False) -> View:
         @functools.wraps(view)

@@ -140,3 +140,15 @@ def test_member_of_two_tenants_chooses_one(
     expect(page.get_by_text("Live API keys").first).to_be_visible()
     assert "Alpha Markets" not in page.content()
     screenshot("admin-dashboard-after-choosing-bravo")
+
+
+@pytest.mark.browser
+def test_a_manager_at_the_operations_login_is_sent_to_the_store_admin(
+    page: Page, live_server, screenshot: Screenshot, manager_a: User
+) -> None:
+    log_in(page, f"{live_server.url}/ops/login/", manager_a)
+    expect(page.get_by_text("This is a store admin account")).to_be_visible()
+    screenshot("ops-login-wrong-site")
+    page.get_by_role("link", name="store admin").click()
+    log_in(page, page.url, manager_a)
+    expect(page).to_have_url(f"{live_server.url}/admin/")
