@@ -71,11 +71,38 @@ class HasActiveTenant(BasePermission):
 
 
 class ApiKeyRateThrottle(SimpleRateThrottle):
-    """Requests per API key (API_RATE_PER_KEY, e.g. 6000/min)."""
+    """Requests per API key (API_RATE_PER_KEY, e.g. 6000/min): one counter in the cache per key and window.
+
+    DRF's own throttle keeps the time of every request of the window in one list and reads and rewrites it whole
+    on every call: 6,000 entries at the default rate, costing more CPU than the entry check it guards. A counter
+    per fixed window (one `add` or `incr`) costs the same at any rate.
+    """
 
     scope = "api_key"
+    window_ends = 0.0
 
     def get_cache_key(self, request: Request, view: Any) -> str | None:
         if not isinstance(request.auth, ApiKey):
             return None
         return f"throttle:api_key:{request.auth.prefix}"
+
+    def allow_request(self, request: Request, view: Any) -> bool:
+        key = self.get_cache_key(request, view)
+        allowed, seconds = self.parse_rate(self.rate)
+        if allowed is None or seconds is None or key is None:
+            return True
+        self.now = self.timer()
+        window = int(self.now // seconds)
+        self.window_ends = (window + 1) * seconds
+        counter = f"{key}:{window}"
+        if self.cache.add(counter, 1, seconds + 1):
+            return True
+        try:
+            count = self.cache.incr(counter)
+        except ValueError:  # it expired in between: this call opens the window again
+            self.cache.add(counter, 1, seconds + 1)
+            return True
+        return bool(count <= allowed)
+
+    def wait(self) -> float | None:
+        return max(self.window_ends - self.now, 0.001)
