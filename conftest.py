@@ -21,6 +21,28 @@ from tenants.models import Membership, Tenant
 PASSWORD = "correct-horse-battery-staple"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _cache_of_earlier_runs_dropped() -> None:
+    """The cache (Redis) outlives the test database, whose ids start again at 1 every run: drop what earlier runs
+    kept for the gate under those ids (API keys, stores, shoppers' standing)."""
+    from django.conf import settings
+    from django.core.cache import cache
+
+    location = settings.CACHES["default"].get("LOCATION", "")
+    if not str(location).startswith("redis"):
+        cache.clear()
+        return
+    import redis
+
+    client = redis.Redis.from_url(location)
+    try:
+        for family in ("api-key", "store-at-gate", "standing"):
+            for key in client.scan_iter(cache.make_key(f"{family}:*"), count=1000):
+                client.delete(key)
+    finally:
+        client.close()
+
+
 @pytest.fixture
 def tenant_a(db: None) -> Tenant:
     return services.tenant_create(actor=Actor.system(), name="Alpha Markets", slug="alpha")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -12,6 +13,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.contrib.auth.tokens import default_token_generator
+from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
@@ -25,7 +27,10 @@ from tenants.audit import Actor, audit_record
 from tenants.models import ApiKey, Membership, Tenant
 
 API_KEY_LAST_USED_RESOLUTION = timedelta(minutes=1)
+API_KEY_CACHE_SECONDS = 300  # a safety net: revoking a key or suspending its tenant removes the entry at once
 _KEY_PREFIX_LENGTH = 8
+_KEY_FIELDS = ("id", "tenant_id", "name", "prefix", "secret_hash", "created_at", "last_used_at", "revoked_at")
+_TENANT_FIELDS = ("id", "name", "slug", "status", "suspended_reason", "created_at", "status_changed_at")
 
 
 @dataclass(frozen=True)
@@ -63,6 +68,7 @@ def tenant_suspend(*, actor: Actor, tenant: Tenant, reason: str) -> Tenant:
     audit_record(
         actor=actor, tenant_id=tenant.pk, action="suspend", obj=tenant, changes={"reason": tenant.suspended_reason}
     )
+    _api_keys_forget(ApiKey.unscoped.filter(tenant=tenant).values_list("prefix", flat=True))
     return tenant
 
 
@@ -76,6 +82,7 @@ def tenant_reactivate(*, actor: Actor, tenant: Tenant) -> Tenant:
     tenant.status_changed_at = timezone.now()
     tenant.save(update_fields=["status", "suspended_reason", "status_changed_at"])
     audit_record(actor=actor, tenant_id=tenant.pk, action="reactivate", obj=tenant)
+    _api_keys_forget(ApiKey.unscoped.filter(tenant=tenant).values_list("prefix", flat=True))
     return tenant
 
 
@@ -159,19 +166,59 @@ def api_key_revoke(*, actor: Actor, api_key: ApiKey) -> ApiKey:
         api_key.revoked_at = timezone.now()
         api_key.save(update_fields=["revoked_at"])
         audit_record(actor=actor, tenant_id=api_key.tenant_id, action="revoke", obj=api_key)
+        _api_keys_forget([api_key.prefix])
     return api_key
 
 
 def api_key_authenticate(*, key: str) -> ApiKey | None:
-    """The live API key matching `key` (with its tenant), or None. Marks it used, at most once a minute."""
+    """The live API key matching `key` (with its tenant), or None. Marks it used, at most once a minute.
+
+    Every API call asks this, so the key and its tenant are kept in the cache (no query while they are there);
+    revoking the key and suspending or reactivating its tenant remove the entry (`_api_keys_forget`).
+    """
     if not key.startswith("oa_") or len(key) < 4 + _KEY_PREFIX_LENGTH or key[3 + _KEY_PREFIX_LENGTH] != "_":
         return None
     prefix = key[3 : 3 + _KEY_PREFIX_LENGTH]
-    api_key = ApiKey.unscoped.select_related("tenant").filter(prefix=prefix, revoked_at__isnull=True).first()
+    api_key = _api_key_cached(prefix)
     if api_key is None or not hmac.compare_digest(api_key.secret_hash, _hash_key(key)):
         return None
     now = timezone.now()
     if api_key.last_used_at is None or now - api_key.last_used_at > API_KEY_LAST_USED_RESOLUTION:
         ApiKey.unscoped.filter(pk=api_key.pk).update(last_used_at=now)
         api_key.last_used_at = now
+        cache.set(_api_key_cache_key(prefix), _api_key_entry(api_key), API_KEY_CACHE_SECONDS)
     return api_key
+
+
+def _api_key_cache_key(prefix: str) -> str:
+    return f"api-key:{prefix}"
+
+
+def _api_key_entry(api_key: ApiKey) -> tuple[tuple[object, ...], tuple[object, ...]]:
+    return (
+        tuple(getattr(api_key, name) for name in _KEY_FIELDS),
+        tuple(getattr(api_key.tenant, name) for name in _TENANT_FIELDS),
+    )
+
+
+def _api_key_cached(prefix: str) -> ApiKey | None:
+    """The live key with this prefix and its tenant: from the cache, or read once and kept."""
+    entry = cache.get(_api_key_cache_key(prefix))
+    if entry is None:
+        api_key = ApiKey.unscoped.select_related("tenant").filter(prefix=prefix, revoked_at__isnull=True).first()
+        if api_key is None:
+            return None
+        cache.add(_api_key_cache_key(prefix), _api_key_entry(api_key), API_KEY_CACHE_SECONDS)
+        return api_key
+    key_values, tenant_values = entry
+    api_key = ApiKey.from_db("default", list(_KEY_FIELDS), list(key_values))
+    api_key.tenant = Tenant.from_db("default", list(_TENANT_FIELDS), list(tenant_values))
+    return api_key
+
+
+def _api_keys_forget(prefixes: Iterable[str]) -> None:
+    """Drop cached keys now and again once the change commits (a look-up in between may have kept the old)."""
+    names = [_api_key_cache_key(prefix) for prefix in prefixes]
+    if names:
+        cache.delete_many(names)
+        transaction.on_commit(lambda: cache.delete_many(names))

@@ -15,7 +15,7 @@ from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from unfold.decorators import display
 
-from billing.payments import services
+from billing.payments import services, standing
 from billing.payments.models import PaymentAttempt, PaymentSettings, Shopper, StripeEvent
 from catalog.currencies import format_money, to_minor
 from core.admin import ReadOnlyMixin, TenantModelAdmin
@@ -44,11 +44,11 @@ class ShopperAdmin(ReadOnlyMixin, TenantModelAdmin):
     def entry(self, shopper: Shopper) -> str:
         if shopper.is_revoked:
             return "revoked"
-        return "owes" if services.open_balance(shopper=shopper) else "allowed"
+        return "owes" if standing.open_balance(shopper=shopper) else "allowed"
 
     @display(description="Open balance")
     def balance(self, shopper: Shopper) -> str:
-        owing = list(services._visits_owing(shopper))
+        owing = list(standing.visits_owing(shopper))
         if not owing:
             return "—"
         return format_money(sum(v.balance_due for v in owing), owing[0].currency)

@@ -14,7 +14,6 @@ workers on one visit, therefore finds nothing left to do.
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -30,12 +29,20 @@ from django.utils import timezone
 from billing.payments import crypto
 from billing.payments.gateway import GatewayRejected, GatewayUnavailable, Outcome, StripeGateway, verified_event
 from billing.payments.models import PaymentAttempt, PaymentSettings, Receipt, Shopper, StripeEvent
+from billing.payments.standing import (
+    standing_of,
+    standings_changed,
+    standings_changed_for_visit,
+    token_hash,
+    visits_owing,
+)
 from billing.webhooks.services import webhook_emit
 from catalog.currencies import format_money
 from core import metrics
 from core.checks import is_published
 from core.tasks import enqueue_on_commit
 from stores.models import Store
+from stores.selectors import StoreAtGate
 from tenants.audit import Actor, audit_record
 from tenants.models import Tenant
 from visits import selectors as visit_selectors
@@ -101,10 +108,6 @@ def payment_settings_set(
     return account
 
 
-def token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
 @dataclass(frozen=True)
 class RegisteredShopper:
     shopper: Shopper
@@ -140,6 +143,7 @@ def shopper_register(
     now = timezone.now()
     with transaction.atomic():
         shopper = existing or Shopper(tenant=tenant, external_ref=external_ref, created_at=now)
+        replaced = [shopper.token_hash] if existing else []
         shopper.stripe_customer_id = customer_id
         shopper.payment_method_id = card.payment_method_id
         shopper.card_brand, shopper.card_last4 = card.brand, card.last4
@@ -155,8 +159,9 @@ def shopper_register(
             obj=shopper,
             changes={"card": f"{card.brand} •••• {card.last4}"},
         )
-        for visit_id in _visits_owing(shopper).values_list("pk", flat=True):
+        for visit_id in visits_owing(shopper).values_list("pk", flat=True):
             enqueue_on_commit("payments.settle_visit", tenant_id=tenant.pk, visit_id=visit_id, retry_now=True)
+        standings_changed(tenant_id=tenant.pk, hashed_tokens=[*replaced, shopper.token_hash])
     return RegisteredShopper(shopper=shopper, entry_token=token, created=existing is None)
 
 
@@ -166,6 +171,7 @@ def shopper_revoke(*, actor: Actor, shopper: Shopper) -> Shopper:
         shopper.revoked_at = timezone.now()
         shopper.save(update_fields=["revoked_at"])
         audit_record(actor=actor, tenant_id=shopper.tenant_id, action="shopper.revoked", obj=shopper)
+        standings_changed(tenant_id=shopper.tenant_id, hashed_tokens=[shopper.token_hash])
     return shopper
 
 
@@ -173,42 +179,38 @@ def shopper_for_token(token: str) -> Shopper | None:
     return Shopper.objects.filter(token_hash=token_hash(token)).first() if token else None
 
 
-def _visits_owing(shopper: Shopper) -> Any:
-    return Visit.objects.filter(status=Visit.Status.PAYMENT_FAILED, payment_attempts__shopper=shopper).distinct()
-
-
-def open_balance(*, shopper: Shopper) -> int:
-    return sum(visit.balance_due for visit in _visits_owing(shopper))
-
-
 @dataclass(frozen=True)
 class EntryDecision:
     allowed: bool
     code: str
     reason: str
-    shopper: Shopper | None = None
     open_balance: int = 0
 
 
-def entry_check(*, tenant: Tenant, store: Store, token: str) -> EntryDecision:
-    """May this entry token open the store's gate? Denials say why, for the gate's screen and the logs."""
+ENTRY_REASONS = {
+    "ok": "Welcome.",
+    "unknown_token": "The entry token is not registered.",
+    "token_revoked": "The entry token was revoked.",
+    "no_payment_method": "The shopper has no usable card.",
+    "open_balance": "The shopper has an unpaid balance from an earlier visit.",
+}
+
+
+def entry_check(*, tenant: Tenant, store: Store | StoreAtGate, token: str) -> EntryDecision:
+    """May this entry token open the store's gate? Denials say why, for the gate's screen and the logs.
+
+    Answered from state kept ready: the tenant (with the API key), the store and the shopper's standing are
+    cached and rewritten by the services that change them; nothing here calls Stripe.
+    """
     if not tenant.is_active:
         return EntryDecision(False, "tenant_suspended", "The store's operator account is suspended.")
     if store.status == Store.Status.CLOSED:
         return EntryDecision(False, "store_closed", "The store is closed.")
-    shopper = shopper_for_token(token.strip())
-    if shopper is None:
-        return EntryDecision(False, "unknown_token", "The entry token is not registered.")
-    if shopper.is_revoked:
-        return EntryDecision(False, "token_revoked", "The entry token was revoked.", shopper)
-    if not shopper.payment_method_id:
-        return EntryDecision(False, "no_payment_method", "The shopper has no usable card.", shopper)
-    balance = open_balance(shopper=shopper)
-    if balance > 0:
-        return EntryDecision(
-            False, "open_balance", "The shopper has an unpaid balance from an earlier visit.", shopper, balance
-        )
-    return EntryDecision(True, "ok", "Welcome.", shopper)
+    token = token.strip()
+    if not token:
+        return EntryDecision(False, "unknown_token", ENTRY_REASONS["unknown_token"])
+    standing = standing_of(tenant_id=tenant.pk, token=token)
+    return EntryDecision(standing.code == "ok", standing.code, ENTRY_REASONS[standing.code], standing.open_balance)
 
 
 # --- Planning: what the next money movement of a visit is ------------------------------------------------------
@@ -343,6 +345,7 @@ def _mark_failed(visit: Visit, reason: str) -> None:
     visit.updated_at = timezone.now()
     visit.save(update_fields=["status", "payment_status", "payment_failure", "updated_at"])
     enqueue_on_commit("payments.announce_failure", tenant_id=visit.tenant_id, visit_id=visit.pk)
+    standings_changed_for_visit(visit)  # the shopper is refused from the very next entry check
 
 
 def _mark_settled(visit: Visit, *, now: datetime) -> None:
@@ -488,6 +491,8 @@ def _apply_to_visit(visit: Visit, attempt: PaymentAttempt, outcome: Outcome) -> 
     visit.save(update_fields=fields)
     if not outcome.succeeded and attempt.purpose == Purpose.CHARGE:
         _mark_failed(visit, outcome.failure_message or outcome.failure_code or "The payment failed.")
+    elif outcome.succeeded and visit.status == Visit.Status.PAYMENT_FAILED:
+        standings_changed_for_visit(visit)  # what is owed went down
 
 
 # --- Driving a visit ---------------------------------------------------------------------------------------------
@@ -527,8 +532,11 @@ def visit_settle_payment(*, visit_id: int, retry_now: bool = False, max_steps: i
             visit = Visit.objects.select_for_update(of=("self",), no_key=True).select_related("store").get(pk=visit_id)
             if visit.status not in FINAL_VISIT:
                 return visit
+            was_owed = visit.status == Visit.Status.PAYMENT_FAILED
             in_flight = visit.payment_attempts.filter(state__in=IN_FLIGHT).order_by("id").first()
             attempt = in_flight or _plan_next(visit, now=timezone.now(), retry_now=retry_now)
+            if attempt is None and was_owed:
+                standings_changed_for_visit(visit)  # paid, or owed anew after a late change: the gate follows
         if attempt is None:
             return visit
         recorded = attempt_execute(attempt_id=attempt.pk)
@@ -729,7 +737,9 @@ def stripe_event_process(*, stripe_event_pk: int) -> StripeEvent:
             if intent.get("id")
             else None
         )
-        if stored.type not in (
+        if stored.type == "payment_method.detached":
+            stored.outcome = _card_detached(tenant_id=stored.tenant_id, payment_method_id=str(intent.get("id", "")))
+        elif stored.type not in (
             "payment_intent.succeeded",
             "payment_intent.payment_failed",
             "payment_intent.amount_capturable_updated",
@@ -753,6 +763,20 @@ def stripe_event_process(*, stripe_event_pk: int) -> StripeEvent:
         stored.processed_at = timezone.now()
         stored.save(update_fields=["outcome", "processed_at"])
     return stored
+
+
+def _card_detached(*, tenant_id: int, payment_method_id: str) -> str:
+    """The shopper's card was removed at Stripe: no more entries until a card is registered again."""
+    shopper = Shopper.unscoped.filter(tenant_id=tenant_id, payment_method_id=payment_method_id).first()
+    if not payment_method_id or shopper is None:
+        return "ignored: no shopper has this card"
+    shopper.payment_method_id, shopper.updated_at = "", timezone.now()
+    shopper.save(update_fields=["payment_method_id", "updated_at"])
+    audit_record(
+        actor=Actor.system(), tenant_id=tenant_id, action="shopper.card_detached", obj=shopper, changes={"card": ""}
+    )
+    standings_changed(tenant_id=tenant_id, hashed_tokens=[shopper.token_hash])
+    return f"recorded: shopper {shopper.pk} has no card"
 
 
 def review_needed_announce(*, visit_id: int) -> None:

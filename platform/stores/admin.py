@@ -140,6 +140,10 @@ class StoreAdmin(TenantModelAdmin):
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         return ["floor_plan", "calibration", "code", "currency"] if obj is not None else ["floor_plan", "calibration"]
 
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        services.store_changed(store=obj)  # a store closed here is refused at the very next entry check
+
     @display(description="Status", label={"onboarding": "info", "active": "success", "closed": "danger"})
     def status_label(self, store: Store) -> str:
         return store.status

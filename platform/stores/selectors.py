@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
+from django.core.cache import cache
 from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
@@ -18,6 +20,36 @@ def store_list() -> QuerySet[Store]:
 def store_get(*, code: str) -> Store:
     """The store with this code; another tenant's store is 404, like a missing one."""
     return get_object_or_404(Store.objects.all(), code=code)
+
+
+STORE_AT_GATE_SECONDS = 3600  # a safety net: store_update (and the admin) drop the entry on every change
+
+
+@dataclass(frozen=True)
+class StoreAtGate:
+    """What the entry check needs of a store, kept in the cache: no query at the gate."""
+
+    pk: int
+    tenant_id: int
+    code: str
+    status: str
+    currency: str
+
+
+def store_at_gate_key(*, tenant_id: int, code: str) -> str:
+    return f"store-at-gate:{tenant_id}:{code}"
+
+
+def store_at_gate(*, tenant_id: int, code: str) -> StoreAtGate:
+    """The tenant's store with this code, from the cache or read once and kept; 404 like `store_get`."""
+    key = store_at_gate_key(tenant_id=tenant_id, code=code)
+    entry = cache.get(key)
+    if entry is None:
+        store = store_get(code=code)
+        entry = (store.pk, store.status, store.currency)
+        cache.add(key, entry, STORE_AT_GATE_SECONDS)
+    pk, status, currency = entry
+    return StoreAtGate(pk=pk, tenant_id=tenant_id, code=code, status=status, currency=currency)
 
 
 def layout_in_force(*, store: Store, at: datetime | None = None) -> LayoutVersion | None:

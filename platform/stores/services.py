@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Max
@@ -27,6 +28,7 @@ from stores.models import (
     Store,
     Zone,
 )
+from stores.selectors import store_at_gate_key
 from tenants.audit import Actor, audit_record
 from tenants.models import Tenant
 
@@ -151,7 +153,15 @@ def store_update(*, actor: Actor, store: Store, **changes: Any) -> Store:
     diff = {key: [before[key], value] for key, value in cleaned.items() if before[key] != value}
     if diff:
         audit_record(actor=actor, tenant_id=store.tenant_id, action="update", obj=store, changes=_jsonable(diff))
+    store_changed(store=store)
     return store
+
+
+def store_changed(*, store: Store) -> None:
+    """The store's settings changed: drop what the entry check keeps of it, now and once the change commits."""
+    key = store_at_gate_key(tenant_id=store.tenant_id, code=store.code)
+    cache.delete(key)
+    transaction.on_commit(lambda: cache.delete(key))
 
 
 def _jsonable(values: dict[str, Any]) -> dict[str, Any]:

@@ -8,7 +8,6 @@ import pytest
 from django.contrib.auth.models import User
 from django.core import mail
 from django.core.exceptions import ValidationError
-from django.utils import timezone
 
 from tenants import services
 from tenants.audit import Actor
@@ -25,15 +24,24 @@ def test_api_key_is_stored_hashed_and_authenticates(tenant_a: Tenant) -> None:
     assert services.api_key_authenticate(key=issued.key[:-1] + ("A" if issued.key[-1] != "A" else "B")) is None
 
 
-def test_last_used_is_recorded_at_most_once_a_minute(tenant_a: Tenant) -> None:
+def test_last_used_is_recorded_at_most_once_a_minute(tenant_a: Tenant, monkeypatch: pytest.MonkeyPatch) -> None:
     issued = services.api_key_issue(actor=Actor.system(), tenant=tenant_a, name="gateway")
     first = services.api_key_authenticate(key=issued.key)
     assert first is not None and first.last_used_at is not None
     second = services.api_key_authenticate(key=issued.key)
     assert second is not None and second.last_used_at == first.last_used_at
-    ApiKey.unscoped.filter(pk=first.pk).update(last_used_at=timezone.now() - timedelta(minutes=5))
+    later = first.last_used_at + timedelta(minutes=5)
+    monkeypatch.setattr(services.timezone, "now", lambda: later)
     third = services.api_key_authenticate(key=issued.key)
-    assert third is not None and third.last_used_at > first.last_used_at
+    assert third is not None and third.last_used_at == later
+    assert ApiKey.unscoped.get(pk=first.pk).last_used_at == later
+
+
+def test_a_revoked_key_stops_working_at_once_though_it_was_kept_in_the_cache(tenant_a: Tenant) -> None:
+    issued = services.api_key_issue(actor=Actor.system(), tenant=tenant_a, name="gateway")
+    assert services.api_key_authenticate(key=issued.key) is not None  # now kept in the cache
+    services.api_key_revoke(actor=Actor.system(), api_key=issued.api_key)
+    assert services.api_key_authenticate(key=issued.key) is None
 
 
 @pytest.mark.parametrize("name", ["", "   ", "x" * 101])

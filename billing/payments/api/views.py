@@ -16,7 +16,7 @@ from billing.payments.gateway import GatewayUnavailable, InvalidEvent, InvalidSi
 from billing.payments.models import Shopper
 from core import tenancy
 from core.api.views import TenantAPIView
-from stores.selectors import store_get
+from stores.selectors import store_at_gate
 from tenants.audit import Actor
 from tenants.models import Tenant
 
@@ -117,7 +117,7 @@ class EntryCheckApi(TenantAPIView):
         description="Always 200 for a known store: `allowed` says whether the gate opens, `code` and `reason` why not.",
     )
     def post(self, request: Request, store: str) -> Response:
-        found = store_get(code=store)
+        found = store_at_gate(tenant_id=self.tenant.pk, code=store)
         body = EntryCheckRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         decision = services.entry_check(tenant=self.tenant, store=found, token=body.validated_data["token"])
