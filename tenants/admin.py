@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.auth.admin import GroupAdmin as BaseGroupAdmin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
@@ -23,6 +24,7 @@ from core.admin_sites import licensee_site, ops_site
 from tenants import services
 from tenants.audit import Actor
 from tenants.models import ApiKey, AuditEntry, Membership, Tenant
+from tenants.quotas import QUOTAS, QuotaExceeded, quota_limit
 
 # --- shared pieces -------------------------------------------------------------------------------
 
@@ -71,8 +73,8 @@ class ApiKeyAdminBase:
                     name=form.cleaned_data["name"],
                     created_by=request.user,  # type: ignore[arg-type]
                 )
-            except ValidationError as error:
-                form.add_error(None, error)
+            except (ValidationError, QuotaExceeded) as error:
+                form.add_error(None, str(error) if isinstance(error, QuotaExceeded) else error)
             else:
                 context.update({"title": "API key issued", "issued": issued})
                 return TemplateResponse(request, "admin/tenants/apikey/issued.html", context)
@@ -152,13 +154,40 @@ class TenantOpsAdmin(OpsModelAdmin):
     list_display = ["name", "slug", tenant_status_label, "created_at"]
     list_filter = ["status"]
     search_fields = ["name", "slug"]
-    readonly_fields = ["status", "suspended_reason", "created_at", "status_changed_at"]
+    readonly_fields = ["status", "suspended_reason", "created_at", "status_changed_at", "quota_usage"]
+    fieldsets = [
+        (None, {"fields": ["name", "slug", "status", "suspended_reason", "created_at", "status_changed_at"]}),
+        (
+            "Limits",
+            {
+                "fields": ["quota_usage", *(quota.field for quota in QUOTAS.values())],
+                "description": "What this tenant may hold at most. Empty: the platform's default, "
+                "set for every tenant in the environment (QUOTA_API_KEYS, QUOTA_STORES, …).",
+            },
+        ),
+    ]
     inlines = [MembershipInline, ApiKeyInline]
     actions = ["suspend_selected", "reactivate_selected"]
     actions_detail = ["suspend_detail", "reactivate_detail"]
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         return [*self.readonly_fields, "slug"] if obj is not None else self.readonly_fields
+
+    def formfield_for_dbfield(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        field = super().formfield_for_dbfield(db_field, request, **kwargs)
+        name = db_field.name.removeprefix("max_")
+        if field is not None and name in QUOTAS:
+            field.widget.attrs["placeholder"] = f"{settings.TENANT_QUOTAS[name]:,} (default)"
+        return field
+
+    @display(description="In use")
+    def quota_usage(self, tenant: Tenant) -> str:
+        if tenant.pk is None:
+            return "—"
+        return "; ".join(
+            f"{quota.noun}: {quota.used_by(tenant):,} of {quota_limit(tenant=tenant, name=name):,}"
+            for name, quota in QUOTAS.items()
+        )
 
     def _suspend(self, request: HttpRequest, tenants: Any) -> None:
         actor = Actor.for_request(request, source=self.audit_source)

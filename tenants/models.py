@@ -10,6 +10,8 @@ from django.utils import timezone
 
 from core.models import TenantOwnedModel, TenantScopedManager
 
+_QUOTA_HELP = "Empty: the platform's default."
+
 
 class Tenant(models.Model):
     """A licensee: a retailer that runs OpenAisle in its stores."""
@@ -24,6 +26,20 @@ class Tenant(models.Model):
     suspended_reason = models.CharField(max_length=500, blank=True)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     status_changed_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # Limits set by an operator for this tenant; empty means the platform's default (settings.TENANT_QUOTAS).
+    max_api_keys = models.PositiveIntegerField(
+        null=True, blank=True, verbose_name="live API keys", help_text=_QUOTA_HELP
+    )
+    max_webhook_endpoints = models.PositiveIntegerField(
+        null=True, blank=True, verbose_name="webhook endpoints", help_text=_QUOTA_HELP
+    )
+    max_stores = models.PositiveIntegerField(null=True, blank=True, verbose_name="stores", help_text=_QUOTA_HELP)
+    max_shoppers = models.PositiveIntegerField(
+        null=True, blank=True, verbose_name="registered shoppers (cards)", help_text=_QUOTA_HELP
+    )
+    max_streams_in_flight = models.PositiveIntegerField(
+        null=True, blank=True, verbose_name="event uploads being processed at once", help_text=_QUOTA_HELP
+    )
 
     class Meta:
         ordering = ["name"]

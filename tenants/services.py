@@ -25,6 +25,7 @@ from django.utils.text import slugify
 
 from tenants.audit import Actor, audit_record
 from tenants.models import ApiKey, Membership, Tenant
+from tenants.quotas import quota_require_room
 
 API_KEY_LAST_USED_RESOLUTION = timedelta(minutes=1)
 API_KEY_CACHE_SECONDS = 300  # a safety net: revoking a key or suspending its tenant removes the entry at once
@@ -142,6 +143,7 @@ def api_key_issue(
     name = name.strip()
     if not name or len(name) > 100:
         raise ValidationError({"name": "Give the key a name of 1 to 100 characters."})
+    quota_require_room(tenant=tenant, name="api_keys")
     for _ in range(5):
         prefix = secrets.token_hex(_KEY_PREFIX_LENGTH // 2)
         key = f"oa_{prefix}_{secrets.token_urlsafe(32)}"

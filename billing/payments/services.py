@@ -45,6 +45,7 @@ from stores.models import Store
 from stores.selectors import StoreAtGate
 from tenants.audit import Actor, audit_record
 from tenants.models import Tenant
+from tenants.quotas import quota_require_room
 from visits import selectors as visit_selectors
 from visits.models import ChargeInstruction, Visit, VisitLine
 
@@ -129,6 +130,9 @@ def shopper_register(
     if not payment_method.startswith("pm_"):
         raise ValidationError({"payment_method": "Give a Stripe PaymentMethod id (pm_...)."})
     existing = Shopper.objects.filter(external_ref=external_ref).first()
+    adds_a_shopper = existing is None or existing.revoked_at is not None
+    if adds_a_shopper:  # asked before Stripe is, and again under the tenant's lock as the shopper is written
+        quota_require_room(tenant=tenant, name="shoppers")
     gateway = gateway_for(tenant_id=tenant.pk)
     customer_id = (
         existing.stripe_customer_id
@@ -142,6 +146,8 @@ def shopper_register(
     token = TOKEN_PREFIX + secrets.token_urlsafe(24)
     now = timezone.now()
     with transaction.atomic():
+        if adds_a_shopper:
+            quota_require_room(tenant=tenant, name="shoppers")
         shopper = existing or Shopper(tenant=tenant, external_ref=external_ref, created_at=now)
         replaced = [shopper.token_hash] if existing else []
         shopper.stripe_customer_id = customer_id

@@ -125,6 +125,7 @@ class EndpointAdminBase(MissingIs404):
 class WebhookEndpointAdmin(EndpointAdminBase, TenantModelAdmin):
     form = WebhookEndpointForm
     manager_only = True
+    quota = "webhook_endpoints"
     actions = ["send_test_selected"]
     actions_detail = ["send_test_event", "rotate_secret"]
 

@@ -37,6 +37,7 @@ from billing.webhooks.models import TEST_EVENT, EventType, WebhookDelivery, Webh
 from core.tasks import enqueue_on_commit
 from tenants.audit import Actor, audit_record
 from tenants.models import Tenant
+from tenants.quotas import quota_require_room
 
 DELIVER_TASK = "webhooks.deliver"
 RETRY_DELAYS = (
@@ -160,6 +161,7 @@ def webhook_endpoint_create(
     cleaned = _clean_endpoint_fields(
         {"url": url, "description": description, "event_types": event_types, "is_active": is_active}
     )
+    quota_require_room(tenant=tenant, name="webhook_endpoints")
     endpoint = WebhookEndpoint.unscoped.create(tenant=tenant, secret_encrypted=sealed_new_secret(), **cleaned)
     audit_record(actor=actor, tenant_id=tenant.pk, action="create", obj=endpoint, changes=cleaned)
     return endpoint

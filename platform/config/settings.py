@@ -228,6 +228,14 @@ INGEST_GZIP_RATIO_AFTER_BYTES = env.int("INGEST_GZIP_RATIO_AFTER_BYTES", default
 INGEST_MAX_STORED_REJECTIONS = env.int("INGEST_MAX_STORED_REJECTIONS", default=10_000)
 INGEST_STOP_AFTER_LINES = env.int("INGEST_STOP_AFTER_LINES", default=10_000)
 INGEST_STOP_REFUSED_SHARE = env.float("INGEST_STOP_REFUSED_SHARE", default=0.9)
+# What one tenant may hold at most (tenants/quotas.py); an operator can set other limits per tenant in /ops/.
+TENANT_QUOTAS = {
+    "api_keys": env.int("QUOTA_API_KEYS", default=25),
+    "webhook_endpoints": env.int("QUOTA_WEBHOOK_ENDPOINTS", default=20),
+    "stores": env.int("QUOTA_STORES", default=500),
+    "shoppers": env.int("QUOTA_SHOPPERS", default=1_000_000),
+    "streams_in_flight": env.int("QUOTA_STREAMS_IN_FLIGHT", default=20),
+}
 DEVICE_SILENT_AFTER_SECONDS = env.int("DEVICE_SILENT_AFTER_SECONDS", default=900)
 VISITS_PER_TASK = env.int("VISITS_PER_TASK", default=500)
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024**2

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.contrib import messages
 from django.db import models
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.urls import reverse
 from unfold.admin import ModelAdmin
 
 from core.admin_sites import OPERATOR_GROUP
 from tenants.audit import Actor, audit_record
 from tenants.models import AuditEntry, Membership, Tenant
+from tenants.quotas import QuotaExceeded, quota_require_room
 
 WRITE_ROLES = (Membership.Role.MANAGER, Membership.Role.STAFF)
 
@@ -100,10 +103,12 @@ class TenantModelAdmin(AuditedAdmin):
     """A ModelAdmin of the licensee site (`/admin/`): the member's role decides what they may do.
 
     Querysets are scoped by the site; new objects are stamped with the tenant in scope.
-    Managers and staff write, viewers read, only managers delete.
+    Managers and staff write, viewers read, only managers delete. With `quota` set, adding one is refused with
+    a message once the tenant holds its limit of them (tenants/quotas.py).
     """
 
     manager_only = False
+    quota: str | None = None
 
     def _role(self, request: HttpRequest) -> str | None:
         membership = getattr(request, "membership", None)
@@ -130,7 +135,22 @@ class TenantModelAdmin(AuditedAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return self._role(request) == Membership.Role.MANAGER
 
+    def changeform_view(
+        self, request: HttpRequest, object_id: str | None = None, form_url: str = "", extra_context: Any = None
+    ) -> HttpResponse:
+        try:
+            if object_id is None and self.quota is not None:
+                quota_require_room(tenant=request.tenant, name=self.quota)  # type: ignore[attr-defined]
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except QuotaExceeded as exceeded:  # the add's transaction has rolled back: nothing was written
+            self.message_user(request, str(exceeded), messages.ERROR)
+            opts = self.model._meta
+            changelist = f"{self.admin_site.name}:{opts.app_label}_{opts.model_name}_changelist"
+            return HttpResponseRedirect(reverse(changelist))
+
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
         if not change:
             obj.tenant = request.tenant  # type: ignore[attr-defined]
+            if self.quota is not None:
+                quota_require_room(tenant=obj.tenant, name=self.quota)
         super().save_model(request, obj, form, change)

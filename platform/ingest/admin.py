@@ -23,6 +23,7 @@ from ingest import services
 from ingest.models import EventStream, Rejection, UnreadableEvent
 from stores.models import Store
 from tenants.audit import Actor
+from tenants.quotas import QuotaExceeded
 
 STATUS_LABELS = {"queued": "info", "processing": "warning", "done": "success", "failed": "danger"}
 REJECTIONS_SHOWN = 50
@@ -169,12 +170,16 @@ class EventStreamAdmin(StreamAdminBase, TenantModelAdmin):
     def upload_events(self, request: HttpRequest) -> HttpResponse:
         form = EventUploadForm(request.POST or None, request.FILES or None, initial={"store": request.GET.get("store")})
         if request.method == "POST" and form.is_valid() and tenant_may_upload(request, form):
-            stream = services.stream_upload(
-                actor=Actor.for_request(request, source=self.audit_source),
-                store=form.cleaned_data["store"],
-                upload=form.cleaned_data["file"],
-            )
-            return HttpResponseRedirect(reverse("admin:ingest_eventstream_change", args=[stream.pk]))
+            try:
+                stream = services.stream_upload(
+                    actor=Actor.for_request(request, source=self.audit_source),
+                    store=form.cleaned_data["store"],
+                    upload=form.cleaned_data["file"],
+                )
+            except QuotaExceeded as exceeded:
+                form.add_error(None, str(exceeded))
+            else:
+                return HttpResponseRedirect(reverse("admin:ingest_eventstream_change", args=[stream.pk]))
         context = {
             **self.admin_site.each_context(request),
             "opts": EventStream._meta,

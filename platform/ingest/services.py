@@ -48,6 +48,7 @@ from ingest.processing import (
 from ingest.validation import MAX_EVENT_DEPTH
 from stores.models import Device, Store
 from tenants.audit import Actor
+from tenants.quotas import quota_require_room
 from visits.models import Visit
 
 logger = logging.getLogger(__name__)
@@ -69,6 +70,7 @@ def stream_upload(*, actor: Actor, store: Store, upload: Any) -> EventStream:
     """Keep an uploaded NDJSON (or gzip) file and queue it for processing."""
     if store.tenant.status != store.tenant.Status.ACTIVE:
         raise ValidationError("The account is suspended; uploads are refused.")
+    quota_require_room(tenant=store.tenant, name="streams_in_flight")
     stream = EventStream.unscoped.create(
         tenant_id=store.tenant_id,
         store=store,

@@ -126,6 +126,7 @@ class LayoutVersionInline(TabularInline):
 @admin.register(Store, site=licensee_site)
 class StoreAdmin(TenantModelAdmin):
     form = StoreAdminForm
+    quota = "stores"
     list_display = ["code", "name", "status_label", "currency", "current_layout", "unhealthy_devices"]
     list_filter = ["status"]
     search_fields = ["code", "name", "address"]

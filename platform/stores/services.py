@@ -31,6 +31,7 @@ from stores.models import (
 from stores.selectors import store_at_gate_key
 from tenants.audit import Actor, audit_record
 from tenants.models import Tenant
+from tenants.quotas import quota_require_room
 
 STORE_CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 RISK_STEP = Decimal("0.0001")
@@ -128,6 +129,7 @@ def store_create(
         cleaned = {}
     if errors:
         raise ValidationError(errors)
+    quota_require_room(tenant=tenant, name="stores")
     store = Store.unscoped.create(tenant=tenant, code=code, currency=currency, **cleaned)
     audit_record(
         actor=actor, tenant_id=tenant.pk, action="create", obj=store, changes={"code": code, **_jsonable(cleaned)}

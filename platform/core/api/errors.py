@@ -12,6 +12,8 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
+from tenants.quotas import QuotaExceeded
+
 
 class PayloadTooLarge(exceptions.APIException):
     status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
@@ -33,6 +35,11 @@ class Conflict(exceptions.APIException):
     default_code = "conflict"
 
 
+class QuotaReached(DetailedError):
+    status_code = status.HTTP_409_CONFLICT
+    default_code = "quota_exceeded"
+
+
 def error_body(*, code: str, message: str, details: Any = None) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, "details": details}}
 
@@ -49,6 +56,8 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
         exc = exceptions.NotFound()
     elif isinstance(exc, PermissionDenied):
         exc = exceptions.PermissionDenied()
+    elif isinstance(exc, QuotaExceeded):
+        exc = QuotaReached(str(exc), details=exc.details, code="quota_exceeded")
 
     response = exception_handler(exc, context)
     if response is None:
