@@ -8,7 +8,7 @@ from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db.models import QuerySet
+from django.db.models import Exists, OuterRef, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
@@ -23,6 +23,7 @@ from core.admin_sites import licensee_site
 from core.tasks import enqueue_on_commit
 from tenants.audit import Actor
 from visits.models import Visit, VisitLine
+from visits.states import MOVEMENT_KINDS, movement_in_words
 
 
 @admin.register(Shopper, site=licensee_site)
@@ -90,14 +91,41 @@ class RefundForm(forms.Form):
     )
 
 
+class MovementFilter(admin.SimpleListFilter):
+    """The kind of movement, in the words of the list's Movement column."""
+
+    title = "movement"
+    parameter_name = "purpose"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [(value, MOVEMENT_KINDS[value]) for value in PaymentAttempt.Purpose.values]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[PaymentAttempt]) -> QuerySet[PaymentAttempt]:
+        return queryset.filter(purpose=self.value()) if self.value() else queryset
+
+
 @admin.register(PaymentAttempt, site=licensee_site)
 class PaymentAttemptAdmin(ReadOnlyMixin, TenantModelAdmin):
-    list_display = ["created_at", "visit_link", "purpose", "state_label", "money", "stripe_id", "failure_message"]
-    list_filter = ["purpose", "state", "reason_code"]
+    list_display = ["created_at", "visit_link", "movement", "state_label", "money", "stripe_id", "failure_message"]
+    list_filter = [MovementFilter, "state", "reason_code"]
     search_fields = ["stripe_id", "payment_intent_id", "visit__session", "shopper__external_ref"]
     list_select_related = ["visit", "visit__store"]
     readonly_fields = [f.name for f in PaymentAttempt._meta.fields]
     refund_template = "admin/payments/refund.html"
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[PaymentAttempt]:
+        earlier_capture = PaymentAttempt.objects.filter(
+            visit=OuterRef("visit"), purpose=PaymentAttempt.Purpose.CAPTURE, state=PaymentAttempt.State.SUCCEEDED
+        ).filter(pk__lt=OuterRef("pk"))
+        return super().get_queryset(request).annotate(after_capture=Exists(earlier_capture))
+
+    @display(description="Movement", ordering="purpose")
+    def movement(self, attempt: PaymentAttempt) -> str:
+        return movement_in_words(
+            purpose=attempt.purpose,
+            after_capture=bool(getattr(attempt, "after_capture", False)),
+            staff_refund=bool(attempt.reason_code),
+        )
 
     @display(description="Visit")
     def visit_link(self, attempt: PaymentAttempt) -> str:
@@ -147,7 +175,18 @@ class PaymentAttemptAdmin(ReadOnlyMixin, TenantModelAdmin):
             "subtitle": visit.store.name,
             "visit": visit,
             "form": form,
-            "lines": [{"line": line, "total": format_money(line.amount + line.tax, visit.currency)} for line in lines],
+            "lines": [
+                {
+                    "line": line,
+                    "unit_price": format_money(line.unit_price, visit.currency),
+                    "amount": format_money(line.amount, visit.currency),
+                    "tax": format_money(line.tax, visit.currency),
+                }
+                for line in lines
+            ],
+            "subtotal": format_money(visit.subtotal, visit.currency),
+            "tax": format_money(visit.tax, visit.currency),
+            "total": format_money(visit.total, visit.currency),
             "problems": problems,
             "paid": format_money(visit.paid, visit.currency),
             "refunded": format_money(visit.refunded, visit.currency),

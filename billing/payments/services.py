@@ -603,7 +603,8 @@ def visit_refund(
         if amount <= 0:
             raise ValidationError({"amount": "Nothing to refund: give an amount above zero."})
         if amount > refundable:
-            raise ValidationError({"amount": f"At most {refundable} can be refunded (collected less earlier refunds)."})
+            most = format_money(refundable, visit.currency)
+            raise ValidationError({"amount": f"At most {most} can be refunded (collected less earlier refunds)."})
         user = actor.user if actor.user is not None and actor.user.is_authenticated else None
         attempts = _plan_refunds(
             visit, amount, reason_code=reason_code, note=note[:500], refund_lines=rows, requested_by=user

@@ -70,9 +70,35 @@ class StoreAdminForm(forms.ModelForm):
         "from 0.05 % to 5 %.",
     )
 
+    # Shown and typed in the store currency's major unit (50.00); stored in its minor unit (5000).
+    preauth_amount = forms.DecimalField(
+        label="Pre-authorisation (held at entry)",
+        min_value=Decimal(0),
+        max_digits=12,
+        decimal_places=3,
+        widget=UnfoldAdminTextInputWidget(attrs={"inputmode": "decimal"}),
+        help_text="Held on the shopper's card when they enter, in the store's currency, e.g. 50.00; "
+        "what the visit costs is captured from it on exit. 0 holds nothing.",
+    )
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.initial["overcharge_risk"] = format_percent(self.instance.overcharge_risk)
+        currency = self.instance.currency or "USD"
+        self.initial["preauth_amount"] = currencies.from_minor(self.instance.preauth_amount, currency)
+        if self.instance.pk is not None:
+            self.fields["preauth_amount"].widget.attrs["suffix"] = currency
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        amount = cleaned.get("preauth_amount")
+        currency = cleaned.get("currency") or self.instance.currency
+        if amount is not None and currency:
+            try:
+                cleaned["preauth_amount"] = currencies.to_minor(amount, currency)
+            except ValueError as error:
+                self.add_error("preauth_amount", f"{error}.")
+        return cleaned
 
     def clean_overcharge_risk(self) -> Decimal:
         percent: Decimal = self.cleaned_data["overcharge_risk"]

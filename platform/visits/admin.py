@@ -18,7 +18,7 @@ from typing import Any
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
-from django.db.models import Count, QuerySet
+from django.db.models import Count, Exists, OuterRef, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
@@ -38,22 +38,14 @@ from stores.models import Store
 from stores.selectors import product_names_of_layout
 from tenants.audit import Actor
 from tenants.models import AuditEntry
-from visits import engine, selectors, services
+from visits import engine, selectors, services, states
 from visits.calibration import Calibration
 from visits.calibration import default as default_calibration
 from visits.calibration_chart import render_reliability
-from visits.models import ReviewDecision, StoreCalibration, Visit
+from visits.models import ChargeInstruction, ReviewDecision, StoreCalibration, Visit
 from visits.selectors import CAMERA_TYPES, SCALE_TYPE, BinInfo, VisitEvidence
 
-STATUS_LABELS = {
-    "open": "info",
-    "settling": "info",
-    "needs_review": "warning",
-    "charged": "success",
-    "payment_failed": "danger",
-    "refunded": "info",
-    "no_charge": "info",
-}
+TONE_LABELS = {tone: tone for tone in ("success", "info", "warning", "danger")}
 ALL_STATUSES = "all"
 REASONS_IN_LIST = 90
 BLANK_ROWS = 2
@@ -462,7 +454,9 @@ class VisitAdmin(TenantModelAdmin):
         return self._may_write(request)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Visit]:
-        return super().get_queryset(request).select_related("store").annotate(lines_count=Count("lines"))
+        reviewed = Exists(ReviewDecision.objects.filter(visit=OuterRef("pk")))
+        visits = super().get_queryset(request).select_related("store")
+        return visits.annotate(lines_count=Count("lines"), reviewed=reviewed)
 
     def get_ordering(self, request: HttpRequest) -> list[str]:
         return ["exited_at", "pk"] if _is_queue(request) else ["-exited_at", "-pk"]
@@ -502,9 +496,10 @@ class VisitAdmin(TenantModelAdmin):
         }
         return super().changelist_view(request, context)
 
-    @display(description="Status", label=STATUS_LABELS)
+    @display(description="Status", label=TONE_LABELS)
     def status_label(self, visit: Visit) -> tuple[str, str]:
-        return visit.status, visit.get_status_display().split(" (")[0]
+        state = states.visit_state(visit=visit, reviewed=bool(getattr(visit, "reviewed", False)))
+        return state.tone, state.label
 
     @display(description="Age (since exit)", ordering="exited_at")
     def age(self, visit: Visit) -> str:
@@ -624,9 +619,19 @@ class VisitAdmin(TenantModelAdmin):
                 row.unit_price, row.amount = _money(proposed.unit_price, currency), _money(proposed.amount, currency)
                 row.confidence, row.unsure = f"{proposed.confidence:.2f}", 1.0 - proposed.confidence > limit
                 row.evidence = [(str(e), timeline.anchors.get(str(e), "")) for e in proposed.evidence]
-        decisions = ReviewDecision.objects.filter(visit=visit).select_related("reviewer").order_by("decided_at")
+        decisions = list(ReviewDecision.objects.filter(visit=visit).select_related("reviewer").order_by("decided_at"))
+        collected = visit.paid - visit.refunded
         return {
             "visit": visit,
+            "state": states.visit_state(visit=visit, reviewed=bool(decisions)),
+            "no_decision": _no_decision_words(visit),
+            "approve_label": "Approve and settle the difference" if collected > 0 else "Approve and charge",
+            "approve_help": (
+                f"{_money(collected, currency)} was collected before the visit came back to review: approving "
+                "charges or refunds the difference to the lines above; void refunds it all."
+                if collected > 0
+                else "Approve charges the lines above; void charges the shopper nothing."
+            ),
             "store": store,
             "currency": currency,
             "entered": _local(visit.entered_at, tz),
@@ -662,7 +667,11 @@ class VisitAdmin(TenantModelAdmin):
                 for d in decisions
             ],
             "payments": [
-                {"instruction": i, "amount": _money(i.amount, i.currency or currency)}
+                {
+                    "instruction": i,
+                    "kind": _instruction_words(i.kind, i.amount),
+                    "amount": _money(abs(i.amount), i.currency or currency),
+                }
                 for i in visit.charge_instructions.order_by("sequence")
             ],
             "money": self._money_summary(request, visit, currency, tz),
@@ -677,11 +686,19 @@ class VisitAdmin(TenantModelAdmin):
         may_write = self.may_decide(request)
         failed = [a for a in attempts if a.purpose == "charge" and a.state == "failed"]
         next_try = failed[-1].next_try_at if failed and visit.status == Visit.Status.PAYMENT_FAILED else None
+        captured = False
+        movements = []
+        for a in attempts:
+            refund = bool(a.reason_code)
+            words = states.movement_in_words(purpose=a.purpose, after_capture=captured, staff_refund=refund)
+            movements.append({"attempt": a, "amount": _money(a.amount, a.currency or currency), "words": words})
+            captured = captured or (a.purpose == "capture" and a.state == "succeeded")
         return {
+            "state": states.payment_in_words(visit=visit),
             "paid": _money(visit.paid, currency),
             "refunded": _money(visit.refunded, currency),
             "balance_due": _money(visit.balance_due, currency) if visit.status == Visit.Status.PAYMENT_FAILED else "",
-            "attempts": [{"attempt": a, "amount": _money(a.amount, a.currency or currency)} for a in attempts],
+            "attempts": movements,
             "next_try": _local(next_try, tz) if next_try else "",
             "refund_url": reverse("admin:payments_visit_refund", args=[visit.pk])
             if may_write and visit.paid > visit.refunded
@@ -747,6 +764,23 @@ class VisitAdmin(TenantModelAdmin):
             highlighted_bins=set(evidence.bins),
         )
         return mark_safe(svg)  # noqa: S308 — render_floor_plan escapes every value it draws
+
+
+def _no_decision_words(visit: Visit) -> str:
+    """What the Decisions section says when no person decided: why none was needed, or that one is awaited."""
+    if visit.status == Visit.Status.NEEDS_REVIEW:
+        return "No decision yet: the visit waits in the review queue."
+    if visit.status in (Visit.Status.OPEN, Visit.Status.SETTLING):
+        return "Not settled yet: the visit is decided once the shopper has left and late events are in."
+    if visit.status == Visit.Status.NO_CHARGE:
+        return "No person needed: the cart was empty, nothing was charged."
+    return "Charged automatically: the engine was sure enough of every line (within the store's overcharge risk)."
+
+
+def _instruction_words(kind: str, amount: int) -> str:
+    if kind == ChargeInstruction.Kind.ADJUST:
+        return "Charge the difference" if amount > 0 else "Refund the difference"
+    return str(ChargeInstruction.Kind(kind).label)
 
 
 def _zone(name: str) -> zoneinfo.ZoneInfo:

@@ -85,7 +85,7 @@ def test_manager_onboards_a_store_catalog_layout_and_floor_plan(
     page.select_option('select[name="timezone"]', "America/New_York")
     page.select_option('select[name="currency"]', "USD")
     page.select_option('select[name="status"]', "onboarding")
-    page.fill('input[name="preauth_amount"]', "7500")
+    page.fill('input[name="preauth_amount"]', "75.00")
     expect(page.locator('input[name="overcharge_risk"]')).to_have_value("0.5")
     page.fill('input[name="overcharge_risk"]', "0.25")
     page.fill('input[name="settling_window_seconds"]', "180")

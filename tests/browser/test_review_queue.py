@@ -148,7 +148,7 @@ def test_a_reviewer_corrects_a_line_and_approves(
     # The decided visit keeps its receipt and who decided what.
     page.goto(f"{base}/admin/visits/visit/?status=all")
     page.locator("#result_list").get_by_role("link", name="A", exact=True).click()
-    expect(page.locator("#visit-status")).to_have_text("Charged")
+    expect(page.locator("#visit-status")).to_have_text("Charged after review")
     eventually(lambda: Visit.unscoped.get(store=priced_store, session="A").payment_status == "succeeded")
     page.reload()
     expect(page.locator("#review-payments")).to_contain_text("Paid")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -36,7 +37,8 @@ def charged(store_a: Store, register: Callable[..., Any]) -> Visit:
 def test_the_visit_page_shows_its_money_and_a_manager_refunds_a_line(charged: Visit, manager_a: User) -> None:
     client = _login(manager_a)
     page = client.get(f"/admin/visits/visit/{charged.pk}/change/").content.decode()
-    assert "Pre-authorisation at entry" in page and "Capture of the hold" in page and "$7.47" in page
+    assert "Pre-authorisation: held on the card at entry" in page and "Capture: charged from the hold" in page
+    assert "$7.47" in page
     refund_url = f"/admin/payments/paymentattempt/refund/{charged.pk}/"
     assert refund_url in page
 
@@ -55,7 +57,7 @@ def test_a_refund_over_what_was_collected_is_refused_with_the_reason(charged: Vi
     )
 
     assert response.status_code == 400
-    assert "At most 747 can be refunded" in response.content.decode()
+    assert "At most $7.47 can be refunded" in response.content.decode()
     assert not PaymentAttempt.unscoped.filter(purpose="refund").exists()
 
 
@@ -97,3 +99,62 @@ def test_a_manager_stores_the_stripe_keys_encrypted(manager_a: User, tenant_a: A
         f"/admin/payments/paymentsettings/{account.pk}/change/", {"secret_key": "pk_test_public"}
     )
     assert bad.status_code == 200 and "starts with sk_" in bad.content.decode()
+
+
+def _status_of(page: str) -> str:
+    found = re.search(r'id="visit-status"[^>]*>([^<]*)<', page)
+    assert found is not None
+    return found.group(1)
+
+
+def test_a_visit_says_one_state_from_charged_automatically_to_refunded(charged: Visit, manager_a: User) -> None:
+    client = _login(manager_a)
+    url = f"/admin/visits/visit/{charged.pk}/change/"
+    page = client.get(url).content.decode()
+    assert _status_of(page) == "Charged automatically"
+    assert "No decision yet" not in page and "Charged automatically: the engine was sure enough" in page
+    assert "Charge (beyond the hold" not in page
+    listed = client.get("/admin/visits/visit/?status=all").content.decode()
+    assert "Charged automatically" in listed
+
+    client.post(f"/admin/payments/paymentattempt/refund/{charged.pk}/", {"reason_code": "damaged", "qty-COLA": "1"})
+    settle_payment(charged)
+    page = client.get(url).content.decode()
+    assert _status_of(page) == "Partly refunded"
+    assert "Refund to the card" in page and "Paid, $1.99 of it refunded" in page
+
+    client.post(f"/admin/payments/paymentattempt/refund/{charged.pk}/", {"reason_code": "goodwill", "amount": "5.48"})
+    settle_payment(charged)
+    page = client.get(url).content.decode()
+    assert _status_of(page) == "Refunded" and "Refunded in full ($7.47)" in page
+    assert "Refunded" in client.get("/admin/visits/visit/?status=refunded").content.decode()
+
+
+def test_a_paid_visit_back_in_review_is_not_shown_paid_nor_offered_a_plain_charge(
+    charged: Visit, manager_a: User
+) -> None:
+    Visit.unscoped.filter(pk=charged.pk).update(status=Visit.Status.NEEDS_REVIEW, review_reasons=["late event"])
+    page = _login(manager_a).get(f"/admin/visits/visit/{charged.pk}/change/").content.decode()
+    assert _status_of(page) == "Needs review"
+    assert ">Paid<" not in page and "$7.47 collected before late events sent the visit back to review" in page
+    assert "Approve and charge" not in page and "Approve and settle the difference" in page
+
+
+def test_the_refund_page_shows_lines_as_the_receipt_does_and_money_in_major_units(
+    charged: Visit, manager_a: User
+) -> None:
+    page = _login(manager_a).get(f"/admin/payments/paymentattempt/refund/{charged.pk}/").content.decode()
+    assert "$3.98" in page and "$3.49" in page and "$7.47" in page  # 2 × $1.99 and 1 × $3.49, before tax
+    assert "Subtotal" in page and "Tax" in page
+    refused = _login(manager_a).post(
+        f"/admin/payments/paymentattempt/refund/{charged.pk}/", {"reason_code": "goodwill", "amount": "1.234"}
+    )
+    assert refused.status_code == 200
+    assert "Amount: Ensure that there are no more than 2 decimal places" in refused.content.decode()
+    assert not PaymentAttempt.unscoped.filter(purpose="refund").exists()
+
+
+def test_the_payment_list_says_what_each_movement_is(charged: Visit, manager_a: User) -> None:
+    page = _login(manager_a).get("/admin/payments/paymentattempt/").content.decode()
+    assert "Pre-authorisation: held on the card at entry" in page and "Capture: charged from the hold" in page
+    assert "beyond the hold, an increase, or without a hold" not in page

@@ -32,7 +32,7 @@ def _store_form(**overrides: str) -> dict[str, str]:
         "timezone": "Europe/Oslo",
         "currency": "NOK",
         "status": "onboarding",
-        "preauth_amount": "50000",
+        "preauth_amount": "500.00",
         "overcharge_risk": "0.5",
         "settling_window_seconds": "120",
         "layouts-TOTAL_FORMS": "0",
@@ -165,3 +165,26 @@ def test_floor_plan_draws_known_fixture_kinds_and_any_other_as_a_plain_fixture(l
     assert f'class="fixture other-kind" data-code="{fixtures[1]["code"]}" data-kind="pallet tower"' in svg
     assert f"{fixtures[1]['code']} · pallet tower" in svg
     assert 'class="device staff_device online" data-code="STAFF-01"' in svg
+
+
+def test_the_pre_authorisation_is_typed_in_the_stores_currency(manager_a: User, store_a: Store) -> None:
+    client = _login(manager_a)
+    page = client.get(f"/admin/stores/store/{store_a.pk}/change/").content.decode()
+    assert 'name="preauth_amount" value="50.00"' in page and "(minor unit)" not in page
+    response = client.post(
+        f"/admin/stores/store/{store_a.pk}/change/", _store_form(code="S1", currency="USD", preauth_amount="75.50")
+    )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    store_a.refresh_from_db()
+    assert store_a.preauth_amount == 7550
+
+
+def test_a_pre_authorisation_finer_than_the_currency_is_refused(manager_a: User, store_a: Store) -> None:
+    response = _login(manager_a).post(
+        f"/admin/stores/store/{store_a.pk}/change/",
+        _store_form(code="S1", currency="USD", name="Renamed", preauth_amount="75.505"),
+    )
+    assert response.status_code == 200
+    assert "USD amounts have at most 2 decimals" in response.content.decode()
+    store_a.refresh_from_db()
+    assert (store_a.name, store_a.preauth_amount) == ("Main Street", 5000)
