@@ -19,6 +19,7 @@ from django.db.models import Count, Max, Min, Prefetch, Q, QuerySet, Sum
 
 from billing.invoicing.models import CreditNote, DailyUsage, Invoice, InvoiceLine
 from catalog.currencies import from_minor
+from core.spreadsheets import formula_safe_row
 
 Table = tuple[list[str], list[list[Any]]]
 
@@ -272,7 +273,7 @@ def to_csv(table: Table) -> bytes:
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow(headers)
     for row in rows:
-        writer.writerow([_cell(value) for value in row])
+        writer.writerow(formula_safe_row(_cell(value) for value in row))
     return buffer.getvalue().encode("utf-8")
 
 
@@ -319,7 +320,7 @@ def to_xlsx(sheets: Sequence[tuple[str, Table]], *, totals_on: str | None = None
         money_columns = [i for i, h in enumerate(headers, start=1) if h in MONEY_COLUMNS]
         extra = _currency_totals((headers, rows)) if title == totals_on else []
         for row in rows:
-            sheet.append([("" if v is None else v) for v in row])
+            sheet.append(formula_safe_row("" if v is None else v for v in row))
         for row in extra:
             sheet.append(row)
             for cell in sheet[sheet.max_row]:

@@ -24,6 +24,7 @@ from catalog.importing import COLUMNS, MAX_ERRORS_LISTED
 from catalog.models import CatalogImport, Product, ProductPrice
 from core.admin import TenantModelAdmin, tenant_may_upload
 from core.admin_sites import licensee_site
+from core.spreadsheets import formula_safe_row
 from tenants.audit import Actor
 
 ERRORS_SHOWN = 1000
@@ -164,17 +165,17 @@ class ProductAdmin(TenantModelAdmin):
 
     @action(description="Export XLSX", url_path="export-xlsx", icon="table_view", permissions=["view"])
     def export_xlsx(self, request: HttpRequest) -> HttpResponse:
-        # escape=True: a cell whose text starts with "=" is never written as a live formula
-        body = _export_dataset(numbers=True).export("xlsx", escape=True)
+        body = _export_dataset(numbers=True).export("xlsx")
         return _download(body, "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", "xlsx")
 
 
 def _export_dataset(*, numbers: bool = False) -> tablib.Dataset:
-    """The catalog with the import's columns (so that an export imports back as all unchanged)."""
+    """The catalog with the import's columns (so that an export imports back as all unchanged), every cell
+    formula-safe (the import takes the mark off again)."""
     dataset = tablib.Dataset(headers=list(COLUMNS), title="Catalog")
     numeric = {"price", "tax_rate", "weight_g", "weight_tolerance_g"} if numbers else set()
     for row in selectors.catalog_export_rows():
-        dataset.append([_number(row[c]) if c in numeric and row[c] != "" else row[c] for c in COLUMNS])
+        dataset.append(formula_safe_row(_number(row[c]) if c in numeric and row[c] != "" else row[c] for c in COLUMNS))
     return dataset
 
 

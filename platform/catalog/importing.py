@@ -38,6 +38,7 @@ import openpyxl
 
 from catalog import currencies
 from core import bounded_json
+from core.spreadsheets import unmarked
 
 REQUIRED_COLUMNS: Final = ("sku", "name", "price", "currency", "tax_rate", "weight_g")
 OPTIONAL_COLUMNS: Final = ("barcode", "weight_tolerance_g", "image_url", "status")
@@ -470,9 +471,10 @@ def default_weight_tolerance(weight_g: Decimal) -> Decimal:
 
 
 def _text(value: Any) -> str | None:
-    """The cell as stripped text, or None when it is not text (a formula, a nested JSON value)."""
+    """The cell as stripped text (without the mark our exports put before text that looks like a formula), or
+    None when it is not text (a formula, a nested JSON value)."""
     if isinstance(value, str):
-        return value.strip()
+        return unmarked(value).strip()
     return None
 
 

