@@ -15,18 +15,43 @@ from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.utils.html import format_html_join
+from django.utils.safestring import SafeString
 from unfold.admin import TabularInline
 from unfold.decorators import action, display
 from unfold.forms import AdminPasswordChangeForm, UserChangeForm, UserCreationForm
 
+from billing.invoicing.models import Invoice
 from core.admin import OpsModelAdmin, TenantModelAdmin
 from core.admin_sites import licensee_site, ops_site
+from stores.models import Store
 from tenants import services
 from tenants.audit import Actor
 from tenants.models import ApiKey, AuditEntry, Membership, Tenant
 from tenants.quotas import QUOTAS, QuotaExceeded, quota_limit
 
 # --- shared pieces -------------------------------------------------------------------------------
+
+
+def tenant_links(tenant: Tenant) -> SafeString:
+    """Where an operator goes from a tenant: its console (stores and usage), stores, members, invoices, activity."""
+    filtered = f"?tenant__id__exact={tenant.pk}"
+    links = [
+        ("Console", f"{reverse('ops:index')}?tenant={tenant.pk}"),
+        (f"Stores ({Store.unscoped.filter(tenant=tenant).count()})", reverse("ops:stores_store_changelist") + filtered),
+        (
+            f"Members ({Membership.unscoped.filter(tenant=tenant).count()})",
+            reverse("ops:tenants_membership_changelist") + filtered,
+        ),
+        (
+            f"Invoices ({Invoice.unscoped.filter(tenant=tenant).count()})",
+            reverse("ops:invoicing_invoice_changelist") + filtered,
+        ),
+        ("Activity", reverse("ops:tenants_auditentry_changelist") + filtered),
+    ]
+    return format_html_join(
+        " · ", '<a class="text-primary-600 underline" href="{}">{}</a>', ((url, label) for label, url in links)
+    )
 
 
 @display(description="Status", label={"active": "success", "suspended": "danger"})
@@ -154,9 +179,12 @@ class TenantOpsAdmin(OpsModelAdmin):
     list_display = ["name", "slug", tenant_status_label, "created_at"]
     list_filter = ["status"]
     search_fields = ["name", "slug"]
-    readonly_fields = ["status", "suspended_reason", "created_at", "status_changed_at", "quota_usage"]
+    readonly_fields = ["status", "suspended_reason", "created_at", "status_changed_at", "quota_usage", "drill_down"]
     fieldsets = [
-        (None, {"fields": ["name", "slug", "status", "suspended_reason", "created_at", "status_changed_at"]}),
+        (
+            None,
+            {"fields": ["drill_down", "name", "slug", "status", "suspended_reason", "created_at", "status_changed_at"]},
+        ),
         (
             "Limits",
             {
@@ -189,6 +217,22 @@ class TenantOpsAdmin(OpsModelAdmin):
             for name, quota in QUOTAS.items()
         )
 
+    @display(description="This tenant's")
+    def drill_down(self, tenant: Tenant) -> str:
+        return tenant_links(tenant) if tenant.pk is not None else "—"
+
+    def has_suspend_permission(self, request: HttpRequest, object_id: Any = None) -> bool:
+        return self._in_status(request, object_id, Tenant.Status.ACTIVE)
+
+    def has_reactivate_permission(self, request: HttpRequest, object_id: Any = None) -> bool:
+        return self._in_status(request, object_id, Tenant.Status.SUSPENDED)
+
+    def _in_status(self, request: HttpRequest, object_id: Any, status: str) -> bool:
+        """An operator may act on the tenant, and the tenant is in the status the action starts from."""
+        if not self.has_change_permission(request):
+            return False
+        return object_id is None or Tenant.objects.filter(pk=object_id, status=status).exists()
+
     def _suspend(self, request: HttpRequest, tenants: Any) -> None:
         actor = Actor.for_request(request, source=self.audit_source)
         for tenant in tenants:
@@ -209,12 +253,12 @@ class TenantOpsAdmin(OpsModelAdmin):
     def reactivate_selected(self, request: HttpRequest, queryset: QuerySet[Tenant]) -> None:
         self._reactivate(request, queryset)
 
-    @action(description="Suspend", permissions=["change"], url_path="suspend", icon="block")
+    @action(description="Suspend", permissions=["suspend"], url_path="suspend", icon="block")
     def suspend_detail(self, request: HttpRequest, object_id: str) -> HttpResponse:
         self._suspend(request, Tenant.objects.filter(pk=object_id))
         return HttpResponseRedirect(reverse("ops:tenants_tenant_change", args=[object_id]))
 
-    @action(description="Reactivate", permissions=["change"], url_path="reactivate", icon="check_circle")
+    @action(description="Reactivate", permissions=["reactivate"], url_path="reactivate", icon="check_circle")
     def reactivate_detail(self, request: HttpRequest, object_id: str) -> HttpResponse:
         self._reactivate(request, Tenant.objects.filter(pk=object_id))
         return HttpResponseRedirect(reverse("ops:tenants_tenant_change", args=[object_id]))

@@ -26,6 +26,7 @@ from billing.invoicing.selectors import Figures
 from catalog.currencies import format_money, from_minor
 from core import dashboards as core_dashboards
 from stores.models import Store
+from tenants.admin import tenant_links
 from tenants.models import Tenant
 
 PERIODS = (7, 30, 90)
@@ -355,6 +356,8 @@ def ops_dashboard(request: HttpRequest, context: dict[str, Any]) -> dict[str, An
     tenant = Tenant.objects.filter(pk=_int(request.GET.get("tenant")) or 0).first()
     context["console"] = _Console(request, tenant=tenant, platform=True).build()
     context["console"]["invoices_url"] = reverse("ops:invoicing_invoice_changelist")
+    if tenant is not None:
+        context["console"]["tenant_links"] = tenant_links(tenant)
     return context
 
 

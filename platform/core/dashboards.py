@@ -13,6 +13,7 @@ from django.db.models import Count, Q
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.html import format_html
 
 from stores.models import Store
 from tenants.models import ApiKey, AuditEntry, Membership, Tenant
@@ -139,6 +140,7 @@ def licensee_dashboard(request: HttpRequest, context: dict[str, Any]) -> dict[st
 
 
 def ops_dashboard(request: HttpRequest, context: dict[str, Any]) -> dict[str, Any]:
+    """Every tenant; with `?tenant=`, that tenant alone in the Tenants and Recent activity tables."""
     counts = Tenant.objects.aggregate(
         active=Count("id", filter=Q(status=Tenant.Status.ACTIVE)),
         suspended=Count("id", filter=Q(status=Tenant.Status.SUSPENDED)),
@@ -153,17 +155,33 @@ def ops_dashboard(request: HttpRequest, context: dict[str, Any]) -> dict[str, An
             "href": reverse("ops:tenants_apikey_changelist"),
         },
     ]
-    tenants = list(Tenant.objects.order_by("name")[: RECENT_ROWS * 2])
+    chosen = request.GET.get("tenant", "")
+    tenants = Tenant.objects.order_by("name")
+    entries = AuditEntry.objects.select_related("tenant")
+    if chosen.isdigit():
+        tenants, entries = tenants.filter(pk=chosen), entries.filter(tenant_id=chosen)
+    shown = list(tenants[: RECENT_ROWS * 2])
     members = dict(
-        Membership.objects.filter(tenant__in=tenants)
+        Membership.objects.filter(tenant__in=shown)
         .values_list("tenant_id")
         .annotate(n=Count("id"))
         .values_list("tenant_id", "n")
     )
-    tenant_rows = [[t.name, t.slug, t.get_status_display(), members.get(t.pk, 0)] for t in tenants]
-    entries = AuditEntry.objects.select_related("tenant")[:RECENT_ROWS]
+    tenant_rows = [
+        [
+            format_html(
+                '<a class="text-primary-600 underline" href="{}">{}</a>',
+                reverse("ops:tenants_tenant_change", args=[t.pk]),
+                t.name,
+            ),
+            t.slug,
+            t.get_status_display(),
+            members.get(t.pk, 0),
+        ]
+        for t in shown
+    ]
     context["dashboard_tables"] = [
         {"title": "Tenants", "table": {"headers": ["Name", "Slug", "Status", "Members"], "rows": tenant_rows}},
-        _audit_table(entries, with_tenant=True),
+        _audit_table(entries[:RECENT_ROWS], with_tenant=not chosen.isdigit()),
     ]
     return context

@@ -27,8 +27,8 @@ from unfold.widgets import (
 
 from catalog import currencies
 from core import bounded_json
-from core.admin import TenantModelAdmin, tenant_may_upload
-from core.admin_sites import licensee_site
+from core.admin import OpsModelAdmin, ReadOnlyMixin, TenantModelAdmin, tenant_may_upload
+from core.admin_sites import licensee_site, ops_site
 from stores import selectors, services
 from stores.floor_plan import render_floor_plan
 from stores.models import OVERCHARGE_RISK_MAX, OVERCHARGE_RISK_MIN, Device, LayoutVersion, Store
@@ -316,3 +316,25 @@ class DeviceAdmin(TenantModelAdmin):
     @display(description="Health", label=HEALTH_LABELS)
     def health(self, device: Device) -> str:
         return device.status
+
+
+@admin.register(Store, site=ops_site)
+class StoreOpsAdmin(ReadOnlyMixin, OpsModelAdmin):
+    """Every licensee's stores, for operators to find one; its figures are on the console, its setup the
+    licensee's own (in the store admin)."""
+
+    list_display = ["code", "name", "tenant", "status_label", "currency", "timezone", "created_at", "console_link"]
+    list_filter = ["status", "tenant", "currency"]
+    list_select_related = ["tenant"]
+    search_fields = ["code", "name", "tenant__name", "tenant__slug"]
+    fields = ["tenant", "code", "name", "address", "timezone", "currency", "status", "created_at", "console_link"]
+    readonly_fields = fields
+
+    @display(description="Status", label={"onboarding": "info", "active": "success", "closed": "danger"})
+    def status_label(self, store: Store) -> str:
+        return store.status
+
+    @display(description="Console")
+    def console_link(self, store: Store) -> SafeString:
+        url = f"{reverse('ops:index')}?tenant={store.tenant_id}&store={store.pk}"
+        return format_html('<a class="text-primary-600 underline" href="{}">Visits, sales, streams →</a>', url)
