@@ -21,6 +21,7 @@ class EventType(models.TextChoices):
     RECEIPT_ISSUED = "receipt.issued", "receipt.issued — a receipt (or a new version of it) was issued"
     VISIT_NEEDS_REVIEW = "visit.needs_review", "visit.needs_review — a visit waits for a person"
     PAYMENT_FAILED = "payment.failed", "payment.failed — a shopper's payment failed; a balance is open"
+    STOCK_LOW = "stock.low", "stock.low — a bin's units fell to its low-stock level"
 
 
 TEST_EVENT = "webhook.test"

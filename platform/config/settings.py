@@ -42,6 +42,7 @@ INSTALLED_APPS = [
     "stores",
     "ingest",
     "visits",
+    "stock",
     "billing.payments",
     "billing.webhooks",
     "billing.invoicing",

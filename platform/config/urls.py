@@ -16,6 +16,7 @@ api_v1: list[URLPattern | URLResolver] = [
     path("", include("catalog.api.urls")),
     path("", include("ingest.api.urls")),
     path("", include("visits.api.urls")),
+    path("", include("stock.api.urls")),
     path("", include("billing.payments.api.urls")),
     path("", include("billing.webhooks.api.urls")),
     path("schema/event-stream.json", EventSchemaApi.as_view(), name="event-stream-schema"),

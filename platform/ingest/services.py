@@ -347,6 +347,7 @@ def stream_finish(*, stream_id: int, summary: dict[str, Any] | None = None) -> N
             )
         if sessions:
             enqueue_on_commit("visits.settle_store", tenant_id=stream.tenant_id, store_id=stream.store_id)
+        enqueue_on_commit("stock.check_low", tenant_id=stream.tenant_id, store_id=stream.store_id)
 
 
 class _SessionSeen(NamedTuple):

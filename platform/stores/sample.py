@@ -2,7 +2,7 @@
 
 24 m by 16 m: five zones, twelve fixtures (shelves, fridges, a produce table),
 about ten bins per fixture, a weight sensor under most bins, cameras over
-every zone and two gates. Deterministic for a given list of SKUs.
+every zone, two gates and a staff handheld. Deterministic for a given list of SKUs.
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ CAMERAS = [
     ("CAM-08", (12.0, 7.0, 4.0), ["Z-SNACKS", "Z-PRODUCE", "Z-HOME"]),
 ]
 GATES = [("GATE-IN", (9.0, 15.5)), ("GATE-OUT", (15.0, 15.5))]
+STAFF_DEVICE = "HANDHELD-01"  # the staff's handheld: stock takes, restocks (shelf.restocked), id checks
 
 
 def sample_bin_count() -> int:
@@ -76,6 +77,7 @@ def sample_layout(*, skus: Sequence[str]) -> dict[str, Any]:
     ]
     devices += sensors
     devices += [{"code": code, "kind": "gate", "position": list(position)} for code, position in GATES]
+    devices.append({"code": STAFF_DEVICE, "kind": "staff_device"})
     return {
         "floor": dict(FLOOR),
         "zones": [{"code": code, "name": name, "polygon": polygon} for code, name, polygon in ZONES],

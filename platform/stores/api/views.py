@@ -121,7 +121,8 @@ class LayoutOutputSerializer(serializers.Serializer):
     document = serializers.JSONField()
 
 
-def _instant(request: Request, name: str) -> datetime | None:
+def instant_param(request: Request, name: str) -> datetime | None:
+    """The RFC 3339 instant in query parameter `name`, None when absent; a 400 naming it when malformed."""
     raw = request.query_params.get(name)
     if raw is None:
         return None
@@ -144,7 +145,7 @@ class StoreLayoutApi(TenantAPIView):
     )
     def get(self, request: Request, store: str) -> Response:
         found = selectors.store_get(code=store)
-        at = _instant(request, "at")
+        at = instant_param(request, "at")
         layout = selectors.layout_in_force(store=found, at=at)
         if layout is None:
             raise exceptions.NotFound(f"Store {found.code!r} has no layout in force at that time.")
@@ -167,7 +168,7 @@ class StoreLayoutApi(TenantAPIView):
                 actor=Actor.for_request(request, source=AuditEntry.Source.API),
                 store=found,
                 document=request.data,
-                effective_from=_instant(request, "effective_from"),
+                effective_from=instant_param(request, "effective_from"),
             )
         except services.LayoutRejected as rejected:
             raise LayoutRejectedError(

@@ -1,0 +1,8 @@
+from django.urls import path
+
+from stock.api import views
+
+urlpatterns = [
+    path("stores/<str:store>/stock", views.StoreStockApi.as_view(), name="store-stock"),
+    path("stores/<str:store>/stock/levels", views.StoreStockLevelsApi.as_view(), name="store-stock-levels"),
+]

@@ -1,0 +1,120 @@
+"""Shelf stock through the licensee API (docs/api.md, "Stock"; docs/stock.md)."""
+
+from __future__ import annotations
+
+from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from core.api.errors import DetailedError
+from core.api.views import TenantAPIView
+from stock import selectors, services
+from stock.models import LowStockLevel
+from stores.api.views import instant_param
+from stores.models import Store
+from stores.selectors import store_get
+from tenants.audit import Actor
+from tenants.models import AuditEntry
+
+
+class BinStockSerializer(serializers.Serializer):
+    bin = serializers.CharField()
+    sku = serializers.CharField()
+    units = serializers.IntegerField(allow_null=True, help_text="Units on the bin then; null until it is counted.")
+    last_change = serializers.DateTimeField(allow_null=True, help_text="When its units last changed (or were counted).")
+    low = serializers.BooleanField(help_text="At or below its low-stock level.")
+    low_at = serializers.IntegerField(source="level", allow_null=True, help_text="Its low-stock level, if any.")
+    counted_at = serializers.DateTimeField(allow_null=True, help_text="Its last count at or before that instant.")
+    has_scale = serializers.BooleanField(help_text="Whether a scale weighs it (otherwise the cameras' counts).")
+
+
+class StockRejectedError(DetailedError):
+    status_code = status.HTTP_400_BAD_REQUEST
+    default_code = "invalid_stock_take"
+
+
+def _refused(rejected: services.StockRefused, *, what: str, code: str) -> StockRejectedError:
+    return StockRejectedError(
+        f"The {what} has {len(rejected.problems)} problem(s); nothing was stored.",
+        details={"problems": [{"index": p.index, "message": p.message} for p in rejected.problems]},
+        code=code,
+    )
+
+
+def _stock_answer(store: Store, request: Request) -> Response:
+    at = instant_param(request, "at") or timezone.now()
+    return Response(BinStockSerializer(selectors.stock_at(store=store, at=at), many=True).data)
+
+
+AT = OpenApiParameter("at", OpenApiTypes.DATETIME, description="The instant (default: now).")
+COUNTS = inline_serializer(
+    "StockTakeRow", fields={"bin": serializers.CharField(), "units": serializers.IntegerField(min_value=0)}, many=True
+)
+
+
+class StoreStockApi(TenantAPIView):
+    @extend_schema(parameters=[AT], responses=BinStockSerializer(many=True), summary="Units on every bin at an instant")
+    def get(self, request: Request, store: str) -> Response:
+        return _stock_answer(store_get(code=store), request)
+
+    @extend_schema(
+        parameters=[OpenApiParameter("at", OpenApiTypes.DATETIME, description="When it was counted (default: now).")],
+        request=COUNTS,
+        responses=BinStockSerializer(many=True),
+        summary="Record a stock take (all or nothing); answers the stock at that instant",
+    )
+    def put(self, request: Request, store: str) -> Response:
+        found = store_get(code=store)
+        at = instant_param(request, "at") or timezone.now()
+        try:
+            services.stock_take_record(
+                actor=Actor.for_request(request, source=AuditEntry.Source.API), store=found, at=at, rows=request.data
+            )
+        except services.StockRefused as rejected:
+            raise _refused(rejected, what="stock take", code="invalid_stock_take") from rejected
+        return Response(BinStockSerializer(selectors.stock_at(store=found, at=at), many=True).data)
+
+
+class LowStockLevelSerializer(serializers.Serializer):
+    bin = serializers.CharField(allow_blank=True, help_text="One bin, or empty when the level is a product's.")
+    sku = serializers.CharField(allow_blank=True, help_text="A product (for all its bins), or empty.")
+    units = serializers.IntegerField(help_text="Low at or below this many units.")
+
+
+LEVELS = inline_serializer(
+    "LowStockLevelChange",
+    fields={
+        "bin": serializers.CharField(required=False),
+        "sku": serializers.CharField(required=False),
+        "units": serializers.IntegerField(allow_null=True, help_text="null removes the level."),
+    },
+    many=True,
+)
+
+
+class StoreStockLevelsApi(TenantAPIView):
+    @extend_schema(responses=LowStockLevelSerializer(many=True), summary="The store's low-stock levels")
+    def get(self, request: Request, store: str) -> Response:
+        levels = LowStockLevel.objects.filter(store=store_get(code=store))
+        return Response(LowStockLevelSerializer(levels, many=True).data)
+
+    @extend_schema(
+        request=LEVELS,
+        responses=LowStockLevelSerializer(many=True),
+        summary="Set or remove low-stock levels, per bin or per product (all or nothing)",
+    )
+    def put(self, request: Request, store: str) -> Response:
+        found = store_get(code=store)
+        rows = request.data
+        if not isinstance(rows, list) or not all(isinstance(row, dict) for row in rows):
+            raise serializers.ValidationError({"levels": 'A JSON array of {"bin" or "sku", "units"}.'})
+        try:
+            services.low_levels_set(
+                actor=Actor.for_request(request, source=AuditEntry.Source.API), store=found, levels=rows
+            )
+        except services.StockRefused as rejected:
+            raise _refused(rejected, what="list of levels", code="invalid_low_stock_levels") from rejected
+        return Response(LowStockLevelSerializer(LowStockLevel.objects.filter(store=found), many=True).data)
