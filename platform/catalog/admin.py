@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -18,6 +19,7 @@ from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from unfold.admin import TabularInline
 from unfold.decorators import action, display
+from unfold.widgets import UnfoldAdminSelectWidget, UnfoldAdminSingleDateWidget
 
 from catalog import currencies, selectors, services
 from catalog.importing import COLUMNS, MAX_ERRORS_LISTED
@@ -25,7 +27,9 @@ from catalog.models import CatalogImport, Product, ProductPrice
 from core.admin import TenantModelAdmin, tenant_may_upload
 from core.admin_sites import licensee_site
 from core.spreadsheets import formula_safe_row
+from stores.models import Store
 from tenants.audit import Actor
+from visits import restricted
 
 ERRORS_SHOWN = 1000
 CURRENCY_CHOICES = [("", "— as in the file —"), *((code, code) for code in sorted(currencies.MINOR_UNITS))]
@@ -60,7 +64,7 @@ class ProductPriceInline(TabularInline):
 
 
 class CatalogImportForm(forms.Form):
-    file = forms.FileField(help_text=f"CSV (UTF-8) or XLSX. Columns: {', '.join(COLUMNS)} (the last four optional).")
+    file = forms.FileField(help_text=f"CSV (UTF-8) or XLSX. Columns: {', '.join(COLUMNS)} (the last five optional).")
     partial = forms.BooleanField(
         required=False,
         label="Keep good rows",
@@ -85,11 +89,12 @@ class ProductAdmin(TenantModelAdmin):
         "unit_weight_g",
         "weight_tolerance_g",
         "image_url",
+        "min_age",
         "created_at",
         "updated_at",
     ]
     inlines = [ProductPriceInline]
-    actions_list = ["import_catalog", "export_csv", "export_xlsx"]
+    actions_list = ["import_catalog", "export_csv", "export_xlsx", "restricted_sales"]
     list_per_page = 50
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Product]:
@@ -168,12 +173,61 @@ class ProductAdmin(TenantModelAdmin):
         body = _export_dataset(numbers=True).export("xlsx")
         return _download(body, "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", "xlsx")
 
+    @action(description="Age-restricted sales", url_path="restricted-sales", icon="id_card", permissions=["view"])
+    def restricted_sales(self, request: HttpRequest) -> HttpResponse:
+        """The lines of age-restricted products sold in a period, with the ID check of each visit (CSV)."""
+        form = RestrictedSalesForm(request.GET or None)
+        if request.GET and form.is_valid():
+            data = form.cleaned_data
+            since, until = data["since"], data["until"] + timedelta(days=1)
+            dataset = tablib.Dataset(headers=list(restricted.RESTRICTED_SALES_COLUMNS), title="Restricted sales")
+            window = (_midnight(since), _midnight(until))
+            for row in restricted.restricted_sales(since=window[0], until=window[1], store=data["store"]):
+                dataset.append(formula_safe_row(row[c] for c in restricted.RESTRICTED_SALES_COLUMNS))
+            response = HttpResponse(("\ufeff" + dataset.export("csv")).encode(), content_type="text/csv; charset=utf-8")
+            name = f"restricted-sales-{since:%Y%m%d}-{data['until']:%Y%m%d}.csv"
+            response["Content-Disposition"] = f'attachment; filename="{name}"'
+            return response
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": Product._meta,
+            "title": "Age-restricted sales",
+            "form": form,
+            "method": "get",
+            "submit_label": "Download CSV",
+            "intro": "Every line of a product with a minimum age sold to visits that left in these days, with the "
+            "visit's ID check that proved the age (or its latest check, or none): the record regulators ask for.",
+        }
+        return TemplateResponse(request, "admin/simple_form.html", context)
+
+
+class RestrictedSalesForm(forms.Form):
+    since = forms.DateField(label="From", widget=UnfoldAdminSingleDateWidget)
+    until = forms.DateField(label="To (included)", widget=UnfoldAdminSingleDateWidget)
+    store: forms.ModelChoiceField[Store] = forms.ModelChoiceField(
+        queryset=None, required=False, empty_label="All stores", widget=UnfoldAdminSelectWidget
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["store"].queryset = Store.objects.order_by("code")  # type: ignore[attr-defined]
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if data.get("since") and data.get("until") and data["since"] > data["until"]:
+            raise forms.ValidationError("The first day comes after the last one.")
+        return data
+
+
+def _midnight(day: date) -> datetime:
+    return datetime.combine(day, time.min, tzinfo=timezone.get_current_timezone())
+
 
 def _export_dataset(*, numbers: bool = False) -> tablib.Dataset:
     """The catalog with the import's columns (so that an export imports back as all unchanged), every cell
     formula-safe (the import takes the mark off again)."""
     dataset = tablib.Dataset(headers=list(COLUMNS), title="Catalog")
-    numeric = {"price", "tax_rate", "weight_g", "weight_tolerance_g"} if numbers else set()
+    numeric = {"price", "tax_rate", "weight_g", "weight_tolerance_g", "min_age"} if numbers else set()
     for row in selectors.catalog_export_rows():
         dataset.append(formula_safe_row(_number(row[c]) if c in numeric and row[c] != "" else row[c] for c in COLUMNS))
     return dataset

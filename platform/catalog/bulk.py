@@ -34,6 +34,7 @@ class NewProduct:
     weight_tolerance_g: Decimal
     image_url: str
     status: str
+    min_age: int | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +46,7 @@ class ProductChange:
     weight_tolerance_g: Decimal
     image_url: str
     status: str
+    min_age: int | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,8 +66,9 @@ PRODUCT_COLUMNS: Final = (
     "weight_tolerance_g",
     "image_url",
     "status",
+    "min_age",
 )
-UPDATED_FIELDS: Final = ("name", "barcodes", "unit_weight_g", "weight_tolerance_g", "image_url", "status")
+UPDATED_FIELDS: Final = ("name", "barcodes", "unit_weight_g", "weight_tolerance_g", "image_url", "status", "min_age")
 
 
 def chunked(items: Sequence[Any], size: int = CHUNK) -> Iterator[Sequence[Any]]:
@@ -94,11 +97,12 @@ class StoredProduct:
     weight_tolerance_g: Decimal
     image_url: str
     status: str
+    min_age: int | None
 
 
 def load_products(*, tenant_id: int, skus: Sequence[str]) -> dict[str, StoredProduct]:
     """The tenant's products with these SKUs, by SKU."""
-    fields = ("sku", "id", "name", "barcodes", "unit_weight_g", "weight_tolerance_g", "image_url", "status")
+    fields = ("sku", "id", "name", "barcodes", "unit_weight_g", "weight_tolerance_g", "image_url", "status", "min_age")
     found: dict[str, StoredProduct] = {}
     if _uses_copy():  # one array parameter instead of one parameter per SKU
         # A join on the unnested array, not `sku = ANY(...)`: with statistics stale after a big load
@@ -111,9 +115,9 @@ def load_products(*, tenant_id: int, skus: Sequence[str]) -> dict[str, StoredPro
         with connection.cursor() as cursor:
             for chunk in chunked(skus, 50_000):
                 cursor.execute(sql, [list(chunk), tenant_id])
-                for sku, pk, name, barcodes, weight, tolerance, image_url, status in cursor.fetchall():
+                for sku, pk, name, barcodes, weight, tolerance, image_url, status, min_age in cursor.fetchall():
                     barcodes = orjson.loads(barcodes) if isinstance(barcodes, str | bytes) else barcodes
-                    found[sku] = StoredProduct(pk, name, barcodes, weight, tolerance, image_url, status)
+                    found[sku] = StoredProduct(pk, name, barcodes, weight, tolerance, image_url, status, min_age)
         return found
     for chunk in chunked(skus):
         for sku, *values in Product.unscoped.filter(tenant_id=tenant_id, sku__in=chunk).values_list(*fields):
@@ -169,11 +173,13 @@ def insert_products(*, tenant_id: int, products: Sequence[NewProduct], at: datet
                     p.weight_tolerance_g,
                     p.image_url,
                     p.status,
+                    p.min_age,
                     stamp,
                     stamp,
                 )
                 for p in products
             ),
+            nullable=["min_age"],
         )
     else:
         Product.unscoped.bulk_create(
@@ -187,6 +193,7 @@ def insert_products(*, tenant_id: int, products: Sequence[NewProduct], at: datet
                     weight_tolerance_g=p.weight_tolerance_g,
                     image_url=p.image_url,
                     status=p.status,
+                    min_age=p.min_age,
                     created_at=at,
                     updated_at=at,
                 )
@@ -208,16 +215,27 @@ def update_products(*, tenant_id: int, changes: Sequence[ProductChange], at: dat
         with connection.cursor() as cursor:
             cursor.execute(
                 f"CREATE TEMPORARY TABLE {staging} (id bigint PRIMARY KEY, name text, barcodes jsonb, "
-                "unit_weight_g numeric, weight_tolerance_g numeric, image_url text, status text) ON COMMIT DROP"
+                "unit_weight_g numeric, weight_tolerance_g numeric, image_url text, status text, min_age smallint) "
+                "ON COMMIT DROP"
             )
             _copy_into(
                 cursor,
                 staging,
                 ["id", *UPDATED_FIELDS],
                 (
-                    (c.id, c.name, _json(c.barcodes), c.unit_weight_g, c.weight_tolerance_g, c.image_url, c.status)
+                    (
+                        c.id,
+                        c.name,
+                        _json(c.barcodes),
+                        c.unit_weight_g,
+                        c.weight_tolerance_g,
+                        c.image_url,
+                        c.status,
+                        c.min_age,
+                    )
                     for c in changes
                 ),
+                nullable=["min_age"],
             )
             assignments = ", ".join(f"{name} = s.{name}" for name in UPDATED_FIELDS)
             cursor.execute(
@@ -237,6 +255,7 @@ def update_products(*, tenant_id: int, changes: Sequence[ProductChange], at: dat
             weight_tolerance_g=c.weight_tolerance_g,
             image_url=c.image_url,
             status=c.status,
+            min_age=c.min_age,
             updated_at=at,
         )
         for c in changes
@@ -277,14 +296,18 @@ def _json(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
-def _copy_rows(model: Any, columns: list[str], rows: Iterable[tuple[Any, ...]]) -> None:
+def _copy_rows(model: Any, columns: list[str], rows: Iterable[tuple[Any, ...]], nullable: Sequence[str] = ()) -> None:
     with connection.cursor() as cursor:
-        _copy_into(cursor, model._meta.db_table, columns, rows)
+        _copy_into(cursor, model._meta.db_table, columns, rows, nullable)
 
 
-def _copy_into(cursor: Any, table: str, columns: list[str], rows: Iterable[tuple[Any, ...]]) -> None:
-    """COPY `rows` into `table` in CSV form, a chunk at a time (give datetimes as ISO 8601 text with an offset)."""
-    sql = f"COPY {table} ({', '.join(columns)}) FROM STDIN WITH (FORMAT csv)"
+def _copy_into(
+    cursor: Any, table: str, columns: list[str], rows: Iterable[tuple[Any, ...]], nullable: Sequence[str] = ()
+) -> None:
+    """COPY `rows` into `table` in CSV form, a chunk at a time (give datetimes as ISO 8601 text with an offset).
+    In the `nullable` columns an empty value (None) is NULL; elsewhere it is an empty text."""
+    force_null = f", FORCE_NULL ({', '.join(nullable)})" if nullable else ""
+    sql = f"COPY {table} ({', '.join(columns)}) FROM STDIN WITH (FORMAT csv{force_null})"
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n", quoting=csv.QUOTE_NONNUMERIC)  # "" is text, not NULL
     pending = 0

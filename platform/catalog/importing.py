@@ -41,9 +41,9 @@ from core import bounded_json
 from core.spreadsheets import unmarked
 
 REQUIRED_COLUMNS: Final = ("sku", "name", "price", "currency", "tax_rate", "weight_g")
-OPTIONAL_COLUMNS: Final = ("barcode", "weight_tolerance_g", "image_url", "status")
+OPTIONAL_COLUMNS: Final = ("barcode", "weight_tolerance_g", "image_url", "status", "min_age")
 # The order of an export, which an import reads back unchanged.
-COLUMNS: Final = (*REQUIRED_COLUMNS, "barcode", "weight_tolerance_g", "image_url", "status")
+COLUMNS: Final = (*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS)
 STATUSES: Final = ("active", "archived")
 GTIN_LENGTHS: Final = (8, 12, 13, 14)
 MAX_ROWS: Final = 500_000
@@ -56,6 +56,7 @@ MAX_SKU_LENGTH: Final = 64
 MAX_NAME_LENGTH: Final = 200
 MAX_URL_LENGTH: Final = 500
 MAX_PRICE_MINOR: Final = 10**12  # ten billion dollars for a single item is a typo
+MAX_AGE: Final = 150
 MAX_WEIGHT_G: Final = Decimal("99999999.99")  # the model's DecimalField(max_digits=10, decimal_places=2)
 
 FORMULA_MESSAGE: Final = "formulas are not accepted, paste values"
@@ -93,8 +94,9 @@ class RowError:
 class CatalogRow:
     """One good row, converted: money in minor units, weights and tax as Decimal.
 
-    `barcodes`, `image_url` and `status` are None when the file has no such column:
-    an existing product then keeps what it has (a new one gets no barcode, no image, active).
+    `barcodes`, `image_url`, `status` and `min_age` are None when the file has no such column: an existing
+    product then keeps what it has (a new one gets no barcode, no image, active, no age limit). An empty
+    `min_age` cell is 0: the product is not age-restricted.
     """
 
     row: int
@@ -108,6 +110,7 @@ class CatalogRow:
     barcodes: tuple[str, ...] | None
     image_url: str | None
     status: str | None
+    min_age: int | None = None
 
 
 @dataclass
@@ -631,6 +634,8 @@ def check_row(
         if status not in STATUSES:
             problems.append(f"status must be {' or '.join(STATUSES)} (got {status_text[:20]!r})")
 
+    min_age = _min_age(raw.get("min_age", ""), problems) if "min_age" in present else None
+
     if problems:
         return RowError(row, "; ".join(problems))
     assert sku
@@ -651,7 +656,22 @@ def check_row(
         barcodes=barcodes,
         image_url=image_url,
         status=status,
+        min_age=min_age,
     )
+
+
+def _min_age(value: Any, problems: list[str]) -> int | None:
+    """An age limit in whole years from 1 to 150 (18, 21), or 0 for an empty cell: not age-restricted."""
+    text = _text(value)
+    if text is None:
+        problems.append(f"min_age: {FORMULA_MESSAGE}" if value is FORMULA else "min_age: expected a whole number")
+        return None
+    if not text:
+        return 0
+    if not text.isascii() or not text.isdigit() or not 1 <= int(text) <= MAX_AGE:
+        problems.append(f"min_age must be a whole number of years from 1 to {MAX_AGE} (got {text[:20]!r})")
+        return None
+    return int(text)
 
 
 def check_columns(source: RowSource, *, default_currency: str | None = None) -> None:
@@ -667,7 +687,7 @@ def check_columns(source: RowSource, *, default_currency: str | None = None) -> 
         plural = "s" if len(missing) > 1 else ""
         raise CatalogFileError(
             f"The header is missing the column{plural} {', '.join(missing)}. "
-            f"Expected columns: {', '.join(COLUMNS)} (the last four are optional).",
+            f"Expected columns: {', '.join(COLUMNS)} (the last five are optional).",
             row=1,
         )
 

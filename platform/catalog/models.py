@@ -6,7 +6,7 @@ import uuid
 from decimal import Decimal
 
 from django.conf import settings
-from django.core.validators import MinValueValidator
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
 
@@ -31,6 +31,14 @@ class Product(TenantOwnedModel):
         help_text="How far one unit may weigh from its nominal weight and still count as one unit.",
     )
     image_url = models.URLField(max_length=500, blank=True)
+    min_age = models.PositiveSmallIntegerField(
+        "minimum age",
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1), MaxValueValidator(150)],
+        help_text="Age-restricted product (e.g. 18 or 21): a visit holding one is charged only once staff checked "
+        "the shopper's ID at that age. Empty when anyone may buy it.",
+    )
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(default=timezone.now, editable=False)

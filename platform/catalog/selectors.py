@@ -129,6 +129,7 @@ def catalog_export_rows(*, at: datetime | None = None) -> Iterator[dict[str, Any
                 "weight_tolerance_g": _plain(product.weight_tolerance_g),
                 "image_url": product.image_url,
                 "status": product.status,
+                "min_age": str(product.min_age or ""),
             }
 
 

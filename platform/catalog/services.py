@@ -464,6 +464,7 @@ def _apply(
                     weight_tolerance_g=row.weight_tolerance_g,
                     image_url=row.image_url or "",
                     status=row.status or Product.Status.ACTIVE,
+                    min_age=row.min_age or None,
                 )
             )
             continue
@@ -475,6 +476,7 @@ def _apply(
             weight_tolerance_g=row.weight_tolerance_g,
             image_url=row.image_url if row.image_url is not None else product.image_url,
             status=row.status or product.status,
+            min_age=(row.min_age or None) if row.min_age is not None else product.min_age,
         )
         fields_changed = (
             change.name != product.name
@@ -483,6 +485,7 @@ def _apply(
             or change.weight_tolerance_g != product.weight_tolerance_g
             or change.image_url != product.image_url
             or change.status != product.status
+            or change.min_age != product.min_age
         )
         price = prices.get((product.id, row.currency))
         price_changed = price is None or price[0] != row.unit_price or price[1] != row.tax_rate

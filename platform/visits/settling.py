@@ -47,17 +47,23 @@ SETTLE_STEP_SECONDS = 5
 COLD_POOL = 500
 
 
-def store_model(*, store: Store) -> engine.StoreModel:
-    """The store's layout versions (bins and gates where the layout document puts them) and its products' weights,
-    as the engine reads them."""
+def store_layouts(*, store: Store) -> list[engine.Layout]:
+    """The store's layout versions in time order (bins and gates where the layout document puts them)."""
     versions = LayoutVersion.objects.filter(store=store).order_by("effective_from")
-    layouts = [
+    return [
         engine.layout_from_document(document=document, effective_from=effective_from)
         for document, effective_from in versions.values_list("document", "effective_from")
     ]
+
+
+def store_model(*, store: Store) -> engine.StoreModel:
+    """The store's layouts and its products' weights and age limits, as the engine reads them."""
+    layouts = store_layouts(store=store)
     products = {
-        sku: engine.Product(sku, float(weight), float(tolerance))
-        for sku, weight, tolerance in Product.objects.values_list("sku", "unit_weight_g", "weight_tolerance_g")
+        sku: engine.Product(sku, float(weight), float(tolerance), min_age or 0)
+        for sku, weight, tolerance, min_age in Product.objects.values_list(
+            "sku", "unit_weight_g", "weight_tolerance_g", "min_age"
+        )
     }
     return engine.StoreModel(layouts, products)
 

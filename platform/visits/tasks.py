@@ -10,7 +10,7 @@ from core.tasks import enqueue_on_commit
 from stores.models import Store
 from tenants.audit import Actor
 from tenants.models import AuditEntry
-from visits import selectors, services, settling
+from visits import restricted, selectors, services, settling
 
 
 @shared_task(name="visits.refresh_visits")
@@ -19,6 +19,7 @@ def refresh_visits(*, tenant_id: int, store_id: int, sessions: list[str]) -> int
     store = Store.objects.get(pk=store_id)
     refreshed = services.visits_refresh(store=store, sessions=sessions)
     settling.settle_when_due(store=store, sessions=refreshed)
+    restricted.restricted_picks_warn(store=store, sessions=sessions)
     enqueue_on_commit("payments.preauthorise", tenant_id=tenant_id, store_id=store_id, sessions=sessions)
     return len(refreshed)
 

@@ -76,6 +76,11 @@ class CatalogImportRowInputSerializer(serializers.Serializer):
     weight_tolerance_g = serializers.CharField(required=False, allow_blank=True, help_text="Default max(2, 5 %).")
     image_url = serializers.URLField(required=False, allow_blank=True)
     status = serializers.ChoiceField(required=False, choices=STATUSES)
+    min_age = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        help_text="Age-restricted product: the age an ID check must prove (18, 21); empty when anyone may buy it.",
+    )
 
 
 class CatalogImportQuerySerializer(serializers.Serializer):
@@ -208,6 +213,9 @@ class CatalogProductSerializer(serializers.Serializer):
     weight_g = serializers.DecimalField(source="unit_weight_g", max_digits=10, decimal_places=2)
     weight_tolerance_g = serializers.DecimalField(max_digits=10, decimal_places=2)
     image_url = serializers.CharField()
+    min_age = serializers.IntegerField(
+        allow_null=True, help_text="The age an ID check must prove for this product (null: not age-restricted)."
+    )
     prices = serializers.SerializerMethodField(help_text="The price in force now, one per currency.")
     updated_at = serializers.DateTimeField()
 
