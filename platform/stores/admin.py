@@ -9,6 +9,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
@@ -29,13 +30,19 @@ from catalog import currencies
 from core import bounded_json
 from core.admin import OpsModelAdmin, ReadOnlyMixin, TenantModelAdmin, tenant_may_upload
 from core.admin_sites import licensee_site, ops_site
-from stores import selectors, services
+from stores import health, selectors, services
 from stores.floor_plan import render_floor_plan
 from stores.models import OVERCHARGE_RISK_MAX, OVERCHARGE_RISK_MIN, Device, LayoutVersion, Store
 from tenants.audit import Actor
 
-HEALTH_LABELS = {"online": "success", "degraded": "warning", "offline": "danger", "unknown": "info"}
+TONE_LABELS = {tone: tone for tone in set(health.TONES.values())}
 TIMEZONE_CHOICES = [(name, name) for name in sorted(zoneinfo.available_timezones())]
+STORE_LINKS = 12
+DEVICES_FROM_LAYOUT = (
+    "Devices come from each store's layout: every camera, gate, weight sensor and staff device the layout names "
+    "is listed here, with its health from the events the store sends. To add, move or remove one, publish a new "
+    "layout of the store."
+)
 CURRENCY_CHOICES = [(code, code) for code in sorted(currencies.MINOR_UNITS)]
 
 
@@ -49,7 +56,7 @@ def _floor_plan_html(layout: LayoutVersion | None, *, store: Store) -> SafeStrin
         return format_html("<p>{}</p>", "No layout yet. Use “Upload layout” to publish the first one.")
     svg = render_floor_plan(
         layout.document,
-        device_health=selectors.device_health(store=store),
+        device_health={code: h.key for code, h in health.store_device_health(store=store).items()},
         product_names=selectors.product_names_of_layout(layout=layout),
     )
     return mark_safe(f'<div class="floor-plan" style="max-width:1100px">{svg}</div>')  # noqa: S308 — escaped by render_floor_plan
@@ -180,10 +187,11 @@ class StoreAdmin(TenantModelAdmin):
         layout = selectors.layout_in_force(store=store)
         return f"v{layout.number}" if layout else "—"
 
-    @display(description="Devices needing attention")
-    def unhealthy_devices(self, store: Store) -> str:
-        count = Device.objects.filter(store=store, status__in=["offline", "degraded"]).count()
-        return str(count) if count else "all healthy"
+    @display(description="Devices", label=TONE_LABELS)
+    def unhealthy_devices(self, store: Store) -> tuple[str, str]:
+        healths = health.store_device_health(store=store)
+        attention = any(h.key in health.NEEDS_ATTENTION for h in healths.values())
+        return ("warning" if attention else "success" if healths else "info"), health.summary(healths)
 
     @display(description="How sure the engine is here")
     def calibration(self, store: Store) -> SafeString:
@@ -298,24 +306,86 @@ class LayoutVersionAdmin(TenantModelAdmin):
         )
 
 
+class DeviceHealthFilter(admin.SimpleListFilter):
+    """Health as the list shows it (stores.health), not the last status reported."""
+
+    title = "health"
+    parameter_name = "health"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return list(health.LABELS.items())
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Device]) -> QuerySet[Device]:
+        # `health_key` is annotated by `health.with_health` (the admin's queryset), unknown to the type checker
+        return queryset.filter(**{"health_key": self.value()}) if self.value() else queryset
+
+
 @admin.register(Device, site=licensee_site)
 class DeviceAdmin(TenantModelAdmin):
-    list_display = ["code", "store", "kind", "health", "last_seen_at", "status_changed_at"]
-    list_filter = ["status", "kind", "store"]
+    """Devices are listed, never added or edited here: they come from the store's layout document."""
+
+    list_display = ["code", "store", "kind", "health_label", "last_heard"]
+    list_filter = [DeviceHealthFilter, "kind", "store"]
     search_fields = ["code", "store__code"]
-    fields = ["store", "code", "kind", "status", "last_seen_at", "status_changed_at", "created_at"]
+    fields = ["store", "code", "kind", "health_text", "health_detail", "last_heard", "layout_link"]
     readonly_fields = fields
-    ordering = ["status", "store__code", "code"]
+    list_before_template = "admin/stores/device/list_before.html"
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Device]:
+        # Annotated before ordering (ModelAdmin.get_queryset orders by `get_ordering`, which needs the rank).
+        devices = health.with_health(Device.objects.select_related("store"))
+        return devices.order_by(*self.get_ordering(request))
+
+    def get_ordering(self, request: HttpRequest) -> list[str]:
+        return ["health_rank", "store__code", "code"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
-    @display(description="Health", label=HEALTH_LABELS)
-    def health(self, device: Device) -> str:
-        return device.status
+    def add_view(self, request: HttpRequest, form_url: str = "", extra_context: Any = None) -> HttpResponse:
+        """Devices come from the layout: say so, on the list, instead of refusing."""
+        self.message_user(request, "Devices are not added here: they come from the store's layout.", messages.INFO)
+        return HttpResponseRedirect(reverse("admin:stores_device_changelist"))
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        stores = [
+            (store.code, reverse("admin:stores_store_layout_upload", args=[store.pk]))
+            for store in Store.objects.order_by("code")[:STORE_LINKS]
+        ]
+        context = {"devices_help": {"text": DEVICES_FROM_LAYOUT, "stores": stores}, **(extra_context or {})}
+        return super().changelist_view(request, context)
+
+    @display(description="Health", label=TONE_LABELS, ordering="health_rank")
+    def health_label(self, device: Device) -> tuple[str, str]:
+        reading = health.device_health(device=device)
+        return health.TONES[reading.key], reading.label
+
+    @display(description="Health")
+    def health_text(self, device: Device) -> str:
+        return health.device_health(device=device).label
+
+    @display(description="Last heard from", ordering="last_seen_at")
+    def last_heard(self, device: Device) -> str:
+        return health.when(device.last_seen_at) if device.last_seen_at else "never"
+
+    @display(description="What it rests on")
+    def health_detail(self, device: Device) -> str:
+        return health.device_health(device=device).detail
+
+    @display(description="Where it is placed")
+    def layout_link(self, device: Device) -> SafeString:
+        return format_html(
+            '{} <a class="text-primary-600 underline" href="{}">{}</a>',
+            "Devices are named and placed in the store's layout:",
+            reverse("admin:stores_store_layout_upload", args=[device.store_id]),
+            f"publish a new layout of {device.store.code} to add, move or remove one →",
+        )
 
 
 @admin.register(Store, site=ops_site)

@@ -13,7 +13,23 @@ from collections.abc import Collection, Mapping
 from html import escape
 from typing import Any
 
-HEALTH_COLOURS = {"online": "#16a34a", "degraded": "#d97706", "offline": "#dc2626", "unknown": "#9ca3af"}
+# Device health (stores.health) as colours and words; "unknown" is a status not reported (a visit's past).
+HEALTH_COLOURS = {
+    "online": "#16a34a",
+    "degraded": "#d97706",
+    "offline": "#dc2626",
+    "silent": "#7c3aed",
+    "never": "#9ca3af",
+    "unknown": "#9ca3af",
+}
+HEALTH_WORDS = {"never": "not heard from yet", "unknown": "not reported"}
+LEGEND = ["online", "degraded", "offline", "silent", "never"]
+
+
+def _health_words(status: str) -> str:
+    return HEALTH_WORDS.get(status, status)
+
+
 ZONE_FILLS = ("#eff6ff", "#f0fdf4", "#fefce8", "#fdf2f8", "#f5f3ff", "#ecfeff", "#fff7ed")
 CANVAS_WIDTH_PX = 960
 MARGIN_PX = 24
@@ -120,7 +136,7 @@ def _bins(
         is_hot = item.get("code") in highlighted
         title = f"Bin {item.get('code')}: {sku} {product_names.get(sku, '')} · capacity {item.get('capacity')}"
         if item.get("sensor"):
-            title += f" · sensor {item['sensor']} ({sensor_health.get(item['sensor'], 'unknown')})"
+            title += f" · sensor {item['sensor']} ({_health_words(sensor_health.get(item['sensor'], 'unknown'))})"
         canvas.shape(
             "rect",
             {
@@ -163,7 +179,7 @@ def _bins(
                     "fill": HEALTH_COLOURS.get(health, HEALTH_COLOURS["unknown"]),
                     "class": "sensor",
                 },
-                title=f"Weight sensor {item['sensor']}: {health}",
+                title=f"Weight sensor {item['sensor']}: {_health_words(health)}",
             )
 
 
@@ -252,7 +268,7 @@ def _devices(canvas: _Canvas, devices: list[dict[str, Any]], health: Mapping[str
                     "class": f"device camera {status}",
                     "data_code": code,
                 },
-                title=f"Camera {code}: {status} · covers {covers}",
+                title=f"Camera {code}: {_health_words(status)} · covers {covers}",
             )
         elif kind == "gate":
             if position and len(position) >= 2:
@@ -271,7 +287,7 @@ def _devices(canvas: _Canvas, devices: list[dict[str, Any]], health: Mapping[str
                     "class": f"device gate {status}",
                     "data_code": code,
                 },
-                title=f"Gate {code}: {status}",
+                title=f"Gate {code}: {_health_words(status)}",
             )
             canvas.shape(
                 "text",
@@ -296,17 +312,18 @@ def _devices(canvas: _Canvas, devices: list[dict[str, Any]], health: Mapping[str
                     "class": f"device staff_device {status}",
                     "data_code": code,
                 },
-                title=f"Staff device {code}: {status}",
+                title=f"Staff device {code}: {_health_words(status)}",
             )
 
 
 def _legend(canvas: _Canvas) -> None:
     y = canvas.y(canvas.depth_m) + MARGIN_PX + 6
     x = float(MARGIN_PX)
-    for label, colour in HEALTH_COLOURS.items():
-        canvas.shape("circle", {"cx": x + 5, "cy": y, "r": 5, "fill": colour})
+    for status in LEGEND:
+        label = _health_words(status)
+        canvas.shape("circle", {"cx": x + 5, "cy": y, "r": 5, "fill": HEALTH_COLOURS[status]})
         canvas.shape("text", {"x": x + 14, "y": y + 4, "font_size": 11, "fill": "#334155"}, text=label)
-        x += 90
+        x += 30 + 6.2 * len(label)
     canvas.shape(
         "text",
         {"x": x + 10, "y": y + 4, "font_size": 11, "fill": "#64748b"},

@@ -74,10 +74,5 @@ def device_list(*, store: Store | None = None, status: str | None = None) -> Que
     return devices.order_by("store__code", "code")
 
 
-def device_health(*, store: Store) -> dict[str, str]:
-    """Device code → health, for drawing the floor plan."""
-    return dict(Device.objects.filter(store=store).values_list("code", "status"))
-
-
 def product_names_of_layout(*, layout: LayoutVersion) -> dict[str, str]:
     return dict(Bin.objects.filter(layout=layout).values_list("sku", "product__name"))

@@ -168,7 +168,9 @@ def test_manager_onboards_a_store_catalog_layout_and_floor_plan(
     expect(plan.locator("rect.bin > title")).to_have_count(sample_bin_count())
     camera = plan.locator('circle.camera[data-code="CAM-08"]')
     camera.hover()  # Playwright checks that the marker itself is what the pointer is over
-    expect(camera.locator("title")).to_have_text("Camera CAM-08: unknown · covers Z-SNACKS, Z-PRODUCE, Z-HOME")
+    expect(camera.locator("title")).to_have_text(
+        "Camera CAM-08: not heard from yet · covers Z-SNACKS, Z-PRODUCE, Z-HOME"
+    )
     screenshot("onboarding-floor-plan")
     assert layout_versions(store) == [1]
 

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import copy
 import json
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 from django.contrib.auth.models import User
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
+from django.utils import timezone
 
 from conftest import PASSWORD
+from core import tenancy
+from stores import health
 from stores.floor_plan import render_floor_plan
 from stores.models import Device, LayoutVersion, Store
 from stores.tests.conftest import SKUS, add_products
@@ -132,14 +136,67 @@ def test_another_tenants_store_cannot_be_opened_or_uploaded_to(
     assert "Bravo High Street" not in client.get("/admin/stores/store/").content.decode()
 
 
-def test_device_list_puts_unhealthy_devices_first(
-    manager_a: User, store_a: Store, layout_document: dict, api_a
-) -> None:
+@pytest.fixture
+def devices_in_every_health(store_a: Store, layout_document: dict, api_a) -> dict[str, str]:
+    """CAM-01 online, CAM-02 reported offline, CAM-03 silent, GATE-IN degraded; the others never heard from."""
     api_a.put("/api/v1/stores/S1/layout", layout_document, format="json")
-    Device.unscoped.filter(code="CAM-05").update(status="offline")
-    Device.unscoped.filter(code="GATE-IN").update(status="degraded")
-    body = _login(manager_a).get("/admin/stores/device/").content.decode()
-    assert body.index("GATE-IN") < body.index("CAM-05") < body.index("CAM-01")
+    now = timezone.now()
+    Device.unscoped.filter(code="CAM-01").update(last_seen_at=now)
+    Device.unscoped.filter(code="CAM-02").update(last_seen_at=now, status="offline", status_changed_at=now)
+    Device.unscoped.filter(code="CAM-03").update(last_seen_at=now - timedelta(hours=2), status="online")
+    Device.unscoped.filter(code="GATE-IN").update(last_seen_at=now, status="degraded", status_changed_at=now)
+    return {"CAM-01": "online", "CAM-02": "offline", "CAM-03": "silent", "GATE-IN": "degraded", "CAM-04": "never"}
+
+
+def test_device_health_reads_the_same_on_the_list_the_page_the_store_and_the_plan(
+    manager_a: User, store_a: Store, devices_in_every_health: dict[str, str]
+) -> None:
+    with tenancy.tenant_scope(store_a.tenant_id):
+        listed = {d.code: d.health_key for d in health.with_health(Device.objects.all())}
+        one_by_one = {d.code: health.device_health(device=d).key for d in Device.objects.all()}
+    assert listed == one_by_one
+    assert {code: listed[code] for code in devices_in_every_health} == devices_in_every_health
+
+    client = _login(manager_a)
+    body = client.get("/admin/stores/device/").content.decode()
+    assert body.index("CAM-02") < body.index("CAM-03") < body.index("GATE-IN") < body.index("CAM-01")
+    assert body.index("CAM-01") < body.index("CAM-04"), "never heard from comes last"
+    assert "Devices come from each store&#x27;s layout" in body
+    assert f'href="/admin/stores/store/{store_a.pk}/layout/upload/"' in body
+    silent = client.get("/admin/stores/device/?health=silent").content.decode()
+    assert "CAM-03" in silent and "CAM-01" not in silent and "CAM-02" not in silent
+
+    device = Device.unscoped.get(code="CAM-03")
+    page = client.get(f"/admin/stores/device/{device.pk}/change/").content.decode()
+    assert "Silent" in page and "Nothing heard for over 15 minutes" in page
+    assert 'name="_save"' not in page and "Not heard from yet" not in page
+
+    stores = client.get("/admin/stores/store/").content.decode()
+    assert "1 offline, 1 degraded, 1 silent" in stores and "all healthy" not in stores
+    store_page = client.get(f"/admin/stores/store/{store_a.pk}/change/").content.decode()
+    assert 'class="device camera online" data-code="CAM-01"' in store_page
+    assert 'class="device camera silent" data-code="CAM-03"' in store_page
+    assert 'class="device camera offline" data-code="CAM-02"' in store_page
+    assert 'class="device gate degraded" data-code="GATE-IN"' in store_page
+
+
+def test_adding_a_device_explains_that_devices_come_from_the_layout(manager_a: User, store_a: Store) -> None:
+    response = _login(manager_a).get("/admin/stores/device/add/", follow=True)
+    assert response.redirect_chain == [("/admin/stores/device/", 302)]
+    body = response.content.decode()
+    assert "Devices are not added here: they come from the store&#x27;s layout." in body
+    assert "To add, move or remove one, publish a new layout of the store." in body
+    assert not Device.unscoped.exists()
+
+
+def test_another_tenants_devices_are_not_listed_nor_opened(
+    manager_a: User, store_b: Store, layout_document: dict, api_b
+) -> None:
+    api_b.put("/api/v1/stores/S1/layout", layout_document, format="json")
+    client = _login(manager_a)
+    assert "CAM-01" not in client.get("/admin/stores/device/").content.decode()
+    device = Device.unscoped.get(store=store_b, code="CAM-01")
+    assert client.get(f"/admin/stores/device/{device.pk}/change/").status_code == 302, "as for a missing device"
 
 
 def test_floor_plan_colours_devices_by_health_and_escapes_text(layout_document: dict) -> None:
