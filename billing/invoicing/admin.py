@@ -13,12 +13,13 @@ from __future__ import annotations
 from datetime import date
 from decimal import Decimal
 from typing import Any
+from urllib.parse import urlencode
 
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
@@ -35,7 +36,7 @@ from unfold.widgets import (
     UnfoldBooleanSwitchWidget,
 )
 
-from billing.invoicing import documents, exports, services
+from billing.invoicing import documents, exports, selectors, services
 from billing.invoicing.calculations import parse_month, previous_month
 from billing.invoicing.models import (
     BillingAccount,
@@ -387,6 +388,20 @@ class BillingAccountForm(forms.ModelForm):
         return data
 
 
+def exchange_rate_needed(month: date, base: str, quote: str) -> str:
+    """A message for finance: the rate a month needs, with a link to the form that records it, filled in."""
+    query = urlencode({"month": f"{month:%Y-%m}", "base": base, "quote": quote})
+    return format_html(
+        '{} sales of {} need a {}→{} rate to be billed: <a class="underline font-semibold" href="{}">record the '
+        "rate</a>, then close the month again.",
+        base,
+        f"{month:%Y-%m}",
+        base,
+        quote,
+        f"{reverse('ops:invoicing_exchangerate_add')}?{query}",
+    )
+
+
 def _form_page(
     model_admin: Any, request: HttpRequest, *, form: forms.Form, title: str, submit: str, intro: str = ""
 ) -> HttpResponse:
@@ -466,6 +481,12 @@ class InvoiceOpsAdmin(InvoiceDisplay, OpsModelAdmin):
             path("<int:invoice_id>/pdf/", view(self.pdf_view), name="invoicing_invoice_pdf"),
             path("export.xlsx", view(self.export_xlsx_view), name="invoicing_invoice_export_xlsx"),
             path("export.csv", view(self.export_csv_view), name="invoicing_invoice_export_csv"),
+            path("receivables/", view(self.receivables_view), name="invoicing_invoice_receivables"),
+            path(
+                "receivables.<str:extension>",
+                view(self.receivables_export_view),
+                name="invoicing_invoice_receivables_export",
+            ),
             *super().get_urls(),
         ]
 
@@ -500,6 +521,66 @@ class InvoiceOpsAdmin(InvoiceDisplay, OpsModelAdmin):
         body = exports.invoices_csv(invoices, table=table)
         return _download(body, "text/csv; charset=utf-8", f"{table.replace('_', '-')}-{stamp}.csv")
 
+    def _receivables(self, request: HttpRequest) -> tuple[list[selectors.Receivable], str, list[str]]:
+        """The receivables (of one currency with `?currency=`), the currency, and every currency owed in."""
+        if not is_finance(request):
+            raise PermissionDenied
+        owed = selectors.receivables(today=timezone.localdate())
+        currencies = sorted({row.currency for row in owed})
+        currency = request.GET.get("currency", "")
+        currency = currency if currency in currencies else ""
+        return [row for row in owed if row.currency == currency or not currency], currency, currencies
+
+    def receivables_view(self, request: HttpRequest) -> HttpResponse:
+        """Finance: issued invoices not yet paid, per licensee and currency, by age since issue."""
+        rows, currency, currencies = self._receivables(request)
+        totals = selectors.receivables_totals(rows)
+        invoices = reverse("ops:invoicing_invoice_changelist")
+        sections = [
+            {
+                "currency": code,
+                "rows": [
+                    {
+                        "row": row,
+                        "url": f"{invoices}?tenant__id__exact={row.tenant_id}&status__exact=finalised",
+                        "by_age": [format_money(amount, code) for amount in row.by_age],
+                        "total": format_money(row.total, code),
+                        "overdue": format_money(row.overdue, code),
+                    }
+                    for row in rows
+                    if row.currency == code
+                ],
+                "invoices": total.invoices,
+                "by_age": [format_money(amount, code) for amount in total.by_age],
+                "total": format_money(total.total, code),
+                "overdue": format_money(total.overdue, code),
+            }
+            for code, total in totals.items()
+        ]
+        request.current_app = self.admin_site.name
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": Invoice._meta,
+            "title": "Receivables",
+            "sections": sections,
+            "buckets": [label for _, _, label in selectors.AGE_BUCKETS],
+            "today": timezone.localdate(),
+            "currency": currency,
+            "currencies": currencies,
+            "query": f"?currency={currency}" if currency else "",
+        }
+        return TemplateResponse(request, "invoicing/admin/receivables.html", context)
+
+    def receivables_export_view(self, request: HttpRequest, extension: str) -> HttpResponse:
+        rows, currency, _ = self._receivables(request)
+        table = exports.receivables_table(rows, selectors.receivables_totals(rows))
+        name = f"receivables-{timezone.localdate():%Y%m%d}{'-' + currency if currency else ''}"
+        if extension == "csv":
+            return _download(exports.to_csv(table), "text/csv; charset=utf-8", f"{name}.csv")
+        if extension == "xlsx":
+            return _download(exports.to_xlsx([("Receivables", table)]), XLSX, f"{name}.xlsx")
+        raise Http404("Receivables export as .csv or .xlsx")
+
     @action(description="Close a month", url_path="close-month", icon="event_available", permissions=["finance"])
     def close_month(self, request: HttpRequest) -> HttpResponse:
         initial = {"month": f"{previous_month(timezone.localdate())[0]:%Y-%m}", "recompute_usage": True}
@@ -518,6 +599,10 @@ class InvoiceOpsAdmin(InvoiceDisplay, OpsModelAdmin):
             self.message_user(request, text, messages.SUCCESS)
             for slug, reason in result.failed.items():
                 self.message_user(request, f"{slug}: not billed — {reason}", messages.ERROR)
+            for base, quote in selectors.missing_exchange_rates(month=form.cleaned_data["month"]):
+                self.message_user(
+                    request, exchange_rate_needed(form.cleaned_data["month"], base, quote), messages.ERROR
+                )
             changelist = reverse("ops:invoicing_invoice_changelist")
             return HttpResponseRedirect(f"{changelist}?period={summary['period']}")
         return _form_page(
@@ -849,7 +934,8 @@ class ExchangeRateOpsAdmin(OpsModelAdmin):
     def add_view(self, request: HttpRequest, form_url: str = "", extra_context: Any = None) -> HttpResponse:
         if not self.has_add_permission(request):
             raise PermissionDenied
-        form = ExchangeRateForm(request.POST or None)
+        initial = {key: request.GET[key] for key in ("month", "base", "quote") if key in request.GET}
+        form = ExchangeRateForm(request.POST or None, initial=initial)
         if request.method == "POST" and form.is_valid():
             data = form.cleaned_data
             try:

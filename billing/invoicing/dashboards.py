@@ -22,9 +22,13 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from billing.invoicing import selectors
+from billing.invoicing.admin import exchange_rate_needed
+from billing.invoicing.calculations import previous_month
+from billing.invoicing.models import Invoice, MonthClose
 from billing.invoicing.selectors import Figures
 from catalog.currencies import format_money, from_minor
 from core import dashboards as core_dashboards
+from core.admin_sites import FINANCE_GROUP, OPERATOR_GROUP
 from stores.models import Store
 from tenants.admin import tenant_links
 from tenants.models import Tenant
@@ -352,6 +356,9 @@ class _Console:
 
 
 def ops_dashboard(request: HttpRequest, context: dict[str, Any]) -> dict[str, Any]:
+    """The operators' console; a finance clerk (finance role only) lands on the finance dashboard instead."""
+    if _finance_only(request):
+        return finance_dashboard(request, context)
     context = core_dashboards.ops_dashboard(request, context)
     tenant = Tenant.objects.filter(pk=_int(request.GET.get("tenant")) or 0).first()
     context["console"] = _Console(request, tenant=tenant, platform=True).build()
@@ -368,4 +375,76 @@ def licensee_dashboard(request: HttpRequest, context: dict[str, Any]) -> dict[st
     membership = getattr(request, "membership", None)
     if membership is not None and membership.role == "manager":
         context["console"]["invoices_url"] = reverse("admin:invoicing_invoice_changelist")
+    return context
+
+
+def _finance_only(request: HttpRequest) -> bool:
+    user: Any = request.user
+    groups = set(user.groups.values_list("name", flat=True))
+    return not user.is_superuser and FINANCE_GROUP in groups and OPERATOR_GROUP not in groups
+
+
+def _per_currency(amounts: dict[str, int]) -> str:
+    shown = [format_money(amount, code) for code, amount in sorted(amounts.items()) if amount]
+    return " · ".join(shown) if shown else "nothing"
+
+
+def finance_dashboard(request: HttpRequest, context: dict[str, Any]) -> dict[str, Any]:
+    """Finance's landing page in /ops/: what is owed and overdue, drafts to finalise, the last month's close and
+    the exchange rates it still needs."""
+    today = timezone.localdate()
+    owed = selectors.receivables_totals(selectors.receivables(today=today))
+    last_month = previous_month(today)[0]
+    invoices = reverse("ops:invoicing_invoice_changelist")
+    receivables = reverse("ops:invoicing_invoice_receivables")
+    drafts = Invoice.objects.filter(status=Invoice.Status.DRAFT).count()
+    closed = MonthClose.objects.filter(period_start=last_month, closed_at__isnull=False).exists()
+    context["kpis"] = [
+        {
+            "label": "Receivables",
+            "value": _per_currency({code: row.total for code, row in owed.items()}),
+            "footer": f"{sum(row.invoices for row in owed.values())} issued invoice(s) unpaid",
+            "href": receivables,
+        },
+        {
+            "label": "Overdue",
+            "value": _per_currency({code: row.overdue for code, row in owed.items()}),
+            "footer": "past their due date",
+            "href": receivables,
+        },
+        {"label": "Drafts to finalise", "value": drafts, "href": f"{invoices}?status__exact=draft"},
+        {
+            "label": f"Month {last_month:%Y-%m}",
+            "value": "closed" if closed else "not closed yet",
+            "footer": "close it again to bring drafts up to date",
+            "href": reverse("ops:invoicing_invoice_close_month"),
+        },
+    ]
+    buckets = [label for _, _, label in selectors.AGE_BUCKETS]
+    aged = [
+        [
+            format_html('<a class="text-primary-600 underline" href="{}?currency={}">{}</a>', receivables, code, code),
+            row.invoices,
+            *(format_money(amount, code) for amount in row.by_age),
+            format_money(row.total, code),
+            format_money(row.overdue, code),
+        ]
+        for code, row in owed.items()
+    ]
+    tables = [
+        {
+            "title": "Receivables by age since issue",
+            "table": {"headers": ["Currency", "Invoices", *buckets, "Total", "Overdue"], "rows": aged},
+        }
+    ]
+    missing = selectors.missing_exchange_rates(month=last_month)
+    if missing:
+        rows = [[f"{base} → {quote}", exchange_rate_needed(last_month, base, quote)] for base, quote in missing]
+        tables.append(
+            {
+                "title": f"Exchange rates {last_month:%Y-%m} still needs",
+                "table": {"headers": ["Sales → billing currency", "To do"], "rows": rows},
+            }
+        )
+    context["dashboard_tables"] = tables
     return context

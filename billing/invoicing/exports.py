@@ -18,6 +18,7 @@ from typing import Any
 from django.db.models import Count, Max, Min, Prefetch, Q, QuerySet, Sum
 
 from billing.invoicing.models import CreditNote, DailyUsage, Invoice, InvoiceLine
+from billing.invoicing.selectors import AGE_BUCKETS, Receivable
 from catalog.currencies import from_minor
 from core.spreadsheets import formula_safe_row
 
@@ -97,7 +98,22 @@ USAGE_HEADERS = [
     "gross_sales_minor",
     "refunds_minor",
 ]
-MONEY_COLUMNS = {"subtotal", "tax", "total", "credited", "balance", "amount", "gross_sales", "refunds", "net_sales"}
+MONEY_COLUMNS = {
+    "subtotal",
+    "tax",
+    "total",
+    "credited",
+    "balance",
+    "amount",
+    "gross_sales",
+    "refunds",
+    "net_sales",
+    "overdue",
+    "0–30 days",
+    "31–60 days",
+    "61–90 days",
+    "over 90 days",
+}
 
 
 def _money(amount: int, currency: str) -> Decimal:
@@ -363,3 +379,29 @@ def usage_xlsx(usage: QuerySet[DailyUsage]) -> bytes:
 
 def usage_csv(usage: QuerySet[DailyUsage], *, by_day: bool = False) -> bytes:
     return to_csv(usage_table(usage, by_day=by_day))
+
+
+def receivables_table(rows: Sequence[Receivable], totals: dict[str, Receivable]) -> Table:
+    """The receivables (`selectors.receivables`) and their totals per currency, amounts in major units."""
+    headers = [
+        "licensee",
+        "currency",
+        "invoices",
+        *(label for _, _, label in AGE_BUCKETS),
+        "total",
+        "overdue",
+        "oldest_issued_on",
+    ]
+    table = [
+        [
+            row.tenant_name,
+            row.currency,
+            row.invoices,
+            *(_money(amount, row.currency) for amount in row.by_age),
+            _money(row.total, row.currency),
+            _money(row.overdue, row.currency),
+            row.oldest_issued_on,
+        ]
+        for row in [*rows, *totals.values()]
+    ]
+    return headers, table

@@ -15,8 +15,8 @@ from django.db.models import Count, Max, Q, QuerySet, Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
-from billing.invoicing.calculations import parse_month
-from billing.invoicing.models import DailyUsage, Invoice
+from billing.invoicing.calculations import month_bounds, parse_month
+from billing.invoicing.models import BillingAccount, DailyUsage, ExchangeRate, Invoice
 from ingest.models import EventStream, UnreadableEvent
 from stores.models import Device, Store
 
@@ -227,3 +227,74 @@ def stores_of(tenant_id: int | None = None) -> QuerySet[Store]:
     if tenant_id is not None:
         stores = stores.filter(tenant_id=tenant_id)
     return stores.order_by("code")
+
+
+AGE_BUCKETS = ((0, 30, "0–30 days"), (31, 60, "31–60 days"), (61, 90, "61–90 days"), (91, None, "over 90 days"))
+
+
+@dataclass
+class Receivable:
+    """What one licensee owes in one currency: its issued, unpaid invoices less their credit notes, by age since
+    issue (`AGE_BUCKETS`), and how much of it is past its due date. Amounts in minor units."""
+
+    tenant_id: int
+    tenant_name: str
+    currency: str
+    invoices: int = 0
+    by_age: list[int] = field(default_factory=lambda: [0] * len(AGE_BUCKETS))
+    overdue: int = 0
+    oldest_issued_on: date | None = None
+
+    @property
+    def total(self) -> int:
+        return sum(self.by_age)
+
+
+def receivables(*, today: date) -> list[Receivable]:
+    """Issued invoices not yet paid (finalised, not void), per licensee and currency, aged on `today`."""
+    invoices = (
+        Invoice.objects.filter(status=Invoice.Status.FINALISED)
+        .annotate(credited=Sum("credit_notes__total"))
+        .values_list("tenant_id", "tenant__name", "currency", "total", "credited", "issued_on", "due_on")
+        .order_by("tenant__name", "currency", "issued_on")
+    )
+    owed: dict[tuple[int, str], Receivable] = {}
+    for tenant_id, name, code, total, credited, issued_on, due_on in invoices:
+        amount = total - (credited or 0)
+        if amount <= 0:
+            continue
+        row = owed.setdefault((tenant_id, code), Receivable(tenant_id, name, code))
+        row.invoices += 1
+        row.by_age[_age_bucket((today - (issued_on or today)).days)] += amount
+        row.overdue += amount if due_on is not None and due_on < today else 0
+        row.oldest_issued_on = row.oldest_issued_on or issued_on
+    return list(owed.values())
+
+
+def _age_bucket(days: int) -> int:
+    return next(i for i, (_, last, _) in enumerate(AGE_BUCKETS) if last is None or days <= last)
+
+
+def receivables_totals(rows: list[Receivable]) -> dict[str, Receivable]:
+    """The receivables added up per currency (amounts in different currencies are never added together)."""
+    totals: dict[str, Receivable] = {}
+    for row in rows:
+        total = totals.setdefault(row.currency, Receivable(0, "Total", row.currency))
+        total.invoices += row.invoices
+        total.by_age = [a + b for a, b in zip(total.by_age, row.by_age, strict=True)]
+        total.overdue += row.overdue
+    return dict(sorted(totals.items()))
+
+
+def missing_exchange_rates(*, month: date) -> list[tuple[str, str]]:
+    """(sales currency, billing currency) pairs a month's invoices need and that month has no rate for: stores that
+    sold in another currency than their licensee is billed in."""
+    billed_in = dict(BillingAccount.objects.values_list("tenant_id", "currency"))
+    sold = DailyUsage.objects.filter(day__gte=month, day__lte=month_bounds(month.year, month.month)[1])
+    needed = {
+        (currency, billed_in[tenant_id])
+        for tenant_id, currency in sold.values_list("tenant_id", "currency").distinct()
+        if tenant_id in billed_in and billed_in[tenant_id] != currency
+    }
+    known = set(ExchangeRate.objects.filter(month=month).values_list("base", "quote"))
+    return sorted(needed - known)
