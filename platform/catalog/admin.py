@@ -19,7 +19,7 @@ from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from unfold.admin import TabularInline
 from unfold.decorators import action, display
-from unfold.widgets import UnfoldAdminSelectWidget, UnfoldAdminSingleDateWidget
+from unfold.widgets import UnfoldAdminSelectWidget, UnfoldAdminSingleDateWidget, UnfoldAdminTextInputWidget
 
 from catalog import currencies, selectors, services
 from catalog.importing import COLUMNS, MAX_ERRORS_LISTED
@@ -73,6 +73,20 @@ class CatalogImportForm(forms.Form):
     currency = forms.ChoiceField(
         required=False, choices=CURRENCY_CHOICES, help_text="Only for files without a currency column."
     )
+    effective_from = forms.DateTimeField(
+        required=False,
+        label="Prices apply from",
+        help_text="To back-fill a past day: when the file's new prices took effect, e.g. 2026-03-01 06:00 (UTC). "
+        "Empty means now.",
+        widget=UnfoldAdminTextInputWidget(attrs={"placeholder": "YYYY-MM-DD HH:MM"}),
+    )
+
+    def clean_effective_from(self) -> datetime | None:
+        value: datetime | None = self.cleaned_data.get("effective_from")
+        problem = value and services.effective_from_problem(effective_from=value)
+        if problem:
+            raise forms.ValidationError(problem)
+        return value
 
 
 @admin.register(Product, site=licensee_site)
@@ -138,6 +152,7 @@ class ProductAdmin(TenantModelAdmin):
                 "filename": upload.name,
                 "partial": form.cleaned_data["partial"],
                 "currency": form.cleaned_data["currency"] or None,
+                "effective_from": form.cleaned_data["effective_from"],
                 "created_by": request.user,
             }
             if upload.size > settings.CATALOG_IMPORT_MAX_BYTES:

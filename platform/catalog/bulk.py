@@ -125,33 +125,57 @@ def load_products(*, tenant_id: int, skus: Sequence[str]) -> dict[str, StoredPro
     return found
 
 
+@dataclass(frozen=True, slots=True)
+class PriceInForce:
+    unit_price: int
+    tax_rate: Decimal
+    effective_from: datetime
+
+
 def load_current_prices(
     *, tenant_id: int, product_ids: Sequence[int], at: datetime
-) -> dict[tuple[int, str], tuple[int, Decimal]]:
-    """The price in force at `at` for each (product, currency) of these products: `(unit_price, tax_rate)`."""
-    current: dict[tuple[int, str], tuple[int, Decimal]] = {}
+) -> dict[tuple[int, str], PriceInForce]:
+    """The price in force at `at` for each (product, currency) of these products.
+
+    That is the latest version from `at` or before; before a product's first version, the first one (it
+    covers earlier times, as `visits.pricing.price_at` reads it).
+    """
+    current: dict[tuple[int, str], PriceInForce] = {}
     if _uses_copy():
         sql = (
             "SELECT DISTINCT ON (pp.product_id, pp.currency) pp.product_id, pp.currency, pp.unit_price, "  # noqa: S608
-            f"pp.tax_rate FROM {ProductPrice._meta.db_table} AS pp "
-            "JOIN unnest(%s::bigint[]) AS wanted(id) ON pp.product_id = wanted.id "
-            "WHERE pp.tenant_id = %s AND pp.effective_from <= %s "
-            "ORDER BY pp.product_id, pp.currency, pp.effective_from DESC"
+            f"pp.tax_rate, pp.effective_from FROM {ProductPrice._meta.db_table} AS pp "
+            "JOIN unnest(%s::bigint[]) AS wanted(id) ON pp.product_id = wanted.id WHERE pp.tenant_id = %s "
+            "ORDER BY pp.product_id, pp.currency, (pp.effective_from <= %s) DESC, "
+            "CASE WHEN pp.effective_from <= %s THEN pp.effective_from END DESC NULLS LAST, pp.effective_from"
         )
         with connection.cursor() as cursor:
             for chunk in chunked(product_ids, 50_000):
-                cursor.execute(sql, [list(chunk), tenant_id, at])
-                for product_id, currency, unit_price, tax_rate in cursor.fetchall():
-                    current[(product_id, currency)] = (unit_price, tax_rate)
+                cursor.execute(sql, [list(chunk), tenant_id, at, at])
+                for product_id, currency, unit_price, tax_rate, effective_from in cursor.fetchall():
+                    current[(product_id, currency)] = PriceInForce(unit_price, tax_rate, effective_from)
         return current
     for chunk in chunked(product_ids):
-        prices = ProductPrice.unscoped.filter(tenant_id=tenant_id, product_id__in=chunk, effective_from__lte=at)
-        ordered = prices.order_by("product_id", "currency", "-effective_from", "-id")
-        for product_id, currency, unit_price, tax_rate in ordered.values_list(
-            "product_id", "currency", "unit_price", "tax_rate"
-        ):
-            current.setdefault((product_id, currency), (unit_price, tax_rate))
+        versions = ProductPrice.unscoped.filter(tenant_id=tenant_id, product_id__in=chunk)
+        for price in in_force(versions, at=at):
+            current[(price.product_id, price.currency)] = PriceInForce(
+                price.unit_price, price.tax_rate, price.effective_from
+            )
     return current
+
+
+def in_force(versions: Iterable[ProductPrice], *, at: datetime) -> list[ProductPrice]:
+    """Of these price versions, the one in force at `at` for each (product, currency): the latest from `at` or
+    before, or — before the first version — the first one."""
+    latest: dict[tuple[int, str], ProductPrice] = {}
+    first: dict[tuple[int, str], ProductPrice] = {}
+    for price in versions:
+        key = (price.product_id, price.currency)
+        if key not in first or price.effective_from < first[key].effective_from:
+            first[key] = price
+        if price.effective_from <= at and (key not in latest or price.effective_from > latest[key].effective_from):
+            latest[key] = price
+    return [latest.get(key, earliest) for key, earliest in first.items()]
 
 
 def insert_products(*, tenant_id: int, products: Sequence[NewProduct], at: datetime) -> dict[str, int]:
@@ -263,16 +287,16 @@ def update_products(*, tenant_id: int, changes: Sequence[ProductChange], at: dat
     Product.unscoped.bulk_update(products, [*UPDATED_FIELDS, "updated_at"], batch_size=500)
 
 
-def insert_prices(*, tenant_id: int, prices: Sequence[NewPrice], at: datetime) -> None:
-    """Add a price version, effective from `at`, for each (product, currency)."""
+def insert_prices(*, tenant_id: int, prices: Sequence[NewPrice], effective_from: datetime, at: datetime) -> None:
+    """Add a price version, in force from `effective_from` (recorded at `at`), for each (product, currency)."""
     if not prices:
         return
     if _uses_copy():
-        stamp = at.isoformat()
+        start, stamp = effective_from.isoformat(), at.isoformat()
         _copy_rows(
             ProductPrice,
             ["tenant_id", "product_id", "currency", "unit_price", "tax_rate", "effective_from", "created_at"],
-            ((tenant_id, p.product_id, p.currency, p.unit_price, p.tax_rate, stamp, stamp) for p in prices),
+            ((tenant_id, p.product_id, p.currency, p.unit_price, p.tax_rate, start, stamp) for p in prices),
         )
         return
     ProductPrice.unscoped.bulk_create(
@@ -283,13 +307,25 @@ def insert_prices(*, tenant_id: int, prices: Sequence[NewPrice], at: datetime) -
                 currency=p.currency,
                 unit_price=p.unit_price,
                 tax_rate=p.tax_rate,
-                effective_from=at,
+                effective_from=effective_from,
                 created_at=at,
             )
             for p in prices
         ],
         batch_size=1000,
     )
+
+
+def delete_prices(*, tenant_id: int, keys: Sequence[tuple[int, str]], effective_from: datetime) -> None:
+    """Remove the versions of these (product, currency) that start exactly at `effective_from` (to be replaced)."""
+    by_currency: dict[str, list[int]] = {}
+    for product_id, currency in keys:
+        by_currency.setdefault(currency, []).append(product_id)
+    for currency, product_ids in by_currency.items():
+        for chunk in chunked(product_ids):
+            ProductPrice.unscoped.filter(
+                tenant_id=tenant_id, currency=currency, product_id__in=chunk, effective_from=effective_from
+            ).delete()
 
 
 def _json(value: Any) -> str:

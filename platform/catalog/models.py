@@ -1,4 +1,5 @@
-"""Products and their price history. A price applies from its `effective_from` until the next one."""
+"""Products and their price history. A price applies from its `effective_from` until the next one; a product's
+first price in a currency also covers what came before it."""
 
 from __future__ import annotations
 
@@ -53,7 +54,8 @@ class Product(TenantOwnedModel):
 
 
 class ProductPrice(TenantOwnedModel):
-    """One price of a product in one currency, in force from `effective_from` until the next version."""
+    """One price of a product in one currency, in force from `effective_from` until the next version (the first
+    version also before its `effective_from`: there is no other)."""
 
     product = models.ForeignKey(Product, on_delete=models.CASCADE, related_name="prices")
     currency = models.CharField(max_length=3, help_text="ISO 4217, e.g. USD.")
@@ -100,6 +102,12 @@ class CatalogImport(TenantOwnedModel):
     size_bytes = models.PositiveBigIntegerField(default=0)
     partial = models.BooleanField(default=False, help_text="Keep the good rows when some rows are bad.")
     default_currency = models.CharField(max_length=3, blank=True, help_text="For rows that name no currency.")
+    effective_from = models.DateTimeField(
+        "prices apply from",
+        null=True,
+        blank=True,
+        help_text="The past instant the new prices apply from; empty: the import's time.",
+    )
     source = models.CharField(max_length=8, help_text="Where it came from: api or admin.")
     rows = models.PositiveIntegerField(default=0, help_text="Product rows in the file.")
     created_count = models.PositiveIntegerField("created", default=0)

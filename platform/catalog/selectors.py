@@ -10,10 +10,11 @@ from typing import Any
 from django.core.cache import cache
 from django.db import connection
 from django.db.models import OuterRef, Q, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
-from catalog import currencies
+from catalog import bulk, currencies
 from catalog.models import CatalogImport, Product, ProductPrice
 
 EXPORT_CHUNK = 2000
@@ -32,12 +33,11 @@ def products_by_sku(*, skus: Iterable[str], active_only: bool = True) -> dict[st
 
 
 def price_at(*, product: Product, currency: str, at: datetime) -> ProductPrice | None:
-    """The price of `product` in `currency` in force at instant `at`, or None before the first one."""
-    return (
-        ProductPrice.objects.filter(product=product, currency=currency, effective_from__lte=at)
-        .order_by("-effective_from")
-        .first()
-    )
+    """The price of `product` in `currency` in force at instant `at` (before the first one, the first one);
+    None when the product has no price in that currency."""
+    versions = ProductPrice.objects.filter(product=product, currency=currency)
+    in_force = versions.filter(effective_from__lte=at).order_by("-effective_from").first()
+    return in_force or versions.order_by("effective_from").first()
 
 
 def product_search(
@@ -66,19 +66,11 @@ def product_get(*, sku: str) -> Product:
 
 def current_prices_of(*, products: Iterable[Product], at: datetime | None = None) -> dict[int, list[ProductPrice]]:
     """For each product, the price in force at `at` (default now) in each of its currencies, by currency."""
-    at = at or timezone.now()
     ids = [product.pk for product in products]
-    found: dict[int, dict[str, ProductPrice]] = {pk: {} for pk in ids}
-    if not ids:
-        return {}
-    prices = ProductPrice.objects.filter(product_id__in=ids, effective_from__lte=at).order_by(
-        "product_id", "currency", "-effective_from"
-    )
-    if connection.features.can_distinct_on_fields:
-        prices = prices.distinct("product_id", "currency")
-    for price in prices:
-        found[price.product_id].setdefault(price.currency, price)
-    return {pk: sorted(by_currency.values(), key=lambda p: p.currency) for pk, by_currency in found.items()}
+    found: dict[int, list[ProductPrice]] = {pk: [] for pk in ids}
+    for price in bulk.in_force(ProductPrice.objects.filter(product_id__in=ids), at=at or timezone.now()):
+        found[price.product_id].append(price)
+    return {pk: sorted(prices, key=lambda p: p.currency) for pk, prices in found.items()}
 
 
 def price_history(*, product: Product) -> QuerySet[ProductPrice]:
@@ -87,13 +79,16 @@ def price_history(*, product: Product) -> QuerySet[ProductPrice]:
 
 
 def with_current_price(products: QuerySet[Product], *, at: datetime | None = None) -> QuerySet[Product]:
-    """Annotate `current_unit_price` and `current_currency`: the most recently effective price in force now."""
-    latest = ProductPrice.objects.filter(product=OuterRef("pk"), effective_from__lte=at or timezone.now()).order_by(
-        "-effective_from", "-id"
-    )
+    """Annotate `current_unit_price` and `current_currency`: the most recently effective price in force now
+    (for a product whose prices all start later, its first one)."""
+    versions = ProductPrice.objects.filter(product=OuterRef("pk"))
+    latest = versions.filter(effective_from__lte=at or timezone.now()).order_by("-effective_from", "-id")
+    first = versions.order_by("effective_from", "id")
     return products.annotate(
-        current_unit_price=Subquery(latest.values("unit_price")[:1]),
-        current_currency=Subquery(latest.values("currency")[:1]),
+        current_unit_price=Coalesce(
+            Subquery(latest.values("unit_price")[:1]), Subquery(first.values("unit_price")[:1])
+        ),
+        current_currency=Coalesce(Subquery(latest.values("currency")[:1]), Subquery(first.values("currency")[:1])),
     )
 
 

@@ -2,10 +2,12 @@
 
 An import is all-or-nothing unless `partial=True`: with any bad row nothing is
 written and every problem is reported. A changed price or tax rate adds a new
-price version effective from the time of the import (earlier versions stay, for
-the visits of their time); other changed fields update the product; identical
-rows are counted as unchanged. The work is set-based (see `catalog.bulk`): one
-query per few thousand SKUs to read what exists, bulk writes for what changes.
+price version effective from the time of the import, or from a past instant
+(`effective_from`, to back-fill a past day; a version starting at exactly that
+instant is replaced). Earlier versions stay, for the visits of their time; other
+changed fields update the product; identical rows are counted as unchanged.
+The work is set-based (see `catalog.bulk`): one query per few thousand SKUs to
+read what exists, bulk writes for what changes.
 Every import is recorded as a `CatalogImport` and audited once, with its counts.
 """
 
@@ -84,6 +86,21 @@ class CatalogImportRefused(Exception):
         self.code = code
 
 
+def effective_from_problem(*, effective_from: datetime, now: datetime | None = None) -> str | None:
+    """Why prices cannot apply from this instant (it needs a time zone and must not be in the future), or None."""
+    if timezone.is_naive(effective_from):
+        return "Give the instant with its offset, e.g. 2026-11-21T06:00:00Z."
+    if effective_from > (now or timezone.now()):
+        return "Prices cannot apply from a future instant: import them when they take effect."
+    return None
+
+
+def _check_effective_from(effective_from: datetime | None) -> None:
+    problem = effective_from and effective_from_problem(effective_from=effective_from)
+    if problem:
+        raise ValueError(f"effective_from: {problem}")
+
+
 class _Progress:
     """Reports an import's progress: to the cache as it goes (visible inside the write transaction too),
     and to the row every tenth of the way while no transaction is open."""
@@ -115,15 +132,18 @@ def catalog_import(
     rows: Any = None,
     partial: bool = False,
     currency: str | None = None,
+    effective_from: datetime | None = None,
     created_by: AbstractBaseUser | None = None,
 ) -> ImportResult:
     """Import a catalog file (`file`, CSV or XLSX) or a JSON array of row objects (`rows`) now.
 
+    New prices apply from `effective_from` (a past instant; default: now).
     Returns the counts (and, with `partial=True`, the bad rows that were left out).
     Raises `CatalogImportRefused` — with every error — when nothing was written.
     """
     if (file is None) == (rows is None):
         raise TypeError("catalog_import takes either file= or rows=")
+    _check_effective_from(effective_from)
     record = _new_record(
         actor=actor,
         tenant=tenant,
@@ -132,6 +152,7 @@ def catalog_import(
         size_bytes=_size_of(file) if file is not None else len(orjson.dumps(rows)),
         partial=partial,
         currency=currency,
+        effective_from=effective_from,
         created_by=created_by,
     )
     record.save()
@@ -164,6 +185,7 @@ def catalog_import_enqueue(
     rows: Any = None,
     partial: bool = False,
     currency: str | None = None,
+    effective_from: datetime | None = None,
     created_by: AbstractBaseUser | None = None,
 ) -> CatalogImport:
     """Store the file, record a queued import and hand it to a worker once this transaction commits."""
@@ -171,6 +193,7 @@ def catalog_import_enqueue(
 
     if (file is None) == (rows is None):
         raise TypeError("catalog_import_enqueue takes either file= or rows=")
+    _check_effective_from(effective_from)
     record = _new_record(
         actor=actor,
         tenant=tenant,
@@ -179,6 +202,7 @@ def catalog_import_enqueue(
         size_bytes=0,
         partial=partial,
         currency=currency,
+        effective_from=effective_from,
         created_by=created_by,
     )
     if file is not None:
@@ -258,6 +282,7 @@ def _new_record(
     size_bytes: int,
     partial: bool,
     currency: str | None,
+    effective_from: datetime | None,
     created_by: AbstractBaseUser | None,
 ) -> CatalogImport:
     user = created_by if created_by is not None else actor.user
@@ -268,6 +293,7 @@ def _new_record(
         size_bytes=size_bytes,
         partial=partial,
         default_currency=currency or "",
+        effective_from=effective_from,
         source=actor.source,
         created_by_id=user.pk if isinstance(user, AbstractBaseUser) else None,
         api_key=actor.api_key if isinstance(actor.api_key, ApiKey) else None,
@@ -335,10 +361,12 @@ def _import(*, record: CatalogImport, actor: Actor, make_source: Callable[[], Ro
         if locked.status == CatalogImport.Status.DONE:  # a second delivery of the same task
             return ImportResult.of(locked)
         at = timezone.now()
+        prices_from = record.effective_from or at
         created, updated, unchanged = _apply(
             tenant_id=tenant.pk,
             rows=parsed.rows,
             at=at,
+            prices_from=prices_from,
             on_progress=lambda fraction: progress(PARSE_SHARE + fraction * (1 - PARSE_SHARE)),
         )
         _finish(
@@ -363,7 +391,7 @@ def _import(*, record: CatalogImport, actor: Actor, make_source: Callable[[], Ro
                 "unchanged": unchanged,
                 "bad_rows": parsed.bad_rows,
                 "partial": record.partial,
-                "effective_from": at.isoformat(),
+                "effective_from": prices_from.isoformat(),
             },
         )
     cache.delete(record.progress_cache_key)  # a finished import reads its progress from the row
@@ -439,17 +467,26 @@ def _refuse(
 
 
 def _apply(
-    *, tenant_id: int, rows: Sequence[CatalogRow], at: datetime, on_progress: Callable[[float], None]
+    *,
+    tenant_id: int,
+    rows: Sequence[CatalogRow],
+    at: datetime,
+    prices_from: datetime,
+    on_progress: Callable[[float], None],
 ) -> tuple[int, int, int]:
-    """Write the difference between `rows` and what the tenant has. Returns (created, updated, unchanged)."""
+    """Write the difference between `rows` and what the tenant has, new prices in force from `prices_from`.
+    Returns (created, updated, unchanged)."""
     existing = bulk.load_products(tenant_id=tenant_id, skus=[row.sku for row in rows])
-    prices = bulk.load_current_prices(tenant_id=tenant_id, product_ids=[e.id for e in existing.values()], at=at)
+    prices = bulk.load_current_prices(
+        tenant_id=tenant_id, product_ids=[e.id for e in existing.values()], at=prices_from
+    )
     on_progress(0.2)
 
     new_products: list[bulk.NewProduct] = []
     new_product_rows: list[CatalogRow] = []
     changes: list[bulk.ProductChange] = []
     new_prices: list[bulk.NewPrice] = []
+    replaced: list[tuple[int, str]] = []
     updated = unchanged = 0
     for row in rows:
         product = existing.get(row.sku)
@@ -488,11 +525,13 @@ def _apply(
             or change.min_age != product.min_age
         )
         price = prices.get((product.id, row.currency))
-        price_changed = price is None or price[0] != row.unit_price or price[1] != row.tax_rate
+        price_changed = price is None or price.unit_price != row.unit_price or price.tax_rate != row.tax_rate
         if fields_changed:
             changes.append(change)
         if price_changed:
             new_prices.append(bulk.NewPrice(product.id, row.currency, row.unit_price, row.tax_rate))
+            if price is not None and price.effective_from == prices_from:
+                replaced.append((product.id, row.currency))
         if fields_changed or price_changed:
             updated += 1
         else:
@@ -505,6 +544,7 @@ def _apply(
     new_prices.extend(
         bulk.NewPrice(ids[row.sku], row.currency, row.unit_price, row.tax_rate) for row in new_product_rows
     )
-    bulk.insert_prices(tenant_id=tenant_id, prices=new_prices, at=at)
+    bulk.delete_prices(tenant_id=tenant_id, keys=replaced, effective_from=prices_from)
+    bulk.insert_prices(tenant_id=tenant_id, prices=new_prices, effective_from=prices_from, at=at)
     on_progress(1.0)
     return len(new_products), updated, unchanged

@@ -386,8 +386,10 @@ class StoreReferences:
         self._starts.extend(layout.effective_from for layout in self.layouts)
 
     def layout_at(self, ts: datetime) -> LayoutSnapshot | None:
-        index = bisect.bisect_right(self._starts, ts) - 1
-        return self.layouts[index] if index >= 0 else None
+        """The layout in force at `ts`; a store's first layout also covers what came before it."""
+        if not self.layouts:
+            return None
+        return self.layouts[max(0, bisect.bisect_right(self._starts, ts) - 1)]
 
 
 _DEVICE_KIND_OF_TYPE = {
@@ -409,7 +411,7 @@ def check_references(event: Event, *, references: StoreReferences, now: datetime
         return f"event is for store {event.store!r}, but this stream is for store {references.store_code!r}"
     layout = references.layout_at(event.ts)
     if layout is None:
-        return f"store {references.store_code!r} has no layout in force at {event.ts_text}"
+        return f"store {references.store_code!r} has no layout yet: publish one before sending its events"
     kind = layout.devices.get(event.device)
     if kind is None:
         return f"device {event.device!r} is not in the layout in force at {event.ts_text}"

@@ -53,12 +53,11 @@ def store_at_gate(*, tenant_id: int, code: str) -> StoreAtGate:
 
 
 def layout_in_force(*, store: Store, at: datetime | None = None) -> LayoutVersion | None:
-    """The layout version in force at instant `at` (now by default), or None before the first one."""
-    return (
-        LayoutVersion.objects.filter(store=store, effective_from__lte=at or timezone.now())
-        .order_by("-effective_from")
-        .first()
-    )
+    """The layout version in force at instant `at` (now by default): before the first one, the first one (a
+    store's first layout covers what came before it); None for a store with no layout."""
+    versions = LayoutVersion.objects.filter(store=store)
+    in_force = versions.filter(effective_from__lte=at or timezone.now()).order_by("-effective_from").first()
+    return in_force or versions.order_by("effective_from").first()
 
 
 def layout_versions(*, store: Store) -> QuerySet[LayoutVersion]:

@@ -45,9 +45,11 @@ def line_tax(*, amount: int, tax_rate: Decimal) -> int:
 
 
 def price_at(versions: Sequence[PriceVersion], at: datetime) -> PriceVersion | None:
-    """The version in force at `at` from versions sorted by `effective_from`."""
-    index = bisect.bisect_right([v.effective_from for v in versions], at) - 1
-    return versions[index] if index >= 0 else None
+    """The version in force at `at` from versions sorted by `effective_from`; before the first, the first (a
+    product's first price covers what came before it), None with no version at all."""
+    if not versions:
+        return None
+    return versions[max(0, bisect.bisect_right([v.effective_from for v in versions], at) - 1)]
 
 
 def price_cart(lines: Sequence[CartLine], *, prices: Mapping[str, Sequence[PriceVersion]]) -> PricedCart:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings
 from django.urls import reverse
+from django.utils.dateparse import parse_datetime
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import exceptions, serializers, status
@@ -87,6 +89,19 @@ class CatalogImportQuerySerializer(serializers.Serializer):
     partial = serializers.BooleanField(required=False, default=False)  # type: ignore[assignment]
     background = serializers.BooleanField(required=False, default=False)
     currency = serializers.CharField(required=False, min_length=3, max_length=3)
+    effective_from = serializers.CharField(required=False)
+
+    def validate_effective_from(self, raw: str) -> datetime:
+        try:
+            value = parse_datetime(raw.replace(" ", "+"))  # an unescaped "+" of the offset arrives as a space
+        except ValueError:
+            value = None
+        if value is None:
+            raise serializers.ValidationError("An RFC 3339 timestamp with an offset, e.g. 2026-11-21T06:00:00Z.")
+        problem = services.effective_from_problem(effective_from=value)
+        if problem:
+            raise serializers.ValidationError(problem)
+        return value
 
 
 class CatalogImportStatusSerializer(serializers.Serializer):
@@ -120,6 +135,13 @@ IMPORT_PARAMETERS = [
         description="Run in the background and answer 202 at once (files above the size limit always do).",
     ),
     OpenApiParameter("currency", OpenApiTypes.STR, description="The currency of rows that name none."),
+    OpenApiParameter(
+        "effective_from",
+        OpenApiTypes.DATETIME,
+        description="The past instant (RFC 3339, with an offset) the file's new prices apply from, to back-fill a "
+        "past day; default: the time of the import. A version starting at exactly that instant is replaced. A "
+        "product's first price applies to earlier events anyway.",
+    ),
 ]
 
 
@@ -130,9 +152,9 @@ class CatalogImportApi(TenantAPIView):
         summary="Import the catalog (CSV, XLSX or a JSON array of rows)",
         description=(
             "All-or-nothing unless `?partial=true`: with any bad row nothing is written and every bad row is listed "
-            "(400). A changed price or tax rate applies from the time of the import on. Large files — by what they "
-            "hold: an XLSX workbook once unzipped — and `?background=true` are processed in the background: 202 "
-            "with the import's URL."
+            "(400). A changed price or tax rate applies from the time of the import on, or from `?effective_from`. "
+            "Large files — by what they hold: an XLSX workbook once unzipped — and `?background=true` are processed "
+            "in the background: 202 with the import's URL."
         ),
         parameters=IMPORT_PARAMETERS,
         request={
@@ -170,6 +192,7 @@ class CatalogImportApi(TenantAPIView):
         actor = Actor.for_request(request, source=AuditEntry.Source.API)
         common = {"actor": actor, "tenant": self.tenant, "partial": options["partial"]}
         common["currency"] = options["currency"].upper() if options.get("currency") else None
+        common["effective_from"] = options.get("effective_from")
 
         if options["background"] or background:
             record = services.catalog_import_enqueue(**common, **source)

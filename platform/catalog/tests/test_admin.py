@@ -6,10 +6,12 @@ import csv
 import io
 import re
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 
 from django.contrib.auth.models import User
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
+from django.utils import timezone
 from openpyxl import load_workbook
 
 from catalog import services
@@ -55,6 +57,26 @@ def test_manager_imports_a_csv_and_sees_the_result(manager_a: User, tenant_a: Te
     detail = client.get(f"/admin/catalog/product/{Product.unscoped.get(sku='COLA-330').pk}/change/")
     assert detail.status_code == 200
     assert "$1.99" in detail.content.decode()  # the price history inline
+
+
+def test_a_manager_back_fills_prices_from_a_past_instant(manager_a: User, tenant_a: Tenant) -> None:
+    client = login(manager_a)
+    assert "Prices apply from" in client.get(IMPORT_PAGE).content.decode()
+    future = (timezone.now() + timedelta(days=1)).strftime("%Y-%m-%d %H:%M")
+    for value, says in [("next tuesday", "Enter a valid date/time"), (future, "future")]:
+        refused = client.post(
+            IMPORT_PAGE, {"file": SimpleUploadedFile("c.csv", csv_bytes([COLA])), "effective_from": value}
+        )
+        assert refused.status_code == 200 and says in refused.content.decode()
+    assert not CatalogImport.unscoped.filter(tenant=tenant_a).exists()
+    assert not Product.unscoped.filter(tenant=tenant_a).exists()
+
+    file = SimpleUploadedFile("catalog.csv", csv_bytes([COLA]))
+    response = client.post(IMPORT_PAGE, {"file": file, "effective_from": "2026-03-01 06:00"})
+    assert response.status_code == 302
+    price = ProductPrice.unscoped.get(tenant=tenant_a)
+    assert price.effective_from == datetime(2026, 3, 1, 6, tzinfo=UTC)
+    assert "new prices applying from 2026-03-01 06:00 UTC" in client.get(response["Location"]).content.decode()
 
 
 def test_bad_rows_are_listed_and_nothing_is_imported_unless_good_rows_are_kept(

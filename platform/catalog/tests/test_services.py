@@ -7,6 +7,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+from django.utils import timezone
 
 from catalog import selectors, services
 from catalog.models import CatalogImport, Product, ProductPrice
@@ -99,13 +100,45 @@ def test_price_at_answers_the_version_in_force_at_each_instant(tenant_a: Tenant)
             found = selectors.price_at(product=cola, currency="USD", at=at)
             return found.unit_price if found else None
 
-        assert price(first.effective_from - timedelta(seconds=1)) is None
+        assert price(first.effective_from - timedelta(days=30)) == 199, "the first price covers what came before"
         assert price(first.effective_from) == 199
         assert price(first.effective_from + (second.effective_from - first.effective_from) / 2) == 199
         assert price(second.effective_from) == 219
         assert price(third.effective_from - timedelta(microseconds=1)) == 219
         assert price(third.effective_from + timedelta(days=365)) == 189
         assert selectors.price_at(product=cola, currency="EUR", at=third.effective_from) is None
+
+
+def test_a_back_filled_price_slots_into_the_history_and_later_versions_stay_exact(tenant_a: Tenant) -> None:
+    run(tenant_a, [COLA])  # 1.99 from now
+    now = ProductPrice.unscoped.get(tenant=tenant_a).effective_from
+    last_week, yesterday = now - timedelta(days=7), now - timedelta(days=1)
+    assert counts(run(tenant_a, [{**COLA, "price": "1.49"}], effective_from=yesterday)) == (0, 1, 0)
+    assert counts(run(tenant_a, [{**COLA, "price": "1.49"}], effective_from=yesterday)) == (0, 0, 1)
+    assert counts(run(tenant_a, [{**COLA, "price": "1.39"}], effective_from=yesterday)) == (0, 1, 0), "replaced"
+    assert counts(run(tenant_a, [{**COLA, "price": "1.39"}], effective_from=last_week)) == (0, 0, 1), (
+        "the first version covers last week already"
+    )
+    assert counts(run(tenant_a, [{**COLA, "price": "0.99"}], effective_from=last_week)) == (0, 1, 0)
+    history = ProductPrice.unscoped.filter(tenant=tenant_a).order_by("effective_from")
+    assert [(p.effective_from, p.unit_price) for p in history] == [(last_week, 99), (yesterday, 139), (now, 199)]
+    with tenant_scope(tenant_a.pk):
+        cola = Product.objects.get(sku="COLA-330")
+        assert selectors.price_at(product=cola, currency="USD", at=last_week - timedelta(days=1)).unit_price == 99
+        assert selectors.price_at(product=cola, currency="USD", at=now - timedelta(seconds=1)).unit_price == 139
+        assert [p.unit_price for p in selectors.current_prices_of(products=[cola])[cola.pk]] == [199]
+    import_record = CatalogImport.unscoped.filter(tenant=tenant_a).latest("pk")
+    assert import_record.effective_from == last_week
+    entry = AuditEntry.unscoped.filter(tenant=tenant_a, action="import").latest("at")
+    assert entry.changes["effective_from"] == last_week.isoformat()
+
+
+def test_prices_cannot_apply_from_a_future_or_naive_instant(tenant_a: Tenant) -> None:
+    with pytest.raises(ValueError, match="future"):
+        run(tenant_a, [COLA], effective_from=timezone.now() + timedelta(minutes=5))
+    with pytest.raises(ValueError, match="offset"):
+        run(tenant_a, [COLA], effective_from=timezone.now().replace(tzinfo=None))
+    assert catalog_size(tenant_a) == (0, 0)
 
 
 def test_a_second_currency_is_a_new_price_beside_the_first(tenant_a: Tenant) -> None:

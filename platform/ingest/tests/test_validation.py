@@ -285,7 +285,10 @@ def test_references_are_read_against_the_layout_of_the_events_time() -> None:
     assert _refs(early) is None
     assert _refs(late) == "bin 'F01-B01' is not in the layout in force at 2026-11-15T10:00:00Z"
     before = {**VALID["item.picked"], "ts": "2026-10-01T10:00:00Z"}
-    assert "no layout in force" in _refs(before)
+    assert _refs(before) is None, "a store's first layout covers what came before it"
+    no_layout = StoreReferences(store_code="S1", layouts=[])
+    parsed, _ = check_event(before)
+    assert "has no layout yet" in check_references(parsed, references=no_layout, now=T0)
 
 
 def test_reference_problems() -> None:

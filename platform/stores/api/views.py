@@ -139,7 +139,13 @@ class LayoutRejectedError(DetailedError):
 
 class StoreLayoutApi(TenantAPIView):
     @extend_schema(
-        parameters=[OpenApiParameter("at", OpenApiTypes.DATETIME, description="The instant (default: now).")],
+        parameters=[
+            OpenApiParameter(
+                "at",
+                OpenApiTypes.DATETIME,
+                description="The instant (default: now). Before the store's first version, that first version.",
+            )
+        ],
         responses=LayoutOutputSerializer,
         summary="The layout in force at an instant",
     )
@@ -148,7 +154,7 @@ class StoreLayoutApi(TenantAPIView):
         at = instant_param(request, "at")
         layout = selectors.layout_in_force(store=found, at=at)
         if layout is None:
-            raise exceptions.NotFound(f"Store {found.code!r} has no layout in force at that time.")
+            raise exceptions.NotFound(f"Store {found.code!r} has no layout yet.")
         return Response(LayoutOutputSerializer(layout).data)
 
     @extend_schema(

@@ -182,6 +182,7 @@ def test_an_archived_or_other_tenants_product_does_not_resolve(
 
 
 def test_layout_versions_answer_for_their_time(api_a: APIClient, store_a: Store, layout_document: dict) -> None:
+    assert api_a.get("/api/v1/stores/S1/layout").status_code == 404
     start = timezone.now() - timedelta(days=10)
     api_a.put(
         f"/api/v1/stores/S1/layout?effective_from={start.isoformat().replace('+00:00', 'Z')}",
@@ -200,7 +201,7 @@ def test_layout_versions_answer_for_their_time(api_a: APIClient, store_a: Store,
         got = api_a.get("/api/v1/stores/S1/layout", {"at": at.isoformat().replace("+00:00", "Z")})
         return got.json()["document"]["fixtures"][0]["bins"][0]["sku"] if got.status_code == 200 else None
 
-    assert sku_at(start - timedelta(seconds=1)) is None
+    assert sku_at(start - timedelta(days=30)) == "SKU-001", "the first version covers what came before it"
     assert sku_at(start) == "SKU-001"
     assert sku_at(second - timedelta(seconds=1)) == "SKU-001"
     assert sku_at(second) == "SKU-040"
