@@ -51,7 +51,7 @@ def _check_take(*, store: Store, at: datetime, rows: Any) -> tuple[dict[str, tup
         return {}, [Problem(None, "A stock take counts what is on the shelves: its time cannot be in the future.")]
     layout = layout_in_force(store=store, at=at)
     if layout is None:
-        return {}, [Problem(None, f"Store {store.code} has no layout in force at {at.isoformat()}.")]
+        return {}, [Problem(None, f"Store {store.code} has no layout yet: publish one first.")]
     skus = dict(Bin.objects.filter(layout=layout).values_list("code", "sku"))
     counted: dict[str, tuple[str, int]] = {}
     problems: list[Problem] = []

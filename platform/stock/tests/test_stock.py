@@ -172,7 +172,6 @@ def test_a_later_count_starts_again_and_the_same_instant_replaces(api_a: APIClie
         ([{"bin": SCALED, "units": True}], "", "whole number"),
         ([{"bin": SCALED}], "", '{"bin"'),
         ([{"bin": SCALED, "units": 3}], "?at=2999-01-01T00:00:00Z", "future"),
-        ([{"bin": SCALED, "units": 3}], "?at=2020-01-01T00:00:00Z", "no layout"),
     ],
 )
 def test_a_bad_stock_take_is_refused_whole(api_a: APIClient, store: Store, body: Any, query: str, says: str) -> None:
