@@ -276,6 +276,7 @@ UNFOLD = {
     "SHOW_HISTORY": True,
     "DASHBOARD_CALLBACK": "billing.invoicing.dashboards.licensee_dashboard",
     "SIDEBAR": {"show_search": True, "show_all_applications": True},
+    "SITE_FAVICONS": [{"rel": "icon", "type": "image/svg+xml", "href": "/favicon.ico"}],
 }
 UNFOLD_OPS = {
     **UNFOLD,

@@ -4,7 +4,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, Spec
 from rest_framework.permissions import AllowAny
 
 from billing.payments.api.views import stripe_webhook
-from core import health, metrics
+from core import health, landing, metrics
 from core.admin_sites import licensee_site, ops_site
 from ingest.api.views import EventSchemaApi
 
@@ -26,6 +26,9 @@ api_v1: list[URLPattern | URLResolver] = [
 ]
 
 urlpatterns = [
+    path("", landing.landing, name="landing"),
+    path("favicon.ico", landing.favicon, name="favicon"),
+    path("docs/<slug:name>.md", landing.doc, name="doc"),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     path("metrics", metrics.metrics_view, name="metrics"),
