@@ -122,3 +122,28 @@ def test_a_manager_sees_only_their_own_stores(manager_a: User, activity: dict[st
     mine = client.get("/admin/", {"store": activity["A2"].pk}).context["console"]
     assert mine["title"] == "Store A2 — Store A2"
     assert {k["label"]: k["value"] for k in mine["kpis"]}["Ingestion backlog"] == "1 stream"
+
+
+def test_charts_name_and_colour_each_series_count_in_whole_numbers_and_mark_today_as_partial(
+    operator: User, activity: dict[str, Store]
+) -> None:
+    charts = {c["title"]: c for c in _login(operator).get("/ops/").context["console"]["charts"]}
+    streams = json.loads(charts["Event streams received per day"]["data"])
+    assert [d["label"] for d in streams["datasets"]] == ["Done", "Failed", "Waiting or running"]
+    assert len({d["borderColor"] for d in streams["datasets"]}) == 3  # one colour per series
+    assert streams["labels"][-1].endswith("(so far)") and "(so far)" not in streams["labels"][-2]
+    assert streams["datasets"][0]["backgroundColor"][-1] != streams["datasets"][0]["backgroundColor"][-2]
+    for title in ("Visits settled per day", "Overcharge corrections per day", "Event streams received per day"):
+        options = json.loads(charts[title]["options"])
+        assert options["scales"]["y"]["ticks"]["precision"] == 0, title  # no 0.1–0.9 on a count
+        assert options["plugins"]["legend"]["display"] is True
+    rate = json.loads(charts["Review rate per day (%)"]["data"])["datasets"][0]["data"]
+    assert rate[0] is None  # a day without visits has no rate: a gap, not 0 %
+
+
+def test_a_chart_with_nothing_to_show_says_so(operator: User, tenant_a: Tenant) -> None:
+    response = _login(operator).get(f"/ops/?tenant={tenant_a.pk}")
+    charts = response.context["console"]["charts"]
+    assert all(chart["empty"] for chart in charts)
+    body = response.content.decode()
+    assert body.count("No data yet for these days.") == len(charts) and 'class="chart"' not in body
