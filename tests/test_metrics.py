@@ -26,6 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 EVERY_METRIC = {
     "openaisle_http_requests": "counter",
     "openaisle_http_request_duration_seconds": "histogram",
+    "openaisle_http_request_cpu_seconds": "counter",
     "openaisle_celery_tasks": "counter",
     "openaisle_celery_task_duration_seconds": "histogram",
     "openaisle_events": "counter",
@@ -80,6 +81,7 @@ def test_metrics_lists_every_metric_with_its_type(client: Client) -> None:
     assert ("openaisle_visits_settled_total", frozenset({("status", "charged")})) in samples
     # The previous scrape was itself counted, by URL name rather than path.
     assert value(samples, "openaisle_http_requests_total", view="metrics", method="GET", status="200") >= 1
+    assert value(samples, "openaisle_http_request_cpu_seconds_total", view="metrics", method="GET") > 0
 
 
 @pytest.mark.django_db
@@ -175,13 +177,20 @@ def test_counters_move_with_an_ingested_stream_a_push_and_settled_visits(
     assert moved("openaisle_visits_settled_total", status="needs_review") == 4
     assert value(after, "openaisle_review_queue_visits") == Visit.unscoped.filter(status="needs_review").count() >= 4
 
-    # A live push is counted as it is answered, as a push.
+    # A live push is counted once a worker has finished it (just after the answer), as a push.
     pushed = api_a.post(f"/api/v1/stores/{store.code}/events", [events[0], {"id": "p-bad"}], format="json")
     assert pushed.status_code == 202, pushed.content
-    final = scrape(web)
-    for outcome in ("duplicate", "rejected"):
-        pushed_now = value(final, "openaisle_events_total", outcome=outcome, source="push")
-        assert pushed_now - value(after, "openaisle_events_total", outcome=outcome, source="push") == 1
+
+    def pushed_counted() -> bool:
+        final = scrape(web)
+        return all(
+            value(final, "openaisle_events_total", outcome=outcome, source="push")
+            - value(after, "openaisle_events_total", outcome=outcome, source="push")
+            == 1
+            for outcome in ("duplicate", "rejected")
+        )
+
+    eventually(pushed_counted)
 
 
 def test_payment_failures_are_counted_once_the_transaction_commits(transactional_db: None) -> None:

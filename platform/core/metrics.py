@@ -6,6 +6,7 @@ batch, redone later, is counted once.
 
     openaisle_http_requests_total{view, method, status}         requests answered (web)
     openaisle_http_request_duration_seconds{view, method}       how long they took (web)
+    openaisle_http_request_cpu_seconds_total{view, method}      CPU the web process spent answering them
     openaisle_celery_tasks_total{queue, task, outcome}          tasks run: success, failure, retry, ... (workers)
     openaisle_celery_task_duration_seconds{queue, task}         how long they ran (workers)
     openaisle_events_total{outcome, source}                     events received: accepted, duplicate, rejected
@@ -68,6 +69,12 @@ HTTP_DURATION = Histogram(
     "Time to answer an HTTP request, by URL name (view) and method.",
     ["view", "method"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
+)
+HTTP_CPU = Counter(
+    "openaisle_http_request_cpu_seconds",
+    "CPU time the web process's thread spent answering HTTP requests, by URL name (view) and method: "
+    "divided by openaisle_http_requests_total, what one request of a view costs the web server.",
+    ["view", "method"],
 )
 CELERY_TASKS = Counter(
     "openaisle_celery_tasks",
@@ -154,13 +161,14 @@ class RequestMetricsMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.thread_time()
         response = self.get_response(request)
         match = request.resolver_match
         view = (match.view_name or match.url_name or "unnamed") if match is not None else "unmatched"
         method = request.method if request.method in _METHODS else "other"
         HTTP_DURATION.labels(view=view, method=method).observe(time.perf_counter() - started)
         HTTP_REQUESTS.labels(view=view, method=method, status=str(response.status_code)).inc()
+        HTTP_CPU.labels(view=view, method=method).inc(time.thread_time() - cpu_started)
         return response
 
 
