@@ -519,7 +519,15 @@ def _record_devices(stream: EventStream, seen: dict[str, datetime], reported: di
 
 
 def events_push(*, actor: Actor, store: Store, events: Any) -> PushResult:
-    """Process up to 1,000 events sent live, through the same validation and writing as uploads."""
+    """Validate and store up to 1,000 events sent live, and hand their finishing on to a worker.
+
+    The same validation and writing as uploads (one COPY and one INSERT), and the one check a live store acts on
+    at once — an event of a session never started is refused, to be sent again after its `session.started` (one
+    indexed look-up) — answered as soon as that commits. The rest of finishing (device health, handing the
+    visits on to be refreshed and settled) runs in the `ingest.finish_stream` task: a push never waits on the
+    workers, on a device's row lock or on other visits' settling. The task carries the summary of the accepted
+    events (and reads them again if the message is lost and `streams_resume_stalled` sends it anew).
+    """
     if not isinstance(events, list):
         raise ValidationError("Send a JSON array of events.")
     if len(events) > PUSH_MAX_EVENTS:
@@ -544,19 +552,15 @@ def events_push(*, actor: Actor, store: Store, events: Any) -> PushResult:
             now=timezone.now(),
         )
         rejections_store(stream=stream, refused=outcome.refused)
-        EventStream.unscoped.filter(pk=stream.pk).update(
-            lines=outcome.lines,
-            accepted=outcome.accepted,
-            duplicates=outcome.duplicates,
-            rejected=outcome.rejected,
-            rejections_stored=len(outcome.refused),
-        )
-        stream_finish(stream_id=stream.pk, summary=outcome.summary)
-    stream.refresh_from_db()
-    rejected = [
-        {"index": row.line, "event_id": row.event_id or None, "reason": row.reason}
-        for row in Rejection.objects.filter(stream=stream).order_by("line")
-    ]
+        stream.lines, stream.accepted, stream.duplicates = outcome.lines, outcome.accepted, outcome.duplicates
+        stream.rejected, stream.rejections_stored = outcome.rejected, len(outcome.refused)
+        orphans = _reject_unknown_sessions(stream, _sessions_of(outcome.summary))
+        stream.save(update_fields=["lines", "accepted", "duplicates", "rejected", "rejections_stored"])
+        # With events refused since the summary was made, the task reads what is left instead.
+        summary = None if orphans else outcome.summary
+        enqueue_on_commit("ingest.finish_stream", tenant_id=store.tenant_id, stream_id=stream.pk, summary=summary)
+    refused = Rejection.objects.filter(stream=stream).order_by("line") if orphans else outcome.refused
+    rejected = [{"index": row.line, "event_id": row.event_id or None, "reason": row.reason} for row in refused]
     return PushResult(stream=stream, accepted=stream.accepted, duplicates=stream.duplicates, rejected=rejected)
 
 
@@ -582,6 +586,11 @@ def streams_resume_stalled(*, stalled_after: timedelta) -> int:
             enqueue_on_commit("ingest.finish_stream", tenant_id=stream.tenant_id, stream_id=stream.pk)
         resent += len(pending)
     for stream in processing.filter(stopped_at__lte=cutoff).only("pk", "tenant_id"):  # stopped; its finish was lost
+        enqueue_on_commit("ingest.finish_stream", tenant_id=stream.tenant_id, stream_id=stream.pk)
+    pushed = EventStream.objects.filter(
+        status=EventStream.Status.PROCESSING, source=EventStream.Source.PUSH, started_at__lte=cutoff
+    )
+    for stream in pushed.only("pk", "tenant_id"):  # a push whose finishing was lost: read from its events
         enqueue_on_commit("ingest.finish_stream", tenant_id=stream.tenant_id, stream_id=stream.pk)
     return resent
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import psycopg2.errors
 from celery import shared_task
@@ -33,8 +34,8 @@ def process_chunk(*, tenant_id: int, chunk_id: int) -> None:
 
 @shared_task(name="ingest.finish_stream")
 @tenancy.in_tenant_scope
-def finish_stream(*, tenant_id: int, stream_id: int) -> None:
-    services.stream_finish(stream_id=stream_id)
+def finish_stream(*, tenant_id: int, stream_id: int, summary: dict[str, Any] | None = None) -> None:
+    services.stream_finish(stream_id=stream_id, summary=summary)
 
 
 @shared_task(name="ingest.resume_stalled_streams")

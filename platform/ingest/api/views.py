@@ -144,6 +144,11 @@ class PushResultSerializer(serializers.Serializer):
     accepted = serializers.IntegerField()
     duplicates = serializers.IntegerField()
     rejected = PushRejectionSerializer(many=True)
+    stream = serializers.IntegerField(help_text="The push as an event stream, finished in the background.")
+    url = serializers.URLField(
+        help_text="The stream's status: `done` once finished; events of a session never started are "
+        "rejected then, and listed at its rejections."
+    )
 
 
 class StoreEventPushApi(TenantAPIView):
@@ -151,11 +156,19 @@ class StoreEventPushApi(TenantAPIView):
         request={"application/json": OpenApiTypes.OBJECT},
         responses={202: PushResultSerializer},
         summary="Push up to 1,000 events live; answered with what was accepted, duplicate or rejected",
+        description="Answered once the events are validated and stored; what follows from them (visits, "
+        "carts, payments) runs in the background and never delays the answer.",
     )
     def post(self, request: Request, store: str) -> Response:
         found = store_get(code=store)
         result = services.events_push(
             actor=Actor.for_request(request, source=AuditEntry.Source.API), store=found, events=request.data
         )
-        body = {"accepted": result.accepted, "duplicates": result.duplicates, "rejected": result.rejected}
+        body = {
+            "accepted": result.accepted,
+            "duplicates": result.duplicates,
+            "rejected": result.rejected,
+            "stream": result.stream.pk,
+            "url": _stream_url(request, result.stream),
+        }
         return Response(body, status=status.HTTP_202_ACCEPTED)

@@ -10,7 +10,7 @@ from rest_framework.test import APIClient
 
 from core import tenancy
 from ingest.models import Event, EventStream, Rejection
-from ingest.tests.conftest import day_of_events, eventually
+from ingest.tests.conftest import day_of_events, eventually, wait_for_stream
 from stores.models import Device, Store
 from stores.services import devices_mark_silent
 from visits.models import Visit
@@ -23,7 +23,14 @@ def test_push_accepts_reports_duplicates_and_rejections_by_index(api_a: APIClien
     events = day_of_events(store_a, visits=3)
     response = api_a.post(f"/api/v1/stores/{store_a.code}/events", events, format="json")
     assert response.status_code == 202
-    assert response.json() == {"accepted": len(events), "duplicates": 0, "rejected": []}
+    stream = EventStream.unscoped.get(source="push")
+    assert response.json() == {
+        "accepted": len(events),
+        "duplicates": 0,
+        "rejected": [],
+        "stream": stream.pk,
+        "url": f"http://testserver/api/v1/event-streams/{stream.pk}",
+    }
     again = [
         *events[:2],
         {"id": "bad-1", "type": "item.picked"},
@@ -39,6 +46,22 @@ def test_push_accepts_reports_duplicates_and_rejections_by_index(api_a: APIClien
     stream = EventStream.unscoped.filter(source="push").latest("created_at")
     assert (stream.lines, stream.accepted, stream.duplicates, stream.rejected) == (5, 0, 2, 3)
     assert Rejection.unscoped.filter(stream=stream).count() == 3
+
+
+def test_push_is_answered_once_stored_and_finished_by_a_worker(api_a: APIClient, store_a: Store) -> None:
+    """The answer refuses an event of a session never started (to be sent again); a worker finishes the rest."""
+    events = day_of_events(store_a, visits=1)
+    stray = {**next(e for e in events if e["type"] == "item.picked"), "id": "stray-1", "session": "never-started"}
+    body = api_a.post(f"/api/v1/stores/{store_a.code}/events", [*events, stray], format="json").json()
+    assert body["accepted"] == len(events)
+    assert [(r["index"], r["event_id"]) for r in body["rejected"]] == [(len(events), "stray-1")]
+    assert "unknown session 'never-started'" in body["rejected"][0]["reason"]
+    assert not Event.unscoped.filter(event_id="stray-1").exists()
+
+    status = wait_for_stream(api_a, body["stream"])
+    assert (status["status"], status["accepted"], status["rejected"]) == ("done", len(events), 1)
+    eventually(lambda: Visit.unscoped.filter(store=store_a).exists())
+    assert Device.unscoped.filter(store=store_a, last_seen_at__isnull=False).exists()
 
 
 def test_push_hands_visits_on(api_a: APIClient, store_a: Store) -> None:
@@ -83,7 +106,8 @@ def test_devices_silent_for_too_long_are_marked_offline(api_a: APIClient, store_
     now = timezone.now()
     stamp = (now - timedelta(minutes=1)).isoformat().replace("+00:00", "Z")
     fresh = {"id": "s1", "type": "device.status", "ts": stamp, "device": "CAM-01", "status": "online"}
-    api_a.post(f"/api/v1/stores/{store_a.code}/events", [fresh], format="json")
+    pushed = api_a.post(f"/api/v1/stores/{store_a.code}/events", [fresh], format="json").json()
+    wait_for_stream(api_a, pushed["stream"])  # device health is the worker's part of finishing a push
     Device.unscoped.filter(store=store_a, code="CAM-02").update(status="online", last_seen_at=now - timedelta(hours=2))
     with tenancy.platform_wide_scope():
         changed = devices_mark_silent(silent_after=timedelta(minutes=15))

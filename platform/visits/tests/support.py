@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from core import tenancy
-from ingest.services import events_push
+from ingest.services import events_push, stream_finish
 from stores.models import Store
 from tenants.audit import Actor
 from visits import calibration, services, settling
@@ -21,11 +21,13 @@ def stamp(at: datetime) -> str:
 
 
 def push(store: Store, events: Sequence[dict[str, Any]], *, batch: int = PUSH_AT_MOST) -> None:
-    """Send events as a store's live pushes do (the same validation and writing), `batch` at a time."""
+    """Send events as a store's live pushes do (the same validation and writing), `batch` at a time, each
+    finished as the ingest worker finishes it just after the answer."""
     with tenancy.tenant_scope(store.tenant_id):
         for start in range(0, len(events), batch):
             result = events_push(actor=Actor.system(), store=store, events=list(events[start : start + batch]))
             assert not result.rejected, result.rejected
+            stream_finish(stream_id=result.stream.pk)
 
 
 def settle(store: Store, events: Sequence[dict[str, Any]]) -> list[Visit]:
