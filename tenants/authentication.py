@@ -11,6 +11,7 @@ from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.throttling import SimpleRateThrottle
 
+from core.cache import count_in_window
 from tenants.models import ApiKey, Tenant
 from tenants.services import api_key_authenticate
 
@@ -94,15 +95,7 @@ class ApiKeyRateThrottle(SimpleRateThrottle):
         self.now = self.timer()
         window = int(self.now // seconds)
         self.window_ends = (window + 1) * seconds
-        counter = f"{key}:{window}"
-        if self.cache.add(counter, 1, seconds + 1):
-            return True
-        try:
-            count = self.cache.incr(counter)
-        except ValueError:  # it expired in between: this call opens the window again
-            self.cache.add(counter, 1, seconds + 1)
-            return True
-        return bool(count <= allowed)
+        return count_in_window(f"{key}:{window}", seconds=seconds + 1) <= allowed
 
     def wait(self) -> float | None:
         return max(self.window_ends - self.now, 0.001)
