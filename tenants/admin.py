@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from axes.models import AccessAttempt
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
@@ -24,6 +25,7 @@ from unfold.forms import AdminPasswordChangeForm, UserChangeForm, UserCreationFo
 from billing.invoicing.models import Invoice
 from core.admin import OpsModelAdmin, TenantModelAdmin
 from core.admin_sites import licensee_site, ops_site
+from core.login_throttle import locked_until, lockout_release
 from stores.models import Store
 from tenants import services
 from tenants.audit import Actor
@@ -288,6 +290,40 @@ class ApiKeyOpsAdmin(ApiKeyAdminBase, OpsModelAdmin):
 class AuditEntryOpsAdmin(AuditEntryAdminBase, OpsModelAdmin):
     list_display = ["at", "tenant", "actor_label", "action", "object_type", "object_repr", "source"]
     list_filter = ["source", "action", "tenant", "object_type"]
+
+
+@admin.register(AccessAttempt, site=ops_site)
+class SignInFailuresOpsAdmin(OpsModelAdmin):
+    """Failed sign-ins per username and address within the cool-off, and which of them are locked (both admins)."""
+
+    list_display = ["username", "ip_address", "failures_since_start", "attempt_time", "lock", "path_info"]
+    search_fields = ["username", "ip_address"]
+    ordering = ["-attempt_time"]
+    fields = readonly_fields = [
+        "username",
+        "ip_address",
+        "failures_since_start",
+        "attempt_time",
+        "lock",
+        "path_info",
+        "user_agent",
+    ]
+    actions = ["unlock_selected"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    @display(description="Locked until", label=True)
+    def lock(self, attempt: AccessAttempt) -> str:
+        until = locked_until(attempt)
+        return f"{until:%Y-%m-%d %H:%M} UTC" if until else "not locked"
+
+    @admin.action(description="Unlock selected (forget their failed sign-ins)", permissions=["change"])
+    def unlock_selected(self, request: HttpRequest, queryset: QuerySet[AccessAttempt]) -> None:
+        actor = Actor.for_request(request, source=self.audit_source)
+        for attempt in queryset:
+            lockout_release(actor=actor, attempt=attempt)
+        self.message_user(request, "Unlocked: they may sign in again.", messages.SUCCESS)
 
 
 @admin.register(User, site=ops_site)

@@ -5,6 +5,7 @@ tasks run in-process, a local cache. `DATABASE_URL` and `REDIS_URL` (or
 `CELERY_BROKER_URL`) switch to PostgreSQL, Redis and real workers.
 """
 
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -36,6 +37,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "axes",
     "core",
     "tenants",
     "catalog",
@@ -61,6 +63,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last: turns a sign-in refused while locked into the sign-in page saying why (core/login_throttle.py).
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -96,6 +100,20 @@ if REDIS_URL:
     CACHES = {"default": {"BACKEND": "core.cache.RedisCache", "LOCATION": REDIS_URL}}
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+# Sign-in throttling on /admin/ and /ops/ (platform/core/login_throttle.py, django-axes): after LOGIN_FAILURE_LIMIT
+# wrong passwords for a username from one address, that username is locked at that address for LOGIN_COOLOFF_MINUTES.
+AUTHENTICATION_BACKENDS = ["core.login_throttle.LoginThrottleBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("LOGIN_COOLOFF_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "core.login_throttle.lockout_response"
+AXES_CLIENT_IP_CALLABLE = "core.login_throttle.client_ip"
+AXES_ENABLE_ADMIN = False  # the operators' own page lists the locks (tenants/admin.py)
+AXES_SENSITIVE_PARAMETERS = ["username", "ip_address", "password"]
+# Proxies in front of the web processes that append to X-Forwarded-For (the TLS proxy: 1); 0 trusts no header.
+LOGIN_PROXY_COUNT = env.int("LOGIN_PROXY_COUNT", default=0)
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -255,6 +273,7 @@ LOGGING = {
     "loggers": {
         "django": {"level": "INFO"},  # through the root handler (not Django's own), so in the same format
         "django.db.backends": {"level": "WARNING"},
+        "axes": {"level": "WARNING"},  # failed sign-ins and lockouts; not its every step
         # One line per request with its outcome; runserver prints its own in console mode.
         "core.requests": {"level": "INFO" if LOG_FORMAT == "json" else "WARNING"},
         # In embedded mode tasks run inside the command or request that sent them: keep their chatter out.

@@ -6,8 +6,9 @@ class CoreConfig(AppConfig):
     verbose_name = "Core"
 
     def ready(self) -> None:
-        from core import checks, logs, metrics  # noqa: F401 — importing `checks` registers the production checks
+        from core import checks, login_throttle, logs, metrics  # noqa: F401 — importing `checks` registers them
 
         logs.configure_structlog()
         logs.connect_signals()
         metrics.connect_signals()
+        login_throttle.connect_signals()

@@ -152,3 +152,29 @@ def test_a_manager_at_the_operations_login_is_sent_to_the_store_admin(
     page.get_by_role("link", name="store admin").click()
     log_in(page, page.url, manager_a)
     expect(page).to_have_url(f"{live_server.url}/admin/")
+
+
+@pytest.mark.browser
+def test_too_many_wrong_passwords_show_why_on_the_sign_in_page(
+    page: Page, live_server, screenshot: Screenshot, operator: User
+) -> None:
+    from django.conf import settings
+
+    page.goto(f"{live_server.url}/ops/login/")
+    for n in range(settings.AXES_FAILURE_LIMIT):
+        page.fill('input[name="username"]', operator.get_username())
+        page.fill('input[name="password"]', f"wrong-{n}")
+        page.click('#login-form button[type="submit"]')
+        page.wait_for_load_state()
+    locked = page.locator("#login-locked-out")
+    expect(locked).to_contain_text("Too many failed sign-ins for this account from your address")
+    expect(locked).to_contain_text("Try again in 15 minutes")
+    expect(page.locator("#login-form")).to_be_visible()
+    screenshot("ops-login-locked-out")
+
+    page.fill('input[name="username"]', operator.get_username())
+    page.fill('input[name="password"]', PASSWORD)
+    page.click('#login-form button[type="submit"]')
+    page.wait_for_load_state()
+    expect(page.locator("#login-locked-out")).to_be_visible()
+    assert page.url.startswith(f"{live_server.url}/ops/login/")
