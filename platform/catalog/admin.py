@@ -19,10 +19,15 @@ from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from unfold.admin import TabularInline
 from unfold.decorators import action, display
-from unfold.widgets import UnfoldAdminSelectWidget, UnfoldAdminSingleDateWidget, UnfoldAdminTextInputWidget
+from unfold.widgets import (
+    UnfoldAdminSelectWidget,
+    UnfoldAdminSingleDateWidget,
+    UnfoldAdminTextareaWidget,
+    UnfoldAdminTextInputWidget,
+)
 
 from catalog import currencies, selectors, services
-from catalog.importing import COLUMNS, MAX_ERRORS_LISTED
+from catalog.importing import COLUMNS, MAX_ERRORS_LISTED, parse_barcodes
 from catalog.models import CatalogImport, Product, ProductPrice
 from core.admin import TenantModelAdmin, tenant_may_upload
 from core.admin_sites import licensee_site
@@ -89,8 +94,33 @@ class CatalogImportForm(forms.Form):
         return value
 
 
+class ProductForm(forms.ModelForm):
+    """Barcodes typed as text, one per line or separated by commas, checked as the import checks them."""
+
+    barcodes = forms.CharField(
+        required=False,
+        widget=UnfoldAdminTextareaWidget(attrs={"rows": 3, "placeholder": "4006381333931"}),
+        help_text="The GTINs printed on the item (8, 12, 13 or 14 digits), one per line or separated by commas.",
+    )
+
+    class Meta:
+        model = Product
+        fields = ["name", "status", "barcodes", "unit_weight_g", "weight_tolerance_g", "image_url", "min_age"]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.initial["barcodes"] = "\n".join(self.instance.barcodes or [])
+
+    def clean_barcodes(self) -> list[str]:
+        barcodes, problems = parse_barcodes(self.cleaned_data["barcodes"])
+        if problems:
+            raise forms.ValidationError([problem[0].upper() + problem[1:] + "." for problem in problems])
+        return list(barcodes)
+
+
 @admin.register(Product, site=licensee_site)
 class ProductAdmin(TenantModelAdmin):
+    form = ProductForm
     list_display = ["sku", "name", "current_price", "status_label", "barcode_list", "unit_weight_g", "updated_at"]
     list_filter = ["status"]
     search_fields = ["sku", "name", "barcodes"]

@@ -70,6 +70,23 @@ _SKU = re.compile(rf"[^\x00-\x20\x7f/\\]{{1,{MAX_SKU_LENGTH}}}")
 _BARCODE_SPLIT = re.compile(r"[|;,\s]+")
 
 
+def parse_barcodes(text: str) -> tuple[tuple[str, ...], list[str]]:
+    """GTINs separated by commas, semicolons, bars, spaces or new lines: the distinct codes, and what is wrong
+    with any of them (digits only, 8/12/13/14 of them, a right check digit)."""
+    barcodes = tuple(dict.fromkeys(code for code in _BARCODE_SPLIT.split(text) if code))
+    problems = []
+    for code in barcodes:
+        if not code.isascii() or not code.isdigit():
+            problems.append(f"barcode {code[:20]!r} must be digits only")
+        elif len(code) not in GTIN_LENGTHS:
+            problems.append(f"barcode {code} must have 8, 12, 13 or 14 digits (a GTIN), not {len(code)}")
+        elif not gtin_is_valid(code):
+            problems.append(
+                f"barcode {code} has a wrong check digit (expected {gtin_check_digit(code[:-1])}, got {code[-1]})"
+            )
+    return barcodes, problems
+
+
 class CatalogFileError(ValueError):
     """The file as a whole cannot be imported (not UTF-8, not a spreadsheet, a required column missing...)."""
 
@@ -597,18 +614,8 @@ def check_row(
                 f"barcode: {FORMULA_MESSAGE}" if raw.get("barcode") is FORMULA else "barcode: expected text"
             )
         else:
-            barcodes = tuple(code for code in _BARCODE_SPLIT.split(text) if code)
-            for code in barcodes:
-                if not code.isascii() or not code.isdigit():
-                    problems.append(f"barcode {code[:20]!r} must be digits only")
-                elif len(code) not in GTIN_LENGTHS:
-                    problems.append(f"barcode {code} must have 8, 12, 13 or 14 digits (a GTIN), not {len(code)}")
-                elif not gtin_is_valid(code):
-                    problems.append(
-                        f"barcode {code} has a wrong check digit (expected {gtin_check_digit(code[:-1])}, "
-                        f"got {code[-1]})"
-                    )
-            barcodes = tuple(dict.fromkeys(barcodes))
+            barcodes, wrong = parse_barcodes(text)
+            problems.extend(wrong)
 
     image_url: str | None = None
     if "image_url" in present:

@@ -11,6 +11,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
 
+from catalog.currencies import format_money
 from core.models import TenantOwnedModel
 
 
@@ -76,7 +77,7 @@ class ProductPrice(TenantOwnedModel):
         ]
 
     def __str__(self) -> str:
-        return f"{self.product_id} {self.unit_price} {self.currency} from {self.effective_from:%Y-%m-%d %H:%M}"
+        return f"{format_money(self.unit_price, self.currency)} from {self.effective_from:%-d %b %Y}"
 
 
 def catalog_import_upload_to(instance: CatalogImport, filename: str) -> str:

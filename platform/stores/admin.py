@@ -59,7 +59,7 @@ def _floor_plan_html(layout: LayoutVersion | None, *, store: Store) -> SafeStrin
         device_health={code: h.key for code, h in health.store_device_health(store=store).items()},
         product_names=selectors.product_names_of_layout(layout=layout),
     )
-    return mark_safe(f'<div class="floor-plan" style="max-width:1100px">{svg}</div>')  # noqa: S308 — escaped by render_floor_plan
+    return mark_safe(f'<div class="floor-plan">{svg}</div>')  # noqa: S308 — escaped by render_floor_plan
 
 
 class StoreAdminForm(forms.ModelForm):
@@ -168,11 +168,11 @@ class StoreAdmin(TenantModelAdmin):
     fieldsets = [
         (None, {"fields": ["code", "name", "address", "timezone", "currency", "status"]}),
         ("Checkout", {"fields": ["preauth_amount", "overcharge_risk", "calibration", "settling_window_seconds"]}),
-        ("Floor plan", {"fields": ["floor_plan"]}),
     ]
+    change_form_after_template = "admin/stores/floor_plan_after.html"
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
-        return ["floor_plan", "calibration", "code", "currency"] if obj is not None else ["floor_plan", "calibration"]
+        return ["calibration", "code", "currency"] if obj is not None else ["calibration"]
 
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
         super().save_model(request, obj, form, change)
@@ -203,11 +203,19 @@ class StoreAdmin(TenantModelAdmin):
             "The store's calibration: what its cameras' scores mean, and what is charged without a person →",
         )
 
-    @display(description="Floor plan in force")
-    def floor_plan(self, store: Store) -> SafeString:
-        if store.pk is None:
-            return format_html("<p>{}</p>", "Save the store, then upload its layout.")
-        return _floor_plan_html(selectors.layout_in_force(store=store), store=store)
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        store = Store.objects.filter(pk=object_id).first() if object_id.isdigit() else None
+        if store is not None:
+            layout = selectors.layout_in_force(store=store)
+            extra_context = {
+                "floor_plan": _floor_plan_html(layout, store=store),
+                "floor_plan_title": f"Floor plan in force (layout v{layout.number})" if layout else "Floor plan",
+                "layout_url": reverse("admin:stores_layoutversion_change", args=[layout.pk]) if layout else "",
+                **(extra_context or {}),
+            }
+        return super().change_view(request, object_id, form_url, extra_context)
 
     @action(description="Upload layout", url_path="upload-layout", icon="upload_file", permissions=["change"])
     def upload_layout(self, request: HttpRequest, object_id: str) -> HttpResponse:
@@ -280,11 +288,14 @@ class LayoutUploadForm(forms.Form):
 
 @admin.register(LayoutVersion, site=licensee_site)
 class LayoutVersionAdmin(TenantModelAdmin):
+    """A layout version read out: counts, zones with their fixtures, the floor plan; its JSON to download."""
+
     list_display = ["__str__", "store", "number", "effective_from", "created_by"]
     list_filter = ["store"]
     search_fields = ["store__code", "store__name"]
-    fields = ["store", "number", "effective_from", "created_by", "created_at", "floor_plan", "document_pretty"]
+    fields = ["store", "number", "effective_from", "created_by", "created_at", "document_download"]
     readonly_fields = fields
+    change_form_after_template = "admin/stores/floor_plan_after.html"
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -295,14 +306,40 @@ class LayoutVersionAdmin(TenantModelAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
-    @display(description="Floor plan")
-    def floor_plan(self, layout: LayoutVersion) -> SafeString:
-        return _floor_plan_html(layout, store=layout.store)
+    def get_urls(self) -> list[URLPattern]:
+        download = path(
+            "<int:layout_id>/document.json",
+            self.admin_site.admin_view(self.document_view),
+            name="stores_layoutversion_document",
+        )
+        return [download, *super().get_urls()]
+
+    def document_view(self, request: HttpRequest, layout_id: int) -> HttpResponse:
+        layout = get_object_or_404(LayoutVersion.objects.select_related("store"), pk=layout_id)
+        response = HttpResponse(json.dumps(layout.document, indent=2), content_type="application/json")
+        response["Content-Disposition"] = f'attachment; filename="{layout.store.code}-layout-v{layout.number}.json"'
+        return response
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        layout = (
+            LayoutVersion.objects.select_related("store").filter(pk=object_id).first() if object_id.isdigit() else None
+        )
+        if layout is not None:
+            extra_context = {
+                "readout": selectors.layout_readout(document=layout.document),
+                "floor_plan": _floor_plan_html(layout, store=layout.store),
+                "floor_plan_title": "Floor plan",
+                **(extra_context or {}),
+            }
+        return super().change_view(request, object_id, form_url, extra_context)
 
     @display(description="Document")
-    def document_pretty(self, layout: LayoutVersion) -> SafeString:
+    def document_download(self, layout: LayoutVersion) -> SafeString:
         return format_html(
-            '<pre style="max-height:28rem;overflow:auto;font-size:12px">{}</pre>', json.dumps(layout.document, indent=2)
+            '<a class="text-primary-600 underline" href="{}">Download the layout document (JSON)</a>',
+            reverse("admin:stores_layoutversion_document", args=[layout.pk]),
         )
 
 

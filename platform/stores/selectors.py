@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from django.core.cache import cache
 from django.db.models import QuerySet
@@ -75,3 +78,64 @@ def device_list(*, store: Store | None = None, status: str | None = None) -> Que
 
 def product_names_of_layout(*, layout: LayoutVersion) -> dict[str, str]:
     return dict(Bin.objects.filter(layout=layout).values_list("sku", "product__name"))
+
+
+@dataclass(frozen=True)
+class ZoneReadout:
+    code: str
+    name: str
+    fixtures: list[dict[str, Any]]
+    bins: int
+
+
+@dataclass(frozen=True)
+class LayoutReadout:
+    """A layout document as a store manager reads it: how many of each thing, and what is in each zone."""
+
+    zones: list[ZoneReadout]
+    fixtures: int
+    bins: int
+    sensors: int
+    devices: dict[str, int]
+    width_m: float
+    depth_m: float
+
+
+def layout_readout(*, document: Mapping[str, Any]) -> LayoutReadout:
+    """The read-out of a (valid) layout document: zones with their fixtures (kind, bins, SKUs), and counts."""
+    fixtures = [f for f in document.get("fixtures") or [] if isinstance(f, dict)]
+    zones = []
+    for zone in document.get("zones") or []:
+        own = [
+            {
+                "code": f.get("code", ""),
+                "kind": f.get("kind", ""),
+                "bins": len(f.get("bins") or []),
+                "skus": ", ".join(dict.fromkeys(str(b.get("sku", "")) for b in f.get("bins") or [])),
+            }
+            for f in fixtures
+            if f.get("zone") == zone.get("code")
+        ]
+        zones.append(
+            ZoneReadout(str(zone.get("code", "")), str(zone.get("name", "")), own, sum(f["bins"] for f in own))
+        )
+    bins = [b for f in fixtures for b in f.get("bins") or []]
+    kinds = Counter(str(d.get("kind", "")) for d in document.get("devices") or [] if isinstance(d, dict))
+    floor = document.get("floor") or {}
+    return LayoutReadout(
+        zones=zones,
+        fixtures=len(fixtures),
+        bins=len(bins),
+        sensors=sum(1 for b in bins if b.get("sensor")),
+        devices={DEVICE_KIND_WORDS.get(kind, kind): count for kind, count in sorted(kinds.items())},
+        width_m=float(floor.get("width_m") or 0),
+        depth_m=float(floor.get("depth_m") or 0),
+    )
+
+
+DEVICE_KIND_WORDS = {
+    "camera": "cameras",
+    "weight_sensor": "weight sensors",
+    "gate": "gates",
+    "staff_device": "staff devices",
+}

@@ -211,3 +211,61 @@ def test_import_history_is_read_only(manager_a: User, tenant_a: Tenant) -> None:
     assert "JSON rows" in listing.content.decode()
     assert client.get("/admin/catalog/catalogimport/add/").status_code == 403
     assert client.get("/admin/catalog/product/add/").status_code == 403
+
+
+def _imported(tenant: Tenant) -> Product:
+    services.catalog_import(actor=Actor.system(), tenant=tenant, rows=[COLA])
+    return Product.unscoped.get(tenant=tenant, sku="COLA-330")
+
+
+def _product_form(product: Product, **overrides: str) -> dict[str, str]:
+    form = {
+        "name": product.name,
+        "status": product.status,
+        "barcodes": "",
+        "unit_weight_g": str(product.unit_weight_g),
+        "weight_tolerance_g": str(product.weight_tolerance_g),
+        "image_url": "",
+        "min_age": "",
+        "prices-TOTAL_FORMS": "0",
+        "prices-INITIAL_FORMS": "0",
+    }
+    return {**form, **overrides}
+
+
+def test_barcodes_are_typed_as_text_one_per_line_or_with_commas(manager_a: User, tenant_a: Tenant) -> None:
+    product = _imported(tenant_a)
+    client = login(manager_a)
+    url = f"/admin/catalog/product/{product.pk}/change/"
+    page = client.get(url).content.decode()
+    assert ">5000112637922</textarea>" in page and '["5000112637922"]' not in page
+    assert "$1.99 from " in page and "1.99 USD" not in page and "199 USD" not in page  # the price history
+
+    response = client.post(url, _product_form(product, barcodes="5000112637922\n96385074, 5000112637922"))
+    assert response.status_code == 302, response.content.decode()[:3000]
+    product.refresh_from_db()
+    assert product.barcodes == ["5000112637922", "96385074"]
+
+
+def test_a_wrong_barcode_is_a_form_error_and_changes_nothing(manager_a: User, tenant_a: Tenant) -> None:
+    product = _imported(tenant_a)
+    response = login(manager_a).post(
+        f"/admin/catalog/product/{product.pk}/change/",
+        _product_form(product, name="Renamed", barcodes="96385074, 96385075, 12ab"),
+    )
+    assert response.status_code == 200
+    body = response.content.decode()
+    assert "Barcode 96385075 has a wrong check digit (expected 4, got 5)." in body
+    assert "Barcode &#x27;12ab&#x27; must be digits only." in body
+    product.refresh_from_db()
+    assert (product.name, product.barcodes) == ("Cola 330 ml", ["5000112637922"])
+
+
+def test_another_tenants_product_cannot_be_changed(manager_a: User, tenant_b: Tenant) -> None:
+    product = _imported(tenant_b)
+    client = login(manager_a)
+    url = f"/admin/catalog/product/{product.pk}/change/"
+    assert client.get(url).status_code == 302, "as for a missing product"
+    client.post(url, _product_form(product, barcodes="96385074"))
+    product.refresh_from_db()
+    assert product.barcodes == ["5000112637922"]

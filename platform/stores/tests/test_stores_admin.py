@@ -245,3 +245,37 @@ def test_a_pre_authorisation_finer_than_the_currency_is_refused(manager_a: User,
     assert "USD amounts have at most 2 decimals" in response.content.decode()
     store_a.refresh_from_db()
     assert (store_a.name, store_a.preauth_amount) == ("Main Street", 5000)
+
+
+def test_the_layout_page_reads_out_the_layout_and_offers_its_document(
+    manager_a: User, store_a: Store, layout_document: dict, api_a
+) -> None:
+    api_a.put("/api/v1/stores/S1/layout", layout_document, format="json")
+    layout = LayoutVersion.unscoped.get(store=store_a)
+    client = _login(manager_a)
+    page = client.get(f"/admin/stores/layoutversion/{layout.pk}/change/").content.decode()
+    counts = page[page.index('id="layout-counts"') :]
+    counts = " ".join(counts[: counts.index("</p>")].split())
+    assert "<strong>5</strong> zones, <strong>12</strong> fixtures, <strong>116</strong> bins" in counts
+    assert "<strong>8</strong> cameras" in counts and "<strong>2</strong> gates" in counts
+    assert 'id="layout-zones"' in page and "Dairy &amp; chilled" in page
+    assert '"fixtures": [' not in page, "no JSON dump on the page"
+    assert 'class="floor-plan"' in page and page.index('id="layout-zones"') < page.index('class="floor-plan"')
+
+    download = client.get(f"/admin/stores/layoutversion/{layout.pk}/document.json")
+    assert download.status_code == 200
+    assert download["Content-Disposition"] == 'attachment; filename="S1-layout-v1.json"'
+    assert json.loads(download.content) == layout.document
+
+    store_page = client.get(f"/admin/stores/store/{store_a.pk}/change/").content.decode()
+    assert 'id="floor-plan-section"' in store_page and "Floor plan in force (layout v1)" in store_page
+
+
+def test_another_tenants_layout_is_neither_shown_nor_downloaded(
+    manager_a: User, store_b: Store, layout_document: dict, api_b
+) -> None:
+    api_b.put("/api/v1/stores/S1/layout", layout_document, format="json")
+    layout = LayoutVersion.unscoped.get(store=store_b)
+    client = _login(manager_a)
+    assert client.get(f"/admin/stores/layoutversion/{layout.pk}/document.json").status_code == 404
+    assert 'id="layout-zones"' not in client.get(f"/admin/stores/layoutversion/{layout.pk}/change/").content.decode()
