@@ -23,7 +23,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
 from django.db import transaction
-from django.db.models import Q, Sum
+from django.db.models import Exists, OuterRef, Q, Sum
 from django.utils import timezone
 
 from billing.payments import crypto
@@ -618,6 +618,78 @@ def visit_refund(
         )
         enqueue_on_commit("payments.settle_visit", tenant_id=visit.tenant_id, visit_id=visit.pk)
     return attempts
+
+
+# --- Holds that never lapse --------------------------------------------------------------------------------------
+
+# A line the engine was this sure of is owed whatever a person decides about the rest of the visit.
+CERTAIN_LINE_CONFIDENCE = 0.99
+UNDECIDED = (Visit.Status.OPEN, Visit.Status.SETTLING, Visit.Status.NEEDS_REVIEW)
+
+
+def hold_expires_at(hold: PaymentAttempt) -> datetime:
+    """When a card hold lapses: its authorisation (the moment its success was recorded) plus the hold lifetime."""
+    return hold.updated_at + timedelta(hours=settings.PAYMENTS_HOLD_LIFETIME_HOURS)
+
+
+def _renew_by(now: datetime) -> datetime:
+    """Holds authorised before this lapse within the renewal margin."""
+    return now - timedelta(hours=settings.PAYMENTS_HOLD_LIFETIME_HOURS - settings.PAYMENTS_HOLD_RENEW_BEFORE_HOURS)
+
+
+def holds_lapsing(*, now: datetime, limit: int = 500) -> list[tuple[int, int]]:
+    """(tenant id, visit id) of undecided visits whose hold lapses within the renewal margin (platform-wide)."""
+    used = PaymentAttempt.objects.filter(
+        Q(purpose=Purpose.CAPTURE) | Q(purpose=Purpose.CANCEL, state=State.SUCCEEDED),
+        payment_intent_id=OuterRef("stripe_id"),
+    )
+    lapsing = PaymentAttempt.objects.filter(
+        purpose=Purpose.PREAUTH, state=State.SUCCEEDED, updated_at__lte=_renew_by(now), visit__status__in=UNDECIDED
+    ).exclude(Exists(used))
+    return sorted(set(lapsing.values_list("tenant_id", "visit_id")[:limit]))
+
+
+def hold_renew(*, visit_id: int, now: datetime) -> str:
+    """Keep an undecided visit's money from lapsing with its hold: a new hold of the same amount on the shopper's
+    card, then the old one released; when the card refuses a new hold, the lines the engine was sure of are captured
+    from the old one before it lapses (a person's decision later charges or refunds the difference as usual).
+    Safe to run again: each step is an attempt with its own Stripe idempotency key. Returns what was done."""
+    with transaction.atomic():
+        visit = Visit.objects.select_for_update(of=("self",), no_key=True).select_related("store").get(pk=visit_id)
+        hold = _usable_hold(visit)
+        if visit.status not in UNDECIDED or hold is None or hold.updated_at > _renew_by(now):
+            return "nothing to do"
+        if visit.payment_attempts.filter(purpose=Purpose.PREAUTH, state=State.FAILED, pk__gt=hold.pk).exists():
+            renewal = None  # the card refused a new hold once: asking again every run would only annoy the bank
+        else:
+            renewal = _new_attempt(visit, Purpose.PREAUTH, hold.amount, shopper=hold.shopper)
+    if renewal is not None:
+        renewed = attempt_execute(attempt_id=renewal.pk)
+        if renewed is None or renewed.state in IN_FLIGHT:
+            return "renewal pending"  # Stripe's answer is unknown: the sweep reconciles it, the next run goes on
+        if renewed.state == State.SUCCEEDED:
+            with transaction.atomic():
+                visit = Visit.objects.select_for_update(of=("self",), no_key=True).get(pk=visit_id)
+                release = _new_attempt(
+                    visit, Purpose.CANCEL, hold.amount, payment_intent_id=hold.stripe_id, shopper=hold.shopper
+                )
+            attempt_execute(attempt_id=release.pk)
+            return "renewed"
+    return _capture_certain_part(visit_id=visit_id, hold=hold)
+
+
+def _capture_certain_part(*, visit_id: int, hold: PaymentAttempt) -> str:
+    with transaction.atomic():
+        visit = Visit.objects.select_for_update(of=("self",), no_key=True).get(pk=visit_id)
+        certain = sum(
+            line.amount + line.tax for line in visit.lines.all() if line.confidence >= CERTAIN_LINE_CONFIDENCE
+        )
+        amount = min(certain, hold.amount)
+        if amount <= 0:
+            return "renewal refused; nothing certain to capture"
+        capture = _new_attempt(visit, Purpose.CAPTURE, amount, payment_intent_id=hold.stripe_id, shopper=hold.shopper)
+    attempt_execute(attempt_id=capture.pk)
+    return "renewal refused; certain part captured"
 
 
 # --- The periodic sweep ------------------------------------------------------------------------------------------

@@ -51,6 +51,22 @@ def sweep() -> int:
     return len(work)
 
 
+@shared_task(name="payments.renew_hold")
+@tenancy.in_tenant_scope
+def renew_hold(*, tenant_id: int, visit_id: int) -> str:
+    return services.hold_renew(visit_id=visit_id, now=timezone.now())
+
+
+@shared_task(name="payments.renew_lapsing_holds")
+def renew_lapsing_holds() -> int:
+    """Periodic: visits still undecided whose card hold lapses soon get a new hold (or their certain part taken)."""
+    with tenancy.platform_wide_scope():
+        lapsing = services.holds_lapsing(now=timezone.now())
+    for tenant_id, visit_id in lapsing:
+        renew_hold.delay(tenant_id=tenant_id, visit_id=visit_id)
+    return len(lapsing)
+
+
 @shared_task(name="notify.visit_needs_review")
 @tenancy.in_tenant_scope
 def visit_needs_review(*, tenant_id: int, visit_id: int) -> None:

@@ -216,6 +216,7 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": crontab(minute=0, hour=14, day_of_month=1),
     },
     "payments-due": {"task": "payments.sweep", "schedule": 60.0},
+    "payments-renew-lapsing-holds": {"task": "payments.renew_lapsing_holds", "schedule": 900.0},
     "webhooks-retry-due": {"task": "webhooks.retry_due", "schedule": 15.0},
 }
 
@@ -228,6 +229,10 @@ STRIPE_WEBHOOK_TOLERANCE_SECONDS = env.int("STRIPE_WEBHOOK_TOLERANCE_SECONDS", d
 STRIPE_TIMEOUT_SECONDS = env.int("STRIPE_TIMEOUT_SECONDS", default=20)
 FIELD_ENCRYPTION_KEY = env.str("FIELD_ENCRYPTION_KEY", default="")  # Fernet key; derived from SECRET_KEY if empty
 PAYMENTS_LEASE_SECONDS = env.int("PAYMENTS_LEASE_SECONDS", default=60)
+# An uncaptured card hold lapses after this long (Stripe: 7 days for most cards); a visit still undecided this long
+# before its hold lapses gets a new hold, or has its certain part captured (billing.payments.services.hold_renew).
+PAYMENTS_HOLD_LIFETIME_HOURS = env.int("PAYMENTS_HOLD_LIFETIME_HOURS", default=7 * 24)
+PAYMENTS_HOLD_RENEW_BEFORE_HOURS = env.int("PAYMENTS_HOLD_RENEW_BEFORE_HOURS", default=24)
 PAYMENTS_RETRY_AFTER_SECONDS = env.list("PAYMENTS_RETRY_AFTER_SECONDS", cast=int, default=[600, 3600, 21600, 86400])
 
 # Webhooks out to licensees (billing/webhooks): in production only https:// endpoints on public addresses.
