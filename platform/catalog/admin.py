@@ -29,6 +29,7 @@ from unfold.widgets import (
 from catalog import currencies, selectors, services
 from catalog.importing import COLUMNS, MAX_ERRORS_LISTED, parse_barcodes
 from catalog.models import CatalogImport, Product, ProductPrice
+from catalog.sample import sample_catalog_rows
 from core.admin import TenantModelAdmin, tenant_may_upload
 from core.admin_sites import licensee_site
 from core.spreadsheets import formula_safe_row
@@ -38,6 +39,7 @@ from visits import restricted
 
 ERRORS_SHOWN = 1000
 CURRENCY_CHOICES = [("", "— as in the file —"), *((code, code) for code in sorted(currencies.MINOR_UNITS))]
+EXAMPLE_PRODUCTS = 60
 IMPORT_STATUS_LABELS = {"queued": "info", "processing": "warning", "done": "success", "failed": "danger"}
 
 
@@ -204,8 +206,29 @@ class ProductAdmin(TenantModelAdmin):
             "columns": COLUMNS,
             "submit_label": "Import",
             "background_bytes": settings.CATALOG_IMPORT_BACKGROUND_BYTES,
+            "format_help": {
+                "doc_url": reverse("doc", args=["catalog"]),
+                "doc_title": "the catalog row (docs/catalog.md)",
+                "examples": [("Download an example file (CSV, 60 products)", reverse("admin:catalog_product_example"))],
+            },
         }
         return TemplateResponse(request, "admin/catalog/product/import.html", context)
+
+    def get_urls(self) -> list[URLPattern]:
+        example = path(
+            "import/example.csv", self.admin_site.admin_view(self.example_view), name="catalog_product_example"
+        )
+        return [example, *super().get_urls()]
+
+    def example_view(self, request: HttpRequest) -> HttpResponse:
+        """A catalog file to start from: the sample catalog in the format the import reads."""
+        rows = sample_catalog_rows(count=EXAMPLE_PRODUCTS)
+        dataset = tablib.Dataset(headers=list(rows[0]))
+        for row in rows:
+            dataset.append(list(row.values()))
+        response = HttpResponse(dataset.export("csv").encode(), content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = 'attachment; filename="catalog-example.csv"'
+        return response
 
     @action(description="Export CSV", url_path="export-csv", icon="download", permissions=["view"])
     def export_csv(self, request: HttpRequest) -> HttpResponse:

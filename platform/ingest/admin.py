@@ -4,30 +4,37 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
+import orjson
 from django import forms
 from django.contrib import admin
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 from unfold.decorators import action, display
 from unfold.widgets import UnfoldAdminFileFieldWidget, UnfoldAdminSelectWidget
 
+from catalog.models import Product
 from core.admin import OpsModelAdmin, TenantModelAdmin, tenant_may_upload
 from core.admin_sites import licensee_site, ops_site
 from core.spreadsheets import formula_safe_row
 from ingest import services
 from ingest.models import EventStream, Rejection, UnreadableEvent
-from stores.models import Store
+from ingest.sample import sample_events
+from stores.models import LayoutVersion, Store
 from tenants.audit import Actor
 from tenants.quotas import QuotaExceeded
 
 STATUS_LABELS = {"queued": "info", "processing": "warning", "done": "success", "failed": "danger"}
 REJECTIONS_SHOWN = 50
+EXAMPLE_STORES = 12
+EXAMPLE_VISITS = 5
 
 
 class _Echo:
@@ -168,6 +175,29 @@ class EventStreamAdmin(StreamAdminBase, TenantModelAdmin):
     def has_upload_events_permission(self, request: HttpRequest) -> bool:
         return self._may_write(request)
 
+    def get_urls(self) -> list[URLPattern]:
+        example = path(
+            "example/<int:store_id>.ndjson",
+            self.admin_site.admin_view(self.example_view),
+            name="ingest_eventstream_example",
+        )
+        return [example, *super().get_urls()]
+
+    def example_view(self, request: HttpRequest, store_id: int) -> HttpResponse:
+        """A day's events of a few shopper visits on the store's layout, yesterday: a file to try the upload with."""
+        store = get_object_or_404(Store.objects.all(), pk=store_id)
+        layout = get_object_or_404(LayoutVersion.objects.order_by("-effective_from"), store=store)
+        start = (timezone.now() - timedelta(days=1)).replace(hour=9, minute=0, second=0, microsecond=0)
+        skus = {b["sku"] for f in layout.document.get("fixtures", []) for b in f.get("bins", [])}
+        weights = {sku: float(w) for sku, w in Product.objects.filter(sku__in=skus).values_list("sku", "unit_weight_g")}
+        events = sample_events(
+            layout.document, visits=EXAMPLE_VISITS, start=start, unit_weights=weights, id_prefix="ex"
+        )
+        body = b"".join(orjson.dumps(event) + b"\n" for event in events)
+        response = HttpResponse(body, content_type="application/x-ndjson")
+        response["Content-Disposition"] = f'attachment; filename="{store.code}-events-example.ndjson"'
+        return response
+
     @action(description="Upload events", url_path="upload", icon="upload_file", permissions=["upload_events"])
     def upload_events(self, request: HttpRequest) -> HttpResponse:
         form = EventUploadForm(request.POST or None, request.FILES or None, initial={"store": request.GET.get("store")})
@@ -189,6 +219,19 @@ class EventStreamAdmin(StreamAdminBase, TenantModelAdmin):
             "form": form,
             "submit_label": "Upload and process",
             "intro": "Events are checked line by line; the next page shows the progress and every refused line.",
+            "format_help": {
+                "doc_url": reverse("doc", args=["event-stream"]),
+                "doc_title": "the event stream (docs/event-stream.md)",
+                "schema_url": reverse("event-stream-schema"),
+                "examples": [
+                    (
+                        f"Download example events for {code} (NDJSON)",
+                        reverse("admin:ingest_eventstream_example", args=[pk]),
+                    )
+                    for pk, code in Store.objects.order_by("code").values_list("pk", "code")[:EXAMPLE_STORES]
+                    if LayoutVersion.objects.filter(store_id=pk).exists()
+                ],
+            },
         }
         return TemplateResponse(request, "admin/simple_form.html", context)
 

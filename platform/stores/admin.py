@@ -10,7 +10,7 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
@@ -27,12 +27,14 @@ from unfold.widgets import (
 )
 
 from catalog import currencies
+from catalog.models import Product
 from core import bounded_json
 from core.admin import OpsModelAdmin, ReadOnlyMixin, TenantModelAdmin, tenant_may_upload
 from core.admin_sites import licensee_site, ops_site
 from stores import health, selectors, services
 from stores.floor_plan import render_floor_plan
 from stores.models import OVERCHARGE_RISK_MAX, OVERCHARGE_RISK_MIN, Device, LayoutVersion, Store
+from stores.sample import TEMPLATES, template_layout
 from tenants.audit import Actor
 
 TONE_LABELS = {tone: tone for tone in set(health.TONES.values())}
@@ -227,13 +229,28 @@ class StoreAdmin(TenantModelAdmin):
             self.admin_site.admin_view(self.upload_layout_view),
             name="stores_store_layout_upload",
         )
-        return [upload, *super().get_urls()]
+        template = path(
+            "<path:object_id>/layout/template/<slug:name>.json",
+            self.admin_site.admin_view(self.template_view),
+            name="stores_store_layout_template",
+        )
+        return [upload, template, *super().get_urls()]
+
+    def template_view(self, request: HttpRequest, object_id: str, name: str) -> HttpResponse:
+        """A layout template filled with the tenant's products, to download and edit."""
+        store = get_object_or_404(Store.objects.all(), pk=object_id)
+        if name not in TEMPLATES:
+            raise Http404("No such layout template.")
+        document = template_layout(name=name, skus=_catalog_skus() or ["YOUR-SKU"])
+        response = HttpResponse(json.dumps(document, indent=2), content_type="application/json")
+        response["Content-Disposition"] = f'attachment; filename="{store.code}-layout-{name}.json"'
+        return response
 
     def upload_layout_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         store = get_object_or_404(Store.objects.all(), pk=object_id)
         if not self.has_change_permission(request, store):
             return HttpResponseRedirect(reverse("admin:stores_store_change", args=[store.pk]))
-        form = LayoutUploadForm(request.POST or None, request.FILES or None)
+        form = LayoutUploadForm(request.POST or None, request.FILES or None, skus=_catalog_skus())
         problems: list[Any] = []
         if request.method == "POST" and form.is_valid() and tenant_may_upload(request, form):
             try:
@@ -256,13 +273,42 @@ class StoreAdmin(TenantModelAdmin):
             "form": form,
             "problems": problems,
             "submit_label": "Validate and publish",
-            "intro": "A JSON layout document (see the API docs). It is checked whole: every problem is listed "
-            "and nothing is stored until there are none. Earlier versions stay in force for their time.",
+            "intro": "Start from a template, or upload a JSON layout document. It is checked whole: every problem is "
+            "listed and nothing is stored until there are none. Earlier versions stay in force for their time.",
+            "format_help": {
+                "doc_url": reverse("doc", args=["layout"]),
+                "doc_title": "the layout document (docs/layout.md)",
+                "examples": _layout_examples(store),
+            },
         }
         return TemplateResponse(request, "admin/stores/upload_layout.html", context)
 
 
+def _layout_examples(store: Store) -> list[tuple[str, str]]:
+    """Documents to download and start from: each template (with the tenant's products), the layout in force."""
+    examples = [
+        (f"{title.split(':')[0]} (JSON)", reverse("admin:stores_store_layout_template", args=[store.pk, name]))
+        for name, (title, _zones) in TEMPLATES.items()
+    ]
+    current = selectors.layout_in_force(store=store)
+    if current is not None:
+        url = reverse("admin:stores_layoutversion_document", args=[current.pk])
+        examples.append((f"The layout in force, v{current.number} (JSON)", url))
+    return examples
+
+
+def _catalog_skus() -> list[str]:
+    return list(Product.objects.filter(status=Product.Status.ACTIVE).order_by("sku").values_list("sku", flat=True))
+
+
 class LayoutUploadForm(forms.Form):
+    template = forms.ChoiceField(
+        required=False,
+        label="Start from a template",
+        choices=[("", "— no template: my own document below —"), *((k, t) for k, (t, _z) in TEMPLATES.items())],
+        help_text="Its bins are filled with your catalog's products, in SKU order; publish a new version to change it.",
+        widget=UnfoldAdminSelectWidget,
+    )
     file = forms.FileField(required=False, help_text="A .json layout document.", widget=UnfoldAdminFileFieldWidget)
     text = forms.CharField(
         required=False, widget=UnfoldAdminTextareaWidget(attrs={"rows": 8}), label="…or paste it here"
@@ -273,11 +319,24 @@ class LayoutUploadForm(forms.Form):
         widget=UnfoldAdminTextInputWidget(attrs={"placeholder": "YYYY-MM-DD HH:MM"}),
     )
 
+    def __init__(self, *args: Any, skus: list[str], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.skus = skus
+
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
-        upload, text = cleaned.get("file"), cleaned.get("text")
+        upload, text, template = cleaned.get("file"), cleaned.get("text"), cleaned.get("template")
+        if template and (upload or text):
+            raise forms.ValidationError("Choose a template or give a document, not both.")
+        if template:
+            if not self.skus:
+                raise forms.ValidationError(
+                    "A template fills its bins with your products: import your catalog first (Products → Import)."
+                )
+            cleaned["document"] = template_layout(name=template, skus=self.skus)
+            return cleaned
         if not upload and not text:
-            raise forms.ValidationError("Choose a layout file or paste the document.")
+            raise forms.ValidationError("Choose a template, a layout file, or paste the document.")
         raw = upload.read() if upload else str(text).encode()
         try:
             cleaned["document"] = bounded_json.loads(raw, what="The layout document")

@@ -84,3 +84,43 @@ def sample_layout(*, skus: Sequence[str]) -> dict[str, Any]:
         "fixtures": fixtures,
         "devices": devices,
     }
+
+
+# Layouts a store manager can start a store from (the admin's "Start from a template"): name → (title, zones).
+TEMPLATES = {
+    "convenience": ("Small convenience store: 24 × 16 m, 5 zones, 12 fixtures, 116 bins", None),
+    "aisle": ("Grocery aisle: 16 × 9 m, drinks and snacks, 6 fixtures, 56 bins", ("Z-DRINKS", "Z-SNACKS")),
+}
+AISLE_FLOOR = {"width_m": 16.0, "depth_m": 9.0}
+AISLE_GATES = {"GATE-IN": [5.0, 8.5], "GATE-OUT": [11.0, 8.5]}
+
+
+def template_layout(*, name: str, skus: Sequence[str]) -> dict[str, Any]:
+    """The layout of template `name` (a key of TEMPLATES) with `skus` in its bins, in order."""
+    if name not in TEMPLATES:
+        raise ValueError(f"No layout template {name!r}: one of {', '.join(TEMPLATES)}.")
+    document = sample_layout(skus=skus)
+    zones = TEMPLATES[name][1]
+    if zones is None:
+        return document
+    fixtures = [f for f in document["fixtures"] if f["zone"] in zones]
+    kept = {f["code"] for f in fixtures}
+    devices = []
+    for device in document["devices"]:
+        if device["kind"] == "camera":
+            covers = [zone for zone in device["covers"] if zone in zones]
+            if covers:
+                devices.append({**device, "covers": covers})
+        elif device["kind"] == "weight_sensor":
+            if device["fixture"] in kept:
+                devices.append(device)
+        elif device["kind"] == "gate":
+            devices.append({**device, "position": AISLE_GATES[device["code"]]})
+        else:
+            devices.append(device)
+    return {
+        "floor": dict(AISLE_FLOOR),
+        "zones": [z for z in document["zones"] if z["code"] in zones],
+        "fixtures": fixtures,
+        "devices": devices,
+    }

@@ -269,3 +269,14 @@ def test_another_tenants_product_cannot_be_changed(manager_a: User, tenant_b: Te
     client.post(url, _product_form(product, barcodes="96385074"))
     product.refresh_from_db()
     assert product.barcodes == ["5000112637922"]
+
+
+def test_the_import_page_offers_an_example_file_that_imports_cleanly(manager_a: User, tenant_a: Tenant) -> None:
+    client = login(manager_a)
+    page = client.get(IMPORT_PAGE).content.decode()
+    assert 'href="/docs/catalog.md"' in page and 'href="/admin/catalog/product/import/example.csv"' in page
+    example = client.get("/admin/catalog/product/import/example.csv")
+    assert example["Content-Disposition"] == 'attachment; filename="catalog-example.csv"'
+    response = client.post(IMPORT_PAGE, {"file": SimpleUploadedFile("catalog-example.csv", example.content)})
+    assert response.status_code == 302
+    assert Product.unscoped.filter(tenant=tenant_a).count() == 60

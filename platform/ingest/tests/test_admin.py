@@ -97,3 +97,23 @@ def test_operators_see_every_tenants_streams(operator: User, api_a, api_b, store
     body = _login(operator).get("/ops/ingest/eventstream/").content.decode()
     assert "Alpha Markets" in body
     assert "Bravo Foods" in body
+
+
+def test_the_upload_page_offers_the_format_and_example_events_that_are_accepted(
+    manager_a: User, store_a: Store, store_b: Store
+) -> None:
+    client = _login(manager_a)
+    page = client.get("/admin/ingest/eventstream/upload/").content.decode()
+    example_url = f"/admin/ingest/eventstream/example/{store_a.pk}.ndjson"
+    assert 'href="/docs/event-stream.md"' in page and 'href="/api/v1/schema/event-stream.json"' in page
+    assert example_url in page
+    example = client.get(example_url)
+    assert example["Content-Disposition"] == f'attachment; filename="{store_a.code}-events-example.ndjson"'
+    lines = example.content.splitlines()
+    response = client.post("/admin/ingest/eventstream/upload/", {"store": store_a.pk, "file": _file(example.content)})
+    stream = EventStream.unscoped.get(store=store_a)
+    assert response["Location"] == f"/admin/ingest/eventstream/{stream.pk}/change/"
+    eventually(lambda: client.get(f"/admin/ingest/eventstream/{stream.pk}/progress/").json()["finished"])
+    progress = client.get(f"/admin/ingest/eventstream/{stream.pk}/progress/").json()
+    assert (progress["lines"], progress["accepted"], progress["rejected"]) == (len(lines), len(lines), 0)
+    assert client.get(f"/admin/ingest/eventstream/example/{store_b.pk}.ndjson").status_code == 404

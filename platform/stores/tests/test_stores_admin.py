@@ -279,3 +279,50 @@ def test_another_tenants_layout_is_neither_shown_nor_downloaded(
     client = _login(manager_a)
     assert client.get(f"/admin/stores/layoutversion/{layout.pk}/document.json").status_code == 404
     assert 'id="layout-zones"' not in client.get(f"/admin/stores/layoutversion/{layout.pk}/change/").content.decode()
+
+
+def test_a_store_is_started_from_a_layout_template_without_writing_json(manager_a: User, store_a: Store) -> None:
+    client = _login(manager_a)
+    url = f"/admin/stores/store/{store_a.pk}/layout/upload/"
+    page = client.get(url).content.decode()
+    assert 'href="/docs/layout.md"' in page and f"/admin/stores/store/{store_a.pk}/layout/template/aisle.json" in page
+    response = client.post(url, {"template": "aisle"})
+    layout = LayoutVersion.unscoped.get(store=store_a)
+    assert response["Location"] == f"/admin/stores/layoutversion/{layout.pk}/change/"
+    assert (len(layout.document["fixtures"]), sum(len(f["bins"]) for f in layout.document["fixtures"])) == (6, 56)
+    assert {b["sku"] for f in layout.document["fixtures"] for b in f["bins"]} == set(SKUS)
+    assert Device.unscoped.filter(store=store_a, kind="camera").count() == 5
+
+    download = client.get(f"/admin/stores/store/{store_a.pk}/layout/template/convenience.json")
+    assert download.status_code == 200 and len(json.loads(download.content)["fixtures"]) == 12
+    assert client.get(f"/admin/stores/store/{store_a.pk}/layout/template/castle.json").status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("form", "message"),
+    [
+        ({"template": "aisle", "text": "{}"}, "Choose a template or give a document, not both."),
+        ({"template": "castle"}, "Select a valid choice."),
+        ({"template": "", "text": ""}, "Choose a template, a layout file, or paste the document."),
+    ],
+)
+def test_a_bad_template_choice_is_refused_and_publishes_nothing(
+    manager_a: User, store_a: Store, form: dict[str, str], message: str
+) -> None:
+    response = _login(manager_a).post(f"/admin/stores/store/{store_a.pk}/layout/upload/", form)
+    assert response.status_code == 200 and message in response.content.decode()
+    assert not LayoutVersion.unscoped.exists()
+
+
+def test_a_template_needs_the_catalog_first(manager_a: User, tenant_a: Tenant) -> None:
+    store = Store.unscoped.create(tenant=tenant_a, code="EMPTY", name="No products", currency="USD")
+    response = _login(manager_a).post(f"/admin/stores/store/{store.pk}/layout/upload/", {"template": "aisle"})
+    assert "import your catalog first" in response.content.decode()
+    assert not LayoutVersion.unscoped.exists()
+
+
+def test_another_tenants_store_gets_no_template(manager_a: User, store_b: Store) -> None:
+    client = _login(manager_a)
+    assert client.get(f"/admin/stores/store/{store_b.pk}/layout/template/aisle.json").status_code == 404
+    assert client.post(f"/admin/stores/store/{store_b.pk}/layout/upload/", {"template": "aisle"}).status_code == 404
+    assert not LayoutVersion.unscoped.exists()
