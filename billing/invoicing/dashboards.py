@@ -112,7 +112,7 @@ def _chart(
         },
         "datasets": {
             "bar": {"maxBarThickness": 16, "borderRadius": 3},
-            "line": {"borderWidth": 2, "tension": 0.25, "spanGaps": False},
+            "line": {"borderWidth": 2, "tension": 0, "spanGaps": False},
         },
         "scales": {
             "x": {"stacked": stacked, "grid": {"display": False}, "ticks": {"color": "#6b7280", "maxTicksLimit": 8}},
@@ -470,7 +470,7 @@ def finance_dashboard(request: HttpRequest, context: dict[str, Any]) -> dict[str
         {
             "label": f"Month {last_month:%Y-%m}",
             "value": "closed" if closed else "not closed yet",
-            "footer": "close it again to bring drafts up to date",
+            "footer": "closing again brings its drafts up to date" if closed else "close it: builds the drafts",
             "href": reverse("ops:invoicing_invoice_close_month"),
         },
     ]

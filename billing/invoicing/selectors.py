@@ -256,7 +256,7 @@ def receivables(*, today: date) -> list[Receivable]:
         Invoice.objects.filter(status=Invoice.Status.FINALISED)
         .annotate(credited=Sum("credit_notes__total"))
         .values_list("tenant_id", "tenant__name", "currency", "total", "credited", "issued_on", "due_on")
-        .order_by("tenant__name", "currency", "issued_on")
+        .order_by("currency", "tenant__name", "issued_on")
     )
     owed: dict[tuple[int, str], Receivable] = {}
     for tenant_id, name, code, total, credited, issued_on, due_on in invoices:

@@ -111,9 +111,9 @@ def test_finance_records_the_missing_rate_closes_the_month_and_sees_what_is_owed
     assert rows[-1]["total"] == f"{total / 100:.2f}"
     book = load_workbook(io.BytesIO(client.get("/ops/invoicing/invoice/receivables.xlsx").content))
     assert [r[0] for r in book["Receivables"].iter_rows(min_row=2, values_only=True)] == [
+        "Charlie Stores",
         "Alpha Markets",
         "Bravo Foods",
-        "Charlie Stores",
         "Total",
         "Total",
     ]
