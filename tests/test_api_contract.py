@@ -221,3 +221,28 @@ def test_the_event_stream_schema_is_served_as_the_repository_holds_it() -> None:
     assert json.loads(response.content) == json.loads(SCHEMA_PATH.read_text())
     document = APIClient().get("/api/v1/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()
     assert "/api/v1/schema/event-stream.json" in document["paths"]
+
+
+def test_an_instant_with_an_offset_postgresql_refuses_is_read_in_utc(
+    api_a: APIClient, make_store_with_layout, tenant_a: Tenant
+) -> None:
+    """Schemathesis found `?at=…+21:31` a 500: Python reads offsets up to ±23:59, PostgreSQL refuses beyond ±15:59."""
+    make_store_with_layout(tenant_a)
+    assert api_a.get("/api/v1/stores/S1/layout?at=2026-03-01T20:00:00%2B21:31").status_code == 200
+    assert api_a.get("/api/v1/stores/S1/visits?since=2026-03-01T20:00:00-21:59").status_code == 200
+    too_early = api_a.get("/api/v1/stores/S1/layout?at=0001-01-01T00:00:00%2B21:00")
+    assert too_early.status_code == 400
+    assert "RFC 3339" in str(too_early.json()["error"]["details"]["at"])
+
+
+@pytest.mark.django_db
+def test_every_operation_documents_its_error_answers_and_lists_their_pages() -> None:
+    document = APIClient().get("/api/v1/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()
+    keys = document["paths"]["/api/v1/api-keys"]
+    assert {"401", "403", "406", "429", "409", "400", "413", "415"} <= set(keys["post"]["responses"])
+    error = keys["post"]["responses"]["409"]["content"]["application/json"]["schema"]
+    assert error == {"$ref": "#/components/schemas/Error"}
+    listed = keys["get"]["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[-1]
+    assert set(document["components"]["schemas"][listed]["properties"]) == {"count", "next", "previous", "results"}
+    assert {"page", "page_size"} <= {parameter["name"] for parameter in keys["get"]["parameters"]}
+    assert "401" not in document["paths"]["/api/v1/schema/event-stream.json"]["get"]["responses"]

@@ -7,6 +7,7 @@ from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from core.api.schema import QUOTA_EXCEEDED
 from core.api.views import TenantAPIView
 from tenants import selectors, services
 from tenants.audit import Actor
@@ -51,7 +52,9 @@ class ApiKeyListApi(TenantAPIView):
         )
 
     @extend_schema(
-        request=ApiKeyInputSerializer, responses={201: ApiKeyIssuedSerializer}, summary="Issue a new API key"
+        request=ApiKeyInputSerializer,
+        responses={201: ApiKeyIssuedSerializer, 409: QUOTA_EXCEEDED},
+        summary="Issue a new API key",
     )
     def post(self, request: Request) -> Response:
         payload = ApiKeyInputSerializer(data=request.data)
@@ -70,7 +73,7 @@ class ApiKeyDetailApi(TenantAPIView):
     def get(self, request: Request, key_id: int) -> Response:
         return Response(ApiKeyOutputSerializer(selectors.api_key_get(key_id=key_id)).data)
 
-    @extend_schema(responses=ApiKeyOutputSerializer, summary="Revoke an API key (it stops working at once)")
+    @extend_schema(responses={200: ApiKeyOutputSerializer}, summary="Revoke an API key (it stops working at once)")
     def delete(self, request: Request, key_id: int) -> Response:
         api_key = services.api_key_revoke(
             actor=Actor.for_request(request, source=AuditEntry.Source.API),

@@ -15,6 +15,7 @@ from billing.payments import services
 from billing.payments.gateway import GatewayUnavailable, InvalidEvent, InvalidSignature
 from billing.payments.models import Shopper
 from core import tenancy
+from core.api.schema import QUOTA_EXCEEDED, error_response
 from core.api.views import TenantAPIView
 from stores.selectors import store_at_gate
 from tenants.audit import Actor
@@ -79,7 +80,12 @@ class ShopperListApi(TenantAPIView):
 
     @extend_schema(
         request=ShopperRegisterSerializer,
-        responses={201: ShopperRegisteredSerializer, 200: ShopperRegisteredSerializer},
+        responses={
+            201: ShopperRegisteredSerializer,
+            200: ShopperRegisteredSerializer,
+            409: QUOTA_EXCEEDED,
+            503: error_response("`payment_provider_unavailable`: Stripe could not be reached; try again shortly."),
+        },
         summary="Register a shopper's card (again: replaces the card and the entry token)",
     )
     def post(self, request: Request) -> Response:

@@ -15,6 +15,7 @@ from rest_framework.response import Response
 
 from billing.webhooks import selectors, services
 from billing.webhooks.models import EventType, WebhookEndpoint
+from core.api.schema import QUOTA_EXCEEDED
 from core.api.views import TenantAPIView
 from tenants.audit import Actor
 from tenants.models import AuditEntry
@@ -75,7 +76,7 @@ class WebhookEndpointListApi(TenantAPIView):
 
     @extend_schema(
         request=WebhookEndpointInputSerializer,
-        responses={201: WebhookEndpointCreatedSerializer},
+        responses={201: WebhookEndpointCreatedSerializer, 409: QUOTA_EXCEEDED},
         summary="Register a webhook endpoint (the answer carries its signing secret)",
     )
     def post(self, request: Request) -> Response:

@@ -7,9 +7,8 @@ from typing import Any
 
 from django.conf import settings
 from django.urls import reverse
-from django.utils.dateparse import parse_datetime
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_field
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import exceptions, serializers, status
 from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
@@ -20,7 +19,9 @@ from catalog.importing import MAX_ERRORS_LISTED, STATUSES
 from catalog.models import CatalogImport, Product, ProductPrice
 from core.api.errors import DetailedError, PayloadTooLarge
 from core.api.pagination import PagePagination
+from core.api.params import INSTANT_HELP, parse_instant
 from core.api.parsers import OrjsonParser
+from core.api.schema import error_response
 from core.api.views import TenantAPIView
 from tenants.audit import Actor
 from tenants.models import AuditEntry
@@ -45,16 +46,6 @@ class CatalogImportResultSerializer(serializers.Serializer):
     updated = serializers.IntegerField()
     unchanged = serializers.IntegerField()
     errors = CatalogImportRowErrorSerializer(many=True, help_text=ERRORS_HELP)  # type: ignore[assignment]
-
-
-class CatalogImportRefusalSerializer(serializers.Serializer):
-    code = serializers.CharField(help_text="`import_refused` (bad rows) or `invalid_file`.")
-    message = serializers.CharField()
-    details = CatalogImportResultSerializer(help_text="Nothing was written: the counts are 0, the errors are all.")
-
-
-class CatalogImportRefusedSerializer(serializers.Serializer):
-    error = CatalogImportRefusalSerializer()
 
 
 class CatalogImportAcceptedSerializer(serializers.Serializer):
@@ -93,11 +84,9 @@ class CatalogImportQuerySerializer(serializers.Serializer):
 
     def validate_effective_from(self, raw: str) -> datetime:
         try:
-            value = parse_datetime(raw.replace(" ", "+"))  # an unescaped "+" of the offset arrives as a space
+            value = parse_instant(raw)
         except ValueError:
-            value = None
-        if value is None:
-            raise serializers.ValidationError("An RFC 3339 timestamp with an offset, e.g. 2026-11-21T06:00:00Z.")
+            raise serializers.ValidationError(INSTANT_HELP) from None
         problem = services.effective_from_problem(effective_from=value)
         if problem:
             raise serializers.ValidationError(problem)
@@ -164,7 +153,10 @@ class CatalogImportApi(TenantAPIView):
         responses={
             200: CatalogImportResultSerializer,
             202: CatalogImportAcceptedSerializer,
-            400: OpenApiResponse(CatalogImportRefusedSerializer, description="Nothing was imported."),
+            400: error_response(
+                "Nothing was imported: `import_refused` with every bad row in `details` (created, updated, "
+                "unchanged, errors), `invalid_file`, or `invalid` for a bad parameter or body."
+            ),
         },
     )
     def post(self, request: Request) -> Response:

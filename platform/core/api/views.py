@@ -8,6 +8,7 @@ from typing import Any
 from django.db.models import QuerySet
 from django.http import HttpResponseBase
 from rest_framework.generics import GenericAPIView
+from rest_framework.pagination import BasePagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.serializers import BaseSerializer
@@ -21,6 +22,8 @@ from tenants.models import Tenant
 class TenantAPIView(APIView):
     """Base of every licensee API view: the handler runs in the tenant scope of the API key that authenticated it."""
 
+    pagination_class: type[BasePagination] | None = PagePagination
+    """How lists are paged; drf-spectacular documents a `many=True` answer of a GET as a page of them."""
     _scope_stack: contextlib.ExitStack
 
     @property

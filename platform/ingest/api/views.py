@@ -18,6 +18,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.api.errors import PayloadTooLarge
+from core.api.schema import QUOTA_EXCEEDED
 from core.api.views import TenantAPIView
 from ingest import services
 from ingest.models import EventStream, Rejection
@@ -94,7 +95,7 @@ class StoreEventStreamListApi(TenantAPIView):
 
     @extend_schema(
         request={"multipart/form-data": inline_serializer("EventStreamUpload", {"file": serializers.FileField()})},
-        responses={202: EventStreamAcceptedSerializer},
+        responses={202: EventStreamAcceptedSerializer, 409: QUOTA_EXCEEDED},
         summary="Upload an NDJSON (or gzip) file of events; processed in the background",
     )
     def post(self, request: Request, store: str) -> Response:

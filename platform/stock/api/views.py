@@ -10,10 +10,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from core.api.errors import DetailedError
+from core.api.params import query_instant
 from core.api.views import TenantAPIView
 from stock import selectors, services
 from stock.models import LowStockLevel
-from stores.api.views import instant_param
 from stores.models import Store
 from stores.selectors import store_get
 from tenants.audit import Actor
@@ -45,7 +45,7 @@ def _refused(rejected: services.StockRefused, *, what: str, code: str) -> StockR
 
 
 def _stock_answer(store: Store, request: Request) -> Response:
-    at = instant_param(request, "at") or timezone.now()
+    at = query_instant(request, "at") or timezone.now()
     return Response(BinStockSerializer(selectors.stock_at(store=store, at=at), many=True).data)
 
 
@@ -68,7 +68,7 @@ class StoreStockApi(TenantAPIView):
     )
     def put(self, request: Request, store: str) -> Response:
         found = store_get(code=store)
-        at = instant_param(request, "at") or timezone.now()
+        at = query_instant(request, "at") or timezone.now()
         try:
             services.stock_take_record(
                 actor=Actor.for_request(request, source=AuditEntry.Source.API), store=found, at=at, rows=request.data

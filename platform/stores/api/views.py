@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
-from django.utils.dateparse import parse_datetime
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import exceptions, serializers, status
@@ -13,6 +11,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from core.api.errors import DetailedError
+from core.api.params import query_instant
+from core.api.schema import QUOTA_EXCEEDED
 from core.api.views import TenantAPIView
 from stores import selectors, services
 from stores.models import OVERCHARGE_RISK_MAX, OVERCHARGE_RISK_MIN, Device, Store
@@ -83,7 +83,9 @@ class StoreListApi(TenantAPIView):
         return self.paginated_response(request, queryset=selectors.store_list(), serializer_class=StoreOutputSerializer)
 
     @extend_schema(
-        request=StoreCreateInputSerializer, responses={201: StoreOutputSerializer}, summary="Register a store"
+        request=StoreCreateInputSerializer,
+        responses={201: StoreOutputSerializer, 409: QUOTA_EXCEEDED},
+        summary="Register a store",
     )
     def post(self, request: Request) -> Response:
         payload = StoreCreateInputSerializer(data=request.data)
@@ -121,17 +123,6 @@ class LayoutOutputSerializer(serializers.Serializer):
     document = serializers.JSONField()
 
 
-def instant_param(request: Request, name: str) -> datetime | None:
-    """The RFC 3339 instant in query parameter `name`, None when absent; a 400 naming it when malformed."""
-    raw = request.query_params.get(name)
-    if raw is None:
-        return None
-    value = parse_datetime(raw.replace(" ", "+"))
-    if value is None or value.tzinfo is None:
-        raise exceptions.ValidationError({name: "An RFC 3339 timestamp with an offset, e.g. 2026-11-21T09:30:00Z."})
-    return value
-
-
 class LayoutRejectedError(DetailedError):
     status_code = status.HTTP_400_BAD_REQUEST
     default_code = "invalid_layout"
@@ -151,7 +142,7 @@ class StoreLayoutApi(TenantAPIView):
     )
     def get(self, request: Request, store: str) -> Response:
         found = selectors.store_get(code=store)
-        at = instant_param(request, "at")
+        at = query_instant(request, "at")
         layout = selectors.layout_in_force(store=found, at=at)
         if layout is None:
             raise exceptions.NotFound(f"Store {found.code!r} has no layout yet.")
@@ -174,7 +165,7 @@ class StoreLayoutApi(TenantAPIView):
                 actor=Actor.for_request(request, source=AuditEntry.Source.API),
                 store=found,
                 document=request.data,
-                effective_from=instant_param(request, "effective_from"),
+                effective_from=query_instant(request, "effective_from"),
             )
         except services.LayoutRejected as rejected:
             raise LayoutRejectedError(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.utils.dateparse import parse_datetime
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import exceptions, serializers
@@ -12,6 +11,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from core.api.pagination import PagePagination
+from core.api.params import query_instant
 from core.api.views import TenantAPIView
 from stores.selectors import store_get
 from visits import selectors
@@ -77,9 +77,7 @@ class StoreVisitListApi(TenantAPIView):
         status = params.get("status") or None
         if status and status not in Visit.Status.values:
             raise exceptions.ValidationError({"status": f"One of {', '.join(Visit.Status.values)}."})
-        since = parse_datetime(params["since"].replace(" ", "+")) if params.get("since") else None
-        if params.get("since") and (since is None or since.tzinfo is None):
-            raise exceptions.ValidationError({"since": "An RFC 3339 timestamp with an offset."})
+        since = query_instant(request, "since") if params.get("since") else None
         stream = params.get("stream")
         if stream is not None and not stream.isdigit():
             raise exceptions.ValidationError({"stream": "An event stream id."})
