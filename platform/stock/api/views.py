@@ -56,6 +56,8 @@ COUNTS = inline_serializer(
 
 
 class StoreStockApi(TenantAPIView):
+    pagination_class = None  # every bin of the store in one answer, not paged
+
     @extend_schema(parameters=[AT], responses=BinStockSerializer(many=True), summary="Units on every bin at an instant")
     def get(self, request: Request, store: str) -> Response:
         return _stock_answer(store_get(code=store), request)
@@ -96,6 +98,8 @@ LEVELS = inline_serializer(
 
 
 class StoreStockLevelsApi(TenantAPIView):
+    pagination_class = None  # every level of the store in one answer, not paged
+
     @extend_schema(responses=LowStockLevelSerializer(many=True), summary="The store's low-stock levels")
     def get(self, request: Request, store: str) -> Response:
         levels = LowStockLevel.objects.filter(store=store_get(code=store))
