@@ -4,7 +4,9 @@ A bin's units change by what its scale weighed — each `shelf.weight_changed` i
 units, so the scale's absolute reading (and its slow drift) never matters — while its scale is working. A bin
 with no scale, or whose scale last said `offline` or `degraded`, changes by what the cameras saw taken and put
 back (`item.picked`, `item.returned` of the bin's own product) and by what staff restocked (`shelf.restocked`);
-a bin with a working scale reads its restocks from the scale's rise. A bin never counted has no units.
+a bin with a working scale reads its restocks from the scale's rise. An item of another product that the cameras
+saw put back on (or taken off) a scaled bin is not its stock: the units its weight came to are taken off again.
+A bin never counted has no units.
 """
 
 from __future__ import annotations
@@ -62,7 +64,7 @@ def stock_at(*, store: Store, at: datetime) -> list[BinStock]:
     if layout is None:
         return []
     shelves = _shelves(layout)
-    counts = _last_counts(store=store, at=at, skus={shelf.code: shelf.sku for shelf in shelves})
+    counts = last_counts(store=store, at=at, skus={shelf.code: shelf.sku for shelf in shelves})
     changes = _changes(store=store, at=at, shelves=shelves, counts=counts)
     levels = low_levels(store=store)
     found = []
@@ -108,7 +110,7 @@ def _shelves(layout: LayoutVersion) -> list[_Shelf]:
     ]
 
 
-def _last_counts(*, store: Store, at: datetime, skus: dict[str, str]) -> dict[str, StockCount]:
+def last_counts(*, store: Store, at: datetime, skus: dict[str, str]) -> dict[str, StockCount]:
     """Each bin's latest count at or before `at`, if it counted the product the bin holds now."""
     latest: dict[str, StockCount] = {}
     rows = StockCount.objects.filter(store=store, counted_at__lte=at, bin__in=skus).order_by("bin", "-counted_at")
@@ -117,7 +119,7 @@ def _last_counts(*, store: Store, at: datetime, skus: dict[str, str]) -> dict[st
     return {code: row for code, row in latest.items() if row.sku == skus[code]}
 
 
-def _offline_spans(*, store: Store, at: datetime, sensors: set[str]) -> list[tuple[str, datetime, datetime]]:
+def offline_spans(*, store: Store, at: datetime, sensors: set[str]) -> list[tuple[str, datetime, datetime]]:
     """When each scale could not be trusted: from its `offline`/`degraded` report to its next `online` one."""
     reports = (
         Event.objects.filter(store=store, type="device.status", device__in=sensors, ts__lte=at)
@@ -142,7 +144,7 @@ def _changes(
     counted = [shelf for shelf in shelves if shelf.code in counts]
     if not counted:
         return {}
-    spans = _offline_spans(store=store, at=at, sensors={s.sensor for s in counted if s.sensor})
+    spans = offline_spans(store=store, at=at, sensors={s.sensor for s in counted if s.sensor})
     sql, params = _changes_sql(store=store, at=at, counted=counted, counts=counts, spans=spans)
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
@@ -177,7 +179,7 @@ def _changes_sql(
         nothing = "CAST(NULL AS timestamptz)" if postgres else "NULL"
         offline = f"SELECT '', {nothing}, {nothing} WHERE 1 = 0"
     since = min(counts[shelf.code].counted_at for shelf in counted)
-    params += [store.tenant_id, store.pk, adapt(since), adapt(at), *SHELF_EVENTS]
+    params += [store.tenant_id, store.pk, adapt(since), adapt(at), *SHELF_EVENTS, store.tenant_id]
     sql = f"""
         WITH bins(code, sku, unit_g, sensor, since) AS (VALUES {bins}),
         offline(sensor, starts, ends) AS ({offline}),
@@ -193,13 +195,18 @@ def _changes_sql(
             SELECT b.code AS bin, m.ts AS ts,
                 CASE WHEN b.sensor IS NOT NULL AND NOT EXISTS (
                         SELECT 1 FROM offline o WHERE o.sensor = b.sensor AND m.ts >= o.starts AND m.ts < o.ends)
-                    THEN (CASE WHEN m.type = 'shelf.weight_changed' THEN ROUND(m.grams / b.unit_g) ELSE 0 END)
+                    THEN (CASE WHEN m.type = 'shelf.weight_changed' THEN ROUND(m.grams / b.unit_g)
+                               WHEN m.type IN ('item.picked', 'item.returned') AND m.sku <> b.sku
+                                   THEN (CASE WHEN m.type = 'item.returned' THEN -1 ELSE 1 END)
+                                       * ROUND(m.qty * CAST(p.unit_weight_g AS DOUBLE PRECISION) / b.unit_g)
+                               ELSE 0 END)
                     ELSE (CASE WHEN m.type = 'shelf.weight_changed' THEN 0
                                WHEN COALESCE(m.sku, b.sku) <> b.sku THEN 0
                                WHEN m.type = 'item.picked' THEN -m.qty
                                ELSE m.qty END)
                 END AS units
             FROM bins b JOIN moves m ON m.bin = b.code AND m.ts > b.since
+                LEFT JOIN {Product._meta.db_table} p ON p.tenant_id = %s AND p.sku = m.sku
         )
         SELECT bin, SUM(units), MAX(CASE WHEN units <> 0 THEN ts END) FROM counted GROUP BY bin
     """  # noqa: S608 — the table name from the model, every value bound

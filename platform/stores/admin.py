@@ -170,11 +170,12 @@ class StoreAdmin(TenantModelAdmin):
     fieldsets = [
         (None, {"fields": ["code", "name", "address", "timezone", "currency", "status"]}),
         ("Checkout", {"fields": ["preauth_amount", "overcharge_risk", "calibration", "settling_window_seconds"]}),
+        ("Shelves", {"fields": ["stock"]}),
     ]
     change_form_after_template = "admin/stores/floor_plan_after.html"
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
-        return ["calibration", "code", "currency"] if obj is not None else ["calibration"]
+        return ["calibration", "stock", "code", "currency"] if obj is not None else ["calibration", "stock"]
 
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
         super().save_model(request, obj, form, change)
@@ -203,6 +204,16 @@ class StoreAdmin(TenantModelAdmin):
             '<a class="text-primary-600 underline" href="{}">{}</a>',
             reverse("admin:visits_storecalibration_store", args=[store.pk]),
             "The store's calibration: what its cameras' scores mean, and what is charged without a person →",
+        )
+
+    @display(description="Stock")
+    def stock(self, store: Store) -> SafeString:
+        if store.pk is None:
+            return format_html("<p>{}</p>", "Once the store is saved, its stock takes and low bins are kept here.")
+        return format_html(
+            '<a class="text-primary-600 underline" href="{}">{}</a>',
+            reverse("admin:stock_stockcount_store", args=[store.pk]),
+            "Stock on the shelves: units per bin, low bins, stock takes →",
         )
 
     def change_view(

@@ -18,6 +18,10 @@ Traffic profiles (`PROFILES`) set how busy the day is and how the store delivers
   a few malformed lines.
 * **crowded** — a rush: three times the shoppers per hour, more groups and put-backs into other
   products' bins, more broken delivery, a price change in the middle of the day.
+
+Given the shelves' units at opening (`opening_stock`), the day also has staff restocking every bin that
+falls to a quarter of its capacity (`shelf.restocked` from the layout's staff device, and the scale's rise),
+and the simulation knows the true units of each bin's product on it at closing (`Simulation.shelves`).
 """
 
 from __future__ import annotations
@@ -81,6 +85,7 @@ class Simulation:
     actors: dict[str, str | None] = field(default_factory=dict)
     price_changes: list[tuple[str, datetime, float]] = field(default_factory=list)
     sensor_outages: list[tuple[str, datetime, datetime]] = field(default_factory=list)
+    shelves: dict[str, int] = field(default_factory=dict)
 
     @property
     def events(self) -> list[dict[str, Any]]:
@@ -209,6 +214,13 @@ class _World:
         self.actors: dict[str, str | None] = {}
         self.outages: list[tuple[str, datetime, datetime]] = []
         self.shoppers: list[_Shopper] = []
+        # Units of each bin's own product leaving (−) or coming back to (+) it, when: for true shelf counts.
+        self.moves: list[tuple[datetime, str, int]] = []
+        self.capacity = {
+            item["code"]: int(item["capacity"]) for fixture in layout["fixtures"] for item in fixture["bins"]
+        }
+        staff = [d["code"] for d in layout["devices"] if d["kind"] == "staff_device"]
+        self.staff_device = staff[0] if staff else None
 
     def gate_place(self, gate: Mapping[str, Any]) -> tuple[float, float]:
         position = gate.get("position") or (0.0, 0.0)
@@ -253,11 +265,13 @@ def simulate(
     seed: int = 1,
     shopper_tokens: Sequence[str] = (),
     stack: str | PerceptionStack | None = None,
+    opening_stock: Mapping[str, int] | None = None,
 ) -> Simulation:
     """A day of `visits` shopper visits in a store, as the events a store would send, and the truth.
 
     `stack` is a perception stack or the family to draw one from with `seed` (default: the profile's).
     `shopper_tokens`, when given, are the entry tokens of registered shoppers, handed out in turn to payers.
+    `opening_stock` (bin → units at `start`) adds staff restocks and the true units at closing.
     """
     traffic = PROFILES[profile]
     chosen = (
@@ -288,6 +302,7 @@ def simulate(
             plans[shopper.session] = _follow(world, shopper, plans[shopper.payer.session])
     for shopper in world.shoppers:
         _shop(world, shopper, plans[shopper.session])
+    shelves = _restock(world, opening_stock) if opening_stock is not None else {}
     _report_weighings(world)
     price_changes = []
     if traffic.price_change:
@@ -305,6 +320,7 @@ def simulate(
         actors=world.actors,
         price_changes=price_changes,
         sensor_outages=list(world.outages),
+        shelves=shelves,
     )
 
 
@@ -395,6 +411,8 @@ def _shop(world: _World, shopper: _Shopper, steps: list[_Step]) -> None:
 def _act(world: _World, shopper: _Shopper, at: datetime, spot: _Spot, sku: str, sign: int, qty: int) -> None:
     """A hand takes or puts back `qty` × `sku` at `spot`: the truth, the cameras' report, the scale's change."""
     world.truth[shopper.charged_to][sku] += sign * qty
+    if sku == spot.sku:
+        world.moves.append((at, spot.bin, -sign * qty))
     seen = _camera(world, shopper, at, spot, sku, sign, qty)
     weighed = world.weigh(at, spot, sku, -sign, qty)
     if not (seen or weighed):
@@ -464,6 +482,40 @@ def _phantom(world: _World, shopper: _Shopper, at: datetime, spot: _Spot) -> Non
             "confidence": stack.confidence(rng, stack.hesitant),
         },
     )
+
+
+RESTOCK_AT_SHARE = 0.25
+RESTOCK_DELAY_S = (120.0, 900.0)
+
+
+def _restock(world: _World, opening: Mapping[str, int]) -> dict[str, int]:
+    """Staff fill each bin back to capacity a few minutes after it falls to a quarter of it; the true units at
+    closing. A restock is announced (`shelf.restocked`) and weighed like any change."""
+    counts = {spot.bin: int(opening.get(spot.bin, 0)) for spot in world.spots}
+    moves = sorted(world.moves)
+    by_bin: dict[str, list[tuple[datetime, int]]] = defaultdict(list)
+    for at, bin_code, units in moves:
+        by_bin[bin_code].append((at, units))
+    end = max((at for at, _, _ in moves), default=None)
+    for spot in world.spots:
+        due: datetime | None = None
+        for at, units in [*by_bin.get(spot.bin, []), *([(end, 0)] if end else [])]:
+            if due is not None and due <= at:
+                _restock_bin(world, spot, due, counts)
+                due = None
+            counts[spot.bin] += units
+            if due is None and counts[spot.bin] <= world.capacity[spot.bin] * RESTOCK_AT_SHARE:
+                due = at + timedelta(seconds=world.rng.uniform(*RESTOCK_DELAY_S))
+    return counts
+
+
+def _restock_bin(world: _World, spot: _Spot, at: datetime, counts: dict[str, int]) -> None:
+    qty = world.capacity[spot.bin] - counts[spot.bin]
+    if qty <= 0 or world.staff_device is None:
+        return
+    counts[spot.bin] += qty
+    world.emit(at, {"type": "shelf.restocked", "bin": spot.bin, "device": world.staff_device, "qty": qty})
+    world.weigh(at + timedelta(seconds=world.rng.uniform(5, 60)), spot, spot.sku, 1, qty)
 
 
 def _report_weighings(world: _World) -> None:

@@ -65,6 +65,17 @@ def test_units_follow_the_count_the_scales_changes_and_restocks(api_a: APIClient
             weight(1, 2, -251.5),  # one taken
             weight(2, 3, -498.0),  # two taken
             weight(3, 4, 4.5),  # the scale drifts: no unit
+            {
+                "id": "p0",
+                "type": "item.returned",
+                "ts": at(4.2),
+                "session": "v1",
+                "bin": SCALED,
+                "device": "CAM-01",
+                "confidence": 0.9,
+                "sku": "SKU-002",
+            },
+            weight(5, 4.3, 249.0),  # another product put back on it weighs like one of its own: not its stock
             {"id": "r1", "type": "shelf.restocked", "ts": at(5), "bin": SCALED, "device": "HANDHELD-01", "qty": 6},
             weight(4, 5.5, 1500.0),  # the restock's rise is what the scale counts
             {

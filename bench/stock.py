@@ -1,0 +1,250 @@
+"""Benchmark: shelf stock read from stored events (`stock.selectors.stock_at`) — how right, and how fast.
+
+Needs DATABASE_URL pointing at a migrated PostgreSQL database, best a throwaway one (each run makes its own
+tenant and leaves it there, a million events and all):
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/openaisle_bench_stock PYTHONPATH=.:platform \\
+        python bench/stock.py --seeds 301 302 303 --visits 400 --events 1000000
+
+* `accuracy`: per simulated day (the sample layout, varied unit weights, a stock take at opening, staff
+  restocking, the profile's perception stack with its noisy, lagging, drifting and failing scales), pushed
+  through ingestion: the share of bins whose units read at closing are within ±1 of the simulator's true
+  shelf count, and exactly right.
+* `speed`: a day of `--events` shelf events (scales' changes, cameras' picks, restocks, a scale offline for
+  an hour) written straight into the events table for one store of the sample layout, then the stock of
+  every bin at closing read by `stock_at` (one SQL query) against the baseline in the same run: reading the
+  same events through the ORM and adding them up in Python. Both must give the same units.
+
+Prints one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import sys
+import time
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "platform")]
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+
+import django  # noqa: E402
+
+django.setup()
+
+from django.db import connection  # noqa: E402
+
+from catalog.models import Product  # noqa: E402
+from core import tenancy  # noqa: E402
+from ingest.models import Event  # noqa: E402
+from ingest.services import events_push  # noqa: E402
+from stock import selectors, services  # noqa: E402
+from stores import services as store_services  # noqa: E402
+from stores.models import Store  # noqa: E402
+from stores.sample import STAFF_DEVICE, sample_layout  # noqa: E402
+from tenants import services as tenant_services  # noqa: E402
+from tenants.audit import Actor  # noqa: E402
+from tenants.models import Tenant  # noqa: E402
+from visits.simulator import CatalogItem, simulate  # noqa: E402
+
+SLUG = "bench-stock"
+START = datetime(2026, 3, 2, 8, tzinfo=UTC)
+SKUS = [f"SKU-{n:03d}" for n in range(1, 41)]
+GRAMS = [45, 106, 150, 200, 250, 310, 330, 345, 440, 500, 525, 1045]
+SYSTEM = Actor.cli()
+
+
+def _tenant() -> Tenant:
+    """A new bench tenant (one per run: its audit entries cannot be deleted) with varied unit weights."""
+    tenant = tenant_services.tenant_create(actor=SYSTEM, name="Bench stock", slug=f"{SLUG}-{int(time.time())}")
+    rng = random.Random(7)
+    Product.unscoped.bulk_create(
+        [
+            Product(
+                tenant=tenant,
+                sku=sku,
+                name=sku,
+                unit_weight_g=Decimal(grams := rng.choice(GRAMS) + rng.randint(0, 9)),
+                weight_tolerance_g=Decimal(max(2, grams // 20)),
+            )
+            for sku in SKUS
+        ]
+    )
+    return tenant
+
+
+def _store(tenant: Tenant, code: str) -> Store:
+    store = store_services.store_create(
+        actor=SYSTEM, tenant=tenant, code=code, name=code, timezone="UTC", currency="USD"
+    )
+    with tenancy.tenant_scope(tenant.pk):
+        store_services.layout_publish(
+            actor=SYSTEM, store=store, document=sample_layout(skus=SKUS), effective_from=START - timedelta(days=30)
+        )
+    return store
+
+
+def _bins() -> list[dict[str, Any]]:
+    return [item for fixture in sample_layout(skus=SKUS)["fixtures"] for item in fixture["bins"]]
+
+
+def accuracy(tenant: Tenant, *, seed: int, profile: str, visits: int) -> dict[str, Any]:
+    store = _store(tenant, f"ACC-{profile}-{seed}")
+    weights = dict(Product.unscoped.filter(tenant=tenant).values_list("sku", "unit_weight_g"))
+    catalog = {s: CatalogItem(s, float(w), max(2.0, 0.05 * float(w))) for s, w in weights.items()}
+    rng = random.Random(seed)
+    opening = {item["code"]: rng.randint(12, int(item["capacity"])) for item in _bins()}
+    day = simulate(
+        layout=sample_layout(skus=SKUS),
+        catalog=catalog,
+        profile=profile,
+        visits=visits,
+        start=START,
+        seed=seed,
+        opening_stock=opening,
+    )
+    events = day.events
+    with tenancy.tenant_scope(tenant.pk):
+        for start in range(0, len(events), 1000):
+            events_push(actor=SYSTEM, store=store, events=events[start : start + 1000])
+        services.stock_take_record(
+            actor=SYSTEM, store=store, at=START, rows=[{"bin": c, "units": u} for c, u in opening.items()]
+        )
+        closing = max(datetime.fromisoformat(e["ts"]) for e in events) + timedelta(minutes=1)
+        read = {row.bin: row.units for row in selectors.stock_at(store=store, at=closing)}
+    off = {code: (read[code] or 0) - day.shelves[code] for code in opening}
+    return {
+        "seed": seed,
+        "profile": profile,
+        "stack": day.stack.family,
+        "bins": len(off),
+        "events": len(events),
+        "restocks": sum(e["type"] == "shelf.restocked" for e in events),
+        "within_1": round(sum(abs(d) <= 1 for d in off.values()) / len(off), 4),
+        "exact": round(sum(d == 0 for d in off.values()) / len(off), 4),
+        "worst": sorted(off.items(), key=lambda item: -abs(item[1]))[:3],
+    }
+
+
+def _write_day(store: Store, *, events: int) -> datetime:
+    """`events` shelf events over a 14-hour day, written set-based; returns the closing instant."""
+    bins = _bins()
+    codes = [item["code"] for item in bins]
+    sensors = [item.get("sensor") or "" for item in bins]
+    sql = f"""
+        INSERT INTO {Event._meta.db_table} (tenant_id, store_id, event_id, type, ts, session, device, payload,
+            received_at)
+        SELECT %s, %s, 'b-' || n, kind, ts, NULL, device, payload, now()
+        FROM (
+            SELECT n, ts, bins[1 + n %% cardinality(bins)] AS bin, sensors[1 + n %% cardinality(bins)] AS sensor,
+                CASE WHEN n %% 50 = 0 THEN 'shelf.restocked'
+                     WHEN n %% 4 = 0 OR sensors[1 + n %% cardinality(bins)] = '' THEN 'item.picked'
+                     ELSE 'shelf.weight_changed' END AS kind
+            FROM (SELECT n, %s::timestamptz + (n * (50400.0 / %s)) * interval '1 second' AS ts,
+                         %s::text[] AS bins, %s::text[] AS sensors
+                  FROM generate_series(1, %s) AS n) AS g
+        ) AS e,
+        LATERAL (SELECT
+            CASE e.kind WHEN 'item.picked' THEN 'CAM-01' WHEN 'shelf.restocked' THEN %s ELSE e.sensor END AS device,
+            CASE e.kind
+                WHEN 'item.picked' THEN jsonb_build_object('bin', e.bin, 'session', 'v', 'qty', 1, 'confidence', 0.9)
+                WHEN 'shelf.restocked' THEN jsonb_build_object('bin', e.bin, 'qty', 6)
+                ELSE jsonb_build_object('bin', e.bin, 'delta_g', ((e.n %% 7) - 4) * 100.0 + (e.n %% 3))
+            END AS payload) AS p
+    """  # noqa: S608
+    params: list[Any] = [store.tenant_id, store.pk, START, events, codes, sensors, events, STAFF_DEVICE]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        offline, online = START + timedelta(hours=3), START + timedelta(hours=4)
+        for n, (at, status) in enumerate([(offline, "offline"), (online, "online")]):
+            cursor.execute(
+                f"INSERT INTO {Event._meta.db_table} (tenant_id, store_id, event_id, type, ts, device, payload, "  # noqa: S608
+                "received_at) VALUES (%s, %s, %s, 'device.status', %s, %s, %s, now())",
+                [store.tenant_id, store.pk, f"s-{n}", at, sensors[0], json.dumps({"status": status})],
+            )
+        cursor.execute(f"ANALYZE {Event._meta.db_table}")
+    return START + timedelta(hours=14, minutes=1)
+
+
+def _python_baseline(store: Store, *, at: datetime) -> dict[str, int]:
+    """The same units, the obvious way: every event of the day through the ORM, added up in Python."""
+    weights = dict(Product.objects.values_list("sku", "unit_weight_g"))
+    bins = {item["code"]: (item["sku"], item.get("sensor")) for item in _bins()}
+    counts = selectors.last_counts(store=store, at=at, skus={code: sku for code, (sku, _) in bins.items()})
+    spans = selectors.offline_spans(store=store, at=at, sensors={s for _, s in bins.values() if s})
+    units: dict[str, int] = defaultdict(int)
+    rows = Event.objects.filter(store=store, ts__lte=at, type__in=selectors.SHELF_EVENTS).values_list(
+        "type", "ts", "payload"
+    )
+    for kind, ts, payload in rows.iterator(chunk_size=20_000):
+        code = payload.get("bin")
+        if code not in counts or ts <= counts[code].counted_at:
+            continue
+        sku, sensor = bins[code]
+        scaled = sensor is not None and not any(s == sensor and a <= ts < b for s, a, b in spans)
+        foreign = payload.get("sku", sku)
+        if scaled and kind == "shelf.weight_changed":
+            units[code] += round(payload["delta_g"] / float(weights[sku]))
+        elif scaled and kind in ("item.picked", "item.returned") and foreign != sku:
+            moved = round(int(payload.get("qty", 1)) * float(weights[foreign]) / float(weights[sku]))
+            units[code] += -moved if kind == "item.returned" else moved
+        elif not scaled and kind != "shelf.weight_changed" and foreign == sku:
+            units[code] += -int(payload.get("qty", 1)) if kind == "item.picked" else int(payload.get("qty", 1))
+    return {code: max(0, count.units + units[code]) for code, count in counts.items()}
+
+
+def speed(tenant: Tenant, *, events: int) -> dict[str, Any]:
+    store = _store(tenant, "SPEED")
+    closing = _write_day(store, events=events)
+    with tenancy.tenant_scope(tenant.pk):
+        services.stock_take_record(
+            actor=SYSTEM, store=store, at=START, rows=[{"bin": item["code"], "units": 500} for item in _bins()]
+        )
+        began = time.perf_counter()
+        read = {row.bin: row.units for row in selectors.stock_at(store=store, at=closing)}
+        sql_seconds = time.perf_counter() - began
+        began = time.perf_counter()
+        baseline = _python_baseline(store, at=closing)
+        python_seconds = time.perf_counter() - began
+        stored = Event.objects.filter(store=store).count()
+    return {
+        "events": stored,
+        "bins": len(read),
+        "stock_at_seconds": round(sql_seconds, 2),
+        "baseline_python_seconds": round(python_seconds, 2),
+        "speedup": round(python_seconds / sql_seconds, 1),
+        "same_units": read == baseline,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[301, 302, 303])
+    parser.add_argument("--profiles", nargs="+", default=["realistic", "crowded"])
+    parser.add_argument("--visits", type=int, default=400)
+    parser.add_argument("--events", type=int, default=1_000_000)
+    args = parser.parse_args()
+    if connection.vendor != "postgresql":
+        raise SystemExit("Set DATABASE_URL to a migrated PostgreSQL database.")
+    tenant = _tenant()
+    days = [accuracy(tenant, seed=s, profile=p, visits=args.visits) for p in args.profiles for s in args.seeds]
+    result = {
+        "accuracy": days,
+        "worst_within_1": min(day["within_1"] for day in days),
+        "target_within_1": 0.95,
+        "speed": speed(tenant, events=args.events),
+        "target_seconds": 60,
+    }
+    print(json.dumps(result, indent=2, default=str))
+
+
+if __name__ == "__main__":
+    main()
