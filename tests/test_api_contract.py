@@ -177,6 +177,11 @@ def test_openapi_document_describes_the_api() -> None:
         document["paths"]
     )
     assert document["components"]["securitySchemes"]["ApiKey"]["scheme"] == "bearer"
+    operations = [op for item in document["paths"].values() for op in item.values()]
+    descriptions = [op.get("description", "") for op in operations]
+    assert all(op.get("summary") for op in operations)
+    assert all(descriptions) and len(set(descriptions)) == len(operations)  # each its own, none the base class's
+    assert not any("Base of every licensee API view" in text for text in descriptions)
 
 
 @pytest.mark.django_db

@@ -501,4 +501,5 @@ def finance_dashboard(request: HttpRequest, context: dict[str, Any]) -> dict[str
             }
         )
     context["dashboard_tables"] = tables
+    context["title"] = "Finance dashboard"
     return context

@@ -72,7 +72,14 @@ class EntryCheckSerializer(serializers.Serializer):
 
 
 class ShopperListApi(TenantAPIView):
-    @extend_schema(responses=ShopperSerializer(many=True), summary="Registered shoppers")
+    @extend_schema(
+        responses=ShopperSerializer(many=True),
+        summary="Registered shoppers",
+        description=(
+            "The tenant's shoppers with a card on file: their reference, card brand and last four "
+            "digits, and whether their entry token is live. Paged."
+        ),
+    )
     def get(self, request: Request) -> Response:
         return self.paginated_response(
             request, queryset=Shopper.objects.order_by("external_ref"), serializer_class=ShopperSerializer
@@ -87,6 +94,11 @@ class ShopperListApi(TenantAPIView):
             503: error_response("`payment_provider_unavailable`: Stripe could not be reached; try again shortly."),
         },
         summary="Register a shopper's card (again: replaces the card and the entry token)",
+        description=(
+            "Registers a shopper's payment method (a Stripe payment method id) under the licensee's own"
+            " shopper reference and answers a new entry token for the gate. Registering the same "
+            "reference again replaces its card and token."
+        ),
     )
     def post(self, request: Request) -> Response:
         body = ShopperRegisterSerializer(data=request.data)
@@ -102,11 +114,22 @@ class ShopperListApi(TenantAPIView):
 
 
 class ShopperDetailApi(TenantAPIView):
-    @extend_schema(responses=ShopperSerializer, summary="One shopper")
+    @extend_schema(
+        responses=ShopperSerializer,
+        summary="One shopper",
+        description=("One registered shopper by id; a shopper of another tenant is 404."),
+    )
     def get(self, request: Request, shopper_id: int) -> Response:
         return Response(ShopperSerializer(get_object_or_404(Shopper.objects, pk=shopper_id)).data)
 
-    @extend_schema(responses={204: None}, summary="Revoke the shopper's entry token")
+    @extend_schema(
+        responses={204: None},
+        summary="Revoke the shopper's entry token",
+        description=(
+            "The shopper's entry token stops opening gates at once; the card and the shopper's visits "
+            "are kept. Registering the card again issues a new token."
+        ),
+    )
     def delete(self, request: Request, shopper_id: int) -> Response:
         shopper = get_object_or_404(Shopper.objects, pk=shopper_id)
         services.shopper_revoke(actor=Actor.for_request(request, source="api"), shopper=shopper)

@@ -68,7 +68,14 @@ def _actor(request: Request) -> Actor:
 
 
 class WebhookEndpointListApi(TenantAPIView):
-    @extend_schema(responses=WebhookEndpointOutputSerializer(many=True), summary="List the webhook endpoints")
+    @extend_schema(
+        responses=WebhookEndpointOutputSerializer(many=True),
+        summary="List the webhook endpoints",
+        description=(
+            "The tenant's endpoints that receive signed event notifications, with their URL, event "
+            "types and whether they are active; secrets are shown only at creation."
+        ),
+    )
     def get(self, request: Request) -> Response:
         return self.paginated_response(
             request, queryset=selectors.endpoint_list(), serializer_class=WebhookEndpointOutputSerializer
@@ -78,6 +85,11 @@ class WebhookEndpointListApi(TenantAPIView):
         request=WebhookEndpointInputSerializer,
         responses={201: WebhookEndpointCreatedSerializer, 409: QUOTA_EXCEEDED},
         summary="Register a webhook endpoint (the answer carries its signing secret)",
+        description=(
+            "Registers an HTTPS endpoint for the listed event types (see `docs/webhooks.md`). The "
+            "answer carries the secret used to sign deliveries, once. 409 `quota_exceeded` past the "
+            "tenant's limit of endpoints."
+        ),
     )
     def post(self, request: Request) -> Response:
         payload = WebhookEndpointInputSerializer(data=request.data)
@@ -91,7 +103,11 @@ class WebhookEndpointListApi(TenantAPIView):
 
 
 class WebhookEndpointDetailApi(TenantAPIView):
-    @extend_schema(responses=WebhookEndpointOutputSerializer, summary="One webhook endpoint")
+    @extend_schema(
+        responses=WebhookEndpointOutputSerializer,
+        summary="One webhook endpoint",
+        description=("One of the tenant's endpoints, without its secret; an endpoint of another tenant is 404."),
+    )
     def get(self, request: Request, endpoint_id: int) -> Response:
         return Response(WebhookEndpointOutputSerializer(_endpoint(endpoint_id)).data)
 
@@ -99,6 +115,10 @@ class WebhookEndpointDetailApi(TenantAPIView):
         request=WebhookEndpointUpdateSerializer,
         responses=WebhookEndpointOutputSerializer,
         summary="Change a webhook endpoint (url, description, event types, active)",
+        description=(
+            "Changes only the fields sent. Deactivating an endpoint stops new deliveries to it; "
+            "reactivating resumes them."
+        ),
     )
     def patch(self, request: Request, endpoint_id: int) -> Response:
         endpoint = _endpoint(endpoint_id)

@@ -202,7 +202,15 @@ class CatalogImportApi(TenantAPIView):
 
 
 class CatalogImportDetailApi(TenantAPIView):
-    @extend_schema(responses=CatalogImportStatusSerializer, summary="One catalog import: status, progress, result")
+    @extend_schema(
+        responses=CatalogImportStatusSerializer,
+        summary="One catalog import: status, progress, result",
+        description=(
+            "The state of an import sent to the background (202 from `POST /catalog/import`): queued, "
+            "running, done or failed, rows read so far, and once done the same result a direct import "
+            "answers, bad rows included."
+        ),
+    )
     def get(self, request: Request, import_id: int) -> Response:
         record = selectors.catalog_import_get(import_id=import_id)
         data = CatalogImportStatusSerializer(record).data
@@ -267,6 +275,11 @@ class ProductListApi(TenantAPIView):
     @extend_schema(
         operation_id="products_list",
         summary="List products with their current prices",
+        description=(
+            "The tenant's catalog: each product's SKU, name, unit weight and tolerance, and its price "
+            "and tax rate in force now in each currency. Paged; `?q=` searches name and SKU, `?sku=`, "
+            "`?status=` and `?barcode=` filter."
+        ),
         parameters=[
             OpenApiParameter("sku", OpenApiTypes.STR, description="Exactly this SKU."),
             OpenApiParameter("q", OpenApiTypes.STR, description="Name or SKU contains (any case)."),
@@ -292,6 +305,10 @@ class ProductDetailApi(TenantAPIView):
         operation_id="products_retrieve",
         responses=CatalogProductDetailSerializer,
         summary="One product with its price history",
+        description=(
+            "A product by SKU with every price version it has had, each with the instant it applies "
+            "from, so a past day's receipt can be explained."
+        ),
     )
     def get(self, request: Request, sku: str) -> Response:
         product = selectors.product_get(sku=sku)

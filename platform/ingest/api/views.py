@@ -97,6 +97,12 @@ class StoreEventStreamListApi(TenantAPIView):
         request={"multipart/form-data": inline_serializer("EventStreamUpload", {"file": serializers.FileField()})},
         responses={202: EventStreamAcceptedSerializer, 409: QUOTA_EXCEEDED},
         summary="Upload an NDJSON (or gzip) file of events; processed in the background",
+        description=(
+            "Accepts a file of one event per line (the event stream format, see `docs/event-stream.md` "
+            "and `/api/v1/schema/event-stream.json`), gzip-compressed or not, and answers 202 with the "
+            "stream to poll. Events are validated against the store's layout of their time; duplicates "
+            "(same id) are counted, not stored twice."
+        ),
     )
     def post(self, request: Request, store: str) -> Response:
         found = store_get(code=store)
@@ -114,21 +120,39 @@ class StoreEventStreamListApi(TenantAPIView):
         body = {"id": stream.pk, "status": stream.status, "url": _stream_url(request, stream)}
         return Response(body, status=status.HTTP_202_ACCEPTED)
 
-    @extend_schema(responses=EventStreamOutputSerializer(many=True), summary="The store's event streams, newest first")
+    @extend_schema(
+        responses=EventStreamOutputSerializer(many=True),
+        summary="The store's event streams, newest first",
+        description=("Uploads and live pushes of the store, newest first, with their status and counts. Paged."),
+    )
     def get(self, request: Request, store: str) -> Response:
         streams: Any = EventStream.objects.filter(store=store_get(code=store)).select_related("store")
         return self.paginated_response(request, queryset=streams, serializer_class=EventStreamOutputSerializer)
 
 
 class EventStreamDetailApi(TenantAPIView):
-    @extend_schema(responses=EventStreamOutputSerializer, summary="An event stream's status, counts and progress")
+    @extend_schema(
+        responses=EventStreamOutputSerializer,
+        summary="An event stream's status, counts and progress",
+        description=(
+            "An uploaded stream as it is processed: its status, bytes read, lines accepted, duplicate "
+            "and rejected, and why it failed if it did. Poll it until `done` or `failed`."
+        ),
+    )
     def get(self, request: Request, stream_id: int) -> Response:
         stream = get_object_or_404(EventStream.objects.select_related("store"), pk=stream_id)
         return Response(EventStreamOutputSerializer(stream).data)
 
 
 class EventStreamRejectionListApi(TenantAPIView):
-    @extend_schema(responses=RejectionOutputSerializer(many=True), summary="The lines a stream refused, by line")
+    @extend_schema(
+        responses=RejectionOutputSerializer(many=True),
+        summary="The lines a stream refused, by line",
+        description=(
+            "Each refused line of a stream with its line number, the event id when it had one and the "
+            "reason, in line order. Paged."
+        ),
+    )
     def get(self, request: Request, stream_id: int) -> Response:
         stream = get_object_or_404(EventStream.objects.all(), pk=stream_id)
         rejections: Any = Rejection.objects.filter(stream=stream).order_by("line", "pk")

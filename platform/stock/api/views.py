@@ -58,7 +58,15 @@ COUNTS = inline_serializer(
 class StoreStockApi(TenantAPIView):
     pagination_class = None  # every bin of the store in one answer, not paged
 
-    @extend_schema(parameters=[AT], responses=BinStockSerializer(many=True), summary="Units on every bin at an instant")
+    @extend_schema(
+        parameters=[AT],
+        responses=BinStockSerializer(many=True),
+        summary="Units on every bin at an instant",
+        description=(
+            "For every bin of the store's layout at `?at=` (default now): the units the last stock take"
+            " counted and what the events since changed, and whether it is below its low-stock level."
+        ),
+    )
     def get(self, request: Request, store: str) -> Response:
         return _stock_answer(store_get(code=store), request)
 
@@ -67,6 +75,10 @@ class StoreStockApi(TenantAPIView):
         request=COUNTS,
         responses=BinStockSerializer(many=True),
         summary="Record a stock take (all or nothing); answers the stock at that instant",
+        description=(
+            "Records counted units per bin at an instant. Every row is checked first; with any bad row "
+            "nothing is written and every problem is listed."
+        ),
     )
     def put(self, request: Request, store: str) -> Response:
         found = store_get(code=store)
@@ -100,7 +112,11 @@ LEVELS = inline_serializer(
 class StoreStockLevelsApi(TenantAPIView):
     pagination_class = None  # every level of the store in one answer, not paged
 
-    @extend_schema(responses=LowStockLevelSerializer(many=True), summary="The store's low-stock levels")
+    @extend_schema(
+        responses=LowStockLevelSerializer(many=True),
+        summary="The store's low-stock levels",
+        description=("The levels below which a bin counts as low, set per bin or per product."),
+    )
     def get(self, request: Request, store: str) -> Response:
         levels = LowStockLevel.objects.filter(store=store_get(code=store))
         return Response(LowStockLevelSerializer(levels, many=True).data)
@@ -109,6 +125,10 @@ class StoreStockLevelsApi(TenantAPIView):
         request=LEVELS,
         responses=LowStockLevelSerializer(many=True),
         summary="Set or remove low-stock levels, per bin or per product (all or nothing)",
+        description=(
+            "Sets levels per bin or per product (a level of null removes it). Every row is checked "
+            "first; with any bad row nothing is written."
+        ),
     )
     def put(self, request: Request, store: str) -> Response:
         found = store_get(code=store)

@@ -78,7 +78,13 @@ class StoreUpdateInputSerializer(serializers.Serializer):
 
 
 class StoreListApi(TenantAPIView):
-    @extend_schema(responses=StoreOutputSerializer(many=True), summary="List stores")
+    @extend_schema(
+        responses=StoreOutputSerializer(many=True),
+        summary="List stores",
+        description=(
+            "The tenant's stores with their code, name, timezone, currency, status and checkout settings. Paged."
+        ),
+    )
     def get(self, request: Request) -> Response:
         return self.paginated_response(request, queryset=selectors.store_list(), serializer_class=StoreOutputSerializer)
 
@@ -86,6 +92,11 @@ class StoreListApi(TenantAPIView):
         request=StoreCreateInputSerializer,
         responses={201: StoreOutputSerializer, 409: QUOTA_EXCEEDED},
         summary="Register a store",
+        description=(
+            "Creates a store under a code unique in the tenant. Its code and currency are fixed once it"
+            " is created; publish its layout next (`PUT /stores/{store}/layout`). 409 `quota_exceeded` "
+            "past the tenant's store limit."
+        ),
     )
     def post(self, request: Request) -> Response:
         payload = StoreCreateInputSerializer(data=request.data)
@@ -97,12 +108,23 @@ class StoreListApi(TenantAPIView):
 
 
 class StoreDetailApi(TenantAPIView):
-    @extend_schema(responses=StoreOutputSerializer, summary="One store")
+    @extend_schema(
+        responses=StoreOutputSerializer,
+        summary="One store",
+        description=("A store by its code; a code of another tenant's store is 404."),
+    )
     def get(self, request: Request, store: str) -> Response:
         return Response(StoreOutputSerializer(selectors.store_get(code=store)).data)
 
     @extend_schema(
-        request=StoreUpdateInputSerializer, responses=StoreOutputSerializer, summary="Change a store's settings"
+        request=StoreUpdateInputSerializer,
+        responses=StoreOutputSerializer,
+        summary="Change a store's settings",
+        description=(
+            "Changes only the fields sent: name, address, timezone, status, pre-authorisation amount, "
+            "overcharge risk, settling window; code and currency cannot change. Every field is checked "
+            "before anything is written."
+        ),
     )
     def patch(self, request: Request, store: str) -> Response:
         found = selectors.store_get(code=store)
@@ -139,6 +161,10 @@ class StoreLayoutApi(TenantAPIView):
         ],
         responses=LayoutOutputSerializer,
         summary="The layout in force at an instant",
+        description=(
+            "The store's layout document in force now, or at `?at=` (an ISO 8601 instant): floor, zones, fixtures, "
+            "bins with their products, and devices (see `docs/layout.md`)."
+        ),
     )
     def get(self, request: Request, store: str) -> Response:
         found = selectors.store_get(code=store)
@@ -157,6 +183,11 @@ class StoreLayoutApi(TenantAPIView):
         ],
         responses={201: LayoutOutputSerializer},
         summary="Publish a new layout version (validated whole; every problem listed)",
+        description=(
+            "Publishes a layout document (see `docs/layout.md`) as the store's next version, in force "
+            "from `?effective_from` or now; a store's first layout also covers earlier events. An "
+            "invalid document writes nothing and every problem is listed."
+        ),
     )
     def put(self, request: Request, store: str) -> Response:
         found = selectors.store_get(code=store)
@@ -184,7 +215,12 @@ class LayoutVersionSummarySerializer(serializers.Serializer):
 
 class StoreLayoutVersionsApi(TenantAPIView):
     @extend_schema(
-        responses=LayoutVersionSummarySerializer(many=True), summary="The store's layout versions, newest first"
+        responses=LayoutVersionSummarySerializer(many=True),
+        summary="The store's layout versions, newest first",
+        description=(
+            "Each published version of the store's layout with its number, the instant it applies from "
+            "and who published it."
+        ),
     )
     def get(self, request: Request, store: str) -> Response:
         versions: Any = selectors.layout_versions(store=selectors.store_get(code=store))
@@ -204,6 +240,11 @@ class StoreDeviceListApi(TenantAPIView):
         parameters=[OpenApiParameter("status", str, enum=Device.Health.values), OpenApiParameter("kind", str)],
         responses=DeviceOutputSerializer(many=True),
         summary="The store's devices and their health",
+        description=(
+            "The cameras, scales, gates and handhelds the store's layout declares, each with its health"
+            " (online, degraded, offline, unknown) and when it was last heard from. Filter with "
+            "`?status=` and `?kind=`."
+        ),
     )
     def get(self, request: Request, store: str) -> Response:
         status_filter = request.query_params.get("status")

@@ -70,6 +70,11 @@ class StoreVisitListApi(TenantAPIView):
         ],
         responses=ReceiptSerializer(many=True),
         summary="The store's visits as receipts, newest first",
+        description=(
+            "The store's shopper visits, newest first, each as its receipt: status, lines with "
+            "quantities and prices, totals in the store's currency, and what was charged. Filter by "
+            "`?status=`, `?since=` (entered at or after) and `?stream=`. Paged."
+        ),
     )
     def get(self, request: Request, store: str) -> Response:
         found = store_get(code=store)
@@ -90,7 +95,14 @@ class StoreVisitListApi(TenantAPIView):
 
 
 class StoreVisitDetailApi(TenantAPIView):
-    @extend_schema(responses=ReceiptSerializer, summary="One visit's receipt")
+    @extend_schema(
+        responses=ReceiptSerializer,
+        summary="One visit's receipt",
+        description=(
+            "A visit by its session id: its lines, totals, status, review reasons when a person must "
+            "decide, and its payments."
+        ),
+    )
     def get(self, request: Request, store: str, session: str) -> Response:
         visit = selectors.visit_get(store=store_get(code=store), session=session)
         return Response(selectors.receipt(visit))
