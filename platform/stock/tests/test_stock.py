@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -271,3 +272,22 @@ def test_stock_low_is_sent_once_per_crossing(api_a: APIClient, store: Store, ten
         "since": T0.replace(minute=1).isoformat(),
     }
     assert sent[0].event_id != sent[1].event_id
+
+
+def test_a_push_that_empties_a_bin_sends_stock_low_through_the_workers(
+    api_a: APIClient, tenant_a: Tenant, make_store_with_layout: Callable[..., Store], celery_worker: None
+) -> None:
+    store = make_store_with_layout(tenant_a)
+    webhooks.webhook_endpoint_create(
+        actor=Actor.system(), tenant=tenant_a, url="https://hooks.alpha.test/stock", event_types=["stock.low"]
+    )
+    with tenancy.tenant_scope(tenant_a.pk):
+        services.low_levels_set(actor=Actor.system(), store=store, levels=[{"bin": SCALED, "units": 3}])
+        services.stock_take_record(actor=Actor.system(), store=store, at=T0, rows=[{"bin": SCALED, "units": 5}])
+    assert api_a.post("/api/v1/stores/S1/events", [weight(1, 1, -500.0)], format="json").status_code == 202
+    sent = WebhookDelivery.unscoped.filter(tenant=tenant_a, event_type="stock.low")
+    for _ in range(60):
+        if sent.exists():
+            break
+        time.sleep(0.5)
+    assert [delivery.payload["units"] for delivery in sent] == [3]
