@@ -13,6 +13,9 @@
 #   CELERY_MAX_MEMORY_PER_CHILD_KB  512000      ... or once it holds this much memory (KiB)
 #   LOG_LEVEL                       INFO
 #   METRICS_PORT                    (unset)     serve this worker's Prometheus metrics on that port
+#   CELERY_NICE                     10          niceness of the worker: on a shared host the web processes
+#                                               (niceness 0) get the CPU first, so entry checks and pushes are
+#                                               answered at once while the workers settle (bench/load.py)
 #
 # The node name is celery@<hostname> unless `-n NAME` is given (several workers on one host need
 # distinct names, as in deploy/Procfile); the compose file's health check pings celery@$HOSTNAME.
@@ -22,7 +25,7 @@ shift
 if [ -n "${PROMETHEUS_MULTIPROC_DIR:-}" ]; then
     mkdir -p "$PROMETHEUS_MULTIPROC_DIR"
 fi
-exec celery -A config worker \
+exec nice -n "${CELERY_NICE:-10}" celery -A config worker \
     --queues "$queue" \
     --pool "${CELERY_POOL:-prefork}" \
     --concurrency "${CELERY_CONCURRENCY:-2}" \
