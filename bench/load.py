@@ -1,29 +1,30 @@
-"""Benchmark: many stores at once pushing live events and checking shoppers in, against gunicorn and real workers.
+"""Benchmark: entry checks and live pushes answered while the workers are busy settling, at several rates.
 
 Needs PostgreSQL and Redis; refuses to run in embedded mode. Use a database and a Redis database of your
 own: the script purges the Celery queues of that Redis database.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/openaisle_load REDIS_URL=redis://127.0.0.1:6379/7 \\
-        PYTHONPATH=.:platform python bench/load.py --duration 60 --stores 40
+        PYTHONPATH=.:platform python bench/load.py --rates 50,100,200 --duration 60
 
 In one run it
-1. sets up a tenant with --stores stores (sample layout, catalog and prices; made once, kept), removes what
-   earlier runs left (visits, events, streams, shoppers) and issues an API key;
+1. sets up a tenant with stores (sample layout, catalog and prices; made once, kept): one per pushing client
+   at the highest rate and --backlog-stores more; removes what earlier runs left and issues an API key;
 2. starts, on 127.0.0.1: the Stripe stand-in (localstripe, in memory: no payment leaves the machine), the web
-   server (gunicorn, --web-workers sync workers, deploy/gunicorn.conf.py) and Celery workers (solo pools: one
-   per queue for visits and payments, one for ingest and default);
-3. registers --shoppers-per-store shoppers per store (a card each, through the API) and simulates a busy day
-   for every store (`visits.simulator`, the "realistic" profile: duplicates, shuffles, phantom picks, ...)
-   whose entries carry those shoppers' entry tokens, cut into batches of about --batch-events events;
-4. runs locust headless (this same file is its locustfile) for --duration seconds: one simulated store per
-   user, each step POSTs an entry check for every shopper about to enter (`/entry-check`) and then the next
-   batch (`/events`), paced at one step per --pace seconds per store (0: as fast as answers come);
-5. reads what happened: requests/s (overall, and held once every store was running), latency percentiles,
-   errors, events accepted, visits started, settled and charged while under load, what the queues still held
-   at the end; then stops everything.
+   server (gunicorn with deploy/gunicorn.conf.py, --web-workers x --web-threads) and Celery workers (solo
+   pools: one per queue for visits and payments, one for ingest and default) at niceness --worker-nice, as
+   deploy/celery-worker.sh starts them;
+3. registers --shoppers-per-store shoppers per store (a card each, through the API), simulates a day for every
+   store (`visits.simulator`, "realistic" profile) whose entries carry those shoppers' tokens, and uploads the
+   backlog stores' days (--backlog-visits visits each): the workers are busy settling before the load starts;
+4. for each rate of --rates, runs locust headless (this same file is its locustfile) for --duration seconds:
+   `rate` simulated clients of one request a second each — 70 % entry checks of registered shoppers, 15 % live
+   pushes (a store's next batch of about --batch-events events), 15 % `GET /healthz`, the floor;
+5. reports per rate and endpoint the latency percentiles, errors and the web server's CPU per request
+   (`openaisle_http_request_cpu_seconds_total` from /metrics), the queues at the end, the machine's load;
+   then, from the database, whether any acknowledged push was lost or stored twice.
 
 Prints one JSON object. Everything shares the machine's cores (locust, web server, workers, PostgreSQL,
-localstripe), so the figures are for the machine as a whole.
+localstripe, and whatever else runs there), so the load average is printed with each rate.
 """
 
 from __future__ import annotations
@@ -36,7 +37,6 @@ import itertools
 import json
 import os
 import random
-import resource
 import shutil
 import signal
 import subprocess
@@ -53,49 +53,86 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # --- the locust side: imported by `locust -f bench/load.py` in its own process ------------------------------
 
+ENTRY, PUSH, HEALTH = "POST /stores/{store}/entry-check", "POST /stores/{store}/events", "GET /healthz"
+
 if __name__ != "__main__" and os.environ.get("LOAD_PLAN"):
-    from locust import FastHttpUser, constant, constant_pacing, task
-    from locust.exception import StopUser
+    import gevent
+    from locust import FastHttpUser, constant_throughput, events, task
 
     _PLAN: dict[str, Any] = json.loads(Path(os.environ["LOAD_PLAN"]).read_bytes())
-    _STORE_NUMBERS = itertools.count()
+    _PUSHERS = itertools.count()
+    _SEEN = {"pushes_acknowledged": 0, "events_acknowledged": 0, "pushes_without_batch": 0}
+    _SEEN |= {"entry_checks_allowed": 0, "entry_checks_refused": 0}
 
-    class SimulatedStore(FastHttpUser):
-        """One store: before each batch of events, an entry check for every shopper about to come in."""
+    class _Paced(FastHttpUser):
+        """One request a second, started at a random moment of the first second (no synchronised bursts)."""
 
-        wait_time = constant_pacing(_PLAN["pace_s"]) if _PLAN["pace_s"] > 0 else constant(0)
+        abstract = True
+        wait_time = constant_throughput(1)
 
         def on_start(self) -> None:
-            store = _PLAN["stores"][next(_STORE_NUMBERS) % len(_PLAN["stores"])]
-            self.code: str = store["code"]
-            self.steps = iter(store["batches"])
             self.headers = {"Authorization": f"Bearer {_PLAN['key']}", "Content-Type": "application/json"}
+            gevent.sleep(random.random())
+
+    class Gate(_Paced):
+        """A store's gate: an entry check for a registered shopper."""
+
+        fixed_count = _PLAN["users"]["entry"]
 
         @task
-        def next_step(self) -> None:
-            step = next(self.steps, None)
-            if step is None:
-                raise StopUser()  # this store's simulated day is over
-            if _PLAN["entry_check"]:
-                for token in step["tokens"]:
-                    with self.client.post(
-                        f"/api/v1/stores/{self.code}/entry-check",
-                        data=json.dumps({"token": token}),
-                        headers=self.headers,
-                        name="POST /stores/{store}/entry-check",
-                        catch_response=True,
-                    ) as answer:
-                        if answer.status_code != 200:
-                            answer.failure(f"entry check answered {answer.status_code}")
+        def shopper_arrives(self) -> None:
+            code, token = random.choice(_PLAN["shoppers"])
             with self.client.post(
-                f"/api/v1/stores/{self.code}/events",
-                data=step["body"],
+                f"/api/v1/stores/{code}/entry-check",
+                data=json.dumps({"token": token}),
                 headers=self.headers,
-                name="POST /stores/{store}/events",
+                name=ENTRY,
                 catch_response=True,
+            ) as answer:
+                if answer.status_code != 200:
+                    answer.failure(f"entry check answered {answer.status_code}")
+                    return
+                _SEEN["entry_checks_allowed" if answer.json()["allowed"] else "entry_checks_refused"] += 1
+
+    class LiveStore(_Paced):
+        """A store's perception stack: its next batch of events, once a second."""
+
+        fixed_count = _PLAN["users"]["push"]
+
+        def on_start(self) -> None:
+            super().on_start()
+            store = _PLAN["stores"][next(_PUSHERS) % len(_PLAN["stores"])]
+            self.code: str = store["code"]
+            self.batches = iter(store["batches"])
+
+        @task
+        def push(self) -> None:
+            body = next(self.batches, None)
+            if body is None:
+                _SEEN["pushes_without_batch"] += 1  # the plan was too short for this phase: counted, not sent
+                return
+            with self.client.post(
+                f"/api/v1/stores/{self.code}/events", data=body, headers=self.headers, name=PUSH, catch_response=True
             ) as answer:
                 if answer.status_code != 202:
                     answer.failure(f"push answered {answer.status_code}: {answer.text[:200]}")
+                    return
+                reply = answer.json()
+                _SEEN["pushes_acknowledged"] += 1
+                _SEEN["events_acknowledged"] += reply["accepted"] + reply["duplicates"] + len(reply["rejected"])
+
+    class Health(_Paced):
+        """The floor: the cheapest answer the web server gives, measured alongside."""
+
+        fixed_count = _PLAN["users"]["health"]
+
+        @task
+        def healthz(self) -> None:
+            self.client.get("/healthz", name=HEALTH)
+
+    @events.quitting.add_listener
+    def _write_counts(**_: Any) -> None:
+        Path(_PLAN["counts_file"]).write_text(json.dumps(_SEEN))
 
 
 # --- the orchestrating side ---------------------------------------------------------------------------------
@@ -123,9 +160,9 @@ def _request(port: int, method: str, path: str, *, key: str = "", body: Any = No
 class Processes:
     """The Stripe stand-in, web server and workers this benchmark starts, stopped again whatever happens."""
 
-    def __init__(self, *, env: dict[str, str], logs: Path) -> None:
+    def __init__(self, *, env: dict[str, str], logs: Path, port: int = 0) -> None:
         self.env, self.logs = env, logs
-        self.port = free_port()
+        self.port = port or free_port()
         self.started: list[tuple[str, subprocess.Popen[bytes]]] = []
 
     def start(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> None:
@@ -133,18 +170,22 @@ class Processes:
         process = subprocess.Popen(argv, cwd=ROOT, env=env or self.env, stdout=log, stderr=subprocess.STDOUT)
         self.started.append((name, process))
 
-    def start_server(self, *, workers: int) -> None:
+    def start_server(self, *, workers: int, threads: int) -> None:
+        """gunicorn with deploy/gunicorn.conf.py, as deployed; its workers and threads as asked."""
         argv = [sys.executable, "-m", "gunicorn", "--config", "deploy/gunicorn.conf.py", "config.wsgi:application"]
-        argv += ["--bind", f"127.0.0.1:{self.port}", "--workers", str(workers), "--backlog", "2048"]
-        self.start("web", argv, {**self.env, "PROMETHEUS_MULTIPROC_DIR": str(self.logs / "prometheus-web")})
+        argv += ["--bind", f"127.0.0.1:{self.port}", "--backlog", "2048"]
+        env = {**self.env, "PROMETHEUS_MULTIPROC_DIR": str(self.logs / "prometheus-web")}
+        env |= {"WEB_CONCURRENCY": str(workers), "GUNICORN_THREADS": str(threads)}
+        self.start("web", argv, env)
 
-    def start_workers(self, *, visits: int, payments: int) -> None:
+    def start_workers(self, *, visits: int, payments: int, nice: int) -> None:
+        """Solo workers, one process each, at the niceness deploy/celery-worker.sh gives them (CELERY_NICE)."""
         groups = [("visits", n) for n in range(visits)] + [("payments", n) for n in range(payments)]
         groups.append(("ingest,default", 0))
         for queues, number in groups:
             label = queues.split(",")[0]
-            argv = [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", queues, "--pool", "solo"]
-            argv += ["-n", f"bench-load-{label}-{number}@%h", "--loglevel", "WARNING"]
+            argv = ["nice", "-n", str(nice), sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", queues]
+            argv += ["--pool", "solo", "-n", f"bench-load-{label}-{number}@%h", "--loglevel", "WARNING"]
             argv += ["--without-heartbeat", "--without-mingle", "--without-gossip"]
             env = {**self.env, "PROMETHEUS_MULTIPROC_DIR": str(self.logs / f"prometheus-{label}-{number}")}
             self.start(f"worker-{label}-{number}", argv, env)
@@ -157,12 +198,34 @@ class Processes:
             spent[role] += sum(cpu_seconds(pid) for pid in [process.pid, *children(process.pid)])
         return spent
 
+    def web_pids(self) -> set[int]:
+        return {pid for name, process in self.started if name == "web" for pid in children(process.pid)}
+
+    def view_cpu(self, token: str) -> dict[str, tuple[float, float]]:
+        """Per view: (requests answered, CPU-seconds the web processes spent on them), from /metrics."""
+        from prometheus_client.parser import text_string_to_metric_families
+
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+        try:
+            connection.request("GET", "/metrics", headers={"Authorization": f"Bearer {token}"})
+            text = connection.getresponse().read().decode()
+        finally:
+            connection.close()
+        seen: dict[str, list[float]] = {}
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name == "openaisle_http_requests_total":
+                    seen.setdefault(sample.labels["view"], [0.0, 0.0])[0] += sample.value
+                elif sample.name == "openaisle_http_request_cpu_seconds_total":
+                    seen.setdefault(sample.labels["view"], [0.0, 0.0])[1] += sample.value
+        return {view: (count, cpu) for view, (count, cpu) in seen.items()}
+
     def check(self) -> None:
         for name, process in self.started:
             if process.poll() is not None:
                 raise RuntimeError(f"{name} ended early (see {self.logs / (name + '.log')})")
 
-    def wait_ready(self, *, workers: int, timeout: float = 90) -> None:
+    def wait_ready(self, *, workers: int, timeout: float = 300) -> None:
         from config.celery import app
 
         deadline = time.monotonic() + timeout
@@ -383,51 +446,31 @@ def _number(value: str) -> float:
         return 0.0
 
 
-def read_locust(prefix: Path, *, users: int) -> dict[str, Any]:
+def read_locust(prefix: Path) -> dict[str, dict[str, Any]]:
+    """Per request name: count, errors, rate and latency percentiles (ms) of the phase, once every client ran."""
     with (prefix.parent / f"{prefix.name}_stats.csv").open() as source:
         rows = {row["Name"]: row for row in csv.DictReader(source)}
-    history_path = prefix.parent / f"{prefix.name}_stats_history.csv"
-    with history_path.open() as source:
-        history = [row for row in csv.DictReader(source) if row["Name"] == "Aggregated"]
-    failures: list[dict[str, Any]] = []
-    with contextlib.suppress(FileNotFoundError), (prefix.parent / f"{prefix.name}_failures.csv").open() as source:
-        failures = [
-            {"request": row["Name"], "error": row["Error"][:300], "count": int(row["Occurrences"])}
-            for row in csv.DictReader(source)
-        ]
-
-    def summary(row: dict[str, str]) -> dict[str, Any]:
-        return {
+    return {
+        name: {
             "requests": int(row["Request Count"]),
-            "failures": int(row["Failure Count"]),
+            "errors": int(row["Failure Count"]),
             "requests_per_s": round(_number(row["Requests/s"]), 1),
             "latency_ms": {
                 "p50": _number(row["50%"]),
                 "p95": _number(row["95%"]),
                 "p99": _number(row["99%"]),
                 "max": round(_number(row["Max Response Time"]), 1),
-                "mean": round(_number(row["Average Response Time"]), 1),
             },
         }
-
-    # Held: from the moment every store was running to the last second of the run.
-    full = [row for row in history if int(_number(row["User Count"])) >= users]
-    held = None
-    if len(full) >= 2:
-        first, last = full[0], full[-1]
-        seconds = int(last["Timestamp"]) - int(first["Timestamp"])
-        done = int(_number(last["Total Request Count"])) - int(_number(first["Total Request Count"]))
-        if seconds > 0:
-            held = {"requests_per_s": round(done / seconds, 1), "over_s": seconds}
-    return {
-        "total": summary(rows["Aggregated"]),
-        "by_request": {name: summary(row) for name, row in rows.items() if name != "Aggregated"},
-        "held": held,
-        "failures": failures,
+        for name, row in rows.items()
+        if name != "Aggregated"
     }
 
 
 # --- the run ----------------------------------------------------------------------------------------------------
+
+VIEWS = {ENTRY: "store-entry-check", PUSH: "store-event-push", HEALTH: "healthz"}
+METRICS_TOKEN = "bench-load-metrics"  # noqa: S105 — the benchmark's own server, on 127.0.0.1, for this run only
 
 
 def _code_version() -> dict[str, Any]:
@@ -442,22 +485,174 @@ def _code_version() -> dict[str, Any]:
     return {"commit": git("rev-parse", "--short", "HEAD"), "uncommitted_files": len(changed)}
 
 
+def users_at(rate: int) -> dict[str, int]:
+    """One request a second per simulated client: 70 % entry checks, 15 % pushes, 15 % /healthz."""
+    push = health = max(1, round(rate * 0.15))
+    return {"entry": max(1, rate - push - health), "push": push, "health": health}
+
+
+def upload_backlog(port: int, *, key: str, plans: list[dict[str, Any]]) -> list[int]:
+    """Upload each backlog store's simulated day as one NDJSON file: work queued for the workers."""
+    import requests
+
+    streams = []
+    for plan in plans:
+        lines = [json.dumps(event) + "\n" for batch in plan["batches"] for event in json.loads(batch["body"])]
+        answer = requests.post(
+            f"http://127.0.0.1:{port}/api/v1/stores/{plan['code']}/event-streams",
+            headers={"Authorization": f"Bearer {key}"},
+            files={"file": ("day.ndjson", "".join(lines).encode())},
+            timeout=300,
+        )
+        if answer.status_code != 202:
+            raise RuntimeError(f"uploading the backlog answered {answer.status_code}: {answer.text[:300]}")
+        streams.append(int(answer.json()["id"]))
+    return streams
+
+
+def measure_alone(processes: Processes, *, key: str, shoppers: list[list[str]], requests: int) -> dict[str, Any]:
+    """Each endpoint alone, before the backlog: the web processes' CPU (from /proc) per request, 4 clients at a
+    time. Every shopper is checked once first, so their standing is kept, as at a gate open for a while."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def entry(number: int) -> int:
+        code, token = shoppers[number % len(shoppers)]
+        path = f"/api/v1/stores/{code}/entry-check"
+        return _request(processes.port, "POST", path, key=key, body={"token": token})[0]
+
+    def health(_: int) -> int:
+        return _request(processes.port, "GET", "/healthz")[0]
+
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(entry, range(len(shoppers))))
+        figures = {}
+        for name, call in ((HEALTH, health), (ENTRY, entry)):
+            before = processes.cpu_seconds()["web_server"]
+            statuses = list(pool.map(call, range(requests)))
+            spent = processes.cpu_seconds()["web_server"] - before
+            figures[name] = {
+                "requests": requests,
+                "errors": sum(status != 200 for status in statuses),
+                "web_cpu_ms_per_request": round(1000 * spent / requests, 3),
+            }
+    cpu = [figures[name]["web_cpu_ms_per_request"] for name in (ENTRY, HEALTH)]
+    return figures | {"entry_check_vs_healthz_cpu_ratio": _ratio(*cpu)}
+
+
+def _ratio(value: float | None, floor: float | None) -> float | None:
+    return round(value / floor, 2) if value and floor else None
+
+
+def run_phase(
+    processes: Processes, *, rate: int, duration: int, plan: dict[str, Any], work: Path, logs: Path
+) -> dict[str, Any]:
+    """One rate, in one locust run: the figures per endpoint, the CPU they cost and what the machine did."""
+    users = users_at(rate)
+    plan_file = work / f"plan-{rate}.json"
+    plan_file.write_text(json.dumps({**plan, "users": users, "counts_file": str(work / f"counts-{rate}.json")}))
+    views_before, roles_before = processes.view_cpu(METRICS_TOKEN), processes.cpu_seconds()
+    web_pids = processes.web_pids()
+    busy_before, load_before, started = machine_busy_seconds(), os.getloadavg()[0], time.monotonic()
+    total = sum(users.values())
+    argv = [sys.executable, "-m", "locust", "-f", str(Path(__file__).resolve()), "--headless", "--reset-stats"]
+    argv += ["--users", str(total), "--spawn-rate", str(total), "--run-time", f"{duration + 2}s"]
+    argv += ["--host", f"http://127.0.0.1:{processes.port}", "--csv", str(work / f"locust-{rate}"), "--only-summary"]
+    argv += ["--loglevel", "WARNING", "--stop-timeout", "10", "--exit-code-on-error", "0"]
+    locust = subprocess.run(
+        argv,
+        cwd=ROOT,
+        env={**os.environ, "LOAD_PLAN": str(plan_file)},
+        stdout=(logs / "locust.log").open("ab"),
+        stderr=subprocess.STDOUT,
+        timeout=duration + 180,
+        check=False,
+    )
+    wall = time.monotonic() - started
+    busy_after, roles_after = machine_busy_seconds(), processes.cpu_seconds()
+    views_after = processes.view_cpu(METRICS_TOKEN)
+    if locust.returncode != 0:
+        raise RuntimeError(f"locust exited with {locust.returncode} (see {logs / 'locust.log'})")
+    processes.check()
+    figures = read_locust(work / f"locust-{rate}")
+    endpoints = {}
+    for name, view in VIEWS.items():
+        count = views_after.get(view, (0, 0))[0] - views_before.get(view, (0, 0))[0]
+        cpu = views_after.get(view, (0, 0))[1] - views_before.get(view, (0, 0))[1]
+        endpoints[name] = figures.get(name, {}) | {
+            "server_cpu_ms_per_request": round(1000 * cpu / count, 3) if count else None
+        }
+    entry, health = endpoints[ENTRY], endpoints[HEALTH]
+    return {
+        "rate_requests_per_s": rate,
+        "users": users,
+        "endpoints": endpoints,
+        "entry_check_vs_healthz": {
+            "p99_ratio": _ratio(entry.get("latency_ms", {}).get("p99"), health.get("latency_ms", {}).get("p99")),
+            "cpu_ratio": _ratio(entry["server_cpu_ms_per_request"], health["server_cpu_ms_per_request"]),
+        },
+        "answers_seen_by_the_clients": json.loads((work / f"counts-{rate}.json").read_text()),
+        "queues_at_end": _queue_lengths(),
+        "web_workers_restarted": len(processes.web_pids() - web_pids),  # gunicorn's max_requests
+        "cpu_s": {
+            "web_server": round(roles_after["web_server"] - roles_before["web_server"], 1),
+            "celery_workers": round(roles_after["celery_workers"] - roles_before["celery_workers"], 1),
+            "machine_all_cores": round(busy_after - busy_before, 1),
+            "wall_s": round(wall, 1),
+        },
+        "machine_busy_share": round((busy_after - busy_before) / (wall * (os.cpu_count() or 1)), 3),
+        "load_average_1min": {"before": round(load_before, 2), "after": round(os.getloadavg()[0], 2)},
+    }
+
+
+def _targets(phase: dict[str, Any]) -> dict[str, Any]:
+    entry, health, push = (phase["endpoints"][name] for name in (ENTRY, HEALTH, PUSH))
+    entry_p99, health_p99 = entry["latency_ms"]["p99"], health["latency_ms"]["p99"]
+    return {
+        "entry_check_p99_at_most_50_ms": entry_p99 <= 50,
+        "entry_check_p99_at_most_3x_healthz": entry_p99 <= 3 * health_p99,
+        "entry_check_cpu_at_most_2.5x_healthz": (phase["entry_check_vs_healthz"]["cpu_ratio"] or 99) <= 2.5,
+        "push_ack_p99_at_most_100_ms": push["latency_ms"]["p99"] <= 100,
+        "workers_still_busy_at_end": any(phase["queues_at_end"].values()),
+    }
+
+
+def _plans(args: argparse.Namespace, stores: list[Any], tokens: list[str], *, pushers: int) -> list[dict[str, Any]]:
+    """The pushing stores' days (long enough for every rate), then the backlog stores' (uploaded)."""
+    run_tag = f"L{int(time.time()) % 100000}"
+    start = (datetime.now(UTC) - timedelta(days=2)).replace(hour=8, minute=0, second=0, microsecond=0)
+    per_store = args.shoppers_per_store
+    pushes = (args.duration + 3) * len(args.rates.split(","))
+    return [
+        plan_store(
+            store,
+            tokens=tokens[n * per_store : (n + 1) * per_store],
+            visits=args.backlog_visits if n >= pushers else max(10, pushes * args.batch_events // 9),
+            batch_events=args.batch_events,
+            run=run_tag,
+            seed=args.seed * 1000 + n,
+            start=start,
+        )
+        for n, store in enumerate(stores)
+    ]
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     from django.db.models import Count, Q, Sum
 
     from billing.payments.stripe_standin import LocalStripe
-    from ingest.models import EventStream
+    from ingest.models import Event, EventStream
     from tenants import services as tenant_services
     from tenants.audit import Actor
-    from visits.models import Visit
 
+    rates = [int(rate) for rate in args.rates.split(",")]
+    pushers = max(users_at(rate)["push"] for rate in rates)
     work = Path(tempfile.mkdtemp(prefix="bench-load-"))
     logs = Path(args.logs) if args.logs else work / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    tenant, stores = setup(args.stores)
+    tenant, stores = setup(pushers + args.backlog_stores)
     issued = tenant_services.api_key_issue(actor=Actor.cli(), tenant=tenant, name="load benchmark")
     processes: Processes | None = None
-    stripe = LocalStripe()
+    stripe = LocalStripe(port=args.port + 1 if args.port else None)
     result: dict[str, Any] = {}
     try:
         stripe.__enter__()
@@ -469,168 +664,97 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "STRIPE_API_BASE": stripe.base_url,  # every payment goes to the stand-in on 127.0.0.1
             "LOG_LEVEL": "WARNING",
             "LOG_FORMAT": "json",
+            "METRICS_TOKEN": METRICS_TOKEN,
             "API_RATE_PER_KEY": "1000000/min",  # one key drives every store here; the throttle is not measured
         }
         forget_queued_tasks()
-        processes = Processes(env=env, logs=logs)
-        processes.start_server(workers=args.web_workers)
-        processes.start_workers(visits=args.visits_workers, payments=args.payments_workers)
+        processes = Processes(env=env, logs=logs, port=args.port)
+        processes.start_server(workers=args.web_workers, threads=args.web_threads)
+        processes.start_workers(visits=args.visits_workers, payments=args.payments_workers, nice=args.worker_nice)
         processes.wait_ready(workers=args.visits_workers + args.payments_workers + 1)
 
         tokens = register_shoppers(processes.port, key=issued.key, count=args.shoppers_per_store * len(stores))
-        probe_status, _ = _request(
-            processes.port, "POST", f"/api/v1/stores/{stores[0].code}/entry-check", key=issued.key, body={"token": "x"}
-        )
-        entry_check = probe_status == 200
-        run_tag = f"L{int(time.time()) % 100000}"
-        start = (datetime.now(UTC) - timedelta(days=2)).replace(hour=8, minute=0, second=0, microsecond=0)
-        steps_needed = args.duration / args.pace if args.pace > 0 else args.duration * 20
-        visits = max(10, min(args.max_visits_per_store, int(steps_needed * args.batch_events / 10)))
-        plans = [
-            plan_store(
-                store,
-                tokens=tokens[n * args.shoppers_per_store : (n + 1) * args.shoppers_per_store],
-                visits=visits,
-                batch_events=args.batch_events,
-                run=run_tag,
-                seed=args.seed * 1000 + n,
-                start=start,
-            )
-            for n, store in enumerate(stores)
-        ]
-        plan_file = work / "plan.json"
-        plan_file.write_text(
-            json.dumps({"key": issued.key, "pace_s": args.pace, "entry_check": entry_check, "stores": plans})
-        )
+        shoppers = [[stores[n // args.shoppers_per_store].code, token] for n, token in enumerate(tokens)]
+        alone = measure_alone(processes, key=issued.key, shoppers=shoppers, requests=args.alone_requests)
+        plans = _plans(args, stores, tokens, pushers=pushers)
+        backlog_streams = upload_backlog(processes.port, key=issued.key, plans=plans[pushers:])
+        time.sleep(args.backlog_head_start)  # the ingest worker has chunks done and visits queued
+        load_started = datetime.now(UTC)
+        phases = []
+        for number, rate in enumerate(rates):
+            first, last = number * (args.duration + 3), (number + 1) * (args.duration + 3)
+            stores_plan = [{"code": p["code"], "batches": [b["body"] for b in p["batches"][first:last]]} for p in plans]
+            plan = {"key": issued.key, "shoppers": shoppers, "stores": stores_plan[:pushers]}
+            phases.append(run_phase(processes, rate=rate, duration=args.duration, plan=plan, work=work, logs=logs))
+        load_ended = datetime.now(UTC)
 
-        busy_before, load_started = machine_busy_seconds(), datetime.now(UTC)
-        roles_before, children_before = processes.cpu_seconds(), resource.getrusage(resource.RUSAGE_CHILDREN)
-        locust = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "locust",
-                "-f",
-                str(Path(__file__).resolve()),
-                "--headless",
-                "--users",
-                str(len(stores)),
-                "--spawn-rate",
-                str(args.spawn_rate or len(stores)),
-                "--run-time",
-                f"{args.duration}s",
-                "--host",
-                f"http://127.0.0.1:{processes.port}",
-                "--csv",
-                str(work / "locust"),
-                "--only-summary",
-                "--loglevel",
-                "WARNING",
-                "--stop-timeout",
-                "10",
-                "--exit-code-on-error",
-                "0",
-            ],
-            cwd=ROOT,
-            env={**os.environ, "LOAD_PLAN": str(plan_file)},
-            stdout=(logs / "locust.log").open("ab"),
-            stderr=subprocess.STDOUT,
-            timeout=args.duration + 120,
-            check=False,
+        pushed = EventStream.unscoped.filter(
+            tenant=tenant, source=EventStream.Source.PUSH, created_at__gte=load_started
+        ).aggregate(
+            streams=Count("pk"),
+            lines=Sum("lines"),
+            accepted=Sum("accepted"),
+            duplicates=Sum("duplicates"),
+            finished=Count("pk", filter=Q(status=EventStream.Status.DONE)),
         )
-        load_ended, busy_after = datetime.now(UTC), machine_busy_seconds()
-        roles_after, children_after = processes.cpu_seconds(), resource.getrusage(resource.RUSAGE_CHILDREN)
-        cpu = {role: round(roles_after[role] - roles_before[role], 1) for role in roles_after}
-        # The only child reaped meanwhile is locust.
-        cpu["locust"] = round(
-            children_after.ru_utime + children_after.ru_stime - children_before.ru_utime - children_before.ru_stime, 1
+        seen = [json.loads((work / f"counts-{rate}.json").read_text()) for rate in rates]
+        acknowledged = {key: sum(counts[key] for counts in seen) for key in seen[0]}
+        stored = Event.unscoped.filter(
+            tenant=tenant, stream__source=EventStream.Source.PUSH, stream__created_at__gte=load_started
+        ).count()
+        backlog = EventStream.unscoped.filter(pk__in=backlog_streams).aggregate(
+            lines=Sum("lines"), done=Count("pk", filter=Q(status=EventStream.Status.DONE))
         )
-        cpu["machine_busy_all_cores"] = round(busy_after - busy_before, 1)
-        cpu["everything_else"] = round(
-            cpu["machine_busy_all_cores"] - cpu["web_server"] - cpu["celery_workers"] - cpu["locust"], 1
-        )
-        if locust.returncode != 0:
-            raise RuntimeError(f"locust exited with {locust.returncode} (see {logs / 'locust.log'})")
-        processes.check()
-        queues_at_end = _queue_lengths()
-        wall = (load_ended - load_started).total_seconds()
-
-        visits_all = Visit.unscoped.filter(tenant=tenant)
-        during = Q(settled_at__gte=load_started, settled_at__lte=load_ended)
-        settled = visits_all.filter(during).aggregate(
-            n=Count("pk"),
-            charged=Count("pk", filter=Q(status=Visit.Status.CHARGED)),
-            review=Count("pk", filter=Q(status=Visit.Status.NEEDS_REVIEW)),
-        )
-        ended = visits_all.filter(exited_at__isnull=False).count()
-        streams = EventStream.unscoped.filter(tenant=tenant, source=EventStream.Source.PUSH).aggregate(
-            pushes=Count("pk"), accepted=Sum("accepted"), duplicates=Sum("duplicates"), rejected=Sum("rejected")
-        )
-        by_status = dict(visits_all.values_list("status").annotate(n=Count("pk")).values_list("status", "n"))
         processes.stop()
         processes = None
-
-        figures = read_locust(work / "locust", users=len(stores))
         result = {
             "benchmark": "load",
-            "database": "postgresql",
             "code": _code_version(),
             "cpus": os.cpu_count(),
-            "duration_s": args.duration,
-            "stores": len(stores),
-            "pace_s_per_store": args.pace,
-            "batch_events_about": args.batch_events,
-            "web_workers": args.web_workers,
-            "celery_workers": {"visits": args.visits_workers, "payments": args.payments_workers, "ingest+default": 1},
-            "requests_per_s": figures["total"]["requests_per_s"],
-            "requests_per_s_held": figures["held"],
-            "latency_ms": figures["total"]["latency_ms"],
-            "requests": figures["total"]["requests"],
-            "errors": figures["total"]["failures"],
-            "by_request": figures["by_request"],
-            "failures": figures["failures"][:10],
-            "entry_checks": (
-                {"measured": True, "shoppers_registered": len(tokens)}
-                if entry_check
-                else {
-                    "measured": False,
-                    "note": f"POST /api/v1/stores/{{store}}/entry-check answered {probe_status} before the run "
-                    "(the endpoint is missing): only live pushes were sent.",
-                }
-            ),
-            "events_pushed": {
-                "planned": sum(p["events"] for p in plans),
-                "pushes": streams["pushes"] or 0,
-                "accepted": streams["accepted"] or 0,
-                "duplicates": streams["duplicates"] or 0,
-                "rejected": streams["rejected"] or 0,
-                "accepted_per_s": round((streams["accepted"] or 0) / wall, 1),
+            "duration_s_per_rate": args.duration,
+            "web": {"gunicorn_workers": args.web_workers, "threads": args.web_threads},
+            "celery_workers": {
+                "visits": args.visits_workers,
+                "payments": args.payments_workers,
+                "ingest+default": 1,
+                "nice": args.worker_nice,
             },
-            "visits": {
-                "started": visits_all.count(),
-                "left_the_store": ended,
-                "settled_while_under_load": settled["n"],
-                "settled_per_s": round(settled["n"] / wall, 2),
-                "of_which_charged": settled["charged"],
-                "of_which_needs_review": settled["review"],
-                "by_status_at_end": by_status,
+            "backlog": {
+                "uploaded_streams": len(backlog_streams),
+                "uploaded_events": backlog["lines"] or 0,
+                "streams_done_at_end": backlog["done"],
             },
-            "queues_at_end": queues_at_end,
-            "machine_busy_share": round((busy_after - busy_before) / (wall * (os.cpu_count() or 1)), 3),
-            # CPU-seconds over the load; everything_else: PostgreSQL, the Stripe stand-in, Redis, and other work.
-            "cpu_s": cpu,
-            # Per unit of work, whatever else shared the machine: the web server's CPU per request answered,
-            # the workers' per visit settled (refreshing, settling and the payments of it).
-            "cpu_ms_per_unit": {
-                "web_per_request": round(1000 * cpu["web_server"] / max(figures["total"]["requests"], 1), 1),
-                "web_per_event_pushed": round(1000 * cpu["web_server"] / max(streams["accepted"] or 0, 1), 2),
-                "workers_per_visit_settled": round(1000 * cpu["celery_workers"] / max(settled["n"], 1), 1),
+            # Each endpoint alone (web CPU from /proc), with idle workers: the per-request cost without contention.
+            "alone": alone,
+            "phases": [phase | {"targets_met": _targets(phase)} for phase in phases],
+            # Lost or duplicated: what the server told the clients it stored, against the database.
+            "pushes": {
+                "acknowledged": acknowledged["pushes_acknowledged"],
+                "streams_in_the_database": pushed["streams"],
+                "lost": max(acknowledged["pushes_acknowledged"] - pushed["streams"], 0),
+                # Stored, but the client stopped waiting for the answer (still in flight when its rate ended).
+                "stored_unanswered": max(pushed["streams"] - acknowledged["pushes_acknowledged"], 0),
+                # Never stored twice (the unique index): the realistic profile repeats some events on purpose.
+                "events_refused_as_duplicates": pushed["duplicates"] or 0,
+                "events_acknowledged": acknowledged["events_acknowledged"],
+                "events_counted_by_the_streams": pushed["lines"] or 0,
+                "events_accepted_by_the_streams": pushed["accepted"] or 0,
+                "accepted_events_stored": stored,
+                "finished_by_the_workers_at_end": pushed["finished"],
+                "not_sent_plan_too_short": acknowledged["pushes_without_batch"],
             },
-            "load_average_1min_at_end": round(os.getloadavg()[0], 2),
+            "entry_checks": {
+                "allowed": acknowledged["entry_checks_allowed"],
+                "refused": acknowledged["entry_checks_refused"],
+            },
+            "load_seconds": round((load_ended - load_started).total_seconds(), 1),
             "note": (
-                f"One machine: locust, the web server, the workers, PostgreSQL and the Stripe stand-in share its "
-                f"{os.cpu_count()} cores. Each store pushes about {args.batch_events} events per step and checks "
-                "in the shoppers entering in that step; 'held' counts from the moment every store was running."
+                f"One machine ({os.cpu_count()} cores), shared with whatever else runs on it: locust, the web server, "
+                "the workers (busy with the uploaded backlog and the pushes), PostgreSQL, Redis and the Stripe "
+                "stand-in. Each rate is one locust run after the one before; one request a second per simulated "
+                "client, 70 % entry checks, 15 % pushes, 15 % /healthz; statistics from the moment every client "
+                "ran. server_cpu_ms_per_request: CPU the web process's thread spent inside Django on that view "
+                "(openaisle_http_request_cpu_seconds_total); cpu_s.web_server: every gunicorn process, from /proc."
             ),
         }
     finally:
@@ -650,19 +774,23 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--duration", type=int, default=60, help="seconds of load (default 60)")
-    parser.add_argument("--stores", type=int, default=40, help="simulated stores pushing at once (default 40)")
-    parser.add_argument("--pace", type=float, default=1.0, help="seconds between a store's steps (0: no pause)")
+    parser.add_argument("--rates", default="50,100,200", help="requests/s offered, one run each (default 50,100,200)")
+    parser.add_argument("--duration", type=int, default=60, help="seconds measured at each rate (default 60)")
     parser.add_argument("--batch-events", type=int, default=20, help="events per push, about (default 20)")
     parser.add_argument("--shoppers-per-store", type=int, default=5, help="registered shoppers per store (default 5)")
-    parser.add_argument("--max-visits-per-store", type=int, default=3000, help="cap on each store's simulated day")
-    parser.add_argument("--spawn-rate", type=float, default=0, help="stores started per second (default: all at once)")
-    parser.add_argument("--web-workers", type=int, default=3, help="gunicorn sync workers (default 3)")
+    parser.add_argument("--backlog-stores", type=int, default=6, help="stores whose day is uploaded first (default 6)")
+    parser.add_argument("--backlog-visits", type=int, default=600, help="visits in each uploaded day (default 600)")
+    parser.add_argument("--backlog-head-start", type=float, default=10, help="seconds from upload to load")
+    parser.add_argument("--alone-requests", type=int, default=400, help="requests per endpoint measured alone")
+    parser.add_argument("--web-workers", type=int, default=3, help="gunicorn workers (default 3)")
+    parser.add_argument("--web-threads", type=int, default=1, help="threads per gunicorn worker (default 1: sync)")
     parser.add_argument("--visits-workers", type=int, default=1, help="solo workers on the visits queue (default 1)")
     parser.add_argument("--payments-workers", type=int, default=1, help="solo workers on payments (default 1)")
+    parser.add_argument("--worker-nice", type=int, default=10, help="niceness of the workers (default 10, as deployed)")
+    parser.add_argument("--port", type=int, default=0, help="the web server's port, the Stripe stand-in's + 1 (free)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--logs", default="", help="directory for the processes' logs (default: temporary)")
-    parser.add_argument("--keep-files", action="store_true", help="keep the plan, locust's CSV files and the logs")
+    parser.add_argument("--keep-files", action="store_true", help="keep the plans, locust's CSV files and the logs")
     args = parser.parse_args()
 
     start_django()
