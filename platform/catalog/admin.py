@@ -20,6 +20,7 @@ from django.utils import timezone
 from unfold.admin import TabularInline
 from unfold.decorators import action, display
 from unfold.widgets import (
+    UnfoldAdminFileFieldWidget,
     UnfoldAdminSelectWidget,
     UnfoldAdminSingleDateWidget,
     UnfoldAdminTextareaWidget,
@@ -71,7 +72,12 @@ class ProductPriceInline(TabularInline):
 
 
 class CatalogImportForm(forms.Form):
-    file = forms.FileField(help_text=f"CSV (UTF-8) or XLSX. Columns: {', '.join(COLUMNS)} (the last five optional).")
+    # unfold's file widget: its script writes the chosen file's name into the text input next to it; with a plain
+    # file input it wrote it into the form's first text field ("Prices apply from"), which then failed as a date.
+    file = forms.FileField(
+        help_text=f"CSV (UTF-8) or XLSX. Columns: {', '.join(COLUMNS)} (the last five optional).",
+        widget=UnfoldAdminFileFieldWidget,
+    )
     partial = forms.BooleanField(
         required=False,
         label="Keep good rows",

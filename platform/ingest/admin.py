@@ -225,7 +225,7 @@ class EventStreamAdmin(StreamAdminBase, TenantModelAdmin):
                 "schema_url": reverse("event-stream-schema"),
                 "examples": [
                     (
-                        f"Download example events for {code} (NDJSON)",
+                        f"Example events for {code} (NDJSON)",
                         reverse("admin:ingest_eventstream_example", args=[pk]),
                     )
                     for pk, code in Store.objects.order_by("code").values_list("pk", "code")[:EXAMPLE_STORES]
