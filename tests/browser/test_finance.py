@@ -120,7 +120,8 @@ def test_an_operator_opens_the_console_and_drills_down(
     expect(page).to_have_url(f"{live_server.url}/ops/")
     console = page.locator("#console")
     expect(console.get_by_role("heading", name="All tenants")).to_be_visible()
-    expect(console.locator("canvas.chart")).to_have_count(6)
+    expect(console.locator("canvas.chart")).to_have_count(5)
+    expect(console.locator('[data-chart-empty="Event streams received per day"]')).to_have_count(1)  # none sent
     for title in ("Visits settled per day", "Gross sales per day", "Review rate per day (%)", "Event streams received"):
         expect(console.get_by_text(title).first).to_be_visible()
     page.wait_for_function("() => [...document.querySelectorAll('canvas.chart')].every(c => c.width > 0)")
@@ -150,7 +151,8 @@ def test_a_manager_sees_their_own_console_and_downloads_their_invoice(
     expect(page).to_have_url(f"{live_server.url}/admin/")
     console = page.locator("#console")
     expect(console.get_by_role("heading", name="Your stores")).to_be_visible()
-    expect(console.locator("canvas.chart")).to_have_count(6)
+    expect(console.locator("canvas.chart")).to_have_count(5)
+    expect(console.locator('[data-chart-empty="Event streams received per day"]')).to_have_count(1)  # none sent
     expect(page.locator("#console-drilldown")).to_contain_text("MAIN — Store MAIN")
     assert "Bravo Foods" not in page.content() and "CITY" not in page.content()
     screenshot("admin-console-manager")
