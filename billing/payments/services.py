@@ -181,8 +181,9 @@ def shopper_revoke(*, actor: Actor, shopper: Shopper) -> Shopper:
     return shopper
 
 
-def shopper_for_token(token: str) -> Shopper | None:
-    return Shopper.objects.filter(token_hash=token_hash(token)).first() if token else None
+def shopper_for_token_hash(hashed_token: str) -> Shopper | None:
+    """The shopper of the entry token with this hash (what events and visits keep of a token)."""
+    return Shopper.objects.filter(token_hash=hashed_token).first() if hashed_token else None
 
 
 @dataclass(frozen=True)
@@ -266,7 +267,7 @@ def _new_attempt(visit: Visit, purpose: str, amount: int, **fields: Any) -> Paym
 
 def _shopper_of(visit: Visit) -> Shopper | None:
     earlier = visit.payment_attempts.exclude(shopper=None).last()
-    return earlier.shopper if earlier else shopper_for_token(visit.shopper_token)
+    return earlier.shopper if earlier else shopper_for_token_hash(visit.shopper_token_hash)
 
 
 def _refundable_payments(visit: Visit) -> list[tuple[PaymentAttempt, int]]:
@@ -510,9 +511,9 @@ def visit_preauthorise(*, visit_id: int) -> PaymentAttempt | None:
         visit = Visit.objects.select_for_update(of=("self",), no_key=True).select_related("store").get(pk=visit_id)
         if visit.payment_attempts.filter(purpose=Purpose.PREAUTH).exists():
             return None
-        if visit.status != Visit.Status.OPEN or not visit.shopper_token or visit.store.preauth_amount <= 0:
+        if visit.status != Visit.Status.OPEN or not visit.shopper_token_hash or visit.store.preauth_amount <= 0:
             return None  # a hold only helps while the shopper is in the store; afterwards the cart is charged
-        shopper = shopper_for_token(visit.shopper_token)
+        shopper = shopper_for_token_hash(visit.shopper_token_hash)
         if shopper is None or shopper.is_revoked:
             return None
         attempt = _new_attempt(visit, Purpose.PREAUTH, visit.store.preauth_amount, shopper=shopper)
@@ -521,7 +522,8 @@ def visit_preauthorise(*, visit_id: int) -> PaymentAttempt | None:
 
 def visits_preauthorise(*, store: Store, sessions: list[str]) -> int:
     """Pre-authorise the visits of these sessions that have a registered shopper and no hold yet."""
-    visits = Visit.objects.filter(store=store, session__in=sessions, status=Visit.Status.OPEN).exclude(shopper_token="")
+    open_visits = Visit.objects.filter(store=store, session__in=sessions, status=Visit.Status.OPEN)
+    visits = open_visits.exclude(shopper_token_hash="")
     held = 0
     for visit_id in visits.exclude(payment_attempts__purpose=Purpose.PREAUTH).values_list("pk", flat=True):
         held += visit_preauthorise(visit_id=visit_id) is not None
@@ -777,7 +779,7 @@ def payment_failure_announce(*, visit_id: int) -> None:
         payload={
             "store": visit.store.code,
             "session": visit.session,
-            "shopper": visit.shopper_token,
+            "shopper": shopper.pk if (shopper := _shopper_of(visit)) else None,
             "balance_due": visit.balance_due,
             "currency": visit.currency,
             "reason": visit.payment_failure,

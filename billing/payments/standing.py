@@ -17,7 +17,6 @@ store, cached the same way (tenants.services, stores.selectors).
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -26,6 +25,7 @@ from django.db import transaction
 from django.db.models import QuerySet
 
 from billing.payments.models import PaymentAttempt, Shopper
+from core.entry_tokens import entry_token_hash as token_hash
 from visits.models import Visit
 
 STANDING_SECONDS = 24 * 3600  # a safety net only: every change writes the entry anew
@@ -38,10 +38,6 @@ class Standing:
 
     code: str
     open_balance: int = 0
-
-
-def token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def visits_owing(shopper: Shopper) -> QuerySet[Visit]:
@@ -103,9 +99,9 @@ def standings_changed(*, tenant_id: int, hashed_tokens: Iterable[str]) -> None:
 
 
 def standings_changed_for_visit(visit: Visit) -> None:
-    """The visit's money changed: the standing of the shoppers it charged (or whose token it carries)."""
+    """The visit's money changed: the standing of the shoppers it charged (or whose token's hash it carries)."""
     charged = PaymentAttempt.unscoped.filter(visit_id=visit.pk).exclude(shopper=None).values("shopper_id")
     hashes = set(Shopper.unscoped.filter(pk__in=charged).values_list("token_hash", flat=True))
-    if visit.shopper_token:
-        hashes.add(token_hash(visit.shopper_token))
+    if visit.shopper_token_hash:
+        hashes.add(visit.shopper_token_hash)
     standings_changed(tenant_id=visit.tenant_id, hashed_tokens=hashes)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import io
+import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -22,6 +23,7 @@ import orjson
 from django.conf import settings
 from django.db import connection
 
+from core.entry_tokens import entry_token_hash
 from ingest.models import Event, EventStream, Rejection
 from ingest.validation import (
     MAX_EVENT_BYTES,
@@ -36,6 +38,8 @@ from ingest.validation import (
 from stores.models import Bin, DevicePlacement, LayoutVersion, Store
 
 RAW_KEPT_CHARS = 500
+SHOPPER_KEY = b'"shopper"'
+TOKEN_LINE_NOT_KEPT = b'"(not kept: the line names a shopper and is too odd to write back without the token)"'
 NUL_ESCAPE = b"\\u0000"
 COPY_NULL = "\\N"
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -150,11 +154,36 @@ def _classify(
                 continue
             raw_id = event.event_id if event is not None else value.get("id") if isinstance(value, dict) else None
             event_id = raw_id if isinstance(raw_id, str) else ""
-            text = line[:RAW_KEPT_CHARS].decode("utf-8", errors="replace").replace("\x00", "\ufffd")
+            kept = _token_hidden(line) if SHOPPER_KEY in line else line
+            text = kept[:RAW_KEPT_CHARS].decode("utf-8", errors="replace").replace("\x00", "\ufffd")
             refused.append(Refusal(number, event_id[:64], reason or "invalid event", text))
             continue
-        valid.append((number, event, line))
+        valid.append((number, event, _token_hidden(line) if event.type == "session.started" else line))
     return count, valid, refused, refused_count
+
+
+def _token_hidden(line: bytes) -> bytes:
+    """The line as stored: an entry token in `shopper` replaced by its hash (core.entry_tokens), so that no
+    event, visit or rejected line keeps a token that opens a gate. A line that is not a JSON object is kept
+    as it is (it names no shopper that could be read); one too odd to write back (integers beyond 64 bits
+    for orjson, nesting beyond the standard library's recursion) is not kept at all."""
+    try:
+        value = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        try:
+            value = json.loads(line)
+        except (ValueError, RecursionError):
+            return line
+    if not isinstance(value, dict) or not isinstance(value.get("shopper"), str):
+        return line
+    value["shopper"] = entry_token_hash(value["shopper"])
+    try:
+        return orjson.dumps(value)
+    except orjson.JSONEncodeError:
+        try:
+            return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+        except (ValueError, RecursionError):
+            return TOKEN_LINE_NOT_KEPT
 
 
 def process_lines(

@@ -330,7 +330,7 @@ class Timeline:
     def _note(event: Event) -> tuple[str, str]:
         payload = event.payload
         if event.type == "session.started":
-            shopper = f" (shopper {payload['shopper']})" if payload.get("shopper") else ""
+            shopper = f" (shopper token {str(payload['shopper'])[:8]}…)" if payload.get("shopper") else ""
             return f"{event.session} entered{shopper} through {payload.get('gate', event.device)}", "session"
         if event.type == "session.ended":
             return f"{event.session} left through {payload.get('gate', event.device)}", "session"
@@ -436,7 +436,7 @@ class VisitAdmin(TenantModelAdmin):
     list_display = ["session", "store", "status_label", "age", "line_count", "total_amount", "reasons_short"]
     list_display_links = ["session"]
     list_filter = [VisitStatusFilter, "store"]
-    search_fields = ["session", "shopper_token"]
+    search_fields = ["session"]
     list_per_page = 50
     list_before_template = "admin/visits/visit/list_before.html"
     review_template = "admin/visits/visit/review.html"
@@ -621,8 +621,10 @@ class VisitAdmin(TenantModelAdmin):
                 row.evidence = [(str(e), timeline.anchors.get(str(e), "")) for e in proposed.evidence]
         decisions = list(ReviewDecision.objects.filter(visit=visit).select_related("reviewer").order_by("decided_at"))
         collected = visit.paid - visit.refunded
+        shopper = selectors.shopper_of(visit)
         return {
             "visit": visit,
+            "shopper": f"#{shopper.pk} · {shopper.external_ref}" if shopper else "",
             "state": states.visit_state(visit=visit, reviewed=bool(decisions)),
             "no_decision": _no_decision_words(visit),
             "approve_label": "Approve and settle the difference" if collected > 0 else "Approve and charge",

@@ -28,7 +28,9 @@ class Visit(TenantOwnedModel):
 
     store = models.ForeignKey("stores.Store", on_delete=models.PROTECT, related_name="visits")
     session = models.CharField(max_length=64)
-    shopper_token = models.CharField(max_length=128, blank=True)
+    shopper_token_hash = models.CharField(
+        max_length=128, blank=True, help_text="SHA-256 of the entry token the visit came in with (core.entry_tokens)."
+    )
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.OPEN)
     entered_at = models.DateTimeField(null=True, blank=True)
     exited_at = models.DateTimeField(null=True, blank=True)

@@ -13,6 +13,7 @@ from typing import Any
 from django.db.models import Count, Exists, Max, Min, OuterRef, Prefetch, Q, QuerySet
 from django.shortcuts import get_object_or_404
 
+from billing.payments.models import Shopper
 from ingest.models import Event
 from stores.models import Bin, LayoutVersion, Store
 from stores.selectors import layout_in_force
@@ -53,6 +54,13 @@ def _with_receipt_parts(visits: QuerySet[Visit]) -> QuerySet[Visit]:
     )
 
 
+def shopper_of(visit: Visit) -> Shopper | None:
+    """The registered shopper whose entry token the visit came in with, found by the token's hash."""
+    if not visit.shopper_token_hash:
+        return None
+    return Shopper.unscoped.filter(tenant_id=visit.tenant_id, token_hash=visit.shopper_token_hash).first()
+
+
 def receipt(visit: Visit) -> dict[str, Any]:
     """The receipt of docs/event-stream.md ("Receipt") and docs/api.md, for one visit."""
     reviews = list(visit.reviews.all())
@@ -67,7 +75,7 @@ def receipt(visit: Visit) -> dict[str, Any]:
         }
     return {
         "session": visit.session,
-        "shopper": visit.shopper_token,
+        "shopper": shopper.pk if (shopper := shopper_of(visit)) else None,
         "status": visit.status,
         "entered_at": visit.entered_at.isoformat() if visit.entered_at else None,
         "exited_at": visit.exited_at.isoformat() if visit.exited_at else None,

@@ -99,7 +99,7 @@ def _lock_visits(*, store: Store, sessions: list[str]) -> list[str]:
 
 def _update_figures(*, store: Store, sessions: list[str], now: datetime) -> None:
     """One UPDATE: each visit's entry (first session.started), exit (last session.ended), last event, count of
-    events and shopper (of the latest session.started, kept when it has none) from its events; an open or
+    events and shopper (the token hash of the latest session.started, kept when it has none) from its events; an open or
     settling visit is settling once it has an exit, open otherwise. Visits without events are left alone."""
     visit, event = Visit._meta.db_table, Event._meta.db_table
     # The one difference between the dialects: reading a key of a JSON field (SQLite: its JSON1 functions).
@@ -111,7 +111,7 @@ def _update_figures(*, store: Store, sessions: list[str], now: datetime) -> None
             exited_at = f.exited,
             last_event_at = f.last,
             events_count = f.count,
-            shopper_token = COALESCE(NULLIF(f.shopper, ''), {visit}.shopper_token),
+            shopper_token_hash = COALESCE(NULLIF(f.shopper, ''), {visit}.shopper_token_hash),
             status = CASE WHEN {visit}.status IN (%s, %s)
                 THEN (CASE WHEN f.exited IS NULL THEN %s ELSE %s END) ELSE {visit}.status END,
             updated_at = %s

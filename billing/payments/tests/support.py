@@ -10,6 +10,7 @@ from django.conf import settings
 
 from billing.payments import services
 from core import tenancy
+from core.entry_tokens import entry_token_hash
 from stores.models import Store
 from visits import settling
 from visits.models import Visit, VisitLine
@@ -23,7 +24,7 @@ def open_visit(store: Store, token: str, session: str = "V1") -> Visit:
         tenant=store.tenant,
         store=store,
         session=session,
-        shopper_token=token,
+        shopper_token_hash=entry_token_hash(token),
         status=Visit.Status.OPEN,
         entered_at=ENTERED,
         currency=store.currency,

@@ -11,6 +11,7 @@ import pytest
 from django.test import override_settings
 from rest_framework.test import APIClient
 
+from core.entry_tokens import entry_token_hash
 from ingest.models import Event, EventStream, Rejection
 from ingest.tests.conftest import day_of_events, eventually, ndjson, stream_totals, upload, wait_for_stream
 from stores.models import Device, Store
@@ -38,7 +39,9 @@ def test_a_day_of_events_is_accepted_and_handed_to_visits(api_a: APIClient, stor
     first = visits.get(session="v-1-0")
     assert first.entered_at is not None
     assert first.exited_at > first.entered_at
-    assert first.shopper_token.startswith("tok_")
+    # The visit keeps the hash of the token its session.started carried, never the token (issue 16, finding 13).
+    started = next(e for e in events if e["type"] == "session.started" and e["session"] == "v-1-0")
+    assert first.shopper_token_hash == entry_token_hash(started["shopper"])
 
 
 def test_duplicates_inside_one_upload_and_across_uploads(api_a: APIClient, store_a: Store) -> None:
@@ -85,8 +88,8 @@ def test_escapes_whitespace_and_fine_timestamps_are_stored_as_sent(api_a: APICli
     assert (result["lines"], result["accepted"], result["rejected"]) == (3, 3, 0), result
     stored = {event.event_id: event for event in Event.unscoped.filter(store=store_a)}
     assert stored[odd_id].session == "s\n1\r"
-    assert stored[odd_id].payload == escaped
-    assert stored["ws"].payload["shopper"] == "tok_1"
+    assert stored[odd_id].payload == {**escaped, "shopper": entry_token_hash(escaped["shopper"])}
+    assert stored["ws"].payload["shopper"] == entry_token_hash("tok_1")
     assert stored["fine"].ts.microsecond == 123456
 
 

@@ -47,7 +47,11 @@ class ReceiptReviewSerializer(serializers.Serializer):
 
 class ReceiptSerializer(serializers.Serializer):
     session = serializers.CharField()
-    shopper = serializers.CharField()
+    shopper = serializers.IntegerField(
+        allow_null=True,
+        help_text="The id of the registered shopper whose entry token opened the gate (GET /shoppers/{id}); "
+        "null when the token is no registered shopper's. The token itself is never stored.",
+    )
     status = serializers.ChoiceField(choices=Visit.Status.choices)
     entered_at = serializers.DateTimeField(allow_null=True)
     exited_at = serializers.DateTimeField(allow_null=True)

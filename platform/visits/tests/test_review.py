@@ -24,7 +24,7 @@ def waiting(priced_store) -> Visit:  # noqa: F811
         tenant=priced_store.tenant,
         store=priced_store,
         session="R1",
-        shopper_token="t",
+        shopper_token_hash="t",
         status="needs_review",
         entered_at=ENTERED,
         exited_at=ENTERED,

@@ -1,0 +1,110 @@
+"""Entry tokens are kept hashed wherever they arrive after registration, and a visit still finds its shopper
+(issue 16, finding 13: tokens were stored in clear in events and visits and shown by the API and the admin)."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import User
+from django.db import connection
+from django.db.models import TextField
+from django.db.models.functions import Cast
+from django.test import Client
+from rest_framework.test import APIClient
+
+from billing.payments import services
+from conftest import PASSWORD
+from core import tenancy
+from core.entry_tokens import entry_token_hash
+from ingest.models import Event, Rejection
+from ingest.tests.conftest import day_of_events, eventually
+from stores.models import Store
+from tenants.models import Tenant
+from visits.models import Visit
+
+
+def _nowhere_stored(token: str) -> bool:
+    in_events = Event.unscoped.annotate(text=Cast("payload", TextField())).filter(text__contains=token)
+    return not (
+        in_events.exists()
+        or Rejection.unscoped.filter(raw__contains=token).exists()
+        or Visit.unscoped.filter(shopper_token_hash__contains=token).exists()
+    )
+
+
+@pytest.mark.usefixtures("celery_worker")
+def test_tokens_are_stored_hashed_and_the_visit_still_finds_its_shopper(
+    api_a: APIClient,
+    tenant_a: Tenant,
+    manager_a: User,
+    make_store_with_layout: Callable[..., Store],
+    register: Callable[..., Any],
+) -> None:
+    store = make_store_with_layout(tenant_a)
+    registered_shopper = register(tenant_a)
+    token, shopper = registered_shopper.entry_token, registered_shopper.shopper
+    events = day_of_events(store, visits=2)
+    starts = [event for event in events if event["type"] == "session.started"]
+    registered, unknown = starts[0]["session"], starts[1]["session"]
+    starts[0]["shopper"], starts[1]["shopper"] = token, "tok_nobody_registered"
+    refused = {**starts[0], "id": "bad-gate", "session": "other", "gate": "NO-SUCH-GATE"}
+
+    pushed = api_a.post(f"/api/v1/stores/{store.code}/events", [*events, refused], format="json")
+    assert pushed.status_code == 202, pushed.content
+    assert [r["event_id"] for r in pushed.json()["rejected"]] == ["bad-gate"]
+    eventually(lambda: Visit.unscoped.filter(store=store).exclude(shopper_token_hash="").count() == 2)
+
+    # Not in the events, the rejected line or the visits: only the hash the shopper table keeps.
+    assert _nowhere_stored(token)
+    stored = Event.unscoped.get(store=store, event_id=starts[0]["id"])
+    assert stored.payload["shopper"] == shopper.token_hash == entry_token_hash(token)
+    assert entry_token_hash(token) in Rejection.unscoped.get(event_id="bad-gate").raw
+    visit = Visit.unscoped.get(store=store, session=registered)
+    assert visit.shopper_token_hash == shopper.token_hash
+    with tenancy.tenant_scope(tenant_a.pk):
+        assert services.shopper_for_token_hash(visit.shopper_token_hash) == shopper  # matching still works
+
+    # The API shows the shopper's id (GET /shoppers/{id}), or null for a token nobody registered.
+    receipt = api_a.get(f"/api/v1/stores/{store.code}/visits/{registered}").json()
+    assert receipt["shopper"] == shopper.pk
+    assert api_a.get(f"/api/v1/stores/{store.code}/visits/{unknown}").json()["shopper"] is None
+    listed = api_a.get(f"/api/v1/stores/{store.code}/visits").content.decode()
+    assert token not in listed and entry_token_hash(token) not in listed
+
+    # The admin's visit page names neither the token nor the whole hash.
+    admin = Client()
+    assert admin.login(username=manager_a.username, password=PASSWORD)
+    page = admin.get(f"/admin/visits/visit/{visit.pk}/change/").content.decode()
+    assert visit.session in page
+    assert f"#{shopper.pk} · {shopper.external_ref}" in page
+    assert token not in page and entry_token_hash(token) not in page
+
+
+@pytest.mark.django_db
+def test_the_migrations_hash_the_tokens_stored_before_in_batches_and_can_run_again(store_a: Store) -> None:
+    """Rows written before this change held tokens in clear: the data migrations replace them by their hash."""
+    started = {"type": "session.started", "gate": "GATE-IN", "session": "old"}
+    common = {"tenant_id": store_a.tenant_id, "store": store_a, "device": "GATE-IN", "ts": "2026-03-02T09:00:00Z"}
+    Event.unscoped.create(
+        event_id="old-1", type="session.started", session="old", payload={**started, "shopper": "shp_old"}, **common
+    )
+    Event.unscoped.create(
+        event_id="old-2", type="item.picked", session="old", payload={"shopper": "not a token"}, **common
+    )
+    Visit.unscoped.create(tenant=store_a.tenant, store=store_a, session="old", shopper_token_hash="shp_old")
+    Visit.unscoped.create(tenant=store_a.tenant, store=store_a, session="none", shopper_token_hash="")
+    events = importlib.import_module("ingest.migrations.0007_entry_tokens_hashed")
+    visits = importlib.import_module("visits.migrations.0006_hash_visits_entry_tokens")
+    from django.apps import apps
+
+    for _ in range(2):  # a second run changes nothing
+        with connection.schema_editor() as editor:
+            events.hash_tokens(apps, editor)
+            visits.hash_tokens(apps, editor)
+        assert Event.unscoped.get(event_id="old-1").payload == {**started, "shopper": entry_token_hash("shp_old")}
+        assert Event.unscoped.get(event_id="old-2").payload == {"shopper": "not a token"}
+        hashes = dict(Visit.unscoped.values_list("session", "shopper_token_hash"))
+        assert hashes == {"old": entry_token_hash("shp_old"), "none": ""}
