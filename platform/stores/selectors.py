@@ -127,15 +127,20 @@ def layout_readout(*, document: Mapping[str, Any]) -> LayoutReadout:
         fixtures=len(fixtures),
         bins=len(bins),
         sensors=sum(1 for b in bins if b.get("sensor")),
-        devices={DEVICE_KIND_WORDS.get(kind, kind): count for kind, count in sorted(kinds.items())},
+        devices={_kind_words(kind, count): count for kind, count in sorted(kinds.items())},
         width_m=float(floor.get("width_m") or 0),
         depth_m=float(floor.get("depth_m") or 0),
     )
 
 
 DEVICE_KIND_WORDS = {
-    "camera": "cameras",
-    "weight_sensor": "weight sensors",
-    "gate": "gates",
-    "staff_device": "staff devices",
+    "camera": ("camera", "cameras"),
+    "weight_sensor": ("weight sensor", "weight sensors"),
+    "gate": ("gate", "gates"),
+    "staff_device": ("staff device", "staff devices"),
 }
+
+
+def _kind_words(kind: str, count: int) -> str:
+    one, many = DEVICE_KIND_WORDS.get(kind, (kind, kind))
+    return one if count == 1 else many

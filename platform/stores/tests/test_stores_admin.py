@@ -258,6 +258,7 @@ def test_the_layout_page_reads_out_the_layout_and_offers_its_document(
     counts = " ".join(counts[: counts.index("</p>")].split())
     assert "<strong>5</strong> zones, <strong>12</strong> fixtures, <strong>116</strong> bins" in counts
     assert "<strong>8</strong> cameras" in counts and "<strong>2</strong> gates" in counts
+    assert "<strong>1</strong> staff device," in counts
     assert 'id="layout-zones"' in page and "Dairy &amp; chilled" in page
     assert '"fixtures": [' not in page, "no JSON dump on the page"
     assert 'class="floor-plan"' in page and page.index('id="layout-zones"') < page.index('class="floor-plan"')
