@@ -1,21 +1,39 @@
-"""The demo's steps, on the embedded fast path: seeded people, stores, a processed day of events."""
+"""The demo: its steps on the embedded fast path (seeded people, stores, a processed day, a refund, this month's
+invoices of both licensees, one short screen), a second run adding a day, and SIGTERM stopping all it started."""
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
+import signal
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
 from io import StringIO
+from pathlib import Path
 
+import psutil
 import pytest
+import requests
+from django.conf import settings as django_settings
 from django.core.management import call_command
+from django.db import connection
 from django.test import Client
+from django.utils import timezone
 
-from billing.invoicing.models import Invoice
-from billing.payments.models import Receipt
+from billing.invoicing.models import ExchangeRate, Invoice
+from billing.payments.models import PaymentAttempt, Receipt
+from billing.payments.stripe_standin import free_port
+from catalog.models import CatalogImport, ProductPrice
 from config.celery import app
 from ingest.models import Event, EventStream
 from stores.models import Bin, Store
 from tenants.models import Tenant
 from visits.models import Visit
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
@@ -29,7 +47,8 @@ def in_process_tasks(settings):
 
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.usefixtures("in_process_tasks", "localstripe")
-def test_demo_seeds_and_runs_a_day_of_events() -> None:
+def test_demo_seeds_runs_a_day_and_shows_one_screen(settings, tmp_path: Path) -> None:
+    settings.VAR_DIR = tmp_path
     out = StringIO()
     call_command("demo", visits=25, stdout=out)
     printed = out.getvalue()
@@ -40,30 +59,101 @@ def test_demo_seeds_and_runs_a_day_of_events() -> None:
         assert Bin.unscoped.filter(layout__store=store).count() >= 100
         streams = EventStream.unscoped.filter(store=store)
         assert {s.status for s in streams} == {"done"}
-        assert sum(s.accepted for s in streams) > 0
         visits = Visit.unscoped.filter(store=store)
         entries = Event.unscoped.filter(store=store, type="session.started")
         assert entries.exclude(payload__has_key="group").count() == 25, "25 visits, and the companions of groups"
         assert visits.count() == entries.count()
         assert not visits.filter(status__in=["open", "settling"]).exists()
         assert visits.filter(status="charged", payment_status="succeeded").exists()
-        assert visits.filter(status="payment_failed", payment_failure__icontains="declined").exists()
-    assert Visit.unscoped.filter(store__code="NW-001", refunded__gt=0).count() == 1
-    receipt = re.search(r"NW-001 a charged receipt: visit (\S+),", printed)
-    assert receipt is not None
+        assert not visits.filter(review_reasons__icontains="no price").exists(), "priced by the back-filled catalog"
+    # The catalog went in through the import, its prices back-filled from the start of the year.
+    assert set(ProductPrice.unscoped.values_list("effective_from", flat=True)) == {datetime(2026, 1, 1, tzinfo=UTC)}
+    assert CatalogImport.unscoped.filter(effective_from=datetime(2026, 1, 1, tzinfo=UTC)).count() == 2
+    refund = re.search(r"A refund +NW-001 visit (\S+): (\$\d+\.\d\d) USD back", printed)
+    assert refund is not None, printed
+    refunded = Visit.unscoped.get(store__code="NW-001", session=refund.group(1))
+    assert f"${refunded.refunded / 100:.2f}" == refund.group(2)
+    damaged = PaymentAttempt.unscoped.filter(visit=refunded, reason_code="damaged", state="succeeded")
+    assert damaged.count() == 1 and damaged.get().amount == refunded.refunded
+
+    receipt = re.search(r"A receipt +NW-001 visit (\S+), paid (\$\d+\.\d\d) USD", printed)
+    assert receipt is not None, printed
     charged = Visit.unscoped.get(store__code="NW-001", session=receipt.group(1))
     assert charged.payment_status == "succeeded" and charged.paid == charged.total > 0
     assert Receipt.unscoped.filter(visit=charged).exists()
-    assert "payment failed" in printed and "refunded" in printed
-    invoices = Invoice.unscoped.filter(tenant__slug__in=["northwind", "southgate"], status="finalised")
-    assert invoices.count() == 2 and all(invoice.number and invoice.total > 0 for invoice in invoices)
-    assert all(invoice.number in printed for invoice in invoices)
-    assert "review queue" in printed
+    assert "A refund" in printed and "review queue" in printed
+
+    month = timezone.now().date().replace(day=1)
+    assert ExchangeRate.objects.filter(month=month, base="EUR", quote="USD").exists()
+    invoices = Invoice.unscoped.filter(tenant__slug__in=["northwind", "southgate"], period_start=month)
+    assert invoices.count() == 2, "the EUR licensee is billed too"
+    for invoice in invoices:
+        billed = re.search(rf"Invoice +{invoice.tenant.name}, .*: \$[\d,.]+ USD for (\d+) visits", printed)
+        assert billed is not None and int(billed.group(1)) > 0, printed
+        assert invoice.total > 0
+
+    # One screen: the details (Stripe calls, e-mails, logs) are in the log, not here.
+    assert len(printed.splitlines()) < 40, printed
+    assert "Stripe API" not in printed and "Subject:" not in printed
+    log = (tmp_path / "demo.log").read_text()
+    assert "Stripe API response" in log
+
     key = re.search(r"(oa_[0-9a-f]{8}_\S+)", printed)
     assert key is not None
     response = Client().get("/api/v1/stores", HTTP_AUTHORIZATION=f"Bearer {key.group(1)}")
     assert [s["code"] for s in response.json()["results"]] == ["NW-001"]
     assert Client().login(username="manager@northwind.test", password="open-aisle-demo")
-    before = EventStream.unscoped.filter(store__code="NW-001").count()
+
+    before = Visit.unscoped.filter(store__code="NW-001").count()
     call_command("demo", visits=5, stdout=StringIO())
-    assert EventStream.unscoped.filter(store__code="NW-001").count() > before
+    assert Visit.unscoped.filter(store__code="NW-001").count() > before, "a second run adds visits, not duplicates"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_sigterm_stops_the_demo_and_everything_it_started(tmp_path: Path) -> None:
+    """The demo as `make demo` runs it, against the test database: serving, then SIGTERM."""
+    web, stripe = free_port(), free_port()
+    database = connection.settings_dict
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"postgres://{database['USER']}@{database['HOST']}:{database['PORT']}/{database['NAME']}",
+        "VAR_DIR": str(tmp_path),
+        "PUBLIC_BASE_URL": f"http://127.0.0.1:{web}",
+        "PYTHONPATH": f"{PROJECT_ROOT}:{PROJECT_ROOT / 'platform'}",
+    }
+    env.pop("STRIPE_API_BASE", None)
+    if django_settings.CELERY_TASK_ALWAYS_EAGER:
+        env.pop("REDIS_URL", None)
+    command = ["manage.py", "demo", "--visits", "3", "--serve", f"127.0.0.1:{web}", "--stripe-port", str(stripe)]
+    demo = subprocess.Popen([sys.executable, *command], cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, text=True)
+    try:
+        screen = _read_until(demo, "Serving on", timeout=300)  # said once the server accepts connections
+        assert requests.get(f"http://127.0.0.1:{web}/healthz", timeout=10).status_code == 200
+        started = psutil.Process(demo.pid).children(recursive=True)
+        assert any("stripe_standin" in " ".join(child.cmdline()) for child in started)
+        demo.send_signal(signal.SIGTERM)
+        demo.wait(timeout=60)
+    finally:
+        if demo.poll() is None:  # the test failed before SIGTERM: leave nothing running
+            for process in [*psutil.Process(demo.pid).children(recursive=True), psutil.Process(demo.pid)]:
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    process.kill()
+    assert "Stopped" in (demo.stdout.read() if demo.stdout else ""), screen
+    _, alive = psutil.wait_procs(started, timeout=10)
+    assert not alive, f"still running: {[p.cmdline() for p in alive]}"
+    for port in (web, stripe):
+        with pytest.raises(requests.ConnectionError):
+            requests.get(f"http://127.0.0.1:{port}/", timeout=5)
+
+
+def _read_until(process: subprocess.Popen[str], marker: str, *, timeout: float) -> str:
+    deadline, seen = time.monotonic() + timeout, []
+    assert process.stdout is not None
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if not line and process.poll() is not None:
+            break
+        seen.append(line)
+        if marker in line:
+            return "".join(seen)
+    raise AssertionError("the demo did not get ready:\n" + "".join(seen))

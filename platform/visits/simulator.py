@@ -178,7 +178,9 @@ class _World:
         traffic: Traffic,
         stack: PerceptionStack,
         seed: int,
+        id_prefix: str = "sim",
     ) -> None:
+        self.id_prefix = id_prefix
         self.rng = random.Random(seed)
         self.traffic, self.stack, self.catalog = traffic, stack, catalog
         places = bin_positions(layout)
@@ -226,9 +228,12 @@ class _World:
         position = gate.get("position") or (0.0, 0.0)
         return float(position[0]), float(position[1])
 
+    def event_id(self, number: int) -> str:
+        return f"{self.id_prefix}-{number}"
+
     def emit(self, at: datetime, body: dict[str, Any]) -> None:
         self.counter += 1
-        self.events.append((at, self.counter, {"id": f"sim-{self.counter}", "ts": _stamp(at), **body}))
+        self.events.append((at, self.counter, {"id": self.event_id(self.counter), "ts": _stamp(at), **body}))
 
     def sensor_down(self, sensor: str, at: datetime) -> bool:
         return any(s == sensor and start <= at <= end for s, start, end in self.outages)
@@ -266,18 +271,20 @@ def simulate(
     shopper_tokens: Sequence[str] = (),
     stack: str | PerceptionStack | None = None,
     opening_stock: Mapping[str, int] | None = None,
+    id_prefix: str = "sim",
 ) -> Simulation:
     """A day of `visits` shopper visits in a store, as the events a store would send, and the truth.
 
     `stack` is a perception stack or the family to draw one from with `seed` (default: the profile's).
     `shopper_tokens`, when given, are the entry tokens of registered shoppers, handed out in turn to payers.
     `opening_stock` (bin → units at `start`) adds staff restocks and the true units at closing.
+    Event ids are `<id_prefix>-<n>`: give each simulated day of a store its own prefix, or its events are duplicates.
     """
     traffic = PROFILES[profile]
     chosen = (
         stack if isinstance(stack, PerceptionStack) else draw_stack(family=stack or traffic.default_stack, seed=seed)
     )
-    world = _World(layout, catalog, traffic, chosen, seed)
+    world = _World(layout, catalog, traffic, chosen, seed, id_prefix)
     rng = world.rng
     day = timedelta(hours=traffic.day_hours)
     _plan_outages(world, start, day)
@@ -463,14 +470,14 @@ def _camera(world: _World, actor: _Shopper, at: datetime, spot: _Spot, sku: str,
     if sku != spot.sku or rng.random() < stack.reports_sku:
         body["sku"] = sku
     world.emit(at + timedelta(seconds=rng.uniform(-0.3, 0.3)), body)
-    world.actors[f"sim-{world.counter}"] = actor.charged_to
+    world.actors[world.event_id(world.counter)] = actor.charged_to
     return True
 
 
 def _phantom(world: _World, shopper: _Shopper, at: datetime, spot: _Spot) -> None:
     """A camera imagines a take that never happened (no scale moves)."""
     rng, stack = world.rng, world.stack
-    world.actors[f"sim-{world.counter + 1}"] = None
+    world.actors[world.event_id(world.counter + 1)] = None
     world.emit(
         at,
         {
