@@ -6,7 +6,8 @@ the camera's *margin* (its winner's confidence minus its runner-up's) to the pro
 winner really did it. It is learned from labelled examples (`Sample`):
 
 * visits a person decided — the reviewer's cart says whether each camera winner took the item;
-* cases that need no person — the only shopper in the store; a put-back that settles who held it.
+* cases that need no person — a put-back that settles who held it. (Not the only shopper in the store: it
+  is right at any margin, which says nothing of how often a winner is right among others.)
 
 Curves are fitted by isotonic regression (pool adjacent violators) over binned margins, shrunk
 towards the prior in bins with few examples, so that a store's first reviews move it gradually.

@@ -1149,8 +1149,10 @@ def labelled_samples(*, carts: Mapping[str, Cart], decided: Mapping[str, Mapping
 
     `decided` is what people decided (payer session -> sku -> qty) for visits they reviewed. Where a person
     kept fewer of a product than the engine had put on the cart, the engine's least likely picks of it are
-    the ones that were not the shopper's; the others were. Picks the evidence settled by itself (the only
-    shopper in the store) are labelled without a person.
+    the ones that were not the shopper's; the others were. A put-back that settles whose a doubtful take was
+    labels it without a person. A lone shopper's picks teach nothing: the curves answer how often a camera's
+    winner is right among others, and a lone shopper is right whatever its margin — counted in, such picks
+    draw the curves towards "a middling margin is as good as a wide one".
     """
     samples: list[Sample] = []
     for cart in carts.values():
@@ -1168,10 +1170,4 @@ def labelled_samples(*, carts: Mapping[str, Cart], decided: Mapping[str, Mapping
                 for claim in sorted(claims, key=lambda a: (a.probability, a.event_id)):
                     samples.append(Sample(claim.evidence, claim.margin, wrong <= 0, True))
                     wrong -= claim.qty
-            else:
-                samples += [
-                    Sample(a.evidence, a.margin, a.winner_payer == cart.session, False)
-                    for a in claims
-                    if a.certain and not a.settled_by and a.evidence not in CAMERA_ALONE
-                ]
     return samples

@@ -746,3 +746,13 @@ def test_a_companion_is_checked_for_what_the_companion_took() -> None:
     unchecked = _beer_taken_by("K", checks={"P": ("passed", 21)}, group=True)
     assert (unchecked.decision, unchecked.reasons) == ("review", ("BEER is for 21+ and no ID check of K proved it",))
     assert _beer_taken_by("K", checks={"K": ("passed", 21)}, group=True).decision == "charge"
+
+
+def test_a_lone_shoppers_picks_teach_the_calibration_nothing() -> None:
+    s = Script()
+    s.visit("A", 0, 100)
+    s.pick(10, "A", "B-COLA", confidence=0.6)
+    s.weigh(11, "B-COLA", -345)
+    carts = s.carts()
+    assert carts["A"].decision == "charge" and carts["A"].attributions[0].certain
+    assert labelled_samples(carts=carts, decided={}) == []
