@@ -145,6 +145,8 @@ class Command(BaseCommand):
     def _migrate(self, screen: Screen, log: IO[str]) -> None:
         from django.db.migrations.executor import MigrationExecutor
 
+        if _database_created():
+            screen.line(f"· database {connection.settings_dict['NAME']} created (it did not exist)")
         executor = MigrationExecutor(connection)
         pending = len(executor.migration_plan(executor.loader.graph.leaf_nodes()))
         with screen.phase("migrate", total=pending, unit="migration") as phase:
@@ -551,6 +553,30 @@ def _wait_until(
             return False
         time.sleep(POLL_SECONDS)
     return False
+
+
+def _database_created() -> bool:
+    """PostgreSQL: create the database DATABASE_URL names when it does not exist yet, as a first run finds it."""
+    if connection.vendor != "postgresql":
+        return False
+    try:
+        connection.ensure_connection()
+        return False
+    except OperationalError as error:
+        if "does not exist" not in str(error):
+            raise
+    import psycopg2
+    from psycopg2 import sql
+
+    params = {key: value for key, value in connection.get_connection_params().items() if key != "dbname"}
+    maintenance = psycopg2.connect(dbname="postgres", **params)
+    maintenance.autocommit = True
+    try:
+        with maintenance.cursor() as cursor:
+            cursor.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(connection.settings_dict["NAME"])))
+    finally:
+        maintenance.close()
+    return True
 
 
 def _sweep() -> None:
