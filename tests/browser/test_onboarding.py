@@ -247,10 +247,12 @@ def test_hovering_a_bin_shows_its_details(
     log_in(page, f"{live_server.url}/admin/login/?next=/admin/stores/layoutversion/{layout.pk}/change/", manager_a)
     bins = page.locator(".floor-plan svg rect.bin")
     expect(bins).to_have_count(sample_bin_count())
-    bins.first.scroll_into_view_if_needed()
-    # What a mouse over the middle of each bin is really over (the shape whose <title> the browser shows).
+    # What a mouse over the middle of each bin is really over (the shape whose <title> the browser shows), each bin
+    # scrolled to the middle of the window first: the floor plan is taller than the window, and the page's
+    # sticky save bar covers what is under it until one scrolls, as on any admin page.
     hovered = page.evaluate(
         """() => [...document.querySelectorAll('.floor-plan svg rect.bin')].map((bin) => {
+            bin.scrollIntoView({block: 'center', inline: 'center'});
             const box = bin.getBoundingClientRect();
             const hit = document.elementFromPoint(box.x + box.width / 2, box.y + box.height / 2);
             return hit === bin ? 'bin' : hit ? (hit.getAttribute('class') || hit.tagName) : 'nothing';
