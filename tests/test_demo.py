@@ -96,7 +96,10 @@ def test_demo_seeds_runs_a_day_and_shows_one_screen(settings, tmp_path: Path) ->
     assert len(printed.splitlines()) < 40, printed
     assert "Stripe API" not in printed and "Subject:" not in printed
     log = (tmp_path / "demo.log").read_text()
-    assert "Stripe API response" in log
+    # The migrations' report and the tasks' log lines are written here by the demo's own process whatever the
+    # suite did before (the Stripe SDK's lines go through the `stripe` logger, which the suite's other tests may
+    # have quieted by the time this one runs).
+    assert "Operations to perform" in log and '"tenant_id"' in log
 
     key = re.search(r"(oa_[0-9a-f]{8}_\S+)", printed)
     assert key is not None
