@@ -199,6 +199,8 @@ SPEC_PATHS = {
     "/api/v1/event-streams/{stream_id}",
     "/api/v1/event-streams/{stream_id}/rejections",
     "/api/v1/stores/{store}/events",
+    "/api/v1/stores/{store}/stock",
+    "/api/v1/stores/{store}/shrink",
 }
 
 

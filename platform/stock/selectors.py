@@ -160,57 +160,90 @@ def _changes_sql(
     counts: dict[str, StockCount],
     spans: list[tuple[str, datetime, datetime]],
 ) -> tuple[str, list[Any]]:
-    postgres = connection.vendor == "postgresql"
-    instant = "CAST(%s AS timestamptz)" if postgres else "%s"
-
-    def key(name: str) -> str:
-        return f"(e.payload ->> '{name}')" if postgres else f"json_extract(e.payload, '$.{name}')"
-
+    instant = sql_instant()
     adapt = connection.ops.adapt_datetimefield_value
     bins = ", ".join([f"(%s, %s, CAST(%s AS DOUBLE PRECISION), %s, {instant})"] * len(counted))
     params: list[Any] = []
     for shelf in counted:
         params += [shelf.code, shelf.sku, shelf.unit_g, shelf.sensor, adapt(counts[shelf.code].counted_at)]
-    if spans:
-        offline = "VALUES " + ", ".join([f"(%s, {instant}, {instant})"] * len(spans))
-        for sensor, starts, ends in spans:
-            params += [sensor, adapt(starts), adapt(ends)]
-    else:
-        nothing = "CAST(NULL AS timestamptz)" if postgres else "NULL"
-        offline = f"SELECT '', {nothing}, {nothing} WHERE 1 = 0"
+    offline, offline_params = offline_sql(spans)
     since = min(counts[shelf.code].counted_at for shelf in counted)
-    params += [store.tenant_id, store.pk, adapt(since), adapt(at), *SHELF_EVENTS, store.tenant_id]
+    params += [*offline_params, *shelf_moves_params(store=store, since=since, until=at), store.tenant_id]
     sql = f"""
         WITH bins(code, sku, unit_g, sensor, since) AS (VALUES {bins}),
         offline(sensor, starts, ends) AS ({offline}),
-        moves AS (
-            SELECT {key("bin")} AS bin, e.type AS type, e.ts AS ts,
-                CAST({key("delta_g")} AS DOUBLE PRECISION) AS grams,
-                COALESCE(CAST({key("qty")} AS INTEGER), 1) AS qty, {key("sku")} AS sku
-            FROM {Event._meta.db_table} e
-            WHERE e.tenant_id = %s AND e.store_id = %s AND e.ts > {instant} AND e.ts <= {instant}
-                AND e.type IN (%s, %s, %s, %s)
-        ),
+        moves AS ({shelf_moves_sql(upper="<=")}),
         counted AS (
-            SELECT b.code AS bin, m.ts AS ts,
-                CASE WHEN b.sensor IS NOT NULL AND NOT EXISTS (
-                        SELECT 1 FROM offline o WHERE o.sensor = b.sensor AND m.ts >= o.starts AND m.ts < o.ends)
-                    THEN (CASE WHEN m.type = 'shelf.weight_changed' THEN ROUND(m.grams / b.unit_g)
-                               WHEN m.type IN ('item.picked', 'item.returned') AND m.sku <> b.sku
-                                   THEN (CASE WHEN m.type = 'item.returned' THEN -1 ELSE 1 END)
-                                       * ROUND(m.qty * CAST(p.unit_weight_g AS DOUBLE PRECISION) / b.unit_g)
-                               ELSE 0 END)
-                    ELSE (CASE WHEN m.type = 'shelf.weight_changed' THEN 0
-                               WHEN COALESCE(m.sku, b.sku) <> b.sku THEN 0
-                               WHEN m.type = 'item.picked' THEN -m.qty
-                               ELSE m.qty END)
-                END AS units
+            SELECT b.code AS bin, m.ts AS ts, {UNITS_CHANGED} AS units
             FROM bins b JOIN moves m ON m.bin = b.code AND m.ts > b.since
                 LEFT JOIN {Product._meta.db_table} p ON p.tenant_id = %s AND p.sku = m.sku
         )
         SELECT bin, SUM(units), MAX(CASE WHEN units <> 0 THEN ts END) FROM counted GROUP BY bin
     """  # noqa: S608 — the table name from the model, every value bound
     return sql, params
+
+
+def sql_instant() -> str:
+    """A bound instant in SQL: a timestamptz on PostgreSQL, text on SQLite."""
+    return "CAST(%s AS timestamptz)" if connection.vendor == "postgresql" else "%s"
+
+
+def payload_key(name: str, table: str = "e") -> str:
+    """A top-level key of an event's payload, as text."""
+    if connection.vendor == "postgresql":
+        return f"({table}.payload ->> '{name}')"
+    return f"json_extract({table}.payload, '$.{name}')"
+
+
+def offline_sql(spans: list[tuple[str, datetime, datetime]]) -> tuple[str, list[Any]]:
+    """The `offline(sensor, starts, ends)` rows of `offline_spans`, for a WITH clause."""
+    if not spans:
+        nothing = "CAST(NULL AS timestamptz)" if connection.vendor == "postgresql" else "NULL"
+        return f"SELECT '', {nothing}, {nothing} WHERE 1 = 0", []
+    instant = sql_instant()
+    adapt = connection.ops.adapt_datetimefield_value
+    params: list[Any] = []
+    for sensor, starts, ends in spans:
+        params += [sensor, adapt(starts), adapt(ends)]
+    return "VALUES " + ", ".join([f"(%s, {instant}, {instant})"] * len(spans)), params
+
+
+def shelf_moves_sql(*, upper: str) -> str:
+    """The store's shelf events after one instant and before (`<`) or up to (`<=`) another: bin, type, time,
+    grams, quantity and named product. Its parameters: `shelf_moves_params`."""
+    instant = sql_instant()
+    return f"""
+        SELECT {payload_key("bin")} AS bin, e.type AS type, e.ts AS ts,
+            CAST({payload_key("delta_g")} AS DOUBLE PRECISION) AS grams,
+            COALESCE(CAST({payload_key("qty")} AS INTEGER), 1) AS qty, {payload_key("sku")} AS sku
+        FROM {Event._meta.db_table} e
+        WHERE e.tenant_id = %s AND e.store_id = %s AND e.ts >= {instant} AND e.ts {upper} {instant}
+            AND e.type IN (%s, %s, %s, %s)
+    """  # noqa: S608 — the table name from the model, every value bound
+
+
+def shelf_moves_params(*, store: Store, since: datetime, until: datetime) -> list[Any]:
+    adapt = connection.ops.adapt_datetimefield_value
+    return [store.tenant_id, store.pk, adapt(since), adapt(until), *SHELF_EVENTS]
+
+
+# The units a shelf event `m` changes bin `b` by (with `p` the product the event names, `offline` the spans when a
+# scale could not be trusted): the scale's change in the bin's units while it works, less the weight of another
+# product put back on it; without a working scale, the cameras' picks and put-backs and the staff's restocks.
+UNITS_CHANGED = """
+    CASE WHEN b.sensor IS NOT NULL AND NOT EXISTS (
+            SELECT 1 FROM offline o WHERE o.sensor = b.sensor AND m.ts >= o.starts AND m.ts < o.ends)
+        THEN (CASE WHEN m.type = 'shelf.weight_changed' THEN ROUND(m.grams / b.unit_g)
+                   WHEN m.type IN ('item.picked', 'item.returned') AND m.sku <> b.sku
+                       THEN (CASE WHEN m.type = 'item.returned' THEN -1 ELSE 1 END)
+                           * ROUND(m.qty * CAST(p.unit_weight_g AS DOUBLE PRECISION) / b.unit_g)
+                   ELSE 0 END)
+        ELSE (CASE WHEN m.type = 'shelf.weight_changed' THEN 0
+                   WHEN COALESCE(m.sku, b.sku) <> b.sku THEN 0
+                   WHEN m.type = 'item.picked' THEN -m.qty
+                   ELSE m.qty END)
+    END
+"""
 
 
 def _read_time(value: Any) -> datetime | None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
@@ -12,7 +14,7 @@ from rest_framework.response import Response
 from core.api.errors import DetailedError
 from core.api.params import query_instant
 from core.api.views import TenantAPIView
-from stock import selectors, services
+from stock import selectors, services, shrink
 from stock.models import LowStockLevel
 from stores.models import Store
 from stores.selectors import store_get
@@ -142,3 +144,61 @@ class StoreStockLevelsApi(TenantAPIView):
         except services.StockRefused as rejected:
             raise _refused(rejected, what="list of levels", code="invalid_low_stock_levels") from rejected
         return Response(LowStockLevelSerializer(LowStockLevel.objects.filter(store=found), many=True).data)
+
+
+class ShrinkItemSerializer(serializers.Serializer):
+    ts = serializers.DateTimeField(
+        help_text="Start of the local day (or of the price in force, if it changed that day)."
+    )
+    bin = serializers.CharField()
+    fixture = serializers.CharField()
+    sku = serializers.CharField()
+    name = serializers.CharField(help_text="The product's name.")
+    units = serializers.IntegerField(help_text="Units that left the bin that day and no cart line explains.")
+    value = serializers.IntegerField(help_text="At the product's price in force then, in the currency's minor unit.")
+
+
+class ShrinkReportSerializer(serializers.Serializer):
+    items = ShrinkItemSerializer(many=True)
+    units = serializers.IntegerField()
+    value = serializers.IntegerField(help_text="Minor units.")
+    currency = serializers.CharField()
+
+
+def read_period(request: Request) -> tuple[datetime, datetime]:
+    """`?from=&to=` (default: the 7 days up to now); a 400 naming what is wrong with them."""
+    until = query_instant(request, "to") or timezone.now()
+    since = query_instant(request, "from") or until - DEFAULT_PERIOD
+    try:
+        shrink.check_period(since=since, until=until)
+    except shrink.PeriodError as wrong:
+        raise serializers.ValidationError({"from": str(wrong)}) from wrong
+    return since, until
+
+
+DEFAULT_PERIOD = timedelta(days=7)
+PERIOD = [
+    OpenApiParameter("from", OpenApiTypes.DATETIME, description="Start, included (default: 7 days before `to`)."),
+    OpenApiParameter("to", OpenApiTypes.DATETIME, description="End, excluded (default: now); at most 92 days."),
+]
+
+
+class StoreShrinkApi(TenantAPIView):
+    pagination_class = None  # one report, not a page
+
+    @extend_schema(
+        parameters=PERIOD,
+        responses=ShrinkReportSerializer,
+        summary="Shrink: units that left the shelves and no cart line explains",
+        description=(
+            "Per local day, bin and product in the period: the units the scales (or, without one, the cameras)"
+            " saw leave a bin, net of put-backs and restocks, less the units of cart lines of visits charged,"
+            " owed or not yet decided, when positive; valued at the product's price in force then. A period"
+            " whose start is not before its end, or longer than 92 days, is refused."
+        ),
+    )
+    def get(self, request: Request, store: str) -> Response:
+        found = store_get(code=store)
+        since, until = read_period(request)
+        report = shrink.shrink_report(store=found, since=since, until=until)
+        return Response(ShrinkReportSerializer(report).data)
