@@ -46,6 +46,7 @@ INSTALLED_APPS = [
     "ingest",
     "visits",
     "stock",
+    "service_levels",
     "billing.payments",
     "billing.webhooks",
     "billing.invoicing",
