@@ -100,6 +100,7 @@ class StreamAdminBase:
         "created_at",
         "started_at",
         "finished_at",
+        "resent_at",
         "rejections_preview",
     ]
     fields = readonly_fields

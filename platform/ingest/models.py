@@ -62,6 +62,12 @@ class EventStream(TenantOwnedModel):
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    resent_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="When what it waited for (its preparation, chunks or finishing) was last sent again after it made "
+        "no progress for INGEST_STALLED_AFTER_SECONDS (a worker killed, a message lost).",
+    )
 
     class Meta:
         ordering = ["-created_at"]

@@ -5,8 +5,9 @@
 Each step is idempotent and safe to run twice: a chunk is processed inside one
 transaction holding its row lock and is skipped once done, so a worker killed
 mid-chunk loses nothing (the transaction rolls back and the chunk is redone) and
-doubles nothing. `streams_resume_stalled` re-sends the chunks of a stream whose
-worker died, whatever the broker does with unacknowledged messages.
+doubles nothing. `streams_resume_stalled` sends again what a stream waits for
+(its preparation, chunks or finishing) when a worker died with it, whatever the
+broker does with unacknowledged messages.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from django.core.exceptions import ValidationError
 from django.core.files import File
 from django.core.files.storage import default_storage
 from django.db import connection, transaction
-from django.db.models import Case, Max, Min, TextField, Value, When
+from django.db.models import Case, Max, Min, Q, TextField, Value, When
 from django.db.models.fields.json import KT
 from django.db.models.functions import Cast, Left
 from django.utils import timezone
@@ -87,19 +88,28 @@ def stream_upload(*, actor: Actor, store: Store, upload: Any) -> EventStream:
 
 
 def stream_prepare(*, stream_id: int) -> None:
-    """Make the stream's NDJSON file, cut it into chunks and send them to the workers (once)."""
+    """Make the stream's NDJSON file, cut it into chunks and send them to the workers — once.
+
+    A prepare sent again (by `streams_resume_stalled`, or a message delivered twice) finds the stream being
+    prepared (its row locked: it does not wait) or prepared already, and does nothing; a prepared stream's lost
+    chunks are `streams_resume_stalled`'s to send again. A worker killed mid-prepare rolls it back whole.
+    """
     with transaction.atomic():
-        stream = EventStream.objects.select_for_update().get(pk=stream_id)
-        if stream.status in (EventStream.Status.DONE, EventStream.Status.FAILED):
+        stream = (
+            EventStream.objects.select_for_update(skip_locked=True)
+            .filter(pk=stream_id, status=EventStream.Status.QUEUED)
+            .first()
+        )
+        if stream is None:
             return
-        if stream.chunks_total == 0:
-            _prepare_chunks(stream)
-    if stream.chunks_total == 0:
+        _prepare_chunks(stream)
+        if stream.status == EventStream.Status.FAILED:
+            return
+        chunks = list(StreamChunk.objects.filter(stream=stream).order_by("seq").values_list("pk", flat=True))
+        for chunk_id in far_apart(chunks):
+            _send_chunk(stream.tenant_id, chunk_id)
+    if not chunks:
         stream_finish(stream_id=stream.pk)
-        return
-    pending = list(StreamChunk.objects.filter(stream=stream, done=False).order_by("seq").values_list("pk", flat=True))
-    for chunk_id in far_apart(pending):
-        _send_chunk(stream.tenant_id, chunk_id)
 
 
 def far_apart(chunks: list[int]) -> list[int]:
@@ -169,7 +179,9 @@ def _chunk_spans(stream: EventStream) -> list[chunking.ChunkSpan]:
             spans, stream.failure_reason = chunking.repack(
                 cast(BinaryIO, upload), packed, chunk_bytes=chunk_bytes, limits=limits
             )
-            stream.plain_file = default_storage.save(f"{stream.file.name}.chunks.gz", File(packed))
+            name = f"{stream.file.name}.chunks.gz"
+            default_storage.delete(name)  # what a prepare killed before it committed left
+            stream.plain_file = default_storage.save(name, File(packed))
     stream.packed = True
     return spans
 
@@ -565,34 +577,53 @@ def events_push(*, actor: Actor, store: Store, events: Any) -> PushResult:
 
 
 def streams_resume_stalled(*, stalled_after: timedelta) -> int:
-    """Re-send the unfinished chunks of streams that made no progress for `stalled_after`; return how many.
+    """Send again what each unfinished stream waits for once it has made no progress for `stalled_after`; return
+    how many streams were resumed.
 
-    Runs platform-wide (a periodic job): a worker that died mid-stream leaves its chunk undone, and this
-    picks it up again whatever the broker does with the unacknowledged message.
+    Runs platform-wide (a periodic job), whatever the broker does with the message a killed worker held: an
+    upload still queued is prepared (its prepare was lost); one being processed has its undone chunks sent again,
+    or is finished when they are all done; one stopped early, and a push, are finished. What is sent again is safe
+    twice (`stream_prepare`, `chunk_process` and `stream_finish` each do their part once). A stream a worker holds
+    (its row locked: being prepared, a chunk being counted) is left alone, and each is sent again at most once per
+    `stalled_after` (`resent_at`), so that a backlog of streams waiting for the workers does not grow the queues.
     """
-    cutoff = timezone.now() - stalled_after
-    resent = 0
-    processing = EventStream.objects.filter(status=EventStream.Status.PROCESSING, source=EventStream.Source.UPLOAD)
-    for stream in processing.filter(stopped_at__isnull=True):
-        last_progress: datetime | None = (
-            StreamChunk.objects.filter(stream=stream).aggregate(last=Max("done_at"))["last"] or stream.started_at
+    now = timezone.now()
+    cutoff = now - stalled_after
+    with transaction.atomic():
+        streams = list(
+            EventStream.objects.select_for_update(no_key=True, skip_locked=True, of=("self",))
+            .filter(
+                Q(status=EventStream.Status.QUEUED, created_at__lte=cutoff)
+                | Q(status=EventStream.Status.PROCESSING, started_at__lte=cutoff)
+            )
+            .filter(Q(resent_at__isnull=True) | Q(resent_at__lte=cutoff))
+            .order_by("pk")
         )
-        if last_progress is None or last_progress > cutoff:
-            continue
-        pending = list(StreamChunk.objects.filter(stream=stream, done=False).values_list("pk", flat=True))
-        for chunk_id in pending:
-            _send_chunk(stream.tenant_id, chunk_id)
-        if not pending and stream.chunks_done == stream.chunks_total:
-            enqueue_on_commit("ingest.finish_stream", tenant_id=stream.tenant_id, stream_id=stream.pk)
-        resent += len(pending)
-    for stream in processing.filter(stopped_at__lte=cutoff).only("pk", "tenant_id"):  # stopped; its finish was lost
+        resumed = [stream for stream in streams if _resume(stream, cutoff=cutoff)]
+        EventStream.objects.filter(pk__in=[stream.pk for stream in resumed]).update(resent_at=now)
+    return len(resumed)
+
+
+def _resume(stream: EventStream, *, cutoff: datetime) -> bool:
+    """Send again what `stream` waits for if it has waited since before `cutoff`; whether it had."""
+    if stream.status == EventStream.Status.QUEUED:
+        enqueue_on_commit("ingest.prepare_stream", tenant_id=stream.tenant_id, stream_id=stream.pk)
+        return True
+    if stream.stopped_at is not None and stream.stopped_at > cutoff:
+        return False
+    if stream.source == EventStream.Source.PUSH or stream.stopped_at is not None:  # its finishing was lost
         enqueue_on_commit("ingest.finish_stream", tenant_id=stream.tenant_id, stream_id=stream.pk)
-    pushed = EventStream.objects.filter(
-        status=EventStream.Status.PROCESSING, source=EventStream.Source.PUSH, started_at__lte=cutoff
-    )
-    for stream in pushed.only("pk", "tenant_id"):  # a push whose finishing was lost: read from its events
+        return True
+    chunks = StreamChunk.objects.filter(stream=stream)
+    last_progress = chunks.aggregate(last=Max("done_at"))["last"] or stream.started_at
+    if last_progress is None or last_progress > cutoff:
+        return False
+    pending = list(chunks.filter(done=False).order_by("seq").values_list("pk", flat=True))
+    for chunk_id in far_apart(pending):
+        _send_chunk(stream.tenant_id, chunk_id)
+    if not pending:  # every chunk done: its finishing was lost
         enqueue_on_commit("ingest.finish_stream", tenant_id=stream.tenant_id, stream_id=stream.pk)
-    return resent
+    return True
 
 
 def events_mark_unreadable(*, store: Store, events: list[dict[str, Any]]) -> None:

@@ -5,11 +5,15 @@ from __future__ import annotations
 import os
 import signal
 import time
+from collections.abc import Callable
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from django.conf import settings
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection, transaction
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from core import tenancy
@@ -17,6 +21,7 @@ from ingest import processing, services
 from ingest.models import Event, EventStream, StreamChunk
 from ingest.tests.conftest import day_of_events, ndjson, upload, wait_for_stream, worker_process
 from stores.models import Store
+from tenants.audit import Actor
 
 EMBEDDED = settings.CELERY_TASK_ALWAYS_EAGER
 
@@ -159,3 +164,141 @@ def test_a_stream_is_not_finished_while_a_chunk_is_undone(store_a: Store) -> Non
         services.stream_finish(stream_id=stream.pk)
     stream.refresh_from_db()
     assert (stream.status, stream.finished_at) == (EventStream.Status.PROCESSING, None)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_upload_whose_worker_was_killed_while_preparing_it_is_prepared_again(
+    api_a: APIClient, store_a: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The prepare of a new stream dies with its worker (the broker keeps the message it held for the visibility
+    timeout, half an hour): the stream, still queued, is prepared again by the resume job, once."""
+    events = day_of_events(store_a, visits=60)
+    body = ndjson(events + events[:50])
+    if EMBEDDED:
+        stream_id = _crash_preparing_in_process(api_a, store_a, body, monkeypatch)
+    else:
+        stream_id = _kill_worker_preparing(api_a, store_a, body)
+    stream = EventStream.unscoped.get(pk=stream_id)
+    assert (stream.status, stream.chunks_total) == ("queued", 0)
+    assert not StreamChunk.unscoped.filter(stream_id=stream_id).exists()
+    with tenancy.platform_wide_scope():  # not stalled yet: left to the message in the broker
+        assert services.streams_resume_stalled(stalled_after=timedelta(minutes=5)) == 0
+    if EMBEDDED:
+        _resume()
+    else:
+        with worker_process():
+            _resume()
+            wait_for_stream(api_a, stream_id)
+    result = api_a.get(f"/api/v1/event-streams/{stream_id}").json()
+    assert (result["status"], result["lines"], result["accepted"], result["duplicates"], result["rejected"]) == (
+        "done",
+        len(events) + 50,
+        len(events),
+        50,
+        0,
+    )
+    assert Event.unscoped.filter(store=store_a).count() == len(events)
+    stream.refresh_from_db()
+    assert stream.resent_at is not None
+    assert StreamChunk.unscoped.filter(stream_id=stream_id, done=True).count() == stream.chunks_total > 1
+
+
+def _kill_worker_preparing(api_a: APIClient, store_a: Store, body: bytes) -> int:
+    """A real worker is killed while it prepares the stream: the upload's file is, for that moment, a pipe that
+    nothing writes, so the worker waits in it holding the stream's row; the file is put back once it is dead."""
+    stream_id = upload(api_a, store_a.code, body).json()["id"]  # no worker yet: the message waits in the broker
+    path = EventStream.unscoped.get(pk=stream_id).file.path
+    os.replace(path, f"{path}.held")
+    os.mkfifo(path)
+    with worker_process(chunk_bytes=2000) as worker:
+        _wait_until(_held_by_a_worker, timeout=120)
+        with tenancy.platform_wide_scope():  # being prepared: left alone, however long it has waited
+            assert services.streams_resume_stalled(stalled_after=timedelta(0)) == 0
+        os.kill(worker.pid, signal.SIGKILL)
+        worker.wait()
+    _wait_until(lambda: not _held_by_a_worker())  # the dead worker's transaction rolled back
+    os.remove(path)
+    os.replace(f"{path}.held", path)
+    return stream_id
+
+
+def _held_by_a_worker() -> bool:
+    """A worker's transaction has locked the stream's row (a row lock takes a transaction id) and waits (in the
+    file), seen without touching the row."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() "
+            "AND state = 'idle in transaction' AND backend_xid IS NOT NULL AND query LIKE %s",
+            ['SELECT "ingest_eventstream".%'],
+        )
+        return bool(cursor.fetchone()[0])
+
+
+def _crash_preparing_in_process(api_a: APIClient, store_a: Store, body: bytes, monkeypatch: pytest.MonkeyPatch) -> int:
+    """Embedded mode has no worker to kill: the prepare dies after reading the file instead."""
+    monkeypatch.setattr(settings, "INGEST_CHUNK_BYTES", 2000)
+    real = services._chunk_spans
+
+    def dies(stream: EventStream) -> Any:
+        real(stream)
+        raise SystemExit("worker killed")
+
+    monkeypatch.setattr(services, "_chunk_spans", dies)
+    with pytest.raises(SystemExit):
+        upload(api_a, store_a.code, body)
+    monkeypatch.setattr(services, "_chunk_spans", real)
+    return EventStream.unscoped.get(store=store_a).pk
+
+
+@pytest.mark.django_db
+def test_a_prepare_sent_twice_cuts_the_stream_and_stores_its_events_once(
+    store_a: Store, monkeypatch: pytest.MonkeyPatch, django_capture_on_commit_callbacks: Callable[..., Any]
+) -> None:
+    monkeypatch.setattr(settings, "INGEST_CHUNK_BYTES", 2000)
+    events = day_of_events(store_a, visits=20)
+    file = SimpleUploadedFile("events.ndjson", ndjson(events), content_type="application/x-ndjson")
+    with tenancy.tenant_scope(store_a.tenant_id):
+        with django_capture_on_commit_callbacks():
+            stream = services.stream_upload(actor=Actor.system(), store=store_a, upload=file)
+        with django_capture_on_commit_callbacks() as first:
+            services.stream_prepare(stream_id=stream.pk)
+        with django_capture_on_commit_callbacks() as second:
+            services.stream_prepare(stream_id=stream.pk)
+        chunks = list(StreamChunk.objects.filter(stream=stream).values_list("pk", flat=True))
+        assert len(first) == len(chunks) > 1
+        assert second == []
+        for chunk_id in chunks + chunks:
+            services.chunk_process(chunk_id=chunk_id)
+    stream.refresh_from_db()
+    assert (stream.chunks_total, stream.chunks_done, stream.lines, stream.accepted, stream.duplicates) == (
+        len(chunks),
+        len(chunks),
+        len(events),
+        len(events),
+        0,
+    )
+    assert Event.unscoped.filter(stream=stream).count() == len(events)
+
+
+@pytest.mark.django_db
+def test_a_queued_upload_is_sent_again_once_its_stall_period_has_passed_and_once_per_period(
+    store_a: Store, django_capture_on_commit_callbacks: Callable[..., Any]
+) -> None:
+    def queued(minutes_ago: int) -> EventStream:
+        return EventStream.unscoped.create(
+            tenant_id=store_a.tenant_id, store=store_a, created_at=timezone.now() - timedelta(minutes=minutes_ago)
+        )
+
+    def resume() -> list[Any]:
+        with tenancy.platform_wide_scope(), django_capture_on_commit_callbacks() as sent:
+            services.streams_resume_stalled(stalled_after=timedelta(minutes=5))
+        return sent
+
+    stalled, waiting = queued(10), queued(1)
+    assert len(resume()) == 1
+    stalled.refresh_from_db()
+    waiting.refresh_from_db()
+    assert stalled.resent_at is not None and waiting.resent_at is None
+    assert resume() == []  # sent moments ago: not again within the period
+    EventStream.unscoped.filter(pk=stalled.pk).update(resent_at=timezone.now() - timedelta(minutes=6))
+    assert len(resume()) == 1
