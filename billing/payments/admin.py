@@ -15,34 +15,45 @@ from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from unfold.decorators import display
 
-from billing.payments import services, standing
+from billing.payments import erasure, services, standing
+from billing.payments.gateway import GatewayUnavailable
 from billing.payments.models import PaymentAttempt, PaymentSettings, Shopper, StripeEvent
 from catalog.currencies import format_money, to_minor
 from core.admin import ReadOnlyMixin, TenantModelAdmin
 from core.admin_sites import licensee_site
 from core.tasks import enqueue_on_commit
 from tenants.audit import Actor
+from tenants.models import Membership
 from visits.models import Visit, VisitLine
 from visits.states import MOVEMENT_KINDS, movement_in_words
 
 
 @admin.register(Shopper, site=licensee_site)
 class ShopperAdmin(ReadOnlyMixin, TenantModelAdmin):
-    list_display = ["external_ref", "email", "card", "token_prefix", "entry", "balance", "created_at"]
+    list_display = ["reference", "email", "card", "token_prefix", "entry", "balance", "created_at"]
     search_fields = ["external_ref", "email", "token_prefix", "card_last4"]
-    list_filter = [("revoked_at", admin.EmptyFieldListFilter)]
+    list_filter = [("revoked_at", admin.EmptyFieldListFilter), ("erased_at", admin.EmptyFieldListFilter)]
     readonly_fields = [
         "external_ref", "email", "stripe_customer_id", "payment_method_id", "card_brand", "card_last4",
-        "token_prefix", "revoked_at", "created_at", "updated_at",
+        "token_prefix", "revoked_at", "erased_at", "created_at", "updated_at",
     ]  # fmt: skip
-    actions = ["revoke_tokens"]
+    actions = ["revoke_tokens", "erase_personal_data"]
+    erase_template = "admin/payments/erase_shoppers.html"
+
+    @display(description="Shopper", ordering="external_ref")
+    def reference(self, shopper: Shopper) -> str:
+        return f"Erased shopper #{shopper.pk}" if shopper.is_erased else shopper.external_ref
 
     @display(description="Card")
     def card(self, shopper: Shopper) -> str:
-        return f"{shopper.card_brand} •••• {shopper.card_last4}".strip()
+        return f"{shopper.card_brand} •••• {shopper.card_last4}" if shopper.card_last4 else "—"
 
-    @display(description="Entry", label={"allowed": "success", "revoked": "danger", "owes": "warning"})
+    @display(
+        description="Entry", label={"allowed": "success", "revoked": "danger", "owes": "warning", "erased": "info"}
+    )
     def entry(self, shopper: Shopper) -> str:
+        if shopper.is_erased:
+            return "erased"
         if shopper.is_revoked:
             return "revoked"
         return "owes" if standing.open_balance(shopper=shopper) else "allowed"
@@ -63,10 +74,47 @@ class ShopperAdmin(ReadOnlyMixin, TenantModelAdmin):
             services.shopper_revoke(actor=actor, shopper=shopper)
         self.message_user(request, f"Revoked {queryset.count()} entry token(s).", messages.SUCCESS)
 
+    @admin.action(description="Erase the personal data of the selected shoppers")
+    def erase_personal_data(self, request: HttpRequest, queryset: QuerySet[Shopper]) -> HttpResponse | None:
+        """Asks for confirmation first (erasure cannot be undone), then erases each shopper or says why not."""
+        if not self._is_manager(request):
+            raise PermissionDenied
+        shoppers = list(queryset.filter(erased_at=None).order_by("external_ref"))
+        if request.POST.get("confirmed") != "yes":
+            context = {
+                **self.admin_site.each_context(request),
+                "title": "Erase shoppers' personal data",
+                "shoppers": shoppers,
+                "opts": Shopper._meta,
+            }
+            return TemplateResponse(request, self.erase_template, context)
+        actor = Actor.for_request(request, source="admin")
+        erased = 0
+        for shopper in shoppers:
+            try:
+                erasure.shopper_erase(actor=actor, shopper=shopper)
+            except erasure.ErasureRefused as refused:
+                self.message_user(request, f"{shopper.external_ref} was not erased: {refused}", messages.ERROR)
+            except GatewayUnavailable:
+                self.message_user(
+                    request, f"{shopper.external_ref} was not erased: Stripe could not be reached; try again shortly.",
+                    messages.ERROR,
+                )  # fmt: skip
+            else:
+                erased += 1
+        if erased:
+            self.message_user(request, f"Erased the personal data of {erased} shopper(s).", messages.SUCCESS)
+        return None
+
+    def _is_manager(self, request: HttpRequest) -> bool:
+        return self._role(request) == Membership.Role.MANAGER
+
     def get_actions(self, request: HttpRequest) -> dict[str, Any]:
         found = super().get_actions(request)
         if not self._may_write(request):
             found.pop("revoke_tokens", None)
+        if not self._is_manager(request):
+            found.pop("erase_personal_data", None)
         return found
 
 

@@ -24,9 +24,10 @@ class GatewayUnavailable(Exception):
 class GatewayRejected(Exception):
     """Stripe refused the request as invalid (a state or parameter problem, not a decline)."""
 
-    def __init__(self, message: str, *, code: str = "") -> None:
+    def __init__(self, message: str, *, code: str = "", http_status: int = 400) -> None:
         super().__init__(message)
         self.code = code
+        self.http_status = http_status
 
 
 class InvalidSignature(Exception):
@@ -109,12 +110,11 @@ class StripeGateway:
             raise
         except (stripe.APIConnectionError, stripe.RateLimitError) as error:
             raise GatewayUnavailable(str(error)) from error
-        except stripe.InvalidRequestError as error:
-            raise GatewayRejected(error.user_message or str(error), code=error.code or "") from error
         except stripe.StripeError as error:
-            if (error.http_status or 500) >= 500:
+            if not isinstance(error, stripe.InvalidRequestError) and (error.http_status or 500) >= 500:
                 raise GatewayUnavailable(str(error)) from error
-            raise GatewayRejected(error.user_message or str(error), code=error.code or "") from error
+            message = error.user_message or str(error)
+            raise GatewayRejected(message, code=error.code or "", http_status=error.http_status or 400) from error
 
     def create_customer(self, *, external_ref: str, email: str, tenant_id: int) -> str:
         params: dict[str, Any] = {"metadata": {"external_ref": external_ref, "openaisle_tenant": str(tenant_id)}}
@@ -135,6 +135,24 @@ class StripeGateway:
             brand=str(_get(card, "brand", "")),
             last4=str(_get(card, "last4", "")),
         )
+
+    def erase_customer(self, *, customer_id: str) -> list[str]:
+        """Detach every card of the customer and clear what names the shopper (the email, our reference), keeping
+        the customer and its payments, which refunds still need. Returns the cards detached; safe to repeat, and a
+        customer Stripe no longer has is nothing to erase."""
+        try:
+            listing = self._call(
+                self._client.v1.payment_methods.list, {"customer": customer_id, "type": "card", "limit": 100}
+            )
+            cards = [str(_get(method, "id")) for method in listing.auto_paging_iter()]
+        except GatewayRejected as error:
+            if error.http_status == 404:
+                return []
+            raise
+        for card in cards:
+            self._call(self._client.v1.payment_methods.detach, card)
+        self._call(self._client.v1.customers.update, customer_id, {"email": "", "metadata": {"external_ref": ""}})
+        return cards
 
     def create_intent(
         self, *, customer_id: str, payment_method: str, amount: int, currency: str, key: str, hold: bool

@@ -33,7 +33,11 @@ class PaymentSettings(TenantOwnedModel):
 
 
 class Shopper(TenantOwnedModel):
-    """A registered shopper: a Stripe customer with a card, and the entry token their visits carry."""
+    """A registered shopper: a Stripe customer with a card, and the entry token their visits carry.
+
+    An erased shopper (billing.payments.erasure) keeps only its id, its dates and a token hash of no token, which
+    its visits carry instead of the real one's: the pseudonym its payments and receipts still point to.
+    """
 
     external_ref = models.CharField(max_length=128, help_text="The licensee's own id for the shopper.")
     email = models.EmailField(blank=True, help_text="Where receipts go.")
@@ -44,22 +48,33 @@ class Shopper(TenantOwnedModel):
     token_prefix = models.CharField(max_length=16, help_text="The start of the entry token, to recognise it.")
     token_hash = models.CharField(max_length=64, help_text="SHA-256 of the entry token; the token is shown once.")
     revoked_at = models.DateTimeField(null=True, blank=True)
+    erased_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the shopper's personal data was erased on request."
+    )
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
         ordering = ["external_ref"]
         constraints = [
-            models.UniqueConstraint(fields=["tenant", "external_ref"], name="shopper_external_ref_unique"),
+            models.UniqueConstraint(
+                fields=["tenant", "external_ref"],
+                condition=models.Q(erased_at__isnull=True),
+                name="shopper_external_ref_unique",
+            ),
             models.UniqueConstraint(fields=["tenant", "token_hash"], name="shopper_token_unique"),
         ]
 
     def __str__(self) -> str:
-        return self.external_ref
+        return f"erased shopper #{self.pk}" if self.is_erased else self.external_ref
 
     @property
     def is_revoked(self) -> bool:
         return self.revoked_at is not None
+
+    @property
+    def is_erased(self) -> bool:
+        return self.erased_at is not None
 
 
 class PaymentAttempt(TenantOwnedModel):

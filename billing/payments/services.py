@@ -790,13 +790,36 @@ def payment_failure_announce(*, visit_id: int) -> None:
 # --- Webhooks from Stripe ----------------------------------------------------------------------------------------
 
 
+KEPT_OF_STRIPE_EVENT = ("id", "type", "created", "livemode", "api_version")
+KEPT_OF_STRIPE_OBJECT = (
+    "id", "object", "status", "amount", "amount_received", "amount_capturable", "currency", "payment_intent",
+)  # fmt: skip
+
+
+def stripe_event_kept(event: dict[str, Any]) -> dict[str, Any]:
+    """What we keep of a Stripe event: what payments act on (the object's id, status, amounts, failure reason and
+    our attempt key), not the customer, card, billing details or email Stripe sends with it."""
+    found = (event.get("data") or {}).get("object") or {}
+    found = found if isinstance(found, dict) else {}
+    kept = {name: found[name] for name in KEPT_OF_STRIPE_OBJECT if name in found}
+    error = found.get("last_payment_error")
+    if isinstance(error, dict):
+        kept["last_payment_error"] = {
+            name: error[name] for name in ("code", "decline_code", "message") if name in error
+        }
+    metadata = found.get("metadata")
+    if isinstance(metadata, dict) and "openaisle_attempt" in metadata:
+        kept["metadata"] = {"openaisle_attempt": metadata["openaisle_attempt"]}
+    return {**{name: event[name] for name in KEPT_OF_STRIPE_EVENT if name in event}, "data": {"object": kept}}
+
+
 def stripe_event_receive(*, tenant: Tenant, payload: bytes, signature: str) -> StripeEvent | None:
-    """Verify a webhook with the tenant's secret and store it once; None when it was stored before."""
+    """Verify a webhook with the tenant's secret and store once what we keep of it; None when it was stored before."""
     event = verified_event(payload=payload, signature=signature, secret=webhook_secret_for(tenant_id=tenant.pk))
     stored, created = StripeEvent.objects.get_or_create(
         tenant=tenant,
         stripe_event_id=str(event.get("id", "")),
-        defaults={"type": str(event.get("type", "")), "payload": event},
+        defaults={"type": str(event.get("type", "")), "payload": stripe_event_kept(event)},
     )
     if created:
         enqueue_on_commit("payments.process_stripe_event", tenant_id=tenant.pk, stripe_event_pk=stored.pk)

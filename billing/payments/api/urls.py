@@ -5,5 +5,6 @@ from billing.payments.api import views
 urlpatterns = [
     path("shoppers", views.ShopperListApi.as_view(), name="shopper-list"),
     path("shoppers/<int:shopper_id>", views.ShopperDetailApi.as_view(), name="shopper-detail"),
+    path("shoppers/<int:shopper_id>/erase", views.ShopperEraseApi.as_view(), name="shopper-erase"),
     path("stores/<str:store>/entry-check", views.EntryCheckApi.as_view(), name="store-entry-check"),
 ]

@@ -11,10 +11,11 @@ from rest_framework import exceptions, serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from billing.payments import services
+from billing.payments import erasure, services
 from billing.payments.gateway import GatewayUnavailable, InvalidEvent, InvalidSignature
 from billing.payments.models import Shopper
 from core import tenancy
+from core.api.errors import DetailedError
 from core.api.schema import QUOTA_EXCEEDED, error_response
 from core.api.views import TenantAPIView
 from stores.selectors import store_at_gate
@@ -26,6 +27,11 @@ class PaymentProviderUnavailable(exceptions.APIException):
     status_code = status.HTTP_503_SERVICE_UNAVAILABLE
     default_code = "payment_provider_unavailable"
     default_detail = "Stripe could not be reached; try again shortly."
+
+
+class ErasureRefused(DetailedError):
+    status_code = status.HTTP_409_CONFLICT
+    default_code = "erasure_refused"
 
 
 class ShopperRegisterSerializer(serializers.Serializer):
@@ -42,6 +48,9 @@ class ShopperSerializer(serializers.Serializer):
     card_last4 = serializers.CharField()
     token_prefix = serializers.CharField(help_text="The start of the current entry token.")
     revoked = serializers.BooleanField(source="is_revoked")
+    erased_at = serializers.DateTimeField(
+        allow_null=True, help_text="When the shopper's personal data was erased (null: it was not)."
+    )
     created_at = serializers.DateTimeField()
 
 
@@ -134,6 +143,38 @@ class ShopperDetailApi(TenantAPIView):
         shopper = get_object_or_404(Shopper.objects, pk=shopper_id)
         services.shopper_revoke(actor=Actor.for_request(request, source="api"), shopper=shopper)
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class ShopperEraseApi(TenantAPIView):
+    @extend_schema(
+        request=None,
+        responses={
+            200: ShopperSerializer,
+            409: error_response(
+                "The shopper may still owe money, and is not erased: `open_balance` (a failed payment is owed; "
+                "`details` has `open_balance`, `currency` and the `visits`), `visit_not_settled` (a visit is in "
+                "the store, settling or in review) or `payment_in_progress` (a payment or refund is on its way); "
+                "`details.visits` lists the visits' sessions."
+            ),
+            503: error_response("`payment_provider_unavailable`: Stripe could not be reached; nothing was erased."),
+        },
+        summary="Erase the shopper's personal data",
+        description=(
+            "Erases the shopper's reference, email, card and Stripe customer link (the cards are detached at "
+            "Stripe) and makes the entry token unusable; the shopper's visits, payments, refunds and receipts are "
+            "kept, with their amounts, under the shopper's id. Refused while the shopper may still owe money. "
+            "Erasing an erased shopper again answers the same."
+        ),
+    )
+    def post(self, request: Request, shopper_id: int) -> Response:
+        shopper = get_object_or_404(Shopper.objects, pk=shopper_id)
+        try:
+            erased = erasure.shopper_erase(actor=Actor.for_request(request, source="api"), shopper=shopper)
+        except erasure.ErasureRefused as refused:
+            raise ErasureRefused(str(refused), details=refused.details, code=refused.code) from refused
+        except GatewayUnavailable as error:
+            raise PaymentProviderUnavailable() from error
+        return Response(ShopperSerializer(erased).data)
 
 
 class EntryCheckApi(TenantAPIView):
