@@ -59,7 +59,7 @@ ingest_bench = _ingest_bench()
 
 STREAM_STORE = "CHAOS-STREAM"
 PAYMENT_WORKER = "payments"
-INGEST_WORKER = "visits,ingest,default"
+INGEST_WORKER = "live,visits,ingest,default"
 
 
 class Chaos:

@@ -276,7 +276,7 @@ class Processes:
             "config",
             "worker",
             "-Q",
-            "ingest,visits,default",
+            "live,ingest,visits,default",
             "--loglevel",
             "WARNING",
             "--without-heartbeat",

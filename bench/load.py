@@ -178,13 +178,15 @@ class Processes:
         env |= {"WEB_CONCURRENCY": str(workers), "GUNICORN_THREADS": str(threads)}
         self.start("web", argv, env)
 
-    def start_workers(self, *, visits: int, payments: int, nice: int) -> None:
-        """Solo workers, one process each, at the niceness deploy/celery-worker.sh gives them (CELERY_NICE)."""
+    def start_workers(self, *, visits: int, payments: int, nice: int, live_nice: int = 5) -> None:
+        """Solo workers, one process each, at the niceness deploy/celery-worker.sh gives them (CELERY_NICE), the
+        live queue's at the niceness deployed (deploy/compose.yaml)."""
         groups = [("visits", n) for n in range(visits)] + [("payments", n) for n in range(payments)]
-        groups.append(("ingest,default", 0))
+        groups += [("ingest,default", 0), ("live", 0)]
         for queues, number in groups:
             label = queues.split(",")[0]
-            argv = ["nice", "-n", str(nice), sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", queues]
+            niceness = live_nice if queues == "live" else nice
+            argv = ["nice", "-n", str(niceness), sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", queues]
             argv += ["--pool", "solo", "-n", f"bench-load-{label}-{number}@%h", "--loglevel", "WARNING"]
             argv += ["--without-heartbeat", "--without-mingle", "--without-gossip"]
             env = {**self.env, "PROMETHEUS_MULTIPROC_DIR": str(self.logs / f"prometheus-{label}-{number}")}
@@ -315,8 +317,8 @@ def clean(tenant_id: int) -> None:
             cursor.execute(f"ANALYZE {model._meta.db_table}")
 
 
-def setup(stores: int) -> tuple[Any, list[Any]]:
-    """The bench tenant and its stores, with catalog, prices and layout (made once, kept); emptied of earlier runs."""
+def setup(stores: int, *, slug: str = TENANT_SLUG, name: str = "Load benchmark") -> tuple[Any, list[Any]]:
+    """A bench tenant and its stores, with catalog, prices and layout (made once, kept); emptied of earlier runs."""
     from decimal import Decimal
 
     from catalog.models import Product, ProductPrice
@@ -328,8 +330,8 @@ def setup(stores: int) -> tuple[Any, list[Any]]:
     from tenants.audit import Actor
     from tenants.models import Tenant
 
-    tenant = Tenant.objects.filter(slug=TENANT_SLUG).first() or tenant_services.tenant_create(
-        actor=Actor.cli(), name="Load benchmark", slug=TENANT_SLUG
+    tenant = Tenant.objects.filter(slug=slug).first() or tenant_services.tenant_create(
+        actor=Actor.cli(), name=name, slug=slug
     )
     Product.unscoped.bulk_create(
         [
@@ -671,7 +673,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         processes = Processes(env=env, logs=logs, port=args.port)
         processes.start_server(workers=args.web_workers, threads=args.web_threads)
         processes.start_workers(visits=args.visits_workers, payments=args.payments_workers, nice=args.worker_nice)
-        processes.wait_ready(workers=args.visits_workers + args.payments_workers + 1)
+        processes.wait_ready(workers=args.visits_workers + args.payments_workers + 2)
 
         tokens = register_shoppers(processes.port, key=issued.key, count=args.shoppers_per_store * len(stores))
         shoppers = [[stores[n // args.shoppers_per_store].code, token] for n, token in enumerate(tokens)]
@@ -717,6 +719,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 "visits": args.visits_workers,
                 "payments": args.payments_workers,
                 "ingest+default": 1,
+                "live": 1,
                 "nice": args.worker_nice,
             },
             "backlog": {

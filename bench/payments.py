@@ -1059,8 +1059,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         forget_queued_tasks()
         processes = Processes(env=env, logs=logs)
         processes.start_server(workers=args.web_workers)
-        everything = "visits,payments,ingest,default"
-        queue_sets = ["visits,ingest,default", "payments"] if args.layout == "split" else [everything, everything]
+        everything = "live,visits,payments,ingest,default"
+        queue_sets = ["live,visits,ingest,default", "payments"] if args.layout == "split" else [everything, everything]
         processes.start_workers(queue_sets, tag="w")
         processes.wait_ready()
         meter = CpuMeter(processes, stripe._process.pid)
@@ -1125,7 +1125,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             # purged afterwards); the same number of processes otherwise.
             processes.stop_workers()
             forget_queued_tasks()
-            no_payments = "visits,ingest,default"
+            no_payments = "live,visits,ingest,default"
             processes.start_workers(
                 [no_payments] if args.layout == "split" else [no_payments, no_payments], tag="baseline"
             )

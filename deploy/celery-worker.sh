@@ -1,9 +1,11 @@
 #!/bin/sh
 # One Celery worker consuming one queue: deploy/celery-worker.sh QUEUE [more celery worker options]
 #
-# Queues (platform/config/celery.py): ingest (event streams), visits (carts, settling), payments
-# (Stripe), default (the rest). Run at least one worker per queue; scale by adding workers to the
-# queue that falls behind (see deploy/README.md). The Celery settings themselves (JSON only, late
+# Queues (platform/config/celery.py): live (what a store in business waits on: its live pushes' finishing,
+# the refresh of the visits they touch, warnings, webhook deliveries), ingest (event streams), visits (carts,
+# settling), payments (Stripe), default (the rest). Run at least one worker per queue — the live queue's own,
+# so that a backlog of uploads never holds a live store up (bench/restricted_latency.py); scale by adding
+# workers to the queue that falls behind (see deploy/README.md). The Celery settings themselves (JSON only, late
 # acks, prefetch 1, time limits, routing, the beat schedule) are the CELERY_* settings in
 # platform/config/settings.py; this script sets what differs per worker, from the environment:
 #

@@ -106,4 +106,4 @@ def test_celery_is_configured_for_real_use() -> None:
     assert app.conf.task_acks_late is True
     assert app.conf.worker_prefetch_multiplier == 1
     assert app.conf.task_time_limit and app.conf.task_soft_time_limit < app.conf.task_time_limit
-    assert {q.name for q in app.conf.task_queues} == set(QUEUES) == {"ingest", "visits", "payments", "default"}
+    assert {q.name for q in app.conf.task_queues} == set(QUEUES) == {"live", "ingest", "visits", "payments", "default"}

@@ -1,7 +1,9 @@
 """The Celery application: JSON only, late acks, one task at a time per worker process.
 
-Queues: `ingest` (event streams), `visits` (carts and settling), `payments`
-(Stripe), `default` (everything else). Routing is in settings.
+Queues: `live` (what a store in business waits on: finishing its live pushes, refreshing the visits they
+touch, warnings and webhook deliveries — short tasks that a backlog of uploads never holds up), `ingest`
+(event streams), `visits` (carts and settling), `payments` (Stripe), `default` (everything else). Routing is
+in settings; a live push's tasks name the `live` queue when they are sent.
 """
 
 import os
@@ -11,7 +13,9 @@ from celery import Celery
 from celery.signals import task_postrun, task_prerun
 from kombu import Exchange, Queue
 
-QUEUES = ("ingest", "visits", "payments", "default")
+from core.tasks import LIVE_QUEUE
+
+QUEUES = (LIVE_QUEUE, "ingest", "visits", "payments", "default")
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 

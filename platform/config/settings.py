@@ -209,6 +209,7 @@ CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=30 * 60)
 CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=25 * 60)
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = {
+    "webhooks.deliver": {"queue": "live"},  # core.tasks.LIVE_QUEUE: a delivery is a short call that people wait on
     "ingest.*": {"queue": "ingest"},
     "visits.*": {"queue": "visits"},
     "payments.*": {"queue": "payments"},

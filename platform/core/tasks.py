@@ -9,14 +9,18 @@ from typing import Any
 from django.db import connections, transaction
 from django.utils import timezone
 
+# The queue of what a store in business waits on (see config.celery): short tasks, never behind a backlog.
+LIVE_QUEUE = "live"
 
-def enqueue_on_commit(task_name: str, **kwargs: Any) -> None:
+
+def enqueue_on_commit(task_name: str, *, queue: str | None = None, **kwargs: Any) -> None:
     """Send a task once the current transaction commits, so the worker never looks for rows it cannot see yet.
 
-    Tasks are named ("ingest.process_chunk"), so services and tasks need not import each other.
+    Tasks are named ("ingest.process_chunk"), so services and tasks need not import each other. `queue`, when
+    given, is the queue to send it to instead of its route's (`config.celery.LIVE_QUEUE` for a live store's work).
     In embedded mode the task runs in-process at that moment.
     """
-    transaction.on_commit(lambda: _send(task_name, kwargs, eta=None))
+    transaction.on_commit(lambda: _send(task_name, kwargs, eta=None, queue=queue))
 
 
 def enqueue_at_on_commit(task_name: str, *, eta: datetime, **kwargs: Any) -> None:
@@ -27,13 +31,15 @@ def enqueue_at_on_commit(task_name: str, *, eta: datetime, **kwargs: Any) -> Non
     transaction.on_commit(lambda: _send(task_name, kwargs, eta=eta))
 
 
-def _send(task_name: str, kwargs: dict[str, Any], *, eta: datetime | None) -> None:
+def _send(task_name: str, kwargs: dict[str, Any], *, eta: datetime | None, queue: str | None = None) -> None:
     from config.celery import app
 
     if task_name not in app.tasks:
         app.loader.import_default_modules()
     task = app.tasks[task_name]
-    if eta is None:
+    if eta is None and queue is not None:
+        task.apply_async(kwargs=kwargs, queue=queue)
+    elif eta is None:
         task.apply_async(kwargs=kwargs)
     elif app.conf.task_always_eager:
         delay = max((eta - timezone.now()).total_seconds(), 0.0)

@@ -31,7 +31,7 @@ from django.db.models.functions import Cast, Left
 from django.utils import timezone
 
 from core import bounded_json, metrics
-from core.tasks import enqueue_on_commit
+from core.tasks import LIVE_QUEUE, enqueue_on_commit
 from ingest import chunking
 from ingest.models import Event, EventStream, Rejection, StreamChunk, UnreadableEvent
 from ingest.processing import (
@@ -350,9 +350,12 @@ def stream_finish(*, stream_id: int, summary: dict[str, Any] | None = None) -> N
         metrics.count_events(
             source=stream.source, accepted=stream.accepted, duplicates=stream.duplicates, rejected=stream.rejected
         )
+        # A live push's visits are refreshed on the live queue: its warnings never wait behind a day's upload.
+        queue = LIVE_QUEUE if stream.source == EventStream.Source.PUSH else None
         for start in range(0, len(sessions), settings.VISITS_PER_TASK):
             enqueue_on_commit(
                 "visits.refresh_visits",
+                queue=queue,
                 tenant_id=stream.tenant_id,
                 store_id=stream.store_id,
                 sessions=sessions[start : start + settings.VISITS_PER_TASK],
@@ -570,7 +573,9 @@ def events_push(*, actor: Actor, store: Store, events: Any) -> PushResult:
         stream.save(update_fields=["lines", "accepted", "duplicates", "rejected", "rejections_stored"])
         # With events refused since the summary was made, the task reads what is left instead.
         summary = None if orphans else outcome.summary
-        enqueue_on_commit("ingest.finish_stream", tenant_id=store.tenant_id, stream_id=stream.pk, summary=summary)
+        enqueue_on_commit(
+            "ingest.finish_stream", queue=LIVE_QUEUE, tenant_id=store.tenant_id, stream_id=stream.pk, summary=summary
+        )
     refused = Rejection.objects.filter(stream=stream).order_by("line") if orphans else outcome.refused
     rejected = [{"index": row.line, "event_id": row.event_id or None, "reason": row.reason} for row in refused]
     return PushResult(stream=stream, accepted=stream.accepted, duplicates=stream.duplicates, rejected=rejected)

@@ -173,10 +173,16 @@ def layout_from_document(*, document: Mapping[str, Any], effective_from: datetim
 
 
 def store_model_from_layout(
-    *, layout: Mapping[str, Any], weights: Mapping[str, tuple[float, float]], since: datetime
+    *,
+    layout: Mapping[str, Any],
+    weights: Mapping[str, tuple[float, float]],
+    since: datetime,
+    ages: Mapping[str, int] | None = None,
 ) -> StoreModel:
-    """A store with one layout document and products' (unit weight, tolerance) in grams."""
-    products = {sku: Product(sku, unit, tolerance) for sku, (unit, tolerance) in weights.items()}
+    """A store with one layout document, products' (unit weight, tolerance) in grams and the minimum ages of the
+    age-restricted ones."""
+    ages = ages or {}
+    products = {sku: Product(sku, unit, tolerance, ages.get(sku, 0)) for sku, (unit, tolerance) in weights.items()}
     return StoreModel([layout_from_document(document=layout, effective_from=since)], products)
 
 

@@ -22,6 +22,12 @@ Traffic profiles (`PROFILES`) set how busy the day is and how the store delivers
 Given the shelves' units at opening (`opening_stock`), the day also has staff restocking every bin that
 falls to a quarter of its capacity (`shelf.restocked` from the layout's staff device, and the scale's rise),
 and the simulation knows the true units of each bin's product on it at closing (`Simulation.shelves`).
+
+Age-restricted products (a catalog item's `min_age`) bring staff: most shoppers reaching for one are asked for
+their ID first (`id.checked` from the layout's staff device); the few too young are stopped and take nothing.
+Companions hand items to one another: a companion's put-back can be of an item another member of the group took.
+Both draw from a random stream of their own, so that a day without restricted products or groups is the same day
+it was before they existed.
 """
 
 from __future__ import annotations
@@ -61,6 +67,11 @@ PROFILES: dict[str, Traffic] = {
     "realistic": Traffic("realistic", 10, 0.08, 0.1, 0.12, 0.05, 0.01, 0.05, 0.03, 0.002, False, "calibrated"),
     "crowded": Traffic("crowded", 3.5, 0.12, 0.15, 0.15, 0.2, 0.03, 0.1, 0.05, 0.005, True, "calibrated"),
 }
+# Of the shoppers reaching for an age-restricted product: how many staff check first, and how many checks fail.
+ID_CHECKED = 0.8
+TOO_YOUNG = 0.04
+# Of a companion's put-backs: how many are of an item another member of its group took (handed over).
+HANDED_OVER = 0.4
 WALKING_SPEED = (0.7, 1.3)
 DWELL_SECONDS = (4.0, 25.0)
 STOPS = (0, 1, 2, 2, 3, 3, 3, 4, 4, 5, 6, 8)
@@ -71,6 +82,7 @@ class CatalogItem:
     sku: str
     unit_weight_g: float
     tolerance_g: float
+    min_age: int = 0  # an age-restricted product (catalog `min_age`): 18, 21, …
 
 
 @dataclass
@@ -86,6 +98,8 @@ class Simulation:
     price_changes: list[tuple[str, datetime, float]] = field(default_factory=list)
     sensor_outages: list[tuple[str, datetime, datetime]] = field(default_factory=list)
     shelves: dict[str, int] = field(default_factory=dict)
+    # Visits whose ID staff checked, with the ages proved (a failed check proves none).
+    id_checks: dict[str, int] = field(default_factory=dict)
 
     @property
     def events(self) -> list[dict[str, Any]]:
@@ -182,6 +196,7 @@ class _World:
     ) -> None:
         self.id_prefix = id_prefix
         self.rng = random.Random(seed)
+        self.aside = random.Random(f"{seed}:v1.1")  # ID checks and hand-overs: see the module's docstring
         self.traffic, self.stack, self.catalog = traffic, stack, catalog
         places = bin_positions(layout)
         self.spots = [
@@ -223,6 +238,9 @@ class _World:
         }
         staff = [d["code"] for d in layout["devices"] if d["kind"] == "staff_device"]
         self.staff_device = staff[0] if staff else None
+        self.id_checks: dict[str, int] = {}
+        # Per payer: the items members of its group hold, (when taken, bin, product, who took it), to hand over.
+        self.baskets: dict[str, list[tuple[datetime, _Spot, str, str]]] = defaultdict(list)
 
     def gate_place(self, gate: Mapping[str, Any]) -> tuple[float, float]:
         position = gate.get("position") or (0.0, 0.0)
@@ -328,6 +346,7 @@ def simulate(
         price_changes=price_changes,
         sensor_outages=list(world.outages),
         shelves=shelves,
+        id_checks={session: proved for session, proved in world.id_checks.items() if proved >= 0},
     )
 
 
@@ -402,17 +421,64 @@ def _shop(world: _World, shopper: _Shopper, steps: list[_Step]) -> None:
     taken: list[tuple[_Spot, str]] = []
     for at, planned in steps:
         if taken and rng.random() < traffic.returns:
-            origin, sku = taken.pop(rng.randrange(len(taken)))
+            origin, sku = _put_back_which(world, shopper, at, taken, taken.pop(rng.randrange(len(taken))))
             spot = planned if rng.random() < traffic.wrong_bin_putback else origin
             _act(world, shopper, at, spot, sku, -1, 1)
             continue
         qty = 2 if rng.random() < traffic.multi_qty else 1
+        if not _may_take(world, shopper, at, planned.sku):
+            continue
         _act(world, shopper, at, planned, planned.sku, 1, qty)
         taken += [(planned, planned.sku)] * qty
+        world.baskets[shopper.charged_to] += [(at, planned, planned.sku, shopper.session)] * qty
     if steps and rng.random() < world.stack.phantom_per_visit:
         at, spot = rng.choice(steps)
         _phantom(world, shopper, at + timedelta(seconds=rng.uniform(1, 6)), spot)
     world.emit(shopper.exited, {"type": "session.ended", "session": shopper.session, "gate": world.gate_out["code"]})
+
+
+def _put_back_which(
+    world: _World, shopper: _Shopper, at: datetime, taken: list[tuple[_Spot, str]], own: tuple[_Spot, str]
+) -> tuple[_Spot, str]:
+    """What a shopper puts back: the item of its own it chose, or — a companion, now and then — one that another
+    member of its group took earlier and handed over (the companion then keeps its own)."""
+    basket = world.baskets[shopper.charged_to]
+    others = [n for n, (when, _, _, who) in enumerate(basket) if who != shopper.session and when < at]
+    if shopper.payer is not None and others and world.aside.random() < HANDED_OVER:
+        _, spot, sku, _ = basket.pop(world.aside.choice(others))
+        taken.append(own)
+        return spot, sku
+    mine = next(n for n, (_, spot, sku, who) in enumerate(basket) if who == shopper.session and (spot, sku) == own)
+    basket.pop(mine)
+    return own
+
+
+def _may_take(world: _World, shopper: _Shopper, at: datetime, sku: str) -> bool:
+    """Whether the shopper takes the product: staff ask most shoppers reaching for an age-restricted one for their ID
+    first (once a visit, for the age it needs); one too young is stopped and takes nothing."""
+    age = world.catalog[sku].min_age
+    if not age or world.staff_device is None:
+        return True
+    proved = world.id_checks.get(shopper.session)
+    if proved is None or (proved and proved < age):
+        if proved is None and world.aside.random() >= ID_CHECKED:
+            world.id_checks[shopper.session] = -1  # nobody asked: takes it unchecked (and is not asked again)
+            return True
+        passed = world.aside.random() >= TOO_YOUNG
+        proved = age if passed else 0
+        world.id_checks[shopper.session] = proved
+        checked = max(shopper.entered, at - timedelta(seconds=world.aside.uniform(3, 30)))
+        world.emit(
+            checked,
+            {
+                "type": "id.checked",
+                "session": shopper.session,
+                "device": world.staff_device,
+                "result": "passed" if passed else "failed",
+                "min_age": age,
+            },
+        )
+    return proved != 0
 
 
 def _act(world: _World, shopper: _Shopper, at: datetime, spot: _Spot, sku: str, sign: int, qty: int) -> None:

@@ -93,7 +93,7 @@ def worker_process(*, concurrency: int = 1, chunk_bytes: int = 4000) -> Iterator
             "config",
             "worker",
             "-Q",
-            "ingest,visits,default",
+            "live,ingest,visits,default",
             *pool,
             "--loglevel",
             os.environ.get("WORKER_LOG_LEVEL", "WARNING"),

@@ -9,7 +9,7 @@ from decimal import Decimal
 import pytest
 
 from ingest.validation import parse_timestamp
-from stores.sample import sample_layout
+from stores.sample import STAFF_DEVICE, sample_layout
 from visits.calibration import Calibration, Evidence, Sample, fit
 from visits.engine import Cart, CartLine, infer_carts, labelled_samples, store_model_from_layout
 from visits.perception import FAMILIES, HELD_OUT, TUNED, draw_stack
@@ -165,3 +165,54 @@ def test_companions_enter_on_the_payers_token_and_their_items_are_the_payers() -
     assert simulation.recoverable <= set(simulation.truth)
     cameras = {e["id"] for e in simulation.events if e["type"] in ("item.picked", "item.returned")}
     assert cameras <= set(simulation.actors)
+
+
+def test_staff_check_most_shoppers_reaching_for_an_age_restricted_product_and_stop_the_young() -> None:
+    ages = dict.fromkeys(SKUS[:8], 18)
+    catalog = {
+        sku: CatalogItem(item.sku, item.unit_weight_g, item.tolerance_g, ages.get(sku, 0))
+        for sku, item in CATALOG.items()
+    }
+    simulation = simulate(layout=LAYOUT, catalog=catalog, profile="crowded", visits=400, start=T0, seed=4)
+    checks = [e for e in simulation.events if e["type"] == "id.checked"]
+    assert checks and {e["device"] for e in checks} == {STAFF_DEVICE}
+    assert {e["min_age"] for e in checks} == {18}
+    failed = {e["session"] for e in checks if e["result"] == "failed"}
+    passed = {e["session"] for e in checks if e["result"] == "passed"}
+    assert failed and passed and not failed & passed
+    assert simulation.id_checks == dict.fromkeys(passed, 18) | dict.fromkeys(failed, 0)
+    # Stopped by staff: a shopper too young takes nothing restricted (a group's truth is its payer's).
+    for session in failed - set(simulation.groups):
+        assert not set(simulation.truth.get(session, {})) & set(ages)
+    takers = {
+        simulation.groups.get(e["session"], e["session"])
+        for e in simulation.events
+        if e["type"] == "item.picked" and simulation.actors.get(e["id"]) and e.get("sku", "") in ages
+    }
+    checked_payers = {simulation.groups.get(s, s) for s in passed}
+    assert takers - checked_payers, "some shoppers take one unchecked"
+    assert len(takers & checked_payers) > len(takers - checked_payers)
+
+
+def test_companions_put_back_items_another_member_of_their_group_took() -> None:
+    simulation = simulate(
+        layout=LAYOUT, catalog=CATALOG, profile="crowded", visits=400, start=T0, seed=7, stack="perfect"
+    )
+    product_of = {b["code"]: b["sku"] for fixture in LAYOUT["fixtures"] for b in fixture["bins"]}
+    held: dict[str, Counter[str]] = {}
+    handed_over = 0
+    once = {e["id"]: e for e in simulation.events}  # the store sends some events twice
+    for event in sorted(once.values(), key=lambda e: (e["ts"], e["id"])):
+        if event["type"] not in ("item.picked", "item.returned"):
+            continue
+        session, sku = event["session"], event.get("sku") or product_of[event["bin"]]
+        mine = held.setdefault(session, Counter())
+        if event["type"] == "item.picked":
+            mine[sku] += event.get("qty", 1)
+        elif mine[sku] > 0:
+            mine[sku] -= 1
+        else:
+            assert session in simulation.groups, "only a companion puts back what it never took"
+            handed_over += 1
+    assert handed_over
+    assert all(qty > 0 for cart in simulation.truth.values() for qty in cart.values())

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -17,8 +18,11 @@ from rest_framework.test import APIClient
 
 from billing.webhooks.models import WebhookDelivery
 from billing.webhooks.services import webhook_endpoint_create
+from billing.webhooks.tests.conftest import Receiver, receiver  # noqa: F401 — the fixture
 from catalog.models import Product, ProductPrice
 from core import tenancy
+from ingest.models import EventStream
+from ingest.tests.conftest import upload
 from stores.models import Store
 from tenants.audit import Actor
 from tenants.models import Tenant
@@ -161,6 +165,47 @@ def test_a_live_pick_with_no_check_warns_the_licensee_once(bar: dict[str, Any], 
     data = sent[0].payload
     assert (data["session"], data["sku"], data["min_age"], data["event_id"]) == ("live", "BEER", 21, "live-pick")
     assert data["store"] == store.code and data["bin"] == bin_["code"]
+
+
+@pytest.mark.usefixtures("transactional_db")
+def test_a_live_pick_is_warned_by_the_live_queue_alone_while_a_days_upload_waits(
+    bar: dict[str, Any],
+    tenant_a: Tenant,
+    api_a: APIClient,
+    receiver: Receiver,  # noqa: F811 — the fixture imported above
+    settings: Any,
+) -> None:
+    """The warning's whole path — the push finished, its visit refreshed, the webhook sent — is the live queue's:
+    a worker of that queue alone delivers it while a day's upload waits in the ingest queue, which nobody serves."""
+    from celery.contrib.testing.worker import start_worker
+
+    from config.celery import LIVE_QUEUE, app
+
+    store, bin_ = bar["store"], bar["bin"]
+    with tenancy.tenant_scope(tenant_a.pk):
+        webhook_endpoint_create(
+            actor=Actor.system(), tenant=tenant_a, url=receiver.url, event_types=[restricted.UNVERIFIED]
+        )
+    eager = settings.CELERY_TASK_ALWAYS_EAGER  # embedded mode: every task runs in-process, queues or not
+    if not eager:
+        app.control.purge()
+    backlog = [*_visit(datetime(2026, 3, 2, 9, tzinfo=UTC), "yesterday", bin_)]
+    day = upload(api_a, store.code, "".join(json.dumps(event) + "\n" for event in backlog).encode())
+    assert day.status_code == 202, day.json()
+    now = timezone.now().replace(microsecond=0)
+    live = _visit(now - timedelta(seconds=30), "live", bin_)[:2]
+    assert api_a.post(f"/api/v1/stores/{store.code}/events", live, format="json").json()["accepted"] == 2
+    if eager:
+        received = receiver.wait_for(1)
+    else:
+        with start_worker(app, pool="solo", perform_ping_check=False, queues=[LIVE_QUEUE], loglevel="WARNING"):
+            received = receiver.wait_for(1, timeout=30)
+        assert EventStream.unscoped.get(pk=day.json()["id"]).status == EventStream.Status.QUEUED
+        app.control.purge()
+    assert len(received) == 1
+    warning = json.loads(received[0].body)
+    assert warning["type"] == restricted.UNVERIFIED
+    assert (warning["data"]["session"], warning["data"]["event_id"]) == ("live", "live-pick")
 
 
 def test_an_id_check_from_a_camera_is_refused(bar: dict[str, Any], api_a: APIClient) -> None:

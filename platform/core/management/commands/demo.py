@@ -396,7 +396,9 @@ class Command(BaseCommand):
             yield
             return
         env = {**os.environ, "PYTHONPATH": f"{PROJECT_ROOT}:{PROJECT_ROOT / 'platform'}"}
-        queues = "ingest,visits,payments,default"
+        from config.celery import QUEUES
+
+        queues = ",".join(QUEUES)
         command = [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", queues, "--concurrency", "2"]
         # With its beat (-B): the periodic sweeps (settling, payment retries, usage) run as in production.
         beat = ["--beat", "--schedule", str(settings.VAR_DIR / "demo-beat-schedule")]
