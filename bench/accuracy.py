@@ -2,7 +2,7 @@
 
     PYTHONPATH=.:platform python bench/accuracy.py [--visits 400] [--seeds 3] [--first-seed 301]
         [--families held-out|tuned|all|name,name] [--profiles realistic,crowded] [--risk 0.005]
-        [--age-restricted 6]
+        [--age-restricted 6] [--groups]
 
 Each seed draws one stack of each family (`visits.perception`) and a store day of each traffic profile
 (`visits.simulator`). A store's first day is read with no calibration ("cold"); its reviewed visits (a
@@ -16,7 +16,9 @@ visits whose evidence suffices (every item a shopper moved was seen by a camera 
 undercharged. A group (spec v1.1) counts as one visit, charged to its payer; its members hand items to one
 another. Some products are for 18+ (`--age-restricted`): staff check the ID of most shoppers reaching for one,
 and a visit with such an item and no passed check goes to a person whatever the cameras say — counted in
-`review_rate` and apart (`review_rate_age_only`); `review_rate_unsure` is the rest. Then the worst family for
+`review_rate` and apart (`review_rate_age_only`); `review_rate_unsure` is the rest. `--groups` makes every day
+one of families (`simulate(groups=True)`: a third of payers or more with companions, companions staying on after
+their payer has left); `groups_on_the_warm_days` counts groups, companions and hand-overs. Then the worst family for
 each figure — over all families and over the families held out from tuning — not a mean. Seeds run
 from `--first-seed` on: the engine was tuned on seeds 1–4 of the tuned families; the held-out families
 were looked at on seeds 101–103 and 201–203 while it was written (to find bugs, not to tune), so figures
@@ -152,12 +154,26 @@ def _reason_kind(reason: str) -> str:
 
 
 def _day(
-    *, family: str, profile: str, seed: int, visits: int, start: datetime, age_restricted: int = 0
+    *,
+    family: str,
+    profile: str,
+    seed: int,
+    visits: int,
+    start: datetime,
+    age_restricted: int = 0,
+    groups: bool = False,
 ) -> tuple[Simulation, list[dict[str, Any]], StoreModel]:
     layout, catalog, store = _store(seed, age_restricted=age_restricted)
     stack = draw_stack(family=family, seed=seed)
     simulation = simulate(
-        layout=layout, catalog=catalog, profile=profile, visits=visits, start=start, seed=seed, stack=stack
+        layout=layout,
+        catalog=catalog,
+        profile=profile,
+        visits=visits,
+        start=start,
+        seed=seed,
+        stack=stack,
+        groups=groups,
     )
     events = [dict(e, _ts=parse_timestamp(e["ts"])) for e in simulation.events]
     return simulation, events, store
@@ -181,8 +197,10 @@ def _run_family(
     risk: float,
     warm_up_days: int,
     age_restricted: int,
+    groups: bool,
 ) -> tuple[dict[str, Any], float, int]:
     warm, cold, naive, reasons = Counter[str](), Counter[str](), Counter[str](), Counter[str]()
+    families = Counter[str]()
     seconds, events_total = 0.0, 0
     for seed in seeds:
         model = calibration.default()
@@ -195,6 +213,7 @@ def _run_family(
                 visits=visits,
                 start=START + timedelta(days=day),
                 age_restricted=age_restricted,
+                groups=groups,
             )
             started = time.process_time()
             carts = infer_carts(events=events, store=store, calibration=model, risk=risk)
@@ -212,6 +231,11 @@ def _run_family(
                     _score(naive, baseline.get(payer, {}), truth, True, payer in simulation.recoverable, False)
             if day == warm_up_days:
                 reasons.update(_reason_kind(r) for cart in carts.values() for r in cart.reasons)
+                families.update(
+                    groups=len(set(simulation.groups.values())),
+                    companions=len(simulation.groups),
+                    hand_overs=simulation.hand_overs,
+                )
                 break
             # What the store's calibration job does each night: learn from every labelled visit so far, then
             # read the day again with it for the risks its charge limit is drawn from.
@@ -224,6 +248,7 @@ def _run_family(
         "engine_cold": _rates(cold),
         "naive_top_candidate": _rates(naive),
         "review_reasons": dict(reasons.most_common(6)),
+        "groups_on_the_warm_days": dict(families),
     }
     return row, seconds, events_total
 
@@ -271,6 +296,9 @@ def main() -> None:
     parser.add_argument(
         "--age-restricted", type=int, default=6, help="of the 120 products, how many are for 18+ (0: none)"
     )
+    parser.add_argument(
+        "--groups", action="store_true", help="days of families: more groups, companions staying on after the payer"
+    )
     args = parser.parse_args()
     seeds = range(args.first_seed, args.first_seed + args.seeds)
     profiles = [p.strip() for p in args.profiles.split(",") if p.strip()]
@@ -287,6 +315,7 @@ def main() -> None:
                 risk=args.risk,
                 warm_up_days=args.warm_up_days,
                 age_restricted=args.age_restricted,
+                groups=args.groups,
             )
             row["held_out"] = family in HELD_OUT
             rows[f"{family}/{profile}"] = row
@@ -299,6 +328,7 @@ def main() -> None:
         "risk": args.risk,
         "warm_up_days": args.warm_up_days,
         "age_restricted_products": args.age_restricted,
+        "groups": args.groups,
         "targets": TARGETS,
         "families": rows,
         "worst": {profile: _worst(rows, families, profile) for profile in profiles},

@@ -505,28 +505,74 @@ def _apply_to_visit(visit: Visit, attempt: PaymentAttempt, outcome: Outcome) -> 
 # --- Driving a visit ---------------------------------------------------------------------------------------------
 
 
+def hold_amount(visit: Visit) -> int:
+    """What to hold for a visit: the store's pre-authorisation amount for each member of its group (spec v1.1: the
+    payer and the companions known so far), so that a family shopping on one card is held as several shoppers."""
+    companions = Visit.objects.filter(store_id=visit.store_id, group=visit.session).count()
+    return visit.store.preauth_amount * (1 + companions)
+
+
 def visit_preauthorise(*, visit_id: int) -> PaymentAttempt | None:
-    """Hold the store's pre-authorisation amount on the shopper's card, once per visit."""
+    """Hold the store's pre-authorisation amount on the shopper's card, once per visit; a companion's visit holds
+    nothing of its own (its payer's hold covers the group, `group_hold_raise`)."""
     with transaction.atomic():
         visit = Visit.objects.select_for_update(of=("self",), no_key=True).select_related("store").get(pk=visit_id)
-        if visit.payment_attempts.filter(purpose=Purpose.PREAUTH).exists():
+        if visit.payment_attempts.filter(purpose=Purpose.PREAUTH).exists() or visit.group:
             return None
         if visit.status != Visit.Status.OPEN or not visit.shopper_token_hash or visit.store.preauth_amount <= 0:
             return None  # a hold only helps while the shopper is in the store; afterwards the cart is charged
         shopper = shopper_for_token_hash(visit.shopper_token_hash)
         if shopper is None or shopper.is_revoked:
             return None
-        attempt = _new_attempt(visit, Purpose.PREAUTH, visit.store.preauth_amount, shopper=shopper)
+        attempt = _new_attempt(visit, Purpose.PREAUTH, hold_amount(visit), shopper=shopper)
     return attempt_execute(attempt_id=attempt.pk)
 
 
+def group_hold_raise(*, store: Store, payer_session: str) -> str:
+    """A companion came in on the payer's card: the group's one hold is raised to cover it — a new hold of the group's
+    amount (`hold_amount`) on the payer's visit, then the old one released. A card that refuses the larger hold keeps
+    the one it had (the cart is charged in full at the end all the same). Returns what was done."""
+    with transaction.atomic():
+        payer = (
+            Visit.objects.select_for_update(of=("self",), no_key=True)
+            .select_related("store")
+            .filter(store=store, session=payer_session, group="")
+            .first()
+        )
+        if payer is None or payer.status not in (Visit.Status.OPEN, Visit.Status.SETTLING):
+            return "no payer still shopping"
+        hold = _usable_hold(payer)
+        if hold is None or hold.amount >= hold_amount(payer):
+            return "nothing to do"
+        if payer.payment_attempts.filter(purpose=Purpose.PREAUTH, state__in=IN_FLIGHT).exists():
+            return "raise pending"
+        raised = _new_attempt(payer, Purpose.PREAUTH, hold_amount(payer), shopper=hold.shopper)
+    recorded = attempt_execute(attempt_id=raised.pk)
+    if recorded is None or recorded.state in IN_FLIGHT:
+        return "raise pending"
+    if recorded.state != State.SUCCEEDED:
+        return "card refused a larger hold; the group's hold stays as it was"
+    with transaction.atomic():
+        payer = Visit.objects.select_for_update(of=("self",), no_key=True).get(pk=payer.pk)
+        release = _new_attempt(
+            payer, Purpose.CANCEL, hold.amount, payment_intent_id=hold.stripe_id, shopper=hold.shopper
+        )
+    attempt_execute(attempt_id=release.pk)
+    return "raised"
+
+
 def visits_preauthorise(*, store: Store, sessions: list[str]) -> int:
-    """Pre-authorise the visits of these sessions that have a registered shopper and no hold yet."""
+    """Pre-authorise the visits of these sessions that have a registered shopper and no hold yet, and raise the hold
+    of each group a companion among them joined. Returns the holds placed or raised."""
     open_visits = Visit.objects.filter(store=store, session__in=sessions, status=Visit.Status.OPEN)
     visits = open_visits.exclude(shopper_token_hash="")
     held = 0
-    for visit_id in visits.exclude(payment_attempts__purpose=Purpose.PREAUTH).values_list("pk", flat=True):
+    for visit_id in (
+        visits.filter(group="").exclude(payment_attempts__purpose=Purpose.PREAUTH).values_list("pk", flat=True)
+    ):
         held += visit_preauthorise(visit_id=visit_id) is not None
+    for payer_session in sorted(set(open_visits.exclude(group="").values_list("group", flat=True))):
+        held += group_hold_raise(store=store, payer_session=payer_session) == "raised"
     return held
 
 
@@ -893,6 +939,7 @@ def review_needed_announce(*, visit_id: int) -> None:
         payload={
             "store": visit.store.code,
             "session": visit.session,
+            "group": visit_selectors.group_of(visit),
             "reasons": list(visit.review_reasons),
             "total": visit.total,
             "currency": visit.currency,

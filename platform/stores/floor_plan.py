@@ -9,7 +9,7 @@ shape shows its details.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from html import escape
 from typing import Any
 
@@ -121,6 +121,7 @@ def _bins(
     product_names: Mapping[str, str],
     sensor_health: Mapping[str, str],
     highlighted: Collection[str],
+    takers: Mapping[str, Sequence[str]],
 ) -> None:
     bins = [b for b in fixture.get("bins") or [] if isinstance(b, dict)]
     if not bins:
@@ -137,6 +138,9 @@ def _bins(
         title = f"Bin {item.get('code')}: {sku} {product_names.get(sku, '')} · capacity {item.get('capacity')}"
         if item.get("sensor"):
             title += f" · sensor {item['sensor']} ({_health_words(sensor_health.get(item['sensor'], 'unknown'))})"
+        took = takers.get(str(item.get("code", "")), ())
+        if took:
+            title += f" · taken by {', '.join(took)}"
         canvas.shape(
             "rect",
             {
@@ -167,6 +171,20 @@ def _bins(
             },
             text=sku,
         )
+        if took:
+            canvas.shape(
+                "text",
+                {
+                    "x": cx,
+                    "y": canvas.y(by) - 3,
+                    "font_size": 8,
+                    "text_anchor": "middle",
+                    "fill": "#b91c1c",
+                    "font_weight": 600,
+                    "class": "taker",
+                },
+                text=", ".join(took),
+            )
         if item.get("sensor"):
             health = sensor_health.get(item["sensor"], "unknown")
             canvas.shape(
@@ -189,6 +207,7 @@ def _fixtures(
     product_names: Mapping[str, str],
     sensor_health: Mapping[str, str],
     highlighted: Collection[str],
+    takers: Mapping[str, Sequence[str]],
 ) -> None:
     for fixture in fixtures:
         position, size = fixture.get("position"), fixture.get("size")
@@ -217,7 +236,7 @@ def _fixtures(
             },
             title=f"Fixture {fixture.get('code')} ({kind}) in zone {fixture.get('zone')}",
         )
-        _bins(canvas, fixture, product_names, sensor_health, highlighted)
+        _bins(canvas, fixture, product_names, sensor_health, highlighted, takers)
         label = str(fixture.get("code", "")) + ("" if kind == "shelf" else f" · {kind}")
         canvas.shape(
             "text",
@@ -337,8 +356,10 @@ def render_floor_plan(
     device_health: Mapping[str, str] | None = None,
     product_names: Mapping[str, str] | None = None,
     highlighted_bins: Collection[str] = (),
+    bin_takers: Mapping[str, Sequence[str]] | None = None,
 ) -> str:
-    """An SVG picture of a (valid) layout document."""
+    """An SVG picture of a (valid) layout document; `bin_takers` labels bins with who took from them (a group's
+    members on a review page)."""
     floor = document.get("floor") or {}
     canvas = _Canvas(_num(floor.get("width_m"), 10.0), _num(floor.get("depth_m"), 10.0))
     health = device_health or {}
@@ -362,6 +383,7 @@ def render_floor_plan(
         product_names or {},
         health,
         set(highlighted_bins),
+        bin_takers or {},
     )
     _devices(canvas, [d for d in document.get("devices") or [] if isinstance(d, dict)], health)
     _legend(canvas)

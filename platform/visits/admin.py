@@ -10,6 +10,7 @@ floor plan with those bins highlighted. Managers and staff decide there; viewers
 from __future__ import annotations
 
 import zoneinfo
+from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -228,6 +229,7 @@ class Timeline:
         self, visit: Visit, evidence: VisitEvidence, tz: zoneinfo.ZoneInfo, links: Mapping[str, str] | None = None
     ) -> None:
         self.visit, self.evidence, self.tz, self.links = visit, evidence, tz, links or {}
+        self.group = {visit.session, *(m.session for m in selectors.group_members(visit))}
         self.in_reasons = set(selectors.event_ids_in_reasons(visit.review_reasons or []))
         self.evidence_of: dict[str, list[str]] = {}
         for line in visit.lines.all():
@@ -263,7 +265,7 @@ class Timeline:
                         other,
                         f"{_number(alternative.get('confidence')):.2f}",
                         self.links.get(other, ""),
-                        other == self.visit.session,
+                        other in self.group,
                     )
                 )
         session = str(payload.get("session", ""))
@@ -277,7 +279,7 @@ class Timeline:
             qty=int(_number(payload.get("qty"), 1)),
             session=session,
             session_url=self.links.get(session, ""),
-            this_visit=session == self.visit.session,
+            this_visit=session in self.group,
             confidence=f"{_number(payload.get('confidence')):.2f}",
             alternatives=alternatives,
             bin=str(payload.get("bin", "")),
@@ -320,18 +322,19 @@ class Timeline:
         elif event.type == SCALE_TYPE:
             row.scale = self._scale(event)
         else:
-            row.note, row.note_kind = self._note(event)
+            row.note, row.note_kind = self._note(event, payer=self.visit.session)
             row.note_anchor, row.note_event_id = self.anchors[event.event_id], event.event_id
             if event.session:
                 row.sessions = {event.session}
         return row
 
     @staticmethod
-    def _note(event: Event) -> tuple[str, str]:
+    def _note(event: Event, *, payer: str) -> tuple[str, str]:
         payload = event.payload
         if event.type == "session.started":
             shopper = f" (shopper token {str(payload['shopper'])[:8]}…)" if payload.get("shopper") else ""
-            return f"{event.session} entered{shopper} through {payload.get('gate', event.device)}", "session"
+            companion = f" as a companion of {payload['group']}" if payload.get("group") else ""
+            return f"{event.session} entered{companion}{shopper} through {payload.get('gate', event.device)}", "session"
         if event.type == "session.ended":
             return f"{event.session} left through {payload.get('gate', event.device)}", "session"
         if event.type == "device.status":
@@ -350,7 +353,9 @@ class Timeline:
             this = self.visit.session
 
             def who(session: str) -> str:
-                return "this shopper" if session == this else session
+                if session == this:
+                    return "this shopper"
+                return f"{session} (of this group)" if session in self.group else session
 
             others = ", ".join(f"{who(s)} {c}" for s, c, _u, _m in cell.alternatives)
             favoured = f"the camera favoured {who(cell.session)} ({cell.confidence})"
@@ -406,6 +411,7 @@ class FormLine:
     confidence: str = ""
     unsure: bool = False
     evidence: list[tuple[str, str]] = field(default_factory=list)
+    taken_by: str = ""  # on a group's receipt, the members who took the line
 
 
 def _read_lines(request: HttpRequest) -> tuple[list[FormLine], list[dict[str, Any]], list[str]]:
@@ -606,6 +612,7 @@ class VisitAdmin(TenantModelAdmin):
         }
         links = {session: reverse("admin:visits_visit_change", args=[v.pk]) for session, v in others.items()}
         timeline = Timeline(visit, evidence, tz, links)
+        group = self._group(visit, timeline, tz)
         lines = {line.sku: line for line in visit.lines.order_by("sku")}
         product_names = product_names_of_layout(layout=evidence.layout) if evidence.layout else {}
         for line in lines.values():
@@ -619,6 +626,7 @@ class VisitAdmin(TenantModelAdmin):
                 row.unit_price, row.amount = _money(proposed.unit_price, currency), _money(proposed.amount, currency)
                 row.confidence, row.unsure = f"{proposed.confidence:.2f}", 1.0 - proposed.confidence > limit
                 row.evidence = [(str(e), timeline.anchors.get(str(e), "")) for e in proposed.evidence]
+                row.taken_by = ", ".join(proposed.taken_by)
         decisions = list(ReviewDecision.objects.filter(visit=visit).select_related("reviewer").order_by("decided_at"))
         collected = visit.paid - visit.refunded
         shopper = selectors.shopper_of(visit)
@@ -654,7 +662,8 @@ class VisitAdmin(TenantModelAdmin):
             "note": note,
             "timeline": timeline.rows,
             "timeline_left_out": evidence.left_out,
-            "floor_plan": self._floor_plan(evidence),
+            "group": group,
+            "floor_plan": self._floor_plan(evidence, takers=group["takers"] if group else {}),
             "bins": [
                 {"bin": b, "health": evidence.device_health.get(b.sensor, "not reported") if b.sensor else ""}
                 for b in sorted(evidence.bins.values(), key=lambda b: b.code)
@@ -756,7 +765,35 @@ class VisitAdmin(TenantModelAdmin):
         return reasons
 
     @staticmethod
-    def _floor_plan(evidence: VisitEvidence) -> SafeString | None:
+    def _group(visit: Visit, timeline: Timeline, tz: zoneinfo.ZoneInfo) -> dict[str, Any] | None:
+        """A group's payer and members (spec v1.1), each with its stay and the bins it took from; None alone."""
+        payer = Visit.objects.filter(store=visit.store, session=visit.group).first() if visit.group else None
+        members = selectors.group_members(visit)
+        if payer is None and not members:
+            return None
+        takers: dict[str, list[str]] = defaultdict(list)
+        for row in timeline.rows:
+            camera = row.camera
+            took = camera is not None and camera.verb == "took" and camera.this_visit
+            if camera is not None and took and camera.session not in takers[camera.bin]:
+                takers[camera.bin].append(camera.session)
+        return {
+            "payer": (payer.session, reverse("admin:visits_visit_change", args=[payer.pk])) if payer else None,
+            "members": [
+                {
+                    "session": member.session,
+                    "url": reverse("admin:visits_visit_change", args=[member.pk]),
+                    "entered": _local(member.entered_at, tz),
+                    "exited": _local(member.exited_at, tz),
+                    "bins": sorted(code for code, sessions in takers.items() if member.session in sessions),
+                }
+                for member in members
+            ],
+            "takers": dict(takers),
+        }
+
+    @staticmethod
+    def _floor_plan(evidence: VisitEvidence, *, takers: Mapping[str, Sequence[str]]) -> SafeString | None:
         if evidence.layout is None:
             return None
         svg = render_floor_plan(
@@ -764,6 +801,7 @@ class VisitAdmin(TenantModelAdmin):
             device_health=evidence.device_health,
             product_names=product_names_of_layout(layout=evidence.layout),
             highlighted_bins=set(evidence.bins),
+            bin_takers=takers,
         )
         return mark_safe(svg)  # noqa: S308 — render_floor_plan escapes every value it draws
 

@@ -193,7 +193,7 @@ class CartLine:
     confidence: float
     first_seen: datetime
     evidence: tuple[str, ...]
-    taken_by: tuple[str, ...] = ()
+    taken_by: tuple[str, ...] = ()  # on a group's cart, the members who took it (each its likeliest); else empty
 
 
 class Attribution(NamedTuple):
@@ -279,9 +279,11 @@ class _Visits:
         payer_of: dict[str, str],
         gates: dict[str, list[tuple[datetime, str]]],
         checks: Mapping[str, list[tuple[bool, int]]] | None = None,
+        strays: Mapping[str, str] | None = None,
     ) -> None:
         self.spans, self.payer_of, self.gates = spans, payer_of, gates
         self.checks = checks or {}
+        self.strays = strays or {}  # companions whose `group` names no payer of the store: session -> that group
         self.members: dict[str, list[str]] = defaultdict(list)
         for member, payer in payer_of.items():
             self.members[payer].append(member)
@@ -396,9 +398,10 @@ def _read(
         elif kind == "shelf.restocked":
             restocks.append(_Restock(ts, event["bin"], int(event["qty"])))
     spans = {s: (entered[s], exited.get(s)) for s in entered}
-    # A companion whose payer never entered pays for itself (and is asked about, see _carts).
-    payer_of = {member: payer for member, payer in payer_of.items() if payer in entered and payer not in payer_of}
-    return actions, weights, _Visits(spans, payer_of, gates, checks), reports, restocks
+    # A companion whose payer never entered (or is itself a companion) pays for itself, and is asked about.
+    strays = {member: payer for member, payer in payer_of.items() if payer not in entered or payer in payer_of}
+    payer_of = {member: payer for member, payer in payer_of.items() if member not in strays}
+    return actions, weights, _Visits(spans, payer_of, gates, checks, strays), reports, restocks
 
 
 def _units(delta_g: float, product: Product, *, slack: float = 1.0) -> int:
@@ -1101,6 +1104,8 @@ def _carts(fusion: _Fusion, visits: _Visits, calibration: Calibration, risk: flo
         must_ask = set(fusion.must_ask.get(payer, ()))
         if payer not in visits.spans:
             must_ask.add("no session.started for this visit")
+        if payer in visits.strays:
+            must_ask.add(f"entered as a companion of {visits.strays[payer]}, who is no payer that entered: who pays?")
         lines = []
         by_sku: dict[str, list[_Movement]] = defaultdict(list)
         for movement in by_payer.get(payer, []):
@@ -1117,7 +1122,7 @@ def _carts(fusion: _Fusion, visits: _Visits, calibration: Calibration, risk: flo
             must_ask |= _unverified_ages(fusion.store.products.get(sku), taken, visits)
             confidence = min((1.0 - m.risk for m in taken), default=1.0)
             evidence = tuple(sorted({e for m in moves for e in m.evidence}))
-            members = tuple(sorted({m.member for m in taken if m.member != payer}))
+            members = tuple(sorted({m.member for m in taken})) if payer in visits.members else ()
             lines.append(CartLine(sku, qty, round(confidence, 4), min(m.ts for m in moves), evidence, members))
         visit_risk = round(risks[payer], 6)
         charge = not must_ask and visit_risk <= limit

@@ -31,6 +31,12 @@ class Visit(TenantOwnedModel):
     shopper_token_hash = models.CharField(
         max_length=128, blank=True, help_text="SHA-256 of the entry token the visit came in with (core.entry_tokens)."
     )
+    group = models.CharField(
+        max_length=64,
+        blank=True,
+        help_text="A companion's payer: the session whose card pays for this visit (spec v1.1 `group`); "
+        "blank for a payer or a lone shopper.",
+    )
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.OPEN)
     entered_at = models.DateTimeField(null=True, blank=True)
     exited_at = models.DateTimeField(null=True, blank=True)
@@ -65,10 +71,16 @@ class Visit(TenantOwnedModel):
         indexes = [
             models.Index(fields=["tenant", "store", "status"], name="visit_store_status"),
             models.Index(fields=["tenant", "status", "exited_at"], name="visit_status_exited"),
+            models.Index(fields=["tenant", "store", "group"], name="visit_store_group"),
         ]
 
     def __str__(self) -> str:
         return f"visit {self.session}"
+
+    @property
+    def payer_session(self) -> str:
+        """The session whose receipt holds this visit's items: its group's payer, or itself."""
+        return self.group or self.session
 
     @property
     def balance_due(self) -> int:
@@ -94,6 +106,11 @@ class VisitLine(TenantOwnedModel):
     confidence = models.FloatField()
     evidence = models.JSONField(default=list, help_text="Ids of the events that produced the line.")
     source = models.CharField(max_length=8, choices=Source.choices, default=Source.ENGINE)
+    taken_by = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="On a group's receipt, the sessions of the members who took the line (the payer's own included).",
+    )
 
     class Meta:
         ordering = ["visit_id", "sku"]

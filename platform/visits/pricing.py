@@ -28,6 +28,7 @@ class PricedLine:
     tax: int
     confidence: float
     evidence: tuple[str, ...]
+    taken_by: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -64,7 +65,15 @@ def price_cart(lines: Sequence[CartLine], *, prices: Mapping[str, Sequence[Price
         tax = line_tax(amount=amount, tax_rate=version.tax_rate)
         priced.append(
             PricedLine(
-                line.sku, line.qty, version.unit_price, amount, version.tax_rate, tax, line.confidence, line.evidence
+                line.sku,
+                line.qty,
+                version.unit_price,
+                amount,
+                version.tax_rate,
+                tax,
+                line.confidence,
+                line.evidence,
+                line.taken_by,
             )
         )
     subtotal = sum(p.amount for p in priced)

@@ -40,11 +40,41 @@ def visit_list(
         visits = visits.filter(entered_at__gte=since)
     if stream_id is not None:
         visits = visits.filter(session__in=Event.objects.filter(stream_id=stream_id).values("session"))
+    # A companion's items are on its payer's receipt, listed once under the payer (spec v1.1 groups).
+    payer = Visit.objects.filter(store=store, session=OuterRef("group"))
+    visits = visits.exclude(Q(group__gt="") & Exists(payer))
     return _with_receipt_parts(visits).order_by("-entered_at", "-pk")
 
 
 def visit_get(*, store: Store, session: str) -> Visit:
-    return get_object_or_404(_with_receipt_parts(Visit.objects.filter(store=store)), session=session)
+    """The visit of `session` as its receipt answers for it: a companion's is its group's, on the payer's visit."""
+    visit = get_object_or_404(_with_receipt_parts(Visit.objects.filter(store=store)), session=session)
+    if visit.group:
+        return _with_receipt_parts(Visit.objects.filter(store=store, session=visit.group)).first() or visit
+    return visit
+
+
+def group_members(visit: Visit) -> list[Visit]:
+    """The companions who came in on this payer's card (spec v1.1 groups), in the order they entered."""
+    return list(Visit.objects.filter(store_id=visit.store_id, group=visit.session).order_by("entered_at", "session"))
+
+
+def group_of(visit: Visit) -> dict[str, Any] | None:
+    """Who the receipt is for: the payer and its companions; None for a shopper alone."""
+    members = group_members(visit)
+    if not members:
+        return None
+    return {
+        "payer": visit.session,
+        "members": [
+            {
+                "session": member.session,
+                "entered_at": member.entered_at.isoformat() if member.entered_at else None,
+                "exited_at": member.exited_at.isoformat() if member.exited_at else None,
+            }
+            for member in members
+        ],
+    }
 
 
 def _with_receipt_parts(visits: QuerySet[Visit]) -> QuerySet[Visit]:
@@ -89,9 +119,11 @@ def receipt(visit: Visit) -> dict[str, Any]:
                 "tax": line.tax,
                 "confidence": line.confidence,
                 "events": list(line.evidence),
+                "taken_by": list(line.taken_by),
             }
             for line in visit.lines.all()
         ],
+        "group": group_of(visit),
         "subtotal": visit.subtotal,
         "tax": visit.tax,
         "total": visit.total,
@@ -128,7 +160,8 @@ class VisitEvidence:
     """A visit's events and what happened around them on the same bins, in time order.
 
     `own` are the events that name the visit (as the camera's candidate or one of its alternatives,
-    or its own entry and exit); `cited` the ones its review reasons and cart lines point to; `bins`
+    or its own entry and exit) — a group payer's, those naming any member of the group; `cited` the ones its
+    review reasons and cart lines point to; `bins`
     the bins involved, from the layout in force at entry; `device_health` what each device last
     reported in the day before the visit ended (devices without a report are absent: the engine
     takes them as working).
@@ -177,14 +210,24 @@ def visit_evidence(*, visit: Visit, margin: timedelta = EVIDENCE_MARGIN, limit: 
     evidence = VisitEvidence()
     evidence.cited = {str(e) for line in visit.lines.all() for e in line.evidence}
     evidence.cited |= set(event_ids_in_reasons(visit.review_reasons or []))
-    core: dict[str, Event] = {e.event_id: e for e in events.filter(session=visit.session)}
-    start = visit.entered_at or min((e.ts for e in core.values()), default=None)
-    end = visit.exited_at or visit.last_event_at or max((e.ts for e in core.values()), default=None)
+    members = group_members(visit)
+    sessions = {visit.session, *(member.session for member in members)}  # a group's events are its payer's
+    core: dict[str, Event] = {e.event_id: e for e in events.filter(session__in=sorted(sessions))}
+    start = min(
+        [at for at in (visit.entered_at, *(m.entered_at for m in members)) if at is not None]
+        or [e.ts for e in core.values()],
+        default=None,
+    )
+    end = max(
+        [at for at in (visit.exited_at or visit.last_event_at, *(m.exited_at for m in members)) if at is not None]
+        or [e.ts for e in core.values()],
+        default=None,
+    )
     if start is not None and end is not None:
         naming = events.filter(
             type__in=CAMERA_TYPES, ts__gte=start, ts__lte=end, payload__has_key="alternatives"
-        ).exclude(session=visit.session)
-        core.update({e.event_id: e for e in naming if visit.session in _alternative_sessions(e.payload)})
+        ).exclude(session__in=sorted(sessions))
+        core.update({e.event_id: e for e in naming if sessions & _alternative_sessions(e.payload)})
     evidence.own = set(core)
     missing = evidence.cited - set(core)
     if missing:

@@ -99,11 +99,14 @@ def _lock_visits(*, store: Store, sessions: list[str]) -> list[str]:
 
 def _update_figures(*, store: Store, sessions: list[str], now: datetime) -> None:
     """One UPDATE: each visit's entry (first session.started), exit (last session.ended), last event, count of
-    events and shopper (the token hash of the latest session.started, kept when it has none) from its events; an open or
-    settling visit is settling once it has an exit, open otherwise. Visits without events are left alone."""
+    events, shopper (the token hash of the latest session.started, kept when it has none) and group (the payer's
+    session the latest session.started names, spec v1.1) from its events; an open or settling visit is settling once
+    it has an exit, open otherwise. Visits without events are left alone."""
     visit, event = Visit._meta.db_table, Event._meta.db_table
     # The one difference between the dialects: reading a key of a JSON field (SQLite: its JSON1 functions).
-    shopper = "s.payload ->> 'shopper'" if connection.vendor == "postgresql" else "json_extract(s.payload, '$.shopper')"
+    postgresql = connection.vendor == "postgresql"
+    shopper = "s.payload ->> 'shopper'" if postgresql else "json_extract(s.payload, '$.shopper')"
+    group = "s.payload ->> 'group'" if postgresql else "json_extract(s.payload, '$.group')"
     listed = ", ".join(["%s"] * len(sessions))
     sql = f"""
         UPDATE {visit} SET
@@ -112,6 +115,8 @@ def _update_figures(*, store: Store, sessions: list[str], now: datetime) -> None
             last_event_at = f.last,
             events_count = f.count,
             shopper_token_hash = COALESCE(NULLIF(f.shopper, ''), {visit}.shopper_token_hash),
+            "group" = CASE WHEN f.entered IS NULL THEN {visit}."group"
+                ELSE COALESCE(NULLIF(f.payer, f.session), '') END,
             status = CASE WHEN {visit}.status IN (%s, %s)
                 THEN (CASE WHEN f.exited IS NULL THEN %s ELSE %s END) ELSE {visit}.status END,
             updated_at = %s
@@ -123,7 +128,10 @@ def _update_figures(*, store: Store, sessions: list[str], now: datetime) -> None
                 COUNT(*) AS count,
                 (SELECT {shopper} FROM {event} s
                     WHERE s.tenant_id = %s AND s.store_id = %s AND s.session = e.session AND s.type = 'session.started'
-                    ORDER BY s.ts DESC, s.id DESC LIMIT 1) AS shopper
+                    ORDER BY s.ts DESC, s.id DESC LIMIT 1) AS shopper,
+                (SELECT {group} FROM {event} s
+                    WHERE s.tenant_id = %s AND s.store_id = %s AND s.session = e.session AND s.type = 'session.started'
+                    ORDER BY s.ts DESC, s.id DESC LIMIT 1) AS payer
             FROM {event} e
             WHERE e.tenant_id = %s AND e.store_id = %s AND e.session IN ({listed})
             GROUP BY e.session
@@ -133,7 +141,8 @@ def _update_figures(*, store: Store, sessions: list[str], now: datetime) -> None
     """  # noqa: S608 — table names from the models, values bound
     still_open, leaving = Visit.Status.OPEN.value, Visit.Status.SETTLING.value
     params: list[Any] = [still_open, leaving, still_open, leaving, connection.ops.adapt_datetimefield_value(now)]
-    params += [store.tenant_id, store.pk, store.tenant_id, store.pk, *sessions, store.tenant_id, store.pk, *sessions]
+    params += [store.tenant_id, store.pk, store.tenant_id, store.pk, store.tenant_id, store.pk, *sessions]
+    params += [store.tenant_id, store.pk, *sessions]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
 
@@ -170,7 +179,10 @@ def review_decide(
     if priced.unpriced:
         raise ValidationError({"lines": f"No price in {visit.store.currency} for: {', '.join(priced.unpriced)}."})
     evidence = {line.sku: list(line.evidence) for line in visit.lines.all()}
-    settling.replace_lines(visit=visit, priced=priced, names=names, source=VisitLine.Source.REVIEW, evidence=evidence)
+    takers = {line.sku: list(line.taken_by) for line in visit.lines.all()}
+    settling.replace_lines(
+        visit=visit, priced=priced, names=names, source=VisitLine.Source.REVIEW, evidence=evidence, taken_by=takers
+    )
     visit.subtotal, visit.tax, visit.total = priced.subtotal, priced.tax, priced.total
     visit.currency = visit.store.currency
     visit.cart_version += 1

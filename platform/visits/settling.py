@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Max, Min
+from django.db.models import Exists, Max, Min, OuterRef, Q
 from django.utils import timezone
 
 from catalog.models import Product, ProductPrice
@@ -35,7 +35,7 @@ from stores.models import LayoutVersion, Store
 from visits import engine, pricing, selectors
 from visits.calibration import KEPT_RISKS, Calibration, with_risks
 from visits.calibration import default as default_calibration
-from visits.models import ChargeInstruction, Visit, VisitLine
+from visits.models import ChargeInstruction, ReviewDecision, Visit, VisitLine
 
 CONTEXT_MARGIN = timedelta(minutes=5)
 UNREADABLE = "_unreadable"  # the key of an event read back from its columns only (its payload cannot be read)
@@ -225,12 +225,41 @@ def store_clock(*, store: Store) -> datetime | None:
 
 
 def due_for_settling(*, store: Store, now: datetime) -> list[Visit]:
-    """Visits that have left and whose settling window has passed, on the store's clock or the wall clock."""
+    """Visits that have left and whose settling window has passed, on the store's clock or the wall clock; a group's
+    (spec v1.1) once its last member has left and that member's window has passed."""
     window = timedelta(seconds=store.settling_window_seconds)
     clock = store_clock(store=store)
     latest = max(clock, now) if clock is not None else now
     visits = Visit.objects.filter(store=store, status=Visit.Status.SETTLING, exited_at__lte=latest - window)
-    return list(visits.order_by("exited_at")[:SETTLE_BATCH])
+    due = list(visits.order_by("exited_at")[:SETTLE_BATCH])
+    with_companions = Visit.objects.filter(store=store, group__in=[visit.session for visit in due])
+    grouped = {v.payer_session for v in due if v.group} | set(with_companions.values_list("group", flat=True))
+    if not grouped:
+        return due
+    members = Visit.objects.filter(store=store).filter(Q(session__in=grouped) | Q(group__in=grouped))
+    waiting = {
+        member.payer_session
+        for member in members.only("session", "group", "status", "exited_at")
+        if member.status == Visit.Status.OPEN
+        or (member.status == Visit.Status.SETTLING and (member.exited_at or latest) > latest - window)
+    }
+    return [visit for visit in due if visit.payer_session not in waiting]
+
+
+def with_their_groups(*, store: Store, visits: Sequence[Visit]) -> list[Visit]:
+    """These visits and the other members of their groups (spec v1.1): a group's cart is read, and settled, whole —
+    but a member a person already decided is left as decided."""
+    payers = {visit.payer_session for visit in visits}
+    if not any(visit.group for visit in visits) and not Visit.objects.filter(store=store, group__in=payers).exists():
+        return list(visits)
+    chosen = {visit.pk for visit in visits}
+    others = (
+        Visit.objects.filter(store=store)
+        .filter(Q(session__in=payers) | Q(group__in=payers))
+        .exclude(pk__in=chosen)
+        .exclude(Exists(ReviewDecision.objects.filter(visit=OuterRef("pk"))))
+    )
+    return [*visits, *others]
 
 
 def settle_when_due(*, store: Store, sessions: Sequence[str], now: datetime | None = None) -> list[datetime]:
@@ -267,18 +296,27 @@ def visits_settle(*, store: Store, sessions: Sequence[str] | None = None, now: d
         chosen = list(Visit.objects.filter(store=store, session__in=sessions))
     if not chosen:
         return []
+    chosen = with_their_groups(store=store, visits=chosen)
     locked = Visit.objects.select_for_update(of=("self",), skip_locked=sessions is None)
     visits = list(locked.filter(pk__in=[v.pk for v in chosen]).order_by("pk"))
     if sessions is None:
-        # Another worker may be settling some of these: skip the ones it holds, and any it settled meanwhile.
-        visits = [visit for visit in visits if visit.status == Visit.Status.SETTLING]
+        # Another worker may be settling some of these: skip the ones it holds, and any it settled meanwhile (a group
+        # whole: a member held elsewhere keeps its group for that worker).
+        locked_here = {visit.pk for visit in visits}
+        held_elsewhere = {visit.payer_session for visit in chosen if visit.pk not in locked_here}
+        settling = {v.payer_session for v in visits if v.status == Visit.Status.SETTLING}
+        visits = [visit for visit in visits if visit.payer_session in settling - held_elsewhere]
         if not visits:
             return []
     groups = list(events_by_group(store=store, visits=visits))
-    held: dict[str, list[str]] = {}
+    held: dict[str, list[str]] = defaultdict(list)
     for group, events in groups:
-        held |= _held_back(store, group, events)
+        for session, reasons in _held_back(store, group, events).items():
+            held[session] += reasons
     carts = read_store_carts(groups=groups, reading=store_reading(store=store))
+    for session, cart in carts.items():  # what bears on a companion's cart bears on its payer's
+        if cart.payer is not None and session in held:
+            held[cart.payer] += held.pop(session)
     skus = {line.sku for cart in carts.values() for line in cart.lines}
     prices = prices_for(store=store, skus=skus)
     names = dict(Product.objects.filter(sku__in=skus).values_list("sku", "name"))
@@ -304,6 +342,8 @@ def _store_cart(
         list(cart.reasons)
         + [f"{sku}: no price in {visit.store.currency} at that time" for sku in priced.unpriced]
         + held
+        if cart.payer is None
+        else []  # a companion's items are on its payer's receipt, reviewed and charged there
     )
     final = visit.settled_at is not None
     if final and not _changed(visit, priced) and visit.review_reasons == reasons:
@@ -336,8 +376,9 @@ def replace_lines(
     names: dict[str, str],
     source: str,
     evidence: dict[str, list[str]] | None = None,
+    taken_by: dict[str, list[str]] | None = None,
 ) -> None:
-    """Write a visit's cart lines anew from a priced cart (evidence from the lines, or given per sku)."""
+    """Write a visit's cart lines anew from a priced cart (evidence and takers from the lines, or given per sku)."""
     VisitLine.objects.filter(visit=visit).delete()
     VisitLine.objects.bulk_create(
         [
@@ -353,6 +394,7 @@ def replace_lines(
                 tax=line.tax,
                 confidence=line.confidence,
                 evidence=list(line.evidence) if evidence is None else evidence.get(line.sku, []),
+                taken_by=list(line.taken_by) if taken_by is None else taken_by.get(line.sku, []),
                 source=source,
             )
             for line in priced.lines

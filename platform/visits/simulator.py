@@ -72,6 +72,10 @@ ID_CHECKED = 0.8
 TOO_YOUNG = 0.04
 # Of a companion's put-backs: how many are of an item another member of its group took (handed over).
 HANDED_OVER = 0.4
+# With `groups=True` (a day of families): at least this share of payers bring companions, and a companion stays on
+# after its payer has left this often, one to five minutes.
+FAMILY_SHARE = 0.35
+LINGERS = 0.3
 WALKING_SPEED = (0.7, 1.3)
 DWELL_SECONDS = (4.0, 25.0)
 STOPS = (0, 1, 2, 2, 3, 3, 3, 4, 4, 5, 6, 8)
@@ -100,6 +104,7 @@ class Simulation:
     shelves: dict[str, int] = field(default_factory=dict)
     # Visits whose ID staff checked, with the ages proved (a failed check proves none).
     id_checks: dict[str, int] = field(default_factory=dict)
+    hand_overs: int = 0  # companions' put-backs of an item another member of the group took
 
     @property
     def events(self) -> list[dict[str, Any]]:
@@ -241,6 +246,8 @@ class _World:
         self.id_checks: dict[str, int] = {}
         # Per payer: the items members of its group hold, (when taken, bin, product, who took it), to hand over.
         self.baskets: dict[str, list[tuple[datetime, _Spot, str, str]]] = defaultdict(list)
+        self.hand_overs = 0
+        self.families = False  # a day of families (`simulate(groups=True)`)
 
     def gate_place(self, gate: Mapping[str, Any]) -> tuple[float, float]:
         position = gate.get("position") or (0.0, 0.0)
@@ -290,6 +297,7 @@ def simulate(
     stack: str | PerceptionStack | None = None,
     opening_stock: Mapping[str, int] | None = None,
     id_prefix: str = "sim",
+    groups: bool = False,
 ) -> Simulation:
     """A day of `visits` shopper visits in a store, as the events a store would send, and the truth.
 
@@ -297,12 +305,16 @@ def simulate(
     `shopper_tokens`, when given, are the entry tokens of registered shoppers, handed out in turn to payers.
     `opening_stock` (bin → units at `start`) adds staff restocks and the true units at closing.
     Event ids are `<id_prefix>-<n>`: give each simulated day of a store its own prefix, or its events are duplicates.
+    `groups` makes it a day of families: more groups (`FAMILY_SHARE`), and companions who stay on after their payer
+    has left (`LINGERS`); members hand items over on any day.
     """
     traffic = PROFILES[profile]
     chosen = (
         stack if isinstance(stack, PerceptionStack) else draw_stack(family=stack or traffic.default_stack, seed=seed)
     )
     world = _World(layout, catalog, traffic, chosen, seed, id_prefix)
+    world.families = groups
+    group_share = max(traffic.group_share, FAMILY_SHARE) if groups else traffic.group_share
     rng = world.rng
     day = timedelta(hours=traffic.day_hours)
     _plan_outages(world, start, day)
@@ -313,7 +325,7 @@ def simulate(
         payer = _Shopper(f"{profile[:1]}{seed}-{number:05d}", token, entered)
         number += 1
         world.shoppers.append(payer)
-        if rng.random() < traffic.group_share:
+        if rng.random() < group_share:
             for _ in range(rng.choice((1, 1, 2, 3))):
                 companion = _Shopper(
                     f"{profile[:1]}{seed}-{number:05d}", token, entered + timedelta(seconds=rng.uniform(0.5, 8)), payer
@@ -346,6 +358,7 @@ def simulate(
         price_changes=price_changes,
         sensor_outages=list(world.outages),
         shelves=shelves,
+        hand_overs=world.hand_overs,
         id_checks={session: proved for session, proved in world.id_checks.items() if proved >= 0},
     )
 
@@ -398,6 +411,12 @@ def _follow(world: _World, companion: _Shopper, leader_steps: list[_Step]) -> li
         for arrives, leaves, x, y in companion.payer.stays
     ]
     companion.exited = companion.payer.exited + lag
+    if world.families and world.aside.random() < LINGERS:
+        *inside, (_out, _also_out, gate_x, gate_y) = companion.stays
+        _arrives, leaves, x, y = inside[-1]
+        companion.exited += timedelta(minutes=world.aside.uniform(1, 5))
+        out = companion.exited
+        companion.stays = [*inside, (leaves, out, x, y), (out, out, gate_x, gate_y)]
     steps: list[_Step] = []
     for at, spot in leader_steps:
         if rng.random() < 0.5:
@@ -446,6 +465,7 @@ def _put_back_which(
     others = [n for n, (when, _, _, who) in enumerate(basket) if who != shopper.session and when < at]
     if shopper.payer is not None and others and world.aside.random() < HANDED_OVER:
         _, spot, sku, _ = basket.pop(world.aside.choice(others))
+        world.hand_overs += 1
         taken.append(own)
         return spot, sku
     mine = next(n for n, (_, spot, sku, who) in enumerate(basket) if who == shopper.session and (spot, sku) == own)

@@ -27,6 +27,21 @@ class ReceiptLineSerializer(serializers.Serializer):
     tax = serializers.IntegerField()
     confidence = serializers.FloatField()
     events = serializers.ListField(child=serializers.CharField())
+    taken_by = serializers.ListField(
+        child=serializers.CharField(),
+        help_text="On a group's receipt, the sessions of the members who took the line; empty for a shopper alone.",
+    )
+
+
+class ReceiptGroupMemberSerializer(serializers.Serializer):
+    session = serializers.CharField()
+    entered_at = serializers.DateTimeField(allow_null=True)
+    exited_at = serializers.DateTimeField(allow_null=True)
+
+
+class ReceiptGroupSerializer(serializers.Serializer):
+    payer = serializers.CharField(help_text="The payer's session: the visit this receipt is on.")
+    members = ReceiptGroupMemberSerializer(many=True, help_text="The companions who came in on the payer's card.")
 
 
 class ReceiptPaymentSerializer(serializers.Serializer):
@@ -56,6 +71,9 @@ class ReceiptSerializer(serializers.Serializer):
     entered_at = serializers.DateTimeField(allow_null=True)
     exited_at = serializers.DateTimeField(allow_null=True)
     lines = ReceiptLineSerializer(many=True)
+    group = ReceiptGroupSerializer(
+        allow_null=True, help_text="A group's payer and companions (v1.1 groups); null for a shopper alone."
+    )
     subtotal = serializers.IntegerField()
     tax = serializers.IntegerField()
     total = serializers.IntegerField()
@@ -77,7 +95,8 @@ class StoreVisitListApi(TenantAPIView):
         description=(
             "The store's shopper visits, newest first, each as its receipt: status, lines with "
             "quantities and prices, totals in the store's currency, and what was charged. Filter by "
-            "`?status=`, `?since=` (entered at or after) and `?stream=`. Paged."
+            "`?status=`, `?since=` (entered at or after) and `?stream=`. Paged. A group (v1.1) is one receipt, "
+            "under its payer's session; its companions are not listed on their own."
         ),
     )
     def get(self, request: Request, store: str) -> Response:
@@ -104,7 +123,8 @@ class StoreVisitDetailApi(TenantAPIView):
         summary="One visit's receipt",
         description=(
             "A visit by its session id: its lines, totals, status, review reasons when a person must "
-            "decide, and its payments."
+            "decide, and its payments. A companion's session (v1.1 groups) answers with its group's receipt, "
+            "the payer's, which says which member took each line."
         ),
     )
     def get(self, request: Request, store: str, session: str) -> Response:

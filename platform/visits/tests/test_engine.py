@@ -556,6 +556,8 @@ def test_an_unseen_take_no_whereabouts_single_out_is_left_uncharged_rather_than_
 
 
 def test_doubt_between_members_of_one_group_is_no_doubt_and_the_payer_pays_for_all() -> None:
+    """An attribution unsure ONLY between members of one group is no reason for review: the line goes to the group,
+    with its likeliest member as the one who took it."""
     s = Script()
     s.visit("P", 0, 100)
     s.visit("K", 2, 100, group="P")
@@ -565,8 +567,8 @@ def test_doubt_between_members_of_one_group_is_no_doubt_and_the_payer_pays_for_a
     s.weigh(21, "B-CHIPS", -160)
     carts = s.carts()
     payer, member = carts["P"], carts["K"]
-    assert (items(payer), payer.decision, payer.risk) == ({"COLA": 1, "CHIPS": 1}, "charge", 0.0)
-    assert {line.sku: line.taken_by for line in payer.lines} == {"COLA": ("K",), "CHIPS": ()}
+    assert (items(payer), payer.decision, payer.risk, payer.reasons) == ({"COLA": 1, "CHIPS": 1}, "charge", 0.0, ())
+    assert {line.sku: line.taken_by for line in payer.lines} == {"COLA": ("K",), "CHIPS": ("P",)}
     assert pick in payer.lines[1].evidence or pick in payer.lines[0].evidence
     assert (member.lines, member.decision, member.payer) == ((), "charge", "P")
 
@@ -595,13 +597,58 @@ def test_a_group_in_review_takes_its_members_with_it() -> None:
     assert carts["K"].reasons == ("one of the group paid by P: decided with it",)
 
 
-def test_a_companion_whose_payer_never_entered_pays_for_itself() -> None:
+def test_doubt_between_three_members_goes_to_the_likeliest_and_a_shopper_who_came_later_changes_nothing() -> None:
+    s = Script()
+    s.visit("P", 0, 100)
+    s.visit("K", 2, 100, group="P")
+    s.visit("L", 3, 100, group="P")
+    s.visit("X", 20, 100)
+    s.pick(
+        10,
+        "K",
+        "B-COLA",
+        confidence=0.4,
+        alternatives=[{"session": "L", "confidence": 0.35}, {"session": "P", "confidence": 0.25}],
+    )
+    s.weigh(11, "B-COLA", -345)
+    s.pick(30, "X", "B-CHIPS")
+    s.weigh(31, "B-CHIPS", -160)
+    carts = s.carts()
+    assert (items(carts["P"]), carts["P"].decision, carts["P"].reasons) == ({"COLA": 1}, "charge", ())
+    assert carts["P"].lines[0].taken_by == ("K",)
+    assert (items(carts["X"]), carts["X"].decision) == ({"CHIPS": 1}, "charge")
+    assert carts["K"].lines == carts["L"].lines == ()
+
+
+def test_a_lone_shoppers_lines_name_no_taker() -> None:
+    s = Script()
+    s.visit("A", 0, 100)
+    s.pick(10, "A", "B-COLA")
+    s.weigh(11, "B-COLA", -345)
+    assert s.carts()["A"].lines[0].taken_by == ()
+
+
+def test_a_companion_whose_payer_never_entered_pays_for_itself_and_is_asked_about() -> None:
     s = Script()
     s.visit("K", 0, 100, group="NOBODY")
     s.pick(10, "K", "B-COLA")
     s.weigh(11, "B-COLA", -345)
     cart = s.carts()["K"]
-    assert (items(cart), cart.payer) == ({"COLA": 1}, None)
+    assert (items(cart), cart.payer, cart.decision) == ({"COLA": 1}, None, "review")
+    assert cart.reasons == ("entered as a companion of NOBODY, who is no payer that entered: who pays?",)
+
+
+def test_a_companion_of_a_companion_is_asked_about() -> None:
+    s = Script()
+    s.visit("P", 0, 100)
+    s.visit("K", 2, 100, group="P")
+    s.visit("M", 3, 100, group="K")
+    s.pick(10, "M", "B-COLA")
+    s.weigh(11, "B-COLA", -345)
+    carts = s.carts()
+    assert (carts["M"].payer, carts["M"].decision, items(carts["M"])) == (None, "review", {"COLA": 1})
+    assert carts["M"].reasons == ("entered as a companion of K, who is no payer that entered: who pays?",)
+    assert (carts["K"].payer, carts["P"].decision) == ("P", "charge")
 
 
 # -- what the scales say ------------------------------------------------------------------------------

@@ -216,3 +216,34 @@ def test_companions_put_back_items_another_member_of_their_group_took() -> None:
             handed_over += 1
     assert handed_over
     assert all(qty > 0 for cart in simulation.truth.values() for qty in cart.values())
+
+
+@pytest.mark.parametrize("seed", [4, 5])
+def test_a_clean_day_of_families_is_read_back_exactly_on_the_payers_with_hand_overs_and_late_leavers(
+    seed: int,
+) -> None:
+    """With groups on, a third of payers or more bring companions, who hand items over (one puts back what another
+    took) and sometimes stay on after their payer has left; read with a perfect stack, every group's receipt is its
+    truth, with the companions who took its lines."""
+    simulation = simulate(layout=LAYOUT, catalog=CATALOG, profile="clean", visits=120, start=T0, seed=seed, groups=True)
+    payers = set(simulation.groups.values())
+    assert len(payers) >= 0.25 * len(simulation.truth) and simulation.hand_overs > 0
+    exits = {e["session"]: parse_timestamp(e["ts"]) for e in simulation.events if e["type"] == "session.ended"}
+    assert any(exits[member] > exits[payer] + timedelta(minutes=1) for member, payer in simulation.groups.items())
+    events = [dict(e, _ts=parse_timestamp(e["ts"])) for e in simulation.events]
+    carts = infer_carts(events=events, store=STORE)
+    assert _by_payer(carts, simulation) == simulation.truth
+    taken_by = {member for payer in payers for line in carts[payer].lines for member in line.taken_by}
+    assert taken_by & set(simulation.groups)
+
+
+def test_groups_off_leaves_a_day_as_it_was() -> None:
+    plain = simulate(layout=LAYOUT, catalog=CATALOG, profile="realistic", visits=60, start=T0, seed=9)
+    assert (
+        plain.uploads
+        == simulate(
+            layout=LAYOUT, catalog=CATALOG, profile="realistic", visits=60, start=T0, seed=9, groups=False
+        ).uploads
+    )
+    families = simulate(layout=LAYOUT, catalog=CATALOG, profile="realistic", visits=60, start=T0, seed=9, groups=True)
+    assert len(set(families.groups.values())) > len(set(plain.groups.values()))
