@@ -213,11 +213,11 @@ def _unsure_with_a_stranger(store: Store) -> list[dict[str, Any]]:
         _enter("P", 0),
         _enter("K", 2, group="P"),
         {**_enter("X", 3), "shopper": "tok-stranger"},
-        *_take("k1", 10, "K", first, confidence=0.55, alternatives=[{"session": "X", "confidence": 0.45}]),
-        *_take("p1", 20, "P", second),
-        _leave("P", 60),
-        _leave("K", 70),
-        _leave("X", 80),
+        *_take("k1", 100, "K", first, confidence=0.55, alternatives=[{"session": "X", "confidence": 0.45}]),
+        *_take("p1", 110, "P", second),
+        _leave("P", 160),
+        _leave("K", 170),
+        _leave("X", 180),
     ]
 
 
