@@ -175,13 +175,13 @@ def measure(*, visits: QuerySet[Visit], by: str) -> dict[int, ServiceLevels]:
     }
     postgres = connection.vendor == "postgresql"
     if postgres:
-        receipt_s = _seconds_to(_receipts(), at="issued_at", since="exited_at")
-        decision_s = _seconds_to(_decisions(), at="decided_at", since="settled_at")
+        to_receipt = _seconds_to(_receipts(), at="issued_at", since="exited_at")
+        to_decision = _seconds_to(_decisions(), at="decided_at", since="settled_at")
         counts |= {
-            "receipt_s": _Percentiles(receipt_s),
-            "receipts": Count(receipt_s),
-            "decision_s": _Percentiles(decision_s),
-            "decisions": Count(decision_s),
+            "receipt_s": _Percentiles(to_receipt),
+            "receipts": Count(to_receipt),
+            "decision_s": _Percentiles(to_decision),
+            "decisions": Count(to_decision),
         }
     rows = list(visits.values(by).annotate(**counts).order_by())
     durations = {} if postgres else _durations(visits, by=by)
