@@ -37,7 +37,7 @@ from unfold.widgets import (
 )
 
 from billing.invoicing import documents, exports, selectors, services
-from billing.invoicing.calculations import parse_month, previous_month
+from billing.invoicing.calculations import Promises, parse_month, previous_month
 from billing.invoicing.models import (
     BillingAccount,
     CreditNote,
@@ -50,7 +50,7 @@ from billing.invoicing.models import (
     PlanAssignment,
     PlanVersion,
 )
-from catalog.currencies import MINOR_UNITS, format_money, to_minor
+from catalog.currencies import MINOR_UNITS, format_money, from_minor, to_minor
 from core.admin import OpsModelAdmin, TenantModelAdmin
 from core.admin_sites import FINANCE_GROUP, OPERATOR_GROUP, licensee_site, ops_site
 from tenants.audit import Actor
@@ -322,6 +322,32 @@ class PlanVersionForm(forms.Form):
         widget=UnfoldAdminDecimalFieldWidget,
     )
     monthly_minimum = forms.DecimalField(min_value=0, help_text="e.g. 500.00", widget=UnfoldAdminDecimalFieldWidget)
+    promised_without_person_percent = forms.DecimalField(
+        label="Promise: settled without a person, at least (%)",
+        required=False,
+        decimal_places=2,
+        help_text="Of a month's visits, e.g. 90. Empty: no promise.",
+        widget=UnfoldAdminDecimalFieldWidget,
+    )
+    promised_exit_to_receipt_p95_s = forms.IntegerField(
+        label="Promise: p95 exit to receipt, at most (seconds)",
+        required=False,
+        help_text="e.g. 60. Empty: no promise.",
+        widget=UnfoldAdminTextInputWidget,
+    )
+    promised_review_p95_s = forms.IntegerField(
+        label="Promise: p95 review time to decision, at most (seconds)",
+        required=False,
+        help_text="From the review queue to a person's decision, e.g. 900. Empty: no promise.",
+        widget=UnfoldAdminTextInputWidget,
+    )
+    service_credit_percent = forms.DecimalField(
+        label="Service credit per missed promise (% of the month's fees)",
+        required=False,
+        decimal_places=2,
+        help_text="Credited on the invoice for each promise a month misses, e.g. 10. Needed with a promise.",
+        widget=UnfoldAdminDecimalFieldWidget,
+    )
     note = forms.CharField(max_length=200, required=False, widget=_text())
 
     def clean(self) -> dict[str, Any]:
@@ -335,7 +361,34 @@ class PlanVersionForm(forms.Form):
                     self.add_error(name, str(error))
         if data.get("revenue_share_percent") is not None:
             data["revenue_share_bps"] = int(data["revenue_share_percent"] * 100)
+        share, credit = data.get("promised_without_person_percent"), data.get("service_credit_percent")
+        data["promises"] = Promises(
+            without_person_bps=int(share * 100) if share is not None else None,
+            exit_to_receipt_p95_s=data.get("promised_exit_to_receipt_p95_s"),
+            review_p95_s=data.get("promised_review_p95_s"),
+            credit_bps=int(credit * 100) if credit is not None else 0,
+        )
         return data
+
+    @staticmethod
+    def initial_from(version: PlanVersion) -> dict[str, Any]:
+        """The form filled in with a version's prices and promises, to write the next one from it."""
+
+        def percent(bps: int | None) -> Decimal | None:
+            return Decimal(bps) / 100 if bps is not None else None
+
+        return {
+            "plan": version.plan_id,
+            "currency": version.currency,
+            "store_fee": from_minor(version.store_fee, version.currency),
+            "visit_fee": from_minor(version.visit_fee, version.currency),
+            "revenue_share_percent": percent(version.revenue_share_bps),
+            "monthly_minimum": from_minor(version.monthly_minimum, version.currency),
+            "promised_without_person_percent": percent(version.promised_without_person_bps),
+            "promised_exit_to_receipt_p95_s": version.promised_exit_to_receipt_p95_s,
+            "promised_review_p95_s": version.promised_review_p95_s,
+            "service_credit_percent": percent(version.service_credit_bps) if version.service_credit_bps else None,
+        }
 
 
 class PlanAssignForm(forms.Form):
@@ -750,12 +803,40 @@ class CreditNoteOpsAdmin(MoneyDisplay, OpsModelAdmin):
 # --- operator site: plans, accounts, rates, usage ------------------------------------------------
 
 
+def promises_in_words(version: PlanVersion) -> str:
+    """ "≥ 90 % without a person · p95 receipt ≤ 60 s — credit 10 % of fees per miss", or "—"."""
+    promised = []
+    if version.promised_without_person_bps is not None:
+        promised.append(f"≥ {Decimal(version.promised_without_person_bps) / 100:.2f} % settled without a person")
+    if version.promised_exit_to_receipt_p95_s is not None:
+        promised.append(f"p95 exit to receipt ≤ {version.promised_exit_to_receipt_p95_s} s")
+    if version.promised_review_p95_s is not None:
+        promised.append(f"p95 review to decision ≤ {version.promised_review_p95_s} s")
+    if not promised:
+        return "—"
+    credit = f"{Decimal(version.service_credit_bps) / 100:.2f} %"
+    return f"{' · '.join(promised)} — credit {credit} of the month's fees per missed promise"
+
+
 class PlanVersionInline(TabularInline):
     model = PlanVersion
     extra = 0
     can_delete = False
-    fields = ["number", "currency", "store_fee", "visit_fee", "revenue_share_bps", "monthly_minimum", "created_at"]
+    fields = [
+        "number",
+        "currency",
+        "store_fee",
+        "visit_fee",
+        "revenue_share_bps",
+        "monthly_minimum",
+        "promises_display",
+        "created_at",
+    ]
     readonly_fields = fields
+
+    @display(description="Service promises")
+    def promises_display(self, version: PlanVersion) -> str:
+        return promises_in_words(version)
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
@@ -788,7 +869,9 @@ class PlanVersionOpsAdmin(OpsModelAdmin):
         "visit_fee_display",
         "share",
         "minimum_display",
+        "promises_display",
         "created_at",
+        "next_version_link",
     ]
     list_filter = ["plan", "currency"]
     readonly_fields = [
@@ -799,9 +882,11 @@ class PlanVersionOpsAdmin(OpsModelAdmin):
         "visit_fee",
         "revenue_share_bps",
         "monthly_minimum",
+        "promises_display",
         "note",
         "created_at",
         "created_by",
+        "next_version_link",
     ]
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
@@ -823,10 +908,22 @@ class PlanVersionOpsAdmin(OpsModelAdmin):
     def minimum_display(self, version: PlanVersion) -> str:
         return format_money(version.monthly_minimum, version.currency)
 
+    @display(description="Service promises")
+    def promises_display(self, version: PlanVersion) -> str:
+        return promises_in_words(version)
+
+    @display(description="")
+    def next_version_link(self, version: PlanVersion) -> str:
+        url = f"{reverse('ops:invoicing_planversion_add')}?{urlencode({'from': version.pk})}"
+        return format_html('<a class="text-primary-600 underline" href="{}">New version from this one</a>', url)
+
     def add_view(self, request: HttpRequest, form_url: str = "", extra_context: Any = None) -> HttpResponse:
         if not self.has_add_permission(request):
             raise PermissionDenied
-        form = PlanVersionForm(request.POST or None, initial={"plan": request.GET.get("plan")})
+        source = request.GET.get("from", "")
+        start = PlanVersion.objects.filter(pk=int(source)).first() if source.isdigit() else None
+        initial = PlanVersionForm.initial_from(start) if start else {"plan": request.GET.get("plan")}
+        form = PlanVersionForm(request.POST or None, initial=initial)
         if request.method == "POST" and form.is_valid():
             data = form.cleaned_data
             try:
@@ -838,6 +935,7 @@ class PlanVersionOpsAdmin(OpsModelAdmin):
                     visit_fee=data["visit_fee"],
                     revenue_share_bps=data["revenue_share_bps"],
                     monthly_minimum=data["monthly_minimum"],
+                    promises=data["promises"],
                     note=data["note"],
                 )
             except ValidationError as error:
@@ -851,7 +949,8 @@ class PlanVersionOpsAdmin(OpsModelAdmin):
             form=form,
             title="New plan version",
             submit="Create version",
-            intro="Versions never change: tenants move to the new prices when a plan change says so.",
+            intro="Versions never change: tenants move to the new prices and promises when a plan change says so. "
+            "A month that misses a promise gets a service credit on its invoice when the month is closed.",
         )
 
 

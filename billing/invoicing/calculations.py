@@ -8,7 +8,11 @@ segment bills, for its own days:
 * the visit fee: `visit_fee × visits settled`;
 * the revenue share: `bps × net sales ÷ 10,000`, net sales being captured and charged sales minus refunds of the
   segment's days (never below zero), sales in another currency brought in at the month's exchange rate;
-* a top-up to the monthly minimum, prorated by day like the store fee, when the segment's fees fall short.
+* a top-up to the monthly minimum, prorated by day like the store fee, when the segment's fees fall short;
+* a service credit (a negative line) for each promise of the plan version the month's service levels missed:
+  `credit bps × the segment's fees above ÷ 10,000`, never more than those fees in all. The levels are measured
+  over the whole month (every store of the tenant, its own local days: `service_levels.selectors`); a month
+  without visits, or without receipts or decisions to time, misses nothing it cannot measure.
 
 Every division is rounded once, half-up, to the minor unit; tax is computed per line and rounded once, half-up.
 """
@@ -77,8 +81,32 @@ def previous_month(today: date) -> tuple[date, date]:
 
 
 @dataclass(frozen=True)
+class Promises:
+    """The service levels a plan version promises (None: not promised), and the credit per missed one."""
+
+    without_person_bps: int | None = None
+    exit_to_receipt_p95_s: int | None = None
+    review_p95_s: int | None = None
+    credit_bps: int = 0
+
+    @property
+    def made(self) -> bool:
+        return any(p is not None for p in (self.without_person_bps, self.exit_to_receipt_p95_s, self.review_p95_s))
+
+
+@dataclass(frozen=True)
+class MonthLevels:
+    """A tenant's service levels over the month, as measured (plain data for these functions)."""
+
+    visits: int = 0
+    without_person: int = 0
+    exit_to_receipt_p95_s: float | None = None
+    review_p95_s: float | None = None
+
+
+@dataclass(frozen=True)
 class Terms:
-    """The prices of one plan version."""
+    """The prices of one plan version, and its service promises."""
 
     plan_version_id: int | None
     label: str
@@ -87,6 +115,7 @@ class Terms:
     visit_fee: int
     revenue_share_bps: int
     monthly_minimum: int
+    promises: Promises = Promises()
 
 
 @dataclass(frozen=True)
@@ -154,6 +183,27 @@ def _percent(bps: int) -> str:
     return f"{Decimal(bps) / 100:.2f} %"
 
 
+def _seconds(value: float) -> str:
+    return f"{value:,.1f} s" if value % 1 else f"{value:,.0f} s"
+
+
+def missed_promises(promises: Promises, levels: MonthLevels) -> list[str]:
+    """Each promise the levels miss, in words ("settled without a person 84.20 %, promised at least 90.00 %").
+    What was not measured (no visits, no receipt, no decision) is not missed."""
+    missed = []
+    bps = promises.without_person_bps
+    if bps is not None and levels.visits and levels.without_person * 10_000 < bps * levels.visits:
+        share = round_half_up(levels.without_person * 10_000, levels.visits)
+        missed.append(f"settled without a person {_percent(share)}, promised at least {_percent(bps)}")
+    receipt, promised = levels.exit_to_receipt_p95_s, promises.exit_to_receipt_p95_s
+    if promised is not None and receipt is not None and receipt > promised:
+        missed.append(f"p95 exit to receipt {_seconds(receipt)}, promised at most {_seconds(promised)}")
+    review, promised = levels.review_p95_s, promises.review_p95_s
+    if promised is not None and review is not None and review > promised:
+        missed.append(f"p95 review time to decision {_seconds(review)}, promised at most {_seconds(promised)}")
+    return missed
+
+
 def segments_in_period(
     assignments: Iterable[tuple[Terms, date, date | None]], *, start: date, end: date
 ) -> list[Segment]:
@@ -180,11 +230,13 @@ def invoice_draft(
     currency: str,
     tax_rate_bps: int,
     rates: Mapping[tuple[str, str], Decimal],
+    levels: MonthLevels | None = None,
 ) -> InvoiceDraft:
     """The lines of one tenant's invoice for the period `start`..`end` (a month) in `currency`.
 
     `rates[(sales currency, billing currency)]` converts sales in other currencies; a missing one raises
-    `BillingError`, as does a segment whose plan bills in another currency.
+    `BillingError`, as does a segment whose plan bills in another currency. `levels`, the month's service
+    levels, are checked against each segment's promises.
     """
     month_days = days_between(start, end)
     by_day: dict[date, list[DayUsage]] = {}
@@ -200,8 +252,43 @@ def invoice_draft(
             for offset in range(days_between(segment.starts_on, segment.ends_on))
             for row in by_day.get(segment.starts_on + timedelta(days=offset), [])
         ]
-        draft.lines.extend(_segment_lines(segment, rows, month_days=month_days, tax_rate_bps=tax_rate_bps, rates=rates))
+        lines = _segment_lines(segment, rows, month_days=month_days, tax_rate_bps=tax_rate_bps, rates=rates)
+        lines += _service_credits(
+            segment, fees=sum(line.amount for line in lines), levels=levels, tax_rate_bps=tax_rate_bps
+        )
+        draft.lines.extend(lines)
     return draft
+
+
+def _service_credits(segment: Segment, *, fees: int, levels: MonthLevels | None, tax_rate_bps: int) -> list[LineDraft]:
+    """One credit line per promise of the segment's plan version that the month missed, never more than its fees."""
+    terms = segment.terms
+    promises = terms.promises
+    if levels is None or not promises.credit_bps or fees <= 0:
+        return []
+    lines = []
+    left = fees
+    for miss in missed_promises(promises, levels):
+        credit = min(round_half_up(fees * promises.credit_bps, 10_000), left)
+        if credit <= 0:
+            break
+        left -= credit
+        lines.append(
+            LineDraft(
+                kind="service_credit",
+                description=f"Service credit, {terms.label}, {_span(segment.starts_on, segment.ends_on)}: {miss} — "
+                f"{_percent(promises.credit_bps)} of fees {format_money(fees, terms.currency)}",
+                plan_version_id=terms.plan_version_id,
+                starts_on=segment.starts_on,
+                ends_on=segment.ends_on,
+                quantity=1,
+                unit="missed promise",
+                unit_price=-credit,
+                amount=-credit,
+                tax=tax_of(-credit, tax_rate_bps),
+            )
+        )
+    return lines
 
 
 def _segment_lines(

@@ -7,7 +7,7 @@ from typing import Any
 
 from django.template.loader import render_to_string
 
-from billing.invoicing.models import CreditNote, Invoice
+from billing.invoicing.models import CreditNote, Invoice, InvoiceLine
 from catalog.currencies import format_money
 
 TEMPLATE = "invoicing/invoice.html"
@@ -25,6 +25,8 @@ def invoice_context(invoice: Invoice) -> dict[str, Any]:
     money = lambda amount: format_money(amount, invoice.currency)  # noqa: E731
     credits = list(invoice.credit_notes.order_by("sequence")) if not invoice.is_draft else []
     credited = sum(note.total for note in credits)
+    lines = list(invoice.lines.order_by("position"))
+    service_credit = sum(line.amount for line in lines if line.kind == InvoiceLine.Kind.SERVICE_CREDIT)
     watermark = {"draft": "DRAFT", "void": "VOID"}.get(invoice.status, "")
     return {
         "doc": {
@@ -51,10 +53,12 @@ def invoice_context(invoice: Invoice) -> dict[str, Any]:
                 "unit_price": money(line.unit_price) if line.kind != "revenue_share" else _rate(line.unit_price),
                 "amount": money(line.amount),
                 "tax": money(line.tax),
+                "credit": line.kind == InvoiceLine.Kind.SERVICE_CREDIT,
             }
-            for line in invoice.lines.order_by("position")
+            for line in lines
         ],
         "totals": {
+            "service_credit": money(service_credit) if service_credit else "",
             "subtotal": money(invoice.subtotal),
             "tax": money(invoice.tax),
             "total": money(invoice.total),

@@ -43,6 +43,30 @@ class PlanVersion(models.Model):
         "revenue share (basis points)", help_text="Share of net sales (gross minus refunds); 150 = 1.5 %."
     )
     monthly_minimum = models.BigIntegerField(help_text="Minimum fees per month, minor units (prorated by day).")
+    promised_without_person_bps = models.PositiveIntegerField(
+        "promised share settled without a person (basis points)",
+        null=True,
+        blank=True,
+        help_text="At least this share of a month's visits settled with no person; 9000 = 90 %. Empty: no promise.",
+    )
+    promised_exit_to_receipt_p95_s = models.PositiveIntegerField(
+        "promised p95 exit to receipt (seconds)",
+        null=True,
+        blank=True,
+        help_text="95 % of a month's receipts within this many seconds of the exit. Empty: no promise.",
+    )
+    promised_review_p95_s = models.PositiveIntegerField(
+        "promised p95 review time to decision (seconds)",
+        null=True,
+        blank=True,
+        help_text="95 % of a month's review decisions within this many seconds in the queue. Empty: no promise.",
+    )
+    service_credit_bps = models.PositiveIntegerField(
+        "service credit per missed promise (basis points)",
+        default=0,
+        help_text="Credited on the invoice for each promise a month misses, as a share of the month's fees on this "
+        "version (store, visit, revenue share and minimum top-up); 1000 = 10 %.",
+    )
     note = models.CharField(max_length=200, blank=True, help_text="Why this version, e.g. 'price list 2026'.")
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     created_by = models.CharField(max_length=200, blank=True, editable=False)
@@ -54,6 +78,11 @@ class PlanVersion(models.Model):
             models.CheckConstraint(
                 condition=Q(store_fee__gte=0, visit_fee__gte=0, monthly_minimum__gte=0, revenue_share_bps__lte=10_000),
                 name="plan_version_amounts_valid",
+            ),
+            models.CheckConstraint(
+                condition=Q(service_credit_bps__lte=10_000)
+                & (Q(promised_without_person_bps__isnull=True) | Q(promised_without_person_bps__lte=10_000)),
+                name="plan_version_promises_valid",
             ),
         ]
 
@@ -251,6 +280,7 @@ class InvoiceLine(TenantOwnedModel):
         VISIT_FEE = "visit_fee", "Visit fee"
         REVENUE_SHARE = "revenue_share", "Revenue share"
         MINIMUM = "minimum", "Monthly minimum top-up"
+        SERVICE_CREDIT = "service_credit", "Service credit (a missed promise)"
 
     invoice = models.ForeignKey(Invoice, on_delete=models.CASCADE, related_name="lines")
     position = models.PositiveIntegerField()

@@ -39,6 +39,7 @@ from billing.invoicing.models import (
     PlanVersion,
 )
 from catalog.currencies import is_supported
+from service_levels.selectors import service_levels_by_tenant
 from tenants.audit import Actor, audit_record
 from tenants.models import AuditEntry, Tenant
 
@@ -78,15 +79,19 @@ def plan_version_create(
     visit_fee: int,
     revenue_share_bps: int,
     monthly_minimum: int,
+    promises: calc.Promises | None = None,
     note: str = "",
 ) -> PlanVersion:
-    """A new version of a plan's prices (the next number); earlier versions stay as they were."""
+    """A new version of a plan's prices and service promises (the next number); earlier versions stay as they
+    were. A promise needs a credit, a credit a promise."""
+    promises = promises or calc.Promises()
     errors = {}
     for name, value in (("store_fee", store_fee), ("visit_fee", visit_fee), ("monthly_minimum", monthly_minimum)):
-        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        if not _whole(value) or value < 0:
             errors[name] = "A whole number of minor units, zero or more."
-    if not isinstance(revenue_share_bps, int) or not 0 <= revenue_share_bps <= 10_000:
+    if not _whole(revenue_share_bps) or not 0 <= revenue_share_bps <= 10_000:
         errors["revenue_share_bps"] = "Basis points between 0 and 10,000."
+    errors |= _promise_errors(promises)
     if errors:
         raise ValidationError(errors)
     currency = _check_currency(currency)
@@ -100,6 +105,10 @@ def plan_version_create(
         visit_fee=visit_fee,
         revenue_share_bps=revenue_share_bps,
         monthly_minimum=monthly_minimum,
+        promised_without_person_bps=promises.without_person_bps,
+        promised_exit_to_receipt_p95_s=promises.exit_to_receipt_p95_s,
+        promised_review_p95_s=promises.review_p95_s,
+        service_credit_bps=promises.credit_bps,
         note=note.strip()[:200],
         created_by=actor.label[:200],
     )
@@ -114,9 +123,42 @@ def plan_version_create(
             "visit_fee": visit_fee,
             "revenue_share_bps": revenue_share_bps,
             "monthly_minimum": monthly_minimum,
+            "promised_without_person_bps": promises.without_person_bps,
+            "promised_exit_to_receipt_p95_s": promises.exit_to_receipt_p95_s,
+            "promised_review_p95_s": promises.review_p95_s,
+            "service_credit_bps": promises.credit_bps,
         },
     )
     return version
+
+
+def _whole(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+PROMISED_SECONDS_MAX = 7 * 24 * 3600
+
+
+def _promise_errors(promises: calc.Promises) -> dict[str, str]:
+    """What is wrong with a version's promises, by field (nothing: they may be written)."""
+    errors = {}
+    share = promises.without_person_bps
+    if share is not None and (not _whole(share) or not 0 < share <= 10_000):
+        errors["promised_without_person_bps"] = "A share above 0 and at most 100 % (basis points 1 to 10,000)."
+    for name, seconds in (
+        ("promised_exit_to_receipt_p95_s", promises.exit_to_receipt_p95_s),
+        ("promised_review_p95_s", promises.review_p95_s),
+    ):
+        if seconds is not None and (not _whole(seconds) or not 0 < seconds <= PROMISED_SECONDS_MAX):
+            errors[name] = "A whole number of seconds, from 1 to 604,800 (a week)."
+    credit = promises.credit_bps
+    if not _whole(credit) or not 0 <= credit <= 10_000:
+        errors["service_credit_bps"] = "Basis points between 0 and 10,000."
+    elif promises.made and credit == 0:
+        errors["service_credit_bps"] = "Say what a missed promise credits (a share of the month's fees above 0)."
+    elif credit and not promises.made:
+        errors["service_credit_bps"] = "A service credit needs at least one promise to be missed."
+    return errors
 
 
 def _issued_from(tenant_id: int, day: date) -> Invoice | None:
@@ -249,7 +291,29 @@ def _terms_of(version: PlanVersion) -> calc.Terms:
         visit_fee=version.visit_fee,
         revenue_share_bps=version.revenue_share_bps,
         monthly_minimum=version.monthly_minimum,
+        promises=calc.Promises(
+            without_person_bps=version.promised_without_person_bps,
+            exit_to_receipt_p95_s=version.promised_exit_to_receipt_p95_s,
+            review_p95_s=version.promised_review_p95_s,
+            credit_bps=version.service_credit_bps,
+        ),
     )
+
+
+def month_levels(*, start: date, end: date, tenant_ids: Sequence[int]) -> dict[int, calc.MonthLevels]:
+    """Each tenant's service levels on its stores' local days `start`..`end`, as invoices read them."""
+    if not tenant_ids:
+        return {}
+    measured = service_levels_by_tenant(first_day=start, last_day=end, tenant_ids=tenant_ids)
+    return {
+        tenant_id: calc.MonthLevels(
+            visits=levels.visits,
+            without_person=levels.without_person,
+            exit_to_receipt_p95_s=levels.exit_to_receipt_s.p95,
+            review_p95_s=levels.review_time_to_decision_s.p95,
+        )
+        for tenant_id, levels in measured.items()
+    }
 
 
 def _usage_by_tenant(*, start: date, end: date, tenant_ids: Sequence[int]) -> dict[int, list[calc.DayUsage]]:
@@ -317,6 +381,8 @@ def month_close(
         tenants = Tenant.objects.in_bulk(billed)
         accounts = {a.tenant_id: a for a in BillingAccount.unscoped.filter(tenant_id__in=billed)}
         usage_of = _usage_by_tenant(start=start, end=end, tenant_ids=billed)
+        promised = [t for t in billed if any(terms.promises.made for terms, _, _ in by_tenant[t])]
+        levels_of = month_levels(start=start, end=end, tenant_ids=promised)
         rates = {(r.base, r.quote): r.rate for r in ExchangeRate.objects.filter(month=start)}
         live = Invoice.unscoped.filter(period_start=start).exclude(status=Invoice.Status.VOID)
         if tenant_ids is not None:
@@ -345,6 +411,7 @@ def month_close(
                     currency=currency,
                     tax_rate_bps=account.tax_rate_bps if account else 0,
                     rates=rates,
+                    levels=levels_of.get(tenant_id, calc.MonthLevels()),
                 )
             except calc.BillingError as error:
                 result.failed[tenant.slug] = str(error)

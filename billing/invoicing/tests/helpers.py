@@ -7,6 +7,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from billing.invoicing import services
+from billing.invoicing.calculations import Promises
 from billing.invoicing.models import BillingAccount, Plan, PlanVersion
 from billing.payments.models import PaymentAttempt
 from stores.models import Store
@@ -90,6 +91,7 @@ def make_plan(
     visit_fee: int = 5,
     revenue_share_bps: int = 150,
     monthly_minimum: int = 0,
+    promises: Promises | None = None,
 ) -> PlanVersion:
     plan, _ = Plan.objects.get_or_create(code=code, defaults={"name": code.title()})
     return services.plan_version_create(
@@ -100,6 +102,7 @@ def make_plan(
         visit_fee=visit_fee,
         revenue_share_bps=revenue_share_bps,
         monthly_minimum=monthly_minimum,
+        promises=promises,
     )
 
 

@@ -221,6 +221,35 @@ def test_operators_version_plans_and_change_a_tenants_plan(operator: User, tenan
     assert "bills in USD" in refused.content.decode()
 
 
+def test_operators_write_service_promises_as_a_new_version(operator: User) -> None:
+    client = _login(operator)
+    first = make_plan("standard", store_fee=30_000, visit_fee=5, revenue_share_bps=150)
+    form = client.get(f"/ops/invoicing/planversion/add/?from={first.pk}").content.decode()
+    assert 'value="300.00"' in form and "Promise: settled without a person" in form  # filled in from v1
+    fields = {
+        "plan": first.plan_id,
+        "currency": "USD",
+        "store_fee": "300",
+        "visit_fee": "0.05",
+        "revenue_share_percent": "1.5",
+        "monthly_minimum": "0",
+        "promised_without_person_percent": "90",
+        "promised_exit_to_receipt_p95_s": "60",
+    }
+    refused = client.post("/ops/invoicing/planversion/add/", fields)  # a promise with no credit
+    assert refused.status_code == 200 and "Say what a missed promise credits" in refused.content.decode()
+    too_high = client.post("/ops/invoicing/planversion/add/", {**fields, "promised_without_person_percent": "120"})
+    assert "at most 100 %" in too_high.content.decode()
+    assert PlanVersion.objects.count() == 1  # nothing written
+    client.post("/ops/invoicing/planversion/add/", {**fields, "service_credit_percent": "10"})
+    second = PlanVersion.objects.get(number=2)
+    assert (second.promised_without_person_bps, second.promised_exit_to_receipt_p95_s) == (9_000, 60)
+    assert (second.promised_review_p95_s, second.service_credit_bps) == (None, 1_000)
+    listed = client.get("/ops/invoicing/planversion/").content.decode()
+    assert "≥ 90.00 % settled without a person · p95 exit to receipt ≤ 60 s" in listed
+    assert "credit 10.00 % of the month&#x27;s fees per missed promise" in listed
+
+
 def test_only_finance_sets_exchange_rates(operator: User, finance: User) -> None:
     assert _login(operator).get("/ops/invoicing/exchangerate/add/").status_code == 403
     client = _login(finance)
