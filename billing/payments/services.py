@@ -40,6 +40,7 @@ from billing.webhooks.services import webhook_emit
 from catalog.currencies import format_money
 from core import metrics
 from core.checks import is_published
+from core.entry_tokens import ENTRY_TOKEN_PREFIX
 from core.tasks import enqueue_on_commit
 from stores.models import Store
 from stores.selectors import StoreAtGate
@@ -54,7 +55,6 @@ State = PaymentAttempt.State
 IN_FLIGHT = (State.PENDING, State.PROCESSING)
 MONEY_IN = (Purpose.CAPTURE, Purpose.CHARGE)
 FINAL_VISIT = (Visit.Status.CHARGED, Visit.Status.PAYMENT_FAILED, Visit.Status.REFUNDED, Visit.Status.NO_CHARGE)
-TOKEN_PREFIX = "shp_"  # noqa: S105 — a prefix, not a secret
 REFUND_REASONS = {
     "overcharge": "Charged for something not taken",
     "damaged": "Damaged or faulty product",
@@ -143,7 +143,7 @@ def shopper_register(
         card = gateway.attach_card(customer_id=customer_id, payment_method=payment_method)
     except GatewayRejected as error:
         raise ValidationError({"payment_method": f"Stripe refused the card: {error}"}) from error
-    token = TOKEN_PREFIX + secrets.token_urlsafe(24)
+    token = ENTRY_TOKEN_PREFIX + secrets.token_urlsafe(24)
     now = timezone.now()
     with transaction.atomic():
         if adds_a_shopper:

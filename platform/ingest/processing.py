@@ -14,6 +14,7 @@ import contextlib
 import gc
 import io
 import json
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -23,7 +24,7 @@ import orjson
 from django.conf import settings
 from django.db import connection
 
-from core.entry_tokens import entry_token_hash
+from core.entry_tokens import ENTRY_TOKEN_PREFIX, entry_token_hash, entry_tokens_hidden
 from ingest.models import Event, EventStream, Rejection
 from ingest.validation import (
     MAX_EVENT_BYTES,
@@ -38,7 +39,9 @@ from ingest.validation import (
 from stores.models import Bin, DevicePlacement, LayoutVersion, Store
 
 RAW_KEPT_CHARS = 500
-SHOPPER_KEY = b'"shopper"'
+JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*+(?:"|\\?\Z)', re.DOTALL)  # a string, or one left open to the line's end
+KEY_COLON = re.compile(rb"\s*:")
+ENTRY_TOKEN_PREFIX_BYTES = ENTRY_TOKEN_PREFIX.encode()
 TOKEN_LINE_NOT_KEPT = b'"(not kept: the line names a shopper and is too odd to write back without the token)"'
 NUL_ESCAPE = b"\\u0000"
 COPY_NULL = "\\N"
@@ -154,19 +157,68 @@ def _classify(
                 continue
             raw_id = event.event_id if event is not None else value.get("id") if isinstance(value, dict) else None
             event_id = raw_id if isinstance(raw_id, str) else ""
-            kept = _token_hidden(line) if SHOPPER_KEY in line else line
-            text = kept[:RAW_KEPT_CHARS].decode("utf-8", errors="replace").replace("\x00", "\ufffd")
-            refused.append(Refusal(number, event_id[:64], reason or "invalid event", text))
+            kept = _refused_tokens_hidden(line, enough=4 * RAW_KEPT_CHARS)  # UTF-8: at most 4 bytes a character
+            text = kept.decode("utf-8", errors="replace")[:RAW_KEPT_CHARS].replace("\x00", "\ufffd")
+            reason = entry_tokens_hidden(reason or "invalid event")
+            refused.append(Refusal(number, event_id[:64], reason, text))
             continue
-        valid.append((number, event, _token_hidden(line) if event.type == "session.started" else line))
+        names_a_shopper = event.type == "session.started" or (isinstance(value, dict) and "shopper" in value)
+        valid.append((number, event, _token_hidden(line) if names_a_shopper else line))
     return count, valid, refused, refused_count
 
 
+def _refused_tokens_hidden(line: bytes, *, enough: int) -> bytes:
+    """A refused line with no entry token in clear, read as text rather than parsed: it may not be JSON, be cut
+    short, or spell a key to slip past a byte search ("sh\\u006fpper"). Each string in it is decoded; the value of
+    a `shopper` key is written back as its hash, as an accepted event keeps it, and anything shaped like an entry
+    token (core.entry_tokens) as its hash, in or out of a string. Stops once `enough` bytes are written (only the
+    start of a refused line is kept); the rest of the line is as sent."""
+    written: list[bytes] = []
+    size = position = 0
+    shopper_key_before = False
+    for string in JSON_STRING.finditer(line):
+        between = line[position : string.start()]
+        text = _decoded(string.group())
+        if shopper_key_before and between.strip() == b":":
+            kept = _encoded(entry_token_hash(text))
+        elif ENTRY_TOKEN_PREFIX in text or ENTRY_TOKEN_PREFIX_BYTES in string.group():
+            kept = _encoded(entry_tokens_hidden(text))
+        else:
+            kept = string.group()
+        shopper_key_before = text == "shopper" and KEY_COLON.match(line, string.end()) is not None
+        written += [_bytes_tokens_hidden(between), kept]
+        size += len(between) + len(kept)
+        position = string.end()
+        if size >= enough:
+            return b"".join(written)
+    return b"".join([*written, _bytes_tokens_hidden(line[position:])])
+
+
+def _decoded(string: bytes) -> str:
+    """A JSON string's text, or (cut short, or not JSON) its bytes between the quotes as UTF-8."""
+    closed = string if len(string) > 1 and string.endswith(b'"') else string + b'"'
+    try:
+        text: str = json.loads(closed, strict=False)
+    except ValueError:
+        return closed[1:-1].decode("utf-8", errors="replace")
+    return text
+
+
+def _encoded(text: str) -> bytes:
+    return json.dumps(text, ensure_ascii=False).encode()
+
+
+def _bytes_tokens_hidden(part: bytes) -> bytes:
+    if ENTRY_TOKEN_PREFIX_BYTES not in part:
+        return part
+    return entry_tokens_hidden(part.decode("utf-8", errors="replace")).encode()
+
+
 def _token_hidden(line: bytes) -> bytes:
-    """The line as stored: an entry token in `shopper` replaced by its hash (core.entry_tokens), so that no
-    event, visit or rejected line keeps a token that opens a gate. A line that is not a JSON object is kept
-    as it is (it names no shopper that could be read); one too odd to write back (integers beyond 64 bits
-    for orjson, nesting beyond the standard library's recursion) is not kept at all."""
+    """An accepted event's line as stored: an entry token in `shopper` replaced by its hash (core.entry_tokens),
+    so that no event or visit keeps a token that opens a gate (refused lines: `_refused_tokens_hidden`). One too
+    odd to write back (integers beyond 64 bits for orjson, nesting beyond the standard library's recursion) is
+    not kept at all."""
     try:
         value = orjson.loads(line)
     except orjson.JSONDecodeError:

@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import importlib
+import json
+import secrets
 from collections.abc import Callable
 from typing import Any
 
@@ -18,9 +20,9 @@ from rest_framework.test import APIClient
 from billing.payments import services
 from conftest import PASSWORD
 from core import tenancy
-from core.entry_tokens import entry_token_hash
+from core.entry_tokens import ENTRY_TOKEN_PREFIX, entry_token_hash
 from ingest.models import Event, Rejection
-from ingest.tests.conftest import day_of_events, eventually
+from ingest.tests.conftest import day_of_events, eventually, ndjson, upload, wait_for_stream
 from stores.models import Store
 from tenants.models import Tenant
 from visits.models import Visit
@@ -81,6 +83,46 @@ def test_tokens_are_stored_hashed_and_the_visit_still_finds_its_shopper(
     assert visit.session in page
     assert f"#{shopper.pk} · {shopper.external_ref}" in page
     assert token not in page and entry_token_hash(token) not in page
+
+
+@pytest.mark.usefixtures("celery_worker")
+def test_a_refused_line_keeps_no_entry_token_however_it_is_spelt(
+    api_a: APIClient, tenant_a: Tenant, make_store_with_layout: Callable[..., Store]
+) -> None:
+    """A refused line is kept as sent (its start), with every entry token in it replaced by its hash: one under a
+    JSON-escaped key, in a line cut short or not JSON, spelt with an escape, in another field, in a line too
+    long to read; and an accepted event with a `shopper` it need not carry keeps the hash too."""
+    store = make_store_with_layout(tenant_a)
+    token = ENTRY_TOKEN_PREFIX + secrets.token_urlsafe(24)
+    events = day_of_events(store, visits=1)
+    started = next(event for event in events if event["type"] == "session.started")
+    picked = {**next(event for event in events if event["type"] == "item.picked"), "id": "extra", "shopper": token}
+    escaped = json.dumps({**started, "id": "escaped-key", "shopper": token, "gate": "NO-SUCH-GATE"})
+    refused = [
+        escaped.replace('"shopper"', '"sh\\u006fpper"'),
+        f'{{"id": "cut-short", "type": "session.started", "shopper": "{token}", "gate": ',
+        f'{{"id": "spelt", "shopper": "\\u0073{token[1:]}", oops}}',
+        json.dumps({"id": "unknown-type", "type": "session.begun", "note": f"the card of {token}"}),
+        json.dumps({**started, "id": "too-long", "shopper": token, "padding": "x" * 70_000}),
+    ]
+    body = ndjson([*events, picked]) + "".join(line + "\n" for line in refused).encode()
+    stream_id = upload(api_a, store.code, body).json()["id"]
+    result = wait_for_stream(api_a, stream_id)
+    assert (result["accepted"], result["rejected"]) == (len(events) + 1, len(refused)), result
+
+    rows = list(Rejection.unscoped.filter(stream_id=stream_id))
+    rejections = {
+        name: next(row for row in rows if f'"id": "{name}"' in row.raw) for name in ("escaped-key", "cut-short")
+    }
+    assert _nowhere_stored(token) and _nowhere_stored(token[4:20])
+    assert not Rejection.unscoped.filter(reason__contains=token[4:]).exists()
+    hashed = entry_token_hash(token)
+    assert len(rows) == len(refused)
+    for kept in rows:
+        assert hashed in kept.raw, kept.raw  # hidden, not dropped: the same hash an accepted event keeps
+    assert '"gate": "NO-SUCH-GATE"' in rejections["escaped-key"].raw  # the rest of the line is as sent
+    assert rejections["cut-short"].raw.startswith('{"id": "cut-short", "type": "session.started", "shopper": "')
+    assert Event.unscoped.get(store=store, event_id="extra").payload["shopper"] == hashed
 
 
 @pytest.mark.django_db

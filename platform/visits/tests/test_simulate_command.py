@@ -19,7 +19,9 @@ def test_simulate_writes_the_day_and_its_truth(tmp_path: Path, profile: str) -> 
     truth = json.loads((tmp_path / "truth.json").read_text())
     assert len(truth["carts"]) == 20
     with (tmp_path / "shoppers.csv").open() as file:
-        assert len(list(csv.DictReader(file))) == 20
+        shoppers = list(csv.DictReader(file))
+    assert len(shoppers) == 20
+    assert all(row["entry_token"].startswith("tok_") for row in shoppers)  # made up: no registered shopper's
     layout = json.loads((tmp_path / "layout.json").read_text())
     skus = {row["sku"] for row in csv.DictReader((tmp_path / "catalog.csv").open())}
     assert {b["sku"] for f in layout["fixtures"] for b in f["bins"]} <= skus

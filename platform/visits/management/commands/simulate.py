@@ -2,6 +2,11 @@
 
 The truth holds each payer's cart (`carts`: a group's items are on its payer's) and the group members
 (`groups`: member session → payer session).
+
+`shoppers.csv` lists each payer's session with the entry token its `session.started` carries. These are made up
+here (`tok_` and random hex, never registered: they open no gate and charge no card), so writing them in clear
+gives nothing away; and the platform keeps nothing of this command — it reads no database and writes only to
+`--out`, a folder of the caller's. Uploaded, a day's tokens are hashed at ingest like any (core.entry_tokens).
 """
 
 from __future__ import annotations
