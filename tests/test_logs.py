@@ -129,8 +129,9 @@ def test_structlog_loggers_render_the_same_way(json_lines: io.StringIO) -> None:
     )
 
 
-def _log_from_a_new_process(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    code = "import logging; logging.getLogger('tests.mode').warning('mode check')"
+def _log_from_a_new_process(
+    env: dict[str, str], code: str = "import logging; logging.getLogger('tests.mode').warning('mode check')"
+) -> subprocess.CompletedProcess[str]:
     base = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/tmp")}
     return subprocess.run(
         [sys.executable, "manage.py", "shell", "--no-imports", "-c", code],
@@ -171,3 +172,14 @@ def test_embedded_mode_logs_readable_lines_and_log_format_switches_to_json() -> 
     )
     assert wrong.returncode != 0
     assert "LOG_FORMAT must be json or console" in wrong.stderr
+
+
+def test_log_level_warning_leaves_the_request_lines_out() -> None:
+    code = "from django.test import Client; Client().get('/healthz'); print('answered')"
+    for level, lines in (("INFO", 1), ("WARNING", 0)):
+        run = _log_from_a_new_process({"LOG_FORMAT": "json", "LOG_LEVEL": level}, code)
+        assert run.returncode == 0 and "answered" in run.stdout, run.stderr
+        requests = [
+            line for line in run.stderr.splitlines() if '"event": "request"' in line or '"event":"request"' in line
+        ]
+        assert len(requests) == lines, (level, run.stderr)

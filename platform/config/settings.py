@@ -281,6 +281,7 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024**2
 # Logs: structlog through the standard library (platform/core/logs.py), with the request id, tenant and task.
 # LOG_FORMAT=json (one object per line, for production) or console (readable; the default in embedded mode).
 LOG_FORMAT = env.str("LOG_FORMAT", default="console" if DEBUG or EMBEDDED else "json")
+LOG_LEVEL = env.str("LOG_LEVEL", default="INFO").upper()
 if LOG_FORMAT not in ("json", "console"):
     raise ImproperlyConfigured(f"LOG_FORMAT must be json or console, not {LOG_FORMAT!r}.")
 LOGGING = {
@@ -288,13 +289,14 @@ LOGGING = {
     "disable_existing_loggers": False,
     "formatters": {"structured": {"()": "core.logs.formatter", "renderer": LOG_FORMAT}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "structured"}},
-    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
         "django": {"level": "INFO"},  # through the root handler (not Django's own), so in the same format
         "django.db.backends": {"level": "WARNING"},
         "axes": {"level": "WARNING"},  # failed sign-ins and lockouts; not its every step
-        # One line per request with its outcome; runserver prints its own in console mode.
-        "core.requests": {"level": "INFO" if LOG_FORMAT == "json" else "WARNING"},
+        # One line per request with its outcome (at INFO: LOG_LEVEL=WARNING leaves it out, and the web processes
+        # write nothing per request); runserver prints its own in console mode.
+        "core.requests": {"level": LOG_LEVEL if LOG_FORMAT == "json" else "WARNING"},
         # In embedded mode tasks run inside the command or request that sent them: keep their chatter out.
         "celery.app.trace": {"level": "WARNING" if CELERY_TASK_ALWAYS_EAGER else "INFO"},
     },
