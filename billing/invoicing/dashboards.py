@@ -29,6 +29,7 @@ from billing.invoicing.selectors import Figures
 from catalog.currencies import format_money, from_minor
 from core import dashboards as core_dashboards
 from core.admin_sites import FINANCE_GROUP, OPERATOR_GROUP
+from core.replica import reads_from_replica
 from stores.models import Store
 from tenants.admin import tenant_links
 from tenants.models import Tenant
@@ -409,6 +410,7 @@ class _Console:
         return list(Tenant.objects.order_by("name").values_list("pk", "name"))
 
 
+@reads_from_replica
 def ops_dashboard(request: HttpRequest, context: dict[str, Any]) -> dict[str, Any]:
     """The operators' console; a finance clerk (finance role only) lands on the finance dashboard instead."""
     if _finance_only(request):
@@ -443,6 +445,7 @@ def _per_currency(amounts: dict[str, int]) -> str:
     return " · ".join(shown) if shown else "nothing"
 
 
+@reads_from_replica
 def finance_dashboard(request: HttpRequest, context: dict[str, Any]) -> dict[str, Any]:
     """Finance's landing page in /ops/: what is owed and overdue, drafts to finalise, the last month's close and
     the exchange rates it still needs."""
