@@ -133,7 +133,9 @@ def _upload(port: int, key: str, path: Path) -> dict[str, Any]:
         connection.close()
 
 
-def run_case(name: str, path: Path, *, inside: int, env: dict[str, str], work: Path, key: str) -> dict[str, Any]:
+def run_case(
+    name: str, path: Path, *, inside: int, env: dict[str, str], work: Path, key: str, port: int
+) -> dict[str, Any]:
     from ingest.models import EventStream
 
     media = Path(env["MEDIA_ROOT"])
@@ -141,6 +143,7 @@ def run_case(name: str, path: Path, *, inside: int, env: dict[str, str], work: P
     media.mkdir(parents=True)
     forget_queued_tasks()
     processes = Processes(env=env, logs=work / "logs")
+    processes.port = port or processes.port
     try:
         processes.start_server(workers=1)
         processes.start_workers(["ingest,default"], tag=name)
@@ -205,7 +208,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         events = work / "events.ndjson.gz"
         events_inside = write_gzip(events, sample_events(args.events, layout))
         cases = {
-            "bomb": run_case("bomb", bomb, inside=bomb_inside, env=env, work=work, key=issued.key),
+            "bomb": run_case("bomb", bomb, inside=bomb_inside, env=env, work=work, key=issued.key, port=args.port),
             "bomb_without_ratio_bound": run_case(
                 "unbounded",
                 bomb,
@@ -213,8 +216,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 env={**env, "INGEST_MAX_GZIP_RATIO": str(10**9)},
                 work=work,
                 key=issued.key,
+                port=args.port,
             ),
-            "events": run_case("events", events, inside=events_inside, env=env, work=work, key=issued.key),
+            "events": run_case(
+                "events", events, inside=events_inside, env=env, work=work, key=issued.key, port=args.port
+            ),
         }
         from django.conf import settings
 
@@ -242,6 +248,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--inside-mib", type=int, default=1024, help="MiB inside the bomb (default 1024)")
     parser.add_argument("--events", type=int, default=200_000, help="events in the real upload (default 200,000)")
+    parser.add_argument("--port", type=int, default=0, help="web server port (default: any free one)")
     args = parser.parse_args()
     start_django()
     print(json.dumps(run(args)))
