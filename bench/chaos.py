@@ -228,7 +228,7 @@ def _round(
             timed_out = True
             break
         if time.monotonic() >= next_resume:  # the beat's resume of stalled streams, as often as the sweep
-            app.send_task("ingest.resume_stalled_streams")
+            app.send_task("ingest.resume_stalled_streams", expires=args.sweep_every)
             next_resume = time.monotonic() + args.sweep_every
         chaos.tick()
         driver.tick()

@@ -809,7 +809,9 @@ def exactly_once(tenant: Any, *, base: str) -> dict[str, Any]:
 
 @dataclass
 class Driver:
-    """The beat's part: `visits.settle_due` every `settle_every` s, `payments.sweep` every `sweep_every` s."""
+    """The beat's part: `visits.settle_due` every `settle_every` s, `payments.sweep` every `sweep_every` s, each
+    expiring after its period as the beat's do (config.settings): workers behind drop the stale ones rather than
+    run a second's worth each (killed over and over on a busy machine, they fell behind for good)."""
 
     settle_every: float
     sweep_every: float
@@ -829,11 +831,11 @@ class Driver:
 
         now = time.monotonic()
         if now >= self.next_settle:
-            app.send_task("visits.settle_due")
+            app.send_task("visits.settle_due", expires=self.settle_every)
             self.sent["visits.settle_due"] += 1
             self.next_settle = now + self.settle_every
         if self.sweep and now >= self.next_sweep:
-            app.send_task("payments.sweep")
+            app.send_task("payments.sweep", expires=self.sweep_every)
             self.sent["payments.sweep"] += 1
             self.next_sweep = now + self.sweep_every
         self.queues.sample()

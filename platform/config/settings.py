@@ -7,6 +7,7 @@ tasks run in-process, a local cache. `DATABASE_URL` and `REDIS_URL` (or
 
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import environ
 from celery.schedules import crontab
@@ -224,22 +225,30 @@ CELERY_TASK_ROUTES = {
 }
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_TASK_TIME_LIMIT + 300}
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+
+
+def _every(task: str, seconds: float) -> dict[str, Any]:
+    """A sweep every `seconds`, dropped unrun when the workers are more than that behind (the next one does the
+    same work): a worker down for an hour otherwise comes back to a queue of the sweeps it missed."""
+    return {"task": task, "schedule": seconds, "options": {"expires": seconds}}
+
+
 CELERY_BEAT_SCHEDULE = {
-    "resume-stalled-streams": {"task": "ingest.resume_stalled_streams", "schedule": 60.0},
-    "mark-silent-devices": {"task": "ingest.mark_silent_devices", "schedule": 300.0},
-    "settle-due-visits": {"task": "visits.settle_due", "schedule": 30.0},
+    "resume-stalled-streams": _every("ingest.resume_stalled_streams", 60.0),
+    "mark-silent-devices": _every("ingest.mark_silent_devices", 300.0),
+    "settle-due-visits": _every("visits.settle_due", 30.0),
     # Stores with new review decisions learn their calibration again, once a night.
     "visits-learn-calibrations": {"task": "visits.learn_due", "schedule": crontab(minute=30, hour=3)},
     # Licensee billing: usage for the consoles every 10 minutes; the previous month closed on the 1st, at 14:00
     # UTC, once the month has ended in every store's timezone (UTC-12 included) and its last visits have settled.
-    "invoicing-refresh-usage": {"task": "invoicing.refresh_recent_usage", "schedule": 600.0},
+    "invoicing-refresh-usage": _every("invoicing.refresh_recent_usage", 600.0),
     "invoicing-close-month": {
         "task": "invoicing.close_previous_month",
         "schedule": crontab(minute=0, hour=14, day_of_month=1),
     },
-    "payments-due": {"task": "payments.sweep", "schedule": 60.0},
-    "payments-renew-lapsing-holds": {"task": "payments.renew_lapsing_holds", "schedule": 900.0},
-    "webhooks-retry-due": {"task": "webhooks.retry_due", "schedule": 15.0},
+    "payments-due": _every("payments.sweep", 60.0),
+    "payments-renew-lapsing-holds": _every("payments.renew_lapsing_holds", 900.0),
+    "webhooks-retry-due": _every("webhooks.retry_due", 15.0),
 }
 
 # Payments: each tenant's own Stripe account; the platform's default account serves tenants without one (demo).
