@@ -38,6 +38,7 @@ from unfold.widgets import (
 
 from billing.invoicing import documents, exports, selectors, services
 from billing.invoicing.calculations import Promises, parse_month, previous_month
+from billing.invoicing.calculations import promises_in_words as calc_promises_in_words
 from billing.invoicing.models import (
     BillingAccount,
     CreditNote,
@@ -804,18 +805,7 @@ class CreditNoteOpsAdmin(MoneyDisplay, OpsModelAdmin):
 
 
 def promises_in_words(version: PlanVersion) -> str:
-    """ "≥ 90 % without a person · p95 receipt ≤ 60 s — credit 10 % of fees per miss", or "—"."""
-    promised = []
-    if version.promised_without_person_bps is not None:
-        promised.append(f"≥ {Decimal(version.promised_without_person_bps) / 100:.2f} % settled without a person")
-    if version.promised_exit_to_receipt_p95_s is not None:
-        promised.append(f"p95 exit to receipt ≤ {version.promised_exit_to_receipt_p95_s} s")
-    if version.promised_review_p95_s is not None:
-        promised.append(f"p95 review to decision ≤ {version.promised_review_p95_s} s")
-    if not promised:
-        return "—"
-    credit = f"{Decimal(version.service_credit_bps) / 100:.2f} %"
-    return f"{' · '.join(promised)} — credit {credit} of the month's fees per missed promise"
+    return calc_promises_in_words(services.promises_of(version)) or "—"
 
 
 class PlanVersionInline(TabularInline):

@@ -187,6 +187,21 @@ def _seconds(value: float) -> str:
     return f"{value:,.1f} s" if value % 1 else f"{value:,.0f} s"
 
 
+def promises_in_words(promises: Promises) -> str:
+    """ "≥ 90.00 % settled without a person · p95 exit to receipt ≤ 60 s — credit 10.00 % of the month's fees per
+    missed promise"; empty when nothing is promised."""
+    if not promises.made:
+        return ""
+    promised = []
+    if promises.without_person_bps is not None:
+        promised.append(f"≥ {_percent(promises.without_person_bps)} settled without a person")
+    if promises.exit_to_receipt_p95_s is not None:
+        promised.append(f"p95 exit to receipt ≤ {_seconds(promises.exit_to_receipt_p95_s)}")
+    if promises.review_p95_s is not None:
+        promised.append(f"p95 review to decision ≤ {_seconds(promises.review_p95_s)}")
+    return f"{' · '.join(promised)} — credit {_percent(promises.credit_bps)} of the month's fees per missed promise"
+
+
 def missed_promises(promises: Promises, levels: MonthLevels) -> list[str]:
     """Each promise the levels miss, in words ("settled without a person 84.20 %, promised at least 90.00 %").
     What was not measured (no visits, no receipt, no decision) is not missed."""

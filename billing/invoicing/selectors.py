@@ -16,7 +16,7 @@ from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from billing.invoicing.calculations import month_bounds, parse_month
-from billing.invoicing.models import BillingAccount, DailyUsage, ExchangeRate, Invoice
+from billing.invoicing.models import BillingAccount, DailyUsage, ExchangeRate, Invoice, PlanAssignment, PlanVersion
 from ingest.models import EventStream, UnreadableEvent
 from stores.models import Device, Store
 
@@ -298,3 +298,11 @@ def missing_exchange_rates(*, month: date) -> list[tuple[str, str]]:
     }
     known = set(ExchangeRate.objects.filter(month=month).values_list("base", "quote"))
     return sorted(needed - known)
+
+
+def plan_versions_on(*, day: date) -> dict[int, PlanVersion]:
+    """Tenant id → the plan version it is on that day, for the tenants in scope that have one."""
+    assignments = PlanAssignment.objects.filter(starts_on__lte=day).filter(
+        Q(ends_on__isnull=True) | Q(ends_on__gte=day)
+    )
+    return {a.tenant_id: a.plan_version for a in assignments.select_related("plan_version__plan")}

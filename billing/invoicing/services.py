@@ -39,7 +39,7 @@ from billing.invoicing.models import (
     PlanVersion,
 )
 from catalog.currencies import is_supported
-from service_levels.selectors import service_levels_by_tenant
+from service_levels.selectors import ServiceLevels, service_levels_by_tenant
 from tenants.audit import Actor, audit_record
 from tenants.models import AuditEntry, Tenant
 
@@ -291,12 +291,26 @@ def _terms_of(version: PlanVersion) -> calc.Terms:
         visit_fee=version.visit_fee,
         revenue_share_bps=version.revenue_share_bps,
         monthly_minimum=version.monthly_minimum,
-        promises=calc.Promises(
-            without_person_bps=version.promised_without_person_bps,
-            exit_to_receipt_p95_s=version.promised_exit_to_receipt_p95_s,
-            review_p95_s=version.promised_review_p95_s,
-            credit_bps=version.service_credit_bps,
-        ),
+        promises=promises_of(version),
+    )
+
+
+def promises_of(version: PlanVersion) -> calc.Promises:
+    return calc.Promises(
+        without_person_bps=version.promised_without_person_bps,
+        exit_to_receipt_p95_s=version.promised_exit_to_receipt_p95_s,
+        review_p95_s=version.promised_review_p95_s,
+        credit_bps=version.service_credit_bps,
+    )
+
+
+def month_levels_of(levels: ServiceLevels) -> calc.MonthLevels:
+    """The measured levels as the invoice's arithmetic reads them."""
+    return calc.MonthLevels(
+        visits=levels.visits,
+        without_person=levels.without_person,
+        exit_to_receipt_p95_s=levels.exit_to_receipt_s.p95,
+        review_p95_s=levels.review_time_to_decision_s.p95,
     )
 
 
@@ -305,15 +319,7 @@ def month_levels(*, start: date, end: date, tenant_ids: Sequence[int]) -> dict[i
     if not tenant_ids:
         return {}
     measured = service_levels_by_tenant(first_day=start, last_day=end, tenant_ids=tenant_ids)
-    return {
-        tenant_id: calc.MonthLevels(
-            visits=levels.visits,
-            without_person=levels.without_person,
-            exit_to_receipt_p95_s=levels.exit_to_receipt_s.p95,
-            review_p95_s=levels.review_time_to_decision_s.p95,
-        )
-        for tenant_id, levels in measured.items()
-    }
+    return {tenant_id: month_levels_of(levels) for tenant_id, levels in measured.items()}
 
 
 def _usage_by_tenant(*, start: date, end: date, tenant_ids: Sequence[int]) -> dict[int, list[calc.DayUsage]]:
