@@ -201,6 +201,9 @@ SPEC_PATHS = {
     "/api/v1/stores/{store}/events",
     "/api/v1/stores/{store}/stock",
     "/api/v1/stores/{store}/shrink",
+    "/api/v1/stores/{store}/visits/{session}/disputes",
+    "/api/v1/stores/{store}/disputes",
+    "/api/v1/disputes/{dispute_id}",
 }
 
 

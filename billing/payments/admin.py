@@ -123,7 +123,7 @@ FIELD_CLASSES = "border border-base-300 rounded-md px-3 py-2 w-full max-w-xl bg-
 
 class RefundForm(forms.Form):
     reason_code = forms.ChoiceField(
-        choices=list(services.REFUND_REASONS.items()),
+        choices=[(code, words) for code, words in services.REFUND_REASONS.items() if code != services.DISPUTE_REASON],
         label="Reason",
         widget=forms.Select(attrs={"class": FIELD_CLASSES}),
     )

@@ -141,6 +141,32 @@ class PaymentAttempt(TenantOwnedModel):
         return f"oa-{self.tenant_id}-{self.visit_id}-{self.purpose}-{self.sequence}"
 
 
+class RefundedLine(TenantOwnedModel):
+    """How many units of a visit's line were refunded, by staff or for a shopper's dispute: one row per line.
+
+    Every line refund raises `units_refunded` under the visit's row lock, and the database refuses a row with
+    more units refunded than were charged: a dispute and a manager refunding the same line can never refund it
+    twice, whatever the order or the race.
+    """
+
+    visit = models.ForeignKey("visits.Visit", on_delete=models.CASCADE, related_name="refunded_lines")
+    sku = models.CharField(max_length=64)
+    units_charged = models.PositiveIntegerField(help_text="The line's quantity when units of it were last refunded.")
+    units_refunded = models.PositiveIntegerField(default=0)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "visit", "sku"], name="refunded_line_one_per_sku"),
+            models.CheckConstraint(
+                condition=models.Q(units_refunded__lte=models.F("units_charged")), name="refunded_line_at_most_charged"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.units_refunded} of {self.units_charged} × {self.sku} refunded (visit {self.visit_id})"
+
+
 class StripeEvent(TenantOwnedModel):
     """A webhook Stripe sent us, stored once per Stripe event id and processed in a task."""
 

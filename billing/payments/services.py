@@ -28,7 +28,7 @@ from django.utils import timezone
 
 from billing.payments import crypto
 from billing.payments.gateway import GatewayRejected, GatewayUnavailable, Outcome, StripeGateway, verified_event
-from billing.payments.models import PaymentAttempt, PaymentSettings, Receipt, Shopper, StripeEvent
+from billing.payments.models import PaymentAttempt, PaymentSettings, Receipt, RefundedLine, Shopper, StripeEvent
 from billing.payments.standing import (
     standing_of,
     standings_changed,
@@ -61,7 +61,9 @@ REFUND_REASONS = {
     "goodwill": "Goodwill gesture",
     "duplicate": "Charged twice",
     "other": "Other",
+    "dispute": "The shopper's dispute",
 }
+DISPUTE_REASON = "dispute"  # refunds of shoppers' disputes (the `disputes` app), never chosen by hand
 
 
 # --- Accounts and shoppers -------------------------------------------------------------------------------------
@@ -605,27 +607,55 @@ def visit_settle_payment(*, visit_id: int, retry_now: bool = False, max_steps: i
 # --- Staff refunds -----------------------------------------------------------------------------------------------
 
 
-def _line_refund_amounts(visit: Visit, lines: list[dict[str, Any]]) -> tuple[int, list[dict[str, Any]]]:
+def units_refunded(*, visit: Visit) -> dict[str, int]:
+    """Units refunded so far per line (SKU) of the visit, by staff or for disputes."""
+    return dict(RefundedLine.objects.filter(visit=visit).values_list("sku", "units_refunded"))
+
+
+def _line_refunds(visit: Visit, lines: list[dict[str, Any]]) -> tuple[int, list[dict[str, Any]]]:
+    """Price the units asked per line and count them as refunded in the ledger; the caller holds the visit's lock.
+
+    Raises ValidationError, writing nothing, for a line not on the receipt or more units than are left to refund.
+    """
     by_sku = {line.sku: line for line in VisitLine.objects.filter(visit=visit)}
-    refunded_qty: dict[str, int] = {}
-    for earlier in visit.payment_attempts.filter(purpose=Purpose.REFUND).exclude(state=State.FAILED):
-        for row in earlier.refund_lines:
-            refunded_qty[row["sku"]] = refunded_qty.get(row["sku"], 0) + int(row["qty"])
-    total, rows = 0, []
+    ledger = {row.sku: row for row in RefundedLine.objects.select_for_update().filter(visit=visit)}
+    total = 0
+    rows: list[dict[str, Any]] = []
     for index, row in enumerate(lines):
         line = by_sku.get(str(row.get("sku", "")))
         qty = row.get("qty")
         if line is None:
             raise ValidationError({f"lines[{index}].sku": f"The receipt has no line {row.get('sku')!r}."})
-        if not isinstance(qty, int) or qty < 1:
+        if any(earlier["sku"] == line.sku for earlier in rows):
+            raise ValidationError({f"lines[{index}].sku": f"{line.sku} is asked for twice: give each line once."})
+        if not isinstance(qty, int) or isinstance(qty, bool) or qty < 1:
             raise ValidationError({f"lines[{index}].qty": "Give a whole number of at least 1."})
-        left = line.qty - refunded_qty.get(line.sku, 0)
+        left = line.qty - (ledger[line.sku].units_refunded if line.sku in ledger else 0)
         if qty > left:
             raise ValidationError({f"lines[{index}].qty": f"Only {left} of {line.sku} can still be refunded."})
         amount = (line.amount + line.tax) * qty // line.qty
         total += amount
         rows.append({"sku": line.sku, "qty": qty, "amount": amount})
+    for row in rows:
+        earlier = ledger[row["sku"]].units_refunded if row["sku"] in ledger else 0
+        _ledger_write(visit, sku=row["sku"], charged=by_sku[row["sku"]].qty, refunded=earlier + row["qty"])
     return total, rows
+
+
+def _ledger_write(visit: Visit, *, sku: str, charged: int, refunded: int) -> None:
+    """Set a line's refunded units (the database refuses more than were charged)."""
+    RefundedLine.objects.update_or_create(
+        tenant_id=visit.tenant_id,
+        visit=visit,
+        sku=sku,
+        defaults={"units_charged": charged, "units_refunded": refunded, "updated_at": timezone.now()},
+    )
+
+
+def _all_lines_refunded(visit: Visit) -> None:
+    """A refund of everything collected: every unit of every line counts as refunded."""
+    for line in VisitLine.objects.filter(visit=visit):
+        _ledger_write(visit, sku=line.sku, charged=line.qty, refunded=line.qty)
 
 
 def visit_refund(
@@ -645,9 +675,10 @@ def visit_refund(
         refundable = sum(left for _, left in _refundable_payments(visit))
         rows: list[dict[str, Any]] = []
         if lines:
-            amount, rows = _line_refund_amounts(visit, lines)
+            amount, rows = _line_refunds(visit, lines)
         elif amount is None:
             amount = refundable
+            _all_lines_refunded(visit)
         if amount <= 0:
             raise ValidationError({"amount": "Nothing to refund: give an amount above zero."})
         if amount > refundable:

@@ -22,6 +22,7 @@ class EventType(models.TextChoices):
     VISIT_NEEDS_REVIEW = "visit.needs_review", "visit.needs_review — a visit waits for a person"
     PAYMENT_FAILED = "payment.failed", "payment.failed — a shopper's payment failed; a balance is open"
     STOCK_LOW = "stock.low", "stock.low — a bin's units fell to its low-stock level"
+    DISPUTE_RESOLVED = "dispute.resolved", "dispute.resolved — a shopper's dispute was refunded or rejected"
     RESTRICTED_ITEM_UNVERIFIED = (
         "restricted_item.unverified",
         "restricted_item.unverified — a shopper took an age-restricted item and no ID check covers it yet",

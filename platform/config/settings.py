@@ -48,6 +48,7 @@ INSTALLED_APPS = [
     "visits",
     "stock",
     "service_levels",
+    "disputes",
     "billing.payments",
     "billing.webhooks",
     "billing.invoicing",
@@ -249,6 +250,8 @@ CELERY_BEAT_SCHEDULE = {
     "payments-due": _every("payments.sweep", 60.0),
     "payments-renew-lapsing-holds": _every("payments.renew_lapsing_holds", 900.0),
     "webhooks-retry-due": _every("webhooks.retry_due", 15.0),
+    # Shoppers' disputes nobody decided by their deadline are refunded.
+    "disputes-refund-overdue": _every("disputes.refund_overdue", 300.0),
 }
 
 # Payments: each tenant's own Stripe account; the platform's default account serves tenants without one (demo).

@@ -18,6 +18,7 @@ api_v1: list[URLPattern | URLResolver] = [
     path("", include("visits.api.urls")),
     path("", include("stock.api.urls")),
     path("", include("service_levels.api.urls")),
+    path("", include("disputes.api.urls")),
     path("", include("billing.payments.api.urls")),
     path("", include("billing.webhooks.api.urls")),
     path("schema/event-stream.json", EventSchemaApi.as_view(), name="event-stream-schema"),

@@ -90,23 +90,37 @@ class StoreAdminForm(forms.ModelForm):
         "what the visit costs is captured from it on exit. 0 holds nothing.",
     )
 
+    dispute_auto_refund_limit = forms.DecimalField(
+        label="Auto-refund limit",
+        min_value=Decimal(0),
+        max_digits=12,
+        decimal_places=3,
+        widget=UnfoldAdminTextInputWidget(attrs={"inputmode": "decimal"}),
+        help_text="A shopper's dispute asking this much or less is refunded at once, in the store's currency, "
+        "e.g. 5.00; above it a person decides. 0 refunds nothing automatically by amount.",
+    )
+
+    MONEY_FIELDS = ("preauth_amount", "dispute_auto_refund_limit")
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.initial["overcharge_risk"] = format_percent(self.instance.overcharge_risk)
         currency = self.instance.currency or "USD"
-        self.initial["preauth_amount"] = currencies.from_minor(self.instance.preauth_amount, currency)
-        if self.instance.pk is not None:
-            self.fields["preauth_amount"].widget.attrs["suffix"] = currency
+        for name in self.MONEY_FIELDS:
+            self.initial[name] = currencies.from_minor(getattr(self.instance, name), currency)
+            if self.instance.pk is not None:
+                self.fields[name].widget.attrs["suffix"] = currency
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
-        amount = cleaned.get("preauth_amount")
         currency = cleaned.get("currency") or self.instance.currency
-        if amount is not None and currency:
-            try:
-                cleaned["preauth_amount"] = currencies.to_minor(amount, currency)
-            except ValueError as error:
-                self.add_error("preauth_amount", f"{error}.")
+        for name in self.MONEY_FIELDS:
+            amount = cleaned.get(name)
+            if amount is not None and currency:
+                try:
+                    cleaned[name] = currencies.to_minor(amount, currency)
+                except ValueError as error:
+                    self.add_error(name, f"{error}.")
         return cleaned
 
     def clean_overcharge_risk(self) -> Decimal:
@@ -129,6 +143,10 @@ class StoreAdminForm(forms.ModelForm):
             "preauth_amount",
             "overcharge_risk",
             "settling_window_seconds",
+            "dispute_window_days",
+            "dispute_auto_refund_limit",
+            "dispute_auto_refund_unsure",
+            "dispute_review_hours",
         ]
 
     def clean_code(self) -> str:
@@ -170,6 +188,17 @@ class StoreAdmin(TenantModelAdmin):
     fieldsets = [
         (None, {"fields": ["code", "name", "address", "timezone", "currency", "status"]}),
         ("Checkout", {"fields": ["preauth_amount", "overcharge_risk", "calibration", "settling_window_seconds"]}),
+        (
+            "Shoppers' disputes",
+            {
+                "fields": [
+                    "dispute_window_days",
+                    "dispute_auto_refund_limit",
+                    "dispute_auto_refund_unsure",
+                    "dispute_review_hours",
+                ]
+            },
+        ),
         ("Shelves", {"fields": ["stock"]}),
     ]
     change_form_after_template = "admin/stores/floor_plan_after.html"

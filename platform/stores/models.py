@@ -8,6 +8,7 @@ where each sits in a given layout is a `DevicePlacement` of that version.
 
 from __future__ import annotations
 
+import zoneinfo
 from decimal import Decimal
 
 from django.core.validators import MaxValueValidator, MinValueValidator
@@ -50,6 +51,29 @@ class Store(TenantOwnedModel):
     settling_window_seconds = models.PositiveIntegerField(
         default=120, help_text="How long after exit late events are still awaited before a visit is final."
     )
+    # Shoppers' disputes (the `disputes` app): what the store's policy decides at once, and what waits for a person.
+    dispute_window_days = models.PositiveSmallIntegerField(
+        "dispute window (days)",
+        default=7,
+        validators=[MinValueValidator(1), MaxValueValidator(365)],
+        help_text="A shopper may dispute a receipt's lines up to this many days after leaving the store.",
+    )
+    dispute_auto_refund_limit = models.PositiveBigIntegerField(
+        "auto-refund limit",
+        default=500,
+        help_text="A dispute asking this much or less (minor units) is refunded at once; 0 refunds none by amount.",
+    )
+    dispute_auto_refund_unsure = models.BooleanField(
+        "auto-refund lines the platform was unsure of",
+        default=True,
+        help_text="A dispute of lines the engine was unsure of (above the store's charge limit) is refunded at once.",
+    )
+    dispute_review_hours = models.PositiveSmallIntegerField(
+        "deadline for a person (hours)",
+        default=48,
+        validators=[MinValueValidator(1), MaxValueValidator(24 * 30)],
+        help_text="A dispute sent to the queue must be decided within this many hours, or it is refunded.",
+    )
     created_at = models.DateTimeField(default=now, editable=False)
 
     class Meta:
@@ -58,6 +82,14 @@ class Store(TenantOwnedModel):
 
     def __str__(self) -> str:
         return f"{self.code} — {self.name}"
+
+    @property
+    def zone(self) -> zoneinfo.ZoneInfo:
+        """The store's timezone, for what people read (UTC when its name is not one Python knows)."""
+        try:
+            return zoneinfo.ZoneInfo(self.timezone)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            return zoneinfo.ZoneInfo("UTC")
 
 
 class Device(TenantOwnedModel):

@@ -39,6 +39,10 @@ def _store_form(**overrides: str) -> dict[str, str]:
         "preauth_amount": "500.00",
         "overcharge_risk": "0.5",
         "settling_window_seconds": "120",
+        "dispute_window_days": "7",
+        "dispute_auto_refund_limit": "50.00",
+        "dispute_auto_refund_unsure": "on",
+        "dispute_review_hours": "48",
         "layouts-TOTAL_FORMS": "0",
         "layouts-INITIAL_FORMS": "0",
     }
@@ -245,6 +249,39 @@ def test_a_pre_authorisation_finer_than_the_currency_is_refused(manager_a: User,
     assert "USD amounts have at most 2 decimals" in response.content.decode()
     store_a.refresh_from_db()
     assert (store_a.name, store_a.preauth_amount) == ("Main Street", 5000)
+
+
+def test_a_manager_sets_the_stores_dispute_policy(manager_a: User, store_a: Store) -> None:
+    client = _login(manager_a)
+    page = client.get(f"/admin/stores/store/{store_a.pk}/change/").content.decode()
+    assert "Shoppers&#x27; disputes" in page and 'name="dispute_auto_refund_limit" value="5.00"' in page
+    response = client.post(
+        f"/admin/stores/store/{store_a.pk}/change/",
+        _store_form(
+            code="S1",
+            currency="USD",
+            dispute_window_days="14",
+            dispute_auto_refund_limit="12.50",
+            dispute_auto_refund_unsure="",
+            dispute_review_hours="24",
+        ),
+    )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    store_a.refresh_from_db()
+    policy = (store_a.dispute_window_days, store_a.dispute_auto_refund_limit, store_a.dispute_auto_refund_unsure)
+    assert policy == (14, 1250, False) and store_a.dispute_review_hours == 24
+
+
+def test_a_dispute_policy_out_of_range_is_refused_and_nothing_changes(manager_a: User, store_a: Store) -> None:
+    response = _login(manager_a).post(
+        f"/admin/stores/store/{store_a.pk}/change/",
+        _store_form(code="S1", currency="USD", dispute_window_days="0", dispute_auto_refund_limit="-1"),
+    )
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "greater than or equal to 1" in page and "greater than or equal to 0" in page
+    store_a.refresh_from_db()
+    assert (store_a.dispute_window_days, store_a.dispute_auto_refund_limit) == (7, 500)
 
 
 def test_the_layout_page_reads_out_the_layout_and_offers_its_document(

@@ -1,0 +1,98 @@
+"""Reads on shoppers' disputes: the API's shape of a dispute, lists, and the store's dispute and refund shares."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.db.models import Exists, OuterRef, Prefetch, QuerySet
+from django.shortcuts import get_object_or_404
+
+from disputes.models import Dispute, DisputeLine
+from stores.models import Store
+from visits.models import Visit
+
+
+def _with_parts(disputes: QuerySet[Dispute]) -> QuerySet[Dispute]:
+    return disputes.select_related("store", "visit", "decided_by_user").prefetch_related(
+        Prefetch("lines", queryset=DisputeLine.objects.order_by("sku"))
+    )
+
+
+def dispute_list(*, store: Store, status: str | None = None) -> QuerySet[Dispute]:
+    """The store's disputes, newest first."""
+    disputes = Dispute.objects.filter(store=store)
+    if status:
+        disputes = disputes.filter(status=status)
+    return _with_parts(disputes).order_by("-created_at", "-id")
+
+
+def dispute_get(*, dispute_id: int) -> Dispute:
+    """One dispute of the tenant in scope (404 for another tenant's, as for one that does not exist)."""
+    return get_object_or_404(_with_parts(Dispute.objects.all()), pk=dispute_id)
+
+
+def dispute_json(dispute: Dispute) -> dict[str, Any]:
+    """A dispute as the licensee API answers it and `dispute.resolved` sends it (docs/api.md, "Disputes")."""
+    names = dict(dispute.visit.lines.values_list("sku", "name"))
+    decided = dispute.decided_by != ""
+    return {
+        "id": dispute.pk,
+        "store": dispute.store.code,
+        "session": dispute.visit.session,
+        "status": dispute.status,
+        "reason": dispute.reason,
+        "note": dispute.note,
+        "lines": [
+            {"sku": line.sku, "name": names.get(line.sku), "qty": line.qty, "amount": line.amount}
+            for line in dispute.lines.all()
+        ],
+        "asked": dispute.asked,
+        "refund": dispute.refund,
+        "currency": dispute.currency,
+        "created_at": dispute.created_at.isoformat(),
+        "deadline": dispute.deadline.isoformat() if dispute.deadline else None,
+        "decision": {
+            "by": dispute.decided_by,
+            "decided_by": dispute.decided_by_user.get_username() if dispute.decided_by_user else None,
+            "decided_at": dispute.decided_at.isoformat() if dispute.decided_at else None,
+            "reason": dispute.decision_reason,
+        }
+        if decided
+        else None,
+    }
+
+
+@dataclass(frozen=True)
+class DisputeCounts:
+    """A store's visits in a period, how many of them a shopper disputed, and how many a dispute refunded."""
+
+    visits: int
+    disputed: int
+    refunded: int
+
+    @property
+    def disputes(self) -> float:
+        """Share of the visits with a dispute (0 without visits)."""
+        return self.disputed / self.visits if self.visits else 0.0
+
+    @property
+    def refunded_share(self) -> float:
+        """Share of the visits with money given back for a dispute (0 without visits)."""
+        return self.refunded / self.visits if self.visits else 0.0
+
+
+def dispute_counts(*, store: Store, start: datetime, end: datetime) -> DisputeCounts:
+    """The store's visits that left in [start, end) with money collected, and how many were disputed or refunded
+    for a dispute — the `disputes` and `refunded` shares of the store's service levels."""
+    visits = Visit.objects.filter(store=store, exited_at__gte=start, exited_at__lt=end, paid__gt=0)
+    disputes = Dispute.objects.filter(visit=OuterRef("pk"))
+    counted = visits.annotate(
+        disputed=Exists(disputes), refunded_for=Exists(disputes.filter(status=Dispute.Status.REFUNDED, refund__gt=0))
+    )
+    return DisputeCounts(
+        visits=counted.count(),
+        disputed=counted.filter(disputed=True).count(),
+        refunded=counted.filter(refunded_for=True).count(),
+    )
