@@ -6,7 +6,7 @@ count its own tenant's rows.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta, tzinfo
 from typing import Any
 
 from django.db.models import Count, Q
@@ -15,6 +15,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
+from disputes.models import Dispute
 from stores.models import Store
 from tenants.models import ApiKey, AuditEntry, Membership, Tenant
 from visits.models import Visit
@@ -38,6 +39,35 @@ def format_duration(delta: timedelta) -> str:
         return f"{hours} h {minutes} min" if minutes else f"{hours} h"
     days, hours = divmod(hours, 24)
     return f"{days} d {hours} h" if hours else f"{days} d"
+
+
+def format_moment(at: datetime, *, now: datetime, tz: tzinfo) -> str:
+    """A moment as people say it, in a store's time and from now: "Fri 5 Dec, 14:30 CET (in 2 d 3 h)",
+    "Wed 3 Dec, 09:10 CET (3 h ago)"."""
+    local = at.astimezone(tz)
+    when = f"{local:%a} {local.day} {local:%b}{f' {local.year}' if local.year != now.astimezone(tz).year else ''}"
+    away = format_duration(abs(at - now))
+    return f"{when}, {local:%H:%M %Z} ({f'in {away}' if at >= now else f'{away} ago'})"
+
+
+def queue_tabs(*, active: str) -> list[dict[str, Any]]:
+    """The store admin's two queues side by side, each with what waits in it: visits to review, disputes to decide."""
+    return [
+        {
+            "key": "review",
+            "label": "Review queue",
+            "waiting": Visit.objects.filter(status=Visit.Status.NEEDS_REVIEW).count(),
+            "url": reverse("admin:visits_visit_changelist"),
+            "active": active == "review",
+        },
+        {
+            "key": "disputes",
+            "label": "Dispute queue",
+            "waiting": Dispute.objects.filter(status=Dispute.Status.IN_REVIEW).count(),
+            "url": reverse("admin:disputes_dispute_changelist"),
+            "active": active == "disputes",
+        },
+    ]
 
 
 def format_share(share: float) -> str:

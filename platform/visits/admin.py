@@ -31,7 +31,7 @@ from unfold.decorators import display
 from catalog import currencies
 from core.admin import ReadOnlyMixin, TenantModelAdmin
 from core.admin_sites import licensee_site
-from core.dashboards import REVIEW_PERIOD, format_duration, format_share
+from core.dashboards import REVIEW_PERIOD, format_duration, format_share, queue_tabs
 from core.tasks import enqueue_on_commit
 from ingest.models import Event
 from stores.floor_plan import render_floor_plan
@@ -497,6 +497,7 @@ class VisitAdmin(TenantModelAdmin):
                     for pk, code in Store.objects.order_by("code").values_list("pk", "code")[:CALIBRATION_LINKS]
                 ],
                 "all_calibrations": reverse("admin:visits_storecalibration_changelist"),
+                "queues": queue_tabs(active="review"),
             },
             **(extra_context or {}),
         }
@@ -601,18 +602,8 @@ class VisitAdmin(TenantModelAdmin):
         store = visit.store
         tz = _zone(store.timezone)
         currency = visit.currency or store.currency
-        evidence = selectors.visit_evidence(visit=visit)
-        named = {e.session for e in evidence.events if e.session}
-        named |= {str(a.get("session")) for e in evidence.events for a in e.payload.get("alternatives") or []}
-        others = {
-            v.session: v
-            for v in Visit.objects.filter(store=store, session__in=sorted(named - {visit.session})).only(
-                "pk", "session", "status"
-            )
-        }
-        links = {session: reverse("admin:visits_visit_change", args=[v.pk]) for session, v in others.items()}
-        timeline = Timeline(visit, evidence, tz, links)
-        group = self._group(visit, timeline, tz)
+        pieces = evidence_pieces(visit)
+        evidence, timeline = pieces.evidence, pieces.timeline
         lines = {line.sku: line for line in visit.lines.order_by("sku")}
         product_names = product_names_of_layout(layout=evidence.layout) if evidence.layout else {}
         for line in lines.values():
@@ -660,14 +651,7 @@ class VisitAdmin(TenantModelAdmin):
             "blank_rows": range(BLANK_ROWS if typed is None else 1),
             "catalog_choices": sorted(product_names.items()),
             "note": note,
-            "timeline": timeline.rows,
-            "timeline_left_out": evidence.left_out,
-            "group": group,
-            "floor_plan": self._floor_plan(evidence, takers=group["takers"] if group else {}),
-            "bins": [
-                {"bin": b, "health": evidence.device_health.get(b.sensor, "not reported") if b.sensor else ""}
-                for b in sorted(evidence.bins.values(), key=lambda b: b.code)
-            ],
+            **pieces.context,
             "decisions": [
                 {
                     "decision": d,
@@ -764,46 +748,85 @@ class VisitAdmin(TenantModelAdmin):
             )
         return reasons
 
-    @staticmethod
-    def _group(visit: Visit, timeline: Timeline, tz: zoneinfo.ZoneInfo) -> dict[str, Any] | None:
-        """A group's payer and members (spec v1.1), each with its stay and the bins it took from; None alone."""
-        payer = Visit.objects.filter(store=visit.store, session=visit.group).first() if visit.group else None
-        members = selectors.group_members(visit)
-        if payer is None and not members:
-            return None
-        takers: dict[str, list[str]] = defaultdict(list)
-        for row in timeline.rows:
-            camera = row.camera
-            took = camera is not None and camera.verb == "took" and camera.this_visit
-            if camera is not None and took and camera.session not in takers[camera.bin]:
-                takers[camera.bin].append(camera.session)
-        return {
-            "payer": (payer.session, reverse("admin:visits_visit_change", args=[payer.pk])) if payer else None,
-            "members": [
-                {
-                    "session": member.session,
-                    "url": reverse("admin:visits_visit_change", args=[member.pk]),
-                    "entered": _local(member.entered_at, tz),
-                    "exited": _local(member.exited_at, tz),
-                    "bins": sorted(code for code, sessions in takers.items() if member.session in sessions),
-                }
-                for member in members
-            ],
-            "takers": dict(takers),
-        }
 
-    @staticmethod
-    def _floor_plan(evidence: VisitEvidence, *, takers: Mapping[str, Sequence[str]]) -> SafeString | None:
-        if evidence.layout is None:
-            return None
-        svg = render_floor_plan(
-            evidence.layout.document,
-            device_health=evidence.device_health,
-            product_names=product_names_of_layout(layout=evidence.layout),
-            highlighted_bins=set(evidence.bins),
-            bin_takers=takers,
-        )
-        return mark_safe(svg)  # noqa: S308 — render_floor_plan escapes every value it draws
+@dataclass(frozen=True)
+class EvidencePieces:
+    """What a person reads of a visit's evidence: its timeline and floor plan (the review and dispute pages)."""
+
+    evidence: VisitEvidence
+    timeline: Timeline
+    context: dict[str, Any]
+    """`timeline`, `timeline_left_out`, `group`, `floor_plan`, `bins`: what the evidence_*.html templates read."""
+
+
+def evidence_pieces(visit: Visit) -> EvidencePieces:
+    """The visit's events and every camera and scale event on the same bins around it, with links to the other
+    visits they name, the group the visit belongs to, and the floor plan of the layout in force with those bins
+    outlined (labelled with the group's members who took from them)."""
+    store = visit.store
+    evidence = selectors.visit_evidence(visit=visit)
+    named = {e.session for e in evidence.events if e.session}
+    named |= {str(a.get("session")) for e in evidence.events for a in e.payload.get("alternatives") or []}
+    others = Visit.objects.filter(store=store, session__in=sorted(named - {visit.session})).only("pk", "session")
+    links = {v.session: reverse("admin:visits_visit_change", args=[v.pk]) for v in others}
+    tz = _zone(store.timezone)
+    timeline = Timeline(visit, evidence, tz, links)
+    group = _group(visit, timeline, tz)
+    return EvidencePieces(
+        evidence=evidence,
+        timeline=timeline,
+        context={
+            "timeline": timeline.rows,
+            "timeline_left_out": evidence.left_out,
+            "group": group,
+            "floor_plan": _floor_plan(evidence, takers=group["takers"] if group else {}),
+            "bins": [
+                {"bin": b, "health": evidence.device_health.get(b.sensor, "not reported") if b.sensor else ""}
+                for b in sorted(evidence.bins.values(), key=lambda b: b.code)
+            ],
+        },
+    )
+
+
+def _floor_plan(evidence: VisitEvidence, *, takers: Mapping[str, Sequence[str]]) -> SafeString | None:
+    if evidence.layout is None:
+        return None
+    svg = render_floor_plan(
+        evidence.layout.document,
+        device_health=evidence.device_health,
+        product_names=product_names_of_layout(layout=evidence.layout),
+        highlighted_bins=set(evidence.bins),
+        bin_takers=takers,
+    )
+    return mark_safe(svg)  # noqa: S308 — render_floor_plan escapes every value it draws
+
+
+def _group(visit: Visit, timeline: Timeline, tz: zoneinfo.ZoneInfo) -> dict[str, Any] | None:
+    """A group's payer and members (spec v1.1), each with its stay and the bins it took from; None alone."""
+    payer = Visit.objects.filter(store=visit.store, session=visit.group).first() if visit.group else None
+    members = selectors.group_members(visit)
+    if payer is None and not members:
+        return None
+    takers: dict[str, list[str]] = defaultdict(list)
+    for row in timeline.rows:
+        camera = row.camera
+        took = camera is not None and camera.verb == "took" and camera.this_visit
+        if camera is not None and took and camera.session not in takers[camera.bin]:
+            takers[camera.bin].append(camera.session)
+    return {
+        "payer": (payer.session, reverse("admin:visits_visit_change", args=[payer.pk])) if payer else None,
+        "members": [
+            {
+                "session": member.session,
+                "url": reverse("admin:visits_visit_change", args=[member.pk]),
+                "entered": _local(member.entered_at, tz),
+                "exited": _local(member.exited_at, tz),
+                "bins": sorted(code for code, sessions in takers.items() if member.session in sessions),
+            }
+            for member in members
+        ],
+        "takers": dict(takers),
+    }
 
 
 def _no_decision_words(visit: Visit) -> str:
