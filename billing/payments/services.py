@@ -23,7 +23,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
 from django.db import transaction
-from django.db.models import Exists, OuterRef, Q, Sum
+from django.db.models import DateTimeField, Exists, ExpressionWrapper, OuterRef, Q, QuerySet, Subquery, Sum
 from django.utils import timezone
 
 from billing.payments import crypto
@@ -716,15 +716,31 @@ def _renew_by(now: datetime) -> datetime:
     return now - timedelta(hours=settings.PAYMENTS_HOLD_LIFETIME_HOURS - settings.PAYMENTS_HOLD_RENEW_BEFORE_HOURS)
 
 
-def holds_lapsing(*, now: datetime, limit: int = 500) -> list[tuple[int, int]]:
-    """(tenant id, visit id) of undecided visits whose hold lapses within the renewal margin (platform-wide)."""
+def _holds_outstanding() -> QuerySet[PaymentAttempt]:
+    """Holds authorised and neither captured nor released: the ones that can still lapse."""
     used = PaymentAttempt.objects.filter(
         Q(purpose=Purpose.CAPTURE) | Q(purpose=Purpose.CANCEL, state=State.SUCCEEDED),
         payment_intent_id=OuterRef("stripe_id"),
     )
-    lapsing = PaymentAttempt.objects.filter(
-        purpose=Purpose.PREAUTH, state=State.SUCCEEDED, updated_at__lte=_renew_by(now), visit__status__in=UNDECIDED
-    ).exclude(Exists(used))
+    return PaymentAttempt.objects.filter(purpose=Purpose.PREAUTH, state=State.SUCCEEDED).exclude(Exists(used))
+
+
+def hold_lapses_at(*, visit: Visit) -> datetime | None:
+    """When the visit's card hold lapses, while it has one (neither captured nor released yet)."""
+    hold = _usable_hold(visit)
+    return hold_expires_at(hold) if hold is not None else None
+
+
+def hold_lapse_of_visit() -> ExpressionWrapper:
+    """`hold_lapses_at` for a queryset of visits, to annotate and sort by (null: no hold outstanding)."""
+    authorised = _holds_outstanding().filter(visit=OuterRef("pk")).order_by("-id").values("updated_at")[:1]
+    lifetime = timedelta(hours=settings.PAYMENTS_HOLD_LIFETIME_HOURS)
+    return ExpressionWrapper(Subquery(authorised) + lifetime, output_field=DateTimeField())
+
+
+def holds_lapsing(*, now: datetime, limit: int = 500) -> list[tuple[int, int]]:
+    """(tenant id, visit id) of undecided visits whose hold lapses within the renewal margin (platform-wide)."""
+    lapsing = _holds_outstanding().filter(updated_at__lte=_renew_by(now), visit__status__in=UNDECIDED)
     return sorted(set(lapsing.values_list("tenant_id", "visit_id")[:limit]))
 
 

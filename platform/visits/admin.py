@@ -19,7 +19,7 @@ from typing import Any
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
-from django.db.models import Count, Exists, OuterRef, QuerySet
+from django.db.models import Count, Exists, F, OuterRef, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
@@ -28,10 +28,11 @@ from django.utils import timezone
 from django.utils.safestring import SafeString, mark_safe
 from unfold.decorators import display
 
+from billing.payments.services import hold_lapse_of_visit, hold_lapses_at
 from catalog import currencies
 from core.admin import ReadOnlyMixin, TenantModelAdmin
 from core.admin_sites import licensee_site
-from core.dashboards import REVIEW_PERIOD, format_duration, format_share, queue_tabs
+from core.dashboards import REVIEW_PERIOD, format_duration, format_moment, format_share, queue_tabs
 from core.tasks import enqueue_on_commit
 from ingest.models import Event
 from stores.floor_plan import render_floor_plan
@@ -462,10 +463,16 @@ class VisitAdmin(TenantModelAdmin):
     def get_queryset(self, request: HttpRequest) -> QuerySet[Visit]:
         reviewed = Exists(ReviewDecision.objects.filter(visit=OuterRef("pk")))
         visits = super().get_queryset(request).select_related("store")
-        return visits.annotate(lines_count=Count("lines"), reviewed=reviewed)
+        return visits.annotate(lines_count=Count("lines"), reviewed=reviewed, hold_lapses=hold_lapse_of_visit())
 
-    def get_ordering(self, request: HttpRequest) -> list[str]:
-        return ["exited_at", "pk"] if _is_queue(request) else ["-exited_at", "-pk"]
+    def get_ordering(self, request: HttpRequest) -> list[Any]:
+        """The queue: the card holds that lapse soonest first, then the visits without a hold, oldest first."""
+        if _is_queue(request):
+            return [F("hold_lapses").asc(nulls_last=True), "exited_at", "pk"]
+        return ["-exited_at", "-pk"]
+
+    def get_list_display(self, request: HttpRequest) -> list[str]:
+        return [*self.list_display, "hold_lapse"] if _is_queue(request) else list(self.list_display)
 
     def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
         queue = _is_queue(request)
@@ -519,6 +526,14 @@ class VisitAdmin(TenantModelAdmin):
     @display(description="Total", ordering="total")
     def total_amount(self, visit: Visit) -> str:
         return _money(visit.total, visit.currency or visit.store.currency)
+
+    @display(description="Card hold lapses", ordering=F("hold_lapses").asc(nulls_last=True))
+    def hold_lapse(self, visit: Visit) -> str:
+        lapses = getattr(visit, "hold_lapses", None)
+        if lapses is None:
+            return "no hold"
+        left = lapses - timezone.now()
+        return f"in {format_duration(left)}" if left.total_seconds() > 0 else f"lapsed {format_duration(-left)} ago"
 
     @display(description="Reasons")
     def reasons_short(self, visit: Visit) -> str:
@@ -635,6 +650,7 @@ class VisitAdmin(TenantModelAdmin):
             ),
             "store": store,
             "currency": currency,
+            "hold_lapses": _hold_in_words(visit, tz),
             "entered": _local(visit.entered_at, tz),
             "exited": _local(visit.exited_at, tz),
             "waited": format_duration(timezone.now() - visit.exited_at) if visit.exited_at else None,
@@ -838,6 +854,12 @@ def _no_decision_words(visit: Visit) -> str:
     if visit.status == Visit.Status.NO_CHARGE:
         return "No person needed: the cart was empty, nothing was charged."
     return "Charged automatically: the engine was sure enough of every line (within the store's overcharge risk)."
+
+
+def _hold_in_words(visit: Visit, tz: zoneinfo.ZoneInfo) -> str:
+    """When the card hold lapses, in the store's time and from now; empty without a hold outstanding."""
+    lapses = hold_lapses_at(visit=visit)
+    return format_moment(lapses, now=timezone.now(), tz=tz) if lapses is not None else ""
 
 
 def _instruction_words(kind: str, amount: int) -> str:
