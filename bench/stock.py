@@ -15,6 +15,15 @@ tenant and leaves it there, a million events and all):
   every bin at closing read by `stock_at` (one SQL query) against the baseline in the same run: reading the
   same events through the ORM and adding them up in Python. Both must give the same units.
 
+* `shrink` (per simulated day): the visits settled, then the shrink read for the day (`stock.shrink`) beside the
+  simulator's true unexplained losses — per bin, the units of its product that truly left it less the units
+  charged from it — and, where they differ, each such bin with what its scale (or cameras) read, the truth, and
+  why (its scale was out, went quiet, or it has none); with the day's causes: items put back on another
+  product's bin, and what the carts charged against what the shoppers truly took.
+* `speed` also writes a cart line for every fourth pick of the million-event day (charged visits of four lines)
+  and reads the day's shrink (`shelf_flows`, one SQL query) against the baseline: the same per bin from the
+  events and lines through the ORM, in Python. Both must give the same shrink.
+
 Prints one JSON object.
 """
 
@@ -42,18 +51,21 @@ django.setup()
 
 from django.db import connection  # noqa: E402
 
-from catalog.models import Product  # noqa: E402
+from catalog.models import Product, ProductPrice  # noqa: E402
 from core import tenancy  # noqa: E402
 from ingest.models import Event  # noqa: E402
 from ingest.services import events_push  # noqa: E402
-from stock import selectors, services  # noqa: E402
+from stock import selectors, services, shrink  # noqa: E402
 from stores import services as store_services  # noqa: E402
 from stores.models import Store  # noqa: E402
 from stores.sample import STAFF_DEVICE, sample_layout  # noqa: E402
 from tenants import services as tenant_services  # noqa: E402
 from tenants.audit import Actor  # noqa: E402
 from tenants.models import Tenant  # noqa: E402
-from visits.simulator import CatalogItem, simulate  # noqa: E402
+from visits import services as visit_services  # noqa: E402
+from visits import settling  # noqa: E402
+from visits.models import Visit, VisitLine  # noqa: E402
+from visits.simulator import CatalogItem, Simulation, simulate  # noqa: E402
 
 SLUG = "bench-stock"
 START = datetime(2026, 3, 2, 8, tzinfo=UTC)
@@ -78,6 +90,20 @@ def _tenant() -> Tenant:
             for sku in SKUS
         ]
     )
+    prices = random.Random(8)
+    ProductPrice.unscoped.bulk_create(
+        [
+            ProductPrice(
+                tenant=tenant,
+                product=product,
+                currency="USD",
+                unit_price=prices.randint(99, 899),
+                tax_rate=Decimal("8.25"),
+                effective_from=START - timedelta(days=60),
+            )
+            for product in Product.unscoped.filter(tenant=tenant)
+        ]
+    )
     return tenant
 
 
@@ -85,6 +111,8 @@ def _store(tenant: Tenant, code: str) -> Store:
     store = store_services.store_create(
         actor=SYSTEM, tenant=tenant, code=code, name=code, timezone="UTC", currency="USD"
     )
+    Store.unscoped.filter(pk=store.pk).update(settling_window_seconds=0)  # every visit that left is settled
+    store.refresh_from_db()
     with tenancy.tenant_scope(tenant.pk):
         store_services.layout_publish(
             actor=SYSTEM, store=store, document=sample_layout(skus=SKUS), effective_from=START - timedelta(days=30)
@@ -120,6 +148,10 @@ def accuracy(tenant: Tenant, *, seed: int, profile: str, visits: int) -> dict[st
         )
         closing = max(datetime.fromisoformat(e["ts"]) for e in events) + timedelta(minutes=1)
         read = {row.bin: row.units for row in selectors.stock_at(store=store, at=closing)}
+        visit_services.visits_refresh(store=store, sessions=sorted({e["session"] for e in events if "session" in e}))
+        while settling.visits_settle(store=store):
+            pass
+        shrunk = shrink_against_truth(store, day, since=START, until=closing)
     off = {code: (read[code] or 0) - day.shelves[code] for code in opening}
     return {
         "seed": seed,
@@ -131,6 +163,55 @@ def accuracy(tenant: Tenant, *, seed: int, profile: str, visits: int) -> dict[st
         "within_1": round(sum(abs(d) <= 1 for d in off.values()) / len(off), 4),
         "exact": round(sum(d == 0 for d in off.values()) / len(off), 4),
         "worst": sorted(off.items(), key=lambda item: -abs(item[1]))[:3],
+        "shrink": shrunk,
+    }
+
+
+def shrink_against_truth(store: Store, day: Simulation, *, since: datetime, until: datetime) -> dict[str, Any]:
+    """The day's shrink as read, beside the simulator's true unexplained losses per bin (what truly left the bin
+    less what the carts charged from it), and why any bin differs."""
+    report = shrink.shrink_report(store=store, since=since, until=until)
+    left: dict[str, int] = defaultdict(int)
+    charged: dict[str, int] = defaultdict(int)
+    for flow in shrink.shelf_flows(store=store, since=since, until=until):
+        left[flow.bin] += flow.left
+        charged[flow.bin] += flow.charged
+    bins = {item["code"]: item.get("sensor") for item in _bins()}
+    read = {code: max(0, left[code] - charged[code]) for code in bins}
+    true = {code: max(0, day.left.get(code, 0) - charged[code]) for code in bins}
+    reported = {e["device"] for e in day.events if e["type"] == "device.status"}
+    out = {sensor for sensor, _, _ in day.sensor_outages}
+
+    def why(code: str) -> str:
+        sensor = bins[code]
+        if sensor is None:
+            return "no scale: read from the cameras"
+        if sensor in out:
+            return "scale out, announced: read from the cameras" if sensor in reported else "scale went quiet"
+        return "scale's reading (merged or noisy changes)"
+
+    differ = sorted((code for code in bins if read[code] != true[code]), key=lambda c: -abs(read[c] - true[c]))
+    statuses = Visit.objects.filter(store=store).values_list("status", flat=True)
+    truly_taken = sum(sum(cart.values()) for cart in day.truth.values())
+    charged_units = sum(VisitLine.objects.filter(visit__store=store).values_list("qty", flat=True))
+    return {
+        "read_units": sum(read.values()),
+        "true_units": sum(true.values()),
+        "report_units": report.units,
+        "report_value": report.value,
+        "bins_equal": round(sum(read[c] == true[c] for c in bins) / len(bins), 4),
+        "bins_differing": len(differ),
+        "differences": [
+            {"bin": c, "left_read": left[c], "left_true": day.left.get(c, 0), "charged": charged[c], "why": why(c)}
+            for c in differ[:10]
+        ],
+        "causes": {
+            "put_back_on_another_products_bin": sum(day.misplaced.values()),
+            "units_truly_taken_home": truly_taken,
+            "units_on_cart_lines_explaining": sum(charged.values()),
+            "units_on_all_cart_lines": charged_units,
+            "visits_by_status": {status: list(statuses).count(status) for status in sorted(set(statuses))},
+        },
     }
 
 
@@ -174,23 +255,26 @@ def _write_day(store: Store, *, events: int) -> datetime:
     return START + timedelta(hours=14, minutes=1)
 
 
-def _python_baseline(store: Store, *, at: datetime) -> dict[str, int]:
-    """The same units, the obvious way: every event of the day through the ORM, added up in Python."""
+def _python_moves(store: Store, *, since: dict[str, datetime], at: datetime) -> tuple[dict[str, int], dict[str, int]]:
+    """Per bin, the units its events changed it by after `since[bin]` up to `at`, and the units restocked then: the
+    obvious way, every event of the day through the ORM, added up in Python."""
     weights = dict(Product.objects.values_list("sku", "unit_weight_g"))
     bins = {item["code"]: (item["sku"], item.get("sensor")) for item in _bins()}
-    counts = selectors.last_counts(store=store, at=at, skus={code: sku for code, (sku, _) in bins.items()})
     spans = selectors.offline_spans(store=store, at=at, sensors={s for _, s in bins.values() if s})
     units: dict[str, int] = defaultdict(int)
+    restocked: dict[str, int] = defaultdict(int)
     rows = Event.objects.filter(store=store, ts__lte=at, type__in=selectors.SHELF_EVENTS).values_list(
         "type", "ts", "payload"
     )
     for kind, ts, payload in rows.iterator(chunk_size=20_000):
         code = payload.get("bin")
-        if code not in counts or ts <= counts[code].counted_at:
+        if code not in since or ts <= since[code]:
             continue
         sku, sensor = bins[code]
         scaled = sensor is not None and not any(s == sensor and a <= ts < b for s, a, b in spans)
         foreign = payload.get("sku", sku)
+        if kind == "shelf.restocked" and foreign == sku:
+            restocked[code] += int(payload.get("qty", 1))
         if scaled and kind == "shelf.weight_changed":
             units[code] += round(payload["delta_g"] / float(weights[sku]))
         elif scaled and kind in ("item.picked", "item.returned") and foreign != sku:
@@ -198,7 +282,80 @@ def _python_baseline(store: Store, *, at: datetime) -> dict[str, int]:
             units[code] += -moved if kind == "item.returned" else moved
         elif not scaled and kind != "shelf.weight_changed" and foreign == sku:
             units[code] += -int(payload.get("qty", 1)) if kind == "item.picked" else int(payload.get("qty", 1))
+    return units, restocked
+
+
+def _python_baseline(store: Store, *, at: datetime) -> dict[str, int]:
+    """The units at `at` the obvious way: each bin's count plus its events' changes."""
+    bins = {item["code"]: item["sku"] for item in _bins()}
+    counts = selectors.last_counts(store=store, at=at, skus=bins)
+    units, _ = _python_moves(store, since={code: count.counted_at for code, count in counts.items()}, at=at)
     return {code: max(0, count.units + units[code]) for code, count in counts.items()}
+
+
+def _python_shrink(store: Store, *, since: datetime, until: datetime) -> dict[str, int]:
+    """The shrink per bin the obvious way: what its events say left it, less the lines whose first evidence on a bin
+    of their product is there (lines of visits charged, owed or not decided, read through the ORM)."""
+    bins = {item["code"]: item["sku"] for item in _bins()}
+    units, restocked = _python_moves(store, since={code: since - timedelta(microseconds=1) for code in bins}, at=until)
+    lines = VisitLine.objects.filter(visit__store=store, visit__status__in=shrink.EXPLAINING).values_list(
+        "sku", "qty", "evidence"
+    )
+    found = list(lines.iterator(chunk_size=20_000))
+    wanted = sorted({str(event_id) for _, _, evidence in found for event_id in evidence})
+    where: dict[str, tuple[datetime, str]] = {}
+    for start in range(0, len(wanted), 10_000):
+        chunk = Event.objects.filter(store=store, event_id__in=wanted[start : start + 10_000])
+        for event_id, ts, payload in chunk.values_list("event_id", "ts", "payload"):
+            where[event_id] = (ts, str(payload.get("bin")))
+    charged: dict[str, int] = defaultdict(int)
+    for sku, qty, evidence in found:
+        placed = sorted(where[e] for e in map(str, evidence) if e in where and bins.get(where[e][1]) == sku)
+        if placed and since <= placed[0][0] < until:
+            charged[placed[0][1]] += qty
+    return {code: max(0, restocked[code] - units[code] - charged[code]) for code in bins}
+
+
+def _write_lines(store: Store) -> int:
+    """A charged visit of four cart lines for every sixteen picks of the day, each line one pick (its evidence)."""
+    skus = {item["code"]: item["sku"] for item in _bins()}
+    picks = (
+        Event.objects.filter(store=store, type="item.picked")
+        .order_by("ts")
+        .values_list("event_id", "ts", "payload__bin")[::4]
+    )
+    visits = [
+        Visit(
+            tenant_id=store.tenant_id,
+            store=store,
+            session=f"bench-{n // 4}",
+            status=Visit.Status.CHARGED,
+            entered_at=ts - timedelta(minutes=5),
+            exited_at=ts + timedelta(minutes=5),
+            currency="USD",
+        )
+        for n, (_, ts, _) in enumerate(picks)
+        if n % 4 == 0
+    ]
+    Visit.objects.bulk_create(visits, batch_size=5000)
+    lines = [
+        VisitLine(
+            tenant_id=store.tenant_id,
+            visit=visits[n // 4],
+            sku=skus[code],
+            name=skus[code],
+            qty=1,
+            unit_price=100,
+            amount=100,
+            tax_rate=Decimal("8.25"),
+            tax=8,
+            confidence=0.99,
+            evidence=[event_id],
+        )
+        for n, (event_id, _, code) in enumerate(picks)
+    ]
+    VisitLine.objects.bulk_create(lines, batch_size=5000, ignore_conflicts=True)  # a visit's lines: one per product
+    return VisitLine.objects.filter(visit__store=store).count()
 
 
 def speed(tenant: Tenant, *, events: int) -> dict[str, Any]:
@@ -215,6 +372,16 @@ def speed(tenant: Tenant, *, events: int) -> dict[str, Any]:
         baseline = _python_baseline(store, at=closing)
         python_seconds = time.perf_counter() - began
         stored = Event.objects.filter(store=store).count()
+        lines = _write_lines(store)
+        began = time.perf_counter()
+        flows = shrink.shelf_flows(store=store, since=START, until=closing)
+        shrink_seconds = time.perf_counter() - began
+        began = time.perf_counter()
+        baseline_shrink = _python_shrink(store, since=START, until=closing)
+        python_shrink_seconds = time.perf_counter() - began
+    read_shrink = dict.fromkeys(baseline_shrink, 0)
+    for flow in flows:
+        read_shrink[flow.bin] += flow.shrink
     return {
         "events": stored,
         "bins": len(read),
@@ -222,6 +389,13 @@ def speed(tenant: Tenant, *, events: int) -> dict[str, Any]:
         "baseline_python_seconds": round(python_seconds, 2),
         "speedup": round(python_seconds / sql_seconds, 1),
         "same_units": read == baseline,
+        "cart_lines": lines,
+        "shrink_seconds": round(shrink_seconds, 2),
+        "baseline_python_shrink_seconds": round(python_shrink_seconds, 2),
+        "shrink_speedup": round(python_shrink_seconds / shrink_seconds, 1),
+        "shrink_units": sum(read_shrink.values()),
+        "same_shrink": read_shrink == baseline_shrink,
+        "stock_and_shrink_seconds": round(sql_seconds + shrink_seconds, 2),
     }
 
 

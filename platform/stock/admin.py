@@ -18,10 +18,11 @@ from django.utils.html import format_html
 from django.utils.safestring import SafeString
 from unfold.decorators import display
 
+from catalog.currencies import format_money
 from core.admin import ReadOnlyMixin, TenantModelAdmin
 from core.admin_sites import licensee_site
 from core.tasks import enqueue_on_commit
-from stock import selectors, services
+from stock import reports, selectors, services
 from stock.models import LowStockLevel, StockCount
 from stores.models import Store
 from tenants.audit import Actor
@@ -74,6 +75,16 @@ class StockCountAdmin(ReadOnlyMixin, TenantModelAdmin):
             path(
                 "store/<int:store_id>/take/", self.admin_site.admin_view(self.take_view), name="stock_stockcount_take"
             ),
+            path(
+                "store/<int:store_id>/shrink/",
+                self.admin_site.admin_view(self.shrink_view),
+                name="stock_stockcount_shrink",
+            ),
+            path(
+                "store/<int:store_id>/heat-map/",
+                self.admin_site.admin_view(self.heat_map_view),
+                name="stock_stockcount_heat_map",
+            ),
         ]
         return own + super().get_urls()
 
@@ -112,8 +123,69 @@ class StockCountAdmin(ReadOnlyMixin, TenantModelAdmin):
             "may_write": self._may_write(request),
             "take_url": reverse("admin:stock_stockcount_take", args=[store.pk]),
             "levels_url": reverse("admin:stock_lowstocklevel_changelist") + f"?store__id__exact={store.pk}",
+            "shrink_url": reverse("admin:stock_stockcount_shrink", args=[store.pk]),
+            "heat_map_url": reverse("admin:stock_stockcount_heat_map", args=[store.pk]),
         }
         return TemplateResponse(request, "admin/stock/store.html", context)
+
+    def _period_context(self, request: HttpRequest, store: Store, title: str) -> dict[str, Any]:
+        period, problem = reports.read_period(request, store)
+        return {
+            **self.admin_site.each_context(request),
+            "opts": StockCount._meta,
+            "title": title,
+            "store": store,
+            "stock_url": stock_page_url(store),
+            "shrink_url": reverse("admin:stock_stockcount_shrink", args=[store.pk]),
+            "heat_map_url": reverse("admin:stock_stockcount_heat_map", args=[store.pk]),
+            "period": period,
+            "problem": problem,
+            "from_value": request.GET.get("from") or f"{period.first:%Y-%m-%d}",
+            "to_value": request.GET.get("to") or f"{period.last:%Y-%m-%d}",
+        }
+
+    def shrink_view(self, request: HttpRequest, store_id: int) -> HttpResponse:
+        """Shrink by day, bin and product over whole local days, with its CSV and XLSX export."""
+        store = get_object_or_404(Store.objects.all(), pk=store_id)
+        context = self._period_context(request, store, f"Shrink in {store.code}")
+        if context["problem"]:
+            return TemplateResponse(request, "admin/stock/shrink.html", context)
+        period = context["period"]
+        report, rows = reports.shrink_rows(store=store, period=period)
+        export = request.GET.get("export", "")
+        if export in ("csv", "xlsx"):
+            return reports.shrink_export(store=store, period=period, rows=rows, kind=export)
+
+        def money(minor: int) -> str:
+            return format_money(minor, store.currency)
+
+        context |= {
+            "rows": [{"row": row, "value": money(row.value)} for row in rows],
+            "units": report.units,
+            "value": money(report.value),
+            "products": [
+                {"name": name, "sku": sku, "units": units, "value": money(value)}
+                for name, sku, units, value in reports.shrink_by_product(rows)[:10]
+            ],
+            "bins": len({row.bin for row in rows}),
+            "query": request.GET.urlencode(),
+        }
+        return TemplateResponse(request, "admin/stock/shrink.html", context)
+
+    def heat_map_view(self, request: HttpRequest, store_id: int) -> HttpResponse:
+        """The floor plan as a heat map of picks, put-backs, sales or shrink per fixture over whole local days."""
+        store = get_object_or_404(Store.objects.all(), pk=store_id)
+        context = self._period_context(request, store, f"Where {store.code} sells: heat map")
+        measure = request.GET.get("measure", "picks")
+        if measure not in reports.MEASURES:
+            context["problem"] = context["problem"] or "Choose what to show: picks, put-backs, sales or shrink."
+            measure = "picks"
+        context |= {"measures": reports.MEASURES, "measure": measure, "measure_words": reports.MEASURES[measure]}
+        if context["problem"]:
+            return TemplateResponse(request, "admin/stock/heat_map.html", context)
+        svg, summary = reports.heat_map(store=store, period=context["period"], measure=measure)
+        context |= {"floor_plan": svg, **summary}
+        return TemplateResponse(request, "admin/stock/heat_map.html", context)
 
     def take_view(self, request: HttpRequest, store_id: int) -> HttpResponse:
         store = get_object_or_404(Store.objects.all(), pk=store_id)

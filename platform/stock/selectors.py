@@ -168,15 +168,15 @@ def _changes_sql(
         params += [shelf.code, shelf.sku, shelf.unit_g, shelf.sensor, adapt(counts[shelf.code].counted_at)]
     offline, offline_params = offline_sql(spans)
     since = min(counts[shelf.code].counted_at for shelf in counted)
-    params += [*offline_params, *shelf_moves_params(store=store, since=since, until=at), store.tenant_id]
+    params += [*offline_params, store.tenant_id, *shelf_moves_params(store=store, since=since, until=at)]
     sql = f"""
         WITH bins(code, sku, unit_g, sensor, since) AS (VALUES {bins}),
         offline(sensor, starts, ends) AS ({offline}),
+        {products_sql()},
         moves AS ({shelf_moves_sql(upper="<=")}),
         counted AS (
             SELECT b.code AS bin, m.ts AS ts, {UNITS_CHANGED} AS units
-            FROM bins b JOIN moves m ON m.bin = b.code AND m.ts > b.since
-                LEFT JOIN {Product._meta.db_table} p ON p.tenant_id = %s AND p.sku = m.sku
+            FROM bins b JOIN moves m ON m.bin = b.code AND m.ts > b.since LEFT JOIN products p ON p.sku = m.sku
         )
         SELECT bin, SUM(units), MAX(CASE WHEN units <> 0 THEN ts END) FROM counted GROUP BY bin
     """  # noqa: S608 — the table name from the model, every value bound
@@ -225,6 +225,15 @@ def shelf_moves_sql(*, upper: str) -> str:
 def shelf_moves_params(*, store: Store, since: datetime, until: datetime) -> list[Any]:
     adapt = connection.ops.adapt_datetimefield_value
     return [store.tenant_id, store.pk, adapt(since), adapt(until), *SHELF_EVENTS]
+
+
+def products_sql() -> str:
+    """`products(sku, unit_weight_g)`: the tenant's products (the parameter: its id), for the weight of another
+    product an event names — read once (MATERIALIZED keeps PostgreSQL from joining the catalog to each event)."""
+    materialized = "MATERIALIZED" if connection.vendor == "postgresql" else ""
+    table = Product._meta.db_table
+    select = f"SELECT sku, unit_weight_g FROM {table} WHERE tenant_id = %s"  # noqa: S608 — the model's table
+    return f"products(sku, unit_weight_g) AS {materialized} ({select})"
 
 
 # The units a shelf event `m` changes bin `b` by (with `p` the product the event names, `offline` the spans when a

@@ -31,6 +31,7 @@ from stock.selectors import (
     offline_spans,
     offline_sql,
     payload_key,
+    products_sql,
     shelf_moves_params,
     shelf_moves_sql,
     sql_instant,
@@ -54,8 +55,8 @@ class PeriodError(ValueError):
 
 @dataclass(frozen=True)
 class ShelfFlow:
-    """What happened on one bin in one stretch of a day at one price: the cameras' picks and put-backs of its
-    product, the units that left it (net of put-backs and restocks) and the units charged from it."""
+    """What happened on one bin in one stretch of a day at one price: the cameras' picks and put-backs there (of
+    any product), the units of its product that left it (net of put-backs and restocks) and those charged from it."""
 
     starts: datetime
     bin: str
@@ -258,33 +259,35 @@ def _flows_sql(
     price_rows, price_params = _price_rows(store=store, skus={b.sku for b in placed}, until=until)
     params += price_params
     offline, offline_params = offline_sql(spans)
-    params += offline_params
+    params += [*offline_params, store.tenant_id]  # the spans scales were out, the tenant's products
     params += shelf_moves_params(store=store, since=since, until=until)
-    params += [store.tenant_id]  # products named by events
     statuses = ", ".join(["%s"] * len(EXPLAINING))
     params += [store.tenant_id, store.pk, *EXPLAINING, adapt(until), adapt(since)]
     params += [store.tenant_id, store.pk]  # the evidence's events
     params += [adapt(since), adapt(until)]  # the lines' times
+    # The lines' evidence is looked up by event id first (the events' unique index), never by scanning the period's
+    # events for each line: PostgreSQL is told to read it on its own. A line without evidence on a bin of its
+    # product falls back to the first bin holding it when its visit came in (the second choice of `placed`).
     if postgres:
         evidence = "CROSS JOIN LATERAL jsonb_array_elements_text(x.evidence) AS ev(event_id)"
-        event_id = "ev.event_id"
+        event_id, materialized = "ev.event_id", "MATERIALIZED"
     else:
-        evidence, event_id = "CROSS JOIN json_each(x.evidence) AS ev", "ev.value"
+        evidence, event_id, materialized = "CROSS JOIN json_each(x.evidence) AS ev", "ev.value", ""
     sql = f"""
         WITH bins(code, sku, unit_g, sensor, starts, ends) AS (VALUES {bins}),
         days(day, starts, ends) AS (VALUES {day_rows}),
         prices(sku, version, unit_price, starts, ends) AS ({price_rows}),
         offline(sensor, starts, ends) AS ({offline}),
+        {products_sql()},
         moves AS ({shelf_moves_sql(upper="<")}),
         weighed AS (
             SELECT b.code AS bin, b.sku AS sku, m.ts AS ts,
-                CASE WHEN m.type = 'item.picked' AND COALESCE(m.sku, b.sku) = b.sku THEN m.qty ELSE 0 END AS picks,
-                CASE WHEN m.type = 'item.returned' AND COALESCE(m.sku, b.sku) = b.sku THEN m.qty ELSE 0 END
-                    AS put_backs,
+                CASE WHEN m.type = 'item.picked' THEN m.qty ELSE 0 END AS picks,
+                CASE WHEN m.type = 'item.returned' THEN m.qty ELSE 0 END AS put_backs,
                 (CASE WHEN m.type = 'shelf.restocked' AND COALESCE(m.sku, b.sku) = b.sku THEN m.qty ELSE 0 END)
                     - ({UNITS_CHANGED}) AS units_left
             FROM bins b JOIN moves m ON m.bin = b.code AND m.ts >= b.starts AND m.ts < b.ends
-                LEFT JOIN {Product._meta.db_table} p ON p.tenant_id = %s AND p.sku = m.sku
+                LEFT JOIN products p ON p.sku = m.sku
         ),
         lines AS (
             SELECT l.id AS line, l.sku AS sku, l.qty AS qty, l.evidence AS evidence, v.entered_at AS entered
@@ -292,26 +295,25 @@ def _flows_sql(
             WHERE v.tenant_id = %s AND v.store_id = %s AND v.status IN ({statuses})
                 AND v.entered_at < {instant} AND (v.exited_at IS NULL OR v.exited_at >= {instant})
         ),
-        evidence AS (
-            SELECT x.line AS line, b.code AS bin, e.ts AS ts,
-                ROW_NUMBER() OVER (PARTITION BY x.line ORDER BY e.ts, b.code) AS nth
+        cited AS {materialized} (
+            SELECT x.line AS line, x.sku AS sku, e.ts AS ts, {payload_key("bin")} AS bin
             FROM lines x {evidence}
                 JOIN {Event._meta.db_table} e ON e.tenant_id = %s AND e.store_id = %s AND e.event_id = {event_id}
-                JOIN bins b ON b.code = {payload_key("bin")} AND b.sku = x.sku AND e.ts >= b.starts AND e.ts < b.ends
         ),
-        fallback AS (
-            SELECT x.line AS line, b.code AS bin, x.entered AS ts,
-                ROW_NUMBER() OVER (PARTITION BY x.line ORDER BY b.code) AS nth
-            FROM lines x JOIN bins b ON b.sku = x.sku AND x.entered >= b.starts AND x.entered < b.ends
-            WHERE NOT EXISTS (SELECT 1 FROM evidence f WHERE f.line = x.line)
+        placed AS (
+            SELECT line, bin, ts, ROW_NUMBER() OVER (PARTITION BY line ORDER BY choice, ts, bin) AS nth
+            FROM (
+                SELECT c.line AS line, b.code AS bin, c.ts AS ts, 0 AS choice
+                FROM cited c JOIN bins b ON b.code = c.bin AND b.sku = c.sku AND c.ts >= b.starts AND c.ts < b.ends
+                UNION ALL
+                SELECT x.line, b.code, x.entered, 1
+                FROM lines x JOIN bins b ON b.sku = x.sku AND x.entered >= b.starts AND x.entered < b.ends
+            ) AS candidates
         ),
         charged AS (
             SELECT w.bin AS bin, x.sku AS sku, w.ts AS ts, x.qty AS qty
-            FROM lines x JOIN (
-                SELECT line, bin, ts FROM evidence WHERE nth = 1
-                UNION ALL SELECT line, bin, ts FROM fallback WHERE nth = 1
-            ) w ON w.line = x.line
-            WHERE w.ts >= {instant} AND w.ts < {instant}
+            FROM placed w JOIN lines x ON x.line = w.line
+            WHERE w.nth = 1 AND w.ts >= {instant} AND w.ts < {instant}
         ),
         flows AS (
             SELECT bin, sku, ts, picks, put_backs, units_left, 0 AS charged FROM weighed

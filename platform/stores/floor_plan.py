@@ -10,6 +10,7 @@ shape shows its details.
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
 from html import escape
 from typing import Any
 
@@ -49,6 +50,40 @@ FIXTURE_LOOKS = {
     "counter": ("#fce7f3", "#be185d", ""),
 }
 GENERIC_FIXTURE_LOOK = ("#f8fafc", "#64748b", "2 2")
+# A heat map's colours, from a fixture with nothing (NO_HEAT) through the least to the most.
+NO_HEAT = "#f1f5f9"
+HEAT_STOPS = ((254, 243, 199), (251, 146, 60), (185, 28, 28))
+LOW_STOCK = "#dc2626"
+
+
+@dataclass(frozen=True)
+class FixtureHeat:
+    """How much happened at a fixture, as a share of the busiest one (0 to 1), with its figure and a note."""
+
+    share: float
+    label: str
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class _Overlay:
+    """What a heat map adds to the plan: fixtures' heat, and each bin's units now and whether it is low."""
+
+    heat: Mapping[str, FixtureHeat] = field(default_factory=dict)
+    words: str = ""
+    bin_stock: Mapping[str, tuple[int | None, bool]] = field(default_factory=dict)
+
+    @property
+    def on(self) -> bool:
+        return bool(self.words)
+
+
+def heat_colour(share: float) -> str:
+    """The colour of a share from 0 (pale yellow) to 1 (deep red), through orange."""
+    share = min(1.0, max(0.0, share))
+    low, high = (HEAT_STOPS[0], HEAT_STOPS[1]) if share <= 0.5 else (HEAT_STOPS[1], HEAT_STOPS[2])
+    mix = share * 2 if share <= 0.5 else share * 2 - 1
+    return "#" + "".join(f"{round(a + (b - a) * mix):02x}" for a, b in zip(low, high, strict=True))
 
 
 def _num(value: Any, default: float = 0.0) -> float:
@@ -122,6 +157,7 @@ def _bins(
     sensor_health: Mapping[str, str],
     highlighted: Collection[str],
     takers: Mapping[str, Sequence[str]],
+    overlay: _Overlay,
 ) -> None:
     bins = [b for b in fixture.get("bins") or [] if isinstance(b, dict)]
     if not bins:
@@ -141,6 +177,12 @@ def _bins(
         took = takers.get(str(item.get("code", "")), ())
         if took:
             title += f" · taken by {', '.join(took)}"
+        units, low = overlay.bin_stock.get(str(item.get("code")), (None, False))
+        if overlay.on:
+            title += " · not counted yet" if units is None else f" · {units} on the shelf" + (" (low)" if low else "")
+        fill, stroke, stroke_width = ("#fde68a", "#dc2626", 2.5) if is_hot else ("#ffffff", "#cbd5e1", 0.75)
+        if overlay.on:  # the fixture's heat shows through; a low bin is outlined in red
+            fill, stroke, stroke_width = ("none", LOW_STOCK, 2.5) if low else ("none", "#64748b", 0.75)
         canvas.shape(
             "rect",
             {
@@ -148,14 +190,16 @@ def _bins(
                 "y": canvas.y(by),
                 "width": canvas.length(bw),
                 "height": canvas.length(bd),
-                "fill": "#fde68a" if is_hot else "#ffffff",
-                "stroke": "#dc2626" if is_hot else "#cbd5e1",
-                "stroke_width": 2.5 if is_hot else 0.75,
-                "class": "bin",
+                "fill": fill,
+                "stroke": stroke,
+                "stroke_width": stroke_width,
+                "class": "bin low" if overlay.on and low else "bin",
                 "data_code": item.get("code", ""),
             },
             title=title,
         )
+        if overlay.on and units is not None:
+            _stock_badge(canvas, bx, by, units, low)
         font = max(6.0, min(10.0, canvas.length(min(bw, bd)) / 3))
         cx, cy = canvas.x(bx + bw / 2), canvas.y(by + bd / 2)
         rotate = "" if horizontal is False or canvas.length(bw) > font * len(sku) * 0.6 else f"rotate(-90 {cx} {cy})"
@@ -185,7 +229,7 @@ def _bins(
                 },
                 text=", ".join(took),
             )
-        if item.get("sensor"):
+        if item.get("sensor") and not overlay.on:
             health = sensor_health.get(item["sensor"], "unknown")
             canvas.shape(
                 "rect",
@@ -201,6 +245,40 @@ def _bins(
             )
 
 
+def _stock_badge(canvas: _Canvas, bx: float, by: float, units: int, low: bool) -> None:
+    """The units on a bin, in its top-left corner: white on red when low."""
+    text = str(units)
+    width = 5 + 5.5 * len(text)
+    x, y = canvas.x(bx) + 1.5, canvas.y(by) + 1.5
+    canvas.shape(
+        "rect",
+        {
+            "x": x,
+            "y": y,
+            "width": round(width, 1),
+            "height": 11,
+            "rx": 2,
+            "fill": LOW_STOCK if low else "#ffffff",
+            "stroke": LOW_STOCK if low else "#94a3b8",
+            "stroke_width": 0.75,
+            "class": "stock-badge",
+            "pointer_events": "none",
+        },
+    )
+    canvas.shape(
+        "text",
+        {
+            "x": round(x + width / 2, 1),
+            "y": y + 8.5,
+            "font_size": 8.5,
+            "font_weight": 700,
+            "text_anchor": "middle",
+            "fill": "#ffffff" if low else "#0f172a",
+        },
+        text=text,
+    )
+
+
 def _fixtures(
     canvas: _Canvas,
     fixtures: list[dict[str, Any]],
@@ -208,6 +286,7 @@ def _fixtures(
     sensor_health: Mapping[str, str],
     highlighted: Collection[str],
     takers: Mapping[str, Sequence[str]],
+    overlay: _Overlay,
 ) -> None:
     for fixture in fixtures:
         position, size = fixture.get("position"), fixture.get("size")
@@ -218,6 +297,13 @@ def _fixtures(
         kind = str(fixture.get("kind", "shelf"))
         known = kind.strip().lower() in FIXTURE_LOOKS
         fill, outline, dashes = FIXTURE_LOOKS.get(kind.strip().lower(), GENERIC_FIXTURE_LOOK)
+        title = f"Fixture {fixture.get('code')} ({kind}) in zone {fixture.get('zone')}"
+        heat = overlay.heat.get(str(fixture.get("code")))
+        if overlay.on:
+            fill = heat_colour(heat.share) if heat and heat.share > 0 else NO_HEAT
+            title += f": {heat.label if heat else 0} {overlay.words}" + (
+                f" · {heat.note}" if heat and heat.note else ""
+            )
         canvas.shape(
             "rect",
             {
@@ -233,11 +319,14 @@ def _fixtures(
                 "class": "fixture" if known else "fixture other-kind",
                 "data_code": fixture.get("code", ""),
                 "data_kind": kind,
+                **({"data_heat": heat.label if heat else "0"} if overlay.on else {}),
             },
-            title=f"Fixture {fixture.get('code')} ({kind}) in zone {fixture.get('zone')}",
+            title=title,
         )
-        _bins(canvas, fixture, product_names, sensor_health, highlighted, takers)
+        _bins(canvas, fixture, product_names, sensor_health, highlighted, takers, overlay)
         label = str(fixture.get("code", "")) + ("" if kind == "shelf" else f" · {kind}")
+        if overlay.on:
+            label += f" · {heat.label if heat else 0} {overlay.words}"
         canvas.shape(
             "text",
             {"x": canvas.x(x), "y": canvas.y(y) - 3, "font_size": 10, "font_weight": 600, "fill": "#0f172a"},
@@ -357,9 +446,18 @@ def render_floor_plan(
     product_names: Mapping[str, str] | None = None,
     highlighted_bins: Collection[str] = (),
     bin_takers: Mapping[str, Sequence[str]] | None = None,
+    heat: Mapping[str, FixtureHeat] | None = None,
+    heat_words: str = "",
+    bin_stock: Mapping[str, tuple[int | None, bool]] | None = None,
 ) -> str:
     """An SVG picture of a (valid) layout document; `bin_takers` labels bins with who took from them (a group's
-    members on a review page)."""
+    members on a review page).
+
+    With `heat_words` (what the heat measures, e.g. "picks") it is a heat map: each fixture coloured by its
+    `heat` (fixture code → share of the busiest) and labelled with its figure, each bin showing its units from
+    `bin_stock` (bin code → units or None when never counted, and whether it is low), low bins outlined in red.
+    """
+    overlay = _Overlay(heat or {}, heat_words, bin_stock or {})
     floor = document.get("floor") or {}
     canvas = _Canvas(_num(floor.get("width_m"), 10.0), _num(floor.get("depth_m"), 10.0))
     health = device_health or {}
@@ -384,9 +482,14 @@ def render_floor_plan(
         health,
         set(highlighted_bins),
         bin_takers or {},
+        overlay,
     )
-    _devices(canvas, [d for d in document.get("devices") or [] if isinstance(d, dict)], health)
-    _legend(canvas)
+    devices = [d for d in document.get("devices") or [] if isinstance(d, dict)]
+    if overlay.on:  # a heat map shows the shelves: of the devices only the gates, and no health legend
+        _devices(canvas, [d for d in devices if d.get("kind") == "gate"], health)
+    else:
+        _devices(canvas, devices, health)
+        _legend(canvas)
     clip = (
         f'<defs><clipPath id="floor-clip"><rect x="{canvas.x(0)}" y="{canvas.y(0)}" '
         f'width="{canvas.length(canvas.width_m)}" height="{canvas.length(canvas.depth_m)}"/></clipPath></defs>'

@@ -105,6 +105,10 @@ class Simulation:
     # Visits whose ID staff checked, with the ages proved (a failed check proves none).
     id_checks: dict[str, int] = field(default_factory=dict)
     hand_overs: int = 0  # companions' put-backs of an item another member of the group took
+    # Units of each bin's own product that shoppers took off it, net of what they put back on it (restocks aside),
+    # and of those, the ones put back on another product's bin: they left the bin and are on nobody's cart.
+    left: dict[str, int] = field(default_factory=dict)
+    misplaced: dict[str, int] = field(default_factory=dict)
 
     @property
     def events(self) -> list[dict[str, Any]]:
@@ -238,6 +242,7 @@ class _World:
         self.shoppers: list[_Shopper] = []
         # Units of each bin's own product leaving (−) or coming back to (+) it, when: for true shelf counts.
         self.moves: list[tuple[datetime, str, int]] = []
+        self.misplaced: dict[str, int] = defaultdict(int)
         self.capacity = {
             item["code"]: int(item["capacity"]) for fixture in layout["fixtures"] for item in fixture["bins"]
         }
@@ -360,7 +365,16 @@ def simulate(
         shelves=shelves,
         hand_overs=world.hand_overs,
         id_checks={session: proved for session, proved in world.id_checks.items() if proved >= 0},
+        left=_left(world),
+        misplaced=dict(world.misplaced),
     )
+
+
+def _left(world: _World) -> dict[str, int]:
+    left: dict[str, int] = defaultdict(int)
+    for _, bin_code, units in world.moves:
+        left[bin_code] -= units
+    return dict(left)
 
 
 def _plan_outages(world: _World, start: datetime, day: timedelta) -> None:
@@ -442,6 +456,8 @@ def _shop(world: _World, shopper: _Shopper, steps: list[_Step]) -> None:
         if taken and rng.random() < traffic.returns:
             origin, sku = _put_back_which(world, shopper, at, taken, taken.pop(rng.randrange(len(taken))))
             spot = planned if rng.random() < traffic.wrong_bin_putback else origin
+            if sku != spot.sku:
+                world.misplaced[origin.bin] += 1
             _act(world, shopper, at, spot, sku, -1, 1)
             continue
         qty = 2 if rng.random() < traffic.multi_qty else 1
