@@ -8,8 +8,10 @@ deleted at the start of each run):
         python bench/close_month.py --tenants 1000 --stores 5 --visits-per-store-day 4
 
 Sets up (not timed) April 2026 for every tenant: `--visits-per-store-day` settled visits per store and day with
-their captures (2 % refunded later, 1 % decided by a reviewer), half the tenants changing plan on the 16th (two
-prorated segments), a third with tax, one in twenty with a store selling in EUR (an exchange rate is set).
+their captures and receipts (2 % refunded later, 1 % decided by a reviewer), half the tenants changing plan on
+the 16th (two prorated segments) to a plan that promises service levels (so that the close measures them and
+credits the months that miss them), a third with tax, one in twenty with a store selling in EUR (an exchange
+rate is set).
 Then times, in one run:
 
 * `close`: `close_month 2026-04` as the beat job runs it — usage derived from visits and payments, then one
@@ -18,6 +20,7 @@ Then times, in one run:
 * `build`: building the drafts from stored usage (first time, after deleting the drafts);
 * `reclose`: closing again — nothing changes (the idempotent path, every draft compared);
 * `finalise`: numbering every draft (gap-free, one transaction, one counter lock);
+* `levels`: measuring the month's service levels of the tenants with promises alone (part of `close`);
 * `baseline`: one SQL GROUP BY (tenant, day, currency) over the usage rows — the least a close must read.
 
 Prints one JSON object.
@@ -50,6 +53,7 @@ from django.contrib.auth.models import User  # noqa: E402
 from django.db import connection, models, transaction  # noqa: E402
 
 from billing.invoicing import services  # noqa: E402
+from billing.invoicing.calculations import Promises  # noqa: E402
 from billing.invoicing.models import (  # noqa: E402
     BillingAccount,
     DailyUsage,
@@ -60,7 +64,7 @@ from billing.invoicing.models import (  # noqa: E402
     Plan,
     PlanAssignment,
 )
-from billing.payments.models import PaymentAttempt  # noqa: E402
+from billing.payments.models import PaymentAttempt, Receipt  # noqa: E402
 from core import tenancy  # noqa: E402
 from stores.models import Store  # noqa: E402
 from tenants.audit import Actor  # noqa: E402
@@ -117,7 +121,7 @@ def reset(tenant_ids: list[int]) -> None:
     """Delete what a previous run left for the bench tenants (not the tenants, stores or audit entries)."""
     with transaction.atomic(), connection.cursor() as cursor:
         for table in [
-            m._meta.db_table for m in (InvoiceLine, Invoice, DailyUsage, PaymentAttempt, ReviewDecision, Visit)
+            m._meta.db_table for m in (InvoiceLine, Invoice, DailyUsage, PaymentAttempt, Receipt, ReviewDecision, Visit)
         ]:
             cursor.execute(f"DELETE FROM {table} WHERE tenant_id = ANY(%s)", [tenant_ids])  # noqa: S608
         MonthClose.objects.filter(period_start=MONTH).delete()
@@ -158,7 +162,7 @@ def setup(*, tenants: int, stores: int, visits_per_day: int, seed: int) -> dict[
     )
 
     standard, _ = Plan.objects.get_or_create(code="bench-standard", defaults={"name": "Bench standard"})
-    premium, _ = Plan.objects.get_or_create(code="bench-premium", defaults={"name": "Bench premium"})
+    premium, _ = Plan.objects.get_or_create(code="bench-assured", defaults={"name": "Bench assured"})
     v1 = standard.versions.first() or services.plan_version_create(
         actor=SYSTEM, plan=standard, currency="USD", store_fee=30_000, visit_fee=5, revenue_share_bps=150,
         monthly_minimum=100_000,
@@ -166,6 +170,7 @@ def setup(*, tenants: int, stores: int, visits_per_day: int, seed: int) -> dict[
     v2 = premium.versions.first() or services.plan_version_create(
         actor=SYSTEM, plan=premium, currency="USD", store_fee=60_000, visit_fee=3, revenue_share_bps=100,
         monthly_minimum=0,
+        promises=Promises(without_person_bps=9_950, exit_to_receipt_p95_s=60, credit_bps=500),
     )  # fmt: skip
     PlanAssignment.unscoped.filter(tenant_id__in=tenant_ids).delete()
     BillingAccount.unscoped.filter(tenant_id__in=tenant_ids).delete()
@@ -189,6 +194,7 @@ def setup(*, tenants: int, stores: int, visits_per_day: int, seed: int) -> dict[
     visits: list[dict[str, Any]] = []
     attempts: list[dict[str, Any]] = []
     decisions: list[dict[str, Any]] = []
+    receipts: list[dict[str, Any]] = []
     first_visit = reserve_ids(Visit, count) if count else 0
     first_attempt = reserve_ids(PaymentAttempt, count * 2) if count else 0
     vid, aid = first_visit, first_attempt
@@ -246,7 +252,10 @@ def setup(*, tenants: int, stores: int, visits_per_day: int, seed: int) -> dict[
                         }
                     )
                     aid += 1
+                receipt_at = settled + timedelta(seconds=rng.uniform(1, 80))
                 if reviewed:
+                    decided = settled + timedelta(minutes=rng.randrange(5, 90))
+                    receipt_at = decided + timedelta(seconds=2)
                     decisions.append(
                         {
                             "tenant_id": tenant_id,
@@ -255,22 +264,35 @@ def setup(*, tenants: int, stores: int, visits_per_day: int, seed: int) -> dict[
                             "action": "approve",
                             "lines_before": [],
                             "lines_after": [],
-                            "decided_at": settled + timedelta(minutes=rng.randrange(5, 90)),
+                            "decided_at": decided,
                         }
                     )
+                receipts.append(
+                    {
+                        "tenant_id": tenant_id,
+                        "visit_id": vid,
+                        "cart_version": 1,
+                        "total": total,
+                        "currency": currency,
+                        "issued_at": receipt_at,
+                    }
+                )
                 vid += 1
     with transaction.atomic():
         for chunk in range(0, len(visits), 100_000):
             copy_rows(Visit, visits[chunk : chunk + 100_000])
         for chunk in range(0, len(attempts), 100_000):
             copy_rows(PaymentAttempt, attempts[chunk : chunk + 100_000])
+        for chunk in range(0, len(receipts), 100_000):
+            copy_rows(Receipt, receipts[chunk : chunk + 100_000])
         if decisions:
             copy_rows(ReviewDecision, decisions)
     with connection.cursor() as cursor:
-        for model in (Store, Visit, PaymentAttempt, ReviewDecision):
+        for model in (Store, Visit, PaymentAttempt, Receipt, ReviewDecision):
             cursor.execute(f"ANALYZE {model._meta.db_table}")
     return {
         "tenant_ids": tenant_ids,
+        "assured_version": v2,
         "stores": len(store_rows),
         "visits": len(visits),
         "payment_attempts": len(attempts),
@@ -320,7 +342,12 @@ def main() -> None:
         reclose_s, again = timed(lambda: services.month_close(actor=SYSTEM, period_start=MONTH))
         drafts = list(Invoice.unscoped.filter(tenant_id__in=tenant_ids, period_start=MONTH, status="draft"))
         finalise_s, done = timed(lambda: services.invoices_finalise(actor=SYSTEM, invoices=drafts))
+        promised = list(PlanAssignment.unscoped.filter(tenant_id__in=tenant_ids, plan_version=made["assured_version"]))
+        levels_s, measured = timed(
+            lambda: services.month_levels(start=MONTH, end=period_end, tenant_ids=[a.tenant_id for a in promised])
+        )
     lines = InvoiceLine.unscoped.filter(invoice__in=drafts).count()
+    credits = InvoiceLine.unscoped.filter(invoice__in=drafts, kind=InvoiceLine.Kind.SERVICE_CREDIT)
     invoices = len(first.created)
     base_s = baseline()
     result = {
@@ -329,7 +356,7 @@ def main() -> None:
         "tenants": args.tenants,
         "stores_per_tenant": args.stores,
         "days": DAYS,
-        **made,
+        **{k: v for k, v in made.items() if k != "assured_version"},
         "usage_rows": usage_rows,
         "invoices": invoices,
         "invoice_lines": lines,
@@ -346,6 +373,12 @@ def main() -> None:
             "created": len(again.created),
             "updated": len(again.updated),
             "unchanged": len(again.unchanged),
+        },
+        "levels": {
+            "seconds": round(levels_s, 2),
+            "tenants_measured": len(measured),
+            "service_credit_lines": credits.count(),
+            "tenants_credited": credits.values("tenant_id").distinct().count(),
         },
         "finalise": {
             "seconds": round(finalise_s, 2),
