@@ -242,7 +242,7 @@ class StoreAdmin(TenantModelAdmin):
         return format_html(
             '<a class="text-primary-600 underline" href="{}">{}</a>',
             reverse("admin:stock_stockcount_store", args=[store.pk]),
-            "Stock on the shelves: units per bin, low bins, stock takes →",
+            "Stock on the shelves: units per bin, low bins, stock takes, shrink and the heat map →",
         )
 
     def change_view(
