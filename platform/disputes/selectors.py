@@ -66,7 +66,8 @@ def dispute_json(dispute: Dispute) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class DisputeCounts:
-    """A store's visits in a period, how many of them a shopper disputed, and how many a dispute refunded."""
+    """A store's visits in a period (all that left in it), how many a shopper disputed, and how many a dispute
+    refunded."""
 
     visits: int
     disputed: int
@@ -83,14 +84,18 @@ class DisputeCounts:
         return self.refunded / self.visits if self.visits else 0.0
 
 
+def visit_disputed() -> Exists:
+    """For a queryset of visits: whether a shopper disputed the visit (correlated on the visit's tenant and id, so
+    that it serves scoped lists and the operators' cross-tenant figures alike)."""
+    return Exists(Dispute.unscoped.filter(tenant_id=OuterRef("tenant_id"), visit_id=OuterRef("pk")))
+
+
 def dispute_counts(*, store: Store, start: datetime, end: datetime) -> DisputeCounts:
-    """The store's visits that left in [start, end) with money collected, and how many were disputed or refunded
-    for a dispute — the `disputes` and `refunded` shares of the store's service levels."""
-    visits = Visit.objects.filter(store=store, exited_at__gte=start, exited_at__lt=end, paid__gt=0)
-    disputes = Dispute.objects.filter(visit=OuterRef("pk"))
-    counted = visits.annotate(
-        disputed=Exists(disputes), refunded_for=Exists(disputes.filter(status=Dispute.Status.REFUNDED, refund__gt=0))
-    )
+    """The store's visits that left in [start, end), how many of them a shopper disputed, and how many a dispute
+    refunded: the `disputes` share of the store's service levels, and the share refunded for a dispute."""
+    visits = Visit.objects.filter(store=store, exited_at__gte=start, exited_at__lt=end)
+    refunded_for = Exists(Dispute.objects.filter(visit=OuterRef("pk"), status=Dispute.Status.REFUNDED, refund__gt=0))
+    counted = visits.annotate(disputed=visit_disputed(), refunded_for=refunded_for)
     return DisputeCounts(
         visits=counted.count(),
         disputed=counted.filter(disputed=True).count(),

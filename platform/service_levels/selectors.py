@@ -9,7 +9,7 @@ A visit counts in the period its exit (`Visit.exited_at`) falls in. Per store or
   `Receipt.issued_at`), over the visits that have one (those paid);
 * **review time to decision** (p50, p95, seconds) — from the moment settling sent the visit to a person
   (`settled_at`) to the first decision, over the visits decided;
-* **disputes** — the share of visits a shopper disputed;
+* **disputes** — the share of visits a shopper disputed (`disputes.selectors.visit_disputed`);
 * **refunded** — the share of visits with any refund.
 
 Times never count below zero (a store's clock running ahead of ours). A percentile interpolates linearly
@@ -33,6 +33,7 @@ from django.db import connection
 from django.db.models import Aggregate, Count, Exists, F, FloatField, Func, OuterRef, Q, QuerySet, Subquery
 
 from billing.payments.models import Receipt
+from disputes.selectors import visit_disputed
 from stores.models import Store
 from visits.models import ReviewDecision, Visit
 
@@ -54,7 +55,7 @@ class ServiceLevels:
     visits: int = 0
     without_person: int = 0
     refunded_visits: int = 0
-    disputed_visits: int | None = None
+    disputed_visits: int = 0
     exit_to_receipt_s: Percentiles = Percentiles()
     review_time_to_decision_s: Percentiles = Percentiles()
 
@@ -172,6 +173,7 @@ def measure(*, visits: QuerySet[Visit], by: str) -> dict[int, ServiceLevels]:
         "n": Count("pk"),
         "without": Count("pk", filter=without_person),
         "refunded_n": Count("pk", filter=Q(refunded__gt=0)),
+        "disputed_n": Count("pk", filter=Q(visit_disputed())),
     }
     postgres = connection.vendor == "postgresql"
     if postgres:
@@ -198,6 +200,7 @@ def measure(*, visits: QuerySet[Visit], by: str) -> dict[int, ServiceLevels]:
             visits=row["n"],
             without_person=row["without"],
             refunded_visits=row["refunded_n"],
+            disputed_visits=row["disputed_n"],
             exit_to_receipt_s=receipt_s,
             review_time_to_decision_s=decision_s,
         )

@@ -10,6 +10,8 @@ import pytest
 from rest_framework.test import APIClient
 
 from core import tenancy
+from disputes.models import Dispute
+from disputes.selectors import dispute_counts
 from service_levels import selectors
 from service_levels.selectors import percentile_cont
 from service_levels.tests.support import direct, make_visits, quantile
@@ -113,6 +115,24 @@ def test_the_api_answers_the_contracts_figures(api_a: APIClient, tenant_a: Tenan
     empty = api_a.get("/api/v1/stores/N1/service-levels?from=2025-01-01T00:00:00Z&to=2025-02-01T00:00:00Z").json()
     assert empty["visits"] == 0 and empty["settled_without_person"] is None
     assert empty["exit_to_receipt_s"] == {"p50": None, "p95": None, "measured": 0}
+
+
+def test_the_disputes_share_counts_each_visit_a_shopper_disputed_once(api_a: APIClient, tenant_a: Tenant) -> None:
+    store = _store(tenant_a, "N1")
+    visits = make_visits(store, count=40, start=START, span=END - START, seed=31)
+    expected = direct(visits, start=START, end=END)
+    for visit in [*visits[:5], visits[0]]:  # the first visit disputed twice counts once
+        Dispute.unscoped.create(
+            tenant=tenant_a, store=store, visit=visit, status="in_review", reason="not_taken", asked=100, currency="USD"
+        )
+
+    body = api_a.get(f"/api/v1/stores/N1/service-levels?from={_stamp(START)}&to={_stamp(END)}").json()
+
+    assert body["visits"] == expected.visits == 40 and body["disputes"] == round(5 / 40, 4)
+    with tenancy.tenant_scope(tenant_a.pk):
+        assert selectors.store_service_levels(store=store, start=START, end=END).disputed_visits == 5
+        counts = dispute_counts(store=store, start=START, end=END)
+    assert (counts.visits, counts.disputed, counts.disputes) == (40, 5, 5 / 40)
 
 
 @pytest.mark.parametrize(
