@@ -54,7 +54,7 @@ class Dispute(TenantOwnedModel):
         ]
 
     def __str__(self) -> str:
-        return f"dispute {self.pk} of visit {self.visit_id}"
+        return f"Dispute #{self.pk}"
 
 
 class DisputeLine(TenantOwnedModel):
