@@ -754,7 +754,8 @@ def hold_renew(*, visit_id: int, now: datetime) -> str:
         hold = _usable_hold(visit)
         if visit.status not in UNDECIDED or hold is None or hold.updated_at > _renew_by(now):
             return "nothing to do"
-        if visit.payment_attempts.filter(purpose=Purpose.PREAUTH, state=State.FAILED, pk__gt=hold.pk).exists():
+        refused = visit.payment_attempts.filter(purpose=Purpose.PREAUTH, state=State.FAILED, pk__gt=hold.pk)
+        if refused.filter(amount=hold.amount).exists():  # a refused raise for a group (a larger amount) is no renewal
             renewal = None  # the card refused a new hold once: asking again every run would only annoy the bank
         else:
             renewal = _new_attempt(visit, Purpose.PREAUTH, hold.amount, shopper=hold.shopper)

@@ -2,7 +2,7 @@
 
 A visit counts in the period its exit (`Visit.exited_at`) falls in. Per store or per tenant:
 
-* **visits** — the visits that exited in the period;
+* **visits** — the visits that exited in the period (a group of shoppers on one card once, as its payer's);
 * **settled without a person** — the share of them that settling made final (`settled_at`) with no person
   deciding and none waiting for one (a visit still settling or in the review queue is not);
 * **exit to receipt** (p50, p95, seconds) — from the exit to the visit's first receipt (`billing.payments`
@@ -36,6 +36,7 @@ from billing.payments.models import Receipt
 from disputes.selectors import visit_disputed
 from stores.models import Store
 from visits.models import ReviewDecision, Visit
+from visits.selectors import without_companions
 
 FRACTIONS = (0.5, 0.95)
 MAX_PERIOD = timedelta(days=366)
@@ -166,7 +167,9 @@ def _seconds_to(rows: QuerySet[Any], *, at: str, since: str) -> Subquery:
 
 def measure(*, visits: QuerySet[Visit], by: str) -> dict[int, ServiceLevels]:
     """Service levels of `visits` (already narrowed to a tenant or tenants and a period), grouped by `by`
-    (`"store_id"` or `"tenant_id"`). Groups without visits are absent."""
+    (`"store_id"` or `"tenant_id"`). Groups without visits are absent. A shoppers' group (spec v1.1) counts once, as
+    its payer's visit: its companions' own visits charge nothing and are never reviewed."""
+    visits = without_companions(visits)
     decided = Exists(ReviewDecision.unscoped.filter(tenant_id=OuterRef("tenant_id"), visit_id=OuterRef("pk")))
     without_person = Q(settled_at__isnull=False) & ~Q(status=Visit.Status.NEEDS_REVIEW) & ~Q(decided)
     counts: dict[str, Any] = {

@@ -797,7 +797,11 @@ def evidence_pieces(visit: Visit) -> EvidencePieces:
             "group": group,
             "floor_plan": _floor_plan(evidence, takers=group["takers"] if group else {}),
             "bins": [
-                {"bin": b, "health": evidence.device_health.get(b.sensor, "not reported") if b.sensor else ""}
+                {
+                    "bin": b,
+                    "health": evidence.device_health.get(b.sensor, "not reported") if b.sensor else "",
+                    "takers": ", ".join(group["takers"].get(b.code, ())) if group else "",
+                }
                 for b in sorted(evidence.bins.values(), key=lambda b: b.code)
             ],
         },
@@ -851,6 +855,8 @@ def _no_decision_words(visit: Visit) -> str:
         return "No decision yet: the visit waits in the review queue."
     if visit.status in (Visit.Status.OPEN, Visit.Status.SETTLING):
         return "Not settled yet: the visit is decided once the shopper has left and late events are in."
+    if visit.status == Visit.Status.NO_CHARGE and visit.group:
+        return f"A companion of {visit.group}: what it took is on {visit.group}'s receipt, decided and charged there."
     if visit.status == Visit.Status.NO_CHARGE:
         return "No person needed: the cart was empty, nothing was charged."
     return "Charged automatically: the engine was sure enough of every line (within the store's overcharge risk)."

@@ -8,7 +8,7 @@ this module only tells people in time and keeps the record.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -117,6 +117,7 @@ def _picked_sku(payload: Any, layouts: engine.StoreModel, ts: datetime) -> str |
 RESTRICTED_SALES_COLUMNS = (
     "store",
     "visit",
+    "taken_by",
     "entered_at",
     "exited_at",
     "status",
@@ -156,7 +157,7 @@ SALES_CHUNK = 2000
 def _sales_rows(lines: list[VisitLine], products: dict[str, tuple[str, int]]) -> Iterator[dict[str, Any]]:
     sessions: dict[Store, set[str]] = defaultdict(set)
     for line in lines:
-        sessions[line.visit.store].add(line.visit.session)
+        sessions[line.visit.store].update(_takers(line))
     checks = {
         (visit_store.pk, session): found
         for visit_store, of_store in sessions.items()
@@ -165,11 +166,11 @@ def _sales_rows(lines: list[VisitLine], products: dict[str, tuple[str, int]]) ->
     for line in lines:
         visit: Visit = line.visit
         name, min_age = products[line.sku]
-        of_visit = checks.get((visit.store_id, visit.session), [])
-        check = proves(of_visit, min_age) or (of_visit[-1] if of_visit else None)
+        check = _check_of(line, checks, min_age)
         yield {
             "store": visit.store.code,
             "visit": visit.session,
+            "taken_by": ", ".join(line.taken_by),
             "entered_at": visit.entered_at.isoformat() if visit.entered_at else "",
             "exited_at": visit.exited_at.isoformat() if visit.exited_at else "",
             "status": visit.get_status_display(),
@@ -182,3 +183,22 @@ def _sales_rows(lines: list[VisitLine], products: dict[str, tuple[str, int]]) ->
             "checked_at": check.ts.isoformat() if check else "",
             "checked_with": check.device if check else "",
         }
+
+
+def _takers(line: VisitLine) -> list[str]:
+    """Whose ID counts for a line: the members who took it, on a group's receipt (spec v1.1: a check of the payer
+    covers the payer only), else the visit's own shopper."""
+    return list(line.taken_by) or [line.visit.session]
+
+
+def _check_of(line: VisitLine, checks: Mapping[tuple[int, str], list[IdCheck]], min_age: int) -> IdCheck | None:
+    """The check a regulator reads for a line: each taker's check proving the age; the first taker with none such
+    shows its latest check (or none) instead."""
+    found: list[IdCheck] = []
+    for session in _takers(line):
+        of_taker = checks.get((line.visit.store_id, session), [])
+        proving = proves(of_taker, min_age)
+        if proving is None:
+            return of_taker[-1] if of_taker else None
+        found.append(proving)
+    return found[0] if found else None

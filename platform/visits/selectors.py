@@ -40,10 +40,16 @@ def visit_list(
         visits = visits.filter(entered_at__gte=since)
     if stream_id is not None:
         visits = visits.filter(session__in=Event.objects.filter(stream_id=stream_id).values("session"))
-    # A companion's items are on its payer's receipt, listed once under the payer (spec v1.1 groups).
-    payer = Visit.objects.filter(store=store, session=OuterRef("group"))
-    visits = visits.exclude(Q(group__gt="") & Exists(payer))
-    return _with_receipt_parts(visits).order_by("-entered_at", "-pk")
+    return _with_receipt_parts(without_companions(visits)).order_by("-entered_at", "-pk")
+
+
+def without_companions(visits: QuerySet[Visit]) -> QuerySet[Visit]:
+    """These visits less the companions whose payer's visit is there (spec v1.1 groups): a group is one visit, its
+    payer's, whose receipt holds every member's items. A companion whose payer never entered stays its own visit."""
+    payer = Visit.unscoped.filter(
+        tenant_id=OuterRef("tenant_id"), store_id=OuterRef("store_id"), session=OuterRef("group")
+    )
+    return visits.exclude(Q(group__gt="") & Exists(payer))
 
 
 def visit_get(*, store: Store, session: str) -> Visit:

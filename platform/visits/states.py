@@ -56,6 +56,8 @@ def visit_state(*, visit: Visit, reviewed: bool) -> VisitState:
         return VisitState("charged", "Charged after review" if reviewed else "Charged automatically", "success")
     if status == Visit.Status.REFUNDED:
         return VisitState("refunded", "Refunded", "info")
+    if status == Visit.Status.NO_CHARGE and visit.group:
+        return VisitState("in_group", f"On {visit.group}'s receipt (companion)", "info")
     if status == Visit.Status.NO_CHARGE:
         label = "Voided after review (no charge)" if reviewed else "No charge (empty cart)"
         return VisitState("no_charge", label, "info")

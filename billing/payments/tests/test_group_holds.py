@@ -4,9 +4,11 @@ is raised to the store's amount for each member known, and the group's cart is c
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 import pytest
+from django.utils import timezone
 
 from billing.payments import services
 from billing.payments.models import PaymentAttempt
@@ -98,3 +100,21 @@ def test_a_companion_whose_payer_is_not_shopping_or_of_another_tenant_raises_not
     with tenancy.tenant_scope(store_a.tenant_id):
         assert services.group_hold_raise(store=store_a, payer_session="GHOST") == "no payer still shopping"
     assert _holds(payer) == [("preauth", HOLD)]
+
+
+def test_a_refused_raise_does_not_stop_the_groups_hold_from_being_renewed(
+    store_a: Store, register: Callable[..., Any]
+) -> None:
+    payer = open_visit(store_a, register(store_a.tenant, ref="sam").entry_token, session="P")
+    _preauthorise(store_a, ["P"])
+    register(store_a.tenant, ref="sam", payment_method="pm_card_chargeCustomerFail")
+    _companion(store_a, payer, "K")
+    with tenancy.tenant_scope(store_a.tenant_id):
+        services.group_hold_raise(store=store_a, payer_session="P")
+    register(store_a.tenant, ref="sam", payment_method="pm_card_visa")  # a working card again
+    Visit.unscoped.filter(pk=payer.pk).update(status=Visit.Status.NEEDS_REVIEW)
+    aged = timezone.now() - timedelta(days=6.5)
+    PaymentAttempt.unscoped.filter(visit=payer, purpose="preauth", state="succeeded").update(updated_at=aged)
+    with tenancy.tenant_scope(store_a.tenant_id):
+        assert services.hold_renew(visit_id=payer.pk, now=timezone.now()) == "renewed"
+    assert _holds(payer)[-2:] == [("preauth", HOLD), ("cancel", HOLD)]

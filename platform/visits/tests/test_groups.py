@@ -3,12 +3,14 @@ line, settled once the last member has left; a companion's own URL answers with 
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 import pytest
+from django.apps import apps as django_apps
 from django.contrib.auth.models import User
 from django.test import Client
 from rest_framework.test import APIClient
@@ -135,6 +137,9 @@ def test_a_group_has_one_receipt_on_its_payer_saying_who_took_each_line(
     assert _receipt(api_a, store, "K") == receipt
     listed = api_a.get(f"/api/v1/stores/{store.code}/visits").json()["results"]
     assert [r["session"] for r in listed] == ["P"]
+    period = "from=2026-03-02T00:00:00Z&to=2026-03-03T00:00:00Z"
+    levels = api_a.get(f"/api/v1/stores/{store.code}/service-levels?{period}").json()
+    assert levels["visits"] == 1  # the group counts once, as its payer's visit
     assert api_b.get(f"/api/v1/stores/{store.code}/visits/K").status_code == 404
     assert api_b.get(f"/api/v1/stores/{store.code}/visits/P").status_code == 404
 
@@ -260,8 +265,20 @@ def test_the_review_page_shows_the_groups_members_in_the_timeline_and_on_the_flo
     plan = body[body.index('id="floor-plan"') :]
     taker = 'class="taker" pointer-events="none">{}</text>'
     assert taker.format("K") in plan and taker.format("P") in plan
+    listed = client.get("/admin/visits/visit/", {"status": "all"}).content.decode()
+    assert "On P&#x27;s receipt (companion)" in listed or "On P's receipt (companion)" in listed
     companion = client.get(f"/admin/visits/visit/{visits['K'].pk}/change/").content.decode()
     assert "companion of" in companion and f'href="/admin/visits/visit/{visits["P"].pk}/change/">P</a>' in companion
     other = Client()
     assert other.login(username=manager_b.username, password=PASSWORD)
     assert other.get(f"/admin/visits/visit/{visits['P'].pk}/change/").status_code == 404
+
+
+def test_the_migration_gives_visits_stored_before_groups_their_payer(store: Store) -> None:
+    migration = importlib.import_module("visits.migrations.0007_visit_group_and_line_takers")
+    day = [*_family(store), _enter("A", 5, group="A")]
+    push(store, day)
+    settle(store, day)
+    Visit.unscoped.filter(store=store).update(group="")
+    migration.groups_from_entries(django_apps, None)
+    assert dict(Visit.unscoped.filter(store=store).values_list("session", "group")) == {"P": "", "K": "P", "A": ""}

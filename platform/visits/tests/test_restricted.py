@@ -241,3 +241,24 @@ def test_the_regulators_export_lists_restricted_sales_with_their_checks(
     client.force_login(manager_b)  # another licensee's manager sees none of it
     other = client.get(url, {"since": "2026-03-02", "until": "2026-03-02"})
     assert list(csv.DictReader(io.StringIO(other.content.decode("utf-8-sig")))) == []
+
+
+@pytest.mark.usefixtures("localstripe")
+def test_a_groups_restricted_line_is_checked_against_the_member_who_took_it(bar: dict[str, Any]) -> None:
+    """The payer's passed check covers the payer only: the beer a companion took waits for a person, and the
+    regulators' list shows the companion as the taker, with no check of its own."""
+    store, bin_ = bar["store"], bar["bin"]
+    at = datetime(2026, 3, 2, 9, tzinfo=UTC)
+    payer = _visit(at, "P", bin_, check=("passed", 21))
+    companion = [dict(event, id=f"K{event['id'][1:]}", session="K") for event in _visit(at, "K", bin_)]
+    companion[0] |= {"group": "P", "ts": stamp(at + timedelta(seconds=2))}
+    for event, second in zip(companion[1:], (70, 71, 100), strict=True):  # K takes one a minute after P, then leaves
+        event["ts"] = stamp(at + timedelta(seconds=second))
+    day = [*payer, *companion]
+    push(store, day)
+    visits = {visit.session: visit for visit in settle(store, day)}
+    assert visits["P"].status == Visit.Status.NEEDS_REVIEW
+    assert visits["P"].review_reasons == ["BEER is for 21+ and no ID check of K proved it"]
+    with tenancy.tenant_scope(store.tenant_id):
+        rows = list(restricted.restricted_sales(since=at, until=at + timedelta(days=1), store=store))
+    assert [(r["visit"], r["taken_by"], r["qty"], r["id_check"]) for r in rows] == [("P", "K, P", 2, "none")]
