@@ -873,6 +873,7 @@ def payment_failure_announce(*, visit_id: int) -> None:
         payload={
             "store": visit.store.code,
             "session": visit.session,
+            "group": visit_selectors.group_of(visit),
             "shopper": shopper.pk if (shopper := _shopper_of(visit)) else None,
             "balance_due": visit.balance_due,
             "currency": visit.currency,

@@ -242,6 +242,11 @@ def test_a_group_in_doubt_with_a_stranger_is_reviewed_once_on_its_payer_and_anno
         (sent,) = WebhookDelivery.objects.filter(event_type="visit.needs_review")
     assert (sent.payload["session"], sent.payload["group"]["payer"]) == ("P", "P")
     assert [member["session"] for member in sent.payload["group"]["members"]] == ["K"]
+    Visit.unscoped.filter(pk=visits["P"].pk).update(status=Visit.Status.PAYMENT_FAILED)
+    with tenancy.tenant_scope(tenant_a.pk):
+        payments.payment_failure_announce(visit_id=visits["P"].pk)
+        (failed,) = WebhookDelivery.objects.filter(event_type="payment.failed")
+    assert [member["session"] for member in failed.payload["group"]["members"]] == ["K"]
 
 
 def test_the_review_page_shows_the_groups_members_in_the_timeline_and_on_the_floor_plan(
