@@ -16,7 +16,10 @@ visits whose evidence suffices (every item a shopper moved was seen by a camera 
 undercharged. A group (spec v1.1) counts as one visit, charged to its payer; its members hand items to one
 another. Some products are for 18+ (`--age-restricted`): staff check the ID of most shoppers reaching for one,
 and a visit with such an item and no passed check goes to a person whatever the cameras say — counted in
-`review_rate` and apart (`review_rate_age_only`); `review_rate_unsure` is the rest. `--groups` makes every day
+`review_rate` and apart (`review_rate_age_only`); `review_rate_unsure` is the rest. Shoppers then read their
+receipts and dispute lines (most of what they did not take, a few of what they did), and the store's default
+dispute policy decides (`disputes.policy`): dispute and to-a-person shares, visits refunded for items they took,
+and overcharges left after disputes. `--groups` makes every day
 one of families (`simulate(groups=True)`: a third of payers or more with companions, companions staying on after
 their payer has left); `groups_on_the_warm_days` counts groups, companions and hand-overs. Then the worst family for
 each figure — over all families and over the families held out from tuning — not a mean. Seeds run
@@ -43,12 +46,13 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "platform")]
 
+from disputes.policy import DEFAULT_AUTO_REFUND_LIMIT, Decision, decision  # noqa: E402
 from ingest.validation import parse_timestamp  # noqa: E402
 from stores.sample import sample_layout  # noqa: E402
 from visits import calibration  # noqa: E402
 from visits.engine import Cart, StoreModel, infer_carts, labelled_samples, store_model_from_layout  # noqa: E402
 from visits.perception import FAMILIES, HELD_OUT, TUNED, draw_stack  # noqa: E402
-from visits.simulator import CatalogItem, Simulation, simulate  # noqa: E402
+from visits.simulator import CatalogItem, Simulation, shopper_disputes, simulate  # noqa: E402
 
 START = datetime(2026, 3, 2, 8, tzinfo=UTC)
 TARGETS = {"review_rate": {"realistic": 0.10, "crowded": 0.25}, "overcharge_rate_recoverable": 0.01}
@@ -126,6 +130,46 @@ def _score(
         stats["review_age_only"] += age
 
 
+def _disputes(
+    stats: Counter[str],
+    carts: dict[str, Cart],
+    receipts: dict[str, tuple[dict[str, int], bool]],
+    simulation: Simulation,
+    *,
+    limit: float,
+    seed: int,
+) -> None:
+    """Shoppers read their receipts and dispute lines (`simulator.shopper_disputes`); the store's default policy
+    decides each (`disputes.policy.decision`: refunded at once up to the auto-refund limit, or when the engine itself
+    was unsure of every line disputed; otherwise a person, who refunds what the shopper did not take)."""
+    charged = {payer: got for payer, (got, charged) in receipts.items() if charged and got}
+    prices = _prices(seed)
+    for payer, asked in shopper_disputes(truth=simulation.truth, charged=charged, seed=seed).items():
+        got, truth = charged[payer], simulation.truth[payer]
+        sure = {line.sku: line.confidence for line in carts[payer].lines}
+        outcome = decision(
+            amount=sum(prices[sku] * qty for sku, qty in asked.items()),
+            auto_refund_limit=DEFAULT_AUTO_REFUND_LIMIT,
+            unsure=[1.0 - sure.get(sku, 1.0) > limit for sku in asked],
+            auto_refund_unsure=True,
+        )
+        not_taken = {sku: max(0, got.get(sku, 0) - truth.get(sku, 0)) for sku in asked}
+        by_a_person = outcome == Decision.A_PERSON
+        refunded = {sku: min(qty, not_taken[sku]) for sku, qty in asked.items()} if by_a_person else asked
+        after = {sku: qty - refunded.get(sku, 0) for sku, qty in got.items()}
+        stats["disputes"] += 1
+        stats["disputes_to_a_person"] += by_a_person
+        stats["refunded_items_taken"] += any(refunded[sku] > not_taken[sku] for sku in asked)
+        over = any(qty > truth.get(sku, 0) for sku, qty in after.items())
+        stats["overcharged_after_disputes"] += over and payer in simulation.recoverable
+
+
+def _prices(seed: int) -> dict[str, int]:
+    """Each product's price in cents, $0.99 to $12.99."""
+    rng = random.Random(f"{seed}:prices")
+    return {f"SKU-{n:03d}": rng.randrange(99, 1300) for n in range(1, 121)}
+
+
 def _rates(stats: Counter[str]) -> dict[str, float]:
     visits = stats["visits"] or 1
     return {
@@ -138,6 +182,13 @@ def _rates(stats: Counter[str]) -> dict[str, float]:
         "overcharge_rate": round(stats["overcharged"] / visits, 4),
         "overcharge_rate_recoverable": round(stats["overcharged_recoverable"] / (stats["recoverable"] or 1), 4),
         "undercharge_rate": round(stats["undercharged"] / visits, 4),
+        # Disputes (spec v1.1), under the store's default policy: shares of all visits.
+        "dispute_rate": round(stats["disputes"] / visits, 4),
+        "dispute_to_a_person_rate": round(stats["disputes_to_a_person"] / visits, 4),
+        "refunded_items_taken_rate": round(stats["refunded_items_taken"] / visits, 4),
+        "overcharge_after_disputes_rate_recoverable": round(
+            stats["overcharged_after_disputes"] / (stats["recoverable"] or 1), 4
+        ),
     }
 
 
@@ -222,9 +273,11 @@ def _run_family(
             stats = cold if day == 0 else warm if day == warm_up_days else None
             if stats is not None:
                 for_age = _sent_for_age_alone(carts, events, store, model, risk)
-                for payer, (got, charged) in group_carts(carts, simulation).items():
+                receipts = group_carts(carts, simulation)
+                for payer, (got, charged) in receipts.items():
                     recoverable, age = payer in simulation.recoverable, payer in for_age
                     _score(stats, got, simulation.truth[payer], charged, recoverable, age)
+                _disputes(stats, carts, receipts, simulation, limit=model.charge_limit(risk), seed=seed * 100 + day)
             if day == 0:
                 baseline = _naive(events, store, simulation)
                 for payer, truth in simulation.truth.items():

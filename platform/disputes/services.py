@@ -19,7 +19,7 @@ from django.utils import timezone
 from billing.payments import services as payments
 from billing.webhooks.services import webhook_emit
 from catalog.currencies import format_money
-from disputes import selectors
+from disputes import policy, selectors
 from disputes.models import Dispute, DisputeLine
 from stores.models import Store
 from tenants.audit import Actor, audit_record
@@ -98,17 +98,26 @@ def policy_outcome(
     unknown = [sku for sku, _ in asked if sku not in receipt]
     if unknown:
         return Outcome(Dispute.Status.REJECTED, f"Not on the receipt: {', '.join(unknown)}.")
-    currency = visit.currency or store.currency
-    if 0 < amount <= store.dispute_auto_refund_limit:
-        limit = format_money(store.dispute_auto_refund_limit, currency)
+    limit = format_money(store.dispute_auto_refund_limit, visit.currency or store.currency)
+    within = 0 < amount <= store.dispute_auto_refund_limit
+    unsure = []
+    if store.dispute_auto_refund_unsure and not within:  # the charge limit costs a query: read only when it decides
+        latest = visit_selectors.calibration_latest(store=store)
+        charge_limit = visit_selectors.charge_limit(store=store, latest=latest)
+        unsure = [line_unsure(receipt[sku], charge_limit) for sku, _ in asked]
+    decided = policy.decision(
+        amount=amount,
+        auto_refund_limit=store.dispute_auto_refund_limit,
+        unsure=unsure,
+        auto_refund_unsure=store.dispute_auto_refund_unsure,
+    )
+    if decided == policy.Decision.WITHIN_LIMIT:
         return Outcome(Dispute.Status.REFUNDED, f"Within the store's auto-refund limit of {limit}.")
-    charge_limit = visit_selectors.charge_limit(store=store, latest=visit_selectors.calibration_latest(store=store))
-    if store.dispute_auto_refund_unsure and all(line_unsure(receipt[sku], charge_limit) for sku, _ in asked):
+    if decided == policy.Decision.UNSURE:
         return Outcome(Dispute.Status.REFUNDED, "The platform itself was unsure of every line disputed.")
     return Outcome(
         Dispute.Status.IN_REVIEW,
-        f"Above the store's auto-refund limit of {format_money(store.dispute_auto_refund_limit, currency)}: "
-        "a person decides.",
+        f"Above the store's auto-refund limit of {limit}: a person decides.",
     )
 
 

@@ -16,6 +16,7 @@ from django.db import models
 from django.utils.timezone import now
 
 from core.models import TenantOwnedModel
+from disputes.policy import DEFAULT_AUTO_REFUND_LIMIT, DEFAULT_WINDOW_DAYS
 
 # The overcharge risk a licensee may set: at most this share of its visits overcharged (visits.calibration).
 OVERCHARGE_RISK_DEFAULT = Decimal("0.005")
@@ -54,13 +55,13 @@ class Store(TenantOwnedModel):
     # Shoppers' disputes (the `disputes` app): what the store's policy decides at once, and what waits for a person.
     dispute_window_days = models.PositiveSmallIntegerField(
         "dispute window (days)",
-        default=7,
+        default=DEFAULT_WINDOW_DAYS,
         validators=[MinValueValidator(1), MaxValueValidator(365)],
         help_text="A shopper may dispute a receipt's lines up to this many days after leaving the store.",
     )
     dispute_auto_refund_limit = models.PositiveBigIntegerField(
         "auto-refund limit",
-        default=500,
+        default=DEFAULT_AUTO_REFUND_LIMIT,
         help_text="A dispute asking this much or less (minor units) is refunded at once; 0 refunds none by amount.",
     )
     dispute_auto_refund_unsure = models.BooleanField(

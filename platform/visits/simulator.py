@@ -678,3 +678,30 @@ def _deliver(world: _World) -> list[bytes]:
     if late:
         uploads.append(b"\n".join(late) + b"\n")
     return uploads
+
+
+# Shoppers reading their receipts: how many contest an item they were charged for and did not take, and how many
+# contest one they did take (a mistake, or trying it on).
+NOTICES_OVERCHARGE = 0.7
+CONTESTS_RIGHT_LINE = 0.01
+
+
+def shopper_disputes(
+    *, truth: Mapping[str, Mapping[str, int]], charged: Mapping[str, Mapping[str, int]], seed: int
+) -> dict[str, dict[str, int]]:
+    """What each payer disputes on its receipt (sku → units): most of what it was charged for and did not take,
+    and now and then a line it did take. `charged` is each charged payer's receipt (sku → units)."""
+    rng = random.Random(f"{seed}:disputes")
+    disputed: dict[str, dict[str, int]] = {}
+    for payer in sorted(charged):
+        lines, took = charged[payer], truth.get(payer, {})
+        asked = {
+            sku: lines[sku] - took.get(sku, 0)
+            for sku in sorted(lines)
+            if lines[sku] > took.get(sku, 0) and rng.random() < NOTICES_OVERCHARGE
+        }
+        if not asked and lines and rng.random() < CONTESTS_RIGHT_LINE:
+            asked[rng.choice(sorted(lines))] = 1
+        if asked:
+            disputed[payer] = asked
+    return disputed

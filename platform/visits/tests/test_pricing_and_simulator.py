@@ -14,7 +14,7 @@ from visits.calibration import Calibration, Evidence, Sample, fit
 from visits.engine import Cart, CartLine, infer_carts, labelled_samples, store_model_from_layout
 from visits.perception import FAMILIES, HELD_OUT, TUNED, draw_stack
 from visits.pricing import PriceVersion, line_tax, price_cart
-from visits.simulator import PROFILES, CatalogItem, Simulation, simulate
+from visits.simulator import PROFILES, CatalogItem, Simulation, shopper_disputes, simulate
 
 T0 = datetime(2026, 3, 2, 9, tzinfo=UTC)
 
@@ -247,3 +247,15 @@ def test_groups_off_leaves_a_day_as_it_was() -> None:
     )
     families = simulate(layout=LAYOUT, catalog=CATALOG, profile="realistic", visits=60, start=T0, seed=9, groups=True)
     assert len(set(families.groups.values())) > len(set(plain.groups.values()))
+
+
+def test_shoppers_dispute_most_of_what_they_did_not_take_and_little_of_what_they_did() -> None:
+    truth = {f"v{n}": {"SKU-001": 1} for n in range(2000)}
+    overcharged = {payer: {"SKU-001": 1, "SKU-002": 2} for payer in list(truth)[:1000]}
+    exact = {payer: {"SKU-001": 1} for payer in list(truth)[1000:]}
+    disputed = shopper_disputes(truth=truth, charged=overcharged | exact, seed=5)
+    assert disputed == shopper_disputes(truth=truth, charged=overcharged | exact, seed=5)
+    caught = [payer for payer in overcharged if disputed.get(payer) == {"SKU-002": 2}]
+    assert 0.6 < len(caught) / len(overcharged) < 0.8
+    honest = [payer for payer in exact if payer in disputed]
+    assert 0 < len(honest) < 30 and all(disputed[payer] == {"SKU-001": 1} for payer in honest)
