@@ -33,7 +33,10 @@ ALLOWED: dict[str, tuple[int, str]] = {
     "platform/ingest/admin.py": (1, "the operator console lists every tenant's streams"),
     "platform/service_levels/selectors.py": (5, "the operator console compares tenants' service levels"),
     "platform/stores/services.py": (14, "a store, its layouts and devices are written for the tenant given"),
-    "platform/visits/selectors.py": (1, "a visit's shopper is found by the visit's own tenant"),
+    "platform/visits/selectors.py": (
+        2,
+        "a visit's shopper, and a companion's payer (a subquery bound to the outer visit's tenant), by that tenant",
+    ),
     "tenants/services.py": (8, "a new tenant's own rows are made with it"),
     "tenants/admin.py": (3, "the operator console manages every tenant"),
     "tenants/selectors.py": (1, "a user's memberships, across tenants, choose the tenant to enter"),
