@@ -153,6 +153,33 @@ STATIC_ROOT = env.path("STATIC_ROOT", default=PROJECT_ROOT / "staticfiles")
 WHITENOISE_USE_FINDERS = WHITENOISE_AUTOREFRESH = not Path(STATIC_ROOT).is_dir()
 MEDIA_URL = "media/"
 MEDIA_ROOT = env.path("MEDIA_ROOT", default=VAR_DIR / "media")
+# Object storage for every file kept (event streams, catalog files): with S3_BUCKET an S3-compatible store through
+# django-storages, so that web processes and workers on different hosts share no disk; else the local MEDIA_ROOT.
+S3_BUCKET = env.str("S3_BUCKET", default="")
+
+
+def s3_storage(
+    *, bucket: str, endpoint_url: str | None, region: str | None, key: str | None, secret: str | None
+) -> dict:
+    """The default storage on S3 (or a compatible store). Objects are bytes to us: no content type or encoding is
+    guessed from a name (a `.gz` name would get `Content-Encoding: gzip`, and clients may inflate what they read)."""
+    options = {"bucket_name": bucket, "endpoint_url": endpoint_url, "region_name": region, "access_key": key,
+               "secret_key": secret, "file_overwrite": False, "default_acl": None,
+               "object_parameters": {"ContentType": "application/octet-stream"}}  # fmt: skip
+    return {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": options}
+
+
+if S3_BUCKET:
+    STORAGES = {
+        "default": s3_storage(
+            bucket=S3_BUCKET,
+            endpoint_url=env.str("S3_ENDPOINT_URL", default="") or None,
+            region=env.str("S3_REGION", default="") or None,
+            key=env.str("S3_ACCESS_KEY_ID", default="") or None,
+            secret=env.str("S3_SECRET_ACCESS_KEY", default="") or None,
+        ),
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
 
 EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="OpenAisle <no-reply@openaisle.local>")

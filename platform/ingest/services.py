@@ -31,6 +31,7 @@ from django.db.models.functions import Cast, Left
 from django.utils import timezone
 
 from core import bounded_json, metrics
+from core.storage import open_range
 from core.tasks import LIVE_QUEUE, enqueue_on_commit
 from ingest import chunking
 from ingest.models import Event, EventStream, Rejection, StreamChunk, UnreadableEvent
@@ -230,10 +231,10 @@ def chunk_process(*, chunk_id: int) -> None:
         stream = EventStream.objects.select_related("store").get(pk=chunk.stream_id)
         if stream.stopped_at is not None:  # mostly refused lines: its other chunks are left unread
             return
-        with default_storage.open(stream.plain_file, "rb") as file:
+        with open_range(stream.plain_file, start=chunk.start_offset, end=chunk.end_offset) as file:
             outcome = process_lines(
                 stream=stream,
-                numbered_lines=_chunk_lines(stream, chunk, cast(BinaryIO, file)),
+                numbered_lines=_chunk_lines(stream, chunk, file),
                 references=store_references(store=stream.store),
                 now=timezone.now(),
             )

@@ -1,0 +1,82 @@
+"""Uploads in object storage (issue 21, part 1): with S3_BUCKET the streams are kept in an S3-compatible store — here
+moto's server on 127.0.0.1, as localstripe stands in for Stripe — and the workers read each chunk by a ranged GET,
+never by a local path and never the whole file."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from moto.server import ThreadedMotoServer
+from rest_framework.test import APIClient
+
+from config.settings import s3_storage
+from core.storage import open_range
+from ingest.models import Event, EventStream
+from ingest.tests.conftest import day_of_events, ndjson, upload, wait_for_stream
+from stores.models import Store
+
+BUCKET = "openaisle-test"
+PORT = 9151  # this helper's range
+
+
+@pytest.fixture(scope="module")
+def s3_server() -> Iterator[str]:
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=PORT, verbose=False)
+    server.start()
+    yield f"http://127.0.0.1:{PORT}"
+    server.stop()
+
+
+@pytest.fixture
+def s3(s3_server: str, settings: Any, tmp_path: Path) -> Any:
+    """The default storage on the S3 stand-in, with an empty bucket; the local media folder empty and watched."""
+    client = boto3.client(
+        "s3", endpoint_url=s3_server, region_name="us-east-1", aws_access_key_id="test", aws_secret_access_key="test"
+    )
+    client.create_bucket(Bucket=BUCKET)
+    on_s3 = s3_storage(bucket=BUCKET, endpoint_url=s3_server, region="us-east-1", key="test", secret="test")
+    settings.STORAGES = {**settings.STORAGES, "default": on_s3}
+    settings.MEDIA_ROOT = tmp_path
+    yield client
+    for stored in client.list_objects_v2(Bucket=BUCKET).get("Contents", []):
+        client.delete_object(Bucket=BUCKET, Key=stored["Key"])
+    client.delete_bucket(Bucket=BUCKET)
+
+
+def test_a_range_is_read_with_one_ranged_get_on_s3_and_from_the_disk_locally(s3: Any, settings: Any) -> None:
+    body = bytes(range(256)) * 8192  # 2 MiB
+    name = default_storage.save("probe/stream.ndjson", ContentFile(body))
+    assert s3.head_object(Bucket=BUCKET, Key=name)["ContentLength"] == len(body)
+
+    with open_range(name, start=1 << 20, end=(1 << 20) + 300) as part:
+        part.seek(1 << 20)
+        assert part.read(1000) == body[1 << 20 : (1 << 20) + 300]  # what was asked for, nothing more
+        with pytest.raises(ValueError, match="starts at byte 1048576"):
+            part.seek(0)
+    assert not any(Path(settings.MEDIA_ROOT).rglob("*"))
+
+
+@pytest.mark.usefixtures("celery_worker")
+def test_an_upload_is_kept_in_object_storage_and_processed_from_there(
+    s3: Any, settings: Any, api_a: APIClient, store_a: Store
+) -> None:
+    settings.INGEST_CHUNK_BYTES = 4000  # several chunks, each read by its own range
+    events = day_of_events(store_a, visits=6)
+    plain = upload(api_a, store_a.code, ndjson(events))
+    packed = upload(api_a, store_a.code, ndjson(day_of_events(store_a, visits=4, prefix="g")), gz=True)
+
+    done = [wait_for_stream(api_a, answer.json()["id"]) for answer in (plain, packed)]
+
+    assert [stream["status"] for stream in done] == ["done", "done"], done
+    assert done[0]["accepted"] == len(events) and done[1]["accepted"] > 0
+    assert EventStream.unscoped.get(pk=done[0]["id"]).chunks_total > 1
+    assert Event.unscoped.filter(store=store_a).count() == done[0]["accepted"] + done[1]["accepted"]
+    kept = [stored["Key"] for stored in s3.list_objects_v2(Bucket=BUCKET).get("Contents", [])]
+    assert kept and all(key.startswith(f"event-streams/{store_a.tenant_id}/") for key in kept)
+    assert not any(Path(settings.MEDIA_ROOT).rglob("*"))  # nothing on the local disk
