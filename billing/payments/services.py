@@ -330,8 +330,13 @@ def _plan_next(visit: Visit, *, now: datetime, retry_now: bool) -> PaymentAttemp
                 payment_intent_id=hold.stripe_id,
                 shopper=hold.shopper,
             )
-        if shopper is None:
-            _mark_failed(visit, "The visit's entry token belongs to no registered shopper.")
+        if shopper is None:  # for good: a token is made when its shopper registers, never after
+            if visit.status != Visit.Status.PAYMENT_FAILED:
+                _mark_failed(visit, "The visit's entry token belongs to no registered shopper.")
+            # Said once; nothing can move, so the sweep stops sending it (it announced the failure every minute).
+            ChargeInstruction.objects.filter(visit=visit, state=ChargeInstruction.State.PENDING).update(
+                state=ChargeInstruction.State.DONE
+            )
             return None
         if not _retry_due(visit, now, retry_now=retry_now):
             return None

@@ -211,11 +211,16 @@ def test_a_late_change_to_a_visit_whose_payment_failed_keeps_it_owed_and_retried
     assert (visit.status, visit.paid, visit.balance_due) == ("charged", 796, 0)
 
 
-def test_a_visit_of_an_unregistered_token_is_not_charged_and_says_why(store_a: Store, localstripe: Any) -> None:
+def test_a_visit_of_an_unregistered_token_is_not_charged_and_says_why_once(store_a: Store, localstripe: Any) -> None:
     visit = settle_payment(decide_cart(open_visit(store_a, "shp_nobody"), [("COLA", 1, 199)]))
 
     assert visit.status == "payment_failed" and "no registered shopper" in visit.payment_failure
     assert stripe_records("payment_intents") == []
+    # Nothing can ever move: the sweep leaves it (it was sent, failed and announced again every minute), and
+    # settling it again (a message sent twice) marks and announces nothing.
+    with tenancy.tenant_scope(store_a.tenant_id):
+        assert services.visits_needing_payment_work(now=timezone.now() + timedelta(hours=1)) == []
+    assert settle_payment(visit).updated_at == visit.updated_at
 
 
 def test_the_receipt_is_emailed_once_per_version(store_a: Store, register: Callable[..., Any]) -> None:
