@@ -1,19 +1,20 @@
 """Erasing a shopper's personal data on request, keeping the money records it paid with, pseudonymised.
 
-What is personal, and goes: the licensee's reference for the shopper, the email, the Stripe customer and card
-(ids, brand, last four digits; the cards are detached at Stripe and the customer there loses its email and our
-reference), and the entry token's hash. The token itself is never stored, but its hash is a stable identifier
-that whoever holds the token (the shopper's app, the licensee) can compute, and that joins the shopper's visits —
-where and when they shopped — so it is replaced everywhere it is kept (the shopper, the visits, the
-`session.started` events, rejected lines) by a random value no token hashes to. That value is the pseudonym:
-the visits, payments, refunds and receipts stay, with their amounts, and still point to the erased shopper's
-id, so totals and invoices do not change and a refund of an old visit still goes through. The emails receipts
-were sent to, Stripe's events naming the customer or its cards, and the audit log's words about the shopper
-(its reference and card) are cleared too; the audit entries themselves stay, and the erasure is one of them.
+What is personal, and goes: the licensee's reference for the shopper, the email, the Stripe customer and card (ids,
+brand, last four digits; the cards are detached at Stripe and the customer there loses its email and our
+reference), the shopper's own words in its disputes, and the entry token's hash. The token itself is never stored,
+but its hash is a stable identifier that whoever holds the token (the shopper's app, the licensee) can compute, and
+that joins the shopper's visits — where and when they shopped — so it is replaced everywhere it is kept (the
+shopper, the visits, the `session.started` events, rejected lines) by a random value no token hashes to. That value
+is the pseudonym: the visits, payments, refunds and receipts stay, with their amounts, and still point to the
+erased shopper's id, so totals and invoices do not change and a refund of an old visit still goes through. The
+emails receipts were sent to, Stripe's events naming the customer or its cards, and the audit log's words about the
+shopper (its reference and card) are cleared too; the audit entries themselves stay, and the erasure is one of
+them.
 
 A shopper who may still owe money is not erased, and is told why: a payment failed and is owed
 (`open_balance`), a visit is not settled yet — in the store, settling or in review (`visit_not_settled`) — or
-a payment or refund is on its way (`payment_in_progress`).
+a payment or refund is on its way (`payment_in_progress`), or a dispute waits for a person (`dispute_in_review`).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from billing.payments.models import PaymentAttempt, Receipt, Shopper, StripeEven
 from billing.payments.services import IN_FLIGHT, gateway_for, stripe_event_kept
 from billing.payments.standing import standings_changed
 from catalog.currencies import format_money
+from disputes.models import Dispute
 from ingest.models import Event, Rejection
 from tenants.audit import Actor, audit_record
 from tenants.models import AuditEntry
@@ -71,6 +73,18 @@ def erasure_refusal(shopper: Shopper) -> ErasureRefused | None:
             code="visit_not_settled",
             details={"visits": unsettled},
         )
+    disputed = list(
+        Dispute.objects.filter(visit__in=visits, status=Dispute.Status.IN_REVIEW)
+        .order_by("visit__entered_at", "visit_id")
+        .values_list("visit__session", flat=True)
+        .distinct()
+    )
+    if disputed:
+        return ErasureRefused(
+            f"A dispute of {len(disputed)} visit(s) of the shopper waits for a person's decision.",
+            code="dispute_in_review",
+            details={"visits": disputed},
+        )
     moving = (
         visits.filter(
             Q(payment_attempts__state__in=IN_FLIGHT) | Q(charge_instructions__state=ChargeInstruction.State.PENDING)
@@ -110,6 +124,7 @@ def shopper_erase(*, actor: Actor, shopper: Shopper) -> Shopper:
         visits = list(_visits_of(shopper).values_list("pk", "store_id", "session"))
         _replace_token_hash(tenant_id=shopper.tenant_id, visits=visits, old=old_hash, new=pseudonym)
         Receipt.objects.filter(visit_id__in=[pk for pk, _, _ in visits]).exclude(emailed_to="").update(emailed_to="")
+        Dispute.objects.filter(visit_id__in=[pk for pk, _, _ in visits]).exclude(note="").update(note="")
         _forget_stripe_events(stripe_ids=[shopper.stripe_customer_id, shopper.payment_method_id, *cards])
         _redact_audit_log(shopper)
         now = timezone.now()

@@ -25,6 +25,7 @@ from billing.payments.tests.support import ENTERED, decide_cart, open_visit, pre
 from conftest import PASSWORD
 from core import tenancy
 from core.entry_tokens import entry_token_hash
+from disputes.models import Dispute
 from ingest.models import Event, EventStream, Rejection
 from stores.models import Store
 from tenants.audit import Actor
@@ -110,6 +111,10 @@ def test_erasure_removes_personal_data_everywhere_and_keeps_the_money_records(
         tenant=tenant, store=store_a, event_id="e-1", type="session.started", ts=ENTERED, session="V1", device="G1",
         payload=started,
     )  # fmt: skip
+    Dispute.unscoped.create(
+        tenant=tenant, store=store_a, visit=visit, status=Dispute.Status.REJECTED, reason=Dispute.Reason.OTHER,
+        note="Ring me on 555-0199, Erase Me", asked=199, currency="USD",
+    )  # fmt: skip
     stream = EventStream.unscoped.create(tenant=tenant, store=store_a)
     Rejection.unscoped.create(tenant=tenant, stream=stream, line=1, reason="unknown gate", raw=str(started))
     intent = PaymentAttempt.unscoped.filter(visit=visit, purpose="preauth").get().stripe_id
@@ -122,9 +127,11 @@ def test_erasure_removes_personal_data_everywhere_and_keeps_the_money_records(
     )  # fmt: skip
     personal = [
         "erase-me-7781", "erase.me@example.com", registered.entry_token, old_hash, shopper.token_prefix,
-        shopper.stripe_customer_id, old_card, "•••• 4242",
+        shopper.stripe_customer_id, old_card, "•••• 4242", "555-0199",
     ]  # fmt: skip
-    assert set(_tables_holding(personal)) >= {"payments_shopper", "visits_visit", "ingest_event", "tenants_auditentry"}
+    assert set(_tables_holding(personal)) >= {
+        "payments_shopper", "visits_visit", "ingest_event", "tenants_auditentry", "disputes_dispute",
+    }  # fmt: skip
     assert _cards_at_stripe(shopper.stripe_customer_id) == [old_card]
     money_before, invoice_before = _money_of(visit), _march_invoice(tenant)
     assert invoice_before[1] > 0
@@ -185,10 +192,15 @@ def test_a_shopper_who_may_owe_money_is_not_erased_and_is_told_why(
     paying = register(tenant, ref="paying-1")
     charged = _charged_visit(store_a, paying, "PAID")
     pay(charged, purpose="refund", amount=100, at=ENTERED, state="pending")
+    disputing = register(tenant, ref="disputing-1")
+    Dispute.unscoped.create(
+        tenant=tenant, store=store_a, visit=_charged_visit(store_a, disputing, "DISPUTED"),
+        status=Dispute.Status.IN_REVIEW, reason=Dispute.Reason.NOT_TAKEN, asked=349, currency="USD",
+    )  # fmt: skip
 
     refusals = {
         ref.shopper.external_ref: api_a.post(f"/api/v1/shoppers/{ref.shopper.pk}/erase")
-        for ref in (declined, in_store, paying)
+        for ref in (declined, in_store, paying, disputing)
     }
 
     assert {ref: answer.status_code for ref, answer in refusals.items()} == dict.fromkeys(refusals, 409)
@@ -201,8 +213,12 @@ def test_a_shopper_who_may_owe_money_is_not_erased_and_is_told_why(
         {"visits": ["INSIDE"]},
     )
     assert (errors["paying-1"]["code"], errors["paying-1"]["details"]) == ("payment_in_progress", {"visits": ["PAID"]})
+    assert (errors["disputing-1"]["code"], errors["disputing-1"]["details"]) == (
+        "dispute_in_review",
+        {"visits": ["DISPUTED"]},
+    )
     # Nothing was erased, here or at Stripe.
-    for registered in (declined, in_store, paying):
+    for registered in (declined, in_store, paying, disputing):
         shopper = Shopper.unscoped.get(pk=registered.shopper.pk)
         assert shopper.erased_at is None and shopper.token_hash == entry_token_hash(registered.entry_token)
         assert _cards_at_stripe(shopper.stripe_customer_id) == [shopper.payment_method_id]
