@@ -342,7 +342,8 @@ def stream_finish(*, stream_id: int, summary: dict[str, Any] | None = None) -> N
         # one settling of the store, behind them in the queue, for the visits due already; each refresh sends a
         # settling for when the windows of its visits that have just left end. (Should the first start while the
         # last refresh still runs elsewhere and find nothing more due, the periodic `visits.settle_due` settles
-        # what is left.)
+        # what is left.) A live push's visits are refreshed on the live queue, so that its warnings never wait
+        # behind a day's upload; no queue is behind that one, so each of its refreshes sends the settling itself.
         stream.status = EventStream.Status.FAILED if stream.failure_reason else EventStream.Status.DONE
         stream.finished_at = timezone.now()
         stream.bytes_done = stream.bytes_total
@@ -351,17 +352,17 @@ def stream_finish(*, stream_id: int, summary: dict[str, Any] | None = None) -> N
         metrics.count_events(
             source=stream.source, accepted=stream.accepted, duplicates=stream.duplicates, rejected=stream.rejected
         )
-        # A live push's visits are refreshed on the live queue: its warnings never wait behind a day's upload.
-        queue = LIVE_QUEUE if stream.source == EventStream.Source.PUSH else None
+        live = stream.source == EventStream.Source.PUSH
         for start in range(0, len(sessions), settings.VISITS_PER_TASK):
             enqueue_on_commit(
                 "visits.refresh_visits",
-                queue=queue,
+                queue=LIVE_QUEUE if live else None,
                 tenant_id=stream.tenant_id,
                 store_id=stream.store_id,
                 sessions=sessions[start : start + settings.VISITS_PER_TASK],
+                then_settle=live,
             )
-        if sessions:
+        if sessions and not live:
             enqueue_on_commit("visits.settle_store", tenant_id=stream.tenant_id, store_id=stream.store_id)
         enqueue_on_commit("stock.check_low", tenant_id=stream.tenant_id, store_id=stream.store_id)
 

@@ -15,12 +15,17 @@ from visits import restricted, selectors, services, settling
 
 @shared_task(name="visits.refresh_visits")
 @tenancy.in_tenant_scope
-def refresh_visits(*, tenant_id: int, store_id: int, sessions: list[str]) -> int:
+def refresh_visits(*, tenant_id: int, store_id: int, sessions: list[str], then_settle: bool = False) -> int:
+    """Bring these visits up to date with their events, warn of unchecked age-restricted picks, place their holds.
+    `then_settle` (a live push's refresh, on the live queue): settle the store's visits due already, once this is
+    done — what an upload sends behind its refreshes on the visits queue."""
     store = Store.objects.get(pk=store_id)
     refreshed = services.visits_refresh(store=store, sessions=sessions)
     settling.settle_when_due(store=store, sessions=refreshed)
     restricted.restricted_picks_warn(store=store, sessions=sessions)
     enqueue_on_commit("payments.preauthorise", tenant_id=tenant_id, store_id=store_id, sessions=sessions)
+    if then_settle:
+        enqueue_on_commit("visits.settle_store", tenant_id=tenant_id, store_id=store_id)
     return len(refreshed)
 
 
