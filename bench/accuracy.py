@@ -144,23 +144,25 @@ def _disputes(
     was unsure of every line disputed; otherwise a person, who refunds what the shopper did not take)."""
     charged = {payer: got for payer, (got, charged) in receipts.items() if charged and got}
     prices = _prices(seed)
-    for payer, asked in shopper_disputes(truth=simulation.truth, charged=charged, seed=seed).items():
-        got, truth = charged[payer], simulation.truth[payer]
-        sure = {line.sku: line.confidence for line in carts[payer].lines}
-        outcome = decision(
-            amount=sum(prices[sku] * qty for sku, qty in asked.items()),
-            auto_refund_limit=DEFAULT_AUTO_REFUND_LIMIT,
-            unsure=[1.0 - sure.get(sku, 1.0) > limit for sku in asked],
-            auto_refund_unsure=True,
-        )
-        not_taken = {sku: max(0, got.get(sku, 0) - truth.get(sku, 0)) for sku in asked}
-        by_a_person = outcome == Decision.A_PERSON
-        refunded = {sku: min(qty, not_taken[sku]) for sku, qty in asked.items()} if by_a_person else asked
-        after = {sku: qty - refunded.get(sku, 0) for sku, qty in got.items()}
-        stats["disputes"] += 1
-        stats["disputes_to_a_person"] += by_a_person
-        stats["refunded_items_taken"] += any(refunded[sku] > not_taken[sku] for sku in asked)
-        over = any(qty > truth.get(sku, 0) for sku, qty in after.items())
+    disputed = shopper_disputes(truth=simulation.truth, charged=charged, seed=seed)
+    for payer, got in charged.items():
+        truth, asked = simulation.truth[payer], disputed.get(payer, {})
+        refunded: dict[str, int] = {}
+        if asked:
+            sure = {line.sku: line.confidence for line in carts[payer].lines}
+            outcome = decision(
+                amount=sum(prices[sku] * qty for sku, qty in asked.items()),
+                auto_refund_limit=DEFAULT_AUTO_REFUND_LIMIT,
+                unsure=[1.0 - sure.get(sku, 1.0) > limit for sku in asked],
+                auto_refund_unsure=True,
+            )
+            not_taken = {sku: max(0, got.get(sku, 0) - truth.get(sku, 0)) for sku in asked}
+            by_a_person = outcome == Decision.A_PERSON
+            refunded = {sku: min(qty, not_taken[sku]) for sku, qty in asked.items()} if by_a_person else asked
+            stats["disputes"] += 1
+            stats["disputes_to_a_person"] += by_a_person
+            stats["refunded_items_taken"] += any(refunded[sku] > not_taken[sku] for sku in asked)
+        over = any(qty - refunded.get(sku, 0) > truth.get(sku, 0) for sku, qty in got.items())
         stats["overcharged_after_disputes"] += over and payer in simulation.recoverable
 
 
