@@ -201,7 +201,6 @@ def _reason_kind(reason: str) -> str:
     kind = re.sub(r"\d+ × \S+", "<n> × <sku>", kind)
     kind = re.sub(r"^\S+: confidence [\d.]+ is under the store's [\d.]+", "<sku>: confidence under the threshold", kind)
     kind = re.sub(r"^one of the group paid by \S+:", "one of the group paid by <payer>:", kind)
-    kind = re.sub(r"^a [\d.]+% chance", "a <n>% chance", kind)
     kind = re.sub(r"^\S+ is for (\d+)\+ and no ID check of \S+", r"<sku> is for \1+ and no ID check of <visit>", kind)
     return re.sub(r"^more \S+ put back", "more <sku> put back", kind)
 

@@ -121,16 +121,17 @@ def test_sigterm_stops_the_demo_and_everything_it_started(tmp_path: Path) -> Non
         **os.environ,
         "DATABASE_URL": f"postgres://{database['USER']}@{database['HOST']}:{database['PORT']}/{database['NAME']}",
         "VAR_DIR": str(tmp_path),
-        "PUBLIC_BASE_URL": f"http://127.0.0.1:{web}",
         "PYTHONPATH": f"{PROJECT_ROOT}:{PROJECT_ROOT / 'platform'}",
     }
     env.pop("STRIPE_API_BASE", None)
+    env.pop("PUBLIC_BASE_URL", None)  # the addresses it prints are where it serves, unless told otherwise
     if django_settings.CELERY_TASK_ALWAYS_EAGER:
         env.pop("REDIS_URL", None)
     command = ["manage.py", "demo", "--visits", "3", "--serve", f"127.0.0.1:{web}", "--stripe-port", str(stripe)]
     demo = subprocess.Popen([sys.executable, *command], cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, text=True)
     try:
         screen = _read_until(demo, "Serving on", timeout=300)  # said once the server accepts connections
+        assert f"Serving on http://127.0.0.1:{web}/" in screen and f"http://127.0.0.1:{web}/admin/" in screen
         assert requests.get(f"http://127.0.0.1:{web}/healthz", timeout=10).status_code == 200
         started = psutil.Process(demo.pid).children(recursive=True)
         assert any("stripe_standin" in " ".join(child.cmdline()) for child in started)

@@ -1128,7 +1128,7 @@ def _carts(fusion: _Fusion, visits: _Visits, calibration: Calibration, risk: flo
         charge = not must_ask and visit_risk <= limit
         reasons = set() if charge else must_ask | set(fusion.doubts.get(payer, ()))
         if not charge and not reasons:
-            reasons = {f"a {visit_risk:.1%} chance that something on this receipt is not this shopper's"}
+            reasons = {f"something on this receipt may not be this shopper's (likelihood {visit_risk:.1%})"}
         decision = "charge" if charge else "review"
         carts[payer] = Cart(
             payer, tuple(lines), decision, tuple(sorted(reasons)), visit_risk, None, tuple(attributions[payer])

@@ -56,10 +56,10 @@ def test_a_manager_erases_a_shopper_and_is_told_why_another_is_kept(
     expect(page.locator("#erase-shoppers")).to_contain_text("leaving-shopper@example.com")
     expect(page.get_by_text("This cannot be undone")).to_be_visible()
     screenshot("shopper-erasure-confirm")
-    page.get_by_role("button", name="Erase 2 shoppers' personal data").click()
+    page.get_by_role("button", name="Erase the personal data of 2 shoppers").click()
 
     expect(page.get_by_text("owing-shopper was not erased: The shopper owes $3.98")).to_be_visible()
-    expect(page.get_by_text("Erased the personal data of 1 shopper(s).")).to_be_visible()
+    expect(page.get_by_text("Erased the personal data of 1 shopper.")).to_be_visible()
     expect(page.locator("#result_list")).to_contain_text("Erased shopper")
     expect(page.locator("#result_list")).not_to_contain_text("leaving-shopper")
     screenshot("shopper-erasure-done")

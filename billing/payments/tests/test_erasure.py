@@ -279,7 +279,7 @@ def test_a_manager_erases_shoppers_in_the_store_admin_after_confirming(
     said = [str(message) for message in done.context["messages"]]
     assert said == [
         "owing-1 was not erased: The shopper owes $3.98 from 1 visit(s) whose payment failed.",
-        "Erased the personal data of 1 shopper(s).",
+        "Erased the personal data of 1 shopper.",
     ]
     assert Shopper.unscoped.get(pk=leaving.pk).erased_at is not None
     assert Shopper.unscoped.get(pk=declined.shopper.pk).erased_at is None

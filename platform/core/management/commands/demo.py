@@ -116,6 +116,9 @@ class Command(BaseCommand):
                 *([_port(options["serve"])] if options["serve"] else []),
             ]
         )
+        if options["serve"] and not os.environ.get("PUBLIC_BASE_URL"):
+            # The addresses it prints, and the receipts' links its worker writes, are where it serves.
+            settings.PUBLIC_BASE_URL = os.environ["PUBLIC_BASE_URL"] = f"http://{options['serve']}"
         settings.VAR_DIR.mkdir(parents=True, exist_ok=True)
         log_path = settings.VAR_DIR / "demo.log"
         mode = (
