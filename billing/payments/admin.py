@@ -103,8 +103,8 @@ class ShopperAdmin(ReadOnlyMixin, TenantModelAdmin):
             else:
                 erased += 1
         if erased:
-            shoppers = "1 shopper" if erased == 1 else f"{erased} shoppers"
-            self.message_user(request, f"Erased the personal data of {shoppers}.", messages.SUCCESS)
+            how_many = "1 shopper" if erased == 1 else f"{erased} shoppers"
+            self.message_user(request, f"Erased the personal data of {how_many}.", messages.SUCCESS)
         return None
 
     def _is_manager(self, request: HttpRequest) -> bool:
