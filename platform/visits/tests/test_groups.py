@@ -274,6 +274,9 @@ def test_the_review_page_shows_the_groups_members_in_the_timeline_and_on_the_flo
     assert "On P&#x27;s receipt (companion)" in listed or "On P's receipt (companion)" in listed
     companion = client.get(f"/admin/visits/visit/{visits['K'].pk}/change/").content.decode()
     assert "companion of" in companion and f'href="/admin/visits/visit/{visits["P"].pk}/change/">P</a>' in companion
+    # Its own page does not say it took nothing, nor show a hold released for it: its items are the payer's.
+    assert "A companion's items are on" in companion and "nothing was taken" not in companion
+    assert "Charge instructions" not in companion
     other = Client()
     assert other.login(username=manager_b.username, password=PASSWORD)
     assert other.get(f"/admin/visits/visit/{visits['P'].pk}/change/").status_code == 404
