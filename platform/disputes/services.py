@@ -224,11 +224,22 @@ def dispute_decide(
         for sku, qty in refund.items():
             if sku not in disputed or not 0 < qty <= disputed[sku]:
                 raise ValidationError({"refund": f"Refund at most {disputed.get(sku, 0)} × {sku}, as disputed."})
+        kept = {sku: qty - refund.get(sku, 0) for sku, qty in disputed.items() if qty > refund.get(sku, 0)}
+        if refund and kept:  # partly refunded: the shopper is told what was and what was not
+            names = dict(visit.lines.values_list("sku", "name"))
+            reason = " ".join(part for part in (reason, _partly_refunded(refund, kept, names)) if part)
         person = actor.user if actor.user is not None and actor.user.is_authenticated else None
         _decide(
             dispute, visit, actor=actor, by=Dispute.DecidedBy.PERSON, refund=refund, reason=reason, now=now, user=person
         )
     return dispute
+
+
+def _partly_refunded(refund: dict[str, int], kept: dict[str, int], names: dict[str, str]) -> str:
+    def units(lines: dict[str, int]) -> str:
+        return ", ".join(f"{qty} × {names.get(sku, sku)}" for sku, qty in sorted(lines.items()))
+
+    return f"Refunded {units(refund)}; not refunded {units(kept)}."
 
 
 def _decide(

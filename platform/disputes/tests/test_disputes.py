@@ -92,6 +92,20 @@ def test_above_the_limit_a_person_decides_by_the_deadline_and_the_refund_is_made
     assert decided["decision"]["by"] == "person" and decided["decision"]["decided_by"] == manager_a.username
 
 
+def test_a_person_refunding_part_of_a_dispute_tells_the_shopper_what_was_not_refunded(
+    api_a: APIClient, store_a: Store, manager_a: User, charged_visit: Callable[..., Visit]
+) -> None:
+    visit = charged_visit(store_a)
+    body = _open(api_a, visit, [{"sku": "WINE", "qty": 1}, {"sku": "CHIPS", "qty": 1}]).json()
+    assert body["status"] == "in_review"
+    with tenancy.tenant_scope(store_a.tenant_id):
+        dispute = Dispute.objects.get(pk=body["id"])
+        services.dispute_decide(actor=Actor(source="admin", user=manager_a), dispute=dispute, refund={"CHIPS": 1})
+    decided = api_a.get(f"/api/v1/disputes/{body['id']}").json()
+    assert (decided["status"], decided["refund"]) == ("refunded", 349)
+    assert decided["decision"]["reason"] == "Refunded 1 × Product CHIPS; not refunded 1 × Product WINE."
+
+
 def test_a_person_rejects_with_a_reason_and_nothing_is_refunded(
     api_a: APIClient, store_a: Store, manager_a: User, charged_visit: Callable[..., Visit]
 ) -> None:
