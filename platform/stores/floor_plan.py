@@ -211,6 +211,8 @@ def _bins(
                 "font_size": round(font, 1),
                 "text_anchor": "middle",
                 "fill": "#334155",
+                # A white halo: the heat map paints fixtures up to deep red, under which dark text cannot be read.
+                **({"stroke": "#ffffff", "stroke_width": 2.5, "paint_order": "stroke"} if overlay.on else {}),
                 "transform": rotate,
             },
             text=sku,
@@ -332,7 +334,16 @@ def _fixtures(
             label += f" · {heat.label if heat else 0} {overlay.words}"
         canvas.shape(
             "text",
-            {"x": canvas.x(x), "y": canvas.y(y) - 3, "font_size": 10, "font_weight": 600, "fill": "#0f172a"},
+            {
+                "x": canvas.x(x),
+                "y": canvas.y(y) - 3,
+                "font_size": 10,
+                "font_weight": 600,
+                "fill": "#0f172a",
+                "stroke": "#ffffff",
+                "stroke_width": 3,
+                "paint_order": "stroke",
+            },
             text=label,
         )
 
