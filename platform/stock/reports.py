@@ -29,7 +29,7 @@ MEASURES = {
     "sales": "Sales (units on charged cart lines)",
     "shrink": "Shrink (units no cart line explains)",
 }
-EXPORT_COLUMNS = ["Day", "From", "Fixture", "Bin", "Product", "SKU", "Units", "Value", "Currency"]
+EXPORT_COLUMNS = ["Day", "New price from", "Fixture", "Bin", "Product", "SKU", "Units", "Value", "Currency"]
 
 
 @dataclass(frozen=True)

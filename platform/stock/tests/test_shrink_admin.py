@@ -43,7 +43,7 @@ def test_the_report_shows_the_shrink_in_major_units_and_exports_it(day: Store, m
     exported = client.get(f"/admin/stock/stockcount/store/{day.pk}/shrink/", {**PERIOD, "export": "csv"})
     assert exported["Content-Type"].startswith("text/csv")
     rows = list(csv.DictReader(io.StringIO(exported.content.decode("utf-8-sig"))))
-    assert sorted((r["Day"], r["From"], r["SKU"], r["Units"], r["Value"]) for r in rows) == [
+    assert sorted((r["Day"], r["New price from"], r["SKU"], r["Units"], r["Value"]) for r in rows) == [
         ("2026-03-02", "", "SKU-001", "1", "1.99"),
         ("2026-03-02", "", "SKU-015", "1", "1.99"),
         ("2026-03-02", "12:00", "SKU-001", "1", "2.99"),
