@@ -126,7 +126,7 @@ def test_another_tenants_calibration_is_404_and_cannot_be_learnt(
     assert bobs.get(PAGE.format(calibrated.pk)).status_code == 404
     assert bobs.get(f"/admin/visits/storecalibration/{row.pk}/change/").status_code == 404
     assert bobs.post(LEARN.format(calibrated.pk)).status_code == 404
-    assert "B1" not in client.get("/admin/visits/storecalibration/").content.decode()
+    assert "Store B1" not in client.get("/admin/visits/storecalibration/").content.decode()  # not bare "B1": CSRF
 
 
 def test_a_viewer_sees_the_calibration_but_cannot_ask_to_learn(
