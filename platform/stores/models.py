@@ -24,6 +24,20 @@ OVERCHARGE_RISK_MIN = Decimal("0.0005")
 OVERCHARGE_RISK_MAX = Decimal("0.05")
 
 
+# A store's dispute policy (the `disputes` app decides by it): its fields, and the range of each number.
+DISPUTE_POLICY_FIELDS = (
+    "dispute_window_days",
+    "dispute_auto_refund_limit",
+    "dispute_auto_refund_unsure",
+    "dispute_review_hours",
+)
+DISPUTE_POLICY_RANGES = {
+    "dispute_window_days": (1, 365),
+    "dispute_auto_refund_limit": (0, 10_000_000),
+    "dispute_review_hours": (1, 24 * 30),
+}
+
+
 class Store(TenantOwnedModel):
     class Status(models.TextChoices):
         ONBOARDING = "onboarding", "Onboarding"
@@ -56,7 +70,7 @@ class Store(TenantOwnedModel):
     dispute_window_days = models.PositiveSmallIntegerField(
         "dispute window (days)",
         default=DEFAULT_WINDOW_DAYS,
-        validators=[MinValueValidator(1), MaxValueValidator(365)],
+        validators=[MinValueValidator(1), MaxValueValidator(DISPUTE_POLICY_RANGES["dispute_window_days"][1])],
         help_text="A shopper may dispute a receipt's lines up to this many days after leaving the store.",
     )
     dispute_auto_refund_limit = models.PositiveBigIntegerField(
@@ -72,7 +86,7 @@ class Store(TenantOwnedModel):
     dispute_review_hours = models.PositiveSmallIntegerField(
         "deadline for a person (hours)",
         default=48,
-        validators=[MinValueValidator(1), MaxValueValidator(24 * 30)],
+        validators=[MinValueValidator(1), MaxValueValidator(DISPUTE_POLICY_RANGES["dispute_review_hours"][1])],
         help_text="A dispute sent to the queue must be decided within this many hours, or it is refunded.",
     )
     created_at = models.DateTimeField(default=now, editable=False)

@@ -18,6 +18,8 @@ from catalog import currencies
 from catalog.selectors import products_by_sku
 from stores.layout import DEFAULT_FIXTURE_KIND, LayoutProblem, validate_layout
 from stores.models import (
+    DISPUTE_POLICY_FIELDS,
+    DISPUTE_POLICY_RANGES,
     OVERCHARGE_RISK_MAX,
     OVERCHARGE_RISK_MIN,
     Bin,
@@ -43,6 +45,7 @@ EDITABLE_STORE_FIELDS = (
     "preauth_amount",
     "overcharge_risk",
     "settling_window_seconds",
+    *DISPUTE_POLICY_FIELDS,
 )
 
 
@@ -63,6 +66,16 @@ def _share(value: Any) -> Decimal | None:
     except InvalidOperation:
         return None
     return share if share.is_finite() else None
+
+
+def _dispute_policy_problem(key: str, value: Any) -> str:
+    """What is wrong with a value of the store's dispute policy, or "" (ranges as in `disputes.policy`)."""
+    if key == "dispute_auto_refund_unsure":
+        return "" if isinstance(value, bool) else "true or false is required."
+    low, high = DISPUTE_POLICY_RANGES[key]
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        return f"A whole number from {low:,} to {high:,} is required."
+    return ""
 
 
 def _clean_store_fields(fields: dict[str, Any]) -> dict[str, Any]:
@@ -90,6 +103,12 @@ def _clean_store_fields(fields: dict[str, Any]) -> dict[str, Any]:
         elif key in ("preauth_amount", "settling_window_seconds"):
             if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 10_000_000:
                 errors[key] = "A whole number from 0 to 10,000,000 is required."
+            else:
+                cleaned[key] = value
+        elif key in DISPUTE_POLICY_FIELDS:
+            problem = _dispute_policy_problem(key, value)
+            if problem:
+                errors[key] = problem
             else:
                 cleaned[key] = value
         elif key == "overcharge_risk":

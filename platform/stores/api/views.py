@@ -15,7 +15,7 @@ from core.api.params import query_instant
 from core.api.schema import QUOTA_EXCEEDED
 from core.api.views import TenantAPIView
 from stores import selectors, services
-from stores.models import OVERCHARGE_RISK_MAX, OVERCHARGE_RISK_MIN, Device, Store
+from stores.models import DISPUTE_POLICY_RANGES, OVERCHARGE_RISK_MAX, OVERCHARGE_RISK_MIN, Device, Store
 from tenants.audit import Actor
 from tenants.models import AuditEntry
 
@@ -37,6 +37,42 @@ def _overcharge_risk_field() -> serializers.DecimalField:
     )
 
 
+class DisputePolicySerializer(serializers.Serializer):
+    """The store's dispute policy (docs/api.md, "Disputes"): what is decided at once and what waits for a person."""
+
+    window_days = serializers.IntegerField(
+        source="dispute_window_days",
+        min_value=DISPUTE_POLICY_RANGES["dispute_window_days"][0],
+        max_value=DISPUTE_POLICY_RANGES["dispute_window_days"][1],
+        help_text="A shopper may dispute a receipt's lines up to this many days after leaving the store.",
+    )
+    auto_refund_limit = serializers.IntegerField(
+        source="dispute_auto_refund_limit",
+        min_value=DISPUTE_POLICY_RANGES["dispute_auto_refund_limit"][0],
+        max_value=DISPUTE_POLICY_RANGES["dispute_auto_refund_limit"][1],
+        help_text="Minor units: a dispute asking this much or less is refunded at once (0: none by amount).",
+    )
+    refund_unsure_lines = serializers.BooleanField(
+        source="dispute_auto_refund_unsure",
+        help_text="A dispute of lines the platform was unsure of is refunded at once.",
+    )
+    review_hours = serializers.IntegerField(
+        source="dispute_review_hours",
+        min_value=DISPUTE_POLICY_RANGES["dispute_review_hours"][0],
+        max_value=DISPUTE_POLICY_RANGES["dispute_review_hours"][1],
+        help_text="A dispute sent to a person must be decided within this many hours, or it is refunded.",
+    )
+
+
+class DisputePolicyInputSerializer(DisputePolicySerializer):
+    """The same, in a change: only the fields sent change."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for field in self.fields.values():
+            field.required = False
+
+
 class StoreOutputSerializer(serializers.Serializer):
     code = serializers.CharField()
     name = serializers.CharField()
@@ -47,6 +83,7 @@ class StoreOutputSerializer(serializers.Serializer):
     preauth_amount = serializers.IntegerField(help_text="Minor units held at entry.")
     overcharge_risk = serializers.FloatField(help_text=RISK_HELP)
     settling_window_seconds = serializers.IntegerField()
+    dispute_policy = DisputePolicySerializer(source="*")
     created_at = serializers.DateTimeField()
 
 
@@ -59,6 +96,7 @@ class StoreCreateInputSerializer(serializers.Serializer):
     preauth_amount = serializers.IntegerField(required=False, min_value=0)
     overcharge_risk = _overcharge_risk_field()
     settling_window_seconds = serializers.IntegerField(required=False, min_value=0)
+    dispute_policy = DisputePolicyInputSerializer(required=False)
 
 
 class StoreUpdateInputSerializer(serializers.Serializer):
@@ -69,12 +107,20 @@ class StoreUpdateInputSerializer(serializers.Serializer):
     preauth_amount = serializers.IntegerField(required=False, min_value=0)
     overcharge_risk = _overcharge_risk_field()
     settling_window_seconds = serializers.IntegerField(required=False, min_value=0)
+    dispute_policy = DisputePolicyInputSerializer(required=False)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         fixed = sorted({"code", "currency"} & set(self.initial_data))
         if fixed:
             raise serializers.ValidationError(dict.fromkeys(fixed, "Cannot be changed after the store is created."))
         return attrs
+
+
+def _store_settings(validated: dict[str, Any]) -> dict[str, Any]:
+    """The store's settings as its service takes them: the dispute policy's fields are the store's own."""
+    settings = dict(validated)
+    settings.update(settings.pop("dispute_policy", {}))
+    return settings
 
 
 class StoreListApi(TenantAPIView):
@@ -102,7 +148,9 @@ class StoreListApi(TenantAPIView):
         payload = StoreCreateInputSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
         store = services.store_create(
-            actor=Actor.for_request(request, source=AuditEntry.Source.API), tenant=self.tenant, **payload.validated_data
+            actor=Actor.for_request(request, source=AuditEntry.Source.API),
+            tenant=self.tenant,
+            **_store_settings(payload.validated_data),
         )
         return Response(StoreOutputSerializer(store).data, status=status.HTTP_201_CREATED)
 
@@ -122,8 +170,8 @@ class StoreDetailApi(TenantAPIView):
         summary="Change a store's settings",
         description=(
             "Changes only the fields sent: name, address, timezone, status, pre-authorisation amount, "
-            "overcharge risk, settling window; code and currency cannot change. Every field is checked "
-            "before anything is written."
+            "overcharge risk, settling window, any field of the dispute policy; code and currency cannot "
+            "change. Every field is checked before anything is written."
         ),
     )
     def patch(self, request: Request, store: str) -> Response:
@@ -131,7 +179,9 @@ class StoreDetailApi(TenantAPIView):
         payload = StoreUpdateInputSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
         updated = services.store_update(
-            actor=Actor.for_request(request, source=AuditEntry.Source.API), store=found, **payload.validated_data
+            actor=Actor.for_request(request, source=AuditEntry.Source.API),
+            store=found,
+            **_store_settings(payload.validated_data),
         )
         return Response(StoreOutputSerializer(updated).data)
 

@@ -7,12 +7,15 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+from django.core.exceptions import ValidationError
 from django.utils import timezone
 from rest_framework.test import APIClient
 
 from catalog.models import Product
 from core import tenancy
+from stores import services
 from stores.models import Bin, Device, LayoutVersion, Store, Zone
+from tenants.audit import Actor
 from tenants.models import AuditEntry, Tenant
 
 
@@ -237,3 +240,67 @@ def test_a_layout_that_is_not_json_object_is_refused(api_a: APIClient, store_a: 
         response = api_a.generic("PUT", "/api/v1/stores/S1/layout", body, content_type="application/json")
         assert response.status_code == 400
     assert not LayoutVersion.unscoped.exists()
+
+
+def test_the_dispute_policy_is_read_and_changed_field_by_field(api_a: APIClient, api_b: APIClient, store_a) -> None:
+    assert api_a.get("/api/v1/stores/S1").json()["dispute_policy"] == {
+        "window_days": 7,
+        "auto_refund_limit": 500,
+        "refund_unsure_lines": True,
+        "review_hours": 48,
+    }
+    changed = api_a.patch(
+        "/api/v1/stores/S1", {"dispute_policy": {"auto_refund_limit": 0, "review_hours": 24}}, format="json"
+    )
+    assert changed.status_code == 200, changed.json()
+    assert changed.json()["dispute_policy"] == {
+        "window_days": 7,
+        "auto_refund_limit": 0,
+        "refund_unsure_lines": True,
+        "review_hours": 24,
+    }
+    store_a.refresh_from_db()
+    assert (store_a.dispute_auto_refund_limit, store_a.dispute_review_hours) == (0, 24)
+    entry = AuditEntry.unscoped.get(object_type="stores.store", action="update")
+    assert entry.changes == {"dispute_auto_refund_limit": [500, 0], "dispute_review_hours": [48, 24]}
+    assert api_b.patch("/api/v1/stores/S1", {"dispute_policy": {"window_days": 30}}, format="json").status_code == 404
+    store_a.refresh_from_db()
+    assert store_a.dispute_window_days == 7
+
+
+def test_a_new_store_can_start_with_its_own_dispute_policy(api_a: APIClient, tenant_a: Tenant) -> None:
+    body = {"code": "S7", "name": "Kiosk", "timezone": "UTC", "currency": "EUR", "dispute_policy": {"window_days": 14}}
+    created = api_a.post("/api/v1/stores", body, format="json")
+    assert created.status_code == 201, created.json()
+    assert created.json()["dispute_policy"]["window_days"] == 14
+    assert Store.unscoped.get(tenant=tenant_a, code="S7").dispute_window_days == 14
+
+
+@pytest.mark.parametrize(
+    "policy",
+    [
+        {"window_days": 0},
+        {"window_days": 366},
+        {"auto_refund_limit": -1},
+        {"review_hours": 24 * 30 + 1},
+        {"refund_unsure_lines": "perhaps"},
+        {"window_days": "a week"},
+    ],
+)
+def test_a_bad_dispute_policy_is_400_and_changes_nothing(api_a: APIClient, store_a: Store, policy: dict) -> None:
+    response = api_a.patch("/api/v1/stores/S1", {"name": "Renamed", "dispute_policy": policy}, format="json")
+    assert response.status_code == 400
+    assert "dispute_policy" in response.json()["error"]["details"]
+    store_a.refresh_from_db()
+    assert (store_a.name, store_a.dispute_window_days, store_a.dispute_auto_refund_limit) == ("Main Street", 7, 500)
+    assert not AuditEntry.unscoped.filter(object_type="stores.store", action="update").exists()
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("dispute_window_days", 0), ("dispute_review_hours", 10_000), ("dispute_auto_refund_unsure", 1)],
+)
+def test_the_store_service_refuses_a_policy_out_of_range(store_a: Store, field: str, value: object) -> None:
+    with pytest.raises(ValidationError) as refused:
+        services.store_update(actor=Actor.system(), store=store_a, **{field: value})
+    assert field in refused.value.message_dict
