@@ -168,8 +168,14 @@ def accuracy(tenant: Tenant, *, seed: int, profile: str, visits: int) -> dict[st
 
 
 def shrink_against_truth(store: Store, day: Simulation, *, since: datetime, until: datetime) -> dict[str, Any]:
-    """The day's shrink as read, beside the simulator's true unexplained losses per bin (what truly left the bin
-    less what the carts charged from it), and why any bin differs."""
+    """The day's shrink as read, beside the simulator's true unexplained losses, and why any bin differs.
+
+    The truth of a bin: the units of its product that truly left it (taken, less put back on it; restocks aside) less
+    those the carts charged from it. What the carts charged (lines of visits charged, owed or not decided) is the
+    platform's; where each charged unit came from is the simulator's: a payer's line is matched to the units its group
+    truly took off the bins of that product and still held at the exit (the bins its evidence names first); units
+    charged beyond what the group took (the cameras gave it another shopper's take, or imagined one) stay on the bin
+    of the line's evidence, as a unit that left there and that a cart explains."""
     report = shrink.shrink_report(store=store, since=since, until=until)
     left: dict[str, int] = defaultdict(int)
     charged: dict[str, int] = defaultdict(int)
@@ -177,12 +183,15 @@ def shrink_against_truth(store: Store, day: Simulation, *, since: datetime, unti
         left[flow.bin] += flow.left
         charged[flow.bin] += flow.charged
     bins = {item["code"]: item.get("sensor") for item in _bins()}
+    explained = _truly_explained(store, day)
     read = {code: max(0, left[code] - charged[code]) for code in bins}
-    true = {code: max(0, day.left.get(code, 0) - charged[code]) for code in bins}
+    true = {code: max(0, day.left.get(code, 0) - explained[code]) for code in bins}
     reported = {e["device"] for e in day.events if e["type"] == "device.status"}
     out = {sensor for sensor, _, _ in day.sensor_outages}
 
     def why(code: str) -> str:
+        if charged[code] != explained[code]:
+            return "a charged unit read on another bin of its product than it left"
         sensor = bins[code]
         if sensor is None:
             return "no scale: read from the cameras"
@@ -202,7 +211,14 @@ def shrink_against_truth(store: Store, day: Simulation, *, since: datetime, unti
         "bins_equal": round(sum(read[c] == true[c] for c in bins) / len(bins), 4),
         "bins_differing": len(differ),
         "differences": [
-            {"bin": c, "left_read": left[c], "left_true": day.left.get(c, 0), "charged": charged[c], "why": why(c)}
+            {
+                "bin": c,
+                "left_read": left[c],
+                "left_true": day.left.get(c, 0),
+                "charged_read": charged[c],
+                "charged_true": explained[c],
+                "why": why(c),
+            }
             for c in differ[:10]
         ],
         "causes": {
@@ -213,6 +229,33 @@ def shrink_against_truth(store: Store, day: Simulation, *, since: datetime, unti
             "visits_by_status": {status: list(statuses).count(status) for status in sorted(set(statuses))},
         },
     }
+
+
+def _truly_explained(store: Store, day: Simulation) -> dict[str, int]:
+    """Per bin, the units the carts charged that truly left it (see `shrink_against_truth`)."""
+    products = {item["code"]: item["sku"] for item in _bins()}
+    lines = VisitLine.objects.filter(visit__store=store, visit__status__in=shrink.EXPLAINING).values_list(
+        "visit__session", "sku", "qty", "evidence"
+    )
+    found = list(lines)
+    cited = {str(event_id) for *_, evidence in found for event_id in evidence}
+    where = dict(
+        Event.objects.filter(store=store, event_id__in=cited).order_by("ts").values_list("event_id", "payload__bin")
+    )
+    order = {event_id: n for n, event_id in enumerate(where)}
+    explained: dict[str, int] = defaultdict(int)
+    for payer, sku, qty, evidence in found:
+        named = [where[e] for e in sorted(map(str, evidence), key=lambda e: order.get(e, len(order))) if e in where]
+        own = [code for code in dict.fromkeys(named) if products.get(code) == sku]
+        first = own[0] if own else min(code for code, product in products.items() if product == sku)
+        held = day.held.get(payer, {})
+        for code in [*own, *sorted(c for c in held if c not in own)]:
+            if products.get(code) == sku and held.get(code, 0) > 0:
+                units = min(qty, held[code])
+                explained[code] += units
+                qty -= units
+        explained[first] += qty
+    return explained
 
 
 def _write_day(store: Store, *, events: int) -> datetime:
@@ -294,25 +337,41 @@ def _python_baseline(store: Store, *, at: datetime) -> dict[str, int]:
 
 
 def _python_shrink(store: Store, *, since: datetime, until: datetime) -> dict[str, int]:
-    """The shrink per bin the obvious way: what its events say left it, less the lines whose first evidence on a bin
-    of their product is there (lines of visits charged, owed or not decided, read through the ORM)."""
+    """The shrink per bin the obvious way: what its events say left it, less the units of the lines (of visits
+    charged, owed or not decided, read through the ORM) shared among the bins of their product their evidence names."""
     bins = {item["code"]: item["sku"] for item in _bins()}
+    weights = dict(Product.objects.values_list("sku", "unit_weight_g"))
     units, restocked = _python_moves(store, since={code: since - timedelta(microseconds=1) for code in bins}, at=until)
     lines = VisitLine.objects.filter(visit__store=store, visit__status__in=shrink.EXPLAINING).values_list(
         "sku", "qty", "evidence"
     )
     found = list(lines.iterator(chunk_size=20_000))
     wanted = sorted({str(event_id) for _, _, evidence in found for event_id in evidence})
-    where: dict[str, tuple[datetime, str]] = {}
+    cited: dict[str, tuple[datetime, str, str, dict[str, Any]]] = {}
     for start in range(0, len(wanted), 10_000):
         chunk = Event.objects.filter(store=store, event_id__in=wanted[start : start + 10_000])
-        for event_id, ts, payload in chunk.values_list("event_id", "ts", "payload"):
-            where[event_id] = (ts, str(payload.get("bin")))
+        for event_id, ts, kind, payload in chunk.values_list("event_id", "ts", "type", "payload"):
+            cited[event_id] = (ts, str(payload.get("bin")), kind, payload)
     charged: dict[str, int] = defaultdict(int)
     for sku, qty, evidence in found:
-        placed = sorted(where[e] for e in map(str, evidence) if e in where and bins.get(where[e][1]) == sku)
-        if placed and since <= placed[0][0] < until:
-            charged[placed[0][1]] += qty
+        seen: dict[str, list[Any]] = {}  # bin → [first time, cameras' units, scale's units]
+        for ts, code, kind, payload in sorted(cited[e] for e in map(str, evidence) if e in cited):
+            if bins.get(code) != sku:
+                continue
+            row = seen.setdefault(code, [ts, 0, 0])
+            if kind == "shelf.weight_changed":
+                row[2] -= round(payload["delta_g"] / float(weights[sku]))
+            elif payload.get("sku", sku) == sku:
+                row[1] += int(payload.get("qty", 1)) * (1 if kind == "item.picked" else -1)
+        if not seen:
+            continue  # no line of this benchmark is without evidence
+        placed = sorted((ts, code, max(cams, scale, 0)) for code, (ts, cams, scale) in seen.items())
+        rest = qty
+        for nth, (ts, code, most) in enumerate(placed):
+            share = min(rest, most) + (max(0, qty - sum(p[2] for p in placed)) if nth == 0 else 0)
+            rest -= min(rest, most)
+            if since <= ts < until:
+                charged[code] += share
     return {code: max(0, restocked[code] - units[code] - charged[code]) for code in bins}
 
 

@@ -266,13 +266,22 @@ def _flows_sql(
     params += [store.tenant_id, store.pk]  # the evidence's events
     params += [adapt(since), adapt(until)]  # the lines' times
     # The lines' evidence is looked up by event id first (the events' unique index), never by scanning the period's
-    # events for each line: PostgreSQL is told to read it on its own. A line without evidence on a bin of its
-    # product falls back to the first bin holding it when its visit came in (the second choice of `placed`).
+    # events for each line: PostgreSQL is told to read it on its own. A line's units are shared among the bins of its
+    # product its evidence names, in the order of that evidence, each up to what the evidence says left it, the rest
+    # on the first (`placed`); a line without such evidence counts on the first bin holding its product when its
+    # visit came in (the second choice of `candidates`).
     if postgres:
         evidence = "CROSS JOIN LATERAL jsonb_array_elements_text(x.evidence) AS ev(event_id)"
         event_id, materialized = "ev.event_id", "MATERIALIZED"
     else:
         evidence, event_id, materialized = "CROSS JOIN json_each(x.evidence) AS ev", "ev.value", ""
+    greatest = "GREATEST" if postgres else "MAX"
+    # What a line's own evidence says left one bin: the cameras' takes less put-backs of the line's product there,
+    # or the scale's fall, whichever is more.
+    seen_units = f"""CAST({greatest}(
+            SUM(CASE WHEN c.type = 'shelf.weight_changed' OR COALESCE(c.named, c.sku) <> c.sku THEN 0
+                     WHEN c.type = 'item.picked' THEN c.qty WHEN c.type = 'item.returned' THEN -c.qty ELSE 0 END),
+            SUM(CASE WHEN c.type = 'shelf.weight_changed' THEN -ROUND(c.grams / b.unit_g) ELSE 0 END), 0) AS INTEGER)"""
     sql = f"""
         WITH bins(code, sku, unit_g, sensor, starts, ends) AS (VALUES {bins}),
         days(day, starts, ends) AS (VALUES {day_rows}),
@@ -296,24 +305,37 @@ def _flows_sql(
                 AND v.entered_at < {instant} AND (v.exited_at IS NULL OR v.exited_at >= {instant})
         ),
         cited AS {materialized} (
-            SELECT x.line AS line, x.sku AS sku, e.ts AS ts, {payload_key("bin")} AS bin
+            SELECT x.line AS line, x.sku AS sku, x.qty AS line_qty, e.ts AS ts, e.type AS type,
+                {payload_key("bin")} AS bin, COALESCE(CAST({payload_key("qty")} AS INTEGER), 1) AS qty,
+                CAST({payload_key("delta_g")} AS DOUBLE PRECISION) AS grams, {payload_key("sku")} AS named
             FROM lines x {evidence}
                 JOIN {Event._meta.db_table} e ON e.tenant_id = %s AND e.store_id = %s AND e.event_id = {event_id}
         ),
-        placed AS (
-            SELECT line, bin, ts, ROW_NUMBER() OVER (PARTITION BY line ORDER BY choice, ts, bin) AS nth
-            FROM (
-                SELECT c.line AS line, b.code AS bin, c.ts AS ts, 0 AS choice
-                FROM cited c JOIN bins b ON b.code = c.bin AND b.sku = c.sku AND c.ts >= b.starts AND c.ts < b.ends
-                UNION ALL
-                SELECT x.line, b.code, x.entered, 1
+        candidates AS (
+            SELECT c.line AS line, c.sku AS sku, MAX(c.line_qty) AS qty, b.code AS bin, MIN(c.ts) AS ts,
+                {seen_units} AS units, 0 AS choice
+            FROM cited c JOIN bins b ON b.code = c.bin AND b.sku = c.sku AND c.ts >= b.starts AND c.ts < b.ends
+            GROUP BY c.line, c.sku, b.code, b.starts
+            UNION ALL
+            SELECT line, sku, qty, bin, ts, 0, 1 FROM (
+                SELECT x.line AS line, x.sku AS sku, x.qty AS qty, b.code AS bin, x.entered AS ts,
+                    ROW_NUMBER() OVER (PARTITION BY x.line ORDER BY b.code) AS nth
                 FROM lines x JOIN bins b ON b.sku = x.sku AND x.entered >= b.starts AND x.entered < b.ends
-            ) AS candidates
+            ) AS first_bins WHERE nth = 1
+        ),
+        placed AS (
+            SELECT line, sku, qty, bin, ts, units, ROW_NUMBER() OVER (PARTITION BY line ORDER BY ts, bin) AS nth,
+                SUM(units) OVER (PARTITION BY line ORDER BY ts, bin ROWS UNBOUNDED PRECEDING) - units AS before,
+                SUM(units) OVER (PARTITION BY line) AS total
+            FROM (SELECT c.*, MIN(choice) OVER (PARTITION BY line) AS best FROM candidates c) AS found
+            WHERE choice = best
         ),
         charged AS (
-            SELECT w.bin AS bin, x.sku AS sku, w.ts AS ts, x.qty AS qty
-            FROM placed w JOIN lines x ON x.line = w.line
-            WHERE w.nth = 1 AND w.ts >= {instant} AND w.ts < {instant}
+            SELECT bin, sku, ts,
+                (CASE WHEN qty - before < units THEN {greatest}(qty - before, 0) ELSE units END)
+                    + (CASE WHEN nth = 1 THEN {greatest}(qty - total, 0) ELSE 0 END) AS qty
+            FROM placed
+            WHERE ts >= {instant} AND ts < {instant}
         ),
         flows AS (
             SELECT bin, sku, ts, picks, put_backs, units_left, 0 AS charged FROM weighed

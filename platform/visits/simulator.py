@@ -109,6 +109,8 @@ class Simulation:
     # and of those, the ones put back on another product's bin: they left the bin and are on nobody's cart.
     left: dict[str, int] = field(default_factory=dict)
     misplaced: dict[str, int] = field(default_factory=dict)
+    # Per payer: the units of each bin's product its group took off that bin and still held when it left.
+    held: dict[str, dict[str, int]] = field(default_factory=dict)
 
     @property
     def events(self) -> list[dict[str, Any]]:
@@ -243,6 +245,7 @@ class _World:
         # Units of each bin's own product leaving (−) or coming back to (+) it, when: for true shelf counts.
         self.moves: list[tuple[datetime, str, int]] = []
         self.misplaced: dict[str, int] = defaultdict(int)
+        self.held: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
         self.capacity = {
             item["code"]: int(item["capacity"]) for fixture in layout["fixtures"] for item in fixture["bins"]
         }
@@ -367,6 +370,7 @@ def simulate(
         id_checks={session: proved for session, proved in world.id_checks.items() if proved >= 0},
         left=_left(world),
         misplaced=dict(world.misplaced),
+        held={payer: {code: units for code, units in bins.items() if units} for payer, bins in world.held.items()},
     )
 
 
@@ -458,12 +462,14 @@ def _shop(world: _World, shopper: _Shopper, steps: list[_Step]) -> None:
             spot = planned if rng.random() < traffic.wrong_bin_putback else origin
             if sku != spot.sku:
                 world.misplaced[origin.bin] += 1
+            world.held[shopper.charged_to][origin.bin] -= 1
             _act(world, shopper, at, spot, sku, -1, 1)
             continue
         qty = 2 if rng.random() < traffic.multi_qty else 1
         if not _may_take(world, shopper, at, planned.sku):
             continue
         _act(world, shopper, at, planned, planned.sku, 1, qty)
+        world.held[shopper.charged_to][planned.bin] += qty
         taken += [(planned, planned.sku)] * qty
         world.baskets[shopper.charged_to] += [(at, planned, planned.sku, shopper.session)] * qty
     if steps and rng.random() < world.stack.phantom_per_visit:

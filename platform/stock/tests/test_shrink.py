@@ -148,3 +148,24 @@ def test_days_are_the_stores_local_days(day: Store) -> None:
         report = shrink.shrink_report(store=day, since=since, until=since + timedelta(days=2))
     assert sorted({item.ts for item in report.items}) == [since, T0 + timedelta(hours=4), since + timedelta(days=1)]
     assert report.units == 4
+
+
+def test_a_line_taken_from_two_bins_of_its_product_counts_on_each(priced_store: Store) -> None:  # noqa: F811
+    """One cart line of two SKU-001, one from each of two bins: each bin had one unit leave and one charged — no
+    shrink on either (counted whole on the first bin, the other would show one unit of shrink that never was)."""
+    other = "F09-B05"  # under W-F09-B05, also SKU-001
+    events = visit(
+        "two",
+        1,
+        camera("two-p1", 2, "two", SCALED),
+        weight("two-w1", 2.05, -250.0),
+        camera("two-p2", 3, "two", other),
+        weight("two-w2", 3.05, -250.0, bin_=other),
+    )
+    push(priced_store, events)
+    (charged,) = settle(priced_store, events)
+    assert charged.status == "charged"
+    with tenancy.tenant_scope(priced_store.tenant_id):
+        assert [(line.sku, line.qty) for line in charged.lines.all()] == [("SKU-001", 2)]
+        flows = shrink.shelf_flows(store=priced_store, since=MIDNIGHT, until=MIDNIGHT + timedelta(days=1))
+    assert sorted((f.bin, f.left, f.charged, f.shrink) for f in flows) == [(SCALED, 1, 1, 0), (other, 1, 1, 0)]
