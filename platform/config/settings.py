@@ -52,6 +52,7 @@ INSTALLED_APPS = [
     "billing.payments",
     "billing.webhooks",
     "billing.invoicing",
+    "console",
 ]
 
 MIDDLEWARE = [
@@ -361,7 +362,7 @@ UNFOLD = {
     "SITE_HEADER": "OpenAisle — store admin",
     "SITE_SYMBOL": "storefront",
     "SHOW_HISTORY": True,
-    "DASHBOARD_CALLBACK": "billing.invoicing.dashboards.licensee_dashboard",
+    "DASHBOARD_CALLBACK": "console.dashboards.licensee_dashboard",
     "SIDEBAR": {"show_search": True, "show_all_applications": True},
     "SITE_FAVICONS": [{"rel": "icon", "type": "image/svg+xml", "href": "/favicon.ico"}],
 }
@@ -370,7 +371,7 @@ UNFOLD_OPS = {
     "SITE_TITLE": "OpenAisle operations",
     "SITE_HEADER": "OpenAisle — operations",
     "SITE_SYMBOL": "hub",
-    "DASHBOARD_CALLBACK": "billing.invoicing.dashboards.ops_dashboard",
+    "DASHBOARD_CALLBACK": "console.dashboards.ops_dashboard",
     # Teal, so that nobody mistakes the operator site for a licensee's store admin.
     "COLORS": {
         "primary": {

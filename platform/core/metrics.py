@@ -33,7 +33,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, make_server
 
@@ -51,7 +51,6 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
-from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 logger = logging.getLogger(__name__)
@@ -220,26 +219,13 @@ def connect_signals() -> None:
 # --- reading ---------------------------------------------------------------------------------------
 
 
-class DatabaseCollector(Collector):
-    """Figures read from the database when scraped, platform-wide: the review queue's size (visits needing a
-    person) and the stored events that cannot be read back."""
+_SCRAPE_TIME_COLLECTORS: list[Collector] = []
 
-    def collect(self) -> Iterator[GaugeMetricFamily]:
-        from core import tenancy
-        from ingest.models import UnreadableEvent
-        from visits.models import Visit
 
-        with tenancy.platform_wide_scope():
-            waiting = Visit.objects.filter(status=Visit.Status.NEEDS_REVIEW).count()
-            unreadable = UnreadableEvent.objects.count()
-        yield GaugeMetricFamily(
-            "openaisle_review_queue_visits", "Visits waiting for a person's review, all tenants.", value=waiting
-        )
-        yield GaugeMetricFamily(
-            "openaisle_unreadable_events",
-            "Stored events whose payload cannot be read back; the visits they bear on wait in review. All tenants.",
-            value=unreadable,
-        )
+def collect_at_scrape(collector: Collector) -> None:
+    """Add figures read from the database when /metrics is scraped (apps register theirs when they are ready)."""
+    if collector not in _SCRAPE_TIME_COLLECTORS:
+        _SCRAPE_TIME_COLLECTORS.append(collector)
 
 
 def multiprocess_dir() -> str:
@@ -256,7 +242,8 @@ def exposition(*, with_database: bool) -> bytes:
         output = generate_latest(REGISTRY)
     if with_database:
         extra = CollectorRegistry()
-        extra.register(DatabaseCollector())
+        for collector in _SCRAPE_TIME_COLLECTORS:
+            extra.register(collector)
         output += generate_latest(extra)
     return output
 

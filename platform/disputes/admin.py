@@ -25,9 +25,10 @@ from billing.payments.services import units_refunded
 from catalog.currencies import format_money
 from core.admin import TenantModelAdmin
 from core.admin_sites import licensee_site
-from core.dashboards import format_duration, format_moment, queue_tabs
+from core.formatting import format_duration, format_moment
 from disputes import services
 from disputes.models import Dispute
+from disputes.queues import queue_tabs
 from tenants.audit import Actor
 from visits import selectors as visit_selectors
 from visits.admin import evidence_pieces

@@ -32,8 +32,9 @@ from billing.payments.services import hold_lapse_of_visit, hold_lapses_at
 from catalog import currencies
 from core.admin import ReadOnlyMixin, TenantModelAdmin
 from core.admin_sites import licensee_site
-from core.dashboards import REVIEW_PERIOD, format_duration, format_moment, format_share, queue_tabs
+from core.formatting import format_duration, format_moment, format_share
 from core.tasks import enqueue_on_commit
+from disputes.queues import queue_tabs
 from ingest.models import Event
 from stores.floor_plan import render_floor_plan
 from stores.models import Store
@@ -971,7 +972,7 @@ class StoreCalibrationAdmin(ReadOnlyMixin, TenantModelAdmin):
         limit_now = selectors.charge_limit(store=store, latest=latest)
         learnt = Calibration.from_json(shown.calibration) if shown is not None else default_calibration()
         tz = _zone(store.timezone)
-        figures = selectors.review_figures_by_store(since=timezone.now() - REVIEW_PERIOD).get(store.pk)
+        figures = selectors.review_figures_by_store(since=timezone.now() - selectors.REVIEW_PERIOD).get(store.pk)
         context = {
             **self.admin_site.each_context(request),
             "opts": StoreCalibration._meta,

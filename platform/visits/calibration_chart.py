@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from html import escape
 from typing import Any
 
-from core.dashboards import format_share
+from core.formatting import format_share
 from visits.calibration import BINS, Calibration, Curve, Evidence
 
 KIND_TITLES = {

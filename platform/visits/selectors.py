@@ -318,6 +318,9 @@ class StoreReviewFigures:
         return self.sent_to_review / self.settled if self.settled else None
 
 
+REVIEW_PERIOD = timedelta(days=7)  # the review figures of the dashboards and a store's page
+
+
 def review_figures_by_store(*, since: datetime) -> dict[int, StoreReviewFigures]:
     """Per store: visits settled since `since` (by exit), how many of them went to a person, the median
     time from exit to the first decision, and what waits now. Three aggregate queries, whatever the volume

@@ -18,7 +18,7 @@ from django.utils.text import capfirst
 from rest_framework.test import APIClient
 
 from conftest import PASSWORD
-from core.dashboards import format_duration
+from core.formatting import format_duration
 from ingest.models import Event
 from ingest.tests.conftest import eventually, upload, wait_for_stream
 from stores.models import Store

@@ -1,7 +1,7 @@
 """The consoles: the `/ops/` dashboard (every tenant, drill-down to a tenant's stores and to one store) and the
 licensee manager's dashboard in `/admin/` (their own stores), over the last 7, 30 or 90 days.
 
-Both extend the headline figures of `core.dashboards` with charts over time — visits, gross sales, review rate,
+Both extend the headline figures of `console.overview` with charts over time — visits, gross sales, review rate,
 time to a decision, overcharge corrections (refunds after a charge), event streams received and failed — and a
 table to drill into. Every figure is an aggregate query (GROUP BY day, tenant or store) over the usage rows,
 streams and devices, run inside the site's scope, so the licensee dashboard only ever adds up its own rows.
@@ -27,7 +27,7 @@ from billing.invoicing.calculations import previous_month
 from billing.invoicing.models import Invoice, MonthClose
 from billing.invoicing.selectors import Figures
 from catalog.currencies import format_money, from_minor
-from core import dashboards as core_dashboards
+from console import overview
 from core.admin_sites import FINANCE_GROUP, OPERATOR_GROUP
 from core.replica import reads_from_replica
 from stores.models import Store
@@ -58,7 +58,7 @@ def _rate(figures: Figures) -> str:
 
 def _to_decision(figures: Figures) -> str:
     mean = figures.mean_to_decision
-    return core_dashboards.format_duration(mean) if mean is not None else "—"
+    return overview.format_duration(mean) if mean is not None else "—"
 
 
 def _bytes(n: int) -> str:
@@ -415,7 +415,7 @@ def ops_dashboard(request: HttpRequest, context: dict[str, Any]) -> dict[str, An
     """The operators' console; a finance clerk (finance role only) lands on the finance dashboard instead."""
     if _finance_only(request):
         return finance_dashboard(request, context)
-    context = core_dashboards.ops_dashboard(request, context)
+    context = overview.ops_dashboard(request, context)
     tenant = Tenant.objects.filter(pk=_int(request.GET.get("tenant")) or 0).first()
     context["console"] = _Console(request, tenant=tenant, platform=True).build()
     context["console"]["invoices_url"] = reverse("ops:invoicing_invoice_changelist")
@@ -425,7 +425,7 @@ def ops_dashboard(request: HttpRequest, context: dict[str, Any]) -> dict[str, An
 
 
 def licensee_dashboard(request: HttpRequest, context: dict[str, Any]) -> dict[str, Any]:
-    context = core_dashboards.licensee_dashboard(request, context)
+    context = overview.licensee_dashboard(request, context)
     tenant: Tenant = request.tenant  # type: ignore[attr-defined]
     context["console"] = _Console(request, tenant=tenant, platform=False).build()
     membership = getattr(request, "membership", None)
