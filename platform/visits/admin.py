@@ -18,7 +18,6 @@ from typing import Any
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import transaction
 from django.db.models import Count, Exists, F, OuterRef, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
@@ -590,22 +589,16 @@ class VisitAdmin(TenantModelAdmin):
     def _decide(
         self, request: HttpRequest, visit: Visit, *, action: str, lines: list[dict[str, Any]], note: str
     ) -> Visit:
-        """Decide on the cart the reviewer saw: refused when it changed meanwhile (a late event re-settled it)."""
+        """Decide on the cart the reviewer saw (the service refuses it when it changed meanwhile)."""
         seen = request.POST.get("cart_version", "")
-        with transaction.atomic():
-            current = Visit.objects.select_for_update().get(pk=visit.pk)
-            if seen != str(current.cart_version):
-                raise ValidationError(
-                    "The proposed cart changed while you were looking at it (late events arrived). "
-                    "Nothing was decided: look at the visit again."
-                )
-            return services.review_decide(
-                actor=Actor.for_request(request, source=self.audit_source),
-                visit=current,
-                action=action,
-                lines=lines,
-                note=note,
-            )
+        return services.review_decide(
+            actor=Actor.for_request(request, source=self.audit_source),
+            visit=visit,
+            action=action,
+            cart_version=int(seen) if seen.isdigit() else -1,
+            lines=lines,
+            note=note,
+        )
 
     @staticmethod
     def _outcome(visit: Visit) -> str:

@@ -17,6 +17,7 @@ from catalog.models import Product
 from ingest.models import Event
 from stores.models import Store
 from tenants.audit import Actor, audit_record
+from tenants.models import AuditAction
 from visits import calibration, engine, pricing, selectors, settling
 from visits.models import ChargeInstruction, ReviewDecision, StoreCalibration, Visit, VisitLine
 from visits.settling import visits_settle
@@ -153,19 +154,28 @@ def review_decide(
     actor: Actor,
     visit: Visit,
     action: str,
+    cart_version: int,
     lines: Sequence[Mapping[str, Any]] = (),
     note: str = "",
 ) -> Visit:
     """A reviewer's decision: approve the cart as corrected (it is charged), or void the visit (nothing is).
 
-    `lines` are `{"sku", "qty"}`; each is priced at the time the visit entered. Who decided what, and
-    the cart before and after, are kept; the charge instruction follows from the decision.
+    `cart_version` is the version of the cart the reviewer decided on: a decision on a cart that changed
+    since (late events settled it again) is refused, whatever door it came through. `lines` are
+    `{"sku", "qty"}`; each is priced at the time the visit entered. Who decided what, and the cart before
+    and after, are kept; the charge instruction follows from the decision.
     """
     if action not in ReviewDecision.Action.values:
         raise ValidationError({"action": f"One of {', '.join(ReviewDecision.Action.values)}."})
     visit = Visit.objects.select_for_update(of=("self",)).select_related("store").get(pk=visit.pk)
     if visit.status != Visit.Status.NEEDS_REVIEW:
         raise ValidationError(f"Visit {visit.session} is {visit.get_status_display().lower()}, not waiting for review.")
+    if cart_version != visit.cart_version:
+        raise ValidationError(
+            "The proposed cart changed while you were looking at it (late events arrived). "
+            "Nothing was decided: look at the visit again.",
+            code="stale_cart",
+        )
     wanted = _clean_review_lines(lines) if action == ReviewDecision.Action.APPROVE else {}
     before = [{"sku": line.sku, "qty": line.qty} for line in visit.lines.order_by("sku")]
     at = visit.entered_at or timezone.now()
@@ -204,7 +214,7 @@ def review_decide(
     audit_record(
         actor=actor,
         tenant_id=visit.tenant_id,
-        action=f"review:{action}",
+        action=AuditAction.VISIT_APPROVED if action == ReviewDecision.Action.APPROVE else AuditAction.VISIT_VOIDED,
         obj=visit,
         changes={"before": before, "after": decision.lines_after, "total": visit.total},
     )
@@ -271,7 +281,7 @@ def calibration_learn(*, store: Store, actor: Actor) -> StoreCalibration:
             audit_record(
                 actor=actor,
                 tenant_id=store.tenant_id,
-                action="calibration:learn",
+                action=AuditAction.CALIBRATION_LEARNT,
                 obj=row,
                 changes={
                     "number": row.number,

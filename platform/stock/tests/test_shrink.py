@@ -88,7 +88,12 @@ def day(priced_store: Store, manager_a: User) -> Store:  # noqa: F811
     assert (visits["v1"].status, visits["v3"].status, visits["v4"].status) == ("charged", "no_charge", "charged")
     Visit.unscoped.filter(pk=visits["v4"].pk).update(status=Visit.Status.NEEDS_REVIEW)
     with tenancy.tenant_scope(priced_store.tenant_id):
-        review_decide(actor=Actor(source="admin", user=manager_a), visit=visits["v4"], action="void")
+        review_decide(
+            actor=Actor(source="admin", user=manager_a),
+            visit=visits["v4"],
+            action="void",
+            cart_version=visits["v4"].cart_version,
+        )
     return priced_store
 
 

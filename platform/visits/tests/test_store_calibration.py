@@ -156,7 +156,11 @@ def _review_with_the_truth(store: Store, simulation, reviewer: User) -> int:
             truth = simulation.truth.get(visit.session, {})
             lines = [{"sku": sku, "qty": qty} for sku, qty in sorted(truth.items())]
             services.review_decide(
-                actor=Actor(source="admin", user=reviewer), visit=visit, action="approve", lines=lines
+                actor=Actor(source="admin", user=reviewer),
+                visit=visit,
+                action="approve",
+                cart_version=visit.cart_version,
+                lines=lines,
             )
             decided += visit.session in simulation.truth
     return decided
@@ -195,7 +199,7 @@ def test_a_store_learns_from_its_reviewed_visits(priced_store: Store, manager_a:
     assert row.overcharge_risk == Decimal("0.005")
     assert row.auto_charge_share > settled_alone + 0.1, (row.auto_charge_share, settled_alone)
     assert row.created_by == "alice@alpha.test"
-    entry = AuditEntry.unscoped.get(action="calibration:learn")
+    entry = AuditEntry.unscoped.get(action="calibration.learnt")
     assert (entry.actor_user, entry.object_id) == (manager_a, str(row.pk))
     assert entry.changes["reviewed_visits"] == row.reviewed_visits
     assert dict(Visit.unscoped.filter(store=priced_store).values_list("session", "status")) == statuses, (
@@ -237,7 +241,7 @@ def test_the_learning_task_learns_once_per_request(priced_store: Store, manager_
     assert learn_calibration(**ids, after=1) == 2
     assert learn_calibration(**ids, after=1) is None
     assert list(StoreCalibration.unscoped.filter(store=priced_store).values_list("number", flat=True)) == [2, 1]
-    assert AuditEntry.unscoped.filter(action="calibration:learn").count() == 2
+    assert AuditEntry.unscoped.filter(action="calibration.learnt").count() == 2
 
 
 def test_the_nightly_job_picks_stores_with_reviews_since_their_latest_calibration(
