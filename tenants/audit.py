@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -9,7 +10,7 @@ from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db import models
 from django.http import HttpRequest
 
-from tenants.models import ApiKey, AuditEntry
+from tenants.models import ApiKey, AuditAction, AuditEntry
 
 
 @dataclass(frozen=True)
@@ -49,26 +50,45 @@ class Actor:
         return cls(source=AuditEntry.Source.CLI)
 
 
-def audit_record(
+def audit_entry(
     *,
     actor: Actor,
     tenant_id: int | None,
-    action: str,
+    action: AuditAction,
     obj: models.Model,
     changes: dict[str, Any] | None = None,
 ) -> AuditEntry:
-    """Append one entry to the audit log."""
-    user = actor.user if actor.user is not None and not isinstance(actor.user, AnonymousUser) else None
-    return AuditEntry.unscoped.create(
+    """One audit entry, not yet written; an action that is no `AuditAction` is refused (ValueError)."""
+    user: Any = actor.user if actor.user is not None and not isinstance(actor.user, AnonymousUser) else None
+    return AuditEntry(
         tenant_id=tenant_id,
         source=actor.source,
         actor_user=user,
         actor_api_key=actor.api_key,
         actor_label=actor.label[:200],
-        action=action,
+        action=AuditAction(action),
         object_type=obj._meta.label_lower,
         object_id=str(obj.pk),
         object_repr=str(obj)[:200],
         changes=changes or {},
         request_id=actor.request_id,
     )
+
+
+def audit_record(
+    *,
+    actor: Actor,
+    tenant_id: int | None,
+    action: AuditAction,
+    obj: models.Model,
+    changes: dict[str, Any] | None = None,
+) -> AuditEntry:
+    """Append one entry to the audit log."""
+    entry = audit_entry(actor=actor, tenant_id=tenant_id, action=action, obj=obj, changes=changes)
+    entry.save()
+    return entry
+
+
+def audit_record_many(entries: Iterable[AuditEntry]) -> None:
+    """Append many entries (from `audit_entry`) in bulk: a write that touches every tenant at once."""
+    AuditEntry.unscoped.bulk_create(entries, batch_size=2000)

@@ -24,7 +24,7 @@ from django.utils.http import urlsafe_base64_encode
 from django.utils.text import slugify
 
 from tenants.audit import Actor, audit_record
-from tenants.models import ApiKey, Membership, Tenant
+from tenants.models import ApiKey, AuditAction, Membership, Tenant
 from tenants.quotas import quota_require_room
 
 API_KEY_LAST_USED_RESOLUTION = timedelta(minutes=1)
@@ -52,7 +52,13 @@ def tenant_create(*, actor: Actor, name: str, slug: str) -> Tenant:
     if Tenant.objects.filter(slug=slug).exists():
         raise ValidationError({"slug": f"A tenant with the slug {slug!r} already exists."})
     tenant = Tenant.objects.create(name=name, slug=slug)
-    audit_record(actor=actor, tenant_id=tenant.pk, action="create", obj=tenant, changes={"name": name, "slug": slug})
+    audit_record(
+        actor=actor,
+        tenant_id=tenant.pk,
+        action=AuditAction.TENANT_CREATED,
+        obj=tenant,
+        changes={"name": name, "slug": slug},
+    )
     return tenant
 
 
@@ -67,7 +73,11 @@ def tenant_suspend(*, actor: Actor, tenant: Tenant, reason: str) -> Tenant:
     tenant.status_changed_at = timezone.now()
     tenant.save(update_fields=["status", "suspended_reason", "status_changed_at"])
     audit_record(
-        actor=actor, tenant_id=tenant.pk, action="suspend", obj=tenant, changes={"reason": tenant.suspended_reason}
+        actor=actor,
+        tenant_id=tenant.pk,
+        action=AuditAction.TENANT_SUSPENDED,
+        obj=tenant,
+        changes={"reason": tenant.suspended_reason},
     )
     _api_keys_forget(ApiKey.unscoped.filter(tenant=tenant).values_list("prefix", flat=True))
     return tenant
@@ -82,7 +92,7 @@ def tenant_reactivate(*, actor: Actor, tenant: Tenant) -> Tenant:
     tenant.suspended_reason = ""
     tenant.status_changed_at = timezone.now()
     tenant.save(update_fields=["status", "suspended_reason", "status_changed_at"])
-    audit_record(actor=actor, tenant_id=tenant.pk, action="reactivate", obj=tenant)
+    audit_record(actor=actor, tenant_id=tenant.pk, action=AuditAction.TENANT_REACTIVATED, obj=tenant)
     _api_keys_forget(ApiKey.unscoped.filter(tenant=tenant).values_list("prefix", flat=True))
     return tenant
 
@@ -104,7 +114,11 @@ def member_add(*, actor: Actor, tenant: Tenant, email: str, role: str) -> Member
         raise ValidationError({"email": f"{email} is already a member of {tenant}."})
     membership = Membership.unscoped.create(tenant=tenant, user=user, role=role)
     audit_record(
-        actor=actor, tenant_id=tenant.pk, action="create", obj=membership, changes={"email": email, "role": role}
+        actor=actor,
+        tenant_id=tenant.pk,
+        action=AuditAction.MEMBERSHIP_CREATED,
+        obj=membership,
+        changes={"email": email, "role": role},
     )
     if not user.has_usable_password():
         transaction.on_commit(lambda: _send_welcome(user=user, tenant=tenant))
@@ -157,7 +171,9 @@ def api_key_issue(
             continue
     else:
         raise RuntimeError("Could not draw a free API key prefix.")
-    audit_record(actor=actor, tenant_id=tenant.pk, action="create", obj=api_key, changes={"name": name})
+    audit_record(
+        actor=actor, tenant_id=tenant.pk, action=AuditAction.API_KEY_CREATED, obj=api_key, changes={"name": name}
+    )
     return IssuedApiKey(api_key=api_key, key=key)
 
 
@@ -167,7 +183,7 @@ def api_key_revoke(*, actor: Actor, api_key: ApiKey) -> ApiKey:
     if api_key.revoked_at is None:
         api_key.revoked_at = timezone.now()
         api_key.save(update_fields=["revoked_at"])
-        audit_record(actor=actor, tenant_id=api_key.tenant_id, action="revoke", obj=api_key)
+        audit_record(actor=actor, tenant_id=api_key.tenant_id, action=AuditAction.API_KEY_REVOKED, obj=api_key)
         _api_keys_forget([api_key.prefix])
     return api_key
 

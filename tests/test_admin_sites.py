@@ -74,7 +74,7 @@ def test_manager_issues_a_key_in_the_admin_and_sees_it_once(manager_a: User, ten
     listing = client.get("/admin/tenants/apikey/").content.decode()
     assert "till gateway" in listing and key.group(1) not in listing
     entry = AuditEntry.unscoped.filter(tenant=tenant_a, object_type="tenants.apikey").latest("at")
-    assert (entry.source, entry.actor_label, entry.action) == ("admin", "alice@alpha.test", "create")
+    assert (entry.source, entry.actor_label, entry.action) == ("admin", "alice@alpha.test", "api_key.created")
 
 
 def test_issuing_a_key_with_no_name_is_refused(manager_a: User) -> None:
@@ -100,7 +100,7 @@ def test_manager_revokes_a_key_through_the_action(manager_a: User, api_a) -> Non
     client.post("/admin/tenants/apikey/", {"action": "revoke_selected", "_selected_action": [key.pk]})
     key.refresh_from_db()
     assert key.revoked_at is not None
-    assert AuditEntry.unscoped.filter(action="revoke", object_id=str(key.pk), source="admin").exists()
+    assert AuditEntry.unscoped.filter(action="api_key.revoked", object_id=str(key.pk), source="admin").exists()
 
 
 def test_manager_cannot_revoke_another_tenants_key_through_the_action(manager_a: User, api_b) -> None:
@@ -123,7 +123,7 @@ def test_operator_sees_every_tenant_and_suspends_one(operator: User, tenant_a: T
     client.post("/ops/tenants/tenant/", {"action": "suspend_selected", "_selected_action": [tenant_b.pk]})
     tenant_b.refresh_from_db()
     assert tenant_b.status == Tenant.Status.SUSPENDED
-    entry = AuditEntry.unscoped.get(tenant=tenant_b, action="suspend")
+    entry = AuditEntry.unscoped.get(tenant=tenant_b, action="tenant.suspended")
     assert (entry.source, entry.actor_label) == ("ops", "olga@openaisle.test")
     client.post("/ops/tenants/tenant/", {"action": "reactivate_selected", "_selected_action": [tenant_b.pk]})
     tenant_b.refresh_from_db()
@@ -145,7 +145,7 @@ def test_operator_creates_a_tenant_and_issues_its_key(operator: User) -> None:
     )
     assert response.status_code == 302, response.content.decode()[:2000]
     tenant = Tenant.objects.get(slug="corner")
-    assert AuditEntry.unscoped.filter(tenant=tenant, action="create", source="ops").exists()
+    assert AuditEntry.unscoped.filter(tenant=tenant, action="tenant.created", source="ops").exists()
     issued = client.post("/ops/tenants/apikey/add/", {"tenant": tenant.pk, "name": "pos"})
     assert 'id="issued-api-key"' in issued.content.decode()
     assert ApiKey.unscoped.filter(tenant=tenant, name="pos").exists()

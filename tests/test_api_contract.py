@@ -133,7 +133,7 @@ def test_issue_list_and_revoke_keys_through_the_api(api_a: APIClient, tenant_a: 
     assert revoked.json()["revoked_at"] is not None
     assert second.get("/api/v1/tenant").status_code == 401
     actions = list(api_a.get("/api/v1/audit-log").json()["results"])
-    assert [a["action"] for a in actions[:2]] == ["revoke", "create"]
+    assert [a["action"] for a in actions[:2]] == ["api_key.revoked", "api_key.created"]
     assert actions[0]["actor"].startswith("API key alpha test key")
 
 

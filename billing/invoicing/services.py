@@ -40,8 +40,8 @@ from billing.invoicing.models import (
 )
 from catalog.currencies import is_supported
 from service_levels.selectors import ServiceLevels, service_levels_by_tenant
-from tenants.audit import Actor, audit_record
-from tenants.models import AuditEntry, Tenant
+from tenants.audit import Actor, audit_entry, audit_record, audit_record_many
+from tenants.models import AuditAction, Tenant
 
 INVOICE_SERIES = "INV"
 CREDIT_NOTE_SERIES = "CN"
@@ -115,7 +115,7 @@ def plan_version_create(
     audit_record(
         actor=actor,
         tenant_id=None,
-        action="create",
+        action=AuditAction.PLAN_VERSION_CREATED,
         obj=version,
         changes={
             "currency": currency,
@@ -208,7 +208,7 @@ def plan_assign(*, actor: Actor, tenant: Tenant, plan_version: PlanVersion, star
     audit_record(
         actor=actor,
         tenant_id=tenant.pk,
-        action="assign_plan",
+        action=AuditAction.PLAN_ASSIGNED,
         obj=assignment,
         changes={"plan_version": str(plan_version), "starts_on": starts_on.isoformat(), "replaced": replaced},
     )
@@ -480,8 +480,8 @@ def month_close(
         )
         result.created = [invoice.pk for invoice, _ in new_invoices]
         result.updated = [invoice.pk for invoice, _ in changed]
-        _audit_many(actor, [invoice for invoice, _ in new_invoices], "create_draft")
-        _audit_many(actor, [invoice for invoice, _ in changed], "update_draft")
+        _audit_many(actor, [invoice for invoice, _ in new_invoices], AuditAction.INVOICE_DRAFTED)
+        _audit_many(actor, [invoice for invoice, _ in changed], AuditAction.INVOICE_REDRAFTED)
         for orphan in orphans:  # its tenant has no plan that month any more
             invoice_void(actor=actor, invoice=orphan, reason="No plan in the period any more.")
         result.voided = [orphan.pk for orphan in orphans]
@@ -492,31 +492,17 @@ def month_close(
     return result
 
 
-def _audit_many(actor: Actor, invoices: Sequence[Invoice], action: str) -> None:
+def _audit_many(actor: Actor, invoices: Sequence[Invoice], action: AuditAction) -> None:
     """One audit entry per invoice, written in bulk (a close touches up to every tenant)."""
-    user: Any = actor.user if actor.user is not None and getattr(actor.user, "is_authenticated", False) else None
-    AuditEntry.unscoped.bulk_create(
-        [
-            AuditEntry(
-                tenant_id=invoice.tenant_id,
-                source=actor.source,
-                actor_user=user,
-                actor_api_key=actor.api_key,
-                actor_label=actor.label[:200],
-                action=action,
-                object_type=Invoice._meta.label_lower,
-                object_id=str(invoice.pk),
-                object_repr=str(invoice)[:200],
-                changes={
-                    "period": f"{invoice.period_start:%Y-%m}",
-                    "total": invoice.total,
-                    "currency": invoice.currency,
-                },
-                request_id=actor.request_id,
-            )
-            for invoice in invoices
-        ],
-        batch_size=2000,
+    audit_record_many(
+        audit_entry(
+            actor=actor,
+            tenant_id=invoice.tenant_id,
+            action=action,
+            obj=invoice,
+            changes={"period": f"{invoice.period_start:%Y-%m}", "total": invoice.total, "currency": invoice.currency},
+        )
+        for invoice in invoices
     )
 
 
@@ -570,7 +556,7 @@ def invoices_finalise(*, actor: Actor, invoices: Sequence[Invoice], issued_on: d
         ["status", "number", "year", "sequence", "issued_on", "due_on", "finalised_at", "finalised_by", "updated_at"],
         batch_size=1000,
     )
-    _audit_many(actor, locked, "finalise")
+    _audit_many(actor, locked, AuditAction.INVOICE_FINALISED)
     return locked
 
 
@@ -588,7 +574,7 @@ def invoice_mark_paid(*, actor: Actor, invoice: Invoice, paid_on: date | None = 
     audit_record(
         actor=actor,
         tenant_id=locked.tenant_id,
-        action="mark_paid",
+        action=AuditAction.INVOICE_PAID,
         obj=locked,
         changes={"paid_on": str(locked.paid_on)},
     )
@@ -611,7 +597,13 @@ def invoice_void(*, actor: Actor, invoice: Invoice, reason: str) -> Invoice:
     locked.voided_at = locked.updated_at = timezone.now()
     locked.void_reason = reason[:500]
     locked.save(update_fields=["status", "voided_at", "void_reason", "updated_at"])
-    audit_record(actor=actor, tenant_id=locked.tenant_id, action="void", obj=locked, changes={"reason": reason})
+    audit_record(
+        actor=actor,
+        tenant_id=locked.tenant_id,
+        action=AuditAction.INVOICE_VOIDED,
+        obj=locked,
+        changes={"reason": reason},
+    )
     return locked
 
 
@@ -708,7 +700,7 @@ def credit_note_issue(
     audit_record(
         actor=actor,
         tenant_id=locked.tenant_id,
-        action="credit",
+        action=AuditAction.CREDIT_NOTE_ISSUED,
         obj=note,
         changes={"invoice": locked.number, "total": note.total, "reason": note.reason},
     )
@@ -735,7 +727,7 @@ def exchange_rate_set(*, actor: Actor, month: date, base: str, quote: str, rate:
         audit_record(
             actor=actor,
             tenant_id=None,
-            action="create" if created else "update",
+            action=AuditAction.EXCHANGE_RATE_CREATED if created else AuditAction.EXCHANGE_RATE_UPDATED,
             obj=found,
             changes={"rate": str(rate)},
         )

@@ -33,7 +33,7 @@ from catalog.currencies import format_money
 from disputes.models import Dispute
 from ingest.models import Event, Rejection
 from tenants.audit import Actor, audit_record
-from tenants.models import AuditEntry
+from tenants.models import AuditAction, AuditEntry
 from visits.models import ChargeInstruction, Visit
 
 UNSETTLED = (Visit.Status.OPEN, Visit.Status.SETTLING, Visit.Status.NEEDS_REVIEW)
@@ -138,7 +138,7 @@ def shopper_erase(*, actor: Actor, shopper: Shopper) -> Shopper:
         audit_record(
             actor=actor,
             tenant_id=shopper.tenant_id,
-            action="shopper.erased",
+            action=AuditAction.SHOPPER_ERASED,
             obj=shopper,
             changes={"visits_pseudonymised": len(visits), "cards_detached": len(cards)},
         )

@@ -45,7 +45,7 @@ from core.tasks import enqueue_on_commit
 from stores.models import Store
 from stores.selectors import StoreAtGate
 from tenants.audit import Actor, audit_record
-from tenants.models import Tenant
+from tenants.models import AuditAction, Tenant
 from tenants.quotas import quota_require_room
 from visits import selectors as visit_selectors
 from visits.models import ChargeInstruction, Visit, VisitLine
@@ -106,7 +106,11 @@ def payment_settings_set(
         account.save()
         changed = [name for name, value in (("secret_key", secret_key), ("webhook_secret", webhook_secret)) if value]
         audit_record(
-            actor=actor, tenant_id=tenant.pk, action="payments.settings", obj=account, changes={"set": changed}
+            actor=actor,
+            tenant_id=tenant.pk,
+            action=AuditAction.PAYMENT_SETTINGS_UPDATED,
+            obj=account,
+            changes={"set": changed},
         )
     return account
 
@@ -163,7 +167,7 @@ def shopper_register(
         audit_record(
             actor=actor,
             tenant_id=tenant.pk,
-            action="shopper.registered" if existing is None else "shopper.card_replaced",
+            action=AuditAction.SHOPPER_REGISTERED if existing is None else AuditAction.SHOPPER_CARD_REPLACED,
             obj=shopper,
             changes={"card": f"{card.brand} •••• {card.last4}"},
         )
@@ -178,7 +182,7 @@ def shopper_revoke(*, actor: Actor, shopper: Shopper) -> Shopper:
     if shopper.revoked_at is None:
         shopper.revoked_at = timezone.now()
         shopper.save(update_fields=["revoked_at"])
-        audit_record(actor=actor, tenant_id=shopper.tenant_id, action="shopper.revoked", obj=shopper)
+        audit_record(actor=actor, tenant_id=shopper.tenant_id, action=AuditAction.SHOPPER_REVOKED, obj=shopper)
         standings_changed(tenant_id=shopper.tenant_id, hashed_tokens=[shopper.token_hash])
     return shopper
 
@@ -696,7 +700,7 @@ def visit_refund(
         audit_record(
             actor=actor,
             tenant_id=visit.tenant_id,
-            action="visit.refunded",
+            action=AuditAction.VISIT_REFUNDED,
             obj=visit,
             changes={"amount": amount, "reason_code": reason_code, "lines": rows, "note": note},
         )
@@ -977,7 +981,11 @@ def _card_detached(*, tenant_id: int, payment_method_id: str) -> str:
     shopper.payment_method_id, shopper.updated_at = "", timezone.now()
     shopper.save(update_fields=["payment_method_id", "updated_at"])
     audit_record(
-        actor=Actor.system(), tenant_id=tenant_id, action="shopper.card_detached", obj=shopper, changes={"card": ""}
+        actor=Actor.system(),
+        tenant_id=tenant_id,
+        action=AuditAction.SHOPPER_CARD_DETACHED,
+        obj=shopper,
+        changes={"card": ""},
     )
     standings_changed(tenant_id=tenant_id, hashed_tokens=[shopper.token_hash])
     return f"recorded: shopper {shopper.pk} has no card"

@@ -36,7 +36,7 @@ from billing.webhooks import signing, transport
 from billing.webhooks.models import TEST_EVENT, EventType, WebhookDelivery, WebhookEndpoint
 from core.tasks import enqueue_on_commit
 from tenants.audit import Actor, audit_record
-from tenants.models import Tenant
+from tenants.models import AuditAction, Tenant
 from tenants.quotas import quota_require_room
 
 DELIVER_TASK = "webhooks.deliver"
@@ -163,7 +163,9 @@ def webhook_endpoint_create(
     )
     quota_require_room(tenant=tenant, name="webhook_endpoints")
     endpoint = WebhookEndpoint.unscoped.create(tenant=tenant, secret_encrypted=sealed_new_secret(), **cleaned)
-    audit_record(actor=actor, tenant_id=tenant.pk, action="create", obj=endpoint, changes=cleaned)
+    audit_record(
+        actor=actor, tenant_id=tenant.pk, action=AuditAction.WEBHOOK_ENDPOINT_CREATED, obj=endpoint, changes=cleaned
+    )
     return endpoint
 
 
@@ -178,7 +180,13 @@ def webhook_endpoint_update(*, actor: Actor, endpoint: WebhookEndpoint, **change
     endpoint.updated_at = timezone.now()
     endpoint.save()
     if diff:
-        audit_record(actor=actor, tenant_id=endpoint.tenant_id, action="update", obj=endpoint, changes=diff)
+        audit_record(
+            actor=actor,
+            tenant_id=endpoint.tenant_id,
+            action=AuditAction.WEBHOOK_ENDPOINT_UPDATED,
+            obj=endpoint,
+            changes=diff,
+        )
     return endpoint
 
 
@@ -189,7 +197,7 @@ def webhook_endpoint_rotate_secret(*, actor: Actor, endpoint: WebhookEndpoint) -
     endpoint.secret_encrypted = sealed_new_secret()
     endpoint.updated_at = timezone.now()
     endpoint.save(update_fields=["secret_encrypted", "updated_at"])
-    audit_record(actor=actor, tenant_id=endpoint.tenant_id, action="rotate_secret", obj=endpoint)
+    audit_record(actor=actor, tenant_id=endpoint.tenant_id, action=AuditAction.WEBHOOK_SECRET_ROTATED, obj=endpoint)
     return endpoint
 
 
@@ -288,7 +296,7 @@ def webhook_send_test(*, actor: Actor, endpoint: WebhookEndpoint) -> WebhookDeli
     audit_record(
         actor=actor,
         tenant_id=endpoint.tenant_id,
-        action="send_test_event",
+        action=AuditAction.WEBHOOK_ENDPOINT_TESTED,
         obj=endpoint,
         changes={"event_id": str(delivery.event_id)},
     )
@@ -311,7 +319,7 @@ def webhook_delivery_retry_now(*, actor: Actor, delivery: WebhookDelivery) -> bo
     audit_record(
         actor=actor,
         tenant_id=delivery.tenant_id,
-        action="retry",
+        action=AuditAction.WEBHOOK_DELIVERY_RETRIED,
         obj=delivery,
         changes={"state": [before, delivery.state], "attempts_so_far": delivery.attempts},
     )

@@ -43,7 +43,7 @@ from catalog.importing import (
 )
 from catalog.models import CatalogImport, Product
 from tenants.audit import Actor, audit_record
-from tenants.models import ApiKey, Tenant
+from tenants.models import ApiKey, AuditAction, Tenant
 
 logger = logging.getLogger(__name__)
 
@@ -381,7 +381,7 @@ def _import(*, record: CatalogImport, actor: Actor, make_source: Callable[[], Ro
         audit_record(
             actor=actor,
             tenant_id=tenant.pk,
-            action="import",
+            action=AuditAction.CATALOG_IMPORTED,
             obj=record,
             changes={
                 "file": record.filename,
@@ -459,7 +459,7 @@ def _refuse(
         audit_record(
             actor=actor,
             tenant_id=record.tenant_id,
-            action="import_refused",
+            action=AuditAction.CATALOG_IMPORT_REFUSED,
             obj=record,
             changes={"file": record.filename, "rows": rows, "bad_rows": record.error_count, "reason": message[:500]},
         )

@@ -399,6 +399,7 @@ CATALOG_IMPORT_MAX_BYTES = env.int("CATALOG_IMPORT_MAX_BYTES", default=100 * 102
 SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"] = {
     "CatalogProductStatusEnum": "catalog.models.Product.Status",
     "CatalogImportStatusEnum": "catalog.models.CatalogImport.Status",
+    "AuditActionEnum": "tenants.models.AuditAction",
 }
 
 # --- Licensee billing (billing/invoicing) ---------------------------------------------------------

@@ -78,7 +78,7 @@ def _audit_table(entries: Any, *, with_tenant: bool) -> dict[str, Any]:
             timezone.localtime(entry.at).strftime("%Y-%m-%d %H:%M"),
             *([entry.tenant.name if entry.tenant else "—"] if with_tenant else []),
             entry.actor_label,
-            entry.action,
+            entry.get_action_display(),
             f"{entry.object_type.split('.')[-1]}: {entry.object_repr}",
         ]
         for entry in entries

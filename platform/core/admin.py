@@ -12,7 +12,7 @@ from unfold.admin import ModelAdmin
 
 from core.admin_sites import OPERATOR_GROUP
 from tenants.audit import Actor, audit_record
-from tenants.models import AuditEntry, Membership, Tenant
+from tenants.models import AuditAction, AuditEntry, Membership, Tenant
 from tenants.quotas import QuotaExceeded, quota_require_room
 
 WRITE_ROLES = (Membership.Role.MANAGER, Membership.Role.STAFF)
@@ -29,8 +29,9 @@ class AuditedAdmin(ModelAdmin):
 
     audit_source = AuditEntry.Source.ADMIN
 
-    def _audit(self, request: HttpRequest, obj: models.Model, action: str, changes: dict[str, Any]) -> None:
+    def _audit(self, request: HttpRequest, obj: models.Model, verb: str, changes: dict[str, Any]) -> None:
         actor = Actor.for_request(request, source=self.audit_source)
+        action = AuditAction.of_write(model_label=obj._meta.label_lower, verb=verb)
         audit_record(actor=actor, tenant_id=_tenant_id_of(obj), action=action, obj=obj, changes=changes)
 
     def log_addition(self, request: HttpRequest, obj: models.Model, message: Any) -> Any:

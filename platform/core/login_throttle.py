@@ -26,7 +26,7 @@ from django.template.response import TemplateResponse
 from django.utils import timezone
 
 from tenants.audit import Actor, audit_record
-from tenants.models import AuditEntry
+from tenants.models import AuditAction, AuditEntry
 
 
 class LoginThrottleBackend(AxesStandaloneBackend):
@@ -93,7 +93,7 @@ def record_lockout(sender: Any, request: HttpRequest, username: str | None, ip_a
     audit_record(
         actor=Actor(source=_site_of(request), request_id=getattr(request, "request_id", "")),
         tenant_id=None,
-        action="login_locked",
+        action=AuditAction.LOGIN_LOCKED,
         obj=attempt,
         changes={
             "username": username or "",
@@ -110,7 +110,7 @@ def lockout_release(*, actor: Actor, attempt: AccessAttempt) -> None:
         audit_record(
             actor=actor,
             tenant_id=None,
-            action="login_unlocked",
+            action=AuditAction.LOGIN_UNLOCKED,
             obj=attempt,
             changes={
                 "username": attempt.username or "",

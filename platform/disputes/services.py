@@ -23,6 +23,7 @@ from disputes import policy, selectors
 from disputes.models import Dispute, DisputeLine
 from stores.models import Store
 from tenants.audit import Actor, audit_record
+from tenants.models import AuditAction
 from visits import selectors as visit_selectors
 from visits.models import Visit, VisitLine
 
@@ -184,7 +185,7 @@ def dispute_open(
         audit_record(
             actor=actor,
             tenant_id=visit.tenant_id,
-            action="dispute.opened",
+            action=AuditAction.DISPUTE_OPENED,
             obj=dispute,
             changes={"session": visit.session, "lines": [list(a) for a in asked], "reason": reason, "asked": amount},
         )
@@ -277,7 +278,7 @@ def _decide(
     audit_record(
         actor=actor,
         tenant_id=dispute.tenant_id,
-        action="dispute.decided",
+        action=AuditAction.DISPUTE_DECIDED,
         obj=dispute,
         changes={"status": dispute.status, "refund": dispute.refund, "by": by, "reason": dispute.decision_reason},
     )

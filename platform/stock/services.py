@@ -18,6 +18,7 @@ from stock.models import MAX_UNITS, LowStockLevel, StockAlert, StockCount
 from stores.models import Bin, Store
 from stores.selectors import layout_in_force
 from tenants.audit import Actor, audit_record
+from tenants.models import AuditAction
 
 CHECK_TASK = "stock.check_low"
 
@@ -103,7 +104,7 @@ def stock_take_record(*, actor: Actor, store: Store, at: datetime | None = None,
     audit_record(
         actor=actor,
         tenant_id=store.tenant_id,
-        action="stock_take",
+        action=AuditAction.STOCK_COUNTED,
         obj=store,
         changes={"at": at.isoformat(), "bins": len(counts), "units": sum(units for _, units in counted.values())},
     )
@@ -206,7 +207,11 @@ def low_levels_set(*, actor: Actor, store: Store, levels: Sequence[dict[str, Any
         )
         kept.append(row)
     audit_record(
-        actor=actor, tenant_id=store.tenant_id, action="low_stock_levels", obj=store, changes={"levels": list(levels)}
+        actor=actor,
+        tenant_id=store.tenant_id,
+        action=AuditAction.LOW_STOCK_LEVELS_SET,
+        obj=store,
+        changes={"levels": list(levels)},
     )
     enqueue_on_commit(CHECK_TASK, tenant_id=store.tenant_id, store_id=store.pk)
     return kept

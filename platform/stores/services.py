@@ -32,7 +32,7 @@ from stores.models import (
 )
 from stores.selectors import store_at_gate_key
 from tenants.audit import Actor, audit_record
-from tenants.models import Tenant
+from tenants.models import AuditAction, Tenant
 from tenants.quotas import quota_require_room
 
 STORE_CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -151,7 +151,11 @@ def store_create(
     quota_require_room(tenant=tenant, name="stores")
     store = Store.unscoped.create(tenant=tenant, code=code, currency=currency, **cleaned)
     audit_record(
-        actor=actor, tenant_id=tenant.pk, action="create", obj=store, changes={"code": code, **_jsonable(cleaned)}
+        actor=actor,
+        tenant_id=tenant.pk,
+        action=AuditAction.STORE_CREATED,
+        obj=store,
+        changes={"code": code, **_jsonable(cleaned)},
     )
     return store
 
@@ -173,7 +177,9 @@ def store_update(*, actor: Actor, store: Store, **changes: Any) -> Store:
     store.save(update_fields=list(cleaned) or None)
     diff = {key: [before[key], value] for key, value in cleaned.items() if before[key] != value}
     if diff:
-        audit_record(actor=actor, tenant_id=store.tenant_id, action="update", obj=store, changes=_jsonable(diff))
+        audit_record(
+            actor=actor, tenant_id=store.tenant_id, action=AuditAction.STORE_UPDATED, obj=store, changes=_jsonable(diff)
+        )
     store_changed(store=store)
     return store
 
@@ -229,7 +235,7 @@ def layout_publish(
     audit_record(
         actor=actor,
         tenant_id=store.tenant_id,
-        action="publish",
+        action=AuditAction.LAYOUT_PUBLISHED,
         obj=layout,
         changes={"number": number, "effective_from": effective_from.isoformat(), "bins": len(list(_bins_in(document)))},
     )

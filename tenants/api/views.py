@@ -11,7 +11,7 @@ from core.api.schema import QUOTA_EXCEEDED
 from core.api.views import TenantAPIView
 from tenants import selectors, services
 from tenants.audit import Actor
-from tenants.models import AuditEntry
+from tenants.models import AuditAction, AuditEntry
 
 
 class TenantOutputSerializer(serializers.Serializer):
@@ -114,7 +114,7 @@ class AuditLogApi(TenantAPIView):
         at = serializers.DateTimeField()
         source = serializers.CharField()  # type: ignore[assignment]
         actor = serializers.CharField(source="actor_label")
-        action = serializers.CharField()
+        action = serializers.ChoiceField(choices=AuditAction.choices)
         object_type = serializers.CharField()
         object_id = serializers.CharField()
         object_repr = serializers.CharField()

@@ -85,7 +85,7 @@ def test_an_operator_raises_one_tenants_limit_in_ops(
     assert response.status_code == 302, response.content.decode()[:3000]
     tenant_a.refresh_from_db()
     assert tenant_a.max_api_keys == 4
-    assert AuditEntry.unscoped.filter(tenant=tenant_a, source="ops", action="update").exists()
+    assert AuditEntry.unscoped.filter(tenant=tenant_a, source="ops", action="record.updated").exists()
     assert _issue_key(api_a).status_code == 201
     assert_quota_refusal(_issue_key(api_a), quota="api_keys", limit=4)
     _issue_key(api_b), _issue_key(api_b)

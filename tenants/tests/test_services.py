@@ -56,7 +56,7 @@ def test_revoking_twice_is_one_revocation(tenant_a: Tenant) -> None:
     first = services.api_key_revoke(actor=Actor.system(), api_key=issued.api_key)
     second = services.api_key_revoke(actor=Actor.system(), api_key=issued.api_key)
     assert first.revoked_at == second.revoked_at
-    assert AuditEntry.unscoped.filter(action="revoke").count() == 1
+    assert AuditEntry.unscoped.filter(action="api_key.revoked").count() == 1
     assert services.api_key_authenticate(key=issued.key) is None
 
 
@@ -77,7 +77,7 @@ def test_suspend_and_reactivate_are_audited_once(tenant_a: Tenant) -> None:
     tenant_a.refresh_from_db()
     assert tenant_a.is_active and tenant_a.suspended_reason == ""
     actions = list(AuditEntry.unscoped.filter(tenant=tenant_a).order_by("at", "id").values_list("action", flat=True))
-    assert actions == ["create", "suspend", "reactivate"]
+    assert actions == ["tenant.created", "tenant.suspended", "tenant.reactivated"]
 
 
 @pytest.mark.django_db(transaction=True)
@@ -111,9 +111,10 @@ def test_member_add_refuses_bad_input(tenant_a: Tenant, email: str, role: str) -
 def test_audit_entries_are_append_only(tenant_a: Tenant) -> None:
     entry = AuditEntry.unscoped.filter(tenant=tenant_a).first()
     assert entry is not None
+    written = entry.action
     entry.action = "tampered"
     with pytest.raises(ValueError, match="append-only"):
         entry.save()
     with pytest.raises(ValueError, match="append-only"):
         entry.delete()
-    assert AuditEntry.unscoped.get(pk=entry.pk).action == "create"
+    assert AuditEntry.unscoped.get(pk=entry.pk).action == written

@@ -156,7 +156,7 @@ def test_finance_finalises_credits_and_voids_from_the_invoice_page(finance: User
     assert ok.status_code == 302
     note = CreditNote.unscoped.get()
     assert (note.subtotal, note.tax, note.invoice_id) == (1_000, 200, alpha.pk)
-    assert AuditEntry.unscoped.filter(action="credit", source="ops", actor_label=finance.username).exists()
+    assert AuditEntry.unscoped.filter(action="credit_note.issued", source="ops", actor_label=finance.username).exists()
 
     refused = client.post(f"/ops/invoicing/invoice/{alpha.pk}/void/", {"reason": "mistake"})
     assert "has credit notes" in refused.content.decode()

@@ -81,7 +81,7 @@ def test_a_plan_change_replaces_later_changes_and_ends_the_plan_in_force(tenant_
     assign(tenant_a, three, date(2026, 5, 11))
     found = [(a.plan_version.plan.code, a.starts_on, a.ends_on) for a in PlanAssignment.unscoped.order_by("starts_on")]
     assert found == [("one", date(2026, 1, 1), date(2026, 5, 10)), ("three", date(2026, 5, 11), None)]
-    assert AuditEntry.unscoped.filter(tenant=tenant_a, action="assign_plan").count() == 3
+    assert AuditEntry.unscoped.filter(tenant=tenant_a, action="plan.assigned").count() == 3
 
 
 # --- Must show: a month with refunds and a credit note ---------------------------------------------
@@ -357,7 +357,7 @@ def test_paid_and_void_follow_their_rules(tenant_a: Tenant, tenant_b: Tenant) ->
     with pytest.raises(ValidationError, match="cannot be voided"):
         services.invoice_void(actor=SYSTEM, invoice=paid, reason="late")
     actions = list(AuditEntry.unscoped.filter(object_type="invoicing.invoice").values_list("action", flat=True))
-    assert {"create_draft", "void", "finalise", "mark_paid"} <= set(actions)
+    assert {"invoice.drafted", "invoice.voided", "invoice.finalised", "invoice.paid"} <= set(actions)
 
     # The voided month is billed again by the next close; the paid one is left alone.
     result = _close()

@@ -65,7 +65,7 @@ def test_manager_registers_an_endpoint_and_sees_its_secret(manager_a: User, tena
     shown = re.search(r'id="webhook-signing-secret"[^>]*>([^<]+)<', page)
     assert shown is not None and shown.group(1) == secret
     entry = AuditEntry.unscoped.filter(tenant=tenant_a, object_type="webhooks.webhookendpoint").latest("at")
-    assert (entry.action, entry.actor_label) == ("create", "alice@alpha.test")
+    assert (entry.action, entry.actor_label) == ("webhook_endpoint.created", "alice@alpha.test")
     assert secret not in str(entry.changes)
 
 
@@ -175,7 +175,7 @@ def test_retry_now_sends_a_given_up_delivery_again(
     assert row.state == "pending" and row.next_attempt_at is not None
     assert tasks.deliver(tenant_id=row.tenant_id, delivery_id=row.pk) == "delivered"
     assert len(receiver.requests) == 1
-    assert AuditEntry.unscoped.filter(action="retry", object_id=str(row.pk)).count() == 1
+    assert AuditEntry.unscoped.filter(action="webhook_delivery.retried", object_id=str(row.pk)).count() == 1
 
     client.post(DELIVERIES, {"action": "retry_selected", "_selected_action": [row.pk]})
     assert WebhookDelivery.unscoped.get().state == "delivered", "a delivered one is never sent again"

@@ -32,7 +32,7 @@ def test_register_list_and_change_an_endpoint(api_a: APIClient, api_b: APIClient
     assert changed.status_code == 200
     assert (changed.json()["event_types"], changed.json()["is_active"]) == ([], False)
     actions = set(AuditEntry.unscoped.filter(object_type="webhooks.webhookendpoint").values_list("action", "source"))
-    assert actions == {("create", "api"), ("update", "api")}
+    assert actions == {("webhook_endpoint.created", "api"), ("webhook_endpoint.updated", "api")}
 
 
 def test_bad_input_is_refused_and_nothing_is_saved(api_a: APIClient) -> None:

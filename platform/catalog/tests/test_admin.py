@@ -49,7 +49,7 @@ def test_manager_imports_a_csv_and_sees_the_result(manager_a: User, tenant_a: Te
     result = client.get(response["Location"]).content.decode()
     assert re.search(r'id="import-created">3<', result)
     assert Product.unscoped.filter(tenant=tenant_a).count() == 3
-    entry = AuditEntry.unscoped.filter(tenant=tenant_a, action="import").latest("at")
+    entry = AuditEntry.unscoped.filter(tenant=tenant_a, action="catalog.imported").latest("at")
     assert (entry.source, entry.actor_label) == ("admin", "alice@alpha.test")
 
     listing = client.get("/admin/catalog/product/").content.decode()

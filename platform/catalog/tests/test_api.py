@@ -35,7 +35,7 @@ def test_importing_a_csv_answers_the_contracts_body(api_a: APIClient, tenant_a: 
     assert response.json() == {"created": 3, "updated": 0, "unchanged": 0, "errors": []}
     again = upload(api_a, csv_bytes([{**COLA, "price": "2.09"}, WATER, CHIPS]))
     assert again.json() == {"created": 0, "updated": 1, "unchanged": 2, "errors": []}
-    entry = AuditEntry.unscoped.filter(tenant=tenant_a, action="import").latest("at")
+    entry = AuditEntry.unscoped.filter(tenant=tenant_a, action="catalog.imported").latest("at")
     assert entry.actor_label.startswith("API key alpha test key")
 
 

@@ -52,13 +52,13 @@ def test_a_background_import_runs_on_a_worker_and_reports_progress(
     assert Product.unscoped.filter(tenant=tenant_a).count() == 2000
     record = CatalogImport.unscoped.get(pk=response.json()["id"])
     assert record.started_at is not None and record.finished_at is not None
-    entry = AuditEntry.unscoped.get(tenant=tenant_a, action="import", object_id=str(record.pk))
+    entry = AuditEntry.unscoped.get(tenant=tenant_a, action="catalog.imported", object_id=str(record.pk))
     assert entry.actor_label.startswith("API key alpha test key")
 
     # Delivered twice (a worker lost after finishing, say): nothing more happens.
     tasks.catalog_import_run.apply(kwargs={"import_id": record.pk, "tenant_id": tenant_a.pk}).get()
     assert ProductPrice.unscoped.filter(tenant=tenant_a).count() == 2000
-    assert AuditEntry.unscoped.filter(tenant=tenant_a, action="import").count() == 1
+    assert AuditEntry.unscoped.filter(tenant=tenant_a, action="catalog.imported").count() == 1
 
 
 def test_a_background_import_with_bad_rows_fails_and_lists_them(

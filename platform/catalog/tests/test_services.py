@@ -129,7 +129,7 @@ def test_a_back_filled_price_slots_into_the_history_and_later_versions_stay_exac
         assert [p.unit_price for p in selectors.current_prices_of(products=[cola])[cola.pk]] == [199]
     import_record = CatalogImport.unscoped.filter(tenant=tenant_a).latest("pk")
     assert import_record.effective_from == last_week
-    entry = AuditEntry.unscoped.filter(tenant=tenant_a, action="import").latest("at")
+    entry = AuditEntry.unscoped.filter(tenant=tenant_a, action="catalog.imported").latest("at")
     assert entry.changes["effective_from"] == last_week.isoformat()
 
 
@@ -213,7 +213,7 @@ def test_each_import_is_audited_once_with_its_counts(tenant_a: Tenant) -> None:
     assert entries.count() == before + 1
     entry = entries.latest("at")
     assert (entry.action, entry.object_type, entry.object_id) == (
-        "import",
+        "catalog.imported",
         "catalog.catalogimport",
         str(result.import_id),
     )

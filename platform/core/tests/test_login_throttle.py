@@ -51,7 +51,7 @@ def test_forty_wrong_passwords_lock_the_account_at_that_address_until_the_cool_o
     assert _signed_in(elsewhere)
 
     # Written to the audit log once, when it started.
-    locked = AuditEntry.unscoped.filter(action="login_locked")
+    locked = AuditEntry.unscoped.filter(action="login.locked")
     assert [(entry.source, entry.changes["username"], entry.changes["ip_address"]) for entry in locked] == [
         (site.strip("/"), user.username, "203.0.113.7")
     ]
@@ -86,7 +86,7 @@ def test_a_lock_shows_in_ops_and_an_operator_lifts_it_audited(manager_a: User, o
     )
     assert "Unlocked" in unlocked.content.decode()
     assert not AccessAttempt.objects.exists()
-    entry = AuditEntry.unscoped.get(action="login_unlocked")
+    entry = AuditEntry.unscoped.get(action="login.unlocked")
     assert (entry.source, entry.actor_label) == ("ops", operator.username)
     assert entry.changes["username"] == manager_a.username
 
@@ -106,7 +106,7 @@ def test_a_few_wrong_passwords_are_forgotten_after_the_right_one(manager_a: User
             assert _sign_in(client, "/admin/", manager_a.username, f"typo-{n}").status_code == 200
         assert _sign_in(client, "/admin/", manager_a.username, PASSWORD).status_code == 302
         client.logout()
-    assert not AuditEntry.unscoped.filter(action="login_locked").exists()
+    assert not AuditEntry.unscoped.filter(action="login.locked").exists()
 
 
 def test_behind_a_declared_proxy_the_forwarded_address_is_locked(settings, manager_a: User) -> None:

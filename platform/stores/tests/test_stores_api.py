@@ -32,7 +32,7 @@ def test_register_a_store(api_a: APIClient, tenant_a: Tenant) -> None:
     assert body["status"] == "onboarding"
     assert body["preauth_amount"] == 5000
     assert body["overcharge_risk"] == 0.005
-    assert AuditEntry.unscoped.filter(tenant=tenant_a, object_type="stores.store", action="create").exists()
+    assert AuditEntry.unscoped.filter(tenant=tenant_a, object_type="stores.store", action="store.created").exists()
 
 
 @pytest.mark.parametrize(
@@ -109,7 +109,7 @@ def test_a_bad_overcharge_risk_is_400_and_changes_nothing(api_a: APIClient, stor
     assert "overcharge_risk" in response.json()["error"]["details"]
     store_a.refresh_from_db()
     assert (store_a.name, store_a.overcharge_risk) == ("Main Street", Decimal("0.005"))
-    assert not AuditEntry.unscoped.filter(object_type="stores.store", action="update").exists()
+    assert not AuditEntry.unscoped.filter(object_type="stores.store", action="store.updated").exists()
 
 
 def test_the_overcharge_risk_is_set_at_registration_and_audited_when_changed(
@@ -124,7 +124,7 @@ def test_the_overcharge_risk_is_set_at_registration_and_audited_when_changed(
     assert created.json()["overcharge_risk"] == 0.0005
     changed = api_a.patch("/api/v1/stores/S1", {"overcharge_risk": 0.05}, format="json")
     assert changed.json()["overcharge_risk"] == 0.05
-    entry = AuditEntry.unscoped.get(object_type="stores.store", action="update")
+    entry = AuditEntry.unscoped.get(object_type="stores.store", action="store.updated")
     assert entry.changes == {"overcharge_risk": ["0.0050", "0.0500"]}
     assert api_b.patch("/api/v1/stores/S1", {"overcharge_risk": 0.01}, format="json").status_code == 404
     store_a.refresh_from_db()

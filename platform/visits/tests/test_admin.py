@@ -268,7 +268,7 @@ def test_approving_corrected_lines_charges_them_and_keeps_the_decision(manager_a
     assert decision.lines_before == [{"sku": "SKU-001", "qty": 1}]
     assert decision.lines_after == [{"sku": "SKU-001", "qty": 2}, {"sku": "SKU-002", "qty": 1}]
     assert ChargeInstruction.unscoped.get(visit=waiting).amount == waiting.total
-    assert AuditEntry.unscoped.filter(action="review:approve", source="admin", actor_user=manager_a).exists()
+    assert AuditEntry.unscoped.filter(action="visit.approved", source="admin", actor_user=manager_a).exists()
     queue = client.get(QUEUE)
     assert "R1" not in [v.session for v in queue.context["cl"].result_list]
     assert "approved" in queue.content.decode()
