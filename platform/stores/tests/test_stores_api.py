@@ -261,7 +261,7 @@ def test_the_dispute_policy_is_read_and_changed_field_by_field(api_a: APIClient,
     }
     store_a.refresh_from_db()
     assert (store_a.dispute_auto_refund_limit, store_a.dispute_review_hours) == (0, 24)
-    entry = AuditEntry.unscoped.get(object_type="stores.store", action="update")
+    entry = AuditEntry.unscoped.get(object_type="stores.store", action="store.updated")
     assert entry.changes == {"dispute_auto_refund_limit": [500, 0], "dispute_review_hours": [48, 24]}
     assert api_b.patch("/api/v1/stores/S1", {"dispute_policy": {"window_days": 30}}, format="json").status_code == 404
     store_a.refresh_from_db()
@@ -293,7 +293,7 @@ def test_a_bad_dispute_policy_is_400_and_changes_nothing(api_a: APIClient, store
     assert "dispute_policy" in response.json()["error"]["details"]
     store_a.refresh_from_db()
     assert (store_a.name, store_a.dispute_window_days, store_a.dispute_auto_refund_limit) == ("Main Street", 7, 500)
-    assert not AuditEntry.unscoped.filter(object_type="stores.store", action="update").exists()
+    assert not AuditEntry.unscoped.filter(object_type="stores.store", action="store.updated").exists()
 
 
 @pytest.mark.parametrize(
