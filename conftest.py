@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -41,6 +42,45 @@ def _cache_of_earlier_runs_dropped() -> None:
                 client.delete(key)
     finally:
         client.close()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _object_store() -> Iterator[None]:
+    """With the services (DATABASE_URL, as `make test` runs) every file is kept in an S3 bucket of moto's server on
+    127.0.0.1, started for the run as localstripe is — by this process and by every process a test starts (their
+    environment names the bucket). The embedded mode keeps the local disk; a configured S3_BUCKET is used as is."""
+    if not os.environ.get("DATABASE_URL") or os.environ.get("S3_BUCKET"):
+        yield
+        return
+    from django.test import override_settings
+
+    from core.object_store_standin import LocalS3
+
+    with LocalS3() as store, pytest.MonkeyPatch.context() as environment:
+        for name, value in store.environment.items():
+            environment.setenv(name, value)
+        with override_settings(
+            STORAGES={"default": store.storage, "staticfiles": _static_files()}, S3_BUCKET=store.bucket
+        ):
+            yield
+
+
+@pytest.fixture
+def files_on_local_disk(settings: Any, tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """This test, and the processes it starts, keep their files on the local disk under a folder of its own — for a
+    test that needs a file to be a local path (a FIFO that holds a worker reading it)."""
+    settings.STORAGES = {**settings.STORAGES, "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"}}
+    settings.MEDIA_ROOT = tmp_path
+    settings.S3_BUCKET = ""
+    monkeypatch.delenv("S3_BUCKET", raising=False)
+    monkeypatch.setenv("MEDIA_ROOT", str(tmp_path))
+    return settings
+
+
+def _static_files() -> dict[str, Any]:
+    from django.conf import settings
+
+    return dict(settings.STORAGES["staticfiles"])
 
 
 @pytest.fixture

@@ -124,6 +124,8 @@ def test_sigterm_stops_the_demo_and_everything_it_started(tmp_path: Path) -> Non
         "PYTHONPATH": f"{PROJECT_ROOT}:{PROJECT_ROOT / 'platform'}",
     }
     env.pop("STRIPE_API_BASE", None)
+    for name in ("S3_BUCKET", "S3_ENDPOINT_URL"):  # with the services, the demo starts its own S3 stand-in
+        env.pop(name, None)
     env.pop("PUBLIC_BASE_URL", None)  # the addresses it prints are where it serves, unless told otherwise
     if django_settings.CELERY_TASK_ALWAYS_EAGER:
         env.pop("REDIS_URL", None)
@@ -135,6 +137,8 @@ def test_sigterm_stops_the_demo_and_everything_it_started(tmp_path: Path) -> Non
         assert requests.get(f"http://127.0.0.1:{web}/healthz", timeout=10).status_code == 200
         started = psutil.Process(demo.pid).children(recursive=True)
         assert any("stripe_standin" in " ".join(child.cmdline()) for child in started)
+        assert any("moto.server" in " ".join(child.cmdline()) for child in started)
+        assert "files in moto's S3 stand-in" in screen
         demo.send_signal(signal.SIGTERM)
         demo.wait(timeout=60)
     finally:

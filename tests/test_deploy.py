@@ -59,9 +59,18 @@ def test_docker_compose_config_passes() -> None:
 def test_compose_runs_the_services_each_queue_a_worker_all_with_health_checks() -> None:
     services = _compose()["services"]
     workers = {f"worker-{queue}" for queue in QUEUES}
-    assert set(services) == {"postgres", "redis", "migrate", "web", "beat", *workers}
+    assert set(services) == {
+        "postgres",
+        "redis",
+        "objectstore",
+        "objectstore-bucket",
+        "migrate",
+        "web",
+        "beat",
+        *workers,
+    }
     for name, service in services.items():
-        if name != "migrate":
+        if name not in ("migrate", "objectstore-bucket"):  # once, then done
             assert service["healthcheck"]["test"], name
     assert "pg_isready" in " ".join(services["postgres"]["healthcheck"]["test"])
     assert services["redis"]["healthcheck"]["test"] == ["CMD", "redis-cli", "ping"]
@@ -75,8 +84,9 @@ def test_compose_runs_the_services_each_queue_a_worker_all_with_health_checks() 
     for name in ("web", "beat", *workers):
         service = services[name]
         assert service["build"] == {"context": "..", "dockerfile": "deploy/Dockerfile"}
-        assert "media:/app/var/media" in service["volumes"]
+        assert "volumes" not in service, name  # files are objects in the bucket, not on a disk
         assert service["env_file"] == "${OPENAISLE_ENV_FILE:-env.example}"
+        assert service["depends_on"]["objectstore-bucket"] == {"condition": "service_completed_successfully"}
     assert services["web"]["command"][:3] == ["gunicorn", "--config", "deploy/gunicorn.conf.py"]
 
 
@@ -168,3 +178,28 @@ def test_the_env_example_sets_what_production_needs() -> None:
     assert values["DATABASE_URL"].startswith("postgres://")
     assert "127.0.0.1" in values["ALLOWED_HOSTS"].split(",")  # the health checks call 127.0.0.1:8000
     assert values["POSTGRES_PASSWORD"] in values["DATABASE_URL"]
+
+
+def test_no_volume_is_mounted_in_two_services_and_files_live_in_the_object_store() -> None:
+    """Web and workers share no disk (issue 21): any of them may run on another host."""
+    compose = _compose()
+    services = compose["services"]
+    mounted: dict[str, list[str]] = {}
+    for name, service in services.items():
+        for volume in service.get("volumes", []):
+            mounted.setdefault(volume.split(":", 1)[0], []).append(name)
+    assert {volume: names for volume, names in mounted.items() if len(names) > 1} == {}
+    assert set(mounted) == set(compose["volumes"]) == {"pgdata", "redisdata", "objects"}
+    assert mounted["objects"] == ["objectstore"]
+    assert services["objectstore"]["healthcheck"]["test"] == ["CMD", "mc", "ready", "local"]
+    made = " ".join(services["objectstore-bucket"]["entrypoint"])
+    assert 'mc mb --ignore-existing "store/$$S3_BUCKET"' in made
+    assert services["objectstore-bucket"]["depends_on"] == {"objectstore": {"condition": "service_healthy"}}
+
+
+def test_the_env_example_points_the_platform_at_the_compose_object_store() -> None:
+    lines = (DEPLOY / "env.example").read_text().splitlines()
+    values = dict(line.split("=", 1) for line in lines if line and not line.startswith("#"))
+    assert values["S3_BUCKET"] and values["S3_ENDPOINT_URL"] == "http://objectstore:9000"
+    assert values["MINIO_ROOT_USER"] == values["S3_ACCESS_KEY_ID"]
+    assert values["MINIO_ROOT_PASSWORD"] == values["S3_SECRET_ACCESS_KEY"]

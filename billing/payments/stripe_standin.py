@@ -19,6 +19,8 @@ from types import TracebackType
 
 import requests
 
+from core.ports import free_port
+
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -42,12 +44,6 @@ def serve(*, port: int, state: Path | None = None) -> None:
 
     server.app.on_cleanup.append(save)
     web.run_app(server.app, host="127.0.0.1", port=port, print=None, access_log=None)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 class LocalStripe:

@@ -157,6 +157,7 @@ MEDIA_ROOT = env.path("MEDIA_ROOT", default=VAR_DIR / "media")
 # Object storage for every file kept (event streams, catalog files): with S3_BUCKET an S3-compatible store through
 # django-storages, so that web processes and workers on different hosts share no disk; else the local MEDIA_ROOT.
 S3_BUCKET = env.str("S3_BUCKET", default="")
+S3_SECRET_ACCESS_KEY = env.str("S3_SECRET_ACCESS_KEY", default="")
 
 
 def s3_storage(
@@ -177,7 +178,7 @@ if S3_BUCKET:
             endpoint_url=env.str("S3_ENDPOINT_URL", default="") or None,
             region=env.str("S3_REGION", default="") or None,
             key=env.str("S3_ACCESS_KEY_ID", default="") or None,
-            secret=env.str("S3_SECRET_ACCESS_KEY", default="") or None,
+            secret=S3_SECRET_ACCESS_KEY or None,
         ),
         "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
     }

@@ -28,12 +28,20 @@ PUBLISHED_SECRETS = frozenset(
         "whsec_change_me",
         "change-me-metrics-token",
         "change-me-postgres-password",
+        "change-me-object-storage-secret",
     }
 )
 _CHANGE_ME = ("change-me", "change_me", "changeme")
 
 # The settings holding a secret; an empty value is not checked (a setting that is off, or derived from another).
-SECRET_SETTINGS = ("SECRET_KEY", "STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET", "METRICS_TOKEN", "FIELD_ENCRYPTION_KEY")
+SECRET_SETTINGS = (
+    "SECRET_KEY",
+    "STRIPE_SECRET_KEY",
+    "STRIPE_WEBHOOK_SECRET",
+    "METRICS_TOKEN",
+    "FIELD_ENCRYPTION_KEY",
+    "S3_SECRET_ACCESS_KEY",
+)
 
 
 def is_published(value: str) -> bool:

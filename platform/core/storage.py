@@ -11,7 +11,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, BinaryIO, cast
 
-from django.core.files.storage import default_storage
+from django.conf import settings
+from django.core.files.storage import default_storage, storages
+from django.utils.functional import empty
 from storages.utils import clean_name
 
 
@@ -47,3 +49,15 @@ def open_range(name: str, *, start: int, end: int) -> Iterator[BinaryIO]:
         yield cast(BinaryIO, body)
     finally:
         body.close()
+
+
+def default_storage_replaced(backend: dict[str, Any], *, bucket: str) -> None:
+    """From now on this process keeps its files in `backend` (an entry of STORAGES; on S3, `bucket`): the demo moves
+    to the S3 stand-in it has just started, after the settings were read."""
+    settings.STORAGES = {**settings.STORAGES, "default": backend}
+    settings.S3_BUCKET = bucket
+    handler = cast(Any, storages)
+    handler.__dict__.pop("backends", None)  # a cached_property
+    handler._backends = None
+    handler._storages = {}
+    cast(Any, default_storage)._wrapped = empty

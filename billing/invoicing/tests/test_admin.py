@@ -7,6 +7,7 @@ import csv
 import io
 from collections.abc import Callable
 from datetime import date
+from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import User
@@ -20,6 +21,7 @@ from billing.invoicing.models import CreditNote, DailyUsage, ExchangeRate, Invoi
 from billing.invoicing.tests.helpers import account, assign, at, make_plan, make_store, sale
 from conftest import PASSWORD
 from core import tenancy
+from ingest.tests.conftest import stored_names
 from tenants.audit import Actor
 from tenants.models import AuditEntry, Membership, Tenant
 
@@ -62,6 +64,26 @@ def billed(tenant_a: Tenant, tenant_b: Tenant, last_month: date) -> dict[str, In
 
 
 # --- /ops/: finance -------------------------------------------------------------------------------
+
+
+def test_exports_and_pdfs_are_made_when_asked_for_and_kept_on_no_disk(
+    finance: User, billed: dict[str, Invoice], settings, tmp_path: Path
+) -> None:
+    """Exports and invoice PDFs are made from the database for each download and sent in the answer: no file on the
+    web process's disk, nothing added to storage (the bucket with S3) — nothing a second machine would miss."""
+    settings.MEDIA_ROOT = tmp_path
+    kept = stored_names("")
+    client = _login(finance)
+    downloads = [
+        client.get("/ops/invoicing/invoice/export.xlsx", {"period": "last"}),
+        client.get("/ops/invoicing/invoice/export.csv", {"table": "lines", "period": "last"}),
+        client.get("/ops/invoicing/dailyusage/export.csv", {"period": "last"}),
+        client.get(f"/ops/invoicing/invoice/{billed['alpha'].pk}/pdf/"),
+    ]
+    assert [download.status_code for download in downloads] == [200] * 4
+    assert downloads[-1].content.startswith(b"%PDF-")
+    assert stored_names("") == kept
+    assert not any(tmp_path.rglob("*"))
 
 
 def test_finance_filters_a_period_and_exports_xlsx_csv_and_pdf(

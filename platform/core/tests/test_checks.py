@@ -58,9 +58,16 @@ def _production(**overrides: str) -> dict[str, str]:
 def test_env_example_as_it_stands_fails_the_production_check_naming_every_published_secret() -> None:
     done = _check_deploy(_env_example())
     assert done.returncode != 0
-    for name in ("SECRET_KEY", "STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET", "METRICS_TOKEN", "DATABASE_URL"):
+    for name in (
+        "SECRET_KEY",
+        "STRIPE_SECRET_KEY",
+        "STRIPE_WEBHOOK_SECRET",
+        "METRICS_TOKEN",
+        "DATABASE_URL",
+        "S3_SECRET_ACCESS_KEY",
+    ):
         assert f"(openaisle.E001) {name}" in done.stderr or f"(openaisle.E001) The password in {name}" in done.stderr
-    assert done.stderr.count("openaisle.E001") == 5
+    assert done.stderr.count("openaisle.E001") == 6
 
 
 def test_the_settings_defaults_fail_it_and_new_secrets_pass_it() -> None:
@@ -80,8 +87,8 @@ def test_the_settings_defaults_fail_it_and_new_secrets_pass_it() -> None:
 
 def test_every_secret_env_example_shows_is_known_as_published() -> None:
     example = _env_example()
-    shown = [name for name in (*SECRET_SETTINGS, "POSTGRES_PASSWORD") if example.get(name)]
-    assert len(shown) >= 5
+    shown = [name for name in (*SECRET_SETTINGS, "POSTGRES_PASSWORD", "MINIO_ROOT_PASSWORD") if example.get(name)]
+    assert len(shown) >= 7
     for name in shown:
         assert is_published(example[name]), name
 
@@ -98,6 +105,7 @@ def test_each_secret_setting_is_checked(settings) -> None:
         ("METRICS_TOKEN", "change-me-metrics-token"),
         ("FIELD_ENCRYPTION_KEY", "CHANGE_ME"),
         ("STRIPE_WEBHOOK_SECRET", "whsec_openaisle_platform"),
+        ("S3_SECRET_ACCESS_KEY", "change-me-object-storage-secret"),
     ):
         previous = getattr(settings, name)
         setattr(settings, name, value)

@@ -13,6 +13,7 @@ from typing import Any
 
 import orjson
 import pytest
+from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 from rest_framework.test import APIClient
@@ -126,3 +127,16 @@ def eventually(check: Callable[[], bool], *, timeout: float = 30) -> None:
         if time.monotonic() > deadline:
             raise AssertionError("the background work did not finish in time")
         time.sleep(0.05)
+
+
+def stored_names(directory: str) -> list[str]:
+    """Every file kept under `directory` ("" for all) in the default storage (the local disk or a bucket), by name."""
+    try:
+        directories, files = default_storage.listdir(directory)
+    except FileNotFoundError:  # on the local disk, nothing was kept there yet
+        return []
+    prefix = f"{directory}/" if directory else ""
+    found = [f"{prefix}{name}" for name in files]
+    for inner in directories:
+        found += stored_names(f"{prefix}{inner}")
+    return found

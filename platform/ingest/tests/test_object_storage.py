@@ -1,6 +1,6 @@
 """Uploads in object storage (issue 21, part 1): with S3_BUCKET the streams are kept in an S3-compatible store — here
-moto's server on 127.0.0.1, as localstripe stands in for Stripe — and the workers read each chunk by a ranged GET,
-never by a local path and never the whole file."""
+moto's server on 127.0.0.1 (core.object_store_standin), as localstripe stands in for Stripe — and the workers read each
+chunk by a ranged GET, never by a local path and never the whole file."""
 
 from __future__ import annotations
 
@@ -8,45 +8,35 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
-from moto.server import ThreadedMotoServer
 from rest_framework.test import APIClient
 
-from config.settings import s3_storage
+from core.object_store_standin import LocalS3
 from core.storage import open_range
 from ingest.models import Event, EventStream
 from ingest.tests.conftest import day_of_events, ndjson, upload, wait_for_stream
 from stores.models import Store
 
 BUCKET = "openaisle-test"
-PORT = 9151  # this helper's range
 
 
 @pytest.fixture(scope="module")
-def s3_server() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=PORT, verbose=False)
-    server.start()
-    yield f"http://127.0.0.1:{PORT}"
-    server.stop()
+def s3_server() -> Iterator[LocalS3]:
+    with LocalS3(bucket=BUCKET) as server:
+        yield server
 
 
 @pytest.fixture
-def s3(s3_server: str, settings: Any, tmp_path: Path) -> Any:
+def s3(s3_server: LocalS3, settings: Any, tmp_path: Path) -> Any:
     """The default storage on the S3 stand-in, with an empty bucket; the local media folder empty and watched."""
-    client = boto3.client(
-        "s3", endpoint_url=s3_server, region_name="us-east-1", aws_access_key_id="test", aws_secret_access_key="test"
-    )
-    client.create_bucket(Bucket=BUCKET)
-    on_s3 = s3_storage(bucket=BUCKET, endpoint_url=s3_server, region="us-east-1", key="test", secret="test")
-    settings.STORAGES = {**settings.STORAGES, "default": on_s3}
+    client = s3_server.client()
+    settings.STORAGES = {**settings.STORAGES, "default": s3_server.storage}
     settings.MEDIA_ROOT = tmp_path
     yield client
-    for stored in client.list_objects_v2(Bucket=BUCKET).get("Contents", []):
-        client.delete_object(Bucket=BUCKET, Key=stored["Key"])
-    client.delete_bucket(Bucket=BUCKET)
+    for key in s3_server.objects():
+        client.delete_object(Bucket=BUCKET, Key=key)
 
 
 def test_a_range_is_read_with_one_ranged_get_on_s3_and_from_the_disk_locally(s3: Any, settings: Any) -> None:

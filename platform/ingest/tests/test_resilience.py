@@ -167,6 +167,7 @@ def test_a_stream_is_not_finished_while_a_chunk_is_undone(store_a: Store) -> Non
 
 
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("files_on_local_disk")  # the upload is held by a FIFO in its place: a local path
 def test_an_upload_whose_worker_was_killed_while_preparing_it_is_prepared_again(
     api_a: APIClient, store_a: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:

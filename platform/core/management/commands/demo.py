@@ -4,12 +4,14 @@ An operator and a finance user; two licensees (one selling in USD, one in EUR) w
 key each; for each a catalog imported with the prices it has had since the start of the year
 (`effective_from`), a store with a realistic layout, twenty shoppers' cards (one declines) and yesterday's
 events uploaded as a store would, processed in-process when no broker is configured or by a worker this
-command starts otherwise. Then a refund, this month's invoices (with an EUR→USD rate for the EUR licensee),
-and a screen with URLs, logins, a receipt, the review queue and the invoices.
+command starts otherwise. With PostgreSQL or Redis the files kept (uploads, catalog files) go to moto's S3
+server on 127.0.0.1, started like the Stripe stand-in, unless S3_BUCKET names a bucket. Then a refund, this
+month's invoices (with an EUR→USD rate for the EUR licensee), and a screen with URLs, logins, a receipt, the
+review queue and the invoices.
 
 The terminal gets one line per phase; everything else — logs, Stripe calls, e-mails — goes to
-var/demo.log. SIGTERM, SIGHUP and Ctrl-C stop it and everything it started (the Stripe stand-in, the
-worker, the server). Safe to run again: people and tenants are kept, passwords reset to the demo ones, a
+var/demo.log. SIGTERM, SIGHUP and Ctrl-C stop it and everything it started (the Stripe and S3 stand-ins,
+the worker, the server). Safe to run again: people and tenants are kept, passwords reset to the demo ones, a
 fresh API key is issued, and another batch of yesterday's visits is added.
 """
 
@@ -54,6 +56,8 @@ from catalog.models import Product
 from catalog.sample import sample_catalog_rows
 from core import tenancy
 from core.admin_sites import FINANCE_GROUP, OPERATOR_GROUP
+from core.object_store_standin import LocalS3
+from core.storage import default_storage_replaced
 from ingest import services as ingest_services
 from ingest.models import Event, EventStream
 from stores import services as store_services
@@ -121,16 +125,21 @@ class Command(BaseCommand):
             settings.PUBLIC_BASE_URL = os.environ["PUBLIC_BASE_URL"] = f"http://{options['serve']}"
         settings.VAR_DIR.mkdir(parents=True, exist_ok=True)
         log_path = settings.VAR_DIR / "demo.log"
+        own_object_store = not (settings.EMBEDDED or settings.S3_BUCKET)
         mode = (
             "embedded: SQLite, tasks in-process"
             if settings.CELERY_TASK_ALWAYS_EAGER
             else f"{connection.vendor}, Redis and a Celery worker"
-        )
+        ) + (", files in moto's S3 stand-in" if own_object_store else "")
         screen.line(f"OpenAisle demo ({mode}); the details go to {log_path}")
         try:
             with _stopped_by_signals(), log_path.open("a", encoding="utf-8") as log, _details_to(log):
                 self._migrate(screen, log)
-                with self._stripe(options["stripe_port"], own=own_stripe), self._workers(log):
+                with (
+                    self._stripe(options["stripe_port"], own=own_stripe),
+                    self._object_store(own=own_object_store),
+                    self._workers(log),
+                ):
                     demo = self._seed(screen)
                     self._run_yesterday(screen, demo, visits=options["visits"])
                     self._refund_one(screen, demo)
@@ -140,7 +149,7 @@ class Command(BaseCommand):
                         _announce_when_listening(screen, _port(options["serve"]))
                         call_command("runserver", options["serve"], use_reloader=False, stdout=log, stderr=log)
         except (KeyboardInterrupt, SystemExit) as stop:
-            screen.line("Stopped: the server, the Stripe stand-in and the worker the demo started are stopped.")
+            screen.line("Stopped: the server, the stand-ins and the worker the demo started are stopped.")
             raise SystemExit(130 if isinstance(stop, KeyboardInterrupt) else stop.code) from None
 
     # --- phases ------------------------------------------------------------------------------------
@@ -391,6 +400,23 @@ class Command(BaseCommand):
             finally:
                 settings.STRIPE_API_BASE = ""
                 os.environ.pop("STRIPE_API_BASE", None)
+
+    @contextlib.contextmanager
+    def _object_store(self, *, own: bool) -> Iterator[None]:
+        """moto's S3 server on 127.0.0.1 for the files this demo keeps (its worker and server read them there): with
+        PostgreSQL and Redis no process reads another's disk, as on several machines. Its bucket lasts as long as
+        the demo; the files are read while the demo processes them."""
+        if not own:
+            yield
+            return
+        with LocalS3() as store:
+            os.environ.update(store.environment)
+            default_storage_replaced(store.storage, bucket=store.bucket)
+            try:
+                yield
+            finally:
+                for name in store.environment:
+                    os.environ.pop(name, None)
 
     @contextlib.contextmanager
     def _workers(self, log: IO[str]) -> Iterator[None]:
