@@ -11,6 +11,8 @@ import pytest
 from django.db import connection
 from django.test import Client
 
+from config.settings import s3_storage
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -28,13 +30,25 @@ def test_healthz_answers_without_touching_anything(client: Client) -> None:
 
 
 @pytest.mark.django_db
-def test_readyz_checks_the_database_and_the_broker(client: Client) -> None:
+def test_readyz_checks_the_database_the_broker_and_the_object_store(client: Client, settings) -> None:
     response = client.get("/readyz")
     body = response.json()
     assert response.status_code == 200, body
     assert body["checks"]["database"]["ok"] is True
     assert body["checks"]["database"]["vendor"] == connection.vendor
     assert body["checks"]["broker"]["ok"] is True
+    assert body["checks"]["object_store"]["ok"] is True
+    assert ("ms" in body["checks"]["object_store"]) == bool(settings.S3_BUCKET)  # a HEAD of the bucket, or the disk
+
+
+@pytest.mark.django_db
+def test_readyz_reports_an_unreachable_object_store(client: Client, settings) -> None:
+    nowhere = s3_storage(bucket="openaisle", endpoint_url="http://127.0.0.1:1", region="us-east-1", key="k", secret="s")
+    settings.STORAGES = {**settings.STORAGES, "default": nowhere}
+    response = client.get("/readyz")
+    assert response.status_code == 503
+    assert response.json()["checks"]["object_store"] == {"ok": False, "error": "EndpointConnectionError"}
+    assert response.json()["checks"]["database"]["ok"] is True
 
 
 @pytest.mark.django_db
