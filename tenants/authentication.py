@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from django.core.cache import cache
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 from rest_framework.permissions import BasePermission
@@ -88,14 +90,19 @@ class ApiKeyRateThrottle(SimpleRateThrottle):
         return f"throttle:api_key:{request.auth.prefix}"
 
     def allow_request(self, request: Request, view: Any) -> bool:
+        return self.allow_request_reading(request, view, keys=())[0]
+
+    def allow_request_reading(self, request: Request, view: Any, *, keys: Sequence[str]) -> tuple[bool, dict[str, Any]]:
+        """`allow_request`, and the cache's entries under `keys` read in the same round trip (`cache.get_many`)."""
         key = self.get_cache_key(request, view)
         allowed, seconds = self.parse_rate(self.rate)
         if allowed is None or seconds is None or key is None:
-            return True
+            return True, (dict(cache.get_many(keys)) if keys else {})
         self.now = self.timer()
         window = int(self.now // seconds)
         self.window_ends = (window + 1) * seconds
-        return count_in_window(f"{key}:{window}", seconds=seconds + 1) <= allowed
+        count, found = count_in_window(f"{key}:{window}", seconds=seconds + 1, reading=keys)
+        return count <= allowed, found
 
     def wait(self) -> float | None:
         return max(self.window_ends - self.now, 0.001)

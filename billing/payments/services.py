@@ -15,6 +15,7 @@ workers on one visit, therefore finds nothing left to do.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -30,6 +31,7 @@ from billing.payments import crypto
 from billing.payments.gateway import GatewayRejected, GatewayUnavailable, Outcome, StripeGateway, verified_event
 from billing.payments.models import PaymentAttempt, PaymentSettings, Receipt, RefundedLine, Shopper, StripeEvent
 from billing.payments.standing import (
+    standing_key,
     standing_of,
     standings_changed,
     standings_changed_for_visit,
@@ -43,7 +45,7 @@ from core.checks import is_published
 from core.entry_tokens import ENTRY_TOKEN_PREFIX
 from core.tasks import enqueue_on_commit
 from stores.models import Store
-from stores.selectors import StoreAtGate
+from stores.selectors import StoreAtGate, store_at_gate_key
 from tenants.audit import Actor, audit_record
 from tenants.models import AuditAction, Tenant
 from tenants.quotas import quota_require_room
@@ -209,11 +211,14 @@ ENTRY_REASONS = {
 }
 
 
-def entry_check(*, tenant: Tenant, store: Store | StoreAtGate, token: str) -> EntryDecision:
+def entry_check(
+    *, tenant: Tenant, store: Store | StoreAtGate, token: str, kept: Mapping[str, Any] | None = None
+) -> EntryDecision:
     """May this entry token open the store's gate? Denials say why, for the gate's screen and the logs.
 
     Answered from state kept ready: the tenant (with the API key), the store and the shopper's standing are
-    cached and rewritten by the services that change them; nothing here calls Stripe.
+    cached and rewritten by the services that change them; nothing here calls Stripe. `kept`: the cache's
+    entries the caller read already, the standing's among them (`gate_entry_keys`).
     """
     if not tenant.is_active:
         return EntryDecision(False, "tenant_suspended", "The store's operator account is suspended.")
@@ -222,8 +227,17 @@ def entry_check(*, tenant: Tenant, store: Store | StoreAtGate, token: str) -> En
     token = token.strip()
     if not token:
         return EntryDecision(False, "unknown_token", ENTRY_REASONS["unknown_token"])
-    standing = standing_of(tenant_id=tenant.pk, token=token)
+    standing = standing_of(tenant_id=tenant.pk, token=token, kept=kept)
     return EntryDecision(standing.code == "ok", standing.code, ENTRY_REASONS[standing.code], standing.open_balance)
+
+
+def gate_entry_keys(*, tenant_id: int, store_code: str, token: str) -> list[str]:
+    """The cache keys of what the entry check keeps for this store and token: the store's entry and the token's
+    standing, to be read in one round trip (`kept` of `store_at_gate` and `entry_check`)."""
+    keys = [store_at_gate_key(tenant_id=tenant_id, code=store_code)]
+    if token.strip():
+        keys.append(standing_key(tenant_id=tenant_id, token=token.strip()))
+    return keys
 
 
 # --- Planning: what the next money movement of a visit is ------------------------------------------------------

@@ -17,8 +17,9 @@ store, cached the same way (tenants.services, stores.selectors).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from django.core.cache import cache
 from django.db import transaction
@@ -72,10 +73,16 @@ def _seconds(standing: Standing) -> int:
     return UNKNOWN_TOKEN_SECONDS if standing.code == "unknown_token" else STANDING_SECONDS
 
 
-def standing_of(*, tenant_id: int, token: str) -> Standing:
-    """The standing of an entry token: from the cache, or computed once and kept."""
+def standing_key(*, tenant_id: int, token: str) -> str:
+    """The cache key of an entry token's standing (to read it along with other entries: `standing_of`'s `kept`)."""
+    return _key(tenant_id, token_hash(token))
+
+
+def standing_of(*, tenant_id: int, token: str, kept: Mapping[str, Any] | None = None) -> Standing:
+    """The standing of an entry token: from the cache, or computed once and kept. `kept`: what the caller already
+    read from the cache with this standing's key among others (`cache.get_many`); the cache is not asked again."""
     hashed = token_hash(token)
-    entry = cache.get(_key(tenant_id, hashed))
+    entry = cache.get(_key(tenant_id, hashed)) if kept is None else kept.get(_key(tenant_id, hashed))
     if entry is not None:
         return Standing(*entry)
     standing = standing_compute(tenant_id=tenant_id, hashed_token=hashed)

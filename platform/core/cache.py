@@ -8,6 +8,7 @@ one per pool is kept.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from django.core.cache import caches
@@ -35,19 +36,29 @@ class RedisCache(django_redis.RedisCache):
         self._class = _SharedClientRedisCacheClient
 
 
-def count_in_window(key: str, *, seconds: int) -> int:
-    """Add one to the counter `key`, which ends `seconds` after its first count; return its new value.
+def count_in_window(key: str, *, seconds: int, reading: Sequence[str] = ()) -> tuple[int, dict[str, Any]]:
+    """Add one to the counter `key`, which ends `seconds` after its first count; return its new value, and the
+    entries the cache has under the keys `reading` (as `cache.get_many` answers them).
 
-    One round trip to Redis (a `SET … NX EX` and an `INCR`, pipelined) where Django's `add` and `incr` take two
-    or three; with another cache (embedded mode), those.
+    One round trip to Redis (a `SET … NX EX`, an `INCR` and an `MGET`, pipelined) where Django's `add`, `incr` and
+    `get_many` take three or four: a view that reads the cache anyway pays one round trip for its throttle and its
+    read (the entry check: core/api/views.py). With another cache (embedded mode), those calls.
     """
     backend = caches["default"]
     if isinstance(backend, RedisCache):
         name = backend.make_and_validate_key(key)
+        names = {backend.make_and_validate_key(wanted): wanted for wanted in reading}
         redis_backend: Any = backend  # its client (`_cache`), which django-stubs does not list
         pipeline = redis_backend._cache.get_client(name, write=True).pipeline(transaction=False)
         pipeline.set(name, 0, ex=seconds, nx=True)
         pipeline.incr(name)
-        return int(pipeline.execute()[1])
+        if names:
+            pipeline.mget(list(names))
+        answers = pipeline.execute()
+        if not names:
+            return int(answers[1]), {}
+        loads = redis_backend._cache._serializer.loads
+        found = {names[got]: loads(value) for got, value in zip(names, answers[2], strict=True) if value is not None}
+        return int(answers[1]), found
     backend.add(key, 0, seconds)
-    return int(backend.incr(key))
+    return int(backend.incr(key)), (dict(backend.get_many(reading)) if reading else {})

@@ -43,10 +43,14 @@ def store_at_gate_key(*, tenant_id: int, code: str) -> str:
     return f"store-at-gate:{tenant_id}:{code}"
 
 
-def store_at_gate(*, tenant_id: int, code: str) -> StoreAtGate:
-    """The tenant's store with this code, from the cache or read once and kept; 404 like `store_get`."""
+def store_at_gate(*, tenant_id: int, code: str, kept: Mapping[str, Any] | None = None) -> StoreAtGate:
+    """The tenant's store with this code, from the cache or read once and kept; 404 like `store_get`.
+
+    `kept`: what the caller already read from the cache with this entry's key among others (`cache.get_many`: the
+    entry check reads the store's and the shopper's in one round trip); the cache is then not asked again.
+    """
     key = store_at_gate_key(tenant_id=tenant_id, code=code)
-    entry = cache.get(key)
+    entry = cache.get(key) if kept is None else kept.get(key)
     if entry is None:
         store = store_get(code=code)
         entry = (store.pk, store.status, store.currency)

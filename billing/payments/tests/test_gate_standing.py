@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from django.core.cache import cache
 from rest_framework.test import APIClient
 
 from billing.payments.models import Shopper, StripeEvent
@@ -181,3 +182,35 @@ def test_another_tenants_shopper_is_refused_at_its_own_stores_and_not_found_at_t
     Store.unscoped.create(tenant=tenant_b, code="PAY-1", name="Bravo's shop", currency="EUR")
     answer = _check(api_b, shopper["entry_token"])
     assert (answer["allowed"], answer["code"], answer["currency"]) == (False, "unknown_token", "EUR")
+
+
+def test_entry_checks_count_against_the_keys_rate_like_every_call(
+    api_a: APIClient, api_b: APIClient, store_a: Store, localstripe: Any
+) -> None:
+    """The entry check counts the call with its read of the cache (one round trip): past the rate it is a 429."""
+    from tenants.authentication import ApiKeyRateThrottle
+
+    shopper = _register(api_a, "counted")
+    cache.clear()  # the registration counted too: start the key's window from nothing
+    original = ApiKeyRateThrottle.THROTTLE_RATES
+    ApiKeyRateThrottle.THROTTLE_RATES = {"api_key": "3/min"}
+    try:
+        answers = [
+            api_a.post("/api/v1/stores/PAY-1/entry-check", {"token": shopper["entry_token"]}, format="json")
+            for _ in range(4)
+        ]
+        assert [answer.status_code for answer in answers] == [200, 200, 200, 429]
+        assert answers[0].json()["allowed"] is True
+        assert answers[3].json()["error"]["code"] == "throttled"
+        assert api_b.post("/api/v1/stores/PAY-1/entry-check", {"token": "x"}, format="json").status_code == 404
+    finally:
+        ApiKeyRateThrottle.THROTTLE_RATES = original
+
+
+def test_an_entry_check_without_a_token_is_refused_with_the_field_named_and_an_unknown_store_is_404(
+    api_a: APIClient, store_a: Store
+) -> None:
+    refused = api_a.post("/api/v1/stores/PAY-1/entry-check", {}, format="json")
+    assert refused.status_code == 400
+    assert "token" in refused.content.decode()
+    assert api_a.post("/api/v1/stores/NOPE/entry-check", {}, format="json").status_code == 404
