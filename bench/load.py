@@ -20,8 +20,11 @@ In one run it
    `rate` simulated clients of one request a second each — 70 % entry checks of registered shoppers, 15 % live
    pushes (a store's next batch of about --batch-events events), 15 % `GET /healthz`, the floor;
 5. reports per rate and endpoint the latency percentiles, errors and the web server's CPU per request
-   (`openaisle_http_request_cpu_seconds_total` from /metrics), the queues at the end, the machine's load;
-   then, from the database, whether any acknowledged push was lost or stored twice.
+   (`openaisle_http_request_cpu_seconds_total` from /metrics), the queues at the end, the machine's load and
+   the CPU locust itself used; then, from the database, whether any acknowledged push was lost or stored twice.
+
+The web server runs as deployed: gthread workers, 4 threads each (`--web-threads 1`: sync workers, to compare).
+On a host with cores to spare, `--locust-cpus` keeps the load generator on cores of its own (taskset).
 
 Prints one JSON object. Everything shares the machine's cores (locust, web server, workers, PostgreSQL,
 localstripe, and whatever else runs there), so the load average is printed with each rate.
@@ -37,6 +40,7 @@ import itertools
 import json
 import os
 import random
+import resource
 import shutil
 import signal
 import subprocess
@@ -546,7 +550,14 @@ def _ratio(value: float | None, floor: float | None) -> float | None:
 
 
 def run_phase(
-    processes: Processes, *, rate: int, duration: int, plan: dict[str, Any], work: Path, logs: Path
+    processes: Processes,
+    *,
+    rate: int,
+    duration: int,
+    plan: dict[str, Any],
+    work: Path,
+    logs: Path,
+    locust_cpus: str = "",
 ) -> dict[str, Any]:
     """One rate, in one locust run: the figures per endpoint, the CPU they cost and what the machine did."""
     users = users_at(rate)
@@ -555,8 +566,10 @@ def run_phase(
     views_before, roles_before = processes.view_cpu(METRICS_TOKEN), processes.cpu_seconds()
     web_pids = processes.web_pids()
     busy_before, load_before, started = machine_busy_seconds(), os.getloadavg()[0], time.monotonic()
+    locust_before = _children_cpu_seconds()
     total = sum(users.values())
-    argv = [sys.executable, "-m", "locust", "-f", str(Path(__file__).resolve()), "--headless", "--reset-stats"]
+    argv = ["taskset", "--cpu-list", locust_cpus] if locust_cpus else []  # the load generator on cores of its own
+    argv += [sys.executable, "-m", "locust", "-f", str(Path(__file__).resolve()), "--headless", "--reset-stats"]
     argv += ["--users", str(total), "--spawn-rate", str(total), "--run-time", f"{duration + 2}s"]
     argv += ["--host", f"http://127.0.0.1:{processes.port}", "--csv", str(work / f"locust-{rate}"), "--only-summary"]
     argv += ["--loglevel", "WARNING", "--stop-timeout", "10", "--exit-code-on-error", "0"]
@@ -570,6 +583,7 @@ def run_phase(
         check=False,
     )
     wall = time.monotonic() - started
+    locust_cpu = _children_cpu_seconds() - locust_before
     busy_after, roles_after = machine_busy_seconds(), processes.cpu_seconds()
     views_after = processes.view_cpu(METRICS_TOKEN)
     if locust.returncode != 0:
@@ -598,12 +612,19 @@ def run_phase(
         "cpu_s": {
             "web_server": round(roles_after["web_server"] - roles_before["web_server"], 1),
             "celery_workers": round(roles_after["celery_workers"] - roles_before["celery_workers"], 1),
+            "locust": round(locust_cpu, 1),  # the load generator shares the cores unless --locust-cpus
             "machine_all_cores": round(busy_after - busy_before, 1),
             "wall_s": round(wall, 1),
         },
         "machine_busy_share": round((busy_after - busy_before) / (wall * (os.cpu_count() or 1)), 3),
         "load_average_1min": {"before": round(load_before, 2), "after": round(os.getloadavg()[0], 2)},
     }
+
+
+def _children_cpu_seconds() -> float:
+    """CPU of this process's children that have ended (locust, once its run returns)."""
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return used.ru_utime + used.ru_stime
 
 
 def _targets(phase: dict[str, Any]) -> dict[str, Any]:
@@ -687,7 +708,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             first, last = number * (args.duration + 3), (number + 1) * (args.duration + 3)
             stores_plan = [{"code": p["code"], "batches": [b["body"] for b in p["batches"][first:last]]} for p in plans]
             plan = {"key": issued.key, "shoppers": shoppers, "stores": stores_plan[:pushers]}
-            phases.append(run_phase(processes, rate=rate, duration=args.duration, plan=plan, work=work, logs=logs))
+            phases.append(
+                run_phase(
+                    processes,
+                    rate=rate,
+                    duration=args.duration,
+                    plan=plan,
+                    work=work,
+                    logs=logs,
+                    locust_cpus=args.locust_cpus,
+                )
+            )
         load_ended = datetime.now(UTC)
 
         pushed = EventStream.unscoped.filter(
@@ -714,7 +745,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "code": _code_version(),
             "cpus": os.cpu_count(),
             "duration_s_per_rate": args.duration,
-            "web": {"gunicorn_workers": args.web_workers, "threads": args.web_threads},
+            "web": {
+                "gunicorn_workers": args.web_workers,
+                "threads": args.web_threads,
+                "worker_class": "gthread" if args.web_threads > 1 else "sync",
+            },
+            "locust_cpus": args.locust_cpus or "any",
             "celery_workers": {
                 "visits": args.visits_workers,
                 "payments": args.payments_workers,
@@ -786,7 +822,14 @@ def main() -> None:
     parser.add_argument("--backlog-head-start", type=float, default=10, help="seconds from upload to load")
     parser.add_argument("--alone-requests", type=int, default=400, help="requests per endpoint measured alone")
     parser.add_argument("--web-workers", type=int, default=3, help="gunicorn workers (default 3)")
-    parser.add_argument("--web-threads", type=int, default=1, help="threads per gunicorn worker (default 1: sync)")
+    parser.add_argument(
+        "--web-threads", type=int, default=4, help="threads per gunicorn worker (default 4, as deployed; 1: sync)"
+    )
+    parser.add_argument(
+        "--locust-cpus",
+        default="",
+        help="CPUs locust may run on, e.g. 3 or 2,3 (default: any); on a host with cores to spare, one of its own",
+    )
     parser.add_argument("--visits-workers", type=int, default=1, help="solo workers on the visits queue (default 1)")
     parser.add_argument("--payments-workers", type=int, default=1, help="solo workers on payments (default 1)")
     parser.add_argument("--worker-nice", type=int, default=10, help="niceness of the workers (default 10, as deployed)")

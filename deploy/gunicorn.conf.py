@@ -3,13 +3,20 @@
 Every value can be changed from the environment, so that one image serves small and large hosts:
 
     GUNICORN_BIND        0.0.0.0:8000         where to listen (the container's port)
-    WEB_CONCURRENCY      2 x cores + 1        worker processes (sync workers: one request at a time each)
-    GUNICORN_THREADS     1                    threads per worker (>1 switches to the gthread worker)
+    WEB_CONCURRENCY      2 x cores + 1        worker processes
+    GUNICORN_THREADS     4                    threads per worker (gthread); 1 switches to sync workers, one
+                                              request at a time each
     GUNICORN_TIMEOUT     300                  seconds a request may take (uploads stream to disk; put a proxy
                                               that buffers request bodies in front for slow clients)
     GUNICORN_MAX_REQUESTS 2000                recycle a worker after this many requests (0: never)
     FORWARDED_ALLOW_IPS  127.0.0.1            proxies whose X-Forwarded-* headers are trusted
     LOG_LEVEL            INFO
+
+Threads: a live push waits on PostgreSQL (its COPY, its commit) for much of its time; a sync worker holding it
+answers nothing else meanwhile, so an entry check arriving behind a few pushes queued for as long as they took.
+With threads the worker answers the gate while another thread waits on the database (bench/load.py measures
+both; deploy/README.md has the figures). Each thread holds its own database connection (CONN_MAX_AGE): a web
+container holds up to WEB_CONCURRENCY x GUNICORN_THREADS of them.
 
 Logs: gunicorn's own messages go through the same JSON (or console) formatter as the application's
 (platform/core/logs.py); there is no separate access log, because the application logs one line per
@@ -28,7 +35,7 @@ from typing import Any
 
 bind = os.environ.get("GUNICORN_BIND", "0.0.0.0:8000")  # inside the container; the compose file publishes it
 workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count() * 2 + 1))
-threads = int(os.environ.get("GUNICORN_THREADS", "1"))
+threads = int(os.environ.get("GUNICORN_THREADS", "4"))
 worker_class = "gthread" if threads > 1 else "sync"
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "300"))
 graceful_timeout = 30

@@ -94,6 +94,7 @@ def test_the_procfile_agrees_with_the_compose_file() -> None:
     processes, services = _procfile(), _compose()["services"]
     assert set(processes) == {"web", "beat", *(f"worker-{queue}" for queue in QUEUES)}
     assert "--config deploy/gunicorn.conf.py" in processes["web"]
+    assert "--threads 4" in processes["web"]  # as deploy/gunicorn.conf.py's default, which the compose file uses
     assert "config.wsgi:application" in processes["web"]
     assert "celery -A config beat" in processes["beat"]
     names, ports, directories = set(), set(), set()
@@ -165,6 +166,8 @@ def test_gunicorn_loads_its_settings_and_the_application(tmp_path: Path) -> None
     assert done.returncode == 0, done.stdout + done.stderr
     printed = dict(re.findall(r"^(\w+)\s+= (.*)$", done.stdout, re.M))
     assert printed["workers"] == "3"
+    # Threads by default: a live push waiting on PostgreSQL does not hold up the gate's entry checks.
+    assert (printed["worker_class"], printed["threads"]) == ("gthread", "4")
     assert printed["preload_app"] == "False"
     assert printed["bind"] == "['0.0.0.0:8000']"
 
