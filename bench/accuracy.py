@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import re
 import sys
 import time
 from collections import Counter, defaultdict
@@ -194,17 +193,6 @@ def _rates(stats: Counter[str]) -> dict[str, float]:
     }
 
 
-def _reason_kind(reason: str) -> str:
-    """A review reason without the event, bin, product and figures it names, to count reasons by kind."""
-    kind = re.sub(r"\s*\([^()]+\)$", "", reason)
-    kind = re.sub(r"\bbin \S+", "bin <bin>", kind)
-    kind = re.sub(r"\d+ × \S+", "<n> × <sku>", kind)
-    kind = re.sub(r"^\S+: confidence [\d.]+ is under the store's [\d.]+", "<sku>: confidence under the threshold", kind)
-    kind = re.sub(r"^one of the group paid by \S+:", "one of the group paid by <payer>:", kind)
-    kind = re.sub(r"^\S+ is for (\d+)\+ and no ID check of \S+", r"<sku> is for \1+ and no ID check of <visit>", kind)
-    return re.sub(r"^more \S+ put back", "more <sku> put back", kind)
-
-
 def _day(
     *,
     family: str,
@@ -284,7 +272,7 @@ def _run_family(
                 for payer, truth in simulation.truth.items():
                     _score(naive, baseline.get(payer, {}), truth, True, payer in simulation.recoverable, False)
             if day == warm_up_days:
-                reasons.update(_reason_kind(r) for cart in carts.values() for r in cart.reasons)
+                reasons.update(r.code.value for cart in carts.values() for r in cart.reasons)
                 families.update(
                     groups=len(set(simulation.groups.values())),
                     companions=len(simulation.groups),

@@ -51,6 +51,7 @@ from tenants.models import AuditAction, Tenant
 from tenants.quotas import quota_require_room
 from visits import selectors as visit_selectors
 from visits.models import ChargeInstruction, Visit, VisitLine
+from visits.reasons import reasons_served
 
 Purpose = PaymentAttempt.Purpose
 State = PaymentAttempt.State
@@ -1016,7 +1017,7 @@ def review_needed_announce(*, visit_id: int) -> None:
             "store": visit.store.code,
             "session": visit.session,
             "group": visit_selectors.group_of(visit),
-            "reasons": list(visit.review_reasons),
+            **reasons_served(visit.review_reasons),
             "total": visit.total,
             "currency": visit.currency,
         },

@@ -401,6 +401,7 @@ SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"] = {
     "CatalogProductStatusEnum": "catalog.models.Product.Status",
     "CatalogImportStatusEnum": "catalog.models.CatalogImport.Status",
     "AuditActionEnum": "tenants.models.AuditAction",
+    "ReviewReasonCodeEnum": "visits.reasons.REASON_CHOICES",
 }
 
 # --- Licensee billing (billing/invoicing) ---------------------------------------------------------

@@ -29,6 +29,7 @@ from unfold.decorators import display
 
 from billing.payments.services import hold_lapse_of_visit, hold_lapses_at
 from catalog import currencies
+from catalog.models import Product
 from core.admin import ReadOnlyMixin, TenantModelAdmin
 from core.admin_sites import licensee_site
 from core.formatting import format_duration, format_moment, format_share
@@ -45,6 +46,7 @@ from visits.calibration import Calibration
 from visits.calibration import default as default_calibration
 from visits.calibration_chart import render_reliability
 from visits.models import ChargeInstruction, ReviewDecision, StoreCalibration, Visit
+from visits.reasons import event_ids_of, reasons_of
 from visits.selectors import CAMERA_TYPES, SCALE_TYPE, BinInfo, VisitEvidence
 
 TONE_LABELS = {tone: tone for tone in ("success", "info", "warning", "danger")}
@@ -84,10 +86,10 @@ def _lines_text(lines: Iterable[Mapping[str, Any]]) -> str:
     return text or "nothing"
 
 
-def _short_reason(reason: str) -> str:
-    """A reason without the event id the engine appends, for the list."""
-    cited = selectors.event_ids_in_reasons([reason])
-    return reason[: reason.rfind("(")].strip() if cited else reason
+def _names_of(skus: Iterable[str | None]) -> dict[str, str]:
+    """Product names by SKU, for reasons a person reads."""
+    wanted = {sku for sku in skus if sku}
+    return dict(Product.objects.filter(sku__in=wanted).values_list("sku", "name")) if wanted else {}
 
 
 # --- The list: the review queue by default, every visit through the status filter ----------------
@@ -231,7 +233,7 @@ class Timeline:
     ) -> None:
         self.visit, self.evidence, self.tz, self.links = visit, evidence, tz, links or {}
         self.group = {visit.session, *(m.session for m in selectors.group_members(visit))}
-        self.in_reasons = set(selectors.event_ids_in_reasons(visit.review_reasons or []))
+        self.in_reasons = set(event_ids_of(visit.review_reasons))
         self.evidence_of: dict[str, list[str]] = {}
         for line in visit.lines.all():
             for event_id in line.evidence:
@@ -537,7 +539,9 @@ class VisitAdmin(TenantModelAdmin):
 
     @display(description="Reasons")
     def reasons_short(self, visit: Visit) -> str:
-        reasons = [_short_reason(str(r)) for r in visit.review_reasons or []]
+        stored = reasons_of(visit.review_reasons)
+        names = _names_of(reason.sku for reason in stored[:1])
+        reasons = [reason.for_people(names) for reason in stored]
         if not reasons:
             return "—"
         text = reasons[0] if len(reasons[0]) <= REASONS_IN_LIST else reasons[0][: REASONS_IN_LIST - 1] + "…"
@@ -648,7 +652,7 @@ class VisitAdmin(TenantModelAdmin):
             "entered": _local(visit.entered_at, tz),
             "exited": _local(visit.exited_at, tz),
             "waited": format_duration(timezone.now() - visit.exited_at) if visit.exited_at else None,
-            "reasons": self._reasons(visit, timeline),
+            "reasons": self._reasons(visit, timeline, product_names),
             "cart_rows": rows,
             "subtotal": _money(visit.subtotal, currency),
             "tax": _money(visit.tax, currency),
@@ -715,7 +719,7 @@ class VisitAdmin(TenantModelAdmin):
         }
 
     @staticmethod
-    def _reasons(visit: Visit, timeline: Timeline) -> list[dict[str, Any]]:
+    def _reasons(visit: Visit, timeline: Timeline, product_names: Mapping[str, str]) -> list[dict[str, Any]]:
         """Each reason with the event it cites, what that event suggests for this cart, and who else it names."""
         overlapping = []
         if visit.entered_at is not None:
@@ -729,27 +733,26 @@ class VisitAdmin(TenantModelAdmin):
                 .exclude(pk=visit.pk)
                 .only("pk", "session", "review_reasons")
             )
+        stored = reasons_of(visit.review_reasons)
+        names = {**_names_of(reason.sku for reason in stored), **product_names}
         reasons = []
-        for reason in visit.review_reasons or []:
-            cited = selectors.event_ids_in_reasons([reason])
-            event_id = cited[0] if cited else None
+        for reason in stored:
+            event_id = reason.event_ids[0] if reason.event_ids else None
             suggestion = timeline.suggestion(event_id) if event_id else None
             # The engine may have counted the event on this cart already: then the question is the other way round.
             counted = suggestion is not None and suggestion[0] in timeline.evidence_of.get(event_id or "", [])
             if suggestion is not None and counted:
                 suggestion = (suggestion[0], -suggestion[1])
-            shared = [
-                other
-                for other in overlapping
-                if event_id and event_id in selectors.event_ids_in_reasons(other.review_reasons or [])
-            ]
+            shared = [other for other in overlapping if event_id and event_id in event_ids_of(other.review_reasons)]
             reasons.append(
                 {
-                    "text": _short_reason(str(reason)),
+                    "text": reason.for_people(names),
+                    "code": reason.code.value,
                     "event_id": event_id,
                     "anchor": timeline.anchors.get(event_id or ""),
                     "explained": timeline.explain(event_id) if event_id else "",
                     "suggest_sku": suggestion[0] if suggestion else "",
+                    "suggest_name": names.get(suggestion[0], suggestion[0]) if suggestion else "",
                     "suggest_qty": suggestion[1] if suggestion else 0,
                     "suggest_abs": abs(suggestion[1]) if suggestion else 0,
                     "suggest_if": "If it was not this shopper" if counted else "If it was this shopper",

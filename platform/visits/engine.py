@@ -45,6 +45,9 @@ from typing import Any, NamedTuple
 
 from visits.calibration import Calibration, Evidence, Sample, with_risks
 from visits.calibration import default as default_calibration
+from visits.reasons import ReviewReason, ReviewReasonCode
+
+UNSURE = ReviewReasonCode.UNSURE_TAKER
 
 WEIGHT_BEFORE = timedelta(seconds=3)
 WEIGHT_AFTER = timedelta(seconds=6)
@@ -218,7 +221,7 @@ class Cart:
     session: str
     lines: tuple[CartLine, ...]
     decision: str  # "charge" or "review"
-    reasons: tuple[str, ...]
+    reasons: tuple[ReviewReason, ...]
     risk: float = 0.0
     payer: str | None = None
     attributions: tuple[Attribution, ...] = ()
@@ -624,7 +627,7 @@ class _Open:
     chances: dict[str, float]  # payer -> probability
     members: dict[str, str]  # payer -> the member most likely
     evidence: tuple[str, ...]
-    reason: str
+    reason: ReviewReason
     taken_by: str | None = None
 
 
@@ -644,8 +647,8 @@ class _Fusion:
         self.store, self.visits, self.reports = store, visits, reports
         self.whereabouts, self.calibration, self.seen_together = whereabouts, calibration, seen_together
         self.movements: list[_Movement] = []
-        self.doubts: dict[str, set[str]] = defaultdict(set)
-        self.must_ask: dict[str, set[str]] = defaultdict(set)
+        self.doubts: dict[str, set[ReviewReason]] = defaultdict(set)
+        self.must_ask: dict[str, set[ReviewReason]] = defaultdict(set)
         self.attributions: dict[str, Attribution] = {}
         self.held: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
         self.doubtful: dict[str, list[_Movement]] = defaultdict(list)
@@ -656,11 +659,11 @@ class _Fusion:
         for restock in restocks:
             self.restocks[restock.bin].append(restock)
 
-    def flag(self, session: str, reason: str) -> None:
+    def flag(self, session: str, reason: ReviewReason) -> None:
         """A person must look at this visit, for this reason."""
         self.must_ask[self.visits.payer(session)].add(reason)
 
-    def doubt(self, session: str, reason: str) -> None:
+    def doubt(self, session: str, reason: ReviewReason) -> None:
         """Why this visit is not certain: shown to the person who looks at it, should its risk send it to one."""
         self.doubts[self.visits.payer(session)].add(reason)
 
@@ -723,7 +726,9 @@ class _Fusion:
     def action(self, action: _Action, weight: _Weight | None) -> None:
         bin_ = self.store.bin_at(action.bin, action.ts)
         if bin_ is None:
-            self.flag(action.session, f"bin {action.bin} is not in the layout of that time ({action.event_id})")
+            text = f"bin {action.bin} is not in the layout of that time ({action.event_id})"
+            code = ReviewReasonCode.BIN_NOT_IN_LAYOUT
+            self.flag(action.session, ReviewReason(code, text, (action.event_id,), bin=action.bin))
             return
         scale = self.scale_works(bin_.sensor, action.ts)
         if bin_.sensor is not None:
@@ -757,7 +762,9 @@ class _Fusion:
             certain,
         )
         if sku is None or qty == 0:
-            self.flag(payer, f"the weight at bin {action.bin} matches no product ({action.event_id})")
+            text = f"the weight at bin {action.bin} matches no product ({action.event_id})"
+            code = ReviewReasonCode.WEIGHT_MATCHES_NO_PRODUCT
+            self.flag(payer, ReviewReason(code, text, (action.event_id,), bin=action.bin))
             return
         risk = 1.0 - chances[payer]
         if weight is None:
@@ -772,7 +779,7 @@ class _Fusion:
             return
         others = {p: c for p, c in chances.items() if p != payer and c >= MAY_HAVE_TAKEN}
         self.move(payer, member, sku, qty, risk, action.ts, ids, dict(chances) if others else None)
-        self.note_doubt(action, chances, payer)
+        self.note_doubt(action, chances, payer, sku)
 
     def who(
         self, action: _Action, bin_: Bin, weight: _Weight | None, alone: Evidence | None
@@ -874,10 +881,10 @@ class _Fusion:
                     found.setdefault(payer, 0.5)
         return found
 
-    def note_doubt(self, action: _Action, chances: Mapping[str, float], payer: str) -> None:
+    def note_doubt(self, action: _Action, chances: Mapping[str, float], payer: str, sku: str) -> None:
         """Why a person may want to look at this action: noted on the payer charged for it when its doubt is worth
         a word, and on every other payer with a fair chance of having made it."""
-        reason = f"unsure who took or returned items at bin {action.bin} ({action.event_id})"
+        reason = _unsure_taker(action, sku)
         for other, chance in chances.items():
             if (other == payer and 1.0 - chance >= DOUBT_WORTH_NOTING) or (other != payer and chance >= WORTH_ASKING):
                 self.doubt(other, reason)
@@ -888,7 +895,7 @@ class _Fusion:
             if other != payer and chance > 0.0 and self.held[other].get(sku, 0) > 0:
                 self.movements.append(_Movement(other, other, sku, 0, chance, action.ts, (action.event_id,)))
                 if chance >= WORTH_ASKING:
-                    self.doubt(other, f"unsure who took or returned items at bin {action.bin} ({action.event_id})")
+                    self.doubt(other, _unsure_taker(action, sku))
 
     def explain_return(self, payer: str, sku: str, qty: int, event_id: str) -> None:
         """A payer puts back more than it surely held: the one doubtful take of that product it may have made — a
@@ -915,7 +922,9 @@ class _Fusion:
         self.held[payer][take.sku] += take.qty
         camera = take.evidence[0]
         for session_doubts in self.doubts.values():
-            session_doubts.discard(next((r for r in session_doubts if r.endswith(f"({camera})")), ""))
+            session_doubts -= {
+                r for r in session_doubts if r.code == ReviewReasonCode.UNSURE_TAKER and camera in r.event_ids
+            }
         if take.payer != payer:
             take.member = payer
         take.payer, take.risk, take.chances = payer, 0.0, None
@@ -957,7 +966,14 @@ class _Fusion:
             for s in present
         }
         chances, members = self.by_payer(densities, sum(densities.values()))
-        reason = f"{count} × {product.sku} left bin {weight.bin} unseen by cameras ({weight.event_id})"
+        reason = ReviewReason(
+            ReviewReasonCode.UNSEEN_BIN_CHANGE,
+            f"{count} × {product.sku} left bin {weight.bin} unseen by cameras ({weight.event_id})",
+            (weight.event_id,),
+            product.sku,
+            weight.bin,
+            qty=count,
+        )
         self.open.append(
             _Open(weight.event_id, weight.ts, product.sku, count, chances, members, (weight.event_id,), reason)
         )
@@ -998,7 +1014,9 @@ class _Fusion:
                     self.move(holders[0], holders[0], sku, -count, 0.0, weight.ts, (weight.event_id,))
                     return
                 for payer in holders + maybe:
-                    self.flag(payer, f"{count} × {sku} came back to bin {weight.bin} unseen ({weight.event_id})")
+                    text = f"{count} × {sku} came back to bin {weight.bin} unseen ({weight.event_id})"
+                    code = ReviewReasonCode.UNSEEN_RETURN
+                    self.flag(payer, ReviewReason(code, text, (weight.event_id,), sku, weight.bin, qty=count))
                 return
 
     def finish(self) -> None:
@@ -1103,9 +1121,11 @@ def _carts(fusion: _Fusion, visits: _Visits, calibration: Calibration, risk: flo
     for payer in sorted(payers):
         must_ask = set(fusion.must_ask.get(payer, ()))
         if payer not in visits.spans:
-            must_ask.add("no session.started for this visit")
+            must_ask.add(ReviewReason(ReviewReasonCode.NO_ENTRY, "no session.started for this visit"))
         if payer in visits.strays:
-            must_ask.add(f"entered as a companion of {visits.strays[payer]}, who is no payer that entered: who pays?")
+            named = visits.strays[payer]
+            text = f"entered as a companion of {named}, who is no payer that entered: who pays?"
+            must_ask.add(ReviewReason(ReviewReasonCode.COMPANION_WITHOUT_PAYER, text, session=named))
         lines = []
         by_sku: dict[str, list[_Movement]] = defaultdict(list)
         for movement in by_payer.get(payer, []):
@@ -1115,7 +1135,8 @@ def _carts(fusion: _Fusion, visits: _Visits, calibration: Calibration, risk: flo
             moves = by_sku[sku]
             qty = sum(m.qty for m in moves)
             if qty < 0:
-                must_ask.add(f"more {sku} put back than taken")
+                text = f"more {sku} put back than taken"
+                must_ask.add(ReviewReason(ReviewReasonCode.MORE_RETURNED_THAN_TAKEN, text, sku=sku))
             if qty <= 0:
                 continue
             taken = [m for m in moves if m.qty > 0]
@@ -1128,25 +1149,44 @@ def _carts(fusion: _Fusion, visits: _Visits, calibration: Calibration, risk: flo
         charge = not must_ask and visit_risk <= limit
         reasons = set() if charge else must_ask | set(fusion.doubts.get(payer, ()))
         if not charge and not reasons:
-            reasons = {f"something on this receipt may not be this shopper's (likelihood {visit_risk:.1%})"}
+            text = f"something on this receipt may not be this shopper's (likelihood {visit_risk:.1%})"
+            reasons = {ReviewReason(ReviewReasonCode.RISK_OVER_LIMIT, text)}
         decision = "charge" if charge else "review"
         carts[payer] = Cart(
-            payer, tuple(lines), decision, tuple(sorted(reasons)), visit_risk, None, tuple(attributions[payer])
+            payer, tuple(lines), decision, _in_order(reasons), visit_risk, None, tuple(attributions[payer])
         )
     for member, payer in visits.payer_of.items():
         decision = carts[payer].decision
-        with_payer = () if decision == "charge" else (f"one of the group paid by {payer}: decided with it",)
+        text = f"one of the group paid by {payer}: decided with it"
+        with_payer = (
+            () if decision == "charge" else (ReviewReason(ReviewReasonCode.DECIDED_WITH_GROUP, text, session=payer),)
+        )
         carts[member] = Cart(member, (), decision, with_payer, 0.0, payer)
     return carts
 
 
-def _unverified_ages(product: Product | None, taken: Sequence[_Movement], visits: _Visits) -> set[str]:
+def _in_order(reasons: Iterable[ReviewReason]) -> tuple[ReviewReason, ...]:
+    """Reasons in the order of their sentences (as a person reads them, the same from one reading to the next)."""
+    return tuple(sorted(reasons, key=lambda reason: (reason.text, reason.code)))
+
+
+def _unsure_taker(action: _Action, sku: str) -> ReviewReason:
+    text = f"unsure who took or returned items at bin {action.bin} ({action.event_id})"
+    return ReviewReason(UNSURE, text, (action.event_id,), sku, action.bin)
+
+
+def _unverified_ages(product: Product | None, taken: Sequence[_Movement], visits: _Visits) -> set[ReviewReason]:
     """An age-restricted product on a receipt needs a passed ID check of at least its age for whoever took it (the
     payer's check covers the payer only: each companion is checked for what they took)."""
     if product is None or not product.min_age:
         return set()
     return {
-        f"{product.sku} is for {product.min_age}+ and no ID check of {member} proved it"
+        ReviewReason(
+            ReviewReasonCode.AGE_UNVERIFIED,
+            f"{product.sku} is for {product.min_age}+ and no ID check of {member} proved it",
+            sku=product.sku,
+            session=member,
+        )
         for member in sorted({m.member for m in taken})
         if not visits.old_enough(member, product.min_age)
     }

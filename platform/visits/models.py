@@ -54,7 +54,7 @@ class Visit(TenantOwnedModel):
     paid = models.BigIntegerField(default=0, help_text="Captured and charged so far, minor units.")
     refunded = models.BigIntegerField(default=0, help_text="Refunded so far, minor units.")
     payment_failure = models.CharField(max_length=500, blank=True, help_text="Stripe's reason for the last failure.")
-    review_reasons = models.JSONField(default=list, blank=True)
+    review_reasons = models.JSONField(default=list, blank=True)  # visits.reasons.ReviewReason.as_json(), in order
     risk = models.FloatField(
         null=True,
         blank=True,

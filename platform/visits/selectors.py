@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import re
 import statistics
 from collections import defaultdict
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -20,6 +18,7 @@ from stores.selectors import layout_in_force
 from visits.calibration import Calibration
 from visits.calibration import default as default_calibration
 from visits.models import ReviewDecision, StoreCalibration, Visit, VisitLine
+from visits.reasons import event_ids_of, reasons_served
 
 CAMERA_TYPES = ("item.picked", "item.returned")
 SCALE_TYPE = "shelf.weight_changed"
@@ -27,7 +26,6 @@ DEVICE_TYPE = "device.status"
 EVIDENCE_MARGIN = timedelta(minutes=2)
 EVIDENCE_LIMIT = 400
 HEALTH_LOOKBACK = timedelta(days=1)
-_EVENT_NAMED_IN_REASON = re.compile(r"\(([^()]+)\)\s*$")
 
 
 def visit_list(
@@ -104,7 +102,7 @@ def receipt(visit: Visit) -> dict[str, Any]:
     if visit.review_reasons or reviews:
         decision = reviews[0] if reviews else None
         review = {
-            "reasons": list(visit.review_reasons),
+            **reasons_served(visit.review_reasons),
             "decision": decision.action if decision else None,
             "decided_by": decision.reviewer.get_username() if decision else None,
             "decided_at": decision.decided_at.isoformat() if decision else None,
@@ -182,16 +180,6 @@ class VisitEvidence:
     left_out: int = 0
 
 
-def event_ids_in_reasons(reasons: Iterable[str]) -> list[str]:
-    """The event ids the engine names at the end of its reasons, e.g. "… at bin F01-B01 (e-123)"."""
-    found = []
-    for reason in reasons:
-        match = _EVENT_NAMED_IN_REASON.search(str(reason))
-        if match:
-            found.append(match.group(1))
-    return found
-
-
 def _alternative_sessions(payload: Any) -> set[str]:
     alternatives = payload.get("alternatives") if isinstance(payload, dict) else None
     if not isinstance(alternatives, list):
@@ -215,7 +203,7 @@ def visit_evidence(*, visit: Visit, margin: timedelta = EVIDENCE_MARGIN, limit: 
     events = Event.objects.filter(store=store)
     evidence = VisitEvidence()
     evidence.cited = {str(e) for line in visit.lines.all() for e in line.evidence}
-    evidence.cited |= set(event_ids_in_reasons(visit.review_reasons or []))
+    evidence.cited |= set(event_ids_of(visit.review_reasons))
     members = group_members(visit)
     sessions = {visit.session, *(member.session for member in members)}  # a group's events are its payer's
     core: dict[str, Event] = {e.event_id: e for e in events.filter(session__in=sorted(sessions))}

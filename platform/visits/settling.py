@@ -36,6 +36,7 @@ from visits import engine, pricing, selectors
 from visits.calibration import KEPT_RISKS, Calibration, with_risks
 from visits.calibration import default as default_calibration
 from visits.models import ChargeInstruction, ReviewDecision, Visit, VisitLine
+from visits.reasons import ReviewReason, ReviewReasonCode
 
 CONTEXT_MARGIN = timedelta(minutes=5)
 UNREADABLE = "_unreadable"  # the key of an event read back from its columns only (its payload cannot be read)
@@ -185,16 +186,17 @@ def _as_read(ts: datetime, payload: Any, event_id: str, kind: str, session: str 
     return {**payload, "_ts": ts}
 
 
-def _held_back(store: Store, visits: Sequence[Visit], events: list[dict[str, Any]]) -> dict[str, list[str]]:
+def _held_back(store: Store, visits: Sequence[Visit], events: list[dict[str, Any]]) -> dict[str, list[ReviewReason]]:
     """Review reasons for the visits an unreadable event bears on: its own visit, or for an event of no visit (a
     scale, a device), the visits in the store at its time. The cart is worked out without it; a person decides."""
     unreadable = [event for event in events if UNREADABLE in event]
     if not unreadable:
         return {}
     events_mark_unreadable(store=store, events=unreadable)
-    held: dict[str, list[str]] = defaultdict(list)
+    held: dict[str, list[ReviewReason]] = defaultdict(list)
     for event in unreadable:
-        reason = f"event of {event['_ts']:%Y-%m-%d %H:%M:%S} UTC cannot be read: {event[UNREADABLE]} ({event['id']})"
+        text = f"event of {event['_ts']:%Y-%m-%d %H:%M:%S} UTC cannot be read: {event[UNREADABLE]} ({event['id']})"
+        reason = ReviewReason(ReviewReasonCode.UNREADABLE_EVENT, text, (event["id"],))
         for visit in visits:
             start, end = visit.entered_at or visit.last_event_at, visit.exited_at or visit.last_event_at
             around = (
@@ -309,7 +311,7 @@ def visits_settle(*, store: Store, sessions: Sequence[str] | None = None, now: d
         if not visits:
             return []
     groups = list(events_by_group(store=store, visits=visits))
-    held: dict[str, list[str]] = defaultdict(list)
+    held: dict[str, list[ReviewReason]] = defaultdict(list)
     for group, events in groups:
         for session, reasons in _held_back(store, group, events).items():
             held[session] += reasons
@@ -332,16 +334,18 @@ def _store_cart(
     *,
     visit: Visit,
     cart: engine.Cart,
-    held: list[str],
+    held: list[ReviewReason],
     prices: dict[str, list[pricing.PriceVersion]],
     names: dict[str, str],
     now: datetime,
 ) -> None:
     priced = pricing.price_cart(cart.lines, prices=prices)
+    unpriced = [
+        ReviewReason(ReviewReasonCode.NO_PRICE, f"{sku}: no price in {visit.store.currency} at that time", sku=sku)
+        for sku in priced.unpriced
+    ]
     reasons = (
-        list(cart.reasons)
-        + [f"{sku}: no price in {visit.store.currency} at that time" for sku in priced.unpriced]
-        + held
+        [reason.as_json() for reason in (*cart.reasons, *unpriced, *held)]
         if cart.payer is None
         else []  # a companion's items are on its payer's receipt, reviewed and charged there
     )

@@ -16,6 +16,7 @@ from core.api.views import TenantAPIView
 from stores.selectors import store_get
 from visits import selectors
 from visits.models import Visit
+from visits.reasons import REASON_CHOICES
 
 
 class ReceiptLineSerializer(serializers.Serializer):
@@ -53,8 +54,21 @@ class ReceiptPaymentSerializer(serializers.Serializer):
     failure = serializers.CharField(allow_null=True, help_text="Stripe's reason for the last failure.")
 
 
+class ReceiptReasonSerializer(serializers.Serializer):
+    code = serializers.ChoiceField(choices=REASON_CHOICES, help_text="What kind of doubt: a stable name.")
+    text = serializers.CharField(help_text="The reason in words, as in `reasons`.")
+    event_ids = serializers.ListField(child=serializers.CharField(), help_text="The events it arose from.")
+    sku = serializers.CharField(allow_null=True, help_text="The product it is about.")
+    bin = serializers.CharField(allow_null=True, help_text="The bin it is about.")
+    session = serializers.CharField(
+        allow_null=True, help_text="The visit it names: whose age went unchecked, the payer a companion named."
+    )
+    qty = serializers.IntegerField(allow_null=True, help_text="How many units moved, where a scale counted them.")
+
+
 class ReceiptReviewSerializer(serializers.Serializer):
     reasons = serializers.ListField(child=serializers.CharField())
+    reason_details = ReceiptReasonSerializer(many=True, help_text="The same reasons, in order, as data.")
     decision = serializers.CharField(allow_null=True)
     decided_by = serializers.CharField(allow_null=True)
     decided_at = serializers.DateTimeField(allow_null=True)

@@ -31,6 +31,15 @@ from visits.tests.test_pipeline import PRICE, TAX, priced_store  # noqa: F401 �
 
 ENTERED = datetime(2026, 3, 2, 9, tzinfo=UTC)
 QUEUE = "/admin/visits/visit/"
+UNSURE_AT_E04 = {
+    "code": "unsure_taker",
+    "text": "unsure who took or returned items at bin F01-B02 (e04)",
+    "event_ids": ["e04"],
+    "sku": "SKU-002",
+    "bin": "F01-B02",
+    "session": None,
+    "qty": None,
+}
 
 
 def _login(user: User) -> Client:
@@ -125,7 +134,7 @@ def waiting(priced_store: Store) -> Visit:  # noqa: F811
     visit = _visit(
         store,
         "R1",
-        review_reasons=["unsure who took or returned items at bin F01-B02 (e04)"],
+        review_reasons=[UNSURE_AT_E04],
         subtotal=PRICE,
         total=PRICE + 16,
         tax=16,
@@ -133,7 +142,7 @@ def waiting(priced_store: Store) -> Visit:  # noqa: F811
         events_count=4,
     )
     _line(visit, "SKU-001", 1, 0.97, ["e02", "e03"])
-    _visit(store, "R2", review_reasons=["unsure who took or returned items at bin F01-B02 (e04)"])
+    _visit(store, "R2", review_reasons=[UNSURE_AT_E04])
     _visit(store, "R3", status="charged")
     return visit
 
@@ -163,7 +172,13 @@ def _bin_rect(svg: str, code: str) -> str:
 
 def test_the_queue_lists_only_visits_needing_review_oldest_first(manager_a: User, priced_store: Store) -> None:  # noqa: F811
     now = timezone.now()
-    _visit(priced_store, "LATER", exited=now - timedelta(minutes=10), review_reasons=["a reason (x1)"], total=431)
+    _visit(
+        priced_store,
+        "LATER",
+        exited=now - timedelta(minutes=10),
+        review_reasons=[{**UNSURE_AT_E04, "text": "a reason (x1)", "event_ids": ["x1"]}],
+        total=431,
+    )
     _visit(priced_store, "EARLIER", exited=now - timedelta(hours=2, minutes=5), review_reasons=["b"])
     _visit(priced_store, "DONE", status="charged", exited=now - timedelta(hours=3))
     client = _login(manager_a)
@@ -225,7 +240,9 @@ def test_the_visit_page_shows_the_receipt_reasons_timeline_and_plan(manager_a: U
     assert "W-F01-B02 reports offline" in timeline, "the scale's report during the visit is in the timeline"
     assert "e00" not in timeline, "a report long before is not, but it counts for the health shown"
     assert "scale W-F01-B02 (offline)" in body
-    assert "If it was this shopper: add 1 × SKU-002" in body
+    assert "If it was this shopper: add 1 × Product SKU-002" in body, "a person reads the product's name"
+    reasons = body[body.index('id="review-reasons"') : body.index("</section>", body.index('id="review-reasons"'))]
+    assert 'data-reason="unsure_taker"' in reasons and "(e04)" not in reasons, "the event is a link, not in the text"
     assert f'href="{QUEUE}{Visit.unscoped.get(session="R2").pk}/change/"' in body
     svg = body[body.index("<svg") : body.index("</svg>")]
     for code in ("F01-B01", "F01-B02"):
@@ -474,8 +491,8 @@ def test_a_visit_the_engine_sent_to_review_is_worked_in_the_admin(
 
     assert "u3" in page and "u4" in page and "≈ 1 × SKU-001" in page
     assert 'stroke="#dc2626"' in _bin_rect(page[page.index("<svg") :], "F01-B01")
-    assert "If it was not this shopper: take 1 × SKU-001 off" in page, "u3 is on A's cart already"
-    assert "If it was this shopper: add 1 × SKU-002" in page, "u7 names A as the runner-up"
+    assert "If it was not this shopper: take 1 × Product SKU-001 off" in page, "u3 is on A's cart already"
+    assert "If it was this shopper: add 1 × Product SKU-002" in page, "u7 names A as the runner-up"
     assert "Also waiting on this event" in page, "B is named by the same events"
     risk = re.search(r'id="visit-risk">([^<]+)<', page)
     assert visit_a.risk is not None and visit_a.risk > 0.05

@@ -197,7 +197,9 @@ def test_a_companion_whose_payer_never_entered_waits_for_a_person(api_a: APIClie
     push(store, day)
     (visit,) = settle(store, day)
     assert (visit.group, visit.status) == ("GHOST", Visit.Status.NEEDS_REVIEW)
-    assert visit.review_reasons == ["entered as a companion of GHOST, who is no payer that entered: who pays?"]
+    assert [(r["code"], r["text"], r["session"]) for r in visit.review_reasons] == [
+        ("companion_without_payer", "entered as a companion of GHOST, who is no payer that entered: who pays?", "GHOST")
+    ]
     receipt = _receipt(api_a, store, "K")
     assert (receipt["session"], receipt["group"], len(receipt["lines"])) == ("K", None, 1)
     assert not ChargeInstruction.unscoped.filter(visit=visit).exists()
@@ -227,13 +229,13 @@ def _unsure_with_a_stranger(store: Store) -> list[dict[str, Any]]:
 
 
 def test_a_group_in_doubt_with_a_stranger_is_reviewed_once_on_its_payer_and_announced_with_its_members(
-    store: Store, tenant_a: Tenant
+    store: Store, tenant_a: Tenant, api_a: APIClient
 ) -> None:
     day = _unsure_with_a_stranger(store)
     push(store, day)
     visits = {visit.session: visit for visit in settle(store, day)}
     assert visits["P"].status == Visit.Status.NEEDS_REVIEW
-    assert any("unsure who took" in reason for reason in visits["P"].review_reasons)
+    assert any(reason["code"] == "unsure_taker" for reason in visits["P"].review_reasons)
     assert (visits["K"].status, visits["K"].review_reasons) == (Visit.Status.NO_CHARGE, [])
     with tenancy.tenant_scope(tenant_a.pk):
         webhook_endpoint_create(actor=Actor.system(), tenant=tenant_a, url="https://hooks.example.com/openaisle")
@@ -242,6 +244,11 @@ def test_a_group_in_doubt_with_a_stranger_is_reviewed_once_on_its_payer_and_anno
         (sent,) = WebhookDelivery.objects.filter(event_type="visit.needs_review")
     assert (sent.payload["session"], sent.payload["group"]["payer"]) == ("P", "P")
     assert [member["session"] for member in sent.payload["group"]["members"]] == ["K"]
+    details = sent.payload["reason_details"]
+    assert sent.payload["reasons"] == [reason["text"] for reason in details], "the sentences stay as they were"
+    unsure = next(reason for reason in details if reason["code"] == "unsure_taker")
+    assert unsure["event_ids"] and unsure["bin"] and unsure["text"].endswith(f"({unsure['event_ids'][0]})")
+    assert _receipt(api_a, store, "P")["review"]["reason_details"] == details, "the API serves what the hook sent"
     Visit.unscoped.filter(pk=visits["P"].pk).update(status=Visit.Status.PAYMENT_FAILED)
     with tenancy.tenant_scope(tenant_a.pk):
         payments.payment_failure_announce(visit_id=visits["P"].pk)

@@ -140,7 +140,7 @@ def test_settling_sends_a_restricted_item_without_a_passed_check_to_a_person(bar
     push(store, day)
     visits = {visit.session: visit for visit in settle(store, day)}
     assert visits["no-id"].status == Visit.Status.NEEDS_REVIEW
-    assert any("BEER is for 21+" in reason for reason in visits["no-id"].review_reasons)
+    assert any(reason["code"] == "age_unverified" for reason in visits["no-id"].review_reasons)
     assert visits["too-young"].status == Visit.Status.NEEDS_REVIEW
     assert visits["of-age"].status != Visit.Status.NEEDS_REVIEW
     assert visits["of-age"].total > 0
@@ -258,7 +258,17 @@ def test_a_groups_restricted_line_is_checked_against_the_member_who_took_it(bar:
     push(store, day)
     visits = {visit.session: visit for visit in settle(store, day)}
     assert visits["P"].status == Visit.Status.NEEDS_REVIEW
-    assert visits["P"].review_reasons == ["BEER is for 21+ and no ID check of K proved it"]
+    assert visits["P"].review_reasons == [
+        {
+            "code": "age_unverified",
+            "text": "BEER is for 21+ and no ID check of K proved it",
+            "event_ids": [],
+            "sku": "BEER",
+            "bin": None,
+            "session": "K",
+            "qty": None,
+        }
+    ]
     with tenancy.tenant_scope(store.tenant_id):
         rows = list(restricted.restricted_sales(since=at, until=at + timedelta(days=1), store=store))
     assert [(r["visit"], r["taken_by"], r["qty"], r["id_check"]) for r in rows] == [("P", "K, P", 2, "none")]

@@ -67,10 +67,10 @@ def test_an_event_too_deep_to_read_back_sends_its_visit_to_review_and_the_store_
 
     visits = {visit.session: visit for visit in Visit.unscoped.filter(store=priced)}
     assert visits[held].status == "needs_review"
-    assert [reason for reason in visits[held].review_reasons if "cannot be read" in reason] == [
-        next(reason for reason in visits[held].review_reasons if reason.endswith("(e-deep-3000)"))
-    ]
-    assert not any("cannot be read" in reason for reason in visits[deep_but_readable].review_reasons)
+    unreadable = [reason for reason in visits[held].review_reasons if reason["code"] == "unreadable_event"]
+    assert [reason["event_ids"] for reason in unreadable] == [["e-deep-3000"]]
+    assert "cannot be read" in unreadable[0]["text"]
+    assert not any(reason["code"] == "unreadable_event" for reason in visits[deep_but_readable].review_reasons)
     assert {visits[session].status for session in settled} == {"charged"}
     assert not Visit.unscoped.filter(store=priced, status__in=["open", "settling"]).exists()
 
