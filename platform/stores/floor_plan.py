@@ -199,21 +199,21 @@ def _bins(
             title=title,
         )
         if overlay.on and units is not None:
-            _stock_badge(canvas, bx, by, units, low)
-        font = max(6.0, min(10.0, canvas.length(min(bw, bd)) / 3))
+            _stock_badge(canvas, bx, by, bw, bd, horizontal=horizontal, units=units, low=low)
+        font, rotated = _label_fit(canvas.length(bw), canvas.length(bd), sku)
         cx, cy = canvas.x(bx + bw / 2), canvas.y(by + bd / 2)
-        rotate = "" if horizontal is False or canvas.length(bw) > font * len(sku) * 0.6 else f"rotate(-90 {cx} {cy})"
         canvas.shape(
             "text",
             {
                 "x": cx,
-                "y": cy + font / 3,
-                "font_size": round(font, 1),
+                "y": round(cy + font / 3, 1),
+                "font_size": font,
                 "text_anchor": "middle",
                 "fill": "#334155",
                 # A white halo: the heat map paints fixtures up to deep red, under which dark text cannot be read.
-                **({"stroke": "#ffffff", "stroke_width": 2.5, "paint_order": "stroke"} if overlay.on else {}),
-                "transform": rotate,
+                **({"stroke": "#ffffff", "stroke_width": 2, "paint_order": "stroke"} if overlay.on else {}),
+                "transform": f"rotate(-90 {cx} {cy})" if rotated else "",
+                "class": "bin-label",
             },
             text=sku,
         )
@@ -250,21 +250,40 @@ def _bins(
             )
 
 
-def _stock_badge(canvas: _Canvas, bx: float, by: float, units: int, low: bool) -> None:
-    """The units on a bin, in its top-left corner: white on red when low."""
+def _label_fit(width_px: float, depth_px: float, text: str) -> tuple[float, bool]:
+    """The font size of a bin's label and whether it runs up the bin: whichever way the whole label fits larger,
+    never more than 10 px nor less than 5."""
+    per_px = 0.62 * max(1, len(text))  # a label's length per pixel of font
+    across, up = (width_px - 3) / per_px, (depth_px - 3) / per_px
+    rotated = up > across
+    limit = min(10.0, (width_px if rotated else depth_px) * 0.8)
+    return round(max(5.0, min(limit, up if rotated else across)), 1), rotated
+
+
+BADGE_HEIGHT_PX = 11
+
+
+def _stock_badge(
+    canvas: _Canvas, bx: float, by: float, bw: float, bd: float, *, horizontal: bool, units: int, low: bool
+) -> None:
+    """The units on a bin, beside it outside its fixture — below a bin of a fixture running across the floor, right
+    of one running down it — so that it hides neither the bin's label nor its neighbours': white on red when low."""
     text = str(units)
     width = 5 + 5.5 * len(text)
-    x, y = canvas.x(bx) + 1.5, canvas.y(by) + 1.5
+    if horizontal:
+        x, y = canvas.x(bx + bw / 2) - width / 2, canvas.y(by + bd) + 2
+    else:
+        x, y = canvas.x(bx + bw) + 2, canvas.y(by + bd / 2) - BADGE_HEIGHT_PX / 2
     canvas.shape(
         "rect",
         {
-            "x": x,
-            "y": y,
+            "x": round(x, 1),
+            "y": round(y, 1),
             "width": round(width, 1),
-            "height": 11,
+            "height": BADGE_HEIGHT_PX,
             "rx": 2,
             "fill": LOW_STOCK if low else "#ffffff",
-            "stroke": LOW_STOCK if low else "#94a3b8",
+            "stroke": LOW_STOCK if low else "#64748b",
             "stroke_width": 0.75,
             "class": "stock-badge",
             "pointer_events": "none",
@@ -274,7 +293,7 @@ def _stock_badge(canvas: _Canvas, bx: float, by: float, units: int, low: bool) -
         "text",
         {
             "x": round(x + width / 2, 1),
-            "y": y + 8.5,
+            "y": round(y + 8.5, 1),
             "font_size": 8.5,
             "font_weight": 700,
             "text_anchor": "middle",
