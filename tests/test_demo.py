@@ -13,6 +13,7 @@ import time
 from datetime import UTC, datetime
 from io import StringIO
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import psutil
 import pytest
@@ -23,12 +24,14 @@ from django.db import connection
 from django.test import Client
 from django.utils import timezone
 
-from billing.invoicing.models import ExchangeRate, Invoice
+from billing.invoicing.models import ExchangeRate, Invoice, InvoiceLine
 from billing.payments.models import PaymentAttempt, Receipt
 from billing.payments.stripe_standin import free_port
 from catalog.models import CatalogImport, ProductPrice
 from config.celery import app
+from disputes.models import Dispute
 from ingest.models import Event, EventStream
+from stock.models import LowStockLevel, StockCount
 from stores.models import Bin, Store
 from tenants.models import Tenant
 from visits.models import Visit
@@ -92,8 +95,33 @@ def test_demo_seeds_runs_a_day_and_shows_one_screen(settings, tmp_path: Path) ->
         assert billed is not None and int(billed.group(1)) > 0, printed
         assert invoice.total > 0
 
+    # The shelves: every bin counted at opening, levels at a quarter of each bin's capacity, the staff's restocks, the
+    # bins low now and yesterday's shrink, with where to read them.
+    nw = stores.get(code="NW-001")
+    (opening,) = set(StockCount.unscoped.filter(store=nw).values_list("counted_at", flat=True))
+    assert opening.astimezone(ZoneInfo(nw.timezone)).hour == 8
+    assert StockCount.unscoped.filter(store=nw).count() == Bin.unscoped.filter(layout__store=nw).count()
+    assert LowStockLevel.unscoped.filter(store=nw).count() == StockCount.unscoped.filter(store=nw).count()
+    stock = re.search(
+        r"· stock +NW-001: (\d+) bins counted at 08:00, (\d+) restocks, (\d+) bins low now, shrink", printed
+    )
+    assert stock is not None and int(stock.group(3)) > 0, printed
+    assert int(stock.group(2)) == Event.unscoped.filter(store=nw, type="shelf.restocked").count()
+    for page in ("", "shrink/?from=", "heat-map/?from="):
+        assert f"/admin/stock/stockcount/store/{nw.pk}/{page}" in printed, printed
+    # A dispute the store's policy decided at once, the plan's promises and the month's service levels.
+    dispute = Dispute.unscoped.get(store=nw)
+    assert re.search(rf"A dispute +#{dispute.pk}, \$\d+\.\d\d USD: .* → \S+/admin/disputes/dispute/", printed), printed
+    if dispute.decided_by == "policy":
+        assert "refunded by the store's policy" in printed and dispute.refund > 0
+    assert "Promised      ≥ 90.00 % settled without a person — credit 10.00 %" in printed, printed
+    assert re.search(r"· service +Northwind Grocers: \d+ visits, [\d.]+ % settled without a person", printed), printed
+    assert "/admin/service_levels/servicelevel/" in printed and "/ops/service_levels/servicelevel/" in printed
+    credits = InvoiceLine.unscoped.filter(invoice__in=invoices, kind="service_credit")
+    assert ("credit -$" in printed) == credits.exists(), printed
+
     # One screen: the details (Stripe calls, e-mails, logs) are in the log, not here.
-    assert len(printed.splitlines()) < 40, printed
+    assert len(printed.splitlines()) < 48, printed
     assert "Stripe API" not in printed and "Subject:" not in printed
     log = (tmp_path / "demo.log").read_text()
     # The migrations' report and the tasks' log lines are written here by the demo's own process whatever the

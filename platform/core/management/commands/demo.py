@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -45,8 +46,18 @@ from django.urls import reverse
 from django.utils import timezone
 from tqdm import tqdm
 
+from billing.invoicing import calculations as invoice_calculations
 from billing.invoicing import services as invoicing
-from billing.invoicing.models import BillingAccount, DailyUsage, ExchangeRate, Invoice, Plan, PlanAssignment
+from billing.invoicing.models import (
+    BillingAccount,
+    DailyUsage,
+    ExchangeRate,
+    Invoice,
+    InvoiceLine,
+    Plan,
+    PlanAssignment,
+    PlanVersion,
+)
 from billing.payments import services as payment_services
 from billing.payments.models import PaymentAttempt
 from billing.payments.stripe_standin import LocalStripe
@@ -58,8 +69,15 @@ from core import tenancy
 from core.admin_sites import FINANCE_GROUP, OPERATOR_GROUP
 from core.object_store_standin import LocalS3
 from core.storage import default_storage_replaced
+from disputes import services as dispute_services
+from disputes.models import Dispute
 from ingest import services as ingest_services
 from ingest.models import Event, EventStream
+from service_levels.selectors import tenant_service_levels_on_days
+from service_levels.words import seconds, share
+from stock import selectors as stock_selectors
+from stock import services as stock_services
+from stock import shrink
 from stores import services as store_services
 from stores.models import Store
 from stores.sample import sample_layout
@@ -80,6 +98,12 @@ PRICES_SINCE = datetime(2026, 1, 1, tzinfo=UTC)
 PROJECT_ROOT = Path(__file__).resolve().parents[4]
 DEMO_SHOPPERS = 10
 EUR_TO_USD = Decimal("1.0850")
+# The demo plan's service promise: at least 90 % of visits settled without a person, a 10 % credit of the month's
+# fees when missed. (Not a time to receipt: the demo uploads yesterday's visits today, a day after they left.)
+PROMISES = invoice_calculations.Promises(without_person_bps=9_000, credit_bps=1_000)
+# Every LOW_AT_OPENING-th bin opens at its low-stock level (a quarter of its capacity): staff restock it once a
+# shopper takes from it, and it is still low at the end of the day if nobody did.
+LOW_AT_OPENING = 8
 STALL_SECONDS = 120  # a wait that sees nothing move for this long says so and goes on
 POLL_SECONDS = 0.5
 SWEEP_SECONDS = 10  # how often a wait does what the beat does: settle visits due, move money due
@@ -142,8 +166,11 @@ class Command(BaseCommand):
                 ):
                     demo = self._seed(screen)
                     self._run_yesterday(screen, demo, visits=options["visits"])
+                    self._stock(screen, demo)
                     self._refund_one(screen, demo)
+                    self._dispute_one(screen, demo)
                     invoices = self._bill_this_month(screen, demo)
+                    self._service_levels(screen, demo, invoices)
                     Ready(screen=screen, demo=demo, invoices=invoices).show()
                     if options["serve"]:
                         _announce_when_listening(screen, _port(options["serve"]))
@@ -253,6 +280,70 @@ class Command(BaseCommand):
             )
             demo.refunded = visit
 
+    def _stock(self, screen: Screen, demo: Demo) -> None:
+        """What a store manager replenishing shelves sees of the day: the staff's count of every bin at opening, a
+        low-stock level on each bin at a quarter of its capacity (where staff restock it), the day's restocks, the
+        bins low now and yesterday's shrink."""
+        actor = Actor.cli()
+        said = []
+        with screen.phase("stock", total=len(demo.stores), unit="store") as phase:
+            for store in demo.stores:
+                opened, counts, capacities = demo.opening[store.code]
+                with tenancy.tenant_scope(store.tenant_id):
+                    rows = [{"bin": code, "units": units} for code, units in counts.items()]
+                    stock_services.stock_take_record(actor=actor, store=store, at=opened, rows=rows)
+                    levels = [{"bin": code, "units": capacity // 4} for code, capacity in capacities.items()]
+                    stock_services.low_levels_set(actor=actor, store=store, levels=levels)
+                    now = timezone.now()
+                    demo.low[store.code] = [b.bin for b in stock_selectors.stock_at(store=store, at=now) if b.low]
+                    restocks = Event.objects.filter(store=store, type="shelf.restocked", ts__gte=opened).count()
+                    midnight = opened.replace(hour=0)
+                    report = shrink.shrink_report(store=store, since=midnight, until=midnight + timedelta(days=1))
+                demo.shrink_reports[store.code] = report
+                said.append(
+                    f"{store.code}: {len(counts)} bins counted at {opened:%H:%M}, {restocks} restocks, "
+                    f"{len(demo.low[store.code])} bins low now, shrink {_units(report.units)} "
+                    f"({format_money(report.value, report.currency)} {report.currency})"
+                )
+                phase.advance(1)
+            phase.done("; ".join(said))
+
+    def _dispute_one(self, screen: Screen, demo: Demo) -> None:
+        """A shopper disputes a line of a paid receipt; the store's policy decides it at once (refunded when within
+        the store's auto-refund limit, to a person otherwise)."""
+        store = demo.stores[0]
+        with screen.phase("dispute", total=1, unit="dispute") as phase, tenancy.tenant_scope(store.tenant_id):
+            paid = demo.visits_of(store).filter(
+                status=Visit.Status.CHARGED, payment_status=Visit.PaymentStatus.SUCCEEDED, refunded=0
+            )
+            undisputed = paid.exclude(pk__in=Dispute.objects.values("visit_id"))
+            line = VisitLine.objects.filter(visit__in=undisputed).order_by("amount", "pk").first()
+            if line is None:
+                phase.done("no paid receipt to dispute")
+                return
+            dispute = dispute_services.dispute_open(
+                actor=Actor.system(),
+                store=store,
+                visit=line.visit,
+                lines=[{"sku": line.sku, "qty": 1}],
+                reason=Dispute.Reason.NOT_TAKEN,
+                note="Demo: I did not take this.",
+            )
+            moving = PaymentAttempt.objects.filter(visit=line.visit, state__in=["pending", "processing"])
+            settled = _wait_until(lambda: not moving.exists(), stalled=lambda: None)
+            phase.advance(1)
+            decided = (
+                f"{dispute.get_status_display().lower()} by {dispute.get_decided_by_display().lower()}"
+                if dispute.decided_by
+                else "to a person (the dispute queue)"
+            )
+            phase.done(
+                f"#{dispute.pk} on visit {line.visit.session}: 1 × {line.name}, "
+                f"{format_money(dispute.asked, dispute.currency)} {dispute.currency} — {decided}: "
+                f"{dispute.decision_reason}" + ("" if settled else " (the refund is still being processed)")
+            )
+            demo.dispute = dispute
+
     def _bill_this_month(self, screen: Screen, demo: Demo) -> list[Invoice]:
         """Both licensees on the Standard plan (USD) from this month; an EUR→USD rate for the month, so that the
         EUR licensee's sales can be billed; this month's invoices brought up to date (drafts until month end)."""
@@ -268,6 +359,7 @@ class Command(BaseCommand):
                 visit_fee=5,
                 revenue_share_bps=150,
                 monthly_minimum=49_900,
+                promises=PROMISES,
                 note="Demo plan",
             )
             for tenant in demo.tenants:
@@ -301,6 +393,39 @@ class Command(BaseCommand):
                 f"{month:%B %Y} to date, {len(invoices)} invoices" + (f" — not billed: {failed}" if failed else "")
             )
             return invoices
+
+    def _service_levels(self, screen: Screen, demo: Demo, invoices: list[Invoice]) -> None:
+        """Each licensee's service levels this month beside its plan's promises, and the credit its invoice gives
+        for a promise missed."""
+        month = timezone.now().date().replace(day=1)
+        said = []
+        with screen.phase("service", total=len(demo.tenants), unit="licensee") as phase:
+            for tenant in demo.tenants:
+                with tenancy.tenant_scope(tenant.pk):
+                    levels = tenant_service_levels_on_days(first_day=month, last_day=timezone.now().date()).total
+                    assigned = PlanAssignment.objects.filter(tenant=tenant).order_by("-starts_on").first()
+                with tenancy.platform_wide_scope():
+                    version = PlanVersion.objects.get(pk=assigned.plan_version_id) if assigned else None
+                    credit = InvoiceLine.objects.filter(
+                        invoice__in=[i for i in invoices if i.tenant_id == tenant.pk],
+                        kind=InvoiceLine.Kind.SERVICE_CREDIT,
+                    ).aggregate(amount=Sum("amount"))["amount"]
+                promised = invoicing.promises_of(version) if version is not None else None
+                missed = (
+                    invoice_calculations.missed_promises(promised, invoicing.month_levels_of(levels))
+                    if promised is not None
+                    else []
+                )
+                currency = version.currency if version is not None else "USD"
+                said.append(
+                    f"{tenant.name}: {levels.visits} visits, {share(levels.settled_without_person)} settled without a "
+                    f"person, p95 exit to receipt {seconds(levels.exit_to_receipt_s.p95)} (yesterday's, uploaded today)"
+                    + (f" — missed: {'; '.join(missed)}" if missed else " — every promise kept")
+                    + (f", credit {format_money(-credit, currency)} {currency} on the invoice" if credit else "")
+                )
+                demo.promises = invoice_calculations.promises_in_words(promised) if promised is not None else ""
+                phase.advance(1)
+            phase.done("\n           ".join(said))
 
     # --- seeding -----------------------------------------------------------------------------------
 
@@ -369,6 +494,14 @@ class Command(BaseCommand):
         yesterday = timezone.localtime(timezone.now(), ZoneInfo(store.timezone)).date() - timedelta(days=1)
         start = datetime.combine(yesterday, datetime.min.time().replace(hour=8), tzinfo=ZoneInfo(store.timezone))
         run = EventStream.objects.filter(store=store).count()
+        bins = [item for fixture in layout.document["fixtures"] for item in fixture["bins"]]
+        capacities = {item["code"]: int(item["capacity"]) for item in bins}
+        shelves = random.Random(f"{store.code}:{run}")
+        opening = {
+            code: capacity // 4 if number % LOW_AT_OPENING == 0 else shelves.randint(capacity // 2, capacity)
+            for number, (code, capacity) in enumerate(capacities.items())
+        }
+        demo.opening[store.code] = (start, opening, capacities)
         simulation: Simulation = simulate(
             layout=layout.document,
             catalog=catalog,
@@ -378,6 +511,7 @@ class Command(BaseCommand):
             seed=run * 10 + demo.stores.index(store) + 1,
             shopper_tokens=demo.tokens[store.code],
             id_prefix=f"demo{run}",
+            opening_stock=opening,
         )
         demo.day[store.code] = yesterday
         return [
@@ -459,6 +593,12 @@ class Demo:
     day: dict[str, date] = field(default_factory=dict)
     visits_before: int = 0
     refunded: Visit | None = None
+    # Per store: when it opened yesterday, the units counted on each bin then and each bin's capacity.
+    opening: dict[str, tuple[datetime, dict[str, int], dict[str, int]]] = field(default_factory=dict)
+    low: dict[str, list[str]] = field(default_factory=dict)
+    shrink_reports: dict[str, shrink.ShrinkReport] = field(default_factory=dict)
+    dispute: Dispute | None = None
+    promises: str = ""
 
     def visits_of(self, store: Store) -> Any:
         """This run's visits of the store."""
@@ -750,8 +890,11 @@ class Ready:
         with tenancy.platform_wide_scope():
             for store in self.demo.stores:
                 self._store(store, base)
+            self._shelves(base)
             self._receipt(base)
+            self._dispute(base)
             self._invoices(base)
+            self._service(base)
 
     def _store(self, store: Store, base: str) -> None:
         visits = self.demo.visits_of(store)
@@ -762,6 +905,45 @@ class Ready:
             f"  {store.code}  {store.name} ({store.currency}), {self.demo.day[store.code]:%a %d %b}: "
             f"{sum(counts.values())} visits, {counts.get(Visit.Status.CHARGED, 0)} charged, "
             f"{declined} declined, review queue {review} → {base}/admin/visits/visit/"
+        )
+
+    def _shelves(self, base: str) -> None:
+        """The first store's shelves: its stock now, yesterday's shrink and the heat map of the day."""
+        store = self.demo.stores[0]
+        report = self.demo.shrink_reports.get(store.code)
+        if report is None:
+            return
+        pages = ("store", "shrink", "heat_map")
+        page, shrunk, heat = (base + reverse(f"admin:stock_stockcount_{name}", args=[store.pk]) for name in pages)
+        day = f"from={self.demo.day[store.code]:%Y-%m-%d}&to={self.demo.day[store.code]:%Y-%m-%d}"
+        low = self.demo.low.get(store.code, [])
+        named = f" ({', '.join(low[:4])}{' …' if len(low) > 4 else ''})" if low else ""
+        money = f"{format_money(report.value, report.currency)} {report.currency}"
+        line = self.screen.line
+        line(f"  Stock         {store.code}: {len(low)} bins low now{named} → {page}")
+        line(f"  Shrink        {store.code} yesterday: {_units(report.units)}, {money} → {shrunk}?{day}")
+        line(f"  Heat map      {store.code} yesterday's picks on the floor plan → {heat}?{day}")
+
+    def _dispute(self, base: str) -> None:
+        dispute = self.demo.dispute
+        if dispute is None:
+            return
+        outcome = (
+            f"{dispute.get_status_display().lower()} by {dispute.get_decided_by_display().lower()}"
+            if dispute.decided_by
+            else "waiting for a person"
+        )
+        self.screen.line(
+            f"  A dispute     #{dispute.pk}, {format_money(dispute.asked, dispute.currency)} {dispute.currency}: "
+            f"{outcome} → {base}{reverse('admin:disputes_dispute_changelist')} (the dispute queue)"
+        )
+
+    def _service(self, base: str) -> None:
+        if self.demo.promises:
+            self.screen.line(f"  Promised      {self.demo.promises}")
+        self.screen.line(
+            f"  Service       {base}{reverse('admin:service_levels_servicelevel_changelist')} (managers)  ·  "
+            f"{base}{reverse('ops:service_levels_servicelevel_changelist')} (operator)"
         )
 
     def _receipt(self, base: str) -> None:
@@ -908,6 +1090,10 @@ def _require_free_ports(ports: list[int]) -> None:
                     f"Port {port} on 127.0.0.1 is in use (an earlier demo still running?). Stop it, or choose "
                     "other ports: make demo PORT=8100 STRIPE_PORT=8120."
                 ) from None
+
+
+def _units(count: int) -> str:
+    return f"{count} unit" if count == 1 else f"{count} units"
 
 
 def _demo_user(email: str) -> User:
