@@ -168,59 +168,64 @@ def accuracy(tenant: Tenant, *, seed: int, profile: str, visits: int) -> dict[st
 
 
 def shrink_against_truth(store: Store, day: Simulation, *, since: datetime, until: datetime) -> dict[str, Any]:
-    """The day's shrink as read, beside the simulator's true unexplained losses, and why any bin differs.
+    """The day's shrink as read, beside the simulator's true unexplained losses, and why any product differs.
 
-    The truth of a bin: the units of its product that truly left it (taken, less put back on it; restocks aside) less
-    those the carts charged from it. What the carts charged (lines of visits charged, owed or not decided) is the
-    platform's; where each charged unit came from is the simulator's: a payer's line is matched to the units its group
-    truly took off the bins of that product and still held at the exit (the bins its evidence names first); units
-    charged beyond what the group took (the cameras gave it another shopper's take, or imagined one) stay on the bin
-    of the line's evidence, as a unit that left there and that a cart explains."""
+    The truth of a product: the units of it that truly left its bins (taken, less put back on them; restocks aside)
+    less the units of it the carts charged (lines of visits charged, owed or not decided: the platform's). Both sides
+    take the same charged units, so a product's shrink read differs from the truth only by what its bins were read
+    to have lost: each bin read from the cameras (no scale, or its scale out) is off by what the cameras missed,
+    miscounted or imagined there (`Simulation.misseen`); a scaled bin by its scale's reading."""
     report = shrink.shrink_report(store=store, since=since, until=until)
+    products = {item["code"]: item["sku"] for item in _bins()}
+    sensors = {item["code"]: item.get("sensor") for item in _bins()}
     left: dict[str, int] = defaultdict(int)
     charged: dict[str, int] = defaultdict(int)
     for flow in shrink.shelf_flows(store=store, since=since, until=until):
         left[flow.bin] += flow.left
-        charged[flow.bin] += flow.charged
-    bins = {item["code"]: item.get("sensor") for item in _bins()}
-    explained = _truly_explained(store, day)
-    read = {code: max(0, left[code] - charged[code]) for code in bins}
-    true = {code: max(0, day.left.get(code, 0) - explained[code]) for code in bins}
-    reported = {e["device"] for e in day.events if e["type"] == "device.status"}
+        charged[flow.sku] += flow.charged
+    skus = sorted(set(products.values()))
+    of = {sku: [code for code, product in products.items() if product == sku] for sku in skus}
+    read = {sku: max(0, sum(left[c] for c in of[sku]) - charged[sku]) for sku in skus}
+    true = {sku: max(0, sum(day.left.get(c, 0) for c in of[sku]) - charged[sku]) for sku in skus}
     out = {sensor for sensor, _, _ in day.sensor_outages}
+    reported = {e["device"] for e in day.events if e["type"] == "device.status"}
 
     def why(code: str) -> str:
-        if charged[code] != explained[code]:
-            return "a charged unit read on another bin of its product than it left"
-        sensor = bins[code]
+        sensor = sensors[code]
         if sensor is None:
-            return "no scale: read from the cameras"
+            return f"no scale: the cameras' errors there come to {day.misseen.get(code, 0):+d}"
         if sensor in out:
             return "scale out, announced: read from the cameras" if sensor in reported else "scale went quiet"
         return "scale's reading (merged or noisy changes)"
 
-    differ = sorted((code for code in bins if read[code] != true[code]), key=lambda c: -abs(read[c] - true[c]))
+    differ = sorted((sku for sku in skus if read[sku] != true[sku]), key=lambda s: (-abs(read[s] - true[s]), s))
     statuses = Visit.objects.filter(store=store).values_list("status", flat=True)
     truly_taken = sum(sum(cart.values()) for cart in day.truth.values())
     charged_units = sum(VisitLine.objects.filter(visit__store=store).values_list("qty", flat=True))
+    cameras_off = {c: day.misseen.get(c, 0) for c in products if sensors[c] is None}
     return {
         "read_units": sum(read.values()),
         "true_units": sum(true.values()),
         "report_units": report.units,
         "report_value": report.value,
-        "bins_equal": round(sum(read[c] == true[c] for c in bins) / len(bins), 4),
-        "bins_differing": len(differ),
+        "products_equal": round(sum(read[s] == true[s] for s in skus) / len(skus), 4),
+        "products_differing": len(differ),
         "differences": [
             {
-                "bin": c,
-                "left_read": left[c],
-                "left_true": day.left.get(c, 0),
-                "charged_read": charged[c],
-                "charged_true": explained[c],
-                "why": why(c),
+                "sku": sku,
+                "read": read[sku],
+                "true": true[sku],
+                "charged": charged[sku],
+                "bins_off": {
+                    c: f"read {left[c]}, truly {day.left.get(c, 0)}: {why(c)}"
+                    for c in of[sku]
+                    if left[c] != day.left.get(c, 0)
+                },
             }
-            for c in differ[:10]
+            for sku in differ[:10]
         ],
+        "cameras_errors_on_bins_without_scale": sum(cameras_off.values()),
+        "bins_without_scale_read_off": sum(left[c] - day.left.get(c, 0) for c in cameras_off),
         "causes": {
             "put_back_on_another_products_bin": sum(day.misplaced.values()),
             "units_truly_taken_home": truly_taken,
@@ -229,33 +234,6 @@ def shrink_against_truth(store: Store, day: Simulation, *, since: datetime, unti
             "visits_by_status": {status: list(statuses).count(status) for status in sorted(set(statuses))},
         },
     }
-
-
-def _truly_explained(store: Store, day: Simulation) -> dict[str, int]:
-    """Per bin, the units the carts charged that truly left it (see `shrink_against_truth`)."""
-    products = {item["code"]: item["sku"] for item in _bins()}
-    lines = VisitLine.objects.filter(visit__store=store, visit__status__in=shrink.EXPLAINING).values_list(
-        "visit__session", "sku", "qty", "evidence"
-    )
-    found = list(lines)
-    cited = {str(event_id) for *_, evidence in found for event_id in evidence}
-    where = dict(
-        Event.objects.filter(store=store, event_id__in=cited).order_by("ts").values_list("event_id", "payload__bin")
-    )
-    order = {event_id: n for n, event_id in enumerate(where)}
-    explained: dict[str, int] = defaultdict(int)
-    for payer, sku, qty, evidence in found:
-        named = [where[e] for e in sorted(map(str, evidence), key=lambda e: order.get(e, len(order))) if e in where]
-        own = [code for code in dict.fromkeys(named) if products.get(code) == sku]
-        first = own[0] if own else min(code for code, product in products.items() if product == sku)
-        held = day.held.get(payer, {})
-        for code in [*own, *sorted(c for c in held if c not in own)]:
-            if products.get(code) == sku and held.get(code, 0) > 0:
-                units = min(qty, held[code])
-                explained[code] += units
-                qty -= units
-        explained[first] += qty
-    return explained
 
 
 def _write_day(store: Store, *, events: int) -> datetime:
@@ -338,7 +316,8 @@ def _python_baseline(store: Store, *, at: datetime) -> dict[str, int]:
 
 def _python_shrink(store: Store, *, since: datetime, until: datetime) -> dict[str, int]:
     """The shrink per bin the obvious way: what its events say left it, less the units of the lines (of visits
-    charged, owed or not decided, read through the ORM) shared among the bins of their product their evidence names."""
+    charged, owed or not decided, read through the ORM) shared among the bins of their product their evidence names;
+    each product's shrink (what left its bins less what was charged) on the bins where most was left uncharged."""
     bins = {item["code"]: item["sku"] for item in _bins()}
     weights = dict(Product.objects.values_list("sku", "unit_weight_g"))
     units, restocked = _python_moves(store, since={code: since - timedelta(microseconds=1) for code in bins}, at=until)
@@ -372,7 +351,15 @@ def _python_shrink(store: Store, *, since: datetime, until: datetime) -> dict[st
             rest -= min(rest, most)
             if since <= ts < until:
                 charged[code] += share
-    return {code: max(0, restocked[code] - units[code] - charged[code]) for code in bins}
+    excess = {code: restocked[code] - units[code] - charged[code] for code in bins}
+    shrunk = dict.fromkeys(bins, 0)
+    for sku in set(bins.values()):
+        held = sorted((code for code, product in bins.items() if product == sku), key=lambda c: (-excess[c], c))
+        rest = max(0, sum(excess[code] for code in held))
+        for code in held:
+            shrunk[code] = min(rest, max(0, excess[code]))
+            rest -= shrunk[code]
+    return shrunk
 
 
 def _write_lines(store: Store) -> int:

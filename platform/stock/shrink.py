@@ -2,7 +2,7 @@
 
 What left a bin is read as its stock is (`stock.selectors`): the scale's changes while it works, the cameras'
 picks and put-backs where it does not, with the restocks' units put back in — so a unit taken and put back
-left nothing. A cart line explains the units it holds, on the bin of its first evidence that holds its product
+left nothing. A cart line explains the units it holds, shared among the bins of its product its evidence names
 (a line with no such evidence: the first bin holding the product when the visit came in), while its visit is
 charged, its payment failed (the shopper owes it) or it is not decided yet (open, settling, in review). A
 visit voided in review (or refunded whole) explains nothing, and neither does an unseen take left uncharged or
@@ -10,15 +10,16 @@ an item put back on another product's bin.
 
 Everything is read in one SQL query over the period's events and cart lines, grouped by local day of the
 store, bin, product and price version, so a month of a busy store is read without a row per event in Python.
-Shrink of a day and bin is what left it less what was charged from it, when positive; it is valued at the
-product's price in force then (a day split where the price changed).
+Shrink of a product on a day is the units of it that left its bins less those charged, when positive, shown on
+the bins where more left than was charged; it is valued at the product's price in force then (a day split where
+the price changed).
 """
 
 from __future__ import annotations
 
 import zoneinfo
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
@@ -56,7 +57,8 @@ class PeriodError(ValueError):
 @dataclass(frozen=True)
 class ShelfFlow:
     """What happened on one bin in one stretch of a day at one price: the cameras' picks and put-backs there (of
-    any product), the units of its product that left it (net of put-backs and restocks) and those charged from it."""
+    any product), the units of its product that left it (net of put-backs and restocks), those charged from it, and
+    the shrink shown on it (see `_share_shrink`)."""
 
     starts: datetime
     bin: str
@@ -67,10 +69,7 @@ class ShelfFlow:
     put_backs: int
     left: int
     charged: int
-
-    @property
-    def shrink(self) -> int:
-        return max(0, self.left - self.charged)
+    shrink: int = 0
 
 
 @dataclass(frozen=True)
@@ -169,7 +168,24 @@ def shelf_flows(*, store: Store, since: datetime, until: datetime) -> list[Shelf
                 charged=int(charged or 0),
             )
         )
-    return sorted(flows, key=lambda f: (f.starts, f.fixture, f.bin))
+    return sorted(_share_shrink(flows), key=lambda f: (f.starts, f.fixture, f.bin))
+
+
+def _share_shrink(flows: list[ShelfFlow]) -> list[ShelfFlow]:
+    """The shrink of each product in each stretch of a day — the units of it that left its bins less those charged,
+    when positive: a charged unit explains a unit of its product gone from any of its bins — shown on the bins where
+    more left than was charged, the most first."""
+    groups: dict[tuple[datetime, str], list[ShelfFlow]] = defaultdict(list)
+    for flow in flows:
+        groups[(flow.starts, flow.sku)].append(flow)
+    shared = []
+    for group in groups.values():
+        rest = max(0, sum(flow.left - flow.charged for flow in group))
+        for flow in sorted(group, key=lambda f: (f.charged - f.left, f.bin)):
+            units = min(rest, max(0, flow.left - flow.charged))
+            rest -= units
+            shared.append(replace(flow, shrink=units))
+    return shared
 
 
 def shrink_report(*, store: Store, since: datetime, until: datetime) -> ShrinkReport:

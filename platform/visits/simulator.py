@@ -109,8 +109,9 @@ class Simulation:
     # and of those, the ones put back on another product's bin: they left the bin and are on nobody's cart.
     left: dict[str, int] = field(default_factory=dict)
     misplaced: dict[str, int] = field(default_factory=dict)
-    # Per payer: the units of each bin's product its group took off that bin and still held when it left.
-    held: dict[str, dict[str, int]] = field(default_factory=dict)
+    # Per bin: by how many units the cameras' picks less put-backs of its own product exceed what truly left it
+    # (takes and put-backs they missed or miscounted, takes they imagined) — what a bin read from the cameras is off.
+    misseen: dict[str, int] = field(default_factory=dict)
 
     @property
     def events(self) -> list[dict[str, Any]]:
@@ -245,7 +246,7 @@ class _World:
         # Units of each bin's own product leaving (−) or coming back to (+) it, when: for true shelf counts.
         self.moves: list[tuple[datetime, str, int]] = []
         self.misplaced: dict[str, int] = defaultdict(int)
-        self.held: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+        self.misseen: dict[str, int] = defaultdict(int)
         self.capacity = {
             item["code"]: int(item["capacity"]) for fixture in layout["fixtures"] for item in fixture["bins"]
         }
@@ -370,7 +371,7 @@ def simulate(
         id_checks={session: proved for session, proved in world.id_checks.items() if proved >= 0},
         left=_left(world),
         misplaced=dict(world.misplaced),
-        held={payer: {code: units for code, units in bins.items() if units} for payer, bins in world.held.items()},
+        misseen={code: units for code, units in world.misseen.items() if units},
     )
 
 
@@ -462,14 +463,12 @@ def _shop(world: _World, shopper: _Shopper, steps: list[_Step]) -> None:
             spot = planned if rng.random() < traffic.wrong_bin_putback else origin
             if sku != spot.sku:
                 world.misplaced[origin.bin] += 1
-            world.held[shopper.charged_to][origin.bin] -= 1
             _act(world, shopper, at, spot, sku, -1, 1)
             continue
         qty = 2 if rng.random() < traffic.multi_qty else 1
         if not _may_take(world, shopper, at, planned.sku):
             continue
         _act(world, shopper, at, planned, planned.sku, 1, qty)
-        world.held[shopper.charged_to][planned.bin] += qty
         taken += [(planned, planned.sku)] * qty
         world.baskets[shopper.charged_to] += [(at, planned, planned.sku, shopper.session)] * qty
     if steps and rng.random() < world.stack.phantom_per_visit:
@@ -537,7 +536,9 @@ def _act(world: _World, shopper: _Shopper, at: datetime, spot: _Spot, sku: str, 
 def _camera(world: _World, actor: _Shopper, at: datetime, spot: _Spot, sku: str, sign: int, qty: int) -> bool:
     """What the stack's cameras say about an action; False when they miss it."""
     rng, stack = world.rng, world.stack
+    own = sku == spot.sku
     if rng.random() < stack.missed:
+        world.misseen[spot.bin] -= sign * qty if own else 0
         return False
     near = world.within(stack.reach_m, actor, at, spot)
     in_view = world.within(max(stack.reach_m, stack.listing_reach_m), actor, at, spot)
@@ -563,6 +564,7 @@ def _camera(world: _World, actor: _Shopper, at: datetime, spot: _Spot, sku: str,
     seen_qty = qty
     if rng.random() < stack.miscount:
         seen_qty = max(1, qty + rng.choice((-1, 1)))
+        world.misseen[spot.bin] += sign * (seen_qty - qty) if own else 0
     body: dict[str, Any] = {
         "type": "item.picked" if sign > 0 else "item.returned",
         "session": winner.session,
@@ -586,6 +588,7 @@ def _phantom(world: _World, shopper: _Shopper, at: datetime, spot: _Spot) -> Non
     """A camera imagines a take that never happened (no scale moves)."""
     rng, stack = world.rng, world.stack
     world.actors[world.event_id(world.counter + 1)] = None
+    world.misseen[spot.bin] += 1
     world.emit(
         at,
         {

@@ -174,3 +174,20 @@ def test_a_line_taken_from_two_bins_of_its_product_counts_on_each(priced_store: 
         assert [(line.sku, line.qty) for line in charged.lines.all()] == [("SKU-001", 2)]
         flows = shrink.shelf_flows(store=priced_store, since=MIDNIGHT, until=MIDNIGHT + timedelta(days=1))
     assert sorted((f.bin, f.left, f.charged, f.shrink) for f in flows) == [(SCALED, 1, 1, 0), (other, 1, 1, 0)]
+
+
+def test_a_unit_charged_explains_a_unit_of_its_product_gone_from_any_of_its_bins() -> None:
+    """Per product and stretch of a day: what left its bins less what was charged, shown where most was left."""
+
+    def flow(code: str, sku: str, left: int, charged: int) -> shrink.ShelfFlow:
+        return shrink.ShelfFlow(T0, code, code[:3], sku, PRICE, 0, 0, left, charged)
+
+    flows = [
+        flow("F01-B01", "SKU-001", 0, 1),  # charged from here, the unit went from F09-B05: no shrink on either
+        flow("F09-B05", "SKU-001", 1, 0),
+        flow("F02-B01", "SKU-011", 3, 1),  # 2 more left than charged here, 1 more charged than left there: 1
+        flow("F02-B02", "SKU-011", 0, 1),
+        flow("F02-B05", "SKU-015", 2, 0),  # a product on one bin: its own
+    ]
+    shared = {f.bin: f.shrink for f in shrink._share_shrink(flows)}
+    assert shared == {"F01-B01": 0, "F09-B05": 0, "F02-B01": 1, "F02-B02": 0, "F02-B05": 2}
