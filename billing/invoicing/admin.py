@@ -837,7 +837,7 @@ class PlanVersionInline(TabularInline):
 
 @admin.register(Plan, site=ops_site)
 class PlanOpsAdmin(OpsModelAdmin):
-    list_display = ["name", "code", "latest_version"]
+    list_display = ["name", "code", "latest_version", "event_retention_days"]
     search_fields = ["name", "code"]
     inlines = [PlanVersionInline]
 

@@ -9,6 +9,7 @@ are `CreditNote`s referencing it. Amounts are integers in the currency's minor u
 
 from __future__ import annotations
 
+from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -22,6 +23,13 @@ class Plan(models.Model):
     code = models.SlugField(max_length=64, unique=True, help_text="Short identifier, fixed once created.")
     name = models.CharField(max_length=200)
     description = models.TextField(blank=True)
+    event_retention_days = models.PositiveIntegerField(
+        "event retention (days)",
+        default=395,
+        validators=[MinValueValidator(1)],
+        help_text="Raw store events older than this are exported to storage (gzip NDJSON, re-importable through an "
+        "upload) and removed from the database, daily. Visits, receipts, payments and invoices are kept.",
+    )
     created_at = models.DateTimeField(default=timezone.now, editable=False)
 
     class Meta:

@@ -279,6 +279,10 @@ CELERY_BEAT_SCHEDULE = {
     "payments-due": _every("payments.sweep", 60.0),
     "payments-renew-lapsing-holds": _every("payments.renew_lapsing_holds", 900.0),
     "webhooks-retry-due": _every("webhooks.retry_due", 15.0),
+    # Events: the day partitions of the coming week made ahead (hourly: a missed run costs nothing), and raw events
+    # older than their tenant's retention exported and removed once a day (ingest.partitions).
+    "ingest-ensure-event-partitions": _every("ingest.ensure_event_partitions", 3600.0),
+    "ingest-retire-events": {"task": "ingest.retire_events", "schedule": crontab(minute=15, hour=2)},
     # Shoppers' disputes nobody decided by their deadline are refunded.
     "disputes-refund-overdue": _every("disputes.refund_overdue", 300.0),
 }
@@ -313,6 +317,10 @@ INGEST_GZIP_RATIO_AFTER_BYTES = env.int("INGEST_GZIP_RATIO_AFTER_BYTES", default
 # Rejections stored per stream with their line and reason (the rest are counted); a stream whose lines are mostly
 # refused is stopped once this many lines have been read.
 INGEST_MAX_STORED_REJECTIONS = env.int("INGEST_MAX_STORED_REJECTIONS", default=10_000)
+# Events (PostgreSQL): day partitions made this many days ahead; the retention of a tenant on no plan (a plan says its
+# own: Plan.event_retention_days).
+EVENT_PARTITIONS_AHEAD_DAYS = env.int("EVENT_PARTITIONS_AHEAD_DAYS", default=7)
+EVENT_RETENTION_DAYS = env.int("EVENT_RETENTION_DAYS", default=395)
 INGEST_STOP_AFTER_LINES = env.int("INGEST_STOP_AFTER_LINES", default=10_000)
 INGEST_STOP_REFUSED_SHARE = env.float("INGEST_STOP_REFUSED_SHARE", default=0.9)
 # What one tenant may hold at most (tenants/quotas.py); an operator can set other limits per tenant in /ops/.

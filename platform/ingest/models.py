@@ -131,6 +131,11 @@ class Event(TenantOwnedModel):
     takes all three from the stream row it holds; deleting a tenant or store is still refused while it
     has events (PROTECT, enforced by Django). The (tenant, stream) index is a BRIN on PostgreSQL (streams
     are written in id order, so block ranges stay narrow) made by migration 0003, not declared here.
+
+    On PostgreSQL the table is partitioned by day of `ts` (migration 0009, ingest.partitions): its primary key is
+    (tenant, id, ts) and the (tenant, store, event id) key lives in the unpartitioned `ingest_eventkey`, claimed by
+    a trigger as each event is inserted (a partitioned table's unique indexes must hold `ts`). The unique constraint
+    below is SQLite's (embedded mode, one plain table); on PostgreSQL it is not in the database.
     """
 
     tenant = models.ForeignKey(
@@ -172,6 +177,12 @@ class Event(TenantOwnedModel):
                 condition=Q(session__isnull=False),
             ),
             models.Index(fields=["tenant", "store", "ts"], name="event_store_ts"),
+            # A device's latest health report before a time (settling): a few rows per device.
+            models.Index(
+                fields=["tenant", "store", "device", "ts"],
+                name="event_device_status",
+                condition=Q(type="device.status"),
+            ),
         ]
 
     def __str__(self) -> str:

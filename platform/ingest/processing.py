@@ -1,9 +1,11 @@
 """Turning lines into events: parse, validate, check references, write in bulk.
 
 On PostgreSQL the accepted events go through `COPY` into a temporary staging
-table and one `INSERT … ON CONFLICT DO NOTHING` into the events table, whose
-unique (tenant, store, event id) index decides what is new and what is a
-duplicate — also between workers processing chunks at the same time. Elsewhere
+table and one `INSERT` into the (partitioned) events table, whose trigger
+claims each event's (tenant, store, event id) key in `ingest_eventkey` and
+leaves out the events whose key is taken: that key table decides what is new
+and what is a duplicate — also between workers processing chunks at the same
+time (ingest.partitions). Elsewhere
 (SQLite, embedded mode) it writes in batches. Either way it runs inside the
 caller's transaction, so a chunk is written whole or not at all.
 """
@@ -39,6 +41,7 @@ from ingest.validation import (
 from stores.models import Bin, DevicePlacement, LayoutVersion, Store
 
 RAW_KEPT_CHARS = 500
+STORED_TOKEN_HASH = re.compile(r"sha256:([0-9a-f]{64})")  # an entry token's hash, as an export writes it
 JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*+(?:"|\\?\Z)', re.DOTALL)  # a string, or one left open to the line's end
 KEY_COLON = re.compile(rb"\s*:")
 ENTRY_TOKEN_PREFIX_BYTES = ENTRY_TOKEN_PREFIX.encode()
@@ -216,7 +219,9 @@ def _bytes_tokens_hidden(part: bytes) -> bytes:
 
 def _token_hidden(line: bytes) -> bytes:
     """An accepted event's line as stored: an entry token in `shopper` replaced by its hash (core.entry_tokens),
-    so that no event or visit keeps a token that opens a gate (refused lines: `_refused_tokens_hidden`). One too
+    so that no event or visit keeps a token that opens a gate (refused lines: `_refused_tokens_hidden`). A `shopper`
+    that is already a hash, as the platform's own export of retired events writes it (`sha256:<hex>`,
+    ingest.partitions), is stored as that hash: a restored event names the same shopper. One too
     odd to write back (integers beyond 64 bits for orjson, nesting beyond the standard library's recursion) is
     not kept at all."""
     try:
@@ -228,7 +233,9 @@ def _token_hidden(line: bytes) -> bytes:
             return line
     if not isinstance(value, dict) or not isinstance(value.get("shopper"), str):
         return line
-    value["shopper"] = entry_token_hash(value["shopper"])
+    shopper = value["shopper"]
+    hashed = STORED_TOKEN_HASH.fullmatch(shopper)
+    value["shopper"] = hashed.group(1) if hashed else entry_token_hash(shopper)
     try:
         return orjson.dumps(value)
     except orjson.JSONEncodeError:
@@ -442,7 +449,7 @@ class _PostgresWriter:
                 f"INSERT INTO {Event._meta.db_table} "  # noqa: S608 — table name from the model, values bound
                 "(tenant_id, store_id, event_id, type, ts, session, device, payload, stream_id, line, received_at) "
                 "SELECT %s, %s, event_id, type, ts, session, device, payload, %s, line, now() FROM ingest_staging "
-                "ON CONFLICT (tenant_id, store_id, event_id) DO NOTHING RETURNING event_id",
+                "RETURNING event_id",
                 [stream.tenant_id, stream.store_id, stream.pk],
             )
             written = {event_id for (event_id,) in cursor.fetchall()}

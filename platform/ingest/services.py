@@ -57,6 +57,8 @@ logger = logging.getLogger(__name__)
 
 PUSH_MAX_EVENTS = 1000
 SESSION_BATCH = 500
+# The visits in the store up to this before and after a scale or device event are touched by it.
+LOOSE_MARGIN = timedelta(minutes=5)
 
 
 @dataclass(frozen=True)
@@ -354,17 +356,32 @@ def stream_finish(*, stream_id: int, summary: dict[str, Any] | None = None) -> N
         )
         live = stream.source == EventStream.Source.PUSH
         for start in range(0, len(sessions), settings.VISITS_PER_TASK):
+            batch = sessions[start : start + settings.VISITS_PER_TASK]
+            since, until = _time_of(batch, seen)
             enqueue_on_commit(
                 "visits.refresh_visits",
                 queue=LIVE_QUEUE if live else None,
                 tenant_id=stream.tenant_id,
                 store_id=stream.store_id,
-                sessions=sessions[start : start + settings.VISITS_PER_TASK],
+                sessions=batch,
                 then_settle=live,
+                since=since.isoformat(),
+                until=until.isoformat(),
             )
         if sessions and not live:
             enqueue_on_commit("visits.settle_store", tenant_id=stream.tenant_id, store_id=stream.store_id)
         enqueue_on_commit("stock.check_low", tenant_id=stream.tenant_id, store_id=stream.store_id)
+
+
+def _time_of(sessions: list[str], seen: dict[str | None, _SessionSeen]) -> tuple[datetime, datetime]:
+    """The first and last time of this stream's events that bear on these sessions: their own, or for a visit a
+    scale or device event of the stream touched (`_sessions_touched`), the time of those events, and a margin."""
+    spans = [seen[session] for session in sessions if session in seen]
+    loose = seen.get(None)
+    if loose is not None and len(spans) < len(sessions):
+        margin = LOOSE_MARGIN // timedelta(microseconds=1)
+        spans.append(_SessionSeen(loose.first - margin, loose.last + margin, False))
+    return at_micros(min(span.first for span in spans)), at_micros(max(span.last for span in spans))
 
 
 class _SessionSeen(NamedTuple):
@@ -440,7 +457,7 @@ def _sessions_touched(stream: EventStream, seen: dict[str | None, _SessionSeen],
     firsts = {session: row.first for session, row in seen.items() if session is not None and session not in unknown}
     span = seen.get(None)
     if span is not None:
-        around = timedelta(minutes=5)
+        around = LOOSE_MARGIN
         overlapping = Visit.objects.filter(
             store_id=stream.store_id, entered_at__lte=at_micros(span.last) + around
         ).exclude(exited_at__lt=at_micros(span.first) - around)

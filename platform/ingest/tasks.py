@@ -9,10 +9,12 @@ import psycopg2.errors
 from celery import shared_task
 from django.conf import settings
 from django.db import OperationalError
+from django.utils import timezone
 
 from core import tenancy
-from ingest import services
+from ingest import partitions, services
 from stores.services import devices_mark_silent
+from tenants.audit import Actor
 
 
 @shared_task(name="ingest.prepare_stream")
@@ -48,3 +50,24 @@ def resume_stalled_streams() -> int:
 def mark_silent_devices() -> int:
     with tenancy.platform_wide_scope():
         return devices_mark_silent(silent_after=timedelta(seconds=settings.DEVICE_SILENT_AFTER_SECONDS))
+
+
+@shared_task(name="ingest.ensure_event_partitions")
+def ensure_event_partitions() -> list[str]:
+    """Beat, hourly: the events table's day partitions of the coming week, and of any day stranded in the default."""
+    today = timezone.now().date()
+    created = partitions.partitions_ensure(today=today, ahead_days=settings.EVENT_PARTITIONS_AHEAD_DAYS)
+    return [day.isoformat() for day in created]
+
+
+@shared_task(name="ingest.retire_events")
+def retire_events() -> dict[str, Any]:
+    """Beat, daily: raw events older than each tenant's retention exported to storage and removed (audited)."""
+    with tenancy.platform_wide_scope():
+        retired = partitions.events_retire(today=timezone.now().date(), actor=Actor.system())
+    return {
+        "partitions_dropped": [day.isoformat() for day in retired.partitions_dropped],
+        "events_removed": retired.events_removed,
+        "files": len(retired.files),
+        "keys_released": retired.keys_released,
+    }

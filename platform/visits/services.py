@@ -29,7 +29,9 @@ LEARN_AT_MOST = 3000
 
 
 @transaction.atomic
-def visits_refresh(*, store: Store, sessions: Sequence[str]) -> list[str]:
+def visits_refresh(
+    *, store: Store, sessions: Sequence[str], between: tuple[datetime, datetime] | None = None
+) -> list[str]:
     """Bring the visits of these sessions up to date with their events: entry, exit, shopper, activity.
 
     Set-based, a few statements per batch whatever its size: create the missing visits, lock them all in
@@ -41,19 +43,25 @@ def visits_refresh(*, store: Store, sessions: Sequence[str]) -> list[str]:
     Settling the visits that became due is the caller's next step (ingest sends `visits.settle_store` once,
     after all of a stream's refreshes): one settling per refresh put settling runs between the refreshes
     in the queue, and two workers settling the same store wait on each other's rows.
+
+    `between`: the first and last time of the events that brought these sessions (ingest knows them). A visit's
+    events are then read within `settling.VISIT_SPAN` of them only, so that on PostgreSQL the reads touch only the
+    day partitions of that time, however long the history; without it, all of the sessions' events are read.
     """
     sessions = sorted(set(sessions))
+    span = None if between is None else (between[0] - settling.VISIT_SPAN, between[1] + settling.VISIT_SPAN)
     now = timezone.now()
     reopened: list[str] = []
     for start in range(0, len(sessions), REFRESH_BATCH):
         batch = sessions[start : start + REFRESH_BATCH]
         _create_missing(store=store, sessions=batch, now=now)
         final = _lock_visits(store=store, sessions=batch)
-        _update_figures(store=store, sessions=batch, now=now)
+        _update_figures(store=store, sessions=batch, now=now, span=span)
         if final:  # settled and never reviewed: settled again when it has events
-            reopened += (
-                Event.objects.filter(store=store, session__in=final).values_list("session", flat=True).distinct()
-            )
+            events = Event.objects.filter(store=store, session__in=final)
+            if span is not None:
+                events = events.filter(ts__gte=span[0], ts__lte=span[1])
+            reopened += events.values_list("session", flat=True).distinct()
     if reopened:
         visits_settle(store=store, sessions=sorted(reopened), now=now)
     return sessions
@@ -98,7 +106,9 @@ def _lock_visits(*, store: Store, sessions: list[str]) -> list[str]:
     return [session for session, settled_at, reviewed in rows if settled_at is not None and not reviewed]
 
 
-def _update_figures(*, store: Store, sessions: list[str], now: datetime) -> None:
+def _update_figures(
+    *, store: Store, sessions: list[str], now: datetime, span: tuple[datetime, datetime] | None
+) -> None:
     """One UPDATE: each visit's entry (first session.started), exit (last session.ended), last event, count of
     events, shopper (the token hash of the latest session.started, kept when it has none) and group (the payer's
     session the latest session.started names, spec v1.1) from its events; an open or settling visit is settling once
@@ -109,6 +119,7 @@ def _update_figures(*, store: Store, sessions: list[str], now: datetime) -> None
     shopper = "s.payload ->> 'shopper'" if postgresql else "json_extract(s.payload, '$.shopper')"
     group = "s.payload ->> 'group'" if postgresql else "json_extract(s.payload, '$.group')"
     listed = ", ".join(["%s"] * len(sessions))
+    within, within_e = ("", "") if span is None else ("AND s.ts >= %s AND s.ts <= %s", "AND e.ts >= %s AND e.ts <= %s")
     sql = f"""
         UPDATE {visit} SET
             entered_at = f.entered,
@@ -129,12 +140,14 @@ def _update_figures(*, store: Store, sessions: list[str], now: datetime) -> None
                 COUNT(*) AS count,
                 (SELECT {shopper} FROM {event} s
                     WHERE s.tenant_id = %s AND s.store_id = %s AND s.session = e.session AND s.type = 'session.started'
+                        {within}
                     ORDER BY s.ts DESC, s.id DESC LIMIT 1) AS shopper,
                 (SELECT {group} FROM {event} s
                     WHERE s.tenant_id = %s AND s.store_id = %s AND s.session = e.session AND s.type = 'session.started'
+                        {within}
                     ORDER BY s.ts DESC, s.id DESC LIMIT 1) AS payer
             FROM {event} e
-            WHERE e.tenant_id = %s AND e.store_id = %s AND e.session IN ({listed})
+            WHERE e.tenant_id = %s AND e.store_id = %s AND e.session IN ({listed}) {within_e}
             GROUP BY e.session
         ) AS f
         WHERE {visit}.tenant_id = %s AND {visit}.store_id = %s AND {visit}.session IN ({listed})
@@ -142,8 +155,9 @@ def _update_figures(*, store: Store, sessions: list[str], now: datetime) -> None
     """  # noqa: S608 — table names from the models, values bound
     still_open, leaving = Visit.Status.OPEN.value, Visit.Status.SETTLING.value
     params: list[Any] = [still_open, leaving, still_open, leaving, connection.ops.adapt_datetimefield_value(now)]
-    params += [store.tenant_id, store.pk, store.tenant_id, store.pk, store.tenant_id, store.pk, *sessions]
-    params += [store.tenant_id, store.pk, *sessions]
+    bounds = [] if span is None else [connection.ops.adapt_datetimefield_value(at) for at in span]
+    params += [store.tenant_id, store.pk, *bounds, store.tenant_id, store.pk, *bounds]
+    params += [store.tenant_id, store.pk, *sessions, *bounds, store.tenant_id, store.pk, *sessions]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
 

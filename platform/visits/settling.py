@@ -21,8 +21,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import transaction
-from django.db.models import Exists, Max, Min, OuterRef, Q
+from django.db import connection, transaction
+from django.db.models import Exists, Max, Min, OuterRef, Q, Subquery
 from django.utils import timezone
 
 from catalog.models import Product, ProductPrice
@@ -31,7 +31,8 @@ from core.bounded_json import UnreadableJSON
 from core.tasks import enqueue_at_on_commit, enqueue_on_commit
 from ingest.models import Event
 from ingest.services import events_mark_unreadable
-from stores.models import LayoutVersion, Store
+from ingest.validation import FUTURE_TOLERANCE
+from stores.models import Device, LayoutVersion, Store
 from visits import engine, pricing, selectors
 from visits.calibration import KEPT_RISKS, Calibration, with_risks
 from visits.calibration import default as default_calibration
@@ -39,6 +40,9 @@ from visits.models import ChargeInstruction, ReviewDecision, Visit, VisitLine
 from visits.reasons import ReviewReason, ReviewReasonCode
 
 CONTEXT_MARGIN = timedelta(minutes=5)
+# The events of one visit lie within this of each other (a visit is minutes to hours long): reads of a visit's events
+# are bounded by it, so that on PostgreSQL they touch only the day partitions of their time (ingest.partitions).
+VISIT_SPAN = timedelta(hours=24)
 UNREADABLE = "_unreadable"  # the key of an event read back from its columns only (its payload cannot be read)
 SETTLE_BATCH = 500
 # A live visit is settled this long after its window ends, its settlings grouped to this step (few tasks per push).
@@ -171,12 +175,50 @@ def _events_around(store: Store, visits: Sequence[Visit]) -> list[dict[str, Any]
             store=store,
             type__in=("session.started", "session.ended"),
             session__in=overlapping.values("session"),
+            ts__gte=since - VISIT_SPAN,
+            ts__lte=until + VISIT_SPAN,
         )
         .exclude(ts__gte=since, ts__lte=until)
         .values_list(*columns)
     )
-    rows += Event.objects.filter(store=store, type="device.status", ts__lt=since).values_list(*columns)
+    rows += _device_reports_before(store, since, columns)
     return [_as_read(*row) for row in rows]
+
+
+def _device_reports_before(store: Store, since: datetime, columns: tuple[str, ...]) -> list[tuple[Any, ...]]:
+    """Each device's latest health report before `since` (the engine reads a device's status from its latest one).
+
+    On PostgreSQL, where the events table holds months of reports in as many partitions, it is looked for where it
+    can be: in the `VISIT_SPAN` before `since`; else at the time of the device's latest report as recorded on the
+    device, when that is before `since`; only for a device that reported neither there nor then (silent for a day
+    before `since`, heard again after it) through every partition before `since`. A device never heard to report
+    has none."""
+    reports = Event.objects.filter(store=store, type="device.status", ts__lt=since)
+    if connection.vendor != "postgresql":
+        return list(reports.values_list(*columns))
+    rows = list(
+        reports.filter(ts__gte=since - VISIT_SPAN)
+        .order_by("device", "-ts")
+        .distinct("device")
+        .values_list(*columns, "device")
+    )
+    recorded = dict(
+        Device.objects.filter(store=store, status_changed_at__isnull=False).values_list("code", "status_changed_at")
+    )
+    left = {code: at for code, at in recorded.items() if code not in {row[-1] for row in rows}}
+    hinted = {code: at for code, at in left.items() if at < since - VISIT_SPAN}
+    if hinted:
+        at_hint = reports.filter(device__in=hinted, ts__in=set(hinted.values())).values_list(*columns, "device")
+        rows += [row for row in at_hint if hinted[row[-1]] == row[0]]
+        left = {code: at for code, at in left.items() if code not in {row[-1] for row in rows}}
+    if left:
+        latest = reports.filter(device=OuterRef("code")).order_by("-ts").values("ts")[:1]
+        devices = Device.objects.filter(store=store, code__in=left).annotate(at=Subquery(latest))
+        found = {(code, at) for code, at in devices.values_list("code", "at") if at is not None}
+        if found:
+            searched = reports.filter(ts__in={at for _, at in found}, device__in={code for code, _ in found})
+            rows += [row for row in searched.values_list(*columns, "device") if (row[-1], row[0]) in found]
+    return [row[:-1] for row in rows]
 
 
 def _as_read(ts: datetime, payload: Any, event_id: str, kind: str, session: str | None) -> dict[str, Any]:
@@ -221,8 +263,17 @@ def prices_for(*, store: Store, skus: set[str]) -> dict[str, list[pricing.PriceV
 
 
 def store_clock(*, store: Store) -> datetime | None:
-    """The store's own time: the latest event it has sent."""
-    latest: datetime | None = Event.objects.filter(store=store).aggregate(at=Max("ts"))["at"]
+    """The store's own time: the latest event it has sent. Looked for from when its devices were last heard of (ingest
+    records it) to the furthest ahead an event is accepted, so that on PostgreSQL only the partitions of those days
+    are read."""
+    events = Event.objects.filter(store=store)
+    heard = Device.objects.filter(store=store).aggregate(at=Max("last_seen_at"))["at"]
+    if heard is not None:  # the store's devices were last heard of then: its latest event is then or after
+        recent = events.filter(ts__gte=heard - VISIT_SPAN, ts__lte=timezone.now() + FUTURE_TOLERANCE)
+        latest: datetime | None = recent.aggregate(at=Max("ts"))["at"]
+        if latest is not None:
+            return latest
+    latest = events.aggregate(at=Max("ts"))["at"]
     return latest
 
 

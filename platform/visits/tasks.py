@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from celery import shared_task
 from django.contrib.auth.models import User
 
@@ -15,12 +17,22 @@ from visits import restricted, selectors, services, settling
 
 @shared_task(name="visits.refresh_visits")
 @tenancy.in_tenant_scope
-def refresh_visits(*, tenant_id: int, store_id: int, sessions: list[str], then_settle: bool = False) -> int:
+def refresh_visits(
+    *,
+    tenant_id: int,
+    store_id: int,
+    sessions: list[str],
+    then_settle: bool = False,
+    since: str | None = None,
+    until: str | None = None,
+) -> int:
     """Bring these visits up to date with their events, warn of unchecked age-restricted picks, place their holds.
     `then_settle` (a live push's refresh, on the live queue): settle the store's visits due already, once this is
-    done — what an upload sends behind its refreshes on the visits queue."""
+    done — what an upload sends behind its refreshes on the visits queue. `since`/`until` (ISO 8601): the time of
+    the events that brought these sessions, which bounds what is read (`visits_refresh`'s `between`)."""
     store = Store.objects.get(pk=store_id)
-    refreshed = services.visits_refresh(store=store, sessions=sessions)
+    between = (datetime.fromisoformat(since), datetime.fromisoformat(until)) if since and until else None
+    refreshed = services.visits_refresh(store=store, sessions=sessions, between=between)
     settling.settle_when_due(store=store, sessions=refreshed)
     restricted.restricted_picks_warn(store=store, sessions=sessions)
     enqueue_on_commit("payments.preauthorise", tenant_id=tenant_id, store_id=store_id, sessions=sessions)

@@ -17,7 +17,7 @@ from openpyxl import load_workbook
 
 from billing.invoicing import services
 from billing.invoicing.calculations import previous_month
-from billing.invoicing.models import CreditNote, DailyUsage, ExchangeRate, Invoice, PlanAssignment, PlanVersion
+from billing.invoicing.models import CreditNote, DailyUsage, ExchangeRate, Invoice, Plan, PlanAssignment, PlanVersion
 from billing.invoicing.tests.helpers import account, assign, at, make_plan, make_store, sale
 from conftest import PASSWORD
 from core import tenancy
@@ -333,3 +333,31 @@ def test_staff_and_viewers_of_a_licensee_do_not_see_invoices(
         client = _login(make_member(f"{role}@alpha.test", tenant_a, role=role))
         assert client.get("/admin/invoicing/invoice/").status_code == 403
         assert client.get(f"/admin/invoicing/invoice/{billed['alpha'].pk}/pdf/").status_code == 403
+
+
+def test_a_plans_event_retention_is_listed_and_set_in_the_operator_console_and_is_at_least_a_day(operator: User) -> None:
+    version = make_plan("standard")
+    client = _login(operator)
+    listing = client.get("/ops/invoicing/plan/")
+    assert listing.status_code == 200
+    assert "Event retention (days)" in listing.content.decode()
+    url = f"/ops/invoicing/plan/{version.plan_id}/change/"
+    form = {
+        "name": "Standard",
+        "description": "",
+        "versions-TOTAL_FORMS": "1",
+        "versions-INITIAL_FORMS": "1",
+        "versions-MIN_NUM_FORMS": "0",
+        "versions-MAX_NUM_FORMS": "1000",
+        "versions-0-id": str(version.pk),
+        "versions-0-plan": str(version.plan_id),
+    }
+
+    refused = client.post(url, {**form, "event_retention_days": "0"})
+    assert refused.status_code == 200
+    assert "Ensure this value is greater than or equal to 1." in refused.content.decode()
+    assert Plan.objects.get(pk=version.plan_id).event_retention_days == 395
+
+    saved = client.post(url, {**form, "event_retention_days": "90"})
+    assert saved.status_code == 302, saved.content.decode()[:2000]
+    assert Plan.objects.get(pk=version.plan_id).event_retention_days == 90
