@@ -56,8 +56,8 @@ from billing.invoicing.models import Plan  # noqa: E402
 from catalog.models import Product, ProductPrice  # noqa: E402
 from core import tenancy  # noqa: E402
 from ingest import partitions  # noqa: E402
-from ingest.sample import sample_events  # noqa: E402
 from ingest import services as ingest_services  # noqa: E402
+from ingest.sample import sample_events  # noqa: E402
 from ingest.services import events_push, stream_finish  # noqa: E402
 from stores import services as store_services  # noqa: E402
 from stores.models import Store  # noqa: E402
@@ -117,6 +117,17 @@ def _write_history(store: Store, *, events: int, start: datetime, end: datetime)
     cameras = [d["code"] for d in layout["devices"] if d["kind"] == "camera"]
     sensors = [d["code"] for d in layout["devices"] if d["kind"] == "weight_sensor"]
     step = (end - start) / max(events, 1)
+    params: dict[str, Any] = {
+        "tenant": store.tenant_id,
+        "store": store.pk,
+        "start": start,
+        "step": step,
+        "events": events,
+        "sensors": sensors,
+        "n_sensors": len(sensors),
+        "cameras": cameras,
+        "n_cameras": len(cameras),
+    }
     began = time.perf_counter()
     with connection.cursor() as cursor:
         cursor.execute("ALTER TABLE ingest_event DISABLE TRIGGER event_key_claim")  # keys written below, in bulk
@@ -141,17 +152,7 @@ def _write_history(store: Store, *, events: int, start: datetime, end: datetime)
                   FROM generate_series(1, %(events)s) AS i
               ) AS rows
             """,  # noqa: S608 — the one name formatted in is a constant
-            {
-                "tenant": store.tenant_id,
-                "store": store.pk,
-                "start": start,
-                "step": step,
-                "events": events,
-                "sensors": sensors,
-                "n_sensors": len(sensors),
-                "cameras": cameras,
-                "n_cameras": len(cameras),
-            },
+            params,
         )
         cursor.execute("ALTER TABLE ingest_event ENABLE TRIGGER event_key_claim")
         cursor.execute(
@@ -167,11 +168,11 @@ def _write_history(store: Store, *, events: int, start: datetime, end: datetime)
 @contextlib.contextmanager
 def _tasks_not_sent() -> Iterator[None]:
     sent = ingest_services.enqueue_on_commit
-    ingest_services.enqueue_on_commit = lambda *args, **kwargs: None  # type: ignore[assignment]
+    setattr(ingest_services, "enqueue_on_commit", lambda *args, **kwargs: None)  # noqa: B010
     try:
         yield
     finally:
-        ingest_services.enqueue_on_commit = sent  # type: ignore[assignment]
+        setattr(ingest_services, "enqueue_on_commit", sent)  # noqa: B010
 
 
 def _timed(work: Callable[[], Any]) -> float:
@@ -221,7 +222,8 @@ def _retention(*, oldest: date, days: int) -> dict[str, Any]:
     Plan.objects.update(event_retention_days=keep)
     settings.EVENT_RETENTION_DAYS = keep
     spent = {"export": 0.0, "drop": 0.0, "keys": 0.0}
-    originals = {"export": partitions.export_day, "drop": partitions.partition_drop, "keys": partitions.keys_release}
+    parts = {"export": "export_day", "drop": "partition_drop", "keys": "keys_release"}
+    originals: dict[str, Callable[..., Any]] = {part: getattr(partitions, name) for part, name in parts.items()}
 
     def timing(part: str) -> Callable[..., Any]:
         def run(**kwargs: Any) -> Any:
@@ -233,21 +235,15 @@ def _retention(*, oldest: date, days: int) -> dict[str, Any]:
 
         return run
 
-    partitions.export_day, partitions.partition_drop, partitions.keys_release = (  # type: ignore[assignment]
-        timing("export"),
-        timing("drop"),
-        timing("keys"),
-    )
+    for part, name in parts.items():
+        setattr(partitions, name, timing(part))
     began = time.perf_counter()
     try:
         with tenancy.platform_wide_scope():
             retired = partitions.events_retire(today=today, actor=SYSTEM)
     finally:
-        partitions.export_day, partitions.partition_drop, partitions.keys_release = (  # type: ignore[assignment]
-            originals["export"],
-            originals["drop"],
-            originals["keys"],
-        )
+        for part, name in parts.items():
+            setattr(partitions, name, originals[part])
     total = time.perf_counter() - began
     return {
         "retention_days": keep,

@@ -142,6 +142,7 @@ class AuditAction(models.TextChoices):
     SHOPPER_CARD_DETACHED = "shopper.card_detached", "Shopper's card detached"
     SHOPPER_REVOKED = "shopper.revoked", "Shopper revoked"
     SHOPPER_ERASED = "shopper.erased", "Shopper erased"
+    EVENTS_RETIRED = "events.retired", "Raw events retired (exported, removed)"
     PAYMENT_SETTINGS_UPDATED = "payment_settings.updated", "Payment settings changed"
     WEBHOOK_ENDPOINT_CREATED = "webhook_endpoint.created", "Webhook endpoint created"
     WEBHOOK_ENDPOINT_UPDATED = "webhook_endpoint.updated", "Webhook endpoint changed"

@@ -36,7 +36,7 @@ from billing.invoicing.selectors import plan_versions_on
 from ingest.models import Event
 from stores.models import Store
 from tenants.audit import Actor, audit_record
-from tenants.models import Tenant
+from tenants.models import AuditAction, Tenant
 
 PARENT = Event._meta.db_table
 DEFAULT_PARTITION = f"{PARENT}_default"
@@ -149,7 +149,7 @@ def events_retire(*, today: date, actor: Actor) -> Retired:
             audit_record(
                 actor=actor,
                 tenant_id=tenant_id,
-                action="events.retired",
+                action=AuditAction.EVENTS_RETIRED,
                 obj=store,
                 changes={
                     "day": day.isoformat(),

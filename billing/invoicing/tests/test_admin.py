@@ -335,7 +335,9 @@ def test_staff_and_viewers_of_a_licensee_do_not_see_invoices(
         assert client.get(f"/admin/invoicing/invoice/{billed['alpha'].pk}/pdf/").status_code == 403
 
 
-def test_a_plans_event_retention_is_listed_and_set_in_the_operator_console_and_is_at_least_a_day(operator: User) -> None:
+def test_a_plans_event_retention_is_listed_and_set_in_the_operator_console_and_is_one_day_or_more(
+    operator: User,
+) -> None:
     version = make_plan("standard")
     client = _login(operator)
     listing = client.get("/ops/invoicing/plan/")
