@@ -18,10 +18,11 @@ from django.utils import timezone
 from billing.webhooks.services import webhook_emit
 from catalog.models import Product
 from ingest.models import Event
+from ingest.validation import FUTURE_TOLERANCE
 from stores.models import Store
 from visits import engine
 from visits.models import Visit, VisitLine
-from visits.settling import store_layouts
+from visits.settling import VISIT_SPAN, store_layouts
 
 # A pick older than this when its visit is refreshed is not live (a back-filled or late upload): nobody is warned.
 ALERT_WITHIN = timedelta(minutes=10)
@@ -45,10 +46,15 @@ def restricted_products() -> dict[str, tuple[str, int]]:
     return {sku: (name, min_age) for sku, name, min_age in rows}
 
 
-def id_checks(*, store: Store, sessions: Sequence[str]) -> dict[str, list[IdCheck]]:
-    """The ID checks of these visits, in time order."""
+def id_checks(
+    *, store: Store, sessions: Sequence[str], between: tuple[datetime, datetime] | None = None
+) -> dict[str, list[IdCheck]]:
+    """The ID checks of these visits, in time order; only those `between` these times when given (on PostgreSQL
+    the day partitions of that time alone are read)."""
     checks: dict[str, list[IdCheck]] = defaultdict(list)
     rows = Event.objects.filter(store=store, session__in=sessions, type="id.checked").order_by("ts", "event_id")
+    if between is not None:
+        rows = rows.filter(ts__gte=between[0], ts__lte=between[1])
     for session, ts, device, event_id, payload in rows.values_list("session", "ts", "device", "event_id", "payload"):
         passed = isinstance(payload, dict) and payload.get("result") == "passed"
         age = payload.get("min_age") if isinstance(payload, dict) else None
@@ -70,15 +76,17 @@ def restricted_picks_warn(*, store: Store, sessions: Sequence[str], now: datetim
     if not products or not sessions:
         return []
     now = now or timezone.now()
+    recent = (now - ALERT_WITHIN, now + FUTURE_TOLERANCE)  # the furthest ahead an event is accepted
     picks = list(
-        Event.objects.filter(store=store, session__in=sessions, type="item.picked", ts__gte=now - ALERT_WITHIN)
+        Event.objects.filter(store=store, session__in=sessions, type="item.picked", ts__range=recent)
         .order_by("ts", "event_id")
         .values_list("session", "ts", "event_id", "payload")
     )
     if not picks:
         return []
     layouts = engine.StoreModel(store_layouts(store=store), {})
-    checks = id_checks(store=store, sessions=sorted({session for session, *_ in picks}))
+    around = (recent[0] - VISIT_SPAN, recent[1])  # a visit's check is within a visit's span of its picks
+    checks = id_checks(store=store, sessions=sorted({session for session, *_ in picks}), between=around)
     warned = []
     for session, ts, event_id, payload in picks:
         sku = _picked_sku(payload, layouts, ts)
