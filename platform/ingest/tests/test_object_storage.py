@@ -1,6 +1,6 @@
-"""Uploads in object storage (issue 21, part 1): with S3_BUCKET the streams are kept in an S3-compatible store — here
-moto's server on 127.0.0.1 (core.object_store_standin), as localstripe stands in for Stripe — and the workers read each
-chunk by a ranged GET, never by a local path and never the whole file."""
+"""Uploads and catalog files in object storage (issue 21, part 1): with S3_BUCKET they are kept in an S3-compatible
+store — here moto's server on 127.0.0.1 (core.object_store_standin), as localstripe stands in for Stripe — and the
+workers read them from there: a stream's chunk by a ranged GET, never by a local path and never the whole file."""
 
 from __future__ import annotations
 
@@ -11,13 +11,18 @@ from typing import Any
 import pytest
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
+from django.core.files.uploadedfile import SimpleUploadedFile
 from rest_framework.test import APIClient
 
+from catalog.models import CatalogImport, Product
+from catalog.sample import sample_catalog_rows
+from catalog.tests.helpers import csv_bytes
 from core.object_store_standin import LocalS3
 from core.storage import open_range
 from ingest.models import Event, EventStream
-from ingest.tests.conftest import day_of_events, ndjson, upload, wait_for_stream
+from ingest.tests.conftest import day_of_events, eventually, ndjson, upload, wait_for_stream
 from stores.models import Store
+from tenants.models import Tenant
 
 BUCKET = "openaisle-test"
 
@@ -70,3 +75,27 @@ def test_an_upload_is_kept_in_object_storage_and_processed_from_there(
     kept = [stored["Key"] for stored in s3.list_objects_v2(Bucket=BUCKET).get("Contents", [])]
     assert kept and all(key.startswith(f"event-streams/{store_a.tenant_id}/") for key in kept)
     assert not any(Path(settings.MEDIA_ROOT).rglob("*"))  # nothing on the local disk
+
+
+@pytest.mark.usefixtures("celery_worker")
+def test_a_catalog_file_is_kept_in_object_storage_and_imported_from_there(
+    s3: Any, settings: Any, api_a: APIClient, tenant_a: Tenant
+) -> None:
+    """A large catalog file is imported in the background: the web process keeps it in the bucket, the worker reads
+    it from there (no local path), and the bucket keeps it under the tenant (what was imported can be checked)."""
+    settings.CATALOG_IMPORT_BACKGROUND_BYTES = 10_000
+    data = csv_bytes(sample_catalog_rows(count=300))
+    answer = api_a.post("/api/v1/catalog/import", {"file": SimpleUploadedFile("big.csv", data)}, format="multipart")
+    assert answer.status_code == 202, answer.content
+
+    eventually(lambda: api_a.get(answer.json()["url"]).json()["status"] in ("done", "failed"), timeout=60)
+
+    assert api_a.get(answer.json()["url"]).json()["status"] == "done"
+    assert Product.unscoped.filter(tenant=tenant_a).count() == 300
+    record = CatalogImport.unscoped.get(pk=answer.json()["id"])
+    kept = [stored["Key"] for stored in s3.list_objects_v2(Bucket=BUCKET).get("Contents", [])]
+    assert kept == [record.file.name] and kept[0].startswith(f"catalog-imports/{tenant_a.pk}/")
+    assert s3.get_object(Bucket=BUCKET, Key=kept[0])["Body"].read() == data
+    with pytest.raises(NotImplementedError):  # an object: there is no local path to read it by
+        default_storage.path(record.file.name)
+    assert not any(Path(settings.MEDIA_ROOT).rglob("*"))
