@@ -37,17 +37,30 @@ def _send(task_name: str, kwargs: dict[str, Any], *, eta: datetime | None, queue
     if task_name not in app.tasks:
         app.loader.import_default_modules()
     task = app.tasks[task_name]
+    shown: dict[str, Any] = {"kwargsrepr": _kwargs_shown(kwargs)}  # a Celery option its type stubs do not list
     if eta is None and queue is not None:
-        task.apply_async(kwargs=kwargs, queue=queue)
+        task.apply_async(kwargs=kwargs, queue=queue, **shown)
     elif eta is None:
-        task.apply_async(kwargs=kwargs)
+        task.apply_async(kwargs=kwargs, **shown)
     elif app.conf.task_always_eager:
         delay = max((eta - timezone.now()).total_seconds(), 0.0)
         timer = threading.Timer(delay, _run_in_thread, kwargs={"task": task, "kwargs": kwargs})
         timer.daemon = True
         timer.start()
     else:
-        task.apply_async(kwargs=kwargs, eta=eta)
+        task.apply_async(kwargs=kwargs, eta=eta, **shown)
+
+
+def _kwargs_shown(kwargs: dict[str, Any]) -> str:
+    """What a task's message shows of its arguments in logs and monitoring (Celery's `kwargsrepr`): numbers and
+    text as they are, anything else by its type. Celery's own (`saferepr` of every argument) walked a live push's
+    summary of sessions on the request path: ~9 % of the push's CPU."""
+    return repr(
+        {
+            name: value if value is None or isinstance(value, int | float | str) else f"<{type(value).__name__}>"
+            for name, value in kwargs.items()
+        }
+    )
 
 
 def _run_in_thread(*, task: Any, kwargs: dict[str, Any]) -> None:
