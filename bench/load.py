@@ -51,7 +51,15 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from machine import children, cpu_seconds, forget_queued_tasks, free_port, machine_busy_seconds, start_django
+from machine import (
+    children,
+    cpu_seconds,
+    forget_queued_tasks,
+    free_port,
+    machine_busy_seconds,
+    reaped_cpu_seconds,
+    start_django,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -197,11 +205,13 @@ class Processes:
             self.start(f"worker-{label}-{number}", argv, env)
 
     def cpu_seconds(self) -> dict[str, float]:
-        """CPU-seconds so far of the web server (master and workers) and of the Celery workers."""
+        """CPU-seconds so far of the web server (master and workers, those recycled by gunicorn's max_requests
+        included: the master waited for them) and of the Celery workers."""
         spent = {"web_server": 0.0, "celery_workers": 0.0}
         for name, process in self.started:
             role = "web_server" if name == "web" else "celery_workers"
             spent[role] += sum(cpu_seconds(pid) for pid in [process.pid, *children(process.pid)])
+            spent[role] += sum(reaped_cpu_seconds(pid) for pid in [process.pid, *children(process.pid)])
         return spent
 
     def web_pids(self) -> set[int]:
@@ -542,7 +552,8 @@ def measure_alone(processes: Processes, *, key: str, shoppers: list[list[str]], 
                 "web_cpu_ms_per_request": round(1000 * spent / requests, 3),
             }
     cpu = [figures[name]["web_cpu_ms_per_request"] for name in (ENTRY, HEALTH)]
-    return figures | {"entry_check_vs_healthz_cpu_ratio": _ratio(*cpu)}
+    ratio = _ratio(*cpu)
+    return figures | {"entry_check_vs_healthz_cpu_ratio": ratio, "cpu_ratio_at_most_2.5": (ratio or 99) <= 2.5}
 
 
 def _ratio(value: float | None, floor: float | None) -> float | None:
@@ -763,7 +774,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 "uploaded_events": backlog["lines"] or 0,
                 "streams_done_at_end": backlog["done"],
             },
-            # Each endpoint alone (web CPU from /proc), with idle workers: the per-request cost without contention.
+            # Each endpoint alone (web CPU from /proc), with idle workers: the per-request cost without contention,
+            # everything the web server spends on it (gunicorn's HTTP parsing and writing included). Under load
+            # (phases), server_cpu_ms_per_request is the Django part only: the same fixed costs left out of both,
+            # so its ratio reads higher.
             "alone": alone,
             "phases": [phase | {"targets_met": _targets(phase)} for phase in phases],
             # Lost or duplicated: what the server told the clients it stored, against the database.

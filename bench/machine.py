@@ -61,6 +61,15 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
+def reaped_cpu_seconds(pid: int) -> float:
+    """User + system CPU of the children `pid` has waited for (ended ones: a gunicorn worker recycled)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[13]) + int(fields[14])) / CLK_TCK
+
+
 def children(pid: int) -> list[int]:
     """Every descendant of `pid`, by walking /proc."""
     parents: dict[int, list[int]] = {}
