@@ -16,10 +16,11 @@ tenant and leaves it there, a million events and all):
   same events through the ORM and adding them up in Python. Both must give the same units.
 
 * `shrink` (per simulated day): the visits settled, then the shrink read for the day (`stock.shrink`) beside the
-  simulator's true unexplained losses — per bin, the units of its product that truly left it less the units
-  charged from it — and, where they differ, each such bin with what its scale (or cameras) read, the truth, and
-  why (its scale was out, went quiet, or it has none); with the day's causes: items put back on another
-  product's bin, and what the carts charged against what the shoppers truly took.
+  simulator's true unexplained losses — per product, the units that truly left its bins less the units charged —
+  and beside those losses as the store's sensors could register them (the cameras' view where no scale weighs);
+  where they differ, each bin read off, with what was read, the truth and why (the cameras' errors there, its scale
+  out or gone quiet, its scale's reading); with the day's causes: items put back on another product's bin, and
+  what the carts charged against what the shoppers truly took.
 * `speed` also writes a cart line for every fourth pick of the million-event day (charged visits of four lines)
   and reads the day's shrink (`shelf_flows`, one SQL query) against the baseline: the same per bin from the
   events and lines through the ORM, in Python. Both must give the same shrink.
@@ -174,7 +175,8 @@ def shrink_against_truth(store: Store, day: Simulation, *, since: datetime, unti
     less the units of it the carts charged (lines of visits charged, owed or not decided: the platform's). Both sides
     take the same charged units, so a product's shrink read differs from the truth only by what its bins were read
     to have lost: each bin read from the cameras (no scale, or its scale out) is off by what the cameras missed,
-    miscounted or imagined there (`Simulation.misseen`); a scaled bin by its scale's reading."""
+    miscounted or imagined there (`Simulation.misseen`); a scaled bin by its scale's reading. `registered_units` is
+    the truth as the store's sensors could register it: the cameras' view where no scale weighs."""
     report = shrink.shrink_report(store=store, since=since, until=until)
     products = {item["code"]: item["sku"] for item in _bins()}
     sensors = {item["code"]: item.get("sensor") for item in _bins()}
@@ -185,8 +187,12 @@ def shrink_against_truth(store: Store, day: Simulation, *, since: datetime, unti
         charged[flow.sku] += flow.charged
     skus = sorted(set(products.values()))
     of = {sku: [code for code, product in products.items() if product == sku] for sku in skus}
+    # What left each bin as the store's sensors could register it: the truth where a scale weighs, the cameras' view
+    # (the truth and their errors) where none does. A take no sensor saw is found only by the next count.
+    seen = {c: day.left.get(c, 0) + (day.misseen.get(c, 0) if sensors[c] is None else 0) for c in products}
     read = {sku: max(0, sum(left[c] for c in of[sku]) - charged[sku]) for sku in skus}
     true = {sku: max(0, sum(day.left.get(c, 0) for c in of[sku]) - charged[sku]) for sku in skus}
+    registered = {sku: max(0, sum(seen[c] for c in of[sku]) - charged[sku]) for sku in skus}
     out = {sensor for sensor, _, _ in day.sensor_outages}
     reported = {e["device"] for e in day.events if e["type"] == "device.status"}
 
@@ -206,6 +212,8 @@ def shrink_against_truth(store: Store, day: Simulation, *, since: datetime, unti
     return {
         "read_units": sum(read.values()),
         "true_units": sum(true.values()),
+        "registered_units": sum(registered.values()),
+        "products_equal_to_registered": round(sum(read[s] == registered[s] for s in skus) / len(skus), 4),
         "report_units": report.units,
         "report_value": report.value,
         "products_equal": round(sum(read[s] == true[s] for s in skus) / len(skus), 4),
