@@ -25,7 +25,7 @@ ALLOWED: dict[str, tuple[int, str]] = {
     "billing/webhooks/services.py": (7, "deliveries are claimed by id by a task, for the tenant given"),
     "platform/catalog/bulk.py": (6, "bulk writes of a catalog for the tenant given"),
     "platform/catalog/services.py": (4, "an import's progress is written by id from its worker"),
-    "platform/core/management/commands/demo.py": (13, "the demo seeds two tenants"),
+    "platform/console/management/commands/demo.py": (13, "the demo seeds two tenants"),
     "platform/disputes/selectors.py": (1, "whether a visit was disputed, correlated on the visit's own tenant"),
     "platform/disputes/services.py": (1, "the disputes past their deadline are found across tenants (a periodic job)"),
     "platform/ingest/processing.py": (3, "a chunk's rows are written for the stream's tenant"),
