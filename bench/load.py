@@ -57,6 +57,7 @@ from machine import (
     forget_queued_tasks,
     free_port,
     machine_busy_seconds,
+    postgres_cpu_seconds,
     reaped_cpu_seconds,
     start_django,
 )
@@ -577,7 +578,7 @@ def run_phase(
     views_before, roles_before = processes.view_cpu(METRICS_TOKEN), processes.cpu_seconds()
     web_pids = processes.web_pids()
     busy_before, load_before, started = machine_busy_seconds(), os.getloadavg()[0], time.monotonic()
-    locust_before = _children_cpu_seconds()
+    locust_before, postgres_before = _children_cpu_seconds(), postgres_cpu_seconds()
     total = sum(users.values())
     argv = ["taskset", "--cpu-list", locust_cpus] if locust_cpus else []  # the load generator on cores of its own
     argv += [sys.executable, "-m", "locust", "-f", str(Path(__file__).resolve()), "--headless", "--reset-stats"]
@@ -594,7 +595,7 @@ def run_phase(
         check=False,
     )
     wall = time.monotonic() - started
-    locust_cpu = _children_cpu_seconds() - locust_before
+    locust_cpu, postgres_cpu = _children_cpu_seconds() - locust_before, postgres_cpu_seconds() - postgres_before
     busy_after, roles_after = machine_busy_seconds(), processes.cpu_seconds()
     views_after = processes.view_cpu(METRICS_TOKEN)
     if locust.returncode != 0:
@@ -624,6 +625,8 @@ def run_phase(
             "web_server": round(roles_after["web_server"] - roles_before["web_server"], 1),
             "celery_workers": round(roles_after["celery_workers"] - roles_before["celery_workers"], 1),
             "locust": round(locust_cpu, 1),  # the load generator shares the cores unless --locust-cpus
+            # All databases' backends (the web's and the workers' alike, niceness 0); on a shared host others' too.
+            "postgresql": round(postgres_cpu, 1),
             "machine_all_cores": round(busy_after - busy_before, 1),
             "wall_s": round(wall, 1),
         },
