@@ -17,6 +17,8 @@ How the evidence is read (spec/event-stream.md, "Meaning"):
   - whereabouts: where each candidate was seen before and after (its own actions, its entry and
     exit) — a shopper who would have had to cross the store faster than anyone walks was not
     here, and one seen at this very spot moments before or after likely was;
+  - busy hands: a candidate a camera gave an action at another bin seconds before or after was
+    busy there, and less likely than a rival the camera lists whose hands were free;
   - what each holds: only a visit holding the product can put one back;
   - groups (spec v1.1): members of one group are one payer, so doubt between them is no doubt.
   The only shopper in the store did it, whatever the camera says.
@@ -63,6 +65,10 @@ COULD_NOT_BE_HERE = 0.02
 MOST_LIKELY_HERE = 20.0
 LEAST_LIKELY_HERE = 0.05
 WANDERING_M2_S = (0.2, 5.0)
+# A candidate a camera gave an action at another bin within `BUSY` of this one was busy there: its chance is cut when
+# the camera lists a rival in the store whose hands were free.
+BUSY = timedelta(seconds=15)
+BUSY_ELSEWHERE = 0.25
 # A visit at least this likely to have made an action the camera was unsure of is told why, should it be reviewed;
 # the visit charged for it is told when its doubt is at least `DOUBT_WORTH_NOTING`. A take others at least
 # `MAY_HAVE_TAKEN` likely may have made stays doubtful until a put-back settles whose it was.
@@ -515,6 +521,11 @@ class _Whereabouts:
             if bin_ is not None and bin_.position is not None and action.margin >= 0.5 * action.confidence:
                 seen[action.session].append(_Sighting(action.ts, bin_.position, action.event_id))
         self.seen = {session: sorted(s, key=lambda x: x.ts) for session, s in seen.items()}
+        acting: dict[str, list[tuple[datetime, str, str]]] = defaultdict(list)
+        for action in actions:  # in time order
+            acting[action.session].append((action.ts, action.bin, action.event_id))
+        self.acting = dict(acting)
+        self._acting_times = {session: [row[0] for row in rows] for session, rows in acting.items()}
         self.times = {session: [s.ts for s in sightings] for session, sightings in self.seen.items()}
         everyone = sorted(
             (s.ts.timestamp(), session, s.place[0], s.place[1], s.event_id)
@@ -582,6 +593,17 @@ class _Whereabouts:
                         factor = COULD_NOT_BE_HERE
             factors[session] = factor
         return factors
+
+    def busy_elsewhere(self, session: str, action: _Action) -> bool:
+        """Whether a camera gave `session` another action, at another bin, within `BUSY` of `action`: its hands
+        were busy there (a shopper at a bin takes from it; a bystander near one shopper's bin is at its own)."""
+        rows = self.acting.get(session)
+        if not rows:
+            return False
+        times = self._acting_times[session]
+        low = bisect.bisect_left(times, action.ts - BUSY)
+        high = bisect.bisect_right(times, action.ts + BUSY)
+        return any(bin_ != action.bin and event_id != action.event_id for _ts, bin_, event_id in rows[low:high])
 
     def _neighbours(self, session: str, ts: datetime) -> tuple[_Sighting | None, _Sighting | None]:
         """The sightings of `session` just before and just after `ts`."""
@@ -824,6 +846,13 @@ class _Fusion:
         # made an action the cameras, which had it in view, gave to someone else.
         for session, factor in likely.items():
             weights[session] *= min(factor, 1.0)
+        # A candidate whose hands were busy at another bin is less likely than a rival the camera lists with free hands.
+        # With no such rival, busy hands say nothing: a lone winner may well take from two bins in quick succession,
+        # and cutting it would only hand its chance to shoppers nobody saw there.
+        busy = {session for session in weights if where.busy_elsewhere(session, action)}
+        if busy and any(s not in busy for s in listed & present):
+            for session in busy:
+                weights[session] *= BUSY_ELSEWHERE
         for session in listed - present:
             weights[session] *= COULD_NOT_BE_HERE
         crowd = len(present) - len(present & weights.keys()) if share else 0

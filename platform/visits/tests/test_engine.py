@@ -532,6 +532,37 @@ def test_a_candidate_who_would_have_had_to_run_across_the_store_is_ruled_out() -
     assert hesitant["A"].decision == "review"
 
 
+def test_a_candidate_whose_hands_a_camera_saw_at_another_bin_seconds_before_was_busy_there() -> None:
+    """A hesitant take whose winner a camera saw take from the next bin four seconds before is likelier the runner-up's,
+    whose hands were free: a bystander near one shopper's bin is at its own. With no rival listed, or a busy one, the
+    winner keeps the take as before."""
+
+    def cola(*, winner_busy: bool, rival: bool = True, rival_busy: bool = False) -> dict:
+        s = Script()
+        s.visit("A", 0, 200)
+        s.visit("B", 0, 200)
+        if winner_busy:
+            s.pick(40, "B", "B-CHIPS")
+            placed_weigh(s, 40.5, "B-CHIPS", -160)
+        if rival_busy:
+            s.pick(47, "A", "B-GUM", confidence=0.99)
+            placed_weigh(s, 47.5, "B-GUM", -20)
+        listed = {"alternatives": [{"session": "A", "confidence": 0.45}]} if rival else {}
+        s.pick(44, "B", "B-COLA", confidence=0.6 if rival else 0.97, **listed)
+        placed_weigh(s, 44.5, "B-COLA", -345)
+        return s.carts(store=PLACED)
+
+    free, busy = cola(winner_busy=False), cola(winner_busy=True)
+    assert items(free["B"]) == {"COLA": 1} and items(free["A"]) == {}
+    assert items(busy["A"]) == {"COLA": 1} and items(busy["B"]) == {"CHIPS": 1}
+    both_busy = cola(winner_busy=True, rival_busy=True)
+    assert items(both_busy["B"]) == {"CHIPS": 1, "COLA": 1}
+    alone = cola(winner_busy=True, rival=False)
+    assert (items(alone["B"]), alone["B"].decision) == ({"CHIPS": 1, "COLA": 1}, "charge")
+    sure = {line.sku: line.confidence for line in cola(winner_busy=False, rival=False)["B"].lines}
+    assert {line.sku: line.confidence for line in alone["B"].lines}["COLA"] == sure["COLA"]
+
+
 def test_an_unseen_take_is_asked_of_the_one_shopper_whose_whereabouts_put_them_there() -> None:
     s = Script()
     s.visit("A", 0, 200)
@@ -710,9 +741,9 @@ def _day_of_sure_visits_and_one_doubt(visits: int) -> Script:
         s.visit(f"V{n}", n * 200, n * 200 + 100)
         s.pick(n * 200 + 10, f"V{n}", "B-CHIPS")
         s.weigh(n * 200 + 11, "B-CHIPS", -160)
-    s.visit("Q", 0, 100)  # shares the store with V0, who the camera lists close behind
-    s.pick(20, "Q", "B-COLA", confidence=0.9, alternatives=[{"session": "V0", "confidence": 0.2}])
-    s.weigh(21, "B-COLA", -345)
+    s.visit("Q", 0, 100)  # shares the store with V0, who the camera lists close behind (its hands free by then)
+    s.pick(30, "Q", "B-COLA", confidence=0.9, alternatives=[{"session": "V0", "confidence": 0.2}])
+    s.weigh(31, "B-COLA", -345)
     return s
 
 
