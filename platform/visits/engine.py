@@ -65,9 +65,9 @@ COULD_NOT_BE_HERE = 0.02
 MOST_LIKELY_HERE = 20.0
 LEAST_LIKELY_HERE = 0.05
 WANDERING_M2_S = (0.2, 5.0)
-# A candidate a camera gave an action at another bin within `BUSY` of this one was busy there: its chance is cut when
-# the camera lists a rival in the store whose hands were free.
-BUSY = timedelta(seconds=15)
+# A candidate a camera gave an action at another bin within `BUSY_S` of this one was busy there: its chance is cut
+# when the camera names a candidate in the store (its winner or a listed rival) whose hands were free.
+BUSY_S = 15.0
 BUSY_ELSEWHERE = 0.25
 # A visit at least this likely to have made an action the camera was unsure of is told why, should it be reviewed;
 # the visit charged for it is told when its doubt is at least `DOUBT_WORTH_NOTING`. A take others at least
@@ -521,9 +521,9 @@ class _Whereabouts:
             if bin_ is not None and bin_.position is not None and action.margin >= 0.5 * action.confidence:
                 seen[action.session].append(_Sighting(action.ts, bin_.position, action.event_id))
         self.seen = {session: sorted(s, key=lambda x: x.ts) for session, s in seen.items()}
-        acting: dict[str, list[tuple[datetime, str, str]]] = defaultdict(list)
+        acting: dict[str, list[tuple[float, str, str]]] = defaultdict(list)
         for action in actions:  # in time order
-            acting[action.session].append((action.ts, action.bin, action.event_id))
+            acting[action.session].append((action.ts.timestamp(), action.bin, action.event_id))
         self.acting = dict(acting)
         self._acting_times = {session: [row[0] for row in rows] for session, rows in acting.items()}
         self.times = {session: [s.ts for s in sightings] for session, sightings in self.seen.items()}
@@ -594,15 +594,16 @@ class _Whereabouts:
             factors[session] = factor
         return factors
 
-    def busy_elsewhere(self, session: str, action: _Action) -> bool:
-        """Whether a camera gave `session` another action, at another bin, within `BUSY` of `action`: its hands
-        were busy there (a shopper at a bin takes from it; a bystander near one shopper's bin is at its own)."""
+    def busy_elsewhere(self, session: str, action: _Action, now: float) -> bool:
+        """Whether a camera gave `session` another action, at another bin, within `BUSY_S` of `action` (at `now`, its
+        time in seconds): its hands were busy there (a shopper at a bin takes from it; a bystander near one shopper's
+        bin is at its own)."""
         rows = self.acting.get(session)
         if not rows:
             return False
         times = self._acting_times[session]
-        low = bisect.bisect_left(times, action.ts - BUSY)
-        high = bisect.bisect_right(times, action.ts + BUSY)
+        low = bisect.bisect_left(times, now - BUSY_S)
+        high = bisect.bisect_right(times, now + BUSY_S)
         return any(bin_ != action.bin and event_id != action.event_id for _ts, bin_, event_id in rows[low:high])
 
     def _neighbours(self, session: str, ts: datetime) -> tuple[_Sighting | None, _Sighting | None]:
@@ -846,11 +847,14 @@ class _Fusion:
         # made an action the cameras, which had it in view, gave to someone else.
         for session, factor in likely.items():
             weights[session] *= min(factor, 1.0)
-        # A candidate whose hands were busy at another bin is less likely than a rival the camera lists with free hands.
-        # With no such rival, busy hands say nothing: a lone winner may well take from two bins in quick succession,
-        # and cutting it would only hand its chance to shoppers nobody saw there.
-        busy = {session for session in weights if where.busy_elsewhere(session, action)}
-        if busy and any(s not in busy for s in listed & present):
+        # A candidate whose hands were busy at another bin is less likely than one the camera names with free hands.
+        # With none such, busy hands say nothing: a lone winner may well take from two bins in quick succession, and
+        # cutting it would only hand its chance to shoppers nobody saw there.
+        now = action.ts.timestamp()
+        named = listed & present
+        busy = {session for session in named if where.busy_elsewhere(session, action, now)}
+        if len(busy) < len(named):
+            busy.update(s for s in weights.keys() - named if where.busy_elsewhere(s, action, now))
             for session in busy:
                 weights[session] *= BUSY_ELSEWHERE
         for session in listed - present:
