@@ -65,8 +65,8 @@ COULD_NOT_BE_HERE = 0.02
 MOST_LIKELY_HERE = 20.0
 LEAST_LIKELY_HERE = 0.05
 WANDERING_M2_S = (0.2, 5.0)
-# A candidate a camera gave an action at another bin within `BUSY_S` of this one was busy there: its chance is cut
-# when the camera names a candidate in the store (its winner or a listed rival) whose hands were free.
+# A candidate a camera gave an action at another bin within `BUSY_S` of this one was busy there: of the candidates
+# the camera names (its winner, listed rivals in the store), the busy ones' chances are cut when one's hands were free.
 BUSY_S = 15.0
 BUSY_ELSEWHERE = 0.25
 # A visit at least this likely to have made an action the camera was unsure of is told why, should it be reviewed;
@@ -847,16 +847,16 @@ class _Fusion:
         # made an action the cameras, which had it in view, gave to someone else.
         for session, factor in likely.items():
             weights[session] *= min(factor, 1.0)
-        # A candidate whose hands were busy at another bin is less likely than one the camera names with free hands.
-        # With none such, busy hands say nothing: a lone winner may well take from two bins in quick succession, and
-        # cutting it would only hand its chance to shoppers nobody saw there.
-        now = action.ts.timestamp()
+        # Of the candidates the camera names, one whose hands were busy at another bin is less likely than one whose
+        # hands were free. A lone winner busy elsewhere keeps its chance: it may well take from two bins in quick
+        # succession, and cutting it would only hand its chance to shoppers nobody saw there.
         named = listed & present
-        busy = {session for session in named if where.busy_elsewhere(session, action, now)}
-        if len(busy) < len(named):
-            busy.update(s for s in weights.keys() - named if where.busy_elsewhere(s, action, now))
-            for session in busy:
-                weights[session] *= BUSY_ELSEWHERE
+        if len(named) > 1:
+            now = action.ts.timestamp()
+            busy = [session for session in named if where.busy_elsewhere(session, action, now)]
+            if len(busy) < len(named):
+                for session in busy:
+                    weights[session] *= BUSY_ELSEWHERE
         for session in listed - present:
             weights[session] *= COULD_NOT_BE_HERE
         crowd = len(present) - len(present & weights.keys()) if share else 0
