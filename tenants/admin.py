@@ -23,7 +23,7 @@ from unfold.decorators import action, display
 from unfold.forms import AdminPasswordChangeForm, UserChangeForm, UserCreationForm
 
 from billing.invoicing.models import Invoice
-from core.admin import OpsModelAdmin, TenantModelAdmin
+from core.admin import OpsModelAdmin, ReadOnlyMixin, TenantModelAdmin
 from core.admin_sites import licensee_site, ops_site
 from core.login_throttle import locked_until, lockout_release
 from stores.models import Store
@@ -124,7 +124,7 @@ class ApiKeyAdminBase:
         return False
 
 
-class AuditEntryAdminBase:
+class AuditEntryAdminBase(ReadOnlyMixin):
     list_display: Any = ["at", "actor_label", "action", "object_type", "object_repr", "source"]
     list_filter: Any = ["source", "action", "object_type"]
     search_fields: Any = ["actor_label", "object_repr", "object_id", "request_id"]
@@ -143,15 +143,6 @@ class AuditEntryAdminBase:
         "changes",
         "request_id",
     ]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 # --- operator site -------------------------------------------------------------------------------

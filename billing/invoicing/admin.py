@@ -52,7 +52,7 @@ from billing.invoicing.models import (
     PlanVersion,
 )
 from catalog.currencies import MINOR_UNITS, format_money, from_minor, to_minor
-from core.admin import OpsModelAdmin, TenantModelAdmin
+from core.admin import OpsModelAdmin, ReadOnlyMixin, TenantModelAdmin
 from core.admin_sites import FINANCE_GROUP, OPERATOR_GROUP, licensee_site, ops_site
 from tenants.audit import Actor
 from tenants.models import Membership, Tenant
@@ -1146,7 +1146,7 @@ class MonthCloseOpsAdmin(OpsModelAdmin):
 # --- licensee site: the tenant's own invoices ------------------------------------------------------
 
 
-class ManagersReadOnly:
+class ManagersReadOnly(ReadOnlyMixin):
     """Billing documents in /admin/: managers of the tenant read them; nobody writes."""
 
     def _is_manager(self, request: HttpRequest) -> bool:
@@ -1158,15 +1158,6 @@ class ManagersReadOnly:
 
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return self._is_manager(request)
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 @admin.register(Invoice, site=licensee_site)

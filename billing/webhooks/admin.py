@@ -27,7 +27,7 @@ from unfold.widgets import UnfoldAdminCheckboxSelectMultipleWidget, UnfoldAdminT
 
 from billing.webhooks import services
 from billing.webhooks.models import EventType, WebhookDelivery, WebhookEndpoint
-from core.admin import OpsModelAdmin, TenantModelAdmin
+from core.admin import OpsModelAdmin, ReadOnlyMixin, TenantModelAdmin
 from core.admin_sites import licensee_site, ops_site
 from tenants.audit import Actor
 from tenants.models import Membership
@@ -251,7 +251,7 @@ class WebhookEndpointAdmin(EndpointAdminBase, TenantModelAdmin):
 # --- Deliveries ----------------------------------------------------------------------------------
 
 
-class DeliveryAdminBase(MissingIs404):
+class DeliveryAdminBase(ReadOnlyMixin, MissingIs404):
     list_display: Any = [
         "created_at",
         "event_type",
@@ -311,15 +311,6 @@ class DeliveryAdminBase(MissingIs404):
     def body_as_sent(self, delivery: WebhookDelivery) -> SafeString:
         body = json.loads(services.request_body(delivery))
         return _pre(json.dumps(body, indent=2, ensure_ascii=False))
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 @admin.register(WebhookDelivery, site=licensee_site)

@@ -31,7 +31,7 @@ from catalog import currencies, selectors, services
 from catalog.importing import COLUMNS, MAX_ERRORS_LISTED, parse_barcodes
 from catalog.models import CatalogImport, Product, ProductPrice
 from catalog.sample import sample_catalog_rows
-from core.admin import TenantModelAdmin, tenant_may_upload
+from core.admin import ReadOnlyMixin, TenantModelAdmin, tenant_may_upload
 from core.admin_sites import licensee_site
 from core.spreadsheets import formula_safe_row
 from stores.models import Store
@@ -44,7 +44,7 @@ EXAMPLE_PRODUCTS = 60
 IMPORT_STATUS_LABELS = {"queued": "info", "processing": "warning", "done": "success", "failed": "danger"}
 
 
-class ProductPriceInline(TabularInline):
+class ProductPriceInline(ReadOnlyMixin, TabularInline):
     model = ProductPrice
     extra = 0
     can_delete = False
@@ -56,15 +56,6 @@ class ProductPriceInline(TabularInline):
 
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return getattr(request, "membership", None) is not None  # every role of the tenant reads prices
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     @display(description="Price")
     def price(self, price: ProductPrice) -> str:
@@ -319,7 +310,7 @@ def _download(body: bytes, content_type: str, extension: str) -> HttpResponse:
 
 
 @admin.register(CatalogImport, site=licensee_site)
-class CatalogImportAdmin(TenantModelAdmin):
+class CatalogImportAdmin(ReadOnlyMixin, TenantModelAdmin):
     list_display = [
         "created_at",
         "filename_or_rows",
@@ -339,15 +330,6 @@ class CatalogImportAdmin(TenantModelAdmin):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[CatalogImport]:
         return super().get_queryset(request).select_related("created_by").defer("errors")
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     @display(description="File")
     def filename_or_rows(self, record: CatalogImport) -> str:

@@ -49,9 +49,10 @@ class AuditedAdmin(ModelAdmin):
 
 
 class ReadOnlyMixin:
-    """For rows only the platform writes (payments, calibrations): people look, never add, change or delete."""
+    """For rows only the platform writes (payments, calibrations, the audit log): people look, never add, change or
+    delete. Put it first among the bases, so it wins over the site's own permissions; inlines too."""
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:

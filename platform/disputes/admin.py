@@ -23,7 +23,7 @@ from unfold.decorators import display
 
 from billing.payments.services import units_refunded
 from catalog.currencies import format_money
-from core.admin import TenantModelAdmin
+from core.admin import ReadOnlyMixin, TenantModelAdmin
 from core.admin_sites import licensee_site
 from core.formatting import format_duration, format_moment
 from disputes import services
@@ -79,7 +79,7 @@ def _units_asked(request: HttpRequest, dispute: Dispute) -> tuple[dict[str, int]
 
 
 @admin.register(Dispute, site=licensee_site)
-class DisputeAdmin(TenantModelAdmin):
+class DisputeAdmin(ReadOnlyMixin, TenantModelAdmin):
     list_display = ["number", "session", "store", "status_label", "asked_amount", "lines_text", "reason", "due"]
     list_display_links = ["number"]
     list_filter = [DisputeStatusFilter, "store"]
@@ -87,15 +87,6 @@ class DisputeAdmin(TenantModelAdmin):
     list_per_page = 50
     list_before_template = "admin/disputes/dispute/list_before.html"
     decide_template = "admin/disputes/dispute/decide.html"
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False  # disputes change only through a decision (`may_decide`)
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     def may_decide(self, request: HttpRequest) -> bool:
         return self._may_write(request)

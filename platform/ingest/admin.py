@@ -21,7 +21,7 @@ from unfold.decorators import action, display
 from unfold.widgets import UnfoldAdminFileFieldWidget, UnfoldAdminSelectWidget
 
 from catalog.models import Product
-from core.admin import OpsModelAdmin, TenantModelAdmin, tenant_may_upload
+from core.admin import OpsModelAdmin, ReadOnlyMixin, TenantModelAdmin, tenant_may_upload
 from core.admin_sites import licensee_site, ops_site
 from core.spreadsheets import formula_safe_row
 from ingest import services
@@ -70,7 +70,7 @@ class EventUploadForm(forms.Form):
         self.fields["store"].queryset = Store.objects.order_by("code")  # type: ignore[attr-defined]
 
 
-class StreamAdminBase:
+class StreamAdminBase(ReadOnlyMixin):
     list_display: Any = [
         "__str__",
         "store",
@@ -156,15 +156,6 @@ class StreamAdminBase:
 
     def rejections_view(self, request: HttpRequest, stream_id: int) -> StreamingHttpResponse:
         return _rejections_csv(get_object_or_404(EventStream.objects.all(), pk=stream_id))
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 @admin.register(EventStream, site=licensee_site)

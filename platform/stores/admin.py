@@ -386,7 +386,7 @@ class LayoutUploadForm(forms.Form):
 
 
 @admin.register(LayoutVersion, site=licensee_site)
-class LayoutVersionAdmin(TenantModelAdmin):
+class LayoutVersionAdmin(ReadOnlyMixin, TenantModelAdmin):
     """A layout version read out: counts, zones with their fixtures, the floor plan; its JSON to download."""
 
     list_display = ["__str__", "store", "number", "effective_from", "created_by"]
@@ -395,15 +395,6 @@ class LayoutVersionAdmin(TenantModelAdmin):
     fields = ["store", "number", "effective_from", "created_by", "created_at", "document_download"]
     readonly_fields = fields
     change_form_after_template = "admin/stores/floor_plan_after.html"
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     def get_urls(self) -> list[URLPattern]:
         download = path(
@@ -457,7 +448,7 @@ class DeviceHealthFilter(admin.SimpleListFilter):
 
 
 @admin.register(Device, site=licensee_site)
-class DeviceAdmin(TenantModelAdmin):
+class DeviceAdmin(ReadOnlyMixin, TenantModelAdmin):
     """Devices are listed, never added or edited here: they come from the store's layout document."""
 
     list_display = ["code", "store", "kind", "health_label", "last_heard"]
@@ -474,15 +465,6 @@ class DeviceAdmin(TenantModelAdmin):
 
     def get_ordering(self, request: HttpRequest) -> list[str]:
         return ["health_rank", "store__code", "code"]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     def add_view(self, request: HttpRequest, form_url: str = "", extra_context: Any = None) -> HttpResponse:
         """Devices come from the layout: say so, on the list, instead of refusing."""

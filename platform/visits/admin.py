@@ -441,7 +441,7 @@ def _read_lines(request: HttpRequest) -> tuple[list[FormLine], list[dict[str, An
 
 
 @admin.register(Visit, site=licensee_site)
-class VisitAdmin(TenantModelAdmin):
+class VisitAdmin(ReadOnlyMixin, TenantModelAdmin):
     list_display = ["session", "store", "status_label", "age", "line_count", "total_amount", "reasons_short"]
     list_display_links = ["session"]
     list_filter = [VisitStatusFilter, "store"]
@@ -449,15 +449,6 @@ class VisitAdmin(TenantModelAdmin):
     list_per_page = 50
     list_before_template = "admin/visits/visit/list_before.html"
     review_template = "admin/visits/visit/review.html"
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False  # carts change only through a review decision (`may_decide`)
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     def may_decide(self, request: HttpRequest) -> bool:
         return self._may_write(request)
