@@ -5,15 +5,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
-from decimal import Decimal
 from typing import Any
 
 import pytest
 from django.contrib.auth.models import Group, User
 from rest_framework.test import APIClient
 
-from core import tenancy
 from core.admin_sites import FINANCE_GROUP, OPERATOR_GROUP
 from tenants import services
 from tenants.audit import Actor
@@ -174,39 +171,14 @@ def celery_worker(transactional_db: None) -> Iterator[None]:
         yield
 
 
-LAYOUT_FROM = datetime(2026, 1, 1, tzinfo=UTC)
-SAMPLE_SKUS = [f"SKU-{n:03d}" for n in range(1, 41)]
-
-
 @pytest.fixture
 def make_store_with_layout(db: None) -> Callable[..., Any]:
     """Make a store with a catalog and the sample layout in force since LAYOUT_FROM."""
-    from catalog.models import Product
-    from stores import services as store_services
-    from stores.sample import sample_layout
+    from stores.sample_store import sample_products_add, sample_store
 
     def make(tenant: Tenant, code: str = "S1") -> Any:
-        Product.unscoped.bulk_create(
-            [
-                Product(
-                    tenant=tenant,
-                    sku=sku,
-                    name=f"Product {sku}",
-                    unit_weight_g=Decimal("250"),
-                    weight_tolerance_g=Decimal("12.5"),
-                )
-                for sku in SAMPLE_SKUS
-            ],
-            ignore_conflicts=True,
-        )
-        store = store_services.store_create(
-            actor=Actor.system(), tenant=tenant, code=code, name=f"Store {code}", timezone="UTC", currency="USD"
-        )
-        with tenancy.tenant_scope(tenant.pk):
-            store_services.layout_publish(
-                actor=Actor.system(), store=store, document=sample_layout(skus=SAMPLE_SKUS), effective_from=LAYOUT_FROM
-            )
-        return store
+        sample_products_add(tenant=tenant)
+        return sample_store(actor=Actor.system(), tenant=tenant, code=code)
 
     return make
 

@@ -516,13 +516,10 @@ def upload(port: int, *, key: str, store: str, file: Path) -> dict[str, Any]:
 
 def setup(args: argparse.Namespace) -> tuple[Any, Any, Any, Any]:
     """The bench tenant and store (made once, kept), emptied of events; and a new API key."""
-    from decimal import Decimal
 
-    from catalog.models import Product
     from core import tenancy
-    from stores import services as store_services
-    from stores.models import LayoutVersion, Store
-    from stores.sample import sample_layout
+    from stores.models import LayoutVersion
+    from stores.sample_store import sample_products_add, sample_store
     from tenants import services as tenant_services
     from tenants.audit import Actor
     from tenants.models import Tenant
@@ -532,32 +529,15 @@ def setup(args: argparse.Namespace) -> tuple[Any, Any, Any, Any]:
     )
     skus = [f"SKU-{n:03d}" for n in range(1, 41)]
     with tenancy.tenant_scope(tenant.pk):
-        store = Store.unscoped.filter(tenant=tenant, code=STORE_CODE).first()
-        if store is None:
-            Product.unscoped.bulk_create(
-                [
-                    Product(
-                        tenant=tenant,
-                        sku=sku,
-                        name=f"Product {sku}",
-                        unit_weight_g=Decimal("250"),
-                        weight_tolerance_g=Decimal("12.5"),
-                    )
-                    for sku in skus
-                ],
-                ignore_conflicts=True,
-            )
-            store = store_services.store_create(
-                actor=Actor.cli(),
-                tenant=tenant,
-                code=STORE_CODE,
-                name="Benchmark store",
-                timezone="UTC",
-                currency="USD",
-            )
-            store_services.layout_publish(
-                actor=Actor.cli(), store=store, document=sample_layout(skus=skus), effective_from=LAYOUT_FROM
-            )
+        sample_products_add(tenant=tenant, skus=skus)
+        store = sample_store(
+            actor=Actor.cli(),
+            tenant=tenant,
+            code=STORE_CODE,
+            skus=skus,
+            effective_from=LAYOUT_FROM,
+            name="Benchmark store",
+        )
         layout = LayoutVersion.unscoped.get(store=store)
         issued = tenant_services.api_key_issue(actor=Actor.cli(), tenant=tenant, name="ingest benchmark")
     clean(tenant.pk)

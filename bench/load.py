@@ -336,11 +336,9 @@ def setup(stores: int, *, slug: str = TENANT_SLUG, name: str = "Load benchmark")
     """A bench tenant and its stores, with catalog, prices and layout (made once, kept); emptied of earlier runs."""
     from decimal import Decimal
 
-    from catalog.models import Product, ProductPrice
     from core import tenancy
-    from stores import services as store_services
     from stores.models import Store
-    from stores.sample import sample_layout
+    from stores.sample_store import sample_prices_add, sample_products_add, sample_store
     from tenants import services as tenant_services
     from tenants.audit import Actor
     from tenants.models import Tenant
@@ -348,50 +346,20 @@ def setup(stores: int, *, slug: str = TENANT_SLUG, name: str = "Load benchmark")
     tenant = Tenant.objects.filter(slug=slug).first() or tenant_services.tenant_create(
         actor=Actor.cli(), name=name, slug=slug
     )
-    Product.unscoped.bulk_create(
-        [
-            Product(
-                tenant=tenant,
-                sku=sku,
-                name=f"Product {sku}",
-                unit_weight_g=Decimal("250"),
-                weight_tolerance_g=Decimal("12.5"),
-            )
-            for sku in SKUS
-        ],
-        ignore_conflicts=True,
-    )
-    ProductPrice.unscoped.bulk_create(
-        [
-            ProductPrice(
-                tenant=tenant,
-                product=p,
-                currency="USD",
-                unit_price=PRICE,
-                tax_rate=Decimal(TAX),
-                effective_from=LAYOUT_FROM,
-            )
-            for p in Product.unscoped.filter(tenant=tenant)
-            if not ProductPrice.unscoped.filter(product=p, currency="USD").exists()
-        ]
-    )
+    sample_products_add(tenant=tenant, skus=SKUS)
+    sample_prices_add(tenant=tenant, unit_price=PRICE, tax_rate=Decimal(TAX), effective_from=LAYOUT_FROM)
     made = []
     with tenancy.tenant_scope(tenant.pk):
         for number in range(1, stores + 1):
             code = f"LOAD-{number:03d}"
-            store = Store.unscoped.filter(tenant=tenant, code=code).first()
-            if store is None:
-                store = store_services.store_create(
-                    actor=Actor.cli(),
-                    tenant=tenant,
-                    code=code,
-                    name=f"Load store {number}",
-                    timezone="UTC",
-                    currency="USD",
-                )
-                store_services.layout_publish(
-                    actor=Actor.cli(), store=store, document=sample_layout(skus=SKUS), effective_from=LAYOUT_FROM
-                )
+            store = sample_store(
+                actor=Actor.cli(),
+                tenant=tenant,
+                code=code,
+                skus=SKUS,
+                effective_from=LAYOUT_FROM,
+                name=f"Load store {number}",
+            )
             made.append(store)
         Store.unscoped.filter(pk__in=[s.pk for s in made]).update(status=Store.Status.ACTIVE)
     clean(tenant.pk)

@@ -352,11 +352,9 @@ def setup(*, codes: list[str], window: int) -> tuple[Any, dict[str, Any], dict[s
     the stores by code."""
     from decimal import Decimal
 
-    from catalog.models import Product, ProductPrice
     from core import tenancy
-    from stores import services as store_services
     from stores.models import LayoutVersion, Store
-    from stores.sample import sample_layout
+    from stores.sample_store import sample_prices_add, sample_products_add, sample_store
     from tenants import services as tenant_services
     from tenants.audit import Actor
     from tenants.models import Tenant
@@ -364,49 +362,21 @@ def setup(*, codes: list[str], window: int) -> tuple[Any, dict[str, Any], dict[s
     tenant = Tenant.objects.filter(slug=TENANT_SLUG).first() or tenant_services.tenant_create(
         actor=Actor.cli(), name="Payments benchmark", slug=TENANT_SLUG
     )
-    Product.unscoped.bulk_create(
-        [
-            Product(
-                tenant=tenant,
-                sku=sku,
-                name=f"Product {sku}",
-                unit_weight_g=Decimal("250"),
-                weight_tolerance_g=Decimal("12.5"),
-            )
-            for sku in SKUS
-        ],
-        ignore_conflicts=True,
-    )
-    ProductPrice.unscoped.bulk_create(
-        [
-            ProductPrice(
-                tenant=tenant,
-                product=product,
-                currency="USD",
-                unit_price=_price(SKUS.index(product.sku)),
-                tax_rate=Decimal(TAX),
-                effective_from=LAYOUT_FROM,
-            )
-            for product in Product.unscoped.filter(tenant=tenant, sku__in=SKUS)
-            if not ProductPrice.unscoped.filter(product=product, currency="USD").exists()
-        ]
+    sample_products_add(tenant=tenant, skus=SKUS)
+    sample_prices_add(
+        tenant=tenant, unit_price=lambda sku: _price(SKUS.index(sku)), tax_rate=Decimal(TAX), effective_from=LAYOUT_FROM
     )
     made = []
     with tenancy.tenant_scope(tenant.pk):
         for code in codes:
-            store = Store.unscoped.filter(tenant=tenant, code=code).first()
-            if store is None:
-                store = store_services.store_create(
-                    actor=Actor.cli(),
-                    tenant=tenant,
-                    code=code,
-                    name=f"Payments store {code}",
-                    timezone="UTC",
-                    currency="USD",
-                )
-                store_services.layout_publish(
-                    actor=Actor.cli(), store=store, document=sample_layout(skus=SKUS), effective_from=LAYOUT_FROM
-                )
+            store = sample_store(
+                actor=Actor.cli(),
+                tenant=tenant,
+                code=code,
+                skus=SKUS,
+                effective_from=LAYOUT_FROM,
+                name=f"Payments store {code}",
+            )
             made.append(store)
     Store.unscoped.filter(pk__in=[s.pk for s in made]).update(
         status=Store.Status.ACTIVE, settling_window_seconds=window

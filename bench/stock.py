@@ -57,9 +57,9 @@ from core import tenancy  # noqa: E402
 from ingest.models import Event  # noqa: E402
 from ingest.services import events_push  # noqa: E402
 from stock import selectors, services, shrink  # noqa: E402
-from stores import services as store_services  # noqa: E402
 from stores.models import Store  # noqa: E402
 from stores.sample import STAFF_DEVICE, sample_layout  # noqa: E402
+from stores.sample_store import sample_store  # noqa: E402
 from tenants import services as tenant_services  # noqa: E402
 from tenants.audit import Actor  # noqa: E402
 from tenants.models import Tenant  # noqa: E402
@@ -109,15 +109,9 @@ def _tenant() -> Tenant:
 
 
 def _store(tenant: Tenant, code: str) -> Store:
-    store = store_services.store_create(
-        actor=SYSTEM, tenant=tenant, code=code, name=code, timezone="UTC", currency="USD"
-    )
+    store = sample_store(actor=SYSTEM, tenant=tenant, code=code, skus=SKUS, effective_from=START - timedelta(days=30))
     Store.unscoped.filter(pk=store.pk).update(settling_window_seconds=0)  # every visit that left is settled
     store.refresh_from_db()
-    with tenancy.tenant_scope(tenant.pk):
-        store_services.layout_publish(
-            actor=SYSTEM, store=store, document=sample_layout(skus=SKUS), effective_from=START - timedelta(days=30)
-        )
     return store
 
 

@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from catalog import bulk, currencies
 from catalog.models import CatalogImport, Product, ProductPrice
+from core.versions import version_in_force
 
 EXPORT_CHUNK = 2000
 
@@ -35,9 +36,7 @@ def products_by_sku(*, skus: Iterable[str], active_only: bool = True) -> dict[st
 def price_at(*, product: Product, currency: str, at: datetime) -> ProductPrice | None:
     """The price of `product` in `currency` in force at instant `at` (before the first one, the first one);
     None when the product has no price in that currency."""
-    versions = ProductPrice.objects.filter(product=product, currency=currency)
-    in_force = versions.filter(effective_from__lte=at).order_by("-effective_from").first()
-    return in_force or versions.order_by("effective_from").first()
+    return version_in_force(ProductPrice.objects.filter(product=product, currency=currency), at=at)
 
 
 def product_search(

@@ -13,6 +13,7 @@ from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
+from core.versions import version_in_force
 from stores.models import Bin, Device, LayoutVersion, Store
 
 
@@ -62,9 +63,7 @@ def store_at_gate(*, tenant_id: int, code: str, kept: Mapping[str, Any] | None =
 def layout_in_force(*, store: Store, at: datetime | None = None) -> LayoutVersion | None:
     """The layout version in force at instant `at` (now by default): before the first one, the first one (a
     store's first layout covers what came before it); None for a store with no layout."""
-    versions = LayoutVersion.objects.filter(store=store)
-    in_force = versions.filter(effective_from__lte=at or timezone.now()).order_by("-effective_from").first()
-    return in_force or versions.order_by("effective_from").first()
+    return version_in_force(LayoutVersion.objects.filter(store=store), at=at or timezone.now())
 
 
 def layout_versions(*, store: Store) -> QuerySet[LayoutVersion]:

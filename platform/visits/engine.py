@@ -45,6 +45,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
+from core.versions import version_at
 from visits.calibration import Calibration, Evidence, Sample, with_risks
 from visits.calibration import default as default_calibration
 from visits.reasons import ReviewReason, ReviewReasonCode
@@ -129,9 +130,7 @@ class StoreModel:
 
     def layout_at(self, ts: datetime) -> Layout | None:
         """The layout in force at `ts`; a store's first layout also covers what came before it."""
-        if not self.layouts:
-            return None
-        return self.layouts[max(0, bisect.bisect_right(self._starts, ts) - 1)]
+        return version_at(self.layouts, self._starts, ts)
 
     def bin_at(self, code: str, ts: datetime) -> Bin | None:
         layout = self.layout_at(ts)

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import bisect
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 
+from core.versions import version_at
 from visits.engine import CartLine
 
 
@@ -48,9 +48,7 @@ def line_tax(*, amount: int, tax_rate: Decimal) -> int:
 def price_at(versions: Sequence[PriceVersion], at: datetime) -> PriceVersion | None:
     """The version in force at `at` from versions sorted by `effective_from`; before the first, the first (a
     product's first price covers what came before it), None with no version at all."""
-    if not versions:
-        return None
-    return versions[max(0, bisect.bisect_right([v.effective_from for v in versions], at) - 1)]
+    return version_at(versions, [v.effective_from for v in versions], at)
 
 
 def price_cart(lines: Sequence[CartLine], *, prices: Mapping[str, Sequence[PriceVersion]]) -> PricedCart:

@@ -18,10 +18,10 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 from rest_framework.test import APIClient
 
-from conftest import LAYOUT_FROM
 from ingest.models import EventStream, StreamChunk
 from ingest.sample import sample_events
 from stores.models import LayoutVersion, Store
+from stores.sample_store import SAMPLE_LAYOUT_FROM as LAYOUT_FROM
 from tenants.models import Tenant
 
 ROOT = Path(__file__).resolve().parents[3]

@@ -8,11 +8,11 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from catalog.models import Product
-from conftest import SAMPLE_SKUS
 from core import tenancy
 from stock import selectors, services
 from stores.models import Store
 from stores.sample import sample_layout
+from stores.sample_store import SAMPLE_SKUS
 from tenants.audit import Actor
 from tenants.models import Tenant
 from visits.simulator import CatalogItem, simulate

@@ -1,37 +1,20 @@
 from __future__ import annotations
 
-from decimal import Decimal
-
 import pytest
 
-from catalog.models import Product
 from stores import services
 from stores.models import Store
 from stores.sample import sample_layout
+from stores.sample_store import SAMPLE_SKUS, sample_products_add
 from tenants.audit import Actor
 from tenants.models import Tenant
 
-SKUS = [f"SKU-{n:03d}" for n in range(1, 41)]
-
-
-def add_products(tenant: Tenant, skus: list[str]) -> None:
-    Product.unscoped.bulk_create(
-        [
-            Product(
-                tenant=tenant,
-                sku=sku,
-                name=f"Product {sku}",
-                unit_weight_g=Decimal("250"),
-                weight_tolerance_g=Decimal("12.5"),
-            )
-            for sku in skus
-        ]
-    )
+SKUS = SAMPLE_SKUS
 
 
 @pytest.fixture
 def store_a(tenant_a: Tenant) -> Store:
-    add_products(tenant_a, SKUS)
+    sample_products_add(tenant=tenant_a)
     return services.store_create(
         actor=Actor.system(),
         tenant=tenant_a,
@@ -44,7 +27,7 @@ def store_a(tenant_a: Tenant) -> Store:
 
 @pytest.fixture
 def store_b(tenant_b: Tenant) -> Store:
-    add_products(tenant_b, SKUS)
+    sample_products_add(tenant=tenant_b)
     return services.store_create(
         actor=Actor.system(),
         tenant=tenant_b,

@@ -18,7 +18,8 @@ from core import tenancy
 from stores import health
 from stores.floor_plan import render_floor_plan
 from stores.models import Device, LayoutVersion, Store
-from stores.tests.conftest import SKUS, add_products
+from stores.sample_store import sample_products_add
+from stores.tests.conftest import SKUS
 from tenants.models import AuditEntry, Tenant
 
 
@@ -52,7 +53,7 @@ def _store_form(**overrides: str) -> dict[str, str]:
 def test_manager_creates_a_store_uploads_a_layout_and_sees_the_plan(
     manager_a: User, tenant_a: Tenant, layout_document: dict
 ) -> None:
-    add_products(tenant_a, SKUS)
+    sample_products_add(tenant=tenant_a)
     client = _login(manager_a)
     response = client.post("/admin/stores/store/add/", _store_form())
     assert response.status_code == 302, response.content.decode()[:3000]

@@ -18,10 +18,10 @@ from rest_framework.test import APIClient
 from billing.payments import services as payments
 from billing.webhooks.models import WebhookDelivery
 from billing.webhooks.services import webhook_endpoint_create
-from catalog.models import Product, ProductPrice
 from conftest import PASSWORD
 from core import tenancy
 from stores.models import LayoutVersion, Store
+from stores.sample_store import sample_prices_add
 from tenants.audit import Actor
 from tenants.models import Tenant
 from visits import settling
@@ -36,17 +36,7 @@ PRICE, TAX = 199, Decimal("8.25")
 def store(make_store_with_layout: Callable[..., Store], tenant_a: Tenant) -> Store:
     made = make_store_with_layout(tenant_a)
     Store.unscoped.filter(pk=made.pk).update(settling_window_seconds=0)
-    ProductPrice.unscoped.bulk_create(
-        ProductPrice(
-            tenant=tenant_a,
-            product=product,
-            currency="USD",
-            unit_price=PRICE,
-            tax_rate=TAX,
-            effective_from=datetime(2026, 1, 1, tzinfo=UTC),
-        )
-        for product in Product.unscoped.filter(tenant=tenant_a)
-    )
+    sample_prices_add(tenant=tenant_a, unit_price=PRICE, tax_rate=TAX)
     made.refresh_from_db()
     return made
 

@@ -13,10 +13,11 @@ from rest_framework.test import APIClient
 
 from billing.payments.models import PaymentAttempt
 from billing.payments.services import shopper_register
-from catalog.models import Product, ProductPrice
+from catalog.models import Product
 from core import tenancy
 from ingest.tests.conftest import eventually, upload, wait_for_stream
 from stores.models import LayoutVersion, Store
+from stores.sample_store import sample_prices_add
 from tenants.audit import Actor
 from tenants.models import Tenant
 from visits.models import ChargeInstruction, Visit
@@ -32,19 +33,7 @@ PRICE, TAX = 199, Decimal("8.25")
 def priced_store(make_store_with_layout: Callable[..., Store], tenant_a: Tenant) -> Store:
     store = make_store_with_layout(tenant_a)
     Store.unscoped.filter(pk=store.pk).update(settling_window_seconds=0)
-    ProductPrice.unscoped.bulk_create(
-        [
-            ProductPrice(
-                tenant=tenant_a,
-                product=p,
-                currency="USD",
-                unit_price=PRICE,
-                tax_rate=TAX,
-                effective_from=datetime(2026, 1, 1, tzinfo=UTC),
-            )
-            for p in Product.unscoped.filter(tenant=tenant_a)
-        ]
-    )
+    sample_prices_add(tenant=tenant_a, unit_price=PRICE, tax_rate=TAX)
     store.refresh_from_db()
     return store
 
