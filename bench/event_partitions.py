@@ -53,15 +53,14 @@ from django.conf import settings  # noqa: E402
 from django.db import connection  # noqa: E402
 
 from billing.invoicing.models import Plan  # noqa: E402
-from catalog.models import Product, ProductPrice  # noqa: E402
 from core import tenancy  # noqa: E402
 from ingest import partitions  # noqa: E402
 from ingest import services as ingest_services  # noqa: E402
 from ingest.sample import sample_events  # noqa: E402
 from ingest.services import events_push, stream_finish  # noqa: E402
-from stores import services as store_services  # noqa: E402
 from stores.models import Store  # noqa: E402
 from stores.sample import sample_layout  # noqa: E402
+from stores.sample_store import sample_prices_add, sample_products_add, sample_store  # noqa: E402
 from tenants import services as tenant_services  # noqa: E402
 from tenants.audit import Actor  # noqa: E402
 from tenants.models import Tenant  # noqa: E402
@@ -77,37 +76,15 @@ def _tenant(new_day: datetime) -> Tenant:
     tenant = tenant_services.tenant_create(
         actor=SYSTEM, name="Bench partitions", slug=f"bench-partitions-{int(time.time())}"
     )
-    Product.unscoped.bulk_create(
-        [
-            Product(tenant=tenant, sku=sku, name=sku, unit_weight_g=Decimal(250), weight_tolerance_g=Decimal("12.5"))
-            for sku in SKUS
-        ]
-    )
-    ProductPrice.unscoped.bulk_create(
-        [
-            ProductPrice(
-                tenant=tenant,
-                product=product,
-                currency="USD",
-                unit_price=399,
-                tax_rate=Decimal("8.25"),
-                effective_from=new_day - timedelta(days=400),
-            )
-            for product in Product.unscoped.filter(tenant=tenant)
-        ]
+    sample_products_add(tenant=tenant, skus=SKUS)
+    sample_prices_add(
+        tenant=tenant, unit_price=399, tax_rate=Decimal("8.25"), effective_from=new_day - timedelta(days=400)
     )
     return tenant
 
 
 def _store(tenant: Tenant, code: str, *, layout_from: datetime) -> Store:
-    store = store_services.store_create(
-        actor=SYSTEM, tenant=tenant, code=code, name=code, timezone="UTC", currency="USD"
-    )
-    with tenancy.tenant_scope(tenant.pk):
-        store_services.layout_publish(
-            actor=SYSTEM, store=store, document=sample_layout(skus=SKUS), effective_from=layout_from
-        )
-    return store
+    return sample_store(actor=SYSTEM, tenant=tenant, code=code, skus=SKUS, effective_from=layout_from, name=code)
 
 
 def _write_history(store: Store, *, events: int, start: datetime, end: datetime) -> float:
