@@ -33,6 +33,7 @@ ALLOWED: dict[str, tuple[int, str]] = {
     "platform/ingest/admin.py": (1, "the operator console lists every tenant's streams"),
     "platform/service_levels/selectors.py": (5, "the operator console compares tenants' service levels"),
     "platform/stores/services.py": (14, "a store, its layouts and devices are written for the tenant given"),
+    "platform/stores/sample_store.py": (5, "the sample store, products and prices are made for the tenant given"),
     "platform/visits/selectors.py": (
         2,
         "a visit's shopper, and a companion's payer (a subquery bound to the outer visit's tenant), by that tenant",
