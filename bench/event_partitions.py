@@ -7,19 +7,21 @@ there and drops the oldest month of event partitions):
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/openaisle_partbench PYTHONPATH=.:platform \\
         python bench/event_partitions.py --history-events 10000000 --baseline-events 100000
 
-Sets up (not timed) two stores of one new tenant on the sample layout, with day partitions from six months
-(`--months`) before the new day to a week after it. `--baseline-events` of history are written over those months
-for the first store and `--history-events` for the second (generate_series in SQL, their idempotency keys too:
-sessions of 20 events, a tenth of events of no session, device health reports every 500th), so that when the
-second is measured the table holds both. Then, for each store, one new day (`--visits` sample visits, pushed
-through ingestion as a live store sends them) is timed:
+Sets up (not timed) one new tenant on the sample layout, with day partitions from six months (`--months`) before
+the new day to a week after it, and history stores that each send about a measured day's events (~3,000) daily.
+`--baseline-events` of history are written over those months (generate_series in SQL, their idempotency keys too:
+sessions of 20 events, a tenth of events of no session, device health reports every 500th) and a new store's day is
+measured; then the rest of `--history-events` are written and another new store's same day is measured: the table
+then holds all the history. For each, one new day (`--visits` sample visits, pushed through ingestion as a live
+store sends them) is timed:
 
 * `refresh`: `visits_refresh` of the day's sessions, bounded by their time as ingest hands them over;
 * `settle`: `visits_settle` of the store until nothing is due;
 * `refresh_unbounded` (second store only): the same refresh without the time bounds, reading every partition —
   what the bounds save.
 
-`ratio` divides the much-history figures by the little-history ones (1.0: history costs nothing). Then
+`ratio` divides the much-history figures by the little-history ones (1.0: history costs nothing). Run it on a
+database with no other events (`TRUNCATE ingest_event` between runs): what is there counts as history too. Then
 `retention`: every tenant's retention set so that the oldest month is past it, and `events_retire` run: the export of
 that month's events (gzip NDJSON per store and day), the partitions dropped, and the idempotency keys released are
 timed apart (seconds, and events a second).
@@ -70,6 +72,7 @@ from visits import settling  # noqa: E402
 SKUS = [f"SKU-{n:03d}" for n in range(1, 41)]
 SYSTEM = Actor.cli()
 SESSION_EVENTS = 20
+DAY_EVENTS = 3000  # about what a day of 300 sample visits holds
 
 
 def _tenant(new_day: datetime) -> Tenant:
@@ -87,16 +90,18 @@ def _store(tenant: Tenant, code: str, *, layout_from: datetime) -> Store:
     return sample_store(actor=SYSTEM, tenant=tenant, code=code, skus=SKUS, effective_from=layout_from, name=code)
 
 
-def _write_history(store: Store, *, events: int, start: datetime, end: datetime) -> float:
-    """`events` rows over [start, end) for the store, straight into the events table and its keys (SQL
-    generate_series: the same rows ingest would write, without parsing a file). Returns the seconds it took."""
+def _write_history(stores: list[Store], *, events: int, start: datetime, end: datetime) -> float:
+    """`events` rows over [start, end) spread over these stores, straight into the events table and its keys (SQL
+    generate_series: the same rows ingest would write, without parsing a file), then a checkpoint and fresh
+    statistics, so that what is measured next does not pay for the load. Returns the seconds it took."""
     layout = sample_layout(skus=SKUS)
     cameras = [d["code"] for d in layout["devices"] if d["kind"] == "camera"]
     sensors = [d["code"] for d in layout["devices"] if d["kind"] == "weight_sensor"]
     step = (end - start) / max(events, 1)
     params: dict[str, Any] = {
-        "tenant": store.tenant_id,
-        "store": store.pk,
+        "tenant": stores[0].tenant_id,
+        "stores": [store.pk for store in stores],
+        "n_stores": len(stores),
         "start": start,
         "step": step,
         "events": events,
@@ -112,7 +117,7 @@ def _write_history(store: Store, *, events: int, start: datetime, end: datetime)
             f"""
             INSERT INTO ingest_event (tenant_id, store_id, event_id, type, ts, session, device, payload, line,
                                       received_at)
-            SELECT %(tenant)s, %(store)s, 'h-' || i, kind, ts, session, device,
+            SELECT %(tenant)s, (%(stores)s::bigint[])[1 + i %% %(n_stores)s], 'h-' || i, kind, ts, session, device,
                    jsonb_build_object('id', 'h-' || i, 'type', kind, 'ts', ts, 'device', device) || CASE kind
                        WHEN 'device.status' THEN jsonb_build_object('status', 'online')
                        WHEN 'shelf.weight_changed' THEN jsonb_build_object('bin', 'F01-B01', 'delta_g', -250.0)
@@ -134,11 +139,12 @@ def _write_history(store: Store, *, events: int, start: datetime, end: datetime)
         cursor.execute("ALTER TABLE ingest_event ENABLE TRIGGER event_key_claim")
         cursor.execute(
             "INSERT INTO ingest_eventkey (tenant_id, store_id, event_id, ts) "
-            "SELECT tenant_id, store_id, event_id, ts FROM ingest_event WHERE tenant_id = %s AND store_id = %s",
-            [store.tenant_id, store.pk],
+            "SELECT tenant_id, store_id, event_id, ts FROM ingest_event WHERE tenant_id = %s AND store_id = ANY(%s)",
+            [stores[0].tenant_id, [store.pk for store in stores]],
         )
         cursor.execute("ANALYZE ingest_event")
         cursor.execute("ANALYZE ingest_eventkey")
+        cursor.execute("CHECKPOINT")
     return time.perf_counter() - began
 
 
@@ -256,12 +262,24 @@ def main() -> None:
     )
     made = time.perf_counter() - began
     tenant = _tenant(new_day)
-    little = _store(tenant, "LITTLE", layout_from=history_start - timedelta(days=1))
-    much = _store(tenant, "MUCH", layout_from=history_start - timedelta(days=1))
-    loaded_little = _write_history(little, events=args.baseline_events, start=history_start, end=new_day)
-    measured_little = _new_day(little, new_day, visits=args.visits, prefix="little")
-    loaded_much = _write_history(much, events=args.history_events, start=history_start, end=new_day)
-    measured_much = _new_day(much, new_day, visits=args.visits, prefix="much")
+    layout_from = history_start - timedelta(days=1)
+    per_store = 30 * args.months * DAY_EVENTS  # a history store sends about what the measured day holds, daily
+    stores = [
+        _store(tenant, f"H{n:03d}", layout_from=layout_from)
+        for n in range(max(2, -(-args.history_events // per_store)))
+    ]
+    baseline_stores = stores[: max(1, -(-args.baseline_events // per_store))]
+    loaded_little = _write_history(baseline_stores, events=args.baseline_events, start=history_start, end=new_day)
+    measured_little = _new_day(
+        _store(tenant, "LITTLE", layout_from=layout_from), new_day, visits=args.visits, prefix="little"
+    )
+    rest = args.history_events - args.baseline_events
+    loaded_much = _write_history(
+        stores[len(baseline_stores) :] or stores, events=rest, start=history_start, end=new_day
+    )
+    measured_much = _new_day(
+        _store(tenant, "MUCH", layout_from=layout_from), new_day, visits=args.visits, prefix="much"
+    )
     with connection.cursor() as cursor:
         cursor.execute("SELECT count(*) FROM ingest_event")
         (rows,) = cursor.fetchone()
@@ -277,7 +295,8 @@ def main() -> None:
         "partitions": len(partitions.event_partitions()),
         "partitions_created_seconds": round(made, 2),
         "partitions_created": len(created),
-        "history_load_seconds": {"baseline": round(loaded_little, 1), "history": round(loaded_much, 1)},
+        "history_stores": len(stores),
+        "history_load_seconds": {"baseline": round(loaded_little, 1), "rest_of_history": round(loaded_much, 1)},
         "new_day_with_baseline_history": measured_little,
         "new_day_with_history": measured_much,
         "ratio_history_to_baseline": ratio,

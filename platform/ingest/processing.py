@@ -1,11 +1,11 @@
 """Turning lines into events: parse, validate, check references, write in bulk.
 
 On PostgreSQL the accepted events go through `COPY` into a temporary staging
-table and one `INSERT` into the (partitioned) events table, whose trigger
-claims each event's (tenant, store, event id) key in `ingest_eventkey` and
-leaves out the events whose key is taken: that key table decides what is new
-and what is a duplicate — also between workers processing chunks at the same
-time (ingest.partitions). Elsewhere
+table and one statement that claims their (tenant, store, event id) keys in
+`ingest_eventkey` (INSERT … ON CONFLICT DO NOTHING RETURNING) and inserts into
+the (partitioned) events table the events whose key it claimed: that key table
+decides what is new and what is a duplicate — also between workers processing
+chunks at the same time (ingest.partitions, migrations 0009 and 0010). Elsewhere
 (SQLite, embedded mode) it writes in batches. Either way it runs inside the
 caller's transaction, so a chunk is written whole or not at all.
 """
@@ -41,6 +41,7 @@ from ingest.validation import (
 from stores.models import Bin, DevicePlacement, LayoutVersion, Store
 
 RAW_KEPT_CHARS = 500
+KEYS_CLAIMED = "openaisle.event_keys_claimed"  # set while the writer claims keys itself: the per-row trigger waits
 STORED_TOKEN_HASH = re.compile(r"sha256:([0-9a-f]{64})")  # an entry token's hash, as an export writes it
 JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*+(?:"|\\?\Z)', re.DOTALL)  # a string, or one left open to the line's end
 KEY_COLON = re.compile(rb"\s*:")
@@ -445,14 +446,18 @@ class _PostgresWriter:
                 buffer,
                 size=1 << 20,
             )
+            cursor.execute(f"SELECT set_config('{KEYS_CLAIMED}', 'on', true)")  # the per-row trigger stands aside
             cursor.execute(
-                f"INSERT INTO {Event._meta.db_table} "  # noqa: S608 — table name from the model, values bound
+                "WITH claimed AS (INSERT INTO ingest_eventkey (tenant_id, store_id, event_id, ts) "  # noqa: S608 — table name from the model, values bound
+                "SELECT %s, %s, event_id, ts FROM ingest_staging ON CONFLICT DO NOTHING RETURNING event_id) "
+                f"INSERT INTO {Event._meta.db_table} "
                 "(tenant_id, store_id, event_id, type, ts, session, device, payload, stream_id, line, received_at) "
-                "SELECT %s, %s, event_id, type, ts, session, device, payload, %s, line, now() FROM ingest_staging "
-                "RETURNING event_id",
-                [stream.tenant_id, stream.store_id, stream.pk],
+                "SELECT %s, %s, s.event_id, type, ts, session, device, payload, %s, line, now() FROM ingest_staging s "
+                "WHERE s.event_id IN (SELECT event_id FROM claimed) RETURNING event_id",
+                [stream.tenant_id, stream.store_id, stream.tenant_id, stream.store_id, stream.pk],
             )
             written = {event_id for (event_id,) in cursor.fetchall()}
+            cursor.execute(f"SELECT set_config('{KEYS_CLAIMED}', 'off', true)")
         return [event for event_id, (_number, event, _line) in first.items() if event_id in written]
 
     @staticmethod
