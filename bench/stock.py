@@ -38,7 +38,7 @@ import sys
 import time
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
 
@@ -278,13 +278,24 @@ def _write_day(store: Store, *, events: int) -> datetime:
     return START + timedelta(hours=14, minutes=1)
 
 
-def _python_moves(store: Store, *, since: dict[str, datetime], at: datetime) -> tuple[dict[str, int], dict[str, int]]:
+def _weighed(units: float) -> Decimal:
+    """As `stock.selectors` reads a scale's change: to four decimals (half away from zero), none under half a unit."""
+    return Decimal(0) if abs(units) < 0.5 else Decimal(repr(units)).quantize(Decimal("0.0001"), ROUND_HALF_UP)
+
+
+def _rounded(units: Decimal) -> int:
+    return int(units.quantize(Decimal(1), ROUND_HALF_UP))
+
+
+def _python_moves(
+    store: Store, *, since: dict[str, datetime], at: datetime
+) -> tuple[dict[str, Decimal], dict[str, int]]:
     """Per bin, the units its events changed it by after `since[bin]` up to `at`, and the units restocked then: the
     obvious way, every event of the day through the ORM, added up in Python."""
     weights = dict(Product.objects.values_list("sku", "unit_weight_g"))
     bins = {item["code"]: (item["sku"], item.get("sensor")) for item in _bins()}
     spans = selectors.offline_spans(store=store, at=at, sensors={s for _, s in bins.values() if s})
-    units: dict[str, int] = defaultdict(int)
+    units: dict[str, Decimal] = defaultdict(Decimal)
     restocked: dict[str, int] = defaultdict(int)
     rows = Event.objects.filter(store=store, ts__lte=at, type__in=selectors.SHELF_EVENTS).values_list(
         "type", "ts", "payload"
@@ -299,9 +310,9 @@ def _python_moves(store: Store, *, since: dict[str, datetime], at: datetime) -> 
         if kind == "shelf.restocked" and foreign == sku:
             restocked[code] += int(payload.get("qty", 1))
         if scaled and kind == "shelf.weight_changed":
-            units[code] += round(payload["delta_g"] / float(weights[sku]))
+            units[code] += _weighed(payload["delta_g"] / float(weights[sku]))
         elif scaled and kind in ("item.picked", "item.returned") and foreign != sku:
-            moved = round(int(payload.get("qty", 1)) * float(weights[foreign]) / float(weights[sku]))
+            moved = _weighed(int(payload.get("qty", 1)) * float(weights[foreign]) / float(weights[sku]))
             units[code] += -moved if kind == "item.returned" else moved
         elif not scaled and kind != "shelf.weight_changed" and foreign == sku:
             units[code] += -int(payload.get("qty", 1)) if kind == "item.picked" else int(payload.get("qty", 1))
@@ -313,7 +324,7 @@ def _python_baseline(store: Store, *, at: datetime) -> dict[str, int]:
     bins = {item["code"]: item["sku"] for item in _bins()}
     counts = selectors.last_counts(store=store, at=at, skus=bins)
     units, _ = _python_moves(store, since={code: count.counted_at for code, count in counts.items()}, at=at)
-    return {code: max(0, count.units + units[code]) for code, count in counts.items()}
+    return {code: max(0, count.units + _rounded(units[code])) for code, count in counts.items()}
 
 
 def _python_shrink(store: Store, *, since: datetime, until: datetime) -> dict[str, int]:
@@ -353,7 +364,7 @@ def _python_shrink(store: Store, *, since: datetime, until: datetime) -> dict[st
             rest -= min(rest, most)
             if since <= ts < until:
                 charged[code] += share
-    excess = {code: restocked[code] - units[code] - charged[code] for code in bins}
+    excess = {code: restocked[code] - _rounded(units[code]) - charged[code] for code in bins}
     shrunk = dict.fromkeys(bins, 0)
     for sku in set(bins.values()):
         held = sorted((code for code, product in bins.items() if product == sku), key=lambda c: (-excess[c], c))

@@ -1,12 +1,12 @@
 """Units on every bin at an instant, read set-based from the bin's last count and the store's events after it.
 
-A bin's units change by what its scale weighed — each `shelf.weight_changed` is `round(delta_g / unit weight)`
-units, so the scale's absolute reading (and its slow drift) never matters — while its scale is working. A bin
-with no scale, or whose scale last said `offline` or `degraded`, changes by what the cameras saw taken and put
-back (`item.picked`, `item.returned` of the bin's own product) and by what staff restocked (`shelf.restocked`);
-a bin with a working scale reads its restocks from the scale's rise. An item of another product that the cameras
-saw put back on (or taken off) a scaled bin is not its stock: the units its weight came to are taken off again.
-A bin never counted has no units.
+A bin's units change by what its scale weighed — each `shelf.weight_changed` is `delta_g / unit weight` units
+(none under half a unit, the sum rounded), so the scale's absolute reading (and its slow drift) never matters —
+while its scale is working. A bin with no scale, or whose scale last said `offline` or `degraded`, changes by what
+the cameras saw taken and put back (`item.picked`, `item.returned` of the bin's own product) and by what staff
+restocked (`shelf.restocked`); a bin with a working scale reads its restocks from the scale's rise. An item of
+another product that the cameras saw put back on (or taken off) a scaled bin is not its stock: the units its
+weight came to are taken off again. A bin never counted has no units.
 """
 
 from __future__ import annotations
@@ -178,7 +178,7 @@ def _changes_sql(
             SELECT b.code AS bin, m.ts AS ts, {UNITS_CHANGED} AS units
             FROM bins b JOIN moves m ON m.bin = b.code AND m.ts > b.since LEFT JOIN products p ON p.sku = m.sku
         )
-        SELECT bin, SUM(units), MAX(CASE WHEN units <> 0 THEN ts END) FROM counted GROUP BY bin
+        SELECT bin, ROUND(SUM(units)), MAX(CASE WHEN units <> 0 THEN ts END) FROM counted GROUP BY bin
     """  # noqa: S608 — the table name from the model, every value bound
     return sql, params
 
@@ -236,23 +236,31 @@ def products_sql() -> str:
     return f"products(sku, unit_weight_g) AS {materialized} ({select})"
 
 
+def _weighed(units: str) -> str:
+    """Units a scale's change comes to, to four decimals (exact decimals, so that their sum is the same however it
+    is added up) — or none when under half a unit (a drift of a few grams)."""
+    return f"(CASE WHEN ABS({units}) < 0.5 THEN 0 ELSE ROUND(CAST({units} AS NUMERIC), 4) END)"
+
+
 # The units a shelf event `m` changes bin `b` by (with `p` the product the event names, `offline` the spans when a
 # scale could not be trusted): the scale's change in the bin's units while it works, less the weight of another
-# product put back on it; without a working scale, the cameras' picks and put-backs and the staff's restocks.
-UNITS_CHANGED = """
+# product put back on it; without a working scale, the cameras' picks and put-backs and the staff's restocks. A
+# scale's units are left unrounded (changes under half a unit: none) and their sum is rounded, so that another
+# product's weight of 7.5 units is taken off whole whether the scale read 7.49 or 7.51 of them.
+UNITS_CHANGED = f"""
     CASE WHEN b.sensor IS NOT NULL AND NOT EXISTS (
             SELECT 1 FROM offline o WHERE o.sensor = b.sensor AND m.ts >= o.starts AND m.ts < o.ends)
-        THEN (CASE WHEN m.type = 'shelf.weight_changed' THEN ROUND(m.grams / b.unit_g)
+        THEN (CASE WHEN m.type = 'shelf.weight_changed' THEN {_weighed("m.grams / b.unit_g")}
                    WHEN m.type IN ('item.picked', 'item.returned') AND m.sku <> b.sku
                        THEN (CASE WHEN m.type = 'item.returned' THEN -1 ELSE 1 END)
-                           * ROUND(m.qty * CAST(p.unit_weight_g AS DOUBLE PRECISION) / b.unit_g)
+                           * {_weighed("m.qty * CAST(p.unit_weight_g AS DOUBLE PRECISION) / b.unit_g")}
                    ELSE 0 END)
         ELSE (CASE WHEN m.type = 'shelf.weight_changed' THEN 0
                    WHEN COALESCE(m.sku, b.sku) <> b.sku THEN 0
                    WHEN m.type = 'item.picked' THEN -m.qty
                    ELSE m.qty END)
     END
-"""
+"""  # noqa: S608 — column expressions only, no value
 
 
 def _read_time(value: Any) -> datetime | None:

@@ -358,7 +358,7 @@ def _flows_sql(
             UNION ALL SELECT bin, sku, ts, 0, 0, 0, qty FROM charged
         )
         SELECT d.day, f.bin, f.sku, pr.unit_price, pr.version,
-            SUM(f.picks), SUM(f.put_backs), SUM(f.units_left), SUM(f.charged)
+            SUM(f.picks), SUM(f.put_backs), ROUND(SUM(f.units_left)), SUM(f.charged)
         FROM flows f JOIN days d ON f.ts >= d.starts AND f.ts < d.ends
             LEFT JOIN prices pr ON pr.sku = f.sku AND f.ts >= pr.starts AND f.ts < pr.ends
         GROUP BY d.day, f.bin, f.sku, pr.unit_price, pr.version
