@@ -91,7 +91,8 @@ def _start(name: str, argv: list[str], *, directory: Path, env: dict[str, str]) 
 
 @contextlib.contextmanager
 def _nodes(work: Path, *, stripe_base: str, queues: dict[str, str]) -> Iterator[list[Node]]:
-    """A node per entry of `queues` (its worker's queues), each in work/<name>; stopped whatever happens."""
+    """A node per entry of `queues` (its worker's queues), each in work/<name>, starting (`_wait_ready` waits for
+    them); stopped whatever happens."""
     app.control.purge()
     nodes: list[Node] = []
     try:
@@ -112,7 +113,6 @@ def _nodes(work: Path, *, stripe_base: str, queues: dict[str, str]) -> Iterator[
                     worker=_start(f"worker-{name}", worker, directory=directory, env=env),
                 )
             )
-        _wait_ready(nodes, work)
         yield nodes
     finally:
         for node in nodes:
@@ -307,21 +307,23 @@ def test_two_nodes_sharing_no_disk_give_the_receipts_of_one(
     sessions = {event["session"] for event in events if event["type"] == "session.started"}
     ended = {event["session"] for event in events if event["type"] == "session.ended"}
 
-    _in_process(api_a, priced_store, days[priced_store], settings)
-    eventually(_done(priced_store, sessions, ended), timeout=60)
-    one_node = _receipts(priced_store)
-    assert {status for _, status, *_ in one_node.values()} >= {"charged", "needs_review"}
-    assert any(receipt for *_, receipt in one_node.values())
-
     work = tmp_path / "nodes"
     # Node A's worker never reads an upload: the ingest queue is node B's alone.
     queues = {"a": "live,payments,default", "b": "ingest,visits"}
     with _nodes(work, stripe_base=localstripe.base_url, queues=queues) as (node_a, node_b):
+        # While the nodes start: the day on one node, every task in this process (none goes through the broker).
+        _in_process(api_a, priced_store, days[priced_store], settings)
+        eventually(_done(priced_store, sessions, ended), timeout=60)
+        one_node = _receipts(priced_store)
+        assert {status for _, status, *_ in one_node.values()} >= {"charged", "needs_review"}
+        assert any(receipt for *_, receipt in one_node.values())
+        _wait_ready([node_a, node_b], work)
+
         streams = [_upload_to(node_a, uploaded, key, days[uploaded], "day.ndjson")]
         answered_by = _push_to_both([node_a, node_b], pushed, key, days[pushed])
         eventually(_all_in(pushed, sessions, ended), timeout=90)
         Store.unscoped.filter(pk=pushed.pk).update(settling_window_seconds=0)
-        settle_due.delay()  # what the beat sends every minute, sent now: node A's worker takes it
+        settle_due.delay()  # what the beat sends every 30 s, sent now: node B's worker takes it
         for stream_id in streams:
             eventually(lambda stream_id=stream_id: _stream_done(stream_id), timeout=90)
         for store in (uploaded, pushed):

@@ -14,6 +14,7 @@ from typing import Any
 
 import boto3
 import botocore.exceptions
+from botocore.config import Config
 
 from config.settings import s3_storage
 from core.ports import free_port
@@ -48,13 +49,14 @@ class LocalS3:
         """The STORAGES entry of this bucket."""
         return s3_storage(bucket=self.bucket, endpoint_url=self.endpoint_url, region=REGION, key=KEY, secret=SECRET)
 
-    def client(self) -> Any:
+    def client(self, **config: Any) -> Any:
         return boto3.client(
             "s3",
             endpoint_url=self.endpoint_url,
             region_name=REGION,
             aws_access_key_id=KEY,
             aws_secret_access_key=SECRET,
+            config=Config(**config) if config else None,
         )
 
     def __enter__(self) -> LocalS3:
@@ -63,7 +65,7 @@ class LocalS3:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        client = self.client()
+        client = self.client(retries={"max_attempts": 1}, connect_timeout=1)  # asked again here, every 0.1 s
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:
