@@ -87,7 +87,9 @@ def erasure_refusal(shopper: Shopper) -> ErasureRefused | None:
         )
     moving = (
         visits.filter(
-            Q(payment_attempts__state__in=IN_FLIGHT) | Q(charge_instructions__state=ChargeInstruction.State.PENDING)
+            Q(status=Visit.Status.AWAITING_PAYMENT)
+            | Q(payment_attempts__state__in=IN_FLIGHT)
+            | Q(charge_instructions__state=ChargeInstruction.State.PENDING)
         )
         .distinct()
         .order_by("pk")

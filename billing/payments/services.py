@@ -49,6 +49,7 @@ from stores.selectors import StoreAtGate, store_at_gate_key
 from tenants.audit import Actor, audit_record
 from tenants.models import AuditAction, Tenant
 from tenants.quotas import quota_require_room
+from visits import lifecycle
 from visits import selectors as visit_selectors
 from visits.models import ChargeInstruction, Visit, VisitLine
 from visits.reasons import reasons_served
@@ -57,7 +58,6 @@ Purpose = PaymentAttempt.Purpose
 State = PaymentAttempt.State
 IN_FLIGHT = (State.PENDING, State.PROCESSING)
 MONEY_IN = (Purpose.CAPTURE, Purpose.CHARGE)
-FINAL_VISIT = (Visit.Status.CHARGED, Visit.Status.PAYMENT_FAILED, Visit.Status.REFUNDED, Visit.Status.NO_CHARGE)
 REFUND_REASONS = {
     "overcharge": "Charged for something not taken",
     "damaged": "Damaged or faulty product",
@@ -366,34 +366,20 @@ def _plan_next(visit: Visit, *, now: datetime, retry_now: bool) -> PaymentAttemp
     hold = _usable_hold(visit)
     if hold is not None:
         return _new_attempt(visit, Purpose.CANCEL, hold.amount, payment_intent_id=hold.stripe_id, shopper=hold.shopper)
-    _mark_settled(visit, now=now)
+    _mark_settled(visit)
     return None
 
 
 def _mark_failed(visit: Visit, reason: str) -> None:
     metrics.count_payment_failure(operation="charge")
-    visit.status = Visit.Status.PAYMENT_FAILED
-    visit.payment_status = Visit.PaymentStatus.FAILED
-    visit.payment_failure = reason[:500]
-    visit.updated_at = timezone.now()
-    visit.save(update_fields=["status", "payment_status", "payment_failure", "updated_at"])
+    lifecycle.payment_failed(visit, reason=reason)
     enqueue_on_commit("payments.announce_failure", tenant_id=visit.tenant_id, visit_id=visit.pk)
     standings_changed_for_visit(visit)  # the shopper is refused from the very next entry check
 
 
-def _mark_settled(visit: Visit, *, now: datetime) -> None:
+def _mark_settled(visit: Visit) -> None:
     """Everything owed is collected: the visit's instructions are done and its receipt can go out."""
-    if visit.paid > 0 and visit.paid == visit.refunded:
-        visit.status, visit.payment_status = Visit.Status.REFUNDED, Visit.PaymentStatus.SUCCEEDED
-    elif visit.paid > 0:
-        visit.status, visit.payment_status = Visit.Status.CHARGED, Visit.PaymentStatus.SUCCEEDED
-    else:
-        visit.payment_status = Visit.PaymentStatus.NONE
-        if visit.status == Visit.Status.PAYMENT_FAILED:
-            visit.status = Visit.Status.NO_CHARGE
-    visit.payment_failure = ""
-    visit.updated_at = now
-    visit.save(update_fields=["status", "payment_status", "payment_failure", "updated_at"])
+    lifecycle.payment_settled(visit)
     ChargeInstruction.objects.filter(visit=visit, state=ChargeInstruction.State.PENDING).update(
         state=ChargeInstruction.State.DONE
     )
@@ -518,10 +504,11 @@ def _apply_to_visit(visit: Visit, attempt: PaymentAttempt, outcome: Outcome) -> 
         fields.append("refunded")
     elif outcome.succeeded and attempt.purpose == Purpose.PREAUTH:
         visit.payment_reference = attempt.payment_intent_id
-        visit.payment_status = Visit.PaymentStatus.PENDING
-        fields += ["payment_reference", "payment_status"]
+        fields.append("payment_reference")
     visit.updated_at = timezone.now()
     visit.save(update_fields=fields)
+    if outcome.succeeded and attempt.purpose == Purpose.PREAUTH:
+        lifecycle.hold_placed(visit)
     if not outcome.succeeded and attempt.purpose == Purpose.CHARGE:
         _mark_failed(visit, outcome.failure_message or outcome.failure_code or "The payment failed.")
     elif outcome.succeeded and visit.status == Visit.Status.PAYMENT_FAILED:
@@ -610,7 +597,7 @@ def visit_settle_payment(*, visit_id: int, retry_now: bool = False, max_steps: i
     for _ in range(max_steps):
         with transaction.atomic():
             visit = Visit.objects.select_for_update(of=("self",), no_key=True).select_related("store").get(pk=visit_id)
-            if visit.status not in FINAL_VISIT:
+            if visit.status not in lifecycle.MONEY_MOVES:
                 return visit
             was_owed = visit.status == Visit.Status.PAYMENT_FAILED
             in_flight = visit.payment_attempts.filter(state__in=IN_FLIGHT).order_by("id").first()

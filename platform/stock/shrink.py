@@ -45,6 +45,7 @@ EXPLAINING = (
     Visit.Status.OPEN,
     Visit.Status.SETTLING,
     Visit.Status.NEEDS_REVIEW,
+    Visit.Status.AWAITING_PAYMENT,
     Visit.Status.CHARGED,
     Visit.Status.PAYMENT_FAILED,
 )

@@ -475,6 +475,7 @@ class VisitAdmin(ReadOnlyMixin, TenantModelAdmin):
         tabs = []
         for value, label in (
             (Visit.Status.NEEDS_REVIEW, "Review queue"),
+            (Visit.Status.AWAITING_PAYMENT, "Being charged"),
             (Visit.Status.CHARGED, "Charged"),
             (Visit.Status.PAYMENT_FAILED, "Payment failed"),
             (Visit.Status.NO_CHARGE, "No charge"),
@@ -598,7 +599,7 @@ class VisitAdmin(ReadOnlyMixin, TenantModelAdmin):
     @staticmethod
     def _outcome(visit: Visit) -> str:
         total = _money(visit.total, visit.currency)
-        if visit.status == Visit.Status.CHARGED:
+        if visit.status == Visit.Status.AWAITING_PAYMENT:
             return f"Visit {visit.session} approved: {total} will be charged."
         return f"Visit {visit.session} decided: {visit.get_status_display().lower()}, nothing is charged."
 

@@ -11,10 +11,13 @@ from core.models import TenantOwnedModel
 
 
 class Visit(TenantOwnedModel):
+    """One shopper's visit. Its `status` and `payment_status` are written by `visits.lifecycle` only."""
+
     class Status(models.TextChoices):
         OPEN = "open", "Open (shopper in the store)"
         SETTLING = "settling", "Settling (waiting for late events)"
         NEEDS_REVIEW = "needs_review", "Needs review"
+        AWAITING_PAYMENT = "awaiting_payment", "Being charged (the cart is decided, Stripe has not answered yet)"
         CHARGED = "charged", "Charged"
         PAYMENT_FAILED = "payment_failed", "Payment failed"
         REFUNDED = "refunded", "Refunded"

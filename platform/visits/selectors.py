@@ -15,6 +15,7 @@ from billing.payments.models import Shopper
 from ingest.models import Event
 from stores.models import Bin, LayoutVersion, Store
 from stores.selectors import layout_in_force
+from visits import lifecycle
 from visits.calibration import Calibration
 from visits.calibration import default as default_calibration
 from visits.models import ReviewDecision, StoreCalibration, Visit, VisitLine
@@ -31,9 +32,11 @@ HEALTH_LOOKBACK = timedelta(days=1)
 def visit_list(
     *, store: Store, status: str | None = None, since: datetime | None = None, stream_id: int | None = None
 ) -> QuerySet[Visit]:
+    """The store's visits as the licensee API lists them; `status` is a status the API serves
+    (`visits.lifecycle.served_status`)."""
     visits = Visit.objects.filter(store=store)
     if status:
-        visits = visits.filter(status=status)
+        visits = visits.filter(status__in=lifecycle.stored_statuses(status))
     if since:
         visits = visits.filter(entered_at__gte=since)
     if stream_id is not None:
@@ -110,7 +113,7 @@ def receipt(visit: Visit) -> dict[str, Any]:
     return {
         "session": visit.session,
         "shopper": shopper.pk if (shopper := shopper_of(visit)) else None,
-        "status": visit.status,
+        "status": lifecycle.served_status(visit.status),
         "entered_at": visit.entered_at.isoformat() if visit.entered_at else None,
         "exited_at": visit.exited_at.isoformat() if visit.exited_at else None,
         "lines": [

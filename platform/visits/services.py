@@ -18,7 +18,7 @@ from ingest.models import Event
 from stores.models import Store
 from tenants.audit import Actor, audit_record
 from tenants.models import AuditAction
-from visits import calibration, engine, pricing, selectors, settling
+from visits import calibration, engine, lifecycle, pricing, selectors, settling
 from visits.models import ChargeInstruction, ReviewDecision, StoreCalibration, Visit, VisitLine
 from visits.settling import visits_settle
 
@@ -120,6 +120,7 @@ def _update_figures(
     group = "s.payload ->> 'group'" if postgresql else "json_extract(s.payload, '$.group')"
     listed = ", ".join(["%s"] * len(sessions))
     within, within_e = ("", "") if span is None else ("AND s.ts >= %s AND s.ts <= %s", "AND e.ts >= %s AND e.ts <= %s")
+    status, status_params = lifecycle.presence_sql(column=f"{visit}.status", exited="f.exited")
     sql = f"""
         UPDATE {visit} SET
             entered_at = f.entered,
@@ -129,8 +130,7 @@ def _update_figures(
             shopper_token_hash = COALESCE(NULLIF(f.shopper, ''), {visit}.shopper_token_hash),
             "group" = CASE WHEN f.entered IS NULL THEN {visit}."group"
                 ELSE COALESCE(NULLIF(f.payer, f.session), '') END,
-            status = CASE WHEN {visit}.status IN (%s, %s)
-                THEN (CASE WHEN f.exited IS NULL THEN %s ELSE %s END) ELSE {visit}.status END,
+            status = {status},
             updated_at = %s
         FROM (
             SELECT e.session AS session,
@@ -153,8 +153,7 @@ def _update_figures(
         WHERE {visit}.tenant_id = %s AND {visit}.store_id = %s AND {visit}.session IN ({listed})
             AND {visit}.session = f.session
     """  # noqa: S608 — table names from the models, values bound
-    still_open, leaving = Visit.Status.OPEN.value, Visit.Status.SETTLING.value
-    params: list[Any] = [still_open, leaving, still_open, leaving, connection.ops.adapt_datetimefield_value(now)]
+    params: list[Any] = [*status_params, connection.ops.adapt_datetimefield_value(now)]
     bounds = [] if span is None else [connection.ops.adapt_datetimefield_value(at) for at in span]
     params += [store.tenant_id, store.pk, *bounds, store.tenant_id, store.pk, *bounds]
     params += [store.tenant_id, store.pk, *sessions, *bounds, store.tenant_id, store.pk, *sessions]
@@ -215,7 +214,7 @@ def review_decide(
         settling.instruct_difference(visit, reason=f"review: {action}")
     else:
         settling.instruct_first_charge(visit)
-    visit.save()
+    visit.save(update_fields=settling.CART_FIELDS)
     decision = ReviewDecision.objects.create(
         tenant_id=visit.tenant_id,
         visit=visit,

@@ -33,7 +33,7 @@ from ingest.models import Event
 from ingest.services import events_mark_unreadable
 from ingest.validation import FUTURE_TOLERANCE
 from stores.models import Device, LayoutVersion, Store
-from visits import engine, pricing, selectors
+from visits import engine, lifecycle, pricing, selectors
 from visits.calibration import KEPT_RISKS, Calibration, with_risks
 from visits.calibration import default as default_calibration
 from visits.models import ChargeInstruction, ReviewDecision, Visit, VisitLine
@@ -50,6 +50,11 @@ SETTLE_MARGIN = timedelta(seconds=3)
 SETTLE_STEP_SECONDS = 5
 # A store not calibrated yet draws its charge limit from its settled visits' risks once it has this many.
 COLD_POOL = 500
+# What settling (and a review) writes of a visit's cart; its status is `visits.lifecycle`'s to write.
+CART_FIELDS = [
+    "currency", "subtotal", "tax", "total", "charged_total", "review_reasons", "risk", "cart_version", "settled_at",
+    "updated_at",
+]  # fmt: skip
 
 
 def store_layouts(*, store: Store) -> list[engine.Layout]:
@@ -377,7 +382,7 @@ def visits_settle(*, store: Store, sessions: Sequence[str] | None = None, now: d
     for visit in visits:
         cart = carts[visit.session]
         _store_cart(visit=visit, cart=cart, held=held.get(visit.session, []), prices=prices, names=names, now=now)
-    metrics.count_visits_settled(statuses=[visit.status for visit in first_time])
+    metrics.count_visits_settled(statuses=[lifecycle.decision_of(visit) for visit in first_time])
     return visits
 
 
@@ -415,13 +420,13 @@ def _store_cart(
     visit.settled_at = visit.settled_at or now
     visit.updated_at = now
     if reasons:
-        visit.status = Visit.Status.NEEDS_REVIEW
+        lifecycle.sent_to_review(visit)
         enqueue_on_commit("notify.visit_needs_review", tenant_id=visit.tenant_id, visit_id=visit.pk)
     elif ChargeInstruction.objects.filter(visit=visit).exists():
         instruct_difference(visit, reason="late events changed the cart")
     else:
         instruct_first_charge(visit)
-    visit.save()
+    visit.save(update_fields=CART_FIELDS)
 
 
 def replace_lines(
@@ -468,11 +473,12 @@ def _next_sequence(visit: Visit) -> int:
 
 
 def instruct_first_charge(visit: Visit) -> None:
-    """The cart is decided: capture its total, or release the hold when there is nothing to charge."""
+    """The cart is decided: capture its total, or release the hold when there is nothing to charge. The visit awaits
+    its payment until payments records Stripe's answer (`visits.lifecycle`)."""
     if visit.total > 0:
-        kind, reason, status = ChargeInstruction.Kind.CAPTURE, "cart total", Visit.Status.CHARGED
+        kind, reason = ChargeInstruction.Kind.CAPTURE, "cart total"
     else:
-        kind, reason, status = ChargeInstruction.Kind.RELEASE, "empty cart", Visit.Status.NO_CHARGE
+        kind, reason = ChargeInstruction.Kind.RELEASE, "empty cart"
     ChargeInstruction.objects.create(
         tenant_id=visit.tenant_id,
         visit=visit,
@@ -483,7 +489,7 @@ def instruct_first_charge(visit: Visit) -> None:
         reason=reason,
     )
     visit.charged_total = visit.total
-    visit.status = status
+    lifecycle.cart_decided(visit)
     _hand_to_payments(visit)
 
 
@@ -505,11 +511,7 @@ def instruct_difference(visit: Visit, *, reason: str) -> None:
             reason=reason,
         )
     visit.charged_total = visit.total
-    if visit.total > 0:
-        failed = visit.payment_status == Visit.PaymentStatus.FAILED
-        visit.status = Visit.Status.PAYMENT_FAILED if failed else Visit.Status.CHARGED
-    else:
-        visit.status = Visit.Status.REFUNDED if difference < 0 else Visit.Status.NO_CHARGE
+    lifecycle.cart_decided(visit)
     _hand_to_payments(visit)
 
 

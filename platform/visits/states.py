@@ -17,6 +17,7 @@ TONES = {
     Visit.Status.OPEN: "info",
     Visit.Status.SETTLING: "info",
     Visit.Status.NEEDS_REVIEW: "warning",
+    Visit.Status.AWAITING_PAYMENT: "info",
     Visit.Status.CHARGED: "success",
     Visit.Status.PAYMENT_FAILED: "danger",
     Visit.Status.REFUNDED: "info",
@@ -54,6 +55,8 @@ def visit_state(*, visit: Visit, reviewed: bool) -> VisitState:
         return VisitState("partly_refunded", "Partly refunded", "info")
     if status == Visit.Status.CHARGED:
         return VisitState("charged", "Charged after review" if reviewed else "Charged automatically", "success")
+    if status == Visit.Status.AWAITING_PAYMENT:
+        return VisitState("awaiting_payment", "Being charged", "info")
     if status == Visit.Status.REFUNDED:
         return VisitState("refunded", "Refunded", "info")
     if status == Visit.Status.NO_CHARGE and visit.group:
@@ -77,6 +80,8 @@ def payment_in_words(*, visit: Visit) -> str:
         return "Nothing charged until a person decides"
     if visit.status in (Visit.Status.OPEN, Visit.Status.SETTLING):
         return "Nothing charged until the visit settles"
+    if visit.status == Visit.Status.AWAITING_PAYMENT:
+        return f"Being charged: {format_money(visit.balance_due, currency)} to collect, Stripe has not answered yet"
     if visit.status == Visit.Status.PAYMENT_FAILED:
         return f"Payment failed: {format_money(visit.balance_due, currency)} still owed"
     if visit.status == Visit.Status.REFUNDED:

@@ -57,7 +57,7 @@ def decide_cart(visit: Visit, lines: list[tuple[str, int, int]]) -> Visit:
         visit.exited_at = visit.settled_at = ENTERED
         visit.cart_version += 1
         settling.instruct_first_charge(visit)
-        visit.save()
+        visit.save(update_fields=[*settling.CART_FIELDS, "exited_at"])
     return visit
 
 

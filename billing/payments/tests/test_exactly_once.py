@@ -62,6 +62,7 @@ def test_a_crash_after_stripe_charged_is_reconciled_not_charged_again(
             settle_payment(visit)
     assert [i["status"] for i in intents_of(visit)] == ["succeeded"]  # Stripe charged; we wrote nothing
     assert PaymentAttempt.unscoped.get(visit=visit).state == "processing"
+    assert Visit.unscoped.get(pk=visit.pk).status == "awaiting_payment"  # not `charged` before we recorded it
 
     assert settle_payment(visit).paid == 0  # the lease still holds: nobody touches the attempt
     _lease_runs_out(visit)

@@ -25,7 +25,7 @@ from billing.payments.tests.support import (
 from core import tenancy
 from stores.models import Store
 from tenants.audit import Actor
-from visits import settling
+from visits import lifecycle, settling
 from visits.models import ChargeInstruction, Visit
 
 pytestmark = pytest.mark.django_db
@@ -196,7 +196,8 @@ def test_a_late_change_to_a_visit_whose_payment_failed_keeps_it_owed_and_retried
     assert (visit.status, visit.paid, visit.balance_due) == ("payment_failed", 0, 597)
 
     with tenancy.tenant_scope(visit.tenant_id):  # more late events sent it to review; the reviewer approves
-        visit.status, visit.total = Visit.Status.NEEDS_REVIEW, 796
+        lifecycle.sent_to_review(visit)
+        visit.total = 796
         settling.instruct_difference(visit, reason="review: approve")
         visit.save()
     visit = settle_payment(visit)

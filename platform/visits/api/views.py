@@ -14,8 +14,7 @@ from core.api.pagination import PagePagination
 from core.api.params import query_instant
 from core.api.views import TenantAPIView
 from stores.selectors import store_get
-from visits import selectors
-from visits.models import Visit
+from visits import lifecycle, selectors
 from visits.reasons import REASON_CHOICES
 
 
@@ -81,7 +80,11 @@ class ReceiptSerializer(serializers.Serializer):
         help_text="The id of the registered shopper whose entry token opened the gate (GET /shoppers/{id}); "
         "null when the token is no registered shopper's. The token itself is never stored.",
     )
-    status = serializers.ChoiceField(choices=Visit.Status.choices)
+    status = serializers.ChoiceField(
+        choices=[(status.value, status.label) for status in lifecycle.API_STATUSES],
+        help_text="`charged`: the cart was decided for a charge; `payment.status` says whether Stripe has collected it "
+        "(`succeeded`) or not yet.",
+    )
     entered_at = serializers.DateTimeField(allow_null=True)
     exited_at = serializers.DateTimeField(allow_null=True)
     lines = ReceiptLineSerializer(many=True)
@@ -100,7 +103,7 @@ class ReceiptSerializer(serializers.Serializer):
 class StoreVisitListApi(TenantAPIView):
     @extend_schema(
         parameters=[
-            OpenApiParameter("status", str, enum=Visit.Status.values),
+            OpenApiParameter("status", str, enum=[status.value for status in lifecycle.API_STATUSES]),
             OpenApiParameter("since", OpenApiTypes.DATETIME, description="Visits that entered at or after this."),
             OpenApiParameter("stream", int, description="Visits with events in this event stream."),
         ],
@@ -117,8 +120,8 @@ class StoreVisitListApi(TenantAPIView):
         found = store_get(code=store)
         params = request.query_params
         status = params.get("status") or None
-        if status and status not in Visit.Status.values:
-            raise exceptions.ValidationError({"status": f"One of {', '.join(Visit.Status.values)}."})
+        if status and status not in lifecycle.API_STATUSES:
+            raise exceptions.ValidationError({"status": f"One of {', '.join(lifecycle.API_STATUSES)}."})
         since = query_instant(request, "since") if params.get("since") else None
         stream = params.get("stream")
         if stream is not None and not stream.isdigit():

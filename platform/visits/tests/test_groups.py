@@ -107,7 +107,7 @@ def test_a_group_has_one_receipt_on_its_payer_saying_who_took_each_line(
     visits = {visit.session: visit for visit in settle(store, _family(store))}
     payer, member = visits["P"], visits["K"]
     assert (payer.group, member.group) == ("", "P")
-    assert payer.status == Visit.Status.CHARGED and payer.review_reasons == []
+    assert payer.status == Visit.Status.AWAITING_PAYMENT and payer.review_reasons == []
     line_total = PRICE + int((Decimal(PRICE) * TAX / 100).quantize(Decimal(1)))
     assert (payer.subtotal, payer.total) == (2 * PRICE, 2 * line_total)
     assert member.status == Visit.Status.NO_CHARGE and member.total == 0
@@ -157,7 +157,7 @@ def test_a_group_settles_once_its_last_member_has_left(api_a: APIClient, store: 
     push(store, later)
     settle(store, later)
     payer = Visit.unscoped.get(store=store, session="P")
-    assert payer.status == Visit.Status.CHARGED
+    assert payer.status == Visit.Status.AWAITING_PAYMENT
     lines = dict(VisitLine.unscoped.filter(visit=payer).values_list("sku", "taken_by"))
     assert lines == {first["sku"]: ["K"], second["sku"]: ["P"], third["sku"]: ["K"]}
     assert _receipt(api_a, store, "K")["total"] == payer.total
@@ -200,7 +200,7 @@ def test_a_group_naming_its_own_session_is_read_as_no_group(store: Store) -> Non
     day = [_enter("A", 0, group="A"), *_take("a1", 10, "A", first), _leave("A", 60)]
     push(store, day)
     (visit,) = settle(store, day)
-    assert (visit.group, visit.status) == ("", Visit.Status.CHARGED)
+    assert (visit.group, visit.status) == ("", Visit.Status.AWAITING_PAYMENT)
 
 
 def _unsure_with_a_stranger(store: Store) -> list[dict[str, Any]]:

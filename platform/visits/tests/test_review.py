@@ -47,7 +47,7 @@ def test_approving_a_corrected_cart_charges_it_and_keeps_who_decided(waiting: Vi
             lines=[{"sku": "SKU-001", "qty": 2}, {"sku": "SKU-002", "qty": 0}],
             note="seen on video",
         )
-    assert visit.status == "charged"
+    assert visit.status == "awaiting_payment"  # charged once payments records it
     lines = VisitLine.unscoped.filter(visit=visit)
     assert [(line.sku, line.qty, line.source) for line in lines] == [("SKU-001", 2, "review")]
     assert visit.subtotal == 2 * PRICE

@@ -75,7 +75,7 @@ def test_settling_reads_the_latest_calibration_and_only_later_visits_feel_it(pri
     )
 
     learnt = _visit(priced_store, "C")
-    assert learnt.status == "charged", learnt.review_reasons
+    assert learnt.status == "awaiting_payment", learnt.review_reasons
     assert learnt.risk == _engine_risk(priced_store, "C", _with_contested_curve(0.999)) < 0.005
     assert list(VisitLine.unscoped.filter(visit=learnt).values_list("sku", "qty")) == [("SKU-001", 1)]
     after = _visit(priced_store, "A")
@@ -101,7 +101,7 @@ def test_settling_charges_what_fits_within_the_stores_own_risk(
     careful, bold = _visit(priced_store, "A"), _visit(bolder, "A")
     assert careful.risk == bold.risk == pytest.approx(0.2, abs=0.001)
     assert careful.status == "needs_review"
-    assert bold.status == "charged", bold.review_reasons
+    assert bold.status == "awaiting_payment", bold.review_reasons
 
 
 def test_before_its_first_calibration_a_store_draws_its_limit_from_its_settled_visits(
@@ -131,7 +131,7 @@ def test_before_its_first_calibration_a_store_draws_its_limit_from_its_settled_v
     _push_and_settle(
         priced_store, unclear_pick(at=DAY + timedelta(hours=1), first="C", second="D", bin_=_bin(priced_store))
     )
-    assert _visit(priced_store, "C").status == "charged"
+    assert _visit(priced_store, "C").status == "awaiting_payment"
 
 
 # --- Learning ---------------------------------------------------------------------------------------------

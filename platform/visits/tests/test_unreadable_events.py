@@ -71,7 +71,7 @@ def test_an_event_too_deep_to_read_back_sends_its_visit_to_review_and_the_store_
     assert [reason["event_ids"] for reason in unreadable] == [["e-deep-3000"]]
     assert "cannot be read" in unreadable[0]["text"]
     assert not any(reason["code"] == "unreadable_event" for reason in visits[deep_but_readable].review_reasons)
-    assert {visits[session].status for session in settled} == {"charged"}
+    assert {visits[session].status for session in settled} == {"awaiting_payment"}
     assert not Visit.unscoped.filter(store=priced, status__in=["open", "settling"]).exists()
 
     unreadable = UnreadableEvent.unscoped.get()

@@ -107,17 +107,18 @@ LOW_AT_OPENING = 8
 STALL_SECONDS = 120  # a wait that sees nothing move for this long says so and goes on
 POLL_SECONDS = 0.5
 SWEEP_SECONDS = 10  # how often a wait does what the beat does: settle visits due, move money due
-# A visit is where this demo needs it once it is in one of these: charged and paid (or its payment failed),
-# in the review queue, declined, refunded or with nothing to charge. A reviewed visit is charged only after a
-# person decides, and a declined card is retried on a schedule: neither is waited for.
+# A visit is where this demo needs it once it is in one of these: charged (Stripe collected the money), in the
+# review queue, declined, refunded or with nothing to charge — not while it is being charged. A reviewed visit is
+# charged only after a person decides, and a declined card is retried on a schedule: neither is waited for.
 VISIT_DONE = Q(
     status__in=[
+        Visit.Status.CHARGED,
         Visit.Status.NEEDS_REVIEW,
         Visit.Status.PAYMENT_FAILED,
         Visit.Status.NO_CHARGE,
         Visit.Status.REFUNDED,
     ]
-) | Q(status=Visit.Status.CHARGED, payment_status__in=[Visit.PaymentStatus.SUCCEEDED, Visit.PaymentStatus.FAILED])
+)
 
 
 class Command(BaseCommand):
@@ -250,12 +251,7 @@ class Command(BaseCommand):
         """A store manager refunds one line of a charged visit: a damaged product."""
         store = demo.stores[0]
         with screen.phase("refund", total=1, unit="refund") as phase, tenancy.tenant_scope(store.tenant_id):
-            visit = (
-                demo.visits_of(store)
-                .filter(status=Visit.Status.CHARGED, payment_status=Visit.PaymentStatus.SUCCEEDED, refunded=0)
-                .order_by("-total")
-                .first()
-            )
+            visit = demo.visits_of(store).filter(status=Visit.Status.CHARGED, refunded=0).order_by("-total").first()
             line = VisitLine.objects.filter(visit=visit).order_by("sku").first() if visit else None
             if visit is None or line is None:
                 phase.done("no charged visit to refund")
@@ -685,6 +681,7 @@ class PipelineWatch:
                     f"{by_status.get(status, 0)} {label}"
                     for status, label in [
                         (Visit.Status.CHARGED, "charged"),
+                        (Visit.Status.AWAITING_PAYMENT, "being charged"),
                         (Visit.Status.NEEDS_REVIEW, "in review"),
                         (Visit.Status.PAYMENT_FAILED, "declined"),
                         (Visit.Status.NO_CHARGE, "with nothing to charge"),
@@ -904,6 +901,7 @@ class Ready:
         self.screen.line(
             f"  {store.code}  {store.name} ({store.currency}), {self.demo.day[store.code]:%a %d %b}: "
             f"{sum(counts.values())} visits, {counts.get(Visit.Status.CHARGED, 0)} charged, "
+            f"{counts.get(Visit.Status.AWAITING_PAYMENT, 0)} being charged, "
             f"{declined} declined, review queue {review} → {base}/admin/visits/visit/"
         )
 
@@ -948,9 +946,7 @@ class Ready:
 
     def _receipt(self, base: str) -> None:
         store = self.demo.stores[0]
-        paid = self.demo.visits_of(store).filter(
-            status=Visit.Status.CHARGED, payment_status=Visit.PaymentStatus.SUCCEEDED, refunded=0
-        )
+        paid = self.demo.visits_of(store).filter(status=Visit.Status.CHARGED, refunded=0)
         receipt = paid.annotate(n=Count("lines")).filter(n__gte=2).order_by("-n", "session").first()
         if receipt is None:
             return
