@@ -116,7 +116,7 @@ def test_a_viewer_sees_a_dispute_but_cannot_decide(
 def test_another_tenants_dispute_is_not_listed_nor_opened_nor_decided(manager_b: User, disputed: Dispute) -> None:
     client = _login(manager_b)
 
-    assert f"#{disputed.pk}" not in client.get(QUEUE, {"status": "all"}).content.decode()
+    assert f"{QUEUE}{disputed.pk}/change/" not in client.get(QUEUE, {"status": "all"}).content.decode()
     assert client.get(f"{QUEUE}{disputed.pk}/change/").status_code == 404
     assert client.post(f"{QUEUE}{disputed.pk}/change/", {"action": "reject", "reason": "x"}).status_code == 404
     assert Dispute.unscoped.get(pk=disputed.pk).status == "in_review"
