@@ -47,7 +47,7 @@ from ingest.processing import (
     rejections_store,
     store_references,
 )
-from ingest.validation import MAX_EVENT_DEPTH
+from ingest.validation import MAX_EVENT_DEPTH, VISIT_SPAN
 from stores.models import Device, Store
 from tenants.audit import Actor
 from tenants.quotas import quota_require_room
@@ -470,25 +470,33 @@ def _reject_unknown_sessions(stream: EventStream, seen: dict[str | None, _Sessio
     """Events of this stream for a session no `session.started` in the store ever opened become rejections;
     return those events (session, device, type, ts, ...).
 
-    Only the sessions the stream did not start itself are looked up, in batches of plain indexed look-ups
-    rather than one anti-join: without column statistics (a fresh database, autovacuum off) PostgreSQL
+    Only the sessions the stream did not start itself are looked up — a session's start within `VISIT_SPAN` of
+    its events, so that on PostgreSQL only the day partitions of that time are read — in batches of plain indexed
+    look-ups rather than one anti-join: without column statistics (a fresh database, autovacuum off) PostgreSQL
     planned the anti-join as a nested loop, quadratic in the stream.
     """
     sessions = sorted(session for session, row in seen.items() if session is not None and not row.started)
     unknown: list[str] = []
     for start in range(0, len(sessions), SESSION_BATCH):
         batch = sessions[start : start + SESSION_BATCH]
+        first, last = _time_of(batch, seen)
         started = set(
-            Event.objects.filter(store_id=stream.store_id, type="session.started", session__in=batch).values_list(
-                "session", flat=True
-            )
+            Event.objects.filter(
+                store_id=stream.store_id,
+                type="session.started",
+                session__in=batch,
+                ts__gte=first - VISIT_SPAN,
+                ts__lte=last + VISIT_SPAN,
+            ).values_list("session", flat=True)
         )
         unknown += [session for session in batch if session not in started]
     orphans = []
     for start in range(0, len(unknown), SESSION_BATCH):
         # By store and session (their index), not by stream: statistics may not know the stream yet.
+        batch = unknown[start : start + SESSION_BATCH]
+        first, last = _time_of(batch, seen)
         rows = (
-            Event.objects.filter(store_id=stream.store_id, session__in=unknown[start : start + SESSION_BATCH])
+            Event.objects.filter(store_id=stream.store_id, session__in=batch, ts__gte=first, ts__lte=last)
             .exclude(type="session.started")
             .values("pk", "line", "event_id", "session", "device", "type", "ts", "stream_id")
         )

@@ -49,6 +49,9 @@ ID_CHECK_RESULTS = ("passed", "failed")
 BIN_TYPES = ("item.picked", "item.returned", "shelf.weight_changed", "shelf.restocked")
 SESSION_TYPES = ("session.started", "session.ended", "item.picked", "item.returned", "id.checked")
 FUTURE_TOLERANCE = timedelta(hours=24)
+# The events of one visit lie within this of each other (a visit is minutes to hours long): reads of a visit's events
+# are bounded by it, so that on PostgreSQL they touch only the day partitions of their time (ingest.partitions).
+VISIT_SPAN = timedelta(hours=24)
 MAX_EVENT_BYTES = 65_536  # the schema's fields take a few hundred; the rest is room for extra fields
 MAX_EVENT_DEPTH = 32  # the schema's deepest is 3 (an event, its alternatives, one alternative)
 TOO_LONG = f"the line is longer than {MAX_EVENT_BYTES:,} bytes, the most an event may take"

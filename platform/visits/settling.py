@@ -31,7 +31,7 @@ from core.bounded_json import UnreadableJSON
 from core.tasks import enqueue_at_on_commit, enqueue_on_commit
 from ingest.models import Event
 from ingest.services import events_mark_unreadable
-from ingest.validation import FUTURE_TOLERANCE
+from ingest.validation import FUTURE_TOLERANCE, VISIT_SPAN
 from stores.models import Device, LayoutVersion, Store
 from visits import engine, lifecycle, pricing, selectors
 from visits.calibration import KEPT_RISKS, Calibration, with_risks
@@ -40,9 +40,6 @@ from visits.models import ChargeInstruction, ReviewDecision, Visit, VisitLine
 from visits.reasons import ReviewReason, ReviewReasonCode
 
 CONTEXT_MARGIN = timedelta(minutes=5)
-# The events of one visit lie within this of each other (a visit is minutes to hours long): reads of a visit's events
-# are bounded by it, so that on PostgreSQL they touch only the day partitions of their time (ingest.partitions).
-VISIT_SPAN = timedelta(hours=24)
 UNREADABLE = "_unreadable"  # the key of an event read back from its columns only (its payload cannot be read)
 SETTLE_BATCH = 500
 # A live visit is settled this long after its window ends, its settlings grouped to this step (few tasks per push).
