@@ -6,6 +6,8 @@ with LocalS3() as store:
 
 from __future__ import annotations
 
+import ctypes
+import signal
 import subprocess
 import sys
 import time
@@ -21,7 +23,14 @@ from core.ports import free_port
 
 BUCKET = "openaisle-local"
 REGION = "us-east-1"
+PR_SET_PDEATHSIG = 1  # prctl(2)
 KEY = SECRET = "local-standin"  # noqa: S105 — moto accepts any key; nothing leaves this machine
+
+
+def _ended_with_its_parent() -> None:
+    """In the child, before moto starts: the kernel ends it when the process that started it dies, even by SIGKILL
+    (a test run killed by a timeout leaves no server behind)."""
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 class LocalS3:
@@ -64,6 +73,7 @@ class LocalS3:
             [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            preexec_fn=_ended_with_its_parent if sys.platform == "linux" else None,
         )
         client = self.client(retries={"max_attempts": 1}, connect_timeout=1)  # asked again here, every 0.1 s
         deadline = time.monotonic() + 30
