@@ -134,6 +134,7 @@ class AuditAction(models.TextChoices):
     VISIT_APPROVED = "visit.approved", "Visit approved in review"
     VISIT_VOIDED = "visit.voided", "Visit voided in review"
     VISIT_REFUNDED = "visit.refunded", "Visit refunded"
+    VISIT_PAYMENT_RETRIED = "visit.payment_retried", "Visit's failed payment retried"
     CALIBRATION_LEARNT = "calibration.learnt", "Calibration learnt"
     DISPUTE_OPENED = "dispute.opened", "Dispute opened"
     DISPUTE_DECIDED = "dispute.decided", "Dispute decided"

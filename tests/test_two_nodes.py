@@ -27,7 +27,7 @@ from django.db.models import F, Q
 from rest_framework.test import APIClient
 
 from billing.payments.models import PaymentAttempt, Receipt
-from billing.payments.services import shopper_register
+from billing.payments.shoppers import shopper_register
 from catalog.models import Product
 from config.celery import app
 from core import tenancy

@@ -15,13 +15,12 @@ from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from unfold.decorators import display
 
-from billing.payments import erasure, services, standing
+from billing.payments import accounts, erasure, movements, refunds, shoppers, standing
 from billing.payments.gateway import GatewayUnavailable
 from billing.payments.models import PaymentAttempt, PaymentSettings, Shopper, StripeEvent
 from catalog.currencies import format_money, to_minor
 from core.admin import ReadOnlyMixin, TenantModelAdmin
 from core.admin_sites import licensee_site
-from core.tasks import enqueue_on_commit
 from tenants.audit import Actor
 from tenants.models import Membership
 from visits.models import Visit, VisitLine
@@ -71,7 +70,7 @@ class ShopperAdmin(ReadOnlyMixin, TenantModelAdmin):
             raise PermissionDenied
         actor = Actor.for_request(request, source="admin")
         for shopper in queryset:
-            services.shopper_revoke(actor=actor, shopper=shopper)
+            shoppers.shopper_revoke(actor=actor, shopper=shopper)
         self.message_user(request, f"Revoked {queryset.count()} entry token(s).", messages.SUCCESS)
 
     @admin.action(description="Erase the personal data of the selected shoppers")
@@ -124,7 +123,7 @@ FIELD_CLASSES = "border border-base-300 rounded-md px-3 py-2 w-full max-w-xl bg-
 
 class RefundForm(forms.Form):
     reason_code = forms.ChoiceField(
-        choices=[(code, words) for code, words in services.REFUND_REASONS.items() if code != services.DISPUTE_REASON],
+        choices=[(code, words) for code, words in refunds.REFUND_REASONS.items() if code != refunds.DISPUTE_REASON],
         label="Reason",
         widget=forms.Select(attrs={"class": FIELD_CLASSES}),
     )
@@ -199,7 +198,7 @@ class PaymentAttemptAdmin(ReadOnlyMixin, TenantModelAdmin):
         if request.method != "POST" or not self._may_write(request):
             raise PermissionDenied
         visit = get_object_or_404(Visit.objects, pk=visit_id, status=Visit.Status.PAYMENT_FAILED)
-        enqueue_on_commit("payments.settle_visit", tenant_id=visit.tenant_id, visit_id=visit.pk, retry_now=True)
+        movements.payment_retry(actor=Actor.for_request(request, source="admin"), visit=visit)
         self.message_user(request, f"Payment of visit {visit.session} retried now.", messages.SUCCESS)
         return HttpResponseRedirect(reverse("admin:visits_visit_change", args=[visit.pk]))
 
@@ -256,7 +255,7 @@ class PaymentAttemptAdmin(ReadOnlyMixin, TenantModelAdmin):
         amount = data.get("amount")
         if amount is None and not per_line:
             raise ValidationError("Give an amount, or how many of which lines to refund.")
-        services.visit_refund(
+        refunds.visit_refund(
             actor=Actor.for_request(request, source="admin"),
             visit=visit,
             reason_code=data["reason_code"],
@@ -331,7 +330,7 @@ class PaymentSettingsAdmin(TenantModelAdmin):
         return super().has_add_permission(request) and not PaymentSettings.objects.exists()
 
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
-        account = services.payment_settings_set(
+        account = accounts.payment_settings_set(
             actor=Actor.for_request(request, source="admin"),
             tenant=request.tenant,  # type: ignore[attr-defined]
             secret_key=form.cleaned_data["secret_key"] or None,

@@ -26,9 +26,11 @@ from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
+from billing.payments.accounts import gateway_for
+from billing.payments.attempts import IN_FLIGHT
 from billing.payments.models import PaymentAttempt, Receipt, Shopper, StripeEvent
-from billing.payments.services import IN_FLIGHT, gateway_for, stripe_event_kept
 from billing.payments.standing import standings_changed
+from billing.payments.stripe_events import stripe_event_kept
 from catalog.currencies import format_money
 from disputes.models import Dispute
 from ingest.models import Event, Rejection

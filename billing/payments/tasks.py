@@ -5,7 +5,8 @@ from __future__ import annotations
 from celery import shared_task
 from django.utils import timezone
 
-from billing.payments import services
+from billing.payments import holds, movements, receipts, stripe_events
+from billing.webhooks import announcements
 from core import tenancy
 from stores.models import Store
 
@@ -14,38 +15,38 @@ from stores.models import Store
 @tenancy.in_tenant_scope
 def preauthorise(*, tenant_id: int, store_id: int, sessions: list[str]) -> int:
     """Hold the pre-authorisation of the visits that just started (their `session.started` arrived)."""
-    return services.visits_preauthorise(store=Store.objects.get(pk=store_id), sessions=sessions)
+    return holds.visits_preauthorise(store=Store.objects.get(pk=store_id), sessions=sessions)
 
 
 @shared_task(name="payments.settle_visit")
 @tenancy.in_tenant_scope
 def settle_visit(*, tenant_id: int, visit_id: int, retry_now: bool = False) -> str:
-    return services.visit_settle_payment(visit_id=visit_id, retry_now=retry_now).status
+    return movements.visit_settle_payment(visit_id=visit_id, retry_now=retry_now).status
 
 
 @shared_task(name="payments.issue_receipt")
 @tenancy.in_tenant_scope
 def issue_receipt(*, tenant_id: int, visit_id: int) -> bool:
-    return services.receipt_issue(visit_id=visit_id) is not None
+    return receipts.receipt_issue(visit_id=visit_id) is not None
 
 
 @shared_task(name="payments.announce_failure")
 @tenancy.in_tenant_scope
 def announce_failure(*, tenant_id: int, visit_id: int) -> None:
-    services.payment_failure_announce(visit_id=visit_id)
+    announcements.payment_failure_announce(visit_id=visit_id)
 
 
 @shared_task(name="payments.process_stripe_event")
 @tenancy.in_tenant_scope
 def process_stripe_event(*, tenant_id: int, stripe_event_pk: int) -> str:
-    return services.stripe_event_process(stripe_event_pk=stripe_event_pk).outcome
+    return stripe_events.stripe_event_process(stripe_event_pk=stripe_event_pk).outcome
 
 
 @shared_task(name="payments.sweep")
 def sweep() -> int:
     """Periodic: visits with money still to move — new instructions, retries due, attempts whose outcome is unknown."""
     with tenancy.platform_wide_scope():
-        work = services.visits_needing_payment_work(now=timezone.now())
+        work = movements.visits_needing_payment_work(now=timezone.now())
     for tenant_id, visit_id in work:
         settle_visit.delay(tenant_id=tenant_id, visit_id=visit_id)
     return len(work)
@@ -54,14 +55,14 @@ def sweep() -> int:
 @shared_task(name="payments.renew_hold")
 @tenancy.in_tenant_scope
 def renew_hold(*, tenant_id: int, visit_id: int) -> str:
-    return services.hold_renew(visit_id=visit_id, now=timezone.now())
+    return holds.hold_renew(visit_id=visit_id, now=timezone.now())
 
 
 @shared_task(name="payments.renew_lapsing_holds")
 def renew_lapsing_holds() -> int:
     """Periodic: visits still undecided whose card hold lapses soon get a new hold (or their certain part taken)."""
     with tenancy.platform_wide_scope():
-        lapsing = services.holds_lapsing(now=timezone.now())
+        lapsing = holds.holds_lapsing(now=timezone.now())
     for tenant_id, visit_id in lapsing:
         renew_hold.delay(tenant_id=tenant_id, visit_id=visit_id)
     return len(lapsing)
@@ -70,4 +71,4 @@ def renew_lapsing_holds() -> int:
 @shared_task(name="notify.visit_needs_review")
 @tenancy.in_tenant_scope
 def visit_needs_review(*, tenant_id: int, visit_id: int) -> None:
-    services.review_needed_announce(visit_id=visit_id)
+    announcements.review_needed_announce(visit_id=visit_id)

@@ -43,7 +43,7 @@ class WebhookEndpoint(TenantOwnedModel):
         default=list, blank=True, help_text="The event types sent to this endpoint; none ticked = all of them."
     )
     secret_encrypted = models.TextField(
-        help_text="The signing secret, encrypted with the platform's key (billing.payments.crypto)."
+        help_text="The signing secret, encrypted with the platform's key (core.crypto)."
     )
     is_active = models.BooleanField(default=True, verbose_name="active", help_text="Only active endpoints get events.")
     created_at = models.DateTimeField(default=timezone.now, editable=False)

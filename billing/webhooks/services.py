@@ -31,9 +31,9 @@ from django.core.validators import URLValidator
 from django.db import transaction
 from django.utils import timezone
 
-from billing.payments import crypto
 from billing.webhooks import signing, transport
 from billing.webhooks.models import TEST_EVENT, EventType, WebhookDelivery, WebhookEndpoint
+from core import crypto
 from core.tasks import enqueue_on_commit
 from tenants.audit import Actor, audit_record
 from tenants.models import AuditAction, Tenant

@@ -297,7 +297,7 @@ STRIPE_TIMEOUT_SECONDS = env.int("STRIPE_TIMEOUT_SECONDS", default=20)
 FIELD_ENCRYPTION_KEY = env.str("FIELD_ENCRYPTION_KEY", default="")  # Fernet key; derived from SECRET_KEY if empty
 PAYMENTS_LEASE_SECONDS = env.int("PAYMENTS_LEASE_SECONDS", default=60)
 # An uncaptured card hold lapses after this long (Stripe: 7 days for most cards); a visit still undecided this long
-# before its hold lapses gets a new hold, or has its certain part captured (billing.payments.services.hold_renew).
+# before its hold lapses gets a new hold, or has its certain part captured (billing.payments.holds.hold_renew).
 PAYMENTS_HOLD_LIFETIME_HOURS = env.int("PAYMENTS_HOLD_LIFETIME_HOURS", default=7 * 24)
 PAYMENTS_HOLD_RENEW_BEFORE_HOURS = env.int("PAYMENTS_HOLD_RENEW_BEFORE_HOURS", default=24)
 PAYMENTS_RETRY_AFTER_SECONDS = env.list("PAYMENTS_RETRY_AFTER_SECONDS", cast=int, default=[600, 3600, 21600, 86400])

@@ -21,7 +21,7 @@ from django.urls import reverse
 from django.utils import timezone
 from unfold.decorators import display
 
-from billing.payments.services import units_refunded
+from billing.payments.refunds import units_refunded
 from catalog.currencies import format_money
 from core.admin import ReadOnlyMixin, TenantModelAdmin
 from core.admin_sites import licensee_site

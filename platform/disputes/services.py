@@ -2,7 +2,7 @@
 person's decision, and the deadline that refunds a dispute nobody decided in time.
 
 Every write locks the visit's row first (as payments does), then the dispute's: a dispute is decided once, and
-its refund goes through `billing.payments.services.visit_refund`, whose line ledger never refunds a unit twice
+its refund goes through `billing.payments.refunds.visit_refund`, whose line ledger never refunds a unit twice
 (a dispute and a manager's refund of the same line included).
 """
 
@@ -16,7 +16,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from billing.payments import services as payments
+from billing.payments import refunds
 from billing.webhooks.services import webhook_emit
 from catalog.currencies import format_money
 from disputes import policy, selectors
@@ -146,7 +146,7 @@ def dispute_open(
         if disputed:
             raise DisputeConflict("already_disputed", f"Already disputed on this visit: {', '.join(disputed)}.")
         receipt = {line.sku: line for line in visit.lines.all()}
-        refunded = payments.units_refunded(visit=visit)
+        refunded = refunds.units_refunded(visit=visit)
         amounts: dict[str, int] = {}
         for index, (sku, qty) in enumerate(asked):
             line = receipt.get(sku)
@@ -255,16 +255,16 @@ def _decide(
     user: Any = None,
 ) -> None:
     """Record the decision and refund through payments (the caller holds the visit's lock and the dispute's)."""
-    refunded = payments.units_refunded(visit=visit)
+    refunded = refunds.units_refunded(visit=visit)
     charged = {line.sku: line.qty for line in visit.lines.all()}
     # Units a manager refunded since the dispute was opened are the shopper's already: never refunded twice.
     units = {sku: min(qty, charged.get(sku, 0) - refunded.get(sku, 0)) for sku, qty in refund.items()}
     units = {sku: qty for sku, qty in units.items() if qty > 0}
     if units:
-        attempts = payments.visit_refund(
+        attempts = refunds.visit_refund(
             actor=actor,
             visit=visit,
-            reason_code=payments.DISPUTE_REASON,
+            reason_code=refunds.DISPUTE_REASON,
             lines=[{"sku": sku, "qty": qty} for sku, qty in sorted(units.items())],
             note=f"Dispute {dispute.pk}: {Dispute.Reason(dispute.reason).label.lower()}",
         )

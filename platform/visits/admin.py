@@ -27,7 +27,7 @@ from django.utils import timezone
 from django.utils.safestring import SafeString, mark_safe
 from unfold.decorators import display
 
-from billing.payments.services import hold_lapse_of_visit, hold_lapses_at
+from billing.payments.holds import hold_lapse_of_visit, hold_lapses_at
 from catalog import currencies
 from catalog.models import Product
 from core.admin import ReadOnlyMixin, TenantModelAdmin

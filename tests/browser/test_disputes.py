@@ -16,7 +16,7 @@ from django.utils import timezone
 from playwright.sync_api import Page, expect
 from rest_framework.test import APIClient
 
-from billing.payments.services import shopper_register
+from billing.payments.shoppers import shopper_register
 from billing.payments.tests.support import decide_cart, open_visit, preauthorise, settle_payment, stripe_records
 from core import tenancy
 from ingest.models import Event

@@ -17,7 +17,7 @@ from django.contrib.auth.models import User
 from playwright.sync_api import Page, expect
 from rest_framework.test import APIClient
 
-from billing.payments.services import shopper_register
+from billing.payments.shoppers import shopper_register
 from conftest import PASSWORD
 from core import tenancy
 from ingest.tests.conftest import eventually, upload, wait_for_stream

@@ -11,7 +11,7 @@ import pytest
 from django.contrib.auth.models import User
 from playwright.sync_api import Page, expect
 
-from billing.payments import services
+from billing.payments import shoppers
 from billing.payments.tests.support import decide_cart, open_visit, settle_payment
 from core import tenancy
 from stores.models import Store
@@ -22,9 +22,9 @@ from tests.browser.test_onboarding import log_in
 pytestmark = pytest.mark.browser
 
 
-def _register(tenant: Tenant, ref: str, payment_method: str = "pm_card_visa") -> services.RegisteredShopper:
+def _register(tenant: Tenant, ref: str, payment_method: str = "pm_card_visa") -> shoppers.RegisteredShopper:
     with tenancy.tenant_scope(tenant.pk):
-        return services.shopper_register(
+        return shoppers.shopper_register(
             actor=Actor.system(),
             tenant=tenant,
             external_ref=ref,

@@ -13,7 +13,7 @@ from rest_framework import exceptions, serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from billing.payments import erasure, services
+from billing.payments import erasure, shoppers, stripe_events
 from billing.payments.gateway import GatewayUnavailable, InvalidEvent, InvalidSignature
 from billing.payments.models import Shopper
 from core import tenancy
@@ -115,7 +115,7 @@ class ShopperListApi(TenantAPIView):
         body = ShopperRegisterSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         try:
-            registered = services.shopper_register(
+            registered = shoppers.shopper_register(
                 actor=Actor.for_request(request, source="api"), tenant=self.tenant, **body.validated_data
             )
         except GatewayUnavailable as error:
@@ -143,7 +143,7 @@ class ShopperDetailApi(TenantAPIView):
     )
     def delete(self, request: Request, shopper_id: int) -> Response:
         shopper = get_object_or_404(Shopper.objects, pk=shopper_id)
-        services.shopper_revoke(actor=Actor.for_request(request, source="api"), shopper=shopper)
+        shoppers.shopper_revoke(actor=Actor.for_request(request, source="api"), shopper=shopper)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -210,12 +210,12 @@ class EntryCheckApi(TenantAPIView):
         token, errors = _entry_token_of(request.data)
         # The store's entry and the shopper's standing, read with the key's rate counter: one round trip to Redis.
         kept = self.check_throttles_reading(
-            request, services.gate_entry_keys(tenant_id=self.tenant.pk, store_code=store, token=token)
+            request, shoppers.gate_entry_keys(tenant_id=self.tenant.pk, store_code=store, token=token)
         )
         found = store_at_gate(tenant_id=self.tenant.pk, code=store, kept=kept)  # an unknown store: 404 first
         if errors:
             raise exceptions.ValidationError(errors)
-        decision = services.entry_check(tenant=self.tenant, store=found, token=token, kept=kept)
+        decision = shoppers.entry_check(tenant=self.tenant, store=found, token=token, kept=kept)
         return Response(
             {
                 "allowed": decision.allowed,
@@ -234,7 +234,7 @@ def stripe_webhook(request: HttpRequest, tenant_slug: str) -> HttpResponse:
     tenant = get_object_or_404(Tenant, slug=tenant_slug)
     with tenancy.tenant_scope(tenant.pk):
         try:
-            stored = services.stripe_event_receive(
+            stored = stripe_events.stripe_event_receive(
                 tenant=tenant, payload=request.body, signature=request.headers.get("Stripe-Signature", "")
             )
         except InvalidSignature as refused:

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from billing.payments import services
-from billing.payments.services import RegisteredShopper
+from billing.payments import shoppers
+from billing.payments.shoppers import RegisteredShopper
 from billing.payments.tests.support import HOLD
 from core import tenancy
 from stores.models import Store
@@ -27,7 +27,7 @@ def register(localstripe: Any) -> Callable[..., RegisteredShopper]:
         tenant: Tenant, ref: str = "cust-1", payment_method: str = "pm_card_visa", email: str = "sam@example.com"
     ) -> RegisteredShopper:
         with tenancy.tenant_scope(tenant.pk):
-            return services.shopper_register(
+            return shoppers.shopper_register(
                 actor=Actor.system(), tenant=tenant, external_ref=ref, payment_method=payment_method, email=email
             )
 

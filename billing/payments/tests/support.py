@@ -8,7 +8,7 @@ from typing import Any
 import requests
 from django.conf import settings
 
-from billing.payments import services
+from billing.payments import holds, movements
 from core import tenancy
 from core.entry_tokens import entry_token_hash
 from stores.models import Store
@@ -33,7 +33,7 @@ def open_visit(store: Store, token: str, session: str = "V1") -> Visit:
 
 def preauthorise(visit: Visit) -> Any:
     with tenancy.tenant_scope(visit.tenant_id):
-        return services.visit_preauthorise(visit_id=visit.pk)
+        return holds.visit_preauthorise(visit_id=visit.pk)
 
 
 def decide_cart(visit: Visit, lines: list[tuple[str, int, int]]) -> Visit:
@@ -63,7 +63,7 @@ def decide_cart(visit: Visit, lines: list[tuple[str, int, int]]) -> Visit:
 
 def settle_payment(visit: Visit, **options: Any) -> Visit:
     with tenancy.tenant_scope(visit.tenant_id):
-        return services.visit_settle_payment(visit_id=visit.pk, **options)
+        return movements.visit_settle_payment(visit_id=visit.pk, **options)
 
 
 def stripe_records(kind: str) -> list[dict[str, Any]]:

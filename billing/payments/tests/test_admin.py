@@ -8,13 +8,17 @@ from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
+from django.core.exceptions import ValidationError
 from django.test import Client
 
+from billing.payments import movements
 from billing.payments.models import PaymentAttempt, PaymentSettings
 from billing.payments.tests.support import decide_cart, open_visit, preauthorise, settle_payment
 from conftest import PASSWORD
+from core import tenancy
 from stores.models import Store
-from tenants.models import Membership
+from tenants.audit import Actor
+from tenants.models import AuditAction, AuditEntry, Membership
 from visits.models import Visit
 
 pytestmark = pytest.mark.django_db
@@ -158,3 +162,45 @@ def test_the_payment_list_says_what_each_movement_is(charged: Visit, manager_a: 
     page = _login(manager_a).get("/admin/payments/paymentattempt/").content.decode()
     assert "Pre-authorisation: held on the card at entry" in page and "Capture: charged from the hold" in page
     assert "beyond the hold, an increase, or without a hold" not in page
+
+
+@pytest.fixture
+def declined(store_a: Store, register: Callable[..., Any]) -> Visit:
+    shopper = register(store_a.tenant, payment_method="pm_card_chargeCustomerFail")
+    return settle_payment(decide_cart(open_visit(store_a, shopper.entry_token), [("COLA", 1, 199)]))
+
+
+def test_a_manager_retries_a_failed_payment_and_the_audit_log_says_so(
+    declined: Visit, manager_a: User, django_capture_on_commit_callbacks: Any
+) -> None:
+    assert declined.status == "payment_failed"
+
+    with django_capture_on_commit_callbacks(execute=False) as sent:
+        response = _login(manager_a).post(f"/admin/payments/paymentattempt/retry/{declined.pk}/")
+
+    assert response.status_code == 302
+    entry = AuditEntry.unscoped.get(action=AuditAction.VISIT_PAYMENT_RETRIED)
+    assert (entry.actor_user, entry.source, entry.changes) == (
+        manager_a,
+        "admin",
+        {"balance_due": 199, "currency": "USD"},
+    )
+    assert len(sent) == 1  # the retry itself runs as a task once the decision commits
+
+
+def test_a_payment_that_has_not_failed_is_not_retried(charged: Visit, manager_a: User) -> None:
+    assert _login(manager_a).post(f"/admin/payments/paymentattempt/retry/{charged.pk}/").status_code == 404
+    with tenancy.tenant_scope(charged.tenant_id), pytest.raises(ValidationError, match="no failed payment"):
+        movements.payment_retry(actor=Actor.system(), visit=charged)
+    assert not AuditEntry.unscoped.filter(action=AuditAction.VISIT_PAYMENT_RETRIED).exists()
+
+
+def test_viewers_and_other_tenants_cannot_retry(
+    declined: Visit, make_member: Callable[..., User], manager_b: User
+) -> None:
+    viewer = make_member("viewer@alpha.test", declined.tenant, role=Membership.Role.VIEWER)
+    url = f"/admin/payments/paymentattempt/retry/{declined.pk}/"
+
+    assert _login(viewer).post(url).status_code == 403
+    assert _login(manager_b).post(url).status_code == 404
+    assert not AuditEntry.unscoped.filter(action=AuditAction.VISIT_PAYMENT_RETRIED).exists()

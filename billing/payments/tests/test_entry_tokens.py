@@ -17,7 +17,7 @@ from django.db.models.functions import Cast
 from django.test import Client
 from rest_framework.test import APIClient
 
-from billing.payments import services
+from billing.payments import shoppers
 from conftest import PASSWORD
 from core import tenancy
 from core.entry_tokens import ENTRY_TOKEN_PREFIX, entry_token_hash
@@ -67,7 +67,7 @@ def test_tokens_are_stored_hashed_and_the_visit_still_finds_its_shopper(
     visit = Visit.unscoped.get(store=store, session=registered)
     assert visit.shopper_token_hash == shopper.token_hash
     with tenancy.tenant_scope(tenant_a.pk):
-        assert services.shopper_for_token_hash(visit.shopper_token_hash) == shopper  # matching still works
+        assert shoppers.shopper_for_token_hash(visit.shopper_token_hash) == shopper  # matching still works
 
     # The API shows the shopper's id (GET /shoppers/{id}), or null for a token nobody registered.
     receipt = api_a.get(f"/api/v1/stores/{store.code}/visits/{registered}").json()

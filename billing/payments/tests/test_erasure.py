@@ -18,9 +18,9 @@ from rest_framework.test import APIClient
 from billing.invoicing import services as invoicing
 from billing.invoicing.models import Invoice
 from billing.invoicing.tests.helpers import account, assign, make_plan, pay
-from billing.payments import services
+from billing.payments import movements, receipts, refunds, shoppers
 from billing.payments.models import PaymentAttempt, Receipt, Shopper, StripeEvent
-from billing.payments.services import RegisteredShopper
+from billing.payments.shoppers import RegisteredShopper
 from billing.payments.tests.support import ENTERED, decide_cart, open_visit, preauthorise, settle_payment
 from conftest import PASSWORD
 from core import tenancy
@@ -100,11 +100,11 @@ def test_erasure_removes_personal_data_everywhere_and_keeps_the_money_records(
     old_hash, old_card = shopper.token_hash, shopper.payment_method_id
     visit = _charged_visit(store_a, registered, "V1")
     with tenancy.tenant_scope(tenant.pk):
-        services.visit_refund(
+        refunds.visit_refund(
             actor=Actor(source="admin", user=manager_a), visit=visit, reason_code="damaged", amount=199
         )
-        services.visit_settle_payment(visit_id=visit.pk)
-        assert services.receipt_issue(visit_id=visit.pk) is not None
+        movements.visit_settle_payment(visit_id=visit.pk)
+        assert receipts.receipt_issue(visit_id=visit.pk) is not None
     # What the platform keeps of the token elsewhere: the session.started event, a rejected line, a Stripe event.
     started = {"id": "e-1", "type": "session.started", "session": "V1", "shopper": old_hash, "gate": "G1"}
     Event.unscoped.create(
@@ -161,8 +161,8 @@ def test_erasure_removes_personal_data_everywhere_and_keeps_the_money_records(
     }  # fmt: skip
     # The token opens nothing, the other shopper is untouched, and the erasure is in the audit log.
     with tenancy.tenant_scope(tenant.pk):
-        assert not services.entry_check(tenant=tenant, store=store_a, token=registered.entry_token).allowed
-        assert services.entry_check(tenant=tenant, store=store_a, token=kept.entry_token).allowed
+        assert not shoppers.entry_check(tenant=tenant, store=store_a, token=registered.entry_token).allowed
+        assert shoppers.entry_check(tenant=tenant, store=store_a, token=kept.entry_token).allowed
     assert set(_tables_holding(["keep-me-5512", "keep@example.com"])) >= {"payments_shopper", "tenants_auditentry"}
     [entry] = AuditEntry.unscoped.filter(action="shopper.erased")
     assert (entry.tenant_id, entry.source, entry.object_id) == (tenant.pk, "api", str(shopper.pk))
@@ -176,8 +176,8 @@ def test_erasure_removes_personal_data_everywhere_and_keeps_the_money_records(
     assert anew.created and anew.shopper.pk != shopper.pk
     # A refund of the erased shopper's visit still goes through.
     with tenancy.tenant_scope(tenant.pk):
-        services.visit_refund(actor=Actor(source="admin", user=manager_a), visit=visit, reason_code="goodwill")
-        assert services.visit_settle_payment(visit_id=visit.pk).refunded == 747
+        refunds.visit_refund(actor=Actor(source="admin", user=manager_a), visit=visit, reason_code="goodwill")
+        assert movements.visit_settle_payment(visit_id=visit.pk).refunded == 747
 
 
 def test_a_shopper_who_may_owe_money_is_not_erased_and_is_told_why(

@@ -11,7 +11,7 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from billing.payments import services
+from billing.payments import attempts, refunds
 from billing.payments.models import PaymentAttempt
 from billing.payments.tests.support import decide_cart, intents_of, open_visit, preauthorise, settle_payment
 from core import tenancy
@@ -28,7 +28,7 @@ def _crash_after_the_call(monkeypatch: pytest.MonkeyPatch) -> None:
     def die(**_: Any) -> None:
         raise WorkerDied
 
-    monkeypatch.setattr(services, "attempt_record", die)
+    monkeypatch.setattr(attempts, "attempt_record", die)
 
 
 def _lease_runs_out(visit: Visit) -> None:
@@ -94,7 +94,7 @@ def test_a_crash_after_a_capture_or_refund_is_reconciled(
     ]
 
     with tenancy.tenant_scope(visit.tenant_id):
-        services.visit_refund(actor=Actor.system(), visit=visit, reason_code="goodwill", amount=100)
+        refunds.visit_refund(actor=Actor.system(), visit=visit, reason_code="goodwill", amount=100)
     with monkeypatch.context() as patch:
         _crash_after_the_call(patch)
         with pytest.raises(WorkerDied):

@@ -11,7 +11,7 @@ from django.core.cache import cache
 from rest_framework.test import APIClient
 
 from billing.payments.models import Shopper, StripeEvent
-from billing.payments.services import stripe_event_process
+from billing.payments.stripe_events import stripe_event_process
 from billing.payments.tests.support import decide_cart, open_visit, settle_payment
 from core import tenancy
 from stores import services as store_services

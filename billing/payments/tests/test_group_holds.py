@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
-from billing.payments import services
+from billing.payments import attempts, holds
 from billing.payments.models import PaymentAttempt
 from billing.payments.tests.support import HOLD, decide_cart, intents_of, open_visit, settle_payment
 from core import tenancy
@@ -30,7 +30,7 @@ def _companion(store: Store, payer: Visit, session: str) -> Visit:
 
 def _preauthorise(store: Store, sessions: list[str]) -> int:
     with tenancy.tenant_scope(store.tenant_id):
-        return services.visits_preauthorise(store=store, sessions=sessions)
+        return holds.visits_preauthorise(store=store, sessions=sessions)
 
 
 def _holds(visit: Visit) -> list[tuple[str, int]]:
@@ -80,13 +80,13 @@ def test_a_card_refusing_the_larger_hold_keeps_the_groups_hold(store_a: Store, r
     register(store_a.tenant, ref="sam", payment_method="pm_card_chargeCustomerFail")
     _companion(store_a, payer, "K")
     with tenancy.tenant_scope(store_a.tenant_id):
-        assert services.group_hold_raise(store=store_a, payer_session="P") == (
+        assert holds.group_hold_raise(store=store_a, payer_session="P") == (
             "card refused a larger hold; the group's hold stays as it was"
         )
     hold = PaymentAttempt.unscoped.get(visit=payer, purpose="preauth", state="succeeded")
     assert hold.amount == HOLD
     with tenancy.tenant_scope(store_a.tenant_id):
-        assert services._usable_hold(payer) == hold
+        assert attempts.usable_hold(payer) == hold
 
 
 def test_a_companion_whose_payer_is_not_shopping_or_of_another_tenant_raises_nothing(
@@ -96,9 +96,9 @@ def test_a_companion_whose_payer_is_not_shopping_or_of_another_tenant_raises_not
     _preauthorise(store_a, ["P"])
     _companion(store_a, payer, "K")
     with tenancy.tenant_scope(tenant_b.pk):
-        assert services.group_hold_raise(store=store_a, payer_session="P") == "no payer still shopping"
+        assert holds.group_hold_raise(store=store_a, payer_session="P") == "no payer still shopping"
     with tenancy.tenant_scope(store_a.tenant_id):
-        assert services.group_hold_raise(store=store_a, payer_session="GHOST") == "no payer still shopping"
+        assert holds.group_hold_raise(store=store_a, payer_session="GHOST") == "no payer still shopping"
     assert _holds(payer) == [("preauth", HOLD)]
 
 
@@ -110,11 +110,11 @@ def test_a_refused_raise_does_not_stop_the_groups_hold_from_being_renewed(
     register(store_a.tenant, ref="sam", payment_method="pm_card_chargeCustomerFail")
     _companion(store_a, payer, "K")
     with tenancy.tenant_scope(store_a.tenant_id):
-        services.group_hold_raise(store=store_a, payer_session="P")
+        holds.group_hold_raise(store=store_a, payer_session="P")
     register(store_a.tenant, ref="sam", payment_method="pm_card_visa")  # a working card again
     Visit.unscoped.filter(pk=payer.pk).update(status=Visit.Status.NEEDS_REVIEW)
     aged = timezone.now() - timedelta(days=6.5)
     PaymentAttempt.unscoped.filter(visit=payer, purpose="preauth", state="succeeded").update(updated_at=aged)
     with tenancy.tenant_scope(store_a.tenant_id):
-        assert services.hold_renew(visit_id=payer.pk, now=timezone.now()) == "renewed"
+        assert holds.hold_renew(visit_id=payer.pk, now=timezone.now()) == "renewed"
     assert _holds(payer)[-2:] == [("preauth", HOLD), ("cancel", HOLD)]

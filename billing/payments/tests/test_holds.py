@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
-from billing.payments import services
+from billing.payments import holds
 from billing.payments.models import PaymentAttempt
 from billing.payments.tests.support import HOLD, intents_of, open_visit, preauthorise, settle_payment
 from core import tenancy
@@ -43,12 +43,12 @@ def _in_review_for(visit: Visit, days: float, lines: list[tuple[str, int, float]
 
 def _renew(visit: Visit) -> str:
     with tenancy.tenant_scope(visit.tenant_id):
-        return services.hold_renew(visit_id=visit.pk, now=timezone.now())
+        return holds.hold_renew(visit_id=visit.pk, now=timezone.now())
 
 
 def _lapsing() -> list[tuple[int, int]]:
     with tenancy.platform_wide_scope():
-        return services.holds_lapsing(now=timezone.now())
+        return holds.holds_lapsing(now=timezone.now())
 
 
 def test_a_hold_about_to_lapse_on_a_visit_in_review_is_renewed_and_the_old_one_released(
@@ -68,7 +68,7 @@ def test_a_hold_about_to_lapse_on_a_visit_in_review_is_renewed_and_the_old_one_r
     assert (new.state, new.amount) == ("succeeded", HOLD)
     assert intents == {old.stripe_id: "canceled", new.stripe_id: "requires_capture"}
     with tenancy.tenant_scope(visit.tenant_id):
-        assert services.hold_expires_at(new) > timezone.now() + timedelta(days=6)
+        assert holds.hold_expires_at(new) > timezone.now() + timedelta(days=6)
 
     # The person decides; the money is captured from the new hold.
     Visit.unscoped.filter(pk=visit.pk).update(status=Visit.Status.CHARGED, charged_total=199)
@@ -128,5 +128,5 @@ def test_another_tenants_visit_is_not_found(store_a: Store, register: Callable[.
     preauthorise(visit)
     _in_review_for(visit, days=6.5)
     with tenancy.tenant_scope(tenant_b.pk), pytest.raises(Visit.DoesNotExist):
-        services.hold_renew(visit_id=visit.pk, now=timezone.now())
+        holds.hold_renew(visit_id=visit.pk, now=timezone.now())
     assert PaymentAttempt.unscoped.filter(visit=visit).count() == 1

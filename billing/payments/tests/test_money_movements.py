@@ -11,7 +11,7 @@ from django.core import mail
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
-from billing.payments import services
+from billing.payments import movements, receipts, refunds, shoppers
 from billing.payments.models import PaymentAttempt, Receipt
 from billing.payments.tests.support import (
     HOLD,
@@ -124,24 +124,24 @@ def test_staff_refunds_partial_per_line_and_full_never_more_than_collected(
     actor = Actor(source="admin", user=manager_a)
 
     with tenancy.tenant_scope(visit.tenant_id):
-        services.visit_refund(actor=actor, visit=visit, reason_code="damaged", lines=[{"sku": "COLA", "qty": 1}])
-        visit = services.visit_settle_payment(visit_id=visit.pk)
+        refunds.visit_refund(actor=actor, visit=visit, reason_code="damaged", lines=[{"sku": "COLA", "qty": 1}])
+        visit = movements.visit_settle_payment(visit_id=visit.pk)
         assert (visit.paid, visit.refunded, visit.status) == (747, 199, "charged")
 
         with pytest.raises(ValidationError, match="Only 1 of COLA"):
-            services.visit_refund(actor=actor, visit=visit, reason_code="damaged", lines=[{"sku": "COLA", "qty": 2}])
+            refunds.visit_refund(actor=actor, visit=visit, reason_code="damaged", lines=[{"sku": "COLA", "qty": 2}])
         with pytest.raises(ValidationError, match=r"At most \$5\.48 can be refunded"):
-            services.visit_refund(actor=actor, visit=visit, reason_code="goodwill", amount=549)
+            refunds.visit_refund(actor=actor, visit=visit, reason_code="goodwill", amount=549)
         with pytest.raises(ValidationError, match="reason_code"):
-            services.visit_refund(actor=actor, visit=visit, reason_code="because", amount=1)
+            refunds.visit_refund(actor=actor, visit=visit, reason_code="because", amount=1)
         assert PaymentAttempt.objects.filter(visit=visit, purpose="refund").count() == 1
 
-        services.visit_refund(actor=actor, visit=visit, reason_code="overcharge")
-        visit = services.visit_settle_payment(visit_id=visit.pk)
+        refunds.visit_refund(actor=actor, visit=visit, reason_code="overcharge")
+        visit = movements.visit_settle_payment(visit_id=visit.pk)
 
     assert (visit.paid, visit.refunded, visit.status) == (747, 747, "refunded")
     with tenancy.tenant_scope(visit.tenant_id), pytest.raises(ValidationError, match=r"At most \$0\.00 can be"):
-        services.visit_refund(actor=actor, visit=visit, reason_code="goodwill", amount=1)
+        refunds.visit_refund(actor=actor, visit=visit, reason_code="goodwill", amount=1)
     assert sum(r["amount"] for r in stripe_records("refunds") if r["metadata"].get("openaisle_attempt")) == 747
 
 
@@ -159,14 +159,14 @@ def test_a_decline_fails_the_visit_denies_entry_and_a_new_card_pays_it(
     failed = PaymentAttempt.unscoped.filter(visit=visit, purpose="charge").get()
     assert failed.next_try_at is not None and failed.next_try_at > timezone.now()
     with tenancy.tenant_scope(store_a.tenant_id):
-        decision = services.entry_check(tenant=store_a.tenant, store=store_a, token=shopper.entry_token)
+        decision = shoppers.entry_check(tenant=store_a.tenant, store=store_a, token=shopper.entry_token)
     assert (decision.allowed, decision.code, decision.open_balance) == (False, "open_balance", 398)
 
     assert settle_payment(visit).status == "payment_failed"  # not due yet: nothing is tried
     assert PaymentAttempt.unscoped.filter(visit=visit, purpose="charge").count() == 1
 
     with tenancy.tenant_scope(store_a.tenant_id):
-        due = services.visits_needing_payment_work(now=failed.next_try_at + timedelta(seconds=1))
+        due = movements.visits_needing_payment_work(now=failed.next_try_at + timedelta(seconds=1))
     assert (store_a.tenant_id, visit.pk) in due
     assert settle_payment(visit, retry_now=True).status == "payment_failed"  # the same card declines again
 
@@ -174,8 +174,8 @@ def test_a_decline_fails_the_visit_denies_entry_and_a_new_card_pays_it(
     visit = settle_payment(visit, retry_now=True)
     assert (visit.status, visit.paid, visit.balance_due) == ("charged", 398, 0)
     with tenancy.tenant_scope(store_a.tenant_id):
-        decision = services.entry_check(tenant=store_a.tenant, store=store_a, token=renewed.entry_token)
-        old_token = services.entry_check(tenant=store_a.tenant, store=store_a, token=shopper.entry_token)
+        decision = shoppers.entry_check(tenant=store_a.tenant, store=store_a, token=renewed.entry_token)
+        old_token = shoppers.entry_check(tenant=store_a.tenant, store=store_a, token=shopper.entry_token)
     assert decision.allowed and old_token.code == "unknown_token"
     assert [i["status"] for i in intents_of(visit)].count("succeeded") == 1
 
@@ -205,7 +205,7 @@ def test_a_late_change_to_a_visit_whose_payment_failed_keeps_it_owed_and_retried
 
     failed = PaymentAttempt.unscoped.filter(visit=visit, purpose="charge").latest("id")
     with tenancy.tenant_scope(store_a.tenant_id):
-        due = services.visits_needing_payment_work(now=failed.next_try_at + timedelta(seconds=1))
+        due = movements.visits_needing_payment_work(now=failed.next_try_at + timedelta(seconds=1))
     assert (store_a.tenant_id, visit.pk) in due
     register(store_a.tenant, payment_method="pm_card_visa")
     visit = settle_payment(visit, retry_now=True)
@@ -220,7 +220,7 @@ def test_a_visit_of_an_unregistered_token_is_not_charged_and_says_why_once(store
     # Nothing can ever move: the sweep leaves it (it was sent, failed and announced again every minute), and
     # settling it again (a message sent twice) marks and announces nothing.
     with tenancy.tenant_scope(store_a.tenant_id):
-        assert services.visits_needing_payment_work(now=timezone.now() + timedelta(hours=1)) == []
+        assert movements.visits_needing_payment_work(now=timezone.now() + timedelta(hours=1)) == []
     assert settle_payment(visit).updated_at == visit.updated_at
 
 
@@ -229,8 +229,8 @@ def test_the_receipt_is_emailed_once_per_version(store_a: Store, register: Calla
     visit = settle_payment(decide_cart(open_visit(store_a, shopper.entry_token), [("COLA", 1, 199)]))
 
     with tenancy.tenant_scope(visit.tenant_id):
-        first = services.receipt_issue(visit_id=visit.pk)
-        again = services.receipt_issue(visit_id=visit.pk)
+        first = receipts.receipt_issue(visit_id=visit.pk)
+        again = receipts.receipt_issue(visit_id=visit.pk)
     assert first is not None and again is None
     assert Receipt.unscoped.filter(visit=visit).count() == 1
 
@@ -242,7 +242,7 @@ def test_the_receipt_email_is_sent_after_commit(
     visit = settle_payment(decide_cart(open_visit(store_a, shopper.entry_token), [("COLA", 1, 199)]))
 
     with tenancy.tenant_scope(visit.tenant_id), django_capture_on_commit_callbacks(execute=True):
-        services.receipt_issue(visit_id=visit.pk)
+        receipts.receipt_issue(visit_id=visit.pk)
 
     [message] = mail.outbox
     assert message.to == ["sam@example.com"] and "Total     $1.99" in message.body and "Corner Shop" in message.subject

@@ -15,7 +15,7 @@ from django.conf import settings
 from django.test import Client
 from django.utils import timezone
 
-from billing.payments import services
+from billing.payments import accounts
 from billing.payments.models import PaymentAttempt, StripeEvent
 from billing.payments.tests.support import decide_cart, open_visit, settle_payment
 from core import tenancy
@@ -114,7 +114,7 @@ def test_in_production_the_published_default_secret_verifies_nothing(settings, t
     assert _post(tenant_a, body, _signed(body, "whsec_operators_own_9f2c4e1b7a")).status_code == 200
     settings.STRIPE_WEBHOOK_SECRET = "whsec_openaisle_platform"
     with tenancy.tenant_scope(tenant_a.pk):
-        services.payment_settings_set(actor=Actor.system(), tenant=tenant_a, webhook_secret="whsec_alpha_own_5d1e")
+        accounts.payment_settings_set(actor=Actor.system(), tenant=tenant_a, webhook_secret="whsec_alpha_own_5d1e")
     body = _event("pi_123", event_id="evt_own")
     assert _post(tenant_a, body, _signed(body, "whsec_alpha_own_5d1e")).status_code == 200
     assert set(StripeEvent.unscoped.values_list("stripe_event_id", flat=True)) == {"evt_platform", "evt_own"}
@@ -123,7 +123,7 @@ def test_in_production_the_published_default_secret_verifies_nothing(settings, t
 @pytest.mark.django_db
 def test_a_tenant_with_its_own_secret_verifies_with_it(tenant_a: Tenant, tenant_b: Tenant) -> None:
     with tenancy.tenant_scope(tenant_a.pk):
-        services.payment_settings_set(actor=Actor.system(), tenant=tenant_a, webhook_secret="whsec_alpha_own")
+        accounts.payment_settings_set(actor=Actor.system(), tenant=tenant_a, webhook_secret="whsec_alpha_own")
     body = _event("pi_123")
     assert _post(tenant_a, body, _signed(body, settings.STRIPE_WEBHOOK_SECRET)).status_code == 400
     assert _post(tenant_a, body, _signed(body, "whsec_alpha_own")).status_code == 200

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
-from billing.payments import services as payments
+from billing.payments import shoppers
 from billing.payments.tests.support import HOLD, decide_cart, open_visit, preauthorise, settle_payment
 from core import tenancy
 from stores.models import Store
@@ -38,7 +38,7 @@ def charged_visit(localstripe: Any) -> Callable[..., Visit]:
         left_ago: timedelta = timedelta(hours=1),
     ) -> Visit:
         with tenancy.tenant_scope(store.tenant_id):
-            shopper = payments.shopper_register(
+            shopper = shoppers.shopper_register(
                 actor=Actor.system(),
                 tenant=store.tenant,
                 external_ref=f"shopper-{session}",

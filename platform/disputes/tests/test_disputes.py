@@ -13,7 +13,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from billing.payments import services as payments
+from billing.payments import refunds
 from billing.payments.models import RefundedLine
 from billing.payments.tests.support import settle_payment, stripe_records
 from billing.webhooks import services as webhooks
@@ -183,7 +183,7 @@ def test_more_than_was_charged_is_refused_and_nothing_is_written(
     }
     assert not Dispute.unscoped.exists() and not DisputeLine.unscoped.exists()
     with tenancy.tenant_scope(store_a.tenant_id):  # what a manager refunded is no longer the shopper's to dispute
-        payments.visit_refund(
+        refunds.visit_refund(
             actor=Actor.system(), visit=visit, reason_code="damaged", lines=[{"sku": "COLA", "qty": 1}]
         )
     assert _open(api_a, visit, [{"sku": "COLA", "qty": 2}]).status_code == 400
@@ -263,9 +263,9 @@ def test_a_dispute_and_a_managers_refund_of_the_same_line_never_refund_it_twice(
     assert body["status"] == "in_review"
     manager = Actor(source="admin", user=manager_a)
     with tenancy.tenant_scope(store_a.tenant_id):
-        payments.visit_refund(actor=manager, visit=visit, reason_code="goodwill", lines=[{"sku": "WINE", "qty": 1}])
+        refunds.visit_refund(actor=manager, visit=visit, reason_code="goodwill", lines=[{"sku": "WINE", "qty": 1}])
         with pytest.raises(ValidationError, match="Only 0 of WINE"):
-            payments.visit_refund(actor=manager, visit=visit, reason_code="goodwill", lines=[{"sku": "WINE", "qty": 1}])
+            refunds.visit_refund(actor=manager, visit=visit, reason_code="goodwill", lines=[{"sku": "WINE", "qty": 1}])
         services.dispute_decide(actor=manager, dispute=Dispute.objects.get(pk=body["id"]), refund={"WINE": 1})
     decided = api_a.get(f"/api/v1/disputes/{body['id']}").json()
     assert (decided["status"], decided["refund"]) == ("refunded", 0)

@@ -15,7 +15,7 @@ from django.contrib.auth.models import User
 from django.test import Client
 from rest_framework.test import APIClient
 
-from billing.payments import services as payments
+from billing.webhooks import announcements
 from billing.webhooks.models import WebhookDelivery
 from billing.webhooks.services import webhook_endpoint_create
 from conftest import PASSWORD
@@ -229,8 +229,8 @@ def test_a_group_in_doubt_with_a_stranger_is_reviewed_once_on_its_payer_and_anno
     assert (visits["K"].status, visits["K"].review_reasons) == (Visit.Status.NO_CHARGE, [])
     with tenancy.tenant_scope(tenant_a.pk):
         webhook_endpoint_create(actor=Actor.system(), tenant=tenant_a, url="https://hooks.example.com/openaisle")
-        payments.review_needed_announce(visit_id=visits["P"].pk)
-        payments.review_needed_announce(visit_id=visits["K"].pk)  # not in review: nothing to announce
+        announcements.review_needed_announce(visit_id=visits["P"].pk)
+        announcements.review_needed_announce(visit_id=visits["K"].pk)  # not in review: nothing to announce
         (sent,) = WebhookDelivery.objects.filter(event_type="visit.needs_review")
     assert (sent.payload["session"], sent.payload["group"]["payer"]) == ("P", "P")
     assert [member["session"] for member in sent.payload["group"]["members"]] == ["K"]
@@ -241,7 +241,7 @@ def test_a_group_in_doubt_with_a_stranger_is_reviewed_once_on_its_payer_and_anno
     assert _receipt(api_a, store, "P")["review"]["reason_details"] == details, "the API serves what the hook sent"
     Visit.unscoped.filter(pk=visits["P"].pk).update(status=Visit.Status.PAYMENT_FAILED)
     with tenancy.tenant_scope(tenant_a.pk):
-        payments.payment_failure_announce(visit_id=visits["P"].pk)
+        announcements.payment_failure_announce(visit_id=visits["P"].pk)
         (failed,) = WebhookDelivery.objects.filter(event_type="payment.failed")
     assert [member["session"] for member in failed.payload["group"]["members"]] == ["K"]
 

@@ -12,7 +12,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from billing.payments.models import PaymentAttempt
-from billing.payments.services import shopper_register
+from billing.payments.shoppers import shopper_register
 from catalog.models import Product
 from core import tenancy
 from ingest.tests.conftest import eventually, upload, wait_for_stream

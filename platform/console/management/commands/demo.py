@@ -58,7 +58,7 @@ from billing.invoicing.models import (
     PlanAssignment,
     PlanVersion,
 )
-from billing.payments import services as payment_services
+from billing.payments import refunds, shoppers
 from billing.payments.models import PaymentAttempt
 from billing.payments.stripe_standin import LocalStripe
 from catalog import services as catalog_services
@@ -257,7 +257,7 @@ class Command(BaseCommand):
                 phase.done("no charged visit to refund")
                 return
             manager = User.objects.get(username=DEMO_TENANTS[0][2])
-            payment_services.visit_refund(
+            refunds.visit_refund(
                 actor=Actor(source="cli", user=manager),
                 visit=visit,
                 reason_code="damaged",
@@ -467,7 +467,7 @@ class Command(BaseCommand):
         tokens = []
         for number in range(DEMO_SHOPPERS):
             declines = number == DEMO_SHOPPERS - 1
-            registered = payment_services.shopper_register(
+            registered = shoppers.shopper_register(
                 actor=actor,
                 tenant=tenant,
                 external_ref=f"{tenant.slug}-shopper-{number + 1:02d}",
