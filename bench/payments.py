@@ -573,7 +573,7 @@ def remaining(tenant: Any, prefix: str, *, count: int, payments: bool) -> Remain
     )
     money_pending = Q(
         Exists(instruction_pending),
-        status__in=(Visit.Status.CHARGED, Visit.Status.NO_CHARGE, Visit.Status.REFUNDED),
+        status__in=(Visit.Status.AWAITING_PAYMENT, Visit.Status.CHARGED, Visit.Status.NO_CHARGE, Visit.Status.REFUNDED),
     ) | Q(Exists(in_flight))
     figures = Visit.unscoped.filter(tenant=tenant, session__startswith=prefix + "-").aggregate(
         refreshed=Count("pk", filter=Q(events_count__gt=0)),
