@@ -148,9 +148,9 @@ def test_a_reviewer_corrects_a_line_and_approves(
     # The decided visit keeps its receipt and who decided what.
     page.goto(f"{base}/admin/visits/visit/?status=all")
     page.locator("#result_list").get_by_role("link", name="A", exact=True).click()
-    expect(page.locator("#visit-status")).to_have_text("Charged after review")
     eventually(lambda: Visit.unscoped.get(store=priced_store, session="A").payment_status == "succeeded")
-    page.reload()
+    page.reload()  # "Being charged" until payments has recorded Stripe's answer
+    expect(page.locator("#visit-status")).to_have_text("Charged after review")
     expect(page.locator("#review-payments")).to_contain_text("Paid")
     expect(page.locator("#review-form")).to_have_count(0)
     expect(page.locator("#review-decisions")).to_contain_text("alice@alpha.test")
