@@ -35,6 +35,8 @@ def test_a_tenants_console_lists_only_that_tenants_rows(
     activity = _table(response, "Recent activity")
     assert activity and all("bravo" not in " ".join(map(str, row)).lower() for row in activity)
     assert any("alice@alpha.test" in " ".join(map(str, row)) for row in activity)
+    assert all(str(row[0]).endswith(" UTC") for row in activity)
+    assert all(":" in str(row[-1]) and "." not in str(row[-1]).split(":")[0] for row in activity)
     links = str(response.context["console"]["tenant_links"])
     assert f"/ops/stores/store/?tenant__id__exact={tenant_a.pk}" in links
     assert f"/ops/tenants/membership/?tenant__id__exact={tenant_a.pk}" in links

@@ -397,7 +397,9 @@ class _Console:
                 *([device.tenant.name] if self.platform and self.tenant is None else []),
                 f"{device.store.code}",
                 f"{device.code} ({device.get_kind_display()})",
-                timezone.localtime(device.last_seen_at).strftime("%Y-%m-%d %H:%M") if device.last_seen_at else "never",
+                timezone.localtime(device.last_seen_at, device.store.zone).strftime("%Y-%m-%d %H:%M %Z")
+                if device.last_seen_at
+                else "never",
             ]
             for device in devices
         ]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.apps import apps
 from django.db.models import Count, Q
 from django.http import HttpRequest
 from django.urls import reverse
@@ -71,15 +72,23 @@ def review_table() -> dict[str, Any]:
     return {"title": "Review, last 7 days", "table": {"headers": headers, "rows": rows}}
 
 
+def _object_kind(object_type: str) -> str:
+    """An audited object's kind as people read it ("plan assignment"), not its model's label."""
+    try:
+        return str(apps.get_model(object_type)._meta.verbose_name)
+    except (LookupError, ValueError):
+        return object_type.split(".")[-1]
+
+
 def _audit_table(entries: Any, *, with_tenant: bool) -> dict[str, Any]:
     headers = ["When", *(["Tenant"] if with_tenant else []), "Who", "Did", "What"]
     rows = [
         [
-            timezone.localtime(entry.at).strftime("%Y-%m-%d %H:%M"),
+            timezone.localtime(entry.at).strftime("%Y-%m-%d %H:%M %Z"),
             *([entry.tenant.name if entry.tenant else "—"] if with_tenant else []),
             entry.actor_label,
             entry.get_action_display(),
-            f"{entry.object_type.split('.')[-1]}: {entry.object_repr}",
+            f"{_object_kind(entry.object_type)}: {entry.object_repr}",
         ]
         for entry in entries
     ]

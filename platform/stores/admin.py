@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import zoneinfo
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -14,6 +15,7 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
+from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
 from unfold.admin import TabularInline
@@ -158,13 +160,25 @@ class StoreAdminForm(forms.ModelForm):
         return code
 
 
+def _store_time(at: datetime | None, *, store: Store) -> str:
+    return timezone.localtime(at, store.zone).strftime("%Y-%m-%d %H:%M %Z") if at else "—"
+
+
 class LayoutVersionInline(TabularInline):
     model = LayoutVersion
     extra = 0
     can_delete = False
     show_change_link = True
-    fields = ["number", "effective_from", "created_by", "created_at"]
+    fields = ["number", "effective_from_local", "created_by", "created_at_local"]
     readonly_fields = fields
+
+    @admin.display(description="Effective from")
+    def effective_from_local(self, layout: LayoutVersion) -> str:
+        return _store_time(layout.effective_from, store=layout.store)
+
+    @admin.display(description="Created at")
+    def created_at_local(self, layout: LayoutVersion) -> str:
+        return _store_time(layout.created_at, store=layout.store)
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False

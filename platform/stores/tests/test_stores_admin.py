@@ -70,6 +70,8 @@ def test_manager_creates_a_store_uploads_a_layout_and_sees_the_plan(
     assert "Product SKU-001" in page
     store_page = client.get(f"/admin/stores/store/{store.pk}/change/").content.decode()
     assert 'class="floor-plan"' in store_page
+    created = timezone.localtime(layout.created_at, store.zone).strftime("%Y-%m-%d %H:%M %Z")
+    assert created in store_page, "the layout versions' times are the store's, with its zone"
 
 
 def test_a_broken_upload_lists_every_problem_and_publishes_nothing(
