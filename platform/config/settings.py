@@ -125,6 +125,12 @@ else:
 # wrong passwords for a username from one address, that username is locked at that address for LOGIN_COOLOFF_MINUTES.
 AUTHENTICATION_BACKENDS = ["core.login_throttle.LoginThrottleBackend", "django.contrib.auth.backends.ModelBackend"]
 AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
+# A visit whose exit never arrives (a gate that missed the shopper) is closed at its last event after this long with
+# no event of its own, on the store's clock, and settled for a person to check (visits.settling). At most a day: a
+# visit's events are read within a day of each other (ingest.validation.VISIT_SPAN).
+VISIT_EXIT_TIMEOUT_MINUTES = env.int("VISIT_EXIT_TIMEOUT_MINUTES", default=240)
+if not 15 <= VISIT_EXIT_TIMEOUT_MINUTES <= 24 * 60:
+    raise ImproperlyConfigured("VISIT_EXIT_TIMEOUT_MINUTES must be from 15 to 1440 (a day).")
 AXES_COOLOFF_TIME = timedelta(minutes=env.int("LOGIN_COOLOFF_MINUTES", default=15))
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True

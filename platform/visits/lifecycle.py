@@ -35,6 +35,7 @@ class Cause(models.TextChoices):
 
     SHOPPER_LEFT = "shopper_left", "The shopper left (an exit is on file)"
     NO_EXIT = "no_exit", "No exit on file (the shopper is in the store)"
+    EXIT_NOT_SEEN = "exit_not_seen", "No exit arrived and nothing was heard of the visit for too long"
     SENT_TO_REVIEW = "sent_to_review", "Settling, late events or a review found something a person must decide"
     CART_DECIDED = "cart_decided", "The cart was decided (by settling, late events or a person)"
     PAYMENT_COLLECTED = "payment_collected", "Stripe collected what is owed"
@@ -64,6 +65,7 @@ TRANSITIONS: frozenset[Transition] = frozenset(
     {
         Transition(Status.OPEN, Status.SETTLING, Cause.SHOPPER_LEFT),
         Transition(Status.SETTLING, Status.OPEN, Cause.NO_EXIT),
+        Transition(Status.OPEN, Status.SETTLING, Cause.EXIT_NOT_SEEN),
         *_from((Status.SETTLING, Status.NEEDS_REVIEW, *DECIDED), Status.NEEDS_REVIEW, Cause.SENT_TO_REVIEW),
         # A group's member still in the store is decided with its group when its payer's visit is settled again.
         *_from(
@@ -151,6 +153,11 @@ def presence_sql(*, column: str, exited: str) -> tuple[str, list[str]]:
     assert Transition(Status.SETTLING, Status.OPEN, Cause.NO_EXIT) in TRANSITIONS
     sql = f"CASE WHEN {column} IN (%s, %s) THEN (CASE WHEN {exited} IS NULL THEN %s ELSE %s END) ELSE {column} END"
     return sql, [Status.OPEN.value, Status.SETTLING.value, Status.OPEN.value, Status.SETTLING.value]
+
+
+def exit_not_seen(visit: Visit) -> None:
+    """No exit arrived and the visit has been silent too long: it is closed at its last event (a person checks it)."""
+    move(visit, target=Status.SETTLING, cause=Cause.EXIT_NOT_SEEN, exited_at=visit.last_event_at, exit_inferred=True)
 
 
 def sent_to_review(visit: Visit) -> None:

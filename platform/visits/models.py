@@ -44,6 +44,10 @@ class Visit(TenantOwnedModel):
     entered_at = models.DateTimeField(null=True, blank=True)
     exited_at = models.DateTimeField(null=True, blank=True)
     last_event_at = models.DateTimeField(null=True, blank=True)
+    exit_inferred = models.BooleanField(
+        default=False,
+        help_text="No exit event arrived: the visit was closed at its last event after VISIT_EXIT_TIMEOUT_MINUTES.",
+    )
     events_count = models.PositiveIntegerField(default=0)
     currency = models.CharField(max_length=3, blank=True)
     subtotal = models.BigIntegerField(default=0)

@@ -25,6 +25,7 @@ class ReviewReasonCode(StrEnum):
     MORE_RETURNED_THAN_TAKEN = "more_returned_than_taken"
     AGE_UNVERIFIED = "age_unverified"
     NO_ENTRY = "no_entry"
+    EXIT_NOT_SEEN = "exit_not_seen"
     COMPANION_WITHOUT_PAYER = "companion_without_payer"
     DECIDED_WITH_GROUP = "decided_with_group"
     RISK_OVER_LIMIT = "risk_over_limit"
@@ -42,6 +43,7 @@ REASON_LABELS: dict[ReviewReasonCode, str] = {
     ReviewReasonCode.MORE_RETURNED_THAN_TAKEN: "More put back than taken",
     ReviewReasonCode.AGE_UNVERIFIED: "Age-restricted product without an ID check",
     ReviewReasonCode.NO_ENTRY: "No entry recorded",
+    ReviewReasonCode.EXIT_NOT_SEEN: "No exit recorded",
     ReviewReasonCode.COMPANION_WITHOUT_PAYER: "Companion of no payer",
     ReviewReasonCode.DECIDED_WITH_GROUP: "Decided with its group",
     ReviewReasonCode.RISK_OVER_LIMIT: "Overcharge risk over the store's limit",

@@ -121,10 +121,15 @@ def _update_figures(
     listed = ", ".join(["%s"] * len(sessions))
     within, within_e = ("", "") if span is None else ("AND s.ts >= %s AND s.ts <= %s", "AND e.ts >= %s AND e.ts <= %s")
     status, status_params = lifecycle.presence_sql(column=f"{visit}.status", exited="f.exited")
+    # A decided visit closed without an exit (`lifecycle.exit_not_seen`) keeps the exit it was closed at; one still
+    # open or settling that hears from its shopper again is open again, its exit to be seen or inferred anew.
+    kept = f"(f.exited IS NULL AND {visit}.exit_inferred AND {visit}.status NOT IN (%s, %s))"
+    kept_params = [Visit.Status.OPEN.value, Visit.Status.SETTLING.value]
     sql = f"""
         UPDATE {visit} SET
             entered_at = f.entered,
-            exited_at = f.exited,
+            exited_at = CASE WHEN {kept} THEN {visit}.exited_at ELSE f.exited END,
+            exit_inferred = CASE WHEN {kept} THEN TRUE ELSE FALSE END,
             last_event_at = f.last,
             events_count = f.count,
             shopper_token_hash = COALESCE(NULLIF(f.shopper, ''), {visit}.shopper_token_hash),
@@ -153,7 +158,7 @@ def _update_figures(
         WHERE {visit}.tenant_id = %s AND {visit}.store_id = %s AND {visit}.session IN ({listed})
             AND {visit}.session = f.session
     """  # noqa: S608 — table names from the models, values bound
-    params: list[Any] = [*status_params, connection.ops.adapt_datetimefield_value(now)]
+    params: list[Any] = [*kept_params, *kept_params, *status_params, connection.ops.adapt_datetimefield_value(now)]
     bounds = [] if span is None else [connection.ops.adapt_datetimefield_value(at) for at in span]
     params += [store.tenant_id, store.pk, *bounds, store.tenant_id, store.pk, *bounds]
     params += [store.tenant_id, store.pk, *sessions, *bounds, store.tenant_id, store.pk, *sessions]

@@ -21,8 +21,9 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Exists, Max, Min, OuterRef, Q, Subquery
+from django.db.models import Exists, Max, OuterRef, Q, Subquery
 from django.utils import timezone
 
 from catalog.models import Product, ProductPrice
@@ -279,11 +280,37 @@ def store_clock(*, store: Store) -> datetime | None:
     return latest
 
 
+def exit_timeout() -> timedelta:
+    return timedelta(minutes=settings.VISIT_EXIT_TIMEOUT_MINUTES)
+
+
+def visits_close_without_exit(*, store: Store, clock: datetime | None) -> int:
+    """Close the open visits no exit arrived for and that have sent nothing for `VISIT_EXIT_TIMEOUT_MINUTES` on the
+    store's own clock (the latest event it sent: a day uploaded late is not closed by the wall clock while its
+    exits may still be in a chunk to come). Each is closed at its last event and settles like any other; a person
+    checks a cart it holds (`EXIT_NOT_SEEN`). A group waiting for such a companion settles with it. Returns how many."""
+    if clock is None:
+        return 0
+    silent = Visit.objects.filter(
+        store=store, status=Visit.Status.OPEN, exited_at__isnull=True, last_event_at__lte=clock - exit_timeout()
+    )
+    closed = 0
+    for visit in silent.order_by("last_event_at")[:SETTLE_BATCH]:
+        try:
+            lifecycle.exit_not_seen(visit)
+        except lifecycle.StatusChanged:
+            continue  # its events were read again meanwhile: it is someone else's to decide
+        closed += 1
+    return closed
+
+
 def due_for_settling(*, store: Store, now: datetime) -> list[Visit]:
     """Visits that have left and whose settling window has passed, on the store's clock or the wall clock; a group's
-    (spec v1.1) once its last member has left and that member's window has passed."""
+    (spec v1.1) once its last member has left and that member's window has passed. Visits silent too long without an
+    exit are closed first (`visits_close_without_exit`)."""
     window = timedelta(seconds=store.settling_window_seconds)
     clock = store_clock(store=store)
+    visits_close_without_exit(store=store, clock=clock)
     latest = max(clock, now) if clock is not None else now
     visits = Visit.objects.filter(store=store, status=Visit.Status.SETTLING, exited_at__lte=latest - window)
     due = list(visits.order_by("exited_at")[:SETTLE_BATCH])
@@ -397,8 +424,15 @@ def _store_cart(
         ReviewReason(ReviewReasonCode.NO_PRICE, f"{sku}: no price in {visit.store.currency} at that time", sku=sku)
         for sku in priced.unpriced
     ]
+    no_exit = []
+    if visit.exit_inferred and cart.lines:  # an empty cart has nothing to check
+        text = (
+            f"no exit was recorded: the visit was closed at its last event after "
+            f"{settings.VISIT_EXIT_TIMEOUT_MINUTES} min without one"
+        )
+        no_exit.append(ReviewReason(ReviewReasonCode.EXIT_NOT_SEEN, text, session=visit.session))
     reasons = (
-        [reason.as_json() for reason in (*cart.reasons, *unpriced, *held)]
+        [reason.as_json() for reason in (*cart.reasons, *unpriced, *held, *no_exit)]
         if cart.payer is None
         else []  # a companion's items are on its payer's receipt, reviewed and charged there
     )
@@ -517,11 +551,11 @@ def _hand_to_payments(visit: Visit) -> None:
     enqueue_on_commit("payments.settle_visit", tenant_id=visit.tenant_id, visit_id=visit.pk)
 
 
-def stores_with_visits_settling() -> list[int]:
-    """Ids of the stores (platform-wide) that have visits waiting to settle."""
-    return list(
-        Visit.objects.filter(status=Visit.Status.SETTLING)
-        .values("store_id")
-        .annotate(first=Min("exited_at"))
-        .values_list("store_id", flat=True)
+def stores_with_visits_settling(*, now: datetime | None = None) -> list[int]:
+    """Ids of the stores (platform-wide) that have visits waiting to settle, or open visits silent longer than the exit
+    timeout on the wall clock (whether they are closed is judged on the store's clock, `visits_close_without_exit`)."""
+    silent_since = (now or timezone.now()) - exit_timeout()
+    waiting = Q(status=Visit.Status.SETTLING) | Q(
+        status=Visit.Status.OPEN, exited_at__isnull=True, last_event_at__lte=silent_since
     )
+    return list(Visit.objects.filter(waiting).values_list("store_id", flat=True).distinct())
