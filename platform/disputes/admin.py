@@ -35,6 +35,12 @@ from visits.admin import evidence_pieces
 from visits.models import Visit
 
 ALL_STATUSES = "all"
+# What follows "— by" in the decision's sentence ("Refunded: $0.79 back to the card — by the store's policy").
+DECIDED_BY_IN_A_SENTENCE = {
+    Dispute.DecidedBy.POLICY: "the store's policy",
+    Dispute.DecidedBy.PERSON: "a person",
+    Dispute.DecidedBy.DEADLINE: "its deadline, nobody having decided",
+}
 TONES = {Dispute.Status.IN_REVIEW: "warning", Dispute.Status.REFUNDED: "success", Dispute.Status.REJECTED: "danger"}
 
 
@@ -241,7 +247,7 @@ class DisputeAdmin(ReadOnlyMixin, TenantModelAdmin):
             "visit": visit,
             "store": store,
             "visit_url": reverse("admin:visits_visit_change", args=[visit.pk]),
-            "shopper": f"#{shopper.pk} · {shopper.external_ref}" if shopper else "",
+            "shopper": shopper.external_ref if shopper else "",
             "status_tone": TONES[Dispute.Status(dispute.status)],
             "reason_label": Dispute.Reason(dispute.reason).label,
             "opened": format_moment(dispute.created_at, now=now, tz=tz),
@@ -251,7 +257,7 @@ class DisputeAdmin(ReadOnlyMixin, TenantModelAdmin):
             "decided": format_moment(dispute.decided_at, now=now, tz=tz) if dispute.decided_at else "",
             "decided_by": dispute.decided_by_user.get_username()
             if dispute.decided_by_user
-            else Dispute.DecidedBy(dispute.decided_by).label
+            else DECIDED_BY_IN_A_SENTENCE[Dispute.DecidedBy(dispute.decided_by)]
             if dispute.decided_by
             else "",
             "rows": rows,

@@ -628,7 +628,7 @@ class VisitAdmin(ReadOnlyMixin, TenantModelAdmin):
         shopper = selectors.shopper_of(visit)
         return {
             "visit": visit,
-            "shopper": f"#{shopper.pk} · {shopper.external_ref}" if shopper else "",
+            "shopper": shopper.external_ref if shopper else "",
             "state": states.visit_state(visit=visit, reviewed=bool(decisions)),
             "no_decision": _no_decision_words(visit),
             "approve_label": "Approve and settle the difference" if collected > 0 else "Approve and charge",

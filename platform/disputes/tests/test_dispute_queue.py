@@ -126,7 +126,9 @@ def test_a_manager_refunds_part_of_a_dispute_once_through_stripe(
     manager_a: User, store_a: Store, charged_visit: Callable[..., Visit]
 ) -> None:
     visit = charged_visit(store_a)
-    dispute = _dispute(visit, "COLA", qty=2)
+    by_policy = _dispute(visit, "COLA", qty=2)
+    page = _login(manager_a).get(f"{QUEUE}{by_policy.pk}/change/").content.decode()
+    assert "— by the store&#x27;s policy," in page and "by The" not in page
     Store.unscoped.filter(pk=store_a.pk).update(dispute_auto_refund_limit=0)
     dispute = _dispute(Visit.unscoped.select_related("store").get(pk=visit.pk), "WINE")
     client = _login(manager_a)
