@@ -78,6 +78,7 @@ from machine import (
     postgres_cpu_seconds,
     start_django,
 )
+from support import delete_tenant_rows, deletion_order, git
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "platform")]
@@ -544,38 +545,14 @@ def setup(args: argparse.Namespace) -> tuple[Any, Any, Any, Any]:
     return tenant, store, layout, issued
 
 
-def _deletion_order() -> list[Any]:
-    """The models to empty, rows that point at others first: visits, events and streams, and whatever
-    hangs off them (cart lines, charge instructions, decisions, ...), found through their relations."""
-    from ingest.models import Event, EventStream, Rejection, StreamChunk
-    from visits.models import Visit
-
-    order: list[Any] = []
-
-    def add(model: Any) -> None:
-        if model in order:
-            return
-        for relation in model._meta.related_objects:
-            if relation.on_delete is not None and relation.related_model is not model:
-                add(relation.related_model)
-        order.append(model)
-
-    for model in (Visit, Rejection, StreamChunk, Event, EventStream):
-        add(model)
-    return order
-
-
 def clean(tenant_id: int) -> None:
     """Remove the tenant's visits, events, rejections, chunks and streams, and the rows hanging off them
     (set-based: millions of rows), then VACUUM ANALYZE those tables."""
     from django.db import connection
 
-    models = _deletion_order()
+    models = deletion_order()
+    delete_tenant_rows(tenant_id, models)
     with connection.cursor() as cursor:
-        for model in models:
-            if not any(field.attname == "tenant_id" for field in model._meta.concrete_fields):
-                raise RuntimeError(f"{model.__name__} has no tenant column: extend clean() for it")
-            cursor.execute(f"DELETE FROM {model._meta.db_table} WHERE tenant_id = %s", [tenant_id])  # noqa: S608
         for model in models:
             cursor.execute(f"VACUUM ANALYZE {model._meta.db_table}")
 
@@ -1000,13 +977,6 @@ def _phase(before: dict[str, float], after: dict[str, float], wall: float) -> di
 
 def _code_version() -> dict[str, Any]:
     """The commit measured, and the files under platform/ that differ from it (the tree may be in flux)."""
-
-    def git(*argv: str) -> str:
-        try:
-            done = subprocess.run(["git", *argv], cwd=ROOT, capture_output=True, text=True, timeout=30, check=False)
-        except OSError:
-            return ""
-        return done.stdout.strip()
 
     changed = [line.split(maxsplit=1)[-1] for line in git("status", "--porcelain", "--", "platform").splitlines()]
     return {"commit": git("rev-parse", "--short", "HEAD"), "uncommitted_platform_files": changed}

@@ -35,6 +35,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import csv
+import functools
 import http.client
 import itertools
 import json
@@ -51,6 +52,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import support
 from machine import (
     children,
     cpu_seconds,
@@ -61,6 +63,7 @@ from machine import (
     reaped_cpu_seconds,
     start_django,
 )
+from support import analyze, code_version, delete_tenant_rows, deletion_order, json_request
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -156,18 +159,7 @@ SKUS = [f"SKU-{n:03d}" for n in range(1, 41)]
 PRICE, TAX = 299, "8.25"
 
 
-def _request(port: int, method: str, path: str, *, key: str = "", body: Any = None) -> tuple[int, Any]:
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-    try:
-        headers = {"Content-Type": "application/json"}
-        if key:
-            headers["Authorization"] = f"Bearer {key}"
-        connection.request(method, path, body=None if body is None else json.dumps(body), headers=headers)
-        response = connection.getresponse()
-        data = response.read()
-        return response.status, (json.loads(data) if data[:1] in (b"{", b"[") else data)
-    finally:
-        connection.close()
+_request = functools.partial(json_request, timeout=60)
 
 
 class Processes:
@@ -293,43 +285,11 @@ def _queue_lengths() -> dict[str, int]:
 # --- data ------------------------------------------------------------------------------------------------------
 
 
-def _deletion_order() -> list[Any]:
-    """Visits, events, streams, rejections and shoppers, and whatever hangs off them, rows pointing at others first."""
-    from django.apps import apps
-
-    from ingest.models import Event, EventStream, Rejection, StreamChunk
-    from visits.models import Visit
-
-    order: list[Any] = []
-
-    def add(model: Any) -> None:
-        if model in order:
-            return
-        for relation in model._meta.related_objects:
-            if relation.on_delete is not None and relation.related_model is not model:
-                add(relation.related_model)
-        order.append(model)
-
-    roots = [Visit, Rejection, StreamChunk, Event, EventStream]
-    with contextlib.suppress(LookupError):
-        roots.append(apps.get_model("payments", "Shopper"))
-    for model in roots:
-        add(model)
-    return order
-
-
 def clean(tenant_id: int) -> None:
     """Remove what earlier runs left of the tenant (set-based), so that this run starts from empty stores."""
-    from django.db import connection
-
-    models = _deletion_order()
-    with connection.cursor() as cursor:
-        for model in models:
-            if not any(field.attname == "tenant_id" for field in model._meta.concrete_fields):
-                raise RuntimeError(f"{model.__name__} has no tenant column: extend clean() for it")
-            cursor.execute(f"DELETE FROM {model._meta.db_table} WHERE tenant_id = %s", [tenant_id])  # noqa: S608
-        for model in models:
-            cursor.execute(f"ANALYZE {model._meta.db_table}")
+    models = deletion_order(["Shopper"])
+    delete_tenant_rows(tenant_id, models)
+    analyze(models)
 
 
 def setup(stores: int, *, slug: str = TENANT_SLUG, name: str = "Load benchmark") -> tuple[Any, list[Any]]:
@@ -368,19 +328,7 @@ def setup(stores: int, *, slug: str = TENANT_SLUG, name: str = "Load benchmark")
 
 def register_shoppers(port: int, *, key: str, count: int) -> list[str]:
     """Shoppers with a card each (through the API, so through the Stripe stand-in); their entry tokens."""
-    tokens = []
-    for number in range(count):
-        status, answer = _request(
-            port,
-            "POST",
-            "/api/v1/shoppers",
-            key=key,
-            body={"external_ref": f"load-shopper-{number}", "payment_method": "pm_card_visa"},
-        )
-        if status not in (200, 201):
-            raise RuntimeError(f"registering a shopper answered {status}: {answer!r}")
-        tokens.append(answer["entry_token"])
-    return tokens
+    return support.register_shoppers(port, key=key, count=count, ref_prefix="load", timeout=60)
 
 
 def plan_store(
@@ -456,18 +404,6 @@ def read_locust(prefix: Path) -> dict[str, dict[str, Any]]:
 
 VIEWS = {ENTRY: "store-entry-check", PUSH: "store-event-push", HEALTH: "healthz"}
 METRICS_TOKEN = "bench-load-metrics"  # noqa: S105 — the benchmark's own server, on 127.0.0.1, for this run only
-
-
-def _code_version() -> dict[str, Any]:
-    def git(*argv: str) -> str:
-        try:
-            done = subprocess.run(["git", *argv], cwd=ROOT, capture_output=True, text=True, timeout=30, check=False)
-        except OSError:
-            return ""
-        return done.stdout.strip()
-
-    changed = [line[3:] for line in git("status", "--porcelain").splitlines()]
-    return {"commit": git("rev-parse", "--short", "HEAD"), "uncommitted_files": len(changed)}
 
 
 def users_at(rate: int) -> dict[str, int]:
@@ -724,7 +660,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         processes = None
         result = {
             "benchmark": "load",
-            "code": _code_version(),
+            "code": code_version(),
             "cpus": os.cpu_count(),
             "duration_s_per_rate": args.duration,
             "web": {

@@ -47,7 +47,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import http.client
 import json
 import math
 import os
@@ -64,6 +63,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import support
 from machine import (
     ROOT,
     children,
@@ -74,6 +74,8 @@ from machine import (
     postgres_cpu_seconds,
     start_django,
 )
+from support import analyze as analyze_tables
+from support import code_version, delete_tenant_rows, deletion_order, json_request
 
 TENANT_SLUG = "bench-payments"
 LAYOUT_FROM = datetime(2026, 1, 1, tzinfo=UTC)
@@ -89,20 +91,6 @@ def _price(number: int) -> int:
 
 
 # --- services and processes ------------------------------------------------------------------------------------
-
-
-def _request(port: int, method: str, path: str, *, key: str = "", body: Any = None) -> tuple[int, Any]:
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
-    try:
-        headers = {"Content-Type": "application/json"}
-        if key:
-            headers["Authorization"] = f"Bearer {key}"
-        connection.request(method, path, body=None if body is None else json.dumps(body), headers=headers)
-        response = connection.getresponse()
-        data = response.read()
-        return response.status, (json.loads(data) if data[:1] in (b"{", b"[") else data)
-    finally:
-        connection.close()
 
 
 def _uptime() -> str:
@@ -159,7 +147,7 @@ class Processes:
         while True:
             self.check()
             try:
-                server_up = _request(self.port, "GET", "/healthz")[0] == 200
+                server_up = json_request(self.port, "GET", "/healthz")[0] == 200
             except OSError:
                 server_up = False
             replies = app.control.ping(timeout=0.5) or []
@@ -292,39 +280,12 @@ def _wait_idle(queues: QueueWatch, processes: Processes, *, consumed: Sequence[s
 
 def _deletion_order() -> list[Any]:
     """Visits, events, streams and shoppers, and whatever hangs off them, rows pointing at others first."""
-    from django.apps import apps
-
-    from ingest.models import Event, EventStream, Rejection, StreamChunk
-    from visits.models import Visit
-
-    order: list[Any] = []
-
-    def add(model: Any) -> None:
-        if model in order:
-            return
-        for relation in model._meta.related_objects:
-            if relation.on_delete is not None and relation.related_model is not model:
-                add(relation.related_model)
-        order.append(model)
-
-    for model in [Visit, Rejection, StreamChunk, Event, EventStream, apps.get_model("payments", "Shopper")]:
-        add(model)
-    for name in ("StripeEvent", "PaymentSettings"):
-        with contextlib.suppress(LookupError):
-            add(apps.get_model("payments", name))
-    return order
+    return deletion_order(["Shopper", "StripeEvent", "PaymentSettings"])
 
 
 def clean(tenant_id: int) -> None:
     """Remove what runs left of the tenant (set-based): visits, payments, events, streams, shoppers."""
-    from django.db import connection
-
-    models = _deletion_order()
-    with connection.cursor() as cursor:
-        for model in models:
-            if not any(field.attname == "tenant_id" for field in model._meta.concrete_fields):
-                raise RuntimeError(f"{model.__name__} has no tenant column: extend clean() for it")
-            cursor.execute(f"DELETE FROM {model._meta.db_table} WHERE tenant_id = %s", [tenant_id])  # noqa: S608
+    delete_tenant_rows(tenant_id, _deletion_order())
 
 
 def analyze() -> None:
@@ -332,11 +293,7 @@ def analyze() -> None:
 
     Run between the phases' steps, outside what is timed: without it a table analyzed empty (or never) is planned
     as empty, and the set-based refresh of a few hundred sessions can take minutes (seen with autovacuum off)."""
-    from django.db import connection
-
-    with connection.cursor() as cursor:
-        for model in _deletion_order():
-            cursor.execute(f"ANALYZE {model._meta.db_table}")
+    analyze_tables(_deletion_order())
 
 
 def _autovacuum() -> str:
@@ -390,19 +347,7 @@ def setup(*, codes: list[str], window: int) -> tuple[Any, dict[str, Any], dict[s
 
 def register_shoppers(port: int, *, key: str, count: int, run: str) -> list[str]:
     """Shoppers with a card each (through the API, so through localstripe); their entry tokens."""
-    tokens = []
-    for number in range(count):
-        status, answer = _request(
-            port,
-            "POST",
-            "/api/v1/shoppers",
-            key=key,
-            body={"external_ref": f"{run}-shopper-{number}", "payment_method": "pm_card_visa"},
-        )
-        if status not in (200, 201):
-            raise RuntimeError(f"registering a shopper answered {status}: {answer!r}")
-        tokens.append(answer["entry_token"])
-    return tokens
+    return support.register_shoppers(port, key=key, count=count, ref_prefix=run)
 
 
 @dataclass
@@ -484,7 +429,7 @@ class Pusher:
         for start in range(0, len(events), PUSH_MAX_EVENTS):
             batch = events[start : start + PUSH_MAX_EVENTS]
             began = time.monotonic()
-            status, answer = _request(self.port, "POST", f"/api/v1/stores/{store}/events", key=self.key, body=batch)
+            status, answer = json_request(self.port, "POST", f"/api/v1/stores/{store}/events", key=self.key, body=batch)
             self.seconds += time.monotonic() - began
             self.calls += 1
             if status != 202:
@@ -984,18 +929,6 @@ def run_live(
     }
 
 
-def _code_version() -> dict[str, Any]:
-    def git(*argv: str) -> str:
-        try:
-            done = subprocess.run(["git", *argv], cwd=ROOT, capture_output=True, text=True, timeout=30, check=False)
-        except OSError:
-            return ""
-        return done.stdout.strip()
-
-    changed = [line[3:] for line in git("status", "--porcelain").splitlines()]
-    return {"commit": git("rev-parse", "--short", "HEAD"), "uncommitted_files": len(changed)}
-
-
 def run(args: argparse.Namespace) -> dict[str, Any]:
     from billing.payments.stripe_standin import LocalStripe
     from tenants import services as tenant_services
@@ -1124,7 +1057,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         result = {
             "benchmark": "payments",
             "database": "postgresql",
-            "code": _code_version(),
+            "code": code_version(),
             "cpus": os.cpu_count(),
             "command_options": {k: v for k, v in vars(args).items() if k not in ("logs",)},
             "workers": {
