@@ -149,11 +149,13 @@ def _write_history(stores: list[Store], *, events: int, start: datetime, end: da
 
 
 @contextlib.contextmanager
-def _tasks_not_sent() -> Iterator[None]:
+def _tasks_not_sent() -> Iterator[list[dict[str, Any]]]:
+    """Tasks the ingest services would send are kept here instead (their keyword arguments), not sent."""
     sent = ingest_services.enqueue_on_commit
-    setattr(ingest_services, "enqueue_on_commit", lambda *args, **kwargs: None)  # noqa: B010
+    kept: list[dict[str, Any]] = []
+    setattr(ingest_services, "enqueue_on_commit", lambda name, **kwargs: kept.append({"task": name, **kwargs}))  # noqa: B010
     try:
-        yield
+        yield kept
     finally:
         setattr(ingest_services, "enqueue_on_commit", sent)  # noqa: B010
 
@@ -172,9 +174,11 @@ def _new_day(store: Store, day: datetime, *, visits: int, prefix: str) -> dict[s
     with tenancy.tenant_scope(store.tenant_id):
         began = time.perf_counter()
         for start in range(0, len(events), 1000):
-            with _tasks_not_sent():
+            with _tasks_not_sent() as kept:
                 result = events_push(actor=SYSTEM, store=store, events=events[start : start + 1000])
-                stream_finish(stream_id=result.stream.pk)
+                # Finished as the live worker finishes it: with the summary the push made of its events.
+                finishing = next(task for task in kept if task["task"] == "ingest.finish_stream")
+                stream_finish(stream_id=result.stream.pk, summary=finishing.get("summary"))
         pushed = time.perf_counter() - began
         sessions = sorted({event["session"] for event in events if event.get("session")})
         between = (day, max(datetime.fromisoformat(event["ts"]) for event in events))
