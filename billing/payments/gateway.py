@@ -169,7 +169,8 @@ class StripeGateway:
             "metadata": {"openaisle_attempt": key},
         }
         try:
-            return _intent_outcome(self._call(self._client.v1.payment_intents.create, params))
+            created = self._call(self._client.v1.payment_intents.create, params, {"idempotency_key": key})
+            return _intent_outcome(created)
         except stripe.CardError as error:
             return _decline(error)
 
@@ -190,7 +191,7 @@ class StripeGateway:
             "amount": amount,
             "metadata": {"openaisle_attempt": key, "reason_code": reason_code},
         }
-        refund = self._call(self._client.v1.refunds.create, params)
+        refund = self._call(self._client.v1.refunds.create, params, {"idempotency_key": key})
         status = str(_get(refund, "status", ""))
         return Outcome(
             succeeded=status in ("succeeded", "pending"),

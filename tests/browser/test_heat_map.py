@@ -12,11 +12,11 @@ import pytest
 from django.contrib.auth.models import User
 from playwright.sync_api import Page, expect
 
-from conftest import SAMPLE_SKUS
 from core import tenancy
 from stock import services
 from stores.models import Store
 from stores.sample import sample_layout
+from stores.sample_store import SAMPLE_SKUS
 from tenants.audit import Actor
 from tests.browser.test_admin_login import log_in
 from visits.simulator import CatalogItem, simulate

@@ -24,12 +24,13 @@ from playwright.sync_api import Page, expect
 from catalog.importing import COLUMNS
 from catalog.models import Product
 from catalog.sample import sample_catalog_rows
-from conftest import PASSWORD, SAMPLE_SKUS
+from conftest import PASSWORD
 from core import tenancy
 from ingest.models import EventStream
 from ingest.sample import sample_events
 from stores.models import LayoutVersion, Store
 from stores.sample import sample_bin_count, sample_layout
+from stores.sample_store import SAMPLE_SKUS
 from tenants.models import Tenant
 
 pytestmark = pytest.mark.browser

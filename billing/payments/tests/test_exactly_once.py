@@ -8,6 +8,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+import stripe
 from django.db import connection
 from django.utils import timezone
 
@@ -132,3 +133,28 @@ def test_two_workers_on_one_visit_charge_once(store_a: Store, register: Callable
     assert visit.paid == 597
     assert PaymentAttempt.unscoped.filter(visit=visit).count() == 1
     assert len(intents_of(visit)) == 1
+
+
+@pytest.mark.django_db
+def test_every_money_creating_call_carries_the_attempts_idempotency_key(
+    store_a: Store, register: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Stripe's idempotency key is the second line behind our attempts: a create resent after a lost answer is the
+    same PaymentIntent or Refund at Stripe (localstripe ignores the header; what is sent is what is checked)."""
+    sent: list[tuple[str, str, str | None]] = []
+    request = stripe.RequestsClient.request
+
+    def recorded(self: Any, method: str, url: str, headers: dict[str, str] | None, post_data: Any = None) -> Any:
+        sent.append((method, url.split("/v1/")[-1].split("?")[0], (headers or {}).get("Idempotency-Key")))
+        return request(self, method, url, headers, post_data)
+
+    monkeypatch.setattr(stripe.RequestsClient, "request", recorded)
+    shopper = register(store_a.tenant)
+    visit = settle_payment(decide_cart(open_visit(store_a, shopper.entry_token), [("COLA", 3, 199)]))
+    with tenancy.tenant_scope(visit.tenant_id):
+        refunds.visit_refund(actor=Actor.system(), visit=visit, reason_code="goodwill", amount=100)
+    settle_payment(visit)
+
+    attempts_made = {a.purpose: a.key for a in PaymentAttempt.unscoped.filter(visit=visit)}
+    creates = [(path, key) for method, path, key in sent if method == "post" and path in ("payment_intents", "refunds")]
+    assert creates == [("payment_intents", attempts_made["charge"]), ("refunds", attempts_made["refund"])]
