@@ -138,8 +138,6 @@ class _Console:
         self.platform = platform
         days = _int(request.GET.get("days"))
         self.days = days if days in PERIODS else DEFAULT_DAYS
-        self.end = timezone.localdate()
-        self.start = self.end - timedelta(days=self.days - 1)
         self.tenant = tenant
         self.store = None
         store_id = _int(request.GET.get("store"))
@@ -148,7 +146,20 @@ class _Console:
             self.store = selectors.stores_of(tenant.pk if tenant else None).filter(pk=store_id).first()
             if self.store is not None and self.tenant is None:
                 self.tenant = self.store.tenant
+        self.end = self._latest_today()
+        self.start = self.end - timedelta(days=self.days - 1)
         self.base = request.path
+
+    def _latest_today(self) -> date:
+        """Today in the store furthest ahead of those shown: a usage row's day is its store's local date, so a
+        store east of UTC is already on tomorrow's row late in the UTC day (and its visits would drop out)."""
+        stores = selectors.stores_of(self.tenant_id)
+        if self.store is not None:
+            stores = stores.filter(pk=self.store.pk)
+        now = timezone.now()
+        names = stores.order_by().values_list("timezone", flat=True).distinct()
+        zones = {Store(timezone=name).zone for name in names}  # Store.zone: UTC for a name Python does not know
+        return max((timezone.localtime(now, zone).date() for zone in zones), default=timezone.localdate(now))
 
     def link(self, **params: Any) -> str:
         query = {"days": self.days, **{k: v for k, v in params.items() if v is not None}}

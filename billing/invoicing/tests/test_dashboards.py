@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import timedelta
+from datetime import UTC, datetime, time, timedelta
+from unittest import mock
 
 import pytest
 from django.contrib.auth.models import User
@@ -139,6 +140,29 @@ def test_charts_name_and_colour_each_series_count_in_whole_numbers_and_mark_toda
         assert options["plugins"]["legend"]["display"] is True
     rate = json.loads(charts["Review rate per day (%)"]["data"])["datasets"][0]["data"]
     assert rate[0] is None  # a day without visits has no rate: a gap, not 0 %
+
+
+def test_a_store_east_of_utc_counts_its_visits_when_its_day_is_ahead_of_ours(
+    operator: User, manager_a: User, tenant_a: Tenant
+) -> None:
+    """Late in the UTC day a store at UTC+14 is already on tomorrow: its visits settled then are on tomorrow's usage
+    row, and the consoles' period ends on the latest store's today, not ours (the demo's Paris store showed 0 visits
+    after 23:00 UTC)."""
+    store = make_store(tenant_a, "KIR", tz="Pacific/Kiritimati", currency="EUR")
+    late_evening = datetime.combine(timezone.now().date(), time(23, 30), tzinfo=UTC)
+    sale(store, at=late_evening - timedelta(minutes=30), amount=1_250)
+    store_day = timezone.localtime(late_evening, store.zone).date()
+    assert store_day > late_evening.date()
+    services.usage_recompute(start=store_day, end=store_day)
+    with mock.patch("django.utils.timezone.now", return_value=late_evening):
+        ops = _login(operator).get("/ops/").context["console"]
+        admin = _login(manager_a).get("/admin/").context["console"]
+    for console in (ops, admin):
+        kpis = {k["label"]: k["value"] for k in console["kpis"]}
+        assert (kpis["Visits settled"], kpis["Gross sales"]) == ("1", "€12.50")
+    assert ops["table"]["table"]["rows"][0][2] == "1"  # Alpha Markets' visits in "Tenants by visits"
+    labels = json.loads(ops["charts"][0]["data"])["labels"]
+    assert labels[-1] == f"{store_day:%d %b} (so far)"
 
 
 def test_a_chart_with_nothing_to_show_says_so(operator: User, tenant_a: Tenant) -> None:
