@@ -23,13 +23,13 @@ from unfold.decorators import action, display
 from unfold.forms import AdminPasswordChangeForm, UserChangeForm, UserCreationForm
 
 from billing.invoicing.models import Invoice
-from core.admin import OpsModelAdmin, ReadOnlyMixin, TenantModelAdmin
+from core.admin import OpsModelAdmin, ReadOnlyMixin, TenantModelAdmin, is_operator
 from core.admin_sites import licensee_site, ops_site
 from core.login_throttle import locked_until, lockout_release
 from stores.models import Store
 from tenants import services
 from tenants.audit import Actor
-from tenants.models import ApiKey, AuditEntry, Membership, Tenant
+from tenants.models import ApiKey, AuditEntry, Membership, SignInFailure, Tenant
 from tenants.quotas import QUOTAS, QuotaExceeded, quota_limit
 
 # --- shared pieces -------------------------------------------------------------------------------
@@ -283,9 +283,10 @@ class AuditEntryOpsAdmin(AuditEntryAdminBase, OpsModelAdmin):
     list_filter = ["source", "action", "tenant", "object_type"]
 
 
-@admin.register(AccessAttempt, site=ops_site)
+@admin.register(SignInFailure, site=ops_site)
 class SignInFailuresOpsAdmin(OpsModelAdmin):
-    """Failed sign-ins per username and address within the cool-off, and which of them are locked (both admins)."""
+    """Failed sign-ins per username and address within the cool-off, and which of them are locked (both admins):
+    operators only — finance has no use for who mistyped a password."""
 
     list_display = ["username", "ip_address", "failures_since_start", "attempt_time", "lock", "path_info"]
     search_fields = ["username", "ip_address"]
@@ -300,6 +301,12 @@ class SignInFailuresOpsAdmin(OpsModelAdmin):
         "user_agent",
     ]
     actions = ["unlock_selected"]
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return is_operator(request)
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return is_operator(request)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from axes.models import AccessAttempt
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
@@ -229,3 +230,13 @@ class AuditEntry(models.Model):
 
     def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
         raise ValueError("Audit entries are append-only.")
+
+
+class SignInFailure(AccessAttempt):
+    """django-axes' count of wrong passwords for one username from one address, under the name operators read in
+    `/ops/` ("Axes" and "Access attempts" are the library's own words)."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "failed sign-in"
+        verbose_name_plural = "failed sign-ins"

@@ -74,10 +74,10 @@ class OpsModelAdmin(AuditedAdmin):
         return True
 
     def has_add_permission(self, request: HttpRequest) -> bool:
-        return _is_operator(request)
+        return is_operator(request)
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return _is_operator(request)
+        return is_operator(request)
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
@@ -96,7 +96,7 @@ def tenant_may_upload(request: HttpRequest, form: Any) -> bool:
     return True
 
 
-def _is_operator(request: HttpRequest) -> bool:
+def is_operator(request: HttpRequest) -> bool:
     user: Any = request.user
     return bool(user.is_superuser or user.groups.filter(name=OPERATOR_GROUP).exists())
 

@@ -75,14 +75,14 @@ def test_a_lock_shows_in_ops_and_an_operator_lifts_it_audited(manager_a: User, o
 
     ops = Client()
     assert ops.login(username=operator.username, password=PASSWORD)  # the test client: no address to throttle
-    listing = ops.get("/ops/axes/accessattempt/")
+    listing = ops.get("/ops/tenants/signinfailure/")
     assert listing.status_code == 200
     page = listing.content.decode()
     assert manager_a.username in page and "203.0.113.9" in page and "Locked until" in page
     assert "not locked" not in page
     attempt = AccessAttempt.objects.get()
     unlocked = ops.post(
-        "/ops/axes/accessattempt/", {"action": "unlock_selected", "_selected_action": [attempt.pk]}, follow=True
+        "/ops/tenants/signinfailure/", {"action": "unlock_selected", "_selected_action": [attempt.pk]}, follow=True
     )
     assert "Unlocked" in unlocked.content.decode()
     assert not AccessAttempt.objects.exists()
@@ -93,10 +93,25 @@ def test_a_lock_shows_in_ops_and_an_operator_lifts_it_audited(manager_a: User, o
     assert _sign_in(attacker, "/admin/", manager_a.username, PASSWORD).status_code == 302
 
 
+def test_operators_find_failed_sign_ins_by_a_business_name_and_finance_does_not_see_them(
+    operator: User, finance: User
+) -> None:
+    ops = Client()
+    assert ops.login(username=operator.username, password=PASSWORD)
+    sidebar = [(app["name"], [m["name"] for m in app["models"]]) for app in ops.get("/ops/").context["app_list"]]
+    assert ("Tenants and access", ["API keys", "Audit log", "Failed sign-ins", "Memberships", "Tenants"]) in sidebar
+    assert not [name for name, models in sidebar if name == "Axes" or "Access attempts" in models]
+    books = Client()
+    assert books.login(username=finance.username, password=PASSWORD)
+    names = [m["name"] for app in books.get("/ops/").context["app_list"] for m in app["models"]]
+    assert "Failed sign-ins" not in names and "Invoices" in names
+    assert books.get("/ops/tenants/signinfailure/").status_code == 403
+
+
 def test_a_licensee_manager_cannot_see_or_lift_locks(manager_a: User) -> None:
     client = Client()
     assert client.login(username=manager_a.username, password=PASSWORD)
-    assert client.get("/admin/axes/accessattempt/").status_code == 404
+    assert client.get("/admin/tenants/signinfailure/").status_code == 404
 
 
 def test_a_few_wrong_passwords_are_forgotten_after_the_right_one(manager_a: User) -> None:
