@@ -49,7 +49,7 @@ from disputes.policy import DEFAULT_AUTO_REFUND_LIMIT, Decision, decision  # noq
 from ingest.validation import parse_timestamp  # noqa: E402
 from stores.sample import sample_layout  # noqa: E402
 from visits import calibration  # noqa: E402
-from visits.engine import Cart, StoreModel, infer_carts, labelled_samples, store_model_from_layout  # noqa: E402
+from visits.engine import Cart, StoreModel, infer_carts, labelled_samples, labelled_visits, store_model_from_layout  # noqa: E402
 from visits.perception import FAMILIES, HELD_OUT, TUNED, draw_stack  # noqa: E402
 from visits.simulator import CatalogItem, Simulation, shopper_disputes, simulate  # noqa: E402
 
@@ -245,6 +245,7 @@ def _run_family(
     for seed in seeds:
         model = calibration.default()
         learnt: list[calibration.Sample] = []
+        decided_visits: list[calibration.VisitSample] = []
         for day in range(warm_up_days + 1):
             simulation, events, store = _day(
                 family=family,
@@ -280,11 +281,15 @@ def _run_family(
                 )
                 break
             # What the store's calibration job does each night: learn from every labelled visit so far, then
-            # read the day again with it for the risks its charge limit is drawn from.
-            learnt += labelled_samples(carts=carts, decided=_reviewed_truth(carts, simulation))
+            # read the day again with it for the risks its charge limit is drawn from, checked against the visits
+            # people decided.
+            decided = _reviewed_truth(carts, simulation)
+            learnt += labelled_samples(carts=carts, decided=decided)
             model = calibration.fit(samples=learnt, prior=model)
             relearnt = infer_carts(events=events, store=store, calibration=model, risk=risk)
+            decided_visits += labelled_visits(carts=relearnt, decided=decided)
             model = calibration.with_risks(model, (cart.risk for cart in relearnt.values() if cart.payer is None))
+            model = calibration.fit_risks(model, visits=decided_visits)
     row = {
         "engine": _rates(warm),
         "engine_cold": _rates(cold),

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
@@ -35,6 +35,11 @@ TABLE_STEPS = 1000
 PRIOR_WEIGHT = 2.0
 MAX_PROBABILITY = 0.9995
 KEPT_RISKS = 2000
+# Visit risks are checked against what people decided in bands of risk (the lower edge of each). In a band, the
+# overcharges found are weighed against those the risks expected with a prior worth `RISK_PRIOR_OVERCHARGES`
+# expected overcharges that says "the risks are right": a band moves only once its visits expected several.
+RISK_BANDS = (0.0, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5)
+RISK_PRIOR_OVERCHARGES = 2.0
 
 
 class Evidence(StrEnum):
@@ -98,26 +103,49 @@ _PRIOR: dict[Evidence, Curve] = {
 
 
 @dataclass(frozen=True)
+class VisitSample:
+    """One visit a person decided: the risk the engine gave it, and whether its cart charged something not taken."""
+
+    risk: float
+    overcharged: bool
+
+
+def _band(risk: float) -> int:
+    return bisect.bisect_right(RISK_BANDS, risk) - 1
+
+
+@dataclass(frozen=True)
 class Calibration:
     curves: Mapping[Evidence, Curve]
     risks: tuple[float, ...] = ()
     samples: int = 0
     reviewed: int = 0
     support: Mapping[Evidence, tuple[tuple[float, int, int], ...]] = field(default_factory=dict)
+    # Per band of visit risk (`RISK_BANDS`): how the overcharges people found compare with those the risks expected
+    # (1.0: as expected), and what it was learnt from — (band's lower edge, visits, overcharged, expected).
+    risk_ratios: tuple[float, ...] = ()
+    risk_support: tuple[tuple[float, int, int, float], ...] = ()
 
     def probability(self, evidence: Evidence, margin: float) -> float:
         return min(MAX_PROBABILITY, self.curves[evidence](margin))
 
+    def overcharge(self, risk: float) -> float:
+        """The chance that a visit the engine gives `risk` is overcharged, as this store's decided visits say."""
+        if not self.risk_ratios:
+            return risk
+        return min(1.0, risk * self.risk_ratios[_band(risk)])
+
     def charge_limit(self, target: float) -> float:
         """The highest visit risk to charge at so that the charged visits' expected overcharges stay within
         `target` × visits, over the store's recent visits; never below `target` itself. Every visit at or under
-        the limit is charged, so visits of equal risk are counted together."""
+        the limit is charged, so visits of equal risk are counted together. A visit's expected overcharge is its
+        risk as the store's decided visits have borne it out (`overcharge`)."""
         if not self.risks:
             return target
         budget = target * len(self.risks)
         spent, limit = 0.0, target
         for index, risk in enumerate(self.risks):
-            spent += risk
+            spent += self.overcharge(risk)
             last_of_its_risk = index + 1 == len(self.risks) or self.risks[index + 1] != risk
             if last_of_its_risk:
                 if spent > budget:
@@ -132,6 +160,8 @@ class Calibration:
             "samples": self.samples,
             "reviewed": self.reviewed,
             "support": {str(kind): [list(row) for row in rows] for kind, rows in self.support.items()},
+            "risk_ratios": list(self.risk_ratios),
+            "risk_support": [list(row) for row in self.risk_support],
         }
 
     @classmethod
@@ -150,6 +180,13 @@ class Calibration:
                 for kind, rows in (data.get("support") or {}).items()
                 if kind in Evidence.__members__.values()
             },
+            risk_ratios=tuple(float(r) for r in data.get("risk_ratios") or ())
+            if len(data.get("risk_ratios") or ()) == len(RISK_BANDS)
+            else (),
+            risk_support=tuple(
+                (float(edge), int(n), int(over), float(expected))
+                for edge, n, over, expected in data.get("risk_support") or ()
+            ),
         )
 
 
@@ -209,7 +246,7 @@ def fit(*, samples: Iterable[Sample], prior: Calibration | None = None) -> Calib
             curves[kind], support[kind] = _fit_curve(by_kind[kind], _PRIOR[kind])
         else:
             curves[kind] = base.curves[kind]
-    return Calibration(curves=curves, risks=base.risks, samples=total, reviewed=reviewed, support=support)
+    return replace(base, curves=curves, samples=total, reviewed=reviewed, support=support)
 
 
 def with_risks(calibration: Calibration, risks: Iterable[float]) -> Calibration:
@@ -218,10 +255,32 @@ def with_risks(calibration: Calibration, risks: Iterable[float]) -> Calibration:
     if len(kept) > KEPT_RISKS:
         step = len(kept) / KEPT_RISKS
         kept = [kept[int(i * step)] for i in range(KEPT_RISKS)]
-    return Calibration(
-        curves=calibration.curves,
-        risks=tuple(round(r, 6) for r in kept),
-        samples=calibration.samples,
-        reviewed=calibration.reviewed,
-        support=calibration.support,
+    return replace(calibration, risks=tuple(round(r, 6) for r in kept))
+
+
+def fit_risks(calibration: Calibration, *, visits: Iterable[VisitSample]) -> Calibration:
+    """The calibration with its visit risks checked against what people decided (`Calibration.overcharge`).
+
+    Selection by risk is no bias here: every visit over the charge limit goes to a person, so within a band of
+    risk the decided ones are the band's visits (and visits sent for other reasons — an age check, an unseen
+    change — are decided at every risk). Per band, the overcharges found against those the risks expected, with
+    a prior of `RISK_PRIOR_OVERCHARGES` expected ones saying the risks are right (a gamma-Poisson mean).
+    """
+    counts = [0] * len(RISK_BANDS)
+    overcharged = [0] * len(RISK_BANDS)
+    expected = [0.0] * len(RISK_BANDS)
+    for visit in visits:
+        band = _band(visit.risk)
+        counts[band] += 1
+        overcharged[band] += visit.overcharged
+        expected[band] += visit.risk
+    ratios = tuple(
+        round((RISK_PRIOR_OVERCHARGES + overcharged[band]) / (RISK_PRIOR_OVERCHARGES + expected[band]), 4)
+        for band in range(len(RISK_BANDS))
     )
+    support = tuple(
+        (RISK_BANDS[band], counts[band], overcharged[band], round(expected[band], 4))
+        for band in range(len(RISK_BANDS))
+        if counts[band]
+    )
+    return replace(calibration, risk_ratios=ratios, risk_support=support)

@@ -46,7 +46,7 @@ from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
 from core.versions import version_at
-from visits.calibration import Calibration, Evidence, Sample, with_risks
+from visits.calibration import Calibration, Evidence, Sample, VisitSample, with_risks
 from visits.calibration import default as default_calibration
 from visits.reasons import ReviewReason, ReviewReasonCode
 
@@ -1224,6 +1224,8 @@ def _unverified_ages(product: Product | None, taken: Sequence[_Movement], visits
     }
 
 
+# The reasons a visit the engine could have charged is sent to a person with: its risk, and an ID check staff owe.
+CHARGEABLE_BUT_FOR = frozenset({UNSURE, ReviewReasonCode.RISK_OVER_LIMIT, ReviewReasonCode.AGE_UNVERIFIED})
 CAMERA_ALONE = (Evidence.CAMERA_ONLY, Evidence.CAMERA_COUNTED, Evidence.CAMERA_REPEATED)
 
 
@@ -1254,3 +1256,16 @@ def labelled_samples(*, carts: Mapping[str, Cart], decided: Mapping[str, Mapping
                     samples.append(Sample(claim.evidence, claim.margin, wrong <= 0, True))
                     wrong -= claim.qty
     return samples
+
+
+def labelled_visits(*, carts: Mapping[str, Cart], decided: Mapping[str, Mapping[str, int]]) -> list[VisitSample]:
+    """The visits people decided that the engine would have charged but for their risk (or an ID check), each with
+    that risk and whether its cart charged more of a product than the person kept: what checks the visit risks the
+    charge limit is drawn from. A visit sent to a person for what its cart cannot explain (an unseen change, a
+    weight matching no product, more put back than taken, …) is never charged whatever its risk, and its cart is
+    wrong more often than its risk says: it is left out."""
+    return [
+        VisitSample(cart.risk, any(line.qty > decided[session].get(line.sku, 0) for line in cart.lines))
+        for session, cart in carts.items()
+        if session in decided and cart.payer is None and all(r.code in CHARGEABLE_BUT_FOR for r in cart.reasons)
+    ]

@@ -262,7 +262,8 @@ def calibration_learn(*, store: Store, actor: Actor) -> StoreCalibration:
     them, with the store's current calibration. What people decided on the reviewed ones, and the picks that
     needed nobody, label the cameras' picks (`engine.labelled_samples`); the curves are fitted to them, starting
     from the current calibration; the visits are read once more with the new curves, and the risks of that reading
-    are what its charge limit is drawn from. Settling reads it for the visits it settles from then on.
+    are what its charge limit is drawn from, as the reviewed ones among them bore those risks out
+    (`calibration.fit_risks`). Settling reads it for the visits it settles from then on.
     """
     visits = list(
         Visit.objects.filter(
@@ -277,7 +278,10 @@ def calibration_learn(*, store: Store, actor: Actor) -> StoreCalibration:
     samples = engine.labelled_samples(carts=carts, decided=decided)
     fitted = calibration.fit(samples=samples, prior=reading.calibration)
     again = settling.read_carts(groups=groups, reading=replace(reading, calibration=fitted))
-    learnt = calibration.with_risks(fitted, (cart.risk for cart in again.values() if cart.payer is None))
+    learnt = calibration.fit_risks(
+        calibration.with_risks(fitted, (cart.risk for cart in again.values() if cart.payer is None)),
+        visits=engine.labelled_visits(carts=again, decided=decided),
+    )
     decisions = settling.read_carts(groups=groups, reading=replace(reading, calibration=learnt))
     charged = sum(cart.decision == "charge" for cart in decisions.values())
     row = StoreCalibration(

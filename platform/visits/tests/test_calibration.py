@@ -9,8 +9,8 @@ from datetime import timedelta
 import pytest
 
 from ingest.validation import parse_timestamp
-from visits.calibration import Calibration, Evidence, Sample, default, fit, with_risks
-from visits.engine import infer_carts, labelled_samples
+from visits.calibration import Calibration, Evidence, Sample, VisitSample, default, fit, fit_risks, with_risks
+from visits.engine import infer_carts, labelled_samples, labelled_visits
 from visits.perception import PerceptionStack, draw_stack
 from visits.simulator import simulate
 from visits.tests.test_pricing_and_simulator import CATALOG, LAYOUT, STORE, T0
@@ -45,11 +45,32 @@ def test_the_charge_limit_spends_the_risk_budget_on_the_least_risky_visits_first
     assert default().charge_limit(0.005) == 0.005  # nothing seen yet: no visit riskier than the risk itself
 
 
+def test_visit_risks_that_people_found_too_high_let_the_limit_spend_the_budget() -> None:
+    recent = with_risks(default(), [0.0] * 900 + [0.01] * 50 + [0.05] * 50)
+    # 1,000 visits at 0.5 % may expect 5 overcharges: the fifty at 1 % (0.5) fit, the fifty at 5 % (2.5 more) too;
+    assert recent.charge_limit(0.005) == 0.05
+    tight = with_risks(default(), [0.0] * 900 + [0.03] * 50 + [0.08] * 50)
+    assert tight.charge_limit(0.005) == 0.03  # 1.5 expected, then 4 more: over the budget
+    # but of 200 decided visits at 8 %, expected to hold 16 overcharges, people found 2: these risks were too high.
+    decided = [VisitSample(0.08, n < 2) for n in range(200)] + [VisitSample(0.03, False) for _ in range(20)]
+    checked = fit_risks(tight, visits=decided)
+    assert checked.overcharge(0.08) == pytest.approx(0.08 * (2 + 2) / (2 + 16), abs=1e-4)
+    assert checked.charge_limit(0.005) == 0.08
+    assert checked.overcharge(0.03) == pytest.approx(0.03 * 2 / (2 + 0.6), abs=1e-4)  # few expected: it barely moves
+    assert checked.overcharge(0.001) == 0.001  # nothing decided there: the risk stands
+    # Found as often as expected, nothing changes; found more often, the limit tightens.
+    assert fit_risks(tight, visits=[VisitSample(0.08, n < 16) for n in range(200)]).charge_limit(0.005) == 0.03
+    worse = fit_risks(recent, visits=[VisitSample(0.05, n < 30) for n in range(200)])
+    assert worse.charge_limit(0.005) == 0.01
+
+
 def test_a_calibration_is_kept_and_read_back_as_json_unchanged() -> None:
     learnt = with_risks(fit(samples=[Sample(Evidence.CAMERA_ONLY, 0.9, True, False)] * 10), [0.0, 0.02])
+    learnt = fit_risks(learnt, visits=[VisitSample(0.02, False), VisitSample(0.3, True)])
     again = Calibration.from_json(learnt.as_json())
     assert again.as_json() == learnt.as_json()
     assert again.probability(Evidence.CAMERA_ONLY, 0.9) == learnt.probability(Evidence.CAMERA_ONLY, 0.9)
+    assert again.overcharge(0.3) == learnt.overcharge(0.3) != 0.3
 
 
 def _auto_charged_share(stack: PerceptionStack, calibration: Calibration | None, day: int) -> tuple[float, dict]:
@@ -76,6 +97,7 @@ def _learn_for_days(stack: PerceptionStack, days: int) -> tuple[Calibration, int
     """What the store's nightly calibration does: learn from every day's reviewed visits and unquestioned picks."""
     calibration: Calibration | None = None
     samples: list[Sample] = []
+    visits: list[VisitSample] = []
     reviewed = 0
     for day in range(days):
         _, seen = _auto_charged_share(stack, calibration, day)
@@ -83,7 +105,9 @@ def _learn_for_days(stack: PerceptionStack, days: int) -> tuple[Calibration, int
         samples += labelled_samples(carts=seen["carts"], decided=seen["decided"])
         calibration = fit(samples=samples, prior=calibration)
         again = infer_carts(events=seen["events"], store=STORE, calibration=calibration)
+        visits += labelled_visits(carts=again, decided=seen["decided"])
         calibration = with_risks(calibration, (cart.risk for cart in again.values() if cart.payer is None))
+        calibration = fit_risks(calibration, visits=visits)
     assert calibration is not None
     return calibration, reviewed
 

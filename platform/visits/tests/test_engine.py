@@ -10,8 +10,18 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from visits.calibration import Calibration
-from visits.engine import DEFAULT_RISK, Bin, Layout, Product, StoreModel, infer_carts, labelled_samples
+from visits.calibration import Calibration, VisitSample
+from visits.engine import (
+    DEFAULT_RISK,
+    Bin,
+    Cart,
+    Layout,
+    Product,
+    StoreModel,
+    infer_carts,
+    labelled_samples,
+    labelled_visits,
+)
 from visits.reasons import ReviewReason
 from visits.reasons import ReviewReasonCode as Code
 
@@ -786,6 +796,24 @@ def test_a_put_back_that_settles_a_hesitation_teaches_without_a_person() -> None
     assert carts["A"].decision == carts["B"].decision == "charge"
     samples = labelled_samples(carts=carts, decided={})
     assert [(sample.correct, sample.reviewed) for sample in samples] == [(False, False)]
+
+
+def test_a_decided_visit_checks_its_risk_only_when_nothing_but_its_risk_kept_it_from_being_charged() -> None:
+    s = Script()
+    s.visit("A", 0, 100)
+    s.visit("B", 0, 100)
+    s.pick(30, "A", "B-COLA", confidence=0.6, alternatives=[{"session": "B", "confidence": 0.3}])
+    s.weigh(31, "B-COLA", -345)
+    carts = s.carts()
+    assert carts["A"].decision == "review"
+    assert {r.code for r in carts["A"].reasons} == {Code.UNSURE_TAKER}
+    # A person found B took it (A's cart charged a cola A did not take), or that A did: the risk was borne out or not.
+    assert labelled_visits(carts=carts, decided={"A": {}}) == [VisitSample(carts["A"].risk, True)]
+    assert labelled_visits(carts=carts, decided={"A": {"COLA": 1}}) == [VisitSample(carts["A"].risk, False)]
+    assert labelled_visits(carts=carts, decided={}) == [], "a visit nobody decided checks nothing"
+    unseen = ReviewReason(Code.UNSEEN_BIN_CHANGE, "1 × CHIPS left bin B-CHIPS unseen by cameras")
+    flagged = Cart("C", carts["A"].lines, "review", (unseen,), carts["A"].risk)
+    assert labelled_visits(carts={"C": flagged}, decided={"C": {}}) == [], "a cart that cannot be explained is no check"
 
 
 # -- restocks (spec v1.1) -----------------------------------------------------------------------------

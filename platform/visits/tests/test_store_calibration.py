@@ -196,6 +196,9 @@ def test_a_store_learns_from_its_reviewed_visits(priced_store: Store, manager_a:
     assert learnt.support[Evidence.WEIGHED_CONTESTED], "the labelled examples are kept, to be drawn"
     assert len(learnt.risks) == len(learnt_on - set(simulation.groups)), "one risk per payer's visit"
     assert row.charge_limit == learnt.charge_limit(0.005)
+    checked = sum(visits for _edge, visits, _overcharged, _expected in learnt.risk_support)
+    assert 0 < checked <= len(reviewed), "the reviewed visits the engine could have charged check its risks"
+    assert len(learnt.risk_ratios) == len(calibration.RISK_BANDS)
     assert row.overcharge_risk == Decimal("0.005")
     assert row.auto_charge_share > settled_alone + 0.1, (row.auto_charge_share, settled_alone)
     assert row.created_by == "alice@alpha.test"
