@@ -11,8 +11,9 @@ In one run it
    at the highest rate and --backlog-stores more; removes what earlier runs left and issues an API key;
 2. starts, on 127.0.0.1: the Stripe stand-in (localstripe, in memory: no payment leaves the machine), the web
    server (gunicorn with deploy/gunicorn.conf.py, --web-workers x --web-threads) and Celery workers (solo
-   pools: one per queue for visits and payments, one for ingest and default) at niceness --worker-nice, as
-   deploy/celery-worker.sh starts them;
+   pools: one per queue for visits and payments, one for ingest and default) at niceness --worker-nice and CPU
+   class --worker-cpu-class (the live queue's at niceness 5, --live-cpu-class), as deploy/celery-worker.sh starts
+   them; each worker's database backends take its class (core/priority.py);
 3. registers --shoppers-per-store shoppers per store (a card each, through the API), simulates a day for every
    store (`visits.simulator`, "realistic" profile) whose entries carry those shoppers' tokens, and uploads the
    backlog stores' days (--backlog-visits visits each): the workers are busy settling before the load starts;
@@ -183,9 +184,12 @@ class Processes:
         env |= {"WEB_CONCURRENCY": str(workers), "GUNICORN_THREADS": str(threads)}
         self.start("web", argv, env)
 
-    def start_workers(self, *, visits: int, payments: int, nice: int, live_nice: int = 5) -> None:
-        """Solo workers, one process each, at the niceness deploy/celery-worker.sh gives them (CELERY_NICE), the
-        live queue's at the niceness deployed (deploy/compose.yaml)."""
+    def start_workers(
+        self, *, visits: int, payments: int, nice: int, cpu_class: str, live_nice: int = 5, live_cpu_class: str = ""
+    ) -> None:
+        """Solo workers, one process each, at the niceness deploy/celery-worker.sh gives them (CELERY_NICE) and the
+        CPU class of WORKER_CPU_CLASS (core/priority.py); the live queue's at the niceness and class deployed
+        (deploy/compose.yaml)."""
         groups = [("visits", n) for n in range(visits)] + [("payments", n) for n in range(payments)]
         groups += [("ingest,default", 0), ("live", 0)]
         for queues, number in groups:
@@ -195,7 +199,14 @@ class Processes:
             argv += ["--pool", "solo", "-n", f"bench-load-{label}-{number}@%h", "--loglevel", "WARNING"]
             argv += ["--without-heartbeat", "--without-mingle", "--without-gossip"]
             env = {**self.env, "PROMETHEUS_MULTIPROC_DIR": str(self.logs / f"prometheus-{label}-{number}")}
+            env["WORKER_CPU_CLASS"] = (live_cpu_class or cpu_class) if queues == "live" else cpu_class
             self.start(f"worker-{label}-{number}", argv, env)
+
+    def worker_cpu_classes(self) -> dict[str, str]:
+        """Each worker's scheduling class and niceness as the kernel has them (e.g. `idle/19`, `normal/5`)."""
+        from core.priority import cpu_class_of
+
+        return {name: cpu_class_of(process.pid) for name, process in self.started if name.startswith("worker")}
 
     def cpu_seconds(self) -> dict[str, float]:
         """CPU-seconds so far of the web server (master and workers, those recycled by gunicorn's max_requests
@@ -280,6 +291,29 @@ def _queue_lengths() -> dict[str, int]:
         return {queue: int(client.llen(queue)) for queue in QUEUES}
     finally:
         client.close()
+
+
+def _backend_cpu_classes() -> dict[str, int]:
+    """How many of this database's PostgreSQL backends run in each CPU class (the web's at `normal/0`, the workers'
+    in theirs when core/priority.py could give it), read from the kernel; `elsewhere`: not on this host."""
+    from django.db import connection
+
+    from core.priority import cpu_class_of
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND backend_type = 'client backend'"
+            " AND pid <> pg_backend_pid()"
+        )
+        pids = [pid for (pid,) in cursor.fetchall()]
+    classes: dict[str, int] = {}
+    for pid in pids:
+        try:
+            name = cpu_class_of(pid)
+        except OSError:
+            name = "elsewhere"
+        classes[name] = classes.get(name, 0) + 1
+    return dict(sorted(classes.items()))
 
 
 # --- data ------------------------------------------------------------------------------------------------------
@@ -524,6 +558,7 @@ def run_phase(
         },
         "answers_seen_by_the_clients": json.loads((work / f"counts-{rate}.json").read_text()),
         "queues_at_end": _queue_lengths(),
+        "db_backends_by_cpu_class": _backend_cpu_classes(),
         "web_workers_restarted": len(processes.web_pids() - web_pids),  # gunicorn's max_requests
         "cpu_s": {
             "web_server": round(roles_after["web_server"] - roles_before["web_server"], 1),
@@ -611,8 +646,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         forget_queued_tasks()
         processes = Processes(env=env, logs=logs, port=args.port)
         processes.start_server(workers=args.web_workers, threads=args.web_threads)
-        processes.start_workers(visits=args.visits_workers, payments=args.payments_workers, nice=args.worker_nice)
+        processes.start_workers(
+            visits=args.visits_workers,
+            payments=args.payments_workers,
+            nice=args.worker_nice,
+            cpu_class=args.worker_cpu_class,
+            live_cpu_class=args.live_cpu_class,
+        )
         processes.wait_ready(workers=args.visits_workers + args.payments_workers + 2)
+        worker_classes = processes.worker_cpu_classes()
 
         tokens = register_shoppers(processes.port, key=issued.key, count=args.shoppers_per_store * len(stores))
         shoppers = [[stores[n // args.shoppers_per_store].code, token] for n, token in enumerate(tokens)]
@@ -675,6 +717,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 "ingest+default": 1,
                 "live": 1,
                 "nice": args.worker_nice,
+                "cpu_class": args.worker_cpu_class,
+                "live_cpu_class": args.live_cpu_class or args.worker_cpu_class,
+                "as_the_kernel_has_them": worker_classes,
             },
             "backlog": {
                 "uploaded_streams": len(backlog_streams),
@@ -754,6 +799,18 @@ def main() -> None:
     parser.add_argument("--visits-workers", type=int, default=1, help="solo workers on the visits queue (default 1)")
     parser.add_argument("--payments-workers", type=int, default=1, help="solo workers on payments (default 1)")
     parser.add_argument("--worker-nice", type=int, default=10, help="niceness of the workers (default 10, as deployed)")
+    parser.add_argument(
+        "--worker-cpu-class",
+        default="idle",
+        choices=["idle", "normal"],
+        help="the workers' WORKER_CPU_CLASS (default idle, as deployed; normal: niceness alone)",
+    )
+    parser.add_argument(
+        "--live-cpu-class",
+        default="normal",
+        choices=["idle", "normal"],
+        help="the live worker's (default normal, at niceness 5, as deployed)",
+    )
     parser.add_argument("--port", type=int, default=0, help="the web server's port, the Stripe stand-in's + 1 (free)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--logs", default="", help="directory for the processes' logs (default: temporary)")

@@ -15,9 +15,14 @@
 #   CELERY_MAX_MEMORY_PER_CHILD_KB  512000      ... or once it holds this much memory (KiB)
 #   LOG_LEVEL                       INFO
 #   METRICS_PORT                    (unset)     serve this worker's Prometheus metrics on that port
-#   CELERY_NICE                     10          niceness of the worker: on a shared host the web processes
-#                                               (niceness 0) get the CPU first, so entry checks and pushes are
-#                                               answered at once while the workers settle (bench/load.py)
+#   CELERY_NICE                     10          niceness of the worker (what WORKER_CPU_CLASS=normal keeps)
+#   WORKER_CPU_CLASS                idle        idle: the worker, and the PostgreSQL backends of its connections
+#                                               when the database is on this host, run only on CPU time the web
+#                                               processes leave, so entry checks and pushes are answered at once
+#                                               while the workers settle (core/priority.py, bench/load.py);
+#                                               normal: niceness alone (the live queue's worker, at 5)
+#   WORKER_DB_BACKEND_PRIORITY      true        false behind a pooler on this host (PgBouncer: a backend serves
+#                                               the web's queries too)
 #
 # The node name is celery@<hostname> unless `-n NAME` is given (several workers on one host need
 # distinct names, as in deploy/Procfile); the compose file's health check pings celery@$HOSTNAME.

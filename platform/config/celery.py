@@ -10,7 +10,7 @@ import os
 from typing import Any
 
 from celery import Celery
-from celery.signals import task_postrun, task_prerun
+from celery.signals import task_postrun, task_prerun, worker_init
 from kombu import Exchange, Queue
 
 from core.tasks import LIVE_QUEUE
@@ -46,3 +46,21 @@ def _close_old_connections(*, task: Any = None, **_: Any) -> None:
 
 task_prerun.connect(_close_old_connections, weak=False, dispatch_uid="openaisle-db-prerun")
 task_postrun.connect(_close_old_connections, weak=False, dispatch_uid="openaisle-db-postrun")
+
+
+def _background_priority(**_: Any) -> None:
+    """At a worker's start, before its pool forks: its CPU class, and its database backends' (core/priority.py)."""
+    from django.conf import settings
+    from django.db import connections
+    from django.db.backends.signals import connection_created
+
+    from core import priority
+
+    cpu_class = priority.worker_cpu_class_apply(settings.WORKER_CPU_CLASS)
+    if settings.WORKER_DB_BACKEND_PRIORITY:
+        connection_created.connect(priority.backend_priority_follow, weak=False, dispatch_uid="openaisle-db-priority")
+        connections.close_all()  # one opened already (Django's checks) would keep its backend's priority
+    priority.logger.info("worker CPU class %s", cpu_class, extra={"cpu_class": cpu_class})
+
+
+worker_init.connect(_background_priority, weak=False, dispatch_uid="openaisle-worker-priority")

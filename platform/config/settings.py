@@ -253,6 +253,10 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=30 * 60)
 CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=25 * 60)
 CELERY_TASK_DEFAULT_QUEUE = "default"
+# Workers on a host shared with the web processes (core/priority.py): "idle" runs them, and the PostgreSQL backends
+# of their connections, only on CPU time the web leaves; "normal" keeps the class they were started with.
+WORKER_CPU_CLASS = env.str("WORKER_CPU_CLASS", default="idle")
+WORKER_DB_BACKEND_PRIORITY = env.bool("WORKER_DB_BACKEND_PRIORITY", default=True)
 CELERY_TASK_ROUTES = {
     "webhooks.deliver": {"queue": "live"},  # core.tasks.LIVE_QUEUE: a delivery is a short call that people wait on
     "ingest.*": {"queue": "ingest"},

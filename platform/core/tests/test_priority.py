@@ -1,0 +1,125 @@
+"""Workers at the idle CPU class, and the PostgreSQL backends of their connections with them (core/priority.py)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from django.db import connection, connections
+
+from core import priority
+
+postgresql_on_this_host = pytest.mark.skipif(
+    connection.vendor != "postgresql" or not hasattr(os, "SCHED_IDLE"), reason="a PostgreSQL backend on this host"
+)
+
+
+def _in_own_thread(work: Callable[[], Any]) -> Any:
+    """Run `work` in a thread of its own: Linux keeps a scheduling class and niceness per thread, so what the
+    thread gives itself ends with it and the test process keeps its own."""
+    outcome: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            outcome["value"] = work()
+        except BaseException as error:  # noqa: BLE001 — handed to the test's thread
+            outcome["error"] = error
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
+
+
+def _backend_of_new_connection() -> tuple[int, str]:
+    """A new connection to the test database, opened as a worker's are: its backend's pid and CPU class."""
+    opened = connections.create_connection("default")
+    try:
+        opened.connect()
+        with opened.cursor() as cursor:
+            cursor.execute("SELECT pg_backend_pid()")
+            backend = int(cursor.fetchone()[0])
+            return backend, priority.cpu_class_of(backend)
+    finally:
+        opened.close()
+
+
+def _may_change_others_priority() -> bool:
+    return os.geteuid() == 0
+
+
+@pytest.fixture
+def follows_worker() -> Any:
+    from django.db.backends.signals import connection_created
+
+    connection_created.connect(priority.backend_priority_follow, dispatch_uid="test-db-priority")
+    yield
+    connection_created.disconnect(dispatch_uid="test-db-priority")
+
+
+def test_a_worker_goes_to_the_idle_class_and_stays_there_through_its_threads() -> None:
+    def worker() -> tuple[str, str]:
+        applied = priority.worker_cpu_class_apply("idle")
+        seen_by_a_thread_it_starts = _in_own_thread(lambda: priority.cpu_class_of(0))
+        return applied, seen_by_a_thread_it_starts
+
+    applied, inherited = _in_own_thread(worker)
+    assert applied.startswith("idle/")
+    assert inherited.startswith("idle/")
+    assert not priority.cpu_class_of(os.getpid()).startswith("idle/")  # the test process kept its class
+
+
+def test_normal_leaves_the_class_the_worker_was_started_with() -> None:
+    before = priority.cpu_class_of(os.getpid())
+    assert _in_own_thread(lambda: priority.worker_cpu_class_apply("normal")) == before
+
+
+def test_an_unknown_class_is_refused_at_start() -> None:
+    with pytest.raises(ValueError, match="WORKER_CPU_CLASS"):
+        priority.worker_cpu_class_apply("low")
+
+
+@postgresql_on_this_host
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(not _may_change_others_priority(), reason="needs root or CAP_SYS_NICE")
+def test_an_idle_workers_connection_gets_an_idle_backend(follows_worker: Any) -> None:
+    def worker() -> tuple[int, str]:
+        priority.worker_cpu_class_apply("idle")
+        os.setpriority(os.PRIO_PROCESS, 0, 10)  # deploy/celery-worker.sh's niceness (this thread's only)
+        return _backend_of_new_connection()
+
+    backend, cpu_class = _in_own_thread(worker)
+    assert cpu_class == "idle/10"
+    with connection.cursor() as cursor:  # the web's connections are left as they are
+        cursor.execute("SELECT pg_backend_pid()")
+        assert priority.cpu_class_of(int(cursor.fetchone()[0])) == "normal/0"
+    assert backend != 0
+
+
+@postgresql_on_this_host
+@pytest.mark.django_db(transaction=True)
+def test_a_backend_that_may_not_be_changed_is_left_quietly_and_said_once(
+    follows_worker: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def refused(*_: Any) -> None:
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(priority.os, "setpriority", refused)
+    monkeypatch.setattr(priority.os, "sched_setscheduler", refused)
+    monkeypatch.setattr(priority, "_refused_logged", False)
+    caplog.set_level(logging.INFO, logger="core.priority")
+
+    def worker() -> list[str]:
+        os.nice(5)  # this thread only: a worker at a niceness its backends should follow
+        return [_backend_of_new_connection()[1], _backend_of_new_connection()[1]]
+
+    classes = _in_own_thread(worker)
+    assert classes == ["normal/0", "normal/0"]  # connected and answering, backends unchanged
+    said = [record for record in caplog.records if "keep their priority" in record.getMessage()]
+    assert len(said) == 1
