@@ -111,7 +111,11 @@ def test_demo_seeds_runs_a_day_and_shows_one_screen(settings, tmp_path: Path) ->
         assert f"/admin/stock/stockcount/store/{nw.pk}/{page}" in printed, printed
     # A dispute the store's policy decided at once, the plan's promises and the month's service levels.
     dispute = Dispute.unscoped.get(store=nw)
-    assert re.search(rf"A dispute +#{dispute.pk}, \$\d+\.\d\d USD: .* → \S+/admin/disputes/dispute/", printed), printed
+    assert re.search(
+        rf"A dispute +visit {dispute.visit.session}, \$\d+\.\d\d USD: .* → "
+        rf"\S+/admin/disputes/dispute/{dispute.pk}/change/",
+        printed,
+    ), printed
     if dispute.decided_by == "policy":
         assert "refunded by the store's policy" in printed and dispute.refund > 0
     assert "Promised      ≥ 90.00 % settled without a person — credit 10.00 %" in printed, printed

@@ -86,8 +86,8 @@ def _units_asked(request: HttpRequest, dispute: Dispute) -> tuple[dict[str, int]
 
 @admin.register(Dispute, site=licensee_site)
 class DisputeAdmin(ReadOnlyMixin, TenantModelAdmin):
-    list_display = ["number", "session", "store", "status_label", "asked_amount", "lines_text", "reason", "due"]
-    list_display_links = ["number"]
+    list_display = ["opened", "session", "store", "status_label", "asked_amount", "lines_text", "reason", "due"]
+    list_display_links = ["opened"]
     list_filter = [DisputeStatusFilter, "store"]
     search_fields = ["visit__session"]
     list_per_page = 50
@@ -133,9 +133,9 @@ class DisputeAdmin(ReadOnlyMixin, TenantModelAdmin):
         }
         return super().changelist_view(request, context)
 
-    @display(description="Dispute", ordering="pk")
-    def number(self, dispute: Dispute) -> str:
-        return f"#{dispute.pk}"
+    @display(description="Disputed", ordering="created_at")
+    def opened(self, dispute: Dispute) -> str:
+        return dispute.opened
 
     @display(description="Visit", ordering="visit__session")
     def session(self, dispute: Dispute) -> str:
@@ -203,7 +203,7 @@ class DisputeAdmin(ReadOnlyMixin, TenantModelAdmin):
             "typed_reason": request.POST.get("reason", "") if problems else "",
             "opts": Dispute._meta,
             "original": dispute,
-            "title": f"Dispute #{dispute.pk} of visit {dispute.visit.session}",
+            "title": str(dispute),
             "subtitle": dispute.store.name,
             "is_fullwidth": "1",
             **(extra_context or {}),
@@ -275,5 +275,5 @@ class DisputeAdmin(ReadOnlyMixin, TenantModelAdmin):
 
 def _outcome(dispute: Dispute) -> str:
     if dispute.status == Dispute.Status.REFUNDED:
-        return f"Dispute #{dispute.pk} refunded: {format_money(dispute.refund, dispute.currency)} back to the card."
-    return f"Dispute #{dispute.pk} rejected: the shopper is told why."
+        return f"{dispute} — refunded: {format_money(dispute.refund, dispute.currency)} back to the card."
+    return f"{dispute} — rejected: the shopper is told why."

@@ -54,7 +54,15 @@ class Dispute(TenantOwnedModel):
         ]
 
     def __str__(self) -> str:
-        return f"Dispute #{self.pk}"
+        """What the store recognises: the visit and when the shopper disputed it, on the store's clock (our row
+        number means nothing to anyone there)."""
+        return f"Dispute of visit {self.visit.session}, {self.opened}"
+
+    @property
+    def opened(self) -> str:
+        """When the shopper disputed, on the store's clock: "3 Dec 2026 20:54 EST"."""
+        local = timezone.localtime(self.created_at, self.store.zone)
+        return f"{local.day} {local:%b %Y %H:%M %Z}"
 
 
 class DisputeLine(TenantOwnedModel):

@@ -334,7 +334,7 @@ class Command(BaseCommand):
                 else "to a person (the dispute queue)"
             )
             phase.done(
-                f"#{dispute.pk} on visit {line.visit.session}: 1 × {line.name}, "
+                f"on visit {line.visit.session}: 1 × {line.name}, "
                 f"{format_money(dispute.asked, dispute.currency)} {dispute.currency} — {decided}: "
                 f"{dispute.decision_reason}" + ("" if settled else " (the refund is still being processed)")
             )
@@ -932,8 +932,8 @@ class Ready:
             else "waiting for a person"
         )
         self.screen.line(
-            f"  A dispute     #{dispute.pk}, {format_money(dispute.asked, dispute.currency)} {dispute.currency}: "
-            f"{outcome} → {base}{reverse('admin:disputes_dispute_changelist')} (the dispute queue)"
+            f"  A dispute     visit {dispute.visit.session}, {format_money(dispute.asked, dispute.currency)} "
+            f"{dispute.currency}: {outcome} → {base}{reverse('admin:disputes_dispute_change', args=[dispute.pk])}"
         )
 
     def _service(self, base: str) -> None:
