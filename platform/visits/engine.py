@@ -18,7 +18,8 @@ How the evidence is read (spec/event-stream.md, "Meaning"):
     exit) — a shopper who would have had to cross the store faster than anyone walks was not
     here, and one seen at this very spot moments before or after likely was;
   - busy hands: a candidate a camera gave an action at another bin seconds before or after was
-    busy there, and less likely than a rival the camera lists whose hands were free;
+    busy there, and less likely than a rival the camera lists whose hands were free (or than the
+    winner, when the camera did not name it);
   - what each holds: only a visit holding the product can put one back;
   - groups (spec v1.1): members of one group are one payer, so doubt between them is no doubt.
   The only shopper in the store did it, whatever the camera says.
@@ -67,7 +68,8 @@ MOST_LIKELY_HERE = 20.0
 LEAST_LIKELY_HERE = 0.05
 WANDERING_M2_S = (0.2, 5.0)
 # A candidate a camera gave an action at another bin within `BUSY_S` of this one was busy there: of the candidates
-# the camera names (its winner, listed rivals in the store), the busy ones' chances are cut when one's hands were free.
+# the camera names (its winner, listed rivals in the store), the busy ones' chances are cut when one's hands were free;
+# those it did not name are cut when busy.
 BUSY_S = 15.0
 BUSY_ELSEWHERE = 0.25
 # A visit at least this likely to have made an action the camera was unsure of is told why, should it be reviewed;
@@ -520,11 +522,9 @@ class _Whereabouts:
             if bin_ is not None and bin_.position is not None and action.margin >= 0.5 * action.confidence:
                 seen[action.session].append(_Sighting(action.ts, bin_.position, action.event_id))
         self.seen = {session: sorted(s, key=lambda x: x.ts) for session, s in seen.items()}
-        acting: dict[str, list[tuple[float, str, str]]] = defaultdict(list)
-        for action in actions:  # in time order
-            acting[action.session].append((action.ts.timestamp(), action.bin, action.event_id))
-        self.acting = dict(acting)
-        self._acting_times = {session: [row[0] for row in rows] for session, rows in acting.items()}
+        # Every camera action in time order (seconds, session, bin, id): whose hands were busy where, and when.
+        self._actions = [(action.ts.timestamp(), action.session, action.bin, action.event_id) for action in actions]
+        self._action_seconds = [row[0] for row in self._actions]
         self.times = {session: [s.ts for s in sightings] for session, sightings in self.seen.items()}
         everyone = sorted(
             (s.ts.timestamp(), session, s.place[0], s.place[1], s.event_id)
@@ -593,17 +593,17 @@ class _Whereabouts:
             factors[session] = factor
         return factors
 
-    def busy_elsewhere(self, session: str, action: _Action, now: float) -> bool:
-        """Whether a camera gave `session` another action, at another bin, within `BUSY_S` of `action` (at `now`, its
-        time in seconds): its hands were busy there (a shopper at a bin takes from it; a bystander near one shopper's
-        bin is at its own)."""
-        rows = self.acting.get(session)
-        if not rows:
-            return False
-        times = self._acting_times[session]
-        low = bisect.bisect_left(times, now - BUSY_S)
-        high = bisect.bisect_right(times, now + BUSY_S)
-        return any(bin_ != action.bin and event_id != action.event_id for _ts, bin_, event_id in rows[low:high])
+    def busy_elsewhere(self, action: _Action, now: float) -> set[str]:
+        """The visits a camera gave another action, at another bin, within `BUSY_S` of `action` (at `now`, its time in
+        seconds): their hands were busy there (a shopper at a bin takes from it; a bystander near one shopper's bin
+        is at its own)."""
+        low = bisect.bisect_left(self._action_seconds, now - BUSY_S)
+        high = bisect.bisect_right(self._action_seconds, now + BUSY_S)
+        return {
+            session
+            for _seconds, session, bin_, event_id in self._actions[low:high]
+            if bin_ != action.bin and event_id != action.event_id
+        }
 
     def _neighbours(self, session: str, ts: datetime) -> tuple[_Sighting | None, _Sighting | None]:
         """The sightings of `session` just before and just after `ts`."""
@@ -848,29 +848,41 @@ class _Fusion:
             weights[session] *= min(factor, 1.0)
         # Of the candidates the camera names, one whose hands were busy at another bin is less likely than one whose
         # hands were free. A lone winner busy elsewhere keeps its chance: it may well take from two bins in quick
-        # succession, and cutting it would only hand its chance to shoppers nobody saw there.
+        # succession, and cutting it would only hand its chance to shoppers nobody saw there. The shoppers it did not
+        # name (bar the winner's companions) are cut alike when busy: whoever acted unnamed had its hands here.
         named = listed & present
-        if len(named) > 1:
-            now = action.ts.timestamp()
-            busy = [session for session in named if where.busy_elsewhere(session, action, now)]
-            if len(busy) < len(named):
-                for session in busy:
+        busy = where.busy_elsewhere(action, action.ts.timestamp()) & present
+        if busy:
+            busy_named = busy & named
+            if len(named) > 1 and len(busy_named) < len(named):
+                for session in busy_named:
                     weights[session] *= BUSY_ELSEWHERE
+            for session in busy & weights.keys() - named - set(companions):
+                weights[session] *= BUSY_ELSEWHERE
+        crowd = len(present) - len(present & weights.keys()) if share else 0
+        busy_crowd = len(busy - weights.keys()) if crowd else 0
         for session in listed - present:
             weights[session] *= COULD_NOT_BE_HERE
-        crowd = len(present) - len(present & weights.keys()) if share else 0
         if action.sign < 0 and crowd:
-            weights |= dict.fromkeys((s for s in present if s not in weights), share)
-            crowd = 0
+            self.join_crowd(weights, present, share, busy)
+            crowd = busy_crowd = 0
         if action.sign < 0:
             holders = self.holders(action, bin_, weight, {payer_of.get(s, s) for s in weights})
             for session in weights:
                 weights[session] *= holders.get(payer_of.get(session, session), COULD_NOT_BE_HERE)
-        total = sum(weights.values()) + share * crowd
+        total = sum(weights.values()) + share * (crowd - busy_crowd * (1.0 - BUSY_ELSEWHERE))
         if crowd and share / total >= MAY_HAVE_TAKEN:
-            weights |= dict.fromkeys((s for s in present if s not in weights), share)
+            self.join_crowd(weights, present, share, busy)
         chances, members = self.by_payer(weights, total)
         return chances, members, evidence, False
+
+    @staticmethod
+    def join_crowd(weights: dict[str, float], present: set[str], share: float, busy: set[str]) -> None:
+        """The shoppers present the camera did not name become candidates of their own, each with the crowd's `share`
+        (a quarter of it for those busy at another bin)."""
+        for session in busy - weights.keys():
+            weights[session] = share * BUSY_ELSEWHERE
+        weights |= dict.fromkeys((s for s in present if s not in weights), share)
 
     def by_payer(self, weights: Mapping[str, float], total: float) -> tuple[dict[str, float], dict[str, str]]:
         """Chances summed per payer (doubt between members of one group is no doubt), with the likeliest member;

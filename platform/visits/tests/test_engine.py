@@ -573,6 +573,28 @@ def test_a_candidate_whose_hands_a_camera_saw_at_another_bin_seconds_before_was_
     assert {line.sku: line.confidence for line in alone["B"].lines}["COLA"] == sure["COLA"]
 
 
+def test_shoppers_the_camera_did_not_name_are_less_likely_when_busy_at_another_bin() -> None:
+    """The doubt a camera leaves on its winner is shared with the shoppers it did not name; those a camera saw take
+    from another bin seconds before or after were busy there, so less of it falls on them and the winner is surer."""
+
+    def cola(*, crowd_busy: bool) -> dict:
+        s = Script()
+        for session in "ABCD":
+            s.visit(session, 0, 300)
+        s.pick(44, "A", "B-COLA", confidence=0.9)
+        placed_weigh(s, 44.5, "B-COLA", -345)
+        for session, second, bin_, grams in (("C", 40, "B-SOAP", -300), ("D", 50, "B-GUM", -20)):
+            at = second if crowd_busy else second + 150
+            s.pick(at, session, bin_)
+            placed_weigh(s, at + 0.5, bin_, grams)
+        return s.carts(store=PLACED)
+
+    free, busy = cola(crowd_busy=False), cola(crowd_busy=True)
+    assert items(free["A"]) == items(busy["A"]) == {"COLA": 1}
+    assert busy["A"].risk < free["A"].risk
+    assert items(busy["C"]) == {"SOAP": 1} and items(busy["D"]) == {"GUM": 1}
+
+
 def test_an_unseen_take_is_asked_of_the_one_shopper_whose_whereabouts_put_them_there() -> None:
     s = Script()
     s.visit("A", 0, 200)
