@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+import subprocess
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,6 +19,7 @@ from tenants.audit import Actor
 from tenants.models import Membership, Tenant
 
 PASSWORD = "correct-horse-battery-staple"
+ROOT = Path(__file__).resolve().parent
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -78,6 +81,19 @@ def _static_files() -> dict[str, Any]:
     from django.conf import settings
 
     return dict(settings.STORAGES["staticfiles"])
+
+
+@pytest.fixture
+def run_in_checkout() -> Callable[..., subprocess.CompletedProcess[str]]:
+    """Runs a command from the checkout's root in a process of its own, with the environment given: its return code
+    and output (as text) for the test to read; two minutes at most."""
+
+    def run(argv: list[str], *, env: Mapping[str, str]) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(  # noqa: S603 — the tests' own commands
+            argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False
+        )
+
+    return run
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -39,20 +40,12 @@ def _procfile() -> dict[str, str]:
     return dict(line.split(": ", 1) for line in lines if line.strip() and not line.startswith("#"))
 
 
-def test_docker_compose_config_passes() -> None:
+def test_docker_compose_config_passes(run_in_checkout: Callable[..., subprocess.CompletedProcess[str]]) -> None:
     command = _compose_command()
     if command is None:
         pytest.skip("no Docker client with compose (docker compose / docker-compose) on PATH")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAISLE_", "COMPOSE_", "DOCKER_"))}
-    done = subprocess.run(
-        [*command, "-f", str(DEPLOY / "compose.yaml"), "config", "-q"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    done = run_in_checkout([*command, "-f", str(DEPLOY / "compose.yaml"), "config", "-q"], env=env)
     assert done.returncode == 0, done.stdout + done.stderr
 
 
@@ -137,7 +130,9 @@ def test_the_worker_script_is_executable_shell() -> None:
     assert subprocess.run(["sh", "-n", str(script)], check=False).returncode == 0
 
 
-def test_gunicorn_loads_its_settings_and_the_application(tmp_path: Path) -> None:
+def test_gunicorn_loads_its_settings_and_the_application(
+    tmp_path: Path, run_in_checkout: Callable[..., subprocess.CompletedProcess[str]]
+) -> None:
     env = {
         **os.environ,
         "PYTHONPATH": f"{ROOT}:{ROOT / 'platform'}",
@@ -145,24 +140,8 @@ def test_gunicorn_loads_its_settings_and_the_application(tmp_path: Path) -> None
         "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "prometheus"),
         "WEB_CONCURRENCY": "3",
     }
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "--check-config",
-            "--print-config",
-            "--config",
-            "deploy/gunicorn.conf.py",
-            "config.wsgi:application",
-        ],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    gunicorn = [sys.executable, "-m", "gunicorn", "--check-config", "--print-config", "--config"]
+    done = run_in_checkout([*gunicorn, "deploy/gunicorn.conf.py", "config.wsgi:application"], env=env)
     assert done.returncode == 0, done.stdout + done.stderr
     printed = dict(re.findall(r"^(\w+)\s+= (.*)$", done.stdout, re.M))
     assert printed["workers"] == "3"

@@ -223,7 +223,9 @@ if sys.argv[2] == "show":
 """
 
 
-def test_in_multiprocess_mode_the_processes_counts_add_up(tmp_path: Path) -> None:
+def test_in_multiprocess_mode_the_processes_counts_add_up(
+    tmp_path: Path, run_in_checkout: Callable[..., subprocess.CompletedProcess[str]]
+) -> None:
     """Under gunicorn (PROMETHEUS_MULTIPROC_DIR set) each worker process counts apart; any of them shows the sum."""
     env = {
         **os.environ,
@@ -233,14 +235,8 @@ def test_in_multiprocess_mode_the_processes_counts_add_up(tmp_path: Path) -> Non
     }
 
     def run(count: int, show: bool) -> str:
-        done = subprocess.run(
-            [sys.executable, "-c", _COUNT_IN_ANOTHER_PROCESS, str(count), "show" if show else "-"],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
+        done = run_in_checkout(
+            [sys.executable, "-c", _COUNT_IN_ANOTHER_PROCESS, str(count), "show" if show else "-"], env=env
         )
         assert done.returncode == 0, done.stderr
         return done.stdout
