@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import re
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
@@ -14,6 +12,7 @@ from playwright.sync_api import Page, expect
 
 from conftest import PASSWORD
 from tenants.models import Tenant
+from tests.browser.support import api_get, log_in
 
 Screenshot = Callable[[str], Path]
 
@@ -21,22 +20,6 @@ LANDED_ELSEWHERE = (
     "logging in on the bare login page must land on the site's dashboard; landing on /accounts/profile/ means "
     "the login form did not post the `next` field (unfold's admin/login.html has no hidden `next` input)"
 )
-
-
-def log_in(page: Page, url: str, user: User) -> None:
-    """Open `url` (a login page, or a page that sends anonymous visitors to one) and log in as `user`."""
-    page.goto(url)
-    expect(page.locator("#login-form")).to_be_visible()
-    page.fill('input[name="username"]', user.get_username())
-    page.fill('input[name="password"]', PASSWORD)
-    page.click('#login-form button[type="submit"]')
-    page.wait_for_load_state()
-
-
-def api_get(url: str, key: str) -> tuple[int, dict]:
-    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {key}", "Accept": "application/json"})
-    with urllib.request.urlopen(request, timeout=10) as response:
-        return response.status, json.loads(response.read())
 
 
 @pytest.mark.browser

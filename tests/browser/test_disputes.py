@@ -24,7 +24,7 @@ from ingest.tests.conftest import eventually
 from stores.models import Store
 from tenants.audit import Actor
 from tenants.models import Tenant
-from tests.browser.test_review_queue import log_in
+from tests.browser.support import log_in
 from visits.models import Visit, VisitLine
 from visits.tests.test_pipeline import PRICE, priced_store  # noqa: F401 — fixture
 

@@ -23,7 +23,7 @@ from billing.invoicing.tests.helpers import account, assign, at, decide, make_pl
 from core import tenancy
 from tenants.audit import Actor
 from tenants.models import Tenant
-from tests.browser.test_admin_login import log_in
+from tests.browser.support import log_in
 from visits.models import Visit
 
 Screenshot = Callable[[str], Path]

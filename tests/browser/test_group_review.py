@@ -11,7 +11,7 @@ from django.contrib.auth.models import User
 from playwright.sync_api import Page, expect
 
 from stores.models import Store
-from tests.browser.test_review_queue import log_in
+from tests.browser.support import log_in
 from visits.models import Visit
 from visits.tests.support import push, settle
 from visits.tests.test_groups import _unsure_with_a_stranger, store  # noqa: F401 — fixture

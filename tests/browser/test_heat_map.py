@@ -18,7 +18,7 @@ from stores.models import Store
 from stores.sample import sample_layout
 from stores.sample_store import SAMPLE_SKUS
 from tenants.audit import Actor
-from tests.browser.test_admin_login import log_in
+from tests.browser.support import log_in
 from visits.simulator import CatalogItem, simulate
 from visits.tests.support import push, settle
 from visits.tests.test_pipeline import priced_store  # noqa: F401 — fixture

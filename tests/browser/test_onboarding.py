@@ -24,7 +24,6 @@ from playwright.sync_api import Page, expect
 from catalog.importing import COLUMNS
 from catalog.models import Product
 from catalog.sample import sample_catalog_rows
-from conftest import PASSWORD
 from core import tenancy
 from ingest.models import EventStream
 from ingest.sample import sample_events
@@ -32,6 +31,7 @@ from stores.models import LayoutVersion, Store
 from stores.sample import sample_bin_count, sample_layout
 from stores.sample_store import SAMPLE_SKUS
 from tenants.models import Tenant
+from tests.browser.support import log_in
 
 pytestmark = pytest.mark.browser
 
@@ -40,16 +40,6 @@ CATALOG_SIZE = 60
 CSV_COLUMNS = ["sku", "name", "price", "currency", "tax_rate", "weight_g", "barcode"]  # the issue's import columns
 assert set(CSV_COLUMNS) <= set(COLUMNS)
 STREAM_TIMEOUT_MS = 90_000  # a real worker on PostgreSQL: queueing, chunking, bulk writes, page reloads
-
-
-def log_in(page: Page, url: str, user: User) -> None:
-    """Open `url` (a page that sends anonymous visitors to the login form) and log in as `user`."""
-    page.goto(url)
-    expect(page.locator("#login-form")).to_be_visible()
-    page.fill('input[name="username"]', user.get_username())
-    page.fill('input[name="password"]', PASSWORD)
-    page.click('#login-form button[type="submit"]')
-    page.wait_for_load_state()
 
 
 def catalog_csv(rows: list[dict[str, Any]]) -> bytes:

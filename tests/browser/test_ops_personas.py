@@ -23,7 +23,7 @@ from billing.invoicing.calculations import previous_month
 from billing.invoicing.models import Invoice
 from billing.invoicing.tests.helpers import account, assign, at, make_plan, make_store, sale
 from tenants.models import Tenant
-from tests.browser.test_admin_login import log_in
+from tests.browser.support import log_in
 from tests.browser.test_finance import month_billed  # noqa: F401 — the fixture, used by the operator's test
 
 Screenshot = Callable[[str], Path]

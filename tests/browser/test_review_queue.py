@@ -4,9 +4,7 @@ timeline and floor plan, corrects a line and approves; the receipt then says wha
 
 from __future__ import annotations
 
-import json
 import re
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,34 +16,19 @@ from playwright.sync_api import Page, expect
 from rest_framework.test import APIClient
 
 from billing.payments.shoppers import shopper_register
-from conftest import PASSWORD
 from core import tenancy
 from ingest.tests.conftest import eventually, upload, wait_for_stream
 from stores.models import Store
 from tenants import services as tenant_services
 from tenants.audit import Actor
 from tenants.models import Tenant
+from tests.browser.support import api_get, log_in
 from visits.models import ReviewDecision, Visit
 from visits.tests.test_pipeline import priced_store  # noqa: F401 — fixture
 
 pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("celery_worker")]
 
 Screenshot = Callable[[str], Path]
-
-
-def log_in(page: Page, url: str, user: User) -> None:
-    page.goto(url)
-    expect(page.locator("#login-form")).to_be_visible()
-    page.fill('input[name="username"]', user.get_username())
-    page.fill('input[name="password"]', PASSWORD)
-    page.click('#login-form button[type="submit"]')
-    page.wait_for_load_state()
-
-
-def api_get(url: str, key: str) -> dict[str, Any]:
-    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {key}", "Accept": "application/json"})
-    with urllib.request.urlopen(request, timeout=10) as response:
-        return json.loads(response.read())
 
 
 def _events(shopper_a: str = "tok_a", shopper_b: str = "tok_b") -> list[dict[str, Any]]:
@@ -161,7 +144,7 @@ def test_a_reviewer_corrects_a_line_and_approves(
     decision = ReviewDecision.unscoped.get(visit__session="A")
     assert (decision.reviewer, decision.action) == (manager_a, "approve")
     key = tenant_services.api_key_issue(actor=Actor.system(), tenant=tenant_a, name="receipts").key
-    receipt = api_get(f"{base}/api/v1/stores/{priced_store.code}/visits/A", key)
+    _, receipt = api_get(f"{base}/api/v1/stores/{priced_store.code}/visits/A", key)
     assert receipt["status"] == "charged"
     assert [(line["sku"], line["qty"]) for line in receipt["lines"]] == [("SKU-001", 1)]
     assert receipt["review"]["decision"] == "approve"

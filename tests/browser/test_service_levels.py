@@ -16,7 +16,7 @@ from billing.invoicing import calculations as calc
 from billing.invoicing.tests.helpers import assign, make_plan, make_store
 from service_levels.tests.support import make_visits
 from tenants.models import Tenant
-from tests.browser.test_admin_login import log_in
+from tests.browser.support import log_in
 
 Screenshot = Callable[[str], Path]
 

@@ -17,7 +17,7 @@ from core import tenancy
 from stores.models import Store
 from tenants.audit import Actor
 from tenants.models import Tenant
-from tests.browser.test_onboarding import log_in
+from tests.browser.support import log_in
 
 pytestmark = pytest.mark.browser
 

@@ -16,7 +16,7 @@ from core import tenancy
 from stock.models import LowStockLevel, StockCount
 from stores.models import Store
 from tenants.models import Tenant
-from tests.browser.test_admin_login import log_in
+from tests.browser.support import log_in
 from visits.tests.support import push, stamp
 
 Screenshot = Callable[[str], Path]

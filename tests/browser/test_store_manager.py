@@ -18,7 +18,7 @@ from catalog.models import Product
 from core import tenancy
 from stores.models import Device, LayoutVersion, Store
 from tenants.models import Tenant
-from tests.browser.test_onboarding import log_in
+from tests.browser.support import log_in
 
 pytestmark = pytest.mark.browser
 

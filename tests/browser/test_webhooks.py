@@ -14,7 +14,7 @@ from playwright.sync_api import Page, expect
 from billing.webhooks.models import WebhookEndpoint
 from billing.webhooks.tests.conftest import Receiver, receiver  # noqa: F401 — the fixture
 from billing.webhooks.tests.test_signing import documented_verify
-from tests.browser.test_admin_login import log_in
+from tests.browser.support import log_in
 
 Screenshot = Callable[[str], Path]
 
