@@ -11,15 +11,12 @@ from __future__ import annotations
 import argparse
 import os
 import socket
-import subprocess
 import sys
-import time
 from pathlib import Path
-from types import TracebackType
 
 import requests
 
-from core.ports import free_port
+from core.standin import StandinServer
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -46,49 +43,28 @@ def serve(*, port: int, state: Path | None = None) -> None:
     web.run_app(server.app, host="127.0.0.1", port=port, print=None, access_log=None)
 
 
-class LocalStripe:
+class LocalStripe(StandinServer):
     """localstripe in a child process, for as long as the `with` block."""
 
+    name = "localstripe"
+
     def __init__(self, *, port: int | None = None, state: Path | None = None) -> None:
-        self.port = port or free_port()
+        super().__init__(port=port)
         self.state = state
-        self.base_url = f"http://127.0.0.1:{self.port}"
-        self._process: subprocess.Popen[bytes] | None = None
 
-    def __enter__(self) -> LocalStripe:
-        environment = {**os.environ, "PYTHONPATH": os.pathsep.join([str(PROJECT_ROOT), str(PROJECT_ROOT / "platform")])}
-        self._process = subprocess.Popen(  # noqa: S603 — our own module, fixed arguments
-            [
-                sys.executable,
-                "-m",
-                "billing.payments.stripe_standin",
-                "--port",
-                str(self.port),
-                *(["--state", str(self.state)] if self.state else []),
-            ],
-            env=environment,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                    return self
-            except OSError:
-                if self._process.poll() is not None:
-                    raise RuntimeError("localstripe exited on start") from None
-                time.sleep(0.1)
-        self.__exit__(None, None, None)
-        raise RuntimeError(f"localstripe did not start on port {self.port}")
+    def command(self) -> list[str]:
+        state = ["--state", str(self.state)] if self.state else []
+        return [sys.executable, "-m", "billing.payments.stripe_standin", "--port", str(self.port), *state]
 
-    def __exit__(
-        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
-    ) -> None:
-        if self._process is not None:
-            self._process.terminate()
-            self._process.wait(timeout=10)
-            self._process = None
+    def command_environment(self) -> dict[str, str]:
+        return {**os.environ, "PYTHONPATH": os.pathsep.join([str(PROJECT_ROOT), str(PROJECT_ROOT / "platform")])}
+
+    def answers(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                return True
+        except OSError:
+            return False
 
     def reset(self) -> None:
         """Forget every customer, card and payment (localstripe's own flush)."""

@@ -6,12 +6,8 @@ with LocalS3() as store:
 
 from __future__ import annotations
 
-import ctypes
-import signal
-import subprocess
+import functools
 import sys
-import time
-from types import TracebackType
 from typing import Any
 
 import boto3
@@ -19,28 +15,24 @@ import botocore.exceptions
 from botocore.config import Config
 
 from config.settings import s3_storage
-from core.ports import free_port
+from core.standin import StandinServer
 
 BUCKET = "openaisle-local"
 REGION = "us-east-1"
-PR_SET_PDEATHSIG = 1  # prctl(2)
 KEY = SECRET = "local-standin"  # noqa: S105 — moto accepts any key; nothing leaves this machine
 
 
-def _ended_with_its_parent() -> None:
-    """In the child, before moto starts: the kernel ends it when the process that started it dies, even by SIGKILL
-    (a test run killed by a timeout leaves no server behind)."""
-    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-
-
-class LocalS3:
+class LocalS3(StandinServer):
     """moto's S3 server in a child process with one empty bucket, for as long as the `with` block."""
 
+    name = "moto's S3 server"
+    start_timeout = 30.0
+    ends_with_its_parent = True
+
     def __init__(self, *, port: int | None = None, bucket: str = BUCKET) -> None:
-        self.port = port or free_port()
+        super().__init__(port=port)
         self.bucket = bucket
-        self.endpoint_url = f"http://127.0.0.1:{self.port}"
-        self._process: subprocess.Popen[bytes] | None = None
+        self.endpoint_url = self.base_url
 
     @property
     def environment(self) -> dict[str, str]:
@@ -68,33 +60,20 @@ class LocalS3:
             config=Config(**config) if config else None,
         )
 
-    def __enter__(self) -> LocalS3:
-        self._process = subprocess.Popen(  # noqa: S603 — moto's own server, fixed arguments
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            preexec_fn=_ended_with_its_parent if sys.platform == "linux" else None,
-        )
-        client = self.client(retries={"max_attempts": 1}, connect_timeout=1)  # asked again here, every 0.1 s
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                client.create_bucket(Bucket=self.bucket)
-                return self
-            except botocore.exceptions.EndpointConnectionError:
-                if self._process.poll() is not None:
-                    raise RuntimeError("moto's S3 server exited on start") from None
-                time.sleep(0.1)
-        self.__exit__(None, None, None)
-        raise RuntimeError(f"moto's S3 server did not start on port {self.port}")
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)]
 
-    def __exit__(
-        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
-    ) -> None:
-        if self._process is not None:
-            self._process.terminate()
-            self._process.wait(timeout=10)
-            self._process = None
+    def answers(self) -> bool:
+        """Makes the bucket: it answers once that works."""
+        try:
+            self._probe.create_bucket(Bucket=self.bucket)
+        except botocore.exceptions.EndpointConnectionError:
+            return False
+        return True
+
+    @functools.cached_property
+    def _probe(self) -> Any:
+        return self.client(retries={"max_attempts": 1}, connect_timeout=1)  # asked again every 0.1 s on start
 
     def objects(self) -> list[str]:
         """The keys in the bucket."""
