@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta, tzinfo
+from zoneinfo import ZoneInfo
 
 
 def format_duration(delta: timedelta) -> str:
@@ -27,6 +28,18 @@ def format_moment(at: datetime, *, now: datetime, tz: tzinfo) -> str:
     when = f"{local:%a} {local.day} {local:%b}{f' {local.year}' if local.year != now.astimezone(tz).year else ''}"
     away = format_duration(abs(at - now))
     return f"{when}, {local:%H:%M %Z} ({f'in {away}' if at >= now else f'{away} ago'})"
+
+
+def format_zone(tz: ZoneInfo, *, at: datetime) -> str:
+    """A time zone as people name it, with its abbreviation at `at`: "New York time (EST)", "Paris time (CEST)",
+    "Buenos Aires time (UTC-03)", "UTC" — not its IANA name ("America/New_York")."""
+    abbreviation = at.astimezone(tz).tzname() or ""
+    if abbreviation[:1] in ("+", "-"):
+        abbreviation = f"UTC{abbreviation}"
+    if tz.key in ("UTC", "Etc/UTC") or tz.key.startswith("Etc/") or "/" not in tz.key:
+        return abbreviation or "UTC"
+    place = tz.key.rsplit("/", 1)[-1].replace("_", " ")
+    return f"{place} time ({abbreviation})" if abbreviation else f"{place} time"
 
 
 def format_share(share: float) -> str:

@@ -222,7 +222,7 @@ class StockCountAdmin(ReadOnlyMixin, TenantModelAdmin):
             "store": store,
             "stock_url": stock_page_url(store),
             "counted_at": at_raw,
-            "zone": store.timezone,
+            "zone": store.clock,
             "problems": problems,
             "rows": [{"item": item, "entered": entered.get(item.bin, "")} for item in stock],
         }

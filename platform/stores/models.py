@@ -15,6 +15,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils.timezone import now
 
+from core.formatting import format_zone
 from core.models import TenantOwnedModel
 from disputes.policy import DEFAULT_AUTO_REFUND_LIMIT, DEFAULT_WINDOW_DAYS
 
@@ -105,6 +106,11 @@ class Store(TenantOwnedModel):
             return zoneinfo.ZoneInfo(self.timezone)
         except (zoneinfo.ZoneInfoNotFoundError, ValueError):
             return zoneinfo.ZoneInfo("UTC")
+
+    @property
+    def clock(self) -> str:
+        """The store's time zone as people name it: "New York time (EST)" rather than "America/New_York"."""
+        return format_zone(self.zone, at=now())
 
 
 class Device(TenantOwnedModel):

@@ -3,6 +3,7 @@ evidence, and a manager's decision (refund through Stripe once, or reject with a
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from datetime import timedelta
 
@@ -152,3 +153,9 @@ def test_a_manager_refunds_part_of_a_dispute_once_through_stripe(
         r["amount"] for r in stripe_records("refunds") if r["metadata"].get("openaisle_attempt", "").startswith(prefix)
     ]
     assert sorted(refunds) == [398, 2400] and visit.refunded == 2798  # 2 × COLA by the policy, WINE by the manager
+
+
+def test_the_evidence_timeline_names_the_stores_clock_as_people_do(manager_a: User, disputed: Dispute) -> None:
+    Store.unscoped.filter(pk=disputed.store_id).update(timezone="America/New_York")
+    body = _login(manager_a).get(f"{QUEUE}{disputed.pk}/change/").content.decode()
+    assert re.search(r"times in New York time \(E[SD]T\)", body) and "America/New_York" not in body

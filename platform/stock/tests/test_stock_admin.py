@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 from django.contrib.auth.models import User
@@ -56,3 +57,24 @@ def test_a_take_with_a_bad_time_is_refused_whole(
     assert b"Counted at: a time like" in answer.content
     with tenancy.tenant_scope(tenant_a.pk):
         assert not StockCount.objects.exists()
+
+
+def test_the_stock_pages_name_the_stores_clock_as_people_do(
+    manager_a: User, make_store_with_layout: Callable[..., Store], tenant_a: Tenant
+) -> None:
+    store = make_store_with_layout(tenant_a)
+    Store.unscoped.filter(pk=store.pk).update(timezone="America/New_York")
+    client = _client(manager_a)
+    base = f"/admin/stock/stockcount/store/{store.pk}/"
+    period = {"from": "2026-03-02", "to": "2026-03-03"}
+    pages = {
+        "stock": (client.get(base), "; empty means now"),
+        "shrink": (client.get(f"{base}shrink/", period), ""),
+        "heat map": (client.get(f"{base}heat-map/", period), ""),
+        "stock take": (client.get(f"{base}take/"), ""),
+    }
+    for name, (page, after) in pages.items():
+        assert page.status_code == 200, name
+        text = " ".join(re.sub(r"<[^>]+>", " ", page.content.decode()).split())
+        assert re.search(rf"New York time \(E[SD]T\){re.escape(after)}", text), name
+        assert "America/New_York" not in text, name
