@@ -69,9 +69,10 @@ LEAST_LIKELY_HERE = 0.05
 WANDERING_M2_S = (0.2, 5.0)
 # A candidate a camera gave an action at another bin within `BUSY_S` of this one was busy there: of the candidates
 # the camera names (its winner, listed rivals in the store), the busy ones' chances are cut when one's hands were free;
-# those it did not name are cut when busy.
+# those it did not name are cut when busy; to `BUSY_SURELY` when the camera had no doubt of that other action.
 BUSY_S = 15.0
 BUSY_ELSEWHERE = 0.25
+BUSY_SURELY = 0.1
 # A visit at least this likely to have made an action the camera was unsure of is told why, should it be reviewed;
 # the visit charged for it is told when its doubt is at least `DOUBT_WORTH_NOTING`. A take others at least
 # `MAY_HAVE_TAKEN` likely may have made stays doubtful until a put-back settles whose it was.
@@ -524,8 +525,17 @@ class _Whereabouts:
             if bin_ is not None and bin_.position is not None and action.margin >= 0.5 * action.confidence:
                 seen[action.session].append(_Sighting(action.ts, bin_.position, action.event_id))
         self.seen = {session: sorted(s, key=lambda x: x.ts) for session, s in seen.items()}
-        # Every camera action in time order (seconds, session, bin, id): whose hands were busy where, and when.
-        self._actions = [(action.ts.timestamp(), action.session, action.bin, action.event_id) for action in actions]
+        # Every camera action in time order (seconds, session, bin, id, how busy it keeps its visit's hands elsewhere).
+        self._actions = [
+            (
+                action.ts.timestamp(),
+                action.session,
+                action.bin,
+                action.event_id,
+                BUSY_SURELY if action.margin >= 0.5 * action.confidence else BUSY_ELSEWHERE,
+            )
+            for action in actions
+        ]
         self._action_seconds = [row[0] for row in self._actions]
         self.times = {session: [s.ts for s in sightings] for session, sightings in self.seen.items()}
         everyone = sorted(
@@ -595,17 +605,18 @@ class _Whereabouts:
             factors[session] = factor
         return factors
 
-    def busy_elsewhere(self, action: _Action, now: float) -> set[str]:
+    def busy_elsewhere(self, action: _Action, now: float) -> dict[str, float]:
         """The visits a camera gave another action, at another bin, within `BUSY_S` of `action` (at `now`, its time in
         seconds): their hands were busy there (a shopper at a bin takes from it; a bystander near one shopper's bin
-        is at its own)."""
+        is at its own). Each with the factor its chance is cut by: `BUSY_SURELY` when the camera had no doubt whose
+        that action was, else `BUSY_ELSEWHERE`."""
         low = bisect.bisect_left(self._action_seconds, now - BUSY_S)
         high = bisect.bisect_right(self._action_seconds, now + BUSY_S)
-        return {
-            session
-            for _seconds, session, bin_, event_id in self._actions[low:high]
-            if bin_ != action.bin and event_id != action.event_id
-        }
+        busy: dict[str, float] = {}
+        for _seconds, session, bin_, event_id, factor in self._actions[low:high]:
+            if bin_ != action.bin and event_id != action.event_id and factor < busy.get(session, 1.0):
+                busy[session] = factor
+        return busy
 
     def _neighbours(self, session: str, ts: datetime) -> tuple[_Sighting | None, _Sighting | None]:
         """The sightings of `session` just before and just after `ts`."""
@@ -853,37 +864,38 @@ class _Fusion:
         # succession, and cutting it would only hand its chance to shoppers nobody saw there. The shoppers it did not
         # name (bar the winner's companions) are cut alike when busy: whoever acted unnamed had its hands here.
         named = listed & present
-        busy = where.busy_elsewhere(action, action.ts.timestamp()) & present
+        busy = {s: f for s, f in where.busy_elsewhere(action, action.ts.timestamp()).items() if s in present}
         if busy:
-            busy_named = busy & named
+            busy_named = busy.keys() & named
             if len(named) > 1 and len(busy_named) < len(named):
                 for session in busy_named:
-                    weights[session] *= BUSY_ELSEWHERE
-            for session in busy & weights.keys() - named - set(companions):
-                weights[session] *= BUSY_ELSEWHERE
+                    weights[session] *= busy[session]
+            for session in busy.keys() & weights.keys() - named - set(companions):
+                weights[session] *= busy[session]
         crowd = len(present) - len(present & weights.keys()) if share else 0
-        busy_crowd = len(busy - weights.keys()) if crowd else 0
+        # The crowd's busy members count for less of it.
+        busy_crowd = sum(1.0 - f for s, f in busy.items() if s not in weights) if crowd else 0.0
         for session in listed - present:
             weights[session] *= COULD_NOT_BE_HERE
         if action.sign < 0 and crowd:
             self.join_crowd(weights, present, share, busy)
-            crowd = busy_crowd = 0
+            crowd, busy_crowd = 0, 0.0
         if action.sign < 0:
             holders = self.holders(action, bin_, weight, {payer_of.get(s, s) for s in weights})
             for session in weights:
                 weights[session] *= holders.get(payer_of.get(session, session), COULD_NOT_BE_HERE)
-        total = sum(weights.values()) + share * (crowd - busy_crowd * (1.0 - BUSY_ELSEWHERE))
+        total = sum(weights.values()) + share * (crowd - busy_crowd)
         if crowd and share / total >= MAY_HAVE_TAKEN:
             self.join_crowd(weights, present, share, busy)
         chances, members = self.by_payer(weights, total)
         return chances, members, evidence, False
 
     @staticmethod
-    def join_crowd(weights: dict[str, float], present: set[str], share: float, busy: set[str]) -> None:
+    def join_crowd(weights: dict[str, float], present: set[str], share: float, busy: Mapping[str, float]) -> None:
         """The shoppers present the camera did not name become candidates of their own, each with the crowd's `share`
-        (a quarter of it for those busy at another bin)."""
-        for session in busy - weights.keys():
-            weights[session] = share * BUSY_ELSEWHERE
+        (cut for those busy at another bin)."""
+        for session in busy.keys() - weights.keys():
+            weights[session] = share * busy[session]
         weights |= dict.fromkeys((s for s in present if s not in weights), share)
 
     def by_payer(self, weights: Mapping[str, float], total: float) -> tuple[dict[str, float], dict[str, str]]:

@@ -595,6 +595,30 @@ def test_shoppers_the_camera_did_not_name_are_less_likely_when_busy_at_another_b
     assert items(busy["C"]) == {"SOAP": 1} and items(busy["D"]) == {"GUM": 1}
 
 
+def test_a_rival_a_camera_surely_saw_at_another_bin_is_less_likely_than_one_it_was_unsure_of() -> None:
+    """Busy hands weigh by how sure the camera was of the other action: a rival it surely saw take chips at the next
+    bin three seconds later is less likely to have taken this cola than one it only hesitantly gave the chips."""
+
+    def cola(*, rival_surely_busy: bool) -> dict:
+        s = Script()
+        for session in "ABC":
+            s.visit(session, 0, 200)
+        s.pick(44, "B", "B-COLA", confidence=0.6, alternatives=[{"session": "A", "confidence": 0.45}])
+        placed_weigh(s, 44.5, "B-COLA", -345)
+        chips = (
+            {"confidence": 0.99}
+            if rival_surely_busy
+            else {"confidence": 0.6, "alternatives": [{"session": "C", "confidence": 0.4}]}
+        )
+        s.pick(47, "A", "B-CHIPS", **chips)
+        placed_weigh(s, 47.5, "B-CHIPS", -160)
+        return s.carts(store=PLACED)
+
+    surely, maybe = cola(rival_surely_busy=True), cola(rival_surely_busy=False)
+    assert items(surely["B"]) == items(maybe["B"]) == {"COLA": 1}
+    assert surely["B"].risk < maybe["B"].risk
+
+
 def test_an_unseen_take_is_asked_of_the_one_shopper_whose_whereabouts_put_them_there() -> None:
     s = Script()
     s.visit("A", 0, 200)
