@@ -26,12 +26,15 @@ from django.utils import timezone
 
 from billing.invoicing.models import ExchangeRate, Invoice, InvoiceLine
 from billing.payments.models import PaymentAttempt, Receipt
-from billing.payments.stripe_standin import free_port
 from catalog.models import CatalogImport, ProductPrice
 from config.celery import app
+from console.management.commands import demo as demo_command
+from core import tenancy
+from core.ports import free_port
 from disputes.models import Dispute
 from ingest.models import Event, EventStream
 from stock.models import LowStockLevel, StockCount
+from stores.health import store_device_health
 from stores.models import Bin, Store
 from tenants.models import Tenant
 from visits.models import Visit
@@ -50,7 +53,7 @@ def in_process_tasks(settings):
 
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.usefixtures("in_process_tasks", "localstripe")
-def test_demo_seeds_runs_a_day_and_shows_one_screen(settings, tmp_path: Path) -> None:
+def test_demo_seeds_runs_a_day_and_shows_one_screen(settings, tmp_path: Path, monkeypatch) -> None:
     settings.VAR_DIR = tmp_path
     out = StringIO()
     call_command("demo", visits=25, stdout=out)
@@ -123,6 +126,21 @@ def test_demo_seeds_runs_a_day_and_shows_one_screen(settings, tmp_path: Path) ->
     assert "/admin/service_levels/servicelevel/" in printed and "/ops/service_levels/servicelevel/" in printed
     credits = InvoiceLine.unscoped.filter(invoice__in=invoices, kind="service_credit")
     assert ("credit -$" in printed) == credits.exists(), printed
+
+    # The stores are open now: their devices report as a live store's do, and keep reporting while it serves.
+    for store in stores:
+        with tenancy.tenant_scope(store.tenant_id):
+            healths = store_device_health(store=store)
+        assert healths and {h.key for h in healths.values()} == {"online"}, store.code
+        assert re.search(rf"· devices +.*{store.code}: all {len(healths)} online", printed), printed
+    pushes = EventStream.unscoped.filter(source="push")
+    before = pushes.count()
+    monkeypatch.setattr(demo_command, "DEVICE_REPORT_SECONDS", 0.2)
+    with demo_command._devices_keep_reporting(demo_command.Demo(stores=list(stores))):
+        deadline = time.monotonic() + 30
+        while pushes.count() < before + 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+    assert pushes.count() >= before + 2, "each store reported again while serving"
 
     # One screen: the details (Stripe calls, e-mails, logs) are in the log, not here.
     assert len(printed.splitlines()) < 48, printed

@@ -78,8 +78,9 @@ from service_levels.words import seconds, share
 from stock import selectors as stock_selectors
 from stock import services as stock_services
 from stock import shrink
+from stores import health
 from stores import services as store_services
-from stores.models import Store
+from stores.models import Device, Store
 from stores.sample import sample_layout
 from tenants import services
 from tenants.audit import Actor
@@ -104,6 +105,8 @@ PROMISES = invoice_calculations.Promises(without_person_bps=9_000, credit_bps=1_
 # Every LOW_AT_OPENING-th bin opens at its low-stock level (a quarter of its capacity): staff restock it once a
 # shopper takes from it, and it is still low at the end of the day if nobody did.
 LOW_AT_OPENING = 8
+# While serving, the demo's devices report this often: a third of the time after which a device reads as silent.
+DEVICE_REPORT_SECONDS = settings.DEVICE_SILENT_AFTER_SECONDS // 3
 STALL_SECONDS = 120  # a wait that sees nothing move for this long says so and goes on
 POLL_SECONDS = 0.5
 SWEEP_SECONDS = 10  # how often a wait does what the beat does: settle visits due, move money due
@@ -172,10 +175,12 @@ class Command(BaseCommand):
                     self._dispute_one(screen, demo)
                     invoices = self._bill_this_month(screen, demo)
                     self._service_levels(screen, demo, invoices)
+                    self._devices(screen, demo, serving=bool(options["serve"]))
                     Ready(screen=screen, demo=demo, invoices=invoices).show()
                     if options["serve"]:
                         _announce_when_listening(screen, _port(options["serve"]))
-                        call_command("runserver", options["serve"], use_reloader=False, stdout=log, stderr=log)
+                        with _devices_keep_reporting(demo):
+                            call_command("runserver", options["serve"], use_reloader=False, stdout=log, stderr=log)
         except (KeyboardInterrupt, SystemExit) as stop:
             screen.line("Stopped: the server, the stand-ins and the worker the demo started are stopped.")
             raise SystemExit(130 if isinstance(stop, KeyboardInterrupt) else stop.code) from None
@@ -303,6 +308,26 @@ class Command(BaseCommand):
                 )
                 phase.advance(1)
             phase.done("; ".join(said))
+
+    def _devices(self, screen: Screen, demo: Demo, *, serving: bool) -> None:
+        """The stores are open now: every device reports its status, as a live store's do between visits (the day
+        uploaded was yesterday's, so without this every device would read as silent, or offline once the beat's
+        sweep marks them)."""
+        with screen.phase("devices", total=len(demo.stores), unit="store") as phase:
+            _devices_report(demo)
+            said = []
+            for store in demo.stores:
+                with tenancy.tenant_scope(store.tenant_id):
+
+                    def online(store: Store = store) -> bool:
+                        heard = health.store_device_health(store=store).values()
+                        return all(h.key == health.ONLINE for h in heard)
+
+                    _wait_until(online, stalled=lambda: None)
+                    said.append(f"{store.code}: {health.summary(health.store_device_health(store=store))}")
+                phase.advance(1)
+            again = f", again every {DEVICE_REPORT_SECONDS // 60} min while the demo serves" if serving else ""
+            phase.done("; ".join(said) + f" (reported now{again})")
 
     def _dispute_one(self, screen: Screen, demo: Demo) -> None:
         """A shopper disputes a line of a paid receipt; the store's policy decides it at once (refunded when within
@@ -721,6 +746,49 @@ def _wait_until(
             return False
         time.sleep(POLL_SECONDS)
     return False
+
+
+def _devices_report(demo: Demo) -> None:
+    """Each device of the demo's stores says it is online, now: one push per store, as a live store sends."""
+    now = timezone.now()
+    stamp = now.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    for store in demo.stores:
+        with tenancy.tenant_scope(store.tenant_id):
+            codes = Device.objects.filter(store=store).order_by("code").values_list("code", flat=True)
+            events = [
+                {
+                    "id": f"status-{now:%Y%m%d%H%M%S}-{code}",
+                    "type": "device.status",
+                    "ts": stamp,
+                    "device": code,
+                    "status": "online",
+                }
+                for code in codes
+            ]
+            ingest_services.events_push(actor=Actor.cli(), store=store, events=events)
+
+
+@contextlib.contextmanager
+def _devices_keep_reporting(demo: Demo) -> Iterator[None]:
+    """While the demo serves, its devices report every DEVICE_REPORT_SECONDS (a third of the time after which a
+    device reads as silent), so that the device pages stay as a live store's would."""
+    stop = threading.Event()
+
+    def report() -> None:
+        while not stop.wait(DEVICE_REPORT_SECONDS):
+            try:
+                _devices_report(demo)
+            except Exception:  # a missed report is retried at the next; the server goes on
+                logging.getLogger(__name__).exception("The demo's devices could not report; trying again later")
+            finally:
+                connection.close()
+
+    thread = threading.Thread(target=report, name="demo-devices", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
 
 
 def _database_created() -> bool:
