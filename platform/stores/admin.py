@@ -504,7 +504,7 @@ class DeviceAdmin(ReadOnlyMixin, TenantModelAdmin):
 
     @display(description="Last heard from", ordering="last_seen_at")
     def last_heard(self, device: Device) -> str:
-        return health.when(device.last_seen_at) if device.last_seen_at else "never"
+        return health.when(device.last_seen_at, device.store) if device.last_seen_at else "never"
 
     @display(description="What it rests on")
     def health_detail(self, device: Device) -> str:

@@ -43,14 +43,15 @@ def silent_after() -> timedelta:
     return timedelta(seconds=settings.DEVICE_SILENT_AFTER_SECONDS)
 
 
-def when(at: datetime) -> str:
-    return timezone.localtime(at).strftime("%-d %b %Y %H:%M")
+def when(at: datetime, store: Store) -> str:
+    """A moment on the store's clock, with its zone: "3 Dec 2026 16:02 CET"."""
+    return timezone.localtime(at, store.zone).strftime("%-d %b %Y %H:%M %Z")
 
 
 def device_health(*, device: Device, now: datetime | None = None) -> Health:
     """The device's health now, with what it rests on ("last heard from 2 Dec 2026 18:00")."""
     now = now or timezone.now()
-    heard = f"last heard from {when(device.last_seen_at)}" if device.last_seen_at else "never heard from"
+    heard = f"last heard from {when(device.last_seen_at, device.store)}" if device.last_seen_at else "never heard from"
     if device.status == Device.Health.OFFLINE:
         seen = device.last_seen_at
         marked = device.status_changed_at is not None and (seen is None or device.status_changed_at > seen)
@@ -89,7 +90,10 @@ def with_health(devices: QuerySet[Device], *, now: datetime | None = None) -> Qu
 def store_device_health(*, store: Store, now: datetime | None = None) -> dict[str, Health]:
     """Device code → health, for every device of the store."""
     now = now or timezone.now()
-    return {device.code: device_health(device=device, now=now) for device in Device.objects.filter(store=store)}
+    return {
+        device.code: device_health(device=device, now=now)
+        for device in Device.objects.filter(store=store).select_related("store")
+    }
 
 
 def summary(healths: dict[str, Health]) -> str:

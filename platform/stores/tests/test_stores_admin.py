@@ -176,6 +176,8 @@ def test_device_health_reads_the_same_on_the_list_the_page_the_store_and_the_pla
     device = Device.unscoped.get(code="CAM-03")
     page = client.get(f"/admin/stores/device/{device.pk}/change/").content.decode()
     assert "Silent" in page and "Nothing heard for over 15 minutes" in page
+    heard = timezone.localtime(device.last_seen_at, store_a.zone)  # on the store's clock, its zone named
+    assert f"last heard from {heard.day} {heard:%b %Y %H:%M %Z}" in page and heard.tzname() in ("EST", "EDT")
     assert 'name="_save"' not in page and "Not heard from yet" not in page
 
     stores = client.get("/admin/stores/store/").content.decode()
