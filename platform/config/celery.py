@@ -10,7 +10,7 @@ import os
 from typing import Any
 
 from celery import Celery
-from celery.signals import task_postrun, task_prerun, worker_init
+from celery.signals import celeryd_init, task_postrun, task_prerun
 from kombu import Exchange, Queue
 
 from core.tasks import LIVE_QUEUE
@@ -49,7 +49,8 @@ task_postrun.connect(_close_old_connections, weak=False, dispatch_uid="openaisle
 
 
 def _background_priority(**_: Any) -> None:
-    """At a worker's start, before its pool forks: its CPU class, and its database backends' (core/priority.py)."""
+    """At the start of a `celery worker` process, before its pool forks: its CPU class, and its database backends'
+    (core/priority.py). `celeryd_init`: the command's own, not sent for a worker the tests start in-process."""
     from django.conf import settings
     from django.db import connections
     from django.db.backends.signals import connection_created
@@ -63,4 +64,4 @@ def _background_priority(**_: Any) -> None:
     priority.logger.info("worker CPU class %s", cpu_class, extra={"cpu_class": cpu_class})
 
 
-worker_init.connect(_background_priority, weak=False, dispatch_uid="openaisle-worker-priority")
+celeryd_init.connect(_background_priority, weak=False, dispatch_uid="openaisle-worker-priority")
