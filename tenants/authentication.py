@@ -87,14 +87,21 @@ class ApiKeyRateThrottle(SimpleRateThrottle):
     def get_cache_key(self, request: Request, view: Any) -> str | None:
         if not isinstance(request.auth, ApiKey):
             return None
-        return f"throttle:api_key:{request.auth.prefix}"
+        return _counter_key(request.auth.prefix)
 
     def allow_request(self, request: Request, view: Any) -> bool:
         return self.allow_request_reading(request, view, keys=())[0]
 
     def allow_request_reading(self, request: Request, view: Any, *, keys: Sequence[str]) -> tuple[bool, dict[str, Any]]:
         """`allow_request`, and the cache's entries under `keys` read in the same round trip (`cache.get_many`)."""
-        key = self.get_cache_key(request, view)
+        return self.allow_reading(self.get_cache_key(request, view), keys=keys)
+
+    def allow_key_reading(self, *, prefix: str, keys: Sequence[str]) -> tuple[bool, dict[str, Any]]:
+        """`allow_request_reading` for the key with this prefix, before the call is authenticated (the entry
+        check: core/api/views.py, `count_and_read_first`)."""
+        return self.allow_reading(_counter_key(prefix), keys=keys)
+
+    def allow_reading(self, key: str | None, *, keys: Sequence[str]) -> tuple[bool, dict[str, Any]]:
         allowed, seconds = self.parse_rate(self.rate)
         if allowed is None or seconds is None or key is None:
             return True, (dict(cache.get_many(keys)) if keys else {})
@@ -106,3 +113,7 @@ class ApiKeyRateThrottle(SimpleRateThrottle):
 
     def wait(self) -> float | None:
         return max(self.window_ends - self.now, 0.001)
+
+
+def _counter_key(prefix: str) -> str:
+    return f"throttle:api_key:{prefix}"

@@ -5,9 +5,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -188,18 +189,50 @@ def api_key_revoke(*, actor: Actor, api_key: ApiKey) -> ApiKey:
     return api_key
 
 
-def api_key_authenticate(*, key: str) -> ApiKey | None:
+_SEEN_HERE: dict[str, tuple[int, str]] = {}
+"""Keys this process authenticated, by prefix: their tenant's id and their secret's hash, neither of which ever
+changes for a prefix. Whether such a key is still live is only ever read from its cache entry."""
+
+
+def _prefix_of(key: str) -> str | None:
+    if not key.startswith("oa_") or len(key) < 4 + _KEY_PREFIX_LENGTH or key[3 + _KEY_PREFIX_LENGTH] != "_":
+        return None
+    return key[3 : 3 + _KEY_PREFIX_LENGTH]
+
+
+@dataclass(frozen=True)
+class SeenApiKey:
+    prefix: str
+    entry_key: str
+    """The cache key of the key's entry (with its tenant's)."""
+    tenant_id: int
+
+
+def api_key_seen(*, key: str) -> SeenApiKey | None:
+    """For a key this process authenticated before: its prefix, the cache key of its entry and its tenant's id, so
+    that a caller reads the entry along with that tenant's own entries in one round trip and hands what it read to
+    `api_key_authenticate` (`kept`). None for any other key (then authenticate it first)."""
+    prefix = _prefix_of(key)
+    seen = _SEEN_HERE.get(prefix) if prefix is not None else None
+    if prefix is None or seen is None or not hmac.compare_digest(seen[1], _hash_key(key)):
+        return None
+    return SeenApiKey(prefix=prefix, entry_key=_api_key_cache_key(prefix), tenant_id=seen[0])
+
+
+def api_key_authenticate(*, key: str, kept: Mapping[str, Any] | None = None) -> ApiKey | None:
     """The live API key matching `key` (with its tenant), or None. Marks it used, at most once a minute.
 
     Every API call asks this, so the key and its tenant are kept in the cache (no query while they are there);
-    revoking the key and suspending or reactivating its tenant remove the entry (`_api_keys_forget`).
+    revoking the key and suspending or reactivating its tenant remove the entry (`_api_keys_forget`). `kept`: what
+    the caller read from the cache already (`api_key_seen`); without the key's entry among it, the cache is asked.
     """
-    if not key.startswith("oa_") or len(key) < 4 + _KEY_PREFIX_LENGTH or key[3 + _KEY_PREFIX_LENGTH] != "_":
+    prefix = _prefix_of(key)
+    if prefix is None:
         return None
-    prefix = key[3 : 3 + _KEY_PREFIX_LENGTH]
-    api_key = _api_key_cached(prefix)
+    api_key = _api_key_cached(prefix, kept)
     if api_key is None or not hmac.compare_digest(api_key.secret_hash, _hash_key(key)):
         return None
+    _SEEN_HERE[prefix] = (api_key.tenant_id, api_key.secret_hash)
     now = timezone.now()
     if api_key.last_used_at is None or now - api_key.last_used_at > API_KEY_LAST_USED_RESOLUTION:
         ApiKey.unscoped.filter(pk=api_key.pk).update(last_used_at=now)
@@ -219,9 +252,12 @@ def _api_key_entry(api_key: ApiKey) -> tuple[tuple[object, ...], tuple[object, .
     )
 
 
-def _api_key_cached(prefix: str) -> ApiKey | None:
-    """The live key with this prefix and its tenant: from the cache, or read once and kept."""
-    entry = cache.get(_api_key_cache_key(prefix))
+def _api_key_cached(prefix: str, kept: Mapping[str, Any] | None = None) -> ApiKey | None:
+    """The live key with this prefix and its tenant: from the cache (or what the caller read of it), or read once
+    and kept."""
+    entry = kept.get(_api_key_cache_key(prefix)) if kept is not None else None
+    if entry is None:
+        entry = cache.get(_api_key_cache_key(prefix))
     if entry is None:
         api_key = ApiKey.unscoped.select_related("tenant").filter(prefix=prefix, revoked_at__isnull=True).first()
         if api_key is None:

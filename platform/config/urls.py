@@ -31,13 +31,13 @@ api_v1: list[URLPattern | URLResolver] = [
 ]
 
 urlpatterns = [
+    path("api/v1/", include(api_v1)),  # first: the entry checks and pushes that stores send all day (see above)
     path("", landing.landing, name="landing"),
     path("favicon.ico", landing.favicon, name="favicon"),
     path("docs/<slug:name>.md", landing.doc, name="doc"),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     path("metrics", metrics.metrics_view, name="metrics"),
-    path("api/v1/", include(api_v1)),
     path("stripe/webhook/<slug:tenant_slug>", stripe_webhook, name="stripe-webhook"),
     path("ops/", ops_site.urls),
     path("admin/", licensee_site.urls),

@@ -214,3 +214,66 @@ def test_an_entry_check_without_a_token_is_refused_with_the_field_named_and_an_u
     assert refused.status_code == 400
     assert "token" in refused.content.decode()
     assert api_a.post("/api/v1/stores/NOPE/entry-check", {}, format="json").status_code == 404
+
+
+def test_a_gate_asking_again_is_answered_from_the_cache_alone_exactly_as_the_api_answers(
+    api_a: APIClient, store_a: Store, localstripe: Any, django_assert_num_queries: Callable[..., Any]
+) -> None:
+    """The second check of a key this process knows is answered before DRF (core/api/views.py,
+    `count_and_read_first`): with no query, and the same answer, headers included."""
+    shopper = _register(api_a, "regular")
+    path = "/api/v1/stores/PAY-1/entry-check"
+    first = api_a.post(path, {"token": shopper["entry_token"]}, format="json")  # the store not kept yet: DRF's way
+    with django_assert_num_queries(0):
+        again = api_a.post(path, {"token": shopper["entry_token"]}, format="json")
+    assert (first.status_code, again.status_code) == (200, 200)
+    assert (
+        first.json()
+        == again.json()
+        == {
+            "allowed": True,
+            "code": "ok",
+            "reason": "Welcome.",
+            "open_balance": 0,
+            "currency": "USD",
+        }
+    )
+    assert {name: value for name, value in first.items() if name != "X-Request-ID"} == {
+        name: value for name, value in again.items() if name != "X-Request-ID"
+    }
+
+
+def test_a_key_revoked_just_now_is_refused_at_the_next_check_though_the_gate_used_it_all_day(
+    api_a: APIClient, store_a: Store, localstripe: Any, django_capture_on_commit_callbacks: Callable[..., Any]
+) -> None:
+    from tenants.models import ApiKey
+
+    shopper = _register(api_a, "regular")
+    assert _check(api_a, shopper["entry_token"])["allowed"] is True
+    assert _check(api_a, shopper["entry_token"])["allowed"] is True
+    with django_capture_on_commit_callbacks(execute=True):
+        for api_key in ApiKey.unscoped.filter(tenant=store_a.tenant, revoked_at__isnull=True):
+            tenant_services.api_key_revoke(actor=Actor.system(), api_key=api_key)
+
+    refused = api_a.post("/api/v1/stores/PAY-1/entry-check", {"token": shopper["entry_token"]}, format="json")
+    assert refused.status_code == 401
+
+
+@pytest.mark.parametrize(
+    ("body", "headers", "status"),
+    [
+        (b'{"token": ', {}, 400),  # not JSON: said by DRF's parser
+        (b'["shp_x"]', {}, 400),  # not an object: the serializer names the field
+        (b'{"token": 12345}', {}, 200),  # a number the serializer takes as text: an unknown token
+        (b'{"token": "shp_x"}', {"HTTP_ACCEPT": "text/html"}, 406),  # the API answers JSON only
+    ],
+)
+def test_anything_but_a_plain_check_is_answered_the_api_s_way_even_for_a_known_key(
+    api_a: APIClient, store_a: Store, localstripe: Any, body: bytes, headers: dict[str, str], status: int
+) -> None:
+    _check(api_a, "shp_warms_the_key_and_the_store")
+    _check(api_a, "shp_warms_the_key_and_the_store")
+    answer = api_a.post("/api/v1/stores/PAY-1/entry-check", data=body, content_type="application/json", **headers)
+    assert answer.status_code == status, answer.content
+    if status == 200:
+        assert answer.json()["code"] == "unknown_token"

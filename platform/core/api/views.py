@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from django.core.cache import cache
 from django.db.models import QuerySet
-from django.http import HttpResponseBase
+from django.http import HttpRequest, HttpResponseBase
 from rest_framework.generics import GenericAPIView
 from rest_framework.pagination import BasePagination
 from rest_framework.request import Request
@@ -19,7 +19,8 @@ from rest_framework.views import APIView
 from core import tenancy
 from core.api.pagination import PagePagination
 from tenants.authentication import ApiKeyRateThrottle
-from tenants.models import Tenant
+from tenants.models import ApiKey, Tenant
+from tenants.services import api_key_authenticate, api_key_seen
 
 
 class TenantAPIView(APIView):
@@ -31,6 +32,7 @@ class TenantAPIView(APIView):
     """True: the handler counts the call against its key's rate itself, with the cache entries it reads, in one
     round trip to Redis instead of two (`check_throttles_reading`): the entry check, asked at a gate with a queue."""
     _scope_stack: contextlib.ExitStack
+    _counted: tuple[bool, dict[str, Any], float] | None = None
 
     @property
     def tenant(self) -> Tenant:
@@ -53,9 +55,38 @@ class TenantAPIView(APIView):
         if not self.throttle_reads_along:
             super().check_throttles(request)
 
+    def count_and_read_first(
+        self, request: HttpRequest, *, keys_of: Callable[[int], Sequence[str]]
+    ) -> tuple[ApiKey, dict[str, Any]] | None:
+        """Before DRF sees the call, for a key this process authenticated before (`api_key_seen`): the key's entry,
+        its rate counted and the tenant's entries under `keys_of(tenant_id)`, in one round trip to Redis; the live
+        key and what the cache has of those entries.
+
+        None when DRF's own way must answer: a key not seen here, one not live any more (its entry gone from the
+        cache), or past its rate. What was counted and read is then kept for `check_throttles_reading`, which counts
+        nothing again: a call is counted once whichever way it is answered.
+        """
+        parts = request.META.get("HTTP_AUTHORIZATION", "").split()
+        seen = api_key_seen(key=parts[1]) if len(parts) == 2 and parts[0].lower() == "bearer" else None
+        if seen is None:
+            return None
+        throttle = ApiKeyRateThrottle()
+        allowed, found = throttle.allow_key_reading(prefix=seen.prefix, keys=[seen.entry_key, *keys_of(seen.tenant_id)])
+        self._counted = (allowed, found, (throttle.wait() or 0.0) if not allowed else 0.0)
+        api_key = api_key_authenticate(key=parts[1], kept=found) if seen.entry_key in found else None
+        if not allowed or api_key is None:
+            return None
+        return api_key, found
+
     def check_throttles_reading(self, request: Request, keys: Sequence[str]) -> dict[str, Any]:
         """DRF's `check_throttles` (429 past the rate), reading the cache's entries under `keys` in the same round
-        trip as the key's counter; what the cache has of them, as `cache.get_many` answers."""
+        trip as the key's counter; what the cache has of them, as `cache.get_many` answers. After
+        `count_and_read_first`, what it counted and read."""
+        if self._counted is not None:
+            allowed, kept, wait = self._counted
+            if not allowed:
+                self.throttled(request, wait)
+            return kept
         found: dict[str, Any] | None = None
         waits: list[float] = []
         for throttle in self.get_throttles():
