@@ -41,7 +41,7 @@ from stores.models import Store
 from stores.selectors import product_names_of_layout
 from tenants.audit import Actor
 from tenants.models import AuditEntry
-from visits import engine, selectors, services, states
+from visits import calibration, engine, selectors, services, states
 from visits.calibration import Calibration
 from visits.calibration import default as default_calibration
 from visits.calibration_chart import render_reliability
@@ -980,6 +980,7 @@ class StoreCalibrationAdmin(ReadOnlyMixin, TenantModelAdmin):
             "shown_auto_charged": format_share(shown.auto_charge_share) if shown is not None else "",
             "is_latest": shown is latest,
             "reviews_since": selectors.reviews_since(store=store, since=latest.created_at if latest else None),
+            "risk_checks": _risk_checks(learnt),
             "chart": mark_safe(  # noqa: S308 — render_reliability escapes every value it draws
                 render_reliability(
                     learnt=learnt,
@@ -1001,6 +1002,27 @@ class StoreCalibrationAdmin(ReadOnlyMixin, TenantModelAdmin):
             ],
         }
         return TemplateResponse(request, self.page_template, context)
+
+
+def _risk_checks(learnt: Calibration) -> list[dict[str, Any]]:
+    """Per band of visit risk, the visits people decided, the overcharges they found and those the risks expected,
+    and what the charge limit counts such a visit's risk as (`Calibration.overcharge`)."""
+    bands = calibration.RISK_BANDS
+    rows = []
+    for edge, visits, overcharged, expected in learnt.risk_support:
+        index = bands.index(edge)
+        upper = bands[index + 1] if index + 1 < len(bands) else 1.0
+        ratio = learnt.risk_ratios[index] if learnt.risk_ratios else 1.0
+        rows.append(
+            {
+                "band": f"{format_share(edge)} to {format_share(upper)}",
+                "visits": visits,
+                "overcharged": overcharged,
+                "expected": f"{expected:.1f}",
+                "counted_as": f"{round(ratio * 100)} %",
+            }
+        )
+    return rows
 
 
 def _asked_by(row: StoreCalibration) -> str:

@@ -38,7 +38,8 @@ def _learnt() -> calibration.Calibration:
     samples += [Sample(Evidence.WEIGHED_CONTESTED, 0.52, n < 19, True) for n in range(20)]
     samples += [Sample(Evidence.WEIGHED_ALONE, 0.93, True, False) for _ in range(40)]
     fitted = calibration.fit(samples=samples, prior=calibration.default())
-    return calibration.with_risks(fitted, [0.0] * 60 + [0.004, 0.012, 0.3])
+    recent = calibration.with_risks(fitted, [0.0] * 60 + [0.004, 0.012, 0.3])
+    return calibration.fit_risks(recent, visits=[calibration.VisitSample(0.3, n < 20) for n in range(40)])
 
 
 @pytest.fixture
@@ -85,6 +86,10 @@ def test_the_calibration_page_draws_the_store_calibration_and_its_figures(manage
     assert 'class="charge-limit"' in svg and "at least 98.8 %" in svg
     assert "learnt from this store&#x27;s own visits" in svg, "with a legend"
     assert '"curves"' not in body and '"risks"' not in body, "no raw JSON"
+    checks = body[body.index('id="risk-checks"') : body.index('id="calibration-history"')]
+    # 40 decided visits at 30 % were to hold 12 overcharges; people found 20: counted at (2 + 20) / (2 + 12).
+    assert "20 % to 50 %" in checks and '<td class="oa-num">40</td>' in checks
+    assert '<td class="oa-num">12.0</td>' in checks and '<td class="oa-num">157 %</td>' in checks
     history = body[body.index('id="calibration-history"') :]
     assert history.count("<tr") == 3
     assert 'href="?number=1"' in history and 'href="?number=2"' not in history
@@ -95,6 +100,7 @@ def test_an_earlier_calibration_can_be_looked_at(manager_a: User, calibrated: St
     client = _login(manager_a)
     older = client.get(PAGE.format(calibrated.pk), {"number": "1"}).content.decode()
     assert "An earlier calibration" in older and "no examples yet" in older
+    assert "No reviewed visit has checked the engine's risks yet" in older
     row = StoreCalibration.unscoped.get(store=calibrated, number=1)
     opened = client.get(f"/admin/visits/storecalibration/{row.pk}/change/")
     assert opened["Location"] == PAGE.format(calibrated.pk) + "?number=1"
