@@ -184,7 +184,16 @@ class InvoiceLineInline(TabularInline):
     model = InvoiceLine
     extra = 0
     can_delete = False
-    fields = ["position", "description", "quantity", "unit", "unit_price_display", "amount_display", "tax_display"]
+    hide_title = True  # the title would be the line's description, again, above each line
+    fields = [
+        "position",
+        "description",
+        "quantity_display",
+        "unit",
+        "unit_price_display",
+        "amount_display",
+        "tax_display",
+    ]
     readonly_fields = fields
 
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
@@ -195,6 +204,13 @@ class InvoiceLineInline(TabularInline):
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+    @display(description="Quantity")
+    def quantity_display(self, line: InvoiceLine) -> str:
+        """Store-days and visits as counts; a revenue share's net sales as money (it is kept in minor units)."""
+        if line.kind == InvoiceLine.Kind.REVENUE_SHARE:
+            return format_money(line.quantity, line.invoice.currency)
+        return f"{line.quantity:,}"
 
     @display(description="Unit price")
     def unit_price_display(self, line: InvoiceLine) -> str:

@@ -271,7 +271,8 @@ class Invoice(TenantOwnedModel):
         ]
 
     def __str__(self) -> str:
-        return self.number or f"draft {self.period_start:%Y-%m} #{self.pk}"
+        """Its number once finalised; a draft by its tenant and month (our row number means nothing to anyone)."""
+        return self.number or f"Draft of {self.period_start:%B %Y} for {self.tenant.name}"
 
     @property
     def is_draft(self) -> bool:

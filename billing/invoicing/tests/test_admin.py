@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Callable
 from datetime import date
 from pathlib import Path
@@ -19,6 +20,7 @@ from billing.invoicing import services
 from billing.invoicing.calculations import previous_month
 from billing.invoicing.models import CreditNote, DailyUsage, ExchangeRate, Invoice, Plan, PlanAssignment, PlanVersion
 from billing.invoicing.tests.helpers import account, assign, at, make_plan, make_store, sale
+from catalog.currencies import format_money
 from conftest import PASSWORD
 from core import tenancy
 from ingest.tests.conftest import stored_names
@@ -184,6 +186,20 @@ def test_finance_finalises_credits_and_voids_from_the_invoice_page(finance: User
     assert "has credit notes" in refused.content.decode()
     client.post(f"/ops/invoicing/invoice/{billed['bravo'].pk}/void/", {"reason": "issued twice"})
     assert Invoice.unscoped.get(pk=billed["bravo"].pk).status == "void"
+
+
+def test_an_invoice_page_names_a_draft_by_tenant_and_month_and_shows_net_sales_as_money(
+    finance: User, billed: dict[str, Invoice], last_month: date
+) -> None:
+    draft = billed["draft"]
+    html = _login(finance).get(f"/ops/invoicing/invoice/{draft.pk}/change/").content.decode()
+    text = " ".join(re.sub(r"<[^>]+>", " ", html).split())
+    assert f"Draft of {last_month:%B %Y} for Charlie Stores" in text and f"#{draft.pk}" not in text
+    share = draft.lines.model.unscoped.get(invoice=draft, kind="revenue_share")
+    assert share.quantity > 1_000  # kept in cents …
+    assert f"{format_money(share.quantity, draft.currency)} net sales" in text  # … shown as money
+    assert f" {share.quantity} " not in text and f" {share.quantity:,} " not in text
+    assert text.count(share.description) == 1, "each line's description once, not again as its title"
 
 
 def test_usage_rows_are_read_only_in_the_admin(finance: User, operator: User, billed: dict[str, Invoice]) -> None:
