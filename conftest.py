@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from django.contrib.auth.models import Group, User
+from django.test import Client
 from rest_framework.test import APIClient
 
 from core.admin_sites import FINANCE_GROUP, OPERATOR_GROUP
@@ -81,6 +82,13 @@ def _static_files() -> dict[str, Any]:
     from django.conf import settings
 
     return dict(settings.STORAGES["staticfiles"])
+
+
+def logged_in(user: User) -> Client:
+    """A test client logged in as `user` (every test user's password is PASSWORD)."""
+    client = Client()
+    assert client.login(username=user.username, password=PASSWORD)
+    return client
 
 
 @pytest.fixture

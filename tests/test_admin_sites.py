@@ -9,18 +9,12 @@ import pytest
 from django.contrib.auth.models import User
 from django.test import Client
 
-from conftest import PASSWORD
+from conftest import PASSWORD, logged_in
 from tenants.models import ApiKey, AuditEntry, Membership, Tenant
 
 
-def _login(user: User) -> Client:
-    client = Client()
-    assert client.login(username=user.username, password=PASSWORD)
-    return client
-
-
 def test_manager_sees_the_dashboard_of_their_tenant(manager_a: User) -> None:
-    response = _login(manager_a).get("/admin/")
+    response = logged_in(manager_a).get("/admin/")
     assert response.status_code == 200
     body = response.content.decode()
     assert "Alpha Markets" in body
@@ -38,7 +32,7 @@ def test_a_person_without_membership_cannot_enter_the_store_admin(db: None) -> N
 def test_member_of_two_tenants_chooses_one(
     make_member: Callable[..., User], tenant_a: Tenant, tenant_b: Tenant
 ) -> None:
-    client = _login(make_member("pat@both.test", tenant_a, tenant_b))
+    client = logged_in(make_member("pat@both.test", tenant_a, tenant_b))
     response = client.get("/admin/")
     assert response.status_code == 302 and response["Location"].startswith("/admin/tenant/")
     chooser = client.get(response["Location"]).content.decode()
@@ -49,14 +43,14 @@ def test_member_of_two_tenants_chooses_one(
 
 
 def test_chooser_refuses_a_tenant_the_person_does_not_belong_to(manager_a: User, tenant_b: Tenant) -> None:
-    client = _login(manager_a)
+    client = logged_in(manager_a)
     client.post("/admin/tenant/", {"tenant": tenant_b.pk, "next": "/admin/"})
     body = client.get("/admin/").content.decode()
     assert "Alpha Markets" in body and "Bravo Foods" not in body
 
 
 def test_viewer_reads_but_cannot_write(make_member: Callable[..., User], tenant_a: Tenant, api_a) -> None:
-    client = _login(make_member("vic@alpha.test", tenant_a, role=Membership.Role.VIEWER))
+    client = logged_in(make_member("vic@alpha.test", tenant_a, role=Membership.Role.VIEWER))
     assert client.get("/admin/tenants/membership/").status_code == 200
     assert client.get("/admin/tenants/apikey/add/").status_code == 302
     response = client.post("/admin/tenants/apikey/add/", {"name": "sneaky"})
@@ -65,7 +59,7 @@ def test_viewer_reads_but_cannot_write(make_member: Callable[..., User], tenant_
 
 
 def test_manager_issues_a_key_in_the_admin_and_sees_it_once(manager_a: User, tenant_a: Tenant) -> None:
-    client = _login(manager_a)
+    client = logged_in(manager_a)
     response = client.post("/admin/tenants/apikey/add/", {"name": "till gateway"})
     assert response.status_code == 200
     key = re.search(r'id="issued-api-key"[^>]*>(oa_[^<]+)<', response.content.decode())
@@ -78,14 +72,14 @@ def test_manager_issues_a_key_in_the_admin_and_sees_it_once(manager_a: User, ten
 
 
 def test_issuing_a_key_with_no_name_is_refused(manager_a: User) -> None:
-    response = _login(manager_a).post("/admin/tenants/apikey/add/", {"name": ""})
+    response = logged_in(manager_a).post("/admin/tenants/apikey/add/", {"name": ""})
     assert response.status_code == 200
     assert "issued-api-key" not in response.content.decode()
     assert ApiKey.unscoped.count() == 0
 
 
 def test_manager_adds_a_team_member_and_it_is_audited(manager_a: User, tenant_a: Tenant) -> None:
-    client = _login(manager_a)
+    client = logged_in(manager_a)
     response = client.post("/admin/tenants/membership/add/", {"email": "new@alpha.test", "role": "staff"})
     assert response.status_code == 302
     assert Membership.unscoped.filter(tenant=tenant_a, user__username="new@alpha.test", role="staff").exists()
@@ -95,7 +89,7 @@ def test_manager_adds_a_team_member_and_it_is_audited(manager_a: User, tenant_a:
 
 
 def test_manager_revokes_a_key_through_the_action(manager_a: User, api_a) -> None:
-    client = _login(manager_a)
+    client = logged_in(manager_a)
     key = api_a.api_key
     client.post("/admin/tenants/apikey/", {"action": "revoke_selected", "_selected_action": [key.pk]})
     key.refresh_from_db()
@@ -104,7 +98,7 @@ def test_manager_revokes_a_key_through_the_action(manager_a: User, api_a) -> Non
 
 
 def test_manager_cannot_revoke_another_tenants_key_through_the_action(manager_a: User, api_b) -> None:
-    _login(manager_a).post(
+    logged_in(manager_a).post(
         "/admin/tenants/apikey/", {"action": "revoke_selected", "_selected_action": [api_b.api_key.pk]}
     )
     api_b.api_key.refresh_from_db()
@@ -112,12 +106,12 @@ def test_manager_cannot_revoke_another_tenants_key_through_the_action(manager_a:
 
 
 def test_store_staff_cannot_enter_the_operator_site(manager_a: User) -> None:
-    response = _login(manager_a).get("/ops/")
+    response = logged_in(manager_a).get("/ops/")
     assert response.status_code == 302 and "/ops/login/" in response["Location"]
 
 
 def test_operator_sees_every_tenant_and_suspends_one(operator: User, tenant_a: Tenant, tenant_b: Tenant) -> None:
-    client = _login(operator)
+    client = logged_in(operator)
     dashboard = client.get("/ops/").content.decode()
     assert "Alpha Markets" in dashboard and "Bravo Foods" in dashboard
     client.post("/ops/tenants/tenant/", {"action": "suspend_selected", "_selected_action": [tenant_b.pk]})
@@ -131,7 +125,7 @@ def test_operator_sees_every_tenant_and_suspends_one(operator: User, tenant_a: T
 
 
 def test_operator_creates_a_tenant_and_issues_its_key(operator: User) -> None:
-    client = _login(operator)
+    client = logged_in(operator)
     response = client.post(
         "/ops/tenants/tenant/add/",
         {
@@ -152,12 +146,12 @@ def test_operator_creates_a_tenant_and_issues_its_key(operator: User) -> None:
 
 
 def test_operator_audit_log_lists_every_tenant(operator: User, tenant_a: Tenant, tenant_b: Tenant) -> None:
-    body = _login(operator).get("/ops/tenants/auditentry/").content.decode()
+    body = logged_in(operator).get("/ops/tenants/auditentry/").content.decode()
     assert "Alpha Markets" in body and "Bravo Foods" in body
 
 
 def test_finance_can_look_but_not_change_tenants(finance: User, tenant_a: Tenant) -> None:
-    client = _login(finance)
+    client = logged_in(finance)
     assert client.get("/ops/tenants/tenant/").status_code == 200
     client.post("/ops/tenants/tenant/", {"action": "suspend_selected", "_selected_action": [tenant_a.pk]})
     tenant_a.refresh_from_db()
@@ -212,7 +206,7 @@ def test_a_wrong_password_still_says_only_that(manager_a: User) -> None:
 
 
 def test_signed_in_at_one_site_and_opening_the_other_says_where_to_go(manager_a: User) -> None:
-    client = _login(manager_a)
+    client = logged_in(manager_a)
     response = client.get("/ops/", follow=True)
     body = response.content.decode()
     assert "This is a store admin account" in body and '<a href="/admin/"' in body

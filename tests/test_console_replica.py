@@ -9,11 +9,10 @@ from datetime import date
 import pytest
 from django.contrib.auth.models import User
 from django.db import connections
-from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
 from billing.invoicing.tests.helpers import at, make_store, sale
-from conftest import PASSWORD
+from conftest import logged_in
 from core.replica import REPLICA, ConsoleReplicaRouter, console_reads
 from tenants.models import Tenant
 from visits.models import Visit
@@ -32,12 +31,6 @@ def replica(django_db_setup: None) -> Iterator[None]:
     del connections.settings[REPLICA]
 
 
-def _login(user: User) -> Client:
-    client = Client()
-    assert client.login(username=user.username, password=PASSWORD)
-    return client
-
-
 def _tables(queries: CaptureQueriesContext) -> str:
     return " ".join(query["sql"] for query in queries.captured_queries)
 
@@ -50,12 +43,12 @@ def test_the_ops_and_finance_consoles_read_from_the_replica_and_nothing_else_doe
 
     for user, shows in ((operator, "Alpha Markets"), (finance, "Receivables")):
         with CaptureQueriesContext(connections[REPLICA]) as on_replica:
-            page = _login(user).get("/ops/")
+            page = logged_in(user).get("/ops/")
         assert page.status_code == 200 and shows in page.content.decode()
         assert "invoicing_" in _tables(on_replica), f"{user.username}'s console read nothing from the replica"
 
     with CaptureQueriesContext(connections[REPLICA]) as elsewhere:
-        listing = _login(operator).get("/ops/tenants/tenant/")
+        listing = logged_in(operator).get("/ops/tenants/tenant/")
     assert listing.status_code == 200 and elsewhere.captured_queries == []
 
 

@@ -7,19 +7,12 @@ from collections.abc import Callable
 
 import pytest
 from django.contrib.auth.models import User
-from django.test import Client
 from rest_framework.test import APIClient
 
-from conftest import PASSWORD
+from conftest import logged_in
 from ingest.models import EventStream
 from stores.models import Store
 from tenants.models import Tenant
-
-
-def _login(user: User) -> Client:
-    client = Client()
-    assert client.login(username=user.username, password=PASSWORD)
-    return client
 
 
 def test_the_operators_stream_page_shows_its_progress_and_rejections(
@@ -27,7 +20,7 @@ def test_the_operators_stream_page_shows_its_progress_and_rejections(
 ) -> None:
     store = make_store_with_layout(tenant_a)
     stream = EventStream.unscoped.create(tenant=tenant_a, store=store, status="processing", rejected=0)
-    client = _login(operator)
+    client = logged_in(operator)
 
     page = client.get(f"/ops/ingest/eventstream/{stream.pk}/change/")
 
@@ -44,7 +37,7 @@ def test_the_operators_stream_page_shows_its_progress_and_rejections(
 def test_the_tenant_chooser_never_sends_anyone_to_another_site(
     make_member: Callable[..., User], tenant_a: Tenant, tenant_b: Tenant, target: str
 ) -> None:
-    client = _login(make_member("ann@both.test", tenant_a, tenant_b))
+    client = logged_in(make_member("ann@both.test", tenant_a, tenant_b))
 
     response = client.post("/admin/tenant/", {"tenant": tenant_b.pk, "next": target})
 
@@ -54,7 +47,7 @@ def test_the_tenant_chooser_never_sends_anyone_to_another_site(
 def test_the_tenant_chooser_goes_on_to_a_page_of_this_site(
     make_member: Callable[..., User], tenant_a: Tenant, tenant_b: Tenant
 ) -> None:
-    client = _login(make_member("ann@both.test", tenant_a, tenant_b))
+    client = logged_in(make_member("ann@both.test", tenant_a, tenant_b))
     response = client.post("/admin/tenant/", {"tenant": tenant_b.pk, "next": "/admin/stores/store/"})
     assert (response.status_code, response["Location"]) == (302, "/admin/stores/store/")
 
@@ -69,14 +62,14 @@ def test_the_tenant_chooser_goes_on_to_a_page_of_this_site(
     ],
 )
 def test_a_nul_byte_in_a_store_admin_list_filter_is_a_400(manager_a: User, path: str) -> None:
-    response = _login(manager_a).get(path)
+    response = logged_in(manager_a).get(path)
     assert response.status_code == 400
     assert "NUL character" in response.content.decode()
 
 
 @pytest.mark.parametrize("path", ["/ops/tenants/tenant/?q=%00", "/ops/ingest/eventstream/?tenant__id__exact=%00"])
 def test_a_nul_byte_in_an_operators_list_filter_is_a_400(operator: User, path: str) -> None:
-    assert _login(operator).get(path).status_code == 400
+    assert logged_in(operator).get(path).status_code == 400
 
 
 def test_a_nul_byte_in_an_api_address_is_the_contracts_400(

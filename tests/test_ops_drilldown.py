@@ -5,19 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from django.contrib.auth.models import User
-from django.test import Client
 
 from billing.invoicing.tests.helpers import make_store
-from conftest import PASSWORD
+from conftest import logged_in
 from tenants import services
 from tenants.audit import Actor
 from tenants.models import Tenant
-
-
-def _login(user: User) -> Client:
-    client = Client()
-    assert client.login(username=user.username, password=PASSWORD)
-    return client
 
 
 def _table(response, title: str) -> list[list[object]]:
@@ -29,7 +22,7 @@ def test_a_tenants_console_lists_only_that_tenants_rows(
 ) -> None:
     make_member("alice@alpha.test", tenant_a)
     make_member("bob@bravo.test", tenant_b)
-    response = _login(operator).get(f"/ops/?tenant={tenant_a.pk}")
+    response = logged_in(operator).get(f"/ops/?tenant={tenant_a.pk}")
     tenants = _table(response, "Tenants")
     assert len(tenants) == 1 and "Alpha Markets" in str(tenants[0][0])
     activity = _table(response, "Recent activity")
@@ -41,12 +34,12 @@ def test_a_tenants_console_lists_only_that_tenants_rows(
     assert f"/ops/stores/store/?tenant__id__exact={tenant_a.pk}" in links
     assert f"/ops/tenants/membership/?tenant__id__exact={tenant_a.pk}" in links
     assert f"/ops/invoicing/invoice/?tenant__id__exact={tenant_a.pk}" in links
-    everyone = _table(_login(operator).get("/ops/"), "Tenants")
+    everyone = _table(logged_in(operator).get("/ops/"), "Tenants")
     assert len(everyone) == 2
 
 
 def test_an_unknown_tenant_in_the_address_shows_no_other_tenants_rows(operator: User, tenant_b: Tenant) -> None:
-    response = _login(operator).get("/ops/?tenant=999999")
+    response = logged_in(operator).get("/ops/?tenant=999999")
     assert response.status_code == 200
     assert _table(response, "Tenants") == [] and _table(response, "Recent activity") == []
 
@@ -54,7 +47,7 @@ def test_an_unknown_tenant_in_the_address_shows_no_other_tenants_rows(operator: 
 def test_an_active_tenant_offers_suspend_only_and_a_suspended_one_reactivate_only(
     operator: User, tenant_a: Tenant
 ) -> None:
-    client = _login(operator)
+    client = logged_in(operator)
     page = client.get(f"/ops/tenants/tenant/{tenant_a.pk}/change/").content.decode()
     assert "/suspend/" in page and "/reactivate/" not in page
     for link in ("stores/store", "tenants/membership", "invoicing/invoice", "tenants/auditentry"):
@@ -67,14 +60,14 @@ def test_an_active_tenant_offers_suspend_only_and_a_suspended_one_reactivate_onl
 
 
 def test_reactivating_an_active_tenant_by_its_address_is_refused(operator: User, tenant_a: Tenant) -> None:
-    response = _login(operator).get(f"/ops/tenants/tenant/{tenant_a.pk}/reactivate/")
+    response = logged_in(operator).get(f"/ops/tenants/tenant/{tenant_a.pk}/reactivate/")
     assert response.status_code == 403
     tenant_a.refresh_from_db()
     assert tenant_a.status == Tenant.Status.ACTIVE and tenant_a.status_changed_at is None
 
 
 def test_finance_cannot_suspend_a_tenant(finance: User, tenant_a: Tenant) -> None:
-    client = _login(finance)
+    client = logged_in(finance)
     assert "/suspend/" not in client.get(f"/ops/tenants/tenant/{tenant_a.pk}/change/").content.decode()
     assert client.get(f"/ops/tenants/tenant/{tenant_a.pk}/suspend/").status_code == 403
     tenant_a.refresh_from_db()
@@ -84,7 +77,7 @@ def test_finance_cannot_suspend_a_tenant(finance: User, tenant_a: Tenant) -> Non
 def test_the_stores_list_filters_by_tenant_and_is_read_only(operator: User, tenant_a: Tenant, tenant_b: Tenant) -> None:
     make_store(tenant_a, "A1")
     make_store(tenant_b, "B1")
-    client = _login(operator)
+    client = logged_in(operator)
     page = client.get(f"/ops/stores/store/?tenant__id__exact={tenant_a.pk}").content.decode()
     assert "Store A1" in page and "Store B1" not in page  # (a bare "B1" can be in the CSRF token)
     assert client.get("/ops/stores/store/add/").status_code == 403
@@ -92,5 +85,5 @@ def test_the_stores_list_filters_by_tenant_and_is_read_only(operator: User, tena
 
 def test_a_suspended_tenants_reason_stays_on_its_page(operator: User, tenant_a: Tenant) -> None:
     services.tenant_suspend(actor=Actor.system(), tenant=tenant_a, reason="unpaid invoices")
-    page = _login(operator).get(f"/ops/tenants/tenant/{tenant_a.pk}/change/").content.decode()
+    page = logged_in(operator).get(f"/ops/tenants/tenant/{tenant_a.pk}/change/").content.decode()
     assert "unpaid invoices" in page

@@ -10,12 +10,11 @@ import pytest
 import requests
 from django.contrib.auth.models import User
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.test import Client
 from rest_framework.test import APIClient
 
 from billing.payments.models import Shopper
 from billing.webhooks.models import WebhookEndpoint
-from conftest import PASSWORD
+from conftest import logged_in
 from ingest.models import EventStream
 from stores.models import Store
 from tenants.models import ApiKey, AuditEntry, Tenant
@@ -28,12 +27,6 @@ LIMITS = {"api_keys": 3, "webhook_endpoints": 1, "stores": 1, "shoppers": 1, "st
 @pytest.fixture(autouse=True)
 def small_quotas(settings: Any) -> None:
     settings.TENANT_QUOTAS = dict(LIMITS)
-
-
-def login(user: User) -> Client:
-    client = Client()
-    assert client.login(username=user.username, password=PASSWORD)
-    return client
 
 
 def assert_quota_refusal(response: Any, *, quota: str, limit: int) -> None:
@@ -73,7 +66,7 @@ def test_an_operator_raises_one_tenants_limit_in_ops(
 ) -> None:
     _issue_key(api_a), _issue_key(api_a)
     assert _issue_key(api_a).status_code == 409
-    client = login(operator)
+    client = logged_in(operator)
     page = client.get(f"/ops/tenants/tenant/{tenant_a.pk}/change/").content.decode()
     assert "live API keys: 3 of 3" in page and 'placeholder="3 (default)"' in page
     form = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', page))
@@ -156,7 +149,7 @@ def test_the_store_admin_says_so_and_adds_nothing(manager_a: User, tenant_a: Ten
     from tenants import services
     from tenants.audit import Actor
 
-    client = login(manager_a)
+    client = logged_in(manager_a)
     add = {"url": "https://erp.alpha.test/one", "description": "", "is_active": "on"}
     assert client.post("/admin/webhooks/webhookendpoint/add/", add).status_code == 302
     page = client.get("/admin/webhooks/webhookendpoint/add/", follow=True)

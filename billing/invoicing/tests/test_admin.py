@@ -12,8 +12,6 @@ from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import User
-from django.test import Client
-from django.utils import timezone
 from openpyxl import load_workbook
 
 from billing.invoicing import services
@@ -21,24 +19,13 @@ from billing.invoicing.calculations import previous_month
 from billing.invoicing.models import CreditNote, DailyUsage, ExchangeRate, Invoice, Plan, PlanAssignment, PlanVersion
 from billing.invoicing.tests.helpers import account, assign, at, make_plan, make_store, sale
 from catalog.currencies import format_money
-from conftest import PASSWORD
+from conftest import logged_in
 from core import tenancy
 from ingest.tests.conftest import stored_names
 from tenants.audit import Actor
 from tenants.models import AuditEntry, Membership, Tenant
 
 SYSTEM = Actor.system()
-
-
-def _login(user: User) -> Client:
-    client = Client()
-    assert client.login(username=user.username, password=PASSWORD)
-    return client
-
-
-@pytest.fixture
-def last_month() -> date:
-    return previous_month(timezone.localdate())[0]
 
 
 @pytest.fixture
@@ -75,7 +62,7 @@ def test_exports_and_pdfs_are_made_when_asked_for_and_kept_on_no_disk(
     web process's disk, nothing added to storage (the bucket with S3) — nothing a second machine would miss."""
     settings.MEDIA_ROOT = tmp_path
     kept = stored_names("")
-    client = _login(finance)
+    client = logged_in(finance)
     downloads = [
         client.get("/ops/invoicing/invoice/export.xlsx", {"period": "last"}),
         client.get("/ops/invoicing/invoice/export.csv", {"table": "lines", "period": "last"}),
@@ -91,7 +78,7 @@ def test_exports_and_pdfs_are_made_when_asked_for_and_kept_on_no_disk(
 def test_finance_filters_a_period_and_exports_xlsx_csv_and_pdf(
     finance: User, billed: dict[str, Invoice], last_month: date
 ) -> None:
-    client = _login(finance)
+    client = logged_in(finance)
     listing = client.get("/ops/invoicing/invoice/", {"period": "last"})
     body = listing.content.decode()
     assert listing.status_code == 200
@@ -125,7 +112,7 @@ def test_finance_filters_a_period_and_exports_xlsx_csv_and_pdf(
 
 
 def test_an_operator_reads_invoices_but_does_not_export_or_finalise(operator: User, billed: dict[str, Invoice]) -> None:
-    client = _login(operator)
+    client = logged_in(operator)
     listing = client.get("/ops/invoicing/invoice/").content.decode()
     assert billed["alpha"].number in listing and 'id="export-xlsx"' not in listing
     assert client.get("/ops/invoicing/invoice/export.xlsx").status_code == 403
@@ -141,7 +128,7 @@ def test_finance_closes_a_month_in_the_admin_and_bad_input_changes_nothing(
 ) -> None:
     assign(tenant_a, make_plan(), date(2025, 1, 1))
     make_store(tenant_a, "S1")
-    client = _login(finance)
+    client = logged_in(finance)
     assert client.get("/ops/invoicing/invoice/close-month/").status_code == 200
     for bad in ("2026-13", "May", ""):
         response = client.post("/ops/invoicing/invoice/close-month/", {"month": bad, "recompute_usage": "on"})
@@ -158,7 +145,7 @@ def test_finance_closes_a_month_in_the_admin_and_bad_input_changes_nothing(
 
 
 def test_finance_finalises_credits_and_voids_from_the_invoice_page(finance: User, billed: dict[str, Invoice]) -> None:
-    client = _login(finance)
+    client = logged_in(finance)
     draft = billed["draft"]
     page = client.get(f"/ops/invoicing/invoice/{draft.pk}/change/")
     assert page.status_code == 200 and "Finalise" in page.content.decode()
@@ -192,7 +179,7 @@ def test_an_invoice_page_names_a_draft_by_tenant_and_month_and_shows_net_sales_a
     finance: User, billed: dict[str, Invoice], last_month: date
 ) -> None:
     draft = billed["draft"]
-    html = _login(finance).get(f"/ops/invoicing/invoice/{draft.pk}/change/").content.decode()
+    html = logged_in(finance).get(f"/ops/invoicing/invoice/{draft.pk}/change/").content.decode()
     text = " ".join(re.sub(r"<[^>]+>", " ", html).split())
     assert f"Draft of {last_month:%B %Y} for Charlie Stores" in text and f"#{draft.pk}" not in text
     share = draft.lines.model.unscoped.get(invoice=draft, kind="revenue_share")
@@ -205,7 +192,7 @@ def test_an_invoice_page_names_a_draft_by_tenant_and_month_and_shows_net_sales_a
 def test_usage_rows_are_read_only_in_the_admin(finance: User, operator: User, billed: dict[str, Invoice]) -> None:
     row = DailyUsage.unscoped.first()
     for user in (finance, operator):
-        client = _login(user)
+        client = logged_in(user)
         page = client.get(f"/ops/invoicing/dailyusage/{row.pk}/change/")
         assert page.status_code == 200 and 'name="_save"' not in page.content.decode()
         client.post(f"/ops/invoicing/dailyusage/{row.pk}/change/", {"visits_settled": 999})
@@ -214,7 +201,7 @@ def test_usage_rows_are_read_only_in_the_admin(finance: User, operator: User, bi
 
 
 def test_operators_version_plans_and_change_a_tenants_plan(operator: User, tenant_a: Tenant) -> None:
-    client = _login(operator)
+    client = logged_in(operator)
     from billing.invoicing.models import Plan
 
     plan = Plan.objects.create(code="standard", name="Standard")
@@ -260,7 +247,7 @@ def test_operators_version_plans_and_change_a_tenants_plan(operator: User, tenan
 
 
 def test_operators_write_service_promises_as_a_new_version(operator: User) -> None:
-    client = _login(operator)
+    client = logged_in(operator)
     first = make_plan("standard", store_fee=30_000, visit_fee=5, revenue_share_bps=150)
     form = client.get(f"/ops/invoicing/planversion/add/?from={first.pk}").content.decode()
     assert 'value="300.00"' in form and "Promise: settled without a person" in form  # filled in from v1
@@ -289,8 +276,8 @@ def test_operators_write_service_promises_as_a_new_version(operator: User) -> No
 
 
 def test_only_finance_sets_exchange_rates(operator: User, finance: User) -> None:
-    assert _login(operator).get("/ops/invoicing/exchangerate/add/").status_code == 403
-    client = _login(finance)
+    assert logged_in(operator).get("/ops/invoicing/exchangerate/add/").status_code == 403
+    client = logged_in(finance)
     bad = client.post(
         "/ops/invoicing/exchangerate/add/", {"month": "2026-05", "base": "EUR", "quote": "EUR", "rate": "1"}
     )
@@ -307,7 +294,7 @@ def test_only_finance_sets_exchange_rates(operator: User, finance: User) -> None
 def test_a_manager_sees_and_downloads_only_their_own_issued_invoices(
     manager_a: User, manager_b: User, billed: dict[str, Invoice]
 ) -> None:
-    client = _login(manager_a)
+    client = logged_in(manager_a)
     listing = client.get("/admin/invoicing/invoice/").content.decode()
     assert billed["alpha"].number in listing and billed["old"].number in listing
     assert billed["bravo"].number not in listing and "Bravo" not in listing
@@ -321,7 +308,7 @@ def test_a_manager_sees_and_downloads_only_their_own_issued_invoices(
     theirs = client.get(f"/admin/invoicing/invoice/{billed['bravo'].pk}/change/", follow=True)
     assert billed["bravo"].number not in theirs.content.decode()
 
-    bob = _login(manager_b).get("/admin/invoicing/invoice/").content.decode()
+    bob = logged_in(manager_b).get("/admin/invoicing/invoice/").content.decode()
     assert billed["bravo"].number in bob and billed["alpha"].number not in bob
 
 
@@ -333,7 +320,7 @@ def test_a_manager_sees_credit_notes_and_nobody_writes(manager_a: User, billed: 
             reason="goodwill",
             lines=[services.CreditLineInput(description="Goodwill", amount=500)],
         )
-    client = _login(manager_a)
+    client = logged_in(manager_a)
     assert note.number in client.get("/admin/invoicing/creditnote/").content.decode()
     assert client.get(f"/admin/invoicing/creditnote/{note.pk}/pdf/").content.startswith(b"%PDF-")
     assert client.get("/admin/invoicing/invoice/add/").status_code == 403
@@ -346,7 +333,7 @@ def test_staff_and_viewers_of_a_licensee_do_not_see_invoices(
     make_member: Callable[..., User], tenant_a: Tenant, billed: dict[str, Invoice]
 ) -> None:
     for role in (Membership.Role.STAFF, Membership.Role.VIEWER):
-        client = _login(make_member(f"{role}@alpha.test", tenant_a, role=role))
+        client = logged_in(make_member(f"{role}@alpha.test", tenant_a, role=role))
         assert client.get("/admin/invoicing/invoice/").status_code == 403
         assert client.get(f"/admin/invoicing/invoice/{billed['alpha'].pk}/pdf/").status_code == 403
 
@@ -355,7 +342,7 @@ def test_a_plans_event_retention_is_listed_and_set_in_the_operator_console_and_i
     operator: User,
 ) -> None:
     version = make_plan("standard")
-    client = _login(operator)
+    client = logged_in(operator)
     listing = client.get("/ops/invoicing/plan/")
     assert listing.status_code == 200
     assert "Event retention (days)" in listing.content.decode()

@@ -10,22 +10,15 @@ from unittest import mock
 
 import pytest
 from django.contrib.auth.models import User
-from django.test import Client
 from django.utils import timezone
 
 from billing.invoicing import services
 from billing.invoicing.tests.helpers import decide, make_store, make_visit, sale
-from conftest import PASSWORD
+from conftest import logged_in
 from ingest.models import EventStream
 from stores.models import Device, Store
 from tenants.models import Tenant
 from visits.models import Visit
-
-
-def _login(user: User) -> Client:
-    client = Client()
-    assert client.login(username=user.username, password=PASSWORD)
-    return client
 
 
 @pytest.fixture
@@ -53,7 +46,7 @@ def activity(tenant_a: Tenant, tenant_b: Tenant, operator: User) -> dict[str, St
 
 
 def test_the_operator_console_shows_every_tenant_with_charts(operator: User, activity: dict[str, Store]) -> None:
-    response = _login(operator).get("/ops/")
+    response = logged_in(operator).get("/ops/")
     assert response.status_code == 200
     console = response.context["console"]
     assert console["title"] == "All tenants"
@@ -84,7 +77,7 @@ def test_the_operator_console_shows_every_tenant_with_charts(operator: User, act
 def test_the_operator_drills_down_to_a_tenants_stores_and_one_store(
     operator: User, tenant_a: Tenant, activity: dict[str, Store]
 ) -> None:
-    client = _login(operator)
+    client = logged_in(operator)
     tenant_page = client.get("/ops/", {"tenant": tenant_a.pk, "days": 7}).context["console"]
     assert tenant_page["title"] == "Tenant Alpha Markets"
     rows = tenant_page["table"]["table"]["rows"]
@@ -103,7 +96,7 @@ def test_the_operator_drills_down_to_a_tenants_stores_and_one_store(
 
 
 def test_a_manager_sees_only_their_own_stores(manager_a: User, activity: dict[str, Store]) -> None:
-    client = _login(manager_a)
+    client = logged_in(manager_a)
     console = client.get("/admin/").context["console"]
     assert console["title"] == "Your stores"
     assert {k["label"]: k["value"] for k in console["kpis"]}["Visits settled"] == "7"
@@ -128,7 +121,7 @@ def test_a_manager_sees_only_their_own_stores(manager_a: User, activity: dict[st
 def test_charts_name_and_colour_each_series_count_in_whole_numbers_and_mark_today_as_partial(
     operator: User, activity: dict[str, Store]
 ) -> None:
-    charts = {c["title"]: c for c in _login(operator).get("/ops/").context["console"]["charts"]}
+    charts = {c["title"]: c for c in logged_in(operator).get("/ops/").context["console"]["charts"]}
     streams = json.loads(charts["Event streams received per day"]["data"])
     assert [d["label"] for d in streams["datasets"]] == ["Done", "Failed", "Waiting or running"]
     assert len({d["borderColor"] for d in streams["datasets"]}) == 3  # one colour per series
@@ -155,8 +148,8 @@ def test_a_store_east_of_utc_counts_its_visits_when_its_day_is_ahead_of_ours(
     assert store_day > late_evening.date()
     services.usage_recompute(start=store_day, end=store_day)
     with mock.patch("django.utils.timezone.now", return_value=late_evening):
-        ops = _login(operator).get("/ops/").context["console"]
-        admin = _login(manager_a).get("/admin/").context["console"]
+        ops = logged_in(operator).get("/ops/").context["console"]
+        admin = logged_in(manager_a).get("/admin/").context["console"]
     for console in (ops, admin):
         kpis = {k["label"]: k["value"] for k in console["kpis"]}
         assert (kpis["Visits settled"], kpis["Gross sales"]) == ("1", "€12.50")
@@ -166,7 +159,7 @@ def test_a_store_east_of_utc_counts_its_visits_when_its_day_is_ahead_of_ours(
 
 
 def test_a_chart_with_nothing_to_show_says_so(operator: User, tenant_a: Tenant) -> None:
-    response = _login(operator).get(f"/ops/?tenant={tenant_a.pk}")
+    response = logged_in(operator).get(f"/ops/?tenant={tenant_a.pk}")
     charts = response.context["console"]["charts"]
     assert all(chart["empty"] for chart in charts)
     body = response.content.decode()

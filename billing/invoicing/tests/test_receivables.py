@@ -14,26 +14,14 @@ from django.utils import timezone
 from openpyxl import load_workbook
 
 from billing.invoicing import services
-from billing.invoicing.calculations import previous_month
 from billing.invoicing.models import ExchangeRate, Invoice, InvoiceLine
 from billing.invoicing.tests.helpers import account, assign, at, make_plan, make_store, sale
-from conftest import PASSWORD
+from conftest import logged_in
 from core import tenancy
 from tenants.audit import Actor
 from tenants.models import Tenant
 
 SYSTEM = Actor.system()
-
-
-def _login(user: User) -> Client:
-    client = Client()
-    assert client.login(username=user.username, password=PASSWORD)
-    return client
-
-
-@pytest.fixture
-def last_month() -> date:
-    return previous_month(timezone.localdate())[0]
 
 
 @pytest.fixture
@@ -62,7 +50,7 @@ def _close(client: Client, month: date) -> str:
 def test_finance_records_the_missing_rate_closes_the_month_and_sees_what_is_owed(
     finance: User, month_of_sales: Tenant, tenant_b: Tenant, last_month: date
 ) -> None:
-    client = _login(finance)
+    client = logged_in(finance)
     page = _close(client, last_month)
     assert "bravo: not billed — no exchange rate EUR→USD" in page
     form = f"/ops/invoicing/exchangerate/add/?month={last_month:%Y-%m}&amp;base=EUR&amp;quote=USD"
@@ -126,9 +114,9 @@ def test_paid_and_fully_credited_invoices_are_not_owed(finance: User, tenant_a: 
     with tenancy.platform_wide_scope():
         services.month_close(actor=SYSTEM, period_start=last_month)
         invoice = services.invoice_finalise(actor=SYSTEM, invoice=Invoice.unscoped.get(tenant=tenant_a))
-        assert _login(finance).get("/ops/invoicing/invoice/receivables/").context["sections"]
+        assert logged_in(finance).get("/ops/invoicing/invoice/receivables/").context["sections"]
         services.invoice_mark_paid(actor=SYSTEM, invoice=invoice)
-    page = _login(finance).get("/ops/invoicing/invoice/receivables/")
+    page = logged_in(finance).get("/ops/invoicing/invoice/receivables/")
     assert page.context["sections"] == [] and "Nothing is owed" in page.content.decode()
 
 
@@ -137,7 +125,7 @@ def test_paid_and_fully_credited_invoices_are_not_owed(finance: User, tenant_a: 
     [("2026-13", "1.1", "YYYY-MM"), ("2026-01", "-1", "greater than or equal"), ("2026-01", "abc", "number")],
 )
 def test_a_bad_exchange_rate_is_refused_and_nothing_is_stored(finance: User, month: str, rate: str, error: str) -> None:
-    response = _login(finance).post(
+    response = logged_in(finance).post(
         "/ops/invoicing/exchangerate/add/", {"month": month, "base": "EUR", "quote": "USD", "rate": rate}
     )
     assert response.status_code == 200 and error in response.content.decode()
@@ -145,7 +133,7 @@ def test_a_bad_exchange_rate_is_refused_and_nothing_is_stored(finance: User, mon
 
 
 def test_a_rate_of_a_currency_to_itself_is_refused(finance: User) -> None:
-    response = _login(finance).post(
+    response = logged_in(finance).post(
         "/ops/invoicing/exchangerate/add/", {"month": "2026-01", "base": "USD", "quote": "USD", "rate": "1"}
     )
     assert "Two different currencies" in response.content.decode()
@@ -155,19 +143,19 @@ def test_a_rate_of_a_currency_to_itself_is_refused(finance: User) -> None:
 def test_operators_and_licensees_see_no_receivables_and_record_no_rates(
     operator: User, manager_a: User, tenant_b: Tenant
 ) -> None:
-    client = _login(operator)
+    client = logged_in(operator)
     assert client.get("/ops/invoicing/invoice/receivables/").status_code == 403
     assert client.get("/ops/invoicing/invoice/receivables.csv").status_code == 403
     rate = {"month": "2026-01", "base": "EUR", "quote": "USD", "rate": "1.1"}
     assert client.post("/ops/invoicing/exchangerate/add/", rate).status_code == 403
     assert "Active tenants" in client.get("/ops/").content.decode()  # the operators' console, not finance's
-    licensee = _login(manager_a)
+    licensee = logged_in(manager_a)
     assert licensee.get("/ops/invoicing/invoice/receivables/").status_code == 302
     assert licensee.post("/ops/invoicing/exchangerate/add/", rate).status_code == 302
     assert not ExchangeRate.objects.exists()
 
 
 def test_receivables_export_is_csv_or_xlsx_only(finance: User) -> None:
-    client = _login(finance)
+    client = logged_in(finance)
     assert client.get("/ops/invoicing/invoice/receivables.pdf").status_code == 404
     assert client.get("/ops/invoicing/invoice/receivables/", {"currency": "XXX"}).context["currency"] == ""

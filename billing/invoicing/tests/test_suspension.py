@@ -9,7 +9,6 @@ from datetime import date
 import pytest
 from django.contrib.auth.models import User
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 from rest_framework.test import APIClient
 
@@ -17,7 +16,7 @@ from billing.invoicing import services
 from billing.invoicing.models import Invoice
 from billing.invoicing.tests.helpers import assign, make_plan, make_store
 from catalog.models import CatalogImport, Product
-from conftest import PASSWORD
+from conftest import logged_in
 from core import tenancy
 from ingest.models import EventStream
 from stores.models import LayoutVersion
@@ -50,12 +49,6 @@ def _concrete(route: str) -> str:
         else:
             parts.append(part)
     return "/" + "/".join(parts)
-
-
-def _login(user: User) -> Client:
-    client = Client()
-    assert client.login(username=user.username, password=PASSWORD)
-    return client
 
 
 @pytest.fixture
@@ -91,7 +84,7 @@ def test_uploads_are_refused_through_the_api(api_a: APIClient, tenant_a: Tenant,
 
 def test_uploads_are_refused_in_the_store_admin(manager_a: User, tenant_a: Tenant, suspended: Tenant) -> None:
     store = make_store(tenant_a, "S1")
-    client = _login(manager_a)
+    client = logged_in(manager_a)
 
     events = SimpleUploadedFile("day.ndjson", b'{"id": "e1"}\n', content_type="application/x-ndjson")
     response = client.post("/admin/ingest/eventstream/upload/", {"store": store.pk, "file": events})
@@ -114,9 +107,9 @@ def test_uploads_are_refused_in_the_store_admin(manager_a: User, tenant_a: Tenan
 
 
 def test_both_admins_show_the_suspension(operator: User, manager_a: User, suspended: Tenant) -> None:
-    ops = _login(operator).get("/ops/tenants/tenant/").content.decode()
+    ops = logged_in(operator).get("/ops/tenants/tenant/").content.decode()
     assert "Alpha Markets" in ops and "suspended" in ops
-    dashboard = _login(manager_a).get("/admin/").content.decode()
+    dashboard = logged_in(manager_a).get("/admin/").content.decode()
     assert "This account is suspended" in dashboard
 
 
@@ -136,7 +129,7 @@ def test_data_and_invoices_stay_and_reactivation_restores_everything(
     with tenancy.platform_wide_scope():
         again = services.month_close(actor=SYSTEM, period_start=date(2026, 6, 1))
     assert len(again.created) == 1
-    client = _login(manager_a)
+    client = logged_in(manager_a)
     listing = client.get("/admin/invoicing/invoice/").content.decode()
     assert invoice.number in listing
     pdf = client.get(f"/admin/invoicing/invoice/{invoice.pk}/pdf/")

@@ -9,12 +9,11 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
-from django.test import Client
 
 from billing.payments import movements
 from billing.payments.models import PaymentAttempt, PaymentSettings
 from billing.payments.tests.support import decide_cart, open_visit, preauthorise, settle_payment
-from conftest import PASSWORD
+from conftest import logged_in
 from core import tenancy
 from stores.models import Store
 from tenants.audit import Actor
@@ -22,12 +21,6 @@ from tenants.models import AuditAction, AuditEntry, Membership
 from visits.models import Visit
 
 pytestmark = pytest.mark.django_db
-
-
-def _login(user: User) -> Client:
-    client = Client()
-    assert client.login(username=user.username, password=PASSWORD)
-    return client
 
 
 @pytest.fixture
@@ -39,7 +32,7 @@ def charged(store_a: Store, register: Callable[..., Any]) -> Visit:
 
 
 def test_the_visit_page_shows_its_money_and_a_manager_refunds_a_line(charged: Visit, manager_a: User) -> None:
-    client = _login(manager_a)
+    client = logged_in(manager_a)
     page = client.get(f"/admin/visits/visit/{charged.pk}/change/").content.decode()
     assert "Pre-authorisation: held on the card at entry" in page and "Capture: charged from the hold" in page
     assert "$7.47" in page
@@ -56,7 +49,7 @@ def test_the_visit_page_shows_its_money_and_a_manager_refunds_a_line(charged: Vi
 
 
 def test_a_refund_over_what_was_collected_is_refused_with_the_reason(charged: Visit, manager_a: User) -> None:
-    response = _login(manager_a).post(
+    response = logged_in(manager_a).post(
         f"/admin/payments/paymentattempt/refund/{charged.pk}/", {"reason_code": "goodwill", "amount": "8.00"}
     )
 
@@ -71,9 +64,9 @@ def test_viewers_and_other_tenants_cannot_refund(
     viewer = make_member("viewer@alpha.test", charged.tenant, role=Membership.Role.VIEWER)
     url = f"/admin/payments/paymentattempt/refund/{charged.pk}/"
 
-    assert _login(viewer).post(url, {"reason_code": "goodwill", "amount": "1.00"}).status_code == 403
-    assert _login(manager_b).post(url, {"reason_code": "goodwill", "amount": "1.00"}).status_code == 404
-    assert _login(manager_b).get(
+    assert logged_in(viewer).post(url, {"reason_code": "goodwill", "amount": "1.00"}).status_code == 403
+    assert logged_in(manager_b).post(url, {"reason_code": "goodwill", "amount": "1.00"}).status_code == 404
+    assert logged_in(manager_b).get(
         f"/admin/payments/shopper/{PaymentAttempt.unscoped.filter(visit=charged).first().shopper_id}/change/"
     ).status_code in (302, 404)
     assert not PaymentAttempt.unscoped.filter(purpose="refund").exists()
@@ -84,13 +77,13 @@ def test_shoppers_list_shows_who_owes(store_a: Store, register: Callable[..., An
     register(store_a.tenant, ref="pays-fine")
     settle_payment(decide_cart(open_visit(store_a, owing.entry_token), [("COLA", 2, 199)]))
 
-    page = _login(manager_a).get("/admin/payments/shopper/").content.decode()
+    page = logged_in(manager_a).get("/admin/payments/shopper/").content.decode()
 
     assert "owes-money" in page and "pays-fine" in page and "$3.98" in page
 
 
 def test_a_manager_stores_the_stripe_keys_encrypted(manager_a: User, tenant_a: Any) -> None:
-    response = _login(manager_a).post(
+    response = logged_in(manager_a).post(
         "/admin/payments/paymentsettings/add/",
         {"secret_key": "sk_test_alpha_own", "webhook_secret": "whsec_alpha", "receipt_from_email": "shop@alpha.test"},
     )
@@ -99,7 +92,7 @@ def test_a_manager_stores_the_stripe_keys_encrypted(manager_a: User, tenant_a: A
     assert account.secret_key_encrypted and "sk_test_alpha_own" not in account.secret_key_encrypted
     assert account.receipt_from_email == "shop@alpha.test"
 
-    bad = _login(manager_a).post(
+    bad = logged_in(manager_a).post(
         f"/admin/payments/paymentsettings/{account.pk}/change/", {"secret_key": "pk_test_public"}
     )
     assert bad.status_code == 200 and "starts with sk_" in bad.content.decode()
@@ -112,7 +105,7 @@ def _status_of(page: str) -> str:
 
 
 def test_a_visit_says_one_state_from_charged_automatically_to_refunded(charged: Visit, manager_a: User) -> None:
-    client = _login(manager_a)
+    client = logged_in(manager_a)
     url = f"/admin/visits/visit/{charged.pk}/change/"
     page = client.get(url).content.decode()
     assert _status_of(page) == "Charged automatically"
@@ -138,7 +131,7 @@ def test_a_paid_visit_back_in_review_is_not_shown_paid_nor_offered_a_plain_charg
     charged: Visit, manager_a: User
 ) -> None:
     Visit.unscoped.filter(pk=charged.pk).update(status=Visit.Status.NEEDS_REVIEW, review_reasons=["late event"])
-    page = _login(manager_a).get(f"/admin/visits/visit/{charged.pk}/change/").content.decode()
+    page = logged_in(manager_a).get(f"/admin/visits/visit/{charged.pk}/change/").content.decode()
     assert _status_of(page) == "Needs review"
     assert ">Paid<" not in page and "$7.47 collected before late events sent the visit back to review" in page
     assert "Approve and charge" not in page and "Approve and settle the difference" in page
@@ -147,10 +140,10 @@ def test_a_paid_visit_back_in_review_is_not_shown_paid_nor_offered_a_plain_charg
 def test_the_refund_page_shows_lines_as_the_receipt_does_and_money_in_major_units(
     charged: Visit, manager_a: User
 ) -> None:
-    page = _login(manager_a).get(f"/admin/payments/paymentattempt/refund/{charged.pk}/").content.decode()
+    page = logged_in(manager_a).get(f"/admin/payments/paymentattempt/refund/{charged.pk}/").content.decode()
     assert "$3.98" in page and "$3.49" in page and "$7.47" in page  # 2 × $1.99 and 1 × $3.49, before tax
     assert "Subtotal" in page and "Tax" in page
-    refused = _login(manager_a).post(
+    refused = logged_in(manager_a).post(
         f"/admin/payments/paymentattempt/refund/{charged.pk}/", {"reason_code": "goodwill", "amount": "1.234"}
     )
     assert refused.status_code == 200
@@ -159,7 +152,7 @@ def test_the_refund_page_shows_lines_as_the_receipt_does_and_money_in_major_unit
 
 
 def test_the_payment_list_says_what_each_movement_is(charged: Visit, manager_a: User) -> None:
-    page = _login(manager_a).get("/admin/payments/paymentattempt/").content.decode()
+    page = logged_in(manager_a).get("/admin/payments/paymentattempt/").content.decode()
     assert "Pre-authorisation: held on the card at entry" in page and "Capture: charged from the hold" in page
     assert "beyond the hold, an increase, or without a hold" not in page
 
@@ -176,7 +169,7 @@ def test_a_manager_retries_a_failed_payment_and_the_audit_log_says_so(
     assert declined.status == "payment_failed"
 
     with django_capture_on_commit_callbacks(execute=False) as sent:
-        response = _login(manager_a).post(f"/admin/payments/paymentattempt/retry/{declined.pk}/")
+        response = logged_in(manager_a).post(f"/admin/payments/paymentattempt/retry/{declined.pk}/")
 
     assert response.status_code == 302
     entry = AuditEntry.unscoped.get(action=AuditAction.VISIT_PAYMENT_RETRIED)
@@ -189,7 +182,7 @@ def test_a_manager_retries_a_failed_payment_and_the_audit_log_says_so(
 
 
 def test_a_payment_that_has_not_failed_is_not_retried(charged: Visit, manager_a: User) -> None:
-    assert _login(manager_a).post(f"/admin/payments/paymentattempt/retry/{charged.pk}/").status_code == 404
+    assert logged_in(manager_a).post(f"/admin/payments/paymentattempt/retry/{charged.pk}/").status_code == 404
     with tenancy.tenant_scope(charged.tenant_id), pytest.raises(ValidationError, match="no failed payment"):
         movements.payment_retry(actor=Actor.system(), visit=charged)
     assert not AuditEntry.unscoped.filter(action=AuditAction.VISIT_PAYMENT_RETRIED).exists()
@@ -201,6 +194,6 @@ def test_viewers_and_other_tenants_cannot_retry(
     viewer = make_member("viewer@alpha.test", declined.tenant, role=Membership.Role.VIEWER)
     url = f"/admin/payments/paymentattempt/retry/{declined.pk}/"
 
-    assert _login(viewer).post(url).status_code == 403
-    assert _login(manager_b).post(url).status_code == 404
+    assert logged_in(viewer).post(url).status_code == 403
+    assert logged_in(manager_b).post(url).status_code == 404
     assert not AuditEntry.unscoped.filter(action=AuditAction.VISIT_PAYMENT_RETRIED).exists()

@@ -7,24 +7,17 @@ from collections.abc import Callable
 
 import pytest
 from django.contrib.auth.models import User
-from django.test import Client
 
 from billing.webhooks import services, tasks
 from billing.webhooks.models import WebhookDelivery, WebhookEndpoint
 from billing.webhooks.tests.conftest import Receiver
 from billing.webhooks.tests.test_signing import documented_verify
-from conftest import PASSWORD
+from conftest import logged_in
 from tenants.audit import Actor
 from tenants.models import AuditEntry, Membership, Tenant
 
 ENDPOINTS = "/admin/webhooks/webhookendpoint/"
 DELIVERIES = "/admin/webhooks/webhookdelivery/"
-
-
-def login(user: User) -> Client:
-    client = Client()
-    assert client.login(username=user.username, password=PASSWORD)
-    return client
 
 
 @pytest.fixture
@@ -41,7 +34,7 @@ def alpha_delivery(tenant_a: Tenant, alpha_endpoint: WebhookEndpoint) -> Webhook
 
 
 def test_manager_registers_an_endpoint_and_sees_its_secret(manager_a: User, tenant_a: Tenant) -> None:
-    client = login(manager_a)
+    client = logged_in(manager_a)
     response = client.post(
         f"{ENDPOINTS}add/",
         {
@@ -79,14 +72,14 @@ def test_manager_registers_an_endpoint_and_sees_its_secret(manager_a: User, tena
     ],
 )
 def test_a_bad_url_is_a_form_error_and_nothing_is_saved(manager_a: User, url: str, message: str) -> None:
-    response = login(manager_a).post(f"{ENDPOINTS}add/", {"url": url, "is_active": "on"})
+    response = logged_in(manager_a).post(f"{ENDPOINTS}add/", {"url": url, "is_active": "on"})
     assert response.status_code == 200
     assert message in response.content.decode()
     assert not WebhookEndpoint.unscoped.exists()
 
 
 def test_an_unknown_event_type_is_a_form_error(manager_a: User) -> None:
-    response = login(manager_a).post(
+    response = logged_in(manager_a).post(
         f"{ENDPOINTS}add/", {"url": "https://erp.alpha.test/hooks", "event_types": ["receipt.printed"]}
     )
     assert response.status_code == 200
@@ -98,7 +91,7 @@ def test_staff_and_viewers_see_endpoints_but_neither_edit_them_nor_see_the_secre
     make_member: Callable[..., User], tenant_a: Tenant, alpha_endpoint: WebhookEndpoint
 ) -> None:
     for role in (Membership.Role.STAFF, Membership.Role.VIEWER):
-        client = login(make_member(f"{role}@alpha.test", tenant_a, role=role))
+        client = logged_in(make_member(f"{role}@alpha.test", tenant_a, role=role))
         page = client.get(f"{ENDPOINTS}{alpha_endpoint.pk}/change/")
         assert page.status_code == 200
         assert services.signing_secret_of(alpha_endpoint) not in page.content.decode()
@@ -113,7 +106,7 @@ def test_staff_and_viewers_see_endpoints_but_neither_edit_them_nor_see_the_secre
 def test_send_test_event_asks_first_then_sends(
     manager_a: User, alpha_endpoint: WebhookEndpoint, receiver: Receiver
 ) -> None:
-    client = login(manager_a)
+    client = logged_in(manager_a)
     confirm = client.get(f"{ENDPOINTS}{alpha_endpoint.pk}/send-test/")
     assert confirm.status_code == 200 and "Send test event" in confirm.content.decode()
     assert not WebhookDelivery.unscoped.exists(), "a GET changes nothing"
@@ -132,7 +125,7 @@ def test_send_test_event_asks_first_then_sends(
 
 
 def test_rotate_secret_asks_first_then_replaces_it(manager_a: User, alpha_endpoint: WebhookEndpoint) -> None:
-    client = login(manager_a)
+    client = logged_in(manager_a)
     old = services.signing_secret_of(alpha_endpoint)
     client.get(f"{ENDPOINTS}{alpha_endpoint.pk}/rotate-secret/")
     alpha_endpoint.refresh_from_db()
@@ -147,7 +140,7 @@ def test_delivery_log_lists_filters_and_shows_the_attempts(
 ) -> None:
     receiver.statuses = [500]
     tasks.deliver(tenant_id=alpha_delivery.tenant_id, delivery_id=alpha_delivery.pk)
-    client = login(manager_a)
+    client = logged_in(manager_a)
     row_link = f"{DELIVERIES}{alpha_delivery.pk}/change/"
     listing = client.get(DELIVERIES, {"state__exact": "pending", "event_type": "payment.failed"})
     assert listing.status_code == 200 and row_link in listing.content.decode()
@@ -165,7 +158,7 @@ def test_retry_now_sends_a_given_up_delivery_again(
     WebhookDelivery.unscoped.filter(pk=alpha_delivery.pk).update(
         state="failed", attempts=services.MAX_ATTEMPTS, next_attempt_at=None
     )
-    client = login(manager_a)
+    client = logged_in(manager_a)
     client.get(f"{DELIVERIES}{alpha_delivery.pk}/retry/")
     assert WebhookDelivery.unscoped.get().state == "failed", "a GET changes nothing"
 
@@ -184,7 +177,7 @@ def test_retry_now_sends_a_given_up_delivery_again(
 def test_another_tenant_gets_404_for_endpoints_and_deliveries(
     manager_b: User, alpha_endpoint: WebhookEndpoint, alpha_delivery: WebhookDelivery
 ) -> None:
-    client = login(manager_b)
+    client = logged_in(manager_b)
     secret = services.signing_secret_of(alpha_endpoint)
     for url in (
         f"{ENDPOINTS}{alpha_endpoint.pk}/change/",
@@ -213,7 +206,7 @@ def test_operators_read_every_tenants_deliveries(
 ) -> None:
     services.webhook_endpoint_create(actor=Actor.system(), tenant=tenant_b, url=receiver.url + "/bravo")
     services.webhook_emit(tenant=tenant_b, event_type="receipt.issued", payload={})
-    client = login(operator)
+    client = logged_in(operator)
     body = client.get("/ops/webhooks/webhookdelivery/").content.decode()
     assert "Alpha Markets" in body and "Bravo Foods" in body
     assert client.get(f"/ops/webhooks/webhookdelivery/{alpha_delivery.pk}/change/").status_code == 200
