@@ -51,6 +51,7 @@ from billing.invoicing.models import (
     PlanAssignment,
     PlanVersion,
 )
+from billing.invoicing.usage import UPDATED as USAGE_FIGURES
 from catalog.currencies import MINOR_UNITS, format_money, from_minor, to_minor
 from core.admin import OpsModelAdmin, ReadOnlyMixin, TenantModelAdmin
 from core.admin_sites import FINANCE_GROUP, OPERATOR_GROUP, licensee_site, ops_site
@@ -1075,20 +1076,7 @@ class UsageDisplay:
         return format_money(usage.refunds, usage.currency)
 
 
-USAGE_FIELDS = [
-    "day",
-    "store",
-    "currency",
-    "store_active",
-    "visits_settled",
-    "gross_sales",
-    "refunds",
-    "refunds_count",
-    "sent_to_review",
-    "decisions",
-    "decision_seconds",
-    "computed_at",
-]
+USAGE_FIELDS = ["day", "store", *USAGE_FIGURES]  # a day's figures, as the usage job computes them
 
 
 @admin.register(DailyUsage, site=ops_site)

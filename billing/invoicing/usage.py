@@ -33,6 +33,7 @@ from django.utils import timezone
 
 from billing.invoicing.models import DailyUsage
 from billing.payments.models import PaymentAttempt
+from catalog.bulk import uses_copy
 from stores.models import Store
 from visits.models import ReviewDecision, Visit
 
@@ -122,7 +123,7 @@ def recompute(*, start: date, end: date, tenant_ids: Sequence[int] | None = None
                 )
             )
     with transaction.atomic():
-        if _uses_copy():
+        if uses_copy():
             _write_by_copy(rows, start=start, end=end, tenant_ids=tenant_ids)
         else:
             _write_by_orm(rows, start=start, end=end, tenant_ids=tenant_ids)
@@ -209,17 +210,6 @@ def _write_by_orm(rows: list[tuple[Any, ...]], *, start: date, end: date, tenant
     DailyUsage.unscoped.bulk_create(new, batch_size=2000)
     DailyUsage.unscoped.bulk_update(changed, list(UPDATED), batch_size=2000)
     DailyUsage.unscoped.filter(pk__in=[u.pk for u in stored.values()]).delete()
-
-
-def _uses_copy() -> bool:
-    if connection.vendor != "postgresql":
-        return False
-    try:
-        import psycopg2.extensions
-    except ImportError:  # pragma: no cover — psycopg 3
-        return False
-    connection.ensure_connection()
-    return isinstance(connection.connection, psycopg2.extensions.connection)
 
 
 def _write_by_copy(

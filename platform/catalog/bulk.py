@@ -76,7 +76,7 @@ def chunked(items: Sequence[Any], size: int = CHUNK) -> Iterator[Sequence[Any]]:
         yield items[start : start + size]
 
 
-def _uses_copy() -> bool:
+def uses_copy() -> bool:
     """PostgreSQL through psycopg2, whose cursors have `copy_expert`."""
     if connection.vendor != "postgresql":
         return False
@@ -104,7 +104,7 @@ def load_products(*, tenant_id: int, skus: Sequence[str]) -> dict[str, StoredPro
     """The tenant's products with these SKUs, by SKU."""
     fields = ("sku", "id", "name", "barcodes", "unit_weight_g", "weight_tolerance_g", "image_url", "status", "min_age")
     found: dict[str, StoredProduct] = {}
-    if _uses_copy():  # one array parameter instead of one parameter per SKU
+    if uses_copy():  # one array parameter instead of one parameter per SKU
         # A join on the unnested array, not `sku = ANY(...)`: with statistics stale after a big load
         # PostgreSQL may otherwise test every row against the whole array.
         columns = ", ".join(f"p.{name}" for name in fields)
@@ -141,7 +141,7 @@ def load_current_prices(
     covers earlier times, as `visits.pricing.price_at` reads it).
     """
     current: dict[tuple[int, str], PriceInForce] = {}
-    if _uses_copy():
+    if uses_copy():
         sql = (
             "SELECT DISTINCT ON (pp.product_id, pp.currency) pp.product_id, pp.currency, pp.unit_price, "  # noqa: S608
             f"pp.tax_rate, pp.effective_from FROM {ProductPrice._meta.db_table} AS pp "
@@ -182,7 +182,7 @@ def insert_products(*, tenant_id: int, products: Sequence[NewProduct], at: datet
     """Insert new products; returns their ids by SKU."""
     if not products:
         return {}
-    if _uses_copy():
+    if uses_copy():
         stamp = at.isoformat()
         _copy_rows(
             Product,
@@ -233,7 +233,7 @@ def update_products(*, tenant_id: int, changes: Sequence[ProductChange], at: dat
     """Write the changed fields of existing products (all of `UPDATED_FIELDS`, and `updated_at`)."""
     if not changes:
         return
-    if _uses_copy():
+    if uses_copy():
         table = Product._meta.db_table
         staging = "catalog_product_import_changes"
         with connection.cursor() as cursor:
@@ -291,7 +291,7 @@ def insert_prices(*, tenant_id: int, prices: Sequence[NewPrice], effective_from:
     """Add a price version, in force from `effective_from` (recorded at `at`), for each (product, currency)."""
     if not prices:
         return
-    if _uses_copy():
+    if uses_copy():
         start, stamp = effective_from.isoformat(), at.isoformat()
         _copy_rows(
             ProductPrice,
