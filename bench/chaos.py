@@ -27,12 +27,9 @@ names), lost charges (an attempt recorded succeeded with no intent in Stripe), u
 from __future__ import annotations
 
 import argparse
-import contextlib
 import importlib.util
-import json
 import os
 import random
-import shutil
 import signal
 import socket
 import tempfile
@@ -42,7 +39,8 @@ from pathlib import Path
 from typing import Any
 
 import payments as payments_bench
-from machine import forget_queued_tasks, start_django
+import support
+from machine import forget_queued_tasks
 
 
 def _ingest_bench() -> Any:
@@ -257,19 +255,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     rounds: list[dict[str, Any]] = []
     try:
         stripe.__enter__()
-        env = {
-            **os.environ,
-            "PYTHONPATH": os.pathsep.join([str(payments_bench.ROOT), str(payments_bench.ROOT / "platform")]),
-            "DJANGO_SETTINGS_MODULE": "config.settings",
-            "MEDIA_ROOT": str(work / "media"),
-            "STRIPE_API_BASE": stripe.base_url,
-            "LOG_LEVEL": "WARNING",
-            "API_RATE_PER_KEY": "1000000/min",
-            "QUOTA_STREAMS_IN_FLIGHT": "1000",
-            "PAYMENTS_LEASE_SECONDS": str(args.lease),
-            "INGEST_STALLED_AFTER_SECONDS": str(args.lease),
-            "INGEST_CHUNK_BYTES": str(args.chunk_bytes),
-        }
+        env = support.server_environment(
+            media=work / "media",
+            STRIPE_API_BASE=stripe.base_url,
+            API_RATE_PER_KEY="1000000/min",
+            QUOTA_STREAMS_IN_FLIGHT="1000",
+            PAYMENTS_LEASE_SECONDS=str(args.lease),
+            INGEST_STALLED_AFTER_SECONDS=str(args.lease),
+            INGEST_CHUNK_BYTES=str(args.chunk_bytes),
+        )
         forget_queued_tasks()
         processes = payments_bench.Processes(env=env, logs=work / "logs")
         processes.port = args.port or processes.port
@@ -302,16 +296,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         processes.stop()
         processes = None
     finally:
-        if processes is not None:
-            processes.stop()
-        with contextlib.suppress(Exception):
-            stripe.__exit__(None, None, None)
-        forget_queued_tasks()
-        with contextlib.suppress(Exception):
-            tenant_services.api_key_revoke(actor=Actor.cli(), api_key=issued.api_key)
-        if not args.keep_data:
-            payments_bench.clean(tenant.pk)
-        shutil.rmtree(work, ignore_errors=True)
+        support.tear_down(
+            processes=processes,
+            stripe=stripe,
+            api_key=issued.api_key,
+            clean=None if args.keep_data else lambda: payments_bench.clean(tenant.pk),
+            work=work,
+        )
 
     def total(section: str, name: str) -> int:
         return sum(int(r[section][name]) for r in rounds)
@@ -360,9 +351,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--timeout", type=float, default=900, help="give up on a round after this many seconds")
     parser.add_argument("--keep-data", action="store_true", help="leave the run's visits and payments in the database")
-    args = parser.parse_args()
-    start_django()
-    print(json.dumps(run(args)))
+    support.measure(parser, run)
 
 
 if __name__ == "__main__":

@@ -33,8 +33,10 @@ import zlib
 from pathlib import Path
 from typing import Any
 
-from machine import ROOT, forget_queued_tasks, start_django
+import support
+from machine import forget_queued_tasks
 from payments import Processes, setup
+from support import server_environment
 
 STORE = "BOMB-1"
 GARBAGE_LINE = b"x" * 99 + b"\n"
@@ -195,13 +197,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     (work / "logs").mkdir()
     tenant, _stores, layout = setup(codes=[STORE], window=2)
     issued = tenant_services.api_key_issue(actor=Actor.cli(), tenant=tenant, name="gzip bomb benchmark")
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "platform")]),
-        "DJANGO_SETTINGS_MODULE": "config.settings",
-        "MEDIA_ROOT": str(work / "media"),
-        "LOG_LEVEL": "WARNING",
-    }
+    env = server_environment(media=work / "media")
     try:
         bomb = work / "bomb.ndjson.gz"
         bomb_inside = write_gzip(bomb, garbage(args.inside_mib))
@@ -249,9 +245,7 @@ def main() -> None:
     parser.add_argument("--inside-mib", type=int, default=1024, help="MiB inside the bomb (default 1024)")
     parser.add_argument("--events", type=int, default=200_000, help="events in the real upload (default 200,000)")
     parser.add_argument("--port", type=int, default=0, help="web server port (default: any free one)")
-    args = parser.parse_args()
-    start_django()
-    print(json.dumps(run(args)))
+    support.measure(parser, run)
 
 
 if __name__ == "__main__":

@@ -53,7 +53,6 @@ import http.client
 import json
 import os
 import random
-import shutil
 import signal
 import subprocess
 import sys
@@ -78,7 +77,16 @@ from machine import (
     postgres_cpu_seconds,
     start_django,
 )
-from support import delete_tenant_rows, deletion_order, git
+from support import (
+    delete_tenant_rows,
+    deletion_order,
+    git,
+    kept_tenant,
+    sample_stores,
+    server_environment,
+    tear_down,
+    wait_until_ready,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "platform")]
@@ -246,44 +254,16 @@ class Processes:
         return subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
 
     def start_server(self) -> None:
-        self.server = self._start(
-            "server",
-            [
-                sys.executable,
-                "-m",
-                "gunicorn",
-                "config.wsgi:application",
-                "--bind",
-                f"127.0.0.1:{self.port}",
-                "--workers",
-                "1",
-                "--timeout",
-                "1800",
-                "--log-level",
-                "warning",
-            ],
-            self.env,
-        )
+        argv = [sys.executable, "-m", "gunicorn", "config.wsgi:application", "--bind", f"127.0.0.1:{self.port}"]
+        argv += ["--workers", "1", "--timeout", "1800", "--log-level", "warning"]
+        self.server = self._start("server", argv, self.env)
 
     def start_workers(self, *, pool: str, processes: int, chunk_bytes: int | None) -> None:
         env = dict(self.env)
         if chunk_bytes:
             env["INGEST_CHUNK_BYTES"] = str(chunk_bytes)
-        common = [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "config",
-            "worker",
-            "-Q",
-            "live,ingest,visits,default",
-            "--loglevel",
-            "WARNING",
-            "--without-heartbeat",
-            "--without-mingle",
-            "--without-gossip",
-        ]
+        common = [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", "live,ingest,visits,default"]
+        common += ["--loglevel", "WARNING", "--without-heartbeat", "--without-mingle", "--without-gossip"]
         if pool == "solo":
             for number in range(processes):
                 name = f"bench-ingest-{number}@%h"
@@ -304,9 +284,7 @@ class Processes:
 
     def check(self) -> None:
         """Fail at once when a process ended or a task failed, rather than wait for work that never comes."""
-        for process in [self.server, *self.workers]:
-            if process is not None and process.poll() is not None:
-                raise RuntimeError(f"a process ended early (see {self.logs}): {process.args!r}")
+        self.check_running()
         for log in sorted(self.logs.glob("worker-*.log")):
             text = log.read_text(errors="replace")
             for marker in ("Traceback", " ERROR "):
@@ -327,24 +305,22 @@ class Processes:
         return found
 
     def wait_ready(self, *, expected_workers: int, timeout: float = 90) -> None:
-        from config.celery import app
+        wait_until_ready(
+            self.port,
+            check=self.check_running,
+            workers_ready=lambda names: (
+                len([name for name in names if name.startswith("bench-ingest")]) >= expected_workers
+            ),
+            logs=self.logs,
+            timeout=timeout,
+            pause=0.2,
+        )
 
-        deadline = time.monotonic() + timeout
-        while True:
-            for process in [self.server, *self.workers]:
-                if process is not None and process.poll() is not None:
-                    raise RuntimeError(f"a process ended early (see {self.logs}): {process.args!r}")
-            try:
-                server_up = _request(self.port, "GET", "/healthz")[0] == 200
-            except OSError:
-                server_up = False
-            replies = app.control.ping(timeout=0.5) or []
-            names = {name for reply in replies for name in reply if name.startswith("bench-ingest")}
-            if server_up and len(names) >= expected_workers:
-                return
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"server or workers not ready after {timeout} s (see {self.logs})")
-            time.sleep(0.2)
+    def check_running(self) -> None:
+        """Fail at once when a process ended."""
+        for process in [self.server, *self.workers]:
+            if process is not None and process.poll() is not None:
+                raise RuntimeError(f"a process ended early (see {self.logs}): {process.args!r}")
 
     def profile(self, directory: Path) -> None:
         """Attach py-spy to every process that runs tasks (collapsed stacks, for reading with text tools)."""
@@ -520,26 +496,17 @@ def setup(args: argparse.Namespace) -> tuple[Any, Any, Any, Any]:
 
     from core import tenancy
     from stores.models import LayoutVersion
-    from stores.sample_store import sample_products_add, sample_store
+    from stores.sample_store import sample_products_add
     from tenants import services as tenant_services
     from tenants.audit import Actor
-    from tenants.models import Tenant
 
-    tenant = Tenant.objects.filter(slug=BENCH_TENANT_SLUG).first() or tenant_services.tenant_create(
-        actor=Actor.cli(), name="Ingest benchmark", slug=BENCH_TENANT_SLUG
-    )
+    tenant = kept_tenant(slug=BENCH_TENANT_SLUG, name="Ingest benchmark")
     skus = [f"SKU-{n:03d}" for n in range(1, 41)]
     with tenancy.tenant_scope(tenant.pk):
         sample_products_add(tenant=tenant, skus=skus)
-        store = sample_store(
-            actor=Actor.cli(),
-            tenant=tenant,
-            code=STORE_CODE,
-            skus=skus,
-            effective_from=LAYOUT_FROM,
-            name="Benchmark store",
-        )
-        layout = LayoutVersion.unscoped.get(store=store)
+    [store] = sample_stores(tenant, names={STORE_CODE: "Benchmark store"}, skus=skus, effective_from=LAYOUT_FROM)
+    layout = LayoutVersion.unscoped.get(store=store)
+    with tenancy.tenant_scope(tenant.pk):
         issued = tenant_services.api_key_issue(actor=Actor.cli(), tenant=tenant, name="ingest benchmark")
     clean(tenant.pk)
     return tenant, store, layout, issued
@@ -668,8 +635,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from django.db.models import Max
 
     from ingest.models import EventStream, StreamChunk
-    from tenants import services as tenant_services
-    from tenants.audit import Actor
     from visits.models import Visit
 
     work = Path(tempfile.mkdtemp(prefix="bench-ingest-", dir=args.workdir))
@@ -678,6 +643,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     logs = Path(args.logs) if args.logs else work / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     tenant, store, layout, issued = setup(args)
+    emptied = None if args.keep_data else lambda: clean(tenant.pk)  # after the run, unless its data is kept
     processes: Processes | None = None
     result: dict[str, Any] = {}
     try:
@@ -709,13 +675,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         )
 
         copy_before = _timed_baseline(csv)
-        env = {
-            **os.environ,
-            "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "platform")]),
-            "DJANGO_SETTINGS_MODULE": "config.settings",
-            "MEDIA_ROOT": str(media),
-            "LOG_LEVEL": "WARNING",
-        }
+        env = server_environment(media=media)
         forget_queued_tasks()
         code = _code_version()
         processes = Processes(env=env, logs=logs)
@@ -954,18 +914,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             ),
         }
     finally:
-        if processes is not None:
-            processes.stop()
-        forget_queued_tasks()
-        if not args.keep_data:
-            clean(tenant.pk)
-        with contextlib.suppress(Exception):
-            tenant_services.api_key_revoke(actor=Actor.cli(), api_key=issued.api_key)
-        if args.keep_files:
-            result["workdir"] = str(work)
-        else:
-            shutil.rmtree(work, ignore_errors=True)
-    return result
+        tear_down(processes=processes, api_key=issued.api_key, clean=emptied, work=work, keep_work=args.keep_files)
+    return result | ({"workdir": str(work)} if args.keep_files else {})
 
 
 def _phase(before: dict[str, float], after: dict[str, float], wall: float) -> dict[str, float]:

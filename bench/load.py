@@ -34,7 +34,6 @@ localstripe, and whatever else runs there), so the load average is printed with 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import csv
 import functools
 import http.client
@@ -43,7 +42,6 @@ import json
 import os
 import random
 import resource
-import shutil
 import signal
 import subprocess
 import sys
@@ -62,7 +60,6 @@ from machine import (
     machine_busy_seconds,
     postgres_cpu_seconds,
     reaped_cpu_seconds,
-    start_django,
 )
 from support import analyze, code_version, delete_tenant_rows, deletion_order, json_request
 
@@ -246,34 +243,22 @@ class Processes:
                 raise RuntimeError(f"{name} ended early (see {self.logs / (name + '.log')})")
 
     def wait_ready(self, *, workers: int, timeout: float = 300) -> None:
-        from config.celery import app
-
-        deadline = time.monotonic() + timeout
-        while True:
-            self.check()
-            try:
-                server_up = _request(self.port, "GET", "/healthz")[0] == 200
-            except OSError:
-                server_up = False
-            replies = app.control.ping(timeout=0.5) or []
-            names = {name for reply in replies for name in reply if name.startswith("bench-load-")}
-            if server_up and len(names) >= workers:
-                return
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"server or workers not ready after {timeout} s (see {self.logs})")
-            time.sleep(0.3)
+        support.wait_until_ready(
+            self.port,
+            check=self.check,
+            workers_ready=lambda names: len([name for name in names if name.startswith("bench-load-")]) >= workers,
+            logs=self.logs,
+            timeout=timeout,
+        )
 
     def stop(self) -> None:
         """Workers at once (cold: a task still running rolls back), then the rest; kill what does not stop."""
-        for name, process in self.started:
-            if process.poll() is None:
-                process.send_signal(signal.SIGQUIT if name.startswith("worker") else signal.SIGTERM)
-        for _, process in self.started:
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        support.stop_processes(
+            [
+                (process, signal.SIGQUIT if name.startswith("worker") else signal.SIGTERM)
+                for name, process in self.started
+            ]
+        )
         self.started = []
 
 
@@ -330,32 +315,15 @@ def setup(stores: int, *, slug: str = TENANT_SLUG, name: str = "Load benchmark")
     """A bench tenant and its stores, with catalog, prices and layout (made once, kept); emptied of earlier runs."""
     from decimal import Decimal
 
-    from core import tenancy
     from stores.models import Store
-    from stores.sample_store import sample_prices_add, sample_products_add, sample_store
-    from tenants import services as tenant_services
-    from tenants.audit import Actor
-    from tenants.models import Tenant
+    from stores.sample_store import sample_prices_add, sample_products_add
 
-    tenant = Tenant.objects.filter(slug=slug).first() or tenant_services.tenant_create(
-        actor=Actor.cli(), name=name, slug=slug
-    )
+    tenant = support.kept_tenant(slug=slug, name=name)
     sample_products_add(tenant=tenant, skus=SKUS)
     sample_prices_add(tenant=tenant, unit_price=PRICE, tax_rate=Decimal(TAX), effective_from=LAYOUT_FROM)
-    made = []
-    with tenancy.tenant_scope(tenant.pk):
-        for number in range(1, stores + 1):
-            code = f"LOAD-{number:03d}"
-            store = sample_store(
-                actor=Actor.cli(),
-                tenant=tenant,
-                code=code,
-                skus=SKUS,
-                effective_from=LAYOUT_FROM,
-                name=f"Load store {number}",
-            )
-            made.append(store)
-        Store.unscoped.filter(pk__in=[s.pk for s in made]).update(status=Store.Status.ACTIVE)
+    names = {f"LOAD-{number:03d}": f"Load store {number}" for number in range(1, stores + 1)}
+    made = support.sample_stores(tenant, names=names, skus=SKUS, effective_from=LAYOUT_FROM)
+    Store.unscoped.filter(pk__in=[s.pk for s in made]).update(status=Store.Status.ACTIVE)
     clean(tenant.pk)
     return tenant, made
 
@@ -632,17 +600,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     result: dict[str, Any] = {}
     try:
         stripe.__enter__()
-        env = {
-            **os.environ,
-            "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "platform")]),
-            "DJANGO_SETTINGS_MODULE": "config.settings",
-            "MEDIA_ROOT": str(work / "media"),
-            "STRIPE_API_BASE": stripe.base_url,  # every payment goes to the stand-in on 127.0.0.1
-            "LOG_LEVEL": "WARNING",
-            "LOG_FORMAT": "json",
-            "METRICS_TOKEN": METRICS_TOKEN,
-            "API_RATE_PER_KEY": "1000000/min",  # one key drives every store here; the throttle is not measured
-        }
+        env = support.server_environment(
+            media=work / "media",
+            STRIPE_API_BASE=stripe.base_url,  # every payment goes to the stand-in on 127.0.0.1
+            LOG_FORMAT="json",
+            METRICS_TOKEN=METRICS_TOKEN,
+            API_RATE_PER_KEY="1000000/min",  # one key drives every store here; the throttle is not measured
+        )
         forget_queued_tasks()
         processes = Processes(env=env, logs=logs, port=args.port)
         processes.start_server(workers=args.web_workers, threads=args.web_threads)
@@ -763,18 +727,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             ),
         }
     finally:
-        if processes is not None:
-            processes.stop()
-        with contextlib.suppress(Exception):
-            stripe.__exit__(None, None, None)
-        forget_queued_tasks()
-        with contextlib.suppress(Exception):
-            tenant_services.api_key_revoke(actor=Actor.cli(), api_key=issued.api_key)
-        if args.keep_files:
-            result["workdir"] = str(work)
-        else:
-            shutil.rmtree(work, ignore_errors=True)
-    return result
+        support.tear_down(
+            processes=processes, stripe=stripe, api_key=issued.api_key, work=work, keep_work=args.keep_files
+        )
+    return result | ({"workdir": str(work)} if args.keep_files else {})
 
 
 def main() -> None:
@@ -815,10 +771,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--logs", default="", help="directory for the processes' logs (default: temporary)")
     parser.add_argument("--keep-files", action="store_true", help="keep the plans, locust's CSV files and the logs")
-    args = parser.parse_args()
-
-    start_django()
-    print(json.dumps(run(args)))
+    support.measure(parser, run)
 
 
 if __name__ == "__main__":

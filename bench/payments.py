@@ -50,7 +50,6 @@ import contextlib
 import json
 import math
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -61,7 +60,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import support
 from machine import (
@@ -72,7 +71,6 @@ from machine import (
     free_port,
     machine_busy_seconds,
     postgres_cpu_seconds,
-    start_django,
 )
 from support import analyze as analyze_tables
 from support import code_version, delete_tenant_rows, deletion_order, json_request
@@ -140,23 +138,14 @@ class Processes:
                 raise RuntimeError(f"{name} ended early (see {self.logs})")
 
     def wait_ready(self, *, timeout: float = 120) -> None:
-        from config.celery import app
-
         wanted = {name for name, _, _ in self.workers}
-        deadline = time.monotonic() + timeout
-        while True:
-            self.check()
-            try:
-                server_up = json_request(self.port, "GET", "/healthz")[0] == 200
-            except OSError:
-                server_up = False
-            replies = app.control.ping(timeout=0.5) or []
-            names = {name.split("@")[0] for reply in replies for name in reply}
-            if server_up and wanted <= names:
-                return
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"server or workers not ready after {timeout} s (see {self.logs})")
-            time.sleep(0.3)
+        support.wait_until_ready(
+            self.port,
+            check=self.check,
+            workers_ready=lambda names: wanted <= {name.split("@")[0] for name in names},
+            logs=self.logs,
+            timeout=timeout,
+        )
 
     def log_marks(self) -> dict[Path, int]:
         """Where each worker's log ends now (a phase's task runtimes are read from there on)."""
@@ -191,27 +180,13 @@ class Processes:
 
     def stop_workers(self) -> None:
         """Cold: a task still running rolls back (the exactly-once design is for that)."""
-        for _, _, process in self.workers:
-            if process.poll() is None:
-                process.send_signal(signal.SIGQUIT)
-        for _, _, process in self.workers:
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        support.stop_processes([(process, signal.SIGQUIT) for _, _, process in self.workers])
         self.workers = []
 
     def stop(self) -> None:
         self.stop_workers()
         if self.server is not None:
-            if self.server.poll() is None:
-                self.server.send_signal(signal.SIGTERM)
-            try:
-                self.server.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.server.kill()
-                self.server.wait()
+            support.stop_processes([(self.server, signal.SIGTERM)])
             self.server = None
 
 
@@ -309,32 +284,16 @@ def setup(*, codes: list[str], window: int) -> tuple[Any, dict[str, Any], dict[s
     the stores by code."""
     from decimal import Decimal
 
-    from core import tenancy
     from stores.models import LayoutVersion, Store
-    from stores.sample_store import sample_prices_add, sample_products_add, sample_store
-    from tenants import services as tenant_services
-    from tenants.audit import Actor
-    from tenants.models import Tenant
+    from stores.sample_store import sample_prices_add, sample_products_add
 
-    tenant = Tenant.objects.filter(slug=TENANT_SLUG).first() or tenant_services.tenant_create(
-        actor=Actor.cli(), name="Payments benchmark", slug=TENANT_SLUG
-    )
+    tenant = support.kept_tenant(slug=TENANT_SLUG, name="Payments benchmark")
     sample_products_add(tenant=tenant, skus=SKUS)
     sample_prices_add(
         tenant=tenant, unit_price=lambda sku: _price(SKUS.index(sku)), tax_rate=Decimal(TAX), effective_from=LAYOUT_FROM
     )
-    made = []
-    with tenancy.tenant_scope(tenant.pk):
-        for code in codes:
-            store = sample_store(
-                actor=Actor.cli(),
-                tenant=tenant,
-                code=code,
-                skus=SKUS,
-                effective_from=LAYOUT_FROM,
-                name=f"Payments store {code}",
-            )
-            made.append(store)
+    names = {code: f"Payments store {code}" for code in codes}
+    made = support.sample_stores(tenant, names=names, skus=SKUS, effective_from=LAYOUT_FROM)
     Store.unscoped.filter(pk__in=[s.pk for s in made]).update(
         status=Store.Status.ACTIVE, settling_window_seconds=window
     )
@@ -774,20 +733,36 @@ def _wait(what: str, done: Any, *, driver: Driver | None, processes: Processes, 
     return time.time() - began
 
 
-def run_burst(
-    name: str,
-    visits: list[PlannedVisit],
-    *,
-    prefix: str,
-    tenant: Any,
-    pusher: Pusher,
-    driver: Driver,
-    meter: CpuMeter,
-    processes: Processes,
-    args: argparse.Namespace,
-    payments: bool,
+class Bench(NamedTuple):
+    """What every phase of a run works with: the bench tenant, the processes, what pushes the events, drives the
+    periodic tasks and meters the CPU, and the command's options."""
+
+    tenant: Any
+    processes: Processes
+    pusher: Pusher
+    driver: Driver
+    meter: CpuMeter
+    args: argparse.Namespace
+
+
+def _phase_end(
+    bench: Bench, *, prefix: str, payments: bool, cpu: dict[str, float], load_before: Sequence[float]
 ) -> dict[str, Any]:
+    """What every phase reports at its end: its visits' figures, the tasks the driver sent, the deepest the queues
+    got, the CPU each role spent and the machine's load before and after."""
+    return {
+        **analyse(bench.tenant, prefix, window=bench.args.window, payments=payments),
+        "tasks_sent_by_driver": bench.driver.take(),
+        "peak_queue_depth": bench.driver.queues.take(),
+        "cpu_s": cpu,
+        "load_average_1_5_15_before": [round(v, 2) for v in load_before],
+        "load_average_1_5_15_after": [round(v, 2) for v in os.getloadavg()],
+    }
+
+
+def run_burst(name: str, visits: list[PlannedVisit], *, prefix: str, bench: Bench, payments: bool) -> dict[str, Any]:
     """Every visit in the stores with its hold placed, then every exit at once; until every visit is paid."""
+    tenant, processes, pusher, driver, meter, args = bench
     consumed = ("visits", "payments") if payments else ("visits",)
     idle_wait = _wait_idle(driver.queues, processes, consumed=consumed, timeout=args.timeout)
     load_before = os.getloadavg()
@@ -846,29 +821,14 @@ def run_burst(
         },
         "exits": {"push_s": round(exits_pushed, 3), "pushes": pusher.take()},
         "observed_drain_s": round(drain, 2),
-        **analyse(tenant, prefix, window=args.window, payments=payments),
-        "tasks_sent_by_driver": driver.take(),
         "task_runtimes_after_exits": runtimes,
-        "peak_queue_depth": driver.queues.take(),
-        "cpu_s": cpu,
-        "load_average_1_5_15_before": [round(v, 2) for v in load_before],
-        "load_average_1_5_15_after": [round(v, 2) for v in os.getloadavg()],
+        **_phase_end(bench, prefix=prefix, payments=payments, cpu=cpu, load_before=load_before),
     }
 
 
-def run_live(
-    visits: list[PlannedVisit],
-    *,
-    rate: float,
-    prefix: str,
-    tenant: Any,
-    pusher: Pusher,
-    driver: Driver,
-    meter: CpuMeter,
-    processes: Processes,
-    args: argparse.Namespace,
-) -> dict[str, Any]:
+def run_live(visits: list[PlannedVisit], *, rate: float, prefix: str, bench: Bench) -> dict[str, Any]:
     """Exits one after another at `rate` a second, each visit's other events `lead` seconds before its exit."""
+    tenant, processes, pusher, driver, meter, args = bench
     idle_wait = _wait_idle(driver.queues, processes, consumed=("visits", "payments"), timeout=args.timeout)
     analyze()
     load_before = os.getloadavg()
@@ -919,13 +879,8 @@ def run_live(
         "push_every_s": args.push_every,
         "waited_for_idle_queues_s": idle_wait,
         "pushes": pusher.take(),
-        **analyse(tenant, prefix, window=args.window, payments=True),
-        "tasks_sent_by_driver": driver.take(),
         "task_runtimes": runtimes,
-        "peak_queue_depth": driver.queues.take(),
-        "cpu_s": cpu,
-        "load_average_1_5_15_before": [round(v, 2) for v in load_before],
-        "load_average_1_5_15_after": [round(v, 2) for v in os.getloadavg()],
+        **_phase_end(bench, prefix=prefix, payments=True, cpu=cpu, load_before=load_before),
     }
 
 
@@ -952,15 +907,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     try:
         stripe.__enter__()
         assert stripe._process is not None
-        env = {
-            **os.environ,
-            "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "platform")]),
-            "DJANGO_SETTINGS_MODULE": "config.settings",
-            "MEDIA_ROOT": str(work / "media"),
-            "STRIPE_API_BASE": stripe.base_url,  # every payment goes to the stand-in on 127.0.0.1
-            "LOG_LEVEL": "WARNING",
-            "API_RATE_PER_KEY": "1000000/min",  # the throttle is not what is measured
-        }
+        env = support.server_environment(
+            media=work / "media",
+            STRIPE_API_BASE=stripe.base_url,  # every payment goes to the stand-in on 127.0.0.1
+            API_RATE_PER_KEY="1000000/min",  # the throttle is not what is measured
+        )
         forget_queued_tasks()
         processes = Processes(env=env, logs=logs)
         processes.start_server(workers=args.web_workers)
@@ -972,6 +923,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         queues = QueueWatch()
         driver = Driver(args.settle_every, args.sweep_every, True, processes, queues)
         pusher = Pusher(processes.port, issued.key)
+        bench = Bench(tenant, processes, pusher, driver, meter, args)
 
         run_tag = f"P{int(time.time()) % 1_000_000}"
         began = time.time()
@@ -997,31 +949,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         )
         simulate_s = time.time() - began
 
-        burst = run_burst(
-            "burst",
-            burst_visits,
-            prefix=f"{run_tag}B",
-            tenant=tenant,
-            pusher=pusher,
-            driver=driver,
-            meter=meter,
-            processes=processes,
-            args=args,
-            payments=True,
-        )
+        burst = run_burst("burst", burst_visits, prefix=f"{run_tag}B", bench=bench, payments=True)
         live = None
         if live_visits:
-            live = run_live(
-                live_visits,
-                rate=args.live_rate,
-                prefix=f"{run_tag}L",
-                tenant=tenant,
-                pusher=pusher,
-                driver=driver,
-                meter=meter,
-                processes=processes,
-                args=args,
-            )
+            live = run_live(live_visits, rate=args.live_rate, prefix=f"{run_tag}L", bench=bench)
         once = exactly_once(tenant, base=stripe.base_url)
 
         baseline = None
@@ -1036,18 +967,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             )
             processes.wait_ready()
             driver.sweep = False
-            baseline = run_burst(
-                "baseline",
-                baseline_visits,
-                prefix=f"{run_tag}Z",
-                tenant=tenant,
-                pusher=pusher,
-                driver=driver,
-                meter=meter,
-                processes=processes,
-                args=args,
-                payments=False,
-            )
+            baseline = run_burst("baseline", baseline_visits, prefix=f"{run_tag}Z", bench=bench, payments=False)
             baseline["workers"] = [queues for _, queues, _ in processes.workers]
         processes.stop()
         processes = None
@@ -1097,20 +1017,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             ),
         }
     finally:
-        if processes is not None:
-            processes.stop()
-        with contextlib.suppress(Exception):
-            stripe.__exit__(None, None, None)
-        forget_queued_tasks()
-        if not args.keep_data:
-            clean(tenant.pk)
-        with contextlib.suppress(Exception):
-            tenant_services.api_key_revoke(actor=Actor.cli(), api_key=issued.api_key)
-        if args.keep_files:
-            result["workdir"] = str(work)
-        else:
-            shutil.rmtree(work, ignore_errors=True)
-    return result
+        support.tear_down(
+            processes=processes,
+            stripe=stripe,
+            api_key=issued.api_key,
+            clean=None if args.keep_data else lambda: clean(tenant.pk),
+            work=work,
+            keep_work=args.keep_files,
+        )
+    return result | ({"workdir": str(work)} if args.keep_files else {})
 
 
 def main() -> None:
@@ -1137,10 +1052,7 @@ def main() -> None:
     parser.add_argument("--logs", default="", help="directory for the processes' logs (default: temporary)")
     parser.add_argument("--keep-files", action="store_true", help="keep the logs")
     parser.add_argument("--keep-data", action="store_true", help="leave the run's visits and payments in the database")
-    args = parser.parse_args()
-
-    start_django()
-    print(json.dumps(run(args)))
+    support.measure(parser, run)
 
 
 if __name__ == "__main__":

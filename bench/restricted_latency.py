@@ -11,7 +11,8 @@ was taken by someone whose age nobody has checked (spec v1.1, `restricted_item.u
 1. sets up a tenant with stores (sample layout, catalog, prices: made once, kept), one product for 18+, and a
    webhook endpoint served by this script on 127.0.0.1 that notes when each warning arrives;
 2. starts the Stripe stand-in, the web server (gunicorn, as deployed) and the Celery workers (solo pools at
-   niceness --worker-nice, one per queue for visits and payments, one for ingest and default), as bench/load.py;
+   niceness --worker-nice and the idle CPU class, one per queue for visits and payments, one for ingest and
+   default), as deployed and as bench/load.py;
 3. registers shoppers, then measures twice — "idle": workers with nothing else to do; "busy": just after
    --backlog-stores simulated days (--backlog-visits visits each) were uploaded, so that the workers are settling
    them — --picks live pushes, one every --interval seconds, each a shopper entering and taking the 18+ product
@@ -26,7 +27,6 @@ import argparse
 import contextlib
 import json
 import os
-import shutil
 import tempfile
 import threading
 import time
@@ -35,8 +35,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from load import ROOT, Processes, _queue_lengths, _request, plan_store, register_shoppers, setup, upload_backlog
-from machine import forget_queued_tasks, free_port, start_django
+import support
+from load import Processes, _queue_lengths, _request, plan_store, register_shoppers, setup, upload_backlog
+from machine import forget_queued_tasks, free_port
 
 TENANT_SLUG = "bench-restricted"
 RESTRICTED_SKU = "SKU-001"
@@ -191,20 +192,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         with Warnings() as warnings:
             places = _prepare(tenant, stores[0], url=warnings.url)
             stripe.__enter__()
-            env = {
-                **os.environ,
-                "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "platform")]),
-                "DJANGO_SETTINGS_MODULE": "config.settings",
-                "MEDIA_ROOT": str(work / "media"),
-                "STRIPE_API_BASE": stripe.base_url,
-                "LOG_LEVEL": "WARNING",
-                "WEBHOOKS_ALLOW_PRIVATE_NETWORKS": "true",  # the licensee's endpoint is this script, on 127.0.0.1
-                "API_RATE_PER_KEY": "1000000/min",
-            }
+            env = support.server_environment(
+                media=work / "media",
+                STRIPE_API_BASE=stripe.base_url,
+                WEBHOOKS_ALLOW_PRIVATE_NETWORKS="true",  # the licensee's endpoint is this script, on 127.0.0.1
+                API_RATE_PER_KEY="1000000/min",
+            )
             forget_queued_tasks()
             processes = Processes(env=env, logs=logs)
             processes.start_server(workers=args.web_workers, threads=1)
-            processes.start_workers(visits=1, payments=1, nice=args.worker_nice)
+            processes.start_workers(visits=1, payments=1, nice=args.worker_nice, cpu_class="idle")  # as deployed
             processes.wait_ready(workers=4)
             tokens = register_shoppers(processes.port, key=issued.key, count=args.shoppers)
             common = {"key": issued.key, "store_code": stores[0].code, "places": places, "tokens": tokens}
@@ -239,14 +236,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 },
             }
     finally:
-        if processes is not None:
-            processes.stop()
-        with contextlib.suppress(Exception):
-            stripe.__exit__(None, None, None)
-        forget_queued_tasks()
-        with contextlib.suppress(Exception):
-            tenant_services.api_key_revoke(actor=Actor.cli(), api_key=issued.api_key)
-        shutil.rmtree(work, ignore_errors=True)
+        support.tear_down(processes=processes, stripe=stripe, api_key=issued.api_key, work=work)
     return result
 
 
@@ -262,9 +252,7 @@ def main() -> None:
     parser.add_argument("--web-workers", type=int, default=2, help="gunicorn workers (default 2)")
     parser.add_argument("--worker-nice", type=int, default=10, help="niceness of the workers (default 10)")
     parser.add_argument("--seed", type=int, default=1)
-    args = parser.parse_args()
-    start_django()
-    print(json.dumps(run(args)))
+    support.measure(parser, run)
 
 
 if __name__ == "__main__":

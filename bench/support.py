@@ -1,16 +1,91 @@
-"""What the benchmarks that drive the API of their own server share: JSON requests, registered shoppers, emptying
-the bench tenant of earlier runs, the code version a result was measured on."""
+"""What the benchmarks that drive the API of their own server share: the environment of the server and workers they
+start, waiting until those answer, JSON requests, registered shoppers, emptying the bench tenant of earlier runs,
+undoing a run, the code version a result was measured on."""
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import http.client
 import json
+import os
+import shutil
 import subprocess
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from pathlib import Path
 from typing import Any
 
-from machine import ROOT
+from machine import ROOT, forget_queued_tasks, start_django
+
+
+def server_environment(*, media: Path, **settings: str) -> dict[str, str]:
+    """The environment of the web server and workers a benchmark starts: this checkout's code and settings, files
+    under `media`, warnings only; `settings` on top (STRIPE_API_BASE, API_RATE_PER_KEY, ...)."""
+    return {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "platform")]),
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "MEDIA_ROOT": str(media),
+        "LOG_LEVEL": "WARNING",
+        **settings,
+    }
+
+
+def wait_until_ready(
+    port: int,
+    *,
+    check: Callable[[], None],
+    workers_ready: Callable[[set[str]], bool],
+    logs: Path,
+    timeout: float,
+    pause: float = 0.3,
+) -> None:
+    """Until the web server on `port` answers /healthz and the Celery workers that answer a ping (their node names)
+    are what `workers_ready` waits for; `check` raises when a process the benchmark started has ended."""
+    from config.celery import app
+
+    deadline = time.monotonic() + timeout
+    while True:
+        check()
+        try:
+            server_up = json_request(port, "GET", "/healthz", timeout=60)[0] == 200
+        except OSError:
+            server_up = False
+        replies = app.control.ping(timeout=0.5) or []
+        if server_up and workers_ready({name for reply in replies for name in reply}):
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"server or workers not ready after {timeout} s (see {logs})")
+        time.sleep(pause)
+
+
+def kept_tenant(*, slug: str, name: str) -> Any:
+    """The bench tenant of `slug`, made by the first run and kept by the next ones."""
+    from tenants import services as tenant_services
+    from tenants.audit import Actor
+    from tenants.models import Tenant
+
+    return Tenant.objects.filter(slug=slug).first() or tenant_services.tenant_create(
+        actor=Actor.cli(), name=name, slug=slug
+    )
+
+
+def sample_stores(tenant: Any, *, names: dict[str, str], skus: list[str], effective_from: datetime) -> list[Any]:
+    """The tenant's stores of these codes (`names`: code to name), each with the sample layout over `skus` from
+    `effective_from` (made once, kept)."""
+    from core import tenancy
+    from stores.sample_store import sample_store
+    from tenants.audit import Actor
+
+    with tenancy.tenant_scope(tenant.pk):
+        return [
+            sample_store(
+                actor=Actor.cli(), tenant=tenant, code=code, skus=skus, effective_from=effective_from, name=name
+            )
+            for code, name in names.items()
+        ]
 
 
 def json_request(
@@ -93,6 +168,56 @@ def analyze(models: Sequence[Any]) -> None:
     with connection.cursor() as cursor:
         for model in models:
             cursor.execute(f"ANALYZE {model._meta.db_table}")
+
+
+def stop_processes(signalled: Sequence[tuple[subprocess.Popen[bytes], int]]) -> None:
+    """Send each process that still runs its signal, all at once, then wait for each; kill what does not stop
+    within 30 s. Workers get SIGQUIT (cold: a task still running rolls back), servers SIGTERM."""
+    for process, stop_signal in signalled:
+        if process.poll() is None:
+            process.send_signal(stop_signal)
+    for process, _ in signalled:
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def tear_down(
+    *,
+    processes: Any,
+    stripe: Any = None,
+    api_key: Any,
+    clean: Callable[[], None] | None = None,
+    work: Path,
+    keep_work: bool = False,
+) -> None:
+    """What a run undoes whatever happened: stops its processes (if started) and the Stripe stand-in, forgets the
+    tasks still queued, empties the tenant (`clean`), revokes the run's API key and removes `work` (unless kept)."""
+    from tenants import services as tenant_services
+    from tenants.audit import Actor
+
+    if processes is not None:
+        processes.stop()
+    if stripe is not None:
+        with contextlib.suppress(Exception):
+            stripe.__exit__(None, None, None)
+    forget_queued_tasks()
+    if clean is not None:
+        clean()
+    with contextlib.suppress(Exception):
+        tenant_services.api_key_revoke(actor=Actor.cli(), api_key=api_key)
+    if not keep_work:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def measure(parser: argparse.ArgumentParser, run: Callable[[argparse.Namespace], dict[str, Any]]) -> None:
+    """A benchmark's command: its options read, Django started on PostgreSQL, what `run` found printed as one JSON
+    object."""
+    args = parser.parse_args()
+    start_django()
+    print(json.dumps(run(args)))
 
 
 def git(*argv: str) -> str:
