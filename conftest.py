@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import Group, User
 from django.test import Client
+from django.urls import URLPattern, URLResolver, get_resolver
 from rest_framework.test import APIClient
 
 from core.admin_sites import FINANCE_GROUP, OPERATOR_GROUP
@@ -89,6 +90,18 @@ def logged_in(user: User) -> Client:
     client = Client()
     assert client.login(username=user.username, password=PASSWORD)
     return client
+
+
+def api_views(resolver: URLResolver | None = None, prefix: str = "") -> list[tuple[str, type]]:
+    """Every view of the licensee API (the routes under api/), with its route: what the suite checks one by one."""
+    found = []
+    for pattern in (resolver or get_resolver()).url_patterns:
+        route = prefix + str(pattern.pattern)
+        if isinstance(pattern, URLResolver):
+            found += api_views(pattern, route)
+        elif isinstance(pattern, URLPattern) and route.startswith("api/"):
+            found.append((route, pattern.callback.view_class))  # type: ignore[attr-defined]
+    return found
 
 
 @pytest.fixture

@@ -6,10 +6,9 @@ import pytest
 from django.apps import apps
 from django.db import models
 from django.test import Client
-from django.urls import URLPattern, URLResolver, get_resolver
 from rest_framework.test import APIClient
 
-from conftest import PASSWORD
+from conftest import PASSWORD, api_views
 from core.admin_sites import licensee_site
 from core.api.views import TenantAPIView
 from core.models import TenantScopedManager
@@ -38,19 +37,8 @@ def test_every_index_and_unique_constraint_starts_with_tenant(model: type[models
             assert (model.__name__, field.name) in GLOBAL_UNIQUE_EXCEPTIONS, f"{model.__name__}.{field.name}"
 
 
-def _api_views(resolver: URLResolver, prefix: str = "") -> list[tuple[str, type]]:
-    found = []
-    for pattern in resolver.url_patterns:
-        route = prefix + str(pattern.pattern)
-        if isinstance(pattern, URLResolver):
-            found += _api_views(pattern, route)
-        elif isinstance(pattern, URLPattern) and route.startswith("api/"):
-            found.append((route, pattern.callback.view_class))  # type: ignore[attr-defined]
-    return found
-
-
 def test_every_api_view_runs_in_its_keys_tenant_scope() -> None:
-    views = _api_views(get_resolver())
+    views = api_views()
     assert len(views) >= 4
     for route, view_class in views:
         if view_class.__name__ in PUBLIC_API_VIEWS:

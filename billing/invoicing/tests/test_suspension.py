@@ -9,14 +9,13 @@ from datetime import date
 import pytest
 from django.contrib.auth.models import User
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.urls import URLPattern, URLResolver, get_resolver
 from rest_framework.test import APIClient
 
 from billing.invoicing import services
 from billing.invoicing.models import Invoice
 from billing.invoicing.tests.helpers import assign, make_plan, make_store
 from catalog.models import CatalogImport, Product
-from conftest import logged_in
+from conftest import api_views, logged_in
 from core import tenancy
 from ingest.models import EventStream
 from stores.models import LayoutVersion
@@ -27,17 +26,6 @@ from tenants.models import ApiKey, Tenant
 
 PUBLIC = {"SpectacularAPIView", "SpectacularSwaggerView", "SpectacularRedocView", "EventSchemaApi"}
 SYSTEM = Actor.system()
-
-
-def _api_routes(resolver: URLResolver, prefix: str = "") -> list[tuple[str, type]]:
-    found = []
-    for pattern in resolver.url_patterns:
-        route = prefix + str(pattern.pattern)
-        if isinstance(pattern, URLResolver):
-            found += _api_routes(pattern, route)
-        elif isinstance(pattern, URLPattern) and route.startswith("api/"):
-            found.append((route, pattern.callback.view_class))  # type: ignore[attr-defined]
-    return found
 
 
 def _concrete(route: str) -> str:
@@ -60,7 +48,7 @@ def test_every_api_endpoint_answers_403_tenant_suspended(api_a: APIClient, tenan
     make_store(tenant_a, "S1")
     tenant_services.tenant_suspend(actor=SYSTEM, tenant=tenant_a, reason="unpaid invoices")
     checked = 0
-    for route, view_class in _api_routes(get_resolver()):
+    for route, view_class in api_views():
         if view_class.__name__ in PUBLIC or getattr(view_class, "answers_suspended_tenants", False):
             continue  # the docs; the entry check, which answers "denied" itself (see its own tests)
         for method in ("get", "post", "put", "patch", "delete"):
