@@ -25,11 +25,16 @@ class WorkerDied(Exception):
     """Stands for a worker killed after Stripe answered and before the outcome was written."""
 
 
-def _crash_after_the_call(monkeypatch: pytest.MonkeyPatch) -> None:
+def _settle_dying_after_the_call(visit: Visit, monkeypatch: pytest.MonkeyPatch) -> None:
+    """settle_payment, its worker killed after Stripe answered and before the outcome was written."""
+
     def die(**_: Any) -> None:
         raise WorkerDied
 
-    monkeypatch.setattr(attempts, "attempt_record", die)
+    with monkeypatch.context() as patch:
+        patch.setattr(attempts, "attempt_record", die)
+        with pytest.raises(WorkerDied):
+            settle_payment(visit)
 
 
 def _lease_runs_out(visit: Visit) -> None:
@@ -57,10 +62,7 @@ def test_a_crash_after_stripe_charged_is_reconciled_not_charged_again(
 ) -> None:
     shopper = register(store_a.tenant)
     visit = decide_cart(open_visit(store_a, shopper.entry_token), [("COLA", 3, 199)])
-    with monkeypatch.context() as patch:
-        _crash_after_the_call(patch)
-        with pytest.raises(WorkerDied):
-            settle_payment(visit)
+    _settle_dying_after_the_call(visit, monkeypatch)
     assert [i["status"] for i in intents_of(visit)] == ["succeeded"]  # Stripe charged; we wrote nothing
     assert PaymentAttempt.unscoped.get(visit=visit).state == "processing"
     assert Visit.unscoped.get(pk=visit.pk).status == "awaiting_payment"  # not `charged` before we recorded it
@@ -82,10 +84,7 @@ def test_a_crash_after_a_capture_or_refund_is_reconciled(
     visit = open_visit(store_a, shopper.entry_token)
     preauthorise(visit)
     visit = decide_cart(visit, [("COLA", 3, 199)])
-    with monkeypatch.context() as patch:
-        _crash_after_the_call(patch)
-        with pytest.raises(WorkerDied):
-            settle_payment(visit)
+    _settle_dying_after_the_call(visit, monkeypatch)
     _lease_runs_out(visit)
     visit = settle_payment(visit)
     assert (visit.paid, visit.status) == (597, "charged")
@@ -96,10 +95,7 @@ def test_a_crash_after_a_capture_or_refund_is_reconciled(
 
     with tenancy.tenant_scope(visit.tenant_id):
         refunds.visit_refund(actor=Actor.system(), visit=visit, reason_code="goodwill", amount=100)
-    with monkeypatch.context() as patch:
-        _crash_after_the_call(patch)
-        with pytest.raises(WorkerDied):
-            settle_payment(visit)
+    _settle_dying_after_the_call(visit, monkeypatch)
     _lease_runs_out(visit)
     visit = settle_payment(visit)
     assert (visit.paid, visit.refunded) == (597, 100)
