@@ -167,19 +167,13 @@ def test_a_credit_note_cannot_take_more_than_is_left(tenant_a: Tenant, tenant_b:
     assert not CreditNote.unscoped.exists()
     assert not DocumentCounter.objects.filter(series="CN").exclude(last=0).exists()
 
-    services.credit_note_issue(
-        actor=SYSTEM,
-        invoice=mine,
-        reason="goodwill",
-        lines=[services.CreditLineInput(description="x", amount=30_000, invoice_line_id=fee.pk)],
-    )
+    def credit(amount: int, reason: str) -> None:
+        lines = [services.CreditLineInput(description="x", amount=amount, invoice_line_id=fee.pk)]
+        services.credit_note_issue(actor=SYSTEM, invoice=mine, reason=reason, lines=lines)
+
+    credit(30_000, "goodwill")
     with pytest.raises(ValidationError, match="only 1000 left"):
-        services.credit_note_issue(
-            actor=SYSTEM,
-            invoice=mine,
-            reason="more",
-            lines=[services.CreditLineInput(description="x", amount=1_001, invoice_line_id=fee.pk)],
-        )
+        credit(1_001, "more")
     with pytest.raises(ValidationError, match="credit notes"):
         services.invoice_void(actor=SYSTEM, invoice=mine, reason="mistake")
 
