@@ -13,7 +13,7 @@ import pytest
 from django.contrib.auth.models import User
 from django.utils import timezone
 from openpyxl import load_workbook
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Locator, Page, expect
 from pypdf import PdfReader
 
 from billing.invoicing import services
@@ -113,15 +113,22 @@ def test_finance_filters_last_month_and_downloads_the_pdf_and_the_xlsx(
     screenshot("finance-invoice-detail")
 
 
+def _console_after_login(page: Page, site: str, user: User, *, heading: str) -> Locator:
+    """Log in on the site's login page and land on its console: the heading, five charts, the event streams' one
+    empty (none were sent)."""
+    log_in(page, f"{site}login/", user)
+    expect(page).to_have_url(site)
+    console = page.locator("#console")
+    expect(console.get_by_role("heading", name=heading)).to_be_visible()
+    expect(console.locator("canvas.chart")).to_have_count(5)
+    expect(console.locator('[data-chart-empty="Event streams received per day"]')).to_have_count(1)
+    return console
+
+
 def test_an_operator_opens_the_console_and_drills_down(
     page: Page, live_server, screenshot: Screenshot, operator: User, month_billed: dict[str, Invoice]
 ) -> None:
-    log_in(page, f"{live_server.url}/ops/login/", operator)
-    expect(page).to_have_url(f"{live_server.url}/ops/")
-    console = page.locator("#console")
-    expect(console.get_by_role("heading", name="All tenants")).to_be_visible()
-    expect(console.locator("canvas.chart")).to_have_count(5)
-    expect(console.locator('[data-chart-empty="Event streams received per day"]')).to_have_count(1)  # none sent
+    console = _console_after_login(page, f"{live_server.url}/ops/", operator, heading="All tenants")
     for title in ("Visits settled per day", "Gross sales per day", "Review rate per day (%)", "Event streams received"):
         expect(console.get_by_text(title).first).to_be_visible()
     page.wait_for_function("() => [...document.querySelectorAll('canvas.chart')].every(c => c.width > 0)")
@@ -147,12 +154,7 @@ def test_an_operator_opens_the_console_and_drills_down(
 def test_a_manager_sees_their_own_console_and_downloads_their_invoice(
     page: Page, live_server, screenshot: Screenshot, manager_a: User, month_billed: dict[str, Invoice]
 ) -> None:
-    log_in(page, f"{live_server.url}/admin/login/", manager_a)
-    expect(page).to_have_url(f"{live_server.url}/admin/")
-    console = page.locator("#console")
-    expect(console.get_by_role("heading", name="Your stores")).to_be_visible()
-    expect(console.locator("canvas.chart")).to_have_count(5)
-    expect(console.locator('[data-chart-empty="Event streams received per day"]')).to_have_count(1)  # none sent
+    console = _console_after_login(page, f"{live_server.url}/admin/", manager_a, heading="Your stores")
     expect(page.locator("#console-drilldown")).to_contain_text("MAIN — Store MAIN")
     assert "Bravo Foods" not in page.content() and "CITY" not in page.content()
     screenshot("admin-console-manager")
