@@ -6,12 +6,13 @@ from typing import Any
 
 from axes.models import AccessAttempt
 from django import forms
+from django.apps import apps
 from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.auth.admin import GroupAdmin as BaseGroupAdmin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.contrib.auth.models import Group, User
-from django.core.exceptions import ValidationError
+from django.core.exceptions import FieldError, ValidationError
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
@@ -23,6 +24,7 @@ from unfold.decorators import action, display
 from unfold.forms import AdminPasswordChangeForm, UserChangeForm, UserCreationForm
 
 from billing.invoicing.models import Invoice
+from catalog.currencies import format_money
 from core.admin import OpsModelAdmin, ReadOnlyMixin, TenantModelAdmin, is_operator
 from core.admin_sites import licensee_site, ops_site
 from core.login_throttle import locked_until, lockout_release
@@ -124,12 +126,16 @@ class ApiKeyAdminBase:
         return False
 
 
+# Amounts audit entries keep in minor units, shown as money in the entry's currency.
+AUDITED_AMOUNTS = {"amount", "asked", "balance_due", "refund", "total"}
+
+
 class AuditEntryAdminBase(ReadOnlyMixin):
-    list_display: Any = ["at", "actor_label", "action", "object_type", "object_repr", "source"]
-    list_filter: Any = ["source", "action", "object_type"]
+    list_display: Any = ["at", "actor_label", "action", "kind", "what", "source"]
+    list_filter: Any = ["source", "action"]
     search_fields: Any = ["actor_label", "object_repr", "object_id", "request_id"]
     date_hierarchy = "at"
-    readonly_fields: Any = [
+    fields = readonly_fields = [
         "at",
         "tenant",
         "source",
@@ -137,12 +143,53 @@ class AuditEntryAdminBase(ReadOnlyMixin):
         "actor_user",
         "actor_api_key",
         "action",
-        "object_type",
-        "object_id",
-        "object_repr",
-        "changes",
+        "kind",
+        "what",
+        "changes_shown",
         "request_id",
     ]
+
+    @display(description="Kind of object", ordering="object_type")
+    def kind(self, entry: AuditEntry) -> str:
+        return entry.object_kind
+
+    @display(description="Object", ordering="object_repr")
+    def what(self, entry: AuditEntry) -> str:
+        return entry.object_repr
+
+    @display(description="Changes")
+    def changes_shown(self, entry: AuditEntry) -> SafeString | str:
+        """One line per change, as people read it: amounts as money, lists and records as words, no JSON."""
+        if not entry.changes:
+            return "—"
+        currency = entry.changes.get("currency") or _currency_of(entry)
+        return format_html_join(
+            "",
+            "<div><strong>{}</strong>: {}</div>",
+            ((key.replace("_", " "), _audited(key, value, currency)) for key, value in entry.changes.items()),
+        )
+
+
+def _currency_of(entry: AuditEntry) -> str | None:
+    """The currency of the object an entry wrote, when it has one (a visit, a dispute, an invoice)."""
+    try:
+        model = apps.get_model(entry.object_type)
+        found = model._base_manager.filter(pk=entry.object_id).values_list("currency", flat=True).first()
+    except (LookupError, ValueError, FieldError):
+        return None
+    return str(found) if found else None
+
+
+def _audited(key: str, value: Any, currency: str | None) -> str:
+    if key in AUDITED_AMOUNTS and isinstance(value, int) and currency:
+        return format_money(value, currency)
+    if isinstance(value, dict):
+        return ", ".join(f"{k.replace('_', ' ')} {_audited(k, v, currency)}" for k, v in value.items()) or "—"
+    if isinstance(value, list):
+        return "; ".join(_audited(key, item, currency) for item in value) or "none"
+    if value is None or value == "":
+        return "—"
+    return str(value)
 
 
 # --- operator site -------------------------------------------------------------------------------
@@ -279,8 +326,8 @@ class ApiKeyOpsAdmin(ApiKeyAdminBase, OpsModelAdmin):
 
 @admin.register(AuditEntry, site=ops_site)
 class AuditEntryOpsAdmin(AuditEntryAdminBase, OpsModelAdmin):
-    list_display = ["at", "tenant", "actor_label", "action", "object_type", "object_repr", "source"]
-    list_filter = ["source", "action", "tenant", "object_type"]
+    list_display = ["at", "tenant", "actor_label", "action", "kind", "what", "source"]
+    list_filter = ["source", "action", "tenant"]
 
 
 @admin.register(SignInFailure, site=ops_site)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from axes.models import AccessAttempt
+from django.apps import apps
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
@@ -221,7 +222,9 @@ class AuditEntry(models.Model):
         indexes = [models.Index(fields=["tenant", "-at"], name="audit_tenant_at")]
 
     def __str__(self) -> str:
-        return f"{self.actor_label} {self.action} {self.object_type} {self.object_repr}"
+        return f"{self.get_action_display()}: {self.object_repr}" + (
+            f", by {self.actor_label}" if self.actor_label else ""
+        )
 
     def save(self, *args: Any, **kwargs: Any) -> None:
         if not self._state.adding:
@@ -230,6 +233,15 @@ class AuditEntry(models.Model):
 
     def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
         raise ValueError("Audit entries are append-only.")
+
+    @property
+    def object_kind(self) -> str:
+        """What was written, as people name it: "Invoice", not "invoicing.invoice"."""
+        try:
+            model = apps.get_model(self.object_type)
+        except (LookupError, ValueError):
+            return self.object_type
+        return str(model._meta.verbose_name).capitalize()
 
 
 class SignInFailure(AccessAttempt):

@@ -9,6 +9,7 @@ import pytest
 from django.contrib.auth.models import User
 from django.test import Client
 
+from billing.invoicing.tests.helpers import make_store
 from conftest import PASSWORD, logged_in
 from tenants.models import ApiKey, AuditEntry, Membership, Tenant
 
@@ -216,3 +217,30 @@ def test_a_person_of_no_site_is_told_to_ask_for_access(db: None) -> None:
     User.objects.create_user("stranger@x.test", password=PASSWORD, is_staff=True)
     body = Client().post("/admin/login/?next=/admin/", {"username": "stranger@x.test", "password": PASSWORD})
     assert "not a member of any licensee yet" in body.content.decode()
+
+
+def test_the_audit_log_reads_as_words_not_as_our_internal_names_json_or_cents(
+    operator: User, manager_a: User, tenant_a: Tenant
+) -> None:
+    store = make_store(tenant_a, "EU1", currency="EUR")
+    entry = AuditEntry.unscoped.create(
+        tenant=tenant_a,
+        source=AuditEntry.Source.ADMIN,
+        actor_label="alice@alpha.test",
+        action="visit.refunded",
+        object_type="stores.store",
+        object_id=str(store.pk),
+        object_repr=str(store),
+        changes={"amount": 1250, "reason_code": "damaged", "lines": [{"sku": "SKU-1", "qty": 2}]},
+    )
+    for client, site in ((logged_in(operator), "ops"), (logged_in(manager_a), "admin")):
+        listing = _visible(client.get(f"/{site}/tenants/auditentry/").content.decode())
+        assert "EU1 — Store EU1" in listing and " Store " in listing and "stores.store" not in listing
+        page = _visible(client.get(f"/{site}/tenants/auditentry/{entry.pk}/change/").content.decode())
+        assert "Visit refunded: EU1 — Store EU1, by alice@alpha.test" in page  # the title
+        assert "amount : €12.50" in page and "reason code : damaged" in page and "lines : qty 2, sku SKU-1" in page
+        assert "1250" not in page and '"sku"' not in page and "stores.store" not in page
+
+
+def _visible(html: str) -> str:
+    return " ".join(re.sub(r"<[^>]+>", " ", html).split())
