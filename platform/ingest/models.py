@@ -130,9 +130,9 @@ class Event(TenantOwnedModel):
     cost a quarter of the write (bench/ingest.py). Rows are written only by `ingest.processing`, which
     takes all three from the stream row it holds; deleting a tenant or store is still refused while it
     has events (PROTECT, enforced by Django). The (tenant, stream) index is a BRIN on PostgreSQL (streams
-    are written in id order, so block ranges stay narrow) made by migration 0003, not declared here.
+    are written in id order, so block ranges stay narrow) made by ingest's migration, not declared here.
 
-    On PostgreSQL the table is partitioned by day of `ts` (migration 0009, ingest.partitions): its primary key is
+    On PostgreSQL the table is partitioned by day of `ts` (ingest's migration, ingest.partitions): its primary key is
     (tenant, id, ts) and the (tenant, store, event id) key lives in the unpartitioned `ingest_eventkey`, claimed by
     a trigger as each event is inserted (a partitioned table's unique indexes must hold `ts`). The unique constraint
     below is SQLite's (embedded mode, one plain table); on PostgreSQL it is not in the database.

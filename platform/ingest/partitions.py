@@ -5,7 +5,7 @@ Daily partitions (not monthly): the retention is counted in days and a day is th
 chain of stores sends (~50 M events a day) a day is a partition of a manageable size, and a year's retention ~400
 partitions, which the planner prunes at plan time when a query bounds `ts` (visits refresh, settling).
 
-The (tenant, store, event id) idempotency key lives in `ingest_eventkey` (migration 0009): deleting events through
+The (tenant, store, event id) idempotency key lives in `ingest_eventkey` (ingest's migration): deleting events through
 the events table releases their keys; dropping a partition does not, so the keys of a dropped day are deleted here.
 
 Retention is per tenant (its plan's `event_retention_days`) while the partitions are shared: a day's partition is

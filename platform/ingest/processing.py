@@ -5,7 +5,7 @@ table and one statement that claims their (tenant, store, event id) keys in
 `ingest_eventkey` (INSERT … ON CONFLICT DO NOTHING RETURNING) and inserts into
 the (partitioned) events table the events whose key it claimed: that key table
 decides what is new and what is a duplicate — also between workers processing
-chunks at the same time (ingest.partitions, migrations 0009 and 0010). Elsewhere
+chunks at the same time (ingest.partitions and ingest's migration). Elsewhere
 (SQLite, embedded mode) it writes in batches. Either way it runs inside the
 caller's transaction, so a chunk is written whole or not at all.
 """

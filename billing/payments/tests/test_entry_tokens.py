@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 import secrets
 from collections.abc import Callable
@@ -11,7 +10,6 @@ from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
-from django.db import connection
 from django.db.models import TextField
 from django.db.models.functions import Cast
 from django.test import Client
@@ -123,30 +121,3 @@ def test_a_refused_line_keeps_no_entry_token_however_it_is_spelt(
     assert '"gate": "NO-SUCH-GATE"' in rejections["escaped-key"].raw  # the rest of the line is as sent
     assert rejections["cut-short"].raw.startswith('{"id": "cut-short", "type": "session.started", "shopper": "')
     assert Event.unscoped.get(store=store, event_id="extra").payload["shopper"] == hashed
-
-
-@pytest.mark.django_db
-def test_the_migrations_hash_the_tokens_stored_before_in_batches_and_can_run_again(store_a: Store) -> None:
-    """Rows written before this change held tokens in clear: the data migrations replace them by their hash."""
-    started = {"type": "session.started", "gate": "GATE-IN", "session": "old"}
-    common = {"tenant_id": store_a.tenant_id, "store": store_a, "device": "GATE-IN", "ts": "2026-03-02T09:00:00Z"}
-    Event.unscoped.create(
-        event_id="old-1", type="session.started", session="old", payload={**started, "shopper": "shp_old"}, **common
-    )
-    Event.unscoped.create(
-        event_id="old-2", type="item.picked", session="old", payload={"shopper": "not a token"}, **common
-    )
-    Visit.unscoped.create(tenant=store_a.tenant, store=store_a, session="old", shopper_token_hash="shp_old")
-    Visit.unscoped.create(tenant=store_a.tenant, store=store_a, session="none", shopper_token_hash="")
-    events = importlib.import_module("ingest.migrations.0007_entry_tokens_hashed")
-    visits = importlib.import_module("visits.migrations.0006_hash_visits_entry_tokens")
-    from django.apps import apps
-
-    for _ in range(2):  # a second run changes nothing
-        with connection.schema_editor() as editor:
-            events.hash_tokens(apps, editor)
-            visits.hash_tokens(apps, editor)
-        assert Event.unscoped.get(event_id="old-1").payload == {**started, "shopper": entry_token_hash("shp_old")}
-        assert Event.unscoped.get(event_id="old-2").payload == {"shopper": "not a token"}
-        hashes = dict(Visit.unscoped.values_list("session", "shopper_token_hash"))
-        assert hashes == {"old": entry_token_hash("shp_old"), "none": ""}

@@ -11,9 +11,9 @@ class Migration(migrations.Migration):
     initial = True
 
     dependencies = [
-        ('stores', '0004_store_dispute_policy'),
-        ('tenants', '0003_tenant_quotas'),
-        ('visits', '0006_hash_visits_entry_tokens'),
+        ('stores', '0001_squashed_0004_store_dispute_policy'),
+        ('tenants', '0001_squashed_0006_audit_action_payment_retried'),
+        ('visits', '0001_squashed_0010_visit_exit_inferred'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

@@ -8,7 +8,7 @@ class Migration(migrations.Migration):
     initial = True
 
     dependencies = [
-        ('visits', '0007_visit_group_and_line_takers'),
+        ('visits', '0001_squashed_0010_visit_exit_inferred'),
     ]
 
     operations = [

@@ -11,8 +11,8 @@ class Migration(migrations.Migration):
     initial = True
 
     dependencies = [
-        ('stores', '0003_overcharge_risk'),
-        ('tenants', '0002_platform_groups'),
+        ('stores', '0001_squashed_0004_store_dispute_policy'),
+        ('tenants', '0001_squashed_0006_audit_action_payment_retried'),
     ]
 
     operations = [

@@ -3,14 +3,12 @@ line, settled once the last member has left; a companion's own URL answers with 
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 import pytest
-from django.apps import apps as django_apps
 from django.contrib.auth.models import User
 from django.test import Client
 from rest_framework.test import APIClient
@@ -277,13 +275,3 @@ def test_the_review_page_shows_the_groups_members_in_the_timeline_and_on_the_flo
     other = Client()
     assert other.login(username=manager_b.username, password=PASSWORD)
     assert other.get(f"/admin/visits/visit/{visits['P'].pk}/change/").status_code == 404
-
-
-def test_the_migration_gives_visits_stored_before_groups_their_payer(store: Store) -> None:
-    migration = importlib.import_module("visits.migrations.0007_visit_group_and_line_takers")
-    day = [*_family(store), _enter("A", 5, group="A")]
-    push(store, day)
-    settle(store, day)
-    Visit.unscoped.filter(store=store).update(group="")
-    migration.groups_from_entries(django_apps, None)
-    assert dict(Visit.unscoped.filter(store=store).values_list("session", "group")) == {"P": "", "K": "P", "A": ""}
