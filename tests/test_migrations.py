@@ -45,6 +45,7 @@ HISTORY_BEFORE = {
         "0004_audit_action_names",
         "0005_audit_events_retired",
         "0006_audit_action_payment_retried",
+        "0007_sign_in_failures",
     ],
     "visits": [
         "0001_initial",
@@ -92,7 +93,7 @@ def test_a_database_migrated_with_the_history_of_before_has_nothing_to_run() -> 
 @pytest.mark.django_db
 def test_the_squashed_tenants_migration_still_seeds_the_platform_groups() -> None:
     """The one data migration kept: a fresh database needs the staff groups (core.admin_sites)."""
-    tenants = importlib.import_module("tenants.migrations.0001_squashed_0006_audit_action_payment_retried")
+    tenants = importlib.import_module("tenants.migrations.0001_squashed_0007_sign_in_failures")
     Group = apps.get_model("auth", "Group")
     Group.objects.filter(name__in=PLATFORM_GROUPS).delete()
     tenants.create_groups(apps, None)

@@ -1,4 +1,4 @@
-"""The tenants app's schema as of 2026-12-04: migrations 0001–0006 squashed into one (docs/architecture.md, "Migrations").
+"""The tenants app's schema as of 2026-12-04: migrations 0001–0007 squashed into one (docs/architecture.md, "Migrations").
 
 Kept from the old history: the platform's staff groups (old 0002), rows a fresh database needs. Renaming old audit
 action names (old 0004) only changed rows that existed then: dropped.
@@ -32,6 +32,7 @@ class Migration(migrations.Migration):
         ('tenants', '0004_audit_action_names'),
         ('tenants', '0005_audit_events_retired'),
         ('tenants', '0006_audit_action_payment_retried'),
+        ('tenants', '0007_sign_in_failures'),
     ]
 
     initial = True
@@ -39,6 +40,7 @@ class Migration(migrations.Migration):
     dependencies = [
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
         ('auth', '0012_alter_user_first_name_max_length'),
+        ('axes', '0010_accessattemptexpiration'),
     ]
 
     operations = [
@@ -121,6 +123,19 @@ class Migration(migrations.Migration):
         migrations.AddIndex(
             model_name='apikey',
             index=models.Index(fields=['tenant', '-created_at'], name='apikey_tenant_created'),
+        ),
+        migrations.CreateModel(
+            name='SignInFailure',
+            fields=[
+            ],
+            options={
+                'verbose_name': 'failed sign-in',
+                'verbose_name_plural': 'failed sign-ins',
+                'proxy': True,
+                'indexes': [],
+                'constraints': [],
+            },
+            bases=('axes.accessattempt',),
         ),
         migrations.RunPython(create_groups, delete_groups),
     ]
