@@ -244,3 +244,15 @@ def test_the_audit_log_reads_as_words_not_as_our_internal_names_json_or_cents(
 
 def _visible(html: str) -> str:
     return " ".join(re.sub(r"<[^>]+>", " ", html).split())
+
+
+def test_an_empty_list_says_why_in_words_that_fit_it(manager_a: User) -> None:
+    client = logged_in(manager_a)
+    calibrations = _visible(client.get("/admin/visits/storecalibration/").content.decode())
+    assert "No store has learnt a calibration yet. A store learns one every night" in calibrations
+    stripe_events = _visible(client.get("/admin/payments/stripeevent/").content.decode())
+    assert "None yet." in stripe_events
+    searched = _visible(client.get("/admin/payments/stripeevent/", {"q": "nothing-like-this"}).content.decode())
+    assert "Nothing matches this search or these filters." in searched
+    for page in (calibrations, stripe_events, searched):
+        assert "Create a new item" not in page and "yielded" not in page

@@ -882,6 +882,11 @@ class StoreCalibrationAdmin(ReadOnlyMixin, TenantModelAdmin):
     """Every store's calibrations, newest first; each store's page draws its calibration and lets people
     ask for a new one ("Learn from reviews now"). Calibrations are learnt, never edited."""
 
+    empty_text = (
+        "No store has learnt a calibration yet. A store learns one every night once people have reviewed some of "
+        "its visits; until then its cameras' scores are read as a typical store's would be. Each store's chart is "
+        "linked from the review queue."
+    )
     list_display = [
         "store",
         "number",
