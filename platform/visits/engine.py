@@ -865,6 +865,8 @@ class _Fusion:
         # name (bar the winner's companions) are cut alike when busy: whoever acted unnamed had its hands here.
         named = listed & present
         busy = {s: f for s, f in where.busy_elsewhere(action, action.ts.timestamp()).items() if s in present}
+        if top_session in busy and len(named) == 1:
+            busy = {}  # a lone winner busy elsewhere may be a bystander at its own bin: its doubt is not narrowed
         if busy:
             busy_named = busy.keys() & named
             if len(named) > 1 and len(busy_named) < len(named):

@@ -619,6 +619,30 @@ def test_a_rival_a_camera_surely_saw_at_another_bin_is_less_likely_than_one_it_w
     assert surely["B"].risk < maybe["B"].risk
 
 
+def test_a_lone_winner_busy_elsewhere_keeps_its_doubt_whoever_else_is_busy() -> None:
+    """A winner the camera saw at another bin seconds before, with no rival named, may be a bystander at its own bin
+    given a take it did not make: the shoppers it did not name keep their share of the doubt even when busy, so the
+    winner is no surer for a crowd's busy hands."""
+
+    def cola(*, other_busy: bool) -> dict:
+        s = Script()
+        for session in "ABC":
+            s.visit(session, 0, 200)
+        s.pick(40, "B", "B-CHIPS")
+        placed_weigh(s, 40.5, "B-CHIPS", -160)
+        s.pick(44, "B", "B-COLA", confidence=0.9)
+        placed_weigh(s, 44.5, "B-COLA", -345)
+        at = 48 if other_busy else 62  # C at the next bin: within BUSY_S of the take, or just after
+        s.pick(at, "C", "B-CHIPS")
+        placed_weigh(s, at + 0.5, "B-CHIPS", -160)
+        return s.carts(store=PLACED)
+
+    busy, free = cola(other_busy=True), cola(other_busy=False)
+    assert items(busy["B"]) == items(free["B"]) == {"CHIPS": 1, "COLA": 1}
+    sure = [{line.sku: line.confidence for line in cart.lines}["COLA"] for cart in (busy["B"], free["B"])]
+    assert sure[0] == sure[1] < 1.0
+
+
 def test_an_unseen_take_is_asked_of_the_one_shopper_whose_whereabouts_put_them_there() -> None:
     s = Script()
     s.visit("A", 0, 200)
