@@ -264,10 +264,20 @@ def _api_key_cached(prefix: str, kept: Mapping[str, Any] | None = None) -> ApiKe
             return None
         cache.add(_api_key_cache_key(prefix), _api_key_entry(api_key), API_KEY_CACHE_SECONDS)
         return api_key
+    built = _BUILT_HERE.get(prefix) if kept is not None else None
+    if built is not None and built[0] == entry:
+        return built[1]
     key_values, tenant_values = entry
     api_key = ApiKey.from_db("default", list(_KEY_FIELDS), list(key_values))
     api_key.tenant = Tenant.from_db("default", list(_TENANT_FIELDS), list(tenant_values))
+    if kept is not None:
+        _BUILT_HERE[prefix] = (entry, api_key)
     return api_key
+
+
+_BUILT_HERE: dict[str, tuple[Any, ApiKey]] = {}
+"""The key and tenant last built from each prefix's entry, for callers that read the entry themselves (`kept`: the
+entry check, which only reads them): built again whenever the entry differs (~35 µs of the check's CPU)."""
 
 
 def _api_keys_forget(prefixes: Iterable[str]) -> None:
