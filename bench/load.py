@@ -9,7 +9,8 @@ own: the script purges the Celery queues of that Redis database.
 In one run it
 1. sets up a tenant with stores (sample layout, catalog and prices; made once, kept): one per pushing client
    at the highest rate and --backlog-stores more; removes what earlier runs left and issues an API key;
-2. starts, on 127.0.0.1: the Stripe stand-in (localstripe, in memory: no payment leaves the machine), the web
+2. starts, on 127.0.0.1: the Stripe stand-in (localstripe, in memory: no payment leaves the machine; at the
+   idle CPU class, --stripe-cpu-class, as Stripe takes no CPU of the host in production), the web
    server (gunicorn with deploy/gunicorn.conf.py, --web-workers x --web-threads) and Celery workers (solo
    pools: one per queue for visits and payments, one for ingest and default) at niceness --worker-nice and CPU
    class --worker-cpu-class (the live queue's at niceness 5, --live-cpu-class), as deploy/celery-worker.sh starts
@@ -476,6 +477,7 @@ def run_phase(
     work: Path,
     logs: Path,
     locust_cpus: str = "",
+    stripe_pid: int = 0,
 ) -> dict[str, Any]:
     """One rate, in one locust run: the figures per endpoint, the CPU they cost and what the machine did."""
     users = users_at(rate)
@@ -485,6 +487,7 @@ def run_phase(
     web_pids = processes.web_pids()
     busy_before, load_before, started = machine_busy_seconds(), os.getloadavg()[0], time.monotonic()
     locust_before, postgres_before = _children_cpu_seconds(), postgres_cpu_seconds()
+    stripe_before = cpu_seconds(stripe_pid) if stripe_pid else 0.0
     total = sum(users.values())
     argv = ["taskset", "--cpu-list", locust_cpus] if locust_cpus else []  # the load generator on cores of its own
     argv += [sys.executable, "-m", "locust", "-f", str(Path(__file__).resolve()), "--headless", "--reset-stats"]
@@ -532,6 +535,8 @@ def run_phase(
             "web_server": round(roles_after["web_server"] - roles_before["web_server"], 1),
             "celery_workers": round(roles_after["celery_workers"] - roles_before["celery_workers"], 1),
             "locust": round(locust_cpu, 1),  # the load generator shares the cores unless --locust-cpus
+            # The Stripe stand-in, busy with the payments worker's calls (Stripe is not on the host in production).
+            "stripe_standin": round(cpu_seconds(stripe_pid) - stripe_before, 1) if stripe_pid else None,
             # All databases' backends (the web's and the workers' alike, niceness 0); on a shared host others' too.
             "postgresql": round(postgres_cpu, 1),
             "machine_all_cores": round(busy_after - busy_before, 1),
@@ -600,6 +605,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     result: dict[str, Any] = {}
     try:
         stripe.__enter__()
+        stripe_pid = stripe.pid
+        if args.stripe_cpu_class == "idle" and stripe_pid:
+            os.sched_setscheduler(stripe_pid, os.SCHED_IDLE, os.sched_param(0))
         env = support.server_environment(
             media=work / "media",
             STRIPE_API_BASE=stripe.base_url,  # every payment goes to the stand-in on 127.0.0.1
@@ -641,6 +649,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     work=work,
                     logs=logs,
                     locust_cpus=args.locust_cpus,
+                    stripe_pid=stripe_pid,
                 )
             )
         load_ended = datetime.now(UTC)
@@ -675,6 +684,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 "worker_class": "gthread" if args.web_threads > 1 else "sync",
             },
             "locust_cpus": args.locust_cpus or "any",
+            "stripe_standin_cpu_class": args.stripe_cpu_class,
             "celery_workers": {
                 "visits": args.visits_workers,
                 "payments": args.payments_workers,
@@ -766,6 +776,13 @@ def main() -> None:
         default="normal",
         choices=["idle", "normal"],
         help="the live worker's (default normal, at niceness 5, as deployed)",
+    )
+    parser.add_argument(
+        "--stripe-cpu-class",
+        default="idle",
+        choices=["idle", "normal"],
+        help="the Stripe stand-in's CPU class (default idle: Stripe itself takes no CPU of the host in production; "
+        "here only the payments worker, at the idle class, calls it during the load)",
     )
     parser.add_argument("--port", type=int, default=0, help="the web server's port, the Stripe stand-in's + 1 (free)")
     parser.add_argument("--seed", type=int, default=1)

@@ -66,6 +66,11 @@ class LocalStripe(StandinServer):
         except OSError:
             return False
 
+    @property
+    def pid(self) -> int:
+        """Its process (0 when not running): benchmarks time and classify it."""
+        return self._process.pid if self._process is not None else 0
+
     def reset(self) -> None:
         """Forget every customer, card and payment (localstripe's own flush)."""
         requests.delete(f"{self.base_url}/_config/data", timeout=5).raise_for_status()
