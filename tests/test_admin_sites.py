@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 import pytest
 from django.contrib.auth.models import User
@@ -256,3 +257,18 @@ def test_an_empty_list_says_why_in_words_that_fit_it(manager_a: User) -> None:
     assert "Nothing matches this search or these filters." in searched
     for page in (calibrations, stripe_events, searched):
         assert "Create a new item" not in page and "yielded" not in page
+
+
+def test_list_times_name_their_clock(operator: User, tenant_a: Tenant) -> None:
+    AuditEntry.unscoped.create(
+        at=datetime(2026, 3, 2, 14, 5, tzinfo=UTC),
+        tenant=tenant_a,
+        source=AuditEntry.Source.OPS,
+        actor_label="op",
+        action="tenant.suspended",
+        object_type="tenants.tenant",
+        object_id=str(tenant_a.pk),
+        object_repr=tenant_a.name,
+    )
+    listing = _visible(logged_in(operator).get("/ops/tenants/auditentry/").content.decode())
+    assert "2 Mar 2026 14:05 UTC" in listing and "p.m." not in listing  # not "March 2, 2026, 2:05 p.m."
