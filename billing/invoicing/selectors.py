@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
-from django.db.models import Count, Max, Q, QuerySet, Sum
+from django.db.models import Count, Max, Model, Q, QuerySet, Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
@@ -19,6 +19,8 @@ from billing.invoicing.calculations import month_bounds, parse_month
 from billing.invoicing.models import BillingAccount, DailyUsage, ExchangeRate, Invoice, PlanAssignment, PlanVersion
 from ingest.models import EventStream, UnreadableEvent
 from stores.models import Device, Store
+
+Row = TypeVar("Row", bound=Model)
 
 
 def invoice_list(
@@ -45,7 +47,11 @@ def invoice_list(
 def usage_rows(
     *, start: date, end: date, tenant_id: int | None = None, store_id: int | None = None
 ) -> QuerySet[DailyUsage]:
-    rows = DailyUsage.objects.filter(day__gte=start, day__lte=end)
+    return _narrowed(DailyUsage.objects.filter(day__gte=start, day__lte=end), tenant_id, store_id)
+
+
+def _narrowed(rows: QuerySet[Row], tenant_id: int | None, store_id: int | None) -> QuerySet[Row]:
+    """The rows of one tenant, of one store, or both, where asked."""
     if tenant_id is not None:
         rows = rows.filter(tenant_id=tenant_id)
     if store_id is not None:
@@ -117,16 +123,17 @@ def usage_total(rows: QuerySet[DailyUsage]) -> Figures:
 
 
 def usage_by_tenant(rows: QuerySet[DailyUsage]) -> dict[int, Figures]:
-    found: dict[int, Figures] = {}
-    for row in rows.values("tenant_id", "currency").annotate(**USAGE_SUMS).order_by():
-        found.setdefault(row["tenant_id"], Figures()).add(row)
-    return found
+    return _usage_by(rows, "tenant_id")
 
 
 def usage_by_store(rows: QuerySet[DailyUsage]) -> dict[int, Figures]:
+    return _usage_by(rows, "store_id")
+
+
+def _usage_by(rows: QuerySet[DailyUsage], key: str) -> dict[int, Figures]:
     found: dict[int, Figures] = {}
-    for row in rows.values("store_id", "currency").annotate(**USAGE_SUMS).order_by():
-        found.setdefault(row["store_id"], Figures()).add(row)
+    for row in rows.values(key, "currency").annotate(**USAGE_SUMS).order_by():
+        found.setdefault(row[key], Figures()).add(row)
     return found
 
 
@@ -139,12 +146,7 @@ class StreamFigures:
 
 
 def _streams(since: datetime, tenant_id: int | None, store_id: int | None) -> QuerySet[EventStream]:
-    streams = EventStream.objects.filter(created_at__gte=since)
-    if tenant_id is not None:
-        streams = streams.filter(tenant_id=tenant_id)
-    if store_id is not None:
-        streams = streams.filter(store_id=store_id)
-    return streams
+    return _narrowed(EventStream.objects.filter(created_at__gte=since), tenant_id, store_id)
 
 
 STREAM_SUMS = {
