@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from billing.payments.attempts import State, shopper_of
 from billing.webhooks.services import webhook_emit
 from visits import selectors as visit_selectors
 from visits.models import Visit
 from visits.reasons import reasons_served
+
+
+def _which_visit(visit: Visit) -> dict[str, Any]:
+    """How a visit event names its visit: the store's code, the session and the shopping group."""
+    return {"store": visit.store.code, "session": visit.session, "group": visit_selectors.group_of(visit)}
 
 
 def payment_failure_announce(*, visit_id: int) -> None:
@@ -19,9 +26,7 @@ def payment_failure_announce(*, visit_id: int) -> None:
         tenant=visit.store.tenant,
         event_type="payment.failed",
         payload={
-            "store": visit.store.code,
-            "session": visit.session,
-            "group": visit_selectors.group_of(visit),
+            **_which_visit(visit),
             "shopper": shopper.pk if (shopper := shopper_of(visit)) else None,
             "balance_due": visit.balance_due,
             "currency": visit.currency,
@@ -38,9 +43,7 @@ def review_needed_announce(*, visit_id: int) -> None:
         tenant=visit.store.tenant,
         event_type="visit.needs_review",
         payload={
-            "store": visit.store.code,
-            "session": visit.session,
-            "group": visit_selectors.group_of(visit),
+            **_which_visit(visit),
             **reasons_served(visit.review_reasons),
             "total": visit.total,
             "currency": visit.currency,
