@@ -8,6 +8,7 @@ endpoint or delivery answers 404, like a missing one.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from django import forms
@@ -56,6 +57,29 @@ class MissingIs404:
 
 class ConfirmForm(forms.Form):
     """No fields: the POST that confirms an action (a link, a GET, never changes anything)."""
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """What the confirmation page of an endpoint's action says: its title, what will happen ({url}: the
+    endpoint's) and the button."""
+
+    title: str
+    intro: str
+    label: str
+
+
+SEND_TEST = Prompt(
+    title="Send a test event",
+    intro="A signed webhook.test event goes to {url} now; its outcome shows in the delivery log.",
+    label="Send test event",
+)
+ROTATE_SECRET = Prompt(
+    title="Rotate the signing secret",
+    intro="Every request from now on is signed with a new secret; requests signed with the old one stop verifying. "
+    "Put the new secret in your receiver right after.",
+    label="Rotate secret",
+)
 
 
 def _pre(text: str) -> SafeString:
@@ -186,17 +210,15 @@ class WebhookEndpointAdmin(EndpointAdminBase, TenantModelAdmin):
 
     # "Send test event" and "Rotate secret": the link opens a confirmation; only its POST acts.
 
-    def _confirm(
-        self, request: HttpRequest, endpoint: WebhookEndpoint, *, title: str, intro: str, label: str
-    ) -> HttpResponse:
+    def _confirm(self, request: HttpRequest, endpoint: WebhookEndpoint, prompt: Prompt) -> HttpResponse:
         context = {
             **self.admin_site.each_context(request),
             "opts": WebhookEndpoint._meta,
             "original": endpoint,
-            "title": title,
-            "intro": intro,
+            "title": prompt.title,
+            "intro": prompt.intro.format(url=endpoint.url),
             "form": ConfirmForm(),
-            "submit_label": label,
+            "submit_label": prompt.label,
         }
         return TemplateResponse(request, "admin/simple_form.html", context)
 
@@ -210,13 +232,7 @@ class WebhookEndpointAdmin(EndpointAdminBase, TenantModelAdmin):
     def send_test_event(self, request: HttpRequest, object_id: str) -> HttpResponse:
         endpoint = self._endpoint(object_id)
         if request.method != "POST":
-            return self._confirm(
-                request,
-                endpoint,
-                title="Send a test event",
-                intro=f"A signed webhook.test event goes to {endpoint.url} now; its outcome shows in the delivery log.",
-                label="Send test event",
-            )
+            return self._confirm(request, endpoint, SEND_TEST)
         delivery = services.webhook_send_test(
             actor=Actor.for_request(request, source=self.audit_source), endpoint=endpoint
         )
@@ -227,14 +243,7 @@ class WebhookEndpointAdmin(EndpointAdminBase, TenantModelAdmin):
     def rotate_secret(self, request: HttpRequest, object_id: str) -> HttpResponse:
         endpoint = self._endpoint(object_id)
         if request.method != "POST":
-            return self._confirm(
-                request,
-                endpoint,
-                title="Rotate the signing secret",
-                intro="Every request from now on is signed with a new secret; requests signed with the old one "
-                "stop verifying. Put the new secret in your receiver right after.",
-                label="Rotate secret",
-            )
+            return self._confirm(request, endpoint, ROTATE_SECRET)
         services.webhook_endpoint_rotate_secret(
             actor=Actor.for_request(request, source=self.audit_source), endpoint=endpoint
         )
@@ -251,53 +260,30 @@ class WebhookEndpointAdmin(EndpointAdminBase, TenantModelAdmin):
 # --- Deliveries ----------------------------------------------------------------------------------
 
 
+DELIVERY_COLUMNS = ["event_type", "endpoint", "state_label", "attempts", "last_status_code", "next_attempt_at"]
+DELIVERY_FIELDS = ["event_id", "event_type", "endpoint", "state", "created_at", "delivered_at"]
+ATTEMPT_FIELDS = [
+    "attempts",
+    "last_attempt_at",
+    "next_attempt_at",
+    "last_status_code",
+    "last_error",
+    "response_excerpt",
+]
+
+
 class DeliveryAdminBase(ReadOnlyMixin, MissingIs404):
-    list_display: Any = [
-        "created_at",
-        "event_type",
-        "endpoint",
-        "state_label",
-        "attempts",
-        "last_status_code",
-        "next_attempt_at",
-        "delivered_at",
-    ]
+    list_display: Any = ["created_at", *DELIVERY_COLUMNS, "delivered_at"]
     list_filter: Any = ["state", "event_type", "endpoint"]
     search_fields: Any = ["event_id", "endpoint__url"]
     list_select_related = ["endpoint"]
     date_hierarchy = "created_at"
     fieldsets: Any = [
-        (None, {"fields": ["event_id", "event_type", "endpoint", "state", "created_at", "delivered_at"]}),
-        (
-            "Attempts",
-            {
-                "fields": [
-                    "attempts",
-                    "last_attempt_at",
-                    "next_attempt_at",
-                    "last_status_code",
-                    "last_error",
-                    "response_excerpt",
-                ]
-            },
-        ),
+        (None, {"fields": DELIVERY_FIELDS}),
+        ("Attempts", {"fields": ATTEMPT_FIELDS}),
         ("Payload", {"fields": ["body_as_sent"]}),
     ]
-    readonly_fields: Any = [
-        "event_id",
-        "event_type",
-        "endpoint",
-        "state",
-        "created_at",
-        "delivered_at",
-        "attempts",
-        "last_attempt_at",
-        "next_attempt_at",
-        "last_status_code",
-        "last_error",
-        "response_excerpt",
-        "body_as_sent",
-    ]
+    readonly_fields: Any = [*DELIVERY_FIELDS, *ATTEMPT_FIELDS, "body_as_sent"]
 
     @display(description="State", label=STATE_LABELS)
     def state_label(self, delivery: WebhookDelivery) -> str:
@@ -376,14 +362,5 @@ class WebhookEndpointOpsAdmin(EndpointAdminBase, OpsModelAdmin):
 
 @admin.register(WebhookDelivery, site=ops_site)
 class WebhookDeliveryOpsAdmin(DeliveryAdminBase, OpsModelAdmin):
-    list_display = [
-        "created_at",
-        "tenant",
-        "event_type",
-        "endpoint",
-        "state_label",
-        "attempts",
-        "last_status_code",
-        "next_attempt_at",
-    ]
+    list_display = ["created_at", "tenant", *DELIVERY_COLUMNS]
     list_filter = ["state", "event_type", "tenant"]
