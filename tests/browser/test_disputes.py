@@ -130,7 +130,8 @@ def test_a_manager_decides_a_dispute_from_the_queue_and_the_shopper_is_refunded_
     page.fill("#dispute-reason", "The scale is unclear: one refunded.")
     page.get_by_role("button", name="Refund the units above").click()
     expect(page).to_have_url(f"{base}/admin/disputes/dispute/")
-    expect(page.get_by_text(f"Dispute #{dispute_id} refunded")).to_be_visible()
+    decided = re.compile(rf"Dispute of visit {re.escape(visit.session)}, .* — refunded: \$1\.99 back to the card\.")
+    expect(page.get_by_text(decided)).to_be_visible()
     expect(page.locator("#queue-disputes")).to_contain_text("0")
 
     eventually(lambda: Visit.unscoped.get(pk=visit.pk).refunded == PRICE, timeout=60)
