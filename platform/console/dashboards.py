@@ -484,7 +484,7 @@ def finance_dashboard(request: HttpRequest, context: dict[str, Any]) -> dict[str
         },
         {"label": "Drafts to finalise", "value": drafts, "href": f"{invoices}?status__exact=draft"},
         {
-            "label": f"Month {last_month:%Y-%m}",
+            "label": f"{last_month:%B %Y}",
             "value": "closed" if closed else "not closed yet",
             "footer": "closing again brings its drafts up to date" if closed else "close it: builds the drafts",
             "href": reverse("ops:invoicing_invoice_close_month"),
@@ -512,7 +512,7 @@ def finance_dashboard(request: HttpRequest, context: dict[str, Any]) -> dict[str
         rows = [[f"{base} → {quote}", exchange_rate_needed(last_month, base, quote)] for base, quote in missing]
         tables.append(
             {
-                "title": f"Exchange rates {last_month:%Y-%m} still needs",
+                "title": f"Exchange rates {last_month:%B %Y} still needs",
                 "table": {"headers": ["Sales → billing currency", "To do"], "rows": rows},
             }
         )

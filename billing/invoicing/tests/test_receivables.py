@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from datetime import date, timedelta
 
 import pytest
@@ -57,6 +58,9 @@ def test_finance_records_the_missing_rate_closes_the_month_and_sees_what_is_owed
     assert form in page
     dashboard = client.get("/ops/").content.decode()
     assert "Receivables" in dashboard and form in dashboard and "Active tenants" not in dashboard
+    assert f"Exchange rates {last_month:%B %Y} still needs" in dashboard  # "November 2026", not "2026-11"
+    visible = " ".join(re.sub(r"<[^>]+>", " ", dashboard).split())
+    assert f"{last_month:%B %Y} closed" in visible  # its KPI, after the close above
 
     prefilled = client.get(form.replace("&amp;", "&")).content.decode()
     assert f'value="{last_month:%Y-%m}"' in prefilled
