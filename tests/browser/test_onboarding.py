@@ -173,15 +173,14 @@ def test_manager_onboards_a_store_catalog_layout_and_floor_plan(
     expect(page.locator(".floor-plan svg rect.bin")).to_have_count(sample_bin_count())
 
 
+@pytest.fixture
+def store(tenant_a: Tenant, make_store_with_layout: Callable[..., Store]) -> Store:
+    """Alpha's store with the sample layout in force."""
+    return make_store_with_layout(tenant_a, "LAY-01")
+
+
 @pytest.mark.browser
-def test_store_page_lists_its_layout_versions(
-    page: Page,
-    live_server,
-    manager_a: User,
-    tenant_a: Tenant,
-    make_store_with_layout: Callable[..., Store],
-) -> None:
-    store = make_store_with_layout(tenant_a, "INL-01")
+def test_store_page_lists_its_layout_versions(page: Page, live_server, manager_a: User, store: Store) -> None:
     log_in(page, f"{live_server.url}/admin/login/?next=/admin/stores/store/add/", manager_a)
     expect(page).to_have_url(f"{live_server.url}/admin/stores/store/add/")
     # A new store: the "Layout versions" inline is there, with no forms (versions come from "Upload layout").
@@ -193,14 +192,7 @@ def test_store_page_lists_its_layout_versions(
 
 
 @pytest.mark.browser
-def test_upload_layout_button_opens_the_upload_form(
-    page: Page,
-    live_server,
-    manager_a: User,
-    tenant_a: Tenant,
-    make_store_with_layout: Callable[..., Store],
-) -> None:
-    store = make_store_with_layout(tenant_a, "BTN-01")
+def test_upload_layout_button_opens_the_upload_form(page: Page, live_server, manager_a: User, store: Store) -> None:
     log_in(page, f"{live_server.url}/admin/login/?next=/admin/stores/store/{store.pk}/change/", manager_a)
     expect(page).to_have_url(f"{live_server.url}/admin/stores/store/{store.pk}/change/")
     page.get_by_role("link", name=re.compile("Upload layout")).first.click()
@@ -210,13 +202,8 @@ def test_upload_layout_button_opens_the_upload_form(
 
 @pytest.mark.browser
 def test_choosing_a_layout_file_leaves_effective_from_alone(
-    page: Page,
-    live_server,
-    manager_a: User,
-    tenant_a: Tenant,
-    make_store_with_layout: Callable[..., Store],
+    page: Page, live_server, manager_a: User, store: Store
 ) -> None:
-    store = make_store_with_layout(tenant_a, "EFF-01")
     log_in(page, f"{live_server.url}/admin/login/?next=/admin/stores/store/{store.pk}/layout/upload/", manager_a)
     page.set_input_files('input[name="file"]', json_file("layout.json", sample_layout(skus=SAMPLE_SKUS)))
     expect(page.locator('input[name="effective_from"]')).to_have_value("", timeout=2_000)
@@ -225,15 +212,8 @@ def test_choosing_a_layout_file_leaves_effective_from_alone(
 
 
 @pytest.mark.browser
-def test_hovering_a_bin_shows_its_details(
-    page: Page,
-    live_server,
-    manager_a: User,
-    tenant_a: Tenant,
-    make_store_with_layout: Callable[..., Store],
-) -> None:
-    store = make_store_with_layout(tenant_a, "HOV-01")
-    with tenancy.tenant_scope(tenant_a.pk):
+def test_hovering_a_bin_shows_its_details(page: Page, live_server, manager_a: User, store: Store) -> None:
+    with tenancy.tenant_scope(store.tenant_id):
         layout = LayoutVersion.objects.get(store=store)
     log_in(page, f"{live_server.url}/admin/login/?next=/admin/stores/layoutversion/{layout.pk}/change/", manager_a)
     bins = page.locator(".floor-plan svg rect.bin")
@@ -254,14 +234,8 @@ def test_hovering_a_bin_shows_its_details(
 
 @pytest.mark.browser
 def test_broken_layout_is_refused_whole_with_every_problem(
-    page: Page,
-    live_server,
-    screenshot: Screenshot,
-    manager_a: User,
-    tenant_a: Tenant,
-    make_store_with_layout: Callable[..., Store],
+    page: Page, live_server, screenshot: Screenshot, manager_a: User, store: Store
 ) -> None:
-    store = make_store_with_layout(tenant_a, "BRK-01")
     document = sample_layout(skus=SAMPLE_SKUS)
     document["fixtures"][0]["bins"][0]["sku"] = "NO-SUCH-SKU"
     document["fixtures"][3]["zone"] = "Z-NOWHERE"
@@ -286,15 +260,8 @@ def test_broken_layout_is_refused_whole_with_every_problem(
 
 @pytest.mark.browser
 def test_manager_uploads_events_and_watches_the_stream_finish(
-    page: Page,
-    live_server,
-    screenshot: Screenshot,
-    manager_a: User,
-    tenant_a: Tenant,
-    make_store_with_layout: Callable[..., Store],
-    celery_worker: None,
+    page: Page, live_server, screenshot: Screenshot, manager_a: User, store: Store, celery_worker: None
 ) -> None:
-    store = make_store_with_layout(tenant_a)
     events = list(
         sample_events(sample_layout(skus=SAMPLE_SKUS), visits=30, start=datetime(2026, 3, 2, 8, tzinfo=UTC), seed=1)
     )
@@ -338,6 +305,6 @@ def test_manager_uploads_events_and_watches_the_stream_finish(
     assert rejected[0]["raw"] == "{broken"
     assert rejected[0]["reason"]
 
-    with tenancy.tenant_scope(tenant_a.pk):
+    with tenancy.tenant_scope(store.tenant_id):
         stream = EventStream.objects.get(pk=stream_id)
     assert (stream.status, stream.lines, stream.accepted, stream.rejected) == ("done", len(events) + 1, len(events), 1)
