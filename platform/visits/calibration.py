@@ -50,6 +50,7 @@ class Evidence(StrEnum):
     CAMERA_ONLY = "camera_only"  # no working scale: the camera alone says what and who
     CAMERA_COUNTED = "camera_counted"  # no working scale, and the camera counted several items in one move
     CAMERA_REPEATED = "camera_repeated"  # no working scale, the same visit at the same bin again moments later
+    WEIGHED_BUSY = "weighed_busy"  # a scale weighed it; the winner, nobody else named, was busy at another bin
 
 
 @dataclass(frozen=True)
@@ -99,6 +100,7 @@ _PRIOR: dict[Evidence, Curve] = {
     Evidence.CAMERA_ONLY: Curve(((0.0, 0.3), (0.5, 0.5), (0.9, 0.98), (1.0, 0.99))),
     Evidence.CAMERA_COUNTED: Curve(((0.0, 0.2), (0.5, 0.4), (0.9, 0.9), (1.0, 0.95))),
     Evidence.CAMERA_REPEATED: Curve(((0.0, 0.1), (0.5, 0.3), (0.9, 0.85), (1.0, 0.92))),
+    Evidence.WEIGHED_BUSY: Curve(((0.0, 0.5), (0.5, 0.8), (0.8, 0.97), (0.9, 0.998), (1.0, 0.9995))),
 }
 
 

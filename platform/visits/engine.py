@@ -836,8 +836,13 @@ class _Fusion:
         listed = {top_session, *(s for s, _ in alternatives)}
         near = {s for s, factor in likely.items() if factor > 1.0}
         suspects = {payer_of.get(s, s) for s in (listed & present) | near} | {payer_of.get(top_session, top_session)}
+        named = listed & present
+        busy = {s: f for s, f in where.busy_elsewhere(action, action.ts.timestamp()).items() if s in present}
+        lone_and_busy = top_session in busy and len(named) == 1
         if alone is not None:
             evidence = alone
+        elif lone_and_busy:
+            evidence = Evidence.WEIGHED_BUSY
         else:
             evidence = Evidence.WEIGHED_CONTESTED if len(suspects) > 1 else Evidence.WEIGHED_ALONE
         top = self.calibration.probability(evidence, action.margin)
@@ -863,9 +868,7 @@ class _Fusion:
         # hands were free. A lone winner busy elsewhere keeps its chance: it may well take from two bins in quick
         # succession, and cutting it would only hand its chance to shoppers nobody saw there. The shoppers it did not
         # name (bar the winner's companions) are cut alike when busy: whoever acted unnamed had its hands here.
-        named = listed & present
-        busy = {s: f for s, f in where.busy_elsewhere(action, action.ts.timestamp()).items() if s in present}
-        if top_session in busy and len(named) == 1:
+        if lone_and_busy:
             busy = {}  # a lone winner busy elsewhere may be a bystander at its own bin: its doubt is not narrowed
         if busy:
             busy_named = busy.keys() & named
