@@ -14,6 +14,7 @@ from django.contrib.auth.models import User
 from billing.payments.models import Receipt
 from stores.models import Store
 from visits.models import ReviewDecision, Visit
+from visits.tests.support import review_decision
 
 
 @dataclass(frozen=True)
@@ -67,25 +68,9 @@ def make_visits(
             decided = rng.random() < 0.8
             if decided:
                 decided_at = visit.settled_at + timedelta(seconds=rng.expovariate(1 / 600))
-                ReviewDecision.unscoped.create(
-                    tenant_id=store.tenant_id,
-                    visit=visit,
-                    reviewer=person,
-                    action=ReviewDecision.Action.APPROVE,
-                    lines_before=[],
-                    lines_after=[],
-                    decided_at=decided_at,
-                )
+                review_decision(visit, reviewer=person, at=decided_at)
                 if rng.random() < 0.5:  # a second look later: the first decision is the one timed
-                    ReviewDecision.unscoped.create(
-                        tenant_id=store.tenant_id,
-                        visit=visit,
-                        reviewer=person,
-                        action=ReviewDecision.Action.APPROVE,
-                        lines_before=[],
-                        lines_after=[],
-                        decided_at=decided_at + timedelta(hours=2),
-                    )
+                    review_decision(visit, reviewer=person, at=decided_at + timedelta(hours=2))
                 _receipt(visit, at=decided_at + timedelta(seconds=rng.uniform(0.5, 3)), version=1)
             else:
                 Visit.unscoped.filter(pk=visit.pk).update(status=Visit.Status.NEEDS_REVIEW)

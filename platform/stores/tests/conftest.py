@@ -12,30 +12,22 @@ from tenants.models import Tenant
 SKUS = SAMPLE_SKUS
 
 
+def _store(tenant: Tenant, *, name: str, timezone: str, currency: str) -> Store:
+    """Store S1 of `tenant`, registered through the service, with the sample catalog and no layout yet."""
+    sample_products_add(tenant=tenant)
+    return services.store_create(
+        actor=Actor.system(), tenant=tenant, code="S1", name=name, timezone=timezone, currency=currency
+    )
+
+
 @pytest.fixture
 def store_a(tenant_a: Tenant) -> Store:
-    sample_products_add(tenant=tenant_a)
-    return services.store_create(
-        actor=Actor.system(),
-        tenant=tenant_a,
-        code="S1",
-        name="Main Street",
-        timezone="America/New_York",
-        currency="USD",
-    )
+    return _store(tenant_a, name="Main Street", timezone="America/New_York", currency="USD")
 
 
 @pytest.fixture
 def store_b(tenant_b: Tenant) -> Store:
-    sample_products_add(tenant=tenant_b)
-    return services.store_create(
-        actor=Actor.system(),
-        tenant=tenant_b,
-        code="S1",
-        name="Bravo High Street",
-        timezone="Europe/London",
-        currency="GBP",
-    )
+    return _store(tenant_b, name="Bravo High Street", timezone="Europe/London", currency="GBP")
 
 
 @pytest.fixture

@@ -4,16 +4,46 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
+
+from django.contrib.auth.models import User
+from django.utils import timezone
 
 from core import tenancy
 from ingest.services import events_push, stream_finish
 from stores.models import Store
+from stores.sample_store import sample_prices_add
 from tenants.audit import Actor
 from visits import calibration, services, settling
-from visits.models import StoreCalibration, Visit
+from visits.models import ReviewDecision, StoreCalibration, Visit
 
 PUSH_AT_MOST = 1000
+PRICE, TAX = 199, Decimal("8.25")
+
+
+def priced(store: Store) -> Store:
+    """The store settling at once (no settling window), every sample product priced at PRICE with TAX."""
+    Store.unscoped.filter(pk=store.pk).update(settling_window_seconds=0)
+    sample_prices_add(tenant=store.tenant, unit_price=PRICE, tax_rate=TAX)
+    store.refresh_from_db()
+    return store
+
+
+def review_decision(
+    visit: Visit, *, reviewer: User, action: str = ReviewDecision.Action.APPROVE, at: datetime | None = None
+) -> ReviewDecision:
+    """A person's decision on `visit` that left its cart as it was, recorded at `at` (default: now)."""
+    decision: ReviewDecision = ReviewDecision.unscoped.create(
+        tenant_id=visit.tenant_id,
+        visit=visit,
+        reviewer=reviewer,
+        action=action,
+        lines_before=[],
+        lines_after=[],
+        decided_at=at or timezone.now(),
+    )
+    return decision
 
 
 def stamp(at: datetime) -> str:

@@ -26,7 +26,7 @@ from tenants.models import AuditEntry, Membership, Tenant
 from visits import calibration
 from visits.admin import risk_in_words
 from visits.models import ChargeInstruction, ReviewDecision, Visit, VisitLine
-from visits.tests.support import keep_calibration
+from visits.tests.support import keep_calibration, review_decision
 from visits.tests.test_pipeline import PRICE, TAX, priced_store  # noqa: F401 — fixture
 
 ENTERED = datetime(2026, 3, 2, 9, tzinfo=UTC)
@@ -392,15 +392,7 @@ def test_the_dashboard_shows_the_queue_and_review_figures_per_store(
     _visit(priced_store, "W1", exited=now - timedelta(hours=1), review_reasons=["r"])
     for session, minutes in (("D1", 30), ("D2", 90)):
         decided = _visit(priced_store, session, status="charged", exited=now - timedelta(days=2), review_reasons=["r"])
-        ReviewDecision.unscoped.create(
-            tenant_id=decided.tenant_id,
-            visit=decided,
-            reviewer=manager_a,
-            action="approve",
-            lines_before=[],
-            lines_after=[],
-            decided_at=decided.exited_at + timedelta(minutes=minutes),
-        )
+        review_decision(decided, reviewer=manager_a, at=decided.exited_at + timedelta(minutes=minutes))
 
     response = _login(manager_a).get("/admin/")
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -13,12 +12,11 @@ from django.conf import settings
 
 from core import tenancy
 from stores.models import LayoutVersion, Store
-from stores.sample_store import sample_prices_add
 from tenants.models import Tenant
 from visits import settling
 from visits.models import Visit
 from visits.reasons import ReviewReasonCode, reasons_of
-from visits.tests.support import push, settle, stamp
+from visits.tests.support import priced, push, settle, stamp
 
 AT = datetime(2026, 3, 2, 9, tzinfo=UTC)
 TIMEOUT = timedelta(minutes=settings.VISIT_EXIT_TIMEOUT_MINUTES)
@@ -26,11 +24,7 @@ TIMEOUT = timedelta(minutes=settings.VISIT_EXIT_TIMEOUT_MINUTES)
 
 @pytest.fixture
 def store(make_store_with_layout: Callable[..., Store], tenant_a: Tenant) -> Store:
-    made = make_store_with_layout(tenant_a)
-    Store.unscoped.filter(pk=made.pk).update(settling_window_seconds=0)
-    sample_prices_add(tenant=tenant_a, unit_price=199, tax_rate=Decimal("8.25"))
-    made.refresh_from_db()
-    return made
+    return priced(make_store_with_layout(tenant_a))
 
 
 def _bin(store: Store) -> dict[str, Any]:

@@ -19,24 +19,18 @@ from billing.webhooks.services import webhook_endpoint_create
 from conftest import PASSWORD
 from core import tenancy
 from stores.models import LayoutVersion, Store
-from stores.sample_store import sample_prices_add
 from tenants.audit import Actor
 from tenants.models import Tenant
 from visits import settling
 from visits.models import ChargeInstruction, Visit, VisitLine
-from visits.tests.support import push, settle, stamp
+from visits.tests.support import PRICE, TAX, priced, push, settle, stamp
 
 AT = datetime(2026, 3, 2, 9, tzinfo=UTC)
-PRICE, TAX = 199, Decimal("8.25")
 
 
 @pytest.fixture
 def store(make_store_with_layout: Callable[..., Store], tenant_a: Tenant) -> Store:
-    made = make_store_with_layout(tenant_a)
-    Store.unscoped.filter(pk=made.pk).update(settling_window_seconds=0)
-    sample_prices_add(tenant=tenant_a, unit_price=PRICE, tax_rate=TAX)
-    made.refresh_from_db()
-    return made
+    return priced(make_store_with_layout(tenant_a))
 
 
 def _bins(store: Store) -> list[dict[str, Any]]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from typing import Any
 
 import orjson
@@ -17,25 +16,20 @@ from catalog.models import Product
 from core import tenancy
 from ingest.tests.conftest import eventually, upload, wait_for_stream
 from stores.models import LayoutVersion, Store
-from stores.sample_store import sample_prices_add
 from tenants.audit import Actor
 from tenants.models import Tenant
 from visits.models import ChargeInstruction, Visit
 from visits.pricing import line_tax
 from visits.simulator import CatalogItem, simulate
+from visits.tests.support import PRICE, TAX, priced
 
 pytestmark = pytest.mark.usefixtures("celery_worker")
 DAY = datetime(2026, 3, 2, 8, tzinfo=UTC)
-PRICE, TAX = 199, Decimal("8.25")
 
 
 @pytest.fixture
 def priced_store(make_store_with_layout: Callable[..., Store], tenant_a: Tenant) -> Store:
-    store = make_store_with_layout(tenant_a)
-    Store.unscoped.filter(pk=store.pk).update(settling_window_seconds=0)
-    sample_prices_add(tenant=tenant_a, unit_price=PRICE, tax_rate=TAX)
-    store.refresh_from_db()
-    return store
+    return priced(make_store_with_layout(tenant_a))
 
 
 @pytest.fixture

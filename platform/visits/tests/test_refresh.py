@@ -15,7 +15,8 @@ from ingest.models import Event
 from stores.models import Store
 from tenants.models import Tenant
 from visits import services
-from visits.models import ReviewDecision, Visit
+from visits.models import Visit
+from visits.tests.support import review_decision
 
 T0 = datetime(2026, 3, 2, 9, tzinfo=UTC)
 
@@ -23,11 +24,6 @@ T0 = datetime(2026, 3, 2, 9, tzinfo=UTC)
 @pytest.fixture
 def store_a(make_store_with_layout: Callable[..., Store], tenant_a: Tenant) -> Store:
     return make_store_with_layout(tenant_a)
-
-
-@pytest.fixture
-def store_b(make_store_with_layout: Callable[..., Store], tenant_b: Tenant) -> Store:
-    return make_store_with_layout(tenant_b)
 
 
 def _add(store: Store, *events: tuple[str, str, int, dict[str, Any]]) -> None:
@@ -127,9 +123,7 @@ def test_a_decided_visit_keeps_its_status_and_only_a_final_unreviewed_one_is_set
         )
     common = {"tenant": store_a.tenant, "store": store_a, "settled_at": T0}
     reviewed = Visit.unscoped.create(session="R", status="charged", **common)
-    ReviewDecision.unscoped.create(
-        tenant=store_a.tenant, visit=reviewed, reviewer=manager_a, action="approve", lines_before=[], lines_after=[]
-    )
+    review_decision(reviewed, reviewer=manager_a)
     Visit.unscoped.create(session="F", status="no_charge", **common)
     Visit.unscoped.create(session="W", status="needs_review", **common)
     _add(store_a, *[("item.picked", session, 30, {"bin": "F01-B01"}) for session in ("R", "F", "W")])
@@ -140,7 +134,10 @@ def test_a_decided_visit_keeps_its_status_and_only_a_final_unreviewed_one_is_set
     assert set(Visit.unscoped.filter(store=store_a).values_list("events_count", flat=True)) == {3}
 
 
-def test_other_stores_and_tenants_are_left_alone(store_a: Store, store_b: Store) -> None:
+def test_other_stores_and_tenants_are_left_alone(
+    store_a: Store, make_store_with_layout: Callable[..., Store], tenant_b: Tenant
+) -> None:
+    store_b = make_store_with_layout(tenant_b)
     _add(store_a, ("session.started", "S", 0, {"shopper": "tok_a"}))
     _add(store_b, ("session.started", "S", 0, {"shopper": "tok_b"}), ("session.ended", "S", 9, {}))
     _refresh(store_a, ["S"])

@@ -23,7 +23,7 @@ from visits.calibration import Calibration, Curve, Evidence
 from visits.models import ReviewDecision, StoreCalibration, Visit, VisitLine
 from visits.simulator import CatalogItem, simulate
 from visits.tasks import learn_calibration
-from visits.tests.support import keep_calibration, push, settle, unclear_pick
+from visits.tests.support import keep_calibration, push, review_decision, settle, unclear_pick
 from visits.tests.test_pipeline import priced_store  # noqa: F401 — fixture
 
 DAY = datetime(2026, 3, 2, 9, tzinfo=UTC)
@@ -256,15 +256,7 @@ def test_the_nightly_job_picks_stores_with_reviews_since_their_latest_calibratio
     quiet = make_store_with_layout(tenant_b, code="B1")
     for store, session in ((priced_store, "A"), (quiet, "Z")):
         visit = Visit.unscoped.create(tenant_id=store.tenant_id, store=store, session=session, status="charged")
-        ReviewDecision.unscoped.create(
-            tenant_id=store.tenant_id,
-            visit=visit,
-            reviewer=manager_a,
-            action="void",
-            lines_before=[],
-            lines_after=[],
-            decided_at=timezone.now() - timedelta(hours=2),
-        )
+        review_decision(visit, reviewer=manager_a, action="void", at=timezone.now() - timedelta(hours=2))
     with tenancy.platform_wide_scope():
         assert selectors.stores_due_for_learning() == [
             (priced_store.pk, priced_store.tenant_id, 0),
@@ -274,9 +266,7 @@ def test_the_nightly_job_picks_stores_with_reviews_since_their_latest_calibratio
     with tenancy.platform_wide_scope():
         assert selectors.stores_due_for_learning() == [(priced_store.pk, priced_store.tenant_id, 0)]
     visit = Visit.unscoped.get(store=quiet)
-    ReviewDecision.unscoped.create(
-        tenant_id=quiet.tenant_id, visit=visit, reviewer=manager_a, action="void", lines_before=[], lines_after=[]
-    )
+    review_decision(visit, reviewer=manager_a, action="void")
     with tenancy.platform_wide_scope():
         assert selectors.stores_due_for_learning()[-1] == (quiet.pk, quiet.tenant_id, 1)
 
