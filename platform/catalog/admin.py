@@ -15,7 +15,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
-from django.urls import URLPattern, path, reverse
+from django.urls import URLPattern, reverse
 from django.utils import timezone
 from unfold.admin import TabularInline
 from unfold.decorators import action, display
@@ -31,7 +31,7 @@ from catalog import currencies, selectors, services
 from catalog.importing import COLUMNS, MAX_ERRORS_LISTED, parse_barcodes
 from catalog.models import CatalogImport, Product, ProductPrice
 from catalog.sample import sample_catalog_rows
-from core.admin import ReadOnlyMixin, TenantModelAdmin, tenant_may_upload
+from core.admin import ReadOnlyMixin, TenantModelAdmin, admin_pages, tenant_may_upload
 from core.admin_sites import licensee_site
 from core.spreadsheets import formula_safe_row
 from stores.models import Store
@@ -212,10 +212,8 @@ class ProductAdmin(TenantModelAdmin):
         return TemplateResponse(request, "admin/catalog/product/import.html", context)
 
     def get_urls(self) -> list[URLPattern]:
-        example = path(
-            "import/example.csv", self.admin_site.admin_view(self.example_view), name="catalog_product_example"
-        )
-        return [example, *super().get_urls()]
+        example = ("import/example.csv", self.example_view, "catalog_product_example")
+        return [*admin_pages(self, example), *super().get_urls()]
 
     def example_view(self, request: HttpRequest) -> HttpResponse:
         """A catalog file to start from: the sample catalog in the format the import reads."""
@@ -344,12 +342,8 @@ class CatalogImportAdmin(ReadOnlyMixin, TenantModelAdmin):
         return f"{selectors.catalog_import_progress(record=record):.0%}"
 
     def get_urls(self) -> list[URLPattern]:
-        status = path(
-            "<int:import_id>/status/",
-            self.admin_site.admin_view(self.status_view),
-            name="catalog_catalogimport_status",
-        )
-        return [status, *super().get_urls()]
+        status = ("<int:import_id>/status/", self.status_view, "catalog_catalogimport_status")
+        return [*admin_pages(self, status), *super().get_urls()]
 
     def change_view(
         self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: Any = None

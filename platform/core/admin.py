@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, ClassVar
 
-from django.contrib import messages
+from django.contrib import admin, messages
 from django.db import models
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
-from django.urls import reverse
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseBase, HttpResponseRedirect
+from django.urls import URLPattern, path, reverse
 from unfold.admin import ModelAdmin
 
 from core.admin_sites import OPERATOR_GROUP
@@ -16,6 +18,61 @@ from tenants.models import AuditAction, AuditEntry, Membership, Tenant
 from tenants.quotas import QuotaExceeded, quota_require_room
 
 WRITE_ROLES = (Membership.Role.MANAGER, Membership.Role.STAFF)
+ALL_STATUSES = "all"
+
+
+def admin_pages(model_admin: Any, *pages: tuple[str, Callable[..., HttpResponseBase], str]) -> list[URLPattern]:
+    """A ModelAdmin's own pages, as (route, view, URL name), each behind its site's login and permission check."""
+    return [path(route, model_admin.admin_site.admin_view(view), name=name) for route, view, name in pages]
+
+
+class QueueStatusFilter(admin.SimpleListFilter):
+    """A list's status filter defaulting to `waiting`, the status of the rows waiting for a person: without a choice
+    the list is that queue; `ALL_STATUSES` lists every row. Subclasses name the model's `statuses` and `waiting`."""
+
+    title = "status"
+    parameter_name = "status"
+    statuses: ClassVar[type[models.TextChoices]]
+    waiting: ClassVar[str]
+
+    @classmethod
+    def asked(cls, request: HttpRequest) -> str:
+        """The status the request's list shows."""
+        return request.GET.get(cls.parameter_name) or cls.waiting
+
+    @classmethod
+    def is_queue(cls, request: HttpRequest) -> bool:
+        return cls.asked(request) == cls.waiting
+
+    @classmethod
+    def tabs(cls, request: HttpRequest, choices: Sequence[tuple[str, str]]) -> list[dict[str, Any]]:
+        """A tab per (status, label) above the list; each keeps the request's other filters, on the first page in
+        the default order."""
+        current = cls.asked(request)
+        tabs = []
+        for value, label in choices:
+            query = request.GET.copy()
+            query.pop("p", None)
+            query.pop("o", None)
+            query[cls.parameter_name] = value
+            tabs.append({"label": label, "url": f"?{query.urlencode()}", "active": current == value})
+        return tabs
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [*self.statuses.choices, (ALL_STATUSES, "All statuses")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        value = self.value() or self.waiting
+        return queryset if value == ALL_STATUSES else queryset.filter(status=value)
+
+    def choices(self, changelist: Any) -> Iterator[Any]:
+        current = self.value() or self.waiting
+        for value, label in self.lookup_choices:
+            yield {
+                "selected": current == value,
+                "query_string": changelist.get_query_string({self.parameter_name: value}),
+                "display": label,
+            }
 
 
 def _tenant_id_of(obj: models.Model) -> int | None:

@@ -8,7 +8,6 @@ or reject the dispute with a reason the shopper is told.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 from django.contrib import admin, messages
@@ -23,7 +22,7 @@ from unfold.decorators import display
 
 from billing.payments.refunds import units_refunded
 from catalog.currencies import format_money
-from core.admin import ReadOnlyMixin, TenantModelAdmin
+from core.admin import ALL_STATUSES, QueueStatusFilter, ReadOnlyMixin, TenantModelAdmin
 from core.admin_sites import licensee_site
 from core.formatting import format_duration, format_moment
 from disputes import services
@@ -34,7 +33,6 @@ from visits import selectors as visit_selectors
 from visits.admin import evidence_pieces
 from visits.models import Visit
 
-ALL_STATUSES = "all"
 # What follows "— by" in the decision's sentence ("Refunded: $0.79 back to the card — by the store's policy").
 DECIDED_BY_IN_A_SENTENCE = {
     Dispute.DecidedBy.POLICY: "the store's policy",
@@ -44,31 +42,11 @@ DECIDED_BY_IN_A_SENTENCE = {
 TONES = {Dispute.Status.IN_REVIEW: "warning", Dispute.Status.REFUNDED: "success", Dispute.Status.REJECTED: "danger"}
 
 
-class DisputeStatusFilter(admin.SimpleListFilter):
+class DisputeStatusFilter(QueueStatusFilter):
     """Status, defaulting to "waiting for a person": without a choice, the list is the dispute queue."""
 
-    title = "status"
-    parameter_name = "status"
-
-    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        return [*Dispute.Status.choices, (ALL_STATUSES, "All statuses")]
-
-    def queryset(self, request: HttpRequest, queryset: QuerySet[Dispute]) -> QuerySet[Dispute]:
-        value = self.value() or Dispute.Status.IN_REVIEW
-        return queryset if value == ALL_STATUSES else queryset.filter(status=value)
-
-    def choices(self, changelist: Any) -> Iterator[Any]:
-        current = self.value() or Dispute.Status.IN_REVIEW
-        for value, label in self.lookup_choices:
-            yield {
-                "selected": current == value,
-                "query_string": changelist.get_query_string({self.parameter_name: value}),
-                "display": label,
-            }
-
-
-def _is_queue(request: HttpRequest) -> bool:
-    return (request.GET.get(DisputeStatusFilter.parameter_name) or Dispute.Status.IN_REVIEW) == Dispute.Status.IN_REVIEW
+    statuses = Dispute.Status
+    waiting = Dispute.Status.IN_REVIEW
 
 
 def _units_asked(request: HttpRequest, dispute: Dispute) -> tuple[dict[str, int], list[str]]:
@@ -101,28 +79,25 @@ class DisputeAdmin(ReadOnlyMixin, TenantModelAdmin):
         return super().get_queryset(request).select_related("store", "visit").prefetch_related("lines")
 
     def get_ordering(self, request: HttpRequest) -> list[str]:
-        return ["deadline", "pk"] if _is_queue(request) else ["-created_at", "-pk"]
+        return ["deadline", "pk"] if DisputeStatusFilter.is_queue(request) else ["-created_at", "-pk"]
 
     def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
-        current = request.GET.get(DisputeStatusFilter.parameter_name) or Dispute.Status.IN_REVIEW
-        tabs = []
-        for value, label in (
-            (Dispute.Status.IN_REVIEW, "Dispute queue"),
-            (Dispute.Status.REFUNDED, "Refunded"),
-            (Dispute.Status.REJECTED, "Rejected"),
-            (ALL_STATUSES, "All disputes"),
-        ):
-            query = request.GET.copy()
-            query.pop("p", None)
-            query.pop("o", None)
-            query[DisputeStatusFilter.parameter_name] = value
-            tabs.append({"label": label, "url": f"?{query.urlencode()}", "active": current == value})
+        is_queue = DisputeStatusFilter.is_queue(request)
+        tabs = DisputeStatusFilter.tabs(
+            request,
+            [
+                (Dispute.Status.IN_REVIEW, "Dispute queue"),
+                (Dispute.Status.REFUNDED, "Refunded"),
+                (Dispute.Status.REJECTED, "Rejected"),
+                (ALL_STATUSES, "All disputes"),
+            ],
+        )
         waiting = Dispute.objects.filter(status=Dispute.Status.IN_REVIEW)
         nearest = waiting.order_by("deadline").values_list("deadline", flat=True).first()
         context = {
-            "title": "Dispute queue" if _is_queue(request) else "Disputes",
+            "title": "Dispute queue" if is_queue else "Disputes",
             "dispute_queue": {
-                "is_queue": _is_queue(request),
+                "is_queue": is_queue,
                 "waiting": waiting.count(),
                 "overdue": waiting.filter(deadline__lt=timezone.now()).count(),
                 "nearest": format_duration(nearest - timezone.now()) if nearest and nearest > timezone.now() else None,

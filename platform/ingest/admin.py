@@ -13,7 +13,7 @@ from django.contrib import admin
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
-from django.urls import URLPattern, path, reverse
+from django.urls import URLPattern, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
@@ -21,7 +21,7 @@ from unfold.decorators import action, display
 from unfold.widgets import UnfoldAdminFileFieldWidget, UnfoldAdminSelectWidget
 
 from catalog.models import Product
-from core.admin import OpsModelAdmin, ReadOnlyMixin, TenantModelAdmin, tenant_may_upload
+from core.admin import OpsModelAdmin, ReadOnlyMixin, TenantModelAdmin, admin_pages, tenant_may_upload
 from core.admin_sites import licensee_site, ops_site
 from core.spreadsheets import formula_safe_row
 from ingest import services
@@ -133,12 +133,12 @@ class StreamAdminBase(ReadOnlyMixin):
     def get_urls(self) -> list[URLPattern]:
         """The stream page's progress (polled while it runs) and its rejected lines as CSV, on both sites: the
         change page's template names them, and without them the operators' page was a 500."""
-        view = self.admin_site.admin_view  # type: ignore[attr-defined]
-        return [
-            path("<int:stream_id>/progress/", view(self.progress_view), name="ingest_eventstream_progress"),
-            path("<int:stream_id>/rejections.csv", view(self.rejections_view), name="ingest_eventstream_rejections"),
-            *super().get_urls(),  # type: ignore[misc]
-        ]
+        own = admin_pages(
+            self,
+            ("<int:stream_id>/progress/", self.progress_view, "ingest_eventstream_progress"),
+            ("<int:stream_id>/rejections.csv", self.rejections_view, "ingest_eventstream_rejections"),
+        )
+        return [*own, *super().get_urls()]  # type: ignore[misc]
 
     def progress_view(self, request: HttpRequest, stream_id: int) -> JsonResponse:
         stream = get_object_or_404(EventStream.objects.all(), pk=stream_id)
@@ -168,12 +168,8 @@ class EventStreamAdmin(StreamAdminBase, TenantModelAdmin):
         return self._may_write(request)
 
     def get_urls(self) -> list[URLPattern]:
-        example = path(
-            "example/<int:store_id>.ndjson",
-            self.admin_site.admin_view(self.example_view),
-            name="ingest_eventstream_example",
-        )
-        return [example, *super().get_urls()]
+        example = ("example/<int:store_id>.ndjson", self.example_view, "ingest_eventstream_example")
+        return [*admin_pages(self, example), *super().get_urls()]
 
     def example_view(self, request: HttpRequest, store_id: int) -> HttpResponse:
         """A day's events of a few shopper visits on the store's layout, yesterday: a file to try the upload with."""

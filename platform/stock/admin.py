@@ -12,14 +12,14 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
-from django.urls import URLPattern, path, reverse
+from django.urls import URLPattern, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 from unfold.decorators import display
 
 from catalog.currencies import format_money
-from core.admin import ReadOnlyMixin, TenantModelAdmin
+from core.admin import ReadOnlyMixin, TenantModelAdmin, admin_pages
 from core.admin_sites import licensee_site
 from core.tasks import enqueue_on_commit
 from stock import reports, selectors, services
@@ -70,22 +70,13 @@ class StockCountAdmin(ReadOnlyMixin, TenantModelAdmin):
         return format_html('<a class="text-primary-600 underline" href="{}">stock now →</a>', stock_page_url(row.store))
 
     def get_urls(self) -> list[URLPattern]:
-        own = [
-            path("store/<int:store_id>/", self.admin_site.admin_view(self.store_view), name="stock_stockcount_store"),
-            path(
-                "store/<int:store_id>/take/", self.admin_site.admin_view(self.take_view), name="stock_stockcount_take"
-            ),
-            path(
-                "store/<int:store_id>/shrink/",
-                self.admin_site.admin_view(self.shrink_view),
-                name="stock_stockcount_shrink",
-            ),
-            path(
-                "store/<int:store_id>/heat-map/",
-                self.admin_site.admin_view(self.heat_map_view),
-                name="stock_stockcount_heat_map",
-            ),
-        ]
+        own = admin_pages(
+            self,
+            ("store/<int:store_id>/", self.store_view, "stock_stockcount_store"),
+            ("store/<int:store_id>/take/", self.take_view, "stock_stockcount_take"),
+            ("store/<int:store_id>/shrink/", self.shrink_view, "stock_stockcount_shrink"),
+            ("store/<int:store_id>/heat-map/", self.heat_map_view, "stock_stockcount_heat_map"),
+        )
         return own + super().get_urls()
 
     def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:

@@ -14,7 +14,7 @@ from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
-from django.urls import URLPattern, path, reverse
+from django.urls import URLPattern, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
@@ -31,7 +31,7 @@ from unfold.widgets import (
 from catalog import currencies
 from catalog.models import Product
 from core import bounded_json
-from core.admin import OpsModelAdmin, ReadOnlyMixin, TenantModelAdmin, tenant_may_upload
+from core.admin import OpsModelAdmin, ReadOnlyMixin, TenantModelAdmin, admin_pages, tenant_may_upload
 from core.admin_sites import licensee_site, ops_site
 from stores import health, selectors, services
 from stores.floor_plan import render_floor_plan
@@ -278,17 +278,12 @@ class StoreAdmin(TenantModelAdmin):
         return HttpResponseRedirect(reverse("admin:stores_store_layout_upload", args=[object_id]))
 
     def get_urls(self) -> list[URLPattern]:
-        upload = path(
-            "<path:object_id>/layout/upload/",
-            self.admin_site.admin_view(self.upload_layout_view),
-            name="stores_store_layout_upload",
+        own = admin_pages(
+            self,
+            ("<path:object_id>/layout/upload/", self.upload_layout_view, "stores_store_layout_upload"),
+            ("<path:object_id>/layout/template/<slug:name>.json", self.template_view, "stores_store_layout_template"),
         )
-        template = path(
-            "<path:object_id>/layout/template/<slug:name>.json",
-            self.admin_site.admin_view(self.template_view),
-            name="stores_store_layout_template",
-        )
-        return [upload, template, *super().get_urls()]
+        return [*own, *super().get_urls()]
 
     def template_view(self, request: HttpRequest, object_id: str, name: str) -> HttpResponse:
         """A layout template filled with the tenant's products, to download and edit."""
@@ -411,12 +406,8 @@ class LayoutVersionAdmin(ReadOnlyMixin, TenantModelAdmin):
     change_form_after_template = "admin/stores/floor_plan_after.html"
 
     def get_urls(self) -> list[URLPattern]:
-        download = path(
-            "<int:layout_id>/document.json",
-            self.admin_site.admin_view(self.document_view),
-            name="stores_layoutversion_document",
-        )
-        return [download, *super().get_urls()]
+        download = ("<int:layout_id>/document.json", self.document_view, "stores_layoutversion_document")
+        return [*admin_pages(self, download), *super().get_urls()]
 
     def document_view(self, request: HttpRequest, layout_id: int) -> HttpResponse:
         layout = get_object_or_404(LayoutVersion.objects.select_related("store"), pk=layout_id)

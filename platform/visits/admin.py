@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import zoneinfo
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -22,7 +22,7 @@ from django.db.models import Count, Exists, F, OuterRef, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
-from django.urls import URLPattern, path, reverse
+from django.urls import URLPattern, reverse
 from django.utils import timezone
 from django.utils.safestring import SafeString, mark_safe
 from unfold.decorators import display
@@ -30,7 +30,7 @@ from unfold.decorators import display
 from billing.payments.holds import hold_lapse_of_visit, hold_lapses_at
 from catalog import currencies
 from catalog.models import Product
-from core.admin import ReadOnlyMixin, TenantModelAdmin
+from core.admin import ALL_STATUSES, QueueStatusFilter, ReadOnlyMixin, TenantModelAdmin, admin_pages
 from core.admin_sites import licensee_site
 from core.formatting import format_duration, format_moment, format_share
 from core.tasks import enqueue_on_commit
@@ -50,7 +50,6 @@ from visits.reasons import event_ids_of, reasons_of
 from visits.selectors import CAMERA_TYPES, SCALE_TYPE, BinInfo, VisitEvidence
 
 TONE_LABELS = {tone: tone for tone in ("success", "info", "warning", "danger")}
-ALL_STATUSES = "all"
 REASONS_IN_LIST = 90
 BLANK_ROWS = 2
 MAX_LINES = 200
@@ -95,35 +94,11 @@ def _names_of(skus: Iterable[str | None]) -> dict[str, str]:
 # --- The list: the review queue by default, every visit through the status filter ----------------
 
 
-class VisitStatusFilter(admin.SimpleListFilter):
+class VisitStatusFilter(QueueStatusFilter):
     """Status, defaulting to "needs review": without a choice, the list is the review queue."""
 
-    title = "status"
-    parameter_name = "status"
-
-    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        return [*Visit.Status.choices, (ALL_STATUSES, "All statuses")]
-
-    def queryset(self, request: HttpRequest, queryset: QuerySet[Visit]) -> QuerySet[Visit]:
-        value = self.value() or Visit.Status.NEEDS_REVIEW
-        return queryset if value == ALL_STATUSES else queryset.filter(status=value)
-
-    def choices(self, changelist: Any) -> Iterator[Any]:
-        current = self.value() or Visit.Status.NEEDS_REVIEW
-        for value, label in self.lookup_choices:
-            yield {
-                "selected": current == value,
-                "query_string": changelist.get_query_string({self.parameter_name: value}),
-                "display": label,
-            }
-
-
-def _status_asked(request: HttpRequest) -> str:
-    return request.GET.get(VisitStatusFilter.parameter_name) or Visit.Status.NEEDS_REVIEW
-
-
-def _is_queue(request: HttpRequest) -> bool:
-    return _status_asked(request) == Visit.Status.NEEDS_REVIEW
+    statuses = Visit.Status
+    waiting = Visit.Status.NEEDS_REVIEW
 
 
 # --- The visit's page: timeline rows -------------------------------------------------------------
@@ -460,32 +435,28 @@ class VisitAdmin(ReadOnlyMixin, TenantModelAdmin):
 
     def get_ordering(self, request: HttpRequest) -> list[Any]:
         """The queue: the card holds that lapse soonest first, then the visits without a hold, oldest first."""
-        if _is_queue(request):
+        if VisitStatusFilter.is_queue(request):
             return [F("hold_lapses").asc(nulls_last=True), "exited_at", "pk"]
         return ["-exited_at", "-pk"]
 
     def get_list_display(self, request: HttpRequest) -> list[str]:
-        return [*self.list_display, "hold_lapse"] if _is_queue(request) else list(self.list_display)
+        return [*self.list_display, "hold_lapse"] if VisitStatusFilter.is_queue(request) else list(self.list_display)
 
     def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
-        queue = _is_queue(request)
+        queue = VisitStatusFilter.is_queue(request)
         waiting = Visit.objects.filter(status=Visit.Status.NEEDS_REVIEW)
         oldest = waiting.order_by("exited_at").values_list("exited_at", flat=True).first()
-        current = _status_asked(request)
-        tabs = []
-        for value, label in (
-            (Visit.Status.NEEDS_REVIEW, "Review queue"),
-            (Visit.Status.AWAITING_PAYMENT, "Being charged"),
-            (Visit.Status.CHARGED, "Charged"),
-            (Visit.Status.PAYMENT_FAILED, "Payment failed"),
-            (Visit.Status.NO_CHARGE, "No charge"),
-            (ALL_STATUSES, "All visits"),
-        ):
-            query = request.GET.copy()
-            query.pop("p", None)
-            query.pop("o", None)
-            query[VisitStatusFilter.parameter_name] = value
-            tabs.append({"label": label, "url": f"?{query.urlencode()}", "active": current == value})
+        tabs = VisitStatusFilter.tabs(
+            request,
+            [
+                (Visit.Status.NEEDS_REVIEW, "Review queue"),
+                (Visit.Status.AWAITING_PAYMENT, "Being charged"),
+                (Visit.Status.CHARGED, "Charged"),
+                (Visit.Status.PAYMENT_FAILED, "Payment failed"),
+                (Visit.Status.NO_CHARGE, "No charge"),
+                (ALL_STATUSES, "All visits"),
+            ],
+        )
         context = {
             "title": "Review queue" if queue else "Visits",
             "review_queue": {
@@ -911,18 +882,11 @@ class StoreCalibrationAdmin(ReadOnlyMixin, TenantModelAdmin):
         return format_share(row.charge_limit)
 
     def get_urls(self) -> list[URLPattern]:
-        own = [
-            path(
-                "store/<int:store_id>/",
-                self.admin_site.admin_view(self.store_view),
-                name="visits_storecalibration_store",
-            ),
-            path(
-                "store/<int:store_id>/learn/",
-                self.admin_site.admin_view(self.learn_view),
-                name="visits_storecalibration_learn",
-            ),
-        ]
+        own = admin_pages(
+            self,
+            ("store/<int:store_id>/", self.store_view, "visits_storecalibration_store"),
+            ("store/<int:store_id>/learn/", self.learn_view, "visits_storecalibration_learn"),
+        )
         return own + super().get_urls()
 
     def change_view(
