@@ -57,18 +57,10 @@ class NewPrice:
     tax_rate: Decimal
 
 
-PRODUCT_COLUMNS: Final = (
-    "tenant_id",
-    "sku",
-    "name",
-    "barcodes",
-    "unit_weight_g",
-    "weight_tolerance_g",
-    "image_url",
-    "status",
-    "min_age",
-)
 UPDATED_FIELDS: Final = ("name", "barcodes", "unit_weight_g", "weight_tolerance_g", "image_url", "status", "min_age")
+"""A product's fields an import writes: all of them on a new product, with its SKU; the changed ones on another."""
+PRODUCT_COLUMNS: Final = ("tenant_id", "sku", *UPDATED_FIELDS)
+PRICE_FIELDS: Final = ("product_id", "currency", "unit_price", "tax_rate")
 
 
 def chunked(items: Sequence[Any], size: int = CHUNK) -> Iterator[Sequence[Any]]:
@@ -187,40 +179,13 @@ def insert_products(*, tenant_id: int, products: Sequence[NewProduct], at: datet
         _copy_rows(
             Product,
             [*PRODUCT_COLUMNS, "created_at", "updated_at"],
-            (
-                (
-                    tenant_id,
-                    p.sku,
-                    p.name,
-                    _json(p.barcodes),
-                    p.unit_weight_g,
-                    p.weight_tolerance_g,
-                    p.image_url,
-                    p.status,
-                    p.min_age,
-                    stamp,
-                    stamp,
-                )
-                for p in products
-            ),
+            ((tenant_id, p.sku, *_copied(p, UPDATED_FIELDS), stamp, stamp) for p in products),
             nullable=["min_age"],
         )
     else:
         Product.unscoped.bulk_create(
             [
-                Product(
-                    tenant_id=tenant_id,
-                    sku=p.sku,
-                    name=p.name,
-                    barcodes=p.barcodes,
-                    unit_weight_g=p.unit_weight_g,
-                    weight_tolerance_g=p.weight_tolerance_g,
-                    image_url=p.image_url,
-                    status=p.status,
-                    min_age=p.min_age,
-                    created_at=at,
-                    updated_at=at,
-                )
+                Product(tenant_id=tenant_id, sku=p.sku, **_fields(p, UPDATED_FIELDS), created_at=at, updated_at=at)
                 for p in products
             ],
             batch_size=1000,
@@ -246,19 +211,7 @@ def update_products(*, tenant_id: int, changes: Sequence[ProductChange], at: dat
                 cursor,
                 staging,
                 ["id", *UPDATED_FIELDS],
-                (
-                    (
-                        c.id,
-                        c.name,
-                        _json(c.barcodes),
-                        c.unit_weight_g,
-                        c.weight_tolerance_g,
-                        c.image_url,
-                        c.status,
-                        c.min_age,
-                    )
-                    for c in changes
-                ),
+                ((c.id, *_copied(c, UPDATED_FIELDS)) for c in changes),
                 nullable=["min_age"],
             )
             assignments = ", ".join(f"{name} = s.{name}" for name in UPDATED_FIELDS)
@@ -269,21 +222,7 @@ def update_products(*, tenant_id: int, changes: Sequence[ProductChange], at: dat
             )
             cursor.execute(f"DROP TABLE {staging}")
         return
-    products = [
-        Product(
-            id=c.id,
-            tenant_id=tenant_id,
-            name=c.name,
-            barcodes=c.barcodes,
-            unit_weight_g=c.unit_weight_g,
-            weight_tolerance_g=c.weight_tolerance_g,
-            image_url=c.image_url,
-            status=c.status,
-            min_age=c.min_age,
-            updated_at=at,
-        )
-        for c in changes
-    ]
+    products = [Product(id=c.id, tenant_id=tenant_id, **_fields(c, UPDATED_FIELDS), updated_at=at) for c in changes]
     Product.unscoped.bulk_update(products, [*UPDATED_FIELDS, "updated_at"], batch_size=500)
 
 
@@ -295,21 +234,13 @@ def insert_prices(*, tenant_id: int, prices: Sequence[NewPrice], effective_from:
         start, stamp = effective_from.isoformat(), at.isoformat()
         _copy_rows(
             ProductPrice,
-            ["tenant_id", "product_id", "currency", "unit_price", "tax_rate", "effective_from", "created_at"],
-            ((tenant_id, p.product_id, p.currency, p.unit_price, p.tax_rate, start, stamp) for p in prices),
+            ["tenant_id", *PRICE_FIELDS, "effective_from", "created_at"],
+            ((tenant_id, *_copied(p, PRICE_FIELDS), start, stamp) for p in prices),
         )
         return
     ProductPrice.unscoped.bulk_create(
         [
-            ProductPrice(
-                tenant_id=tenant_id,
-                product_id=p.product_id,
-                currency=p.currency,
-                unit_price=p.unit_price,
-                tax_rate=p.tax_rate,
-                effective_from=effective_from,
-                created_at=at,
-            )
+            ProductPrice(tenant_id=tenant_id, **_fields(p, PRICE_FIELDS), effective_from=effective_from, created_at=at)
             for p in prices
         ],
         batch_size=1000,
@@ -330,6 +261,16 @@ def delete_prices(*, tenant_id: int, keys: Sequence[tuple[int, str]], effective_
 
 def _json(value: Any) -> str:
     return orjson.dumps(value).decode()
+
+
+def _fields(item: Any, names: Sequence[str]) -> dict[str, Any]:
+    return {name: getattr(item, name) for name in names}
+
+
+def _copied(item: Any, names: Sequence[str]) -> tuple[Any, ...]:
+    """The item's fields as COPY reads them: a list (barcodes) as JSON."""
+    values = (getattr(item, name) for name in names)
+    return tuple(_json(value) if isinstance(value, list | tuple) else value for value in values)
 
 
 def _copy_rows(model: Any, columns: list[str], rows: Iterable[tuple[Any, ...]], nullable: Sequence[str] = ()) -> None:
