@@ -9,13 +9,15 @@ a page must see what it has just written. Without `DATABASE_REPLICA_URL` nothing
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from contextvars import ContextVar
 from functools import wraps
 from typing import Any, ParamSpec, TypeVar
 
 from django.db import DEFAULT_DB_ALIAS, connections
+
+from core.context import set_within
 
 REPLICA = "replica"
 _console_reads: ContextVar[bool] = ContextVar("console_reads", default=False)
@@ -24,14 +26,9 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
-@contextmanager
-def console_reads() -> Iterator[None]:
+def console_reads() -> AbstractContextManager[None]:
     """Reads inside go to the replica, if there is one."""
-    token = _console_reads.set(True)
-    try:
-        yield
-    finally:
-        _console_reads.reset(token)
+    return set_within(_console_reads, True)
 
 
 def reads_from_replica(function: Callable[P, R]) -> Callable[P, R]:

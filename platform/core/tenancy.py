@@ -12,8 +12,11 @@ from __future__ import annotations
 import contextlib
 import functools
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from contextvars import ContextVar
 from typing import Any, Final, ParamSpec, TypeVar
+
+from core.context import set_within
 
 
 class TenantScopeMissing(RuntimeError):
@@ -35,31 +38,18 @@ def tenant_scope(tenant_id: int) -> Iterator[None]:
     """Run the block with `tenant_id`'s data, and only that, visible."""
     if not isinstance(tenant_id, int) or isinstance(tenant_id, bool):
         raise TypeError(f"tenant_scope takes a tenant id, not {tenant_id!r}")
-    token = _scope.set(tenant_id)
-    try:
+    with set_within(_scope, tenant_id):
         yield
-    finally:
-        _scope.reset(token)
 
 
-@contextlib.contextmanager
-def platform_wide_scope() -> Iterator[None]:
+def platform_wide_scope() -> AbstractContextManager[None]:
     """Run the block with every tenant's data visible (operators, platform jobs)."""
-    token = _scope.set(PLATFORM_WIDE)
-    try:
-        yield
-    finally:
-        _scope.reset(token)
+    return set_within(_scope, PLATFORM_WIDE)
 
 
-@contextlib.contextmanager
-def no_scope() -> Iterator[None]:
+def no_scope() -> AbstractContextManager[None]:
     """Run the block with no tenant in scope (used to reset between requests)."""
-    token = _scope.set(None)
-    try:
-        yield
-    finally:
-        _scope.reset(token)
+    return set_within(_scope, None)
 
 
 def active_scope() -> int | _PlatformWide:
