@@ -25,28 +25,27 @@ from catalog.models import Product, ProductPrice
 CHUNK: Final = 5000
 
 
-@dataclass(frozen=True, slots=True)
-class NewProduct:
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProductFields:
+    """What an import writes of a product (`UPDATED_FIELDS`)."""
+
+    name: str
+    barcodes: list[str]
+    unit_weight_g: Decimal
+    weight_tolerance_g: Decimal
+    image_url: str
+    status: str
+    min_age: int | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NewProduct(ProductFields):
     sku: str
-    name: str
-    barcodes: list[str]
-    unit_weight_g: Decimal
-    weight_tolerance_g: Decimal
-    image_url: str
-    status: str
-    min_age: int | None
 
 
-@dataclass(frozen=True, slots=True)
-class ProductChange:
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProductChange(ProductFields):
     id: int
-    name: str
-    barcodes: list[str]
-    unit_weight_g: Decimal
-    weight_tolerance_g: Decimal
-    image_url: str
-    status: str
-    min_age: int | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,21 +79,15 @@ def uses_copy() -> bool:
     return isinstance(connection.connection, psycopg2.extensions.connection)
 
 
-@dataclass(frozen=True, slots=True)
-class StoredProduct:
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StoredProduct(ProductFields):
     id: int
-    name: str
-    barcodes: list[str]
-    unit_weight_g: Decimal
-    weight_tolerance_g: Decimal
-    image_url: str
-    status: str
-    min_age: int | None
 
 
 def load_products(*, tenant_id: int, skus: Sequence[str]) -> dict[str, StoredProduct]:
     """The tenant's products with these SKUs, by SKU."""
-    fields = ("sku", "id", "name", "barcodes", "unit_weight_g", "weight_tolerance_g", "image_url", "status", "min_age")
+    stored = ("id", *UPDATED_FIELDS)
+    fields = ("sku", *stored)
     found: dict[str, StoredProduct] = {}
     if uses_copy():  # one array parameter instead of one parameter per SKU
         # A join on the unnested array, not `sku = ANY(...)`: with statistics stale after a big load
@@ -107,13 +100,15 @@ def load_products(*, tenant_id: int, skus: Sequence[str]) -> dict[str, StoredPro
         with connection.cursor() as cursor:
             for chunk in chunked(skus, 50_000):
                 cursor.execute(sql, [list(chunk), tenant_id])
-                for sku, pk, name, barcodes, weight, tolerance, image_url, status, min_age in cursor.fetchall():
-                    barcodes = orjson.loads(barcodes) if isinstance(barcodes, str | bytes) else barcodes
-                    found[sku] = StoredProduct(pk, name, barcodes, weight, tolerance, image_url, status, min_age)
+                for sku, *values in cursor.fetchall():
+                    product = dict(zip(stored, values, strict=True))
+                    if isinstance(product["barcodes"], str | bytes):
+                        product["barcodes"] = orjson.loads(product["barcodes"])
+                    found[sku] = StoredProduct(**product)
         return found
     for chunk in chunked(skus):
         for sku, *values in Product.unscoped.filter(tenant_id=tenant_id, sku__in=chunk).values_list(*fields):
-            found[sku] = StoredProduct(*values)
+            found[sku] = StoredProduct(**dict(zip(stored, values, strict=True)))
     return found
 
 

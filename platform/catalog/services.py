@@ -515,15 +515,7 @@ def _apply(
             status=row.status or product.status,
             min_age=(row.min_age or None) if row.min_age is not None else product.min_age,
         )
-        fields_changed = (
-            change.name != product.name
-            or change.barcodes != product.barcodes
-            or change.unit_weight_g != product.unit_weight_g
-            or change.weight_tolerance_g != product.weight_tolerance_g
-            or change.image_url != product.image_url
-            or change.status != product.status
-            or change.min_age != product.min_age
-        )
+        fields_changed = any(getattr(change, name) != getattr(product, name) for name in bulk.UPDATED_FIELDS)
         price = prices.get((product.id, row.currency))
         price_changed = price is None or price.unit_price != row.unit_price or price.tax_rate != row.tax_rate
         if fields_changed:
