@@ -66,6 +66,18 @@ def _floor_plan_html(layout: LayoutVersion | None, *, store: Store) -> SafeStrin
     return mark_safe(f'<div class="floor-plan">{svg}</div>')  # noqa: S308 — escaped by render_floor_plan
 
 
+def _money_field(*, label: str, help_text: str) -> forms.DecimalField:
+    """An amount shown and typed in the store currency's major unit (50.00), stored in its minor unit (5000)."""
+    return forms.DecimalField(
+        label=label,
+        min_value=Decimal(0),
+        max_digits=12,
+        decimal_places=3,
+        widget=UnfoldAdminTextInputWidget(attrs={"inputmode": "decimal"}),
+        help_text=help_text,
+    )
+
+
 class StoreAdminForm(forms.ModelForm):
     timezone = forms.ChoiceField(choices=TIMEZONE_CHOICES, initial="UTC", widget=UnfoldAdminSelect2Widget)
     currency = forms.ChoiceField(choices=CURRENCY_CHOICES, initial="USD", widget=UnfoldAdminSelectWidget)
@@ -81,23 +93,13 @@ class StoreAdminForm(forms.ModelForm):
         "from 0.05 % to 5 %.",
     )
 
-    # Shown and typed in the store currency's major unit (50.00); stored in its minor unit (5000).
-    preauth_amount = forms.DecimalField(
+    preauth_amount = _money_field(
         label="Pre-authorisation (held at entry)",
-        min_value=Decimal(0),
-        max_digits=12,
-        decimal_places=3,
-        widget=UnfoldAdminTextInputWidget(attrs={"inputmode": "decimal"}),
         help_text="Held on the shopper's card when they enter, in the store's currency, e.g. 50.00; "
         "what the visit costs is captured from it on exit. 0 holds nothing.",
     )
-
-    dispute_auto_refund_limit = forms.DecimalField(
+    dispute_auto_refund_limit = _money_field(
         label="Auto-refund limit",
-        min_value=Decimal(0),
-        max_digits=12,
-        decimal_places=3,
-        widget=UnfoldAdminTextInputWidget(attrs={"inputmode": "decimal"}),
         help_text="A shopper's dispute asking this much or less is refunded at once, in the store's currency, "
         "e.g. 5.00; above it a person decides. 0 refunds nothing automatically by amount.",
     )
