@@ -21,7 +21,7 @@ from tenants.models import Tenant
 from visits.models import ChargeInstruction, Visit
 from visits.pricing import line_tax
 from visits.simulator import CatalogItem, simulate
-from visits.tests.support import PRICE, TAX, priced
+from visits.tests.support import PRICE, TAX, priced, unclear_pick
 
 pytestmark = pytest.mark.usefixtures("celery_worker")
 DAY = datetime(2026, 3, 2, 8, tzinfo=UTC)
@@ -158,58 +158,18 @@ def test_a_late_event_reopens_a_charged_visit_and_refunds_the_difference(
     assert receipt["version"] == 2
 
 
-def _unclear_pick(bin_: dict[str, Any]) -> list[dict[str, Any]]:
-    """A and B in the store; the camera is fairly sure A took an item that the scale weighed (0.8 against B's 0.3)."""
-    return [
-        {
-            "id": "u1",
-            "type": "session.started",
-            "ts": "2026-03-02T09:00:00Z",
-            "session": "A",
-            "shopper": "t1",
-            "gate": "GATE-IN",
-        },
-        {
-            "id": "u2",
-            "type": "session.started",
-            "ts": "2026-03-02T09:00:01Z",
-            "session": "B",
-            "shopper": "t2",
-            "gate": "GATE-IN",
-        },
-        {
-            "id": "u3",
-            "type": "item.picked",
-            "ts": "2026-03-02T09:01:00Z",
-            "session": "A",
-            "bin": bin_["code"],
-            "device": "CAM-01",
-            "confidence": 0.8,
-            "alternatives": [{"session": "B", "confidence": 0.3}],
-        },
-        {
-            "id": "u4",
-            "type": "shelf.weight_changed",
-            "ts": "2026-03-02T09:01:01Z",
-            "bin": bin_["code"],
-            "device": bin_["sensor"],
-            "delta_g": -250,
-        },
-        {"id": "u5", "type": "session.ended", "ts": "2026-03-02T09:03:00Z", "session": "A", "gate": "GATE-OUT"},
-        {"id": "u6", "type": "session.ended", "ts": "2026-03-02T09:03:30Z", "session": "B", "gate": "GATE-OUT"},
-    ]
-
-
 def test_an_unclear_visit_waits_for_review_with_its_reasons(api_a: APIClient, priced_store: Store) -> None:
     """The item goes on the likelier shopper's proposed cart, which waits for a person: its risk is far above the
     store's 0.5 %. B's cart holds nothing, so nothing can be overcharged: it settles with no charge."""
     bin_ = LayoutVersion.unscoped.get(store=priced_store).document["fixtures"][0]["bins"][0]
-    body = b"\n".join(orjson.dumps(e) for e in _unclear_pick(bin_))
+    events = unclear_pick(at=DAY + timedelta(hours=1), first="A", second="B", bin_=bin_)
+    body = b"\n".join(orjson.dumps(e) for e in events)
     wait_for_stream(api_a, upload(api_a, priced_store.code, body).json()["id"])
     eventually(lambda: Visit.unscoped.filter(store=priced_store, settled_at__isnull=False).count() == 2)
     receipt = api_a.get(f"/api/v1/stores/{priced_store.code}/visits/A").json()
     assert receipt["status"] == "needs_review"
-    assert [(line["sku"], line["qty"], line["events"]) for line in receipt["lines"]] == [(bin_["sku"], 1, ["u3", "u4"])]
+    lines = [(line["sku"], line["qty"], line["events"]) for line in receipt["lines"]]
+    assert lines == [(bin_["sku"], 1, ["A-B-3", "A-B-4"])], "the pick and its weighing"
     assert "unsure who took" in receipt["review"]["reasons"][0]
     visit_a = Visit.unscoped.get(store=priced_store, session="A")
     assert 0.05 < visit_a.risk < 0.5
