@@ -8,6 +8,7 @@ from django.utils import timezone
 from billing.payments import holds, movements, receipts, stripe_events
 from billing.webhooks import announcements
 from core import tenancy
+from core.tasks import fan_out
 from stores.models import Store
 
 
@@ -45,11 +46,7 @@ def process_stripe_event(*, tenant_id: int, stripe_event_pk: int) -> str:
 @shared_task(name="payments.sweep")
 def sweep() -> int:
     """Periodic: visits with money still to move — new instructions, retries due, attempts whose outcome is unknown."""
-    with tenancy.platform_wide_scope():
-        work = movements.visits_needing_payment_work(now=timezone.now())
-    for tenant_id, visit_id in work:
-        settle_visit.delay(tenant_id=tenant_id, visit_id=visit_id)
-    return len(work)
+    return fan_out(settle_visit, work=lambda: movements.visits_needing_payment_work(now=timezone.now()), key="visit_id")
 
 
 @shared_task(name="payments.renew_hold")
@@ -61,11 +58,7 @@ def renew_hold(*, tenant_id: int, visit_id: int) -> str:
 @shared_task(name="payments.renew_lapsing_holds")
 def renew_lapsing_holds() -> int:
     """Periodic: visits still undecided whose card hold lapses soon get a new hold (or their certain part taken)."""
-    with tenancy.platform_wide_scope():
-        lapsing = holds.holds_lapsing(now=timezone.now())
-    for tenant_id, visit_id in lapsing:
-        renew_hold.delay(tenant_id=tenant_id, visit_id=visit_id)
-    return len(lapsing)
+    return fan_out(renew_hold, work=lambda: holds.holds_lapsing(now=timezone.now()), key="visit_id")
 
 
 @shared_task(name="notify.visit_needs_review")

@@ -6,6 +6,7 @@ from celery import shared_task
 
 from billing.webhooks import selectors, services
 from core import tenancy
+from core.tasks import fan_out
 
 
 @shared_task(name="webhooks.deliver")
@@ -18,8 +19,4 @@ def deliver(*, tenant_id: int, delivery_id: int) -> str:
 @shared_task(name="webhooks.retry_due")
 def retry_due() -> int:
     """Periodic: send every tenant's deliveries whose next attempt is due to `webhooks.deliver`."""
-    with tenancy.platform_wide_scope():
-        due = selectors.deliveries_due()
-    for tenant_id, delivery_id in due:
-        deliver.delay(tenant_id=tenant_id, delivery_id=delivery_id)
-    return len(due)
+    return fan_out(deliver, work=selectors.deliveries_due, key="delivery_id")

@@ -3,14 +3,27 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 
 from django.db import connections, transaction
 from django.utils import timezone
 
+from core import tenancy
+
 # The queue of what a store in business waits on (see config.celery): short tasks, never behind a backlog.
 LIVE_QUEUE = "live"
+
+
+def fan_out(task: Any, *, work: Callable[[], Iterable[tuple[int, int]]], key: str) -> int:
+    """A periodic task's round: `work`, asked platform-wide, lists (tenant id, object id) pairs; `task` is sent once
+    per pair, with the tenant's id and the object's id as its argument `key`. Returns how many were sent."""
+    with tenancy.platform_wide_scope():
+        pairs = list(work())
+    for tenant_id, object_id in pairs:
+        task.delay(tenant_id=tenant_id, **{key: object_id})
+    return len(pairs)
 
 
 def enqueue_on_commit(task_name: str, *, queue: str | None = None, **kwargs: Any) -> None:

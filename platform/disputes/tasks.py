@@ -6,6 +6,7 @@ from celery import shared_task
 from django.utils import timezone
 
 from core import tenancy
+from core.tasks import fan_out
 from disputes import services
 
 
@@ -18,8 +19,6 @@ def refund_one_overdue(*, tenant_id: int, dispute_id: int) -> str:
 @shared_task(name="disputes.refund_overdue")
 def refund_overdue() -> int:
     """Periodic: one task per dispute still waiting for a person after its deadline."""
-    with tenancy.platform_wide_scope():
-        overdue = services.disputes_past_deadline(now=timezone.now())
-    for tenant_id, dispute_id in overdue:
-        refund_one_overdue.delay(tenant_id=tenant_id, dispute_id=dispute_id)
-    return len(overdue)
+    return fan_out(
+        refund_one_overdue, work=lambda: services.disputes_past_deadline(now=timezone.now()), key="dispute_id"
+    )
