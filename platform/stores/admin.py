@@ -66,6 +66,14 @@ def _floor_plan_html(layout: LayoutVersion | None, *, store: Store) -> SafeStrin
     return mark_safe(f'<div class="floor-plan">{svg}</div>')  # noqa: S308 — escaped by render_floor_plan
 
 
+def _store_page_link(store: Store, url_name: str, text: str, *, unsaved: str) -> SafeString:
+    """A link to one of the store's own pages; before the store is saved, what that page will hold."""
+    if store.pk is None:
+        return format_html("<p>{}</p>", unsaved)
+    url = reverse(url_name, args=[store.pk])
+    return format_html('<a class="text-primary-600 underline" href="{}">{}</a>', url, text)
+
+
 def _money_field(*, label: str, help_text: str) -> forms.DecimalField:
     """An amount shown and typed in the store currency's major unit (50.00), stored in its minor unit (5000)."""
     return forms.DecimalField(
@@ -243,22 +251,20 @@ class StoreAdmin(TenantModelAdmin):
 
     @display(description="How sure the engine is here")
     def calibration(self, store: Store) -> SafeString:
-        if store.pk is None:
-            return format_html("<p>{}</p>", "Once the store has visits, what its cameras' scores mean is learnt here.")
-        return format_html(
-            '<a class="text-primary-600 underline" href="{}">{}</a>',
-            reverse("admin:visits_storecalibration_store", args=[store.pk]),
+        return _store_page_link(
+            store,
+            "admin:visits_storecalibration_store",
             "The store's calibration: what its cameras' scores mean, and what is charged without a person →",
+            unsaved="Once the store has visits, what its cameras' scores mean is learnt here.",
         )
 
     @display(description="Stock")
     def stock(self, store: Store) -> SafeString:
-        if store.pk is None:
-            return format_html("<p>{}</p>", "Once the store is saved, its stock takes and low bins are kept here.")
-        return format_html(
-            '<a class="text-primary-600 underline" href="{}">{}</a>',
-            reverse("admin:stock_stockcount_store", args=[store.pk]),
+        return _store_page_link(
+            store,
+            "admin:stock_stockcount_store",
             "Stock on the shelves: units per bin, low bins, stock takes, shrink and the heat map →",
+            unsaved="Once the store is saved, its stock takes and low bins are kept here.",
         )
 
     def change_view(
