@@ -210,12 +210,17 @@ def _unsure_with_a_stranger(store: Store) -> list[dict[str, Any]]:
     ]
 
 
+def _settled_unsure_with_a_stranger(store: Store) -> dict[str, Visit]:
+    """The group in doubt with a stranger, pushed and settled: its visits by session."""
+    day = _unsure_with_a_stranger(store)
+    push(store, day)
+    return {visit.session: visit for visit in settle(store, day)}
+
+
 def test_a_group_in_doubt_with_a_stranger_is_reviewed_once_on_its_payer_and_announced_with_its_members(
     store: Store, tenant_a: Tenant, api_a: APIClient
 ) -> None:
-    day = _unsure_with_a_stranger(store)
-    push(store, day)
-    visits = {visit.session: visit for visit in settle(store, day)}
+    visits = _settled_unsure_with_a_stranger(store)
     assert visits["P"].status == Visit.Status.NEEDS_REVIEW
     assert any(reason["code"] == "unsure_taker" for reason in visits["P"].review_reasons)
     assert (visits["K"].status, visits["K"].review_reasons) == (Visit.Status.NO_CHARGE, [])
@@ -241,9 +246,7 @@ def test_a_group_in_doubt_with_a_stranger_is_reviewed_once_on_its_payer_and_anno
 def test_the_review_page_shows_the_groups_members_in_the_timeline_and_on_the_floor_plan(
     store: Store, manager_a: User, manager_b: User
 ) -> None:
-    day = _unsure_with_a_stranger(store)
-    push(store, day)
-    visits = {visit.session: visit for visit in settle(store, day)}
+    visits = _settled_unsure_with_a_stranger(store)
     client = Client()
     assert client.login(username=manager_a.username, password=PASSWORD)
     page = client.get(f"/admin/visits/visit/{visits['P'].pk}/change/")
