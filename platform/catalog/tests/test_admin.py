@@ -10,7 +10,6 @@ from datetime import UTC, datetime, timedelta
 
 from django.contrib.auth.models import User
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.test import Client
 from django.utils import timezone
 from openpyxl import load_workbook
 
@@ -19,7 +18,7 @@ from catalog.importing import COLUMNS, open_source, parse_catalog
 from catalog.models import CatalogImport, Product, ProductPrice
 from catalog.sample import sample_catalog_rows
 from catalog.tests.helpers import CHIPS, COLA, WATER, csv_bytes
-from conftest import PASSWORD
+from conftest import signed_in
 from core.tenancy import tenant_scope
 from tenants.audit import Actor
 from tenants.models import AuditEntry, Membership, Tenant
@@ -27,14 +26,8 @@ from tenants.models import AuditEntry, Membership, Tenant
 IMPORT_PAGE = "/admin/catalog/product/import/"
 
 
-def login(user: User) -> Client:
-    client = Client()
-    assert client.login(username=user.username, password=PASSWORD)
-    return client
-
-
 def test_manager_imports_a_csv_and_sees_the_result(manager_a: User, tenant_a: Tenant) -> None:
-    client = login(manager_a)
+    client = signed_in(manager_a)
     page = client.get("/admin/catalog/product/")
     assert page.status_code == 200
     assert IMPORT_PAGE in page.content.decode()
@@ -60,7 +53,7 @@ def test_manager_imports_a_csv_and_sees_the_result(manager_a: User, tenant_a: Te
 
 
 def test_a_manager_back_fills_prices_from_a_past_instant(manager_a: User, tenant_a: Tenant) -> None:
-    client = login(manager_a)
+    client = signed_in(manager_a)
     assert "Prices apply from" in client.get(IMPORT_PAGE).content.decode()
     future = (timezone.now() + timedelta(days=1)).strftime("%Y-%m-%d %H:%M")
     for value, says in [("next tuesday", "Enter a valid date/time"), (future, "future")]:
@@ -82,7 +75,7 @@ def test_a_manager_back_fills_prices_from_a_past_instant(manager_a: User, tenant
 def test_bad_rows_are_listed_and_nothing_is_imported_unless_good_rows_are_kept(
     manager_a: User, tenant_a: Tenant
 ) -> None:
-    client = login(manager_a)
+    client = signed_in(manager_a)
     data = csv_bytes([COLA, {**WATER, "price": "0.999"}, {**CHIPS, "currency": "XYZ"}])
     response = client.post(IMPORT_PAGE, {"file": SimpleUploadedFile("catalog.csv", data)}, follow=True)
     body = response.content.decode()
@@ -102,7 +95,7 @@ def test_a_large_file_runs_in_the_background_with_a_progress_page(
     manager_a: User, tenant_a: Tenant, settings, django_capture_on_commit_callbacks
 ) -> None:
     settings.CATALOG_IMPORT_BACKGROUND_BYTES = 100
-    client = login(manager_a)
+    client = signed_in(manager_a)
     data = csv_bytes(sample_catalog_rows(count=40))
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         response = client.post(IMPORT_PAGE, {"file": SimpleUploadedFile("big.csv", data)})
@@ -124,7 +117,7 @@ def test_a_large_file_runs_in_the_background_with_a_progress_page(
 def test_viewer_sees_the_catalog_but_cannot_import(
     make_member: Callable[..., User], tenant_a: Tenant, manager_a: User
 ) -> None:
-    client = login(make_member("vic@alpha.test", tenant_a, role=Membership.Role.VIEWER))
+    client = signed_in(make_member("vic@alpha.test", tenant_a, role=Membership.Role.VIEWER))
     page = client.get("/admin/catalog/product/")
     assert page.status_code == 200
     assert IMPORT_PAGE not in page.content.decode()
@@ -137,7 +130,7 @@ def test_viewer_sees_the_catalog_but_cannot_import(
 
 def test_another_tenants_import_does_not_open(manager_a: User, tenant_b: Tenant) -> None:
     result = services.catalog_import(actor=Actor.system(), tenant=tenant_b, rows=[COLA])
-    client = login(manager_a)
+    client = signed_in(manager_a)
     assert client.get(f"/admin/catalog/catalogimport/{result.import_id}/change/").status_code == 404
     assert client.get(f"/admin/catalog/catalogimport/{result.import_id}/status/").status_code == 404
     assert "COLA-330" not in client.get("/admin/catalog/product/").content.decode()
@@ -156,7 +149,7 @@ def _import_rows(tenant: Tenant) -> None:
 def test_export_csv_reimports_as_all_unchanged(manager_a: User, tenant_a: Tenant, tenant_b: Tenant) -> None:
     _import_rows(tenant_a)
     services.catalog_import(actor=Actor.system(), tenant=tenant_b, rows=[{**COLA, "sku": "BRAVO-ONLY"}])
-    client = login(manager_a)
+    client = signed_in(manager_a)
     response = client.get("/admin/catalog/product/export-csv/")
     assert response.status_code == 200
     assert response["Content-Type"].startswith("text/csv")
@@ -181,7 +174,7 @@ def test_export_csv_reimports_as_all_unchanged(manager_a: User, tenant_a: Tenant
 
 def test_export_xlsx_reimports_as_all_unchanged_and_writes_no_formulas(manager_a: User, tenant_a: Tenant) -> None:
     _import_rows(tenant_a)
-    client = login(manager_a)
+    client = signed_in(manager_a)
     response = client.get("/admin/catalog/product/export-xlsx/")
     assert response.status_code == 200
     assert response["Content-Type"] == "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -205,7 +198,7 @@ def test_export_xlsx_reimports_as_all_unchanged_and_writes_no_formulas(manager_a
 
 def test_import_history_is_read_only(manager_a: User, tenant_a: Tenant) -> None:
     services.catalog_import(actor=Actor.system(), tenant=tenant_a, rows=[COLA])
-    client = login(manager_a)
+    client = signed_in(manager_a)
     listing = client.get("/admin/catalog/catalogimport/")
     assert listing.status_code == 200
     assert "JSON rows" in listing.content.decode()
@@ -235,7 +228,7 @@ def _product_form(product: Product, **overrides: str) -> dict[str, str]:
 
 def test_barcodes_are_typed_as_text_one_per_line_or_with_commas(manager_a: User, tenant_a: Tenant) -> None:
     product = _imported(tenant_a)
-    client = login(manager_a)
+    client = signed_in(manager_a)
     url = f"/admin/catalog/product/{product.pk}/change/"
     page = client.get(url).content.decode()
     assert ">5000112637922</textarea>" in page and '["5000112637922"]' not in page
@@ -249,7 +242,7 @@ def test_barcodes_are_typed_as_text_one_per_line_or_with_commas(manager_a: User,
 
 def test_a_wrong_barcode_is_a_form_error_and_changes_nothing(manager_a: User, tenant_a: Tenant) -> None:
     product = _imported(tenant_a)
-    response = login(manager_a).post(
+    response = signed_in(manager_a).post(
         f"/admin/catalog/product/{product.pk}/change/",
         _product_form(product, name="Renamed", barcodes="96385074, 96385075, 12ab"),
     )
@@ -263,7 +256,7 @@ def test_a_wrong_barcode_is_a_form_error_and_changes_nothing(manager_a: User, te
 
 def test_another_tenants_product_cannot_be_changed(manager_a: User, tenant_b: Tenant) -> None:
     product = _imported(tenant_b)
-    client = login(manager_a)
+    client = signed_in(manager_a)
     url = f"/admin/catalog/product/{product.pk}/change/"
     assert client.get(url).status_code == 302, "as for a missing product"
     client.post(url, _product_form(product, barcodes="96385074"))
@@ -272,7 +265,7 @@ def test_another_tenants_product_cannot_be_changed(manager_a: User, tenant_b: Te
 
 
 def test_the_import_page_offers_an_example_file_that_imports_cleanly(manager_a: User, tenant_a: Tenant) -> None:
-    client = login(manager_a)
+    client = signed_in(manager_a)
     page = client.get(IMPORT_PAGE).content.decode()
     assert 'href="/docs/catalog.md"' in page and 'href="/admin/catalog/product/import/example.csv"' in page
     example = client.get("/admin/catalog/product/import/example.csv")

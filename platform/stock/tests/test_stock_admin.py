@@ -6,26 +6,19 @@ import re
 from collections.abc import Callable
 
 from django.contrib.auth.models import User
-from django.test import Client
 
-from conftest import PASSWORD
+from conftest import signed_in
 from core import tenancy
 from stock.models import StockCount
 from stores.models import Store
 from tenants.models import Membership, Tenant
 
 
-def _client(user: User) -> Client:
-    client = Client()
-    assert client.login(username=user.get_username(), password=PASSWORD)
-    return client
-
-
 def test_another_tenants_store_pages_are_not_found(
     manager_b: User, tenant_a: Tenant, make_store_with_layout: Callable[..., Store]
 ) -> None:
     store = make_store_with_layout(tenant_a)
-    client = _client(manager_b)
+    client = signed_in(manager_b)
     assert client.get(f"/admin/stock/stockcount/store/{store.pk}/").status_code == 404
     answer = client.post(f"/admin/stock/stockcount/store/{store.pk}/take/", {"bin:F01-B01": "3"})
     assert answer.status_code == 404
@@ -37,7 +30,7 @@ def test_a_viewer_reads_the_stock_but_records_no_take(
     make_member: Callable[..., User], tenant_a: Tenant, make_store_with_layout: Callable[..., Store]
 ) -> None:
     store = make_store_with_layout(tenant_a)
-    client = _client(make_member("vera@alpha.test", tenant_a, role=Membership.Role.VIEWER))
+    client = signed_in(make_member("vera@alpha.test", tenant_a, role=Membership.Role.VIEWER))
     page = client.get(f"/admin/stock/stockcount/store/{store.pk}/")
     assert page.status_code == 200
     assert b"Record a stock take" not in page.content
@@ -50,7 +43,7 @@ def test_a_take_with_a_bad_time_is_refused_whole(
     manager_a: User, make_store_with_layout: Callable[..., Store], tenant_a: Tenant
 ) -> None:
     store = make_store_with_layout(tenant_a)
-    answer = _client(manager_a).post(
+    answer = signed_in(manager_a).post(
         f"/admin/stock/stockcount/store/{store.pk}/take/", {"counted_at": "soon", "bin:F01-B01": "3"}
     )
     assert answer.status_code == 200

@@ -17,7 +17,7 @@ from django.utils.html import escape
 from django.utils.text import capfirst
 from rest_framework.test import APIClient
 
-from conftest import PASSWORD
+from conftest import signed_in
 from core.formatting import format_duration
 from ingest.models import Event
 from ingest.tests.conftest import eventually, upload, wait_for_stream
@@ -40,12 +40,6 @@ UNSURE_AT_E04 = {
     "session": None,
     "qty": None,
 }
-
-
-def _login(user: User) -> Client:
-    client = Client()
-    assert client.login(username=user.username, password=PASSWORD)
-    return client
 
 
 def _at(seconds: float) -> datetime:
@@ -181,7 +175,7 @@ def test_the_queue_lists_only_visits_needing_review_oldest_first(manager_a: User
     )
     _visit(priced_store, "EARLIER", exited=now - timedelta(hours=2, minutes=5), review_reasons=["b"])
     _visit(priced_store, "DONE", status="charged", exited=now - timedelta(hours=3))
-    client = _login(manager_a)
+    client = signed_in(manager_a)
 
     response = client.get(QUEUE)
 
@@ -207,7 +201,7 @@ def test_another_tenants_visits_are_not_listed_nor_opened(
     tenant_b: Tenant,
 ) -> None:
     theirs = _visit(make_store_with_layout(tenant_b, code="B1"), "THEIRS")
-    client = _login(manager_a)
+    client = signed_in(manager_a)
     assert "THEIRS" not in client.get(QUEUE, {"status": "all"}).content.decode()
     assert client.get(f"{QUEUE}{theirs.pk}/change/").status_code == 404
     refused = _decide(client, theirs, "void", [])
@@ -221,7 +215,7 @@ def test_another_tenants_visits_are_not_listed_nor_opened(
 
 
 def test_the_visit_page_shows_the_receipt_reasons_timeline_and_plan(manager_a: User, waiting: Visit) -> None:
-    response = _login(manager_a).get(f"{QUEUE}{waiting.pk}/change/")
+    response = signed_in(manager_a).get(f"{QUEUE}{waiting.pk}/change/")
 
     assert response.status_code == 200
     body = response.content.decode()
@@ -255,7 +249,7 @@ def test_the_visit_page_shows_the_receipt_reasons_timeline_and_plan(manager_a: U
 
 def test_a_line_is_marked_when_its_doubt_is_above_the_stores_charge_limit(manager_a: User, waiting: Visit) -> None:
     """R1's line is 0.97 sure: 3 % doubt is above a new store's 0.5 % limit, and within a learnt limit of 4 %."""
-    client = _login(manager_a)
+    client = signed_in(manager_a)
     Visit.unscoped.filter(pk=waiting.pk).update(risk=0.03)
 
     page = client.get(f"{QUEUE}{waiting.pk}/change/").content.decode()
@@ -269,7 +263,7 @@ def test_a_line_is_marked_when_its_doubt_is_above_the_stores_charge_limit(manage
 
 
 def test_approving_corrected_lines_charges_them_and_keeps_the_decision(manager_a: User, waiting: Visit) -> None:
-    client = _login(manager_a)
+    client = signed_in(manager_a)
 
     response = _decide(client, waiting, "approve", [("SKU-001", "2"), ("SKU-002", "1"), ("", "")], note="on video")
 
@@ -301,7 +295,7 @@ def test_staff_may_void_and_nothing_is_charged(
 ) -> None:
     staff = make_member("sam@alpha.test", tenant_a, role=Membership.Role.STAFF)
 
-    response = _decide(_login(staff), waiting, "void", [("SKU-001", "1")])
+    response = _decide(signed_in(staff), waiting, "void", [("SKU-001", "1")])
 
     assert response.status_code == 302
     waiting.refresh_from_db()
@@ -322,7 +316,7 @@ def test_staff_may_void_and_nothing_is_charged(
 def test_a_bad_line_is_shown_and_nothing_changes(
     manager_a: User, waiting: Visit, lines: list[tuple[str, str]], message: str
 ) -> None:
-    response = _decide(_login(manager_a), waiting, "approve", lines)
+    response = _decide(signed_in(manager_a), waiting, "approve", lines)
 
     assert response.status_code == 400
     body = response.content.decode()
@@ -339,7 +333,7 @@ def test_a_cart_that_changed_meanwhile_is_not_decided(manager_a: User, waiting: 
     seen = Visit.unscoped.get(pk=waiting.pk)
     Visit.unscoped.filter(pk=waiting.pk).update(cart_version=2)
 
-    response = _decide(_login(manager_a), seen, "approve", [("SKU-001", "1")])
+    response = _decide(signed_in(manager_a), seen, "approve", [("SKU-001", "1")])
 
     assert response.status_code == 400
     assert "changed while you were looking" in response.content.decode()
@@ -349,7 +343,7 @@ def test_a_cart_that_changed_meanwhile_is_not_decided(manager_a: User, waiting: 
 def test_a_viewer_sees_the_page_but_cannot_decide(
     make_member: Callable[..., User], tenant_a: Tenant, waiting: Visit
 ) -> None:
-    viewer = _login(make_member("vic@alpha.test", tenant_a, role=Membership.Role.VIEWER))
+    viewer = signed_in(make_member("vic@alpha.test", tenant_a, role=Membership.Role.VIEWER))
 
     page = viewer.get(f"{QUEUE}{waiting.pk}/change/")
 
@@ -366,7 +360,7 @@ def test_a_viewer_sees_the_page_but_cannot_decide(
 
 
 def test_a_decided_visit_cannot_be_decided_again(manager_a: User, waiting: Visit) -> None:
-    client = _login(manager_a)
+    client = signed_in(manager_a)
     assert _decide(client, waiting, "void", []).status_code == 302
     waiting.refresh_from_db()
     again = _decide(client, waiting, "approve", [("SKU-001", "1")])
@@ -394,7 +388,7 @@ def test_the_dashboard_shows_the_queue_and_review_figures_per_store(
         decided = _visit(priced_store, session, status="charged", exited=now - timedelta(days=2), review_reasons=["r"])
         review_decision(decided, reviewer=manager_a, at=decided.exited_at + timedelta(minutes=minutes))
 
-    response = _login(manager_a).get("/admin/")
+    response = signed_in(manager_a).get("/admin/")
 
     body = response.content.decode()
     assert "Review queue" in body and f'href="{QUEUE}"' in body and "oldest waiting 1 h" in body
@@ -473,7 +467,7 @@ def test_a_visit_the_engine_sent_to_review_is_worked_in_the_admin(
         event["gate"] = "GATE-IN"
     wait_for_stream(api_a, upload(api_a, priced_store.code, b"\n".join(orjson.dumps(e) for e in events)).json()["id"])
     eventually(lambda: Visit.unscoped.filter(store=priced_store, status="needs_review").count() == 2)
-    client = _login(manager_a)
+    client = signed_in(manager_a)
     queue = client.get(QUEUE)
     assert [v.session for v in queue.context["cl"].result_list] == ["A", "B"]
     assert f'href="/admin/visits/storecalibration/store/{priced_store.pk}/"' in queue.content.decode()

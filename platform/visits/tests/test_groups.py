@@ -10,13 +10,12 @@ from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
-from django.test import Client
 from rest_framework.test import APIClient
 
 from billing.webhooks import announcements
 from billing.webhooks.models import WebhookDelivery
 from billing.webhooks.services import webhook_endpoint_create
-from conftest import PASSWORD
+from conftest import signed_in
 from core import tenancy
 from stores.models import LayoutVersion, Store
 from tenants.audit import Actor
@@ -247,8 +246,7 @@ def test_the_review_page_shows_the_groups_members_in_the_timeline_and_on_the_flo
     store: Store, manager_a: User, manager_b: User
 ) -> None:
     visits = _settled_unsure_with_a_stranger(store)
-    client = Client()
-    assert client.login(username=manager_a.username, password=PASSWORD)
+    client = signed_in(manager_a)
     page = client.get(f"/admin/visits/visit/{visits['P'].pk}/change/")
     assert page.status_code == 200
     body = page.content.decode()
@@ -269,6 +267,5 @@ def test_the_review_page_shows_the_groups_members_in_the_timeline_and_on_the_flo
     # Its own page does not say it took nothing, nor show a hold released for it: its items are the payer's.
     assert "A companion's items are on" in companion and "nothing was taken" not in companion
     assert "Charge instructions" not in companion
-    other = Client()
-    assert other.login(username=manager_b.username, password=PASSWORD)
+    other = signed_in(manager_b)
     assert other.get(f"/admin/visits/visit/{visits['P'].pk}/change/").status_code == 404

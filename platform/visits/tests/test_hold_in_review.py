@@ -7,11 +7,10 @@ from datetime import timedelta
 
 import pytest
 from django.contrib.auth.models import User
-from django.test import Client
 from django.utils import timezone
 
 from billing.payments.models import PaymentAttempt
-from conftest import PASSWORD
+from conftest import signed_in
 from stores.models import Store
 from visits.models import Visit
 from visits.tests.test_admin import _visit, waiting  # noqa: F401 — fixture: R1, R2 waiting for review
@@ -46,17 +45,11 @@ def _hold(visit: Visit, *, authorised_ago: timedelta, used: str = "") -> Payment
     return hold
 
 
-def _client(user: User) -> Client:
-    client = Client()
-    assert client.login(username=user.username, password=PASSWORD)
-    return client
-
-
 def test_the_review_page_says_when_the_card_hold_lapses_in_the_stores_time(manager_a: User, waiting: Visit) -> None:  # noqa: F811
     Store.unscoped.filter(pk=waiting.store_id).update(timezone="Europe/Paris")
     _hold(waiting, authorised_ago=timedelta(days=5, hours=2))  # lapses in 1 d 22 h
 
-    body = _client(manager_a).get(f"{QUEUE}{waiting.pk}/change/").content.decode()
+    body = signed_in(manager_a).get(f"{QUEUE}{waiting.pk}/change/").content.decode()
 
     held = body[body.index('id="visit-hold"') : body.index("</dd>", body.index('id="visit-hold"'))]
     lapses = (timezone.now() + timedelta(days=1, hours=22)).astimezone(Store.unscoped.get(pk=waiting.store_id).zone)
@@ -67,7 +60,7 @@ def test_the_review_page_says_when_the_card_hold_lapses_in_the_stores_time(manag
 def test_a_captured_or_released_hold_is_not_shown(manager_a: User, waiting: Visit) -> None:  # noqa: F811
     _hold(waiting, authorised_ago=timedelta(days=1), used="cancel")
 
-    body = _client(manager_a).get(f"{QUEUE}{waiting.pk}/change/").content.decode()
+    body = signed_in(manager_a).get(f"{QUEUE}{waiting.pk}/change/").content.decode()
 
     assert 'id="visit-hold"' not in body and "Card hold lapses" not in body
 
@@ -78,11 +71,11 @@ def test_the_queue_puts_the_holds_that_lapse_soonest_first(manager_a: User, wait
     _hold(waiting, authorised_ago=timedelta(days=2))  # lapses in 5 d
     _hold(r2, authorised_ago=timedelta(days=6))  # lapses in a day
 
-    page = _client(manager_a).get(QUEUE).content.decode()
+    page = signed_in(manager_a).get(QUEUE).content.decode()
 
     order = sorted(("R1", "R2", "R4"), key=lambda session: page.index(f">{session}</a>"))
     assert order == ["R2", "R1", "R4"], "soonest lapse first; a visit without a hold (even older) after them"
     assert "Card hold lapses" in page and "in 23 h " in page and "no hold" in page
-    by_exit = _client(manager_a).get(QUEUE, {"o": "4"}).content.decode()  # the Age column, as a manager clicks it
+    by_exit = signed_in(manager_a).get(QUEUE, {"o": "4"}).content.decode()  # the Age column, as a manager clicks it
     assert by_exit.index(">R4</a>") < by_exit.index(">R1</a>")
     assert no_hold.status == "needs_review"
