@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -17,7 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from rest_framework.test import APIClient
 
 from core import metrics
-from ingest.tests.conftest import day_of_events, ndjson, upload, wait_for_stream
+from ingest.tests.conftest import day_of_events, eventually, ndjson, upload, wait_for_stream
 from stores.models import Store
 from tenants.models import Tenant
 from visits.models import Visit
@@ -112,14 +111,6 @@ def test_metrics_refuse_other_methods(client: Client) -> None:
     assert client.post("/metrics").status_code == 405
 
 
-def eventually(check: Callable[[], bool], *, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError("the expected change did not happen in time")
-        time.sleep(0.1)
-
-
 @pytest.fixture
 def tasks_through_the_broker() -> Iterator[None]:
     """Tasks go to the worker, whatever an earlier test left in the Celery app's configuration."""
@@ -152,7 +143,7 @@ def test_counters_move_with_an_ingested_stream_a_push_and_settled_visits(
         now = scrape(web)
         return total(now, "openaisle_visits_settled_total") - total(before, "openaisle_visits_settled_total") >= 4
 
-    eventually(settled)
+    eventually(settled, timeout=60)
     after = scrape(web)
 
     def moved(name: str, **labels: str) -> float:
@@ -190,7 +181,7 @@ def test_counters_move_with_an_ingested_stream_a_push_and_settled_visits(
             for outcome in ("duplicate", "rejected")
         )
 
-    eventually(pushed_counted)
+    eventually(pushed_counted, timeout=60)
 
 
 def test_payment_failures_are_counted_once_the_transaction_commits(transactional_db: None) -> None:
