@@ -27,10 +27,8 @@ from django.db.models import F, Q
 from rest_framework.test import APIClient
 
 from billing.payments.models import PaymentAttempt, Receipt
-from billing.payments.shoppers import shopper_register
 from catalog.models import Product
 from config.celery import app
-from core import tenancy
 from core.ports import free_port
 from ingest.models import EventStream
 from ingest.tests.conftest import eventually, upload, wait_for_stream
@@ -41,6 +39,7 @@ from tenants.models import Tenant
 from visits.models import Visit, VisitLine
 from visits.simulator import CatalogItem, simulate
 from visits.tasks import settle_due
+from visits.tests.support import registered_shoppers
 from visits.tests.test_pipeline import DAY, priced_store  # noqa: F401 — fixture
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -205,13 +204,7 @@ def _all_in(store: Store, sessions: set[str], ended: set[str]) -> Callable[[], b
 
 
 def _shoppers(tenant: Tenant, prefix: str) -> list[str]:
-    with tenancy.tenant_scope(tenant.pk):
-        return [
-            shopper_register(
-                actor=Actor.system(), tenant=tenant, external_ref=f"{prefix}-{n}", payment_method="pm_card_visa"
-            ).entry_token
-            for n in range(SHOPPERS)
-        ]
+    return registered_shoppers(tenant, [f"{prefix}-{n}" for n in range(SHOPPERS)])
 
 
 def _day(store: Store, tokens: list[str]) -> bytes:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -10,11 +10,13 @@ from typing import Any
 from django.contrib.auth.models import User
 from django.utils import timezone
 
+from billing.payments.shoppers import shopper_register
 from core import tenancy
 from ingest.services import events_push, stream_finish
 from stores.models import Store
 from stores.sample_store import sample_prices_add
 from tenants.audit import Actor
+from tenants.models import Tenant
 from visits import calibration, services, settling
 from visits.models import ReviewDecision, StoreCalibration, Visit
 
@@ -28,6 +30,17 @@ def priced(store: Store) -> Store:
     sample_prices_add(tenant=store.tenant, unit_price=PRICE, tax_rate=TAX)
     store.refresh_from_db()
     return store
+
+
+def registered_shoppers(tenant: Tenant, refs: Iterable[str]) -> list[str]:
+    """The entry tokens of shoppers registered under `refs`, each with a test card (on localstripe)."""
+    with tenancy.tenant_scope(tenant.pk):
+        return [
+            shopper_register(
+                actor=Actor.system(), tenant=tenant, external_ref=ref, payment_method="pm_card_visa"
+            ).entry_token
+            for ref in refs
+        ]
 
 
 def review_decision(

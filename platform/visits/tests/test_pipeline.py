@@ -11,17 +11,14 @@ import pytest
 from rest_framework.test import APIClient
 
 from billing.payments.models import PaymentAttempt
-from billing.payments.shoppers import shopper_register
 from catalog.models import Product
-from core import tenancy
 from ingest.tests.conftest import eventually, upload, wait_for_stream
 from stores.models import LayoutVersion, Store
-from tenants.audit import Actor
 from tenants.models import Tenant
 from visits.models import ChargeInstruction, Visit
 from visits.pricing import line_tax
 from visits.simulator import CatalogItem, simulate
-from visits.tests.support import PRICE, TAX, priced, unclear_pick
+from visits.tests.support import PRICE, TAX, priced, registered_shoppers, unclear_pick
 
 pytestmark = pytest.mark.usefixtures("celery_worker")
 DAY = datetime(2026, 3, 2, 8, tzinfo=UTC)
@@ -35,13 +32,7 @@ def priced_store(make_store_with_layout: Callable[..., Store], tenant_a: Tenant)
 @pytest.fixture
 def shopper_tokens(localstripe: Any, tenant_a: Tenant) -> list[str]:
     """Entry tokens of shoppers registered with a card on localstripe, for the simulated visits to carry."""
-    with tenancy.tenant_scope(tenant_a.pk):
-        return [
-            shopper_register(
-                actor=Actor.system(), tenant=tenant_a, external_ref=f"shopper-{n}", payment_method="pm_card_visa"
-            ).entry_token
-            for n in range(5)
-        ]
+    return registered_shoppers(tenant_a, [f"shopper-{n}" for n in range(5)])
 
 
 def _simulate(store: Store, profile: str, visits: int, seed: int = 1, shopper_tokens: Sequence[str] = ()):
