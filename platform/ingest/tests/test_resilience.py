@@ -31,6 +31,38 @@ def _resume() -> None:
         services.streams_resume_stalled(stalled_after=timedelta(0))
 
 
+def _worker_died(
+    api: APIClient, store: Store, body: bytes, monkeypatch: pytest.MonkeyPatch, *, while_preparing: bool
+) -> EventStream:
+    """The stream of the uploaded `body`, whose worker died mid-stream or while preparing it: a worker process
+    killed, or in embedded mode the work crashed in this process."""
+    if EMBEDDED:
+        crash = _crash_preparing_in_process if while_preparing else _crash_in_process
+        stream_id = crash(api, store, body, monkeypatch)
+    else:
+        kill = _kill_worker_preparing if while_preparing else _kill_worker_process
+        stream_id = kill(api, store, body)
+    return EventStream.unscoped.get(pk=stream_id)
+
+
+def _resumed_to_the_end(api: APIClient, stream_id: int) -> None:
+    """The resume job picks the stream up again, and (with workers) a worker finishes it."""
+    if EMBEDDED:
+        _resume()
+    else:
+        with worker_process():
+            _resume()
+            wait_for_stream(api, stream_id)
+
+
+def _finished_once(api: APIClient, stream: EventStream, events: list[dict[str, Any]], *, resent: int) -> None:
+    """The stream is done: every line read, each event stored once, the `resent` ones counted as duplicates."""
+    result = api.get(f"/api/v1/event-streams/{stream.pk}").json()
+    counts = (result["status"], result["lines"], result["accepted"], result["duplicates"], result["rejected"])
+    assert counts == ("done", len(events) + resent, len(events), resent, 0)
+    assert Event.unscoped.filter(store_id=stream.store_id).count() == len(events)
+
+
 def _wait_until(condition, *, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
@@ -44,30 +76,12 @@ def test_a_worker_killed_mid_stream_is_picked_up_again(
     api_a: APIClient, store_a: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     events = day_of_events(store_a, visits=400)
-    body = ndjson(events + events[:100])
-    if EMBEDDED:
-        stream_id = _crash_in_process(api_a, store_a, body, monkeypatch)
-    else:
-        stream_id = _kill_worker_process(api_a, store_a, body)
-    stream = EventStream.unscoped.get(pk=stream_id)
+    stream = _worker_died(api_a, store_a, ndjson(events + events[:100]), monkeypatch, while_preparing=False)
     assert stream.status == "processing"
     assert 0 < stream.chunks_done < stream.chunks_total
-    if EMBEDDED:
-        _resume()
-    else:
-        with worker_process():
-            _resume()
-            wait_for_stream(api_a, stream_id)
-    result = api_a.get(f"/api/v1/event-streams/{stream_id}").json()
-    assert result["status"] == "done"
-    assert (result["lines"], result["accepted"], result["duplicates"], result["rejected"]) == (
-        len(events) + 100,
-        len(events),
-        100,
-        0,
-    )
-    assert Event.unscoped.filter(store=store_a).count() == len(events)
-    assert not StreamChunk.unscoped.filter(stream_id=stream_id, done=False).exists()
+    _resumed_to_the_end(api_a, stream.pk)
+    _finished_once(api_a, stream, events, resent=100)
+    assert not StreamChunk.unscoped.filter(stream_id=stream.pk, done=False).exists()
 
 
 def _kill_worker_process(api_a: APIClient, store_a: Store, body: bytes) -> int:
@@ -174,34 +188,16 @@ def test_an_upload_whose_worker_was_killed_while_preparing_it_is_prepared_again(
     """The prepare of a new stream dies with its worker (the broker keeps the message it held for the visibility
     timeout, half an hour): the stream, still queued, is prepared again by the resume job, once."""
     events = day_of_events(store_a, visits=60)
-    body = ndjson(events + events[:50])
-    if EMBEDDED:
-        stream_id = _crash_preparing_in_process(api_a, store_a, body, monkeypatch)
-    else:
-        stream_id = _kill_worker_preparing(api_a, store_a, body)
-    stream = EventStream.unscoped.get(pk=stream_id)
+    stream = _worker_died(api_a, store_a, ndjson(events + events[:50]), monkeypatch, while_preparing=True)
     assert (stream.status, stream.chunks_total) == ("queued", 0)
-    assert not StreamChunk.unscoped.filter(stream_id=stream_id).exists()
+    assert not StreamChunk.unscoped.filter(stream_id=stream.pk).exists()
     with tenancy.platform_wide_scope():  # not stalled yet: left to the message in the broker
         assert services.streams_resume_stalled(stalled_after=timedelta(minutes=5)) == 0
-    if EMBEDDED:
-        _resume()
-    else:
-        with worker_process():
-            _resume()
-            wait_for_stream(api_a, stream_id)
-    result = api_a.get(f"/api/v1/event-streams/{stream_id}").json()
-    assert (result["status"], result["lines"], result["accepted"], result["duplicates"], result["rejected"]) == (
-        "done",
-        len(events) + 50,
-        len(events),
-        50,
-        0,
-    )
-    assert Event.unscoped.filter(store=store_a).count() == len(events)
+    _resumed_to_the_end(api_a, stream.pk)
+    _finished_once(api_a, stream, events, resent=50)
     stream.refresh_from_db()
     assert stream.resent_at is not None
-    assert StreamChunk.unscoped.filter(stream_id=stream_id, done=True).count() == stream.chunks_total > 1
+    assert StreamChunk.unscoped.filter(stream_id=stream.pk, done=True).count() == stream.chunks_total > 1
 
 
 def _kill_worker_preparing(api_a: APIClient, store_a: Store, body: bytes) -> int:
