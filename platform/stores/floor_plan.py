@@ -66,6 +66,17 @@ class FixtureHeat:
 
 
 @dataclass(frozen=True)
+class _BinNotes:
+    """What a bin's title and outline tell: its product's name, its scale's health, whether it is one the page
+    points at (`highlighted`), and who took from it."""
+
+    product_names: Mapping[str, str]
+    sensor_health: Mapping[str, str]
+    highlighted: Collection[str]
+    takers: Mapping[str, Sequence[str]]
+
+
+@dataclass(frozen=True)
 class _Overlay:
     """What a heat map adds to the plan: fixtures' heat, and each bin's units now and whether it is low."""
 
@@ -150,15 +161,7 @@ def _zones(canvas: _Canvas, zones: list[dict[str, Any]]) -> None:
         )
 
 
-def _bins(
-    canvas: _Canvas,
-    fixture: dict[str, Any],
-    product_names: Mapping[str, str],
-    sensor_health: Mapping[str, str],
-    highlighted: Collection[str],
-    takers: Mapping[str, Sequence[str]],
-    overlay: _Overlay,
-) -> None:
+def _bins(canvas: _Canvas, fixture: dict[str, Any], notes: _BinNotes, overlay: _Overlay) -> None:
     bins = [b for b in fixture.get("bins") or [] if isinstance(b, dict)]
     if not bins:
         return
@@ -170,11 +173,11 @@ def _bins(
         bx, by = (x + index * step, y) if horizontal else (x, y + index * step)
         bw, bd = (step, depth) if horizontal else (width, step)
         sku = str(item.get("sku", ""))
-        is_hot = item.get("code") in highlighted
-        title = f"Bin {item.get('code')}: {sku} {product_names.get(sku, '')} · capacity {item.get('capacity')}"
+        is_hot = item.get("code") in notes.highlighted
+        title = f"Bin {item.get('code')}: {sku} {notes.product_names.get(sku, '')} · capacity {item.get('capacity')}"
         if item.get("sensor"):
-            title += f" · sensor {item['sensor']} ({_health_words(sensor_health.get(item['sensor'], 'unknown'))})"
-        took = takers.get(str(item.get("code", "")), ())
+            title += f" · sensor {item['sensor']} ({_health_words(notes.sensor_health.get(item['sensor'], 'unknown'))})"
+        took = notes.takers.get(str(item.get("code", "")), ())
         if took:
             title += f" · taken by {', '.join(took)}"
         units, low = overlay.bin_stock.get(str(item.get("code")), (None, False))
@@ -235,7 +238,7 @@ def _bins(
                 text=", ".join(took),
             )
         if item.get("sensor") and not overlay.on:
-            health = sensor_health.get(item["sensor"], "unknown")
+            health = notes.sensor_health.get(item["sensor"], "unknown")
             canvas.shape(
                 "rect",
                 {
@@ -303,15 +306,7 @@ def _stock_badge(
     )
 
 
-def _fixtures(
-    canvas: _Canvas,
-    fixtures: list[dict[str, Any]],
-    product_names: Mapping[str, str],
-    sensor_health: Mapping[str, str],
-    highlighted: Collection[str],
-    takers: Mapping[str, Sequence[str]],
-    overlay: _Overlay,
-) -> None:
+def _fixtures(canvas: _Canvas, fixtures: list[dict[str, Any]], notes: _BinNotes, overlay: _Overlay) -> None:
     for fixture in fixtures:
         position, size = fixture.get("position"), fixture.get("size")
         if not (isinstance(position, list) and isinstance(size, list) and len(position) == 2 and len(size) == 2):
@@ -347,7 +342,7 @@ def _fixtures(
             },
             title=title,
         )
-        _bins(canvas, fixture, product_names, sensor_health, highlighted, takers, overlay)
+        _bins(canvas, fixture, notes, overlay)
         label = str(fixture.get("code", "")) + ("" if kind == "shelf" else f" · {kind}")
         if overlay.on:
             label += f" · {heat.label if heat else 0} {overlay.words}"
@@ -508,15 +503,8 @@ def render_floor_plan(
         title=f"Floor {canvas.width_m:g} m by {canvas.depth_m:g} m",
     )
     _zones(canvas, [z for z in document.get("zones") or [] if isinstance(z, dict)])
-    _fixtures(
-        canvas,
-        [f for f in document.get("fixtures") or [] if isinstance(f, dict)],
-        product_names or {},
-        health,
-        set(highlighted_bins),
-        bin_takers or {},
-        overlay,
-    )
+    notes = _BinNotes(product_names or {}, health, set(highlighted_bins), bin_takers or {})
+    _fixtures(canvas, [f for f in document.get("fixtures") or [] if isinstance(f, dict)], notes, overlay)
     devices = [d for d in document.get("devices") or [] if isinstance(d, dict)]
     if overlay.on:  # a heat map shows the shelves: of the devices only the gates, and no health legend
         _devices(canvas, [d for d in devices if d.get("kind") == "gate"], health)
