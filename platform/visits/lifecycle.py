@@ -116,26 +116,15 @@ def move(visit: Visit, *, target: Status, cause: Cause, **columns: Any) -> None:
     """Write `target` (and `columns`) if the table holds the transition and the visit still has the status it was
     read with; else raise, writing nothing. The named functions below say which transition each event makes."""
     source = visit.status
+    move_of: dict[str, Any] = {"visit": visit, "source": source, "target": target, "cause": cause}
     if not allowed(source=source, target=target, cause=cause):
         logger.error("visit %s: %s → %s (%s) is not a transition of the lifecycle", visit.pk, source, target, cause)
-        raise TransitionNotAllowed(
-            f"Visit {visit.session} cannot go from {source} to {target} ({cause}).",
-            visit=visit,
-            source=source,
-            target=target,
-            cause=cause,
-        )
+        raise TransitionNotAllowed(f"Visit {visit.session} cannot go from {source} to {target} ({cause}).", **move_of)
     now = timezone.now()
     written = Visit.objects.filter(pk=visit.pk, status=source).update(status=target, updated_at=now, **columns)
     if written != 1:
         logger.error("visit %s: %s → %s (%s) lost to a concurrent change of status", visit.pk, source, target, cause)
-        raise StatusChanged(
-            f"Visit {visit.session} is no longer {source}: another change came first.",
-            visit=visit,
-            source=source,
-            target=target,
-            cause=cause,
-        )
+        raise StatusChanged(f"Visit {visit.session} is no longer {source}: another change came first.", **move_of)
     visit.status, visit.updated_at = target, now
     for name, value in columns.items():
         setattr(visit, name, value)
