@@ -17,7 +17,7 @@ from stores.models import LayoutVersion, Store
 from tenants.models import Tenant
 from visits.models import ChargeInstruction, Visit
 from visits.pricing import line_tax
-from visits.simulator import CatalogItem, simulate
+from visits.simulator import CatalogItem, Simulation, simulate
 from visits.tests.support import PRICE, TAX, priced, registered_shoppers, unclear_pick
 
 pytestmark = pytest.mark.usefixtures("celery_worker")
@@ -74,6 +74,14 @@ def _money_moved(store: Store) -> None:
     )
 
 
+def _clean_day_charged(api: APIClient, store: Store, visits: int, shopper_tokens: Sequence[str]) -> Simulation:
+    """A clean simulated day of `visits` visits, uploaded, settled and charged."""
+    simulation = _simulate(store, "clean", visits, shopper_tokens=shopper_tokens)
+    _run(api, store, simulation)
+    _money_moved(store)
+    return simulation
+
+
 def _receipts(api: APIClient, store: Store) -> dict[str, dict]:
     page = api.get(f"/api/v1/stores/{store.code}/visits", {"page_size": 500}).json()
     return {receipt["session"]: receipt for receipt in page["results"]}
@@ -82,9 +90,7 @@ def _receipts(api: APIClient, store: Store) -> dict[str, dict]:
 def test_a_clean_day_gives_receipts_equal_to_the_truth(
     api_a: APIClient, priced_store: Store, shopper_tokens: list[str]
 ) -> None:
-    simulation = _simulate(priced_store, "clean", 25, shopper_tokens=shopper_tokens)
-    _run(api_a, priced_store, simulation)
-    _money_moved(priced_store)
+    simulation = _clean_day_charged(api_a, priced_store, 25, shopper_tokens)
     receipts = _receipts(api_a, priced_store)
     assert set(receipts) == set(simulation.truth)
     for session, truth in simulation.truth.items():
@@ -105,9 +111,7 @@ def test_a_clean_day_gives_receipts_equal_to_the_truth(
 def test_a_late_event_reopens_a_charged_visit_and_refunds_the_difference(
     api_a: APIClient, priced_store: Store, shopper_tokens: list[str]
 ) -> None:
-    simulation = _simulate(priced_store, "clean", 3, shopper_tokens=shopper_tokens)
-    _run(api_a, priced_store, simulation)
-    _money_moved(priced_store)
+    simulation = _clean_day_charged(api_a, priced_store, 3, shopper_tokens)
     charged = Visit.unscoped.filter(store=priced_store, status="charged").order_by("session").first()
     assert charged is not None
     events = simulation.events
