@@ -42,10 +42,12 @@ STORE = StoreModel([Layout(datetime(2026, 1, 1, tzinfo=UTC), BINS)], PRODUCTS)
 
 
 class Script:
-    """Builds a store's events second by second."""
+    """Builds a store's events second by second; `present` are shoppers in the store from 0 to 100 s."""
 
-    def __init__(self) -> None:
+    def __init__(self, *present: str) -> None:
         self.events: list[dict[str, Any]] = []
+        for session in present:
+            self.visit(session, 0, 100)
 
     def add(self, second: float, kind: str, **fields: Any) -> str:
         event_id = f"e{len(self.events) + 1}"
@@ -89,8 +91,7 @@ def items(cart) -> dict[str, int]:
 
 
 def test_a_pick_confirmed_by_the_scale_is_charged_with_its_evidence() -> None:
-    s = Script()
-    s.visit("A", 0, 100)
+    s = Script("A")
     pick = s.pick(10, "A", "B-COLA")
     weight = s.weigh(11, "B-COLA", -346)
     cart = s.carts()["A"]
@@ -100,8 +101,7 @@ def test_a_pick_confirmed_by_the_scale_is_charged_with_its_evidence() -> None:
 
 
 def test_the_scale_says_how_many() -> None:
-    s = Script()
-    s.visit("A", 0, 100)
+    s = Script("A")
     s.pick(10, "A", "B-CHIPS", qty=1)
     s.weigh(11, "B-CHIPS", -322)
     assert items(s.carts()["A"]) == {"CHIPS": 2}
@@ -109,16 +109,14 @@ def test_the_scale_says_how_many() -> None:
 
 def test_a_camera_event_the_scale_did_not_see_is_a_phantom_not_charged_nor_asked() -> None:
     for confidence in (0.7, 0.99):
-        s = Script()
-        s.visit("A", 0, 100)
+        s = Script("A")
         s.pick(10, "A", "B-COLA", confidence=confidence)
         cart = s.carts()["A"]
         assert (items(cart), cart.decision) == ({}, "charge")
 
 
 def test_a_scale_that_missed_two_camera_actions_in_a_row_is_read_as_quiet_and_the_camera_alone_decides() -> None:
-    s = Script()
-    s.visit("A", 0, 100)
+    s = Script("A")
     s.pick(10, "A", "B-COLA", confidence=0.98)
     s.pick(30, "A", "B-COLA", confidence=0.98)
     s.pick(50, "A", "B-COLA", confidence=0.98)
@@ -130,28 +128,23 @@ def test_a_scale_that_missed_two_camera_actions_in_a_row_is_read_as_quiet_and_th
 
 
 def test_a_bin_without_a_scale_trusts_a_sure_camera_only() -> None:
-    s = Script()
-    s.visit("A", 0, 100)
+    s = Script("A")
     s.pick(10, "A", "B-SOAP", confidence=0.97)
     assert items(s.carts()["A"]) == {"SOAP": 1}
-    unsure = Script()
-    unsure.visit("A", 0, 100)
+    unsure = Script("A")
     unsure.pick(10, "A", "B-SOAP", confidence=0.7)
     assert unsure.carts()["A"].decision == "review"
 
 
 def test_a_scale_reported_offline_counts_as_no_scale() -> None:
-    s = Script()
-    s.visit("A", 0, 100)
+    s = Script("A")
     s.add(1, "device.status", device="W-COLA", status="offline")
     s.pick(10, "A", "B-COLA", confidence=0.97)
     assert items(s.carts()["A"]) == {"COLA": 1}
 
 
 def test_shoppers_close_together_send_the_likelier_to_review_and_never_charge_the_other() -> None:
-    s = Script()
-    s.visit("A", 0, 100)
-    s.visit("B", 0, 100)
+    s = Script("A", "B")
     pick = s.pick(10, "A", "B-COLA", confidence=0.58, alternatives=[{"session": "B", "confidence": 0.4}])
     s.weigh(11, "B-COLA", -345)
     carts = s.carts()
@@ -167,8 +160,7 @@ def test_shoppers_close_together_send_the_likelier_to_review_and_never_charge_th
 
 
 def test_a_candidate_who_was_not_in_the_store_is_ruled_out() -> None:
-    s = Script()
-    s.visit("A", 0, 100)
+    s = Script("A")
     s.visit("B", 200, 300)
     s.pick(10, "A", "B-COLA", confidence=0.58, alternatives=[{"session": "B", "confidence": 0.4}])
     s.weigh(11, "B-COLA", -345)
@@ -179,9 +171,7 @@ def test_a_candidate_who_was_not_in_the_store_is_ruled_out() -> None:
 
 
 def test_a_clear_alternative_far_behind_does_not_stop_the_charge() -> None:
-    s = Script()
-    s.visit("A", 0, 100)
-    s.visit("B", 0, 100)
+    s = Script("A", "B")
     s.pick(10, "A", "B-COLA", confidence=0.96, alternatives=[{"session": "B", "confidence": 0.03}])
     s.weigh(11, "B-COLA", -345)
     carts = s.carts()
@@ -189,8 +179,7 @@ def test_a_clear_alternative_far_behind_does_not_stop_the_charge() -> None:
 
 
 def test_weight_change_no_camera_saw_goes_to_the_only_shopper_in_the_store() -> None:
-    s = Script()
-    s.visit("A", 0, 100)
+    s = Script("A")
     s.weigh(20, "B-CHIPS", -161)
     cart = s.carts()["A"]
     assert items(cart) == {"CHIPS": 1}
@@ -198,8 +187,7 @@ def test_weight_change_no_camera_saw_goes_to_the_only_shopper_in_the_store() -> 
 
 
 def test_a_put_back_into_another_products_bin_returns_the_product_the_weight_says() -> None:
-    s = Script()
-    s.visit("A", 0, 100)
+    s = Script("A")
     s.pick(10, "A", "B-COLA")
     s.weigh(11, "B-COLA", -345)
     s.pick(20, "A", "B-CHIPS")
@@ -212,16 +200,14 @@ def test_a_put_back_into_another_products_bin_returns_the_product_the_weight_say
 
 
 def test_the_cameras_sku_wins_when_the_bin_holds_something_else_and_the_weight_agrees() -> None:
-    s = Script()
-    s.visit("A", 0, 100)
+    s = Script("A")
     s.pick(10, "A", "B-CHIPS", sku="COLA")
     s.weigh(11, "B-CHIPS", -345)
     assert items(s.carts()["A"]) == {"COLA": 1}
 
 
 def test_a_return_is_netted() -> None:
-    s = Script()
-    s.visit("A", 0, 100)
+    s = Script("A")
     s.pick(10, "A", "B-GUM", qty=3)
     s.weigh(11, "B-GUM", -60)
     s.put_back(30, "A", "B-GUM")
@@ -230,8 +216,7 @@ def test_a_return_is_netted() -> None:
 
 
 def test_returning_more_than_was_taken_is_asked() -> None:
-    s = Script()
-    s.visit("A", 0, 100)
+    s = Script("A")
     s.put_back(30, "A", "B-SOAP", confidence=0.99)
     cart = s.carts()["A"]
     assert cart.decision == "review"
@@ -239,8 +224,7 @@ def test_returning_more_than_was_taken_is_asked() -> None:
 
 
 def test_a_noisy_weighing_close_to_what_the_camera_saw_still_confirms_it() -> None:
-    s = Script()
-    s.visit("A", 0, 100)
+    s = Script("A")
     s.pick(10, "A", "B-COLA")
     s.weigh(11, "B-COLA", -365)  # 20 g off a 345 g cola whose tolerance is 12 g
     cart = s.carts()["A"]
@@ -252,8 +236,7 @@ def test_a_noisy_weighing_close_to_what_the_camera_saw_still_confirms_it() -> No
 
 
 def test_duplicates_change_nothing() -> None:
-    s = Script()
-    s.visit("A", 0, 100)
+    s = Script("A")
     s.pick(10, "A", "B-COLA")
     s.weigh(11, "B-COLA", -345)
     once = s.carts()
@@ -262,8 +245,7 @@ def test_duplicates_change_nothing() -> None:
 
 
 def test_an_empty_visit_has_an_empty_cart_to_charge_nothing_for() -> None:
-    s = Script()
-    s.visit("A", 0, 100)
+    s = Script("A")
     cart = s.carts()["A"]
     assert (cart.lines, cart.decision) == ((), "charge")
 
@@ -273,14 +255,24 @@ def test_the_layout_of_the_events_time_is_used() -> None:
     store = StoreModel(
         [Layout(datetime(2026, 1, 1, tzinfo=UTC), BINS), Layout(T0 + timedelta(seconds=50), later)], PRODUCTS
     )
-    s = Script()
-    s.visit("A", 0, 100)
+    s = Script("A")
     s.pick(10, "A", "B-COLA")
     s.weigh(11, "B-COLA", -345)
     s.pick(60, "A", "B-COLA")
     s.weigh(61, "B-COLA", -300)
     carts = infer_carts(events=s.events, store=store)
     assert items(carts["A"]) == {"COLA": 1, "SOAP": 1}
+
+
+def _delivered_out_of_order(
+    events: list[dict[str, Any]], order: random.Random, split: int, *, resent_share: int
+) -> list[dict[str, Any]]:
+    """The events shuffled, dealt into `split` batches sent one after another, then the first 1/`resent_share` of
+    the shuffled events sent again."""
+    shuffled = list(events)
+    order.shuffle(shuffled)
+    batches = [shuffled[i::split] for i in range(split)]
+    return [e for batch in batches for e in batch] + shuffled[: len(shuffled) // resent_share]
 
 
 def _busy_store(seed: int) -> list[dict[str, Any]]:
@@ -303,11 +295,7 @@ def _busy_store(seed: int) -> list[dict[str, Any]]:
 def test_the_same_events_in_any_order_split_and_repeated_give_the_same_carts(seed: int, order, split: int) -> None:
     events = _busy_store(seed)
     expected = infer_carts(events=events, store=STORE)
-    shuffled = list(events)
-    order.shuffle(shuffled)
-    batches = [shuffled[i::split] for i in range(split)]
-    delivered = [e for batch in batches for e in batch] + shuffled[: len(shuffled) // 3]
-    assert infer_carts(events=delivered, store=STORE) == expected
+    assert infer_carts(events=_delivered_out_of_order(events, order, split, resent_share=3), store=STORE) == expected
 
 
 @pytest.mark.parametrize("sessions", [["V1"], ["V1", "V4"]])
@@ -322,9 +310,7 @@ def test_asking_for_some_visits_gives_the_same_carts_as_for_all(sessions: list[s
 
 
 def test_two_takes_from_one_bin_seconds_apart_each_get_the_count_their_camera_saw() -> None:
-    s = Script()
-    s.visit("A", 0, 100)
-    s.visit("B", 0, 100)
+    s = Script("A", "B")
     s.pick(10.0, "B", "B-CHIPS", qty=1)
     s.pick(12.0, "A", "B-CHIPS", qty=2)
     # The scale's clock runs a little off the cameras': nearest in time alone would swap the two counts.
@@ -348,8 +334,7 @@ def test_a_put_back_into_another_bin_is_the_held_product_that_makes_the_count_th
         ],
         {"BAR": Product("BAR", 100.0, 4.0), "BOX": Product("BOX", 200.0, 6.0)},
     )
-    s = Script()
-    s.visit("A", 0, 100)
+    s = Script("A")
     s.pick(10, "A", "B-BAR", qty=2)
     s.add(11, "shelf.weight_changed", bin="B-BAR", device="W-BAR", delta_g=-200)
     s.pick(20, "A", "B-BOX")
@@ -361,9 +346,7 @@ def test_a_put_back_into_another_bin_is_the_held_product_that_makes_the_count_th
 
 
 def test_a_hesitant_take_is_settled_by_a_later_sure_put_back_of_that_product() -> None:
-    s = Script()
-    s.visit("A", 0, 100)
-    s.visit("B", 0, 100)
+    s = Script("A", "B")
     s.pick(10, "A", "B-COLA", qty=2, confidence=0.58, alternatives=[{"session": "B", "confidence": 0.4}])
     s.weigh(11, "B-COLA", -690)
     s.put_back(40, "A", "B-COLA")  # only someone holding a cola can put one back: A took those two
@@ -374,9 +357,7 @@ def test_a_hesitant_take_is_settled_by_a_later_sure_put_back_of_that_product() -
 
 
 def test_a_hesitant_take_stays_with_a_person_when_the_put_back_could_explain_two_takes() -> None:
-    s = Script()
-    s.visit("A", 0, 100)
-    s.visit("B", 0, 100)
+    s = Script("A", "B")
     s.pick(10, "A", "B-COLA", confidence=0.58, alternatives=[{"session": "B", "confidence": 0.4}])
     s.weigh(11, "B-COLA", -345)
     s.pick(20, "B", "B-COLA", confidence=0.6, alternatives=[{"session": "A", "confidence": 0.35}])
@@ -389,9 +370,7 @@ def test_a_hesitant_take_stays_with_a_person_when_the_put_back_could_explain_two
 
 
 def test_a_hesitant_put_back_belongs_to_the_only_candidate_holding_what_came_back() -> None:
-    s = Script()
-    s.visit("A", 0, 100)
-    s.visit("B", 0, 100)
+    s = Script("A", "B")
     s.pick(10, "A", "B-COLA")
     s.weigh(11, "B-COLA", -345)
     s.pick(15, "A", "B-CHIPS")
@@ -404,9 +383,7 @@ def test_a_hesitant_put_back_belongs_to_the_only_candidate_holding_what_came_bac
 
 
 def test_a_hesitant_put_back_two_holders_could_have_made_asks_about_the_one_left_paying() -> None:
-    s = Script()
-    s.visit("A", 0, 100)
-    s.visit("B", 0, 100)
+    s = Script("A", "B")
     for second, session in ((10, "A"), (15, "B")):
         s.pick(second, session, "B-COLA")
         s.weigh(second + 1, "B-COLA", -345)
@@ -419,8 +396,7 @@ def test_a_hesitant_put_back_two_holders_could_have_made_asks_about_the_one_left
 
 
 def test_a_weighed_take_the_camera_hesitated_over_is_the_only_shoppers_in_the_store() -> None:
-    s = Script()
-    s.visit("A", 0, 100)
+    s = Script("A")
     s.visit("B", 200, 300)
     s.pick(10, "A", "B-COLA", confidence=0.7)
     s.weigh(11, "B-COLA", -345)
@@ -429,9 +405,7 @@ def test_a_weighed_take_the_camera_hesitated_over_is_the_only_shoppers_in_the_st
 
 
 def test_an_unseen_take_is_settled_by_a_later_sure_put_back_of_that_product() -> None:
-    s = Script()
-    s.visit("A", 0, 100)
-    s.visit("B", 0, 100)
+    s = Script("A", "B")
     s.weigh(20, "B-CHIPS", -161)
     s.put_back(50, "B", "B-CHIPS")
     s.weigh(51, "B-CHIPS", 160)
@@ -441,9 +415,7 @@ def test_an_unseen_take_is_settled_by_a_later_sure_put_back_of_that_product() ->
 
 
 def test_an_unseen_put_back_is_credited_to_the_only_shopper_holding_that_product() -> None:
-    s = Script()
-    s.visit("A", 0, 100)
-    s.visit("B", 0, 100)
+    s = Script("A", "B")
     s.pick(10, "A", "B-COLA", qty=2)
     s.weigh(11, "B-COLA", -690)
     s.pick(12, "B", "B-CHIPS")
@@ -455,9 +427,7 @@ def test_an_unseen_put_back_is_credited_to_the_only_shopper_holding_that_product
 
 
 def test_an_unseen_put_back_two_holders_could_have_made_is_asked() -> None:
-    s = Script()
-    s.visit("A", 0, 100)
-    s.visit("B", 0, 100)
+    s = Script("A", "B")
     for second, session in ((10, "A"), (15, "B")):
         s.pick(second, session, "B-COLA")
         s.weigh(second + 1, "B-COLA", -345)
@@ -494,10 +464,7 @@ def _store_with_returns(seed: int) -> list[dict[str, Any]]:
 def test_settling_open_items_does_not_depend_on_the_order_or_split_of_the_events(seed: int, order, split: int) -> None:
     events = _store_with_returns(seed)
     expected = infer_carts(events=events, store=STORE)
-    shuffled = list(events)
-    order.shuffle(shuffled)
-    batches = [shuffled[i::split] for i in range(split)]
-    delivered = [e for batch in batches for e in batch] + shuffled[: len(shuffled) // 4]
+    delivered = _delivered_out_of_order(events, order, split, resent_share=4)
     assert infer_carts(events=delivered, store=STORE) == expected
     some = sorted(expected)[::2]
     assert infer_carts(events=delivered, store=STORE, sessions=some) == {s: expected[s] for s in some}
@@ -527,9 +494,7 @@ def placed_weigh(s: Script, second: float, bin_: str, grams: float) -> str:
 
 
 def test_a_candidate_who_would_have_had_to_run_across_the_store_is_ruled_out() -> None:
-    s = Script()
-    s.visit("A", 0, 100)
-    s.visit("B", 0, 100)
+    s = Script("A", "B")
     s.pick(10, "B", "B-SOAP")  # B is at the far end of the store...
     placed_weigh(s, 10.5, "B-SOAP", -300)
     s.pick(12, "A", "B-COLA", confidence=0.6, alternatives=[{"session": "B", "confidence": 0.45}])
@@ -720,8 +685,7 @@ def test_an_unseen_take_no_whereabouts_single_out_is_left_uncharged_rather_than_
     s.weigh(20, "B-CHIPS", -161)
     carts = s.carts()
     assert all((items(cart), cart.decision) == ({}, "charge") for cart in carts.values())
-    alone = Script()
-    alone.visit("A", 0, 100)
+    alone = Script("A")
     alone.weigh(20, "B-CHIPS", -161)
     assert (items(alone.carts()["A"]), alone.carts()["A"].decision) == ({"CHIPS": 1}, "charge")
 
@@ -732,8 +696,7 @@ def test_an_unseen_take_no_whereabouts_single_out_is_left_uncharged_rather_than_
 def test_doubt_between_members_of_one_group_is_no_doubt_and_the_payer_pays_for_all() -> None:
     """An attribution unsure ONLY between members of one group is no reason for review: the line goes to the group,
     with its likeliest member as the one who took it."""
-    s = Script()
-    s.visit("P", 0, 100)
+    s = Script("P")
     s.visit("K", 2, 100, group="P")
     pick = s.pick(10, "K", "B-COLA", confidence=0.55, alternatives=[{"session": "P", "confidence": 0.45}])
     s.weigh(11, "B-COLA", -345)
@@ -748,8 +711,7 @@ def test_doubt_between_members_of_one_group_is_no_doubt_and_the_payer_pays_for_a
 
 
 def test_a_companion_may_put_back_what_the_payer_took() -> None:
-    s = Script()
-    s.visit("P", 0, 100)
+    s = Script("P")
     s.visit("K", 2, 100, group="P")
     s.pick(10, "P", "B-COLA", qty=2)
     s.weigh(11, "B-COLA", -690)
@@ -760,8 +722,7 @@ def test_a_companion_may_put_back_what_the_payer_took() -> None:
 
 
 def test_a_group_in_review_takes_its_members_with_it() -> None:
-    s = Script()
-    s.visit("P", 0, 100)
+    s = Script("P")
     s.visit("K", 2, 100, group="P")
     s.visit("X", 0, 100)
     s.pick(10, "K", "B-COLA", confidence=0.55, alternatives=[{"session": "X", "confidence": 0.45}])
@@ -774,8 +735,7 @@ def test_a_group_in_review_takes_its_members_with_it() -> None:
 
 
 def test_doubt_between_three_members_goes_to_the_likeliest_and_a_shopper_who_came_later_changes_nothing() -> None:
-    s = Script()
-    s.visit("P", 0, 100)
+    s = Script("P")
     s.visit("K", 2, 100, group="P")
     s.visit("L", 3, 100, group="P")
     s.visit("X", 20, 100)
@@ -797,8 +757,7 @@ def test_doubt_between_three_members_goes_to_the_likeliest_and_a_shopper_who_cam
 
 
 def test_a_lone_shoppers_lines_name_no_taker() -> None:
-    s = Script()
-    s.visit("A", 0, 100)
+    s = Script("A")
     s.pick(10, "A", "B-COLA")
     s.weigh(11, "B-COLA", -345)
     assert s.carts()["A"].lines[0].taken_by == ()
@@ -821,8 +780,7 @@ def test_a_companion_whose_payer_never_entered_pays_for_itself_and_is_asked_abou
 
 
 def test_a_companion_of_a_companion_is_asked_about() -> None:
-    s = Script()
-    s.visit("P", 0, 100)
+    s = Script("P")
     s.visit("K", 2, 100, group="P")
     s.visit("M", 3, 100, group="K")
     s.pick(10, "M", "B-COLA")
@@ -837,9 +795,7 @@ def test_a_companion_of_a_companion_is_asked_about() -> None:
 
 
 def test_two_takes_a_scale_weighed_as_one_change_each_get_their_own_count() -> None:
-    s = Script()
-    s.visit("A", 0, 100)
-    s.visit("B", 0, 100)
+    s = Script("A", "B")
     s.pick(10.0, "A", "B-COLA")
     s.pick(11.0, "B", "B-COLA")
     s.weigh(12.5, "B-COLA", -690)  # one settled change for both hands
@@ -849,15 +805,11 @@ def test_two_takes_a_scale_weighed_as_one_change_each_get_their_own_count() -> N
 
 
 def test_an_unsure_lone_camera_on_a_bin_without_a_scale_is_read_as_a_phantom() -> None:
-    s = Script()
-    s.visit("A", 0, 100)
-    s.visit("B", 0, 100)
+    s = Script("A", "B")
     s.pick(10, "A", "B-SOAP", confidence=0.3)  # nobody else in view, and the camera barely believes it
     carts = s.carts()
     assert (items(carts["A"]), carts["A"].decision) == ({}, "charge")
-    sure = Script()
-    sure.visit("A", 0, 100)
-    sure.visit("B", 0, 100)
+    sure = Script("A", "B")
     sure.pick(10, "A", "B-SOAP", confidence=0.99)
     assert items(sure.carts(risk=0.05)["A"]) == {"SOAP": 1}
 
@@ -890,9 +842,7 @@ def test_a_visit_is_charged_when_its_risk_fits_the_budget_of_the_store_and_asked
 
 
 def test_a_reviewers_cart_labels_the_least_likely_picks_of_a_product_wrong_and_the_others_right() -> None:
-    s = Script()
-    s.visit("A", 0, 100)
-    s.visit("B", 0, 100)
+    s = Script("A", "B")
     s.pick(10, "A", "B-COLA", confidence=0.97)
     s.weigh(11, "B-COLA", -345)
     s.pick(30, "A", "B-COLA", confidence=0.6, alternatives=[{"session": "B", "confidence": 0.3}])
@@ -904,9 +854,7 @@ def test_a_reviewers_cart_labels_the_least_likely_picks_of_a_product_wrong_and_t
 
 
 def test_a_put_back_that_settles_a_hesitation_teaches_without_a_person() -> None:
-    s = Script()
-    s.visit("A", 0, 100)
-    s.visit("B", 0, 100)
+    s = Script("A", "B")
     s.pick(10, "B", "B-COLA", confidence=0.55, alternatives=[{"session": "A", "confidence": 0.45}])
     s.weigh(11, "B-COLA", -345)
     s.put_back(40, "A", "B-COLA")  # A can only put back a cola A took: the camera's winner, B, was wrong
@@ -970,8 +918,7 @@ WITH_BEER = StoreModel(
 
 
 def _beer_taken_by(taker: str, *, checks: dict[str, tuple[str, int]], group: bool = False) -> Any:
-    s = Script()
-    s.visit("P", 0, 100)
+    s = Script("P")
     if group:
         s.visit("K", 2, 100, group="P")
     for session, (result, age) in checks.items():
@@ -997,8 +944,7 @@ def test_a_companion_is_checked_for_what_the_companion_took() -> None:
 
 
 def test_a_lone_shoppers_picks_teach_the_calibration_nothing() -> None:
-    s = Script()
-    s.visit("A", 0, 100)
+    s = Script("A")
     s.pick(10, "A", "B-COLA", confidence=0.6)
     s.weigh(11, "B-COLA", -345)
     carts = s.carts()
