@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from billing.payments.shoppers import shopper_register
 from core import tenancy
+from ingest.models import Event
 from ingest.services import events_push, stream_finish
 from stores.models import Store
 from stores.sample_store import sample_prices_add
@@ -61,6 +62,21 @@ def review_decision(
 
 def stamp(at: datetime) -> str:
     return at.isoformat().replace("+00:00", "Z")
+
+
+def stored_event(store: Store, event_id: str, kind: str, ts: datetime, **fields: Any) -> Event:
+    """An event row as ingest stores it (not saved yet): the payload holds the event's fields, the device is its
+    `device` or its `gate`."""
+    return Event(
+        tenant_id=store.tenant_id,
+        store=store,
+        event_id=event_id,
+        type=kind,
+        ts=ts,
+        session=fields.get("session"),
+        device=str(fields.get("device") or fields.get("gate") or ""),
+        payload={"id": event_id, "type": kind, "ts": stamp(ts), **fields},
+    )
 
 
 def push(store: Store, events: Sequence[dict[str, Any]], *, batch: int = PUSH_AT_MOST) -> None:

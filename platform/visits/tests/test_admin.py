@@ -26,7 +26,7 @@ from tenants.models import AuditEntry, Membership, Tenant
 from visits import calibration
 from visits.admin import risk_in_words
 from visits.models import ChargeInstruction, ReviewDecision, Visit, VisitLine
-from visits.tests.support import keep_calibration, review_decision
+from visits.tests.support import keep_calibration, review_decision, stored_event
 from visits.tests.test_pipeline import PRICE, TAX, priced_store  # noqa: F401 — fixture
 
 ENTERED = datetime(2026, 3, 2, 9, tzinfo=UTC)
@@ -47,18 +47,7 @@ def _at(seconds: float) -> datetime:
 
 
 def _event(store: Store, event_id: str, kind: str, seconds: float, **fields: Any) -> Event:
-    payload = {"id": event_id, "type": kind, "ts": _at(seconds).isoformat().replace("+00:00", "Z"), **fields}
-    device = str(fields.get("device") or fields.get("gate") or "")
-    return Event(
-        tenant_id=store.tenant_id,
-        store=store,
-        event_id=event_id,
-        type=kind,
-        ts=_at(seconds),
-        session=fields.get("session"),
-        device=device,
-        payload=payload,
-    )
+    return stored_event(store, event_id, kind, _at(seconds), **fields)
 
 
 def _visit(store: Store, session: str, *, status: str = "needs_review", exited: datetime | None = None, **extra: Any):

@@ -16,9 +16,10 @@ from stores.models import Store
 from tenants.models import Tenant
 from visits import services
 from visits.models import Visit
-from visits.tests.support import review_decision
+from visits.tests.support import review_decision, stored_event
 
 T0 = datetime(2026, 3, 2, 9, tzinfo=UTC)
+GATES = {"session.started": {"gate": "GATE-IN"}, "session.ended": {"gate": "GATE-OUT"}}
 
 
 @pytest.fixture
@@ -31,21 +32,9 @@ def _add(store: Store, *events: tuple[str, str, int, dict[str, Any]]) -> None:
     start = Event.unscoped.filter(store=store).count()
     rows = []
     for number, (kind, session, seconds, extra) in enumerate(events, start=start):
-        ts = T0 + timedelta(seconds=seconds)
-        payload = {"id": f"e{number}", "type": kind, "ts": ts.isoformat(), "session": session, **extra}
-        device = "GATE-IN" if kind == "session.started" else "GATE-OUT" if kind == "session.ended" else "CAM-01"
-        rows.append(
-            Event(
-                tenant_id=store.tenant_id,
-                store=store,
-                event_id=f"e{number}",
-                type=kind,
-                ts=ts,
-                session=session,
-                device=device,
-                payload=payload,
-            )
-        )
+        seen_by = GATES.get(kind, {"device": "CAM-01"})
+        at = T0 + timedelta(seconds=seconds)
+        rows.append(stored_event(store, f"e{number}", kind, at, session=session, **seen_by, **extra))
     Event.unscoped.bulk_create(rows)
 
 
