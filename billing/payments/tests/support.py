@@ -13,7 +13,8 @@ from core import tenancy
 from core.entry_tokens import entry_token_hash
 from stores.models import Store
 from visits import settling
-from visits.models import Visit, VisitLine
+from visits.models import Visit
+from visits.tests.support import cart_line
 
 ENTERED = datetime(2026, 3, 2, 9, tzinfo=UTC)
 HOLD = 5000
@@ -40,19 +41,7 @@ def decide_cart(visit: Visit, lines: list[tuple[str, int, int]]) -> Visit:
     """Give the visit a final cart of (sku, qty, unit price) lines, no tax, and instruct its first charge."""
     with tenancy.tenant_scope(visit.tenant_id):
         for sku, qty, price in lines:
-            VisitLine.objects.create(
-                tenant_id=visit.tenant_id,
-                visit=visit,
-                sku=sku,
-                name=f"Product {sku}",
-                qty=qty,
-                unit_price=price,
-                amount=qty * price,
-                tax_rate=0,
-                tax=0,
-                confidence=1.0,
-                evidence=[],
-            )
+            cart_line(visit, sku, qty, price)
         visit.subtotal = visit.total = sum(qty * price for _, qty, price in lines)
         visit.exited_at = visit.settled_at = ENTERED
         visit.cart_version += 1

@@ -16,7 +16,8 @@ from billing.payments.tests.support import HOLD, intents_of, open_visit, preauth
 from core import tenancy
 from stores.models import Store
 from tenants.models import Tenant
-from visits.models import Visit, VisitLine
+from visits.models import Visit
+from visits.tests.support import cart_line
 
 pytestmark = pytest.mark.django_db
 
@@ -24,18 +25,7 @@ pytestmark = pytest.mark.django_db
 def _in_review_for(visit: Visit, days: float, lines: list[tuple[str, int, float]] = ()) -> None:
     """The visit left and went to review, its hold authorised `days` ago; its cart: (sku, cents, confidence)."""
     for sku, amount, confidence in lines:
-        VisitLine.unscoped.create(
-            tenant_id=visit.tenant_id,
-            visit=visit,
-            sku=sku,
-            name=sku,
-            qty=1,
-            unit_price=amount,
-            amount=amount,
-            tax_rate=0,
-            tax=0,
-            confidence=confidence,
-        )
+        cart_line(visit, sku, 1, amount, confidence=confidence, name=sku)
     Visit.unscoped.filter(pk=visit.pk).update(status=Visit.Status.NEEDS_REVIEW, total=sum(a for _, a, _ in lines))
     authorised = timezone.now() - timedelta(days=days)
     PaymentAttempt.unscoped.filter(visit=visit, purpose="preauth").update(updated_at=authorised)

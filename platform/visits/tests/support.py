@@ -19,7 +19,8 @@ from stores.sample_store import sample_prices_add
 from tenants.audit import Actor
 from tenants.models import Tenant
 from visits import calibration, services, settling
-from visits.models import ReviewDecision, StoreCalibration, Visit
+from visits.models import ReviewDecision, StoreCalibration, Visit, VisitLine
+from visits.pricing import line_tax
 
 PUSH_AT_MOST = 1000
 PRICE, TAX = 199, Decimal("8.25")
@@ -42,6 +43,35 @@ def registered_shoppers(tenant: Tenant, refs: Iterable[str]) -> list[str]:
             ).entry_token
             for ref in refs
         ]
+
+
+def cart_line(
+    visit: Visit,
+    sku: str,
+    qty: int,
+    unit_price: int,
+    *,
+    tax_rate: Decimal = Decimal(0),
+    confidence: float = 1.0,
+    evidence: Sequence[str] = (),
+    name: str | None = None,
+) -> VisitLine:
+    """A line of the visit's cart as settling writes one: `qty` × `unit_price`, taxed at `tax_rate` %."""
+    amount = qty * unit_price
+    line: VisitLine = VisitLine.unscoped.create(
+        tenant_id=visit.tenant_id,
+        visit=visit,
+        sku=sku,
+        name=f"Product {sku}" if name is None else name,
+        qty=qty,
+        unit_price=unit_price,
+        amount=amount,
+        tax_rate=tax_rate,
+        tax=line_tax(amount=amount, tax_rate=tax_rate),
+        confidence=confidence,
+        evidence=list(evidence),
+    )
+    return line
 
 
 def review_decision(

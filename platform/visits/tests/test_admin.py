@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from typing import Any
 
 import orjson
@@ -26,7 +25,7 @@ from tenants.models import AuditEntry, Membership, Tenant
 from visits import calibration
 from visits.admin import risk_in_words
 from visits.models import ChargeInstruction, ReviewDecision, Visit, VisitLine
-from visits.tests.support import keep_calibration, review_decision, stored_event
+from visits.tests.support import cart_line, keep_calibration, review_decision, stored_event
 from visits.tests.test_pipeline import PRICE, TAX, priced_store  # noqa: F401 — fixture
 
 ENTERED = datetime(2026, 3, 2, 9, tzinfo=UTC)
@@ -67,21 +66,7 @@ def _visit(store: Store, session: str, *, status: str = "needs_review", exited: 
 
 
 def _line(visit: Visit, sku: str, qty: int, confidence: float, evidence: list[str]) -> VisitLine:
-    amount = PRICE * qty
-    tax = int((Decimal(amount) * TAX / 100).quantize(Decimal(1)))
-    return VisitLine.unscoped.create(
-        tenant_id=visit.tenant_id,
-        visit=visit,
-        sku=sku,
-        name=f"Product {sku}",
-        qty=qty,
-        unit_price=PRICE,
-        amount=amount,
-        tax_rate=TAX,
-        tax=tax,
-        confidence=confidence,
-        evidence=evidence,
-    )
+    return cart_line(visit, sku, qty, PRICE, tax_rate=TAX, confidence=confidence, evidence=evidence)
 
 
 @pytest.fixture
