@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -264,6 +265,12 @@ def test_the_layout_of_the_events_time_is_used() -> None:
     assert items(carts["A"]) == {"COLA": 1, "SOAP": 1}
 
 
+def _any_store_and_delivery(test: Callable[..., None]) -> Callable[..., None]:
+    """Run `test(seed, order, split)` for 60 drawn stores (by seed), shuffles and splits of their events."""
+    draws = given(seed=st.integers(0, 10_000), order=st.randoms(use_true_random=False), split=st.integers(1, 5))
+    return settings(max_examples=60, deadline=None)(draws(test))
+
+
 def _delivered_out_of_order(
     events: list[dict[str, Any]], order: random.Random, split: int, *, resent_share: int
 ) -> list[dict[str, Any]]:
@@ -290,8 +297,7 @@ def _busy_store(seed: int) -> list[dict[str, Any]]:
     return s.events
 
 
-@settings(max_examples=60, deadline=None)
-@given(seed=st.integers(0, 10_000), order=st.randoms(use_true_random=False), split=st.integers(1, 5))
+@_any_store_and_delivery
 def test_the_same_events_in_any_order_split_and_repeated_give_the_same_carts(seed: int, order, split: int) -> None:
     events = _busy_store(seed)
     expected = infer_carts(events=events, store=STORE)
@@ -459,8 +465,7 @@ def _store_with_returns(seed: int) -> list[dict[str, Any]]:
     return s.events
 
 
-@settings(max_examples=60, deadline=None)
-@given(seed=st.integers(0, 10_000), order=st.randoms(use_true_random=False), split=st.integers(1, 5))
+@_any_store_and_delivery
 def test_settling_open_items_does_not_depend_on_the_order_or_split_of_the_events(seed: int, order, split: int) -> None:
     events = _store_with_returns(seed)
     expected = infer_carts(events=events, store=STORE)
