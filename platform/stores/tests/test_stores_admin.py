@@ -11,6 +11,7 @@ import pytest
 from django.contrib.auth.models import User
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
+from rest_framework.test import APIClient
 
 from conftest import signed_in
 from core import tenancy
@@ -284,11 +285,16 @@ def test_a_dispute_policy_out_of_range_is_refused_and_nothing_changes(manager_a:
     assert (store_a.dispute_window_days, store_a.dispute_auto_refund_limit) == (7, 500)
 
 
+def _published(api: APIClient, store: Store, document: dict) -> LayoutVersion:
+    """The store's layout as its licensee publishes it through the API."""
+    assert api.put(f"/api/v1/stores/{store.code}/layout", document, format="json").status_code == 201
+    return LayoutVersion.unscoped.get(store=store)
+
+
 def test_the_layout_page_reads_out_the_layout_and_offers_its_document(
     manager_a: User, store_a: Store, layout_document: dict, api_a
 ) -> None:
-    api_a.put("/api/v1/stores/S1/layout", layout_document, format="json")
-    layout = LayoutVersion.unscoped.get(store=store_a)
+    layout = _published(api_a, store_a, layout_document)
     client = signed_in(manager_a)
     page = client.get(f"/admin/stores/layoutversion/{layout.pk}/change/").content.decode()
     counts = page[page.index('id="layout-counts"') :]
@@ -312,8 +318,7 @@ def test_the_layout_page_reads_out_the_layout_and_offers_its_document(
 def test_another_tenants_layout_is_neither_shown_nor_downloaded(
     manager_a: User, store_b: Store, layout_document: dict, api_b
 ) -> None:
-    api_b.put("/api/v1/stores/S1/layout", layout_document, format="json")
-    layout = LayoutVersion.unscoped.get(store=store_b)
+    layout = _published(api_b, store_b, layout_document)
     client = signed_in(manager_a)
     assert client.get(f"/admin/stores/layoutversion/{layout.pk}/document.json").status_code == 404
     assert 'id="layout-zones"' not in client.get(f"/admin/stores/layoutversion/{layout.pk}/change/").content.decode()
