@@ -43,17 +43,25 @@ STORE = StoreModel([Layout(datetime(2026, 1, 1, tzinfo=UTC), BINS)], PRODUCTS)
 
 
 class Script:
-    """Builds a store's events second by second; `present` are shoppers in the store from 0 to 100 s."""
+    """Builds a store's events second by second; `present` are shoppers in the store from 0 to `until` s."""
 
-    def __init__(self, *present: str) -> None:
+    def __init__(self, *present: str, until: float = 100) -> None:
         self.events: list[dict[str, Any]] = []
         for session in present:
-            self.visit(session, 0, 100)
+            self.visit(session, 0, until)
 
     def add(self, second: float, kind: str, **fields: Any) -> str:
         event_id = f"e{len(self.events) + 1}"
         self.events.append({"id": event_id, "type": kind, "_ts": T0 + timedelta(seconds=second), **fields})
         return event_id
+
+    @classmethod
+    def arriving(cls, shoppers: int, *, every: float, stay: float) -> Script:
+        """Shoppers V0, V1, … entering `every` seconds apart, each staying `stay` seconds."""
+        s = cls()
+        for n in range(shoppers):
+            s.visit(f"V{n}", n * every, n * every + stay)
+        return s
 
     def visit(self, session: str, enter: float, leave: float, *, group: str | None = None) -> None:
         extra = {"group": group} if group else {}
@@ -89,6 +97,11 @@ def texts(cart) -> tuple[str, ...]:
 
 def items(cart) -> dict[str, int]:
     return {line.sku: line.qty for line in cart.lines}
+
+
+def decided(s: Script) -> dict[str, tuple[dict[str, int], str]]:
+    """Each visit's cart as (items, decision)."""
+    return {session: (items(cart), cart.decision) for session, cart in s.carts().items()}
 
 
 def test_a_pick_confirmed_by_the_scale_is_charged_with_its_evidence() -> None:
@@ -284,9 +297,7 @@ def _delivered_out_of_order(
 
 def _busy_store(seed: int) -> list[dict[str, Any]]:
     rng = random.Random(seed)
-    s = Script()
-    for n in range(6):
-        s.visit(f"V{n}", n * 10, n * 10 + 200)
+    s = Script.arriving(6, every=10, stay=200)
     for second in range(5, 190, 7):
         session = f"V{rng.randrange(6)}"
         bin_ = rng.choice(list(BINS))
@@ -357,9 +368,7 @@ def test_a_hesitant_take_is_settled_by_a_later_sure_put_back_of_that_product() -
     s.weigh(11, "B-COLA", -690)
     s.put_back(40, "A", "B-COLA")  # only someone holding a cola can put one back: A took those two
     s.weigh(41, "B-COLA", 345)
-    carts = s.carts()
-    assert (items(carts["A"]), carts["A"].decision) == ({"COLA": 1}, "charge")
-    assert (items(carts["B"]), carts["B"].decision) == ({}, "charge")
+    assert decided(s) == {"A": ({"COLA": 1}, "charge"), "B": ({}, "charge")}
 
 
 def test_a_hesitant_take_stays_with_a_person_when_the_put_back_could_explain_two_takes() -> None:
@@ -383,9 +392,7 @@ def test_a_hesitant_put_back_belongs_to_the_only_candidate_holding_what_came_bac
     s.weigh(16, "B-CHIPS", -160)
     s.put_back(40, "B", "B-COLA", confidence=0.55, alternatives=[{"session": "A", "confidence": 0.45}])
     s.weigh(41, "B-COLA", 344)
-    carts = s.carts()
-    assert (items(carts["A"]), carts["A"].decision) == ({"CHIPS": 1}, "charge")
-    assert (items(carts["B"]), carts["B"].decision) == ({}, "charge")
+    assert decided(s) == {"A": ({"CHIPS": 1}, "charge"), "B": ({}, "charge")}
 
 
 def test_a_hesitant_put_back_two_holders_could_have_made_asks_about_the_one_left_paying() -> None:
@@ -415,9 +422,7 @@ def test_an_unseen_take_is_settled_by_a_later_sure_put_back_of_that_product() ->
     s.weigh(20, "B-CHIPS", -161)
     s.put_back(50, "B", "B-CHIPS")
     s.weigh(51, "B-CHIPS", 160)
-    carts = s.carts()
-    assert (items(carts["A"]), carts["A"].decision) == ({}, "charge")
-    assert (items(carts["B"]), carts["B"].decision) == ({}, "charge")
+    assert decided(s) == {"A": ({}, "charge"), "B": ({}, "charge")}
 
 
 def test_an_unseen_put_back_is_credited_to_the_only_shopper_holding_that_product() -> None:
@@ -427,9 +432,7 @@ def test_an_unseen_put_back_is_credited_to_the_only_shopper_holding_that_product
     s.pick(12, "B", "B-CHIPS")
     s.weigh(13, "B-CHIPS", -160)
     s.weigh(40, "B-COLA", 322)  # one cola back, weighed a little light, no camera saw it
-    carts = s.carts()
-    assert (items(carts["A"]), carts["A"].decision) == ({"COLA": 1}, "charge")
-    assert (items(carts["B"]), carts["B"].decision) == ({"CHIPS": 1}, "charge")
+    assert decided(s) == {"A": ({"COLA": 1}, "charge"), "B": ({"CHIPS": 1}, "charge")}
 
 
 def test_an_unseen_put_back_two_holders_could_have_made_is_asked() -> None:
@@ -445,9 +448,7 @@ def test_an_unseen_put_back_two_holders_could_have_made_is_asked() -> None:
 def _store_with_returns(seed: int) -> list[dict[str, Any]]:
     """A busy store with hesitant takes and put-backs, unseen takes and put-backs, and shoppers coming and going."""
     rng = random.Random(seed)
-    s = Script()
-    for n in range(5):
-        s.visit(f"V{n}", n * 15, n * 15 + 150)
+    s = Script.arriving(5, every=15, stay=150)
     for second in range(5, 200, 6):
         session = f"V{rng.randrange(5)}"
         bin_ = rng.choice(["B-COLA", "B-CHIPS", "B-GUM"])
@@ -893,8 +894,7 @@ def test_a_decided_visit_checks_its_risk_only_when_nothing_but_its_risk_kept_it_
 
 
 def test_the_scales_rise_after_staff_restock_a_bin_is_stock_not_a_put_back() -> None:
-    s = Script()
-    s.visit("A", 0, 300)
+    s = Script("A", until=300)
     s.pick(10, "A", "B-COLA", qty=2)
     s.weigh(11, "B-COLA", -690)
     s.add(100, "shelf.restocked", bin="B-COLA", device="STAFF-1", qty=6)
@@ -904,8 +904,7 @@ def test_the_scales_rise_after_staff_restock_a_bin_is_stock_not_a_put_back() -> 
 
 
 def test_a_rise_beyond_what_staff_restocked_is_still_a_put_back() -> None:
-    s = Script()
-    s.visit("A", 0, 300)
+    s = Script("A", until=300)
     s.pick(10, "A", "B-COLA", qty=2)
     s.weigh(11, "B-COLA", -690)
     s.add(100, "shelf.restocked", bin="B-COLA", device="STAFF-1", qty=3)
