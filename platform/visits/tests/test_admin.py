@@ -171,10 +171,9 @@ def test_the_queue_lists_only_visits_needing_review_oldest_first(manager_a: User
 def test_another_tenants_visits_are_not_listed_nor_opened(
     manager_a: User,
     priced_store: Store,  # noqa: F811
-    make_store_with_layout: Callable[..., Store],
-    tenant_b: Tenant,
+    bravo_store: Store,
 ) -> None:
-    theirs = _visit(make_store_with_layout(tenant_b, code="B1"), "THEIRS")
+    theirs = _visit(bravo_store, "THEIRS")
     client = signed_in(manager_a)
     assert "THEIRS" not in client.get(QUEUE, {"status": "all"}).content.decode()
     assert client.get(f"{QUEUE}{theirs.pk}/change/").status_code == 404
@@ -349,10 +348,9 @@ def test_a_decided_visit_cannot_be_decided_again(manager_a: User, waiting: Visit
 def test_the_dashboard_shows_the_queue_and_review_figures_per_store(
     manager_a: User,
     priced_store: Store,  # noqa: F811
-    make_store_with_layout: Callable[..., Store],
-    tenant_b: Tenant,
+    bravo_store: Store,
 ) -> None:
-    _visit(make_store_with_layout(tenant_b, code="B1"), "THEIRS", exited=timezone.now() - timedelta(hours=5))
+    _visit(bravo_store, "THEIRS", exited=timezone.now() - timedelta(hours=5))
     now = timezone.now()
     for number in range(6):
         _visit(priced_store, f"OK{number}", status="charged", exited=now - timedelta(days=1, minutes=number))

@@ -111,11 +111,10 @@ def test_a_store_without_calibration_shows_where_every_store_starts(manager_a: U
 def test_another_tenants_calibration_is_404_and_cannot_be_learnt(
     manager_a: User,
     calibrated: Store,
-    make_store_with_layout: Callable[..., Store],
-    tenant_b: Tenant,
+    bravo_store: Store,
     manager_b: User,
 ) -> None:
-    theirs = make_store_with_layout(tenant_b, code="B1")
+    theirs = bravo_store
     client = signed_in(manager_a)
     assert client.get(PAGE.format(theirs.pk)).status_code == 404
     assert client.post(LEARN.format(theirs.pk)).status_code == 404

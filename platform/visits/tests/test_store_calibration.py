@@ -249,11 +249,10 @@ def test_the_learning_task_learns_once_per_request(priced_store: Store, manager_
 
 def test_the_nightly_job_picks_stores_with_reviews_since_their_latest_calibration(
     priced_store: Store,  # noqa: F811
-    make_store_with_layout: Callable[..., Store],
-    tenant_b: Tenant,
+    bravo_store: Store,
     manager_a: User,
 ) -> None:
-    quiet = make_store_with_layout(tenant_b, code="B1")
+    quiet = bravo_store
     for store, session in ((priced_store, "A"), (quiet, "Z")):
         visit = Visit.unscoped.create(tenant_id=store.tenant_id, store=store, session=session, status="charged")
         review_decision(visit, reviewer=manager_a, action="void", at=timezone.now() - timedelta(hours=2))
