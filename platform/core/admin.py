@@ -213,3 +213,13 @@ class TenantModelAdmin(AuditedAdmin):
             if self.quota is not None:
                 quota_require_room(tenant=obj.tenant, name=self.quota)
         super().save_model(request, obj, form, change)
+
+
+class DecisionQueueAdmin(ReadOnlyMixin, TenantModelAdmin):
+    """A queue of rows a person decides (visits in review, disputes): nobody edits a row, a person who may write
+    decides it on the row's own page."""
+
+    list_per_page = 50
+
+    def may_decide(self, request: HttpRequest) -> bool:
+        return self._may_write(request)

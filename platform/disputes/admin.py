@@ -22,7 +22,7 @@ from unfold.decorators import display
 
 from billing.payments.refunds import units_refunded
 from catalog.currencies import format_money
-from core.admin import ALL_STATUSES, QueueStatusFilter, ReadOnlyMixin, TenantModelAdmin
+from core.admin import ALL_STATUSES, DecisionQueueAdmin, QueueStatusFilter
 from core.admin_sites import licensee_site
 from core.formatting import format_duration, format_moment
 from disputes import services
@@ -63,17 +63,13 @@ def _units_asked(request: HttpRequest, dispute: Dispute) -> tuple[dict[str, int]
 
 
 @admin.register(Dispute, site=licensee_site)
-class DisputeAdmin(ReadOnlyMixin, TenantModelAdmin):
+class DisputeAdmin(DecisionQueueAdmin):
     list_display = ["opened", "session", "store", "status_label", "asked_amount", "lines_text", "reason", "due"]
     list_display_links = ["opened"]
     list_filter = [DisputeStatusFilter, "store"]
     search_fields = ["visit__session"]
-    list_per_page = 50
     list_before_template = "admin/disputes/dispute/list_before.html"
     decide_template = "admin/disputes/dispute/decide.html"
-
-    def may_decide(self, request: HttpRequest) -> bool:
-        return self._may_write(request)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Dispute]:
         return super().get_queryset(request).select_related("store", "visit").prefetch_related("lines")

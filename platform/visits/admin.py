@@ -30,7 +30,7 @@ from unfold.decorators import display
 from billing.payments.holds import hold_lapse_of_visit, hold_lapses_at
 from catalog import currencies
 from catalog.models import Product
-from core.admin import ALL_STATUSES, QueueStatusFilter, ReadOnlyMixin, TenantModelAdmin, admin_pages
+from core.admin import ALL_STATUSES, DecisionQueueAdmin, QueueStatusFilter, ReadOnlyMixin, TenantModelAdmin, admin_pages
 from core.admin_sites import licensee_site
 from core.formatting import format_duration, format_moment, format_share
 from core.tasks import enqueue_on_commit
@@ -416,17 +416,13 @@ def _read_lines(request: HttpRequest) -> tuple[list[FormLine], list[dict[str, An
 
 
 @admin.register(Visit, site=licensee_site)
-class VisitAdmin(ReadOnlyMixin, TenantModelAdmin):
+class VisitAdmin(DecisionQueueAdmin):
     list_display = ["session", "store", "status_label", "age", "line_count", "total_amount", "reasons_short"]
     list_display_links = ["session"]
     list_filter = [VisitStatusFilter, "store"]
     search_fields = ["session"]
-    list_per_page = 50
     list_before_template = "admin/visits/visit/list_before.html"
     review_template = "admin/visits/visit/review.html"
-
-    def may_decide(self, request: HttpRequest) -> bool:
-        return self._may_write(request)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Visit]:
         reviewed = Exists(ReviewDecision.objects.filter(visit=OuterRef("pk")))
