@@ -150,5 +150,5 @@ def test_a_manager_refunds_part_of_a_dispute_once_through_stripe(
 
 def test_the_evidence_timeline_names_the_stores_clock_as_people_do(manager_a: User, disputed: Dispute) -> None:
     Store.unscoped.filter(pk=disputed.store_id).update(timezone="America/New_York")
-    body = _login(manager_a).get(f"{QUEUE}{disputed.pk}/change/").content.decode()
+    body = signed_in(manager_a).get(f"{QUEUE}{disputed.pk}/change/").content.decode()
     assert re.search(r"times in New York time \(E[SD]T\)", body) and "America/New_York" not in body

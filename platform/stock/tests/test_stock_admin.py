@@ -57,7 +57,7 @@ def test_the_stock_pages_name_the_stores_clock_as_people_do(
 ) -> None:
     store = make_store_with_layout(tenant_a)
     Store.unscoped.filter(pk=store.pk).update(timezone="America/New_York")
-    client = _client(manager_a)
+    client = signed_in(manager_a)
     base = f"/admin/stock/stockcount/store/{store.pk}/"
     period = {"from": "2026-03-02", "to": "2026-03-03"}
     pages = {
