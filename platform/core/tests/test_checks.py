@@ -6,12 +6,16 @@ import os
 import secrets
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
+
+import pytest
 
 from core.checks import SECRET_SETTINGS, is_published, published_secrets
 
 ROOT = Path(__file__).resolve().parents[3]
 ENV_EXAMPLE = ROOT / "deploy" / "env.example"
+Done = subprocess.CompletedProcess[str]
 
 
 def _env_example() -> dict[str, str]:
@@ -19,23 +23,20 @@ def _env_example() -> dict[str, str]:
     return dict(line.split("=", 1) for line in lines if line and not line.startswith("#"))
 
 
-def _check_deploy(environment: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    """`manage.py check --deploy` in a process of its own, with only this environment (and the paths)."""
-    env = {
-        **{name: os.environ[name] for name in ("PATH", "HOME") if name in os.environ},
-        "PYTHONPATH": f"{ROOT}:{ROOT / 'platform'}",
-        "DJANGO_SETTINGS_MODULE": "config.settings",
-        **environment,
-    }
-    return subprocess.run(
-        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "ERROR"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+@pytest.fixture
+def check_deploy(run_in_checkout: Callable[..., Done]) -> Callable[[dict[str, str]], Done]:
+    """`manage.py check --deploy` in a process of its own, with only the environment given (and the paths)."""
+
+    def check(environment: dict[str, str]) -> Done:
+        env = {
+            **{name: os.environ[name] for name in ("PATH", "HOME") if name in os.environ},
+            "PYTHONPATH": f"{ROOT}:{ROOT / 'platform'}",
+            "DJANGO_SETTINGS_MODULE": "config.settings",
+            **environment,
+        }
+        return run_in_checkout([sys.executable, "manage.py", "check", "--deploy", "--fail-level", "ERROR"], env=env)
+
+    return check
 
 
 def _strong() -> str:
@@ -55,8 +56,10 @@ def _production(**overrides: str) -> dict[str, str]:
     }
 
 
-def test_env_example_as_it_stands_fails_the_production_check_naming_every_published_secret() -> None:
-    done = _check_deploy(_env_example())
+def test_env_example_as_it_stands_fails_the_production_check_naming_every_published_secret(
+    check_deploy: Callable[[dict[str, str]], Done],
+) -> None:
+    done = check_deploy(_env_example())
     assert done.returncode != 0
     for name in (
         "SECRET_KEY",
@@ -70,17 +73,17 @@ def test_env_example_as_it_stands_fails_the_production_check_naming_every_publis
     assert done.stderr.count("openaisle.E001") == 6
 
 
-def test_the_settings_defaults_fail_it_and_new_secrets_pass_it() -> None:
+def test_the_settings_defaults_fail_it_and_new_secrets_pass_it(check_deploy: Callable[[dict[str, str]], Done]) -> None:
     defaults = _production()
     for name in ("STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET"):
         del defaults[name]
-    done = _check_deploy(defaults)
+    done = check_deploy(defaults)
     assert done.returncode != 0
     assert "(openaisle.E001) STRIPE_SECRET_KEY" in done.stderr
     assert "(openaisle.E001) STRIPE_WEBHOOK_SECRET" in done.stderr
     assert done.stderr.count("openaisle.E001") == 2
 
-    passed = _check_deploy(_production())
+    passed = check_deploy(_production())
     assert passed.returncode == 0, passed.stderr
     assert "openaisle.E001" not in passed.stderr + passed.stdout
 

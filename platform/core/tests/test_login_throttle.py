@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -140,7 +141,9 @@ def test_behind_a_declared_proxy_the_forwarded_address_is_locked(settings, manag
     assert _sign_in(again, "/admin/", manager_a.username, PASSWORD, HTTP_X_FORWARDED_FOR="1.2.3.4").status_code == 429
 
 
-def test_limit_cool_off_and_proxies_come_from_the_environment() -> None:
+def test_limit_cool_off_and_proxies_come_from_the_environment(
+    run_in_checkout: Callable[..., subprocess.CompletedProcess[str]],
+) -> None:
     names = "s.AXES_FAILURE_LIMIT, s.AXES_COOLOFF_TIME, s.LOGIN_PROXY_COUNT"
     code = f"from django.conf import settings as s; print({names})"
     env = {
@@ -150,14 +153,6 @@ def test_limit_cool_off_and_proxies_come_from_the_environment() -> None:
         "LOGIN_COOLOFF_MINUTES": "60",
         "LOGIN_PROXY_COUNT": "1",
     }
-    done = subprocess.run(
-        [sys.executable, "manage.py", "shell", "--no-imports", "-c", code],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    done = run_in_checkout([sys.executable, "manage.py", "shell", "--no-imports", "-c", code], env=env)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["3", "1:00:00", "1"]
