@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
+import pytest
 from django.contrib.auth.models import User
 
 from conftest import signed_in
@@ -14,48 +15,45 @@ from stores.models import Store
 from tenants.models import Membership, Tenant
 
 
-def test_another_tenants_store_pages_are_not_found(
-    manager_b: User, tenant_a: Tenant, make_store_with_layout: Callable[..., Store]
-) -> None:
-    store = make_store_with_layout(tenant_a)
+@pytest.fixture
+def store(make_store_with_layout: Callable[..., Store], tenant_a: Tenant) -> Store:
+    return make_store_with_layout(tenant_a)
+
+
+def _no_take_recorded(store: Store) -> bool:
+    with tenancy.tenant_scope(store.tenant_id):
+        return not StockCount.objects.exists()
+
+
+def test_another_tenants_store_pages_are_not_found(manager_b: User, store: Store) -> None:
     client = signed_in(manager_b)
     assert client.get(f"/admin/stock/stockcount/store/{store.pk}/").status_code == 404
     answer = client.post(f"/admin/stock/stockcount/store/{store.pk}/take/", {"bin:F01-B01": "3"})
     assert answer.status_code == 404
-    with tenancy.tenant_scope(tenant_a.pk):
-        assert not StockCount.objects.exists()
+    assert _no_take_recorded(store)
 
 
 def test_a_viewer_reads_the_stock_but_records_no_take(
-    make_member: Callable[..., User], tenant_a: Tenant, make_store_with_layout: Callable[..., Store]
+    make_member: Callable[..., User], tenant_a: Tenant, store: Store
 ) -> None:
-    store = make_store_with_layout(tenant_a)
     client = signed_in(make_member("vera@alpha.test", tenant_a, role=Membership.Role.VIEWER))
     page = client.get(f"/admin/stock/stockcount/store/{store.pk}/")
     assert page.status_code == 200
     assert b"Record a stock take" not in page.content
     assert client.post(f"/admin/stock/stockcount/store/{store.pk}/take/", {"bin:F01-B01": "3"}).status_code == 403
-    with tenancy.tenant_scope(tenant_a.pk):
-        assert not StockCount.objects.exists()
+    assert _no_take_recorded(store)
 
 
-def test_a_take_with_a_bad_time_is_refused_whole(
-    manager_a: User, make_store_with_layout: Callable[..., Store], tenant_a: Tenant
-) -> None:
-    store = make_store_with_layout(tenant_a)
+def test_a_take_with_a_bad_time_is_refused_whole(manager_a: User, store: Store) -> None:
     answer = signed_in(manager_a).post(
         f"/admin/stock/stockcount/store/{store.pk}/take/", {"counted_at": "soon", "bin:F01-B01": "3"}
     )
     assert answer.status_code == 200
     assert b"Counted at: a time like" in answer.content
-    with tenancy.tenant_scope(tenant_a.pk):
-        assert not StockCount.objects.exists()
+    assert _no_take_recorded(store)
 
 
-def test_the_stock_pages_name_the_stores_clock_as_people_do(
-    manager_a: User, make_store_with_layout: Callable[..., Store], tenant_a: Tenant
-) -> None:
-    store = make_store_with_layout(tenant_a)
+def test_the_stock_pages_name_the_stores_clock_as_people_do(manager_a: User, store: Store) -> None:
     Store.unscoped.filter(pk=store.pk).update(timezone="America/New_York")
     client = signed_in(manager_a)
     base = f"/admin/stock/stockcount/store/{store.pk}/"
