@@ -175,6 +175,12 @@ def manager_a(make_member: Callable[..., User], tenant_a: Tenant) -> User:
 
 
 @pytest.fixture
+def viewer_a(make_member: Callable[..., User], tenant_a: Tenant) -> User:
+    """A member of tenant A who may read but not write."""
+    return make_member("vic@alpha.test", tenant_a, role=Membership.Role.VIEWER)
+
+
+@pytest.fixture
 def manager_b(make_member: Callable[..., User], tenant_b: Tenant) -> User:
     return make_member("bob@bravo.test", tenant_b)
 

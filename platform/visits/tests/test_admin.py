@@ -313,10 +313,8 @@ def test_a_cart_that_changed_meanwhile_is_not_decided(manager_a: User, waiting: 
     assert not ReviewDecision.unscoped.exists()
 
 
-def test_a_viewer_sees_the_page_but_cannot_decide(
-    make_member: Callable[..., User], tenant_a: Tenant, waiting: Visit
-) -> None:
-    viewer = signed_in(make_member("vic@alpha.test", tenant_a, role=Membership.Role.VIEWER))
+def test_a_viewer_sees_the_page_but_cannot_decide(viewer_a: User, waiting: Visit) -> None:
+    viewer = signed_in(viewer_a)
 
     page = viewer.get(f"{QUEUE}{waiting.pk}/change/")
 
