@@ -24,13 +24,6 @@ PASSWORD = "correct-horse-battery-staple"
 ROOT = Path(__file__).resolve().parent
 
 
-def signed_in(user: User) -> Client:
-    """A browser session of `user`, signed in with the suite's password."""
-    client = Client()
-    assert client.login(username=user.get_username(), password=PASSWORD)
-    return client
-
-
 @pytest.fixture(scope="session", autouse=True)
 def _cache_of_earlier_runs_dropped() -> None:
     """The cache (Redis) outlives the test database, whose ids start again at 1 every run: drop what earlier runs

@@ -17,7 +17,7 @@ from catalog.importing import COLUMNS, open_source, parse_catalog
 from catalog.models import CatalogImport, Product, ProductPrice
 from catalog.sample import sample_catalog_rows
 from catalog.tests.helpers import CHIPS, COLA, WATER, csv_bytes
-from conftest import signed_in
+from conftest import logged_in
 from core.tenancy import tenant_scope
 from tenants.audit import Actor
 from tenants.models import AuditEntry, Tenant
@@ -26,7 +26,7 @@ IMPORT_PAGE = "/admin/catalog/product/import/"
 
 
 def test_manager_imports_a_csv_and_sees_the_result(manager_a: User, tenant_a: Tenant) -> None:
-    client = signed_in(manager_a)
+    client = logged_in(manager_a)
     page = client.get("/admin/catalog/product/")
     assert page.status_code == 200
     assert IMPORT_PAGE in page.content.decode()
@@ -52,7 +52,7 @@ def test_manager_imports_a_csv_and_sees_the_result(manager_a: User, tenant_a: Te
 
 
 def test_a_manager_back_fills_prices_from_a_past_instant(manager_a: User, tenant_a: Tenant) -> None:
-    client = signed_in(manager_a)
+    client = logged_in(manager_a)
     assert "Prices apply from" in client.get(IMPORT_PAGE).content.decode()
     future = (timezone.now() + timedelta(days=1)).strftime("%Y-%m-%d %H:%M")
     for value, says in [("next tuesday", "Enter a valid date/time"), (future, "future")]:
@@ -74,7 +74,7 @@ def test_a_manager_back_fills_prices_from_a_past_instant(manager_a: User, tenant
 def test_bad_rows_are_listed_and_nothing_is_imported_unless_good_rows_are_kept(
     manager_a: User, tenant_a: Tenant
 ) -> None:
-    client = signed_in(manager_a)
+    client = logged_in(manager_a)
     data = csv_bytes([COLA, {**WATER, "price": "0.999"}, {**CHIPS, "currency": "XYZ"}])
     response = client.post(IMPORT_PAGE, {"file": SimpleUploadedFile("catalog.csv", data)}, follow=True)
     body = response.content.decode()
@@ -94,7 +94,7 @@ def test_a_large_file_runs_in_the_background_with_a_progress_page(
     manager_a: User, tenant_a: Tenant, settings, django_capture_on_commit_callbacks
 ) -> None:
     settings.CATALOG_IMPORT_BACKGROUND_BYTES = 100
-    client = signed_in(manager_a)
+    client = logged_in(manager_a)
     data = csv_bytes(sample_catalog_rows(count=40))
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         response = client.post(IMPORT_PAGE, {"file": SimpleUploadedFile("big.csv", data)})
@@ -114,7 +114,7 @@ def test_a_large_file_runs_in_the_background_with_a_progress_page(
 
 
 def test_viewer_sees_the_catalog_but_cannot_import(viewer_a: User, tenant_a: Tenant, manager_a: User) -> None:
-    client = signed_in(viewer_a)
+    client = logged_in(viewer_a)
     page = client.get("/admin/catalog/product/")
     assert page.status_code == 200
     assert IMPORT_PAGE not in page.content.decode()
@@ -127,7 +127,7 @@ def test_viewer_sees_the_catalog_but_cannot_import(viewer_a: User, tenant_a: Ten
 
 def test_another_tenants_import_does_not_open(manager_a: User, tenant_b: Tenant) -> None:
     result = services.catalog_import(actor=Actor.system(), tenant=tenant_b, rows=[COLA])
-    client = signed_in(manager_a)
+    client = logged_in(manager_a)
     assert client.get(f"/admin/catalog/catalogimport/{result.import_id}/change/").status_code == 404
     assert client.get(f"/admin/catalog/catalogimport/{result.import_id}/status/").status_code == 404
     assert "COLA-330" not in client.get("/admin/catalog/product/").content.decode()
@@ -146,7 +146,7 @@ def _import_rows(tenant: Tenant) -> None:
 def test_export_csv_reimports_as_all_unchanged(manager_a: User, tenant_a: Tenant, tenant_b: Tenant) -> None:
     _import_rows(tenant_a)
     services.catalog_import(actor=Actor.system(), tenant=tenant_b, rows=[{**COLA, "sku": "BRAVO-ONLY"}])
-    client = signed_in(manager_a)
+    client = logged_in(manager_a)
     response = client.get("/admin/catalog/product/export-csv/")
     assert response.status_code == 200
     assert response["Content-Type"].startswith("text/csv")
@@ -171,7 +171,7 @@ def test_export_csv_reimports_as_all_unchanged(manager_a: User, tenant_a: Tenant
 
 def test_export_xlsx_reimports_as_all_unchanged_and_writes_no_formulas(manager_a: User, tenant_a: Tenant) -> None:
     _import_rows(tenant_a)
-    client = signed_in(manager_a)
+    client = logged_in(manager_a)
     response = client.get("/admin/catalog/product/export-xlsx/")
     assert response.status_code == 200
     assert response["Content-Type"] == "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -195,7 +195,7 @@ def test_export_xlsx_reimports_as_all_unchanged_and_writes_no_formulas(manager_a
 
 def test_import_history_is_read_only(manager_a: User, tenant_a: Tenant) -> None:
     services.catalog_import(actor=Actor.system(), tenant=tenant_a, rows=[COLA])
-    client = signed_in(manager_a)
+    client = logged_in(manager_a)
     listing = client.get("/admin/catalog/catalogimport/")
     assert listing.status_code == 200
     assert "JSON rows" in listing.content.decode()
@@ -225,7 +225,7 @@ def _product_form(product: Product, **overrides: str) -> dict[str, str]:
 
 def test_barcodes_are_typed_as_text_one_per_line_or_with_commas(manager_a: User, tenant_a: Tenant) -> None:
     product = _imported(tenant_a)
-    client = signed_in(manager_a)
+    client = logged_in(manager_a)
     url = f"/admin/catalog/product/{product.pk}/change/"
     page = client.get(url).content.decode()
     assert ">5000112637922</textarea>" in page and '["5000112637922"]' not in page
@@ -239,7 +239,7 @@ def test_barcodes_are_typed_as_text_one_per_line_or_with_commas(manager_a: User,
 
 def test_a_wrong_barcode_is_a_form_error_and_changes_nothing(manager_a: User, tenant_a: Tenant) -> None:
     product = _imported(tenant_a)
-    response = signed_in(manager_a).post(
+    response = logged_in(manager_a).post(
         f"/admin/catalog/product/{product.pk}/change/",
         _product_form(product, name="Renamed", barcodes="96385074, 96385075, 12ab"),
     )
@@ -253,7 +253,7 @@ def test_a_wrong_barcode_is_a_form_error_and_changes_nothing(manager_a: User, te
 
 def test_another_tenants_product_cannot_be_changed(manager_a: User, tenant_b: Tenant) -> None:
     product = _imported(tenant_b)
-    client = signed_in(manager_a)
+    client = logged_in(manager_a)
     url = f"/admin/catalog/product/{product.pk}/change/"
     assert client.get(url).status_code == 302, "as for a missing product"
     client.post(url, _product_form(product, barcodes="96385074"))
@@ -262,7 +262,7 @@ def test_another_tenants_product_cannot_be_changed(manager_a: User, tenant_b: Te
 
 
 def test_the_import_page_offers_an_example_file_that_imports_cleanly(manager_a: User, tenant_a: Tenant) -> None:
-    client = signed_in(manager_a)
+    client = logged_in(manager_a)
     page = client.get(IMPORT_PAGE).content.decode()
     assert 'href="/docs/catalog.md"' in page and 'href="/admin/catalog/product/import/example.csv"' in page
     example = client.get("/admin/catalog/product/import/example.csv")

@@ -61,9 +61,9 @@ def test_forty_wrong_passwords_lock_the_account_at_that_address_until_the_cool_o
     # Once the cool-off has passed since the last try, the right password works again and clears the count.
     AccessAttempt.objects.update(attempt_time=AccessAttempt.objects.get().attempt_time - settings.AXES_COOLOFF_TIME)
     assert AccessAttempt.objects.get(ip_address="203.0.113.7").failures_since_start == 41
-    signed_in = _sign_in(attacker, site, user.username, PASSWORD)
-    assert signed_in.status_code == 302
-    assert signed_in["Location"] == site
+    logged_in = _sign_in(attacker, site, user.username, PASSWORD)
+    assert logged_in.status_code == 302
+    assert logged_in["Location"] == site
     assert _signed_in(attacker)
     assert not AccessAttempt.objects.filter(username=user.username).exists()
 

@@ -12,7 +12,7 @@ from django.contrib.auth.models import User
 from django.utils import timezone
 
 from billing.payments.tests.support import settle_payment, stripe_records
-from conftest import signed_in
+from conftest import logged_in
 from core import tenancy
 from disputes import services
 from disputes.models import Dispute
@@ -50,7 +50,7 @@ def test_the_queue_lists_waiting_disputes_nearest_deadline_first_beside_the_revi
 ) -> None:
     Dispute.unscoped.filter(pk=disputed.pk).update(deadline=timezone.now() + timedelta(hours=5, minutes=10))
 
-    page = signed_in(manager_a).get(QUEUE).content.decode()
+    page = logged_in(manager_a).get(QUEUE).content.decode()
 
     assert "1 dispute waiting for a person" in page and "the nearest deadline in 5 h" in page
     assert "1 × SKU-001" in page and "Waiting for a person" in page
@@ -59,7 +59,7 @@ def test_the_queue_lists_waiting_disputes_nearest_deadline_first_beside_the_revi
     assert f"{opened.day} {opened:%b %Y %H:%M %Z}" in row and disputed.visit.session in row
     assert f"#{disputed.pk}" not in row  # our row number means nothing to the store
     assert 'id="queue-review"' in page and 'id="queue-disputes"' in page
-    review = signed_in(manager_a).get("/admin/visits/visit/").content.decode()
+    review = logged_in(manager_a).get("/admin/visits/visit/").content.decode()
     tabs = review[review.index('id="queue-tabs"') : review.index("</nav>", review.index('id="queue-tabs"'))]
     assert "Dispute queue" in tabs and "/admin/disputes/dispute/" in tabs
 
@@ -67,7 +67,7 @@ def test_the_queue_lists_waiting_disputes_nearest_deadline_first_beside_the_revi
 def test_the_dispute_page_shows_the_claim_the_deadline_and_the_visits_evidence(
     manager_a: User, disputed: Dispute
 ) -> None:
-    page = signed_in(manager_a).get(f"{QUEUE}{disputed.pk}/change/")
+    page = logged_in(manager_a).get(f"{QUEUE}{disputed.pk}/change/")
 
     assert page.status_code == 200
     body = page.content.decode()
@@ -86,7 +86,7 @@ def test_the_dispute_page_shows_the_claim_the_deadline_and_the_visits_evidence(
 
 
 def test_rejecting_needs_a_reason_and_then_tells_it(manager_a: User, disputed: Dispute) -> None:
-    client = signed_in(manager_a)
+    client = logged_in(manager_a)
     url = f"{QUEUE}{disputed.pk}/change/"
 
     refused = client.post(url, {"action": "reject", "reason": " ", "refund-SKU-001": "1"})
@@ -104,7 +104,7 @@ def test_rejecting_needs_a_reason_and_then_tells_it(manager_a: User, disputed: D
 
 
 def test_a_viewer_sees_a_dispute_but_cannot_decide(viewer_a: User, disputed: Dispute) -> None:
-    viewer = signed_in(viewer_a)
+    viewer = logged_in(viewer_a)
 
     assert 'id="dispute-form"' not in viewer.get(f"{QUEUE}{disputed.pk}/change/").content.decode()
     assert viewer.post(f"{QUEUE}{disputed.pk}/change/", {"action": "reject", "reason": "no"}).status_code == 403
@@ -112,7 +112,7 @@ def test_a_viewer_sees_a_dispute_but_cannot_decide(viewer_a: User, disputed: Dis
 
 
 def test_another_tenants_dispute_is_not_listed_nor_opened_nor_decided(manager_b: User, disputed: Dispute) -> None:
-    client = signed_in(manager_b)
+    client = logged_in(manager_b)
 
     assert f"{QUEUE}{disputed.pk}/change/" not in client.get(QUEUE, {"status": "all"}).content.decode()
     assert client.get(f"{QUEUE}{disputed.pk}/change/").status_code == 404
@@ -125,11 +125,11 @@ def test_a_manager_refunds_part_of_a_dispute_once_through_stripe(
 ) -> None:
     visit = charged_visit(store_a)
     by_policy = _dispute(visit, "COLA", qty=2)
-    page = signed_in(manager_a).get(f"{QUEUE}{by_policy.pk}/change/").content.decode()
+    page = logged_in(manager_a).get(f"{QUEUE}{by_policy.pk}/change/").content.decode()
     assert "— by the store&#x27;s policy," in page and "by The" not in page
     Store.unscoped.filter(pk=store_a.pk).update(dispute_auto_refund_limit=0)
     dispute = _dispute(Visit.unscoped.select_related("store").get(pk=visit.pk), "WINE")
-    client = signed_in(manager_a)
+    client = logged_in(manager_a)
     url = f"{QUEUE}{dispute.pk}/change/"
 
     too_many = client.post(url, {"action": "refund", "refund-WINE": "2"})
@@ -147,5 +147,5 @@ def test_a_manager_refunds_part_of_a_dispute_once_through_stripe(
 
 def test_the_evidence_timeline_names_the_stores_clock_as_people_do(manager_a: User, disputed: Dispute) -> None:
     Store.unscoped.filter(pk=disputed.store_id).update(timezone="America/New_York")
-    body = signed_in(manager_a).get(f"{QUEUE}{disputed.pk}/change/").content.decode()
+    body = logged_in(manager_a).get(f"{QUEUE}{disputed.pk}/change/").content.decode()
     assert re.search(r"times in New York time \(E[SD]T\)", body) and "America/New_York" not in body

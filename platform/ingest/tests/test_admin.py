@@ -9,7 +9,7 @@ import pytest
 from django.contrib.auth.models import User
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from conftest import PASSWORD, signed_in
+from conftest import PASSWORD, logged_in
 from ingest.models import EventStream
 from ingest.tests.conftest import day_of_events, eventually, ndjson
 from stores.models import Store
@@ -22,7 +22,7 @@ def _file(body: bytes) -> SimpleUploadedFile:
 
 
 def test_manager_uploads_a_file_and_downloads_its_rejections(manager_a: User, store_a: Store) -> None:
-    client = signed_in(manager_a)
+    client = logged_in(manager_a)
     page = client.get("/admin/ingest/eventstream/upload/")
     assert page.status_code == 200
     events = day_of_events(store_a, visits=3)
@@ -47,7 +47,7 @@ def test_manager_uploads_a_file_and_downloads_its_rejections(manager_a: User, st
 
 
 def test_upload_needs_a_file_and_a_store_of_ones_own(manager_a: User, store_a: Store, store_b: Store) -> None:
-    client = signed_in(manager_a)
+    client = logged_in(manager_a)
     missing = client.post("/admin/ingest/eventstream/upload/", {"store": store_a.pk})
     assert missing.status_code == 200
     theirs = client.post("/admin/ingest/eventstream/upload/", {"store": store_b.pk, "file": _file(b"{}\n")})
@@ -60,7 +60,7 @@ def test_another_tenants_stream_is_not_shown(manager_a: User, api_b, store_b: St
     from ingest.tests.conftest import upload
 
     stream_id = upload(api_b, store_b.code, ndjson(day_of_events(store_b, visits=1))).json()["id"]
-    client = signed_in(manager_a)
+    client = logged_in(manager_a)
     assert client.get(f"/admin/ingest/eventstream/{stream_id}/progress/").status_code == 404
     assert client.get(f"/admin/ingest/eventstream/{stream_id}/rejections.csv").status_code == 404
     assert f"stream {stream_id} (" not in client.get("/admin/ingest/eventstream/").content.decode()
@@ -70,11 +70,11 @@ def test_another_tenants_stream_is_not_shown(manager_a: User, api_b, store_b: St
 
 def _login_operator_view(stream_id: int) -> str:
     operator = User.objects.create_user("ops@x.test", password=PASSWORD, is_staff=True, is_superuser=True)
-    return signed_in(operator).get("/ops/ingest/eventstream/").content.decode()
+    return logged_in(operator).get("/ops/ingest/eventstream/").content.decode()
 
 
 def test_a_viewer_cannot_upload(viewer_a: User, store_a: Store) -> None:
-    client = signed_in(viewer_a)
+    client = logged_in(viewer_a)
     response = client.post("/admin/ingest/eventstream/upload/", {"store": store_a.pk, "file": _file(b"{}\n")})
     assert response.status_code in (302, 403)
     assert not EventStream.unscoped.exists()
@@ -85,7 +85,7 @@ def test_operators_see_every_tenants_streams(operator: User, api_a, api_b, store
 
     upload(api_a, store_a.code, b"{}\n")
     upload(api_b, store_b.code, b"{}\n")
-    body = signed_in(operator).get("/ops/ingest/eventstream/").content.decode()
+    body = logged_in(operator).get("/ops/ingest/eventstream/").content.decode()
     assert "Alpha Markets" in body
     assert "Bravo Foods" in body
 
@@ -93,7 +93,7 @@ def test_operators_see_every_tenants_streams(operator: User, api_a, api_b, store
 def test_the_upload_page_offers_the_format_and_example_events_that_are_accepted(
     manager_a: User, store_a: Store, store_b: Store
 ) -> None:
-    client = signed_in(manager_a)
+    client = logged_in(manager_a)
     page = client.get("/admin/ingest/eventstream/upload/").content.decode()
     example_url = f"/admin/ingest/eventstream/example/{store_a.pk}.ndjson"
     assert 'href="/docs/event-stream.md"' in page and 'href="/api/v1/schema/event-stream.json"' in page

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from billing.invoicing import calculations as calc
 from billing.invoicing.tests.helpers import assign, make_plan, make_store
-from conftest import signed_in
+from conftest import logged_in
 from service_levels.tests.support import direct, make_visits
 from tenants.models import Tenant
 
@@ -53,7 +53,7 @@ def two_tenants(tenant_a: Tenant, tenant_b: Tenant) -> dict[str, list]:
 def test_a_manager_sees_their_stores_figures_and_the_promises_missed(
     two_tenants: dict[str, list], manager_a: User, manager_b: User
 ) -> None:
-    page = signed_in(manager_a).get(f"/admin/service_levels/servicelevel/?{PERIOD}").content.decode()
+    page = logged_in(manager_a).get(f"/admin/service_levels/servicelevel/?{PERIOD}").content.decode()
     expected = direct(two_tenants["A1"], start=START, end=END)
     cells = _cells(page, "A1 — Store A1")
     assert cells[1] == str(expected.visits) and cells[2] == f"{expected.settled_without_person * 100:.1f} %"
@@ -61,20 +61,20 @@ def test_a_manager_sees_their_stores_figures_and_the_promises_missed(
     assert "Store B1" not in page and "Bravo" not in page  # another tenant's store never shows
     assert "missed" in page and "settled without a person" in page and "promised at least 90.00 %" in page
 
-    theirs = signed_in(manager_b).get(f"/admin/service_levels/servicelevel/?{PERIOD}").content.decode()
+    theirs = logged_in(manager_b).get(f"/admin/service_levels/servicelevel/?{PERIOD}").content.decode()
     assert "Store A1" not in theirs and "Alpha" not in theirs  # (a bare "A1" can be in the CSRF token)
     assert "kept" in theirs and _cells(theirs, "B1 — Store B1")[1] == "60"
 
 
 def test_a_bad_period_says_so_and_shows_this_month(manager_a: User) -> None:
     for query in ("from=2026-10-07&to=2026-10-01", "from=yesterday&to=2026-10-01", "from=2024-01-01&to=2026-01-01"):
-        page = signed_in(manager_a).get(f"/admin/service_levels/servicelevel/?{query}").content.decode()
+        page = logged_in(manager_a).get(f"/admin/service_levels/servicelevel/?{query}").content.decode()
         assert 'class="oa-problems"' in page and "showing this month so far" in page
         assert f'value="{timezone.localdate().replace(day=1):%Y-%m-%d}"' in page
 
 
 def test_operators_compare_tenants_sort_them_and_open_one(two_tenants: dict[str, list], operator: User) -> None:
-    client = signed_in(operator)
+    client = logged_in(operator)
     by_visits = client.get(f"/ops/service_levels/servicelevel/?{PERIOD}&o=-visits").content.decode()
     assert by_visits.index('data-name="Alpha Markets"') < by_visits.index('data-name="Bravo Foods"')
     by_share = client.get(f"/ops/service_levels/servicelevel/?{PERIOD}&o=-without_person").content.decode()

@@ -12,7 +12,7 @@ import pytest
 from django.contrib.auth.models import User
 
 from catalog.models import Product
-from conftest import signed_in
+from conftest import logged_in
 from core import tenancy
 from stock import services
 from stock.tests.test_shrink import LATER_PRICE, PRICE, SCALED, T0, day  # noqa: F401 — fixture
@@ -25,7 +25,7 @@ PERIOD = {"from": "2026-03-02", "to": "2026-03-03"}
 
 def test_the_report_shows_the_shrink_in_major_units_and_exports_it(day: Store, manager_a: User) -> None:  # noqa: F811
     Product.unscoped.filter(tenant=day.tenant, sku="SKU-015").update(name="=HYPERLINK(1) Crisps")
-    client = signed_in(manager_a)
+    client = logged_in(manager_a)
     page = client.get(f"/admin/stock/stockcount/store/{day.pk}/shrink/", PERIOD)
     assert page.status_code == 200
     text = page.content.decode()
@@ -60,7 +60,7 @@ def test_the_report_shows_the_shrink_in_major_units_and_exports_it(day: Store, m
 )
 @pytest.mark.parametrize("page", ["shrink", "heat-map"])
 def test_a_bad_period_is_said_plainly(day: Store, manager_a: User, period: dict, problem: str, page: str) -> None:  # noqa: F811
-    answer = signed_in(manager_a).get(f"/admin/stock/stockcount/store/{day.pk}/{page}/", {**period, "export": "csv"})
+    answer = logged_in(manager_a).get(f"/admin/stock/stockcount/store/{day.pk}/{page}/", {**period, "export": "csv"})
     assert answer.status_code == 200
     assert answer["Content-Type"].startswith("text/html")
     assert problem in answer.content.decode()
@@ -70,7 +70,7 @@ def test_the_heat_map_counts_what_happened_at_each_fixture(day: Store, manager_a
     with tenancy.tenant_scope(day.tenant_id):
         services.low_levels_set(actor=Actor.system(), store=day, levels=[{"bin": SCALED, "units": 20}])
         services.stock_take_record(actor=Actor.system(), store=day, at=T0, rows=[{"bin": SCALED, "units": 10}])
-    client = signed_in(manager_a)
+    client = logged_in(manager_a)
     page = client.get(f"/admin/stock/stockcount/store/{day.pk}/heat-map/", {**PERIOD, "measure": "shrink"})
     assert page.status_code == 200
     text = page.content.decode()
@@ -94,7 +94,7 @@ def _cells(page: str, fixture: str) -> list[str]:
 
 
 def test_another_tenants_store_reports_are_not_found(day: Store, manager_b: User) -> None:  # noqa: F811
-    client = signed_in(manager_b)
+    client = logged_in(manager_b)
     for page in ("shrink", "heat-map"):
         assert client.get(f"/admin/stock/stockcount/store/{day.pk}/{page}/", PERIOD).status_code == 404
     answer = client.get(f"/admin/stock/stockcount/store/{day.pk}/shrink/", {**PERIOD, "export": "csv"})

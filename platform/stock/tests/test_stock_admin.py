@@ -8,7 +8,7 @@ from collections.abc import Callable
 import pytest
 from django.contrib.auth.models import User
 
-from conftest import signed_in
+from conftest import logged_in
 from core import tenancy
 from stock.models import StockCount
 from stores.models import Store
@@ -26,7 +26,7 @@ def _no_take_recorded(store: Store) -> bool:
 
 
 def test_another_tenants_store_pages_are_not_found(manager_b: User, store: Store) -> None:
-    client = signed_in(manager_b)
+    client = logged_in(manager_b)
     assert client.get(f"/admin/stock/stockcount/store/{store.pk}/").status_code == 404
     answer = client.post(f"/admin/stock/stockcount/store/{store.pk}/take/", {"bin:F01-B01": "3"})
     assert answer.status_code == 404
@@ -34,7 +34,7 @@ def test_another_tenants_store_pages_are_not_found(manager_b: User, store: Store
 
 
 def test_a_viewer_reads_the_stock_but_records_no_take(viewer_a: User, store: Store) -> None:
-    client = signed_in(viewer_a)
+    client = logged_in(viewer_a)
     page = client.get(f"/admin/stock/stockcount/store/{store.pk}/")
     assert page.status_code == 200
     assert b"Record a stock take" not in page.content
@@ -43,7 +43,7 @@ def test_a_viewer_reads_the_stock_but_records_no_take(viewer_a: User, store: Sto
 
 
 def test_a_take_with_a_bad_time_is_refused_whole(manager_a: User, store: Store) -> None:
-    answer = signed_in(manager_a).post(
+    answer = logged_in(manager_a).post(
         f"/admin/stock/stockcount/store/{store.pk}/take/", {"counted_at": "soon", "bin:F01-B01": "3"}
     )
     assert answer.status_code == 200
@@ -53,7 +53,7 @@ def test_a_take_with_a_bad_time_is_refused_whole(manager_a: User, store: Store) 
 
 def test_the_stock_pages_name_the_stores_clock_as_people_do(manager_a: User, store: Store) -> None:
     Store.unscoped.filter(pk=store.pk).update(timezone="America/New_York")
-    client = signed_in(manager_a)
+    client = logged_in(manager_a)
     base = f"/admin/stock/stockcount/store/{store.pk}/"
     period = {"from": "2026-03-02", "to": "2026-03-03"}
     pages = {

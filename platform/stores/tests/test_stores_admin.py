@@ -13,7 +13,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from conftest import signed_in
+from conftest import logged_in
 from core import tenancy
 from stores import health
 from stores.floor_plan import render_floor_plan
@@ -48,7 +48,7 @@ def test_manager_creates_a_store_uploads_a_layout_and_sees_the_plan(
     manager_a: User, tenant_a: Tenant, layout_document: dict
 ) -> None:
     sample_products_add(tenant=tenant_a)
-    client = signed_in(manager_a)
+    client = logged_in(manager_a)
     response = client.post("/admin/stores/store/add/", _store_form())
     assert response.status_code == 302, response.content.decode()[:3000]
     store = Store.unscoped.get(tenant=tenant_a, code="S7")
@@ -74,7 +74,7 @@ def test_a_broken_upload_lists_every_problem_and_publishes_nothing(
     broken = copy.deepcopy(layout_document)
     broken["fixtures"][0]["zone"] = "Z-NOWHERE"
     broken["devices"][0]["covers"] = ["Z-NOPE"]
-    response = signed_in(manager_a).post(
+    response = logged_in(manager_a).post(
         f"/admin/stores/store/{store_a.pk}/layout/upload/", {"text": json.dumps(broken)}
     )
     body = response.content.decode()
@@ -83,19 +83,19 @@ def test_a_broken_upload_lists_every_problem_and_publishes_nothing(
     assert "fixtures[0].zone" in body
     assert "devices[0].covers[0]" in body
     assert not LayoutVersion.unscoped.exists()
-    not_json = signed_in(manager_a).post(f"/admin/stores/store/{store_a.pk}/layout/upload/", {"text": "{oops"})
+    not_json = logged_in(manager_a).post(f"/admin/stores/store/{store_a.pk}/layout/upload/", {"text": "{oops"})
     assert "not valid JSON" in not_json.content.decode()
 
 
 def test_duplicate_store_code_is_a_form_error(manager_a: User, store_a: Store) -> None:
-    response = signed_in(manager_a).post("/admin/stores/store/add/", _store_form(code="S1"))
+    response = logged_in(manager_a).post("/admin/stores/store/add/", _store_form(code="S1"))
     assert response.status_code == 200
     assert "already exists" in response.content.decode()
     assert Store.unscoped.filter(tenant=store_a.tenant).count() == 1
 
 
 def test_the_overcharge_risk_is_shown_and_typed_as_a_percentage(manager_a: User, store_a: Store) -> None:
-    client = signed_in(manager_a)
+    client = logged_in(manager_a)
     page = client.get(f"/admin/stores/store/{store_a.pk}/change/").content.decode()
     assert 'name="overcharge_risk" value="0.5"' in page
     assert "% of visits" in page and "review queue" in page
@@ -113,7 +113,7 @@ def test_the_overcharge_risk_is_shown_and_typed_as_a_percentage(manager_a: User,
 def test_a_bad_overcharge_risk_is_a_form_error_and_changes_nothing(
     manager_a: User, store_a: Store, typed: str, message: str
 ) -> None:
-    response = signed_in(manager_a).post(
+    response = logged_in(manager_a).post(
         f"/admin/stores/store/{store_a.pk}/change/",
         _store_form(code="S1", currency="USD", name="Renamed", overcharge_risk=typed),
     )
@@ -126,7 +126,7 @@ def test_a_bad_overcharge_risk_is_a_form_error_and_changes_nothing(
 def test_another_tenants_store_cannot_be_opened_or_uploaded_to(
     manager_a: User, store_b: Store, layout_document: dict
 ) -> None:
-    client = signed_in(manager_a)
+    client = logged_in(manager_a)
     assert client.get(f"/admin/stores/store/{store_b.pk}/layout/upload/").status_code == 404
     assert client.get(f"/admin/stores/store/{store_b.pk}/change/").status_code == 302, (
         "as for a store that does not exist"
@@ -160,7 +160,7 @@ def test_device_health_reads_the_same_on_the_list_the_page_the_store_and_the_pla
     assert listed == one_by_one
     assert {code: listed[code] for code in devices_in_every_health} == devices_in_every_health
 
-    client = signed_in(manager_a)
+    client = logged_in(manager_a)
     body = client.get("/admin/stores/device/").content.decode()
     assert body.index("CAM-02") < body.index("CAM-03") < body.index("GATE-IN") < body.index("CAM-01")
     assert body.index("CAM-01") < body.index("CAM-04"), "never heard from comes last"
@@ -186,7 +186,7 @@ def test_device_health_reads_the_same_on_the_list_the_page_the_store_and_the_pla
 
 
 def test_adding_a_device_explains_that_devices_come_from_the_layout(manager_a: User, store_a: Store) -> None:
-    response = signed_in(manager_a).get("/admin/stores/device/add/", follow=True)
+    response = logged_in(manager_a).get("/admin/stores/device/add/", follow=True)
     assert response.redirect_chain == [("/admin/stores/device/", 302)]
     body = response.content.decode()
     assert "Devices are not added here: they come from the store&#x27;s layout." in body
@@ -198,7 +198,7 @@ def test_another_tenants_devices_are_not_listed_nor_opened(
     manager_a: User, store_b: Store, layout_document: dict, api_b
 ) -> None:
     api_b.put("/api/v1/stores/S1/layout", layout_document, format="json")
-    client = signed_in(manager_a)
+    client = logged_in(manager_a)
     assert "CAM-01" not in client.get("/admin/stores/device/").content.decode()
     device = Device.unscoped.get(store=store_b, code="CAM-01")
     assert client.get(f"/admin/stores/device/{device.pk}/change/").status_code == 302, "as for a missing device"
@@ -230,7 +230,7 @@ def test_floor_plan_draws_known_fixture_kinds_and_any_other_as_a_plain_fixture(l
 
 
 def test_the_pre_authorisation_is_typed_in_the_stores_currency(manager_a: User, store_a: Store) -> None:
-    client = signed_in(manager_a)
+    client = logged_in(manager_a)
     page = client.get(f"/admin/stores/store/{store_a.pk}/change/").content.decode()
     assert 'name="preauth_amount" value="50.00"' in page and "(minor unit)" not in page
     response = client.post(
@@ -242,7 +242,7 @@ def test_the_pre_authorisation_is_typed_in_the_stores_currency(manager_a: User, 
 
 
 def test_a_pre_authorisation_finer_than_the_currency_is_refused(manager_a: User, store_a: Store) -> None:
-    response = signed_in(manager_a).post(
+    response = logged_in(manager_a).post(
         f"/admin/stores/store/{store_a.pk}/change/",
         _store_form(code="S1", currency="USD", name="Renamed", preauth_amount="75.505"),
     )
@@ -253,7 +253,7 @@ def test_a_pre_authorisation_finer_than_the_currency_is_refused(manager_a: User,
 
 
 def test_a_manager_sets_the_stores_dispute_policy(manager_a: User, store_a: Store) -> None:
-    client = signed_in(manager_a)
+    client = logged_in(manager_a)
     page = client.get(f"/admin/stores/store/{store_a.pk}/change/").content.decode()
     assert "Shoppers&#x27; disputes" in page and 'name="dispute_auto_refund_limit" value="5.00"' in page
     response = client.post(
@@ -274,7 +274,7 @@ def test_a_manager_sets_the_stores_dispute_policy(manager_a: User, store_a: Stor
 
 
 def test_a_dispute_policy_out_of_range_is_refused_and_nothing_changes(manager_a: User, store_a: Store) -> None:
-    response = signed_in(manager_a).post(
+    response = logged_in(manager_a).post(
         f"/admin/stores/store/{store_a.pk}/change/",
         _store_form(code="S1", currency="USD", dispute_window_days="0", dispute_auto_refund_limit="-1"),
     )
@@ -295,7 +295,7 @@ def test_the_layout_page_reads_out_the_layout_and_offers_its_document(
     manager_a: User, store_a: Store, layout_document: dict, api_a
 ) -> None:
     layout = _published(api_a, store_a, layout_document)
-    client = signed_in(manager_a)
+    client = logged_in(manager_a)
     page = client.get(f"/admin/stores/layoutversion/{layout.pk}/change/").content.decode()
     counts = page[page.index('id="layout-counts"') :]
     counts = " ".join(counts[: counts.index("</p>")].split())
@@ -319,13 +319,13 @@ def test_another_tenants_layout_is_neither_shown_nor_downloaded(
     manager_a: User, store_b: Store, layout_document: dict, api_b
 ) -> None:
     layout = _published(api_b, store_b, layout_document)
-    client = signed_in(manager_a)
+    client = logged_in(manager_a)
     assert client.get(f"/admin/stores/layoutversion/{layout.pk}/document.json").status_code == 404
     assert 'id="layout-zones"' not in client.get(f"/admin/stores/layoutversion/{layout.pk}/change/").content.decode()
 
 
 def test_a_store_is_started_from_a_layout_template_without_writing_json(manager_a: User, store_a: Store) -> None:
-    client = signed_in(manager_a)
+    client = logged_in(manager_a)
     url = f"/admin/stores/store/{store_a.pk}/layout/upload/"
     page = client.get(url).content.decode()
     assert 'href="/docs/layout.md"' in page and f"/admin/stores/store/{store_a.pk}/layout/template/aisle.json" in page
@@ -352,20 +352,20 @@ def test_a_store_is_started_from_a_layout_template_without_writing_json(manager_
 def test_a_bad_template_choice_is_refused_and_publishes_nothing(
     manager_a: User, store_a: Store, form: dict[str, str], message: str
 ) -> None:
-    response = signed_in(manager_a).post(f"/admin/stores/store/{store_a.pk}/layout/upload/", form)
+    response = logged_in(manager_a).post(f"/admin/stores/store/{store_a.pk}/layout/upload/", form)
     assert response.status_code == 200 and message in response.content.decode()
     assert not LayoutVersion.unscoped.exists()
 
 
 def test_a_template_needs_the_catalog_first(manager_a: User, tenant_a: Tenant) -> None:
     store = Store.unscoped.create(tenant=tenant_a, code="EMPTY", name="No products", currency="USD")
-    response = signed_in(manager_a).post(f"/admin/stores/store/{store.pk}/layout/upload/", {"template": "aisle"})
+    response = logged_in(manager_a).post(f"/admin/stores/store/{store.pk}/layout/upload/", {"template": "aisle"})
     assert "import your catalog first" in response.content.decode()
     assert not LayoutVersion.unscoped.exists()
 
 
 def test_another_tenants_store_gets_no_template(manager_a: User, store_b: Store) -> None:
-    client = signed_in(manager_a)
+    client = logged_in(manager_a)
     assert client.get(f"/admin/stores/store/{store_b.pk}/layout/template/aisle.json").status_code == 404
     assert client.post(f"/admin/stores/store/{store_b.pk}/layout/upload/", {"template": "aisle"}).status_code == 404
     assert not LayoutVersion.unscoped.exists()

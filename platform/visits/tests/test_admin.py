@@ -16,7 +16,7 @@ from django.utils.html import escape
 from django.utils.text import capfirst
 from rest_framework.test import APIClient
 
-from conftest import signed_in
+from conftest import logged_in
 from core.formatting import format_duration
 from ingest.models import Event
 from ingest.tests.conftest import eventually, upload, wait_for_stream
@@ -149,7 +149,7 @@ def test_the_queue_lists_only_visits_needing_review_oldest_first(manager_a: User
     )
     _visit(priced_store, "EARLIER", exited=now - timedelta(hours=2, minutes=5), review_reasons=["b"])
     _visit(priced_store, "DONE", status="charged", exited=now - timedelta(hours=3))
-    client = signed_in(manager_a)
+    client = logged_in(manager_a)
 
     response = client.get(QUEUE)
 
@@ -174,7 +174,7 @@ def test_another_tenants_visits_are_not_listed_nor_opened(
     bravo_store: Store,
 ) -> None:
     theirs = _visit(bravo_store, "THEIRS")
-    client = signed_in(manager_a)
+    client = logged_in(manager_a)
     assert "THEIRS" not in client.get(QUEUE, {"status": "all"}).content.decode()
     assert client.get(f"{QUEUE}{theirs.pk}/change/").status_code == 404
     refused = _decide(client, theirs, "void", [])
@@ -188,7 +188,7 @@ def test_another_tenants_visits_are_not_listed_nor_opened(
 
 
 def test_the_visit_page_shows_the_receipt_reasons_timeline_and_plan(manager_a: User, waiting: Visit) -> None:
-    response = signed_in(manager_a).get(f"{QUEUE}{waiting.pk}/change/")
+    response = logged_in(manager_a).get(f"{QUEUE}{waiting.pk}/change/")
 
     assert response.status_code == 200
     body = response.content.decode()
@@ -222,7 +222,7 @@ def test_the_visit_page_shows_the_receipt_reasons_timeline_and_plan(manager_a: U
 
 def test_a_line_is_marked_when_its_doubt_is_above_the_stores_charge_limit(manager_a: User, waiting: Visit) -> None:
     """R1's line is 0.97 sure: 3 % doubt is above a new store's 0.5 % limit, and within a learnt limit of 4 %."""
-    client = signed_in(manager_a)
+    client = logged_in(manager_a)
     Visit.unscoped.filter(pk=waiting.pk).update(risk=0.03)
 
     page = client.get(f"{QUEUE}{waiting.pk}/change/").content.decode()
@@ -236,7 +236,7 @@ def test_a_line_is_marked_when_its_doubt_is_above_the_stores_charge_limit(manage
 
 
 def test_approving_corrected_lines_charges_them_and_keeps_the_decision(manager_a: User, waiting: Visit) -> None:
-    client = signed_in(manager_a)
+    client = logged_in(manager_a)
 
     response = _decide(client, waiting, "approve", [("SKU-001", "2"), ("SKU-002", "1"), ("", "")], note="on video")
 
@@ -268,7 +268,7 @@ def test_staff_may_void_and_nothing_is_charged(
 ) -> None:
     staff = make_member("sam@alpha.test", tenant_a, role=Membership.Role.STAFF)
 
-    response = _decide(signed_in(staff), waiting, "void", [("SKU-001", "1")])
+    response = _decide(logged_in(staff), waiting, "void", [("SKU-001", "1")])
 
     assert response.status_code == 302
     waiting.refresh_from_db()
@@ -289,7 +289,7 @@ def test_staff_may_void_and_nothing_is_charged(
 def test_a_bad_line_is_shown_and_nothing_changes(
     manager_a: User, waiting: Visit, lines: list[tuple[str, str]], message: str
 ) -> None:
-    response = _decide(signed_in(manager_a), waiting, "approve", lines)
+    response = _decide(logged_in(manager_a), waiting, "approve", lines)
 
     assert response.status_code == 400
     body = response.content.decode()
@@ -306,7 +306,7 @@ def test_a_cart_that_changed_meanwhile_is_not_decided(manager_a: User, waiting: 
     seen = Visit.unscoped.get(pk=waiting.pk)
     Visit.unscoped.filter(pk=waiting.pk).update(cart_version=2)
 
-    response = _decide(signed_in(manager_a), seen, "approve", [("SKU-001", "1")])
+    response = _decide(logged_in(manager_a), seen, "approve", [("SKU-001", "1")])
 
     assert response.status_code == 400
     assert "changed while you were looking" in response.content.decode()
@@ -314,7 +314,7 @@ def test_a_cart_that_changed_meanwhile_is_not_decided(manager_a: User, waiting: 
 
 
 def test_a_viewer_sees_the_page_but_cannot_decide(viewer_a: User, waiting: Visit) -> None:
-    viewer = signed_in(viewer_a)
+    viewer = logged_in(viewer_a)
 
     page = viewer.get(f"{QUEUE}{waiting.pk}/change/")
 
@@ -331,7 +331,7 @@ def test_a_viewer_sees_the_page_but_cannot_decide(viewer_a: User, waiting: Visit
 
 
 def test_a_decided_visit_cannot_be_decided_again(manager_a: User, waiting: Visit) -> None:
-    client = signed_in(manager_a)
+    client = logged_in(manager_a)
     assert _decide(client, waiting, "void", []).status_code == 302
     waiting.refresh_from_db()
     again = _decide(client, waiting, "approve", [("SKU-001", "1")])
@@ -358,7 +358,7 @@ def test_the_dashboard_shows_the_queue_and_review_figures_per_store(
         decided = _visit(priced_store, session, status="charged", exited=now - timedelta(days=2), review_reasons=["r"])
         review_decision(decided, reviewer=manager_a, at=decided.exited_at + timedelta(minutes=minutes))
 
-    response = signed_in(manager_a).get("/admin/")
+    response = logged_in(manager_a).get("/admin/")
 
     body = response.content.decode()
     assert "Review queue" in body and f'href="{QUEUE}"' in body and "oldest waiting 1 h" in body
@@ -437,7 +437,7 @@ def test_a_visit_the_engine_sent_to_review_is_worked_in_the_admin(
         event["gate"] = "GATE-IN"
     wait_for_stream(api_a, upload(api_a, priced_store.code, b"\n".join(orjson.dumps(e) for e in events)).json()["id"])
     eventually(lambda: Visit.unscoped.filter(store=priced_store, status="needs_review").count() == 2)
-    client = signed_in(manager_a)
+    client = logged_in(manager_a)
     queue = client.get(QUEUE)
     assert [v.session for v in queue.context["cl"].result_list] == ["A", "B"]
     assert f'href="/admin/visits/storecalibration/store/{priced_store.pk}/"' in queue.content.decode()

@@ -9,7 +9,7 @@ import pytest
 from django.contrib.auth.models import User
 from django.utils import timezone
 
-from conftest import signed_in
+from conftest import logged_in
 from ingest.tests.conftest import eventually
 from stores.models import LayoutVersion, Store
 from visits import calibration
@@ -54,7 +54,7 @@ def calibrated(priced_store: Store) -> Store:  # noqa: F811
 
 
 def test_the_calibration_page_draws_the_store_calibration_and_its_figures(manager_a: User, calibrated: Store) -> None:
-    response = signed_in(manager_a).get(PAGE.format(calibrated.pk))
+    response = logged_in(manager_a).get(PAGE.format(calibrated.pk))
 
     assert response.status_code == 200
     body = response.content.decode()
@@ -88,7 +88,7 @@ def test_the_calibration_page_draws_the_store_calibration_and_its_figures(manage
 
 
 def test_an_earlier_calibration_can_be_looked_at(manager_a: User, calibrated: Store) -> None:
-    client = signed_in(manager_a)
+    client = logged_in(manager_a)
     older = client.get(PAGE.format(calibrated.pk), {"number": "1"}).content.decode()
     assert "An earlier calibration" in older and "no examples yet" in older
     assert "No reviewed visit has checked the engine's risks yet" in older
@@ -100,7 +100,7 @@ def test_an_earlier_calibration_can_be_looked_at(manager_a: User, calibrated: St
 
 
 def test_a_store_without_calibration_shows_where_every_store_starts(manager_a: User, priced_store: Store) -> None:  # noqa: F811
-    body = signed_in(manager_a).get(PAGE.format(priced_store.pk)).content.decode()
+    body = logged_in(manager_a).get(PAGE.format(priced_store.pk)).content.decode()
     assert "has not learnt a calibration yet" in body and "nothing yet" in body
     assert body.count('class="curve-prior"') == len(Evidence)
     assert "No visits settled in the last 7 days" in body
@@ -113,12 +113,12 @@ def test_another_tenants_calibration_is_404_and_cannot_be_learnt(
     manager_b: User,
 ) -> None:
     theirs = bravo_store
-    client = signed_in(manager_a)
+    client = logged_in(manager_a)
     assert client.get(PAGE.format(theirs.pk)).status_code == 404
     assert client.post(LEARN.format(theirs.pk)).status_code == 404
     assert not StoreCalibration.unscoped.filter(store=theirs).exists()
     row = StoreCalibration.unscoped.get(store=calibrated, number=2)
-    bobs = signed_in(manager_b)
+    bobs = logged_in(manager_b)
     assert bobs.get(PAGE.format(calibrated.pk)).status_code == 404
     assert bobs.get(f"/admin/visits/storecalibration/{row.pk}/change/").status_code == 404
     assert bobs.post(LEARN.format(calibrated.pk)).status_code == 404
@@ -126,7 +126,7 @@ def test_another_tenants_calibration_is_404_and_cannot_be_learnt(
 
 
 def test_a_viewer_sees_the_calibration_but_cannot_ask_to_learn(viewer_a: User, calibrated: Store) -> None:
-    viewer = signed_in(viewer_a)
+    viewer = logged_in(viewer_a)
     page = viewer.get(PAGE.format(calibrated.pk))
     assert page.status_code == 200 and 'id="learn-now"' not in page.content.decode()
     assert viewer.post(LEARN.format(calibrated.pk)).status_code == 403
@@ -138,7 +138,7 @@ def test_learn_from_reviews_now_learns_in_the_background(manager_a: User, priced
     bin_ = LayoutVersion.unscoped.get(store=priced_store).document["fixtures"][0]["bins"][0]
     push(priced_store, unclear_pick(at=DAY, first="A", second="B", bin_=bin_))
     eventually(lambda: Visit.unscoped.filter(store=priced_store, settled_at__isnull=False).count() == 2)
-    client = signed_in(manager_a)
+    client = logged_in(manager_a)
 
     response = client.post(LEARN.format(priced_store.pk), follow=True)
 

@@ -15,7 +15,7 @@ from rest_framework.test import APIClient
 from billing.webhooks import announcements
 from billing.webhooks.models import WebhookDelivery
 from billing.webhooks.services import webhook_endpoint_create
-from conftest import signed_in
+from conftest import logged_in
 from core import tenancy
 from stores.models import LayoutVersion, Store
 from tenants.audit import Actor
@@ -246,7 +246,7 @@ def test_the_review_page_shows_the_groups_members_in_the_timeline_and_on_the_flo
     store: Store, manager_a: User, manager_b: User
 ) -> None:
     visits = _settled_unsure_with_a_stranger(store)
-    client = signed_in(manager_a)
+    client = logged_in(manager_a)
     page = client.get(f"/admin/visits/visit/{visits['P'].pk}/change/")
     assert page.status_code == 200
     body = page.content.decode()
@@ -267,5 +267,5 @@ def test_the_review_page_shows_the_groups_members_in_the_timeline_and_on_the_flo
     # Its own page does not say it took nothing, nor show a hold released for it: its items are the payer's.
     assert "A companion's items are on" in companion and "nothing was taken" not in companion
     assert "Charge instructions" not in companion
-    other = signed_in(manager_b)
+    other = logged_in(manager_b)
     assert other.get(f"/admin/visits/visit/{visits['P'].pk}/change/").status_code == 404

@@ -10,7 +10,7 @@ from django.contrib.auth.models import User
 from django.utils import timezone
 
 from billing.payments.models import PaymentAttempt
-from conftest import signed_in
+from conftest import logged_in
 from stores.models import Store
 from visits.models import Visit
 from visits.tests.test_admin import _visit, waiting  # noqa: F401 — fixture: R1, R2 waiting for review
@@ -49,7 +49,7 @@ def test_the_review_page_says_when_the_card_hold_lapses_in_the_stores_time(manag
     Store.unscoped.filter(pk=waiting.store_id).update(timezone="Europe/Paris")
     _hold(waiting, authorised_ago=timedelta(days=5, hours=2))  # lapses in 1 d 22 h
 
-    body = signed_in(manager_a).get(f"{QUEUE}{waiting.pk}/change/").content.decode()
+    body = logged_in(manager_a).get(f"{QUEUE}{waiting.pk}/change/").content.decode()
 
     held = body[body.index('id="visit-hold"') : body.index("</dd>", body.index('id="visit-hold"'))]
     lapses = (timezone.now() + timedelta(days=1, hours=22)).astimezone(Store.unscoped.get(pk=waiting.store_id).zone)
@@ -60,7 +60,7 @@ def test_the_review_page_says_when_the_card_hold_lapses_in_the_stores_time(manag
 def test_a_captured_or_released_hold_is_not_shown(manager_a: User, waiting: Visit) -> None:  # noqa: F811
     _hold(waiting, authorised_ago=timedelta(days=1), used="cancel")
 
-    body = signed_in(manager_a).get(f"{QUEUE}{waiting.pk}/change/").content.decode()
+    body = logged_in(manager_a).get(f"{QUEUE}{waiting.pk}/change/").content.decode()
 
     assert 'id="visit-hold"' not in body and "Card hold lapses" not in body
 
@@ -71,11 +71,11 @@ def test_the_queue_puts_the_holds_that_lapse_soonest_first(manager_a: User, wait
     _hold(waiting, authorised_ago=timedelta(days=2))  # lapses in 5 d
     _hold(r2, authorised_ago=timedelta(days=6))  # lapses in a day
 
-    page = signed_in(manager_a).get(QUEUE).content.decode()
+    page = logged_in(manager_a).get(QUEUE).content.decode()
 
     order = sorted(("R1", "R2", "R4"), key=lambda session: page.index(f">{session}</a>"))
     assert order == ["R2", "R1", "R4"], "soonest lapse first; a visit without a hold (even older) after them"
     assert "Card hold lapses" in page and "in 23 h " in page and "no hold" in page
-    by_exit = signed_in(manager_a).get(QUEUE, {"o": "4"}).content.decode()  # the Age column, as a manager clicks it
+    by_exit = logged_in(manager_a).get(QUEUE, {"o": "4"}).content.decode()  # the Age column, as a manager clicks it
     assert by_exit.index(">R4</a>") < by_exit.index(">R1</a>")
     assert no_hold.status == "needs_review"
