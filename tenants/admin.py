@@ -131,7 +131,7 @@ AUDITED_AMOUNTS = {"amount", "asked", "balance_due", "refund", "total"}
 
 
 class AuditEntryAdminBase(ReadOnlyMixin):
-    list_display: Any = ["at", "actor_label", "action", "kind", "what", "source"]
+    list_display: Any = ["at", "who", "action", "kind", "what", "source"]
     list_filter: Any = ["source", "action"]
     search_fields: Any = ["actor_label", "object_repr", "object_id", "request_id"]
     date_hierarchy = "at"
@@ -139,7 +139,7 @@ class AuditEntryAdminBase(ReadOnlyMixin):
         "at",
         "tenant",
         "source",
-        "actor_label",
+        "who",
         "actor_user",
         "actor_api_key",
         "action",
@@ -148,6 +148,10 @@ class AuditEntryAdminBase(ReadOnlyMixin):
         "changes_shown",
         "request_id",
     ]
+
+    @display(description="Who", ordering="actor_label")
+    def who(self, entry: AuditEntry) -> str:
+        return entry.who
 
     @display(description="Kind of object", ordering="object_type")
     def kind(self, entry: AuditEntry) -> str:
@@ -326,7 +330,7 @@ class ApiKeyOpsAdmin(ApiKeyAdminBase, OpsModelAdmin):
 
 @admin.register(AuditEntry, site=ops_site)
 class AuditEntryOpsAdmin(AuditEntryAdminBase, OpsModelAdmin):
-    list_display = ["at", "tenant", "actor_label", "action", "kind", "what", "source"]
+    list_display = ["at", "tenant", "who", "action", "kind", "what", "source"]
     list_filter = ["source", "action", "tenant"]
 
 

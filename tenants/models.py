@@ -222,9 +222,7 @@ class AuditEntry(models.Model):
         indexes = [models.Index(fields=["tenant", "-at"], name="audit_tenant_at")]
 
     def __str__(self) -> str:
-        return f"{self.get_action_display()}: {self.object_repr}" + (
-            f", by {self.actor_label}" if self.actor_label else ""
-        )
+        return f"{self.get_action_display()}: {self.object_repr}" + (f", by {self.who}" if self.actor_label else "")
 
     def save(self, *args: Any, **kwargs: Any) -> None:
         if not self._state.adding:
@@ -233,6 +231,14 @@ class AuditEntry(models.Model):
 
     def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
         raise ValueError("Audit entries are append-only.")
+
+    @property
+    def who(self) -> str:
+        """Who, as people read it: a person's or key's label, or for work nobody signed in for its source's name
+        ("Command line", "System") rather than our internal "cli" and "system"."""
+        if self.actor_user_id is not None or self.actor_api_key_id is not None:
+            return self.actor_label
+        return dict(self.Source.choices).get(self.actor_label, self.actor_label)
 
     @property
     def object_kind(self) -> str:

@@ -272,3 +272,21 @@ def test_list_times_name_their_clock(operator: User, tenant_a: Tenant) -> None:
     )
     listing = _visible(logged_in(operator).get("/ops/tenants/auditentry/").content.decode())
     assert "2 Mar 2026 14:05 UTC" in listing and "p.m." not in listing  # not "March 2, 2026, 2:05 p.m."
+
+
+def test_work_nobody_signed_in_for_is_by_its_source_not_cli(operator: User, tenant_a: Tenant) -> None:
+    AuditEntry.unscoped.create(
+        tenant=tenant_a,
+        source=AuditEntry.Source.CLI,
+        actor_label="cli",
+        action="tenant.suspended",
+        object_type="tenants.tenant",
+        object_id=str(tenant_a.pk),
+        object_repr=tenant_a.name,
+    )
+    client = logged_in(operator)
+    listing = _visible(client.get("/ops/tenants/auditentry/").content.decode())
+    assert "Command line Tenant suspended" in listing and " cli " not in listing
+    activity = client.get("/ops/").context["dashboard_tables"]
+    rows = next(t["table"]["rows"] for t in activity if t["title"] == "Recent activity")
+    assert rows[0][2] == "Command line"  # When, Tenant, Who

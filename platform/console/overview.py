@@ -86,7 +86,7 @@ def _audit_table(entries: Any, *, with_tenant: bool) -> dict[str, Any]:
         [
             timezone.localtime(entry.at).strftime("%Y-%m-%d %H:%M %Z"),
             *([entry.tenant.name if entry.tenant else "—"] if with_tenant else []),
-            entry.actor_label,
+            entry.who,
             entry.get_action_display(),
             f"{_object_kind(entry.object_type)}: {entry.object_repr}",
         ]
