@@ -9,7 +9,8 @@ source. Recomputing a range any number of times gives the same rows; nobody edit
 * refunds (overcharge corrections, always after a charge): succeeded refund attempts, by the same rule;
 * review decisions and their exit-to-decision time: by `ReviewDecision.decided_at`;
 * a store is *active* on a day (and counts for the store fee) when its status is active and it existed that day,
-  or when it had settled visits that day.
+  or when it had settled visits that day; a day that has not begun on the store's clock is not (a month's draft
+  to date bills the days so far, not the whole month).
 
 Only what differs is written: a recompute that finds the same figures leaves the rows (and their `computed_at`,
 the time their figures last changed) as they were.
@@ -99,9 +100,11 @@ def recompute(*, start: date, end: date, tenant_ids: Sequence[int] | None = None
     days = [start + timedelta(days=n) for n in range((end - start).days + 1)]
     for pk, (tenant_id, tz, currency, status, created_at) in store_info.items():
         created_on = timezone.localtime(created_at, _zone(tz)).date()
+        today = timezone.localtime(now, _zone(tz)).date()
         for day in days:
             found = figures.get((pk, day))
-            active = (status == Store.Status.ACTIVE and day >= created_on) or bool(found and found.visits_settled)
+            opened = status == Store.Status.ACTIVE and created_on <= day <= today
+            active = opened or bool(found and found.visits_settled)
             if not active and found is None:
                 continue
             f = found or _Figures()

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.contrib.auth.models import User
+from django.utils import timezone
 
 from billing.invoicing import services
 from billing.invoicing.models import DailyUsage
@@ -90,3 +92,17 @@ def test_recomputing_gives_the_same_rows_and_drops_rows_without_a_source(tenant_
 def test_a_range_ending_before_it_starts_is_refused(db: None) -> None:
     with pytest.raises(ValueError, match="before start"):
         services.usage_recompute(start=MAY_31, end=MAY_1)
+
+
+def test_days_that_have_not_begun_on_the_stores_clock_are_not_billed(tenant_a: Tenant) -> None:
+    """A month's draft to date recomputes the whole month: only the days each store has reached count."""
+    ahead = make_store(tenant_a, "KIRI", tz="Pacific/Kiritimati")  # UTC+14
+    behind = make_store(tenant_a, "PAGO", tz="Pacific/Pago_Pago")  # UTC-11
+    utc_today = timezone.now().date()
+    services.usage_recompute(start=utc_today - timedelta(days=2), end=utc_today + timedelta(days=5))
+    rows = _rows(tenant_a)
+    for store in (ahead, behind):
+        local_today = timezone.localtime(timezone.now(), ZoneInfo(store.timezone)).date()
+        days = sorted(day for (code, day) in rows if code == store.code)
+        assert days[-1] == local_today
+        assert days == [utc_today - timedelta(days=2) + timedelta(days=n) for n in range(len(days))]
