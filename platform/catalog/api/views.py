@@ -23,8 +23,6 @@ from core.api.params import INSTANT_HELP, parse_instant
 from core.api.parsers import OrjsonParser
 from core.api.schema import error_response
 from core.api.views import TenantAPIView
-from tenants.audit import Actor
-from tenants.models import AuditEntry
 
 # --- import --------------------------------------------------------------------------------------
 
@@ -181,7 +179,7 @@ class CatalogImportApi(TenantAPIView):
                 )
             source = {"rows": request.data}
             background = int(request.headers.get("Content-Length") or 0) > settings.CATALOG_IMPORT_BACKGROUND_BYTES
-        actor = Actor.for_request(request, source=AuditEntry.Source.API)
+        actor = self.actor
         common = {"actor": actor, "tenant": self.tenant, "partial": options["partial"]}
         common["currency"] = options["currency"].upper() if options.get("currency") else None
         common["effective_from"] = options.get("effective_from")

@@ -18,8 +18,9 @@ from rest_framework.views import APIView
 
 from core import tenancy
 from core.api.pagination import PagePagination
+from tenants.audit import Actor
 from tenants.authentication import ApiKeyRateThrottle
-from tenants.models import ApiKey, Tenant
+from tenants.models import ApiKey, AuditEntry, Tenant
 from tenants.services import api_key_authenticate, api_key_seen
 
 
@@ -40,6 +41,11 @@ class TenantAPIView(APIView):
         api_key: Any = self.request.auth
         tenant: Tenant = api_key.tenant
         return tenant
+
+    @property
+    def actor(self) -> Actor:
+        """Who the audit log names for what this call writes: its API key (and request id)."""
+        return Actor.for_request(self.request, source=AuditEntry.Source.API)
 
     def dispatch(self, request: Any, *args: Any, **kwargs: Any) -> HttpResponseBase:
         with contextlib.ExitStack() as stack:

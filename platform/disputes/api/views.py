@@ -15,8 +15,6 @@ from core.api.views import TenantAPIView
 from disputes import selectors, services
 from disputes.models import Dispute
 from stores.selectors import store_get
-from tenants.audit import Actor
-from tenants.models import AuditEntry
 from visits import selectors as visit_selectors
 
 
@@ -81,7 +79,7 @@ class VisitDisputeOpenApi(TenantAPIView):
         body.is_valid(raise_exception=True)
         try:
             dispute = services.dispute_open(
-                actor=Actor.for_request(request, source=AuditEntry.Source.API),
+                actor=self.actor,
                 store=found,
                 visit=visit,
                 lines=[dict(line) for line in body.validated_data["lines"]],

@@ -24,8 +24,6 @@ from ingest import services
 from ingest.models import EventStream, Rejection
 from ingest.validation import SCHEMA_PATH
 from stores.selectors import store_get
-from tenants.audit import Actor
-from tenants.models import AuditEntry
 
 EVENT_SCHEMA = SCHEMA_PATH.read_bytes()
 
@@ -114,9 +112,7 @@ class StoreEventStreamListApi(TenantAPIView):
             raise exceptions.ValidationError(
                 {"file": "Send the NDJSON (or .ndjson.gz) file as multipart field 'file'."}
             )
-        stream = services.stream_upload(
-            actor=Actor.for_request(request, source=AuditEntry.Source.API), store=found, upload=upload
-        )
+        stream = services.stream_upload(actor=self.actor, store=found, upload=upload)
         body = {"id": stream.pk, "status": stream.status, "url": _stream_url(request, stream)}
         return Response(body, status=status.HTTP_202_ACCEPTED)
 
@@ -186,9 +182,7 @@ class StoreEventPushApi(TenantAPIView):
     )
     def post(self, request: Request, store: str) -> Response:
         found = store_get(code=store)
-        result = services.events_push(
-            actor=Actor.for_request(request, source=AuditEntry.Source.API), store=found, events=request.data
-        )
+        result = services.events_push(actor=self.actor, store=found, events=request.data)
         body = {
             "accepted": result.accepted,
             "duplicates": result.duplicates,

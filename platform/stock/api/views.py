@@ -18,8 +18,6 @@ from stock import selectors, services, shrink
 from stock.models import LowStockLevel
 from stores.models import Store
 from stores.selectors import store_get
-from tenants.audit import Actor
-from tenants.models import AuditEntry
 
 
 class BinStockSerializer(serializers.Serializer):
@@ -86,9 +84,7 @@ class StoreStockApi(TenantAPIView):
         found = store_get(code=store)
         at = query_instant(request, "at") or timezone.now()
         try:
-            services.stock_take_record(
-                actor=Actor.for_request(request, source=AuditEntry.Source.API), store=found, at=at, rows=request.data
-            )
+            services.stock_take_record(actor=self.actor, store=found, at=at, rows=request.data)
         except services.StockRefused as rejected:
             raise _refused(rejected, what="stock take", code="invalid_stock_take") from rejected
         return Response(BinStockSerializer(selectors.stock_at(store=found, at=at), many=True).data)
@@ -138,9 +134,7 @@ class StoreStockLevelsApi(TenantAPIView):
         if not isinstance(rows, list) or not all(isinstance(row, dict) for row in rows):
             raise serializers.ValidationError({"levels": 'A JSON array of {"bin" or "sku", "units"}.'})
         try:
-            services.low_levels_set(
-                actor=Actor.for_request(request, source=AuditEntry.Source.API), store=found, levels=rows
-            )
+            services.low_levels_set(actor=self.actor, store=found, levels=rows)
         except services.StockRefused as rejected:
             raise _refused(rejected, what="list of levels", code="invalid_low_stock_levels") from rejected
         return Response(LowStockLevelSerializer(LowStockLevel.objects.filter(store=found), many=True).data)

@@ -16,8 +16,6 @@ from core.api.schema import QUOTA_EXCEEDED
 from core.api.views import TenantAPIView
 from stores import selectors, services
 from stores.models import DISPUTE_POLICY_RANGES, OVERCHARGE_RISK_MAX, OVERCHARGE_RISK_MIN, Device, Store
-from tenants.audit import Actor
-from tenants.models import AuditEntry
 
 RISK_HELP = (
     "The share of visits the licensee accepts to see overcharged, 0.0005 to 0.05 (default 0.005: at most 0.5 % of "
@@ -148,7 +146,7 @@ class StoreListApi(TenantAPIView):
         payload = StoreCreateInputSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
         store = services.store_create(
-            actor=Actor.for_request(request, source=AuditEntry.Source.API),
+            actor=self.actor,
             tenant=self.tenant,
             **_store_settings(payload.validated_data),
         )
@@ -179,7 +177,7 @@ class StoreDetailApi(TenantAPIView):
         payload = StoreUpdateInputSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
         updated = services.store_update(
-            actor=Actor.for_request(request, source=AuditEntry.Source.API),
+            actor=self.actor,
             store=found,
             **_store_settings(payload.validated_data),
         )
@@ -243,7 +241,7 @@ class StoreLayoutApi(TenantAPIView):
         found = selectors.store_get(code=store)
         try:
             layout = services.layout_publish(
-                actor=Actor.for_request(request, source=AuditEntry.Source.API),
+                actor=self.actor,
                 store=found,
                 document=request.data,
                 effective_from=query_instant(request, "effective_from"),
