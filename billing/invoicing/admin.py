@@ -10,6 +10,7 @@ tenant and store). Usage rows are read-only everywhere: they are derived, never 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date
 from decimal import Decimal
 from typing import Any
@@ -474,8 +475,22 @@ def exchange_rate_needed(month: date, base: str, quote: str) -> str:
 
 
 def _form_page(
-    model_admin: Any, request: HttpRequest, *, form: forms.Form, title: str, submit: str, intro: str = ""
+    model_admin: Any,
+    request: HttpRequest,
+    *,
+    form: forms.Form,
+    title: str,
+    submit: str,
+    intro: str = "",
+    perform: Callable[[dict[str, Any]], HttpResponse] | None = None,
 ) -> HttpResponse:
+    """The page of a form. On a valid POST, `perform` calls the service with the form's data and answers (a
+    redirect); a ValidationError the service raises is shown on the form, which is given back."""
+    if perform is not None and request.method == "POST" and form.is_valid():
+        try:
+            return perform(form.cleaned_data)
+        except ValidationError as error:
+            form.add_error(None, _errors(error))
     request.current_app = model_admin.admin_site.name  # links of the page resolve in this site (/ops/)
     context = {
         **model_admin.admin_site.each_context(request),
@@ -735,33 +750,27 @@ class InvoiceOpsAdmin(InvoiceDisplay, OpsModelAdmin):
     @action(description="Issue a credit note", url_path="credit", icon="undo", permissions=["credit"])
     def credit_detail(self, request: HttpRequest, object_id: Any) -> HttpResponse:
         invoice = get_object_or_404(Invoice.objects.all(), pk=object_id)
-        form = CreditNoteForm(request.POST or None, invoice=invoice)
-        if request.method == "POST" and form.is_valid():
-            data = form.cleaned_data
-            try:
-                note = services.credit_note_issue(
-                    actor=self._actor(request),
-                    invoice=invoice,
-                    reason=data["reason"],
-                    lines=[
-                        services.CreditLineInput(
-                            description=data["description"], amount=data["amount"], invoice_line_id=data["invoice_line"]
-                        )
-                    ],
-                )
-            except ValidationError as error:
-                form.add_error(None, _errors(error))
-            else:
-                self.message_user(
-                    request,
-                    f"Credit note {note.number} issued: {format_money(note.total, note.currency)}.",
-                    messages.SUCCESS,
-                )
-                return self._back(object_id)
+
+        def issue(data: dict[str, Any]) -> HttpResponse:
+            note = services.credit_note_issue(
+                actor=self._actor(request),
+                invoice=invoice,
+                reason=data["reason"],
+                lines=[
+                    services.CreditLineInput(
+                        description=data["description"], amount=data["amount"], invoice_line_id=data["invoice_line"]
+                    )
+                ],
+            )
+            text = f"Credit note {note.number} issued: {format_money(note.total, note.currency)}."
+            self.message_user(request, text, messages.SUCCESS)
+            return self._back(object_id)
+
         return _form_page(
             self,
             request,
-            form=form,
+            form=CreditNoteForm(request.POST or None, invoice=invoice),
+            perform=issue,
             title=f"Credit note for {invoice}",
             submit="Issue credit note",
             intro="The invoice stays as it was; the credit note gets its own number and reduces what is owed.",
@@ -770,19 +779,17 @@ class InvoiceOpsAdmin(InvoiceDisplay, OpsModelAdmin):
     @action(description="Void", url_path="void", icon="block", permissions=["void"])
     def void_detail(self, request: HttpRequest, object_id: Any) -> HttpResponse:
         invoice = get_object_or_404(Invoice.objects.all(), pk=object_id)
-        form = VoidForm(request.POST or None)
-        if request.method == "POST" and form.is_valid():
-            try:
-                services.invoice_void(actor=self._actor(request), invoice=invoice, reason=form.cleaned_data["reason"])
-            except ValidationError as error:
-                form.add_error(None, _errors(error))
-            else:
-                self.message_user(request, f"{invoice} is void.", messages.WARNING)
-                return self._back(object_id)
+
+        def void(data: dict[str, Any]) -> HttpResponse:
+            services.invoice_void(actor=self._actor(request), invoice=invoice, reason=data["reason"])
+            self.message_user(request, f"{invoice} is void.", messages.WARNING)
+            return self._back(object_id)
+
         return _form_page(
             self,
             request,
-            form=form,
+            form=VoidForm(request.POST or None),
+            perform=void,
             title=f"Void {invoice}",
             submit="Void invoice",
             intro="A void draft is discarded; a void invoice keeps its number. The next close bills the month again.",
@@ -930,30 +937,27 @@ class PlanVersionOpsAdmin(OpsModelAdmin):
         source = request.GET.get("from", "")
         start = PlanVersion.objects.filter(pk=int(source)).first() if source.isdigit() else None
         initial = PlanVersionForm.initial_from(start) if start else {"plan": request.GET.get("plan")}
-        form = PlanVersionForm(request.POST or None, initial=initial)
-        if request.method == "POST" and form.is_valid():
-            data = form.cleaned_data
-            try:
-                version = services.plan_version_create(
-                    actor=Actor.for_request(request, source=self.audit_source),
-                    plan=data["plan"],
-                    currency=data["currency"],
-                    store_fee=data["store_fee"],
-                    visit_fee=data["visit_fee"],
-                    revenue_share_bps=data["revenue_share_bps"],
-                    monthly_minimum=data["monthly_minimum"],
-                    promises=data["promises"],
-                    note=data["note"],
-                )
-            except ValidationError as error:
-                form.add_error(None, _errors(error))
-            else:
-                self.message_user(request, f"{version} created.", messages.SUCCESS)
-                return HttpResponseRedirect(reverse("ops:invoicing_planversion_changelist"))
+
+        def create(data: dict[str, Any]) -> HttpResponse:
+            version = services.plan_version_create(
+                actor=Actor.for_request(request, source=self.audit_source),
+                plan=data["plan"],
+                currency=data["currency"],
+                store_fee=data["store_fee"],
+                visit_fee=data["visit_fee"],
+                revenue_share_bps=data["revenue_share_bps"],
+                monthly_minimum=data["monthly_minimum"],
+                promises=data["promises"],
+                note=data["note"],
+            )
+            self.message_user(request, f"{version} created.", messages.SUCCESS)
+            return HttpResponseRedirect(reverse("ops:invoicing_planversion_changelist"))
+
         return _form_page(
             self,
             request,
-            form=form,
+            form=PlanVersionForm(request.POST or None, initial=initial),
+            perform=create,
             title="New plan version",
             submit="Create version",
             intro="Versions never change: tenants move to the new prices and promises when a plan change says so. "
@@ -978,25 +982,22 @@ class PlanAssignmentOpsAdmin(OpsModelAdmin):
     def add_view(self, request: HttpRequest, form_url: str = "", extra_context: Any = None) -> HttpResponse:
         if not self.has_add_permission(request):
             raise PermissionDenied
-        form = PlanAssignForm(request.POST or None, initial={"tenant": request.GET.get("tenant")})
-        if request.method == "POST" and form.is_valid():
-            data = form.cleaned_data
-            try:
-                assignment = services.plan_assign(
-                    actor=Actor.for_request(request, source=self.audit_source),
-                    tenant=data["tenant"],
-                    plan_version=data["plan_version"],
-                    starts_on=data["starts_on"],
-                )
-            except ValidationError as error:
-                form.add_error(None, _errors(error))
-            else:
-                self.message_user(request, f"{assignment.tenant}: {assignment}.", messages.SUCCESS)
-                return HttpResponseRedirect(reverse("ops:invoicing_planassignment_changelist"))
+
+        def assign(data: dict[str, Any]) -> HttpResponse:
+            assignment = services.plan_assign(
+                actor=Actor.for_request(request, source=self.audit_source),
+                tenant=data["tenant"],
+                plan_version=data["plan_version"],
+                starts_on=data["starts_on"],
+            )
+            self.message_user(request, f"{assignment.tenant}: {assignment}.", messages.SUCCESS)
+            return HttpResponseRedirect(reverse("ops:invoicing_planassignment_changelist"))
+
         return _form_page(
             self,
             request,
-            form=form,
+            form=PlanAssignForm(request.POST or None, initial={"tenant": request.GET.get("tenant")}),
+            perform=assign,
             title="Change a tenant's plan",
             submit="Change plan",
             intro="The plan in force ends the day before; the month is prorated by day.",
@@ -1041,25 +1042,22 @@ class ExchangeRateOpsAdmin(OpsModelAdmin):
         if not self.has_add_permission(request):
             raise PermissionDenied
         initial = {key: request.GET[key] for key in ("month", "base", "quote") if key in request.GET}
-        form = ExchangeRateForm(request.POST or None, initial=initial)
-        if request.method == "POST" and form.is_valid():
-            data = form.cleaned_data
-            try:
-                services.exchange_rate_set(
-                    actor=Actor.for_request(request, source=self.audit_source),
-                    month=data["month"],
-                    base=data["base"],
-                    quote=data["quote"],
-                    rate=data["rate"],
-                )
-            except ValidationError as error:
-                form.add_error(None, _errors(error))
-            else:
-                return HttpResponseRedirect(reverse("ops:invoicing_exchangerate_changelist"))
+
+        def set_rate(data: dict[str, Any]) -> HttpResponse:
+            services.exchange_rate_set(
+                actor=Actor.for_request(request, source=self.audit_source),
+                month=data["month"],
+                base=data["base"],
+                quote=data["quote"],
+                rate=data["rate"],
+            )
+            return HttpResponseRedirect(reverse("ops:invoicing_exchangerate_changelist"))
+
         return _form_page(
             self,
             request,
-            form=form,
+            form=ExchangeRateForm(request.POST or None, initial=initial),
+            perform=set_rate,
             title="Exchange rate of a month",
             submit="Save rate",
             intro="Sales in another currency than the tenant's billing currency count at this rate for the month.",
