@@ -282,13 +282,7 @@ class _Console:
         no_streams = selectors.StreamFigures()
         stream_days = [streams.get(d, no_streams) for d in days]
         return [
-            _chart(
-                "Visits settled per day",
-                "bar",
-                labels,
-                [{"label": "Visits settled", "data": [f.visits for f in figures]}],
-                counts=True,
-            ),
+            _daily_counts("Visits settled per day", labels, "Visits settled", [f.visits for f in figures]),
             _chart("Gross sales per day", "line", labels, sales),
             _chart(
                 "Review rate per day (%)",
@@ -315,12 +309,8 @@ class _Console:
                     }
                 ],
             ),
-            _chart(
-                "Overcharge corrections per day",
-                "bar",
-                labels,
-                [{"label": "Refunds after a charge", "data": [f.refunds_n for f in figures]}],
-                counts=True,
+            _daily_counts(
+                "Overcharge corrections per day", labels, "Refunds after a charge", [f.refunds_n for f in figures]
             ),
             _chart(
                 "Event streams received per day",
@@ -435,6 +425,11 @@ def ops_dashboard(request: HttpRequest, context: dict[str, Any]) -> dict[str, An
     if tenant is not None:
         context["console"]["tenant_links"] = tenant_links(tenant)
     return context
+
+
+def _daily_counts(title: str, labels: list[str], series: str, counts: list[int]) -> dict[str, Any]:
+    """A bar chart of one count a day."""
+    return _chart(title, "bar", labels, [{"label": series, "data": counts}], counts=True)
 
 
 def licensee_dashboard(request: HttpRequest, context: dict[str, Any]) -> dict[str, Any]:
