@@ -139,18 +139,20 @@ class UsagePeriodFilter(PeriodFilter):
         return queryset.filter(day__gte=start, day__lte=end)
 
 
+def _money_column(field: str, description: str) -> Callable[[Any, Any], str]:
+    """An admin column showing an amount in minor units as money in its object's currency."""
+
+    @display(description=description)
+    def column(model_admin: Any, obj: Any) -> str:
+        return format_money(getattr(obj, field), obj.currency)
+
+    return column
+
+
 class MoneyDisplay:
-    @display(description="Total")
-    def total_display(self, obj: Any) -> str:
-        return format_money(obj.total, obj.currency)
-
-    @display(description="Subtotal")
-    def subtotal_display(self, obj: Any) -> str:
-        return format_money(obj.subtotal, obj.currency)
-
-    @display(description="Tax")
-    def tax_display(self, obj: Any) -> str:
-        return format_money(obj.tax, obj.currency)
+    total_display = _money_column("total", "Total")
+    subtotal_display = _money_column("subtotal", "Subtotal")
+    tax_display = _money_column("tax", "Tax")
 
 
 class InvoiceDisplay(MoneyDisplay):
@@ -245,9 +247,7 @@ class CreditNoteInline(TabularInline):
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
-    @display(description="Total")
-    def total_display(self, note: CreditNote) -> str:
-        return format_money(note.total, note.currency)
+    total_display = _money_column("total", "Total")
 
 
 INVOICE_FIELDS = [
@@ -906,21 +906,14 @@ class PlanVersionOpsAdmin(OpsModelAdmin):
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
-    @display(description="Store fee / month")
-    def store_fee_display(self, version: PlanVersion) -> str:
-        return format_money(version.store_fee, version.currency)
-
-    @display(description="Visit fee")
-    def visit_fee_display(self, version: PlanVersion) -> str:
-        return format_money(version.visit_fee, version.currency)
+    store_fee_display = _money_column("store_fee", "Store fee / month")
+    visit_fee_display = _money_column("visit_fee", "Visit fee")
 
     @display(description="Revenue share")
     def share(self, version: PlanVersion) -> str:
         return f"{Decimal(version.revenue_share_bps) / 100:.2f} %"
 
-    @display(description="Monthly minimum")
-    def minimum_display(self, version: PlanVersion) -> str:
-        return format_money(version.monthly_minimum, version.currency)
+    minimum_display = _money_column("monthly_minimum", "Monthly minimum")
 
     @display(description="Service promises")
     def promises_display(self, version: PlanVersion) -> str:
@@ -1065,13 +1058,8 @@ class ExchangeRateOpsAdmin(OpsModelAdmin):
 
 
 class UsageDisplay:
-    @display(description="Gross sales")
-    def gross_display(self, usage: DailyUsage) -> str:
-        return format_money(usage.gross_sales, usage.currency)
-
-    @display(description="Refunds")
-    def refunds_display(self, usage: DailyUsage) -> str:
-        return format_money(usage.refunds, usage.currency)
+    gross_display = _money_column("gross_sales", "Gross sales")
+    refunds_display = _money_column("refunds", "Refunds")
 
 
 USAGE_FIELDS = ["day", "store", *USAGE_FIGURES]  # a day's figures, as the usage job computes them
