@@ -1,5 +1,6 @@
-"""The migrations squashed on 2026-12-04 (docs/architecture.md, "Migrations"): one per app, the models and the
-migrations agree, and a database migrated with the history of before is up to date with them (nothing runs)."""
+"""The migrations squashed on 2026-12-04 (docs/architecture.md, "Migrations"): one per app for what the last
+release had (tenants' later 0007 stays a migration of its own), the models and the migrations agree, a database of
+the last release runs only what came after it, and one migrated with the whole history of before runs nothing."""
 
 from __future__ import annotations
 
@@ -63,14 +64,25 @@ HISTORY_BEFORE = {
 }
 
 
+# What the last release before the squash (2173eda) had recorded: all of the above but tenants' 0007.
+AFTER_THE_RELEASE = {"tenants": ["0007_sign_in_failures"]}
+
+
 @pytest.mark.django_db
-def test_each_app_has_one_migration_and_the_models_need_no_other() -> None:
+def test_each_app_has_one_migration_for_the_release_and_the_models_need_no_other() -> None:
     disk = MigrationLoader(None, ignore_no_migrations=True).disk_migrations
     ours = sorted(app for app, _name in disk if app in HISTORY_BEFORE)
-    assert ours == sorted(HISTORY_BEFORE), "one migration per app since the squash"
-    for (app, name), migration in disk.items():
-        if app in HISTORY_BEFORE and len(HISTORY_BEFORE[app]) > 1:
-            assert migration.replaces == [(app, old) for old in HISTORY_BEFORE[app]], f"{app}.{name} replaces them all"
+    expected = sorted([*HISTORY_BEFORE, *AFTER_THE_RELEASE])
+    assert ours == expected, "one migration per app since the squash, and one for what came after the release"
+    for app, history in HISTORY_BEFORE.items():
+        if len(history) > 1:
+            replaced = [
+                old
+                for (owner, _name), migration in sorted(disk.items())
+                if owner == app
+                for _app, old in migration.replaces
+            ]
+            assert replaced == history, f"{app}'s migrations replace its whole history, in order"
     out = StringIO()
     call_command("makemigrations", *HISTORY_BEFORE, check=True, dry_run=True, stdout=out)  # exits if not
     assert "No changes detected" in out.getvalue()
@@ -91,9 +103,25 @@ def test_a_database_migrated_with_the_history_of_before_has_nothing_to_run() -> 
 
 
 @pytest.mark.django_db
+def test_a_database_of_the_last_release_runs_only_what_came_after_it() -> None:
+    recorder = MigrationRecorder(connection)
+    recorder.migration_qs.filter(app__in=HISTORY_BEFORE).delete()
+    for app, names in HISTORY_BEFORE.items():
+        for name in names:
+            if name not in AFTER_THE_RELEASE.get(app, []):
+                recorder.record_applied(app, name)
+    executor = MigrationExecutor(connection)
+    plan = executor.migration_plan(executor.loader.graph.leaf_nodes())
+    assert [(migration.app_label, migration.name) for migration, _backwards in plan] == [
+        ("tenants", "0002_sign_in_failures")
+    ]
+    executor.loader.check_consistent_history(connection)
+
+
+@pytest.mark.django_db
 def test_the_squashed_tenants_migration_still_seeds_the_platform_groups() -> None:
     """The one data migration kept: a fresh database needs the staff groups (core.admin_sites)."""
-    tenants = importlib.import_module("tenants.migrations.0001_squashed_0007_sign_in_failures")
+    tenants = importlib.import_module("tenants.migrations.0001_squashed_0006_audit_action_payment_retried")
     Group = apps.get_model("auth", "Group")
     Group.objects.filter(name__in=PLATFORM_GROUPS).delete()
     tenants.create_groups(apps, None)

@@ -17,7 +17,7 @@ class Migration(migrations.Migration):
     initial = True
 
     dependencies = [
-        ('tenants', '0001_squashed_0007_sign_in_failures'),
+        ('tenants', '0001_squashed_0006_audit_action_payment_retried'),
     ]
 
     operations = [

@@ -21,7 +21,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('catalog', '0001_squashed_0004_import_effective_from'),
-        ('tenants', '0001_squashed_0007_sign_in_failures'),
+        ('tenants', '0001_squashed_0006_audit_action_payment_retried'),
     ]
 
     operations = [

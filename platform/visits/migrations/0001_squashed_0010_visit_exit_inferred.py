@@ -29,7 +29,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('stores', '0001_squashed_0004_store_dispute_policy'),
-        ('tenants', '0001_squashed_0007_sign_in_failures'),
+        ('tenants', '0001_squashed_0006_audit_action_payment_retried'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

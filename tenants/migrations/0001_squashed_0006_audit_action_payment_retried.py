@@ -1,4 +1,6 @@
-"""The tenants app's schema as of 2026-12-04: migrations 0001–0007 squashed into one (docs/architecture.md, "Migrations").
+"""The tenants app's schema as of the release before 2026-12-04: migrations 0001–0006 squashed into one
+(docs/architecture.md, "Migrations"). 0007 came after that release and stays a migration of its own (0002), so a
+database migrated with that release's history upgrades: this one counts as applied, 0002 runs.
 
 Kept from the old history: the platform's staff groups (old 0002), rows a fresh database needs. Renaming old audit
 action names (old 0004) only changed rows that existed then: dropped.
@@ -32,7 +34,6 @@ class Migration(migrations.Migration):
         ('tenants', '0004_audit_action_names'),
         ('tenants', '0005_audit_events_retired'),
         ('tenants', '0006_audit_action_payment_retried'),
-        ('tenants', '0007_sign_in_failures'),
     ]
 
     initial = True
@@ -40,7 +41,6 @@ class Migration(migrations.Migration):
     dependencies = [
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
         ('auth', '0012_alter_user_first_name_max_length'),
-        ('axes', '0010_accessattemptexpiration'),
     ]
 
     operations = [
@@ -123,19 +123,6 @@ class Migration(migrations.Migration):
         migrations.AddIndex(
             model_name='apikey',
             index=models.Index(fields=['tenant', '-created_at'], name='apikey_tenant_created'),
-        ),
-        migrations.CreateModel(
-            name='SignInFailure',
-            fields=[
-            ],
-            options={
-                'verbose_name': 'failed sign-in',
-                'verbose_name_plural': 'failed sign-ins',
-                'proxy': True,
-                'indexes': [],
-                'constraints': [],
-            },
-            bases=('axes.accessattempt',),
         ),
         migrations.RunPython(create_groups, delete_groups),
     ]
