@@ -8,7 +8,7 @@ Every value can be changed from the environment, so that one image serves small 
                                               request at a time each
     GUNICORN_TIMEOUT     300                  seconds a request may take (uploads stream to disk; put a proxy
                                               that buffers request bodies in front for slow clients)
-    GUNICORN_MAX_REQUESTS 2000                recycle a worker after this many requests (0: never)
+    GUNICORN_MAX_REQUESTS 0                   recycle a worker after this many requests (0: never)
     FORWARDED_ALLOW_IPS  127.0.0.1            proxies whose X-Forwarded-* headers are trusted
     LOG_LEVEL            INFO
 
@@ -17,6 +17,11 @@ answers nothing else meanwhile, so an entry check arriving behind a few pushes q
 With threads the worker answers the gate while another thread waits on the database (bench/load.py measures
 both; deploy/README.md has the figures). Each thread holds its own database connection (CONN_MAX_AGE): a web
 container holds up to WEB_CONCURRENCY x GUNICORN_THREADS of them.
+
+Recycling: off by default. A recycled worker imports the application again (about a second of CPU) at the
+moment the host is busiest; at 200 requests/s, recycling every 2,000 requests made every endpoint's p99 (the gate's
+and /healthz's alike) 910 ms against 230-310 ms without (bench/load.py, deploy/README.md). Set it only if a
+worker's memory is seen to grow.
 
 Logs: gunicorn's own messages go through the same JSON (or console) formatter as the application's
 (platform/core/logs.py); there is no separate access log, because the application logs one line per
@@ -40,7 +45,7 @@ worker_class = "gthread" if threads > 1 else "sync"
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "300"))
 graceful_timeout = 30
 keepalive = 5
-max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "2000"))
+max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "0"))
 max_requests_jitter = max_requests // 10
 preload_app = False  # each worker imports the app itself: its metrics files are its own
 # Heartbeat files in memory, not on the container's disk.
