@@ -567,19 +567,19 @@ class _Whereabouts:
         the answer were not seen lately (or are not `among` those asked about): whereabouts say nothing of them."""
         if place is None:
             return {}
-        now = ts.timestamp()
-        low = bisect.bisect_left(self._seconds, now - self.horizon)
-        high = bisect.bisect_right(self._seconds, now + self.horizon)
+        now, times = ts.timestamp(), self._seconds
+        low = bisect.bisect_left(times, now - self.horizon)
+        middle = bisect.bisect_left(times, now, low)
+        high = bisect.bisect_right(times, now + self.horizon, middle)
+        excluded = exclude or None  # gates' sightings have no event
         before: dict[str, tuple[float, float, float]] = {}
         after: dict[str, tuple[float, float, float]] = {}
         everyone = self._everyone
-        for index in range(low, high):
-            seconds, session, x, y, event_id = everyone[index]
-            if (event_id and event_id == exclude) or (among is not None and session not in among):
-                continue
-            if seconds < now:
+        for seconds, session, x, y, event_id in everyone[low:middle]:
+            if event_id != excluded and (among is None or session in among):
                 before[session] = (seconds, x, y)
-            elif session not in after:
+        for seconds, session, x, y, event_id in everyone[middle:high]:
+            if session not in after and event_id != excluded and (among is None or session in among):
                 after[session] = (seconds, x, y)
         factors: dict[str, float] = {}
         px, py = place
@@ -605,16 +605,19 @@ class _Whereabouts:
             factors[session] = factor
         return factors
 
-    def busy_elsewhere(self, action: _Action, now: float) -> dict[str, float]:
-        """The visits a camera gave another action, at another bin, within `BUSY_S` of `action` (at `now`, its time in
-        seconds): their hands were busy there (a shopper at a bin takes from it; a bystander near one shopper's bin
-        is at its own). Each with the factor its chance is cut by: `BUSY_SURELY` when the camera had no doubt whose
-        that action was, else `BUSY_ELSEWHERE`."""
-        low = bisect.bisect_left(self._action_seconds, now - BUSY_S)
-        high = bisect.bisect_right(self._action_seconds, now + BUSY_S)
+    def busy_elsewhere(self, action: _Action, present: set[str]) -> dict[str, float]:
+        """The visits `present` a camera gave another action, at another bin, within `BUSY_S` of `action`: their hands
+        were busy there (a shopper at a bin takes from it; a bystander near one shopper's bin is at its own). Each
+        with the factor its chance is cut by: `BUSY_SURELY` when the camera had no doubt whose that action was, else
+        `BUSY_ELSEWHERE`."""
+        now = action.ts.timestamp()
+        seconds = self._action_seconds
+        low = bisect.bisect_left(seconds, now - BUSY_S)
+        high = bisect.bisect_right(seconds, now + BUSY_S, low)
         busy: dict[str, float] = {}
+        here, event = action.bin, action.event_id
         for _seconds, session, bin_, event_id, factor in self._actions[low:high]:
-            if bin_ != action.bin and event_id != action.event_id and factor < busy.get(session, 1.0):
+            if bin_ != here and session in present and event_id != event and factor < busy.get(session, 1.0):
                 busy[session] = factor
         return busy
 
@@ -824,30 +827,30 @@ class _Fusion:
         camera without a scale gives (None when a scale weighed it). Payers whose chance is too small to matter
         (below `MAY_HAVE_TAKEN`) are left out of the answer; their share is still counted."""
         visits, where, payer_of = self.visits, self.whereabouts, self.visits.payer_of
-        top_session = action.session
-        present = visits.present(action.ts)
-        if len(present) == 1 or visits.one_payer_present(action.ts, present):
+        top_session, ts = action.session, action.ts
+        present = visits.present(ts)
+        if len(present) == 1 or visits.one_payer_present(ts, present):
             evidence = alone or Evidence.WEIGHED_ALONE
             member = top_session if top_session in present else min(present)
             payer = payer_of.get(member, member)
             return {payer: 1.0}, {payer: member}, evidence, True
-        likely = where.around(action.ts, bin_.position, action.event_id, present)
+        likely = where.around(ts, bin_.position, action.event_id, present)
         alternatives = [(s, c) for s, c in action.alternatives if s != top_session]
         listed = {top_session, *(s for s, _ in alternatives)}
-        near = {s for s, factor in likely.items() if factor > 1.0}
-        suspects = {payer_of.get(s, s) for s in (listed & present) | near} | {payer_of.get(top_session, top_session)}
         named = listed & present
-        busy = {s: f for s, f in where.busy_elsewhere(action, action.ts.timestamp()).items() if s in present}
+        busy = where.busy_elsewhere(action, present)
         lone_and_busy = top_session in busy and len(named) == 1
         if alone is not None:
             evidence = alone
         elif lone_and_busy:
             evidence = Evidence.WEIGHED_BUSY
         else:
-            evidence = Evidence.WEIGHED_CONTESTED if len(suspects) > 1 else Evidence.WEIGHED_ALONE
+            evidence = (
+                Evidence.WEIGHED_CONTESTED if self._contested(top_session, named, likely) else Evidence.WEIGHED_ALONE
+            )
         top = self.calibration.probability(evidence, action.margin)
         rest = 1.0 - top
-        unlisted = len(present) - len(listed & present)
+        unlisted = len(present) - len(named)
         listed_share = rest * (0.8 if unlisted else 1.0) if alternatives else 0.0
         share = (rest - listed_share) / unlisted if unlisted else 0.0
         total_alt = sum(max(c, 0.01) for _, c in alternatives)
@@ -857,13 +860,15 @@ class _Fusion:
         for session, confidence in alternatives:
             weights[session] = listed_share * max(confidence, 0.01) / total_alt
         top_payer = payer_of.get(top_session, top_session)
-        companions = [s for s in (top_payer, *visits.members.get(top_payer, ())) if s in present]
+        group = visits.members.get(top_payer) if payer_of else None
+        companions = [s for s in (top_payer, *group) if s in present] if group else [top_payer] * (top_payer in present)
         for session in (likely.keys() | set(companions)) - listed:
             weights[session] = share
         # Whereabouts only count against a shopper here: one seen right there moments before is no likelier to have
         # made an action the cameras, which had it in view, gave to someone else.
         for session, factor in likely.items():
-            weights[session] *= min(factor, 1.0)
+            if factor < 1.0:
+                weights[session] *= factor
         # Of the candidates the camera names, one whose hands were busy at another bin is less likely than one whose
         # hands were free. A lone winner busy elsewhere keeps its chance: it may well take from two bins in quick
         # succession, and cutting it would only hand its chance to shoppers nobody saw there. The shoppers it did not
@@ -877,11 +882,12 @@ class _Fusion:
                     weights[session] *= busy[session]
             for session in busy.keys() & weights.keys() - named - set(companions):
                 weights[session] *= busy[session]
-        crowd = len(present) - len(present & weights.keys()) if share else 0
+        crowd = len(present) - sum(1 for s in weights if s in present) if share else 0
         # The crowd's busy members count for less of it.
-        busy_crowd = sum(1.0 - f for s, f in busy.items() if s not in weights) if crowd else 0.0
-        for session in listed - present:
-            weights[session] *= COULD_NOT_BE_HERE
+        busy_crowd = sum(1.0 - f for s, f in busy.items() if s not in weights) if crowd and busy else 0.0
+        if len(named) < len(listed):
+            for session in listed - present:
+                weights[session] *= COULD_NOT_BE_HERE
         if action.sign < 0 and crowd:
             self.join_crowd(weights, present, share, busy)
             crowd, busy_crowd = 0, 0.0
@@ -894,6 +900,17 @@ class _Fusion:
             self.join_crowd(weights, present, share, busy)
         chances, members = self.by_payer(weights, total)
         return chances, members, evidence, False
+
+    def _contested(self, top_session: str, named: set[str], likely: Mapping[str, float]) -> bool:
+        """Whether more than one payer is a suspect: the winner's, those of the named visits present and those of the
+        visits seen right there lately."""
+        payer_of = self.visits.payer_of
+        top_payer = payer_of.get(top_session, top_session)
+        for session in named:
+            if payer_of.get(session, session) != top_payer:
+                return True
+        near = (session for session, factor in likely.items() if factor > 1.0)
+        return any(payer_of.get(session, session) != top_payer for session in near)
 
     @staticmethod
     def join_crowd(weights: dict[str, float], present: set[str], share: float, busy: Mapping[str, float]) -> None:
@@ -909,14 +926,18 @@ class _Fusion:
         total = total or 1.0
         payer_of = self.visits.payer_of
         chances: dict[str, float] = {}
+        if payer_of.keys().isdisjoint(weights):  # nobody here is a group's companion: each pays for itself
+            for session, weight in sorted(weights.items()) if payer_of else weights.items():
+                chances[session] = weight / total
+            kept = _likely(chances)
+            return kept, {session: session for session in kept}
         members: dict[str, str] = {}
-        for session, weight in sorted(weights.items()) if payer_of else weights.items():
-            payer = payer_of.get(session, session) if payer_of else session
+        for session, weight in sorted(weights.items()):
+            payer = payer_of.get(session, session)
             chances[payer] = chances.get(payer, 0.0) + weight / total
             if payer not in members or weight > weights[members[payer]]:
                 members[payer] = session
-        best = max(chances.values())
-        kept = {payer: chance for payer, chance in chances.items() if chance >= MAY_HAVE_TAKEN or chance == best}
+        kept = _likely(chances)
         return kept, {payer: members[payer] for payer in kept}
 
     def holders(self, action: _Action, bin_: Bin, weight: _Weight | None, payers: set[str]) -> dict[str, float]:
@@ -947,9 +968,10 @@ class _Fusion:
     def note_doubt(self, action: _Action, chances: Mapping[str, float], payer: str, sku: str) -> None:
         """Why a person may want to look at this action: noted on the payer charged for it when its doubt is worth
         a word, and on every other payer with a fair chance of having made it."""
-        reason = _unsure_taker(action, sku)
+        reason = None
         for other, chance in chances.items():
             if (other == payer and 1.0 - chance >= DOUBT_WORTH_NOTING) or (other != payer and chance >= WORTH_ASKING):
+                reason = reason or _unsure_taker(action, sku)
                 self.doubt(other, reason)
 
     def blame_return(self, action: _Action, chances: Mapping[str, float], payer: str, sku: str) -> None:
@@ -1092,6 +1114,12 @@ class _Fusion:
             for payer, chance in item.chances.items():
                 if chance >= UNSEEN_WORTH_ASKING:
                     self.flag(payer, item.reason)
+
+
+def _likely(chances: Mapping[str, float]) -> dict[str, float]:
+    """The payers at least `MAY_HAVE_TAKEN` likely, and the likeliest whatever its chance."""
+    best = max(chances.values())
+    return {payer: chance for payer, chance in chances.items() if chance >= MAY_HAVE_TAKEN or chance == best}
 
 
 def _product_for(
