@@ -135,6 +135,8 @@ class StoreModel:
 
     def layout_at(self, ts: datetime) -> Layout | None:
         """The layout in force at `ts`; a store's first layout also covers what came before it."""
+        if len(self._starts) == 1:  # most stores: one layout, in force whenever
+            return self.layouts[0]
         return version_at(self.layouts, self._starts, ts)
 
     def bin_at(self, code: str, ts: datetime) -> Bin | None:
@@ -789,7 +791,7 @@ class _Fusion:
         self.attributions[action.event_id] = Attribution(
             action.event_id,
             action.session,
-            self.visits.payer(action.session),
+            winner,
             sku or "",
             qty,
             action.sign,
@@ -835,8 +837,8 @@ class _Fusion:
             payer = payer_of.get(member, member)
             return {payer: 1.0}, {payer: member}, evidence, True
         likely = where.around(ts, bin_.position, action.event_id, present)
-        alternatives = [(s, c) for s, c in action.alternatives if s != top_session]
-        listed = {top_session, *(s for s, _ in alternatives)}
+        alternatives = [(s, c) for s, c in action.alternatives if s != top_session] if action.alternatives else []
+        listed = {top_session, *[s for s, _ in alternatives]}
         named = listed & present
         busy = where.busy_elsewhere(action, present)
         lone_and_busy = top_session in busy and len(named) == 1
