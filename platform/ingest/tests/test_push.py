@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from rest_framework.test import APIClient
 
@@ -192,3 +194,19 @@ def test_settling_is_sent_once_per_step_for_visits_still_in_their_window(store_a
         due = settle_when_due(store=store_a, sessions=["s0", "s1", "s2"], now=now)
     assert len(due) == 1  # the two that just left share a settling; the third is due already (ingest's settling)
     assert now + timedelta(seconds=store_a.settling_window_seconds) < due[0] <= now + timedelta(seconds=130)
+
+
+def test_a_push_of_started_sessions_costs_a_fixed_handful_of_queries(api_a: APIClient, store_a: Store) -> None:
+    """The request path of a live push, by statement: the store; the stream; the layout versions (the references
+    are kept in the process); staging made ready, COPY and the insert (one round trip each); the trigger told to
+    wait no more; the one look-up for sessions started before; the stream's counts. Whatever a push adds to
+    this runs once for every push of every live store."""
+    events = day_of_events(store_a, visits=3)
+    started = [e for e in events if e["type"] == "session.started"]
+    api_a.post(f"/api/v1/stores/{store_a.code}/events", started, format="json")
+    rest = [e for e in events if e["type"] != "session.started"][:20]
+    with CaptureQueriesContext(connection) as queries:
+        response = api_a.post(f"/api/v1/stores/{store_a.code}/events", rest, format="json")
+    assert response.json()["accepted"] == len(rest)
+    statements = [q["sql"] for q in queries.captured_queries if q["sql"] not in ("BEGIN", "COMMIT")]
+    assert len(statements) == 8, "\n".join(statements)
