@@ -44,6 +44,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from operator import itemgetter
 from typing import Any, NamedTuple
 
 from core.versions import version_at
@@ -359,7 +360,7 @@ def _read(
     unique: dict[str, Mapping[str, Any]] = {}
     for event in events:
         unique.setdefault(event["id"], event)
-    ordered = sorted(unique.values(), key=lambda e: (e["_ts"], e["id"]))
+    ordered = sorted(unique.values(), key=itemgetter("_ts", "id"))
     actions: list[_Action] = []
     weights: list[_Weight] = []
     entered: dict[str, datetime] = {}
@@ -372,11 +373,11 @@ def _read(
     for event in ordered:
         kind, ts = event["type"], event["_ts"]
         if kind in ("item.picked", "item.returned"):
-            alternatives = tuple(
-                sorted(
-                    ((a["session"], float(a["confidence"])) for a in event.get("alternatives") or []),
-                    key=lambda a: (-a[1], a[0]),
-                )
+            listed = event.get("alternatives")
+            alternatives = (
+                tuple(sorted(((a["session"], float(a["confidence"])) for a in listed), key=lambda a: (-a[1], a[0])))
+                if listed
+                else ()
             )
             confidence = float(event["confidence"])
             margin = round(confidence - (alternatives[0][1] if alternatives else 0.0), 4)
@@ -468,7 +469,7 @@ def _match_weights(
                 gap = abs((weight.ts - action.ts).total_seconds())
                 agrees = _weighs_as(action.qty, [action], weight, store)
                 pairs.append((not agrees, gap, action.event_id, weight.event_id, action, weight))
-    pairs.sort(key=lambda p: p[:4])
+    pairs.sort(key=itemgetter(0, 1, 2, 3))
     matched: dict[str, _Weight] = {}
     sharing: dict[str, list[_Action]] = defaultdict(list)
     for disagrees, _gap, action_id, weight_id, action, weight in pairs:
@@ -817,7 +818,7 @@ class _Fusion:
             self.blame_return(action, chances, payer, sku)
             self.move(payer, member, sku, -qty, 0.0, action.ts, ids)
             return
-        others = {p: c for p, c in chances.items() if p != payer and c >= MAY_HAVE_TAKEN}
+        others = len(chances) > 1 and any(p != payer and c >= MAY_HAVE_TAKEN for p, c in chances.items())
         self.move(payer, member, sku, qty, risk, action.ts, ids, dict(chances) if others else None)
         self.note_doubt(action, chances, payer, sku)
 
@@ -1188,7 +1189,7 @@ def infer_carts(
     fusion = _Fusion(store, visits, reports, _Whereabouts(actions, visits, store), calibration, seen_together, restocks)
     steps: list[tuple[datetime, str, _Action | _Weight]] = [(a.ts, a.event_id, a) for a in actions]
     steps += [(w.ts, w.event_id, w) for w in weights if w.event_id not in used_weights]
-    for _ts, _id, step in sorted(steps, key=lambda s: (s[0], s[1])):
+    for _ts, _id, step in sorted(steps, key=itemgetter(0, 1)):
         if isinstance(step, _Action):
             fusion.action(step, matched.get(step.event_id))
         else:
