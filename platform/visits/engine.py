@@ -946,24 +946,25 @@ class _Fusion:
     def holders(self, action: _Action, bin_: Bin, weight: _Weight | None, payers: set[str]) -> dict[str, float]:
         """Only a payer holding what came back can have put it back: of `payers`, those holding it for certain,
         and at half the odds those that may hold it through an item still open; others are all but ruled out."""
+        waiting = [item for item in self.open if item.taken_by is None]
         if weight is None:
             products = [(action.sku or bin_.sku, action.qty)]
         else:
             skus = {sku for payer in payers for sku, n in self.held[payer].items() if n > 0}
             skus |= {sku for sku in (action.sku, bin_.sku) if sku}
-            skus |= {item.sku for item in self.open if item.taken_by is None}
+            skus |= {item.sku for item in waiting}
+            catalog, delta_g = self.store.products, weight.delta_g
             products = [
-                (sku, count)
-                for sku in sorted(skus)
-                if sku in self.store.products and (count := _units(weight.delta_g, self.store.products[sku]))
+                (sku, count) for sku in sorted(skus) if sku in catalog and (count := _units(delta_g, catalog[sku]))
             ]
         found: dict[str, float] = {}
         for payer in payers:
             holding = self.held[payer]
             if any(holding.get(sku, 0) >= count for sku, count in products):
                 found[payer] = 1.0
-        for item in self.open:
-            if item.taken_by is None and any(item.sku == sku for sku, _ in products):
+        moved = {sku for sku, _ in products}
+        for item in waiting:
+            if item.sku in moved:
                 for payer in item.chances.keys() & payers:
                     found.setdefault(payer, 0.5)
         return found
