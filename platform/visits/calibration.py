@@ -9,8 +9,11 @@ winner really did it. It is learned from labelled examples (`Sample`):
 * cases that need no person — a put-back that settles who held it. (Not the only shopper in the store: it
   is right at any margin, which says nothing of how often a winner is right among others.)
 
-Curves are fitted by isotonic regression (pool adjacent violators) over binned margins, shrunk
-towards the prior in bins with few examples, so that a store's first reviews move it gradually.
+Curves are fitted in two steps. First the prior curve is moved as a whole: an offset and a slope in margin
+added to its log-odds (a logistic fit over all of the kind's examples, shrunk towards no change), so a stack
+that squeezes or inflates its scores shifts every margin at once. Then isotonic regression (pool adjacent
+violators) over binned margins, each bin shrunk towards that moved curve: sparse bins borrow strength from
+all the examples without flattening the curve, and a store's first reviews move it gradually.
 
 The licensee sets a *risk* — at most this share of visits overcharged — rather than a threshold.
 A visit's risk is the probability that something on its receipt is not the shopper's; the engine
@@ -25,6 +28,7 @@ keeps one as JSON (`as_json` / `from_json`).
 from __future__ import annotations
 
 import bisect
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
@@ -32,7 +36,14 @@ from typing import Any
 
 BINS = 20
 TABLE_STEPS = 1000
-PRIOR_WEIGHT = 2.0
+# A bin of margin starts from the store's own curve (the prior moved by `_store_shift`) worth `PRIOR_WEIGHT` examples:
+# one wrong label among ten no longer makes a bin's picks several times riskier than its neighbours'.
+PRIOR_WEIGHT = 10.0
+# The store's departure from the prior (an offset and a slope in log-odds) is shrunk towards none by a Gaussian prior
+# of this precision: a handful of examples barely move it, a few hundred set it.
+SHIFT_PRECISION = 1.0
+NEWTON_STEPS = 8
+MAX_STEP = 2.0
 MAX_PROBABILITY = 0.9995
 KEPT_RISKS = 2000
 # Visit risks are checked against what people decided in bands of risk (the lower edge of each). In a band, the
@@ -213,6 +224,39 @@ def _pool_adjacent_violators(values: list[float], weights: list[float]) -> list[
     return fitted
 
 
+def _logit(p: float) -> float:
+    p = min(1.0 - 1e-4, max(1e-4, p))
+    return math.log(p / (1.0 - p))
+
+
+def _sigmoid(x: float) -> float:
+    return 1.0 / (1.0 + math.exp(-x)) if x >= 0 else math.exp(x) / (1.0 + math.exp(x))
+
+
+def _store_shift(samples: list[Sample], prior: Curve) -> tuple[float, float]:
+    """How this store's stack departs from the prior: the offset and slope (in margin) added to the prior's
+    log-odds that best explain the examples, each shrunk towards nothing (`SHIFT_PRECISION`); a few Newton steps."""
+    offsets = [(_logit(prior(s.margin)), s.margin - 0.5, float(s.correct)) for s in samples]
+    a = b = 0.0
+    for _ in range(NEWTON_STEPS):
+        ga, gb = -SHIFT_PRECISION * a, -SHIFT_PRECISION * b
+        haa = hbb = SHIFT_PRECISION
+        hab = 0.0
+        for base, x, y in offsets:
+            p = _sigmoid(base + a + b * x)
+            w = p * (1.0 - p)
+            ga += y - p
+            gb += (y - p) * x
+            haa += w
+            hab += w * x
+            hbb += w * x * x
+        det = haa * hbb - hab * hab
+        # Steps bounded so that a store whose examples all agree cannot overshoot: the shrinkage ends them anyway.
+        a += max(-MAX_STEP, min(MAX_STEP, (hbb * ga - hab * gb) / det))
+        b += max(-MAX_STEP, min(MAX_STEP, (haa * gb - hab * ga) / det))
+    return a, b
+
+
 def _fit_curve(samples: list[Sample], prior: Curve) -> tuple[Curve, tuple[tuple[float, int, int], ...]]:
     counts = [0] * BINS
     correct = [0] * BINS
@@ -220,9 +264,11 @@ def _fit_curve(samples: list[Sample], prior: Curve) -> tuple[Curve, tuple[tuple[
         index = min(BINS - 1, max(0, int(sample.margin * BINS)))
         counts[index] += 1
         correct[index] += sample.correct
+    a, b = _store_shift(samples, prior)
     means, weights = [], []
     for index in range(BINS):
-        expected = prior(_centre(index))
+        centre = _centre(index)
+        expected = _sigmoid(_logit(prior(centre)) + a + b * (centre - 0.5))
         weight = counts[index] + PRIOR_WEIGHT
         means.append((correct[index] + PRIOR_WEIGHT * expected) / weight)
         weights.append(weight)

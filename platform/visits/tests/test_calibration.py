@@ -36,6 +36,24 @@ def test_a_curve_never_falls_as_the_camera_grows_surer() -> None:
     assert values == sorted(values)
 
 
+def test_one_wrong_label_in_a_sparse_bin_borrows_strength_from_the_store_s_other_examples() -> None:
+    # A stack right every time at every other margin: one wrong label among the ten at 0.62 is bad luck, not a dip
+    # (fitted bin by bin towards the prior, that pick's risk was 2.3 %).
+    others = [(n % 20 + 0.5) / 20 for n in range(400) if n % 20 != 12]
+    samples = [Sample(Evidence.WEIGHED_CONTESTED, margin, True, True) for margin in others]
+    samples += [Sample(Evidence.WEIGHED_CONTESTED, 0.62, n > 0, True) for n in range(10)]
+    curve = fit(samples=samples).curves[Evidence.WEIGHED_CONTESTED]
+    assert 1.0 - curve(0.62) < 0.01
+
+
+def test_a_stack_surer_than_the_prior_at_every_margin_lifts_margins_it_has_few_examples_of() -> None:
+    # Many right picks at middling margins and just two at 0.35: the bin with two follows the store, not the prior.
+    samples = [Sample(Evidence.CAMERA_ONLY, 0.55 + (n % 8) / 20, True, True) for n in range(300)]
+    samples += [Sample(Evidence.CAMERA_ONLY, 0.35, True, True) for _ in range(2)]
+    curve = fit(samples=samples).curves[Evidence.CAMERA_ONLY]
+    assert curve(0.35) > default().curves[Evidence.CAMERA_ONLY](0.35) + 0.2
+
+
 def test_the_charge_limit_spends_the_risk_budget_on_the_least_risky_visits_first() -> None:
     calibration = with_risks(default(), [0.0] * 90 + [0.01] * 5 + [0.1] * 5)
     # 100 visits at 0.5 % may expect 0.5 overcharges: the five at 1 % (0.05) fit; the five at 10 % (0.5 more) do
