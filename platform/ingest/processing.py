@@ -79,16 +79,17 @@ class Refusal:
 _KEPT_REFERENCES: dict[int, tuple[tuple[tuple[int, datetime], ...], StoreReferences]] = {}
 
 
-def store_references(*, store: Store) -> StoreReferences:
+def store_references(*, store: Store, versions: tuple[tuple[int, datetime], ...] | None = None) -> StoreReferences:
     """Every layout version of the store, reduced to the codes events may refer to.
 
     Kept in the process for as long as the store has the same versions (one small query tells): a published
     version never changes, and publishing one (which alone changes a device's kind) adds a version. A live
     store's pushes each read it, and building it from the bins was a third of a push's CPU.
     """
-    versions = tuple(
-        LayoutVersion.objects.filter(store=store).order_by("effective_from").values_list("pk", "effective_from")
-    )
+    if versions is None:  # `versions`: the store's (id, effective from), oldest first, when the caller read them
+        versions = tuple(
+            LayoutVersion.objects.filter(store=store).order_by("effective_from").values_list("pk", "effective_from")
+        )
     kept = _KEPT_REFERENCES.get(store.pk)
     if kept is not None and kept[0] == versions:
         return kept[1]

@@ -560,7 +560,9 @@ def _record_devices(stream: EventStream, seen: dict[str, datetime], reported: di
     Device.objects.bulk_update(devices, ["last_seen_at", "status", "status_changed_at"])
 
 
-def events_push(*, actor: Actor, store: Store, events: Any) -> PushResult:
+def events_push(
+    *, actor: Actor, store: Store, events: Any, layout_versions: tuple[tuple[int, datetime], ...] | None = None
+) -> PushResult:
     """Validate and store up to 1,000 events sent live, and hand their finishing on to a worker.
 
     The same validation and writing as uploads (one COPY and one INSERT), and the one check a live store acts on
@@ -569,6 +571,7 @@ def events_push(*, actor: Actor, store: Store, events: Any) -> PushResult:
     visits on to be refreshed and settled) runs in the `ingest.finish_stream` task: a push never waits on the
     workers, on a device's row lock or on other visits' settling. The task carries the summary of the accepted
     events (and reads them again if the message is lost and `streams_resume_stalled` sends it anew).
+    `layout_versions`: the store's, when the caller read them with the store (`store_with_layout_versions`).
     """
     if not isinstance(events, list):
         raise ValidationError("Send a JSON array of events.")
@@ -590,7 +593,7 @@ def events_push(*, actor: Actor, store: Store, events: Any) -> PushResult:
         outcome = process_lines(
             stream=stream,
             numbered_lines=((index, orjson.dumps(event)) for index, event in enumerate(events)),
-            references=store_references(store=store),
+            references=store_references(store=store, versions=layout_versions),
             now=timezone.now(),
         )
         rejections_store(stream=stream, refused=outcome.refused)

@@ -26,6 +26,21 @@ def store_get(*, code: str) -> Store:
     return get_object_or_404(Store.objects.all(), code=code)
 
 
+def store_with_layout_versions(*, code: str) -> tuple[Store, tuple[tuple[int, datetime], ...]]:
+    """The store with this code and its layout versions (id, effective from; oldest first) in one query — a live
+    push needs both, and reading them apart was two of its round trips; 404 like `store_get` (a store with no
+    layout is read alone)."""
+    versions = list(
+        LayoutVersion.objects.filter(store__code=code)
+        .select_related("store")
+        .only("pk", "effective_from", "store")
+        .order_by("effective_from")
+    )
+    if not versions:
+        return store_get(code=code), ()
+    return versions[0].store, tuple((version.pk, version.effective_from) for version in versions)
+
+
 STORE_AT_GATE_SECONDS = 3600  # a safety net: store_update (and the admin) drop the entry on every change
 
 

@@ -23,7 +23,7 @@ from core.api.views import TenantAPIView
 from ingest import services
 from ingest.models import EventStream, Rejection
 from ingest.validation import SCHEMA_PATH
-from stores.selectors import store_get
+from stores.selectors import store_get, store_with_layout_versions
 
 EVENT_SCHEMA = SCHEMA_PATH.read_bytes()
 
@@ -181,8 +181,8 @@ class StoreEventPushApi(TenantAPIView):
         "carts, payments) runs in the background and never delays the answer.",
     )
     def post(self, request: Request, store: str) -> Response:
-        found = store_get(code=store)
-        result = services.events_push(actor=self.actor, store=found, events=request.data)
+        found, versions = store_with_layout_versions(code=store)
+        result = services.events_push(actor=self.actor, store=found, events=request.data, layout_versions=versions)
         body = {
             "accepted": result.accepted,
             "duplicates": result.duplicates,

@@ -14,7 +14,8 @@ from core import tenancy
 from ingest.models import Event, EventStream, Rejection
 from ingest.tests.conftest import day_of_events, eventually, wait_for_stream
 from stores.models import Device, Store
-from stores.services import devices_mark_silent
+from stores.services import devices_mark_silent, store_create
+from tenants.audit import Actor
 from visits.models import Visit
 from visits.settling import settle_when_due
 
@@ -197,7 +198,7 @@ def test_settling_is_sent_once_per_step_for_visits_still_in_their_window(store_a
 
 
 def test_a_push_of_started_sessions_costs_a_fixed_handful_of_queries(api_a: APIClient, store_a: Store) -> None:
-    """The request path of a live push, by statement: the store; the stream; the layout versions (the references
+    """The request path of a live push, by statement: the store with its layout versions; the stream (the references
     are kept in the process); staging made ready, COPY and the insert (one round trip each); the trigger told to
     wait no more; the one look-up for sessions started before; the stream's counts. Whatever a push adds to
     this runs once for every push of every live store."""
@@ -209,4 +210,16 @@ def test_a_push_of_started_sessions_costs_a_fixed_handful_of_queries(api_a: APIC
         response = api_a.post(f"/api/v1/stores/{store_a.code}/events", rest, format="json")
     assert response.json()["accepted"] == len(rest)
     statements = [q["sql"] for q in queries.captured_queries if q["sql"] not in ("BEGIN", "COMMIT")]
-    assert len(statements) == 8, "\n".join(statements)
+    assert len(statements) == 7, "\n".join(statements)
+
+
+def test_a_push_to_a_store_with_no_layout_yet_refuses_its_events(api_a: APIClient, tenant_a) -> None:
+    """A store with no layout is read alone (the push reads a store with its layout versions): its events refer to
+    bins and devices no layout knows, and are refused one by one, not lost."""
+    store = store_create(
+        actor=Actor.system(), tenant=tenant_a, code="BARE", name="Bare", timezone="Europe/Paris", currency="EUR"
+    )
+    events = [{"id": "d-1", "type": "device.status", "ts": "2026-03-02T08:00:00Z", "device": "cam-1", "status": "ok"}]
+    body = api_a.post(f"/api/v1/stores/{store.code}/events", events, format="json").json()
+    assert (body["accepted"], len(body["rejected"])) == (0, 1)
+    assert not Event.unscoped.filter(store=store).exists()
