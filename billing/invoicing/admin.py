@@ -184,10 +184,9 @@ class InvoiceDisplay(MoneyDisplay):
         return reverse(self.pdf_url_name, args=[invoice.pk])
 
 
-class InvoiceLineInline(TabularInline):
+class InvoiceLineInline(ReadOnlyMixin, TabularInline):
     model = InvoiceLine
     extra = 0
-    can_delete = False
     hide_title = True  # the title would be the line's description, again, above each line
     fields = [
         "position",
@@ -202,12 +201,6 @@ class InvoiceLineInline(TabularInline):
 
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return True  # whoever may see the invoice sees its lines
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     @display(description="Quantity")
     def quantity_display(self, line: InvoiceLine) -> str:
@@ -231,21 +224,14 @@ class InvoiceLineInline(TabularInline):
         return format_money(line.tax, line.invoice.currency)
 
 
-class CreditNoteInline(TabularInline):
+class CreditNoteInline(ReadOnlyMixin, TabularInline):
     model = CreditNote
     extra = 0
-    can_delete = False
     fields = ["number", "issued_on", "reason", "total_display"]
     readonly_fields = fields
 
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return True  # whoever may see the invoice sees its credit notes
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     total_display = _money_column("total", "Total")
 
@@ -507,7 +493,7 @@ def _form_page(
 
 
 @admin.register(Invoice, site=ops_site)
-class InvoiceOpsAdmin(InvoiceDisplay, OpsModelAdmin):
+class InvoiceOpsAdmin(ReadOnlyMixin, InvoiceDisplay, OpsModelAdmin):
     pdf_url_name = "ops:invoicing_invoice_pdf"
     list_display = [
         "invoice_number",
@@ -529,12 +515,6 @@ class InvoiceOpsAdmin(InvoiceDisplay, OpsModelAdmin):
     actions = ["finalise_selected", "mark_paid_selected"]
     actions_list = ["close_month"]
     actions_detail = ["download_pdf", "finalise_detail", "mark_paid_detail", "credit_detail", "void_detail"]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     def has_finance_permission(self, request: HttpRequest, object_id: Any = None) -> bool:
         return is_finance(request)
@@ -796,20 +776,11 @@ class InvoiceOpsAdmin(InvoiceDisplay, OpsModelAdmin):
         )
 
 
-@admin.register(CreditNote, site=ops_site)
-class CreditNoteOpsAdmin(MoneyDisplay, OpsModelAdmin):
-    list_display = ["number", "tenant", "invoice", "issued_on", "reason", "total_display", "pdf_link"]
-    list_filter = ["tenant"]
-    list_select_related = ["tenant", "invoice"]
-    search_fields = ["number", "invoice__number", "tenant__name"]
-    fields = ["tenant", "number", "invoice", "issued_on", "reason", "subtotal_display", "tax_display", "total_display"]
-    readonly_fields = fields
+CREDIT_NOTE_FIELDS = ("number", "invoice", "issued_on", "reason", "subtotal_display", "tax_display", "total_display")
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
 
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
+class CreditNoteDisplay(MoneyDisplay, admin.ModelAdmin):
+    """A credit note's money and its PDF (`<id>/pdf/`, for whoever may view it), on either site."""
 
     def get_urls(self) -> list[URLPattern]:
         pdf = path("<int:note_id>/pdf/", self.admin_site.admin_view(self.pdf_view), name="invoicing_creditnote_pdf")
@@ -817,12 +788,23 @@ class CreditNoteOpsAdmin(MoneyDisplay, OpsModelAdmin):
 
     @display(description="PDF")
     def pdf_link(self, note: CreditNote) -> str:
-        url = reverse("ops:invoicing_creditnote_pdf", args=[note.pk])
+        url = reverse(f"{self.admin_site.name}:invoicing_creditnote_pdf", args=[note.pk])
         return format_html('<a class="text-primary-600 underline" href="{}">PDF</a>', url)
 
     def pdf_view(self, request: HttpRequest, note_id: int) -> HttpResponse:
+        if not self.has_view_permission(request):
+            raise PermissionDenied
         note = get_object_or_404(CreditNote.objects.select_related("invoice"), pk=note_id)
         return _pdf(documents.credit_note_pdf(note), documents.credit_note_filename(note))
+
+
+@admin.register(CreditNote, site=ops_site)
+class CreditNoteOpsAdmin(ReadOnlyMixin, CreditNoteDisplay, OpsModelAdmin):
+    list_display = ["number", "tenant", "invoice", "issued_on", "reason", "total_display", "pdf_link"]
+    list_filter = ["tenant"]
+    list_select_related = ["tenant", "invoice"]
+    search_fields = ["number", "invoice__number", "tenant__name"]
+    fields = readonly_fields = ("tenant", *CREDIT_NOTE_FIELDS)
 
 
 # --- operator site: plans, accounts, rates, usage ------------------------------------------------
@@ -832,10 +814,9 @@ def promises_in_words(version: PlanVersion) -> str:
     return calc_promises_in_words(services.promises_of(version)) or "—"
 
 
-class PlanVersionInline(TabularInline):
+class PlanVersionInline(ReadOnlyMixin, TabularInline):
     model = PlanVersion
     extra = 0
-    can_delete = False
     fields = [
         "number",
         "currency",
@@ -851,12 +832,6 @@ class PlanVersionInline(TabularInline):
     @display(description="Service promises")
     def promises_display(self, version: PlanVersion) -> str:
         return promises_in_words(version)
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 @admin.register(Plan, site=ops_site)
@@ -1066,7 +1041,7 @@ USAGE_FIELDS = ["day", "store", *USAGE_FIGURES]  # a day's figures, as the usage
 
 
 @admin.register(DailyUsage, site=ops_site)
-class DailyUsageOpsAdmin(UsageDisplay, OpsModelAdmin):
+class DailyUsageOpsAdmin(ReadOnlyMixin, UsageDisplay, OpsModelAdmin):
     """Read-only: usage is derived from visits and payments (`close_month`, or every 10 minutes)."""
 
     list_display = [
@@ -1084,12 +1059,6 @@ class DailyUsageOpsAdmin(UsageDisplay, OpsModelAdmin):
     search_fields = ["tenant__name", "tenant__slug", "store__code"]
     readonly_fields = ["tenant", *USAGE_FIELDS]
     list_before_template = "invoicing/admin/usage_exports.html"
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
         extra_context = {**(extra_context or {}), "can_export": is_finance(request)}
@@ -1122,15 +1091,9 @@ class DailyUsageOpsAdmin(UsageDisplay, OpsModelAdmin):
 
 
 @admin.register(MonthClose, site=ops_site)
-class MonthCloseOpsAdmin(OpsModelAdmin):
+class MonthCloseOpsAdmin(ReadOnlyMixin, OpsModelAdmin):
     list_display = ["period_start", "closed_at", "runs", "outcome"]
     readonly_fields = ["period_start", "closed_at", "runs", "outcome"]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 # --- licensee site: the tenant's own invoices ------------------------------------------------------
@@ -1181,23 +1144,7 @@ class InvoiceAdmin(ManagersReadOnly, InvoiceDisplay, TenantModelAdmin):
 
 
 @admin.register(CreditNote, site=licensee_site)
-class CreditNoteAdmin(ManagersReadOnly, MoneyDisplay, TenantModelAdmin):
+class CreditNoteAdmin(ManagersReadOnly, CreditNoteDisplay, TenantModelAdmin):
     list_display = ["number", "invoice", "issued_on", "reason", "total_display", "pdf_link"]
     list_select_related = ["invoice"]
-    fields = ["number", "invoice", "issued_on", "reason", "subtotal_display", "tax_display", "total_display"]
-    readonly_fields = fields
-
-    def get_urls(self) -> list[URLPattern]:
-        pdf = path("<int:note_id>/pdf/", self.admin_site.admin_view(self.pdf_view), name="invoicing_creditnote_pdf")
-        return [pdf, *super().get_urls()]
-
-    @display(description="PDF")
-    def pdf_link(self, note: CreditNote) -> str:
-        url = reverse("admin:invoicing_creditnote_pdf", args=[note.pk])
-        return format_html('<a class="text-primary-600 underline" href="{}">PDF</a>', url)
-
-    def pdf_view(self, request: HttpRequest, note_id: int) -> HttpResponse:
-        if not self.has_view_permission(request):
-            raise PermissionDenied
-        note = get_object_or_404(CreditNote.objects.select_related("invoice"), pk=note_id)
-        return _pdf(documents.credit_note_pdf(note), documents.credit_note_filename(note))
+    fields = readonly_fields = CREDIT_NOTE_FIELDS

@@ -347,17 +347,11 @@ class WebhookDeliveryAdmin(DeliveryAdminBase, TenantModelAdmin):
 
 
 @admin.register(WebhookEndpoint, site=ops_site)
-class WebhookEndpointOpsAdmin(EndpointAdminBase, OpsModelAdmin):
+class WebhookEndpointOpsAdmin(ReadOnlyMixin, EndpointAdminBase, OpsModelAdmin):
     list_display = ["url", "tenant", "subscribed", "active_label", "last_delivery", "created_at"]
     list_filter = ["is_active", "tenant"]
     fields = ["tenant", "url", "description", "event_types", "is_active", "created_at", "updated_at"]
     readonly_fields = fields
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 @admin.register(WebhookDelivery, site=ops_site)

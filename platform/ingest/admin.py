@@ -242,7 +242,7 @@ class EventStreamOpsAdmin(StreamAdminBase, OpsModelAdmin):
 
 
 @admin.register(UnreadableEvent, site=ops_site)
-class UnreadableEventOpsAdmin(OpsModelAdmin):
+class UnreadableEventOpsAdmin(ReadOnlyMixin, OpsModelAdmin):
     """Stored events that cannot be read back: the visits they bear on wait in review until someone looks."""
 
     list_display = ["event_id", "tenant", "store", "type", "ts", "session", "reason", "found_at"]
@@ -250,9 +250,3 @@ class UnreadableEventOpsAdmin(OpsModelAdmin):
     search_fields = ["event_id", "session", "store__code"]
     readonly_fields = ["tenant", "store", "event_id", "type", "ts", "session", "reason", "found_at"]
     fields = readonly_fields
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
