@@ -58,6 +58,10 @@ WEIGHT_BEFORE = timedelta(seconds=3)
 WEIGHT_AFTER = timedelta(seconds=6)
 LOOSE_WEIGHT_SLACK = 2.0
 DEFAULT_RISK = 0.005
+# A stack's confidence scale (`stack_confidence_scale`): in steps of this, off this many picks at least, never below.
+SCALE_STEP = 0.05
+SCALE_PICKS = 30
+SCALE_FLOOR = 0.5
 # Whereabouts: nobody crosses a store faster than this; a hand reaches this far; "moments" are this long.
 FASTEST_WALK_M_S = 1.6
 REACH_M = 1.5
@@ -250,7 +254,7 @@ class _Action(NamedTuple):
     confidence: float
     alternatives: tuple[tuple[str, float], ...]
     sku: str | None
-    margin: float  # the confidence minus the runner-up's
+    margin: float  # the confidence minus the runner-up's, on the stack's scale (`stack_confidence_scale`)
 
 
 @dataclass(frozen=True, slots=True)
@@ -352,11 +356,22 @@ class _Visits:
         return start <= ts and (end is None or ts <= end)
 
 
+def stack_confidence_scale(confidences: Sequence[float]) -> float:
+    """The confidence a stack gives the picks it is surest of: its highest, rounded up to `SCALE_STEP`, read off at
+    least `SCALE_PICKS` picks (else 1.0). A vendor whose cameras never say more than 0.9 means by 0.9 what another
+    means by 1.0: margins are read on the stack's own scale, so the store's curves — the prior's, before it has
+    taught them anything — see a sure pick as sure. Rounded so that a day read whole and read a group of visits at
+    a time (settling) find the same scale; too few picks, or one that says more, leave the margins as they are."""
+    if len(confidences) < SCALE_PICKS:
+        return 1.0
+    return max(SCALE_FLOOR, min(1.0, math.ceil(max(confidences) / SCALE_STEP - 1e-9) * SCALE_STEP))
+
+
 def _read(
-    events: Iterable[Mapping[str, Any]],
+    events: Iterable[Mapping[str, Any]], scale: float | None
 ) -> tuple[list[_Action], list[_Weight], _Visits, list[tuple[datetime, str, str]], list[_Restock]]:
     """Split deduplicated, time-ordered events into camera actions, weight changes, visits, device reports and
-    restocks."""
+    restocks; the actions' margins on the stack's confidence `scale` (None: the one these events show)."""
     unique: dict[str, Mapping[str, Any]] = {}
     for event in events:
         unique.setdefault(event["id"], event)
@@ -413,6 +428,14 @@ def _read(
             checks[event["session"]].append((event["result"] == "passed", int(event["min_age"])))
         elif kind == "shelf.restocked":
             restocks.append(_Restock(ts, event["bin"], int(event["qty"])))
+    scale = stack_confidence_scale([action.confidence for action in actions]) if scale is None else scale
+    if scale < 1.0:
+        actions = [
+            action._replace(
+                confidence=min(1.0, action.confidence / scale), margin=round(min(1.0, action.margin / scale), 4)
+            )
+            for action in actions
+        ]
     spans = {s: (entered[s], exited.get(s)) for s in entered}
     # A companion whose payer never entered (or is itself a companion) pays for itself, and is asked about.
     strays = {member: payer for member, payer in payer_of.items() if payer not in entered or payer in payer_of}
@@ -1175,6 +1198,7 @@ def infer_carts(
     calibration: Calibration | None = None,
     risk: float = DEFAULT_RISK,
     sessions: Iterable[str] | None = None,
+    confidence_scale: float | None = None,
 ) -> dict[str, Cart]:
     """The cart of every visit in `events` (or of `sessions` only), with the decision to charge or review.
 
@@ -1182,9 +1206,10 @@ def infer_carts(
     the visits' own, and the other visits' and the scales' near the same bins and times. `risk` is the
     licensee's: at most this share of visits overcharged; `calibration` the store's (default: none yet).
     A group's items are on its payer's cart (each line says which member took it); members' carts are empty.
+    `confidence_scale` is the store's cameras' (see `stack_confidence_scale`; default: the one these events show).
     """
     calibration = calibration or default_calibration()
-    actions, weights, visits, reports, restocks = _read(events)
+    actions, weights, visits, reports, restocks = _read(events, confidence_scale)
     matched, seen_together = _match_weights(actions, weights, store)
     used_weights = {w.event_id for w in matched.values()}
     fusion = _Fusion(store, visits, reports, _Whereabouts(actions, visits, store), calibration, seen_together, restocks)

@@ -102,6 +102,14 @@ def _compressed(rng: random.Random) -> PerceptionStack:
     )
 
 
+def _diffident(rng: random.Random) -> PerceptionStack:
+    """Understates itself unevenly: a sure pick reported anywhere from about 0.7 of its ceiling up, a hesitation
+    from 0.45 to 0.7. Its top is its ceiling, so reading it on its own scale changes little: only what the store's
+    reviews teach tells its sure picks from its hesitations."""
+    base = _baseline(rng, "diffident")
+    return replace(base, confident=(rng.uniform(0.65, 0.75), 1.0), hesitant=(0.45, 0.7))
+
+
 def _switchy(rng: random.Random) -> PerceptionStack:
     """Tracking that often swaps people who pass close: a confident wrong winner, the real one often unlisted."""
     base = _baseline(rng, "switchy")
@@ -182,12 +190,13 @@ FAMILIES: dict[str, Callable[[random.Random], PerceptionStack]] = {
     "switchy": _switchy,
     "laggy_scales": _laggy_scales,
     "compressed": _compressed,
+    "diffident": _diffident,
     "overconfident": _overconfident,
     "miscounting": _miscounting,
     "silent": _silent,
 }
 # Families no rule or constant of the engine was tuned on: the accuracy benchmark reports them apart.
-HELD_OUT = ("compressed", "overconfident", "miscounting", "silent")
+HELD_OUT = ("compressed", "diffident", "overconfident", "miscounting", "silent")
 TUNED = ("calibrated", "switchy", "laggy_scales")
 
 

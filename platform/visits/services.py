@@ -271,7 +271,7 @@ def calibration_learn(*, store: Store, actor: Actor) -> StoreCalibration:
         ).order_by("-exited_at", "-pk")[:LEARN_AT_MOST]
     )
     latest = selectors.calibration_latest(store=store)
-    reading = settling.store_reading(store=store)
+    reading = settling.store_reading(store=store, visits=visits)
     groups = list(settling.events_by_group(store=store, visits=visits))
     carts = settling.read_carts(groups=groups, reading=reading)
     decided = {session: lines for session, lines in _decided_carts(visits).items() if carts[session].payer is None}

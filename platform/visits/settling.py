@@ -48,6 +48,9 @@ SETTLE_MARGIN = timedelta(seconds=3)
 SETTLE_STEP_SECONDS = 5
 # A store not calibrated yet draws its charge limit from its settled visits' risks once it has this many.
 COLD_POOL = 500
+# The store's confidence scale is read off its latest picks up to the visits read, within a day (`confidence_scale`).
+SCALE_FROM_PICKS = 2000
+SCALE_LOOKBACK = timedelta(days=1)
 # What settling (and a review) writes of a visit's cart; its status is `visits.lifecycle`'s to write.
 CART_FIELDS = [
     "currency", "subtotal", "tax", "total", "charged_total", "review_reasons", "risk", "cart_version", "settled_at",
@@ -85,9 +88,10 @@ class Reading:
     calibration: Calibration
     risk: float
     recent_risks: tuple[float, ...] = ()
+    confidence_scale: float = 1.0
 
 
-def store_reading(*, store: Store) -> Reading:
+def store_reading(*, store: Store, visits: Sequence[Visit] = ()) -> Reading:
     """What the engine needs to read this store's visits, fetched once per settling (or learning) run.
 
     The charge limit comes from the risks of the store's recent visits: those its latest calibration drew, or,
@@ -102,7 +106,21 @@ def store_reading(*, store: Store) -> Reading:
         recent = tuple(stored.values_list("risk", flat=True)[:KEPT_RISKS])
         if len(recent) >= COLD_POOL:
             model, recent = with_risks(model, recent), ()
-    return Reading(store_model(store=store), model, float(store.overcharge_risk), recent)
+    ends = [at for visit in visits if (at := visit.exited_at or visit.last_event_at) is not None]
+    scale = confidence_scale(store=store, until=max(ends) + CONTEXT_MARGIN if ends else timezone.now())
+    return Reading(store_model(store=store), model, float(store.overcharge_risk), recent, scale)
+
+
+def confidence_scale(*, store: Store, until: datetime) -> float:
+    """The scale the store's cameras report confidences on (`engine.stack_confidence_scale`), read off its latest
+    picks up to `until` (within `SCALE_LOOKBACK`, the partitions of that day and the one before): the same for every
+    group of visits a settling run reads, however few picks each has, and for a day uploaded whole, what the engine
+    finds in that day's events."""
+    picks = Event.objects.filter(
+        store=store, type__in=("item.picked", "item.returned"), ts__gt=until - SCALE_LOOKBACK, ts__lte=until
+    ).order_by("-ts")
+    confidences = picks.values_list("payload__confidence", flat=True)[:SCALE_FROM_PICKS]
+    return engine.stack_confidence_scale([float(c) for c in confidences if isinstance(c, int | float)])
 
 
 VisitGroup = tuple[list[Visit], list[dict[str, Any]]]
@@ -124,6 +142,7 @@ def read_carts(*, groups: Iterable[VisitGroup], reading: Reading) -> dict[str, e
             calibration=reading.calibration,
             risk=reading.risk,
             sessions=[visit.session for visit in group],
+            confidence_scale=reading.confidence_scale,
         )
     return carts
 
@@ -395,7 +414,7 @@ def visits_settle(*, store: Store, sessions: Sequence[str] | None = None, now: d
     for group, events in groups:
         for session, reasons in _held_back(store, group, events).items():
             held[session] += reasons
-    carts = read_store_carts(groups=groups, reading=store_reading(store=store))
+    carts = read_store_carts(groups=groups, reading=store_reading(store=store, visits=visits))
     for session, cart in carts.items():  # what bears on a companion's cart bears on its payer's
         if cart.payer is not None and session in held:
             held[cart.payer] += held.pop(session)

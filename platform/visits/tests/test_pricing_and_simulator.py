@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
@@ -116,6 +118,28 @@ def test_a_clean_day_is_read_back_exactly_and_charged_once_the_store_has_learnt_
         assert {reason.code for reason in carts[session].reasons} <= CHARGEABLE_BUT_FOR, session
         doubtful = [a for a in carts[session].attributions if a.qty > 1 or a.probability < 0.99]
         assert any(a.evidence in CAMERA_ALONE for a in doubtful), session
+
+
+def _squeezed(event: dict[str, Any], factor: float) -> dict[str, Any]:
+    """The event as a stack reporting every confidence `factor` times lower would send it."""
+    if "confidence" not in event:
+        return event
+    listed = [dict(a, confidence=a["confidence"] * factor) for a in event.get("alternatives") or ()]
+    return dict(event, confidence=event["confidence"] * factor, **({"alternatives": listed} if listed else {}))
+
+
+def test_a_day_whose_confidences_are_squeezed_under_0_9_is_read_as_the_same_day() -> None:
+    stack = replace(draw_stack(family="calibrated", seed=3), ceiling=1.0)
+    simulation = simulate(
+        layout=LAYOUT, catalog=CATALOG, profile="realistic", visits=120, start=T0, seed=3, stack=stack
+    )
+    events = [dict(e, _ts=parse_timestamp(e["ts"])) for e in simulation.events]
+    reported = infer_carts(events=events, store=STORE)
+    squeezed = infer_carts(events=[_squeezed(e, 0.9) for e in events], store=STORE)
+    assert any(cart.decision == "review" for cart in reported.values())
+    for session, cart in reported.items():
+        assert (squeezed[session].lines, squeezed[session].decision) == (cart.lines, cart.decision), session
+        assert squeezed[session].risk == pytest.approx(cart.risk, abs=1e-3)
 
 
 @pytest.mark.parametrize("stack", ["calibrated", "compressed", "switchy", "miscounting"])

@@ -166,9 +166,33 @@ def _review_with_the_truth(store: Store, simulation, reviewer: User) -> int:
     return decided
 
 
+def test_settling_reads_a_few_visits_at_a_time_on_the_scale_of_the_store_s_cameras(priced_store: Store) -> None:  # noqa: F811
+    """A stack whose confidences never pass 0.9, its visits settled group by group as they leave: each is read on
+    the scale the store's picks show (not on the few picks around it), as the engine reads the whole day."""
+    simulation = _simulated_day(priced_store, stack="compressed", visits=60, seed=3)
+    events = sorted(simulation.events, key=lambda e: (e["ts"], e["id"]))
+    whole_day = [{**e, "_ts": datetime.fromisoformat(e["ts"])} for e in events]
+    with tenancy.tenant_scope(priced_store.tenant_id):
+        model = settling.store_model(store=priced_store)
+    cold = engine.infer_carts(events=whole_day, store=model)
+    learnt = calibration.with_risks(calibration.default(), (c.risk for c in cold.values() if c.payer is None))
+    keep_calibration(priced_store, learnt, number=1)
+    expected = engine.infer_carts(events=whole_day, store=model, calibration=learnt)
+
+    settled = [visit for visit in _push_and_settle(priced_store, events) if visit.settled_at is not None]
+
+    with tenancy.tenant_scope(priced_store.tenant_id):
+        assert settling.confidence_scale(store=priced_store, until=DAY + timedelta(days=1)) in (0.9, 0.95)
+    assert len(settled) > 40
+    for visit in settled:
+        lines = dict(VisitLine.unscoped.filter(visit=visit).values_list("sku", "qty"))
+        assert lines == {line.sku: line.qty for line in expected[visit.session].lines}, visit.session
+        assert visit.risk == pytest.approx(expected[visit.session].risk, abs=1e-6), visit.session
+
+
 def test_a_store_learns_from_its_reviewed_visits(priced_store: Store, manager_a: User) -> None:  # noqa: F811
-    """A stack whose confidences never pass 0.9: once its reviews are learnt, far more of its visits are charged."""
-    simulation = _simulated_day(priced_store, stack="compressed", visits=150, seed=1)
+    """A stack that understates its sure picks: once its reviews are learnt, more of its visits are charged."""
+    simulation = _simulated_day(priced_store, stack="diffident", visits=150, seed=1)
     events = sorted(simulation.events, key=lambda e: (e["ts"], e["id"]))
     settled = [visit for visit in _push_and_settle(priced_store, events) if visit.settled_at is not None]
     settled_alone = sum(v.status != "needs_review" for v in settled) / len(settled)
@@ -200,7 +224,7 @@ def test_a_store_learns_from_its_reviewed_visits(priced_store: Store, manager_a:
     assert 0 < checked <= len(reviewed), "the reviewed visits the engine could have charged check its risks"
     assert len(learnt.risk_ratios) == len(calibration.RISK_BANDS)
     assert row.overcharge_risk == Decimal("0.005")
-    assert row.auto_charge_share > settled_alone + 0.1, (row.auto_charge_share, settled_alone)
+    assert row.auto_charge_share > settled_alone + 0.05, (row.auto_charge_share, settled_alone)
     assert row.created_by == "alice@alpha.test"
     entry = AuditEntry.unscoped.get(action="calibration.learnt")
     assert (entry.actor_user, entry.object_id) == (manager_a, str(row.pk))
