@@ -256,3 +256,14 @@ def test_every_operation_documents_its_error_answers_and_lists_their_pages() -> 
     assert set(document["components"]["schemas"][listed]["properties"]) == {"count", "next", "previous", "results"}
     assert {"page", "page_size"} <= {parameter["name"] for parameter in keys["get"]["parameters"]}
     assert "401" not in document["paths"]["/api/v1/schema/event-stream.json"]["get"]["responses"]
+
+
+@pytest.mark.django_db
+def test_an_operation_is_documented_by_its_handlers_docstring() -> None:
+    document = APIClient().get("/api/v1/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()
+    revoke = document["paths"]["/api/v1/api-keys/{key_id}"]["delete"]
+    assert revoke["summary"] == "Revoke an API key (it stops working at once)"
+    assert revoke["description"] == (
+        "Revokes the key: the next call made with it is 401. Revoking a revoked key changes nothing. "
+        "A key of another tenant is 404."
+    )

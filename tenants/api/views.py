@@ -22,12 +22,12 @@ class TenantOutputSerializer(serializers.Serializer):
 
 
 class TenantDetailApi(TenantAPIView):
-    @extend_schema(
-        responses=TenantOutputSerializer,
-        summary="The tenant this API key belongs to",
-        description=("The tenant of the calling key: its name, slug and status. A simple way to check a key works."),
-    )
+    @extend_schema(responses=TenantOutputSerializer)
     def get(self, request: Request) -> Response:
+        """The tenant this API key belongs to
+
+        The tenant of the calling key: its name, slug and status. A simple way to check a key works.
+        """
         return Response(TenantOutputSerializer(self.tenant).data)
 
 
@@ -49,30 +49,24 @@ class ApiKeyIssuedSerializer(ApiKeyOutputSerializer):
 
 
 class ApiKeyListApi(TenantAPIView):
-    @extend_schema(
-        responses=ApiKeyOutputSerializer(many=True),
-        summary="List the tenant's API keys",
-        description=(
-            "Every key of the tenant, live and revoked: its name, prefix, when it was issued, last used"
-            " and revoked. Secrets are never shown again after issue."
-        ),
-    )
+    @extend_schema(responses=ApiKeyOutputSerializer(many=True))
     def get(self, request: Request) -> Response:
+        """List the tenant's API keys
+
+        Every key of the tenant, live and revoked: its name, prefix, when it was issued, last used and revoked. Secrets
+        are never shown again after issue.
+        """
         return self.paginated_response(
             request, queryset=selectors.api_key_list(), serializer_class=ApiKeyOutputSerializer
         )
 
-    @extend_schema(
-        request=ApiKeyInputSerializer,
-        responses={201: ApiKeyIssuedSerializer, 409: QUOTA_EXCEEDED},
-        summary="Issue a new API key",
-        description=(
-            "Issues a key for the tenant of the calling key. The answer carries the secret once; store "
-            "it, as only its prefix is kept readable. Refused with 409 `quota_exceeded` past the "
-            "tenant's limit of live keys."
-        ),
-    )
+    @extend_schema(request=ApiKeyInputSerializer, responses={201: ApiKeyIssuedSerializer, 409: QUOTA_EXCEEDED})
     def post(self, request: Request) -> Response:
+        """Issue a new API key
+
+        Issues a key for the tenant of the calling key. The answer carries the secret once; store it, as only its prefix
+        is kept readable. Refused with 409 `quota_exceeded` past the tenant's limit of live keys.
+        """
         payload = ApiKeyInputSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
         issued = services.api_key_issue(
@@ -85,23 +79,21 @@ class ApiKeyListApi(TenantAPIView):
 
 
 class ApiKeyDetailApi(TenantAPIView):
-    @extend_schema(
-        responses=ApiKeyOutputSerializer,
-        summary="One API key",
-        description=("One of the tenant's keys by id, without its secret; a key of another tenant is 404."),
-    )
+    @extend_schema(responses=ApiKeyOutputSerializer)
     def get(self, request: Request, key_id: int) -> Response:
+        """One API key
+
+        One of the tenant's keys by id, without its secret; a key of another tenant is 404.
+        """
         return Response(ApiKeyOutputSerializer(selectors.api_key_get(key_id=key_id)).data)
 
-    @extend_schema(
-        responses={200: ApiKeyOutputSerializer},
-        summary="Revoke an API key (it stops working at once)",
-        description=(
-            "Revokes the key: the next call made with it is 401. Revoking a revoked key changes "
-            "nothing. A key of another tenant is 404."
-        ),
-    )
+    @extend_schema(responses={200: ApiKeyOutputSerializer})
     def delete(self, request: Request, key_id: int) -> Response:
+        """Revoke an API key (it stops working at once)
+
+        Revokes the key: the next call made with it is 401. Revoking a revoked key changes nothing. A key of another
+        tenant is 404.
+        """
         api_key = services.api_key_revoke(
             actor=Actor.for_request(request, source=AuditEntry.Source.API),
             api_key=selectors.api_key_get(key_id=key_id),
@@ -120,15 +112,13 @@ class AuditLogApi(TenantAPIView):
         object_repr = serializers.CharField()
         changes = serializers.JSONField()
 
-    @extend_schema(
-        responses=OutputSerializer(many=True),
-        summary="The tenant's audit log, newest first",
-        description=(
-            "Who changed what in the tenant — through the API, the store admin or OpenAisle's operators"
-            " — with the request id it came with. Paged."
-        ),
-    )
+    @extend_schema(responses=OutputSerializer(many=True))
     def get(self, request: Request) -> Response:
+        """The tenant's audit log, newest first
+
+        Who changed what in the tenant — through the API, the store admin or OpenAisle's operators — with the request id
+        it came with. Paged.
+        """
         return self.paginated_response(
             request, queryset=selectors.audit_entry_list(), serializer_class=self.OutputSerializer
         )

@@ -84,15 +84,13 @@ class EntryCheckSerializer(serializers.Serializer):
 
 
 class ShopperListApi(TenantAPIView):
-    @extend_schema(
-        responses=ShopperSerializer(many=True),
-        summary="Registered shoppers",
-        description=(
-            "The tenant's shoppers with a card on file: their reference, card brand and last four "
-            "digits, and whether their entry token is live. Paged."
-        ),
-    )
+    @extend_schema(responses=ShopperSerializer(many=True))
     def get(self, request: Request) -> Response:
+        """Registered shoppers
+
+        The tenant's shoppers with a card on file: their reference, card brand and last four digits, and whether their
+        entry token is live. Paged.
+        """
         return self.paginated_response(
             request, queryset=Shopper.objects.order_by("external_ref"), serializer_class=ShopperSerializer
         )
@@ -105,14 +103,13 @@ class ShopperListApi(TenantAPIView):
             409: QUOTA_EXCEEDED,
             503: error_response("`payment_provider_unavailable`: Stripe could not be reached; try again shortly."),
         },
-        summary="Register a shopper's card (again: replaces the card and the entry token)",
-        description=(
-            "Registers a shopper's payment method (a Stripe payment method id) under the licensee's own"
-            " shopper reference and answers a new entry token for the gate. Registering the same "
-            "reference again replaces its card and token."
-        ),
     )
     def post(self, request: Request) -> Response:
+        """Register a shopper's card (again: replaces the card and the entry token)
+
+        Registers a shopper's payment method (a Stripe payment method id) under the licensee's own shopper reference and
+        answers a new entry token for the gate. Registering the same reference again replaces its card and token.
+        """
         body = ShopperRegisterSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         try:
@@ -126,23 +123,21 @@ class ShopperListApi(TenantAPIView):
 
 
 class ShopperDetailApi(TenantAPIView):
-    @extend_schema(
-        responses=ShopperSerializer,
-        summary="One shopper",
-        description=("One registered shopper by id; a shopper of another tenant is 404."),
-    )
+    @extend_schema(responses=ShopperSerializer)
     def get(self, request: Request, shopper_id: int) -> Response:
+        """One shopper
+
+        One registered shopper by id; a shopper of another tenant is 404.
+        """
         return Response(ShopperSerializer(get_object_or_404(Shopper.objects, pk=shopper_id)).data)
 
-    @extend_schema(
-        responses={204: None},
-        summary="Revoke the shopper's entry token",
-        description=(
-            "The shopper's entry token stops opening gates at once; the card and the shopper's visits "
-            "are kept. Registering the card again issues a new token."
-        ),
-    )
+    @extend_schema(responses={204: None})
     def delete(self, request: Request, shopper_id: int) -> Response:
+        """Revoke the shopper's entry token
+
+        The shopper's entry token stops opening gates at once; the card and the shopper's visits are kept. Registering
+        the card again issues a new token.
+        """
         shopper = get_object_or_404(Shopper.objects, pk=shopper_id)
         shoppers.shopper_revoke(actor=Actor.for_request(request, source="api"), shopper=shopper)
         return Response(status=status.HTTP_204_NO_CONTENT)
@@ -161,15 +156,15 @@ class ShopperEraseApi(TenantAPIView):
             ),
             503: error_response("`payment_provider_unavailable`: Stripe could not be reached; nothing was erased."),
         },
-        summary="Erase the shopper's personal data",
-        description=(
-            "Erases the shopper's reference, email, card and Stripe customer link (the cards are detached at "
-            "Stripe) and makes the entry token unusable; the shopper's visits, payments, refunds and receipts are "
-            "kept, with their amounts, under the shopper's id. Refused while the shopper may still owe money. "
-            "Erasing an erased shopper again answers the same."
-        ),
     )
     def post(self, request: Request, shopper_id: int) -> Response:
+        """Erase the shopper's personal data
+
+        Erases the shopper's reference, email, card and Stripe customer link (the cards are detached at Stripe) and
+        makes the entry token unusable; the shopper's visits, payments, refunds and receipts are kept, with their
+        amounts, under the shopper's id. Refused while the shopper may still owe money. Erasing an erased shopper again
+        answers the same.
+        """
         shopper = get_object_or_404(Shopper.objects, pk=shopper_id)
         try:
             erased = erasure.shopper_erase(actor=Actor.for_request(request, source="api"), shopper=shopper)
@@ -260,13 +255,12 @@ class EntryCheckApi(TenantAPIView):
         answer["Allow"] = ", ".join(self.allowed_methods)  # as DRF's answer has it
         return answer
 
-    @extend_schema(
-        request=EntryCheckRequestSerializer,
-        responses=EntryCheckSerializer,
-        summary="May this entry token open the store's gate?",
-        description="Always 200 for a known store: `allowed` says whether the gate opens, `code` and `reason` why not.",
-    )
+    @extend_schema(request=EntryCheckRequestSerializer, responses=EntryCheckSerializer)
     def post(self, request: Request, store: str) -> Response:
+        """May this entry token open the store's gate?
+
+        Always 200 for a known store: `allowed` says whether the gate opens, `code` and `reason` why not.
+        """
         token, errors = _entry_token_of(request.data)
         # The store's entry and the shopper's standing, read with the key's rate counter: one round trip to Redis.
         kept = self.check_throttles_reading(

@@ -68,15 +68,13 @@ def _actor(request: Request) -> Actor:
 
 
 class WebhookEndpointListApi(TenantAPIView):
-    @extend_schema(
-        responses=WebhookEndpointOutputSerializer(many=True),
-        summary="List the webhook endpoints",
-        description=(
-            "The tenant's endpoints that receive signed event notifications, with their URL, event "
-            "types and whether they are active; secrets are shown only at creation."
-        ),
-    )
+    @extend_schema(responses=WebhookEndpointOutputSerializer(many=True))
     def get(self, request: Request) -> Response:
+        """List the webhook endpoints
+
+        The tenant's endpoints that receive signed event notifications, with their URL, event types and whether they are
+        active; secrets are shown only at creation.
+        """
         return self.paginated_response(
             request, queryset=selectors.endpoint_list(), serializer_class=WebhookEndpointOutputSerializer
         )
@@ -84,14 +82,13 @@ class WebhookEndpointListApi(TenantAPIView):
     @extend_schema(
         request=WebhookEndpointInputSerializer,
         responses={201: WebhookEndpointCreatedSerializer, 409: QUOTA_EXCEEDED},
-        summary="Register a webhook endpoint (the answer carries its signing secret)",
-        description=(
-            "Registers an HTTPS endpoint for the listed event types (see `docs/webhooks.md`). The "
-            "answer carries the secret used to sign deliveries, once. 409 `quota_exceeded` past the "
-            "tenant's limit of endpoints."
-        ),
     )
     def post(self, request: Request) -> Response:
+        """Register a webhook endpoint (the answer carries its signing secret)
+
+        Registers an HTTPS endpoint for the listed event types (see `docs/webhooks.md`). The answer carries the secret
+        used to sign deliveries, once. 409 `quota_exceeded` past the tenant's limit of endpoints.
+        """
         payload = WebhookEndpointInputSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
         endpoint = services.webhook_endpoint_create(actor=_actor(request), tenant=self.tenant, **payload.validated_data)
@@ -103,24 +100,20 @@ class WebhookEndpointListApi(TenantAPIView):
 
 
 class WebhookEndpointDetailApi(TenantAPIView):
-    @extend_schema(
-        responses=WebhookEndpointOutputSerializer,
-        summary="One webhook endpoint",
-        description=("One of the tenant's endpoints, without its secret; an endpoint of another tenant is 404."),
-    )
+    @extend_schema(responses=WebhookEndpointOutputSerializer)
     def get(self, request: Request, endpoint_id: int) -> Response:
+        """One webhook endpoint
+
+        One of the tenant's endpoints, without its secret; an endpoint of another tenant is 404.
+        """
         return Response(WebhookEndpointOutputSerializer(_endpoint(endpoint_id)).data)
 
-    @extend_schema(
-        request=WebhookEndpointUpdateSerializer,
-        responses=WebhookEndpointOutputSerializer,
-        summary="Change a webhook endpoint (url, description, event types, active)",
-        description=(
-            "Changes only the fields sent. Deactivating an endpoint stops new deliveries to it; "
-            "reactivating resumes them."
-        ),
-    )
+    @extend_schema(request=WebhookEndpointUpdateSerializer, responses=WebhookEndpointOutputSerializer)
     def patch(self, request: Request, endpoint_id: int) -> Response:
+        """Change a webhook endpoint (url, description, event types, active)
+
+        Changes only the fields sent. Deactivating an endpoint stops new deliveries to it; reactivating resumes them.
+        """
         endpoint = _endpoint(endpoint_id)
         payload = WebhookEndpointUpdateSerializer(data=request.data)
         payload.is_valid(raise_exception=True)

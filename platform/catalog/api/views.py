@@ -136,13 +136,6 @@ class CatalogImportApi(TenantAPIView):
     parser_classes = [MultiPartParser, OrjsonParser]
 
     @extend_schema(
-        summary="Import the catalog (CSV, XLSX or a JSON array of rows)",
-        description=(
-            "All-or-nothing unless `?partial=true`: with any bad row nothing is written and every bad row is listed "
-            "(400). A changed price or tax rate applies from the time of the import on, or from `?effective_from`. "
-            "Large files — by what they hold: an XLSX workbook once unzipped — and `?background=true` are processed "
-            "in the background: 202 with the import's URL."
-        ),
         parameters=IMPORT_PARAMETERS,
         request={
             "multipart/form-data": CatalogImportUploadSerializer,
@@ -158,6 +151,13 @@ class CatalogImportApi(TenantAPIView):
         },
     )
     def post(self, request: Request) -> Response:
+        """Import the catalog (CSV, XLSX or a JSON array of rows)
+
+        All-or-nothing unless `?partial=true`: with any bad row nothing is written and every bad row is listed (400). A
+        changed price or tax rate applies from the time of the import on, or from `?effective_from`. Large files — by
+        what they hold: an XLSX workbook once unzipped — and `?background=true` are processed in the background: 202
+        with the import's URL.
+        """
         query = CatalogImportQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         options = query.validated_data
@@ -200,16 +200,13 @@ class CatalogImportApi(TenantAPIView):
 
 
 class CatalogImportDetailApi(TenantAPIView):
-    @extend_schema(
-        responses=CatalogImportStatusSerializer,
-        summary="One catalog import: status, progress, result",
-        description=(
-            "The state of an import sent to the background (202 from `POST /catalog/import`): queued, "
-            "running, done or failed, rows read so far, and once done the same result a direct import "
-            "answers, bad rows included."
-        ),
-    )
+    @extend_schema(responses=CatalogImportStatusSerializer)
     def get(self, request: Request, import_id: int) -> Response:
+        """One catalog import: status, progress, result
+
+        The state of an import sent to the background (202 from `POST /catalog/import`): queued, running, done or
+        failed, rows read so far, and once done the same result a direct import answers, bad rows included.
+        """
         record = selectors.catalog_import_get(import_id=import_id)
         data = CatalogImportStatusSerializer(record).data
         data["progress"] = selectors.catalog_import_progress(record=record)
@@ -272,12 +269,6 @@ class CatalogProductFilterSerializer(serializers.Serializer):
 class ProductListApi(TenantAPIView):
     @extend_schema(
         operation_id="products_list",
-        summary="List products with their current prices",
-        description=(
-            "The tenant's catalog: each product's SKU, name, unit weight and tolerance, and its price "
-            "and tax rate in force now in each currency. Paged; `?q=` searches name and SKU, `?sku=`, "
-            "`?status=` and `?barcode=` filter."
-        ),
         parameters=[
             OpenApiParameter("sku", OpenApiTypes.STR, description="Exactly this SKU."),
             OpenApiParameter("q", OpenApiTypes.STR, description="Name or SKU contains (any case)."),
@@ -289,6 +280,11 @@ class ProductListApi(TenantAPIView):
         responses=CatalogProductPageSerializer,
     )
     def get(self, request: Request) -> Response:
+        """List products with their current prices
+
+        The tenant's catalog: each product's SKU, name, unit weight and tolerance, and its price and tax rate in force
+        now in each currency. Paged; `?q=` searches name and SKU, `?sku=`, `?status=` and `?barcode=` filter.
+        """
         filters = CatalogProductFilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
         products = selectors.product_search(**filters.validated_data)
@@ -299,16 +295,13 @@ class ProductListApi(TenantAPIView):
 
 
 class ProductDetailApi(TenantAPIView):
-    @extend_schema(
-        operation_id="products_retrieve",
-        responses=CatalogProductDetailSerializer,
-        summary="One product with its price history",
-        description=(
-            "A product by SKU with every price version it has had, each with the instant it applies "
-            "from, so a past day's receipt can be explained."
-        ),
-    )
+    @extend_schema(operation_id="products_retrieve", responses=CatalogProductDetailSerializer)
     def get(self, request: Request, sku: str) -> Response:
+        """One product with its price history
+
+        A product by SKU with every price version it has had, each with the instant it applies from, so a past day's
+        receipt can be explained.
+        """
         product = selectors.product_get(sku=sku)
         context = {"prices": selectors.current_prices_of(products=[product])}
         return Response(CatalogProductDetailSerializer(product, context=context).data)

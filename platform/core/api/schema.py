@@ -8,8 +8,10 @@ answer the error body's schema (docs/api.md, "Errors").
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
+from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import OpenApiResponse
 
 ERROR_BODY = {
@@ -40,6 +42,25 @@ WITH_BODY = {
     "415": "The body's content type is not one this operation reads.",
 }
 WITH_PATH_OR_PAGE = {"404": "Not found (another tenant's objects answer the same), or a page past the last."}
+
+
+class DocstringSchema(AutoSchema):
+    """Each operation is documented by its handler's docstring: the first paragraph is the summary, the others the
+    description (each paragraph's lines joined into one, as Markdown reads them). A handler without one: the
+    library's own way (the view's docstring as description)."""
+
+    def get_summary(self) -> str | None:
+        paragraphs = self._handler_paragraphs()
+        return paragraphs[0] if paragraphs else super().get_summary()
+
+    def get_description(self) -> str:  # type: ignore[override] # as AutoSchema has it
+        paragraphs = self._handler_paragraphs()
+        return "\n\n".join(paragraphs[1:]) if paragraphs else super().get_description()
+
+    def _handler_paragraphs(self) -> list[str]:
+        handler = getattr(self.view, self.method.lower(), None)
+        doc = inspect.getdoc(handler) if handler is not None else None
+        return [" ".join(paragraph.split()) for paragraph in doc.split("\n\n")] if doc else []
 
 
 def error_response(description: str) -> OpenApiResponse:

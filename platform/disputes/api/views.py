@@ -60,19 +60,16 @@ class DisputeSerializer(serializers.Serializer):
 
 
 class VisitDisputeOpenApi(TenantAPIView):
-    @extend_schema(
-        request=DisputeOpenSerializer,
-        responses={201: DisputeSerializer},
-        summary="Open a shopper's dispute of receipt lines",
-        description=(
-            "A shopper contests lines of a visit's receipt. The store's policy decides at once: `refunded` (within "
-            "the auto-refund limit, or lines the platform was unsure of), `rejected` with the reason (outside the "
-            "dispute window, or a line not on the receipt), or `in_review` with a deadline for a person. 400 for "
-            "more units than were charged and not refunded; 409 `already_disputed` for a line disputed before, "
-            "`not_charged` for a visit with nothing charged."
-        ),
-    )
+    @extend_schema(request=DisputeOpenSerializer, responses={201: DisputeSerializer})
     def post(self, request: Request, store: str, session: str) -> Response:
+        """Open a shopper's dispute of receipt lines
+
+        A shopper contests lines of a visit's receipt. The store's policy decides at once: `refunded` (within the
+        auto-refund limit, or lines the platform was unsure of), `rejected` with the reason (outside the dispute window,
+        or a line not on the receipt), or `in_review` with a deadline for a person. 400 for more units than were charged
+        and not refunded; 409 `already_disputed` for a line disputed before, `not_charged` for a visit with nothing
+        charged.
+        """
         found = store_get(code=store)
         visit = visit_selectors.visit_get(store=found, session=session)
         body = DisputeOpenSerializer(data=request.data)
@@ -97,11 +94,12 @@ class StoreDisputeListApi(TenantAPIView):
     @extend_schema(
         parameters=[OpenApiParameter("status", str, enum=Dispute.Status.values)],
         responses=DisputeSerializer(many=True),
-        summary="The store's disputes, newest first",
-        description="The store's shoppers' disputes, newest first, each with its lines and decision. Filter by "
-        "`?status=`. Paged.",
     )
     def get(self, request: Request, store: str) -> Response:
+        """The store's disputes, newest first
+
+        The store's shoppers' disputes, newest first, each with its lines and decision. Filter by `?status=`. Paged.
+        """
         found = store_get(code=store)
         wanted = request.query_params.get("status") or None
         if wanted and wanted not in Dispute.Status.values:
@@ -112,10 +110,10 @@ class StoreDisputeListApi(TenantAPIView):
 
 
 class DisputeDetailApi(TenantAPIView):
-    @extend_schema(
-        responses=DisputeSerializer,
-        summary="One dispute, with its decision",
-        description="A dispute by its id: its lines, status, refund and decision (who, when and why).",
-    )
+    @extend_schema(responses=DisputeSerializer)
     def get(self, request: Request, dispute_id: int) -> Response:
+        """One dispute, with its decision
+
+        A dispute by its id: its lines, status, refund and decision (who, when and why).
+        """
         return Response(selectors.dispute_json(selectors.dispute_get(dispute_id=dispute_id)))

@@ -35,19 +35,15 @@ class EventSchemaApi(APIView):
     permission_classes = [AllowAny]
     throttle_classes = []
 
-    @extend_schema(
-        auth=[],
-        responses={(200, "application/schema+json"): OpenApiTypes.OBJECT},
-        summary="The JSON Schema of a store event",
-        description=(
-            "The JSON Schema (draft 2020-12) every line of an event stream and every pushed event must match: the "
-            "machine-readable form of the event stream contract (types `session.started`, `session.ended`, "
-            "`item.picked`, `item.returned`, `shelf.weight_changed`, `device.status`, and since v1.1 `id.checked` "
-            "and `shelf.restocked`). The platform validates exactly this, then reads each event against the "
-            "store's layout of its time."
-        ),
-    )
+    @extend_schema(auth=[], responses={(200, "application/schema+json"): OpenApiTypes.OBJECT})
     def get(self, request: Request) -> HttpResponse:
+        """The JSON Schema of a store event
+
+        The JSON Schema (draft 2020-12) every line of an event stream and every pushed event must match: the
+        machine-readable form of the event stream contract (types `session.started`, `session.ended`, `item.picked`,
+        `item.returned`, `shelf.weight_changed`, `device.status`, and since v1.1 `id.checked` and `shelf.restocked`).
+        The platform validates exactly this, then reads each event against the store's layout of its time.
+        """
         return HttpResponse(EVENT_SCHEMA, content_type="application/schema+json")
 
 
@@ -94,15 +90,14 @@ class StoreEventStreamListApi(TenantAPIView):
     @extend_schema(
         request={"multipart/form-data": inline_serializer("EventStreamUpload", {"file": serializers.FileField()})},
         responses={202: EventStreamAcceptedSerializer, 409: QUOTA_EXCEEDED},
-        summary="Upload an NDJSON (or gzip) file of events; processed in the background",
-        description=(
-            "Accepts a file of one event per line (the event stream format, see `docs/event-stream.md` "
-            "and `/api/v1/schema/event-stream.json`), gzip-compressed or not, and answers 202 with the "
-            "stream to poll. Events are validated against the store's layout of their time; duplicates "
-            "(same id) are counted, not stored twice."
-        ),
     )
     def post(self, request: Request, store: str) -> Response:
+        """Upload an NDJSON (or gzip) file of events; processed in the background
+
+        Accepts a file of one event per line (the event stream format, see `docs/event-stream.md` and
+        `/api/v1/schema/event-stream.json`), gzip-compressed or not, and answers 202 with the stream to poll. Events are
+        validated against the store's layout of their time; duplicates (same id) are counted, not stored twice.
+        """
         found = store_get(code=store)
         declared = int(request.META.get("CONTENT_LENGTH") or 0)
         if declared > settings.INGEST_MAX_UPLOAD_BYTES:
@@ -116,40 +111,36 @@ class StoreEventStreamListApi(TenantAPIView):
         body = {"id": stream.pk, "status": stream.status, "url": _stream_url(request, stream)}
         return Response(body, status=status.HTTP_202_ACCEPTED)
 
-    @extend_schema(
-        responses=EventStreamOutputSerializer(many=True),
-        summary="The store's event streams, newest first",
-        description=("Uploads and live pushes of the store, newest first, with their status and counts. Paged."),
-    )
+    @extend_schema(responses=EventStreamOutputSerializer(many=True))
     def get(self, request: Request, store: str) -> Response:
+        """The store's event streams, newest first
+
+        Uploads and live pushes of the store, newest first, with their status and counts. Paged.
+        """
         streams: Any = EventStream.objects.filter(store=store_get(code=store)).select_related("store")
         return self.paginated_response(request, queryset=streams, serializer_class=EventStreamOutputSerializer)
 
 
 class EventStreamDetailApi(TenantAPIView):
-    @extend_schema(
-        responses=EventStreamOutputSerializer,
-        summary="An event stream's status, counts and progress",
-        description=(
-            "An uploaded stream as it is processed: its status, bytes read, lines accepted, duplicate "
-            "and rejected, and why it failed if it did. Poll it until `done` or `failed`."
-        ),
-    )
+    @extend_schema(responses=EventStreamOutputSerializer)
     def get(self, request: Request, stream_id: int) -> Response:
+        """An event stream's status, counts and progress
+
+        An uploaded stream as it is processed: its status, bytes read, lines accepted, duplicate and rejected, and why
+        it failed if it did. Poll it until `done` or `failed`.
+        """
         stream = get_object_or_404(EventStream.objects.select_related("store"), pk=stream_id)
         return Response(EventStreamOutputSerializer(stream).data)
 
 
 class EventStreamRejectionListApi(TenantAPIView):
-    @extend_schema(
-        responses=RejectionOutputSerializer(many=True),
-        summary="The lines a stream refused, by line",
-        description=(
-            "Each refused line of a stream with its line number, the event id when it had one and the "
-            "reason, in line order. Paged."
-        ),
-    )
+    @extend_schema(responses=RejectionOutputSerializer(many=True))
     def get(self, request: Request, stream_id: int) -> Response:
+        """The lines a stream refused, by line
+
+        Each refused line of a stream with its line number, the event id when it had one and the reason, in line order.
+        Paged.
+        """
         stream = get_object_or_404(EventStream.objects.all(), pk=stream_id)
         rejections: Any = Rejection.objects.filter(stream=stream).order_by("line", "pk")
         return self.paginated_response(request, queryset=rejections, serializer_class=RejectionOutputSerializer)
@@ -173,14 +164,13 @@ class PushResultSerializer(serializers.Serializer):
 
 
 class StoreEventPushApi(TenantAPIView):
-    @extend_schema(
-        request={"application/json": OpenApiTypes.OBJECT},
-        responses={202: PushResultSerializer},
-        summary="Push up to 1,000 events live; answered with what was accepted, duplicate or rejected",
-        description="Answered once the events are validated and stored; what follows from them (visits, "
-        "carts, payments) runs in the background and never delays the answer.",
-    )
+    @extend_schema(request={"application/json": OpenApiTypes.OBJECT}, responses={202: PushResultSerializer})
     def post(self, request: Request, store: str) -> Response:
+        """Push up to 1,000 events live; answered with what was accepted, duplicate or rejected
+
+        Answered once the events are validated and stored; what follows from them (visits, carts, payments) runs in the
+        background and never delays the answer.
+        """
         found, versions = store_with_layout_versions(code=store)
         result = services.events_push(actor=self.actor, store=found, events=request.data, layout_versions=versions)
         body = {

@@ -111,17 +111,14 @@ def _period_body(start: datetime, end: datetime) -> dict[str, str]:
 
 
 class StoreServiceLevelsApi(TenantAPIView):
-    @extend_schema(
-        parameters=PERIOD,
-        responses=STORE_LEVELS,
-        summary="A store's service levels over a period",
-        description=(
-            "Of the store's visits that exited in the period: how many, the share settled without a person, "
-            "exit-to-receipt and review-to-decision times (p50, p95, seconds), and the shares disputed and "
-            "refunded. A period that ends before it starts, or is longer than 366 days, is refused."
-        ),
-    )
+    @extend_schema(parameters=PERIOD, responses=STORE_LEVELS)
     def get(self, request: Request, store: str) -> Response:
+        """A store's service levels over a period
+
+        Of the store's visits that exited in the period: how many, the share settled without a person, exit-to-receipt
+        and review-to-decision times (p50, p95, seconds), and the shares disputed and refunded. A period that ends
+        before it starts, or is longer than 366 days, is refused.
+        """
         found = store_get(code=store)
         start, end = _period(request)
         levels = selectors.store_service_levels(store=found, start=start, end=end)
@@ -129,16 +126,13 @@ class StoreServiceLevelsApi(TenantAPIView):
 
 
 class TenantServiceLevelsApi(TenantAPIView):
-    @extend_schema(
-        parameters=PERIOD,
-        responses=TENANT_LEVELS,
-        summary="The account's service levels over a period, in total and per store",
-        description=(
-            "The figures of `GET /stores/{store}/service-levels` over every store of the account together, "
-            "and for each store (stores without visits in the period too)."
-        ),
-    )
+    @extend_schema(parameters=PERIOD, responses=TENANT_LEVELS)
     def get(self, request: Request) -> Response:
+        """The account's service levels over a period, in total and per store
+
+        The figures of `GET /stores/{store}/service-levels` over every store of the account together, and for each store
+        (stores without visits in the period too).
+        """
         start, end = _period(request)
         levels = selectors.tenant_service_levels(start=start, end=end)
         period = _period_body(start, end)

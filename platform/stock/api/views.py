@@ -58,29 +58,26 @@ COUNTS = inline_serializer(
 class StoreStockApi(TenantAPIView):
     pagination_class = None  # every bin of the store in one answer, not paged
 
-    @extend_schema(
-        parameters=[AT],
-        responses=BinStockSerializer(many=True),
-        summary="Units on every bin at an instant",
-        description=(
-            "For every bin of the store's layout at `?at=` (default now): the units the last stock take"
-            " counted and what the events since changed, and whether it is below its low-stock level."
-        ),
-    )
+    @extend_schema(parameters=[AT], responses=BinStockSerializer(many=True))
     def get(self, request: Request, store: str) -> Response:
+        """Units on every bin at an instant
+
+        For every bin of the store's layout at `?at=` (default now): the units the last stock take counted and what the
+        events since changed, and whether it is below its low-stock level.
+        """
         return _stock_answer(store_get(code=store), request)
 
     @extend_schema(
         parameters=[OpenApiParameter("at", OpenApiTypes.DATETIME, description="When it was counted (default: now).")],
         request=COUNTS,
         responses=BinStockSerializer(many=True),
-        summary="Record a stock take (all or nothing); answers the stock at that instant",
-        description=(
-            "Records counted units per bin at an instant. Every row is checked first; with any bad row "
-            "nothing is written and every problem is listed."
-        ),
     )
     def put(self, request: Request, store: str) -> Response:
+        """Record a stock take (all or nothing); answers the stock at that instant
+
+        Records counted units per bin at an instant. Every row is checked first; with any bad row nothing is written and
+        every problem is listed.
+        """
         found = store_get(code=store)
         at = query_instant(request, "at") or timezone.now()
         try:
@@ -110,25 +107,22 @@ LEVELS = inline_serializer(
 class StoreStockLevelsApi(TenantAPIView):
     pagination_class = None  # every level of the store in one answer, not paged
 
-    @extend_schema(
-        responses=LowStockLevelSerializer(many=True),
-        summary="The store's low-stock levels",
-        description=("The levels below which a bin counts as low, set per bin or per product."),
-    )
+    @extend_schema(responses=LowStockLevelSerializer(many=True))
     def get(self, request: Request, store: str) -> Response:
+        """The store's low-stock levels
+
+        The levels below which a bin counts as low, set per bin or per product.
+        """
         levels = LowStockLevel.objects.filter(store=store_get(code=store))
         return Response(LowStockLevelSerializer(levels, many=True).data)
 
-    @extend_schema(
-        request=LEVELS,
-        responses=LowStockLevelSerializer(many=True),
-        summary="Set or remove low-stock levels, per bin or per product (all or nothing)",
-        description=(
-            "Sets levels per bin or per product (a level of null removes it). Every row is checked "
-            "first; with any bad row nothing is written."
-        ),
-    )
+    @extend_schema(request=LEVELS, responses=LowStockLevelSerializer(many=True))
     def put(self, request: Request, store: str) -> Response:
+        """Set or remove low-stock levels, per bin or per product (all or nothing)
+
+        Sets levels per bin or per product (a level of null removes it). Every row is checked first; with any bad row
+        nothing is written.
+        """
         found = store_get(code=store)
         rows = request.data
         if not isinstance(rows, list) or not all(isinstance(row, dict) for row in rows):
@@ -180,18 +174,15 @@ PERIOD = [
 class StoreShrinkApi(TenantAPIView):
     pagination_class = None  # one report, not a page
 
-    @extend_schema(
-        parameters=PERIOD,
-        responses=ShrinkReportSerializer,
-        summary="Shrink: units that left the shelves and no cart line explains",
-        description=(
-            "Per local day, bin and product in the period: the units the scales (or, without one, the cameras)"
-            " saw leave a bin, net of put-backs and restocks, less the units of cart lines of visits charged,"
-            " owed or not yet decided, when positive; valued at the product's price in force then. A period"
-            " whose start is not before its end, or longer than 92 days, is refused."
-        ),
-    )
+    @extend_schema(parameters=PERIOD, responses=ShrinkReportSerializer)
     def get(self, request: Request, store: str) -> Response:
+        """Shrink: units that left the shelves and no cart line explains
+
+        Per local day, bin and product in the period: the units the scales (or, without one, the cameras) saw leave a
+        bin, net of put-backs and restocks, less the units of cart lines of visits charged, owed or not yet decided,
+        when positive; valued at the product's price in force then. A period whose start is not before its end, or
+        longer than 92 days, is refused.
+        """
         found = store_get(code=store)
         since, until = read_period(request)
         report = shrink.shrink_report(store=found, since=since, until=until)

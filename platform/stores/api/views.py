@@ -122,27 +122,21 @@ def _store_settings(validated: dict[str, Any]) -> dict[str, Any]:
 
 
 class StoreListApi(TenantAPIView):
-    @extend_schema(
-        responses=StoreOutputSerializer(many=True),
-        summary="List stores",
-        description=(
-            "The tenant's stores with their code, name, timezone, currency, status and checkout settings. Paged."
-        ),
-    )
+    @extend_schema(responses=StoreOutputSerializer(many=True))
     def get(self, request: Request) -> Response:
+        """List stores
+
+        The tenant's stores with their code, name, timezone, currency, status and checkout settings. Paged.
+        """
         return self.paginated_response(request, queryset=selectors.store_list(), serializer_class=StoreOutputSerializer)
 
-    @extend_schema(
-        request=StoreCreateInputSerializer,
-        responses={201: StoreOutputSerializer, 409: QUOTA_EXCEEDED},
-        summary="Register a store",
-        description=(
-            "Creates a store under a code unique in the tenant. Its code and currency are fixed once it"
-            " is created; publish its layout next (`PUT /stores/{store}/layout`). 409 `quota_exceeded` "
-            "past the tenant's store limit."
-        ),
-    )
+    @extend_schema(request=StoreCreateInputSerializer, responses={201: StoreOutputSerializer, 409: QUOTA_EXCEEDED})
     def post(self, request: Request) -> Response:
+        """Register a store
+
+        Creates a store under a code unique in the tenant. Its code and currency are fixed once it is created; publish
+        its layout next (`PUT /stores/{store}/layout`). 409 `quota_exceeded` past the tenant's store limit.
+        """
         payload = StoreCreateInputSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
         store = services.store_create(
@@ -154,25 +148,22 @@ class StoreListApi(TenantAPIView):
 
 
 class StoreDetailApi(TenantAPIView):
-    @extend_schema(
-        responses=StoreOutputSerializer,
-        summary="One store",
-        description=("A store by its code; a code of another tenant's store is 404."),
-    )
+    @extend_schema(responses=StoreOutputSerializer)
     def get(self, request: Request, store: str) -> Response:
+        """One store
+
+        A store by its code; a code of another tenant's store is 404.
+        """
         return Response(StoreOutputSerializer(selectors.store_get(code=store)).data)
 
-    @extend_schema(
-        request=StoreUpdateInputSerializer,
-        responses=StoreOutputSerializer,
-        summary="Change a store's settings",
-        description=(
-            "Changes only the fields sent: name, address, timezone, status, pre-authorisation amount, "
-            "overcharge risk, settling window, any field of the dispute policy; code and currency cannot "
-            "change. Every field is checked before anything is written."
-        ),
-    )
+    @extend_schema(request=StoreUpdateInputSerializer, responses=StoreOutputSerializer)
     def patch(self, request: Request, store: str) -> Response:
+        """Change a store's settings
+
+        Changes only the fields sent: name, address, timezone, status, pre-authorisation amount, overcharge risk,
+        settling window, any field of the dispute policy; code and currency cannot change. Every field is checked before
+        anything is written.
+        """
         found = selectors.store_get(code=store)
         payload = StoreUpdateInputSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
@@ -208,13 +199,13 @@ class StoreLayoutApi(TenantAPIView):
             )
         ],
         responses=LayoutOutputSerializer,
-        summary="The layout in force at an instant",
-        description=(
-            "The store's layout document in force now, or at `?at=` (an ISO 8601 instant): floor, zones, fixtures, "
-            "bins with their products, and devices (see `docs/layout.md`)."
-        ),
     )
     def get(self, request: Request, store: str) -> Response:
+        """The layout in force at an instant
+
+        The store's layout document in force now, or at `?at=` (an ISO 8601 instant): floor, zones, fixtures, bins with
+        their products, and devices (see `docs/layout.md`).
+        """
         found = selectors.store_get(code=store)
         at = query_instant(request, "at")
         layout = selectors.layout_in_force(store=found, at=at)
@@ -230,14 +221,14 @@ class StoreLayoutApi(TenantAPIView):
             )
         ],
         responses={201: LayoutOutputSerializer},
-        summary="Publish a new layout version (validated whole; every problem listed)",
-        description=(
-            "Publishes a layout document (see `docs/layout.md`) as the store's next version, in force "
-            "from `?effective_from` or now; a store's first layout also covers earlier events. An "
-            "invalid document writes nothing and every problem is listed."
-        ),
     )
     def put(self, request: Request, store: str) -> Response:
+        """Publish a new layout version (validated whole; every problem listed)
+
+        Publishes a layout document (see `docs/layout.md`) as the store's next version, in force from `?effective_from`
+        or now; a store's first layout also covers earlier events. An invalid document writes nothing and every problem
+        is listed.
+        """
         found = selectors.store_get(code=store)
         try:
             layout = services.layout_publish(
@@ -262,15 +253,12 @@ class LayoutVersionSummarySerializer(serializers.Serializer):
 
 
 class StoreLayoutVersionsApi(TenantAPIView):
-    @extend_schema(
-        responses=LayoutVersionSummarySerializer(many=True),
-        summary="The store's layout versions, newest first",
-        description=(
-            "Each published version of the store's layout with its number, the instant it applies from "
-            "and who published it."
-        ),
-    )
+    @extend_schema(responses=LayoutVersionSummarySerializer(many=True))
     def get(self, request: Request, store: str) -> Response:
+        """The store's layout versions, newest first
+
+        Each published version of the store's layout with its number, the instant it applies from and who published it.
+        """
         versions: Any = selectors.layout_versions(store=selectors.store_get(code=store))
         return self.paginated_response(request, queryset=versions, serializer_class=LayoutVersionSummarySerializer)
 
@@ -287,14 +275,13 @@ class StoreDeviceListApi(TenantAPIView):
     @extend_schema(
         parameters=[OpenApiParameter("status", str, enum=Device.Health.values), OpenApiParameter("kind", str)],
         responses=DeviceOutputSerializer(many=True),
-        summary="The store's devices and their health",
-        description=(
-            "The cameras, scales, gates and handhelds the store's layout declares, each with its health"
-            " (online, degraded, offline, unknown) and when it was last heard from. Filter with "
-            "`?status=` and `?kind=`."
-        ),
     )
     def get(self, request: Request, store: str) -> Response:
+        """The store's devices and their health
+
+        The cameras, scales, gates and handhelds the store's layout declares, each with its health (online, degraded,
+        offline, unknown) and when it was last heard from. Filter with `?status=` and `?kind=`.
+        """
         status_filter = request.query_params.get("status")
         if status_filter and status_filter not in Device.Health.values:
             raise exceptions.ValidationError({"status": f"One of {', '.join(Device.Health.values)}."})

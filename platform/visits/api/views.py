@@ -108,15 +108,15 @@ class StoreVisitListApi(TenantAPIView):
             OpenApiParameter("stream", int, description="Visits with events in this event stream."),
         ],
         responses=ReceiptSerializer(many=True),
-        summary="The store's visits as receipts, newest first",
-        description=(
-            "The store's shopper visits, newest first, each as its receipt: status, lines with "
-            "quantities and prices, totals in the store's currency, and what was charged. Filter by "
-            "`?status=`, `?since=` (entered at or after) and `?stream=`. Paged. A group (v1.1) is one receipt, "
-            "under its payer's session; its companions are not listed on their own."
-        ),
     )
     def get(self, request: Request, store: str) -> Response:
+        """The store's visits as receipts, newest first
+
+        The store's shopper visits, newest first, each as its receipt: status, lines with quantities and prices, totals
+        in the store's currency, and what was charged. Filter by `?status=`, `?since=` (entered at or after) and
+        `?stream=`. Paged. A group (v1.1) is one receipt, under its payer's session; its companions are not listed on
+        their own.
+        """
         found = store_get(code=store)
         params = request.query_params
         status = params.get("status") or None
@@ -135,15 +135,13 @@ class StoreVisitListApi(TenantAPIView):
 
 
 class StoreVisitDetailApi(TenantAPIView):
-    @extend_schema(
-        responses=ReceiptSerializer,
-        summary="One visit's receipt",
-        description=(
-            "A visit by its session id: its lines, totals, status, review reasons when a person must "
-            "decide, and its payments. A companion's session (v1.1 groups) answers with its group's receipt, "
-            "the payer's, which says which member took each line."
-        ),
-    )
+    @extend_schema(responses=ReceiptSerializer)
     def get(self, request: Request, store: str, session: str) -> Response:
+        """One visit's receipt
+
+        A visit by its session id: its lines, totals, status, review reasons when a person must decide, and its
+        payments. A companion's session (v1.1 groups) answers with its group's receipt, the payer's, which says which
+        member took each line.
+        """
         visit = selectors.visit_get(store=store_get(code=store), session=session)
         return Response(selectors.receipt(visit))
