@@ -267,3 +267,16 @@ def test_an_operation_is_documented_by_its_handlers_docstring() -> None:
         "Revokes the key: the next call made with it is 401. Revoking a revoked key changes nothing. "
         "A key of another tenant is 404."
     )
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("listed", ["devices", "visits", "disputes"])
+def test_a_list_filtered_by_an_unknown_status_is_a_400_naming_the_statuses(api_a: APIClient, listed: str) -> None:
+    created = api_a.post(
+        "/api/v1/stores", {"code": "S-1", "name": "One", "timezone": "UTC", "currency": "USD"}, format="json"
+    )
+    assert created.status_code == 201, created.content
+    assert api_a.get(f"/api/v1/stores/S-1/{listed}?status=").status_code == 200
+    refused = api_a.get(f"/api/v1/stores/S-1/{listed}?status=lost")
+    assert refused.status_code == 400
+    assert _error(refused)["details"]["status"].startswith("One of ")

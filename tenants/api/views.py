@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from core.api.schema import QUOTA_EXCEEDED
-from core.api.views import TenantAPIView
+from core.api.views import TenantAPIView, page_of
 from tenants import selectors, services
 from tenants.audit import Actor
-from tenants.models import AuditAction, AuditEntry
+from tenants.models import ApiKey, AuditAction, AuditEntry
 
 
 class TenantOutputSerializer(serializers.Serializer):
@@ -49,16 +50,14 @@ class ApiKeyIssuedSerializer(ApiKeyOutputSerializer):
 
 
 class ApiKeyListApi(TenantAPIView):
-    @extend_schema(responses=ApiKeyOutputSerializer(many=True))
-    def get(self, request: Request) -> Response:
+    @page_of(ApiKeyOutputSerializer)
+    def get(self, request: Request) -> QuerySet[ApiKey]:
         """List the tenant's API keys
 
         Every key of the tenant, live and revoked: its name, prefix, when it was issued, last used and revoked. Secrets
         are never shown again after issue.
         """
-        return self.paginated_response(
-            request, queryset=selectors.api_key_list(), serializer_class=ApiKeyOutputSerializer
-        )
+        return selectors.api_key_list()
 
     @extend_schema(request=ApiKeyInputSerializer, responses={201: ApiKeyIssuedSerializer, 409: QUOTA_EXCEEDED})
     def post(self, request: Request) -> Response:
@@ -112,13 +111,11 @@ class AuditLogApi(TenantAPIView):
         object_repr = serializers.CharField()
         changes = serializers.JSONField()
 
-    @extend_schema(responses=OutputSerializer(many=True))
-    def get(self, request: Request) -> Response:
+    @page_of(OutputSerializer)
+    def get(self, request: Request) -> QuerySet[AuditEntry]:
         """The tenant's audit log, newest first
 
         Who changed what in the tenant — through the API, the store admin or OpenAisle's operators — with the request id
         it came with. Paged.
         """
-        return self.paginated_response(
-            request, queryset=selectors.audit_entry_list(), serializer_class=self.OutputSerializer
-        )
+        return selectors.audit_entry_list()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.views.decorators.csrf import csrf_exempt
@@ -20,7 +21,7 @@ from billing.payments.models import Shopper
 from core import bounded_json, tenancy
 from core.api.errors import DetailedError
 from core.api.schema import QUOTA_EXCEEDED, error_response
-from core.api.views import TenantAPIView
+from core.api.views import TenantAPIView, page_of
 from stores.selectors import StoreAtGate, store_at_gate, store_at_gate_key
 from tenants.audit import Actor
 from tenants.models import Tenant
@@ -84,16 +85,14 @@ class EntryCheckSerializer(serializers.Serializer):
 
 
 class ShopperListApi(TenantAPIView):
-    @extend_schema(responses=ShopperSerializer(many=True))
-    def get(self, request: Request) -> Response:
+    @page_of(ShopperSerializer)
+    def get(self, request: Request) -> QuerySet[Shopper]:
         """Registered shoppers
 
         The tenant's shoppers with a card on file: their reference, card brand and last four digits, and whether their
         entry token is live. Paged.
         """
-        return self.paginated_response(
-            request, queryset=Shopper.objects.order_by("external_ref"), serializer_class=ShopperSerializer
-        )
+        return Shopper.objects.order_by("external_ref")
 
     @extend_schema(
         request=ShopperRegisterSerializer,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema
 from rest_framework import exceptions, serializers, status
 from rest_framework.request import Request
@@ -16,7 +17,7 @@ from rest_framework.response import Response
 from billing.webhooks import selectors, services
 from billing.webhooks.models import EventType, WebhookEndpoint
 from core.api.schema import QUOTA_EXCEEDED
-from core.api.views import TenantAPIView
+from core.api.views import TenantAPIView, page_of
 from tenants.audit import Actor
 from tenants.models import AuditEntry
 
@@ -68,16 +69,14 @@ def _actor(request: Request) -> Actor:
 
 
 class WebhookEndpointListApi(TenantAPIView):
-    @extend_schema(responses=WebhookEndpointOutputSerializer(many=True))
-    def get(self, request: Request) -> Response:
+    @page_of(WebhookEndpointOutputSerializer)
+    def get(self, request: Request) -> QuerySet[WebhookEndpoint]:
         """List the webhook endpoints
 
         The tenant's endpoints that receive signed event notifications, with their URL, event types and whether they are
         active; secrets are shown only at creation.
         """
-        return self.paginated_response(
-            request, queryset=selectors.endpoint_list(), serializer_class=WebhookEndpointOutputSerializer
-        )
+        return selectors.endpoint_list()
 
     @extend_schema(
         request=WebhookEndpointInputSerializer,

@@ -18,7 +18,6 @@ from catalog import selectors, services
 from catalog.importing import MAX_ERRORS_LISTED, STATUSES
 from catalog.models import CatalogImport, Product, ProductPrice
 from core.api.errors import DetailedError, PayloadTooLarge
-from core.api.pagination import PagePagination
 from core.api.params import INSTANT_HELP, parse_instant
 from core.api.parsers import OrjsonParser
 from core.api.schema import error_response
@@ -288,10 +287,11 @@ class ProductListApi(TenantAPIView):
         filters = CatalogProductFilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
         products = selectors.product_search(**filters.validated_data)
-        paginator = PagePagination()
-        page = paginator.paginate_queryset(products, request, view=self) or []
+        return self.paginated_response(request, queryset=products, rows=self._with_prices)
+
+    def _with_prices(self, page: list[Product]) -> Any:
         context = {"prices": selectors.current_prices_of(products=page)}
-        return paginator.get_paginated_response(CatalogProductSerializer(page, many=True, context=context).data)
+        return CatalogProductSerializer(page, many=True, context=context).data
 
 
 class ProductDetailApi(TenantAPIView):

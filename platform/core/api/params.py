@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from django.utils.dateparse import parse_datetime
@@ -34,3 +35,11 @@ def query_instant(request: Request, name: str) -> datetime | None:
         return parse_instant(raw)
     except ValueError:
         raise exceptions.ValidationError({name: INSTANT_HELP}) from None
+
+
+def query_choice(request: Request, name: str, choices: Sequence[str]) -> str | None:
+    """The value of query parameter `name`, None if absent or empty; a 400 listing `choices` when it is not one."""
+    value = request.query_params.get(name) or None
+    if value is not None and value not in choices:
+        raise exceptions.ValidationError({name: f"One of {', '.join(choices)}."})
+    return value

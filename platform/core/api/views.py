@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from django.core.cache import cache
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponseBase
+from drf_spectacular.utils import extend_schema
 from rest_framework.generics import GenericAPIView
 from rest_framework.pagination import BasePagination
 from rest_framework.request import Request
@@ -107,13 +109,32 @@ class TenantAPIView(APIView):
         return found if found is not None else dict(cache.get_many(keys))
 
     def paginated_response(
-        self, request: Request, *, queryset: QuerySet[Any], serializer_class: type[BaseSerializer[Any]]
+        self, request: Request, *, queryset: QuerySet[Any], rows: Callable[[list[Any]], Any]
     ) -> Response:
-        """One page of `queryset` as `{"count", "next", "previous", "results"}`."""
+        """One page of `queryset` as `{"count", "next", "previous", "results"}`, the results `rows(page)`."""
         paginator = PagePagination()
-        page = paginator.paginate_queryset(queryset, request, view=self)
-        return paginator.get_paginated_response(serializer_class(page, many=True).data)
+        page = paginator.paginate_queryset(queryset, request, view=self) or []
+        return paginator.get_paginated_response(rows(page))
 
 
 class TenantGenericAPIView(TenantAPIView, GenericAPIView):
     pass
+
+
+def page_of(
+    serializer_class: type[BaseSerializer[Any]],
+) -> Callable[[Callable[..., QuerySet[Any]]], Callable[..., Response]]:
+    """A GET handler that returns what it lists answers one page of it, each row as `serializer_class` gives it; the
+    OpenAPI document says so (a page of them)."""
+
+    def decorate(select: Callable[..., QuerySet[Any]]) -> Callable[..., Response]:
+        @functools.wraps(select)
+        def get(view: TenantAPIView, request: Request, *args: Any, **kwargs: Any) -> Response:
+            rows = select(view, request, *args, **kwargs)
+            return view.paginated_response(
+                request, queryset=rows, rows=lambda page: serializer_class(page, many=True).data
+            )
+
+        return extend_schema(responses=serializer_class(many=True))(get)
+
+    return decorate

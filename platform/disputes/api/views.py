@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import exceptions, serializers, status
+from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from core.api.errors import Conflict
-from core.api.pagination import PagePagination
+from core.api.params import query_choice
 from core.api.views import TenantAPIView
 from disputes import selectors, services
 from disputes.models import Dispute
@@ -101,12 +99,10 @@ class StoreDisputeListApi(TenantAPIView):
         The store's shoppers' disputes, newest first, each with its lines and decision. Filter by `?status=`. Paged.
         """
         found = store_get(code=store)
-        wanted = request.query_params.get("status") or None
-        if wanted and wanted not in Dispute.Status.values:
-            raise exceptions.ValidationError({"status": f"One of {', '.join(Dispute.Status.values)}."})
-        paginator = PagePagination()
-        page: Any = paginator.paginate_queryset(selectors.dispute_list(store=found, status=wanted), request, view=self)
-        return paginator.get_paginated_response([selectors.dispute_json(dispute) for dispute in page])
+        disputes = selectors.dispute_list(store=found, status=query_choice(request, "status", Dispute.Status.values))
+        return self.paginated_response(
+            request, queryset=disputes, rows=lambda page: [selectors.dispute_json(dispute) for dispute in page]
+        )
 
 
 class DisputeDetailApi(TenantAPIView):

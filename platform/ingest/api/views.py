@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.conf import settings
+from django.db.models import QuerySet
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
@@ -19,7 +18,7 @@ from rest_framework.views import APIView
 
 from core.api.errors import PayloadTooLarge
 from core.api.schema import QUOTA_EXCEEDED
-from core.api.views import TenantAPIView
+from core.api.views import TenantAPIView, page_of
 from ingest import services
 from ingest.models import EventStream, Rejection
 from ingest.validation import SCHEMA_PATH
@@ -111,14 +110,13 @@ class StoreEventStreamListApi(TenantAPIView):
         body = {"id": stream.pk, "status": stream.status, "url": _stream_url(request, stream)}
         return Response(body, status=status.HTTP_202_ACCEPTED)
 
-    @extend_schema(responses=EventStreamOutputSerializer(many=True))
-    def get(self, request: Request, store: str) -> Response:
+    @page_of(EventStreamOutputSerializer)
+    def get(self, request: Request, store: str) -> QuerySet[EventStream]:
         """The store's event streams, newest first
 
         Uploads and live pushes of the store, newest first, with their status and counts. Paged.
         """
-        streams: Any = EventStream.objects.filter(store=store_get(code=store)).select_related("store")
-        return self.paginated_response(request, queryset=streams, serializer_class=EventStreamOutputSerializer)
+        return EventStream.objects.filter(store=store_get(code=store)).select_related("store")
 
 
 class EventStreamDetailApi(TenantAPIView):
@@ -134,16 +132,15 @@ class EventStreamDetailApi(TenantAPIView):
 
 
 class EventStreamRejectionListApi(TenantAPIView):
-    @extend_schema(responses=RejectionOutputSerializer(many=True))
-    def get(self, request: Request, stream_id: int) -> Response:
+    @page_of(RejectionOutputSerializer)
+    def get(self, request: Request, stream_id: int) -> QuerySet[Rejection]:
         """The lines a stream refused, by line
 
         Each refused line of a stream with its line number, the event id when it had one and the reason, in line order.
         Paged.
         """
         stream = get_object_or_404(EventStream.objects.all(), pk=stream_id)
-        rejections: Any = Rejection.objects.filter(stream=stream).order_by("line", "pk")
-        return self.paginated_response(request, queryset=rejections, serializer_class=RejectionOutputSerializer)
+        return Rejection.objects.filter(stream=stream).order_by("line", "pk")
 
 
 class PushRejectionSerializer(serializers.Serializer):

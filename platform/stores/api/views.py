@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.db.models import QuerySet
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import exceptions, serializers, status
@@ -11,11 +12,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from core.api.errors import DetailedError
-from core.api.params import query_instant
+from core.api.params import query_choice, query_instant
 from core.api.schema import QUOTA_EXCEEDED
-from core.api.views import TenantAPIView
+from core.api.views import TenantAPIView, page_of
 from stores import selectors, services
-from stores.models import DISPUTE_POLICY_RANGES, OVERCHARGE_RISK_MAX, OVERCHARGE_RISK_MIN, Device, Store
+from stores.models import DISPUTE_POLICY_RANGES, OVERCHARGE_RISK_MAX, OVERCHARGE_RISK_MIN, Device, LayoutVersion, Store
 
 RISK_HELP = (
     "The share of visits the licensee accepts to see overcharged, 0.0005 to 0.05 (default 0.005: at most 0.5 % of "
@@ -122,13 +123,13 @@ def _store_settings(validated: dict[str, Any]) -> dict[str, Any]:
 
 
 class StoreListApi(TenantAPIView):
-    @extend_schema(responses=StoreOutputSerializer(many=True))
-    def get(self, request: Request) -> Response:
+    @page_of(StoreOutputSerializer)
+    def get(self, request: Request) -> QuerySet[Store]:
         """List stores
 
         The tenant's stores with their code, name, timezone, currency, status and checkout settings. Paged.
         """
-        return self.paginated_response(request, queryset=selectors.store_list(), serializer_class=StoreOutputSerializer)
+        return selectors.store_list()
 
     @extend_schema(request=StoreCreateInputSerializer, responses={201: StoreOutputSerializer, 409: QUOTA_EXCEEDED})
     def post(self, request: Request) -> Response:
@@ -253,14 +254,13 @@ class LayoutVersionSummarySerializer(serializers.Serializer):
 
 
 class StoreLayoutVersionsApi(TenantAPIView):
-    @extend_schema(responses=LayoutVersionSummarySerializer(many=True))
-    def get(self, request: Request, store: str) -> Response:
+    @page_of(LayoutVersionSummarySerializer)
+    def get(self, request: Request, store: str) -> QuerySet[LayoutVersion]:
         """The store's layout versions, newest first
 
         Each published version of the store's layout with its number, the instant it applies from and who published it.
         """
-        versions: Any = selectors.layout_versions(store=selectors.store_get(code=store))
-        return self.paginated_response(request, queryset=versions, serializer_class=LayoutVersionSummarySerializer)
+        return selectors.layout_versions(store=selectors.store_get(code=store))
 
 
 class DeviceOutputSerializer(serializers.Serializer):
@@ -273,19 +273,17 @@ class DeviceOutputSerializer(serializers.Serializer):
 
 class StoreDeviceListApi(TenantAPIView):
     @extend_schema(
-        parameters=[OpenApiParameter("status", str, enum=Device.Health.values), OpenApiParameter("kind", str)],
-        responses=DeviceOutputSerializer(many=True),
+        parameters=[OpenApiParameter("status", str, enum=Device.Health.values), OpenApiParameter("kind", str)]
     )
-    def get(self, request: Request, store: str) -> Response:
+    @page_of(DeviceOutputSerializer)
+    def get(self, request: Request, store: str) -> QuerySet[Device]:
         """The store's devices and their health
 
         The cameras, scales, gates and handhelds the store's layout declares, each with its health (online, degraded,
         offline, unknown) and when it was last heard from. Filter with `?status=` and `?kind=`.
         """
-        status_filter = request.query_params.get("status")
-        if status_filter and status_filter not in Device.Health.values:
-            raise exceptions.ValidationError({"status": f"One of {', '.join(Device.Health.values)}."})
+        status_filter = query_choice(request, "status", Device.Health.values)
         devices = selectors.device_list(store=selectors.store_get(code=store), status=status_filter)
         if kind := request.query_params.get("kind"):
             devices = devices.filter(kind=kind)
-        return self.paginated_response(request, queryset=devices, serializer_class=DeviceOutputSerializer)
+        return devices

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import exceptions, serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from core.api.pagination import PagePagination
-from core.api.params import query_instant
+from core.api.params import query_choice, query_instant
 from core.api.views import TenantAPIView
 from stores.selectors import store_get
 from visits import lifecycle, selectors
@@ -119,9 +116,7 @@ class StoreVisitListApi(TenantAPIView):
         """
         found = store_get(code=store)
         params = request.query_params
-        status = params.get("status") or None
-        if status and status not in lifecycle.API_STATUSES:
-            raise exceptions.ValidationError({"status": f"One of {', '.join(lifecycle.API_STATUSES)}."})
+        status = query_choice(request, "status", lifecycle.API_STATUSES)
         since = query_instant(request, "since") if params.get("since") else None
         stream = params.get("stream")
         if stream is not None and not stream.isdigit():
@@ -129,9 +124,9 @@ class StoreVisitListApi(TenantAPIView):
         visits = selectors.visit_list(
             store=found, status=status, since=since, stream_id=int(stream) if stream is not None else None
         )
-        paginator = PagePagination()
-        page: Any = paginator.paginate_queryset(visits, request, view=self)
-        return paginator.get_paginated_response([selectors.receipt(visit) for visit in page])
+        return self.paginated_response(
+            request, queryset=visits, rows=lambda page: [selectors.receipt(visit) for visit in page]
+        )
 
 
 class StoreVisitDetailApi(TenantAPIView):
