@@ -104,6 +104,17 @@ def api_views(resolver: URLResolver | None = None, prefix: str = "") -> list[tup
     return found
 
 
+def checkout_env(**settings: str) -> dict[str, str]:
+    """This process's environment for another Django process of the checkout (its import path, its settings module),
+    with `settings` added."""
+    return {
+        **os.environ,
+        "PYTHONPATH": f"{ROOT}:{ROOT / 'platform'}",
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        **settings,
+    }
+
+
 @pytest.fixture
 def run_in_checkout() -> Callable[..., subprocess.CompletedProcess[str]]:
     """Runs a command from the checkout's root in a process of its own, with the environment given: its return code

@@ -54,20 +54,22 @@ def free_port() -> int:
 
 def cpu_seconds(pid: int) -> float:
     """User + system CPU of one live process (itself, not its children)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+    return _stat_cpu_seconds(pid, user_field=11)
 
 
 def reaped_cpu_seconds(pid: int) -> float:
     """User + system CPU of the children `pid` has waited for (ended ones: a gunicorn worker recycled)."""
+    return _stat_cpu_seconds(pid, user_field=13)
+
+
+def _stat_cpu_seconds(pid: int, *, user_field: int) -> float:
+    """The user CPU at `user_field` of /proc/<pid>/stat (counted after the command's name) plus the system CPU next
+    to it, in seconds; 0 for a process gone."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
         return 0.0
-    return (int(fields[13]) + int(fields[14])) / CLK_TCK
+    return (int(fields[user_field]) + int(fields[user_field + 1])) / CLK_TCK
 
 
 def children(pid: int) -> list[int]:

@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from config.celery import QUEUES
+from conftest import checkout_env
 
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "deploy"
@@ -133,13 +134,7 @@ def test_the_worker_script_is_executable_shell() -> None:
 def test_gunicorn_loads_its_settings_and_the_application(
     tmp_path: Path, run_in_checkout: Callable[..., subprocess.CompletedProcess[str]]
 ) -> None:
-    env = {
-        **os.environ,
-        "PYTHONPATH": f"{ROOT}:{ROOT / 'platform'}",
-        "DJANGO_SETTINGS_MODULE": "config.settings",
-        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "prometheus"),
-        "WEB_CONCURRENCY": "3",
-    }
+    env = checkout_env(PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "prometheus"), WEB_CONCURRENCY="3")
     gunicorn = [sys.executable, "-m", "gunicorn", "--check-config", "--print-config", "--config"]
     done = run_in_checkout([*gunicorn, "deploy/gunicorn.conf.py", "config.wsgi:application"], env=env)
     assert done.returncode == 0, done.stdout + done.stderr

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import urllib.error
@@ -15,13 +14,13 @@ from django.test import Client
 from prometheus_client.parser import text_string_to_metric_families
 from rest_framework.test import APIClient
 
+from conftest import checkout_env
 from core import metrics
 from ingest.tests.conftest import day_of_events, eventually, ndjson, upload, wait_for_stream
 from stores.models import Store
 from tenants.models import Tenant
 from visits.models import Visit
 
-ROOT = Path(__file__).resolve().parents[1]
 EVERY_METRIC = {
     "openaisle_http_requests": "counter",
     "openaisle_http_request_duration_seconds": "histogram",
@@ -218,12 +217,7 @@ def test_in_multiprocess_mode_the_processes_counts_add_up(
     tmp_path: Path, run_in_checkout: Callable[..., subprocess.CompletedProcess[str]]
 ) -> None:
     """Under gunicorn (PROMETHEUS_MULTIPROC_DIR set) each worker process counts apart; any of them shows the sum."""
-    env = {
-        **os.environ,
-        "PYTHONPATH": f"{ROOT}:{ROOT / 'platform'}",
-        "DJANGO_SETTINGS_MODULE": "config.settings",
-        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path),
-    }
+    env = checkout_env(PROMETHEUS_MULTIPROC_DIR=str(tmp_path))
 
     def run(count: int, show: bool) -> str:
         done = run_in_checkout(

@@ -8,7 +8,6 @@ receipts the same day gives on one node (processed in-process here). No process 
 from __future__ import annotations
 
 import contextlib
-import os
 import subprocess
 import sys
 import time
@@ -29,6 +28,7 @@ from rest_framework.test import APIClient
 from billing.payments.models import PaymentAttempt, Receipt
 from catalog.models import Product
 from config.celery import app
+from conftest import checkout_env
 from core.ports import free_port
 from ingest.models import EventStream
 from ingest.tests.conftest import eventually, upload, wait_for_stream
@@ -68,19 +68,16 @@ class Node:
 
 def _environment(directory: Path, stripe_base: str) -> dict[str, str]:
     database = connection.settings_dict
-    return {
-        **os.environ,  # REDIS_URL, and the bucket (S3_*) the suite's moto server holds
-        "PYTHONPATH": f"{ROOT}:{ROOT / 'platform'}",
-        "DJANGO_SETTINGS_MODULE": "config.settings",
-        "DATABASE_URL": f"postgres://{database['USER']}@{database['HOST']}:{database['PORT']}/{database['NAME']}",
-        "VAR_DIR": str(directory / "var"),
-        "MEDIA_ROOT": str(directory / "media"),
-        "PROMETHEUS_MULTIPROC_DIR": str(directory / "prometheus"),
-        "STRIPE_API_BASE": stripe_base,
-        "INGEST_CHUNK_BYTES": "20000",  # an upload is read in several ranged GETs
-        "WEB_CONCURRENCY": "1",
-        "LOG_LEVEL": "WARNING",
-    }
+    return checkout_env(  # with REDIS_URL, and the bucket (S3_*) the suite's moto server holds
+        DATABASE_URL=f"postgres://{database['USER']}@{database['HOST']}:{database['PORT']}/{database['NAME']}",
+        VAR_DIR=str(directory / "var"),
+        MEDIA_ROOT=str(directory / "media"),
+        PROMETHEUS_MULTIPROC_DIR=str(directory / "prometheus"),
+        STRIPE_API_BASE=stripe_base,
+        INGEST_CHUNK_BYTES="20000",  # an upload is read in several ranged GETs
+        WEB_CONCURRENCY="1",
+        LOG_LEVEL="WARNING",
+    )
 
 
 def _start(name: str, argv: list[str], *, directory: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:

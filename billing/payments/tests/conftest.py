@@ -1,4 +1,4 @@
-"""Payments fixtures: a store with a hold amount, and registering shoppers on localstripe."""
+"""Payments fixtures: a store with a hold amount, registering shoppers on localstripe, a shopper's open visit."""
 
 from __future__ import annotations
 
@@ -9,11 +9,12 @@ import pytest
 
 from billing.payments import shoppers
 from billing.payments.shoppers import RegisteredShopper
-from billing.payments.tests.support import HOLD
+from billing.payments.tests.support import HOLD, open_visit
 from core import tenancy
 from stores.models import Store
 from tenants.audit import Actor
 from tenants.models import Tenant
+from visits.models import Visit
 
 
 @pytest.fixture
@@ -32,3 +33,9 @@ def register(localstripe: Any) -> Callable[..., RegisteredShopper]:
             )
 
     return register
+
+
+@pytest.fixture
+def visit(store_a: Store, register: Callable[..., RegisteredShopper]) -> Visit:
+    """A visit to store A, open, of a shopper registered with a card that pays; no hold yet."""
+    return open_visit(store_a, register(store_a.tenant).entry_token)

@@ -24,9 +24,7 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def charged(store_a: Store, register: Callable[..., Any]) -> Visit:
-    shopper = register(store_a.tenant)
-    visit = open_visit(store_a, shopper.entry_token)
+def charged(visit: Visit) -> Visit:
     preauthorise(visit)
     return settle_payment(decide_cart(visit, [("COLA", 2, 199), ("CHIPS", 1, 349)]))
 

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
 import pytest
 
 from billing.payments.models import PaymentAttempt
-from billing.payments.tests.support import decide_cart, open_visit, preauthorise, settle_payment
+from billing.payments.tests.support import decide_cart, preauthorise, settle_payment
 from core import tenancy
 from stores.models import Store
 from visits import selectors
@@ -17,11 +14,7 @@ from visits.models import Visit
 pytestmark = pytest.mark.django_db
 
 
-def test_a_decided_cart_is_being_charged_until_the_payment_is_recorded(
-    store_a: Store, register: Callable[..., Any]
-) -> None:
-    shopper = register(store_a.tenant)
-    visit = open_visit(store_a, shopper.entry_token)
+def test_a_decided_cart_is_being_charged_until_the_payment_is_recorded(store_a: Store, visit: Visit) -> None:
     preauthorise(visit)
 
     decide_cart(visit, [("COLA", 2, 199)])  # settling is done; the payments task has not run yet

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -14,9 +13,8 @@ from django.utils import timezone
 
 from billing.payments import attempts, refunds
 from billing.payments.models import PaymentAttempt
-from billing.payments.tests.support import decide_cart, intents_of, open_visit, preauthorise, settle_payment
+from billing.payments.tests.support import decide_cart, intents_of, preauthorise, settle_payment
 from core import tenancy
-from stores.models import Store
 from tenants.audit import Actor
 from visits.models import Visit
 
@@ -44,9 +42,8 @@ def _lease_runs_out(visit: Visit) -> None:
 
 
 @pytest.mark.django_db
-def test_running_the_settlement_twice_charges_once(store_a: Store, register: Callable[..., Any]) -> None:
-    shopper = register(store_a.tenant)
-    visit = decide_cart(open_visit(store_a, shopper.entry_token), [("COLA", 3, 199)])
+def test_running_the_settlement_twice_charges_once(visit: Visit) -> None:
+    visit = decide_cart(visit, [("COLA", 3, 199)])
 
     settle_payment(visit)
     visit = settle_payment(visit)
@@ -58,10 +55,9 @@ def test_running_the_settlement_twice_charges_once(store_a: Store, register: Cal
 
 @pytest.mark.django_db
 def test_a_crash_after_stripe_charged_is_reconciled_not_charged_again(
-    store_a: Store, register: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+    visit: Visit, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    shopper = register(store_a.tenant)
-    visit = decide_cart(open_visit(store_a, shopper.entry_token), [("COLA", 3, 199)])
+    visit = decide_cart(visit, [("COLA", 3, 199)])
     _settle_dying_after_the_call(visit, monkeypatch)
     assert [i["status"] for i in intents_of(visit)] == ["succeeded"]  # Stripe charged; we wrote nothing
     assert PaymentAttempt.unscoped.get(visit=visit).state == "processing"
@@ -77,11 +73,7 @@ def test_a_crash_after_stripe_charged_is_reconciled_not_charged_again(
 
 
 @pytest.mark.django_db
-def test_a_crash_after_a_capture_or_refund_is_reconciled(
-    store_a: Store, register: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    shopper = register(store_a.tenant)
-    visit = open_visit(store_a, shopper.entry_token)
+def test_a_crash_after_a_capture_or_refund_is_reconciled(visit: Visit, monkeypatch: pytest.MonkeyPatch) -> None:
     preauthorise(visit)
     visit = decide_cart(visit, [("COLA", 3, 199)])
     _settle_dying_after_the_call(visit, monkeypatch)
@@ -103,9 +95,8 @@ def test_a_crash_after_a_capture_or_refund_is_reconciled(
 
 
 @pytest.mark.django_db(transaction=True)
-def test_two_workers_on_one_visit_charge_once(store_a: Store, register: Callable[..., Any]) -> None:
-    shopper = register(store_a.tenant)
-    visit = decide_cart(open_visit(store_a, shopper.entry_token), [("COLA", 3, 199)])
+def test_two_workers_on_one_visit_charge_once(visit: Visit) -> None:
+    visit = decide_cart(visit, [("COLA", 3, 199)])
     start = threading.Barrier(4)
     errors: list[BaseException] = []
 
@@ -133,7 +124,7 @@ def test_two_workers_on_one_visit_charge_once(store_a: Store, register: Callable
 
 @pytest.mark.django_db
 def test_every_money_creating_call_carries_the_attempts_idempotency_key(
-    store_a: Store, register: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+    visit: Visit, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Stripe's idempotency key is the second line behind our attempts: a create resent after a lost answer is the
     same PaymentIntent or Refund at Stripe (localstripe ignores the header; what is sent is what is checked)."""
@@ -145,8 +136,7 @@ def test_every_money_creating_call_carries_the_attempts_idempotency_key(
         return request(self, method, url, headers, post_data)
 
     monkeypatch.setattr(stripe.RequestsClient, "request", recorded)
-    shopper = register(store_a.tenant)
-    visit = settle_payment(decide_cart(open_visit(store_a, shopper.entry_token), [("COLA", 3, 199)]))
+    visit = settle_payment(decide_cart(visit, [("COLA", 3, 199)]))
     with tenancy.tenant_scope(visit.tenant_id):
         refunds.visit_refund(actor=Actor.system(), visit=visit, reason_code="goodwill", amount=100)
     settle_payment(visit)

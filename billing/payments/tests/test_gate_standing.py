@@ -19,7 +19,7 @@ from stores.models import Store
 from tenants import services as tenant_services
 from tenants.audit import Actor
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("localstripe")]  # every check here pays by Stripe
 
 
 def _check(api: APIClient, token: str, store: str = "PAY-1") -> dict[str, Any]:
@@ -37,7 +37,6 @@ def _register(api: APIClient, ref: str, payment_method: str = "pm_card_visa") ->
 def test_a_card_declined_just_now_is_refused_at_the_very_next_check_with_no_query(
     api_a: APIClient,
     store_a: Store,
-    localstripe: Any,
     django_capture_on_commit_callbacks: Callable[..., Any],
     django_assert_num_queries: Callable[..., Any],
 ) -> None:
@@ -60,9 +59,7 @@ def test_a_card_declined_just_now_is_refused_at_the_very_next_check_with_no_quer
     }
 
 
-def test_a_decline_is_seen_at_once_even_before_its_transaction_commits(
-    api_a: APIClient, store_a: Store, localstripe: Any
-) -> None:
+def test_a_decline_is_seen_at_once_even_before_its_transaction_commits(api_a: APIClient, store_a: Store) -> None:
     """The entry is dropped with the change itself: a check in between reads the database, never the old entry."""
     shopper = _register(api_a, "declines", payment_method="pm_card_chargeCustomerFail")
     assert _check(api_a, shopper["entry_token"])["allowed"] is True
@@ -76,7 +73,7 @@ def test_a_decline_is_seen_at_once_even_before_its_transaction_commits(
 
 
 def test_paying_what_is_owed_with_a_new_card_opens_the_gate_again(
-    api_a: APIClient, store_a: Store, localstripe: Any, django_capture_on_commit_callbacks: Callable[..., Any]
+    api_a: APIClient, store_a: Store, django_capture_on_commit_callbacks: Callable[..., Any]
 ) -> None:
     with django_capture_on_commit_callbacks(execute=True):
         shopper = _register(api_a, "owes", payment_method="pm_card_chargeCustomerFail")
@@ -94,7 +91,6 @@ def test_paying_what_is_owed_with_a_new_card_opens_the_gate_again(
 def test_a_tenant_suspended_just_now_is_refused_at_the_very_next_check(
     api_a: APIClient,
     store_a: Store,
-    localstripe: Any,
     django_capture_on_commit_callbacks: Callable[..., Any],
     django_assert_max_num_queries: Callable[..., Any],
 ) -> None:
@@ -114,7 +110,6 @@ def test_a_tenant_suspended_just_now_is_refused_at_the_very_next_check(
 def test_a_fresh_registration_is_admitted_at_the_next_check_with_no_query(
     api_a: APIClient,
     store_a: Store,
-    localstripe: Any,
     django_capture_on_commit_callbacks: Callable[..., Any],
     django_assert_num_queries: Callable[..., Any],
 ) -> None:
@@ -127,7 +122,7 @@ def test_a_fresh_registration_is_admitted_at_the_next_check_with_no_query(
 
 
 def test_a_revoked_token_and_a_closed_store_are_refused_at_the_next_check(
-    api_a: APIClient, store_a: Store, localstripe: Any, django_capture_on_commit_callbacks: Callable[..., Any]
+    api_a: APIClient, store_a: Store, django_capture_on_commit_callbacks: Callable[..., Any]
 ) -> None:
     shopper = _register(api_a, "leaver")
     other = _register(api_a, "stays")
@@ -146,7 +141,7 @@ def test_a_revoked_token_and_a_closed_store_are_refused_at_the_next_check(
 
 
 def test_a_card_detached_at_stripe_is_refused_at_the_next_check(
-    api_a: APIClient, store_a: Store, localstripe: Any, django_capture_on_commit_callbacks: Callable[..., Any]
+    api_a: APIClient, store_a: Store, django_capture_on_commit_callbacks: Callable[..., Any]
 ) -> None:
     shopper = _register(api_a, "detaches")
     assert _check(api_a, shopper["entry_token"])["allowed"] is True
@@ -162,7 +157,7 @@ def test_a_card_detached_at_stripe_is_refused_at_the_next_check(
     assert _check(api_a, shopper["entry_token"])["code"] == "no_payment_method"
 
 
-def test_a_detached_card_nobody_holds_changes_no_one(tenant_a: Any, localstripe: Any) -> None:
+def test_a_detached_card_nobody_holds_changes_no_one(tenant_a: Any) -> None:
     payload = {"id": "evt_x", "type": "payment_method.detached", "data": {"object": {"id": "pm_nobody"}}}
     stored = StripeEvent.unscoped.create(
         tenant=tenant_a, stripe_event_id="evt_x", type="payment_method.detached", payload=payload
@@ -172,7 +167,7 @@ def test_a_detached_card_nobody_holds_changes_no_one(tenant_a: Any, localstripe:
 
 
 def test_another_tenants_shopper_is_refused_at_its_own_stores_and_not_found_at_the_others(
-    api_a: APIClient, api_b: APIClient, store_a: Store, tenant_b: Any, localstripe: Any
+    api_a: APIClient, api_b: APIClient, store_a: Store, tenant_b: Any
 ) -> None:
     shopper = _register(api_a, "alpha-shopper")
     assert _check(api_a, shopper["entry_token"])["allowed"] is True
@@ -185,7 +180,7 @@ def test_another_tenants_shopper_is_refused_at_its_own_stores_and_not_found_at_t
 
 
 def test_entry_checks_count_against_the_keys_rate_like_every_call(
-    api_a: APIClient, api_b: APIClient, store_a: Store, localstripe: Any
+    api_a: APIClient, api_b: APIClient, store_a: Store
 ) -> None:
     """The entry check counts the call with its read of the cache (one round trip): past the rate it is a 429."""
     from tenants.authentication import ApiKeyRateThrottle
@@ -217,7 +212,7 @@ def test_an_entry_check_without_a_token_is_refused_with_the_field_named_and_an_u
 
 
 def test_a_gate_asking_again_is_answered_from_the_cache_alone_exactly_as_the_api_answers(
-    api_a: APIClient, store_a: Store, localstripe: Any, django_assert_num_queries: Callable[..., Any]
+    api_a: APIClient, store_a: Store, django_assert_num_queries: Callable[..., Any]
 ) -> None:
     """The second check of a key this process knows is answered before DRF (core/api/views.py,
     `count_and_read_first`): with no query, and the same answer, headers included."""
@@ -244,7 +239,7 @@ def test_a_gate_asking_again_is_answered_from_the_cache_alone_exactly_as_the_api
 
 
 def test_a_key_revoked_just_now_is_refused_at_the_next_check_though_the_gate_used_it_all_day(
-    api_a: APIClient, store_a: Store, localstripe: Any, django_capture_on_commit_callbacks: Callable[..., Any]
+    api_a: APIClient, store_a: Store, django_capture_on_commit_callbacks: Callable[..., Any]
 ) -> None:
     from tenants.models import ApiKey
 
@@ -269,7 +264,7 @@ def test_a_key_revoked_just_now_is_refused_at_the_next_check_though_the_gate_use
     ],
 )
 def test_anything_but_a_plain_check_is_answered_the_api_s_way_even_for_a_known_key(
-    api_a: APIClient, store_a: Store, localstripe: Any, body: bytes, headers: dict[str, str], status: int
+    api_a: APIClient, store_a: Store, body: bytes, headers: dict[str, str], status: int
 ) -> None:
     _check(api_a, "shp_warms_the_key_and_the_store")
     _check(api_a, "shp_warms_the_key_and_the_store")

@@ -35,9 +35,7 @@ def _attempts(visit: Visit) -> list[tuple[str, str, int]]:
     return list(PaymentAttempt.unscoped.filter(visit=visit).order_by("id").values_list("purpose", "state", "amount"))
 
 
-def test_a_cart_under_the_hold_captures_the_total_from_the_hold(store_a: Store, register: Callable[..., Any]) -> None:
-    shopper = register(store_a.tenant)
-    visit = open_visit(store_a, shopper.entry_token)
+def test_a_cart_under_the_hold_captures_the_total_from_the_hold(visit: Visit) -> None:
     hold = preauthorise(visit)
     assert hold.state == "succeeded" and hold.amount == HOLD and hold.stripe_id.startswith("pi_")
 
@@ -53,9 +51,7 @@ def test_a_cart_under_the_hold_captures_the_total_from_the_hold(store_a: Store, 
     assert ChargeInstruction.unscoped.get(visit=visit).state == "done"
 
 
-def test_an_empty_cart_releases_the_hold(store_a: Store, register: Callable[..., Any]) -> None:
-    shopper = register(store_a.tenant)
-    visit = open_visit(store_a, shopper.entry_token)
+def test_an_empty_cart_releases_the_hold(visit: Visit) -> None:
     preauthorise(visit)
 
     visit = settle_payment(decide_cart(visit, []))
@@ -65,11 +61,7 @@ def test_an_empty_cart_releases_the_hold(store_a: Store, register: Callable[...,
     assert [i["status"] for i in intents_of(visit)] == ["canceled"]
 
 
-def test_a_cart_over_the_hold_captures_the_hold_and_charges_the_rest(
-    store_a: Store, register: Callable[..., Any]
-) -> None:
-    shopper = register(store_a.tenant)
-    visit = open_visit(store_a, shopper.entry_token)
+def test_a_cart_over_the_hold_captures_the_hold_and_charges_the_rest(visit: Visit) -> None:
     preauthorise(visit)
 
     visit = settle_payment(decide_cart(visit, [("WINE", 3, 2400)]))
@@ -83,17 +75,14 @@ def test_a_cart_over_the_hold_captures_the_hold_and_charges_the_rest(
     assert sorted(i["amount"] for i in intents_of(visit)) == [7200 - HOLD, HOLD]
 
 
-def test_without_a_hold_the_total_is_charged(store_a: Store, register: Callable[..., Any]) -> None:
-    shopper = register(store_a.tenant)
-    visit = settle_payment(decide_cart(open_visit(store_a, shopper.entry_token), [("COLA", 1, 199)]))
+def test_without_a_hold_the_total_is_charged(visit: Visit) -> None:
+    visit = settle_payment(decide_cart(visit, [("COLA", 1, 199)]))
 
     assert visit.status == "charged" and visit.paid == 199
     assert _attempts(visit) == [("charge", "succeeded", 199)]
 
 
-def test_late_changes_charge_or_refund_the_difference(store_a: Store, register: Callable[..., Any]) -> None:
-    shopper = register(store_a.tenant)
-    visit = open_visit(store_a, shopper.entry_token)
+def test_late_changes_charge_or_refund_the_difference(visit: Visit) -> None:
     preauthorise(visit)
     visit = settle_payment(decide_cart(visit, [("COLA", 2, 199)]))
 
@@ -114,11 +103,7 @@ def test_late_changes_charge_or_refund_the_difference(store_a: Store, register: 
     assert sum(r["amount"] for r in refunds) == 398
 
 
-def test_staff_refunds_partial_per_line_and_full_never_more_than_collected(
-    store_a: Store, register: Callable[..., Any], manager_a: Any
-) -> None:
-    shopper = register(store_a.tenant)
-    visit = open_visit(store_a, shopper.entry_token)
+def test_staff_refunds_partial_per_line_and_full_never_more_than_collected(visit: Visit, manager_a: Any) -> None:
     preauthorise(visit)
     visit = settle_payment(decide_cart(visit, [("COLA", 2, 199), ("CHIPS", 1, 349)]))
     actor = Actor(source="admin", user=manager_a)
