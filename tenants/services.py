@@ -63,37 +63,45 @@ def tenant_create(*, actor: Actor, name: str, slug: str) -> Tenant:
     return tenant
 
 
-@transaction.atomic
 def tenant_suspend(*, actor: Actor, tenant: Tenant, reason: str) -> Tenant:
     """Suspend a tenant: its API keys answer 403; its data stays."""
-    tenant = Tenant.objects.select_for_update().get(pk=tenant.pk)
-    if tenant.status == Tenant.Status.SUSPENDED:
-        return tenant
-    tenant.status = Tenant.Status.SUSPENDED
-    tenant.suspended_reason = reason.strip()[:500]
-    tenant.status_changed_at = timezone.now()
-    tenant.save(update_fields=["status", "suspended_reason", "status_changed_at"])
-    audit_record(
+    reason = reason.strip()[:500]
+    return _tenant_status_change(
         actor=actor,
-        tenant_id=tenant.pk,
+        tenant=tenant,
+        status=Tenant.Status.SUSPENDED,
+        reason=reason,
         action=AuditAction.TENANT_SUSPENDED,
-        obj=tenant,
-        changes={"reason": tenant.suspended_reason},
+        changes={"reason": reason},
     )
-    _api_keys_forget(ApiKey.unscoped.filter(tenant=tenant).values_list("prefix", flat=True))
-    return tenant
+
+
+def tenant_reactivate(*, actor: Actor, tenant: Tenant) -> Tenant:
+    return _tenant_status_change(
+        actor=actor, tenant=tenant, status=Tenant.Status.ACTIVE, reason="", action=AuditAction.TENANT_REACTIVATED
+    )
 
 
 @transaction.atomic
-def tenant_reactivate(*, actor: Actor, tenant: Tenant) -> Tenant:
+def _tenant_status_change(
+    *,
+    actor: Actor,
+    tenant: Tenant,
+    status: Tenant.Status,
+    reason: str,
+    action: AuditAction,
+    changes: dict[str, Any] | None = None,
+) -> Tenant:
+    """The tenant in `status` (with `reason`), audited, and its keys' kept entries dropped so that the next call
+    with one sees it; a tenant already in it is left as it is."""
     tenant = Tenant.objects.select_for_update().get(pk=tenant.pk)
-    if tenant.status == Tenant.Status.ACTIVE:
+    if tenant.status == status:
         return tenant
-    tenant.status = Tenant.Status.ACTIVE
-    tenant.suspended_reason = ""
+    tenant.status = status
+    tenant.suspended_reason = reason
     tenant.status_changed_at = timezone.now()
     tenant.save(update_fields=["status", "suspended_reason", "status_changed_at"])
-    audit_record(actor=actor, tenant_id=tenant.pk, action=AuditAction.TENANT_REACTIVATED, obj=tenant)
+    audit_record(actor=actor, tenant_id=tenant.pk, action=action, obj=tenant, changes=changes)
     _api_keys_forget(ApiKey.unscoped.filter(tenant=tenant).values_list("prefix", flat=True))
     return tenant
 
