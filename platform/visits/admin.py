@@ -41,7 +41,7 @@ from stores.models import Store
 from stores.selectors import product_names_of_layout
 from tenants.audit import Actor
 from tenants.models import AuditEntry
-from visits import calibration, engine, selectors, services, states
+from visits import calibration, engine, selectors, services, settling, states
 from visits.calibration import Calibration
 from visits.calibration import default as default_calibration
 from visits.calibration_chart import render_reliability
@@ -946,6 +946,7 @@ class StoreCalibrationAdmin(ReadOnlyMixin, TenantModelAdmin):
             "is_latest": shown is latest,
             "reviews_since": selectors.reviews_since(store=store, since=latest.created_at if latest else None),
             "risk_checks": _risk_checks(learnt),
+            "confidence_scale": settling.confidence_scale(store=store, until=timezone.now()),
             "chart": mark_safe(  # noqa: S308 — render_reliability escapes every value it draws
                 render_reliability(
                     learnt=learnt,

@@ -10,13 +10,14 @@ from django.contrib.auth.models import User
 from django.utils import timezone
 
 from conftest import logged_in
+from ingest.models import Event
 from ingest.tests.conftest import eventually
 from stores.models import LayoutVersion, Store
 from visits import calibration
 from visits.calibration import Evidence, Sample
 from visits.calibration_chart import render_reliability
 from visits.models import StoreCalibration, Visit
-from visits.tests.support import keep_calibration, push, unclear_pick
+from visits.tests.support import keep_calibration, push, stored_event, unclear_pick
 from visits.tests.test_pipeline import DAY, priced_store  # noqa: F401 — fixture
 
 PAGE = "/admin/visits/storecalibration/store/{}/"
@@ -85,6 +86,26 @@ def test_the_calibration_page_draws_the_store_calibration_and_its_figures(manage
     assert history.count("<tr") == 3
     assert 'href="?number=1"' in history and 'href="?number=2"' not in history
     assert 'id="learn-now"' in body
+
+
+def test_the_calibration_page_says_on_what_scale_the_store_s_cameras_are_read(
+    manager_a: User,
+    priced_store: Store,  # noqa: F811
+) -> None:
+    client = logged_in(manager_a)
+    page = client.get(PAGE.format(priced_store.pk)).content.decode()
+    assert "as reported" in page[page.index('id="fact-scale"') :]  # no picks yet: nothing to tell
+    now = timezone.now()
+    picks = [
+        stored_event(
+            priced_store, f"p{n}", "item.picked", now - timedelta(minutes=n + 1), session="S", bin="B", confidence=c
+        )
+        for n, c in enumerate([0.84, 0.88, 0.86] * 10)
+    ]
+    Event.unscoped.bulk_create(picks)
+    page = client.get(PAGE.format(priced_store.pk)).content.decode()
+    fact = page[page.index('id="fact-scale"') : page.index('id="fact-learnt"')]
+    assert "0.90" in fact and "read as full confidence" in fact
 
 
 def test_an_earlier_calibration_can_be_looked_at(manager_a: User, calibrated: Store) -> None:
