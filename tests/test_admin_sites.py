@@ -5,9 +5,11 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
+from django.db.models import Model
 from django.test import Client
 
 from billing.invoicing.tests.helpers import make_store
@@ -224,14 +226,12 @@ def test_the_audit_log_reads_as_words_not_as_our_internal_names_json_or_cents(
     operator: User, manager_a: User, tenant_a: Tenant
 ) -> None:
     store = make_store(tenant_a, "EU1", currency="EUR")
-    entry = AuditEntry.unscoped.create(
+    entry = _audited(
+        store,
         tenant=tenant_a,
         source=AuditEntry.Source.ADMIN,
         actor_label="alice@alpha.test",
         action="visit.refunded",
-        object_type="stores.store",
-        object_id=str(store.pk),
-        object_repr=str(store),
         changes={"amount": 1250, "reason_code": "damaged", "lines": [{"sku": "SKU-1", "qty": 2}]},
     )
     for client, site in ((logged_in(operator), "ops"), (logged_in(manager_a), "admin")):
@@ -241,6 +241,13 @@ def test_the_audit_log_reads_as_words_not_as_our_internal_names_json_or_cents(
         assert "Visit refunded: EU1 — Store EU1, by alice@alpha.test" in page  # the title
         assert "amount : €12.50" in page and "reason code : damaged" in page and "lines : qty 2, sku SKU-1" in page
         assert "1250" not in page and '"sku"' not in page and "stores.store" not in page
+
+
+def _audited(obj: Model, **entry: Any) -> AuditEntry:
+    """An audit log entry about `obj`, named as the audit log names what it records (tenants.audit.audit_entry)."""
+    return AuditEntry.unscoped.create(
+        object_type=obj._meta.label_lower, object_id=str(obj.pk), object_repr=str(obj), **entry
+    )
 
 
 def _visible(html: str) -> str:
@@ -260,30 +267,20 @@ def test_an_empty_list_says_why_in_words_that_fit_it(manager_a: User) -> None:
 
 
 def test_list_times_name_their_clock(operator: User, tenant_a: Tenant) -> None:
-    AuditEntry.unscoped.create(
+    _audited(
+        tenant_a,
         at=datetime(2026, 3, 2, 14, 5, tzinfo=UTC),
         tenant=tenant_a,
         source=AuditEntry.Source.OPS,
         actor_label="op",
         action="tenant.suspended",
-        object_type="tenants.tenant",
-        object_id=str(tenant_a.pk),
-        object_repr=tenant_a.name,
     )
     listing = _visible(logged_in(operator).get("/ops/tenants/auditentry/").content.decode())
     assert "2 Mar 2026 14:05 UTC" in listing and "p.m." not in listing  # not "March 2, 2026, 2:05 p.m."
 
 
 def test_work_nobody_signed_in_for_is_by_its_source_not_cli(operator: User, tenant_a: Tenant) -> None:
-    AuditEntry.unscoped.create(
-        tenant=tenant_a,
-        source=AuditEntry.Source.CLI,
-        actor_label="cli",
-        action="tenant.suspended",
-        object_type="tenants.tenant",
-        object_id=str(tenant_a.pk),
-        object_repr=tenant_a.name,
-    )
+    _audited(tenant_a, tenant=tenant_a, source=AuditEntry.Source.CLI, actor_label="cli", action="tenant.suspended")
     client = logged_in(operator)
     listing = _visible(client.get("/ops/tenants/auditentry/").content.decode())
     assert "Command line Tenant suspended" in listing and " cli " not in listing
