@@ -360,8 +360,10 @@ def stack_confidence_scale(confidences: Sequence[float]) -> float:
     """The confidence a stack gives the picks it is surest of: its highest, rounded up to `SCALE_STEP`, read off at
     least `SCALE_PICKS` picks (else 1.0). A vendor whose cameras never say more than 0.9 means by 0.9 what another
     means by 1.0: margins are read on the stack's own scale, so the store's curves — the prior's, before it has
-    taught them anything — see a sure pick as sure. Rounded so that a day read whole and read a group of visits at
-    a time (settling) find the same scale; too few picks, or one that says more, leave the margins as they are."""
+    taught them anything — see a sure pick as sure. Rounded, so that one stack is read on one scale day after day
+    (settling reads it once per run from the store's picks: `settling.confidence_scale`); too few picks, or one
+    that says more than 0.95, leave the margins as they are, and so do two vendors' cameras in one store, the
+    surer one's top counting."""
     if len(confidences) < SCALE_PICKS:
         return 1.0
     return max(SCALE_FLOOR, min(1.0, math.ceil(max(confidences) / SCALE_STEP - 1e-9) * SCALE_STEP))
