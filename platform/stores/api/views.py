@@ -36,30 +36,28 @@ def _overcharge_risk_field() -> serializers.DecimalField:
     )
 
 
+def _policy_count(source: str, help_text: str) -> serializers.IntegerField:
+    """A whole-number field of the store's dispute policy, within the range the store accepts for it."""
+    low, high = DISPUTE_POLICY_RANGES[source]
+    return serializers.IntegerField(source=source, min_value=low, max_value=high, help_text=help_text)
+
+
 class DisputePolicySerializer(serializers.Serializer):
     """The store's dispute policy (docs/api.md, "Disputes"): what is decided at once and what waits for a person."""
 
-    window_days = serializers.IntegerField(
-        source="dispute_window_days",
-        min_value=DISPUTE_POLICY_RANGES["dispute_window_days"][0],
-        max_value=DISPUTE_POLICY_RANGES["dispute_window_days"][1],
-        help_text="A shopper may dispute a receipt's lines up to this many days after leaving the store.",
+    window_days = _policy_count(
+        "dispute_window_days", "A shopper may dispute a receipt's lines up to this many days after leaving the store."
     )
-    auto_refund_limit = serializers.IntegerField(
-        source="dispute_auto_refund_limit",
-        min_value=DISPUTE_POLICY_RANGES["dispute_auto_refund_limit"][0],
-        max_value=DISPUTE_POLICY_RANGES["dispute_auto_refund_limit"][1],
-        help_text="Minor units: a dispute asking this much or less is refunded at once (0: none by amount).",
+    auto_refund_limit = _policy_count(
+        "dispute_auto_refund_limit",
+        "Minor units: a dispute asking this much or less is refunded at once (0: none by amount).",
     )
     refund_unsure_lines = serializers.BooleanField(
         source="dispute_auto_refund_unsure",
         help_text="A dispute of lines the platform was unsure of is refunded at once.",
     )
-    review_hours = serializers.IntegerField(
-        source="dispute_review_hours",
-        min_value=DISPUTE_POLICY_RANGES["dispute_review_hours"][0],
-        max_value=DISPUTE_POLICY_RANGES["dispute_review_hours"][1],
-        help_text="A dispute sent to a person must be decided within this many hours, or it is refunded.",
+    review_hours = _policy_count(
+        "dispute_review_hours", "A dispute sent to a person must be decided within this many hours, or it is refunded."
     )
 
 
