@@ -61,7 +61,7 @@ DEFAULT_RISK = 0.005
 # A stack's confidence scale (`stack_confidence_scale`): in steps of this, off this many picks at least, never below.
 SCALE_STEP = 0.05
 SCALE_PICKS = 30
-SCALE_FLOOR = 0.5
+SCALE_FLOOR = 0.8
 # Whereabouts: nobody crosses a store faster than this; a hand reaches this far; "moments" are this long.
 FASTEST_WALK_M_S = 1.6
 REACH_M = 1.5
@@ -363,7 +363,8 @@ def stack_confidence_scale(confidences: Sequence[float]) -> float:
     taught them anything — see a sure pick as sure. Rounded, so that one stack is read on one scale day after day
     (settling reads it once per run from the store's picks: `settling.confidence_scale`); too few picks, or one
     that says more than 0.95, leave the margins as they are, and so do two vendors' cameras in one store, the
-    surer one's top counting."""
+    surer one's top counting. A stack whose surest picks say less than `SCALE_FLOOR` is not squeezed but unsure of
+    everything: its margins are raised no more than from that floor."""
     if len(confidences) < SCALE_PICKS:
         return 1.0
     return max(SCALE_FLOOR, min(1.0, math.ceil(max(confidences) / SCALE_STEP - 1e-9) * SCALE_STEP))

@@ -956,15 +956,18 @@ def test_a_lone_shoppers_picks_teach_the_calibration_nothing() -> None:
     assert labelled_samples(carts=carts, decided={}) == []
 
 
-@pytest.mark.parametrize(("picks", "top", "scale"), [(30, 0.88, 0.9), (29, 0.88, 1.0), (30, 0.97, 1.0)])
+@pytest.mark.parametrize(
+    ("picks", "top", "scale"), [(30, 0.88, 0.9), (29, 0.88, 1.0), (30, 0.97, 1.0), (30, 0.62, 0.8)]
+)
 def test_margins_are_read_on_the_scale_of_the_stack_s_surest_picks(picks: int, top: float, scale: float) -> None:
     # A stack whose surest pick says 0.88 means by it what another means by 1.0 (rounded up to a step of 0.05): read
-    # off 30 picks at least; with fewer, or once a pick says more than 0.95, margins are read as reported.
+    # off 30 picks at least; with fewer, or once a pick says more than 0.95, margins are read as reported. A stack
+    # whose surest pick says 0.62 is unsure of everything, not squeezed: its margins are raised only from 0.8.
     s = Script("A", "B", until=10 * picks + 20)
     for n in range(picks):
         alternatives = [{"session": "B", "confidence": 0.4}]
-        s.pick(10 + 10 * n, "A", "B-SOAP", confidence=top if n == 0 else 0.8, alternatives=alternatives)
+        s.pick(10 + 10 * n, "A", "B-SOAP", confidence=top if n == 0 else min(0.8, top), alternatives=alternatives)
     margins = {a.event_id: a.margin for cart in s.carts().values() for a in cart.attributions}
     assert len(margins) == picks
     assert margins["e5"] == round((top - 0.4) / scale, 4)
-    assert margins["e6"] == round(0.4 / scale, 4)
+    assert margins["e6"] == round((min(0.8, top) - 0.4) / scale, 4)
