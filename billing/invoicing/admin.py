@@ -236,7 +236,7 @@ class CreditNoteInline(ReadOnlyMixin, TabularInline):
     total_display = _money_column("total", "Total")
 
 
-INVOICE_FIELDS = [
+INVOICE_FIELDS = (
     "tenant",
     "number",
     "status",
@@ -252,7 +252,7 @@ INVOICE_FIELDS = [
     "bill_to_display",
     "finalised_by",
     "void_reason",
-]
+)
 
 
 # --- forms ---------------------------------------------------------------------------------------
@@ -492,8 +492,28 @@ def _form_page(
 # --- operator site: invoices ---------------------------------------------------------------------
 
 
+def _stamp() -> str:
+    """Now, as an export's file name carries it."""
+    return timezone.now().strftime("%Y%m%d-%H%M")
+
+
+class FinanceExports(admin.ModelAdmin):
+    """An operator list that finance exports as it is filtered: its template is told whether to offer the exports,
+    and an export reads the rows the list shows (finance only)."""
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        extra_context = {**(extra_context or {}), "can_export": is_finance(request)}
+        return super().changelist_view(request, extra_context)
+
+    def _filtered(self, request: HttpRequest) -> QuerySet[Any]:
+        """The rows the list shows with the same filters and search (the export links carry its query)."""
+        if not is_finance(request):
+            raise PermissionDenied
+        return self.get_changelist_instance(request).get_queryset(request)
+
+
 @admin.register(Invoice, site=ops_site)
-class InvoiceOpsAdmin(ReadOnlyMixin, InvoiceDisplay, OpsModelAdmin):
+class InvoiceOpsAdmin(ReadOnlyMixin, FinanceExports, InvoiceDisplay, OpsModelAdmin):
     pdf_url_name = "ops:invoicing_invoice_pdf"
     list_display = [
         "invoice_number",
@@ -556,24 +576,13 @@ class InvoiceOpsAdmin(ReadOnlyMixin, InvoiceDisplay, OpsModelAdmin):
             *super().get_urls(),
         ]
 
-    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
-        extra_context = {**(extra_context or {}), "can_export": is_finance(request)}
-        return super().changelist_view(request, extra_context)
-
     def pdf_view(self, request: HttpRequest, invoice_id: int) -> HttpResponse:
         invoice = get_object_or_404(self.get_queryset(request), pk=invoice_id)
         return _pdf(documents.invoice_pdf(invoice), documents.invoice_filename(invoice))
 
-    def _filtered(self, request: HttpRequest) -> QuerySet[Invoice]:
-        """The invoices the list shows with the same filters and search (the export links carry its query)."""
-        if not is_finance(request):
-            raise PermissionDenied
-        changelist = self.get_changelist_instance(request)
-        return changelist.get_queryset(request)
-
     def export_xlsx_view(self, request: HttpRequest) -> HttpResponse:
         invoices = self._filtered(request)
-        stamp = timezone.now().strftime("%Y%m%d-%H%M")
+        stamp = _stamp()
         return _download(exports.invoices_xlsx(invoices), XLSX, f"invoices-{stamp}.xlsx")
 
     def export_csv_view(self, request: HttpRequest) -> HttpResponse:
@@ -583,7 +592,7 @@ class InvoiceOpsAdmin(ReadOnlyMixin, InvoiceDisplay, OpsModelAdmin):
         if table not in ("invoices", "lines", "credit_notes"):
             table = "invoices"
         invoices = self._filtered(request)
-        stamp = timezone.now().strftime("%Y%m%d-%H%M")
+        stamp = _stamp()
         body = exports.invoices_csv(invoices, table=table)
         return _download(body, "text/csv; charset=utf-8", f"{table.replace('_', '-')}-{stamp}.csv")
 
@@ -1041,7 +1050,7 @@ USAGE_FIELDS = ["day", "store", *USAGE_FIGURES]  # a day's figures, as the usage
 
 
 @admin.register(DailyUsage, site=ops_site)
-class DailyUsageOpsAdmin(ReadOnlyMixin, UsageDisplay, OpsModelAdmin):
+class DailyUsageOpsAdmin(ReadOnlyMixin, FinanceExports, UsageDisplay, OpsModelAdmin):
     """Read-only: usage is derived from visits and payments (`close_month`, or every 10 minutes)."""
 
     list_display = [
@@ -1060,10 +1069,6 @@ class DailyUsageOpsAdmin(ReadOnlyMixin, UsageDisplay, OpsModelAdmin):
     readonly_fields = ["tenant", *USAGE_FIELDS]
     list_before_template = "invoicing/admin/usage_exports.html"
 
-    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
-        extra_context = {**(extra_context or {}), "can_export": is_finance(request)}
-        return super().changelist_view(request, extra_context)
-
     def get_urls(self) -> list[URLPattern]:
         view = self.admin_site.admin_view
         return [
@@ -1072,20 +1077,15 @@ class DailyUsageOpsAdmin(ReadOnlyMixin, UsageDisplay, OpsModelAdmin):
             *super().get_urls(),
         ]
 
-    def _filtered(self, request: HttpRequest) -> QuerySet[DailyUsage]:
-        if not is_finance(request):
-            raise PermissionDenied
-        return self.get_changelist_instance(request).get_queryset(request)
-
     def export_xlsx_view(self, request: HttpRequest) -> HttpResponse:
-        stamp = timezone.now().strftime("%Y%m%d-%H%M")
+        stamp = _stamp()
         return _download(exports.usage_xlsx(self._filtered(request)), XLSX, f"usage-{stamp}.xlsx")
 
     def export_csv_view(self, request: HttpRequest) -> HttpResponse:
         params = request.GET.copy()  # the list's own filters, without ours
         by_day = params.pop("by", [""])[0] == "day"
         request.GET = params  # type: ignore[assignment]
-        stamp = timezone.now().strftime("%Y%m%d-%H%M")
+        stamp = _stamp()
         body = exports.usage_csv(self._filtered(request), by_day=by_day)
         return _download(body, "text/csv; charset=utf-8", f"usage-{'daily-' if by_day else ''}{stamp}.csv")
 
