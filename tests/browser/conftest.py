@@ -13,6 +13,9 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 
+from stores.models import Store
+from tenants.models import Tenant
+
 # Playwright's sync API runs an asyncio event loop in the main thread; Django's ORM refuses to run
 # "inside" it unless told otherwise. The fixtures' ORM calls are plain synchronous code, so this is safe.
 os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
@@ -73,6 +76,12 @@ def screenshot(page: Page) -> Callable[[str], Path]:
         return path
 
     return take
+
+
+@pytest.fixture
+def store_a(tenant_a: Tenant, make_store_with_layout: Callable[..., Store]) -> Store:
+    """Tenant A's store with a layout, as its manager has it once onboarded."""
+    return make_store_with_layout(tenant_a)
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

@@ -13,7 +13,6 @@ from playwright.sync_api import Page, expect
 
 from ingest.models import Event
 from stores.models import Store
-from tenants.models import Tenant
 from tests.browser.support import log_in
 from visits.tests.support import stored_event
 
@@ -27,16 +26,14 @@ def test_a_manager_sees_the_cameras_of_a_new_store_read_on_their_own_scale(
     live_server,
     screenshot: Screenshot,
     manager_a: User,
-    tenant_a: Tenant,
-    make_store_with_layout: Callable[..., Store],
+    store_a: Store,
 ) -> None:
-    store = make_store_with_layout(tenant_a)
     now = timezone.now()
     Event.unscoped.bulk_create(
-        stored_event(store, f"p{n}", "item.picked", now - timedelta(minutes=n + 1), session="S", bin="B", confidence=c)
-        for n, c in enumerate([0.84, 0.88, 0.86] * 12)
+        stored_event(store_a, f"p{n}", "item.picked", now - timedelta(minutes=n), session="S", bin="B", confidence=c)
+        for n, c in enumerate([0.84, 0.88, 0.86] * 12, start=1)
     )
-    log_in(page, f"{live_server.url}/admin/login/?next=/admin/visits/storecalibration/store/{store.pk}/", manager_a)
+    log_in(page, f"{live_server.url}/admin/login/?next=/admin/visits/storecalibration/store/{store_a.pk}/", manager_a)
 
     scale = page.locator("#fact-scale")
     expect(scale).to_contain_text("Your cameras' scale")

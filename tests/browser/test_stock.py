@@ -15,7 +15,6 @@ from playwright.sync_api import Page, expect
 from core import tenancy
 from stock.models import LowStockLevel, StockCount
 from stores.models import Store
-from tenants.models import Tenant
 from tests.browser.support import log_in
 from visits.tests.support import push, stamp
 
@@ -28,18 +27,16 @@ def test_manager_takes_stock_and_sees_the_low_bin(
     live_server,
     screenshot: Screenshot,
     manager_a: User,
-    tenant_a: Tenant,
-    make_store_with_layout: Callable[..., Store],
+    store_a: Store,
 ) -> None:
-    store = make_store_with_layout(tenant_a)
-    take_url = f"{live_server.url}/admin/stock/stockcount/store/{store.pk}/take/"
+    take_url = f"{live_server.url}/admin/stock/stockcount/store/{store_a.pk}/take/"
     log_in(page, take_url, manager_a)
     expect(page.locator("#stock-take")).to_be_visible()
     page.fill('input[name="bin:F01-B01"]', "twelve")
     page.fill('input[name="bin:F01-B02"]', "9")
     page.get_by_role("button", name="Record the stock take").first.click()
     expect(page.locator("#take-problems")).to_contain_text("'twelve' is not a whole number")
-    with tenancy.tenant_scope(tenant_a.pk):
+    with tenancy.tenant_scope(store_a.tenant_id):
         assert not StockCount.objects.exists()
     screenshot("stock-take-mistyped")
 
@@ -52,7 +49,7 @@ def test_manager_takes_stock_and_sees_the_low_bin(
     expect(page.get_by_text("Stock take of 3 bin(s) recorded")).to_be_visible()
 
     push(
-        store,
+        store_a,
         [
             {
                 "id": "w1",
@@ -65,14 +62,14 @@ def test_manager_takes_stock_and_sees_the_low_bin(
         ],
     )
     page.goto(f"{live_server.url}/admin/stock/lowstocklevel/add/")
-    page.select_option('select[name="store"]', str(store.pk))
+    page.select_option('select[name="store"]', str(store_a.pk))
     page.fill('input[name="bin"]', "F01-B01")
     page.fill('input[name="units"]', "5")
     page.get_by_role("button", name="Save", exact=True).first.click()
-    with tenancy.tenant_scope(tenant_a.pk):
+    with tenancy.tenant_scope(store_a.tenant_id):
         assert LowStockLevel.objects.get().units == 5
 
-    page.goto(f"{live_server.url}/admin/stock/stockcount/store/{store.pk}/")
+    page.goto(f"{live_server.url}/admin/stock/stockcount/store/{store_a.pk}/")
     low_row = page.locator('#stock-table tr[data-bin="F01-B01"]')
     expect(low_row).to_contain_text("low")
     expect(low_row).to_contain_text("4")
