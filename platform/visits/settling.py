@@ -91,12 +91,13 @@ class Reading:
     confidence_scale: float = 1.0
 
 
-def store_reading(*, store: Store, visits: Sequence[Visit] = ()) -> Reading:
+def store_reading(*, store: Store, visits: Sequence[Visit]) -> Reading:
     """What the engine needs to read this store's visits, fetched once per settling (or learning) run.
 
     The charge limit comes from the risks of the store's recent visits: those its latest calibration drew, or,
     before it has any, those settling stored on its visits — from enough of them (`COLD_POOL`) on, they are the
-    calibration's; with fewer, `read_store_carts` adds the risks of the visits it reads.
+    calibration's; with fewer, `read_store_carts` adds the risks of the visits it reads. The cameras' confidence
+    scale is read up to the last of `visits` to end (`confidence_scale`).
     """
     latest = selectors.calibration_latest(store=store)
     model = Calibration.from_json(latest.calibration) if latest is not None else default_calibration()
