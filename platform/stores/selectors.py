@@ -5,14 +5,16 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from django.core.cache import cache
+from django.db import connection
 from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
+from core import tenancy
 from core.versions import version_in_force
 from stores.models import Bin, Device, LayoutVersion, Store
 
@@ -28,17 +30,31 @@ def store_get(*, code: str) -> Store:
 
 def store_with_layout_versions(*, code: str) -> tuple[Store, tuple[tuple[int, datetime], ...]]:
     """The store with this code and its layout versions (id, effective from; oldest first) in one query — a live
-    push needs both, and reading them apart was two of its round trips; 404 like `store_get` (a store with no
-    layout is read alone)."""
-    versions = list(
-        LayoutVersion.objects.filter(store__code=code)
-        .select_related("store")
-        .only("pk", "effective_from", "store")
-        .order_by("effective_from")
-    )
-    if not versions:
-        return store_get(code=code), ()
-    return versions[0].store, tuple((version.pk, version.effective_from) for version in versions)
+    push needs both; 404 like `store_get`.
+
+    Written in SQL, with the tenant in scope named explicitly: the ORM's building of the join and of a store and a
+    layout model per version took 0.7 ms of a push's ~6 ms of CPU, the statement itself 0.06 ms. The store comes
+    with its id, tenant and code only; its other fields are read from the database if asked for.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(_STORE_WITH_VERSIONS, [tenancy.current_tenant_id(), code])
+        rows = cursor.fetchall()
+    if not rows:
+        return store_get(code=code), ()  # not found: raised as the API answers a missing store
+    store = Store.from_db(connection.alias, ["id", "tenant_id", "code"], [rows[0][0], rows[0][1], code])
+    return store, tuple((pk, _aware(effective_from)) for _store, _tenant, pk, effective_from in rows if pk is not None)
+
+
+_STORE_WITH_VERSIONS = (
+    f"SELECT s.id, s.tenant_id, v.id, v.effective_from FROM {Store._meta.db_table} s "  # noqa: S608 — the models' tables
+    f"LEFT JOIN {LayoutVersion._meta.db_table} v ON v.store_id = s.id AND v.tenant_id = s.tenant_id "
+    "WHERE s.tenant_id = %s AND s.code = %s ORDER BY v.effective_from"
+)
+
+
+def _aware(at: datetime) -> datetime:
+    """A time read by SQL, in UTC: PostgreSQL gives it so; SQLite (embedded mode) without its zone, UTC as stored."""
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
 
 
 STORE_AT_GATE_SECONDS = 3600  # a safety net: store_update (and the admin) drop the entry on every change
