@@ -178,7 +178,12 @@ def _weight_reading(delta: float, info: BinInfo | None) -> tuple[str, int]:
 
 
 def _pair_scales(cameras: Sequence[Event], scales: Sequence[Event]) -> dict[str, Event]:
-    """Each camera event with the scale reading of its bin nearest in time (as the engine pairs them)."""
+    """Each camera event with the scale reading of its bin nearest the scales' usual delay (as the engine pairs
+    them, with the timing these events show: `engine.scale_timing`)."""
+    timing = engine.scale_timing(
+        cameras=((str(c.payload.get("bin")), c.ts, 1 if c.type == "item.picked" else -1) for c in cameras),
+        scales=((str(s.payload.get("bin")), s.ts, 1 if _number(s.payload.get("delta_g")) < 0 else -1) for s in scales),
+    )
     options = []
     for camera in cameras:
         taken = camera.type == "item.picked"
@@ -187,8 +192,9 @@ def _pair_scales(cameras: Sequence[Event], scales: Sequence[Event]) -> dict[str,
                 continue
             if (_number(scale.payload.get("delta_g")) < 0) != taken:
                 continue
-            if camera.ts - engine.WEIGHT_BEFORE <= scale.ts <= camera.ts + engine.WEIGHT_AFTER:
-                options.append((abs((scale.ts - camera.ts).total_seconds()), camera.event_id, scale.event_id, scale))
+            if camera.ts - timing.before <= scale.ts <= camera.ts + timing.after:
+                gap = abs((scale.ts - camera.ts - timing.typical).total_seconds())
+                options.append((gap, camera.event_id, scale.event_id, scale))
     options.sort(key=lambda o: (o[0], o[1], o[2]))
     paired: dict[str, Event] = {}
     used: set[str] = set()

@@ -56,6 +56,13 @@ UNSURE = ReviewReasonCode.UNSURE_TAKER
 
 WEIGHT_BEFORE = timedelta(seconds=3)
 WEIGHT_AFTER = timedelta(seconds=6)
+# A store's scales may stamp their changes later (or earlier) than this: their timing is read from the store's own
+# events — the delays of camera actions with one change of their bin within this search window.
+SCALE_SEARCH_BEFORE = timedelta(seconds=10)
+SCALE_SEARCH_AFTER = timedelta(seconds=30)
+SCALE_TIMING_PAIRS = 30
+SCALE_TIMING_SHARE = 0.95
+SCALE_TIMING_PAD = timedelta(seconds=1.5)
 LOOSE_WEIGHT_SLACK = 2.0
 DEFAULT_RISK = 0.005
 # A stack's confidence scale (`stack_confidence_scale`): in steps of this, off this many picks at least, never below.
@@ -446,6 +453,60 @@ def _read(
     return actions, weights, _Visits(spans, payer_of, gates, checks, strays), reports, restocks
 
 
+@dataclass(frozen=True)
+class ScaleTiming:
+    """When a scale stamps the change that goes with a camera's action: from `before` ahead of it to `after` behind
+    it, usually `typical` behind (the scale's lag, less any difference between the devices' clocks)."""
+
+    before: timedelta = WEIGHT_BEFORE
+    after: timedelta = WEIGHT_AFTER
+    typical: timedelta = timedelta(0)
+
+
+def scale_timing(
+    *, cameras: Iterable[tuple[str, datetime, int]], scales: Iterable[tuple[str, datetime, int]]
+) -> ScaleTiming:
+    """The store's scale timing, read from its own events: each is (bin, time, +1 when items left the shelf, -1
+    when they came back). A camera action with exactly one change of its bin and direction within the search
+    window gives one delay; from `SCALE_TIMING_PAIRS` of them, the window widens to hold the middle
+    `SCALE_TIMING_SHARE` of the delays (never narrower than the default: a store of quick scales is read as
+    before), and pairs are sought nearest the median delay. Fewer delays: the default timing."""
+    by_bin: dict[tuple[str, int], list[float]] = defaultdict(list)
+    for bin_code, ts, direction in scales:
+        by_bin[bin_code, direction].append(ts.timestamp())
+    for stamps in by_bin.values():
+        stamps.sort()
+    earliest, latest = SCALE_SEARCH_BEFORE.total_seconds(), SCALE_SEARCH_AFTER.total_seconds()
+    delays: list[float] = []
+    for bin_code, ts, direction in cameras:
+        times = by_bin.get((bin_code, direction))
+        if not times:
+            continue
+        now = ts.timestamp()
+        first = bisect.bisect_left(times, now - earliest)
+        last = bisect.bisect_right(times, now + latest, first)
+        if last - first == 1:
+            delays.append(times[first] - now)
+    if len(delays) < SCALE_TIMING_PAIRS:
+        return ScaleTiming()
+    delays.sort()
+    cut = (1.0 - SCALE_TIMING_SHARE) / 2
+    low, high = delays[int(cut * len(delays))], delays[min(len(delays) - 1, int((1.0 - cut) * len(delays)))]
+    pad = SCALE_TIMING_PAD.total_seconds()
+    return ScaleTiming(
+        before=max(WEIGHT_BEFORE, timedelta(seconds=min(earliest, pad - low))),
+        after=max(WEIGHT_AFTER, timedelta(seconds=min(latest, high + pad))),
+        typical=timedelta(seconds=delays[len(delays) // 2]),
+    )
+
+
+def _timing_of(actions: Sequence[_Action], weights: Sequence[_Weight]) -> ScaleTiming:
+    return scale_timing(
+        cameras=((a.bin, a.ts, a.sign) for a in actions),
+        scales=((w.bin, w.ts, -1 if w.delta_g > 0 else 1) for w in weights),
+    )
+
+
 def _units(delta_g: float, product: Product, *, slack: float = 1.0) -> int:
     """How many units of `product` a weight change of `delta_g` is (0 when it matches no whole number)."""
     count = round(abs(delta_g) / product.unit_weight_g)
@@ -470,12 +531,12 @@ def _weighs_as(count: int, actions: Sequence[_Action], weight: _Weight, store: S
 
 
 def _match_weights(
-    actions: list[_Action], weights: list[_Weight], store: StoreModel
+    actions: list[_Action], weights: list[_Weight], store: StoreModel, timing: ScaleTiming
 ) -> tuple[dict[str, _Weight], dict[str, int]]:
-    """Pair camera actions with weight changes of their bin close in time.
+    """Pair camera actions with weight changes of their bin close in time (within the store's scale `timing`).
 
-    One to one first — pairs whose weight is the count the camera saw, then the nearest in time (when two
-    shoppers take from one bin seconds apart, "two items" belongs with the camera that saw two) — then an
+    One to one first — pairs whose weight is the count the camera saw, then the nearest to the usual delay (when
+    two shoppers take from one bin seconds apart, "two items" belongs with the camera that saw two) — then an
     action left over joins a change already paired when together they make its count (a merged change).
     Returns the pairs, and per weight change the count of items its actions saw together.
     """
@@ -488,11 +549,11 @@ def _match_weights(
         changes = by_bin.get(action.bin)
         if not changes:
             continue
-        first = bisect.bisect_left(times[action.bin], action.ts - WEIGHT_BEFORE)
-        last = bisect.bisect_right(times[action.bin], action.ts + WEIGHT_AFTER)
+        first = bisect.bisect_left(times[action.bin], action.ts - timing.before)
+        last = bisect.bisect_right(times[action.bin], action.ts + timing.after)
         for weight in changes[first:last]:
             if (weight.delta_g < 0) == (action.sign > 0):
-                gap = abs((weight.ts - action.ts).total_seconds())
+                gap = abs((weight.ts - action.ts - timing.typical).total_seconds())
                 agrees = _weighs_as(action.qty, [action], weight, store)
                 pairs.append((not agrees, gap, action.event_id, weight.event_id, action, weight))
     pairs.sort(key=itemgetter(0, 1, 2, 3))
@@ -709,9 +770,10 @@ class _Fusion:
         whereabouts: _Whereabouts,
         calibration: Calibration,
         seen_together: Mapping[str, int],
+        timing: ScaleTiming,
         restocks: Sequence[_Restock] = (),
     ) -> None:
-        self.store, self.visits, self.reports = store, visits, reports
+        self.store, self.visits, self.reports, self.timing = store, visits, reports, timing
         self.whereabouts, self.calibration, self.seen_together = whereabouts, calibration, seen_together
         self.movements: list[_Movement] = []
         self.doubts: dict[str, set[ReviewReason]] = defaultdict(set)
@@ -1052,12 +1114,14 @@ class _Fusion:
 
     def unseen(self, weight: _Weight) -> None:
         """A scale change no camera saw: the only shopper (or group) in the store took it; otherwise it stays open,
-        with each visit's chance by its whereabouts, until a put-back settles it or `finish` decides."""
+        with each visit's chance by its whereabouts, until a put-back settles it or `finish` decides. Who was there
+        is asked of the moment the hand moved: the scale's usual delay before its stamp."""
         bin_ = self.store.bin_at(weight.bin, weight.ts)
         product = self.store.products.get(bin_.sku) if bin_ else None
         if bin_ is None or product is None or not self.scale_works(bin_.sensor, weight.ts):
             return
-        present = self.visits.present(weight.ts)
+        moved = weight.ts - self.timing.typical
+        present = self.visits.present(moved)
         if not present:
             return
         if weight.delta_g > 0:
@@ -1073,9 +1137,9 @@ class _Fusion:
             member = min(present)
             self.move(payer, member, product.sku, count, 0.0, weight.ts, (weight.event_id,))
             return
-        possible = self.whereabouts.around(weight.ts, bin_.position)
+        possible = self.whereabouts.around(moved, bin_.position)
         densities = {
-            s: self.whereabouts.density(s, bin_.position, weight.ts)
+            s: self.whereabouts.density(s, bin_.position, moved)
             if possible.get(s, 1.0) > COULD_NOT_BE_HERE
             else COULD_NOT_BE_HERE
             for s in present
@@ -1098,7 +1162,7 @@ class _Fusion:
         the units the restock brought are not all accounted for yet. Its units are then taken off the restock."""
         count = _units(weight.delta_g, product, slack=LOOSE_WEIGHT_SLACK) or 1
         for restock in self.restocks.get(weight.bin, ()):
-            if restock.ts - WEIGHT_AFTER <= weight.ts <= restock.ts + RESTOCKING and restock.qty > 0:
+            if restock.ts - self.timing.after <= weight.ts <= restock.ts + RESTOCKING and restock.qty > 0:
                 restock.qty = max(0, restock.qty - count)
                 return True
         return False
@@ -1213,9 +1277,11 @@ def infer_carts(
     """
     calibration = calibration or default_calibration()
     actions, weights, visits, reports, restocks = _read(events, confidence_scale)
-    matched, seen_together = _match_weights(actions, weights, store)
+    timing = _timing_of(actions, weights)
+    matched, seen_together = _match_weights(actions, weights, store, timing)
     used_weights = {w.event_id for w in matched.values()}
-    fusion = _Fusion(store, visits, reports, _Whereabouts(actions, visits, store), calibration, seen_together, restocks)
+    whereabouts = _Whereabouts(actions, visits, store)
+    fusion = _Fusion(store, visits, reports, whereabouts, calibration, seen_together, timing, restocks)
     steps: list[tuple[datetime, str, _Action | _Weight]] = [(a.ts, a.event_id, a) for a in actions]
     steps += [(w.ts, w.event_id, w) for w in weights if w.event_id not in used_weights]
     for _ts, _id, step in sorted(steps, key=itemgetter(0, 1)):

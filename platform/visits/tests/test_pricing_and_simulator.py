@@ -18,8 +18,10 @@ from visits.engine import (
     CHARGEABLE_BUT_FOR,
     Cart,
     CartLine,
+    ScaleTiming,
     infer_carts,
     labelled_samples,
+    scale_timing,
     store_model_from_layout,
 )
 from visits.perception import FAMILIES, HELD_OUT, TUNED, draw_stack
@@ -140,6 +142,39 @@ def test_a_day_whose_confidences_are_squeezed_under_0_9_is_read_as_the_same_day(
     for session, cart in reported.items():
         assert (squeezed[session].lines, squeezed[session].decision) == (cart.lines, cart.decision), session
         assert squeezed[session].risk == pytest.approx(cart.risk, abs=1e-3)
+
+
+def _stamped_late(event: dict[str, Any], seconds: float) -> dict[str, Any]:
+    """The event as a store whose scales stamp their changes `seconds` later would send it."""
+    if event["type"] != "shelf.weight_changed":
+        return event
+    return dict(event, _ts=event["_ts"] + timedelta(seconds=seconds))
+
+
+@pytest.mark.parametrize("seconds", [-2.5, 9.0])
+def test_a_day_whose_scales_stamp_their_changes_seconds_off_is_read_as_the_same_day(seconds: float) -> None:
+    simulation = simulate(layout=LAYOUT, catalog=CATALOG, profile="realistic", visits=120, start=T0, seed=3)
+    events = [dict(e, _ts=parse_timestamp(e["ts"])) for e in simulation.events]
+    on_time = infer_carts(events=events, store=STORE)
+    late = infer_carts(events=[_stamped_late(e, seconds) for e in events], store=STORE)
+    assert any(cart.decision == "review" for cart in on_time.values())
+    for session, cart in on_time.items():
+        assert (late[session].lines, late[session].decision) == (cart.lines, cart.decision), session
+
+
+def test_a_stores_scale_timing_is_read_from_its_own_delays_and_never_narrower_than_the_default() -> None:
+    def timing(delays: list[float]) -> ScaleTiming:
+        cameras = [(f"B{n}", T0 + timedelta(minutes=n), 1) for n in range(len(delays))]
+        scales = [(f"B{n}", T0 + timedelta(minutes=n, seconds=delay), 1) for n, delay in enumerate(delays)]
+        return scale_timing(cameras=cameras, scales=scales)
+
+    assert timing([12.0] * 29) == ScaleTiming()  # too few to read anything from
+    assert timing([0.5, 1.0, 1.5] * 20) == ScaleTiming(typical=timedelta(seconds=1))
+    slow = timing([8.0 + n / 10 for n in range(60)])  # 8 to 13.9 s late: the window holds all but the latest one
+    assert slow.after == timedelta(seconds=13.8 + 1.5) and slow.before == ScaleTiming().before
+    assert slow.typical == timedelta(seconds=11)
+    early = timing([-6.0 + n / 100 for n in range(60)])  # stamped 5.41 to 6 s early
+    assert early.before == timedelta(seconds=5.99 + 1.5) and early.after == ScaleTiming().after
 
 
 @pytest.mark.parametrize("stack", ["calibrated", "compressed", "switchy", "miscounting"])
