@@ -13,7 +13,7 @@ import zoneinfo
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.contrib import admin, messages
@@ -177,10 +177,29 @@ def _weight_reading(delta: float, info: BinInfo | None) -> tuple[str, int]:
     return text, count
 
 
+def _seconds(at: timedelta) -> str:
+    return f"{abs(at.total_seconds()):.1f} s"
+
+
+def _stack_habits(store: Store) -> dict[str, Any]:
+    """How the store's stack reports, as the calibration page tells it: the cameras' scale, the scales' timing."""
+    confidence_scale, timing = settling.stack_habits(store=store, until=timezone.now())
+    typical = timing.typical
+    return {
+        "confidence_scale": confidence_scale,
+        "scale_timing": {
+            "delays": timing.delays,
+            "typical": f"{_seconds(typical)} {'early' if typical < timedelta(0) else 'late'}",
+            "before": _seconds(timing.before),
+            "after": _seconds(timing.after),
+        },
+    }
+
+
 def _pair_scales(cameras: Sequence[Event], scales: Sequence[Event]) -> dict[str, Event]:
     """Each camera event with the scale reading of its bin nearest the scales' usual delay (as the engine pairs
-    them, with the timing these events show: `engine.scale_timing`)."""
-    timing = engine.scale_timing(
+    them, with the timing these events show: `engine.read_scale_timing`)."""
+    timing = engine.read_scale_timing(
         cameras=((str(c.payload.get("bin")), c.ts, 1 if c.type == "item.picked" else -1) for c in cameras),
         scales=((str(s.payload.get("bin")), s.ts, 1 if _number(s.payload.get("delta_g")) < 0 else -1) for s in scales),
     )
@@ -952,7 +971,7 @@ class StoreCalibrationAdmin(ReadOnlyMixin, TenantModelAdmin):
             "is_latest": shown is latest,
             "reviews_since": selectors.reviews_since(store=store, since=latest.created_at if latest else None),
             "risk_checks": _risk_checks(learnt),
-            "confidence_scale": settling.confidence_scale(store=store, until=timezone.now()),
+            **_stack_habits(store),
             "chart": mark_safe(  # noqa: S308 — render_reliability escapes every value it draws
                 render_reliability(
                     learnt=learnt,

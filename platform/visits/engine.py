@@ -456,14 +456,16 @@ def _read(
 @dataclass(frozen=True)
 class ScaleTiming:
     """When a scale stamps the change that goes with a camera's action: from `before` ahead of it to `after` behind
-    it, usually `typical` behind (the scale's lag, less any difference between the devices' clocks)."""
+    it, usually `typical` behind (the scale's lag, less any difference between the devices' clocks); read from
+    `delays` camera actions with one change near them (none: the default)."""
 
     before: timedelta = WEIGHT_BEFORE
     after: timedelta = WEIGHT_AFTER
     typical: timedelta = timedelta(0)
+    delays: int = 0
 
 
-def scale_timing(
+def read_scale_timing(
     *, cameras: Iterable[tuple[str, datetime, int]], scales: Iterable[tuple[str, datetime, int]]
 ) -> ScaleTiming:
     """The store's scale timing, read from its own events: each is (bin, time, +1 when items left the shelf, -1
@@ -497,11 +499,12 @@ def scale_timing(
         before=max(WEIGHT_BEFORE, timedelta(seconds=min(earliest, pad - low))),
         after=max(WEIGHT_AFTER, timedelta(seconds=min(latest, high + pad))),
         typical=timedelta(seconds=delays[len(delays) // 2]),
+        delays=len(delays),
     )
 
 
 def _timing_of(actions: Sequence[_Action], weights: Sequence[_Weight]) -> ScaleTiming:
-    return scale_timing(
+    return read_scale_timing(
         cameras=((a.bin, a.ts, a.sign) for a in actions),
         scales=((w.bin, w.ts, -1 if w.delta_g > 0 else 1) for w in weights),
     )
@@ -1266,6 +1269,7 @@ def infer_carts(
     risk: float = DEFAULT_RISK,
     sessions: Iterable[str] | None = None,
     confidence_scale: float | None = None,
+    scale_timing: ScaleTiming | None = None,
 ) -> dict[str, Cart]:
     """The cart of every visit in `events` (or of `sessions` only), with the decision to charge or review.
 
@@ -1273,11 +1277,12 @@ def infer_carts(
     the visits' own, and the other visits' and the scales' near the same bins and times. `risk` is the
     licensee's: at most this share of visits overcharged; `calibration` the store's (default: none yet).
     A group's items are on its payer's cart (each line says which member took it); members' carts are empty.
-    `confidence_scale` is the store's cameras' (see `stack_confidence_scale`; default: the one these events show).
+    `confidence_scale` is the store's cameras' (see `stack_confidence_scale`), `scale_timing` its scales' (see
+    `read_scale_timing`); by default, those these events show.
     """
     calibration = calibration or default_calibration()
     actions, weights, visits, reports, restocks = _read(events, confidence_scale)
-    timing = _timing_of(actions, weights)
+    timing = scale_timing or _timing_of(actions, weights)
     matched, seen_together = _match_weights(actions, weights, store, timing)
     used_weights = {w.event_id for w in matched.values()}
     whereabouts = _Whereabouts(actions, visits, store)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -48,9 +48,12 @@ SETTLE_MARGIN = timedelta(seconds=3)
 SETTLE_STEP_SECONDS = 5
 # A store not calibrated yet draws its charge limit from its settled visits' risks once it has this many.
 COLD_POOL = 500
-# The store's confidence scale is read off its latest picks up to the visits read, within a day (`confidence_scale`).
-SCALE_FROM_PICKS = 2000
-SCALE_LOOKBACK = timedelta(days=1)
+# How the store's stack reports (its cameras' confidence scale, its scales' timing) is read off its latest camera
+# actions and scale changes up to the visits read, within a day (`stack_habits`).
+HABITS_FROM_EVENTS = 4000
+HABITS_LOOKBACK = timedelta(days=1)
+CAMERA_TYPES = ("item.picked", "item.returned")
+SCALE_TYPE = "shelf.weight_changed"
 # What settling (and a review) writes of a visit's cart; its status is `visits.lifecycle`'s to write.
 CART_FIELDS = [
     "currency", "subtotal", "tax", "total", "charged_total", "review_reasons", "risk", "cart_version", "settled_at",
@@ -89,6 +92,7 @@ class Reading:
     risk: float
     recent_risks: tuple[float, ...] = ()
     confidence_scale: float = 1.0
+    scale_timing: engine.ScaleTiming = field(default_factory=engine.ScaleTiming)
 
 
 def store_reading(*, store: Store, visits: Sequence[Visit]) -> Reading:
@@ -96,8 +100,8 @@ def store_reading(*, store: Store, visits: Sequence[Visit]) -> Reading:
 
     The charge limit comes from the risks of the store's recent visits: those its latest calibration drew, or,
     before it has any, those settling stored on its visits — from enough of them (`COLD_POOL`) on, they are the
-    calibration's; with fewer, `read_store_carts` adds the risks of the visits it reads. The cameras' confidence
-    scale is read up to the last of `visits` to end (`confidence_scale`).
+    calibration's; with fewer, `read_store_carts` adds the risks of the visits it reads. How the store's stack
+    reports is read up to the last of `visits` to end (`stack_habits`).
     """
     latest = selectors.calibration_latest(store=store)
     model = Calibration.from_json(latest.calibration) if latest is not None else default_calibration()
@@ -108,20 +112,32 @@ def store_reading(*, store: Store, visits: Sequence[Visit]) -> Reading:
         if len(recent) >= COLD_POOL:
             model, recent = with_risks(model, recent), ()
     ends = [at for visit in visits if (at := visit.exited_at or visit.last_event_at) is not None]
-    scale = confidence_scale(store=store, until=max(ends) + CONTEXT_MARGIN if ends else timezone.now())
-    return Reading(store_model(store=store), model, float(store.overcharge_risk), recent, scale)
+    habits = stack_habits(store=store, until=max(ends) + CONTEXT_MARGIN if ends else timezone.now())
+    return Reading(store_model(store=store), model, float(store.overcharge_risk), recent, *habits)
 
 
-def confidence_scale(*, store: Store, until: datetime) -> float:
-    """The scale the store's cameras report confidences on (`engine.stack_confidence_scale`), read off its latest
-    picks up to `until` (within `SCALE_LOOKBACK`, the partitions of that day and the one before): the same for every
-    group of visits a settling run reads, however few picks each has, and for a day uploaded whole, what the engine
-    finds in that day's events."""
-    picks = Event.objects.filter(
-        store=store, type__in=("item.picked", "item.returned"), ts__gt=until - SCALE_LOOKBACK, ts__lte=until
+def stack_habits(*, store: Store, until: datetime) -> tuple[float, engine.ScaleTiming]:
+    """How the store's stack reports: the scale its cameras give confidences on (`engine.stack_confidence_scale`)
+    and its scales' timing (`engine.read_scale_timing`), read off its latest camera actions and scale changes up to
+    `until` (within `HABITS_LOOKBACK`, the partitions of that day and the one before). The same for every group of
+    visits a settling run reads, however few events each has, and for a day uploaded whole, what the engine finds
+    in that day's events."""
+    latest = Event.objects.filter(
+        store=store, type__in=(*CAMERA_TYPES, SCALE_TYPE), ts__gt=until - HABITS_LOOKBACK, ts__lte=until
     ).order_by("-ts")
-    confidences = picks.values_list("payload__confidence", flat=True)[:SCALE_FROM_PICKS]
-    return engine.stack_confidence_scale([float(c) for c in confidences if isinstance(c, int | float)])
+    rows = latest.values_list("type", "ts", "payload__bin", "payload__confidence", "payload__delta_g")
+    confidences: list[float] = []
+    cameras: list[tuple[str, datetime, int]] = []
+    scales: list[tuple[str, datetime, int]] = []
+    for kind, ts, bin_code, confidence, delta_g in rows[:HABITS_FROM_EVENTS]:
+        if kind in CAMERA_TYPES:
+            if isinstance(confidence, int | float):
+                confidences.append(float(confidence))
+            cameras.append((str(bin_code), ts, 1 if kind == "item.picked" else -1))
+        elif isinstance(delta_g, int | float):
+            scales.append((str(bin_code), ts, 1 if delta_g < 0 else -1))
+    timing = engine.read_scale_timing(cameras=cameras, scales=scales)
+    return engine.stack_confidence_scale(confidences), timing
 
 
 VisitGroup = tuple[list[Visit], list[dict[str, Any]]]
@@ -144,6 +160,7 @@ def read_carts(*, groups: Iterable[VisitGroup], reading: Reading) -> dict[str, e
             risk=reading.risk,
             sessions=[visit.session for visit in group],
             confidence_scale=reading.confidence_scale,
+            scale_timing=reading.scale_timing,
         )
     return carts
 

@@ -108,6 +108,27 @@ def test_the_calibration_page_says_on_what_scale_the_store_s_cameras_are_read(
     assert "0.90" in fact and "read as full confidence" in fact
 
 
+def test_the_calibration_page_says_how_late_the_store_s_scales_weigh(
+    manager_a: User,
+    priced_store: Store,  # noqa: F811
+) -> None:
+    client = logged_in(manager_a)
+    page = client.get(PAGE.format(priced_store.pk)).content.decode()
+    fact = page[page.index('id="fact-scale-timing"') : page.index('id="fact-learnt"')]
+    assert "Too few picks" in fact and "from 3.0 s before it to 6.0 s after" in fact
+    now = timezone.now()
+    events = []
+    for n in range(40):
+        at = now - timedelta(minutes=n + 1)
+        events.append(stored_event(priced_store, f"p{n}", "item.picked", at, session="S", bin=f"B{n}", confidence=0.9))
+        late = at + timedelta(seconds=8 + n % 5)
+        events.append(stored_event(priced_store, f"w{n}", "shelf.weight_changed", late, bin=f"B{n}", delta_g=-250.0))
+    Event.unscoped.bulk_create(events)
+    page = client.get(PAGE.format(priced_store.pk)).content.decode()
+    fact = page[page.index('id="fact-scale-timing"') : page.index('id="fact-learnt"')]
+    assert "10.0 s late" in fact and "Of 40 picks" in fact and "to 13.5 s after" in fact
+
+
 def test_an_earlier_calibration_can_be_looked_at(manager_a: User, calibrated: Store) -> None:
     client = logged_in(manager_a)
     older = client.get(PAGE.format(calibrated.pk), {"number": "1"}).content.decode()

@@ -21,7 +21,7 @@ from visits.engine import (
     ScaleTiming,
     infer_carts,
     labelled_samples,
-    scale_timing,
+    read_scale_timing,
     store_model_from_layout,
 )
 from visits.perception import FAMILIES, HELD_OUT, TUNED, draw_stack
@@ -166,10 +166,10 @@ def test_a_stores_scale_timing_is_read_from_its_own_delays_and_never_narrower_th
     def timing(delays: list[float]) -> ScaleTiming:
         cameras = [(f"B{n}", T0 + timedelta(minutes=n), 1) for n in range(len(delays))]
         scales = [(f"B{n}", T0 + timedelta(minutes=n, seconds=delay), 1) for n, delay in enumerate(delays)]
-        return scale_timing(cameras=cameras, scales=scales)
+        return read_scale_timing(cameras=cameras, scales=scales)
 
     assert timing([12.0] * 29) == ScaleTiming()  # too few to read anything from
-    assert timing([0.5, 1.0, 1.5] * 20) == ScaleTiming(typical=timedelta(seconds=1))
+    assert timing([0.5, 1.0, 1.5] * 20) == ScaleTiming(typical=timedelta(seconds=1), delays=60)
     slow = timing([8.0 + n / 10 for n in range(60)])  # 8 to 13.9 s late: the window holds all but the latest one
     assert slow.after == timedelta(seconds=13.8 + 1.5) and slow.before == ScaleTiming().before
     assert slow.typical == timedelta(seconds=11)

@@ -182,12 +182,33 @@ def test_settling_reads_a_few_visits_at_a_time_on_the_scale_of_the_store_s_camer
     settled = [visit for visit in _push_and_settle(priced_store, events) if visit.settled_at is not None]
 
     with tenancy.tenant_scope(priced_store.tenant_id):
-        assert settling.confidence_scale(store=priced_store, until=DAY + timedelta(days=1)) in (0.9, 0.95)
+        assert settling.stack_habits(store=priced_store, until=DAY + timedelta(days=1))[0] in (0.9, 0.95)
     assert len(settled) > 40
     for visit in settled:
         lines = dict(VisitLine.unscoped.filter(visit=visit).values_list("sku", "qty"))
         assert lines == {line.sku: line.qty for line in expected[visit.session].lines}, visit.session
         assert visit.risk == pytest.approx(expected[visit.session].risk, abs=1e-6), visit.session
+
+
+def test_settling_reads_a_few_visits_at_a_time_with_the_timing_of_the_store_s_scales(priced_store: Store) -> None:  # noqa: F811
+    """Scales that stamp their changes seconds late, the visits settled group by group as they leave: each is read
+    with the timing the store's latest events show (not the few around it), as the engine reads the whole day."""
+    simulation = _simulated_day(priced_store, stack="slow_scales", visits=60, seed=3)
+    events = sorted(simulation.events, key=lambda e: (e["ts"], e["id"]))
+    whole_day = [{**e, "_ts": datetime.fromisoformat(e["ts"])} for e in events]
+    with tenancy.tenant_scope(priced_store.tenant_id):
+        model = settling.store_model(store=priced_store)
+    expected = engine.infer_carts(events=whole_day, store=model)
+
+    settled = [visit for visit in _push_and_settle(priced_store, events) if visit.settled_at is not None]
+
+    with tenancy.tenant_scope(priced_store.tenant_id):
+        _, timing = settling.stack_habits(store=priced_store, until=DAY + timedelta(days=1))
+    assert timing.after > engine.WEIGHT_AFTER and timing.typical > timedelta(seconds=3)
+    assert len(settled) > 40
+    for visit in settled:
+        lines = dict(VisitLine.unscoped.filter(visit=visit).values_list("sku", "qty"))
+        assert lines == {line.sku: line.qty for line in expected[visit.session].lines}, visit.session
 
 
 def test_a_store_learns_from_its_reviewed_visits(priced_store: Store, manager_a: User) -> None:  # noqa: F811
