@@ -38,6 +38,8 @@ import multiprocessing
 import os
 from typing import Any
 
+from gunicorn.glogging import Logger
+
 bind = os.environ.get("GUNICORN_BIND", "0.0.0.0:8000")  # inside the container; the compose file publishes it
 workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count() * 2 + 1))
 threads = int(os.environ.get("GUNICORN_THREADS", "4"))
@@ -53,6 +55,17 @@ worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None  # noqa: S108
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 proxy_allow_ips = forwarded_allow_ips
 
+
+class _WithoutAccessLog(Logger):
+    """gunicorn's logger without its access log, which the application's one line per request replaces: with
+    `logconfig_dict` set, gunicorn built every request's access line (its atoms and record) for a logger that wrote
+    nowhere, ~9 % of the web process's CPU for a `/healthz`."""
+
+    def access(self, resp: Any, req: Any, environ: Any, request_time: Any) -> None:
+        return None
+
+
+logger_class = _WithoutAccessLog
 accesslog = None
 errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "INFO").lower()
