@@ -56,6 +56,7 @@ import support
 from machine import (
     children,
     cpu_seconds,
+    end_other_backends,
     forget_queued_tasks,
     free_port,
     machine_busy_seconds,
@@ -616,6 +617,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             API_RATE_PER_KEY="1000000/min",  # one key drives every store here; the throttle is not measured
         )
         forget_queued_tasks()
+        end_other_backends()  # what a run stopped midway may have left running
         processes = Processes(env=env, logs=logs, port=args.port)
         processes.start_server(workers=args.web_workers, threads=args.web_threads)
         processes.start_workers(

@@ -141,3 +141,21 @@ def forget_queued_tasks() -> None:
         client = redis.Redis.from_url(settings.CELERY_BROKER_URL)
         client.delete("unacked", "unacked_index", "unacked_mutex")
         client.close()
+
+
+def end_other_backends() -> int:
+    """End every other session on this benchmark's database (its own, by the rules above); how many there were.
+
+    A worker stopped cold (SIGQUIT) does not end the statement its PostgreSQL backend runs: the backend goes on until
+    it next answers the worker. One UPDATE of a backlog's visits ran on for five minutes after bench/load.py ended,
+    a core's worth of CPU at the idle class (which, in PostgreSQL's own autogroup, still took its share of the
+    cores) into the next run's measurement, and holding the locks its cleaning waits for.
+    """
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        return int(cursor.fetchone()[0])

@@ -17,7 +17,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from machine import ROOT, forget_queued_tasks, start_django
+from machine import ROOT, end_other_backends, forget_queued_tasks, start_django
 
 
 def server_environment(*, media: Path, **settings: str) -> dict[str, str]:
@@ -193,13 +193,15 @@ def tear_down(
     work: Path,
     keep_work: bool = False,
 ) -> None:
-    """What a run undoes whatever happened: stops its processes (if started) and the Stripe stand-in, forgets the
-    tasks still queued, empties the tenant (`clean`), revokes the run's API key and removes `work` (unless kept)."""
+    """What a run undoes whatever happened: stops its processes (if started), ends the database sessions they leave
+    behind (`end_other_backends`) and the Stripe stand-in, forgets the tasks still queued, empties the tenant
+    (`clean`), revokes the run's API key and removes `work` (unless kept)."""
     from tenants import services as tenant_services
     from tenants.audit import Actor
 
     if processes is not None:
         processes.stop()
+    end_other_backends()
     if stripe is not None:
         with contextlib.suppress(Exception):
             stripe.__exit__(None, None, None)
