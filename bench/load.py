@@ -8,7 +8,8 @@ own: the script purges the Celery queues of that Redis database.
 
 In one run it
 1. sets up a tenant with stores (sample layout, catalog and prices; made once, kept): one per pushing client
-   at the highest rate and --backlog-stores more; removes what earlier runs left and issues an API key;
+   at the highest rate and --backlog-stores more; removes what earlier runs left (and vacuums the database, as
+   autovacuum would) and issues an API key;
 2. starts, on 127.0.0.1: the Stripe stand-in (localstripe, in memory: no payment leaves the machine; at the
    idle CPU class, --stripe-cpu-class, as Stripe takes no CPU of the host in production), the web
    server (gunicorn with deploy/gunicorn.conf.py, --web-workers x --web-threads) and Celery workers (solo
@@ -63,7 +64,7 @@ from machine import (
     postgres_cpu_seconds,
     reaped_cpu_seconds,
 )
-from support import analyze, code_version, delete_tenant_rows, deletion_order, json_request
+from support import code_version, delete_tenant_rows, deletion_order, json_request, vacuum_analyze
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -307,10 +308,11 @@ def _backend_cpu_classes() -> dict[str, int]:
 
 
 def clean(tenant_id: int) -> None:
-    """Remove what earlier runs left of the tenant (set-based), so that this run starts from empty stores."""
+    """Remove what earlier runs left of the tenant (set-based), so that this run starts from empty stores, and vacuum
+    the database."""
     models = deletion_order(["Shopper"])
     delete_tenant_rows(tenant_id, models)
-    analyze(models)
+    vacuum_analyze()
 
 
 def setup(stores: int, *, slug: str = TENANT_SLUG, name: str = "Load benchmark") -> tuple[Any, list[Any]]:
