@@ -49,7 +49,15 @@ from disputes.policy import DEFAULT_AUTO_REFUND_LIMIT, Decision, decision  # noq
 from ingest.validation import parse_timestamp  # noqa: E402
 from stores.sample import sample_layout  # noqa: E402
 from visits import calibration  # noqa: E402
-from visits.engine import Cart, StoreModel, infer_carts, labelled_samples, labelled_visits, store_model_from_layout  # noqa: E402
+from visits.engine import (  # noqa: E402
+    Cart,
+    StoreModel,
+    infer_carts,
+    labelled_samples,
+    labelled_visits,
+    stack_habits,
+    store_model_from_layout,
+)
 from visits.perception import FAMILIES, HELD_OUT, TUNED, draw_stack  # noqa: E402
 from visits.simulator import CatalogItem, Simulation, shopper_disputes, simulate  # noqa: E402
 
@@ -285,7 +293,7 @@ def _run_family(
             # people decided.
             decided = _reviewed_truth(carts, simulation)
             learnt += labelled_samples(carts=carts, decided=decided)
-            model = calibration.fit(samples=learnt, prior=model)
+            model = calibration.fit(samples=learnt, prior=model, taught=stack_habits(events=events, store=store).taught)
             relearnt = infer_carts(events=events, store=store, calibration=model, risk=risk)
             decided_visits += labelled_visits(carts=relearnt, decided=decided)
             model = calibration.with_risks(model, (cart.risk for cart in relearnt.values() if cart.payer is None))

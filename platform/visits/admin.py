@@ -181,12 +181,12 @@ def _seconds(at: timedelta) -> str:
     return f"{abs(at.total_seconds()):.1f} s"
 
 
-def _stack_habits(store: Store) -> dict[str, Any]:
+def _stack_habits(habits: engine.StackHabits) -> dict[str, Any]:
     """How the store's stack reports, as the calibration page tells it: the cameras' scale, the scales' timing."""
-    confidence_scale, timing = settling.stack_habits(store=store, until=timezone.now())
+    timing = habits.scale_timing
     typical = timing.typical
     return {
-        "confidence_scale": confidence_scale,
+        "confidence_scale": habits.confidence_scale,
         "scale_timing": {
             "delays": timing.delays,
             "typical": f"{_seconds(typical)} {'early' if typical < timedelta(0) else 'late'}",
@@ -948,7 +948,10 @@ class StoreCalibrationAdmin(ReadOnlyMixin, TenantModelAdmin):
         shown = next((row for row in history if str(row.number) == asked), history[0] if history else None)
         latest = history[0] if history else None
         limit_now = selectors.charge_limit(store=store, latest=latest)
-        learnt = Calibration.from_json(shown.calibration) if shown is not None else default_calibration()
+        habits = settling.stack_habits(store=store, until=timezone.now())
+        stored = Calibration.from_json(shown.calibration) if shown is not None else default_calibration()
+        learnt = habits.applied_to(stored)
+        taught_from = habits.taught_from if learnt is not stored else {}
         tz = _zone(store.timezone)
         figures = selectors.review_figures_by_store(since=timezone.now() - selectors.REVIEW_PERIOD).get(store.pk)
         context = {
@@ -971,11 +974,12 @@ class StoreCalibrationAdmin(ReadOnlyMixin, TenantModelAdmin):
             "is_latest": shown is latest,
             "reviews_since": selectors.reviews_since(store=store, since=latest.created_at if latest else None),
             "risk_checks": _risk_checks(learnt),
-            **_stack_habits(store),
+            **_stack_habits(habits),
             "chart": mark_safe(  # noqa: S308 — render_reliability escapes every value it draws
                 render_reliability(
                     learnt=learnt,
                     prior=default_calibration(),
+                    taught_from=taught_from,
                     charge_limit=limit_now if shown is latest else (shown.charge_limit if shown else None),
                 )
             ),

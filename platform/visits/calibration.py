@@ -278,9 +278,25 @@ def _fit_curve(samples: list[Sample], prior: Curve) -> tuple[Curve, tuple[tuple[
     return Curve(points), support
 
 
-def fit(*, samples: Iterable[Sample], prior: Calibration | None = None) -> Calibration:
-    """A calibration learned from labelled attributions, each curve starting from `prior`'s (default: the prior)."""
+def scale_taught(samples: list[Sample]) -> Curve:
+    """A camera-alone kind's curve for a store that has learnt nothing yet, taught by its own scales: how often its
+    lone picks of each margin happen (`samples`: picks a working scale confirmed or not, all of one kind, fitted as
+    any kind's examples are), times how often a weighed pick of that margin with others near is the winner's (the
+    prior's: who took it is not the scale's to say, and a camera alone says nothing of who else stood close)."""
+    kind = samples[0].evidence
+    happens, _ = _fit_curve(samples, _PRIOR[kind])
+    winner = _PRIOR[Evidence.WEIGHED_CONTESTED]
+    return Curve(tuple((margin, round(p * winner(margin), 5)) for margin, p in happens.points))
+
+
+def fit(
+    *, samples: Iterable[Sample], prior: Calibration | None = None, taught: Mapping[Evidence, Curve] | None = None
+) -> Calibration:
+    """A calibration learned from labelled attributions. Each kind's curve moves from the prior's — or from the
+    curve the store's scales `taught` it (`scale_taught`), where they did: what its reviews teach then refines
+    what its scales did. A kind with no examples keeps `prior`'s curve (default: the prior, or what was taught)."""
     base = prior or default()
+    start = {**_PRIOR, **(taught or {})}
     by_kind: dict[Evidence, list[Sample]] = {kind: [] for kind in Evidence}
     total = reviewed = 0
     for sample in samples:
@@ -291,9 +307,9 @@ def fit(*, samples: Iterable[Sample], prior: Calibration | None = None) -> Calib
     support: dict[Evidence, tuple[tuple[float, int, int], ...]] = {}
     for kind in Evidence:
         if by_kind[kind]:
-            curves[kind], support[kind] = _fit_curve(by_kind[kind], _PRIOR[kind])
+            curves[kind], support[kind] = _fit_curve(by_kind[kind], start[kind])
         else:
-            curves[kind] = base.curves[kind]
+            curves[kind] = base.curves[kind] if kind in base.support else start.get(kind, base.curves[kind])
     return replace(base, curves=curves, samples=total, reviewed=reviewed, support=support)
 
 

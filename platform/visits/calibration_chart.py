@@ -134,7 +134,14 @@ def _examples(svg: _Svg, frame: _Frame, rows: Sequence[tuple[float, int, int]], 
 
 
 def _panel(
-    svg: _Svg, frame: _Frame, kind: Evidence, learnt: Calibration, prior: Calibration, limit: float | None, most: int
+    svg: _Svg,
+    frame: _Frame,
+    kind: Evidence,
+    learnt: Calibration,
+    prior: Calibration,
+    limit: float | None,
+    most: int,
+    taught: int,
 ) -> None:
     title, subtitle = KIND_TITLES.get(kind, (str(kind).replace("_", " ").capitalize(), ""))
     rows = learnt.support.get(kind, ())
@@ -142,7 +149,10 @@ def _panel(
     left, top = frame.x(0.0), frame.top
     svg.add("text", {"x": left, "y": top + 22, "font_size": 14, "font_weight": 600, "fill": TEXT_COLOUR}, text=title)
     svg.add("text", {"x": left, "y": top + 39, "font_size": 11, "fill": MUTED_COLOUR}, text=subtitle)
-    count = f"{examples:,} labelled example{'s' if examples != 1 else ''}" if examples else "no examples yet"
+    if examples:
+        count = f"{examples:,} labelled example{'s' if examples != 1 else ''}"
+    else:
+        count = f"taught by the store's scales: {taught:,} weighed picks" if taught else "no examples yet"
     svg.add("text", {"x": left, "y": top + 54, "font_size": 11, "font_weight": 600, "fill": MUTED_COLOUR}, text=count)
     _axes(svg, frame)
     if limit is not None:
@@ -164,7 +174,7 @@ def _panel(
     _examples(svg, frame, rows, most)
     learnt_style = {"class": "curve-learnt", "data_kind": str(kind)}
     _polyline(svg, frame, learnt.curves[kind], stroke=LEARNT_COLOUR, stroke_width=2.75, **learnt_style)
-    if not examples:
+    if not examples and not taught:
         svg.add(
             "text",
             {"x": frame.x(0.5), "y": frame.y(0.1), "font_size": 11, "text_anchor": "middle", "fill": MUTED_COLOUR},
@@ -212,15 +222,23 @@ def _legend(svg: _Svg, top: float, limit: float | None) -> None:
         svg.add("text", {"x": x + 44, "y": y + 4, "font_size": 12}, text=label)
 
 
-def render_reliability(*, learnt: Calibration, prior: Calibration, charge_limit: float | None) -> str:
+def render_reliability(
+    *,
+    learnt: Calibration,
+    prior: Calibration,
+    charge_limit: float | None,
+    taught_from: Mapping[Evidence, int] | None = None,
+) -> str:
     """The calibration `learnt` beside `prior`, one chart per kind of evidence; `charge_limit` (the highest visit
-    risk charged without a person) draws the line above which a single pick is charged on its own."""
+    risk charged without a person) draws the line above which a single pick is charged on its own. `taught_from`:
+    for a store that has learnt nothing yet, the picks its scales weighed that taught a kind's curve."""
     svg = _Svg()
     most = max((count for rows in learnt.support.values() for _, count, _ in rows), default=1)
     kinds = list(Evidence)
     rows = math.ceil(len(kinds) / COLUMNS)
     for index, kind in enumerate(kinds):
-        _panel(svg, _Frame(index % COLUMNS, index // COLUMNS), kind, learnt, prior, charge_limit, most)
+        taught = (taught_from or {}).get(kind, 0)
+        _panel(svg, _Frame(index % COLUMNS, index // COLUMNS), kind, learnt, prior, charge_limit, most, taught)
     for row in range(rows):
         _row_captions(svg, row)
     legend_top = rows * ROW_HEIGHT + 8

@@ -42,13 +42,13 @@ import heapq
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from operator import itemgetter
 from typing import Any, NamedTuple
 
 from core.versions import version_at
-from visits.calibration import Calibration, Evidence, Sample, VisitSample, with_risks
+from visits.calibration import Calibration, Curve, Evidence, Sample, VisitSample, scale_taught, with_risks
 from visits.calibration import default as default_calibration
 from visits.reasons import ReviewReason, ReviewReasonCode
 
@@ -379,9 +379,10 @@ def stack_confidence_scale(confidences: Sequence[float]) -> float:
 
 def _read(
     events: Iterable[Mapping[str, Any]], scale: float | None
-) -> tuple[list[_Action], list[_Weight], _Visits, list[tuple[datetime, str, str]], list[_Restock]]:
+) -> tuple[list[_Action], list[_Weight], _Visits, list[tuple[datetime, str, str]], list[_Restock], float]:
     """Split deduplicated, time-ordered events into camera actions, weight changes, visits, device reports and
-    restocks; the actions' margins on the stack's confidence `scale` (None: the one these events show)."""
+    restocks; the actions' margins on the stack's confidence `scale` (None: the one these events show), and that
+    scale."""
     unique: dict[str, Mapping[str, Any]] = {}
     for event in events:
         unique.setdefault(event["id"], event)
@@ -450,7 +451,7 @@ def _read(
     # A companion whose payer never entered (or is itself a companion) pays for itself, and is asked about.
     strays = {member: payer for member, payer in payer_of.items() if payer not in entered or payer in payer_of}
     payer_of = {member: payer for member, payer in payer_of.items() if member not in strays}
-    return actions, weights, _Visits(spans, payer_of, gates, checks, strays), reports, restocks
+    return actions, weights, _Visits(spans, payer_of, gates, checks, strays), reports, restocks, scale
 
 
 @dataclass(frozen=True)
@@ -508,6 +509,89 @@ def _timing_of(actions: Sequence[_Action], weights: Sequence[_Weight]) -> ScaleT
         cameras=((a.bin, a.ts, a.sign) for a in actions),
         scales=((w.bin, w.ts, -1 if w.delta_g > 0 else 1) for w in weights),
     )
+
+
+# A new store's scales teach its cameras' lone picks once they have weighed this many of a kind (`StackHabits`).
+SCALE_TAUGHT_PICKS = 30
+
+
+@dataclass(frozen=True)
+class StackHabits:
+    """How a store's stack reports, read from its own events with no person's word: the scale its cameras give
+    confidences on, its scales' timing, and — for each kind of camera-alone evidence — the curve its working scales
+    taught (`scale_taught`), with how many picks taught it."""
+
+    confidence_scale: float = 1.0
+    scale_timing: ScaleTiming = field(default_factory=ScaleTiming)
+    taught: Mapping[Evidence, Curve] = field(default_factory=dict)
+    taught_from: Mapping[Evidence, int] = field(default_factory=dict)
+
+    def applied_to(self, calibration: Calibration) -> Calibration:
+        """The calibration a store reads with: its own, or — while it has learnt nothing yet — the default with the
+        curves its scales taught."""
+        if calibration.samples or calibration.support or not self.taught:
+            return calibration
+        return replace(calibration, curves={**calibration.curves, **self.taught})
+
+
+def stack_habits(*, events: Iterable[Mapping[str, Any]], store: StoreModel) -> StackHabits:
+    """The habits the store's events show (each with `_ts`): what `infer_carts` reads when it is given none, and what
+    settling reads once per run from the store's latest events (`settling.stack_habits`)."""
+    actions, weights, _, reports, _, scale = _read(events, None)
+    return _habits(actions, weights, reports, store, scale)
+
+
+def _habits(
+    actions: Sequence[_Action],
+    weights: Sequence[_Weight],
+    reports: Sequence[tuple[datetime, str, str]],
+    store: StoreModel,
+    scale: float,
+) -> StackHabits:
+    timing = _timing_of(actions, weights)
+    matched, seen_together = _match_weights(list(actions), list(weights), store, timing)
+    weighed = _weighed_lone_picks(actions, matched, seen_together, store, reports)
+    taught = {kind: scale_taught(picks) for kind, picks in weighed.items() if len(picks) >= SCALE_TAUGHT_PICKS}
+    return StackHabits(scale, timing, taught, {kind: len(weighed[kind]) for kind in taught})
+
+
+def _weighed_lone_picks(
+    actions: Sequence[_Action],
+    matched: Mapping[str, _Weight],
+    seen_together: Mapping[str, int],
+    store: StoreModel,
+    reports: Sequence[tuple[datetime, str, str]],
+) -> dict[Evidence, list[Sample]]:
+    """The picks a working scale weighed (or would have: one that says nothing is a phantom), naming no one else, as
+    the kind of evidence each would be with no scale, labelled by whether the scale confirmed it — its count too,
+    for a camera that counted several. What the store's scales say of how often its cameras imagine or miscount a
+    take: the labels of the curves of camera-alone evidence, whoever took it."""
+    watch = _ScaleWatch(reports)
+    last_take: dict[tuple[str, str], datetime] = {}
+    samples: dict[Evidence, list[Sample]] = defaultdict(list)
+    for action in actions:
+        bin_ = store.bin_at(action.bin, action.ts)
+        if bin_ is None:
+            continue
+        weight = matched.get(action.event_id)
+        works = watch.works(bin_.sensor, action.ts)
+        watch.heard(bin_.sensor, weighed=weight is not None)
+        if action.sign < 0:
+            continue
+        previous = last_take.get((action.session, action.bin))
+        last_take[action.session, action.bin] = action.ts
+        if not works or action.alternatives:
+            continue
+        if previous is not None and action.ts - previous <= SEEN_TWICE:
+            kind = Evidence.CAMERA_REPEATED
+        else:
+            kind = Evidence.CAMERA_COUNTED if action.qty > 1 else Evidence.CAMERA_ONLY
+        confirmed = weight is not None and (
+            kind != Evidence.CAMERA_COUNTED
+            or _weighs_as(seen_together.get(weight.event_id, action.qty), [action], weight, store)
+        )
+        samples[kind].append(Sample(kind, action.margin, confirmed, False))
+    return samples
 
 
 def _units(delta_g: float, product: Product, *, slack: float = 1.0) -> int:
@@ -762,6 +846,31 @@ class _Open:
     taken_by: str | None = None
 
 
+class _ScaleWatch:
+    """Whether a bin's scale works, as the camera actions go by in time order: unless its latest report said
+    otherwise, or it has missed `QUIET_SCALE_MISSES` actions in a row."""
+
+    def __init__(self, reports: Sequence[tuple[datetime, str, str]]) -> None:
+        self.reports = reports
+        self.misses: dict[str, int] = defaultdict(int)
+
+    def works(self, sensor: str | None, ts: datetime) -> bool:
+        if sensor is None or self.misses[sensor] >= QUIET_SCALE_MISSES:
+            return False
+        latest = "online"
+        for at, device, status in self.reports:
+            if at > ts:
+                break
+            if device == sensor:
+                latest = status
+        return latest == "online"
+
+    def heard(self, sensor: str | None, *, weighed: bool) -> None:
+        """An action at the scale's bin: a change went with it, or none did."""
+        if sensor is not None:
+            self.misses[sensor] = 0 if weighed else self.misses[sensor] + 1
+
+
 class _Fusion:
     """Reads a store's camera actions and unattributed weight changes in time order, into movements."""
 
@@ -785,7 +894,7 @@ class _Fusion:
         self.held: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
         self.doubtful: dict[str, list[_Movement]] = defaultdict(list)
         self.open: list[_Open] = []
-        self.misses: dict[str, int] = defaultdict(int)
+        self.scales = _ScaleWatch(reports)
         self.camera_takes: dict[tuple[str, str], datetime] = {}
         self.restocks: dict[str, list[_Restock]] = defaultdict(list)
         for restock in restocks:
@@ -842,16 +951,7 @@ class _Fusion:
         return Evidence.CAMERA_COUNTED if action.qty > 1 else Evidence.CAMERA_ONLY
 
     def scale_works(self, sensor: str | None, ts: datetime) -> bool:
-        """A scale counts as working unless its latest report said otherwise or it has gone quiet."""
-        if sensor is None or self.misses[sensor] >= QUIET_SCALE_MISSES:
-            return False
-        latest = "online"
-        for at, device, status in self.reports:
-            if at > ts:
-                break
-            if device == sensor:
-                latest = status
-        return latest == "online"
+        return self.scales.works(sensor, ts)
 
     # -- camera actions ---------------------------------------------------------------------------------
 
@@ -863,8 +963,7 @@ class _Fusion:
             self.flag(action.session, ReviewReason(code, text, (action.event_id,), bin=action.bin))
             return
         scale = self.scale_works(bin_.sensor, action.ts)
-        if bin_.sensor is not None:
-            self.misses[bin_.sensor] = 0 if weight is not None else self.misses[bin_.sensor] + 1
+        self.scales.heard(bin_.sensor, weighed=weight is not None)
         if scale and weight is None:
             return
         if not scale:
@@ -1268,8 +1367,7 @@ def infer_carts(
     calibration: Calibration | None = None,
     risk: float = DEFAULT_RISK,
     sessions: Iterable[str] | None = None,
-    confidence_scale: float | None = None,
-    scale_timing: ScaleTiming | None = None,
+    habits: StackHabits | None = None,
 ) -> dict[str, Cart]:
     """The cart of every visit in `events` (or of `sessions` only), with the decision to charge or review.
 
@@ -1277,12 +1375,14 @@ def infer_carts(
     the visits' own, and the other visits' and the scales' near the same bins and times. `risk` is the
     licensee's: at most this share of visits overcharged; `calibration` the store's (default: none yet).
     A group's items are on its payer's cart (each line says which member took it); members' carts are empty.
-    `confidence_scale` is the store's cameras' (see `stack_confidence_scale`), `scale_timing` its scales' (see
-    `read_scale_timing`); by default, those these events show.
+    `habits` are how the store's stack reports (`StackHabits`; default: what these events show); a store that has
+    learnt no calibration yet reads with the curves its scales taught.
     """
     calibration = calibration or default_calibration()
-    actions, weights, visits, reports, restocks = _read(events, confidence_scale)
-    timing = scale_timing or _timing_of(actions, weights)
+    actions, weights, visits, reports, restocks, scale = _read(events, habits.confidence_scale if habits else None)
+    habits = habits or _habits(actions, weights, reports, store, scale)
+    calibration = habits.applied_to(calibration)
+    timing = habits.scale_timing
     matched, seen_together = _match_weights(actions, weights, store, timing)
     used_weights = {w.event_id for w in matched.values()}
     whereabouts = _Whereabouts(actions, visits, store)

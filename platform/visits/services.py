@@ -276,7 +276,7 @@ def calibration_learn(*, store: Store, actor: Actor) -> StoreCalibration:
     carts = settling.read_carts(groups=groups, reading=reading)
     decided = {session: lines for session, lines in _decided_carts(visits).items() if carts[session].payer is None}
     samples = engine.labelled_samples(carts=carts, decided=decided)
-    fitted = calibration.fit(samples=samples, prior=reading.calibration)
+    fitted = calibration.fit(samples=samples, prior=reading.calibration, taught=reading.habits.taught)
     again = settling.read_carts(groups=groups, reading=replace(reading, calibration=fitted))
     learnt = calibration.fit_risks(
         calibration.with_risks(fitted, (cart.risk for cart in again.values() if cart.payer is None)),

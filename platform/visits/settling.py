@@ -52,8 +52,7 @@ COLD_POOL = 500
 # actions and scale changes up to the visits read, within a day (`stack_habits`).
 HABITS_FROM_EVENTS = 4000
 HABITS_LOOKBACK = timedelta(days=1)
-CAMERA_TYPES = ("item.picked", "item.returned")
-SCALE_TYPE = "shelf.weight_changed"
+HABIT_TYPES = ("item.picked", "item.returned", "shelf.weight_changed", "device.status")
 # What settling (and a review) writes of a visit's cart; its status is `visits.lifecycle`'s to write.
 CART_FIELDS = [
     "currency", "subtotal", "tax", "total", "charged_total", "review_reasons", "risk", "cart_version", "settled_at",
@@ -91,8 +90,7 @@ class Reading:
     calibration: Calibration
     risk: float
     recent_risks: tuple[float, ...] = ()
-    confidence_scale: float = 1.0
-    scale_timing: engine.ScaleTiming = field(default_factory=engine.ScaleTiming)
+    habits: engine.StackHabits = field(default_factory=engine.StackHabits)
 
 
 def store_reading(*, store: Store, visits: Sequence[Visit]) -> Reading:
@@ -112,32 +110,27 @@ def store_reading(*, store: Store, visits: Sequence[Visit]) -> Reading:
         if len(recent) >= COLD_POOL:
             model, recent = with_risks(model, recent), ()
     ends = [at for visit in visits if (at := visit.exited_at or visit.last_event_at) is not None]
-    habits = stack_habits(store=store, until=max(ends) + CONTEXT_MARGIN if ends else timezone.now())
-    return Reading(store_model(store=store), model, float(store.overcharge_risk), recent, *habits)
+    layouts_and_products = store_model(store=store)
+    until = max(ends) + CONTEXT_MARGIN if ends else timezone.now()
+    habits = stack_habits(store=store, until=until, model=layouts_and_products)
+    return Reading(layouts_and_products, model, float(store.overcharge_risk), recent, habits)
 
 
-def stack_habits(*, store: Store, until: datetime) -> tuple[float, engine.ScaleTiming]:
-    """How the store's stack reports: the scale its cameras give confidences on (`engine.stack_confidence_scale`)
-    and its scales' timing (`engine.read_scale_timing`), read off its latest camera actions and scale changes up to
-    `until` (within `HABITS_LOOKBACK`, the partitions of that day and the one before). The same for every group of
-    visits a settling run reads, however few events each has, and for a day uploaded whole, what the engine finds
-    in that day's events."""
+def stack_habits(*, store: Store, until: datetime, model: engine.StoreModel | None = None) -> engine.StackHabits:
+    """How the store's stack reports (`engine.StackHabits`: its cameras' confidence scale, its scales' timing, what
+    its scales taught of its cameras' lone picks), read off its latest camera actions, scale changes and device
+    reports up to `until` (within `HABITS_LOOKBACK`, the partitions of that day and the one before). The same for
+    every group of visits a settling run reads, however few events each has, and for a day uploaded whole, what the
+    engine finds in that day's events."""
     latest = Event.objects.filter(
-        store=store, type__in=(*CAMERA_TYPES, SCALE_TYPE), ts__gt=until - HABITS_LOOKBACK, ts__lte=until
+        store=store,
+        type__in=HABIT_TYPES,
+        ts__gt=until - HABITS_LOOKBACK,
+        ts__lte=until,
     ).order_by("-ts")
-    rows = latest.values_list("type", "ts", "payload__bin", "payload__confidence", "payload__delta_g")
-    confidences: list[float] = []
-    cameras: list[tuple[str, datetime, int]] = []
-    scales: list[tuple[str, datetime, int]] = []
-    for kind, ts, bin_code, confidence, delta_g in rows[:HABITS_FROM_EVENTS]:
-        if kind in CAMERA_TYPES:
-            if isinstance(confidence, int | float):
-                confidences.append(float(confidence))
-            cameras.append((str(bin_code), ts, 1 if kind == "item.picked" else -1))
-        elif isinstance(delta_g, int | float):
-            scales.append((str(bin_code), ts, 1 if delta_g < 0 else -1))
-    timing = engine.read_scale_timing(cameras=cameras, scales=scales)
-    return engine.stack_confidence_scale(confidences), timing
+    rows = latest.values_list("ts", "payload", "event_id", "type", "session")[:HABITS_FROM_EVENTS]
+    events = [event for row in rows if UNREADABLE not in (event := _as_read(*row))]
+    return engine.stack_habits(events=events, store=model or store_model(store=store))
 
 
 VisitGroup = tuple[list[Visit], list[dict[str, Any]]]
@@ -159,8 +152,7 @@ def read_carts(*, groups: Iterable[VisitGroup], reading: Reading) -> dict[str, e
             calibration=reading.calibration,
             risk=reading.risk,
             sessions=[visit.session for visit in group],
-            confidence_scale=reading.confidence_scale,
-            scale_timing=reading.scale_timing,
+            habits=reading.habits,
         )
     return carts
 

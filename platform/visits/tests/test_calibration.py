@@ -156,8 +156,8 @@ def test_a_stack_understating_its_sure_picks_learns_to_be_charged_as_often_as_a_
     cold_diffident, _ = _auto_charged_share(diffident, None, test_day)
     assert cold_diffident < cold_calibrated - 0.1  # read as it reports itself, the diffident stack looks unsure
 
-    learnt_diffident, reviewed = _learn_for_days(diffident, 7)
-    learnt_calibrated, _ = _learn_for_days(calibrated, 7)
+    learnt_diffident, reviewed = _learn_for_days(diffident, 8)
+    learnt_calibrated, _ = _learn_for_days(calibrated, 8)
     assert reviewed >= 200  # a few hundred visits people decided
     warm_diffident, _ = _auto_charged_share(diffident, learnt_diffident, test_day)
     warm_calibrated, _ = _auto_charged_share(calibrated, learnt_calibrated, test_day)

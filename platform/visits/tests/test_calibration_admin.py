@@ -10,10 +10,11 @@ from django.contrib.auth.models import User
 from django.utils import timezone
 
 from conftest import logged_in
+from core import tenancy
 from ingest.models import Event
 from ingest.tests.conftest import eventually
 from stores.models import LayoutVersion, Store
-from visits import calibration
+from visits import calibration, settling
 from visits.calibration import Evidence, Sample
 from visits.calibration_chart import render_reliability
 from visits.models import StoreCalibration, Visit
@@ -122,11 +123,34 @@ def test_the_calibration_page_says_how_late_the_store_s_scales_weigh(
         at = now - timedelta(minutes=n + 1)
         events.append(stored_event(priced_store, f"p{n}", "item.picked", at, session="S", bin=f"B{n}", confidence=0.9))
         late = at + timedelta(seconds=8 + n % 5)
-        events.append(stored_event(priced_store, f"w{n}", "shelf.weight_changed", late, bin=f"B{n}", delta_g=-250.0))
+        weighed = stored_event(
+            priced_store, f"w{n}", "shelf.weight_changed", late, bin=f"B{n}", device="W", delta_g=-250.0
+        )
+        events.append(weighed)
     Event.unscoped.bulk_create(events)
     page = client.get(PAGE.format(priced_store.pk)).content.decode()
     fact = page[page.index('id="fact-scale-timing"') : page.index('id="fact-learnt"')]
     assert "10.0 s late" in fact and "Of 40 picks" in fact and "to 13.5 s after" in fact
+
+
+def test_a_new_stores_page_shows_the_curves_its_scales_taught(
+    manager_a: User,
+    priced_store: Store,  # noqa: F811
+) -> None:
+    with tenancy.tenant_scope(priced_store.tenant_id):
+        model = settling.store_model(store=priced_store)
+    bin_ = next(b for b in model.layouts[-1].bins.values() if b.sensor)
+    grams = model.products[bin_.sku].unit_weight_g
+    now, events = timezone.now(), []
+    for n in range(40):
+        at = now - timedelta(minutes=n + 1)
+        events.append(stored_event(priced_store, f"p{n}", "item.picked", at, session="S", bin=bin_.code, confidence=1))
+        scale = {"bin": bin_.code, "device": bin_.sensor, "delta_g": -grams}
+        events.append(stored_event(priced_store, f"w{n}", "shelf.weight_changed", at + timedelta(seconds=1), **scale))
+    Event.unscoped.bulk_create(events)
+    page = logged_in(manager_a).get(PAGE.format(priced_store.pk)).content.decode()
+    assert "scales: 40 weighed picks" in page
+    assert page.count("nothing learnt here yet") == len(Evidence) - 1  # every other kind still at its start
 
 
 def test_an_earlier_calibration_can_be_looked_at(manager_a: User, calibrated: Store) -> None:

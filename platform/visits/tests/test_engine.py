@@ -18,10 +18,12 @@ from visits.engine import (
     Cart,
     Layout,
     Product,
+    StackHabits,
     StoreModel,
     infer_carts,
     labelled_samples,
     labelled_visits,
+    stack_habits,
 )
 from visits.reasons import ReviewReason
 from visits.reasons import ReviewReasonCode as Code
@@ -971,3 +973,36 @@ def test_margins_are_read_on_the_scale_of_the_stack_s_surest_picks(picks: int, t
     assert len(margins) == picks
     assert margins["e5"] == round((top - 0.4) / scale, 4)
     assert margins["e6"] == round((min(0.8, top) - 0.4) / scale, 4)
+
+
+def _lone_takes_at_a_scale(*, weighed_every: int) -> Script:
+    """Forty shoppers one after another, each alone in the store taking a cola from a bin with a scale — the scale
+    weighing every `weighed_every`-th take — then two shoppers in together, one taking soap (a bin with no scale)."""
+    s = Script.arriving(40, every=60, stay=50)
+    for n in range(40):
+        s.pick(n * 60 + 10, f"V{n}", "B-COLA", confidence=0.97)
+        if n % weighed_every == 0:
+            s.weigh(n * 60 + 11, "B-COLA", -345.0)
+    s.visit("A", 2500, 2600)
+    s.visit("B", 2500, 2600)
+    s.pick(2550, "A", "B-SOAP", confidence=0.97)
+    return s
+
+
+def test_a_new_stores_scales_teach_it_how_often_its_cameras_lone_takes_are_real() -> None:
+    confirmed, refuted = _lone_takes_at_a_scale(weighed_every=1), _lone_takes_at_a_scale(weighed_every=2)
+    habits = stack_habits(events=confirmed.events, store=STORE)
+    assert habits.taught_from == {Evidence.CAMERA_ONLY: 40}
+
+    def soap_risk(s: Script, **reading: Any) -> float:
+        return infer_carts(events=s.events, store=STORE, **reading)["A"].risk
+
+    as_the_prior_says = soap_risk(confirmed, habits=StackHabits())
+    assert soap_risk(confirmed) < 0.75 * as_the_prior_says  # every lone take its scale weighed was real
+    assert soap_risk(refuted) > 10 * as_the_prior_says  # half of them were never there
+    # A store that has learnt from its reviews reads with what it learnt; its next learning starts from what its
+    # scales taught.
+    learnt = fit(samples=[Sample(Evidence.WEIGHED_ALONE, 0.9, True, True)] * 10)
+    assert soap_risk(confirmed, calibration=learnt) == pytest.approx(as_the_prior_says, abs=1e-4)
+    relearnt = fit(samples=[Sample(Evidence.WEIGHED_ALONE, 0.9, True, True)] * 10, taught=habits.taught)
+    assert relearnt.curves[Evidence.CAMERA_ONLY] == habits.taught[Evidence.CAMERA_ONLY]

@@ -182,7 +182,8 @@ def test_settling_reads_a_few_visits_at_a_time_on_the_scale_of_the_store_s_camer
     settled = [visit for visit in _push_and_settle(priced_store, events) if visit.settled_at is not None]
 
     with tenancy.tenant_scope(priced_store.tenant_id):
-        assert settling.stack_habits(store=priced_store, until=DAY + timedelta(days=1))[0] in (0.9, 0.95)
+        habits = settling.stack_habits(store=priced_store, until=DAY + timedelta(days=1))
+    assert habits.confidence_scale in (0.9, 0.95)
     assert len(settled) > 40
     for visit in settled:
         lines = dict(VisitLine.unscoped.filter(visit=visit).values_list("sku", "qty"))
@@ -203,7 +204,7 @@ def test_settling_reads_a_few_visits_at_a_time_with_the_timing_of_the_store_s_sc
     settled = [visit for visit in _push_and_settle(priced_store, events) if visit.settled_at is not None]
 
     with tenancy.tenant_scope(priced_store.tenant_id):
-        _, timing = settling.stack_habits(store=priced_store, until=DAY + timedelta(days=1))
+        timing = settling.stack_habits(store=priced_store, until=DAY + timedelta(days=1)).scale_timing
     assert timing.after > engine.WEIGHT_AFTER and timing.typical > timedelta(seconds=3)
     assert len(settled) > 40
     for visit in settled:
