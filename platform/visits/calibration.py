@@ -72,13 +72,13 @@ class Curve:
     _table: list[float] = field(default_factory=list, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        self._table.extend(self._between(step / TABLE_STEPS) for step in range(TABLE_STEPS + 1))
+        xs = [x for x, _ in self.points]
+        self._table.extend(self._between(step / TABLE_STEPS, xs) for step in range(TABLE_STEPS + 1))
 
     def __call__(self, margin: float) -> float:
         return self._table[round(min(1.0, max(0.0, margin)) * TABLE_STEPS)]
 
-    def _between(self, margin: float) -> float:
-        xs = [x for x, _ in self.points]
+    def _between(self, margin: float, xs: list[float]) -> float:
         index = bisect.bisect_left(xs, margin)
         if index <= 0:
             return self.points[0][1]
@@ -258,6 +258,13 @@ def _store_shift(samples: list[Sample], prior: Curve) -> tuple[float, float]:
 
 
 def _fit_curve(samples: list[Sample], prior: Curve) -> tuple[Curve, tuple[tuple[float, int, int], ...]]:
+    points, support = _fitted_points(samples, prior)
+    return Curve(points), support
+
+
+def _fitted_points(
+    samples: list[Sample], prior: Curve
+) -> tuple[tuple[tuple[float, float], ...], tuple[tuple[float, int, int], ...]]:
     counts = [0] * BINS
     correct = [0] * BINS
     for sample in samples:
@@ -275,7 +282,7 @@ def _fit_curve(samples: list[Sample], prior: Curve) -> tuple[Curve, tuple[tuple[
     fitted = _pool_adjacent_violators(means, weights)
     points = tuple((round(_centre(index), 4), round(p, 5)) for index, p in enumerate(fitted))
     support = tuple((round(_centre(i), 4), counts[i], correct[i]) for i in range(BINS) if counts[i])
-    return Curve(points), support
+    return points, support
 
 
 def scale_taught(samples: list[Sample]) -> Curve:
@@ -284,9 +291,9 @@ def scale_taught(samples: list[Sample]) -> Curve:
     any kind's examples are), times how often a weighed pick of that margin with others near is the winner's (the
     prior's: who took it is not the scale's to say, and a camera alone says nothing of who else stood close)."""
     kind = samples[0].evidence
-    happens, _ = _fit_curve(samples, _PRIOR[kind])
+    happens, _ = _fitted_points(samples, _PRIOR[kind])
     winner = _PRIOR[Evidence.WEIGHED_CONTESTED]
-    return Curve(tuple((margin, round(p * winner(margin), 5)) for margin, p in happens.points))
+    return Curve(tuple((margin, round(p * winner(margin), 5)) for margin, p in happens))
 
 
 def fit(

@@ -538,19 +538,12 @@ def stack_habits(*, events: Iterable[Mapping[str, Any]], store: StoreModel) -> S
     """The habits the store's events show (each with `_ts`): what `infer_carts` reads when it is given none, and what
     settling reads once per run from the store's latest events (`settling.stack_habits`)."""
     actions, weights, _, reports, _, scale = _read(events, None)
-    return _habits(actions, weights, reports, store, scale)
-
-
-def _habits(
-    actions: Sequence[_Action],
-    weights: Sequence[_Weight],
-    reports: Sequence[tuple[datetime, str, str]],
-    store: StoreModel,
-    scale: float,
-) -> StackHabits:
     timing = _timing_of(actions, weights)
-    matched, seen_together = _match_weights(list(actions), list(weights), store, timing)
-    weighed = _weighed_lone_picks(actions, matched, seen_together, store, reports)
+    matched, seen_together = _match_weights(actions, weights, store, timing)
+    return _habits(scale, timing, _weighed_lone_picks(actions, matched, seen_together, store, reports))
+
+
+def _habits(scale: float, timing: ScaleTiming, weighed: Mapping[Evidence, list[Sample]]) -> StackHabits:
     taught = {kind: scale_taught(picks) for kind, picks in weighed.items() if len(picks) >= SCALE_TAUGHT_PICKS}
     return StackHabits(scale, timing, taught, {kind: len(weighed[kind]) for kind in taught})
 
@@ -1380,10 +1373,13 @@ def infer_carts(
     """
     calibration = calibration or default_calibration()
     actions, weights, visits, reports, restocks, scale = _read(events, habits.confidence_scale if habits else None)
-    habits = habits or _habits(actions, weights, reports, store, scale)
-    calibration = habits.applied_to(calibration)
-    timing = habits.scale_timing
+    timing = habits.scale_timing if habits else _timing_of(actions, weights)
     matched, seen_together = _match_weights(actions, weights, store, timing)
+    if habits is None:
+        untaught = not (calibration.samples or calibration.support)
+        weighed = _weighed_lone_picks(actions, matched, seen_together, store, reports) if untaught else {}
+        habits = _habits(scale, timing, weighed)
+    calibration = habits.applied_to(calibration)
     used_weights = {w.event_id for w in matched.values()}
     whereabouts = _Whereabouts(actions, visits, store)
     fusion = _Fusion(store, visits, reports, whereabouts, calibration, seen_together, timing, restocks)
