@@ -139,6 +139,11 @@ class Calibration:
     risk_ratios: tuple[float, ...] = ()
     risk_support: tuple[tuple[float, int, int, float], ...] = ()
 
+    @property
+    def has_learnt(self) -> bool:
+        """Whether the store has taught this calibration anything (a labelled example of any kind)."""
+        return bool(self.samples or self.support)
+
     def probability(self, evidence: Evidence, margin: float) -> float:
         return min(MAX_PROBABILITY, self.curves[evidence](margin))
 

@@ -368,7 +368,7 @@ def stack_confidence_scale(confidences: Sequence[float]) -> float:
     least `SCALE_PICKS` picks (else 1.0). A vendor whose cameras never say more than 0.9 means by 0.9 what another
     means by 1.0: margins are read on the stack's own scale, so the store's curves — the prior's, before it has
     taught them anything — see a sure pick as sure. Rounded, so that one stack is read on one scale day after day
-    (settling reads it once per run from the store's picks: `settling.confidence_scale`); too few picks, or one
+    (settling reads it once per run from the store's latest events: `settling.stack_habits`); too few picks, or one
     that says more than 0.95, leave the margins as they are, and so do two vendors' cameras in one store, the
     surer one's top counting. A stack whose surest picks say less than `SCALE_FLOOR` is not squeezed but unsure of
     everything: its margins are raised no more than from that floor."""
@@ -529,7 +529,7 @@ class StackHabits:
     def applied_to(self, calibration: Calibration) -> Calibration:
         """The calibration a store reads with: its own, or — while it has learnt nothing yet — the default with the
         curves its scales taught."""
-        if calibration.samples or calibration.support or not self.taught:
+        if calibration.has_learnt or not self.taught:
             return calibration
         return replace(calibration, curves={**calibration.curves, **self.taught})
 
@@ -878,7 +878,7 @@ class _Fusion:
         timing: ScaleTiming,
         restocks: Sequence[_Restock] = (),
     ) -> None:
-        self.store, self.visits, self.reports, self.timing = store, visits, reports, timing
+        self.store, self.visits, self.timing = store, visits, timing
         self.whereabouts, self.calibration, self.seen_together = whereabouts, calibration, seen_together
         self.movements: list[_Movement] = []
         self.doubts: dict[str, set[ReviewReason]] = defaultdict(set)
@@ -943,9 +943,6 @@ class _Fusion:
             return Evidence.CAMERA_REPEATED
         return Evidence.CAMERA_COUNTED if action.qty > 1 else Evidence.CAMERA_ONLY
 
-    def scale_works(self, sensor: str | None, ts: datetime) -> bool:
-        return self.scales.works(sensor, ts)
-
     # -- camera actions ---------------------------------------------------------------------------------
 
     def action(self, action: _Action, weight: _Weight | None) -> None:
@@ -955,7 +952,7 @@ class _Fusion:
             code = ReviewReasonCode.BIN_NOT_IN_LAYOUT
             self.flag(action.session, ReviewReason(code, text, (action.event_id,), bin=action.bin))
             return
-        scale = self.scale_works(bin_.sensor, action.ts)
+        scale = self.scales.works(bin_.sensor, action.ts)
         self.scales.heard(bin_.sensor, weighed=weight is not None)
         if scale and weight is None:
             return
@@ -1213,7 +1210,7 @@ class _Fusion:
         is asked of the moment the hand moved: the scale's usual delay before its stamp."""
         bin_ = self.store.bin_at(weight.bin, weight.ts)
         product = self.store.products.get(bin_.sku) if bin_ else None
-        if bin_ is None or product is None or not self.scale_works(bin_.sensor, weight.ts):
+        if bin_ is None or product is None or not self.scales.works(bin_.sensor, weight.ts):
             return
         moved = weight.ts - self.timing.typical
         present = self.visits.present(moved)
@@ -1376,8 +1373,8 @@ def infer_carts(
     timing = habits.scale_timing if habits else _timing_of(actions, weights)
     matched, seen_together = _match_weights(actions, weights, store, timing)
     if habits is None:
-        untaught = not (calibration.samples or calibration.support)
-        weighed = _weighed_lone_picks(actions, matched, seen_together, store, reports) if untaught else {}
+        learns = not calibration.has_learnt  # a store that has learnt reads with its own curves
+        weighed = _weighed_lone_picks(actions, matched, seen_together, store, reports) if learns else {}
         habits = _habits(scale, timing, weighed)
     calibration = habits.applied_to(calibration)
     used_weights = {w.event_id for w in matched.values()}
