@@ -152,7 +152,7 @@ def _panel(
     if examples:
         count = f"{examples:,} labelled example{'s' if examples != 1 else ''}"
     else:
-        count = f"taught by the store's scales: {taught:,} weighed picks" if taught else "no examples yet"
+        count = f"taught by its scales: {taught:,} picks" if taught else "no examples yet"
     svg.add("text", {"x": left, "y": top + 54, "font_size": 11, "font_weight": 600, "fill": MUTED_COLOUR}, text=count)
     _axes(svg, frame)
     if limit is not None:

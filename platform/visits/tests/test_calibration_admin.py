@@ -149,7 +149,7 @@ def test_a_new_stores_page_shows_the_curves_its_scales_taught(
         events.append(stored_event(priced_store, f"w{n}", "shelf.weight_changed", at + timedelta(seconds=1), **scale))
     Event.unscoped.bulk_create(events)
     page = logged_in(manager_a).get(PAGE.format(priced_store.pk)).content.decode()
-    assert "scales: 40 weighed picks" in page
+    assert "taught by its scales: 40 picks" in page
     assert page.count("nothing learnt here yet") == len(Evidence) - 1  # every other kind still at its start
 
 
