@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
@@ -166,14 +167,22 @@ def _review_with_the_truth(store: Store, simulation, reviewer: User) -> int:
     return decided
 
 
+def _a_day_as_sent_and_read(
+    store: Store, *, stack: str
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], engine.StoreModel]:
+    """A day of 60 visits (seed 3) read by `stack`: its events in time order as the store sends them, the same as the
+    engine reads them, and the store as the engine knows it."""
+    simulation = _simulated_day(store, stack=stack, visits=60, seed=3)
+    events = sorted(simulation.events, key=lambda e: (e["ts"], e["id"]))
+    whole_day = [{**e, "_ts": datetime.fromisoformat(e["ts"])} for e in events]
+    with tenancy.tenant_scope(store.tenant_id):
+        return events, whole_day, settling.store_model(store=store)
+
+
 def test_settling_reads_a_few_visits_at_a_time_on_the_scale_of_the_store_s_cameras(priced_store: Store) -> None:  # noqa: F811
     """A stack whose confidences never pass 0.9, its visits settled group by group as they leave: each is read on
     the scale the store's picks show (not on the few picks around it), as the engine reads the whole day."""
-    simulation = _simulated_day(priced_store, stack="compressed", visits=60, seed=3)
-    events = sorted(simulation.events, key=lambda e: (e["ts"], e["id"]))
-    whole_day = [{**e, "_ts": datetime.fromisoformat(e["ts"])} for e in events]
-    with tenancy.tenant_scope(priced_store.tenant_id):
-        model = settling.store_model(store=priced_store)
+    events, whole_day, model = _a_day_as_sent_and_read(priced_store, stack="compressed")
     cold = engine.infer_carts(events=whole_day, store=model)
     learnt = calibration.with_risks(calibration.default(), (c.risk for c in cold.values() if c.payer is None))
     keep_calibration(priced_store, learnt, number=1)
@@ -194,11 +203,7 @@ def test_settling_reads_a_few_visits_at_a_time_on_the_scale_of_the_store_s_camer
 def test_settling_reads_a_few_visits_at_a_time_with_the_timing_of_the_store_s_scales(priced_store: Store) -> None:  # noqa: F811
     """Scales that stamp their changes seconds late, the visits settled group by group as they leave: each is read
     with the timing the store's latest events show (not the few around it), as the engine reads the whole day."""
-    simulation = _simulated_day(priced_store, stack="slow_scales", visits=60, seed=3)
-    events = sorted(simulation.events, key=lambda e: (e["ts"], e["id"]))
-    whole_day = [{**e, "_ts": datetime.fromisoformat(e["ts"])} for e in events]
-    with tenancy.tenant_scope(priced_store.tenant_id):
-        model = settling.store_model(store=priced_store)
+    events, whole_day, model = _a_day_as_sent_and_read(priced_store, stack="slow_scales")
     expected = engine.infer_carts(events=whole_day, store=model)
 
     settled = [visit for visit in _push_and_settle(priced_store, events) if visit.settled_at is not None]
