@@ -7,6 +7,7 @@ from datetime import timedelta
 
 import pytest
 from django.contrib.auth.models import User
+from django.test import Client
 from django.utils import timezone
 
 from conftest import logged_in
@@ -89,13 +90,19 @@ def test_the_calibration_page_draws_the_store_calibration_and_its_figures(manage
     assert 'id="learn-now"' in body
 
 
+def _fact(client: Client, store: Store, card: str) -> str:
+    """The calibration page's fact card `card` (its id after "fact-"), up to the card after it."""
+    page = client.get(PAGE.format(store.pk)).content.decode()
+    start = page.index(f'id="fact-{card}"')
+    return page[start : page.index('class="oa-cal-fact"', start)]
+
+
 def test_the_calibration_page_says_on_what_scale_the_store_s_cameras_are_read(
     manager_a: User,
     priced_store: Store,  # noqa: F811
 ) -> None:
     client = logged_in(manager_a)
-    page = client.get(PAGE.format(priced_store.pk)).content.decode()
-    assert "as reported" in page[page.index('id="fact-scale"') :]  # no picks yet: nothing to tell
+    assert "as reported" in _fact(client, priced_store, "scale")  # no picks yet: nothing to tell
     now = timezone.now()
     picks = [
         stored_event(
@@ -104,8 +111,7 @@ def test_the_calibration_page_says_on_what_scale_the_store_s_cameras_are_read(
         for n, c in enumerate([0.84, 0.88, 0.86] * 10)
     ]
     Event.unscoped.bulk_create(picks)
-    page = client.get(PAGE.format(priced_store.pk)).content.decode()
-    fact = page[page.index('id="fact-scale"') : page.index('id="fact-learnt"')]
+    fact = _fact(client, priced_store, "scale")
     assert "0.90" in fact and "read as full confidence" in fact
 
 
@@ -114,8 +120,7 @@ def test_the_calibration_page_says_how_late_the_store_s_scales_weigh(
     priced_store: Store,  # noqa: F811
 ) -> None:
     client = logged_in(manager_a)
-    page = client.get(PAGE.format(priced_store.pk)).content.decode()
-    fact = page[page.index('id="fact-scale-timing"') : page.index('id="fact-learnt"')]
+    fact = _fact(client, priced_store, "scale-timing")
     assert "Too few picks" in fact and "from 3.0 s before it to 6.0 s after" in fact
     now = timezone.now()
     events = []
@@ -128,8 +133,7 @@ def test_the_calibration_page_says_how_late_the_store_s_scales_weigh(
         )
         events.append(weighed)
     Event.unscoped.bulk_create(events)
-    page = client.get(PAGE.format(priced_store.pk)).content.decode()
-    fact = page[page.index('id="fact-scale-timing"') : page.index('id="fact-learnt"')]
+    fact = _fact(client, priced_store, "scale-timing")
     assert "10.0 s late" in fact and "Of 40 picks" in fact and "to 13.5 s after" in fact
 
 
