@@ -19,28 +19,38 @@ In one run it
 3. registers --shoppers-per-store shoppers per store (a card each, through the API), simulates a day for every
    store (`visits.simulator`, "realistic" profile) whose entries carry those shoppers' tokens, and uploads the
    backlog stores' days (--backlog-visits visits each): the workers are busy settling before the load starts;
-4. for each rate of --rates, runs locust headless (this same file is its locustfile) for --duration seconds:
-   `rate` simulated clients of one request a second each — 70 % entry checks of registered shoppers, 15 % live
-   pushes (a store's next batch of about --batch-events events), 15 % `GET /healthz`, the floor;
+4. for each rate of --rates, runs the load generator (this same file, `--drive`, in a process of its own) for
+   --duration seconds after a 2-second warm-up: `rate` simulated clients of one request a second each, on a fixed
+   schedule (open loop) — 70 % entry checks of registered shoppers, 15 % live pushes (a store's next batch of about
+   --batch-events events), 15 % `GET /healthz`, the floor;
 5. reports per rate and endpoint the latency percentiles, errors and the web server's CPU per request
    (`openaisle_http_request_cpu_seconds_total` from /metrics), the queues at the end, the machine's load and
-   the CPU locust itself used; then, from the database, whether any acknowledged push was lost or stored twice.
+   the CPU the generator itself used; then, from the database, whether any acknowledged push was lost or stored
+   twice.
+
+The generator is asyncio over one keep-alive HTTP/1.1 connection per client, as a device holds one. A request's
+latency counts from the moment it was due, not from when it was sent: waiting behind the previous request on its
+connection, or for the generator to get a core, is counted (no coordinated omission); `generator_send_lag_ms` is
+the generator's own part. It replaced locust, whose own cost was the floor: against an idle server at 200 /healthz
+a second, locust measured p50 150 ms / p99 300 ms, this generator 3.5 / 13 ms (2026-12-04, this 2-core host).
 
 The web server runs as deployed: gthread workers, 4 threads each (`--web-threads 1`: sync workers, to compare).
-On a host with cores to spare, `--locust-cpus` keeps the load generator on cores of its own (taskset).
+On a host with cores to spare, `--generator-cpus` keeps the load generator on cores of its own (taskset);
+`--generator-nice` changes its niceness (it stands for devices that are not on the host).
 
-Prints one JSON object. Everything shares the machine's cores (locust, web server, workers, PostgreSQL,
+Prints one JSON object. Everything shares the machine's cores (the generator, web server, workers, PostgreSQL,
 localstripe, and whatever else runs there), so the load average is printed with each rate.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
+import asyncio
 import functools
 import http.client
 import itertools
 import json
+import math
 import os
 import random
 import resource
@@ -49,6 +59,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -68,88 +79,174 @@ from support import code_version, delete_tenant_rows, deletion_order, json_reque
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# --- the locust side: imported by `locust -f bench/load.py` in its own process ------------------------------
+# --- the load generator: `python bench/load.py --drive PLAN` in its own process (no Django) ---------------------
 
 ENTRY, PUSH, HEALTH = "POST /stores/{store}/entry-check", "POST /stores/{store}/events", "GET /healthz"
+WARM_UP_S = 2  # sent and counted, not in the latency figures: every connection is open by then
+REQUEST_TIMEOUT_S = 30
 
-if __name__ != "__main__" and os.environ.get("LOAD_PLAN"):
-    import gevent
-    from locust import FastHttpUser, constant_throughput, events, task
 
-    _PLAN: dict[str, Any] = json.loads(Path(os.environ["LOAD_PLAN"]).read_bytes())
-    _PUSHERS = itertools.count()
-    _SEEN = {"pushes_acknowledged": 0, "events_acknowledged": 0, "pushes_without_batch": 0}
-    _SEEN |= {"entry_checks_allowed": 0, "entry_checks_refused": 0}
+class _Connection:
+    """One keep-alive HTTP/1.1 connection to the server on 127.0.0.1, as one device holds it."""
 
-    class _Paced(FastHttpUser):
-        """One request a second, started at a random moment of the first second (no synchronised bursts)."""
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.streams: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
 
-        abstract = True
-        wait_time = constant_throughput(1)
+    async def exchange(self, request: bytes) -> tuple[int, bytes]:
+        """Send `request`; the status and body of the answer (opens the connection again if the server closed it)."""
+        if self.streams is None or self.streams[0].at_eof():
+            self.close()
+            self.streams = await asyncio.open_connection("127.0.0.1", self.port)
+        reader, writer = self.streams
+        writer.write(request)
+        head = await reader.readuntil(b"\r\n\r\n")
+        status = int(head.split(b" ", 2)[1])
+        fields = dict(line.lower().split(b":", 1) for line in head.split(b"\r\n")[1:] if b":" in line)
+        if fields.get(b"transfer-encoding", b"").strip() == b"chunked":
+            body = b""
+            while size := int((await reader.readuntil(b"\r\n")).strip(), 16):
+                body += (await reader.readexactly(size + 2))[:-2]
+            await reader.readuntil(b"\r\n")
+        else:
+            body = await reader.readexactly(int(fields.get(b"content-length", b"0")))
+        if fields.get(b"connection", b"").strip() == b"close":
+            self.close()
+        return status, body
 
-        def on_start(self) -> None:
-            self.headers = {"Authorization": f"Bearer {_PLAN['key']}", "Content-Type": "application/json"}
-            gevent.sleep(random.random())
+    def close(self) -> None:
+        if self.streams is not None:
+            self.streams[1].close()
+            self.streams = None
 
-    class Gate(_Paced):
-        """A store's gate: an entry check for a registered shopper."""
 
-        fixed_count = _PLAN["users"]["entry"]
+def _request_bytes(method: str, path: str, *, key: str = "", body: str = "") -> bytes:
+    head = f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+    if key:
+        head += f"Authorization: Bearer {key}\r\n"
+    if body:
+        head += f"Content-Type: application/json\r\nContent-Length: {len(body.encode())}\r\n"
+    return (head + "\r\n" + body).encode()
 
-        @task
-        def shopper_arrives(self) -> None:
-            code, token = random.choice(_PLAN["shoppers"])
-            with self.client.post(
-                f"/api/v1/stores/{code}/entry-check",
-                data=json.dumps({"token": token}),
-                headers=self.headers,
-                name=ENTRY,
-                catch_response=True,
-            ) as answer:
-                if answer.status_code != 200:
-                    answer.failure(f"entry check answered {answer.status_code}")
-                    return
-                _SEEN["entry_checks_allowed" if answer.json()["allowed"] else "entry_checks_refused"] += 1
 
-    class LiveStore(_Paced):
-        """A store's perception stack: its next batch of events, once a second."""
+class Generator:
+    """Open loop: every client sends one request a second on a fixed schedule (its first at a random moment of the
+    first second), whether or not the server kept up. Latency counts from the moment a request was due, so time a
+    request spent waiting for the one before it on its connection, or for this process to get a core, is counted
+    too (no coordinated omission); `send_lag_ms` is this process's own part: due to sent, once its connection was
+    free."""
 
-        fixed_count = _PLAN["users"]["push"]
+    def __init__(self, plan: dict[str, Any]) -> None:
+        self.plan, self.rng = plan, random.Random(plan.get("seed", 1))
+        self.latencies: dict[str, list[float]] = {ENTRY: [], PUSH: [], HEALTH: []}
+        self.errors: dict[str, int] = dict.fromkeys(self.latencies, 0)
+        self.error_kinds: dict[str, int] = {}
+        self.send_lags: list[float] = []
+        self.seen = {"pushes_acknowledged": 0, "events_acknowledged": 0, "pushes_without_batch": 0}
+        self.seen |= {"entry_checks_allowed": 0, "entry_checks_refused": 0}
 
-        def on_start(self) -> None:
-            super().on_start()
-            store = _PLAN["stores"][next(_PUSHERS) % len(_PLAN["stores"])]
-            self.code: str = store["code"]
-            self.batches = iter(store["batches"])
+    def run(self) -> dict[str, Any]:
+        asyncio.run(self._clients())
+        duration = self.plan["duration"]
+        return {
+            "endpoints": {
+                name: {
+                    "requests": len(times) + self.errors[name],
+                    "errors": self.errors[name],
+                    "requests_per_s": round((len(times) + self.errors[name]) / duration, 1),
+                    "latency_ms": _percentiles(times),
+                }
+                for name, times in self.latencies.items()
+            },
+            "error_kinds": self.error_kinds,
+            "answers_seen_by_the_clients": self.seen,
+            "generator_send_lag_ms": _percentiles(self.send_lags),
+        }
 
-        @task
-        def push(self) -> None:
-            body = next(self.batches, None)
-            if body is None:
-                _SEEN["pushes_without_batch"] += 1  # the plan was too short for this phase: counted, not sent
-                return
-            with self.client.post(
-                f"/api/v1/stores/{self.code}/events", data=body, headers=self.headers, name=PUSH, catch_response=True
-            ) as answer:
-                if answer.status_code != 202:
-                    answer.failure(f"push answered {answer.status_code}: {answer.text[:200]}")
-                    return
-                reply = answer.json()
-                _SEEN["pushes_acknowledged"] += 1
-                _SEEN["events_acknowledged"] += reply["accepted"] + reply["duplicates"] + len(reply["rejected"])
+    async def _clients(self) -> None:
+        loop = asyncio.get_running_loop()
+        start = loop.time() + 0.5
+        users, key, port = self.plan["users"], self.plan["key"], self.plan["port"]
+        stores = self.plan["stores"]
+        clients = [self._entry() for _ in range(users["entry"])]
+        clients += [self._push(stores[n % len(stores)]) for n in range(users["push"])]
+        clients += [iter(itertools.repeat(("GET", "/healthz", ""))) for _ in range(users["health"])]
+        kinds = [ENTRY] * users["entry"] + [PUSH] * users["push"] + [HEALTH] * users["health"]
+        await asyncio.gather(
+            *(
+                self._client(kind, requests, port=port, key=key, first=start + self.rng.random())
+                for kind, requests in zip(kinds, clients, strict=True)
+            )
+        )
 
-    class Health(_Paced):
-        """The floor: the cheapest answer the web server gives, measured alongside."""
+    def _entry(self) -> Iterator[tuple[str, str, str]]:
+        while True:
+            code, token = self.rng.choice(self.plan["shoppers"])
+            yield "POST", f"/api/v1/stores/{code}/entry-check", json.dumps({"token": token})
 
-        fixed_count = _PLAN["users"]["health"]
+    def _push(self, store: dict[str, Any]) -> Iterator[tuple[str, str, str]]:
+        yield from (("POST", f"/api/v1/stores/{store['code']}/events", body) for body in store["batches"])
 
-        @task
-        def healthz(self) -> None:
-            self.client.get("/healthz", name=HEALTH)
+    async def _client(
+        self, kind: str, requests: Iterator[tuple[str, str, str]], *, port: int, key: str, first: float
+    ) -> None:
+        loop, connection = asyncio.get_running_loop(), _Connection(port)
+        measured_from = first + WARM_UP_S
+        free_at = 0.0
+        try:
+            for number in range(WARM_UP_S + self.plan["duration"]):
+                due = first + number
+                await asyncio.sleep(max(0.0, due - loop.time()))
+                step = next(requests, None)
+                if step is None:
+                    self.seen["pushes_without_batch"] += 1  # the plan was too short for this phase: counted, not sent
+                    continue
+                method, path, body = step
+                sent = loop.time()
+                self.send_lags.append(1000 * (sent - max(due, free_at)))
+                try:
+                    status, answer = await asyncio.wait_for(
+                        connection.exchange(_request_bytes(method, path, key=key if kind != HEALTH else "", body=body)),
+                        REQUEST_TIMEOUT_S,
+                    )
+                except (OSError, ValueError, asyncio.IncompleteReadError, TimeoutError) as failed:
+                    connection.close()
+                    status, answer = 0, type(failed).__name__.encode()
+                free_at = loop.time()
+                self._count(kind, status, answer, elapsed_ms=1000 * (free_at - due), measured=due >= measured_from)
+        finally:
+            connection.close()
 
-    @events.quitting.add_listener
-    def _write_counts(**_: Any) -> None:
-        Path(_PLAN["counts_file"]).write_text(json.dumps(_SEEN))
+    def _count(self, kind: str, status: int, answer: bytes, *, elapsed_ms: float, measured: bool) -> None:
+        if status != (202 if kind == PUSH else 200):
+            self.errors[kind] += measured
+            what = f"{kind} answered {status or answer.decode()}"
+            self.error_kinds[what] = self.error_kinds.get(what, 0) + 1
+            return
+        if measured:
+            self.latencies[kind].append(elapsed_ms)
+        if kind == ENTRY:
+            self.seen["entry_checks_allowed" if json.loads(answer)["allowed"] else "entry_checks_refused"] += 1
+        elif kind == PUSH:
+            reply = json.loads(answer)
+            self.seen["pushes_acknowledged"] += 1
+            self.seen["events_acknowledged"] += reply["accepted"] + reply["duplicates"] + len(reply["rejected"])
+
+
+def _percentiles(times: list[float]) -> dict[str, float | None]:
+    """p50, p95, p99 (nearest rank) and max, in ms to 0.1."""
+    ordered = sorted(times)
+
+    def rank(share: float) -> float | None:
+        return round(ordered[max(0, math.ceil(share * len(ordered)) - 1)], 1) if ordered else None
+
+    return {"p50": rank(0.50), "p95": rank(0.95), "p99": rank(0.99), "max": rank(1.0)}
+
+
+def drive(plan_file: Path) -> None:
+    """The generator's process: the plan read, the phase run, what it saw written next to the plan."""
+    plan = json.loads(plan_file.read_bytes())
+    Path(plan["results_file"]).write_text(json.dumps(Generator(plan).run()))
 
 
 # --- the orchestrating side ---------------------------------------------------------------------------------
@@ -375,37 +472,6 @@ def plan_store(
     return {"code": store.code, "batches": batches, "events": sum(b["events"] for b in batches)}
 
 
-# --- reading locust's results -----------------------------------------------------------------------------------
-
-
-def _number(value: str) -> float:
-    try:
-        return float(value)
-    except ValueError:
-        return 0.0
-
-
-def read_locust(prefix: Path) -> dict[str, dict[str, Any]]:
-    """Per request name: count, errors, rate and latency percentiles (ms) of the phase, once every client ran."""
-    with (prefix.parent / f"{prefix.name}_stats.csv").open() as source:
-        rows = {row["Name"]: row for row in csv.DictReader(source)}
-    return {
-        name: {
-            "requests": int(row["Request Count"]),
-            "errors": int(row["Failure Count"]),
-            "requests_per_s": round(_number(row["Requests/s"]), 1),
-            "latency_ms": {
-                "p50": _number(row["50%"]),
-                "p95": _number(row["95%"]),
-                "p99": _number(row["99%"]),
-                "max": round(_number(row["Max Response Time"]), 1),
-            },
-        }
-        for name, row in rows.items()
-        if name != "Aggregated"
-    }
-
-
 # --- the run ----------------------------------------------------------------------------------------------------
 
 VIEWS = {ENTRY: "store-entry-check", PUSH: "store-event-push", HEALTH: "healthz"}
@@ -479,46 +545,55 @@ def run_phase(
     plan: dict[str, Any],
     work: Path,
     logs: Path,
-    locust_cpus: str = "",
+    generator_cpus: str = "",
+    generator_nice: int = 0,
     stripe_pid: int = 0,
 ) -> dict[str, Any]:
-    """One rate, in one locust run: the figures per endpoint, the CPU they cost and what the machine did."""
+    """One rate, in one run of the load generator: the figures per endpoint, the CPU they cost and what the machine
+    did."""
     users = users_at(rate)
-    plan_file = work / f"plan-{rate}.json"
-    plan_file.write_text(json.dumps({**plan, "users": users, "counts_file": str(work / f"counts-{rate}.json")}))
+    plan_file, results_file = work / f"plan-{rate}.json", work / f"seen-{rate}.json"
+    plan_file.write_text(
+        json.dumps(
+            {**plan, "users": users, "port": processes.port, "duration": duration, "results_file": str(results_file)}
+        )
+    )
     views_before, roles_before = processes.view_cpu(METRICS_TOKEN), processes.cpu_seconds()
     web_pids = processes.web_pids()
     busy_before, load_before, started = machine_busy_seconds(), os.getloadavg()[0], time.monotonic()
-    locust_before, postgres_before = _children_cpu_seconds(), postgres_cpu_seconds()
+    generator_before, postgres_before = _children_cpu_seconds(), postgres_cpu_seconds()
     stripe_before = cpu_seconds(stripe_pid) if stripe_pid else 0.0
-    total = sum(users.values())
-    argv = ["taskset", "--cpu-list", locust_cpus] if locust_cpus else []  # the load generator on cores of its own
-    argv += [sys.executable, "-m", "locust", "-f", str(Path(__file__).resolve()), "--headless", "--reset-stats"]
-    argv += ["--users", str(total), "--spawn-rate", str(total), "--run-time", f"{duration + 2}s"]
-    argv += ["--host", f"http://127.0.0.1:{processes.port}", "--csv", str(work / f"locust-{rate}"), "--only-summary"]
-    argv += ["--loglevel", "WARNING", "--stop-timeout", "10", "--exit-code-on-error", "0"]
-    locust = subprocess.run(
+    argv = ["taskset", "--cpu-list", generator_cpus] if generator_cpus else []  # cores of its own, if asked
+    argv += [
+        "nice",
+        "-n",
+        str(generator_nice),
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--drive",
+        str(plan_file),
+    ]
+    generator = subprocess.run(
         argv,
         cwd=ROOT,
-        env={**os.environ, "LOAD_PLAN": str(plan_file)},
-        stdout=(logs / "locust.log").open("ab"),
+        stdout=(logs / "generator.log").open("ab"),
         stderr=subprocess.STDOUT,
         timeout=duration + 180,
         check=False,
     )
     wall = time.monotonic() - started
-    locust_cpu, postgres_cpu = _children_cpu_seconds() - locust_before, postgres_cpu_seconds() - postgres_before
+    generator_cpu, postgres_cpu = _children_cpu_seconds() - generator_before, postgres_cpu_seconds() - postgres_before
     busy_after, roles_after = machine_busy_seconds(), processes.cpu_seconds()
     views_after = processes.view_cpu(METRICS_TOKEN)
-    if locust.returncode != 0:
-        raise RuntimeError(f"locust exited with {locust.returncode} (see {logs / 'locust.log'})")
+    if generator.returncode != 0:
+        raise RuntimeError(f"the load generator exited with {generator.returncode} (see {logs / 'generator.log'})")
     processes.check()
-    figures = read_locust(work / f"locust-{rate}")
+    seen = json.loads(results_file.read_text())
     endpoints = {}
     for name, view in VIEWS.items():
         count = views_after.get(view, (0, 0))[0] - views_before.get(view, (0, 0))[0]
         cpu = views_after.get(view, (0, 0))[1] - views_before.get(view, (0, 0))[1]
-        endpoints[name] = figures.get(name, {}) | {
+        endpoints[name] = seen["endpoints"][name] | {
             "server_cpu_ms_per_request": round(1000 * cpu / count, 3) if count else None
         }
     entry, health = endpoints[ENTRY], endpoints[HEALTH]
@@ -526,18 +601,20 @@ def run_phase(
         "rate_requests_per_s": rate,
         "users": users,
         "endpoints": endpoints,
+        "errors_seen": seen["error_kinds"],
         "entry_check_vs_healthz": {
-            "p99_ratio": _ratio(entry.get("latency_ms", {}).get("p99"), health.get("latency_ms", {}).get("p99")),
+            "p99_ratio": _ratio(entry["latency_ms"]["p99"], health["latency_ms"]["p99"]),
             "cpu_ratio": _ratio(entry["server_cpu_ms_per_request"], health["server_cpu_ms_per_request"]),
         },
-        "answers_seen_by_the_clients": json.loads((work / f"counts-{rate}.json").read_text()),
+        "answers_seen_by_the_clients": seen["answers_seen_by_the_clients"],
+        "generator_send_lag_ms": seen["generator_send_lag_ms"],
         "queues_at_end": _queue_lengths(),
         "db_backends_by_cpu_class": _backend_cpu_classes(),
         "web_workers_restarted": len(processes.web_pids() - web_pids),  # gunicorn's max_requests
         "cpu_s": {
             "web_server": round(roles_after["web_server"] - roles_before["web_server"], 1),
             "celery_workers": round(roles_after["celery_workers"] - roles_before["celery_workers"], 1),
-            "locust": round(locust_cpu, 1),  # the load generator shares the cores unless --locust-cpus
+            "load_generator": round(generator_cpu, 1),  # shares the cores unless --generator-cpus
             # The Stripe stand-in, busy with the payments worker's calls (Stripe is not on the host in production).
             "stripe_standin": round(cpu_seconds(stripe_pid) - stripe_before, 1) if stripe_pid else None,
             # All databases' backends (the web's and the workers' alike, niceness 0); on a shared host others' too.
@@ -551,7 +628,7 @@ def run_phase(
 
 
 def _children_cpu_seconds() -> float:
-    """CPU of this process's children that have ended (locust, once its run returns)."""
+    """CPU of this process's children that have ended (the load generator, once its run returns)."""
     used = resource.getrusage(resource.RUSAGE_CHILDREN)
     return used.ru_utime + used.ru_stime
 
@@ -652,7 +729,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     plan=plan,
                     work=work,
                     logs=logs,
-                    locust_cpus=args.locust_cpus,
+                    generator_cpus=args.generator_cpus,
+                    generator_nice=args.generator_nice,
                     stripe_pid=stripe_pid,
                 )
             )
@@ -667,7 +745,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             duplicates=Sum("duplicates"),
             finished=Count("pk", filter=Q(status=EventStream.Status.DONE)),
         )
-        seen = [json.loads((work / f"counts-{rate}.json").read_text()) for rate in rates]
+        seen = [phase["answers_seen_by_the_clients"] for phase in phases]
         acknowledged = {key: sum(counts[key] for counts in seen) for key in seen[0]}
         stored = Event.unscoped.filter(
             tenant=tenant, stream__source=EventStream.Source.PUSH, stream__created_at__gte=load_started
@@ -687,7 +765,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 "threads": args.web_threads,
                 "worker_class": "gthread" if args.web_threads > 1 else "sync",
             },
-            "locust_cpus": args.locust_cpus or "any",
+            "load_generator": {"cpus": args.generator_cpus or "any", "nice": args.generator_nice},
             "stripe_standin_cpu_class": args.stripe_cpu_class,
             "celery_workers": {
                 "visits": args.visits_workers,
@@ -732,12 +810,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             },
             "load_seconds": round((load_ended - load_started).total_seconds(), 1),
             "note": (
-                f"One machine ({os.cpu_count()} cores), shared with whatever else runs on it: locust, the web server, "
-                "the workers (busy with the uploaded backlog and the pushes), PostgreSQL, Redis and the Stripe "
-                "stand-in. Each rate is one locust run after the one before; one request a second per simulated "
-                "client, 70 % entry checks, 15 % pushes, 15 % /healthz; statistics from the moment every client "
-                "ran. server_cpu_ms_per_request: CPU the web process's thread spent inside Django on that view "
-                "(openaisle_http_request_cpu_seconds_total); cpu_s.web_server: every gunicorn process, from /proc."
+                f"One machine ({os.cpu_count()} cores), shared with whatever else runs on it: the load generator, "
+                "the web server, the workers (busy with the uploaded backlog and the pushes), PostgreSQL, Redis and "
+                "the Stripe stand-in. Each rate is one generator run after the one before; one request a second per "
+                "simulated client on a fixed schedule, 70 % entry checks, 15 % pushes, 15 % /healthz; latency from "
+                "the moment a request was due, after a 2-second warm-up. server_cpu_ms_per_request: CPU the web "
+                "process's thread spent inside Django on that view (openaisle_http_request_cpu_seconds_total); "
+                "cpu_s.web_server: every gunicorn process, from /proc."
             ),
         }
     finally:
@@ -762,9 +841,15 @@ def main() -> None:
         "--web-threads", type=int, default=4, help="threads per gunicorn worker (default 4, as deployed; 1: sync)"
     )
     parser.add_argument(
-        "--locust-cpus",
+        "--generator-cpus",
         default="",
-        help="CPUs locust may run on, e.g. 3 or 2,3 (default: any); on a host with cores to spare, one of its own",
+        help="CPUs the load generator may run on, e.g. 3 or 2,3 (default: any); on a host with cores to spare",
+    )
+    parser.add_argument(
+        "--generator-nice",
+        type=int,
+        default=0,
+        help="the load generator's niceness (default 0, the web server's)",
     )
     parser.add_argument("--visits-workers", type=int, default=1, help="solo workers on the visits queue (default 1)")
     parser.add_argument("--payments-workers", type=int, default=1, help="solo workers on payments (default 1)")
@@ -791,9 +876,12 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=0, help="the web server's port, the Stripe stand-in's + 1 (free)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--logs", default="", help="directory for the processes' logs (default: temporary)")
-    parser.add_argument("--keep-files", action="store_true", help="keep the plans, locust's CSV files and the logs")
+    parser.add_argument("--keep-files", action="store_true", help="keep the plans, what the generator saw and the logs")
     support.measure(parser, run)
 
 
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:2] == ["--drive"]:  # the load generator's process (run_phase starts it)
+        drive(Path(sys.argv[2]))
+    else:
+        main()
