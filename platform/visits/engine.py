@@ -235,7 +235,7 @@ class Attribution(NamedTuple):
     evidence: Evidence
     margin: float
     assigned: str | None
-    probability: float
+    probability: float  # that the pick is `assigned`'s: who, and for a camera alone whether it happened at all
     certain: bool
     settled_by: str = ""
 
@@ -969,6 +969,11 @@ class _Fusion:
         together = self.seen_together.get(weight.event_id, action.qty) if weight is not None else action.qty
         held = self.may_hold(payer) if action.sign < 0 else {}
         sku, qty = _product_for(action, bin_, weight, self.store, held, together)
+        risk = 1.0 - chances[payer]
+        if weight is None:
+            # Without a scale's word the camera may have imagined the take or miscounted it, whoever it was: ruling
+            # other shoppers out settles who, not whether.
+            risk = max(risk, 1.0 - self.calibration.probability(evidence, action.margin))
         self.attributions[action.event_id] = Attribution(
             action.event_id,
             action.session,
@@ -979,7 +984,7 @@ class _Fusion:
             evidence,
             action.margin,
             payer,
-            round(chances[payer], 4),
+            round(1.0 - risk, 4),
             certain,
         )
         if sku is None or qty == 0:
@@ -987,11 +992,6 @@ class _Fusion:
             code = ReviewReasonCode.WEIGHT_MATCHES_NO_PRODUCT
             self.flag(payer, ReviewReason(code, text, (action.event_id,), bin=action.bin))
             return
-        risk = 1.0 - chances[payer]
-        if weight is None:
-            # Without a scale's word the camera may have imagined the take or miscounted it, whoever it was: ruling
-            # other shoppers out settles who, not whether.
-            risk = max(risk, 1.0 - self.calibration.probability(evidence, action.margin))
         ids = (action.event_id, weight.event_id) if weight is not None else (action.event_id,)
         if action.sign < 0:
             self.explain_return(payer, sku, qty, action.event_id)

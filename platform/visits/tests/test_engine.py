@@ -861,6 +861,19 @@ def test_a_reviewers_cart_labels_the_least_likely_picks_of_a_product_wrong_and_t
     assert by_margin == [(0.3, False, True), (0.97, True, True)]
 
 
+def test_of_two_camera_alone_picks_the_one_the_camera_was_less_sure_of_is_labelled_wrong() -> None:
+    # A shopper alone at a bin without a scale: nobody else can have taken it, so who is certain for both picks;
+    # whether is not — the second, moments later and less sure, is likelier the same take seen twice.
+    s = Script("A")
+    s.pick(10, "A", "B-SOAP", confidence=0.99)
+    s.pick(14, "A", "B-SOAP", confidence=0.9)
+    carts = s.carts()
+    assert items(carts["A"]) == {"SOAP": 2}
+    samples = labelled_samples(carts=carts, decided={"A": {"SOAP": 1}})
+    by_margin = sorted((sample.evidence, sample.margin, sample.correct) for sample in samples)
+    assert by_margin == [(Evidence.CAMERA_ONLY, 0.99, True), (Evidence.CAMERA_REPEATED, 0.9, False)]
+
+
 def test_a_put_back_that_settles_a_hesitation_teaches_without_a_person() -> None:
     s = Script("A", "B")
     s.pick(10, "B", "B-COLA", confidence=0.55, alternatives=[{"session": "A", "confidence": 0.45}])
