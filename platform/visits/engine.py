@@ -44,6 +44,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from itertools import pairwise
 from operator import itemgetter
 from typing import Any, NamedTuple
 
@@ -581,7 +582,7 @@ def _weighed_lone_picks(
             kind = Evidence.CAMERA_COUNTED if action.qty > 1 else Evidence.CAMERA_ONLY
         confirmed = weight is not None and (
             kind != Evidence.CAMERA_COUNTED
-            or _weighs_as(seen_together.get(weight.event_id, action.qty), [action], weight, store)
+            or _weighs_as(seen_together.get(weight.event_id, action.qty), _products_of(action, bin_, store), weight)
         )
         samples[kind].append(Sample(kind, action.margin, confirmed, False))
     return samples
@@ -600,14 +601,14 @@ def _possible_skus(action: _Action, bin_: Bin | None) -> list[str]:
     return [sku for sku in dict.fromkeys((action.sku, bin_.sku if bin_ else None)) if sku]
 
 
-def _weighs_as(count: int, actions: Sequence[_Action], weight: _Weight, store: StoreModel) -> bool:
-    """Whether the weight change is `count` items of a product these actions can have moved."""
-    for action in actions[:1]:
-        for sku in _possible_skus(action, store.bin_at(action.bin, action.ts)):
-            product = store.products.get(sku)
-            if product is not None and _units(weight.delta_g, product) == count:
-                return True
-    return False
+def _products_of(action: _Action, bin_: Bin | None, store: StoreModel) -> list[Product]:
+    """The products an action at `bin_` can have moved: the one its camera saw, the one its bin holds."""
+    return [product for sku in _possible_skus(action, bin_) if (product := store.products.get(sku)) is not None]
+
+
+def _weighs_as(count: int, products: Sequence[Product], weight: _Weight) -> bool:
+    """Whether the weight change is `count` items of one of `products`."""
+    return any(_units(weight.delta_g, product) == count for product in products)
 
 
 def _match_weights(
@@ -625,16 +626,18 @@ def _match_weights(
         by_bin[weight.bin].append(weight)
     times = {code: [w.ts for w in changes] for code, changes in by_bin.items()}
     pairs: list[tuple[bool, float, str, str, _Action, _Weight]] = []
+    can_move: dict[str, list[Product]] = {}  # per action with changes near it, the products it can have moved
     for action in actions:
         changes = by_bin.get(action.bin)
         if not changes:
             continue
         first = bisect.bisect_left(times[action.bin], action.ts - timing.before)
         last = bisect.bisect_right(times[action.bin], action.ts + timing.after)
+        products = can_move[action.event_id] = _products_of(action, store.bin_at(action.bin, action.ts), store)
         for weight in changes[first:last]:
             if (weight.delta_g < 0) == (action.sign > 0):
                 gap = abs((weight.ts - action.ts - timing.typical).total_seconds())
-                agrees = _weighs_as(action.qty, [action], weight, store)
+                agrees = _weighs_as(action.qty, products, weight)
                 pairs.append((not agrees, gap, action.event_id, weight.event_id, action, weight))
     pairs.sort(key=itemgetter(0, 1, 2, 3))
     matched: dict[str, _Weight] = {}
@@ -649,17 +652,26 @@ def _match_weights(
         together = sharing[weight_id]
         count = sum(a.qty for a in together) + action.qty
         same_product = all(_possible_skus(a, None) == _possible_skus(action, None) for a in together)
-        if disagrees and same_product and together[0].bin == action.bin and _weighs_as(count, together, weight, store):
+        leader = together[0]
+        if (
+            disagrees
+            and same_product
+            and leader.bin == action.bin
+            and _weighs_as(count, can_move[leader.event_id], weight)
+        ):
             matched[action_id] = weight
             together.append(action)
     return matched, {weight_id: sum(a.qty for a in together) for weight_id, together in sharing.items()}
 
 
-@dataclass(frozen=True, slots=True)
-class _Sighting:
+class _Sighting(NamedTuple):
     ts: datetime
     place: tuple[float, float]
     event_id: str
+
+
+# A sighting as `_Whereabouts.around` scans them: (seconds, session, x, y, event id).
+_Seen = tuple[float, str, float, float, str]
 
 
 def _wandering(tracks: Iterable[Sequence[_Sighting]]) -> float:
@@ -667,8 +679,8 @@ def _wandering(tracks: Iterable[Sequence[_Sighting]]) -> float:
     lies from the straight line between the one before and the one after, against the time between them."""
     squares = spans = 0.0
     for track in tracks:
-        for before, middle, after in zip(track, track[1:], track[2:], strict=False):
-            since, until = (middle.ts - before.ts).total_seconds(), (after.ts - middle.ts).total_seconds()
+        gaps = [(later.ts - earlier.ts).total_seconds() for earlier, later in pairwise(track)]
+        for before, middle, after, since, until in zip(track, track[1:], track[2:], gaps, gaps[1:], strict=False):
             if since <= 0 or until <= 0:
                 continue
             share = since / (since + until)
@@ -708,7 +720,7 @@ class _Whereabouts:
         ]
         self._action_seconds = [row[0] for row in self._actions]
         self.times = {session: [s.ts for s in sightings] for session, sightings in self.seen.items()}
-        everyone = sorted(
+        everyone: list[_Seen] = sorted(
             (s.ts.timestamp(), session, s.place[0], s.place[1], s.event_id)
             for session, sightings in self.seen.items()
             for s in sightings
@@ -742,15 +754,15 @@ class _Whereabouts:
         middle = bisect.bisect_left(times, now, low)
         high = bisect.bisect_right(times, now + self.horizon, middle)
         excluded = exclude or None  # gates' sightings have no event
-        before: dict[str, tuple[float, float, float]] = {}
-        after: dict[str, tuple[float, float, float]] = {}
+        before: dict[str, _Seen] = {}
+        after: dict[str, _Seen] = {}
         everyone = self._everyone
-        for seconds, session, x, y, event_id in everyone[low:middle]:
-            if event_id != excluded and (among is None or session in among):
-                before[session] = (seconds, x, y)
-        for seconds, session, x, y, event_id in everyone[middle:high]:
-            if session not in after and event_id != excluded and (among is None or session in among):
-                after[session] = (seconds, x, y)
+        for row in everyone[low:middle]:
+            if row[4] != excluded and (among is None or row[1] in among):
+                before[row[1]] = row
+        for row in everyone[middle:high]:
+            if row[1] not in after and row[4] != excluded and (among is None or row[1] in among):
+                after[row[1]] = row
         factors: dict[str, float] = {}
         px, py = place
         reach = 2 * REACH_M
@@ -760,7 +772,7 @@ class _Whereabouts:
             for end in (first, last):
                 if end is None:
                     continue
-                gap, metres = abs(now - end[0]), math.hypot(end[1] - px, end[2] - py)
+                gap, metres = abs(now - end[0]), math.hypot(end[2] - px, end[3] - py)
                 if metres - reach > FASTEST_WALK_M_S * gap:
                     factor = COULD_NOT_BE_HERE
                     break
@@ -768,8 +780,8 @@ class _Whereabouts:
                     factor *= SEEN_HERE if metres <= reach else SEEN_ELSEWHERE
             else:
                 if first is not None and last is not None:
-                    direct = math.hypot(last[1] - first[1], last[2] - first[2])
-                    detour = math.hypot(px - first[1], py - first[2]) + math.hypot(last[1] - px, last[2] - py) - direct
+                    direct = math.hypot(last[2] - first[2], last[3] - first[3])
+                    detour = math.hypot(px - first[2], py - first[3]) + math.hypot(last[2] - px, last[3] - py) - direct
                     if detour - reach > FASTEST_WALK_M_S * (last[0] - first[0]) - direct:
                         factor = COULD_NOT_BE_HERE
             factors[session] = factor
@@ -1036,12 +1048,13 @@ class _Fusion:
         unlisted = len(present) - len(named)
         listed_share = rest * (0.8 if unlisted else 1.0) if alternatives else 0.0
         share = (rest - listed_share) / unlisted if unlisted else 0.0
-        total_alt = sum(max(c, 0.01) for _, c in alternatives)
         # The sessions that stand apart: the listed ones, the ones seen lately, the top's companions. The rest of
         # the store is a crowd in which each shares the leftover doubt evenly.
         weights: dict[str, float] = {top_session: top}
-        for session, confidence in alternatives:
-            weights[session] = listed_share * max(confidence, 0.01) / total_alt
+        if alternatives:
+            total_alt = sum(max(c, 0.01) for _, c in alternatives)
+            for session, confidence in alternatives:
+                weights[session] = listed_share * max(confidence, 0.01) / total_alt
         top_payer = payer_of.get(top_session, top_session)
         group = visits.members.get(top_payer) if payer_of else None
         companions = [s for s in (top_payer, *group) if s in present] if group else [top_payer] * (top_payer in present)
@@ -1065,7 +1078,7 @@ class _Fusion:
                     weights[session] *= busy[session]
             for session in busy.keys() & weights.keys() - named - set(companions):
                 weights[session] *= busy[session]
-        crowd = len(present) - sum(1 for s in weights if s in present) if share else 0
+        crowd = len(present) - len(weights.keys() & present) if share else 0
         # The crowd's busy members count for less of it.
         busy_crowd = sum(1.0 - f for s, f in busy.items() if s not in weights) if crowd and busy else 0.0
         if len(named) < len(listed):
@@ -1092,8 +1105,7 @@ class _Fusion:
         for session in named:
             if payer_of.get(session, session) != top_payer:
                 return True
-        near = (session for session, factor in likely.items() if factor > 1.0)
-        return any(payer_of.get(session, session) != top_payer for session in near)
+        return any(factor > 1.0 and payer_of.get(session, session) != top_payer for session, factor in likely.items())
 
     @staticmethod
     def join_crowd(weights: dict[str, float], present: set[str], share: float, busy: Mapping[str, float]) -> None:
