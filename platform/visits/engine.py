@@ -265,8 +265,7 @@ class _Action(NamedTuple):
     margin: float  # the confidence minus the runner-up's, on the stack's scale (`stack_confidence_scale`)
 
 
-@dataclass(frozen=True, slots=True)
-class _Weight:
+class _Weight(NamedTuple):
     event_id: str
     ts: datetime
     bin: str
