@@ -196,13 +196,9 @@ def _stack_habits(habits: engine.StackHabits) -> dict[str, Any]:
     }
 
 
-def _pair_scales(cameras: Sequence[Event], scales: Sequence[Event]) -> dict[str, Event]:
-    """Each camera event with the scale reading of its bin nearest the scales' usual delay (as the engine pairs
-    them, with the timing these events show: `engine.read_scale_timing`)."""
-    timing = engine.read_scale_timing(
-        cameras=((str(c.payload.get("bin")), c.ts, 1 if c.type == "item.picked" else -1) for c in cameras),
-        scales=((str(s.payload.get("bin")), s.ts, 1 if _number(s.payload.get("delta_g")) < 0 else -1) for s in scales),
-    )
+def _pair_scales(cameras: Sequence[Event], scales: Sequence[Event], timing: engine.ScaleTiming) -> dict[str, Event]:
+    """Each camera event with the scale reading of its bin nearest the scales' usual delay, within their window (as
+    the engine pairs them, with the store's scale `timing`)."""
     options = []
     for camera in cameras:
         taken = camera.type == "item.picked"
@@ -229,7 +225,13 @@ class Timeline:
     """The evidence as rows: a camera event beside the scale reading it matches, other events alone."""
 
     def __init__(
-        self, visit: Visit, evidence: VisitEvidence, tz: zoneinfo.ZoneInfo, links: Mapping[str, str] | None = None
+        self,
+        visit: Visit,
+        evidence: VisitEvidence,
+        tz: zoneinfo.ZoneInfo,
+        *,
+        timing: engine.ScaleTiming,
+        links: Mapping[str, str] | None = None,
     ) -> None:
         self.visit, self.evidence, self.tz, self.links = visit, evidence, tz, links or {}
         self.group = {visit.session, *(m.session for m in selectors.group_members(visit))}
@@ -242,7 +244,7 @@ class Timeline:
         self.start = visit.entered_at or (evidence.events[0].ts if evidence.events else None)
         cameras = [e for e in evidence.events if e.type in CAMERA_TYPES]
         scales = [e for e in evidence.events if e.type == SCALE_TYPE]
-        self.paired = _pair_scales(cameras, scales)
+        self.paired = _pair_scales(cameras, scales, timing)
         self.paired_scales = {scale.event_id for scale in self.paired.values()}
         self.by_id = {e.event_id: e for e in evidence.events}
         self.rows = [row for e in evidence.events if (row := self._row(e)) is not None]
@@ -767,7 +769,10 @@ def evidence_pieces(visit: Visit) -> EvidencePieces:
     others = Visit.objects.filter(store=store, session__in=sorted(named - {visit.session})).only("pk", "session")
     links = {v.session: reverse("admin:visits_visit_change", args=[v.pk]) for v in others}
     tz = _zone(store.timezone)
-    timeline = Timeline(visit, evidence, tz, links)
+    # The scales' timing the engine read this visit with: the store's, up to the visit's end (`settling.stack_habits`).
+    until = visit.exited_at or (evidence.events[-1].ts if evidence.events else timezone.now())
+    timing = settling.stack_habits(store=store, until=until).scale_timing
+    timeline = Timeline(visit, evidence, tz, timing=timing, links=links)
     group = _group(visit, timeline, tz)
     return EvidencePieces(
         evidence=evidence,

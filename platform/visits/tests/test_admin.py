@@ -220,6 +220,38 @@ def test_the_visit_page_shows_the_receipt_reasons_timeline_and_plan(manager_a: U
     assert "Approve and charge" in body and "Void (no charge)" in body
 
 
+def test_a_late_scale_reading_sits_beside_its_pick_when_the_stores_scales_are_late(
+    manager_a: User,
+    priced_store: Store,  # noqa: F811
+) -> None:
+    """The store's scales stamp a change 9 s after the hand (its earlier picks show it): the visit's page pairs as
+    the engine does, with the store's timing, not with the few delays of the visit's own events."""
+    store = priced_store
+    earlier = []
+    for n in range(40):
+        at = -3600 + n * 60
+        pick = f"p{n:02d}"
+        taken = {"session": f"X{n}", "bin": "F01-B02", "device": "CAM-01", "confidence": 0.97}
+        earlier.append(_event(store, pick, "item.picked", at, **taken))
+        weighed = {"bin": "F01-B02", "device": "W-F01-B02", "delta_g": -250}
+        earlier.append(_event(store, f"w{n:02d}", "shelf.weight_changed", at + 9, **weighed))
+    visit_events = [
+        _event(store, "e01", "session.started", 0, session="R1", shopper="tok-R1", gate="GATE-IN"),
+        _event(store, "e02", "item.picked", 60, session="R1", bin="F01-B01", device="CAM-01", confidence=0.97),
+        _event(store, "e03", "shelf.weight_changed", 69, bin="F01-B01", device="W-F01-B01", delta_g=-250),
+        _event(store, "e10", "session.ended", 300, session="R1", gate="GATE-OUT"),
+    ]
+    Event.unscoped.bulk_create(earlier + visit_events)
+    visit = _visit(store, "R1", review_reasons=[UNSURE_AT_E04])
+
+    page = logged_in(manager_a).get(f"{QUEUE}{visit.pk}/change/").content.decode()
+
+    timeline = page[page.index('id="review-timeline"') : page.index('id="review-decisions"')]
+    rows = re.findall(r'<tr class="oa-timeline-row[^"]*">(.*?)</tr>', timeline, re.S)
+    paired = next(row for row in rows if "e02" in row)
+    assert "e03" in paired and "no matching scale reading" not in paired
+
+
 def test_a_line_is_marked_when_its_doubt_is_above_the_stores_charge_limit(manager_a: User, waiting: Visit) -> None:
     """R1's line is 0.97 sure: 3 % doubt is above a new store's 0.5 % limit, and within a learnt limit of 4 %."""
     client = logged_in(manager_a)
