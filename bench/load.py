@@ -15,7 +15,8 @@ In one run it
    server (gunicorn with deploy/gunicorn.conf.py, --web-workers x --web-threads) and Celery workers (solo
    pools: one per queue for visits and payments, one for ingest and default) at niceness --worker-nice and CPU
    class --worker-cpu-class (the live queue's at niceness 5, --live-cpu-class), as deploy/celery-worker.sh starts
-   them; each worker's database backends take its class (core/priority.py);
+   them; each worker's database backends take its class (core/priority.py), and the idle-class workers, their
+   backends and the Stripe stand-in share a cgroup with cpu.idle 1 (--worker-cgroup, WORKER_CPU_CGROUP);
 3. registers --shoppers-per-store shoppers per store (a card each, through the API), simulates a day for every
    store (`visits.simulator`, "realistic" profile) whose entries carry those shoppers' tokens, and uploads the
    backlog stores' days (--backlog-visits visits each): the workers are busy settling before the load starts;
@@ -71,6 +72,7 @@ from machine import (
     end_other_backends,
     forget_queued_tasks,
     free_port,
+    idle_cgroup,
     machine_busy_seconds,
     postgres_cpu_seconds,
     reaped_cpu_seconds,
@@ -282,11 +284,19 @@ class Processes:
         self.start("web", argv, env)
 
     def start_workers(
-        self, *, visits: int, payments: int, nice: int, cpu_class: str, live_nice: int = 5, live_cpu_class: str = ""
+        self,
+        *,
+        visits: int,
+        payments: int,
+        nice: int,
+        cpu_class: str,
+        live_nice: int = 5,
+        live_cpu_class: str = "",
+        cgroup: Path | None = None,
     ) -> None:
         """Solo workers, one process each, at the niceness deploy/celery-worker.sh gives them (CELERY_NICE) and the
         CPU class of WORKER_CPU_CLASS (core/priority.py); the live queue's at the niceness and class deployed
-        (deploy/compose.yaml)."""
+        (deploy/compose.yaml). Those of the idle class join `cgroup` (WORKER_CPU_CGROUP) with their backends."""
         groups = [("visits", n) for n in range(visits)] + [("payments", n) for n in range(payments)]
         groups += [("ingest,default", 0), ("live", 0)]
         for queues, number in groups:
@@ -297,13 +307,12 @@ class Processes:
             argv += ["--without-heartbeat", "--without-mingle", "--without-gossip"]
             env = {**self.env, "PROMETHEUS_MULTIPROC_DIR": str(self.logs / f"prometheus-{label}-{number}")}
             env["WORKER_CPU_CLASS"] = (live_cpu_class or cpu_class) if queues == "live" else cpu_class
+            env["WORKER_CPU_CGROUP"] = str(cgroup or "")
             self.start(f"worker-{label}-{number}", argv, env)
 
     def worker_cpu_classes(self) -> dict[str, str]:
-        """Each worker's scheduling class and niceness as the kernel has them (e.g. `idle/19`, `normal/5`)."""
-        from core.priority import cpu_class_of
-
-        return {name: cpu_class_of(process.pid) for name, process in self.started if name.startswith("worker")}
+        """Each worker's scheduling class, niceness and cgroup as the kernel has them (e.g. `idle/19 /idle`)."""
+        return {name: _cpu_place(process.pid) for name, process in self.started if name.startswith("worker")}
 
     def cpu_seconds(self) -> dict[str, float]:
         """CPU-seconds so far of the web server (master and workers, those recycled by gunicorn's max_requests
@@ -378,12 +387,18 @@ def _queue_lengths() -> dict[str, int]:
         client.close()
 
 
-def _backend_cpu_classes() -> dict[str, int]:
-    """How many of this database's PostgreSQL backends run in each CPU class (the web's at `normal/0`, the workers'
-    in theirs when core/priority.py could give it), read from the kernel; `elsewhere`: not on this host."""
-    from django.db import connection
+def _cpu_place(pid: int) -> str:
+    """A process's CPU class and niceness, and its cgroup: e.g. `idle/10 /openaisle-bench-load`, `normal/0 /`."""
+    from core.priority import cgroup_of, cpu_class_of
 
-    from core.priority import cpu_class_of
+    return f"{cpu_class_of(pid)} {cgroup_of(pid)}"
+
+
+def _backend_cpu_classes() -> dict[str, int]:
+    """How many of this database's PostgreSQL backends run in each CPU class and cgroup (the web's at `normal/0`,
+    the workers' in theirs when core/priority.py could give it), read from the kernel; `elsewhere`: not on this
+    host."""
+    from django.db import connection
 
     with connection.cursor() as cursor:
         cursor.execute(
@@ -394,7 +409,7 @@ def _backend_cpu_classes() -> dict[str, int]:
     classes: dict[str, int] = {}
     for pid in pids:
         try:
-            name = cpu_class_of(pid)
+            name = _cpu_place(pid)
         except OSError:
             name = "elsewhere"
         classes[name] = classes.get(name, 0) + 1
@@ -666,6 +681,15 @@ def _plans(args: argparse.Namespace, stores: list[Any], tokens: list[str], *, pu
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
+    """The run, with the idle-class workers (and the Stripe stand-in) in an idle cgroup of the run's own, unless
+    --worker-cgroup none or the host has none to give."""
+    if args.worker_cgroup == "none":
+        return _run(args, cgroup=None)
+    with idle_cgroup("openaisle-bench-load") as cgroup:
+        return _run(args, cgroup=cgroup)
+
+
+def _run(args: argparse.Namespace, *, cgroup: Path | None) -> dict[str, Any]:
     from django.db.models import Count, Q, Sum
 
     from billing.payments.stripe_standin import LocalStripe
@@ -688,6 +712,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         stripe_pid = stripe.pid
         if args.stripe_cpu_class == "idle" and stripe_pid:
             os.sched_setscheduler(stripe_pid, os.SCHED_IDLE, os.sched_param(0))
+            if cgroup is not None:
+                (cgroup / "cgroup.procs").write_text(str(stripe_pid))
         env = support.server_environment(
             media=work / "media",
             STRIPE_API_BASE=stripe.base_url,  # every payment goes to the stand-in on 127.0.0.1
@@ -705,6 +731,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             nice=args.worker_nice,
             cpu_class=args.worker_cpu_class,
             live_cpu_class=args.live_cpu_class,
+            cgroup=cgroup,
         )
         processes.wait_ready(workers=args.visits_workers + args.payments_workers + 2)
         worker_classes = processes.worker_cpu_classes()
@@ -775,6 +802,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 "nice": args.worker_nice,
                 "cpu_class": args.worker_cpu_class,
                 "live_cpu_class": args.live_cpu_class or args.worker_cpu_class,
+                "cgroup": str(cgroup) if cgroup else None,
                 "as_the_kernel_has_them": worker_classes,
             },
             "backlog": {
@@ -872,6 +900,13 @@ def main() -> None:
         choices=["idle", "normal"],
         help="the Stripe stand-in's CPU class (default idle: Stripe itself takes no CPU of the host in production; "
         "here only the payments worker, at the idle class, calls it during the load)",
+    )
+    parser.add_argument(
+        "--worker-cgroup",
+        default="idle",
+        choices=["idle", "none"],
+        help="idle (default): the idle-class workers, their backends and the Stripe stand-in in a cgroup with "
+        "cpu.idle 1 (WORKER_CPU_CGROUP), as a systemd slice with CPUWeight=idle has them; none: SCHED_IDLE alone",
     )
     parser.add_argument("--port", type=int, default=0, help="the web server's port, the Stripe stand-in's + 1 (free)")
     parser.add_argument("--seed", type=int, default=1)

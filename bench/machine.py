@@ -6,6 +6,7 @@ import contextlib
 import os
 import socket
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -159,3 +160,26 @@ def end_other_backends() -> int:
             " WHERE datname = current_database() AND pid <> pg_backend_pid()"
         )
         return int(cursor.fetchone()[0])
+
+
+@contextlib.contextmanager
+def idle_cgroup(name: str) -> Iterator[Path | None]:
+    """A cgroup of `name` with `cpu.idle` 1 for the run (cgroup v2, or v1's cpu controller), removed after it (what
+    is still in it back to the parent); None where this host has none or this process may not make one."""
+    unified = Path("/sys/fs/cgroup")
+    parent = unified if (unified / "cgroup.controllers").exists() else unified / "cpu"
+    cgroup = parent / name
+    try:
+        cgroup.mkdir(exist_ok=True)
+        (cgroup / "cpu.idle").write_text("1")
+    except OSError:
+        yield None
+        return
+    try:
+        yield cgroup
+    finally:
+        for pid in (cgroup / "cgroup.procs").read_text().split():
+            with contextlib.suppress(OSError):
+                (parent / "cgroup.procs").write_text(pid)
+        with contextlib.suppress(OSError):
+            cgroup.rmdir()

@@ -23,6 +23,9 @@
 #                                               normal: niceness alone (the live queue's worker, at 5)
 #   WORKER_DB_BACKEND_PRIORITY      true        false behind a pooler on this host (PgBouncer: a backend serves
 #                                               the web's queries too)
+#   WORKER_CPU_CGROUP               (unset)     an idle worker joins this cgroup (its cpu.idle must be 1, e.g.
+#                                               a systemd slice with CPUWeight=idle) and puts its backends there:
+#                                               idle against every other group, PostgreSQL's and sessions' too
 #
 # The node name is celery@<hostname> unless `-n NAME` is given (several workers on one host need
 # distinct names, as in deploy/Procfile); the compose file's health check pings celery@$HOSTNAME.

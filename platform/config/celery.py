@@ -58,6 +58,8 @@ def _background_priority(**_: Any) -> None:
     from core import priority
 
     cpu_class = priority.worker_cpu_class_apply(settings.WORKER_CPU_CLASS)
+    if settings.WORKER_CPU_CGROUP and cpu_class.startswith("idle/"):
+        priority.worker_cpu_cgroup_join(settings.WORKER_CPU_CGROUP)
     if settings.WORKER_DB_BACKEND_PRIORITY:
         connection_created.connect(priority.backend_priority_follow, weak=False, dispatch_uid="openaisle-db-priority")
         connections.close_all()  # one opened already (Django's checks) would keep its backend's priority

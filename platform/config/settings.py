@@ -258,6 +258,8 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 # of their connections, only on CPU time the web leaves; "normal" keeps the class they were started with.
 WORKER_CPU_CLASS = env.str("WORKER_CPU_CLASS", default="idle")
 WORKER_DB_BACKEND_PRIORITY = env.bool("WORKER_DB_BACKEND_PRIORITY", default=True)
+# An idle worker's cgroup (cpu.idle = 1), joined with its backends: idle against every other group, not only its own.
+WORKER_CPU_CGROUP = env.str("WORKER_CPU_CGROUP", default="")
 CELERY_TASK_ROUTES = {
     "webhooks.deliver": {"queue": "live"},  # core.tasks.LIVE_QUEUE: a delivery is a short call that people wait on
     "ingest.*": {"queue": "ingest"},

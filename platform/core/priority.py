@@ -16,6 +16,13 @@ niceness (`backend_priority_follow`, on `connection_created`) when the database 
 process may change it (root or CAP_SYS_NICE; PostgreSQL in another container or host: nothing is done, logged
 once). The backend ends with its connection, so no other client inherits the class. Behind a pooler on the same
 host (PgBouncer), a server connection serves many clients: set `WORKER_DB_BACKEND_PRIORITY=false` there.
+
+`WORKER_CPU_CGROUP`, for an idle worker: a cgroup directory whose `cpu.idle` is 1 (cgroup v2, or v1's cpu
+controller; systemd: a slice with `CPUWeight=idle`). The worker joins it at start (`worker_cpu_cgroup_join`)
+and puts its backends there too. Per-process SCHED_IDLE ranks a process only within its own group: with
+`kernel.sched_autogroup_enabled` each session is one, and PostgreSQL's backends share the postmaster's, so
+an idle backend still took the web's backends' share of the cores. An idle cgroup is idle against every
+other group (bench/load.py measures both).
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ logger = logging.getLogger(__name__)
 
 CPU_CLASSES = ("idle", "normal")
 _refused_logged = False
+_worker_cgroup: Path | None = None  # the idle cgroup this worker joined, where its backends go too
 
 
 def worker_cpu_class_apply(cpu_class: str) -> str:
@@ -42,6 +50,33 @@ def worker_cpu_class_apply(cpu_class: str) -> str:
         except OSError as refused:  # a container whose seccomp profile refuses it: the niceness still holds
             logger.warning("the idle CPU class was refused: %s", refused, extra={"cpu_class": cpu_class})
     return cpu_class_of(0)
+
+
+def worker_cpu_cgroup_join(directory: str) -> bool:
+    """Move this process into the cgroup `directory` (whose `cpu.idle` must be 1), and its backends from then on;
+    whether it could. Refused (logged): a cgroup that is missing, not idle, or not this process's to join."""
+    global _worker_cgroup
+    cgroup = Path(directory)
+    try:
+        if (cgroup / "cpu.idle").read_text().strip() != "1":
+            raise ValueError(f"{cgroup} is not an idle cgroup (cpu.idle is not 1)")
+        _cgroup_move(cgroup, os.getpid())
+    except (OSError, ValueError) as refused:
+        logger.warning("the worker stays in its cgroup: %s", refused, extra={"cgroup": directory})
+        return False
+    _worker_cgroup = cgroup
+    return True
+
+
+def cgroup_of(pid: int) -> str:
+    """The cgroup of process `pid` that decides its CPU share: v1's cpu controller's, else v2's (e.g. `/idle`)."""
+    paths = dict(line.split(":", 2)[1:] for line in Path(f"/proc/{pid}/cgroup").read_text().splitlines())
+    controllers = {name: path for names, path in paths.items() for name in names.split(",")}
+    return controllers.get("cpu", paths.get("", "/"))
+
+
+def _cgroup_move(cgroup: Path, pid: int) -> None:
+    (cgroup / "cgroup.procs").write_text(str(pid))
 
 
 def cpu_class_of(pid: int) -> str:
@@ -75,6 +110,8 @@ def _give_own_priority(pid: int) -> None:
         os.sched_setscheduler(pid, os.SCHED_IDLE, os.sched_param(0))
     if os.getpriority(os.PRIO_PROCESS, pid) < niceness:
         os.setpriority(os.PRIO_PROCESS, pid, niceness)
+    if _worker_cgroup is not None:
+        _cgroup_move(_worker_cgroup, pid)
 
 
 def _log_refused_once(pid: int, refused: Exception) -> None:

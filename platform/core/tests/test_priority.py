@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -52,6 +54,40 @@ def _backend_of_new_connection() -> tuple[int, str]:
 
 def _may_change_others_priority() -> bool:
     return os.geteuid() == 0
+
+
+def _made_cgroup(*, idle: str) -> Iterator[Path]:
+    """A cgroup of this test's own (cgroup v2, or v1's cpu controller) with `cpu.idle` at `idle`; what is left in it
+    goes back to the parent afterwards and it is removed."""
+    unified = Path("/sys/fs/cgroup")
+    parent = unified if (unified / "cgroup.controllers").exists() else unified / "cpu"
+    cgroup = parent / f"openaisle-test-{os.getpid()}"
+    try:
+        cgroup.mkdir()
+        (cgroup / "cpu.idle").write_text(idle)
+    except OSError as refused:
+        with contextlib.suppress(OSError):
+            cgroup.rmdir()
+        pytest.skip(f"no cgroup with cpu.idle can be made here: {refused}")
+    try:
+        yield cgroup
+    finally:
+        for pid in (cgroup / "cgroup.procs").read_text().split():
+            with contextlib.suppress(OSError):  # a backend that has ended since
+                (parent / "cgroup.procs").write_text(pid)
+        cgroup.rmdir()
+
+
+@pytest.fixture
+def idle_cgroup(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    monkeypatch.setattr(priority, "_worker_cgroup", None)  # the cgroup the test process joins is forgotten after
+    yield from _made_cgroup(idle="1")
+
+
+@pytest.fixture
+def busy_cgroup(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    monkeypatch.setattr(priority, "_worker_cgroup", None)
+    yield from _made_cgroup(idle="0")
 
 
 @pytest.fixture
@@ -123,3 +159,49 @@ def test_a_backend_that_may_not_be_changed_is_left_quietly_and_said_once(
     assert classes == ["normal/0", "normal/0"]  # connected and answering, backends unchanged
     said = [record for record in caplog.records if "keep their priority" in record.getMessage()]
     assert len(said) == 1
+
+
+@postgresql_on_this_host
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(not _may_change_others_priority(), reason="needs root to move processes between cgroups")
+def test_an_idle_worker_and_its_new_backends_join_its_idle_cgroup(follows_worker: Any, idle_cgroup: Path) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        webs_backend = int(cursor.fetchone()[0])
+    elsewhere = priority.cgroup_of(webs_backend)
+
+    assert priority.worker_cpu_cgroup_join(str(idle_cgroup))
+
+    assert priority.cgroup_of(os.getpid()) == f"/{idle_cgroup.name}"
+    opened = connections.create_connection("default")
+    try:
+        opened.connect()
+        with opened.cursor() as cursor:
+            cursor.execute("SELECT pg_backend_pid()")
+            assert priority.cgroup_of(int(cursor.fetchone()[0])) == f"/{idle_cgroup.name}"
+    finally:
+        opened.close()
+    assert priority.cgroup_of(webs_backend) == elsewhere  # a connection opened before is left where it was
+
+
+def test_a_missing_cgroup_is_refused_and_the_worker_stays_where_it_was(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(priority, "_worker_cgroup", None)
+    before = priority.cgroup_of(os.getpid())
+
+    assert not priority.worker_cpu_cgroup_join(str(tmp_path / "no-such-cgroup"))
+
+    assert priority.cgroup_of(os.getpid()) == before
+    assert priority._worker_cgroup is None
+    assert any("stays in its cgroup" in record.getMessage() for record in caplog.records)
+
+
+@pytest.mark.skipif(not _may_change_others_priority(), reason="needs root to make a cgroup")
+def test_a_cgroup_that_is_not_idle_is_refused(busy_cgroup: Path) -> None:
+    before = priority.cgroup_of(os.getpid())
+
+    assert not priority.worker_cpu_cgroup_join(str(busy_cgroup))
+
+    assert priority.cgroup_of(os.getpid()) == before
+    assert (busy_cgroup / "cgroup.procs").read_text() == ""
