@@ -182,7 +182,8 @@ def _seconds(at: timedelta) -> str:
 
 
 def _stack_habits(habits: engine.StackHabits) -> dict[str, Any]:
-    """How the store's stack reports, as the calibration page tells it: the cameras' scale, the scales' timing."""
+    """How the store's stack reports, as the calibration page tells it: the cameras' scale, the scales' timing and
+    how far off they weigh."""
     timing = habits.scale_timing
     typical = timing.typical
     return {
@@ -193,6 +194,7 @@ def _stack_habits(habits: engine.StackHabits) -> dict[str, Any]:
             "before": _seconds(timing.before),
             "after": _seconds(timing.after),
         },
+        "weighing_spread": f"{habits.weighing_spread:.1%}".replace("%", " %") if habits.weighing_spread else "",
     }
 
 

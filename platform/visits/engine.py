@@ -65,6 +65,11 @@ SCALE_TIMING_PAIRS = 30
 SCALE_TIMING_SHARE = 0.95
 SCALE_TIMING_PAD = timedelta(seconds=1.5)
 LOOSE_WEIGHT_SLACK = 2.0
+# A store's scales may weigh wider of the catalog than its tolerances (noise, a gain off): from this many weighings
+# that make the count of the one camera action they go with, a weighing that matches no product exactly matches the
+# product seen when within the `WEIGHING_SHARE` quantile of how far those were off, widened by `WEIGHING_PAD`.
+WEIGHING_SHARE = 0.99
+WEIGHING_PAD = 1.25
 DEFAULT_RISK = 0.005
 # A stack's confidence scale (`stack_confidence_scale`): in steps of this, off this many picks at least, never below.
 SCALE_STEP = 0.05
@@ -525,6 +530,7 @@ class StackHabits:
     scale_timing: ScaleTiming = field(default_factory=ScaleTiming)
     taught: Mapping[Evidence, Curve] = field(default_factory=dict)
     taught_from: Mapping[Evidence, int] = field(default_factory=dict)
+    weighing_spread: float = 0.0  # how far its scales weigh off, per unit (`read_weighing_spread`; 0: unknown)
 
     def applied_to(self, calibration: Calibration) -> Calibration:
         """The calibration a store reads with: its own, or — while it has learnt nothing yet — the default with the
@@ -540,12 +546,38 @@ def stack_habits(*, events: Iterable[Mapping[str, Any]], store: StoreModel) -> S
     actions, weights, _, reports, _, scale = _read(events, None)
     timing = _timing_of(actions, weights)
     matched, seen_together = _match_weights(actions, weights, store, timing)
-    return _habits(scale, timing, _weighed_lone_picks(actions, matched, seen_together, store, reports))
+    weighed = _weighed_lone_picks(actions, matched, seen_together, store, reports)
+    return _habits(scale, timing, weighed, read_weighing_spread(actions, matched, seen_together, store))
 
 
-def _habits(scale: float, timing: ScaleTiming, weighed: Mapping[Evidence, list[Sample]]) -> StackHabits:
+def _habits(scale: float, timing: ScaleTiming, weighed: Mapping[Evidence, list[Sample]], spread: float) -> StackHabits:
     taught = {kind: scale_taught(picks) for kind, picks in weighed.items() if len(picks) >= SCALE_TAUGHT_PICKS}
-    return StackHabits(scale, timing, taught, {kind: len(weighed[kind]) for kind in taught})
+    return StackHabits(scale, timing, taught, {kind: len(weighed[kind]) for kind in taught}, spread)
+
+
+def read_weighing_spread(
+    actions: Sequence[_Action], matched: Mapping[str, _Weight], seen_together: Mapping[str, int], store: StoreModel
+) -> float:
+    """How far the store's scales weigh from the catalog, per unit: of the weighings that go with one camera action
+    and make its count of the product it saw, the `WEIGHING_SHARE` quantile of how far each was off (per unit, and
+    per square root of the count as `_units` allows), widened by `WEIGHING_PAD`; 0 from fewer than
+    `SCALE_TIMING_PAIRS` of them."""
+    off: list[float] = []
+    for action in actions:
+        weight = matched.get(action.event_id)
+        if weight is None or seen_together.get(weight.event_id, action.qty) != action.qty:
+            continue
+        bin_ = store.bin_at(action.bin, action.ts)
+        product = store.products.get(action.sku or bin_.sku) if bin_ else None
+        if product is None or product.unit_weight_g <= 0:
+            continue
+        if round(abs(weight.delta_g) / product.unit_weight_g) == action.qty:
+            grams_off = abs(abs(weight.delta_g) - action.qty * product.unit_weight_g)
+            off.append(grams_off / (product.unit_weight_g * action.qty**0.5))
+    if len(off) < SCALE_TIMING_PAIRS:
+        return 0.0
+    off.sort()
+    return round(off[int(WEIGHING_SHARE * (len(off) - 1))] * WEIGHING_PAD, 4)
 
 
 def _weighed_lone_picks(
@@ -587,12 +619,13 @@ def _weighed_lone_picks(
     return samples
 
 
-def _units(delta_g: float, product: Product, *, slack: float = 1.0) -> int:
-    """How many units of `product` a weight change of `delta_g` is (0 when it matches no whole number)."""
+def _units(delta_g: float, product: Product, *, slack: float = 1.0, spread: float = 0.0) -> int:
+    """How many units of `product` a weight change of `delta_g` is (0 when it matches no whole number): within
+    `slack` times its tolerance, or `spread` of its weight (the store's scales' own, `read_weighing_spread`)."""
     count = round(abs(delta_g) / product.unit_weight_g)
     if count == 0:
         return 0
-    allowed = slack * product.tolerance_g * max(1.0, count**0.5)
+    allowed = max(slack * product.tolerance_g, spread * product.unit_weight_g) * max(1.0, count**0.5)
     return count if abs(abs(delta_g) - count * product.unit_weight_g) <= allowed else 0
 
 
@@ -888,8 +921,9 @@ class _Fusion:
         seen_together: Mapping[str, int],
         timing: ScaleTiming,
         restocks: Sequence[_Restock] = (),
+        weighing_spread: float = 0.0,
     ) -> None:
-        self.store, self.visits, self.timing = store, visits, timing
+        self.store, self.visits, self.timing, self.weighing_spread = store, visits, timing, weighing_spread
         self.whereabouts, self.calibration, self.seen_together = whereabouts, calibration, seen_together
         self.movements: list[_Movement] = []
         self.doubts: dict[str, set[ReviewReason]] = defaultdict(set)
@@ -979,7 +1013,7 @@ class _Fusion:
         member = members[payer]
         together = self.seen_together.get(weight.event_id, action.qty) if weight is not None else action.qty
         held = self.may_hold(payer) if action.sign < 0 else {}
-        sku, qty = _product_for(action, bin_, weight, self.store, held, together)
+        sku, qty = _product_for(action, bin_, weight, self.store, held, together, self.weighing_spread)
         risk = 1.0 - chances[payer]
         if weight is None:
             # Without a scale's word the camera may have imagined the take or miscounted it, whoever it was: ruling
@@ -1326,6 +1360,7 @@ def _product_for(
     store: StoreModel,
     held: Mapping[str, int],
     together: int | None = None,
+    spread: float = 0.0,
 ) -> tuple[str | None, int]:
     """Which product moved and how many: the scale decides when there is one, else the camera.
 
@@ -1333,7 +1368,8 @@ def _product_for(
     shopper holds (an item put back into another product's bin). Among the products the weight
     matches, one that makes the count the camera saw goes first; a change several actions share
     (`together`: the count they saw between them) gives each action its own count. A noisy weighing
-    that only roughly matches what the camera saw still confirms it.
+    that only roughly matches what the camera saw still confirms it: within twice the product's tolerance, or as
+    far off as the store's scales weigh (`spread`, `read_weighing_spread`).
     """
     if action.sign > 0:
         candidates = [action.sku, bin_.sku] if action.sku and action.sku != bin_.sku else [bin_.sku]
@@ -1356,7 +1392,7 @@ def _product_for(
     if counts:
         return counts[0][0], counts[0][1] if expected == action.qty else action.qty
     seen = store.products.get(action.sku or bin_.sku)
-    if seen is not None and (count := _units(weight.delta_g, seen, slack=LOOSE_WEIGHT_SLACK)):
+    if seen is not None and (count := _units(weight.delta_g, seen, slack=LOOSE_WEIGHT_SLACK, spread=spread)):
         return seen.sku, count if expected == action.qty else action.qty
     return None, 0
 
@@ -1386,11 +1422,13 @@ def infer_carts(
     if habits is None:
         learns = not calibration.has_learnt  # a store that has learnt reads with its own curves
         weighed = _weighed_lone_picks(actions, matched, seen_together, store, reports) if learns else {}
-        habits = _habits(scale, timing, weighed)
+        habits = _habits(scale, timing, weighed, read_weighing_spread(actions, matched, seen_together, store))
     calibration = habits.applied_to(calibration)
     used_weights = {w.event_id for w in matched.values()}
     whereabouts = _Whereabouts(actions, visits, store)
-    fusion = _Fusion(store, visits, reports, whereabouts, calibration, seen_together, timing, restocks)
+    fusion = _Fusion(
+        store, visits, reports, whereabouts, calibration, seen_together, timing, restocks, habits.weighing_spread
+    )
     steps: list[tuple[datetime, str, _Action | _Weight]] = [(a.ts, a.event_id, a) for a in actions]
     steps += [(w.ts, w.event_id, w) for w in weights if w.event_id not in used_weights]
     for _ts, _id, step in sorted(steps, key=itemgetter(0, 1)):

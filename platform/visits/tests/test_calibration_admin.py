@@ -137,6 +137,25 @@ def test_the_calibration_page_says_how_late_the_store_s_scales_weigh(
     assert "10.0 s late" in fact and "Of 40 picks" in fact and "to 13.5 s after" in fact
 
 
+def test_the_calibration_page_says_how_far_off_the_store_s_scales_weigh(
+    manager_a: User,
+    priced_store: Store,  # noqa: F811
+) -> None:
+    client = logged_in(manager_a)
+    assert "Too few weighings" in _fact(client, priced_store, "weighing")
+    now = timezone.now()
+    events = []
+    for n in range(40):
+        at = now - timedelta(minutes=n + 1)
+        taken = {"session": f"S{n}", "bin": "F01-B01", "device": "CAM-01", "confidence": 0.97}
+        events.append(stored_event(priced_store, f"p{n}", "item.picked", at, **taken))
+        heavy = {"bin": "F01-B01", "device": "W-F01-B01", "delta_g": -275.0}  # one 250 g unit, 10 % heavy
+        events.append(stored_event(priced_store, f"w{n}", "shelf.weight_changed", at + timedelta(seconds=1), **heavy))
+    Event.unscoped.bulk_create(events)
+    fact = _fact(client, priced_store, "weighing")
+    assert "± 12.5 %" in fact and "within 12.5 % of a whole number" in fact
+
+
 def test_a_new_stores_page_shows_the_curves_its_scales_taught(
     manager_a: User,
     priced_store: Store,  # noqa: F811

@@ -123,6 +123,37 @@ def test_the_scale_says_how_many() -> None:
     assert items(s.carts()["A"]) == {"CHIPS": 2}
 
 
+def _colas_weighed_off(shoppers: int) -> Script:
+    """Shoppers one after another, each taking a cola (345 g, tolerance 12 g) weighed 9 % light or heavy: 31 g off,
+    beyond twice the catalog's tolerance."""
+    s = Script.arriving(shoppers, every=60, stay=30)
+    for n in range(shoppers):
+        s.pick(n * 60 + 10, f"V{n}", "B-COLA")
+        s.weigh(n * 60 + 11, "B-COLA", -345 * (1.09 if n % 2 else 0.91))
+    return s
+
+
+def test_a_store_whose_scales_weigh_wider_than_the_catalog_says_has_its_weighings_read_as_they_weigh() -> None:
+    few, many = _colas_weighed_off(5).carts(), _colas_weighed_off(40).carts()
+    # Five weighings say nothing of the store's scales: each matches no product and goes to a person.
+    assert {s: (items(c), c.decision) for s, c in few.items()} == {f"V{n}": ({}, "review") for n in range(5)}
+    assert all(r.code == Code.WEIGHT_MATCHES_NO_PRODUCT for c in few.values() for r in c.reasons)
+    # Forty weighings, every one 9 % off, show how these scales weigh: each is one cola, charged.
+    assert {s: (items(c), c.decision) for s, c in many.items()} == {f"V{n}": ({"COLA": 1}, "charge") for n in range(40)}
+    habits = stack_habits(events=_colas_weighed_off(40).events, store=STORE)
+    assert habits.weighing_spread == pytest.approx(0.09 * 1.25, abs=0.002)
+    assert stack_habits(events=_colas_weighed_off(5).events, store=STORE).weighing_spread == 0.0
+
+
+def test_a_weighing_far_off_the_product_still_matches_no_product_on_precise_scales() -> None:
+    s = Script.arriving(40, every=60, stay=30)
+    for n in range(40):
+        s.pick(n * 60 + 10, f"V{n}", "B-COLA")
+        s.weigh(n * 60 + 11, "B-COLA", -345 if n else -345 * 1.09)
+    assert decided(s)["V0"] == ({}, "review")
+    assert all(decided(s)[f"V{n}"] == ({"COLA": 1}, "charge") for n in range(1, 40))
+
+
 def test_a_camera_event_the_scale_did_not_see_is_a_phantom_not_charged_nor_asked() -> None:
     for confidence in (0.7, 0.99):
         s = Script("A")
