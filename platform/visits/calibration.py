@@ -72,20 +72,22 @@ class Curve:
     _table: list[float] = field(default_factory=list, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        xs = [x for x, _ in self.points]
-        self._table.extend(self._between(step / TABLE_STEPS, xs) for step in range(TABLE_STEPS + 1))
+        points, index = self.points, 0
+        for step in range(TABLE_STEPS + 1):
+            margin = step / TABLE_STEPS
+            while index < len(points) and points[index][0] < margin:  # the first point at or past the margin
+                index += 1
+            if index == 0:
+                value = points[0][1]
+            elif index == len(points):
+                value = points[-1][1]
+            else:
+                (x0, y0), (x1, y1) = points[index - 1], points[index]
+                value = y0 + (y1 - y0) * (margin - x0) / (x1 - x0) if x1 > x0 else y1
+            self._table.append(value)
 
     def __call__(self, margin: float) -> float:
         return self._table[round(min(1.0, max(0.0, margin)) * TABLE_STEPS)]
-
-    def _between(self, margin: float, xs: list[float]) -> float:
-        index = bisect.bisect_left(xs, margin)
-        if index <= 0:
-            return self.points[0][1]
-        if index >= len(self.points):
-            return self.points[-1][1]
-        (x0, y0), (x1, y1) = self.points[index - 1], self.points[index]
-        return y0 + (y1 - y0) * (margin - x0) / (x1 - x0) if x1 > x0 else y1
 
 
 @dataclass(frozen=True)
@@ -249,9 +251,9 @@ def _store_shift(samples: list[Sample], prior: Curve) -> tuple[float, float]:
         hab = 0.0
         for base, x, y in offsets:
             p = _sigmoid(base + a + b * x)
-            w = p * (1.0 - p)
-            ga += y - p
-            gb += (y - p) * x
+            w, residual = p * (1.0 - p), y - p
+            ga += residual
+            gb += residual * x
             haa += w
             hab += w * x
             hbb += w * x * x

@@ -268,6 +268,7 @@ class _Action(NamedTuple):
     alternatives: tuple[tuple[str, float], ...]
     sku: str | None
     margin: float  # the confidence minus the runner-up's, on the stack's scale (`stack_confidence_scale`)
+    seconds: float  # `ts` as seconds since the epoch, read once: whereabouts and busy hands are scanned by it
 
 
 class _Weight(NamedTuple):
@@ -424,6 +425,7 @@ def _read(
                     alternatives,
                     event.get("sku"),
                     margin,
+                    ts.timestamp(),
                 )
             )
         elif kind == "shelf.weight_changed":
@@ -658,14 +660,13 @@ def _match_weights(
         by_bin[weight.bin].append(weight)
     times = {code: [w.ts for w in changes] for code, changes in by_bin.items()}
     pairs: list[tuple[bool, float, str, str, _Action, _Weight]] = []
-    can_move: dict[str, list[Product]] = {}  # per action with changes near it, the products it can have moved
     for action in actions:
         changes = by_bin.get(action.bin)
         if not changes:
             continue
         first = bisect.bisect_left(times[action.bin], action.ts - timing.before)
         last = bisect.bisect_right(times[action.bin], action.ts + timing.after)
-        products = can_move[action.event_id] = _products_of(action, store.bin_at(action.bin, action.ts), store)
+        products = _products_of(action, store.bin_at(action.bin, action.ts), store)
         for weight in changes[first:last]:
             if (weight.delta_g < 0) == (action.sign > 0):
                 gap = abs((weight.ts - action.ts - timing.typical).total_seconds())
@@ -685,11 +686,12 @@ def _match_weights(
         count = sum(a.qty for a in together) + action.qty
         same_product = all(_possible_skus(a, None) == _possible_skus(action, None) for a in together)
         leader = together[0]
+        leader_bin = store.bin_at(leader.bin, leader.ts)
         if (
             disagrees
             and same_product
             and leader.bin == action.bin
-            and _weighs_as(count, can_move[leader.event_id], weight)
+            and _weighs_as(count, _products_of(leader, leader_bin, store), weight)
         ):
             matched[action_id] = weight
             together.append(action)
@@ -698,6 +700,7 @@ def _match_weights(
 
 class _Sighting(NamedTuple):
     ts: datetime
+    seconds: float  # `ts` as seconds since the epoch
     place: tuple[float, float]
     event_id: str
 
@@ -733,16 +736,16 @@ class _Whereabouts:
             for ts, gate in passes:
                 place = store.gate_at(gate, ts)
                 if place is not None:
-                    seen[session].append(_Sighting(ts, place, ""))
+                    seen[session].append(_Sighting(ts, ts.timestamp(), place, ""))
         for action in actions:
             bin_ = store.bin_at(action.bin, action.ts)
             if bin_ is not None and bin_.position is not None and action.margin >= 0.5 * action.confidence:
-                seen[action.session].append(_Sighting(action.ts, bin_.position, action.event_id))
+                seen[action.session].append(_Sighting(action.ts, action.seconds, bin_.position, action.event_id))
         self.seen = {session: sorted(s, key=lambda x: x.ts) for session, s in seen.items()}
         # Every camera action in time order (seconds, session, bin, id, how busy it keeps its visit's hands elsewhere).
         self._actions = [
             (
-                action.ts.timestamp(),
+                action.seconds,
                 action.session,
                 action.bin,
                 action.event_id,
@@ -753,7 +756,7 @@ class _Whereabouts:
         self._action_seconds = [row[0] for row in self._actions]
         self.times = {session: [s.ts for s in sightings] for session, sightings in self.seen.items()}
         everyone: list[_Seen] = sorted(
-            (s.ts.timestamp(), session, s.place[0], s.place[1], s.event_id)
+            (s.seconds, session, s.place[0], s.place[1], s.event_id)
             for session, sightings in self.seen.items()
             for s in sightings
         )
@@ -772,16 +775,17 @@ class _Whereabouts:
         self.horizon = max(MOMENTS_S, (across + 2 * REACH_M) / FASTEST_WALK_M_S)
 
     def around(
-        self, ts: datetime, place: tuple[float, float] | None, exclude: str = "", among: set[str] | None = None
+        self, now: float, place: tuple[float, float] | None, exclude: str = "", among: set[str] | None = None
     ) -> dict[str, float]:
-        """For each visit seen within the horizon of `ts` (not counting the event `exclude`): how much likelier it
-        stood within reach of `place` then than a shopper about whom we know nothing (1.0). Nil if it would have
-        had to walk faster than anyone does from where it was seen just before or to where it was seen just after;
-        likelier if seen right there moments before or after, less likely if seen elsewhere then. Visits not in
-        the answer were not seen lately (or are not `among` those asked about): whereabouts say nothing of them."""
+        """For each visit seen within the horizon of `now` (seconds since the epoch), not counting the event
+        `exclude`: how much likelier it stood within reach of `place` then than a shopper about whom we know nothing
+        (1.0). Nil if it would have had to walk faster than anyone does from where it was seen just before or to where
+        it was seen just after; likelier if seen right there moments before or after, less likely if seen elsewhere
+        then. Visits not in the answer were not seen lately (or are not `among` those asked about): whereabouts say
+        nothing of them."""
         if place is None:
             return {}
-        now, times = ts.timestamp(), self._seconds
+        times = self._seconds
         low = bisect.bisect_left(times, now - self.horizon)
         middle = bisect.bisect_left(times, now, low)
         high = bisect.bisect_right(times, now + self.horizon, middle)
@@ -824,7 +828,7 @@ class _Whereabouts:
         were busy there (a shopper at a bin takes from it; a bystander near one shopper's bin is at its own). Each
         with the factor its chance is cut by: `BUSY_SURELY` when the camera had no doubt whose that action was, else
         `BUSY_ELSEWHERE`."""
-        now = action.ts.timestamp()
+        now = action.seconds
         seconds = self._action_seconds
         low = bisect.bisect_left(seconds, now - BUSY_S)
         high = bisect.bisect_right(seconds, now + BUSY_S, low)
@@ -1062,7 +1066,7 @@ class _Fusion:
             member = top_session if top_session in present else min(present)
             payer = payer_of.get(member, member)
             return {payer: 1.0}, {payer: member}, evidence, True
-        likely = where.around(ts, bin_.position, action.event_id, present)
+        likely = where.around(action.seconds, bin_.position, action.event_id, present)
         alternatives = [(s, c) for s, c in action.alternatives if s != top_session] if action.alternatives else []
         listed = {top_session, *[s for s, _ in alternatives]}
         named = listed & present
@@ -1153,12 +1157,11 @@ class _Fusion:
         payers less likely than `MAY_HAVE_TAKEN` are left out."""
         total = total or 1.0
         payer_of = self.visits.payer_of
-        chances: dict[str, float] = {}
         if payer_of.keys().isdisjoint(weights):  # nobody here is a group's companion: each pays for itself
-            for session, weight in sorted(weights.items()) if payer_of else weights.items():
-                chances[session] = weight / total
-            kept = _likely(chances)
+            items = sorted(weights.items()) if payer_of else weights.items()
+            kept = _likely({session: weight / total for session, weight in items})
             return kept, {session: session for session in kept}
+        chances: dict[str, float] = {}
         members: dict[str, str] = {}
         for session, weight in sorted(weights.items()):
             payer = payer_of.get(session, session)
@@ -1274,7 +1277,7 @@ class _Fusion:
             member = min(present)
             self.move(payer, member, product.sku, count, 0.0, weight.ts, (weight.event_id,))
             return
-        possible = self.whereabouts.around(moved, bin_.position)
+        possible = self.whereabouts.around(moved.timestamp(), bin_.position)
         densities = {
             s: self.whereabouts.density(s, bin_.position, moved)
             if possible.get(s, 1.0) > COULD_NOT_BE_HERE
