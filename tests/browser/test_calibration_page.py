@@ -39,6 +39,7 @@ def test_a_manager_sees_the_cameras_of_a_new_store_read_on_their_own_scale(
     expect(scale).to_contain_text("Your cameras' scale")
     expect(scale).to_contain_text("0.90")
     expect(scale).to_contain_text("read as full confidence, from the first day")
+    expect(page.locator("#fact-weighing")).to_contain_text("as the catalog says")
     expect(page.locator("#fact-learnt")).to_contain_text("nothing yet")
     expect(page.locator(".oa-cal-chart svg")).to_be_visible()
     screenshot("manager-calibration-scale")
