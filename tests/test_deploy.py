@@ -84,6 +84,18 @@ def test_compose_runs_the_services_each_queue_a_worker_all_with_health_checks() 
     assert services["web"]["command"][:3] == ["gunicorn", "--config", "deploy/gunicorn.conf.py"]
 
 
+def test_compose_gives_the_idle_workers_containers_the_least_cpu_weight() -> None:
+    """A container is a cgroup of its own: SCHED_IDLE ranks a worker only within it, so the web's container would
+    share the cores with an idle worker's as an equal; the idle workers' containers get the least weight."""
+    services = _compose()["services"]
+    for queue in QUEUES:
+        worker = services[f"worker-{queue}"]
+        idle = worker.get("environment", {}).get("WORKER_CPU_CLASS", "idle") == "idle"
+        assert worker.get("cpu_shares") == (2 if idle else None), queue
+    assert services["worker-live"]["environment"]["WORKER_CPU_CLASS"] == "normal"
+    assert "cpu_shares" not in services["web"]
+
+
 def test_the_procfile_agrees_with_the_compose_file() -> None:
     processes, services = _procfile(), _compose()["services"]
     assert set(processes) == {"web", "beat", *(f"worker-{queue}" for queue in QUEUES)}
