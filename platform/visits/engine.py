@@ -269,6 +269,7 @@ class _Action(NamedTuple):
     sku: str | None
     margin: float  # the confidence minus the runner-up's, on the stack's scale (`stack_confidence_scale`)
     seconds: float  # `ts` as seconds since the epoch, read once: whereabouts and busy hands are scanned by it
+    in_layout: Bin | None  # its bin as the layout of its time has it (None: not in it), looked up once
 
 
 class _Weight(NamedTuple):
@@ -384,11 +385,11 @@ def stack_confidence_scale(confidences: Sequence[float]) -> float:
 
 
 def _read(
-    events: Iterable[Mapping[str, Any]], scale: float | None
+    events: Iterable[Mapping[str, Any]], scale: float | None, store: StoreModel
 ) -> tuple[list[_Action], list[_Weight], _Visits, list[tuple[datetime, str, str]], list[_Restock], float]:
-    """Split deduplicated, time-ordered events into camera actions, weight changes, visits, device reports and
-    restocks; the actions' margins on the stack's confidence `scale` (None: the one these events show), and that
-    scale."""
+    """Split deduplicated, time-ordered events into camera actions (each with its bin in the `store`'s layout of its
+    time), weight changes, visits, device reports and restocks; the actions' margins on the stack's confidence `scale`
+    (None: the one these events show), and that scale."""
     unique: dict[str, Mapping[str, Any]] = {}
     for event in events:
         unique.setdefault(event["id"], event)
@@ -426,6 +427,7 @@ def _read(
                     event.get("sku"),
                     margin,
                     ts.timestamp(),
+                    store.bin_at(event["bin"], ts),
                 )
             )
         elif kind == "shelf.weight_changed":
@@ -545,7 +547,7 @@ class StackHabits:
 def stack_habits(*, events: Iterable[Mapping[str, Any]], store: StoreModel) -> StackHabits:
     """The habits the store's events show (each with `_ts`): what `infer_carts` reads when it is given none, and what
     settling reads once per run from the store's latest events (`settling.stack_habits`)."""
-    actions, weights, _, reports, _, scale = _read(events, None)
+    actions, weights, _, reports, _, scale = _read(events, None, store)
     timing = _timing_of(actions, weights)
     matched, seen_together = _match_weights(actions, weights, store, timing)
     weighed = _weighed_lone_picks(actions, matched, seen_together, store, reports)
@@ -569,7 +571,7 @@ def read_weighing_spread(
         weight = matched.get(action.event_id)
         if weight is None or seen_together.get(weight.event_id, action.qty) != action.qty:
             continue
-        bin_ = store.bin_at(action.bin, action.ts)
+        bin_ = action.in_layout
         product = store.products.get(action.sku or bin_.sku) if bin_ else None
         if product is None or product.unit_weight_g <= 0:
             continue
@@ -597,7 +599,7 @@ def _weighed_lone_picks(
     last_take: dict[tuple[str, str], datetime] = {}
     samples: dict[Evidence, list[Sample]] = defaultdict(list)
     for action in actions:
-        bin_ = store.bin_at(action.bin, action.ts)
+        bin_ = action.in_layout
         if bin_ is None:
             continue
         weight = matched.get(action.event_id)
@@ -666,7 +668,7 @@ def _match_weights(
             continue
         first = bisect.bisect_left(times[action.bin], action.ts - timing.before)
         last = bisect.bisect_right(times[action.bin], action.ts + timing.after)
-        products = _products_of(action, store.bin_at(action.bin, action.ts), store)
+        products = _products_of(action, action.in_layout, store)
         for weight in changes[first:last]:
             if (weight.delta_g < 0) == (action.sign > 0):
                 gap = abs((weight.ts - action.ts - timing.typical).total_seconds())
@@ -686,12 +688,11 @@ def _match_weights(
         count = sum(a.qty for a in together) + action.qty
         same_product = all(_possible_skus(a, None) == _possible_skus(action, None) for a in together)
         leader = together[0]
-        leader_bin = store.bin_at(leader.bin, leader.ts)
         if (
             disagrees
             and same_product
             and leader.bin == action.bin
-            and _weighs_as(count, _products_of(leader, leader_bin, store), weight)
+            and _weighs_as(count, _products_of(leader, leader.in_layout, store), weight)
         ):
             matched[action_id] = weight
             together.append(action)
@@ -738,7 +739,7 @@ class _Whereabouts:
                 if place is not None:
                     seen[session].append(_Sighting(ts, ts.timestamp(), place, ""))
         for action in actions:
-            bin_ = store.bin_at(action.bin, action.ts)
+            bin_ = action.in_layout
             if bin_ is not None and bin_.position is not None and action.margin >= 0.5 * action.confidence:
                 seen[action.session].append(_Sighting(action.ts, action.seconds, bin_.position, action.event_id))
         self.seen = {session: sorted(s, key=lambda x: x.ts) for session, s in seen.items()}
@@ -995,7 +996,7 @@ class _Fusion:
     # -- camera actions ---------------------------------------------------------------------------------
 
     def action(self, action: _Action, weight: _Weight | None) -> None:
-        bin_ = self.store.bin_at(action.bin, action.ts)
+        bin_ = action.in_layout
         if bin_ is None:
             text = f"bin {action.bin} is not in the layout of that time ({action.event_id})"
             code = ReviewReasonCode.BIN_NOT_IN_LAYOUT
@@ -1419,7 +1420,9 @@ def infer_carts(
     learnt no calibration yet reads with the curves its scales taught.
     """
     calibration = calibration or default_calibration()
-    actions, weights, visits, reports, restocks, scale = _read(events, habits.confidence_scale if habits else None)
+    actions, weights, visits, reports, restocks, scale = _read(
+        events, habits.confidence_scale if habits else None, store
+    )
     timing = habits.scale_timing if habits else _timing_of(actions, weights)
     matched, seen_together = _match_weights(actions, weights, store, timing)
     if habits is None:
