@@ -7,6 +7,11 @@ from __future__ import annotations
 
 import ast
 import importlib
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from django.conf import settings
@@ -76,3 +81,18 @@ def test_every_route_names_registered_tasks() -> None:
             name for name in registered if name == pattern or (pattern.endswith("*") and name.startswith(prefix))
         }
         assert matches, f"the route {pattern!r} matches no task"
+
+
+def test_a_web_process_has_every_task_sent_registered_before_it_answers(
+    run_in_checkout: Callable[..., subprocess.CompletedProcess[str]],
+) -> None:
+    """gunicorn's gthread threads send tasks from their first request: the web process imports the task modules
+    as it starts (config/wsgi.py), not one thread while another sends."""
+    probe = "import json, config.wsgi; from config.celery import app; print(json.dumps(sorted(app.tasks)))"
+    done = run_in_checkout(
+        [sys.executable, "-c", probe], env={**os.environ, "PYTHONPATH": f"{ROOT}:{ROOT / 'platform'}"}
+    )
+    assert done.returncode == 0, done.stderr
+    registered_at_start = set(json.loads(done.stdout.splitlines()[-1]))
+    missing = set(_sent_names()) - registered_at_start
+    assert not missing, f"sent by the web but not registered when it starts: {missing}"

@@ -14,6 +14,7 @@ from core import tenancy
 
 # The queue of what a store in business waits on (see config.celery): short tasks, never behind a backlog.
 LIVE_QUEUE = "live"
+_IMPORTING_TASKS = threading.Lock()
 
 
 def fan_out(task: Any, *, work: Callable[[], Iterable[tuple[int, int]]], key: str) -> int:
@@ -48,7 +49,8 @@ def _send(task_name: str, kwargs: dict[str, Any], *, eta: datetime | None, queue
     from config.celery import app
 
     if task_name not in app.tasks:
-        app.loader.import_default_modules()
+        with _IMPORTING_TASKS:  # one thread at a time: another could find a task module half imported
+            app.loader.import_default_modules()
     task = app.tasks[task_name]
     shown: dict[str, Any] = {"kwargsrepr": _kwargs_shown(kwargs)}  # a Celery option its type stubs do not list
     if eta is None and queue is not None:
