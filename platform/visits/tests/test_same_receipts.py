@@ -13,9 +13,11 @@ from typing import Any
 
 import orjson
 import pytest
+from django.db.models import Count
 from rest_framework.test import APIClient
 
 from core import tenancy
+from ingest.models import Event
 from ingest.tests.conftest import eventually, upload, wait_for_stream
 from ingest.validation import parse_timestamp
 from stores.models import Store
@@ -69,12 +71,16 @@ def _push_live(api: APIClient, store: Store, events: list[dict[str, Any]]) -> No
 
 
 def _all_settled(store: Store, sessions: set[str], ended: set[str]) -> Callable[[], bool]:
-    """Every visit is there, and every one that left is settled (one whose exit was lost stays open)."""
+    """Every visit is there and brought up to date with all of its stored events (a push is answered before its
+    visits are refreshed: a visit settled before its last events were read would be settled again), and every one
+    that left is settled (one whose exit was lost stays open)."""
 
     def check() -> bool:
         visits = Visit.unscoped.filter(store=store)
+        stored = Event.unscoped.filter(store=store, session__in=sessions).values("session").annotate(n=Count("pk"))
+        refreshed = dict(visits.values_list("session", "events_count")) == {e["session"]: e["n"] for e in stored}
         waiting = visits.filter(status="settling").exists() or visits.filter(status="open", session__in=ended).exists()
-        return visits.count() == len(sessions) and not waiting
+        return visits.count() == len(sessions) and refreshed and not waiting
 
     return check
 
