@@ -12,8 +12,6 @@ caller's transaction, so a chunk is written whole or not at all.
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import io
 import json
 import re
@@ -27,6 +25,7 @@ from django.conf import settings
 from django.db import connection
 
 from core.entry_tokens import ENTRY_TOKEN_PREFIX, entry_token_hash, entry_tokens_hidden
+from core.garbage import garbage_collection_paused
 from ingest.models import Event, EventStream, Rejection
 from ingest.validation import (
     MAX_EVENT_BYTES,
@@ -278,24 +277,6 @@ def rejections_store(*, stream: EventStream, refused: list[Refusal]) -> None:
     if refused:
         writer = _PostgresWriter if connection.vendor == "postgresql" else _BatchWriter
         writer.write_rejections(stream=stream, refused=refused)
-
-
-@contextlib.contextmanager
-def garbage_collection_paused() -> Iterator[None]:
-    """No cyclic garbage collection meanwhile (reference counting still frees everything).
-
-    A chunk keeps thousands of parsed events alive at once, and each few hundred new objects made Python's
-    collector walk them all again: 35-45 % of the time spent validating. The events are plain dicts, lists
-    and strings without cycles; whatever cycles appear meanwhile are collected once it is over.
-    """
-    if not gc.isenabled():
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
 
 
 def micros(at: datetime) -> int:

@@ -31,6 +31,7 @@ from django.db.models.functions import Cast, Left
 from django.utils import timezone
 
 from core import bounded_json, metrics
+from core.garbage import garbage_collection_paused
 from core.storage import open_range
 from core.tasks import LIVE_QUEUE, enqueue_on_commit
 from ingest import chunking
@@ -39,7 +40,6 @@ from ingest.processing import (
     RAW_KEPT_CHARS,
     Outcome,
     at_micros,
-    garbage_collection_paused,
     merge_summaries,
     micros,
     process_lines,

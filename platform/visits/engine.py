@@ -48,6 +48,7 @@ from itertools import pairwise
 from operator import itemgetter
 from typing import Any, NamedTuple
 
+from core.garbage import garbage_collection_paused
 from core.versions import version_at
 from visits.calibration import Calibration, Curve, Evidence, Sample, VisitSample, scale_taught, with_risks
 from visits.calibration import default as default_calibration
@@ -544,6 +545,7 @@ class StackHabits:
         return replace(calibration, curves={**calibration.curves, **self.taught})
 
 
+@garbage_collection_paused()
 def stack_habits(*, events: Iterable[Mapping[str, Any]], store: StoreModel) -> StackHabits:
     """The habits the store's events show (each with `_ts`): what `infer_carts` reads when it is given none, and what
     settling reads once per run from the store's latest events (`settling.stack_habits`)."""
@@ -1401,6 +1403,7 @@ def _product_for(
     return None, 0
 
 
+@garbage_collection_paused()  # a day's reading is many small objects and no cycles
 def infer_carts(
     *,
     events: Iterable[Mapping[str, Any]],
