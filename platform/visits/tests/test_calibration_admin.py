@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
@@ -97,6 +98,19 @@ def _fact(client: Client, store: Store, card: str) -> str:
     return page[start : page.index('class="oa-cal-fact"', start)]
 
 
+def _picks_weighed(store: Store, *, after: Callable[[int], float], delta_g: float) -> None:
+    """Forty picks at F01-B01 a minute apart up to now, the nth weighed as `delta_g` after(n) s later."""
+    now = timezone.now()
+    events = []
+    for n in range(40):
+        at = now - timedelta(minutes=n + 1)
+        taken = {"session": f"S{n}", "bin": "F01-B01", "device": "CAM-01", "confidence": 0.97}
+        events.append(stored_event(store, f"p{n}", "item.picked", at, **taken))
+        weighed = {"bin": "F01-B01", "device": "W-F01-B01", "delta_g": delta_g}
+        events.append(stored_event(store, f"w{n}", "shelf.weight_changed", at + timedelta(seconds=after(n)), **weighed))
+    Event.unscoped.bulk_create(events)
+
+
 def test_the_calibration_page_says_on_what_scale_the_store_s_cameras_are_read(
     manager_a: User,
     priced_store: Store,  # noqa: F811
@@ -122,17 +136,7 @@ def test_the_calibration_page_says_how_late_the_store_s_scales_weigh(
     client = logged_in(manager_a)
     fact = _fact(client, priced_store, "scale-timing")
     assert "Too few picks" in fact and "from 3.0 s before it to 6.0 s after" in fact
-    now = timezone.now()
-    events = []
-    for n in range(40):
-        at = now - timedelta(minutes=n + 1)
-        events.append(stored_event(priced_store, f"p{n}", "item.picked", at, session="S", bin=f"B{n}", confidence=0.9))
-        late = at + timedelta(seconds=8 + n % 5)
-        weighed = stored_event(
-            priced_store, f"w{n}", "shelf.weight_changed", late, bin=f"B{n}", device="W", delta_g=-250.0
-        )
-        events.append(weighed)
-    Event.unscoped.bulk_create(events)
+    _picks_weighed(priced_store, after=lambda n: 8 + n % 5, delta_g=-250.0)
     fact = _fact(client, priced_store, "scale-timing")
     assert "10.0 s late" in fact and "Of 40 picks" in fact and "to 13.5 s after" in fact
 
@@ -143,15 +147,7 @@ def test_the_calibration_page_says_how_far_off_the_store_s_scales_weigh(
 ) -> None:
     client = logged_in(manager_a)
     assert "Too few weighings" in _fact(client, priced_store, "weighing")
-    now = timezone.now()
-    events = []
-    for n in range(40):
-        at = now - timedelta(minutes=n + 1)
-        taken = {"session": f"S{n}", "bin": "F01-B01", "device": "CAM-01", "confidence": 0.97}
-        events.append(stored_event(priced_store, f"p{n}", "item.picked", at, **taken))
-        heavy = {"bin": "F01-B01", "device": "W-F01-B01", "delta_g": -275.0}  # one 250 g unit, 10 % heavy
-        events.append(stored_event(priced_store, f"w{n}", "shelf.weight_changed", at + timedelta(seconds=1), **heavy))
-    Event.unscoped.bulk_create(events)
+    _picks_weighed(priced_store, after=lambda n: 1, delta_g=-275.0)  # one 250 g unit, 10 % heavy
     fact = _fact(client, priced_store, "weighing")
     assert "± 12.5 %" in fact and "within 12.5 % of a whole number" in fact
 
