@@ -12,11 +12,10 @@ from django.test import Client
 from django.utils import timezone
 
 from conftest import logged_in
-from core import tenancy
 from ingest.models import Event
 from ingest.tests.conftest import eventually
 from stores.models import LayoutVersion, Store
-from visits import calibration, settling
+from visits import calibration
 from visits.calibration import Evidence, Sample
 from visits.calibration_chart import render_reliability
 from visits.models import StoreCalibration, Visit
@@ -156,17 +155,7 @@ def test_a_new_stores_page_shows_the_curves_its_scales_taught(
     manager_a: User,
     priced_store: Store,  # noqa: F811
 ) -> None:
-    with tenancy.tenant_scope(priced_store.tenant_id):
-        model = settling.store_model(store=priced_store)
-    bin_ = next(b for b in model.layouts[-1].bins.values() if b.sensor)
-    grams = model.products[bin_.sku].unit_weight_g
-    now, events = timezone.now(), []
-    for n in range(40):
-        at = now - timedelta(minutes=n + 1)
-        events.append(stored_event(priced_store, f"p{n}", "item.picked", at, session="S", bin=bin_.code, confidence=1))
-        scale = {"bin": bin_.code, "device": bin_.sensor, "delta_g": -grams}
-        events.append(stored_event(priced_store, f"w{n}", "shelf.weight_changed", at + timedelta(seconds=1), **scale))
-    Event.unscoped.bulk_create(events)
+    _picks_weighed(priced_store, after=lambda n: 1, delta_g=-250.0)  # each one 250 g unit, as the catalog says
     page = logged_in(manager_a).get(PAGE.format(priced_store.pk)).content.decode()
     assert "taught by its scales: 40 picks" in page
     assert page.count("nothing learnt here yet") == len(Evidence) - 1  # every other kind still at its start
