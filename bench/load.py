@@ -51,7 +51,6 @@ import functools
 import http.client
 import itertools
 import json
-import math
 import os
 import random
 import resource
@@ -156,13 +155,13 @@ class Generator:
                     "requests": len(times) + self.errors[name],
                     "errors": self.errors[name],
                     "requests_per_s": round((len(times) + self.errors[name]) / duration, 1),
-                    "latency_ms": _percentiles(times),
+                    "latency_ms": support.percentiles(times, digits=1),
                 }
                 for name, times in self.latencies.items()
             },
             "error_kinds": self.error_kinds,
             "answers_seen_by_the_clients": self.seen,
-            "generator_send_lag_ms": _percentiles(self.send_lags),
+            "generator_send_lag_ms": support.percentiles(self.send_lags, digits=1),
         }
 
     async def _clients(self) -> None:
@@ -233,16 +232,6 @@ class Generator:
             reply = json.loads(answer)
             self.seen["pushes_acknowledged"] += 1
             self.seen["events_acknowledged"] += reply["accepted"] + reply["duplicates"] + len(reply["rejected"])
-
-
-def _percentiles(times: list[float]) -> dict[str, float | None]:
-    """p50, p95, p99 (nearest rank) and max, in ms to 0.1."""
-    ordered = sorted(times)
-
-    def rank(share: float) -> float | None:
-        return round(ordered[max(0, math.ceil(share * len(ordered)) - 1)], 1) if ordered else None
-
-    return {"p50": rank(0.50), "p95": rank(0.95), "p99": rank(0.99), "max": rank(1.0)}
 
 
 def drive(plan_file: Path) -> None:

@@ -48,7 +48,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import math
 import os
 import signal
 import subprocess
@@ -438,22 +437,10 @@ class Pusher:
 # --- reading the outcome ---------------------------------------------------------------------------------------
 
 
-def _percentiles(values: list[float]) -> dict[str, float] | None:
+def _percentiles(values: list[float]) -> dict[str, float | None] | None:
     if not values:
         return None
-    ordered = sorted(values)
-
-    def rank(share: float) -> float:  # nearest rank
-        return round(ordered[max(0, math.ceil(share * len(ordered)) - 1)], 3)
-
-    return {
-        "p50": rank(0.50),
-        "p95": rank(0.95),
-        "p99": rank(0.99),
-        "max": round(ordered[-1], 3),
-        "mean": round(sum(ordered) / len(ordered), 3),
-        "n": len(ordered),
-    }
+    return {**support.percentiles(values, digits=3), "mean": round(sum(values) / len(values), 3), "n": len(values)}
 
 
 @dataclass

@@ -8,6 +8,7 @@ import argparse
 import contextlib
 import http.client
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -247,3 +248,13 @@ def code_version() -> dict[str, Any]:
     """The commit measured, and how many files differ from it."""
     changed = [line[3:] for line in git("status", "--porcelain").splitlines()]
     return {"commit": git("rev-parse", "--short", "HEAD"), "uncommitted_files": len(changed)}
+
+
+def percentiles(values: Sequence[float], *, digits: int) -> dict[str, float | None]:
+    """p50, p95, p99 and max of `values` by nearest rank, rounded to `digits` (each None when there are none)."""
+    ordered = sorted(values)
+
+    def rank(share: float) -> float | None:
+        return round(ordered[max(0, math.ceil(share * len(ordered)) - 1)], digits) if ordered else None
+
+    return {"p50": rank(0.50), "p95": rank(0.95), "p99": rank(0.99), "max": rank(1.0)}
