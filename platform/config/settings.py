@@ -280,8 +280,8 @@ CELERY_BEAT_SCHEDULE = {
     "resume-stalled-streams": _every("ingest.resume_stalled_streams", 60.0),
     "mark-silent-devices": _every("ingest.mark_silent_devices", 300.0),
     "settle-due-visits": _every("visits.settle_due", 30.0),
-    # Stores with new review decisions learn their calibration again, once a night.
-    "visits-learn-calibrations": {"task": "visits.learn_due", "schedule": crontab(minute=30, hour=3)},
+    # Stores with enough new review decisions (or any, a day after they last learnt) learn their calibration again.
+    "visits-learn-calibrations": _every("visits.learn_due", 900.0),
     # Licensee billing: usage for the consoles every 10 minutes; the previous month closed on the 1st, at 14:00
     # UTC, once the month has ended in every store's timezone (UTC-12 included) and its last visits have settled.
     "invoicing-refresh-usage": _every("invoicing.refresh_recent_usage", 600.0),

@@ -882,9 +882,9 @@ class StoreCalibrationAdmin(ReadOnlyMixin, TenantModelAdmin):
     ask for a new one ("Learn from reviews now"). Calibrations are learnt, never edited."""
 
     empty_text = (
-        "No store has learnt a calibration yet. A store learns one every night once people have reviewed some of "
-        "its visits; until then its cameras' scores are read as a typical store's would be. Each store's chart is "
-        "linked from the review queue."
+        "No store has learnt a calibration yet. A store learns one as soon as people have reviewed some of its "
+        "visits, and again after every 25 more or a day later; until then its cameras' scores are read as a typical "
+        "store's would be. Each store's chart is linked from the review queue."
     )
     list_display = [
         "store",
@@ -1028,7 +1028,7 @@ def _risk_checks(learnt: Calibration) -> list[dict[str, Any]]:
 
 
 def _asked_by(row: StoreCalibration) -> str:
-    return "the nightly job" if row.created_by in ("", AuditEntry.Source.SYSTEM) else row.created_by
+    return "the learning sweep" if row.created_by in ("", AuditEntry.Source.SYSTEM) else row.created_by
 
 
 def _recent_settling(figures: selectors.StoreReviewFigures | None) -> dict[str, Any] | None:

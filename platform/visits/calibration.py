@@ -51,6 +51,8 @@ KEPT_RISKS = 2000
 # expected overcharges that says "the risks are right": a band moves only once its visits expected several.
 RISK_BANDS = (0.0, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5)
 RISK_PRIOR_OVERCHARGES = 2.0
+# A store learns again once this many more of its visits were decided by people (or a day later with fewer).
+LEARN_AFTER_REVIEWS = 25
 
 
 class Evidence(StrEnum):

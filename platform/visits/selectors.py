@@ -8,15 +8,16 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db.models import Count, Exists, Max, Min, OuterRef, Prefetch, Q, QuerySet
+from django.db.models import Count, Exists, F, Max, Min, OuterRef, Prefetch, Q, QuerySet, Subquery
 from django.shortcuts import get_object_or_404
+from django.utils import timezone
 
 from billing.payments.models import Shopper
 from ingest.models import Event
 from stores.models import Bin, LayoutVersion, Store
 from stores.selectors import layout_in_force
 from visits import lifecycle
-from visits.calibration import Calibration
+from visits.calibration import LEARN_AFTER_REVIEWS, Calibration
 from visits.calibration import default as default_calibration
 from visits.models import ReviewDecision, StoreCalibration, Visit, VisitLine
 from visits.reasons import event_ids_of, reasons_served
@@ -27,6 +28,10 @@ DEVICE_TYPE = "device.status"
 EVIDENCE_MARGIN = timedelta(minutes=2)
 EVIDENCE_LIMIT = 400
 HEALTH_LOOKBACK = timedelta(days=1)
+# A store's calibration learns from the visits of the last `LEARN_FROM`; again once `LEARN_AFTER_REVIEWS` more were
+# decided by people, or after `LEARN_EVERY` with any: a licensee's reviews pay off the same day.
+LEARN_FROM = timedelta(days=30)
+LEARN_EVERY = timedelta(days=1)
 
 
 def visit_list(
@@ -388,26 +393,25 @@ def reviews_since(*, store: Store, since: datetime | None) -> int:
     return int(decisions.values("visit_id").distinct().count())
 
 
-def stores_due_for_learning() -> list[tuple[int, int, int]]:
-    """(store id, tenant id, number of its latest calibration — 0 for none) of every store, platform-wide, with
-    review decisions since its latest calibration. Two aggregate queries."""
-    decided = {
-        store_id: (tenant_id, last)
-        for store_id, tenant_id, last in ReviewDecision.objects.values("visit__store_id", "tenant_id")
-        .annotate(last=Max("decided_at"))
-        .values_list("visit__store_id", "tenant_id", "last")
-        .order_by()
-    }
-    learnt = {
-        store_id: (number, at)
-        for store_id, number, at in StoreCalibration.objects.values("store_id")
-        .annotate(number=Max("number"), at=Max("created_at"))
-        .values_list("store_id", "number", "at")
-        .order_by()
-    }
-    due = []
-    for store_id, (tenant_id, last) in sorted(decided.items()):
-        number, at = learnt.get(store_id, (0, None))
-        if at is None or last > at:
-            due.append((store_id, tenant_id, number))
-    return due
+def stores_due_for_learning(*, now: datetime | None = None) -> list[tuple[int, int, int]]:
+    """(store id, tenant id, number of its latest calibration — 0 for none) of every store, platform-wide, that has
+    visits people decided since its latest calibration: `LEARN_AFTER_REVIEWS` of them, or any once that calibration
+    is `LEARN_EVERY` old (or the store has none). A store's first day of reviews thus teaches its later visits the
+    same day, not the next. One query: the decisions of the last `LEARN_FROM` (none older teaches anything), each
+    against its store's latest calibration."""
+    now = now or timezone.now()
+    latest = StoreCalibration.objects.filter(store_id=OuterRef("visit__store_id")).order_by("-number")
+    rows = (
+        ReviewDecision.objects.filter(decided_at__gte=now - LEARN_FROM)
+        .annotate(learnt_at=Subquery(latest.values("created_at")[:1]), number=Subquery(latest.values("number")[:1]))
+        .filter(Q(learnt_at__isnull=True) | Q(decided_at__gt=F("learnt_at")))
+        .values("visit__store_id", "tenant_id", "learnt_at", "number")
+        .annotate(reviewed=Count("visit_id", distinct=True))
+        .values_list("visit__store_id", "tenant_id", "learnt_at", "number", "reviewed")
+        .order_by("visit__store_id")
+    )
+    return [
+        (store_id, tenant_id, number or 0)
+        for store_id, tenant_id, learnt_at, number, reviewed in rows
+        if reviewed >= LEARN_AFTER_REVIEWS or learnt_at is None or learnt_at <= now - LEARN_EVERY
+    ]

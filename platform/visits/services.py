@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -24,7 +24,6 @@ from visits.settling import visits_settle
 
 REFRESH_BATCH = 1000  # sessions per set of statements (an IN list of this many parameters)
 # A store's calibration is learnt from the visits it settled this recently, at most this many (the latest).
-LEARN_FROM = timedelta(days=30)
 LEARN_AT_MOST = 3000
 
 
@@ -267,7 +266,7 @@ def calibration_learn(*, store: Store, actor: Actor) -> StoreCalibration:
     """
     visits = list(
         Visit.objects.filter(
-            store=store, settled_at__gte=timezone.now() - LEARN_FROM, exited_at__isnull=False
+            store=store, settled_at__gte=timezone.now() - selectors.LEARN_FROM, exited_at__isnull=False
         ).order_by("-exited_at", "-pk")[:LEARN_AT_MOST]
     )
     latest = selectors.calibration_latest(store=store)

@@ -70,7 +70,7 @@ def learn_calibration(*, tenant_id: int, store_id: int, after: int, requested_by
     """Learn the store's calibration once after its calibration number `after` (0: before its first).
 
     A repeated or late message finds a newer calibration than the one it was sent after, and does nothing.
-    `requested_by` is the user who asked in the admin (none: the nightly job). Returns the new number.
+    `requested_by` is the user who asked in the admin (none: the learning sweep). Returns the new number.
     """
     store = Store.objects.get(pk=store_id)
     latest = selectors.calibration_latest(store=store)
@@ -83,7 +83,8 @@ def learn_calibration(*, tenant_id: int, store_id: int, after: int, requested_by
 
 @shared_task(name="visits.learn_due")
 def learn_due() -> int:
-    """Nightly: every store with review decisions since its latest calibration learns again."""
+    """Every quarter of an hour: each store with enough review decisions since its latest calibration (or any, a
+    day after it) learns again (`selectors.stores_due_for_learning`)."""
     with tenancy.platform_wide_scope():
         due = selectors.stores_due_for_learning()
     for store_id, tenant_id, after in due:

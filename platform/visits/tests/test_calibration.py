@@ -112,7 +112,7 @@ def _auto_charged_share(stack: PerceptionStack, calibration: Calibration | None,
 
 
 def _learn_for_days(stack: PerceptionStack, days: int) -> tuple[Calibration, int]:
-    """What the store's nightly calibration does: learn from every day's reviewed visits and unquestioned picks."""
+    """What the store's calibration learning does: learn from every day's reviewed visits and unquestioned picks."""
     calibration: Calibration | None = None
     samples: list[Sample] = []
     visits: list[VisitSample] = []

@@ -226,7 +226,7 @@ def test_a_store_learns_from_its_reviewed_visits(priced_store: Store, manager_a:
     assert _review_with_the_truth(priced_store, simulation, manager_a) >= 30
     old = {v.session for v in settled[:5]}
     Visit.unscoped.filter(store=priced_store, session__in=old).update(
-        settled_at=timezone.now() - services.LEARN_FROM - timedelta(days=1)
+        settled_at=timezone.now() - selectors.LEARN_FROM - timedelta(days=1)
     )
     learnt_on = {v.session for v in settled} - old
     reviewed = set(
@@ -298,7 +298,7 @@ def test_the_learning_task_learns_once_per_request(priced_store: Store, manager_
     assert AuditEntry.unscoped.filter(action="calibration.learnt").count() == 2
 
 
-def test_the_nightly_job_picks_stores_with_reviews_since_their_latest_calibration(
+def test_the_learning_sweep_picks_stores_with_enough_reviews_since_their_latest_calibration_or_a_days_worth(
     priced_store: Store,  # noqa: F811
     bravo_store: Store,
     manager_a: User,
@@ -311,14 +311,22 @@ def test_the_nightly_job_picks_stores_with_reviews_since_their_latest_calibratio
         assert selectors.stores_due_for_learning() == [
             (priced_store.pk, priced_store.tenant_id, 0),
             (quiet.pk, quiet.tenant_id, 0),
-        ]
-    keep_calibration(quiet, calibration.default(), number=1)
+        ], "a store that never learnt learns from its first decision"
+    learnt = keep_calibration(quiet, calibration.default(), number=1)
+    for n in range(selectors.LEARN_AFTER_REVIEWS - 1):
+        visit = Visit.unscoped.create(tenant_id=quiet.tenant_id, store=quiet, session=f"Q{n}", status="charged")
+        review_decision(visit, reviewer=manager_a, action="void")
     with tenancy.platform_wide_scope():
         assert selectors.stores_due_for_learning() == [(priced_store.pk, priced_store.tenant_id, 0)]
-    visit = Visit.unscoped.get(store=quiet)
+        a_day_on = learnt.created_at + selectors.LEARN_EVERY
+        assert selectors.stores_due_for_learning(now=a_day_on)[-1] == (quiet.pk, quiet.tenant_id, 1)
+    visit = Visit.unscoped.create(tenant_id=quiet.tenant_id, store=quiet, session="Q-last", status="charged")
+    review_decision(visit, reviewer=manager_a, action="void")
     review_decision(visit, reviewer=manager_a, action="void")
     with tenancy.platform_wide_scope():
-        assert selectors.stores_due_for_learning()[-1] == (quiet.pk, quiet.tenant_id, 1)
+        assert selectors.stores_due_for_learning()[-1] == (quiet.pk, quiet.tenant_id, 1), "the 25th visit decided"
+        old = timezone.now() + selectors.LEARN_FROM + timedelta(days=1)
+        assert selectors.stores_due_for_learning(now=old) == [], "decisions a month old teach nothing"
 
 
 def test_a_calibration_is_never_rewritten(priced_store: Store) -> None:  # noqa: F811
