@@ -212,6 +212,18 @@ def test_each_seed_draws_one_stack_of_its_family_and_families_differ_where_they_
     assert set(HELD_OUT) | set(TUNED) | {"perfect"} == set(FAMILIES)
 
 
+def test_a_mixed_stack_departs_from_the_baseline_in_two_or_three_respects_drawn_per_seed() -> None:
+    calibrated = {n: draw_stack(family="calibrated", seed=n) for n in range(40)}
+    mixed = {n: draw_stack(family="mixed", seed=n) for n in range(40)}
+    assert mixed[7] == draw_stack(family="mixed", seed=7)
+    squeezed = [n for n, stack in mixed.items() if stack.ceiling <= 0.91]
+    silent = [n for n, stack in mixed.items() if stack.lists_bystanders == 0]
+    slow = [n for n, stack in mixed.items() if stack.scale_lag_s[0] >= 3.0]
+    assert squeezed and silent and slow and set(squeezed) != set(silent)
+    assert all(calibrated[n].ceiling >= 0.97 and calibrated[n].lists_bystanders > 0 for n in calibrated)
+    assert "mixed" in HELD_OUT
+
+
 def test_a_compressed_stack_never_reports_more_than_its_ceiling_and_a_silent_one_never_lists_anyone() -> None:
     compressed = simulate(
         layout=LAYOUT, catalog=CATALOG, profile="crowded", visits=80, start=T0, seed=3, stack="compressed"
