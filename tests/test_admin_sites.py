@@ -257,7 +257,7 @@ def _visible(html: str) -> str:
 def test_an_empty_list_says_why_in_words_that_fit_it(manager_a: User) -> None:
     client = logged_in(manager_a)
     calibrations = _visible(client.get("/admin/visits/storecalibration/").content.decode())
-    assert "No store has learnt a calibration yet. A store learns one every night" in calibrations
+    assert "No store has learnt a calibration yet. A store learns one as soon as people have reviewed" in calibrations
     stripe_events = _visible(client.get("/admin/payments/stripeevent/").content.decode())
     assert "None yet." in stripe_events
     searched = _visible(client.get("/admin/payments/stripeevent/", {"q": "nothing-like-this"}).content.decode())

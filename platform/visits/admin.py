@@ -869,6 +869,17 @@ def _zone(name: str) -> zoneinfo.ZoneInfo:
         return zoneinfo.ZoneInfo("UTC")
 
 
+def _learns_when(*, reviewed: int, latest: StoreCalibration | None, tz: zoneinfo.ZoneInfo) -> str:
+    """When the learning sweep (`selectors.stores_due_for_learning`) next takes the store, in words."""
+    if not reviewed:
+        return ""
+    if latest is None or reviewed >= calibration.LEARN_AFTER_REVIEWS:
+        return "within the next quarter of an hour"
+    more = calibration.LEARN_AFTER_REVIEWS - reviewed
+    by = _local(latest.created_at + selectors.LEARN_EVERY, tz)
+    return f"once {more} more {'is' if more == 1 else 'are'} reviewed, or by {by}"
+
+
 def _local(at: datetime | None, tz: zoneinfo.ZoneInfo) -> str:
     return timezone.localtime(at, tz).strftime("%Y-%m-%d %H:%M:%S %Z") if at else "—"
 
@@ -961,6 +972,7 @@ class StoreCalibrationAdmin(ReadOnlyMixin, TenantModelAdmin):
         taught_from = habits.taught_from if learnt is not stored else {}
         tz = _zone(store.timezone)
         figures = selectors.review_figures_by_store(since=timezone.now() - selectors.REVIEW_PERIOD).get(store.pk)
+        reviewed = selectors.reviews_since(store=store, since=latest.created_at if latest else None)
         context = {
             **self.admin_site.each_context(request),
             "opts": StoreCalibration._meta,
@@ -979,7 +991,9 @@ class StoreCalibrationAdmin(ReadOnlyMixin, TenantModelAdmin):
             "shown_asked_by": _asked_by(shown) if shown is not None else "",
             "shown_auto_charged": format_share(shown.auto_charge_share) if shown is not None else "",
             "is_latest": shown is latest,
-            "reviews_since": selectors.reviews_since(store=store, since=latest.created_at if latest else None),
+            "reviews_since": reviewed,
+            "learns_when": _learns_when(reviewed=reviewed, latest=latest, tz=tz),
+            "learn_after": calibration.LEARN_AFTER_REVIEWS,
             "risk_checks": _risk_checks(learnt),
             **_stack_habits(habits),
             "chart": mark_safe(  # noqa: S308 — render_reliability escapes every value it draws

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import zoneinfo
 from collections.abc import Callable
 from datetime import timedelta
 
@@ -19,7 +20,7 @@ from visits import calibration
 from visits.calibration import Evidence, Sample
 from visits.calibration_chart import render_reliability
 from visits.models import StoreCalibration, Visit
-from visits.tests.support import keep_calibration, push, stored_event, unclear_pick
+from visits.tests.support import keep_calibration, push, review_decision, stored_event, unclear_pick
 from visits.tests.test_pipeline import DAY, priced_store  # noqa: F401 — fixture
 
 PAGE = "/admin/visits/storecalibration/store/{}/"
@@ -171,6 +172,30 @@ def test_an_earlier_calibration_can_be_looked_at(manager_a: User, calibrated: St
     assert opened["Location"] == PAGE.format(calibrated.pk) + "?number=1"
     listed = client.get("/admin/visits/storecalibration/")
     assert listed.status_code == 200 and [r.number for r in listed.context["cl"].result_list] == [2, 1]
+
+
+def test_the_calibration_page_says_when_the_store_learns_from_its_reviews_next(
+    manager_a: User, calibrated: Store
+) -> None:
+    client = logged_in(manager_a)
+    assert "No visit reviewed since then." in client.get(PAGE.format(calibrated.pk)).content.decode()
+    visits = Visit.unscoped.filter(store=calibrated).order_by("session")
+    for visit in visits[:3]:
+        review_decision(visit, reviewer=manager_a, action="approve")
+    body = client.get(PAGE.format(calibrated.pk)).content.decode()
+    latest = StoreCalibration.unscoped.get(store=calibrated, number=2)
+    by = timezone.localtime(latest.created_at + timedelta(days=1), zoneinfo.ZoneInfo(calibrated.timezone))
+    assert (
+        f"3 visits reviewed since then: the store learns from them once 22 more are reviewed, or by {by:%Y-%m-%d %H:%M}"
+        in body
+    )
+    for n in range(calibration.LEARN_AFTER_REVIEWS - 3):
+        visit = Visit.unscoped.create(
+            tenant_id=calibrated.tenant_id, store=calibrated, session=f"R{n}", status="charged"
+        )
+        review_decision(visit, reviewer=manager_a, action="approve")
+    body = client.get(PAGE.format(calibrated.pk)).content.decode()
+    assert "25 visits reviewed since then: the store learns from them within the next quarter of an hour." in body
 
 
 def test_a_store_without_calibration_shows_where_every_store_starts(manager_a: User, priced_store: Store) -> None:  # noqa: F811
