@@ -27,7 +27,8 @@ ROOT = Path(__file__).resolve().parent
 @pytest.fixture(scope="session", autouse=True)
 def _cache_of_earlier_runs_dropped() -> None:
     """The cache (Redis) outlives the test database, whose ids start again at 1 every run: drop what earlier runs
-    kept for the gate under those ids (API keys, stores, shoppers' standing)."""
+    kept under those ids (for the gate: API keys, stores, shoppers' standing; a store's live pushes waiting to be
+    finished)."""
     from django.conf import settings
     from django.core.cache import cache
 
@@ -39,7 +40,7 @@ def _cache_of_earlier_runs_dropped() -> None:
 
     client = redis.Redis.from_url(location)
     try:
-        for family in ("api-key", "store-at-gate", "standing"):
+        for family in ("api-key", "store-at-gate", "standing", "push-finish-pending", "push-summary"):
             for key in client.scan_iter(cache.make_key(f"{family}:*"), count=1000):
                 client.delete(key)
     finally:

@@ -52,14 +52,14 @@ import django  # noqa: E402
 django.setup()
 
 from django.conf import settings  # noqa: E402
-from django.db import connection  # noqa: E402
+from django.db import connection, transaction  # noqa: E402
 
 from billing.invoicing.models import Plan  # noqa: E402
 from core import tenancy  # noqa: E402
 from ingest import partitions  # noqa: E402
 from ingest import services as ingest_services  # noqa: E402
 from ingest.sample import sample_events  # noqa: E402
-from ingest.services import events_push, stream_finish  # noqa: E402
+from ingest.services import events_push  # noqa: E402
 from stores.models import Store  # noqa: E402
 from stores.sample import sample_layout  # noqa: E402
 from stores.sample_store import sample_prices_add, sample_products_add, sample_store  # noqa: E402
@@ -174,11 +174,12 @@ def _new_day(store: Store, day: datetime, *, visits: int, prefix: str) -> dict[s
     with tenancy.tenant_scope(store.tenant_id):
         began = time.perf_counter()
         for start in range(0, len(events), 1000):
-            with _tasks_not_sent() as kept:
-                result = events_push(actor=SYSTEM, store=store, events=events[start : start + 1000])
-                # Finished as the live worker finishes it: with the summary the push made of its events.
-                finishing = next(task for task in kept if task["task"] == "ingest.finish_stream")
-                stream_finish(stream_id=result.stream.pk, summary=finishing.get("summary"))
+            with _tasks_not_sent():
+                events_push(actor=SYSTEM, store=store, events=events[start : start + 1000])
+                # Finished as the live worker finishes it: with the summary the push kept for it.
+                ingest_services.pushes_finish_begun(store_id=store.pk)
+                with transaction.atomic():
+                    ingest_services.pushes_finish(store_id=store.pk)
         pushed = time.perf_counter() - began
         sessions = sorted({event["session"] for event in events if event.get("session")})
         between = (day, max(datetime.fromisoformat(event["ts"]) for event in events))

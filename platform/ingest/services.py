@@ -8,6 +8,8 @@ mid-chunk loses nothing (the transaction rolls back and the chunk is redone) and
 doubles nothing. `streams_resume_stalled` sends again what a stream waits for
 (its preparation, chunks or finishing) when a worker died with it, whatever the
 broker does with unacknowledged messages.
+
+    events_push ──▶ [live] pushes_finish (one per store for the pushes waiting) + the visits' refresh
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import Any, BinaryIO, NamedTuple, cast
 
 import orjson
 from django.conf import settings
+from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.core.files import File
 from django.core.files.storage import default_storage
@@ -59,6 +62,13 @@ PUSH_MAX_EVENTS = 1000
 SESSION_BATCH = 500
 # The visits in the store up to this before and after a scale or device event are touched by it.
 LOOSE_MARGIN = timedelta(minutes=5)
+# A live push is finished by its store's `ingest.finish_pushes`: one is sent unless one is pending already (the
+# marker, cleared as it starts; it lapses after this many seconds, should the message be lost before), and it
+# finishes every push of the store not finished yet, with the summaries the pushes kept in the cache.
+FINISH_PENDING = "push-finish-pending:{store}"
+FINISH_PENDING_FOR = 30
+PUSH_SUMMARY = "push-summary:{stream}:{started}"
+PUSHES_PER_FINISH = 200
 
 
 @dataclass(frozen=True)
@@ -327,50 +337,78 @@ def stream_finish(*, stream_id: int, summary: dict[str, Any] | None = None) -> N
     with transaction.atomic(), garbage_collection_paused():  # a summary of 100k sessions is 100k lists
         list(StreamChunk.objects.select_for_update(of=("self",)).filter(stream_id=stream_id, done=False).values("pk"))
         stream = EventStream.objects.select_for_update(no_key=True).select_related("store").get(pk=stream_id)
-        if stream.status == EventStream.Status.DONE or stream.finished_at is not None:
+        closed = _stream_close(stream, summary)
+        if closed is None:
             return
-        if stream.chunks_done < stream.chunks_total and stream.stopped_at is None:  # a chunk's commit lost: redone
-            return
-        summary = summary if summary is not None else _chunks_summary(stream)
-        seen = _stream_sessions(stream) if summary is None else _sessions_of(summary)
-        refused = _reject_unknown_sessions(stream, seen)
-        unknown = {row["session"] for row in refused}
-        if summary is None:
-            _record_device_observations(stream)
-        else:
-            _record_devices(stream, *_devices_of(summary, stream=stream, refused=refused))
-        sessions = _sessions_touched(stream, seen, unknown)
         # Finished when its visits are handed on: the refresh tasks are sent as this transaction commits, then
         # one settling of the store, behind them in the queue, for the visits due already; each refresh sends a
         # settling for when the windows of its visits that have just left end. (Should the first start while the
         # last refresh still runs elsewhere and find nothing more due, the periodic `visits.settle_due` settles
         # what is left.) A live push's visits are refreshed on the live queue, so that its warnings never wait
         # behind a day's upload; no queue is behind that one, so each of its refreshes sends the settling itself.
-        stream.status = EventStream.Status.FAILED if stream.failure_reason else EventStream.Status.DONE
-        stream.finished_at = timezone.now()
-        stream.bytes_done = stream.bytes_total
-        _remove_files(stream, keep_upload=stream.status == EventStream.Status.DONE)
-        stream.save()
-        metrics.count_events(
-            source=stream.source, accepted=stream.accepted, duplicates=stream.duplicates, rejected=stream.rejected
-        )
         live = stream.source == EventStream.Source.PUSH
-        for start in range(0, len(sessions), settings.VISITS_PER_TASK):
-            batch = sessions[start : start + settings.VISITS_PER_TASK]
-            since, until = _time_of(batch, seen)
+        for refresh in visits_to_refresh(*closed):
             enqueue_on_commit(
                 "visits.refresh_visits",
                 queue=LIVE_QUEUE if live else None,
                 tenant_id=stream.tenant_id,
                 store_id=stream.store_id,
-                sessions=batch,
+                sessions=refresh.sessions,
                 then_settle=live,
-                since=since.isoformat(),
-                until=until.isoformat(),
+                since=refresh.since,
+                until=refresh.until,
             )
-        if sessions and not live:
+        if closed[0] and not live:
             enqueue_on_commit("visits.settle_store", tenant_id=stream.tenant_id, store_id=stream.store_id)
         enqueue_on_commit("stock.check_low", tenant_id=stream.tenant_id, store_id=stream.store_id)
+
+
+def _stream_close(
+    stream: EventStream, summary: dict[str, Any] | None
+) -> tuple[list[str], dict[str | None, _SessionSeen]] | None:
+    """Finish `stream`, its row locked by the caller; the sessions whose visits it touched (in time order) and
+    what it saw of each, or None when it is finished already or still waits for a chunk."""
+    if stream.status == EventStream.Status.DONE or stream.finished_at is not None:
+        return None
+    if stream.chunks_done < stream.chunks_total and stream.stopped_at is None:  # a chunk's commit lost: redone
+        return None
+    summary = summary if summary is not None else _chunks_summary(stream)
+    seen = _stream_sessions(stream) if summary is None else _sessions_of(summary)
+    refused = _reject_unknown_sessions(stream, seen)
+    unknown = {row["session"] for row in refused}
+    if summary is None:
+        _record_device_observations(stream)
+    else:
+        _record_devices(stream, *_devices_of(summary, stream=stream, refused=refused))
+    sessions = _sessions_touched(stream, seen, unknown)
+    stream.status = EventStream.Status.FAILED if stream.failure_reason else EventStream.Status.DONE
+    stream.finished_at = timezone.now()
+    stream.bytes_done = stream.bytes_total
+    _remove_files(stream, keep_upload=stream.status == EventStream.Status.DONE)
+    stream.save()
+    metrics.count_events(
+        source=stream.source, accepted=stream.accepted, duplicates=stream.duplicates, rejected=stream.rejected
+    )
+    return sessions, seen
+
+
+@dataclass(frozen=True)
+class VisitsToRefresh:
+    """One `visits.refresh_visits`' worth of sessions, and the time of the events that brought them (ISO 8601)."""
+
+    sessions: list[str]
+    since: str
+    until: str
+
+
+def visits_to_refresh(sessions: list[str], seen: dict[str | None, _SessionSeen]) -> list[VisitsToRefresh]:
+    """These sessions (in time order) cut into refreshes of `VISITS_PER_TASK`, each with its events' time."""
+    refreshes = []
+    for start in range(0, len(sessions), settings.VISITS_PER_TASK):
+        batch = sessions[start : start + settings.VISITS_PER_TASK]
+        since, until = _time_of(batch, seen)
+        refreshes.append(VisitsToRefresh(batch, since.isoformat(), until.isoformat()))
+    return refreshes
 
 
 def _time_of(sessions: list[str], seen: dict[str | None, _SessionSeen]) -> tuple[datetime, datetime]:
@@ -592,9 +630,10 @@ def events_push(
     The same validation and writing as uploads (one COPY and one INSERT), and the one check a live store acts on
     at once — an event of a session never started is refused, to be sent again after its `session.started` (one
     indexed look-up) — answered as soon as that commits. The rest of finishing (device health, handing the
-    visits on to be refreshed and settled) runs in the `ingest.finish_stream` task: a push never waits on the
-    workers, on a device's row lock or on other visits' settling. The task carries the summary of the accepted
-    events (and reads them again if the message is lost and `streams_resume_stalled` sends it anew).
+    visits on to be refreshed and settled) runs in the store's `ingest.finish_pushes` task, sent unless one is
+    pending already (`pushes_finish`): a push never waits on the workers, on a device's row lock or on other
+    visits' settling. The summary of the accepted events waits in the cache for that task (the events are read
+    again if it is gone, or if the message is lost and `streams_resume_stalled` sends `ingest.finish_stream`).
     `layout_versions`: the store's, when the caller read them with the store (`store_with_layout_versions`).
     """
     if not isinstance(events, list):
@@ -627,12 +666,86 @@ def events_push(
         stream.save(update_fields=["lines", "accepted", "duplicates", "rejected", "rejections_stored"])
         # With events refused since the summary was made, the task reads what is left instead.
         summary = None if orphans else outcome.summary
-        enqueue_on_commit(
-            "ingest.finish_stream", queue=LIVE_QUEUE, tenant_id=store.tenant_id, stream_id=stream.pk, summary=summary
-        )
+        transaction.on_commit(lambda: _push_finishing_asked(stream=stream, summary=summary))
     refused = Rejection.objects.filter(stream=stream).order_by("line") if orphans else outcome.refused
     rejected = [{"index": row.line, "event_id": row.event_id or None, "reason": row.reason} for row in refused]
     return PushResult(stream=stream, accepted=stream.accepted, duplicates=stream.duplicates, rejected=rejected)
+
+
+def _push_finishing_asked(*, stream: EventStream, summary: dict[str, Any] | None) -> None:
+    """As a push commits: keep its summary for its finishing, and send the store's finishing unless one is pending
+    already — that one finishes this push too, as it looks for the store's unfinished pushes once it starts."""
+    if summary is not None:
+        cache.set(_summary_key(stream), summary, timeout=settings.INGEST_STALLED_AFTER_SECONDS)
+    if cache.add(FINISH_PENDING.format(store=stream.store_id), True, timeout=FINISH_PENDING_FOR):
+        enqueue_on_commit(
+            "ingest.finish_pushes", queue=LIVE_QUEUE, tenant_id=stream.tenant_id, store_id=stream.store_id
+        )
+
+
+def _summary_key(stream: EventStream) -> str:
+    """Where a push's summary waits for its finishing: the stream's id and start, unique even across databases."""
+    return PUSH_SUMMARY.format(stream=stream.pk, started=micros(stream.started_at) if stream.started_at else 0)
+
+
+@dataclass(frozen=True)
+class PushesFinished:
+    streams: list[int]
+    refreshes: list[VisitsToRefresh]
+
+
+def pushes_finish_begun(*, store_id: int) -> None:
+    """The store's finishing has started: a push committed from now on sends another (this one may not see it)."""
+    cache.delete(FINISH_PENDING.format(store=store_id))
+
+
+def pushes_finish(*, store_id: int) -> PushesFinished:
+    """Finish the store's live pushes not finished yet (`PUSHES_PER_FINISH` at most; another finishing is sent for
+    the rest), in the caller's transaction; the refreshes of the visits they touched, for the caller to run in it.
+
+    One finishing for all the pushes that came while it waited: the live worker's work grows with the stores,
+    not with the pushes, once it is behind. Pushes another worker is finishing (their rows locked: a finishing
+    `streams_resume_stalled` sent) are left to it. A push whose summary is missing is read from its events.
+    """
+    with garbage_collection_paused():
+        streams = list(
+            EventStream.objects.select_for_update(no_key=True, skip_locked=True, of=("self",))
+            .select_related("store")
+            .filter(store_id=store_id, source=EventStream.Source.PUSH, status=EventStream.Status.PROCESSING)
+            .order_by("pk")[:PUSHES_PER_FINISH]
+        )
+        if not streams:
+            return PushesFinished([], [])
+        keys = [_summary_key(stream) for stream in streams]
+        summaries = cache.get_many(keys)
+        finished: list[int] = []
+        sessions: dict[str, None] = {}  # in the order the pushes came, each once
+        seen: dict[str | None, _SessionSeen] = {}
+        for stream, key in zip(streams, keys, strict=True):
+            closed = _stream_close(stream, summaries.get(key))
+            if closed is None:
+                continue
+            finished.append(stream.pk)
+            sessions |= dict.fromkeys(closed[0])
+            _seen_merge(seen, closed[1])
+    transaction.on_commit(lambda: cache.delete_many(keys))
+    tenant_id = streams[0].tenant_id
+    if len(streams) == PUSHES_PER_FINISH:
+        enqueue_on_commit("ingest.finish_pushes", queue=LIVE_QUEUE, tenant_id=tenant_id, store_id=store_id)
+    if finished:
+        enqueue_on_commit("stock.check_low", tenant_id=tenant_id, store_id=store_id)
+    return PushesFinished(finished, visits_to_refresh(list(sessions), seen))
+
+
+def _seen_merge(into: dict[str | None, _SessionSeen], seen: dict[str | None, _SessionSeen]) -> None:
+    """What several streams saw of each session (None: of no session): from the first time to the last."""
+    for session, row in seen.items():
+        kept = into.get(session)
+        into[session] = (
+            row
+            if kept is None
+            else _SessionSeen(min(kept.first, row.first), max(kept.last, row.last), kept.started or row.started)
+        )
 
 
 def streams_resume_stalled(*, stalled_after: timedelta) -> int:

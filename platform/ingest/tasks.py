@@ -8,13 +8,14 @@ from typing import Any
 import psycopg2.errors
 from celery import shared_task
 from django.conf import settings
-from django.db import OperationalError
+from django.db import OperationalError, transaction
 from django.utils import timezone
 
 from core import tenancy
 from ingest import partitions, services
 from stores.services import devices_mark_silent
 from tenants.audit import Actor
+from visits.tasks import refresh_visits
 
 
 @shared_task(name="ingest.prepare_stream")
@@ -38,6 +39,32 @@ def process_chunk(*, tenant_id: int, chunk_id: int) -> None:
 @tenancy.in_tenant_scope
 def finish_stream(*, tenant_id: int, stream_id: int, summary: dict[str, Any] | None = None) -> None:
     services.stream_finish(stream_id=stream_id, summary=summary)
+
+
+@shared_task(
+    name="ingest.finish_pushes",
+    autoretry_for=(OperationalError, psycopg2.errors.TransactionRollbackError),
+    retry_backoff=1,
+    max_retries=8,
+)
+@tenancy.in_tenant_scope
+def finish_pushes(*, tenant_id: int, store_id: int) -> int:
+    """Finish the store's live pushes waiting, and refresh the visits they touched, in one transaction: a push's
+    whole hand-off is one task of the live queue (`ingest.services.pushes_finish`), and a worker killed in it
+    leaves the pushes unfinished, to be finished again (`streams_resume_stalled`). Returns how many it finished."""
+    services.pushes_finish_begun(store_id=store_id)
+    with transaction.atomic():
+        finished = services.pushes_finish(store_id=store_id)
+        for refresh in finished.refreshes:
+            refresh_visits(
+                tenant_id=tenant_id,
+                store_id=store_id,
+                sessions=refresh.sessions,
+                then_settle=True,
+                since=refresh.since,
+                until=refresh.until,
+            )
+    return len(finished.streams)
 
 
 @shared_task(name="ingest.resume_stalled_streams")

@@ -27,8 +27,9 @@ def refresh_visits(
     until: str | None = None,
 ) -> int:
     """Bring these visits up to date with their events, warn of unchecked age-restricted picks, place their holds.
-    `then_settle` (a live push's refresh, on the live queue): settle the store's visits due already, once this is
-    done — what an upload sends behind its refreshes on the visits queue. `since`/`until` (ISO 8601): the time of
+    `then_settle` (a live push's refresh, run by `ingest.finish_pushes` on the live queue, or sent by a push's
+    finishing resumed): settle the store's visits due already, once this is done — what an upload sends behind its
+    refreshes on the visits queue. `since`/`until` (ISO 8601): the time of
     the events that brought these sessions, which bounds what is read (`visits_refresh`'s `between`)."""
     store = Store.objects.get(pk=store_id)
     between = (datetime.fromisoformat(since), datetime.fromisoformat(until)) if since and until else None
