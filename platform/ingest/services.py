@@ -716,6 +716,8 @@ def pushes_finish(*, store_id: int) -> PushesFinished:
         )
         if not streams:
             return PushesFinished([], [])
+        if len(streams) > 1:  # each stream locks its devices in id order; several, all of them first, in that order
+            list(Device.objects.select_for_update().filter(store_id=store_id).order_by("pk").values_list("pk"))
         keys = [_summary_key(stream) for stream in streams]
         summaries = cache.get_many(keys)
         finished: list[int] = []
