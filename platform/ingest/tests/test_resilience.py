@@ -9,6 +9,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
+import psycopg2
 import pytest
 from django.conf import settings
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -22,6 +23,7 @@ from ingest.models import Event, EventStream, StreamChunk
 from ingest.tests.conftest import day_of_events, ndjson, upload, wait_for_stream, worker_process
 from stores.models import Store
 from tenants.audit import Actor
+from visits.models import Visit
 
 EMBEDDED = settings.CELERY_TASK_ALWAYS_EAGER
 
@@ -299,3 +301,64 @@ def test_a_queued_upload_is_sent_again_once_its_stall_period_has_passed_and_once
     assert resume() == []  # sent moments ago: not again within the period
     EventStream.unscoped.filter(pk=stalled.pk).update(resent_at=timezone.now() - timedelta(minutes=6))
     assert len(resume()) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(EMBEDDED, reason="a worker process to kill: with a broker only")
+def test_a_worker_killed_while_finishing_a_stores_pushes_leaves_them_to_be_finished_again(
+    api_a: APIClient, store_a: Store
+) -> None:
+    """The live worker dies in the store's finishing (held, for that moment, on the store's devices, which this test
+    locks): its transaction rolls back whole — no push finished, no visit refreshed — and the resume job finishes
+    each push, its visits refreshed once."""
+    from config.celery import app
+
+    app.control.purge()
+    events = day_of_events(store_a, visits=2)
+    half = len(events) // 2
+    for batch in (events[:half], events[half:]):  # no worker yet: the store's one finishing waits in the broker
+        assert api_a.post(f"/api/v1/stores/{store_a.code}/events", batch, format="json").json()["accepted"] == len(
+            batch
+        )
+    streams = EventStream.unscoped.filter(store=store_a, source=EventStream.Source.PUSH)
+    assert streams.count() == 2
+    locker = psycopg2.connect(**connection.get_connection_params())
+    try:
+        with locker.cursor() as cursor:
+            cursor.execute("SELECT id FROM stores_device WHERE store_id = %s FOR UPDATE", [store_a.pk])
+        with worker_process() as worker:
+            _wait_until(lambda: bool(_waiting_on_a_lock()))
+            held = _waiting_on_a_lock()
+            os.kill(worker.pid, signal.SIGKILL)
+            worker.wait()
+    finally:
+        locker.rollback()
+        locker.close()
+    _wait_until(lambda: not _backends(held))  # the dead worker's transaction rolled back
+    assert set(streams.values_list("status", flat=True)) == {EventStream.Status.PROCESSING}
+    assert not Visit.unscoped.filter(store=store_a).exists()
+
+    with worker_process():
+        _resume()
+        _wait_until(lambda: set(streams.values_list("status", flat=True)) == {EventStream.Status.DONE})
+        sessions = {event["session"] for event in events if event.get("session")}
+        visits = Visit.unscoped.filter(store=store_a)
+        _wait_until(lambda: set(visits.exclude(status=Visit.Status.OPEN).values_list("session", flat=True)) == sessions)
+    assert visits.count() == len(sessions)
+    assert Event.unscoped.filter(store=store_a).count() == len(events)
+
+
+def _waiting_on_a_lock() -> list[int]:
+    """The backends of this database waiting for a row lock."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() "
+            "AND wait_event_type = 'Lock'"
+        )
+        return [pid for (pid,) in cursor.fetchall()]
+
+
+def _backends(pids: list[int]) -> list[int]:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pid FROM pg_stat_activity WHERE pid = ANY(%s)", [pids])
+        return [pid for (pid,) in cursor.fetchall()]
