@@ -188,6 +188,7 @@ def _stack_habits(habits: engine.StackHabits) -> dict[str, Any]:
     typical = timing.typical
     return {
         "confidence_scale": habits.confidence_scale,
+        "sure_confidence": habits.sure_confidence if habits.sure_confidence < engine.SURE_READ else None,
         "scale_timing": {
             "delays": timing.delays,
             "typical": f"{_seconds(typical)} {'early' if typical < timedelta(0) else 'late'}",

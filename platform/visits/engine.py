@@ -76,6 +76,12 @@ DEFAULT_RISK = 0.005
 SCALE_STEP = 0.05
 SCALE_PICKS = 30
 SCALE_FLOOR = 0.8
+# A stack's ordinary sure pick (`stack_sure_confidence`): the `SURE_SHARE` quantile of the confidences of its picks that
+# name no one else, on its scale. One below `SURE_READ` (the prior's "sure") is stretched to read as `SURE_READ`, from
+# no lower than `SURE_FLOOR`: a stack that says 0.75 of what it is sure of means by 0.75 what another means by 0.95.
+SURE_SHARE = 0.25
+SURE_READ = 0.9
+SURE_FLOOR = 0.6
 # Whereabouts: nobody crosses a store faster than this; a hand reaches this far; "moments" are this long.
 FASTEST_WALK_M_S = 1.6
 REACH_M = 1.5
@@ -385,12 +391,53 @@ def stack_confidence_scale(confidences: Sequence[float]) -> float:
     return max(SCALE_FLOOR, min(1.0, math.ceil(max(confidences) / SCALE_STEP - 1e-9) * SCALE_STEP))
 
 
+def stack_sure_confidence(confidences: Sequence[float]) -> float:
+    """What a stack says, on its own scale, of the picks it is sure of: of its picks that name no one else (the
+    `confidences`), the `SURE_SHARE` quantile, rounded up to `SCALE_STEP` — `SURE_READ` or more (nothing to stretch)
+    from fewer than `SCALE_PICKS`, never below `SURE_FLOOR`. A quarter: the hesitations a stack lists no rival for
+    stay under it. A vendor whose sure picks say anywhere from 0.7 up has its plain picks read, before any review, as
+    the sure picks they are, where its top (`stack_confidence_scale`) is at 1.0 and sets nothing right."""
+    if len(confidences) < SCALE_PICKS:
+        return SURE_READ
+    ordered = sorted(confidences)
+    quantile = ordered[int(SURE_SHARE * (len(ordered) - 1))]
+    return max(SURE_FLOOR, min(SURE_READ, math.ceil(quantile / SCALE_STEP - 1e-9) * SCALE_STEP))
+
+
+class ConfidenceReading(NamedTuple):
+    """How a stack's confidences are read on the prior's terms: divided by its `top` (`stack_confidence_scale`), then
+    stretched piecewise linearly so that its ordinary sure pick, `sure` on that scale (`stack_sure_confidence`), reads
+    as `SURE_READ` — below it in proportion, above it up to 1.0."""
+
+    top: float = 1.0
+    sure: float = SURE_READ
+
+    def read(self, confidence: float) -> float:
+        scaled = min(1.0, confidence / self.top)
+        if self.sure >= SURE_READ:
+            return scaled
+        if scaled <= self.sure:
+            return scaled * SURE_READ / self.sure
+        return SURE_READ + (scaled - self.sure) * (1.0 - SURE_READ) / (1.0 - self.sure)
+
+    def margin(self, action: _Action) -> float:
+        runner_up = self.read(action.alternatives[0][1]) if action.alternatives else 0.0
+        return round(min(1.0, self.read(action.confidence) - runner_up), 4)
+
+
+def _confidence_reading(actions: Sequence[_Action]) -> ConfidenceReading:
+    """The reading these actions show: their top, then what their picks naming no one else say on it."""
+    top = stack_confidence_scale([action.confidence for action in actions])
+    lone = [min(1.0, action.confidence / top) for action in actions if action.sign > 0 and not action.alternatives]
+    return ConfidenceReading(top, stack_sure_confidence(lone))
+
+
 def _read(
-    events: Iterable[Mapping[str, Any]], scale: float | None, store: StoreModel
-) -> tuple[list[_Action], list[_Weight], _Visits, list[tuple[datetime, str, str]], list[_Restock], float]:
+    events: Iterable[Mapping[str, Any]], reading: ConfidenceReading | None, store: StoreModel
+) -> tuple[list[_Action], list[_Weight], _Visits, list[tuple[datetime, str, str]], list[_Restock], ConfidenceReading]:
     """Split deduplicated, time-ordered events into camera actions (each with its bin in the `store`'s layout of its
-    time), weight changes, visits, device reports and restocks; the actions' margins on the stack's confidence `scale`
-    (None: the one these events show), and that scale."""
+    time), weight changes, visits, device reports and restocks; the actions' confidences and margins as the stack's
+    confidence `reading` reads them (None: the one these events show), and that reading."""
     unique: dict[str, Mapping[str, Any]] = {}
     for event in events:
         unique.setdefault(event["id"], event)
@@ -449,19 +496,17 @@ def _read(
             checks[event["session"]].append((event["result"] == "passed", int(event["min_age"])))
         elif kind == "shelf.restocked":
             restocks.append(_Restock(ts, event["bin"], int(event["qty"])))
-    scale = stack_confidence_scale([action.confidence for action in actions]) if scale is None else scale
-    if scale < 1.0:
+    reading = _confidence_reading(actions) if reading is None else reading
+    if reading != ConfidenceReading():
         actions = [
-            action._replace(
-                confidence=min(1.0, action.confidence / scale), margin=round(min(1.0, action.margin / scale), 4)
-            )
+            action._replace(confidence=reading.read(action.confidence), margin=reading.margin(action))
             for action in actions
         ]
     spans = {s: (entered[s], exited.get(s)) for s in entered}
     # A companion whose payer never entered (or is itself a companion) pays for itself, and is asked about.
     strays = {member: payer for member, payer in payer_of.items() if payer not in entered or payer in payer_of}
     payer_of = {member: payer for member, payer in payer_of.items() if member not in strays}
-    return actions, weights, _Visits(spans, payer_of, gates, checks, strays), reports, restocks, scale
+    return actions, weights, _Visits(spans, payer_of, gates, checks, strays), reports, restocks, reading
 
 
 @dataclass(frozen=True)
@@ -528,14 +573,19 @@ SCALE_TAUGHT_PICKS = 30
 @dataclass(frozen=True)
 class StackHabits:
     """How a store's stack reports, read from its own events with no person's word: the scale its cameras give
-    confidences on, its scales' timing, and — for each kind of camera-alone evidence — the curve its working scales
-    taught (`scale_taught`), with how many picks taught it."""
+    confidences on and what its sure picks say on it, its scales' timing, and — for each kind of camera-alone
+    evidence — the curve its working scales taught (`scale_taught`), with how many picks taught it."""
 
     confidence_scale: float = 1.0
     scale_timing: ScaleTiming = field(default_factory=ScaleTiming)
     taught: Mapping[Evidence, Curve] = field(default_factory=dict)
     taught_from: Mapping[Evidence, int] = field(default_factory=dict)
     weighing_spread: float = 0.0  # how far its scales weigh off, per unit (`read_weighing_spread`; 0: unknown)
+    sure_confidence: float = SURE_READ  # what its sure picks say on its scale (`stack_sure_confidence`)
+
+    @property
+    def confidence_reading(self) -> ConfidenceReading:
+        return ConfidenceReading(self.confidence_scale, self.sure_confidence)
 
     def applied_to(self, calibration: Calibration) -> Calibration:
         """The calibration a store reads with: its own, or — while it has learnt nothing yet — the default with the
@@ -549,16 +599,19 @@ class StackHabits:
 def stack_habits(*, events: Iterable[Mapping[str, Any]], store: StoreModel) -> StackHabits:
     """The habits the store's events show (each with `_ts`): what `infer_carts` reads when it is given none, and what
     settling reads once per run from the store's latest events (`settling.stack_habits`)."""
-    actions, weights, _, reports, _, scale = _read(events, None, store)
+    actions, weights, _, reports, _, reading = _read(events, None, store)
     timing = _timing_of(actions, weights)
     matched, seen_together = _match_weights(actions, weights, store, timing)
     weighed = _weighed_lone_picks(actions, matched, seen_together, store, reports)
-    return _habits(scale, timing, weighed, read_weighing_spread(actions, matched, seen_together, store))
+    return _habits(reading, timing, weighed, read_weighing_spread(actions, matched, seen_together, store))
 
 
-def _habits(scale: float, timing: ScaleTiming, weighed: Mapping[Evidence, list[Sample]], spread: float) -> StackHabits:
+def _habits(
+    reading: ConfidenceReading, timing: ScaleTiming, weighed: Mapping[Evidence, list[Sample]], spread: float
+) -> StackHabits:
     taught = {kind: scale_taught(picks) for kind, picks in weighed.items() if len(picks) >= SCALE_TAUGHT_PICKS}
-    return StackHabits(scale, timing, taught, {kind: len(weighed[kind]) for kind in taught}, spread)
+    taught_from = {kind: len(weighed[kind]) for kind in taught}
+    return StackHabits(reading.top, timing, taught, taught_from, spread, reading.sure)
 
 
 def read_weighing_spread(
@@ -1423,15 +1476,15 @@ def infer_carts(
     learnt no calibration yet reads with the curves its scales taught.
     """
     calibration = calibration or default_calibration()
-    actions, weights, visits, reports, restocks, scale = _read(
-        events, habits.confidence_scale if habits else None, store
+    actions, weights, visits, reports, restocks, reading = _read(
+        events, habits.confidence_reading if habits else None, store
     )
     timing = habits.scale_timing if habits else _timing_of(actions, weights)
     matched, seen_together = _match_weights(actions, weights, store, timing)
     if habits is None:
         learns = not calibration.has_learnt  # a store that has learnt reads with its own curves
         weighed = _weighed_lone_picks(actions, matched, seen_together, store, reports) if learns else {}
-        habits = _habits(scale, timing, weighed, read_weighing_spread(actions, matched, seen_together, store))
+        habits = _habits(reading, timing, weighed, read_weighing_spread(actions, matched, seen_together, store))
     calibration = habits.applied_to(calibration)
     used_weights = {w.event_id for w in matched.values()}
     whereabouts = _Whereabouts(actions, visits, store)

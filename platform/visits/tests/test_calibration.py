@@ -148,18 +148,20 @@ def test_a_stack_reporting_compressed_confidences_is_charged_as_often_as_a_calib
 
 def test_a_stack_understating_its_sure_picks_learns_to_be_charged_as_often_as_a_calibrated_one() -> None:
     calibrated = draw_stack(family="calibrated", seed=7)
-    # The same cameras reporting a sure pick anywhere from 0.7 up: no scale sets that right, the store's reviews do.
+    # The same cameras reporting a sure pick anywhere from 0.7 up: its top is 1.0, so no scale sets that right. Read
+    # by what its plain picks say (`stack_sure_confidence`) it starts close to the calibrated one; its reviews do the
+    # rest.
     diffident = replace(calibrated, family="diffident", confident=(0.7, 1.0), hesitant=(0.45, 0.7))
     test_day = 20
 
     cold_calibrated, _ = _auto_charged_share(calibrated, None, test_day)
     cold_diffident, _ = _auto_charged_share(diffident, None, test_day)
-    assert cold_diffident < cold_calibrated - 0.1  # read as it reports itself, the diffident stack looks unsure
+    assert cold_calibrated - 0.1 < cold_diffident < cold_calibrated, (cold_diffident, cold_calibrated)
 
-    learnt_diffident, reviewed = _learn_for_days(diffident, 8)
-    learnt_calibrated, _ = _learn_for_days(calibrated, 8)
-    assert reviewed >= 200  # a few hundred visits people decided
+    learnt_diffident, reviewed = _learn_for_days(diffident, 10)
+    learnt_calibrated, _ = _learn_for_days(calibrated, 10)
+    assert reviewed >= 150  # a couple of hundred visits people decided
     warm_diffident, _ = _auto_charged_share(diffident, learnt_diffident, test_day)
     warm_calibrated, _ = _auto_charged_share(calibrated, learnt_calibrated, test_day)
     assert warm_diffident >= warm_calibrated - 0.03, (warm_diffident, warm_calibrated)
-    assert warm_diffident > cold_diffident + 0.1
+    assert warm_diffident > cold_diffident + 0.05

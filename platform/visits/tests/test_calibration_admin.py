@@ -129,6 +129,24 @@ def test_the_calibration_page_says_on_what_scale_the_store_s_cameras_are_read(
     assert "0.90" in fact and "read as full confidence" in fact
 
 
+def test_the_calibration_page_says_what_the_store_s_cameras_say_of_their_sure_picks(
+    manager_a: User,
+    priced_store: Store,  # noqa: F811
+) -> None:
+    client = logged_in(manager_a)
+    assert "fact-sure" not in _fact(client, priced_store, "scale")
+    now = timezone.now()
+    picks = [
+        stored_event(
+            priced_store, f"p{n}", "item.picked", now - timedelta(minutes=n + 1), session="S", bin="B", confidence=c
+        )
+        for n, c in enumerate(0.7 + 0.01 * n for n in range(30))
+    ]
+    Event.unscoped.bulk_create(picks)
+    fact = _fact(client, priced_store, "scale")
+    assert "as reported" in fact and "say as little as 0.80" in fact and "read as a sure pick" in fact
+
+
 def test_the_calibration_page_says_how_late_the_store_s_scales_weigh(
     manager_a: User,
     priced_store: Store,  # noqa: F811

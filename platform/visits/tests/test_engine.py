@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -14,6 +15,7 @@ from hypothesis import strategies as st
 from visits.calibration import Calibration, Evidence, Sample, VisitSample, fit
 from visits.engine import (
     DEFAULT_RISK,
+    SURE_READ,
     Bin,
     Cart,
     Layout,
@@ -24,6 +26,7 @@ from visits.engine import (
     labelled_samples,
     labelled_visits,
     stack_habits,
+    stack_sure_confidence,
 )
 from visits.reasons import ReviewReason
 from visits.reasons import ReviewReasonCode as Code
@@ -1017,6 +1020,48 @@ def test_margins_are_read_on_the_scale_of_the_stack_s_surest_picks(picks: int, t
     assert len(margins) == picks
     assert margins["e5"] == round((top - 0.4) / scale, 4)
     assert margins["e6"] == round((min(0.8, top) - 0.4) / scale, 4)
+
+
+@pytest.mark.parametrize(
+    ("confidences", "sure"),
+    [
+        ([0.7 + 0.01 * n for n in range(30)], 0.8),  # a quarter say less than 0.775: read as 0.9 from 0.8
+        ([0.7 + 0.01 * n for n in range(29)], 0.9),  # too few picks to tell: nothing is stretched
+        ([0.95] * 10 + [0.98] * 20, 0.9),  # a stack whose plain picks already say 0.9 or more
+        ([0.4] * 30, 0.6),  # unsure of everything: stretched from no lower than 0.6
+    ],
+)
+def test_what_a_stack_says_of_its_sure_picks_is_read_off_its_picks_naming_no_one_else(
+    confidences: list[float], sure: float
+) -> None:
+    assert stack_sure_confidence(confidences) == sure
+
+
+def _spread_sure_picks(*, last_confidence: float) -> Script:
+    """Forty shoppers one after another, each taking a cola its scale weighs, reported anywhere from 0.70 to 0.99
+    by a stack that names no rival, while Z — seen nowhere — is in the store all along; then A takes one, reported
+    at `last_confidence`."""
+    s = Script.arriving(40, every=60, stay=50)
+    s.visit("Z", 0, 2700)
+    s.visit("A", 2500, 2600)
+    for n in range(40):
+        s.pick(n * 60 + 10, f"V{n}", "B-COLA", confidence=0.7 + 0.29 * ((n * 7) % 40) / 39)
+        s.weigh(n * 60 + 11, "B-COLA", -345.0)
+    s.pick(2550, "A", "B-COLA", confidence=last_confidence)
+    s.weigh(2551, "B-COLA", -345.0)
+    return s
+
+
+def test_a_stack_that_reports_its_sure_picks_low_and_unevenly_has_them_read_as_sure_from_its_first_day() -> None:
+    s = _spread_sure_picks(last_confidence=0.78)
+    habits = stack_habits(events=s.events, store=STORE)
+    assert (habits.confidence_scale, habits.sure_confidence) == (1.0, 0.8)
+    stretched = s.carts()["A"]
+    as_reported = infer_carts(events=s.events, store=STORE, habits=replace(habits, sure_confidence=SURE_READ))["A"]
+    assert stretched.attributions[0].margin == round(0.78 * 0.9 / 0.8, 4)
+    assert as_reported.attributions[0].margin == 0.78
+    assert stretched.risk < as_reported.risk / 3
+    assert (stretched.decision, as_reported.decision) == ("charge", "review")
 
 
 def _lone_takes_at_a_scale(*, weighed_every: int) -> Script:
