@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import bisect
 import math
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
@@ -245,15 +246,17 @@ def _sigmoid(x: float) -> float:
 def _store_shift(samples: list[Sample], prior: Curve) -> tuple[float, float]:
     """How this store's stack departs from the prior: the offset and slope (in margin) added to the prior's
     log-odds that best explain the examples, each shrunk towards nothing (`SHIFT_PRECISION`); a few Newton steps."""
-    offsets = [(_logit(prior(s.margin)), s.margin - 0.5, float(s.correct)) for s in samples]
+    # Examples of one margin and label count together: a store's thousands of picks hold a few hundred such pairs.
+    pairs = Counter((s.margin, s.correct) for s in samples)
+    offsets = [(_logit(prior(margin)), margin - 0.5, float(correct), n) for (margin, correct), n in pairs.items()]
     a = b = 0.0
     for _ in range(NEWTON_STEPS):
         ga, gb = -SHIFT_PRECISION * a, -SHIFT_PRECISION * b
         haa = hbb = SHIFT_PRECISION
         hab = 0.0
-        for base, x, y in offsets:
+        for base, x, y, n in offsets:
             p = _sigmoid(base + a + b * x)
-            w, residual = p * (1.0 - p), y - p
+            w, residual = p * (1.0 - p) * n, (y - p) * n
             ga += residual
             gb += residual * x
             haa += w
