@@ -17,6 +17,13 @@ from stores.services import devices_mark_silent
 from tenants.audit import Actor
 from visits.tasks import refresh_visits
 
+# A task whose transaction lost a deadlock or a serialisation conflict (or its connection) runs again, backing off.
+RETRIED_ON_CONFLICT: dict[str, Any] = {
+    "autoretry_for": (OperationalError, psycopg2.errors.TransactionRollbackError),
+    "retry_backoff": 1,
+    "max_retries": 8,
+}
+
 
 @shared_task(name="ingest.prepare_stream")
 @tenancy.in_tenant_scope
@@ -24,12 +31,7 @@ def prepare_stream(*, tenant_id: int, stream_id: int) -> None:
     services.stream_prepare(stream_id=stream_id)
 
 
-@shared_task(
-    name="ingest.process_chunk",
-    autoretry_for=(OperationalError, psycopg2.errors.TransactionRollbackError),
-    retry_backoff=1,
-    max_retries=8,
-)
+@shared_task(name="ingest.process_chunk", **RETRIED_ON_CONFLICT)
 @tenancy.in_tenant_scope
 def process_chunk(*, tenant_id: int, chunk_id: int) -> None:
     services.chunk_process(chunk_id=chunk_id)
@@ -41,12 +43,7 @@ def finish_stream(*, tenant_id: int, stream_id: int, summary: dict[str, Any] | N
     services.stream_finish(stream_id=stream_id, summary=summary)
 
 
-@shared_task(
-    name="ingest.finish_pushes",
-    autoretry_for=(OperationalError, psycopg2.errors.TransactionRollbackError),
-    retry_backoff=1,
-    max_retries=8,
-)
+@shared_task(name="ingest.finish_pushes", **RETRIED_ON_CONFLICT)
 @tenancy.in_tenant_scope
 def finish_pushes(*, tenant_id: int, store_id: int) -> int:
     """Finish the store's live pushes waiting, and refresh the visits they touched, in one transaction: a push's
