@@ -12,11 +12,11 @@ truth) and the picks that need no person after every 25 reviews and at the day's
 day so read); after `--warm-up-days` such days, the measured day ("warm"), as a licensee's next week would be.
 
 The engine's speed is its events read per second of CPU (the process's own time: the figure holds on a
-busy machine). Per family and profile, for the engine (warm; first day and cold beside it) and for "trust the
-camera's top candidate": exact receipts, auto-charged, sent to review, overcharged among all visits and among the
-visits whose evidence suffices (every item a shopper moved was seen by a camera or a scale), and
-undercharged. A group (spec v1.1) counts as one visit, charged to its payer; its members hand items to one
-another. Some products are for 18+ (`--age-restricted`): staff check the ID of most shoppers reaching for one,
+busy machine), over the cold readings. Per family and profile, for the engine (warm; first day and cold beside
+it) and for "trust the camera's top candidate": exact receipts, auto-charged, sent to review, overcharged among
+all visits and among the visits whose evidence suffices (every item a shopper moved was seen by a camera or a
+scale), and undercharged. A group (spec v1.1) counts as one visit, charged to its payer; its members hand items to
+one another. Some products are for 18+ (`--age-restricted`): staff check the ID of most shoppers reaching for one,
 and a visit with such an item and no passed check goes to a person whatever the cameras say — counted in
 `review_rate` and apart (`review_rate_age_only`); `review_rate_unsure` is the rest. Shoppers then read their
 receipts and dispute lines (most of what they did not take, a few of what they did), and the store's default
@@ -347,11 +347,11 @@ def _run_family(
             learning = learning or _Store(store=store, risk=risk)
             learning.store = store
             model = learning.model
-            started = time.process_time()
-            carts = infer_carts(events=events, store=store, calibration=model, risk=risk)
-            seconds += time.process_time() - started
-            events_total += len(events)
-            if day == 0:
+            if day == 0:  # a store's first day read whole, with no calibration: the cold figure and the engine's speed
+                started = time.process_time()
+                carts = infer_carts(events=events, store=store, calibration=model, risk=risk)
+                seconds += time.process_time() - started
+                events_total += len(events)
                 _score_day(cold, carts, events, store, model, risk, simulation, seed=seed * 100)
                 baseline = _naive(events, store, simulation)
                 for payer, truth in simulation.truth.items():
