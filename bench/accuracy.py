@@ -8,8 +8,9 @@ Each seed draws one stack of each family (`visits.perception`) for a store, and 
 profile (`visits.simulator`) with that stack. A store's first day is read with no calibration at all ("cold":
 what its very first visits get). Every day is then settled as the platform does: visits in the order they
 leave, the store learning its calibration again from its reviewed visits (a person decides them: here, the
-truth) and the picks that need no person after every 25 reviews and at the day's end ("first day" is the first
-day so read); after `--warm-up-days` such days, the measured day ("warm"), as a licensee's next week would be.
+truth) and the picks that need no person after every 25 reviews and at the day's end, and from the disputes of
+the visits it charged on the days before ("first day" is the first day so read); after `--warm-up-days` such
+days, the measured day ("warm"), as a licensee's next week would be.
 
 The engine's speed is its events read per second of CPU (the process's own time: the figure holds on a
 busy machine), over the cold readings. Per family and profile, for the engine (warm; first day and cold beside
@@ -51,7 +52,7 @@ from disputes.policy import DEFAULT_AUTO_REFUND_LIMIT, Decision, decision  # noq
 from ingest.validation import parse_timestamp  # noqa: E402
 from stores.sample import sample_layout  # noqa: E402
 from visits import calibration  # noqa: E402
-from visits.calibration import LEARN_AFTER_REVIEWS  # noqa: E402
+from visits.calibration import LEARN_AFTER_REVIEWS, DisputeOutcome  # noqa: E402
 from visits.engine import (  # noqa: E402
     Cart,
     StoreModel,
@@ -149,31 +150,54 @@ def _disputes(
     limit: float,
     seed: int,
 ) -> None:
-    """Shoppers read their receipts and dispute lines (`simulator.shopper_disputes`); the store's default policy
-    decides each (`disputes.policy.decision`: refunded at once up to the auto-refund limit, or when the engine itself
-    was unsure of every line disputed; otherwise a person, who refunds what the shopper did not take)."""
-    charged = {payer: got for payer, (got, charged) in receipts.items() if charged and got}
-    prices = _prices(seed)
-    disputed = shopper_disputes(truth=simulation.truth, charged=charged, seed=seed)
-    for payer, got in charged.items():
-        truth, asked = simulation.truth[payer], disputed.get(payer, {})
-        refunded: dict[str, int] = {}
-        if asked:
-            sure = {line.sku: line.confidence for line in carts[payer].lines}
-            outcome = decision(
-                amount=sum(prices[sku] * qty for sku, qty in asked.items()),
-                auto_refund_limit=DEFAULT_AUTO_REFUND_LIMIT,
-                unsure=[1.0 - sure.get(sku, 1.0) > limit for sku in asked],
-                auto_refund_unsure=True,
-            )
-            not_taken = {sku: max(0, got.get(sku, 0) - truth.get(sku, 0)) for sku in asked}
-            by_a_person = outcome == Decision.A_PERSON
-            refunded = {sku: min(qty, not_taken[sku]) for sku, qty in asked.items()} if by_a_person else asked
+    """Score the shoppers' disputes of a day's receipts (`_dispute_refunds`)."""
+    refunds = _dispute_refunds(carts, receipts, simulation, limit=limit, seed=seed)
+    for payer, (got, charged) in receipts.items():
+        if not (charged and got):
+            continue
+        truth = simulation.truth[payer]
+        refunded, outcome = refunds.get(payer, ({}, DisputeOutcome.NONE))
+        if outcome != DisputeOutcome.NONE:
             stats["disputes"] += 1
-            stats["disputes_to_a_person"] += by_a_person
-            stats["refunded_items_taken"] += any(refunded[sku] > not_taken[sku] for sku in asked)
+            stats["disputes_to_a_person"] += outcome in (DisputeOutcome.UPHELD, DisputeOutcome.REJECTED)
+            stats["refunded_items_taken"] += any(
+                qty > max(0, got.get(sku, 0) - truth.get(sku, 0)) for sku, qty in refunded.items()
+            )
         over = any(qty - refunded.get(sku, 0) > truth.get(sku, 0) for sku, qty in got.items())
         stats["overcharged_after_disputes"] += over and payer in simulation.recoverable
+
+
+def _dispute_refunds(
+    carts: dict[str, Cart],
+    receipts: dict[str, tuple[dict[str, int], bool]],
+    simulation: Simulation,
+    *,
+    limit: float,
+    seed: int,
+) -> dict[str, tuple[dict[str, int], DisputeOutcome]]:
+    """Shoppers read their receipts and dispute lines (`simulator.shopper_disputes`); the store's default policy
+    decides each (`disputes.policy.decision`: refunded at once up to the auto-refund limit, or when the engine itself
+    was unsure of every line disputed; otherwise a person, who refunds what the shopper did not take). Per payer
+    who disputed: what was refunded, and how it was decided."""
+    charged = {payer: got for payer, (got, charged) in receipts.items() if charged and got}
+    prices = _prices(seed)
+    refunds: dict[str, tuple[dict[str, int], DisputeOutcome]] = {}
+    for payer, asked in shopper_disputes(truth=simulation.truth, charged=charged, seed=seed).items():
+        got, truth = charged[payer], simulation.truth[payer]
+        sure = {line.sku: line.confidence for line in carts[payer].lines}
+        outcome = decision(
+            amount=sum(prices[sku] * qty for sku, qty in asked.items()),
+            auto_refund_limit=DEFAULT_AUTO_REFUND_LIMIT,
+            unsure=[1.0 - sure.get(sku, 1.0) > limit for sku in asked],
+            auto_refund_unsure=True,
+        )
+        if outcome != Decision.A_PERSON:
+            refunds[payer] = (asked, DisputeOutcome.REFUNDED_UNCHECKED)
+            continue
+        refunded = {sku: min(qty, max(0, got.get(sku, 0) - truth.get(sku, 0))) for sku, qty in asked.items()}
+        upheld = any(refunded.values())
+        refunds[payer] = (refunded, DisputeOutcome.UPHELD if upheld else DisputeOutcome.REJECTED)
+    return refunds
 
 
 def _prices(seed: int) -> dict[str, int]:
@@ -262,19 +286,22 @@ def _leaving(
 class _Store:
     """A store's calibration as the platform keeps it (`visits.selectors.stores_due_for_learning`): learnt again
     from all its examples so far once `LEARN_AFTER_REVIEWS` more visits were decided by people (here: the truth),
-    and at each day's end."""
+    and at each day's end. The visits charged without a person are checked by their shoppers' disputes, which
+    come in after the day."""
 
     def __init__(self, *, store: StoreModel, risk: float) -> None:
         self.store, self.risk = store, risk
         self.model = calibration.default()
         self.samples: list[calibration.Sample] = []  # the examples of the days before
         self.visits: list[calibration.VisitSample] = []
+        self.charged: list[tuple[float, DisputeOutcome]] = []  # the days before's visits charged, and their disputes
         self.today: tuple[list[calibration.Sample], list[calibration.VisitSample]] = ([], [])
+        self.risks: dict[str, float] = {}  # today's visits' risks, as the latest learning read them
 
     def learn(self, *, settled: dict[str, Cart], events: list[dict[str, Any]], simulation: Simulation) -> None:
         """`visits.services.calibration_learn` on today's visits settled so far and the days before: fit the
         curves to their labelled picks, then read today's visits again for the risks the charge limit is drawn
-        from, checked against the visits people decided."""
+        from, checked against the visits people decided and the disputes of those charged on the days before."""
         decided = _reviewed_truth(settled, simulation)
         samples = labelled_samples(carts=settled, decided=decided)
         taught = stack_habits(events=events, store=self.store).taught
@@ -283,21 +310,31 @@ class _Store:
         again = {session: again[session] for session in settled if session in again}
         visits = labelled_visits(carts=again, decided=decided)
         fitted = calibration.with_risks(fitted, (cart.risk for cart in again.values() if cart.payer is None))
-        self.model = calibration.fit_risks(fitted, visits=self.visits + visits)
+        self.model = calibration.fit_risks(
+            fitted, visits=self.visits + visits, charged=calibration.charged_visits(self.charged)
+        )
         self.today = (samples, visits)
+        self.risks = {session: cart.risk for session, cart in again.items()}
 
-    def close_day(self) -> None:
-        """The day's examples join those of the days before."""
+    def close_day(self, *, settled: dict[str, Cart], simulation: Simulation, seed: int) -> None:
+        """The day's examples join those of the days before, and so do its charged visits with their disputes."""
+        receipts = group_carts(settled, simulation)
+        refunds = _dispute_refunds(settled, receipts, simulation, limit=self.model.charge_limit(self.risk), seed=seed)
+        self.charged += [
+            (self.risks[payer], refunds.get(payer, ({}, DisputeOutcome.NONE))[1])
+            for payer, (got, charged) in receipts.items()
+            if charged and got
+        ]
         self.samples += self.today[0]
         self.visits += self.today[1]
         self.today = ([], [])
 
 
-def _settle_day(store: _Store, events: list[dict[str, Any]], simulation: Simulation) -> dict[str, Cart]:
+def _settle_day(store: _Store, events: list[dict[str, Any]], simulation: Simulation, *, seed: int) -> dict[str, Cart]:
     """A day as the platform settles it: visits in the order they leave, each read with the store's calibration of
     that moment (`_Store`); the store learns again, from what was seen by then, after every `LEARN_AFTER_REVIEWS`
     visits sent to a person, and once more at the day's end. (A visit is read from the whole day's events, as the
-    cold figure is: the moments after it left barely bear on it.)"""
+    cold figure is: the moments after it left barely bear on it.) Its shoppers dispute after the day (`seed`)."""
     carts = infer_carts(events=events, store=store.store, calibration=store.model, risk=store.risk)
     settled: dict[str, Cart] = {}
     waiting = 0
@@ -310,7 +347,7 @@ def _settle_day(store: _Store, events: list[dict[str, Any]], simulation: Simulat
             carts = infer_carts(events=events, store=store.store, calibration=store.model, risk=store.risk)
             waiting = 0
     store.learn(settled=settled, events=events, simulation=simulation)
-    store.close_day()
+    store.close_day(settled=settled, simulation=simulation, seed=seed)
     return settled
 
 
@@ -356,7 +393,7 @@ def _run_family(
                 baseline = _naive(events, store, simulation)
                 for payer, truth in simulation.truth.items():
                     _score(naive, baseline.get(payer, {}), truth, True, payer in simulation.recoverable, False)
-            settled = _settle_day(learning, events, simulation)
+            settled = _settle_day(learning, events, simulation, seed=seed * 100 + day)
             if day == 0:
                 _score_day(first_day, settled, events, store, model, risk, simulation, seed=seed * 100)
             if day == warm_up_days:

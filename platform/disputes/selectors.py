@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -11,6 +12,7 @@ from django.shortcuts import get_object_or_404
 
 from disputes.models import Dispute, DisputeLine
 from stores.models import Store
+from visits.calibration import DisputeOutcome
 from visits.models import Visit
 
 
@@ -101,3 +103,23 @@ def dispute_counts(*, store: Store, start: datetime, end: datetime) -> DisputeCo
         disputed=counted.filter(disputed=True).count(),
         refunded=counted.filter(refunded_for=True).count(),
     )
+
+
+def dispute_outcomes(*, store: Store, visit_ids: Iterable[int]) -> dict[int, DisputeOutcome]:
+    """What became of the decided disputes of these visits of the store, the strongest per visit: what calibration
+    checks the risks of the visits charged without a person against (`visits.calibration.charged_visits`)."""
+    strength = list(DisputeOutcome)
+    outcomes: dict[int, DisputeOutcome] = {}
+    decided = Dispute.objects.filter(store=store, visit_id__in=list(visit_ids)).exclude(status=Dispute.Status.IN_REVIEW)
+    for visit_id, status, decided_by in decided.values_list("visit_id", "status", "decided_by"):
+        outcome = _outcome(status=status, decided_by=decided_by)
+        if visit_id not in outcomes or strength.index(outcome) < strength.index(outcomes[visit_id]):
+            outcomes[visit_id] = outcome
+    return outcomes
+
+
+def _outcome(*, status: str, decided_by: str) -> DisputeOutcome:
+    by_a_person = decided_by == Dispute.DecidedBy.PERSON
+    if status == Dispute.Status.REFUNDED:
+        return DisputeOutcome.UPHELD if by_a_person else DisputeOutcome.REFUNDED_UNCHECKED
+    return DisputeOutcome.REJECTED if by_a_person else DisputeOutcome.NONE

@@ -88,7 +88,8 @@ def policy_outcome(
     amount: int,
     now: datetime,
 ) -> Outcome:
-    """What the store's dispute policy decides at once (docs/disputes.md): rejected, refunded, or in review."""
+    """What the store's dispute policy decides at once (docs/api.md, "Shoppers' disputes"): rejected, refunded, or in
+    review."""
     window_ends = (visit.exited_at or visit.entered_at or now) + timedelta(days=store.dispute_window_days)
     if now > window_ends:
         return Outcome(

@@ -1022,20 +1022,29 @@ class StoreCalibrationAdmin(ReadOnlyMixin, TenantModelAdmin):
 
 
 def _risk_checks(learnt: Calibration) -> list[dict[str, Any]]:
-    """Per band of visit risk, the visits people decided, the overcharges they found and those the risks expected,
-    and what the charge limit counts such a visit's risk as (`Calibration.overcharge`)."""
+    """Per band of visit risk: the visits people decided, the overcharges they found and those the risks expected;
+    the visits charged without a person, the overcharges their disputes showed and those the risks expected; and
+    what the charge limit counts such a visit's risk as (`Calibration.overcharge`)."""
     bands = calibration.RISK_BANDS
+    reviewed = {edge: (visits, overcharged, expected) for edge, visits, overcharged, expected in learnt.risk_support}
+    disputed = {edge: (visits, shown, expected) for edge, visits, shown, expected in learnt.dispute_support}
     rows = []
-    for edge, visits, overcharged, expected in learnt.risk_support:
-        index = bands.index(edge)
+    for index, edge in enumerate(bands):
+        if edge not in reviewed and edge not in disputed:
+            continue
         upper = bands[index + 1] if index + 1 < len(bands) else 1.0
+        decided, found, expected = reviewed.get(edge, (0, 0, 0.0))
+        charged, shown, charged_expected = disputed.get(edge, (0, 0.0, 0.0))
         ratio = learnt.risk_ratios[index] if learnt.risk_ratios else 1.0
         rows.append(
             {
                 "band": f"{format_share(edge)} to {format_share(upper)}",
-                "visits": visits,
-                "overcharged": overcharged,
+                "visits": decided,
+                "overcharged": found,
                 "expected": f"{expected:.1f}",
+                "charged": charged,
+                "shown": f"{shown:.1f}",
+                "charged_expected": f"{charged_expected:.1f}",
                 "counted_as": f"{round(ratio * 100)} %",
             }
         )

@@ -19,7 +19,10 @@ The licensee sets a *risk* — at most this share of visits overcharged — rath
 A visit's risk is the probability that something on its receipt is not the shopper's; the engine
 charges every visit whose risk is at most `charge_limit(risk)`, the highest cut-off at which the
 expected overcharges of the charged visits stay within the budget over the store's recent visits,
-and asks a person about the rest.
+and asks a person about the rest. The visit risks are checked against what people found in the visits they
+decided (`fit_risks`); those under the limit are charged and never reviewed, so there the disputes of the
+shoppers charged are the check: they can show that a band's risks are too low, never that they are too high,
+since not every overcharged shopper disputes.
 
 Pure functions over plain data; the store's calibration row (`visits.models.StoreCalibration`)
 keeps one as JSON (`as_json` / `from_json`).
@@ -52,6 +55,9 @@ KEPT_RISKS = 2000
 # expected overcharges that says "the risks are right": a band moves only once its visits expected several.
 RISK_BANDS = (0.0, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5)
 RISK_PRIOR_OVERCHARGES = 2.0
+# What disputes show in a band of visits charged without a person is a floor (not every overcharged shopper
+# disputes): the overcharges that, at this confidence, at least happen, given those shown (a Poisson lower bound).
+FLOOR_CONFIDENCE = 0.95
 # A store learns again once this many more of its visits were decided by people (or a day later with fewer).
 LEARN_AFTER_REVIEWS = 25
 
@@ -128,6 +134,38 @@ class VisitSample:
     overcharged: bool
 
 
+@dataclass(frozen=True)
+class ChargedVisit:
+    """A visit charged without a person: the risk the engine gives it, and the overcharge its shopper's disputes
+    showed (`charged_visits`)."""
+
+    risk: float
+    overcharged: float
+
+
+class DisputeOutcome(StrEnum):
+    """What became of the disputes of a visit charged without a person, the strongest first."""
+
+    UPHELD = "upheld"  # a person refunded some of it
+    REFUNDED_UNCHECKED = "refunded_unchecked"  # refunded by the store's policy or at its deadline, nobody looking
+    REJECTED = "rejected"  # a person refunded none of it
+    NONE = "none"  # not disputed, or not decided yet, or refused by the policy (out of its window, not on the receipt)
+
+
+def charged_visits(visits: Iterable[tuple[float, DisputeOutcome]]) -> list[ChargedVisit]:
+    """Visits charged without a person, (risk, what became of their disputes), as what their disputes showed: an
+    overcharge where a person upheld one; where one was refunded unchecked, the share of the disputes people checked
+    that they upheld (a Beta(1, 1) mean: shoppers dispute lines they took too); nothing otherwise."""
+    visits = list(visits)
+    outcomes = Counter(outcome for _, outcome in visits)
+    checked = outcomes[DisputeOutcome.UPHELD] + outcomes[DisputeOutcome.REJECTED]
+    worth = {
+        DisputeOutcome.UPHELD: 1.0,
+        DisputeOutcome.REFUNDED_UNCHECKED: (1 + outcomes[DisputeOutcome.UPHELD]) / (2 + checked),
+    }
+    return [ChargedVisit(risk, worth.get(outcome, 0.0)) for risk, outcome in visits]
+
+
 def _band(risk: float) -> int:
     return bisect.bisect_right(RISK_BANDS, risk) - 1
 
@@ -143,6 +181,9 @@ class Calibration:
     # (1.0: as expected), and what it was learnt from — (band's lower edge, visits, overcharged, expected).
     risk_ratios: tuple[float, ...] = ()
     risk_support: tuple[tuple[float, int, int, float], ...] = ()
+    # Per band, what the disputes of the visits charged without a person showed — (band's lower edge, visits,
+    # overcharges shown, expected).
+    dispute_support: tuple[tuple[float, int, float, float], ...] = ()
 
     @property
     def has_learnt(self) -> bool:
@@ -160,13 +201,14 @@ class Calibration:
 
     def charge_limit(self, target: float) -> float:
         """The highest visit risk to charge at so that the charged visits' expected overcharges stay within
-        `target` × visits, over the store's recent visits; never below `target` itself. Every visit at or under
-        the limit is charged, so visits of equal risk are counted together. A visit's expected overcharge is its
-        risk as the store's decided visits have borne it out (`overcharge`)."""
+        `target` × visits, over the store's recent visits; never below the risk at which a visit is within `target`
+        by itself (`_within_alone`). Every visit at or under the limit is charged, so visits of equal risk are
+        counted together. A visit's expected overcharge is its risk as the store's decided visits and disputes have
+        borne it out (`overcharge`)."""
         if not self.risks:
             return target
         budget = target * len(self.risks)
-        spent, limit = 0.0, target
+        spent, limit = 0.0, self._within_alone(target)
         for index, risk in enumerate(self.risks):
             spent += self.overcharge(risk)
             last_of_its_risk = index + 1 == len(self.risks) or self.risks[index + 1] != risk
@@ -175,6 +217,18 @@ class Calibration:
                     break
                 limit = max(limit, risk)
         return limit
+
+    def _within_alone(self, target: float) -> float:
+        """`target` itself, unless a recent visit at or under it is counted at more (`overcharge`): then the
+        highest recent risk under that visit's."""
+        below = 0.0
+        for risk in self.risks:
+            if risk > target:
+                break
+            if self.overcharge(risk) > target:
+                return below
+            below = risk
+        return target
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -185,6 +239,7 @@ class Calibration:
             "support": {str(kind): [list(row) for row in rows] for kind, rows in self.support.items()},
             "risk_ratios": list(self.risk_ratios),
             "risk_support": [list(row) for row in self.risk_support],
+            "dispute_support": [list(row) for row in self.dispute_support],
         }
 
     @classmethod
@@ -209,6 +264,10 @@ class Calibration:
             risk_support=tuple(
                 (float(edge), int(n), int(over), float(expected))
                 for edge, n, over, expected in data.get("risk_support") or ()
+            ),
+            dispute_support=tuple(
+                (float(edge), int(n), float(over), float(expected))
+                for edge, n, over, expected in data.get("dispute_support") or ()
             ),
         )
 
@@ -341,29 +400,71 @@ def with_risks(calibration: Calibration, risks: Iterable[float]) -> Calibration:
     return replace(calibration, risks=tuple(round(r, 6) for r in kept))
 
 
-def fit_risks(calibration: Calibration, *, visits: Iterable[VisitSample]) -> Calibration:
-    """The calibration with its visit risks checked against what people decided (`Calibration.overcharge`).
+def fit_risks(
+    calibration: Calibration, *, visits: Iterable[VisitSample], charged: Iterable[ChargedVisit] = ()
+) -> Calibration:
+    """The calibration with its visit risks checked against what people decided (`Calibration.overcharge`), and
+    against the disputes of the visits charged without a person.
 
-    Selection by risk is no bias here: every visit over the charge limit goes to a person, so within a band of
-    risk the decided ones are the band's visits (and visits sent for other reasons — an age check, an unseen
-    change — are decided at every risk). Per band, the overcharges found against those the risks expected, with
-    a prior of `RISK_PRIOR_OVERCHARGES` expected ones saying the risks are right (a gamma-Poisson mean).
+    Selection by risk is no bias among decided visits: every visit over the charge limit goes to a person, so
+    within a band of risk the decided ones are the band's visits (and visits sent for other reasons — an age check,
+    an unseen change — are decided at every risk). Per band, the overcharges found against those the risks
+    expected, with a prior of `RISK_PRIOR_OVERCHARGES` expected ones saying the risks are right (a gamma-Poisson
+    mean). The visits under the limit are charged, and only their shoppers' disputes check them: not every
+    overcharged shopper disputes, so what disputes show is a floor: the overcharges that at least happen, at
+    `FLOOR_CONFIDENCE`, given those shown, against those the risks expected. It raises a band's ratio where it is
+    the higher and never lowers it.
     """
-    counts = [0] * len(RISK_BANDS)
-    overcharged = [0] * len(RISK_BANDS)
-    expected = [0.0] * len(RISK_BANDS)
-    for visit in visits:
-        band = _band(visit.risk)
-        counts[band] += 1
-        overcharged[band] += visit.overcharged
-        expected[band] += visit.risk
+    reviewed = _band_counts((visit.risk, float(visit.overcharged)) for visit in visits)
+    disputed = _band_counts((visit.risk, visit.overcharged) for visit in charged)
     ratios = tuple(
-        round((RISK_PRIOR_OVERCHARGES + overcharged[band]) / (RISK_PRIOR_OVERCHARGES + expected[band]), 4)
-        for band in range(len(RISK_BANDS))
+        round(max(_ratio(*reviewed[band][1:]), _floor(*disputed[band][1:])), 4) for band in range(len(RISK_BANDS))
     )
-    support = tuple(
-        (RISK_BANDS[band], counts[band], overcharged[band], round(expected[band], 4))
-        for band in range(len(RISK_BANDS))
-        if counts[band]
+    return replace(
+        calibration,
+        risk_ratios=ratios,
+        risk_support=tuple(
+            (RISK_BANDS[band], n, int(over), round(expected, 4))
+            for band, (n, over, expected) in enumerate(reviewed)
+            if n
+        ),
+        dispute_support=tuple(
+            (RISK_BANDS[band], n, round(over, 4), round(expected, 4))
+            for band, (n, over, expected) in enumerate(disputed)
+            if n
+        ),
     )
-    return replace(calibration, risk_ratios=ratios, risk_support=support)
+
+
+def _band_counts(visits: Iterable[tuple[float, float]]) -> list[tuple[int, float, float]]:
+    """Per band of risk: (visits, overcharges, overcharges the risks expected)."""
+    counts = [0] * len(RISK_BANDS)
+    overcharged = [0.0] * len(RISK_BANDS)
+    expected = [0.0] * len(RISK_BANDS)
+    for risk, over in visits:
+        band = _band(risk)
+        counts[band] += 1
+        overcharged[band] += over
+        expected[band] += risk
+    return list(zip(counts, overcharged, expected, strict=True))
+
+
+def _ratio(overcharged: float, expected: float) -> float:
+    return (RISK_PRIOR_OVERCHARGES + overcharged) / (RISK_PRIOR_OVERCHARGES + expected)
+
+
+def _floor(overcharged: float, expected: float) -> float:
+    return _poisson_lower_bound(int(overcharged)) / expected if expected > 0 else 0.0
+
+
+def _poisson_lower_bound(events: int) -> float:
+    """The lowest Poisson mean under which `events` or more happen with a chance of at least 1 − `FLOOR_CONFIDENCE`
+    (bisection on the tail: it grows with the mean)."""
+    if events < 1:
+        return 0.0
+    low, high = 0.0, float(events)
+    for _ in range(50):
+        mean = (low + high) / 2
+        fewer = sum(math.exp(n * math.log(mean) - mean - math.lgamma(n + 1)) for n in range(events)) if mean else 1.0
+        low, high = (mean, high) if 1.0 - fewer < 1.0 - FLOOR_CONFIDENCE else (low, mean)
+    return low

@@ -14,6 +14,7 @@ from django.db.models.expressions import BaseExpression
 from django.utils import timezone
 
 from catalog.models import Product
+from disputes import selectors as dispute_selectors
 from ingest.models import Event
 from stores.models import Store
 from tenants.audit import Actor, audit_record
@@ -261,8 +262,9 @@ def calibration_learn(*, store: Store, actor: Actor) -> StoreCalibration:
     them, with the store's current calibration. What people decided on the reviewed ones, and the picks that
     needed nobody, label the cameras' picks (`engine.labelled_samples`); the curves are fitted to them, starting
     from the current calibration; the visits are read once more with the new curves, and the risks of that reading
-    are what its charge limit is drawn from, as the reviewed ones among them bore those risks out
-    (`calibration.fit_risks`). Settling reads it for the visits it settles from then on.
+    are what its charge limit is drawn from, as the reviewed ones among them bore those risks out and the disputes
+    of those charged without a person showed (`calibration.fit_risks`). Settling reads it for the visits it settles
+    from then on.
     """
     visits = list(
         Visit.objects.filter(
@@ -280,6 +282,7 @@ def calibration_learn(*, store: Store, actor: Actor) -> StoreCalibration:
     learnt = calibration.fit_risks(
         calibration.with_risks(fitted, (cart.risk for cart in again.values() if cart.payer is None)),
         visits=engine.labelled_visits(carts=again, decided=decided),
+        charged=_charged_without_a_person(store=store, visits=visits, carts=again, decided=decided),
     )
     decisions = settling.read_carts(groups=groups, reading=replace(reading, calibration=learnt))
     charged = sum(cart.decision == "charge" for cart in decisions.values())
@@ -316,6 +319,22 @@ def calibration_learn(*, store: Store, actor: Actor) -> StoreCalibration:
     except IntegrityError:  # learnt at the same time by another worker, from the same visits: that one stands
         return StoreCalibration.objects.get(store=store, number=row.number)
     return row
+
+
+def _charged_without_a_person(
+    *, store: Store, visits: Sequence[Visit], carts: Mapping[str, engine.Cart], decided: Mapping[str, Any]
+) -> list[calibration.ChargedVisit]:
+    """The visits charged that no person decided, each with its risk in `carts` and what its disputes showed."""
+    charged = [
+        visit
+        for visit in visits
+        if visit.paid > 0 and visit.session not in decided and visit.session in carts
+        if carts[visit.session].payer is None
+    ]
+    outcomes = dispute_selectors.dispute_outcomes(store=store, visit_ids=[visit.pk for visit in charged])
+    return calibration.charged_visits(
+        (carts[visit.session].risk, outcomes.get(visit.pk, calibration.DisputeOutcome.NONE)) for visit in charged
+    )
 
 
 def _decided_carts(visits: Sequence[Visit]) -> dict[str, dict[str, int]]:

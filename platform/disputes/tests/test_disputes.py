@@ -24,6 +24,7 @@ from disputes.models import Dispute, DisputeLine
 from stores.models import Store
 from tenants.audit import Actor
 from tenants.models import Tenant
+from visits.calibration import DisputeOutcome
 from visits.models import Visit, VisitLine
 
 pytestmark = pytest.mark.django_db
@@ -309,3 +310,54 @@ def test_dispute_counts_give_the_stores_dispute_and_refund_shares(
     assert (counts.visits, counts.disputed, counts.refunded) == (4, 2, 1)
     assert (counts.disputes, counts.refunded_share) == (0.5, 0.25)
     assert (earlier.visits, earlier.disputes, earlier.refunded_share) == (0, 0.0, 0.0)
+
+
+def test_what_became_of_a_visit_s_disputes_is_the_strongest_outcome_a_person_or_the_policy_decided(
+    store_a: Store, tenant_b: Tenant
+) -> None:
+    """What calibration checks the risks of visits charged without a person against (`dispute_outcomes`)."""
+    store_b = Store.unscoped.create(tenant=tenant_b, code="DSP-B", name="Other", currency="USD")
+    visits = {
+        name: Visit.unscoped.create(tenant_id=store.tenant_id, store=store, session=name, status="charged", paid=500)
+        for name, store in (
+            ("upheld", store_a),
+            ("unchecked", store_a),
+            ("rejected", store_a),
+            ("refused", store_a),
+            ("waiting", store_a),
+            ("other-store", store_b),
+        )
+    }
+    person, policy, deadline = Dispute.DecidedBy.PERSON, Dispute.DecidedBy.POLICY, Dispute.DecidedBy.DEADLINE
+    for name, status, by in (
+        ("upheld", "rejected", person),  # a later dispute of another line, upheld: the strongest counts
+        ("upheld", "refunded", person),
+        ("unchecked", "refunded", policy),
+        ("unchecked", "refunded", deadline),
+        ("rejected", "rejected", person),
+        ("refused", "rejected", policy),  # out of the window, or not on the receipt: nobody looked at it
+        ("waiting", "in_review", ""),
+        ("other-store", "refunded", person),
+    ):
+        visit = visits[name]
+        Dispute.unscoped.create(
+            tenant_id=visit.tenant_id,
+            store=visit.store,
+            visit=visit,
+            status=status,
+            decided_by=by,
+            reason="not_taken",
+            asked=100,
+            currency="USD",
+        )
+
+    with tenancy.tenant_scope(store_a.tenant_id):
+        outcomes = selectors.dispute_outcomes(store=store_a, visit_ids=[visit.pk for visit in visits.values()])
+
+    names = {visit.pk: name for name, visit in visits.items()}
+    assert {names[pk]: outcome for pk, outcome in outcomes.items()} == {
+        "upheld": DisputeOutcome.UPHELD,
+        "unchecked": DisputeOutcome.REFUNDED_UNCHECKED,
+        "rejected": DisputeOutcome.REJECTED,
+        "refused": DisputeOutcome.NONE,
+    }

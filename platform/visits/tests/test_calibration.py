@@ -9,7 +9,19 @@ from datetime import timedelta
 import pytest
 
 from ingest.validation import parse_timestamp
-from visits.calibration import Calibration, Evidence, Sample, VisitSample, default, fit, fit_risks, with_risks
+from visits.calibration import (
+    Calibration,
+    ChargedVisit,
+    DisputeOutcome,
+    Evidence,
+    Sample,
+    VisitSample,
+    charged_visits,
+    default,
+    fit,
+    fit_risks,
+    with_risks,
+)
 from visits.engine import infer_carts, labelled_samples, labelled_visits
 from visits.perception import PerceptionStack, draw_stack
 from visits.simulator import simulate
@@ -82,9 +94,55 @@ def test_visit_risks_that_people_found_too_high_let_the_limit_spend_the_budget()
     assert worse.charge_limit(0.005) == 0.01
 
 
+def test_disputes_people_upheld_under_the_charge_limit_raise_its_risks_and_never_lower_them() -> None:
+    recent = with_risks(default(), [0.001] * 500 + [0.003] * 1000 + [0.03] * 20)
+    # 1,520 visits at 0.5 % may expect 7.6 overcharges: 0.5 and 3 of the first two risks, and 0.6 of the twenty.
+    assert recent.charge_limit(0.005) == 0.03
+    decided = [VisitSample(0.03, False) for _ in range(20)]  # the twenty, decided by people, were all right
+    checked = fit_risks(recent, visits=decided)
+    # The thousand at 0.3 % were charged; shoppers disputed 12 and people upheld them: 3 expected, 12 at least real.
+    charged = [ChargedVisit(0.003, 1.0 if n < 12 else 0.0) for n in range(1000)] + [ChargedVisit(0.001, 0.0)] * 500
+    disputed = fit_risks(recent, visits=decided, charged=charged)
+    # Twelve shown make at least 6.92 real ones at 95 % confidence (a Poisson lower bound): 2.3 times the 3 expected.
+    assert disputed.overcharge(0.003) == pytest.approx(0.003 * 6.9242 / 3, abs=1e-5)
+    # Counted at 0.69 % each, the thousand spend 6.9 of the budget's 7.6: the twenty at 3 % now go to a person.
+    assert disputed.charge_limit(0.005) == 0.003 < checked.charge_limit(0.005) == 0.03
+    # With fewer visits to share the budget, those over the risk by themselves are charged no more.
+    assert replace(disputed, risks=(0.001,) * 50 + (0.003,) * 200).charge_limit(0.005) == 0.001
+    # Not every overcharged shopper disputes: visits nobody disputed say nothing, and never lower a band's risks.
+    assert disputed.overcharge(0.001) == checked.overcharge(0.001) == 0.001
+    assert disputed.overcharge(0.03) == checked.overcharge(0.03) < 0.03
+    assert disputed.dispute_support == ((0.0, 500, 0.0, 0.5), (0.002, 1000, 12.0, 3.0))
+    assert fit_risks(recent, visits=decided, charged=[ChargedVisit(0.003, 0.0)] * 1000) == replace(
+        checked, dispute_support=((0.002, 1000, 0.0, 3.0),)
+    )
+
+
+def test_a_dispute_refunded_unchecked_counts_as_the_share_of_checked_disputes_people_upheld() -> None:
+    visits = [
+        (0.01, DisputeOutcome.UPHELD),
+        (0.01, DisputeOutcome.REJECTED),
+        (0.02, DisputeOutcome.REJECTED),
+        (0.03, DisputeOutcome.REFUNDED_UNCHECKED),
+        (0.04, DisputeOutcome.NONE),
+    ]
+    # One upheld of three checked: with a Beta(1, 1) prior, (1 + 1) / (2 + 3).
+    assert charged_visits(visits) == [
+        ChargedVisit(0.01, 1.0),
+        ChargedVisit(0.01, 0.0),
+        ChargedVisit(0.02, 0.0),
+        ChargedVisit(0.03, 0.4),
+        ChargedVisit(0.04, 0.0),
+    ]
+    assert charged_visits([(0.01, DisputeOutcome.REFUNDED_UNCHECKED)]) == [ChargedVisit(0.01, 0.5)]
+
+
 def test_a_calibration_is_kept_and_read_back_as_json_unchanged() -> None:
     learnt = with_risks(fit(samples=[Sample(Evidence.CAMERA_ONLY, 0.9, True, False)] * 10), [0.0, 0.02])
-    learnt = fit_risks(learnt, visits=[VisitSample(0.02, False), VisitSample(0.3, True)])
+    learnt = fit_risks(
+        learnt, visits=[VisitSample(0.02, False), VisitSample(0.3, True)], charged=[ChargedVisit(0.004, 0.4)] * 3
+    )
+    assert learnt.dispute_support
     again = Calibration.from_json(learnt.as_json())
     assert again.as_json() == learnt.as_json()
     assert again.probability(Evidence.CAMERA_ONLY, 0.9) == learnt.probability(Evidence.CAMERA_ONLY, 0.9)

@@ -34,7 +34,11 @@ def _learnt() -> calibration.Calibration:
     samples += [Sample(Evidence.WEIGHED_ALONE, 0.93, True, False) for _ in range(40)]
     fitted = calibration.fit(samples=samples, prior=calibration.default())
     recent = calibration.with_risks(fitted, [0.0] * 60 + [0.004, 0.012, 0.3])
-    return calibration.fit_risks(recent, visits=[calibration.VisitSample(0.3, n < 20) for n in range(40)])
+    return calibration.fit_risks(
+        recent,
+        visits=[calibration.VisitSample(0.3, n < 20) for n in range(40)],
+        charged=[calibration.ChargedVisit(0.004, float(n < 3)) for n in range(60)],
+    )
 
 
 @pytest.fixture
@@ -85,6 +89,11 @@ def test_the_calibration_page_draws_the_store_calibration_and_its_figures(manage
     # 40 decided visits at 30 % were to hold 12 overcharges; people found 20: counted at (2 + 20) / (2 + 12).
     assert "20 % to 50 %" in checks and '<td class="oa-num">40</td>' in checks
     assert '<td class="oa-num">12.0</td>' in checks and '<td class="oa-num">157 %</td>' in checks
+    # 60 visits at 0.4 % charged without a person were to hold 0.24 overcharges; people upheld 3 of their disputes.
+    charged = checks[checks.index("0.2 % to 0.5 %") :]
+    assert '<td class="oa-num">60</td><td class="oa-num">3.0</td>' in charged and "0.2</td>" in charged
+    # Three shown make at least 0.818 at 95 % confidence (a Poisson lower bound): over three times the 0.24 expected.
+    assert f'<td class="oa-num">{round(0.8177 / 0.24 * 100)} %</td>' in charged
     history = body[body.index('id="calibration-history"') :]
     assert history.count("<tr") == 3
     assert 'href="?number=1"' in history and 'href="?number=2"' not in history
@@ -184,7 +193,7 @@ def test_an_earlier_calibration_can_be_looked_at(manager_a: User, calibrated: St
     client = logged_in(manager_a)
     older = client.get(PAGE.format(calibrated.pk), {"number": "1"}).content.decode()
     assert "An earlier calibration" in older and "no examples yet" in older
-    assert "No reviewed visit has checked the engine's risks yet" in older
+    assert "No reviewed visit or dispute has checked the engine's risks yet" in older
     row = StoreCalibration.unscoped.get(store=calibrated, number=1)
     opened = client.get(f"/admin/visits/storecalibration/{row.pk}/change/")
     assert opened["Location"] == PAGE.format(calibrated.pk) + "?number=1"

@@ -10,10 +10,12 @@ from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
+from django.db.models import F
 from django.utils import timezone
 
 from catalog.models import Product
 from core import tenancy
+from disputes.models import Dispute
 from ingest.models import Event
 from stores.models import LayoutVersion, Store
 from stores.services import store_update
@@ -261,6 +263,43 @@ def test_a_store_learns_from_its_reviewed_visits(priced_store: Store, manager_a:
     )
     with tenancy.tenant_scope(priced_store.tenant_id):
         assert selectors.calibration_latest(store=priced_store) == row
+
+
+def test_the_disputes_people_upheld_of_visits_charged_without_a_person_raise_their_risks(
+    priced_store: Store,  # noqa: F811
+) -> None:
+    """Visits under the charge limit are charged and never reviewed: their shoppers' disputes are what checks them."""
+    simulation = _simulated_day(priced_store, stack="calibrated", visits=80, seed=2)
+    _push_and_settle(priced_store, sorted(simulation.events, key=lambda e: (e["ts"], e["id"])))
+    Visit.unscoped.filter(store=priced_store, status="awaiting_payment").update(status="charged", paid=F("total"))
+    charged = list(Visit.unscoped.filter(store=priced_store, paid__gt=0).order_by("risk", "session"))
+    assert len(charged) > 30
+    with tenancy.tenant_scope(priced_store.tenant_id):
+        before = Calibration.from_json(services.calibration_learn(store=priced_store, actor=Actor.system()).calibration)
+    for visit, status in zip(charged[:8], ["refunded"] * 6 + ["rejected"] * 2, strict=True):
+        Dispute.unscoped.create(
+            tenant_id=visit.tenant_id,
+            store=priced_store,
+            visit=visit,
+            status=status,
+            decided_by=Dispute.DecidedBy.PERSON,
+            reason="not_taken",
+            asked=100,
+            currency="USD",
+        )
+
+    with tenancy.tenant_scope(priced_store.tenant_id):
+        row = services.calibration_learn(store=priced_store, actor=Actor.system())
+
+    learnt = Calibration.from_json(row.calibration)
+    assert sum(visits for _edge, visits, _shown, _expected in learnt.dispute_support) == len(charged)
+    assert sum(shown for _edge, _visits, shown, _expected in learnt.dispute_support) == 6, "people upheld six"
+    assert sum(shown for _edge, _visits, shown, _expected in before.dispute_support) == 0
+    assert learnt.risk_support == before.risk_support, "the reviewed visits are the same"
+    raised = [band for band, ratio in enumerate(learnt.risk_ratios) if ratio > before.risk_ratios[band]]
+    assert raised, (learnt.dispute_support, learnt.risk_ratios)
+    assert all(ratio >= old for ratio, old in zip(learnt.risk_ratios, before.risk_ratios, strict=True))
+    assert row.charge_limit <= before.charge_limit(0.005)
 
 
 def test_without_reviews_a_store_learns_nothing_but_keeps_its_visits_risks(priced_store: Store) -> None:  # noqa: F811
