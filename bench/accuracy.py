@@ -16,9 +16,10 @@ The engine's speed is its events read per second of CPU (the process's own time:
 busy machine), over the cold readings. Per family and profile, for the engine (warm; first day and cold beside
 it) and for "trust the camera's top candidate": exact receipts, auto-charged, sent to review, overcharged among
 all visits and among the visits whose evidence suffices (every item a shopper moved was seen by a camera or a
-scale), and undercharged. A group (spec v1.1) counts as one visit, charged to its payer; its members hand items to
-one another. Some products are for 18+ (`--age-restricted`): staff check the ID of most shoppers reaching for one,
-and a visit with such an item and no passed check goes to a person whatever the cameras say — counted in
+scale), and undercharged; the review and overcharge shares with their 95 % intervals (`_95`: a few store days are
+a sample, and a figure within a point of its target has not yet met or missed it). A group (spec v1.1) counts as
+one visit, charged to its payer; its members hand items to one another. Some products are for 18+
+(`--age-restricted`): staff check the ID of most shoppers reaching for one, and a visit with such an item and no passed check goes to a person whatever the cameras say — counted in
 `review_rate` and apart (`review_rate_age_only`); `review_rate_unsure` is the rest. Shoppers then read their
 receipts and dispute lines (most of what they did not take, a few of what they did), and the store's default
 dispute policy decides (`disputes.policy`): dispute and to-a-person shares, visits refunded for items they took,
@@ -35,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import random
 import sys
 import time
@@ -206,7 +208,18 @@ def _prices(seed: int) -> dict[str, int]:
     return {f"SKU-{n:03d}": rng.randrange(99, 1300) for n in range(1, 121)}
 
 
-def _rates(stats: Counter[str]) -> dict[str, float]:
+def _interval(hits: int, total: int) -> list[float]:
+    """The 95 % Wilson score interval of a share of `hits` in `total`: a family's figure on a few store days is a
+    sample, and a target met or missed within it is not yet told apart."""
+    if not total:
+        return [0.0, 0.0]
+    z, share = 1.96, hits / total
+    centre = (share + z * z / (2 * total)) / (1 + z * z / total)
+    half = z * math.sqrt(share * (1 - share) / total + z * z / (4 * total * total)) / (1 + z * z / total)
+    return [round(max(0.0, centre - half), 4), round(min(1.0, centre + half), 4)]
+
+
+def _rates(stats: Counter[str]) -> dict[str, Any]:
     visits = stats["visits"] or 1
     return {
         "visits": stats["visits"],
@@ -217,6 +230,8 @@ def _rates(stats: Counter[str]) -> dict[str, float]:
         "review_rate_unsure": round((stats["review"] - stats["review_age_only"]) / visits, 4),
         "overcharge_rate": round(stats["overcharged"] / visits, 4),
         "overcharge_rate_recoverable": round(stats["overcharged_recoverable"] / (stats["recoverable"] or 1), 4),
+        "overcharge_rate_recoverable_95": _interval(stats["overcharged_recoverable"], stats["recoverable"]),
+        "review_rate_95": _interval(stats["review"], stats["visits"]),
         "undercharge_rate": round(stats["undercharged"] / visits, 4),
         # Disputes (spec v1.1), under the store's default policy: shares of all visits.
         "dispute_rate": round(stats["disputes"] / visits, 4),
@@ -452,6 +467,8 @@ def _worst(
     ):
         key = pick(keys, key=lambda k, f=figure: rows[k][reading][f])  # type: ignore[misc]
         worst[figure] = {"family": key.split("/")[0], "value": rows[key][reading][figure]}
+        if f"{figure}_95" in rows[key][reading]:
+            worst[figure]["interval_95"] = rows[key][reading][f"{figure}_95"]
     return worst
 
 
