@@ -12,25 +12,23 @@ truth) and the picks that need no person after every 25 reviews and at the day's
 the visits it charged on the days before ("first day" is the first day so read); after `--warm-up-days` such
 days, the measured day ("warm"), as a licensee's next week would be.
 
-The engine's speed is its events read per second of CPU (the process's own time: the figure holds on a
-busy machine), over the cold readings. Per family and profile, for the engine (warm; first day and cold beside
-it) and for "trust the camera's top candidate": exact receipts, auto-charged, sent to review, overcharged among
-all visits and among the visits whose evidence suffices (every item a shopper moved was seen by a camera or a
-scale), and undercharged; the review and overcharge shares with their 95 % intervals (`_95`: a few store days are
-a sample, and a figure within a point of its target has not yet met or missed it). A group (spec v1.1) counts as
-one visit, charged to its payer; its members hand items to one another. Some products are for 18+
-(`--age-restricted`): staff check the ID of most shoppers reaching for one, and a visit with such an item and no passed check goes to a person whatever the cameras say — counted in
-`review_rate` and apart (`review_rate_age_only`); `review_rate_unsure` is the rest. Shoppers then read their
-receipts and dispute lines (most of what they did not take, a few of what they did), and the store's default
-dispute policy decides (`disputes.policy`): dispute and to-a-person shares, visits refunded for items they took,
-and overcharges left after disputes. `--groups` makes every day
-one of families (`simulate(groups=True)`: a third of payers or more with companions, companions staying on after
-their payer has left); `groups_on_the_warm_days` counts groups, companions and hand-overs. Then the worst family for
-each figure — over all families and over the families held out from tuning (warm, first day and cold) — not a
-mean. Seeds run from `--first-seed` on: the engine was tuned on seeds 1–4 of the tuned families; the held-out families
-were looked at on seeds 101–103 and 201–203 while it was written (to find bugs, not to tune), so figures
-to report start at 301.
-"""
+The engine's speed is its events read per second of CPU (the process's own time: the figure holds on a busy
+machine), over the cold readings. Per family and profile, for the engine (warm; first day and cold beside it) and
+for "trust the camera's top candidate": exact receipts, auto-charged, sent to review, overcharged among all visits
+and among the visits whose evidence suffices (every item a shopper moved was seen by a camera or a scale), and
+undercharged; the review and overcharge shares with their 95 % intervals (`_95`: a few store days are a sample, and
+a figure within a point of its target has not yet met or missed it). A group (spec v1.1) counts as one visit,
+charged to its payer; its members hand items to one another. Some products are for 18+ (`--age-restricted`): staff
+check the ID of most shoppers reaching for one, and a visit with such an item and no passed check goes to a person
+whatever the cameras say — counted in `review_rate` and apart (`review_rate_age_only`); `review_rate_unsure` is the
+rest. Shoppers then read their receipts and dispute lines (most of what they did not take, a few of what they did),
+and the store's default dispute policy decides (`disputes.policy`): dispute and to-a-person shares, visits refunded
+for items they took, and overcharges left after disputes. `--groups` makes every day one of families
+(`simulate(groups=True)`: a third of payers or more with companions, companions staying on after their payer has
+left); `groups_on_the_warm_days` counts groups, companions and hand-overs. Then the worst family for each figure —
+over all families and over the families held out from tuning (warm, first day and cold) — not a mean. Seeds run from
+`--first-seed` on: the engine was tuned on seeds 1–4 of the tuned families; the held-out families were looked at on
+seeds 101–103 and 201–203 while it was written (to find bugs, not to tune), so figures to report start at 301."""
 
 from __future__ import annotations
 
