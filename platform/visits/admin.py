@@ -987,6 +987,9 @@ class StoreCalibrationAdmin(ReadOnlyMixin, TenantModelAdmin):
             "risk": format_share(float(store.overcharge_risk)),
             "charge_limit": format_share(limit_now),
             "recent": _recent_settling(figures),
+            "reviews": _review_outcomes(
+                selectors.review_outcomes(store=store, since=timezone.now() - selectors.LEARN_FROM)
+            ),
             "shown": shown,
             "shown_at": _local(shown.created_at, tz) if shown is not None else "",
             "shown_asked_by": _asked_by(shown) if shown is not None else "",
@@ -1053,6 +1056,20 @@ def _risk_checks(learnt: Calibration) -> list[dict[str, Any]]:
 
 def _asked_by(row: StoreCalibration) -> str:
     return "the learning sweep" if row.created_by in ("", AuditEntry.Source.SYSTEM) else row.created_by
+
+
+def _review_outcomes(outcomes: selectors.ReviewOutcomes) -> dict[str, Any] | None:
+    """What people did to the engine's carts in the last 30 days, in shares of the visits they decided."""
+    if not outcomes.decided:
+        return None
+    return {
+        "decided": outcomes.decided,
+        "kept": format_share(outcomes.kept / outcomes.decided),
+        "kept_count": outcomes.kept,
+        "removed": outcomes.removed,
+        "added": outcomes.added,
+        "voided": outcomes.voided,
+    }
 
 
 def _recent_settling(figures: selectors.StoreReviewFigures | None) -> dict[str, Any] | None:

@@ -415,3 +415,41 @@ def stores_due_for_learning(*, now: datetime | None = None) -> list[tuple[int, i
         for store_id, tenant_id, learnt_at, number, reviewed in rows
         if reviewed >= LEARN_AFTER_REVIEWS or learnt_at is None or learnt_at <= now - LEARN_EVERY
     ]
+
+
+@dataclass(frozen=True)
+class ReviewOutcomes:
+    """What people did to the carts the engine proposed, over a store's visits decided in a period (each visit's
+    latest decision): kept them as proposed, took off items the engine had put on the receipt (it would have
+    overcharged), put on items it had missed, or voided the visit. A visit may both lose and gain items."""
+
+    decided: int
+    kept: int
+    removed: int
+    added: int
+    voided: int
+
+
+def review_outcomes(*, store: Store, since: datetime) -> ReviewOutcomes:
+    """What people did to the carts the engine proposed, over the store's visits decided since `since`."""
+    latest: dict[int, tuple[str, list[Any], list[Any]]] = {}
+    decisions = ReviewDecision.objects.filter(visit__store=store, decided_at__gte=since).order_by("decided_at", "pk")
+    for visit_id, action, before, after in decisions.values_list("visit_id", "action", "lines_before", "lines_after"):
+        latest[visit_id] = (action, before, after)
+    kept = removed = added = voided = 0
+    for action, before, after in latest.values():
+        if action == ReviewDecision.Action.VOID:
+            voided += 1
+            continue
+        proposed, decided = _units(before), _units(after)
+        kept += proposed == decided
+        removed += any(qty > decided.get(sku, 0) for sku, qty in proposed.items())
+        added += any(qty > proposed.get(sku, 0) for sku, qty in decided.items())
+    return ReviewOutcomes(decided=len(latest), kept=kept, removed=removed, added=added, voided=voided)
+
+
+def _units(lines: list[Any]) -> dict[str, int]:
+    units: dict[str, int] = defaultdict(int)
+    for line in lines:
+        units[str(line["sku"])] += int(line["qty"])
+    return {sku: qty for sku, qty in units.items() if qty}

@@ -13,13 +13,14 @@ from django.test import Client
 from django.utils import timezone
 
 from conftest import logged_in
+from core import tenancy
 from ingest.models import Event
 from ingest.tests.conftest import eventually
 from stores.models import LayoutVersion, Store
-from visits import calibration
+from visits import calibration, selectors
 from visits.calibration import Evidence, Sample
 from visits.calibration_chart import render_reliability
-from visits.models import StoreCalibration, Visit
+from visits.models import ReviewDecision, StoreCalibration, Visit
 from visits.tests.support import keep_calibration, push, review_decision, stored_event, unclear_pick
 from visits.tests.test_pipeline import DAY, priced_store  # noqa: F401 — fixture
 
@@ -225,11 +226,60 @@ def test_the_calibration_page_says_when_the_store_learns_from_its_reviews_next(
     assert "25 visits reviewed since then: the store learns from them within the next quarter of an hour." in body
 
 
+def test_the_calibration_page_says_what_people_changed_in_the_engine_s_carts(
+    manager_a: User,
+    priced_store: Store,  # noqa: F811
+    bravo_store: Store,
+) -> None:
+    """Each visit's latest decision of the last 30 days, against the cart the engine proposed for it."""
+    now = timezone.now()
+    cola, chips = {"sku": "SKU-001", "qty": 1}, {"sku": "SKU-002", "qty": 2}
+    decided = [
+        (priced_store, "kept", "approve", [cola, chips], [chips, cola], now - timedelta(days=1)),
+        (priced_store, "removed", "approve", [cola, chips], [cola, {"sku": "SKU-002", "qty": 1}], now),
+        (priced_store, "both", "approve", [cola], [chips], now - timedelta(days=2)),
+        (priced_store, "added", "approve", [cola], [cola, chips], now),
+        (priced_store, "voided", "void", [cola], [], now),
+        (priced_store, "old", "approve", [cola], [], now - timedelta(days=31)),
+        (bravo_store, "other-tenant", "approve", [cola], [], now),
+    ]
+    reviewer = User.objects.create(username="reviewer@alpha.test")
+    for store, session, action, before, after, at in decided:
+        visit = Visit.unscoped.create(tenant_id=store.tenant_id, store=store, session=session, status="charged")
+        ReviewDecision.unscoped.create(
+            tenant_id=store.tenant_id,
+            visit=visit,
+            reviewer=reviewer,
+            action=action,
+            lines_before=before,
+            lines_after=after,
+            decided_at=at,
+        )
+    second_look = Visit.unscoped.get(session="kept")  # decided again later: its latest decision counts
+    ReviewDecision.unscoped.create(
+        tenant_id=second_look.tenant_id,
+        visit=second_look,
+        reviewer=reviewer,
+        action="approve",
+        lines_before=[cola, chips],
+        lines_after=[cola, chips],
+        decided_at=now,
+    )
+
+    with tenancy.tenant_scope(priced_store.tenant_id):
+        outcomes = selectors.review_outcomes(store=priced_store, since=now - timedelta(days=30))
+    assert outcomes == selectors.ReviewOutcomes(decided=5, kept=1, removed=2, added=2, voided=1)
+    card = _fact(logged_in(manager_a), priced_store, "reviews")
+    assert "20 % kept" in card and "Of 5 visits people decided, 1 kept the cart the engine proposed" in card
+    assert "In 2 they took off items" in card and "in 2 they added items" in card and "1 was voided" in card
+
+
 def test_a_store_without_calibration_shows_where_every_store_starts(manager_a: User, priced_store: Store) -> None:  # noqa: F811
     body = logged_in(manager_a).get(PAGE.format(priced_store.pk)).content.decode()
     assert "has not learnt a calibration yet" in body and "nothing yet" in body
     assert body.count('class="curve-prior"') == len(Evidence)
     assert "No visits settled in the last 7 days" in body
+    assert "No visit was decided by a person in the last 30 days" in body
 
 
 def test_another_tenants_calibration_is_404_and_cannot_be_learnt(
