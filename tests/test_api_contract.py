@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 
 import pytest
 from django.test import override_settings
@@ -149,11 +150,16 @@ def test_lists_are_paginated(api_a: APIClient, tenant_a: Tenant) -> None:
     assert api_a.get("/api/v1/api-keys?page=99").status_code == 404
 
 
-def test_each_key_is_throttled_on_its_own(api_a: APIClient, api_b: APIClient) -> None:
+def test_each_key_is_throttled_on_its_own(
+    api_a: APIClient, api_b: APIClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from tenants.authentication import ApiKeyRateThrottle
 
     original = ApiKeyRateThrottle.THROTTLE_RATES
     ApiKeyRateThrottle.THROTTLE_RATES = {"api_key": "3/min"}
+    # The counter is per fixed minute: the clock stands still, so that the calls cannot straddle two minutes.
+    frozen = time.time()
+    monkeypatch.setattr(ApiKeyRateThrottle, "timer", staticmethod(lambda: frozen))
     try:
         statuses = [api_a.get("/api/v1/tenant").status_code for _ in range(4)]
         assert statuses == [200, 200, 200, 429]
