@@ -150,9 +150,7 @@ def test_lists_are_paginated(api_a: APIClient, tenant_a: Tenant) -> None:
     assert api_a.get("/api/v1/api-keys?page=99").status_code == 404
 
 
-def test_each_key_is_throttled_on_its_own(
-    api_a: APIClient, api_b: APIClient, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_each_key_is_throttled_on_its_own(api_a: APIClient, api_b: APIClient, monkeypatch: pytest.MonkeyPatch) -> None:
     from tenants.authentication import ApiKeyRateThrottle
 
     original = ApiKeyRateThrottle.THROTTLE_RATES
