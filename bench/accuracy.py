@@ -2,7 +2,7 @@
 
     PYTHONPATH=.:platform python bench/accuracy.py [--visits 400] [--seeds 3] [--first-seed 301]
         [--families held-out|tuned|all|name,name] [--profiles realistic,crowded] [--risk 0.005]
-        [--age-restricted 6] [--groups]
+        [--age-restricted 6] [--groups] [--warm-up-days 2] [--measured-days 1]
 
 Each seed draws one stack of each family (`visits.perception`) for a store, and store days of each traffic
 profile (`visits.simulator`) with that stack. A store's first day is read with no calibration at all ("cold":
@@ -10,7 +10,7 @@ what its very first visits get). Every day is then settled as the platform does:
 leave, the store learning its calibration again from its reviewed visits (a person decides them: here, the
 truth) and the picks that need no person after every 25 reviews and at the day's end, and from the disputes of
 the visits it charged on the days before ("first day" is the first day so read); after `--warm-up-days` such
-days, the measured day ("warm"), as a licensee's next week would be.
+days, the measured days ("warm", `--measured-days` of them), as a licensee's next week would be.
 
 The engine's speed is its events read per second of CPU (the process's own time: the figure holds on a busy
 machine), over the cold readings. Per family and profile, for the engine (warm; first day and cold beside it) and
@@ -372,18 +372,19 @@ def _run_family(
     visits: int,
     risk: float,
     warm_up_days: int,
+    measured_days: int,
     age_restricted: int,
     groups: bool,
 ) -> tuple[dict[str, Any], float, int]:
     """Per seed, a store's days: the first read with no calibration at all (cold: what its very first visits
     get), then every day as the platform settles it (`_settle_day`): the first day learning from its own reviews
-    (first day), and after `warm_up_days` such days, the measured one (warm)."""
+    (first day), and after `warm_up_days` such days, the `measured_days` measured ones (warm)."""
     warm, cold, first_day, naive = Counter[str](), Counter[str](), Counter[str](), Counter[str]()
     reasons, families = Counter[str](), Counter[str]()
     seconds, events_total = 0.0, 0
     for seed in seeds:
         learning: _Store | None = None
-        for day in range(warm_up_days + 1):
+        for day in range(warm_up_days + measured_days):
             simulation, events, store = _day(
                 family=family,
                 profile=profile,
@@ -409,7 +410,7 @@ def _run_family(
             settled = _settle_day(learning, events, simulation, seed=seed * 100 + day)
             if day == 0:
                 _score_day(first_day, settled, events, store, model, risk, simulation, seed=seed * 100)
-            if day == warm_up_days:
+            if day >= warm_up_days:
                 _score_day(warm, settled, events, store, model, risk, simulation, seed=seed * 100 + day)
                 reasons.update(r.code.value for cart in settled.values() for r in cart.reasons)
                 families.update(
@@ -493,6 +494,7 @@ def main() -> None:
     parser.add_argument("--profiles", default="realistic,crowded")
     parser.add_argument("--risk", type=float, default=0.005, help="the store's overcharge risk (share of visits)")
     parser.add_argument("--warm-up-days", type=int, default=2, help="days a store's calibration learns from first")
+    parser.add_argument("--measured-days", type=int, default=1, help="warm days measured after those, per seed")
     parser.add_argument(
         "--age-restricted", type=int, default=6, help="of the 120 products, how many are for 18+ (0: none)"
     )
@@ -514,6 +516,7 @@ def main() -> None:
                 visits=args.visits,
                 risk=args.risk,
                 warm_up_days=args.warm_up_days,
+                measured_days=max(1, args.measured_days),
                 age_restricted=args.age_restricted,
                 groups=args.groups,
             )
@@ -527,6 +530,7 @@ def main() -> None:
         "seeds": list(seeds),
         "risk": args.risk,
         "warm_up_days": args.warm_up_days,
+        "measured_days": max(1, args.measured_days),
         "age_restricted_products": args.age_restricted,
         "groups": args.groups,
         "targets": TARGETS,
