@@ -684,7 +684,7 @@ def _units(delta_g: float, product: Product, *, slack: float = 1.0, spread: floa
     count = round(abs(delta_g) / product.unit_weight_g)
     if count == 0:
         return 0
-    allowed = max(slack * product.tolerance_g, spread * product.unit_weight_g) * max(1.0, count**0.5)
+    allowed = max(slack * product.tolerance_g, spread * product.unit_weight_g) * count**0.5
     return count if abs(abs(delta_g) - count * product.unit_weight_g) <= allowed else 0
 
 
