@@ -1501,7 +1501,7 @@ def infer_carts(
     fusion.finish()
     carts = _carts(fusion, visits, calibration, risk)
     wanted = set(sessions) if sessions is not None else set(carts)
-    return {s: carts.get(s, Cart(s, (), "charge", (), payer=visits.payer_of.get(s))) for s in sorted(wanted)}
+    return {s: carts.get(s) or Cart(s, (), "charge", (), payer=visits.payer_of.get(s)) for s in sorted(wanted)}
 
 
 def _carts(fusion: _Fusion, visits: _Visits, calibration: Calibration, risk: float) -> dict[str, Cart]:
