@@ -1537,12 +1537,8 @@ def _carts(fusion: _Fusion, visits: _Visits, calibration: Calibration, risk: flo
                 must_ask.add(ReviewReason(ReviewReasonCode.MORE_RETURNED_THAN_TAKEN, text, sku=sku))
             if qty <= 0:
                 continue
-            taken = [m for m in moves if m.qty > 0]
-            must_ask |= _unverified_ages(fusion.store.products.get(sku), taken, visits)
-            confidence = min((1.0 - m.risk for m in taken), default=1.0)
-            evidence = tuple(sorted({e for m in moves for e in m.evidence}))
-            members = tuple(sorted({m.member for m in taken})) if payer in visits.members else ()
-            lines.append(CartLine(sku, qty, round(confidence, 4), min(m.ts for m in moves), evidence, members))
+            must_ask |= _unverified_ages(fusion.store.products.get(sku), moves, visits)
+            lines.append(_line(sku, qty, moves, group=payer in visits.members))
         visit_risk = round(risks[payer], 6)
         charge = not must_ask and visit_risk <= limit
         reasons = set() if charge else must_ask | set(fusion.doubts.get(payer, ()))
@@ -1563,6 +1559,22 @@ def _carts(fusion: _Fusion, visits: _Visits, calibration: Calibration, risk: flo
     return carts
 
 
+def _line(sku: str, qty: int, moves: Sequence[_Movement], *, group: bool) -> CartLine:
+    """The receipt line of `qty` (> 0) items of a product, from the payer's `moves` of it: as sure as its least
+    sure take; on a `group`'s cart, with the members who took it. One pass over the moves: a day has thousands."""
+    first_seen, risks = moves[0].ts, []
+    evidence: set[str] = set()
+    members: set[str] = set()
+    for movement in moves:
+        first_seen = min(first_seen, movement.ts)
+        evidence.update(movement.evidence)
+        if movement.qty > 0:
+            risks.append(movement.risk)
+            members.add(movement.member)
+    confidence = round(1.0 - max(risks), 4)
+    return CartLine(sku, qty, confidence, first_seen, tuple(sorted(evidence)), tuple(sorted(members)) if group else ())
+
+
 def _in_order(reasons: Iterable[ReviewReason]) -> tuple[ReviewReason, ...]:
     """Reasons in the order of their sentences (as a person reads them, the same from one reading to the next)."""
     return tuple(sorted(reasons, key=lambda reason: (reason.text, reason.code)))
@@ -1573,9 +1585,9 @@ def _unsure_taker(action: _Action, sku: str) -> ReviewReason:
     return ReviewReason(UNSURE, text, (action.event_id,), sku, action.bin)
 
 
-def _unverified_ages(product: Product | None, taken: Sequence[_Movement], visits: _Visits) -> set[ReviewReason]:
+def _unverified_ages(product: Product | None, moves: Sequence[_Movement], visits: _Visits) -> set[ReviewReason]:
     """An age-restricted product on a receipt needs a passed ID check of at least its age for whoever took it (the
-    payer's check covers the payer only: each companion is checked for what they took)."""
+    payer's check covers the payer only: each companion is checked for what they took) in these `moves` of it."""
     if product is None or not product.min_age:
         return set()
     return {
@@ -1585,7 +1597,7 @@ def _unverified_ages(product: Product | None, taken: Sequence[_Movement], visits
             sku=product.sku,
             session=member,
         )
-        for member in sorted({m.member for m in taken})
+        for member in sorted({m.member for m in moves if m.qty > 0})
         if not visits.old_enough(member, product.min_age)
     }
 
