@@ -44,6 +44,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from functools import cache, partial
 from itertools import pairwise
 from operator import itemgetter
 from typing import Any, NamedTuple
@@ -277,6 +278,7 @@ class _Action(NamedTuple):
     margin: float  # the confidence minus the runner-up's, on the stack's scale (`stack_confidence_scale`)
     seconds: float  # `ts` as seconds since the epoch, read once: whereabouts and busy hands are scanned by it
     in_layout: Bin | None  # its bin as the layout of its time has it (None: not in it), looked up once
+    products: tuple[Product, ...]  # what it can have moved: the product its camera saw, the one its bin holds
 
 
 class _Weight(NamedTuple):
@@ -451,6 +453,7 @@ def _read(
     reports: list[tuple[datetime, str, str]] = []
     restocks: list[_Restock] = []
     checks: dict[str, list[tuple[bool, int]]] = defaultdict(list)
+    products_of = cache(partial(_products_of, store))  # a day's actions name a few hundred pairs
     for event in ordered:
         kind, ts = event["type"], event["_ts"]
         if kind in ("item.picked", "item.returned"):
@@ -462,6 +465,7 @@ def _read(
             )
             confidence = float(event["confidence"])
             margin = round(confidence - (alternatives[0][1] if alternatives else 0.0), 4)
+            in_layout = store.bin_at(event["bin"], ts)
             actions.append(
                 _Action(
                     event["id"],
@@ -475,7 +479,8 @@ def _read(
                     event.get("sku"),
                     margin,
                     ts.timestamp(),
-                    store.bin_at(event["bin"], ts),
+                    in_layout,
+                    products_of(event.get("sku"), in_layout.sku if in_layout else None),
                 )
             )
         elif kind == "shelf.weight_changed":
@@ -672,7 +677,7 @@ def _weighed_lone_picks(
             kind = Evidence.CAMERA_COUNTED if action.qty > 1 else Evidence.CAMERA_ONLY
         confirmed = weight is not None and (
             kind != Evidence.CAMERA_COUNTED
-            or _weighs_as(seen_together.get(weight.event_id, action.qty), _products_of(action, bin_, store), weight)
+            or _weighs_as(seen_together.get(weight.event_id, action.qty), action.products, weight)
         )
         samples[kind].append(Sample(kind, action.margin, confirmed, False))
     return samples
@@ -692,9 +697,11 @@ def _possible_skus(action: _Action, bin_: Bin | None) -> list[str]:
     return [sku for sku in dict.fromkeys((action.sku, bin_.sku if bin_ else None)) if sku]
 
 
-def _products_of(action: _Action, bin_: Bin | None, store: StoreModel) -> list[Product]:
-    """The products an action at `bin_` can have moved: the one its camera saw, the one its bin holds."""
-    return [product for sku in _possible_skus(action, bin_) if (product := store.products.get(sku)) is not None]
+def _products_of(store: StoreModel, seen: str | None, held: str | None) -> tuple[Product, ...]:
+    """The products an action can have moved: the one its camera saw (`seen`), the one its bin holds (`held`)."""
+    return tuple(
+        product for sku in dict.fromkeys((seen, held)) if sku and (product := store.products.get(sku)) is not None
+    )
 
 
 def _weighs_as(count: int, products: Sequence[Product], weight: _Weight) -> bool:
@@ -723,11 +730,10 @@ def _match_weights(
             continue
         first = bisect.bisect_left(times[action.bin], action.ts - timing.before)
         last = bisect.bisect_right(times[action.bin], action.ts + timing.after)
-        products = _products_of(action, action.in_layout, store)
         for weight in changes[first:last]:
             if (weight.delta_g < 0) == (action.sign > 0):
                 gap = abs((weight.ts - action.ts - timing.typical).total_seconds())
-                agrees = _weighs_as(action.qty, products, weight)
+                agrees = _weighs_as(action.qty, action.products, weight)
                 pairs.append((not agrees, gap, action.event_id, weight.event_id, action, weight))
     pairs.sort(key=itemgetter(0, 1, 2, 3))
     matched: dict[str, _Weight] = {}
@@ -743,12 +749,7 @@ def _match_weights(
         count = sum(a.qty for a in together) + action.qty
         same_product = all(_possible_skus(a, None) == _possible_skus(action, None) for a in together)
         leader = together[0]
-        if (
-            disagrees
-            and same_product
-            and leader.bin == action.bin
-            and _weighs_as(count, _products_of(leader, leader.in_layout, store), weight)
-        ):
+        if disagrees and same_product and leader.bin == action.bin and _weighs_as(count, leader.products, weight):
             matched[action_id] = weight
             together.append(action)
     return matched, {weight_id: sum(a.qty for a in together) for weight_id, together in sharing.items()}
@@ -1430,21 +1431,11 @@ def _product_for(
     that only roughly matches what the camera saw still confirms it: within twice the product's tolerance, or as
     far off as the store's scales weigh (`spread`, `read_weighing_spread`).
     """
-    if action.sign > 0:
-        candidates = [action.sku, bin_.sku] if action.sku and action.sku != bin_.sku else [bin_.sku]
-    else:
-        in_cart = sorted(sku for sku, qty in held.items() if qty > 0)
-        candidates = [sku for sku in (action.sku, bin_.sku) if sku in in_cart]
-        candidates += [sku for sku in in_cart if sku not in candidates]
-        candidates += [sku for sku in (action.sku, bin_.sku) if sku and sku not in candidates]
     if weight is None:
         return (action.sku or bin_.sku), action.qty
+    products = action.products if action.sign > 0 else _returnable(action, bin_, held, store)
     expected = together or action.qty
-    counts = []
-    for sku in candidates:
-        product = store.products.get(sku) if sku else None
-        if product is not None and (count := _units(weight.delta_g, product)):
-            counts.append((sku, count))
+    counts = [(product.sku, count) for product in products if (count := _units(weight.delta_g, product))]
     for sku, count in counts:
         if count == expected:
             return sku, action.qty if expected != action.qty else count
@@ -1454,6 +1445,16 @@ def _product_for(
     if seen is not None and (count := _units(weight.delta_g, seen, slack=LOOSE_WEIGHT_SLACK, spread=spread)):
         return seen.sku, count if expected == action.qty else action.qty
     return None, 0
+
+
+def _returnable(action: _Action, bin_: Bin, held: Mapping[str, int], store: StoreModel) -> list[Product]:
+    """What a put-back can be of, in the order tried: the product seen and the bin's when the shopper holds them,
+    anything else it holds, then the product seen and the bin's all the same."""
+    in_cart = sorted(sku for sku, qty in held.items() if qty > 0)
+    candidates = [sku for sku in (action.sku, bin_.sku) if sku in in_cart]
+    candidates += [sku for sku in in_cart if sku not in candidates]
+    candidates += [sku for sku in (action.sku, bin_.sku) if sku and sku not in candidates]
+    return [product for sku in candidates if (product := store.products.get(sku)) is not None]
 
 
 @garbage_collection_paused()  # a day's reading is many small objects and no cycles
