@@ -737,22 +737,25 @@ def _match_weights(
                 pairs.append((not agrees, gap, action.event_id, weight.event_id, action, weight))
     pairs.sort(key=itemgetter(0, 1, 2, 3))
     matched: dict[str, _Weight] = {}
-    sharing: dict[str, list[_Action]] = defaultdict(list)
+    sharing: dict[str, list[_Action]] = {}
+    seen_together: dict[str, int] = {}
     for disagrees, _gap, action_id, weight_id, action, weight in pairs:
         if action_id in matched:
             continue
         if weight_id not in sharing:
             matched[action_id] = weight
-            sharing[weight_id].append(action)
+            sharing[weight_id] = [action]
+            seen_together[weight_id] = action.qty
             continue
         together = sharing[weight_id]
-        count = sum(a.qty for a in together) + action.qty
+        count = seen_together[weight_id] + action.qty
         same_product = all(_possible_skus(a, None) == _possible_skus(action, None) for a in together)
         leader = together[0]
         if disagrees and same_product and leader.bin == action.bin and _weighs_as(count, leader.products, weight):
             matched[action_id] = weight
             together.append(action)
-    return matched, {weight_id: sum(a.qty for a in together) for weight_id, together in sharing.items()}
+            seen_together[weight_id] = count
+    return matched, seen_together
 
 
 class _Sighting(NamedTuple):
