@@ -46,7 +46,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from functools import cache, partial
 from itertools import pairwise
-from operator import itemgetter
+from operator import attrgetter, itemgetter
 from typing import Any, NamedTuple
 
 from core.garbage import garbage_collection_paused
@@ -778,10 +778,10 @@ def _wandering(tracks: Iterable[Sequence[_Sighting]]) -> float:
         for before, middle, after, since, until in zip(track, track[1:], track[2:], gaps, gaps[1:], strict=False):
             if since <= 0 or until <= 0:
                 continue
+            (x0, y0), (x1, y1), (x2, y2) = before.place, middle.place, after.place
             share = since / (since + until)
-            x = before.place[0] + share * (after.place[0] - before.place[0])
-            y = before.place[1] + share * (after.place[1] - before.place[1])
-            squares += (middle.place[0] - x) ** 2 + (middle.place[1] - y) ** 2
+            x, y = x0 + share * (x2 - x0), y0 + share * (y2 - y0)
+            squares += (x1 - x) ** 2 + (y1 - y) ** 2
             spans += 2 * since * until / (since + until)
     low, high = WANDERING_M2_S
     return min(high, max(low, squares / spans)) if spans else 1.0
@@ -801,7 +801,7 @@ class _Whereabouts:
             bin_ = action.in_layout
             if bin_ is not None and bin_.position is not None and action.margin >= 0.5 * action.confidence:
                 seen[action.session].append(_Sighting(action.ts, action.seconds, bin_.position, action.event_id))
-        self.seen = {session: sorted(s, key=lambda x: x.ts) for session, s in seen.items()}
+        self.seen = {session: sorted(s, key=attrgetter("ts")) for session, s in seen.items()}
         # Every camera action in time order (seconds, session, bin, id, how busy it keeps its visit's hands elsewhere).
         self._actions = [
             (
