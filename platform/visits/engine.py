@@ -265,7 +265,10 @@ class Cart:
     attributions: tuple[Attribution, ...] = ()
 
 
-class _Action(NamedTuple):
+# A day's actions, weight changes and sightings are read field by field many times over: slotted records (not named
+# tuples, whose fields Python looks up by name on every read) keep that cheap.
+@dataclass(slots=True)
+class _Action:
     event_id: str
     ts: datetime
     sign: int  # +1 picked, -1 returned
@@ -281,7 +284,8 @@ class _Action(NamedTuple):
     products: tuple[Product, ...]  # what it can have moved: the product its camera saw, the one its bin holds
 
 
-class _Weight(NamedTuple):
+@dataclass(slots=True)
+class _Weight:
     event_id: str
     ts: datetime
     bin: str
@@ -504,7 +508,7 @@ def _read(
     reading = _confidence_reading(actions) if reading is None else reading
     if reading != ConfidenceReading():
         actions = [
-            action._replace(confidence=reading.read(action.confidence), margin=reading.margin(action))
+            replace(action, confidence=reading.read(action.confidence), margin=reading.margin(action))
             for action in actions
         ]
     spans = {s: (entered[s], exited.get(s)) for s in entered}
@@ -758,7 +762,8 @@ def _match_weights(
     return matched, seen_together
 
 
-class _Sighting(NamedTuple):
+@dataclass(slots=True)
+class _Sighting:
     ts: datetime
     seconds: float  # `ts` as seconds since the epoch
     place: tuple[float, float]
