@@ -1178,8 +1178,9 @@ class _Fusion:
             if len(named) > 1 and len(busy_named) < len(named):
                 for session in busy_named:
                     weights[session] *= busy[session]
-            for session in busy.keys() & weights.keys() - named - set(companions):
-                weights[session] *= busy[session]
+            for session, factor in busy.items():
+                if session in weights and session not in named and session not in companions:
+                    weights[session] *= factor
         crowd = len(present) - len(weights.keys() & present) if share else 0
         # The crowd's busy members count for less of it.
         busy_crowd = sum(1.0 - f for s, f in busy.items() if s not in weights) if crowd and busy else 0.0
