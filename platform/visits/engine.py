@@ -710,7 +710,11 @@ def _products_of(store: StoreModel, seen: str | None, held: str | None) -> tuple
 
 def _weighs_as(count: int, products: Sequence[Product], weight: _Weight) -> bool:
     """Whether the weight change is `count` items of one of `products`."""
-    return any(_units(weight.delta_g, product) == count for product in products)
+    # A loop, not `any` over a generator (which costs more than the check): asked of every pair a day's scales offer.
+    for product in products:  # noqa: SIM110
+        if _units(weight.delta_g, product) == count:
+            return True
+    return False
 
 
 def _match_weights(
@@ -1208,7 +1212,10 @@ class _Fusion:
         for session in named:
             if payer_of.get(session, session) != top_payer:
                 return True
-        return any(factor > 1.0 and payer_of.get(session, session) != top_payer for session, factor in likely.items())
+        for session, factor in likely.items():  # noqa: SIM110 — a loop: asked for every action with others about
+            if factor > 1.0 and payer_of.get(session, session) != top_payer:
+                return True
+        return False
 
     @staticmethod
     def join_crowd(weights: dict[str, float], present: set[str], share: float, busy: Mapping[str, float]) -> None:
