@@ -1261,8 +1261,10 @@ class _Fusion:
         found: dict[str, float] = {}
         for payer in payers:
             holding = self.held[payer]
-            if any(holding.get(sku, 0) >= count for sku, count in products):
-                found[payer] = 1.0
+            for sku, count in products:
+                if holding.get(sku, 0) >= count:
+                    found[payer] = 1.0
+                    break
         moved = {sku for sku, _ in products}
         for item in waiting:
             if item.sku in moved:
@@ -1543,12 +1545,13 @@ def _carts(fusion: _Fusion, visits: _Visits, calibration: Calibration, risk: flo
             must_ask.add(ReviewReason(ReviewReasonCode.COMPANION_WITHOUT_PAYER, text, session=named))
         lines = []
         by_sku: dict[str, list[_Movement]] = defaultdict(list)
+        qty_of: dict[str, int] = defaultdict(int)
         for movement in by_payer.get(payer, []):
             if movement.qty:
                 by_sku[movement.sku].append(movement)
+                qty_of[movement.sku] += movement.qty
         for sku in sorted(by_sku):
-            moves = by_sku[sku]
-            qty = sum(m.qty for m in moves)
+            moves, qty = by_sku[sku], qty_of[sku]
             if qty < 0:
                 text = f"more {sku} put back than taken"
                 must_ask.add(ReviewReason(ReviewReasonCode.MORE_RETURNED_THAN_TAKEN, text, sku=sku))
