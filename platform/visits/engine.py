@@ -1510,9 +1510,8 @@ def infer_carts(
     fusion = _Fusion(
         store, visits, reports, whereabouts, calibration, seen_together, timing, restocks, habits.weighing_spread
     )
-    steps: list[tuple[datetime, str, _Action | _Weight]] = [(a.ts, a.event_id, a) for a in actions]
-    steps += [(w.ts, w.event_id, w) for w in weights if w.event_id not in used_weights]
-    for _ts, _id, step in sorted(steps, key=itemgetter(0, 1)):
+    steps: list[_Action | _Weight] = [*actions, *(w for w in weights if w.event_id not in used_weights)]
+    for step in sorted(steps, key=attrgetter("ts", "event_id")):
         if isinstance(step, _Action):
             fusion.action(step, matched.get(step.event_id))
         else:
