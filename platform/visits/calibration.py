@@ -96,7 +96,9 @@ class Curve:
             self._table.append(value)
 
     def __call__(self, margin: float) -> float:
-        return self._table[round(min(1.0, max(0.0, margin)) * TABLE_STEPS)]
+        if not 0.0 <= margin <= 1.0:  # (a comparison is cheaper than clamping every margin: most are within)
+            margin = min(1.0, max(0.0, margin))
+        return self._table[round(margin * TABLE_STEPS)]
 
 
 @dataclass(frozen=True)
