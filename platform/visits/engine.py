@@ -1231,8 +1231,7 @@ class _Fusion:
         total = total or 1.0
         payer_of = self.visits.payer_of
         if payer_of.keys().isdisjoint(weights):  # nobody here is a group's companion: each pays for itself
-            items = sorted(weights.items()) if payer_of else weights.items()
-            kept = _likely({session: weight / total for session, weight in items})
+            kept = _likely({session: weight / total for session, weight in weights.items()})
             return kept, {session: session for session in kept}
         chances: dict[str, float] = {}
         members: dict[str, str] = {}
