@@ -1452,12 +1452,15 @@ def _product_for(
         return (action.sku or bin_.sku), action.qty
     products = action.products if action.sign > 0 else _returnable(action, bin_, held, store)
     expected = together or action.qty
-    counts = [(product.sku, count) for product in products if (count := _units(weight.delta_g, product))]
-    for sku, count in counts:
-        if count == expected:
-            return sku, action.qty if expected != action.qty else count
-    if counts:
-        return counts[0][0], counts[0][1] if expected == action.qty else action.qty
+    first: tuple[str, int] | None = None  # the first product the weight is a whole number of
+    for product in products:
+        count = _units(weight.delta_g, product)
+        if count and count == expected:
+            return product.sku, action.qty if expected != action.qty else count
+        if count and first is None:
+            first = product.sku, count
+    if first is not None:
+        return first[0], first[1] if expected == action.qty else action.qty
     seen = store.products.get(action.sku or bin_.sku)
     if seen is not None and (count := _units(weight.delta_g, seen, slack=LOOSE_WEIGHT_SLACK, spread=spread)):
         return seen.sku, count if expected == action.qty else action.qty
