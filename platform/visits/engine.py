@@ -1254,9 +1254,7 @@ class _Fusion:
             skus |= {sku for sku in (action.sku, bin_.sku) if sku}
             skus |= {item.sku for item in waiting}
             catalog, delta_g = self.store.products, weight.delta_g
-            products = [
-                (sku, count) for sku in sorted(skus) if sku in catalog and (count := _units(delta_g, catalog[sku]))
-            ]
+            products = [(sku, count) for sku in skus if sku in catalog and (count := _units(delta_g, catalog[sku]))]
         found: dict[str, float] = {}
         for payer in payers:
             holding = self.held[payer]
