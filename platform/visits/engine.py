@@ -105,11 +105,10 @@ BUSY_SURELY = 0.1
 WORTH_ASKING = 0.15
 DOUBT_WORTH_NOTING = 0.02
 MAY_HAVE_TAKEN = 0.05
-# A weight change no camera saw is asked of the visit at least this likely, by its whereabouts, to have stood
-# there (at most one can be); none standing out, it stays uncharged rather than asking everyone present. Whereabouts
-# single a visit out more surely than they should: of the visits 0.5 to 0.7 likely, a quarter had taken it; from
-# 0.7 on, as many as not (docs/visits.md).
-UNSEEN_WORTH_ASKING = 0.7
+# A weight change no camera saw is asked of the visit at least this likely, by its whereabouts, to have taken it (at
+# most one can be); none standing out, it stays uncharged rather than asking everyone present. On the tuned families,
+# nine in ten of the visits asked from 0.9 had taken it (docs/visits.md).
+UNSEEN_WORTH_ASKING = 0.9
 # A scale that missed this many camera actions in a row, with no change in between, is read as offline.
 QUIET_SCALE_MISSES = 2
 # Staff putting stock on a shelf take this long after saying so: the scale's rises meanwhile are the restock.
@@ -892,17 +891,15 @@ class _Whereabouts:
             factors[session] = factor
         return factors
 
-    def busy_elsewhere(self, action: _Action, present: set[str]) -> dict[str, float]:
-        """The visits `present` a camera gave another action, at another bin, within `BUSY_S` of `action`: their hands
-        were busy there (a shopper at a bin takes from it; a bystander near one shopper's bin is at its own). Each
-        with the factor its chance is cut by: `BUSY_SURELY` when the camera had no doubt whose that action was, else
-        `BUSY_ELSEWHERE`."""
-        now = action.seconds
+    def busy_elsewhere(self, now: float, here: str, present: set[str], event: str = "") -> dict[str, float]:
+        """The visits `present` a camera gave an action (other than `event`) at a bin other than `here` within
+        `BUSY_S` of `now` (seconds since the epoch): their hands were busy there (a shopper at a bin takes from it; a
+        bystander near one shopper's bin is at its own). Each with the factor its chance is cut by: `BUSY_SURELY` when
+        the camera had no doubt whose that action was, else `BUSY_ELSEWHERE`."""
         seconds = self._action_seconds
         low = bisect.bisect_left(seconds, now - BUSY_S)
         high = bisect.bisect_right(seconds, now + BUSY_S, low)
         busy: dict[str, float] = {}
-        here, event = action.bin, action.event_id
         for _seconds, session, bin_, event_id, factor in self._actions[low:high]:
             if bin_ != here and session in present and event_id != event and factor < busy.get(session, 1.0):
                 busy[session] = factor
@@ -1139,7 +1136,7 @@ class _Fusion:
         alternatives = [(s, c) for s, c in action.alternatives if s != top_session] if action.alternatives else []
         listed = {top_session, *[s for s, _ in alternatives]}
         named = listed & present
-        busy = where.busy_elsewhere(action, present)
+        busy = where.busy_elsewhere(action.seconds, action.bin, present, action.event_id)
         lone_and_busy = top_session in busy and len(named) == 1
         if alone is not None:
             evidence = alone
@@ -1327,7 +1324,10 @@ class _Fusion:
     def unseen(self, weight: _Weight) -> None:
         """A scale change no camera saw: the only shopper (or group) in the store took it; otherwise it stays open,
         with each visit's chance by its whereabouts, until a put-back settles it or `finish` decides. Who was there
-        is asked of the moment the hand moved: the scale's usual delay before its stamp."""
+        is asked of the moment the hand moved: the scale's usual delay before its stamp. A visit's whereabouts are
+        where it could be between its sightings (`density`), likelier still if seen right there moments before or
+        after and less if seen elsewhere then (`around`), and less again if a camera had its hands busy at another
+        bin then (`busy_elsewhere`): the hand at this bin was someone's whose hands were free."""
         bin_ = self.store.bin_at(weight.bin, weight.ts)
         product = self.store.products.get(bin_.sku) if bin_ else None
         if bin_ is None or product is None or not self.scales.works(bin_.sensor, weight.ts):
@@ -1349,10 +1349,12 @@ class _Fusion:
             member = min(present)
             self.move(payer, member, product.sku, count, 0.0, weight.ts, (weight.event_id,))
             return
-        possible = self.whereabouts.around(moved.timestamp(), bin_.position)
+        where, seconds = self.whereabouts, moved.timestamp()
+        around = where.around(seconds, bin_.position)
+        busy = where.busy_elsewhere(seconds, weight.bin, present)
         densities = {
-            s: self.whereabouts.density(s, bin_.position, moved)
-            if possible.get(s, 1.0) > COULD_NOT_BE_HERE
+            s: where.density(s, bin_.position, moved) * around.get(s, 1.0) * busy.get(s, 1.0)
+            if around.get(s, 1.0) > COULD_NOT_BE_HERE
             else COULD_NOT_BE_HERE
             for s in present
         }
