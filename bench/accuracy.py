@@ -63,6 +63,7 @@ from visits.engine import (  # noqa: E402
     store_model_from_layout,
 )
 from visits.perception import FAMILIES, HELD_OUT, TUNED, draw_stack  # noqa: E402
+from visits.reasons import ReviewReasonCode  # noqa: E402
 from visits.simulator import CatalogItem, Simulation, shopper_disputes, simulate  # noqa: E402
 
 START = datetime(2026, 3, 2, 8, tzinfo=UTC)
@@ -231,6 +232,9 @@ def _rates(stats: Counter[str]) -> dict[str, Any]:
         "overcharge_rate_recoverable_95": _interval(stats["overcharged_recoverable"], stats["recoverable"]),
         "review_rate_95": _interval(stats["review"], stats["visits"]),
         "undercharge_rate": round(stats["undercharged"] / visits, 4),
+        # Items no camera saw leave, asked of a visit: how many per 100 visits, and the share that visit had taken.
+        "unseen_asks_per_100_visits": round(100 * stats["unseen_asked"] / visits, 2),
+        "unseen_asks_taken_share": round(stats["unseen_asked_taken"] / (stats["unseen_asked"] or 1), 4),
         # Disputes (spec v1.1), under the store's default policy: shares of all visits.
         "dispute_rate": round(stats["disputes"] / visits, 4),
         "dispute_to_a_person_rate": round(stats["disputes_to_a_person"] / visits, 4),
@@ -448,6 +452,23 @@ def _score_day(
         recoverable, age = payer in simulation.recoverable, payer in for_age
         _score(stats, got, simulation.truth[payer], charged, recoverable, age)
     _disputes(stats, carts, receipts, simulation, limit=model.charge_limit(risk), seed=seed)
+    _unseen_asks(stats, carts, receipts, simulation)
+
+
+def _unseen_asks(
+    stats: Counter[str],
+    carts: dict[str, Cart],
+    receipts: dict[str, tuple[dict[str, int], bool]],
+    simulation: Simulation,
+) -> None:
+    """Count the items no camera saw leave that a person is asked about, and of those, how many the visit asked
+    about had taken (more of the product than its receipt holds): what the asks recover, and what they waste."""
+    for payer, (got, _charged) in receipts.items():
+        truth = simulation.truth[payer]
+        for reason in carts[payer].reasons:
+            if reason.code == ReviewReasonCode.UNSEEN_BIN_CHANGE and reason.sku:
+                stats["unseen_asked"] += 1
+                stats["unseen_asked_taken"] += truth.get(reason.sku, 0) >= got.get(reason.sku, 0) + (reason.qty or 1)
 
 
 def _worst(
