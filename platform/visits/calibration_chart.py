@@ -26,7 +26,7 @@ KIND_TITLES = {
     Evidence.CAMERA_ONLY: ("Camera alone", "no working scale: the camera says what and who"),
     Evidence.CAMERA_COUNTED: ("Camera counted several", "no scale: the camera counted items in one move"),
     Evidence.CAMERA_REPEATED: ("Camera saw it twice", "no scale: the same shopper at the bin again"),
-    Evidence.WEIGHED_BUSY: ("Scale agrees, winner busy", "a scale weighed it; the one named was busy elsewhere"),
+    Evidence.WEIGHED_BUSY: ("Scale agrees, winner busy", "a scale weighed it; winner busy at another bin"),
 }
 WIDTH = 960
 COLUMNS = 3
