@@ -195,6 +195,13 @@ class Calibration:
     def probability(self, evidence: Evidence, margin: float) -> float:
         return min(MAX_PROBABILITY, self.curves[evidence](margin))
 
+    def happened(self, evidence: Evidence, margin: float) -> float:
+        """For a kind of camera-alone evidence: the chance that its pick happened as counted, whoever made it. Its
+        curve is the chance that the pick is right, which is that times the chance that its winner made it — the
+        weighed contested prior's, as `scale_taught` puts it in — so that part is taken out again: who made it is
+        what the engine reads from the shoppers around (`engine._Fusion.who`)."""
+        return min(MAX_PROBABILITY, self.curves[evidence](margin) / _PRIOR[Evidence.WEIGHED_CONTESTED](margin))
+
     def overcharge(self, risk: float) -> float:
         """The chance that a visit the engine gives `risk` is overcharged, as this store's decided visits say."""
         if not self.risk_ratios:

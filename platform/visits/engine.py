@@ -83,6 +83,9 @@ SCALE_FLOOR = 0.8
 SURE_SHARE = 0.25
 SURE_READ = 0.9
 SURE_FLOOR = 0.6
+# A stack names rivals (`stack_names_rivals`) when at least this share of its picks list one, off `SCALE_PICKS` picks at
+# least: the tuned families' stacks name one in 13 to 32 % of their picks, a stack that never lists anyone in none.
+RIVALS_NAMED_SHARE = 0.01
 # Whereabouts: nobody crosses a store faster than this; a hand reaches this far; "moments" are this long.
 FASTEST_WALK_M_S = 1.6
 REACH_M = 1.5
@@ -590,6 +593,7 @@ class StackHabits:
     taught_from: Mapping[Evidence, int] = field(default_factory=dict)
     weighing_spread: float = 0.0  # how far its scales weigh off, per unit (`read_weighing_spread`; 0: unknown)
     sure_confidence: float = SURE_READ  # what its sure picks say on its scale (`stack_sure_confidence`)
+    names_rivals: bool = False  # whether its cameras list the others who may have made a pick (`stack_names_rivals`)
 
     @property
     def confidence_reading(self) -> ConfidenceReading:
@@ -611,15 +615,31 @@ def stack_habits(*, events: Iterable[Mapping[str, Any]], store: StoreModel) -> S
     timing = _timing_of(actions, weights)
     matched, seen_together = _match_weights(actions, weights, store, timing)
     weighed = _weighed_lone_picks(actions, matched, seen_together, store, reports)
-    return _habits(reading, timing, weighed, read_weighing_spread(actions, matched, seen_together, store))
+    spread = read_weighing_spread(actions, matched, seen_together, store)
+    return _habits(reading, timing, weighed, spread, stack_names_rivals(actions))
 
 
 def _habits(
-    reading: ConfidenceReading, timing: ScaleTiming, weighed: Mapping[Evidence, list[Sample]], spread: float
+    reading: ConfidenceReading,
+    timing: ScaleTiming,
+    weighed: Mapping[Evidence, list[Sample]],
+    spread: float,
+    names_rivals: bool,
 ) -> StackHabits:
     taught = {kind: scale_taught(picks) for kind, picks in weighed.items() if len(picks) >= SCALE_TAUGHT_PICKS}
     taught_from = {kind: len(weighed[kind]) for kind in taught}
-    return StackHabits(reading.top, timing, taught, taught_from, spread, reading.sure)
+    return StackHabits(reading.top, timing, taught, taught_from, spread, reading.sure, names_rivals)
+
+
+def stack_names_rivals(actions: Sequence[_Action]) -> bool:
+    """Whether a stack lists the others who may have made a pick: at least `RIVALS_NAMED_SHARE` of `actions` name one,
+    off `SCALE_PICKS` at least (fewer say nothing: no). A camera-alone pick's doubt of who made it is then read from
+    the rivals it names and the shoppers around (`_Fusion.who`), and its kind's curve only says whether it happened;
+    a stack that names no one leaves that doubt unread, and the kind's curve keeps the whole of it."""
+    if len(actions) < SCALE_PICKS:
+        return False
+    named = sum(1 for action in actions if action.alternatives)
+    return named >= RIVALS_NAMED_SHARE * len(actions)
 
 
 def read_weighing_spread(
@@ -992,8 +1012,10 @@ class _Fusion:
         timing: ScaleTiming,
         restocks: Sequence[_Restock] = (),
         weighing_spread: float = 0.0,
+        names_rivals: bool = False,
     ) -> None:
         self.store, self.visits, self.timing, self.weighing_spread = store, visits, timing, weighing_spread
+        self.names_rivals = names_rivals
         self.whereabouts, self.calibration, self.seen_together = whereabouts, calibration, seen_together
         self.movements: list[_Movement] = []
         self.doubts: dict[str, set[ReviewReason]] = defaultdict(set)
@@ -1087,8 +1109,10 @@ class _Fusion:
         risk = 1.0 - chances[payer]
         if weight is None:
             # Without a scale's word the camera may have imagined the take or miscounted it, whoever it was: ruling
-            # other shoppers out settles who, not whether.
-            risk = max(risk, 1.0 - self.calibration.probability(evidence, action.margin))
+            # other shoppers out settles who, not whether. Whether is the kind's doubt without the part for who, for a
+            # stack that names rivals (`stack_names_rivals`): who is then read from them and the shoppers around.
+            sure = self.calibration.happened if self.names_rivals else self.calibration.probability
+            risk = max(risk, 1.0 - sure(evidence, action.margin))
         self.attributions[action.event_id] = Attribution(
             action.event_id,
             action.session,
@@ -1505,12 +1529,22 @@ def infer_carts(
     if habits is None:
         learns = not calibration.has_learnt  # a store that has learnt reads with its own curves
         weighed = _weighed_lone_picks(actions, matched, seen_together, store, reports) if learns else {}
-        habits = _habits(reading, timing, weighed, read_weighing_spread(actions, matched, seen_together, store))
+        spread = read_weighing_spread(actions, matched, seen_together, store)
+        habits = _habits(reading, timing, weighed, spread, stack_names_rivals(actions))
     calibration = habits.applied_to(calibration)
     used_weights = {w.event_id for w in matched.values()}
     whereabouts = _Whereabouts(actions, visits, store)
     fusion = _Fusion(
-        store, visits, reports, whereabouts, calibration, seen_together, timing, restocks, habits.weighing_spread
+        store,
+        visits,
+        reports,
+        whereabouts,
+        calibration,
+        seen_together,
+        timing,
+        restocks,
+        habits.weighing_spread,
+        habits.names_rivals,
     )
     steps: list[_Action | _Weight] = [*actions, *(w for w in weights if w.event_id not in used_weights)]
     for step in sorted(steps, key=attrgetter("ts", "event_id")):

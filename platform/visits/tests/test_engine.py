@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from visits.calibration import Calibration, Evidence, Sample, VisitSample, fit
+from visits.calibration import Calibration, Evidence, Sample, VisitSample, default, fit
 from visits.engine import (
     DEFAULT_RISK,
     SURE_READ,
@@ -184,6 +184,39 @@ def test_a_bin_without_a_scale_trusts_a_sure_camera_only() -> None:
     unsure = Script("A")
     unsure.pick(10, "A", "B-SOAP", confidence=0.7)
     assert unsure.carts()["A"].decision == "review"
+
+
+def test_a_camera_alone_pick_with_no_one_else_to_have_made_it_carries_only_the_doubt_that_it_happened() -> None:
+    s = Script("A")
+    s.pick(10, "A", "B-SOAP", confidence=0.93)
+
+    def risk(habits: StackHabits) -> float:
+        return infer_carts(events=s.events, store=STORE, habits=habits)["A"].risk
+
+    prior = default()
+    # The kind's curve is the chance the pick is right: that it happened, and that its winner made it. From a stack
+    # that names rivals, who made it is read from them and the shoppers around — here the only shopper in the store —
+    # so only whether it happened is in doubt.
+    assert risk(StackHabits(names_rivals=True)) == pytest.approx(
+        1 - prior.happened(Evidence.CAMERA_ONLY, 0.93), abs=1e-4
+    )
+    # A stack that names no one leaves the doubt of who unread: the kind's curve keeps the whole of it.
+    assert risk(StackHabits()) == pytest.approx(1 - prior.probability(Evidence.CAMERA_ONLY, 0.93), abs=1e-4)
+    assert risk(StackHabits(names_rivals=True)) < 0.6 * risk(StackHabits())
+
+
+def test_a_stack_names_rivals_once_one_pick_in_a_hundred_lists_one() -> None:
+    def names_rivals(picks: int, naming: int) -> bool:
+        s = Script.arriving(picks, every=60, stay=50)
+        for n in range(picks):
+            rivals = {"alternatives": [{"session": f"V{n - 1}", "confidence": 0.1}]} if n < naming else {}
+            s.pick(n * 60 + 10, f"V{n}", "B-SOAP", confidence=0.97, **rivals)
+        return stack_habits(events=s.events, store=STORE).names_rivals
+
+    assert names_rivals(200, naming=2)
+    assert not names_rivals(200, naming=1)  # one in two hundred: a stack that hardly ever lists anyone
+    assert not names_rivals(200, naming=0)
+    assert not names_rivals(20, naming=20)  # too few picks to tell
 
 
 def test_a_scale_reported_offline_counts_as_no_scale() -> None:
