@@ -110,7 +110,8 @@ DOUBT_WORTH_NOTING = 0.02
 MAY_HAVE_TAKEN = 0.05
 # A weight change no camera saw is asked of the visit at least this likely, by its whereabouts, to have taken it (at
 # most one can be); none standing out, it stays uncharged rather than asking everyone present. On the tuned families,
-# nine in ten of the visits asked from 0.9 had taken it (docs/visits.md).
+# nine in ten of the visits asked from 0.9 had taken it (docs/visits.md). It is asked only when what it would recover
+# (its price times that chance) is at least what the store says a person's look costs (`unseen_review_cost`).
 UNSEEN_WORTH_ASKING = 0.9
 # A scale that missed this many camera actions in a row, with no change in between, is read as offline.
 QUIET_SCALE_MISSES = 2
@@ -129,6 +130,7 @@ class Product:
     unit_weight_g: float
     tolerance_g: float
     min_age: int = 0  # an age-restricted product (catalog `min_age`, spec v1.1): 18, 21, …
+    unit_price: int = 0  # minor units, the price in force when the store is read (0: none known)
 
 
 @dataclass(frozen=True, slots=True)
@@ -1013,9 +1015,10 @@ class _Fusion:
         restocks: Sequence[_Restock] = (),
         weighing_spread: float = 0.0,
         names_rivals: bool = False,
+        unseen_review_cost: int = 0,
     ) -> None:
         self.store, self.visits, self.timing, self.weighing_spread = store, visits, timing, weighing_spread
-        self.names_rivals = names_rivals
+        self.names_rivals, self.unseen_review_cost = names_rivals, unseen_review_cost
         self.whereabouts, self.calibration, self.seen_together = whereabouts, calibration, seen_together
         self.movements: list[_Movement] = []
         self.doubts: dict[str, set[ReviewReason]] = defaultdict(set)
@@ -1437,15 +1440,22 @@ class _Fusion:
                 return
 
     def finish(self) -> None:
-        """Items whose taker stayed open are asked of the one payer whose whereabouts single it out; otherwise
-        they are left uncharged (a missed item — an unexplained loss the store sees — never a wrong charge).
-        Whereabouts alone never charge anyone: they say who likely stood there, not who took."""
+        """Items whose taker stayed open are asked of the one payer whose whereabouts single it out, when what
+        asking would recover — the items' price times that payer's chance — is at least what a person's look costs
+        the store (`unseen_review_cost`); otherwise they are left uncharged (a missed item — an unexplained loss the
+        store sees — never a wrong charge). Whereabouts alone never charge anyone: they say who likely stood there,
+        not who took."""
         for item in self.open:
             if item.taken_by is not None:
                 continue
             for payer, chance in item.chances.items():
-                if chance >= UNSEEN_WORTH_ASKING:
+                if chance >= UNSEEN_WORTH_ASKING and chance * self.worth(item) >= self.unseen_review_cost:
                     self.flag(payer, item.reason)
+
+    def worth(self, item: _Open) -> int:
+        """What an open item would bring if charged: its product's unit price times how many (minor units)."""
+        product = self.store.products.get(item.sku)
+        return (product.unit_price if product else 0) * item.qty
 
 
 def _likely(chances: Mapping[str, float]) -> dict[str, float]:
@@ -1510,6 +1520,7 @@ def infer_carts(
     risk: float = DEFAULT_RISK,
     sessions: Iterable[str] | None = None,
     habits: StackHabits | None = None,
+    unseen_review_cost: int = 0,
 ) -> dict[str, Cart]:
     """The cart of every visit in `events` (or of `sessions` only), with the decision to charge or review.
 
@@ -1518,7 +1529,9 @@ def infer_carts(
     licensee's: at most this share of visits overcharged; `calibration` the store's (default: none yet).
     A group's items are on its payer's cart (each line says which member took it); members' carts are empty.
     `habits` are how the store's stack reports (`StackHabits`; default: what these events show); a store that has
-    learnt no calibration yet reads with the curves its scales taught.
+    learnt no calibration yet reads with the curves its scales taught. `unseen_review_cost` is what a person's look
+    at an item no camera saw costs the store (minor units): such an item is asked about only when its price times
+    the chance of the visit singled out is at least that (0: always, `_Fusion.finish`).
     """
     calibration = calibration or default_calibration()
     actions, weights, visits, reports, restocks, reading = _read(
@@ -1545,6 +1558,7 @@ def infer_carts(
         restocks,
         habits.weighing_spread,
         habits.names_rivals,
+        unseen_review_cost,
     )
     steps: list[_Action | _Weight] = [*actions, *(w for w in weights if w.event_id not in used_weights)]
     for step in sorted(steps, key=attrgetter("ts", "event_id")):

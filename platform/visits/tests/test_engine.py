@@ -91,9 +91,20 @@ class Script:
         return self.add(second, "shelf.weight_changed", bin=bin_, device=BINS[bin_].sensor, delta_g=grams)
 
     def carts(
-        self, *, risk: float = DEFAULT_RISK, calibration: Calibration | None = None, store: StoreModel = STORE
+        self,
+        *,
+        risk: float = DEFAULT_RISK,
+        calibration: Calibration | None = None,
+        store: StoreModel = STORE,
+        unseen_review_cost: int = 0,
     ) -> dict:
-        return infer_carts(events=self.events, store=store, risk=risk, calibration=calibration)
+        return infer_carts(
+            events=self.events,
+            store=store,
+            risk=risk,
+            calibration=calibration,
+            unseen_review_cost=unseen_review_cost,
+        )
 
 
 def texts(cart) -> tuple[str, ...]:
@@ -761,6 +772,37 @@ def test_an_unseen_take_is_asked_only_of_a_visit_clearly_likelier_than_the_other
     busy = chips_beside(12, b_at_the_soap=19)
     assert asked(busy) == ["A"]
     assert (items(busy["B"]), busy["B"].decision) == ({"COLA": 1, "SOAP": 1}, "charge")
+
+
+def test_an_unseen_take_is_asked_only_when_what_it_would_recover_is_worth_a_persons_look() -> None:
+    """The store's `unseen_review_cost`: the chips (1.99) are asked of A, over 0.9 likely to have taken them, only
+    when their price times that chance is at least what a look costs; otherwise they are left uncharged."""
+    priced = StoreModel(PLACED.layouts, {**PLACED.products, "CHIPS": replace(PLACED.products["CHIPS"], unit_price=199)})
+    s = Script()
+    s.visit("A", 0, 200)
+    s.visit("B", 0, 200)
+    s.pick(10, "A", "B-COLA")
+    placed_weigh(s, 10.5, "B-COLA", -345)
+    s.pick(60, "B", "B-COLA")  # B at the cola bin forty seconds after the chips moved: A over 0.9 likely
+    placed_weigh(s, 60.5, "B-COLA", -345)
+    chips = placed_weigh(s, 20, "B-CHIPS", -161)  # no camera saw it
+    s.pick(30, "A", "B-COLA")
+    placed_weigh(s, 30.5, "B-COLA", -345)
+
+    def read(cost: int) -> list[tuple[str, dict[str, int], tuple[tuple[str, ...], ...]]]:
+        carts = s.carts(store=priced, risk=0.05, unseen_review_cost=cost)
+        return [(cart.decision, items(cart), tuple(r.event_ids for r in cart.reasons)) for cart in carts.values()]
+
+    asked = [("review", {"COLA": 2}, ((chips,),)), ("charge", {"COLA": 1}, ())]
+    assert read(0) == asked  # the store's default: always asked
+    assert s.carts(store=priced, risk=0.05) == s.carts(store=priced, risk=0.05, unseen_review_cost=0)
+    assert read(179) == asked  # below 0.9 × 1.99: worth a look
+    # A look costing the chips' whole price is more than they would recover at any chance short of certain: the
+    # chips stay uncharged, A is charged what the cameras saw.
+    assert read(199) == [("charge", {"COLA": 2}, ()), ("charge", {"COLA": 1}, ())]
+    # A product with no price known recovers nothing: not asked once a look costs anything.
+    assert read(1)[0][0] == "review"
+    assert s.carts(store=PLACED, risk=0.05, unseen_review_cost=1)["A"].decision == "charge"
 
 
 def test_an_unseen_take_no_whereabouts_single_out_is_left_uncharged_rather_than_asked_of_everyone() -> None:
