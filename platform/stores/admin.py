@@ -35,7 +35,14 @@ from core.admin import OpsModelAdmin, ReadOnlyMixin, TenantModelAdmin, admin_pag
 from core.admin_sites import licensee_site, ops_site
 from stores import health, selectors, services
 from stores.floor_plan import render_floor_plan
-from stores.models import OVERCHARGE_RISK_MAX, OVERCHARGE_RISK_MIN, Device, LayoutVersion, Store
+from stores.models import (
+    OVERCHARGE_RISK_MAX,
+    OVERCHARGE_RISK_MIN,
+    UNSEEN_ITEM_REVIEW_COST_MAX,
+    Device,
+    LayoutVersion,
+    Store,
+)
 from stores.sample import TEMPLATES, template_layout
 from tenants.audit import Actor
 
@@ -112,7 +119,16 @@ class StoreAdminForm(forms.ModelForm):
         "e.g. 5.00; above it a person decides. 0 refunds nothing automatically by amount.",
     )
 
-    MONEY_FIELDS = ("preauth_amount", "dispute_auto_refund_limit")
+    unseen_item_review_cost = _money_field(
+        label="Cost of a look at an unseen item",
+        help_text="What a person's look at an item no camera saw costs you, in the store's currency, e.g. 0.50. "
+        "Such an item is asked about only when what it would recover — its price times how likely the shopper "
+        "singled out took it — is at least this much; otherwise it is left uncharged and counted as shrink. "
+        "0 (the default) always asks, when one shopper stands out.",
+    )
+
+    MONEY_FIELDS = ("preauth_amount", "dispute_auto_refund_limit", "unseen_item_review_cost")
+    MONEY_LIMITS = {"unseen_item_review_cost": UNSEEN_ITEM_REVIEW_COST_MAX}  # minor units
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -133,6 +149,10 @@ class StoreAdminForm(forms.ModelForm):
                     cleaned[name] = currencies.to_minor(amount, currency)
                 except ValueError as error:
                     self.add_error(name, f"{error}.")
+                    continue
+                limit = self.MONEY_LIMITS.get(name)
+                if limit is not None and cleaned[name] > limit:
+                    self.add_error(name, f"At most {currencies.from_minor(limit, currency):,} {currency}.")
         return cleaned
 
     def clean_overcharge_risk(self) -> Decimal:
@@ -155,6 +175,7 @@ class StoreAdminForm(forms.ModelForm):
             "preauth_amount",
             "overcharge_risk",
             "settling_window_seconds",
+            "unseen_item_review_cost",
             "dispute_window_days",
             "dispute_auto_refund_limit",
             "dispute_auto_refund_unsure",
@@ -211,7 +232,18 @@ class StoreAdmin(TenantModelAdmin):
     actions_detail = ["upload_layout"]
     fieldsets = [
         (None, {"fields": ["code", "name", "address", "timezone", "currency", "status"]}),
-        ("Checkout", {"fields": ["preauth_amount", "overcharge_risk", "calibration", "settling_window_seconds"]}),
+        (
+            "Checkout",
+            {
+                "fields": [
+                    "preauth_amount",
+                    "overcharge_risk",
+                    "unseen_item_review_cost",
+                    "calibration",
+                    "settling_window_seconds",
+                ]
+            },
+        ),
         (
             "Shoppers' disputes",
             {

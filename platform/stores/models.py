@@ -23,6 +23,8 @@ from disputes.policy import DEFAULT_AUTO_REFUND_LIMIT, DEFAULT_WINDOW_DAYS
 OVERCHARGE_RISK_DEFAULT = Decimal("0.005")
 OVERCHARGE_RISK_MIN = Decimal("0.0005")
 OVERCHARGE_RISK_MAX = Decimal("0.05")
+# The most a store may say a person's look at an item no camera saw costs it (minor units; visits.engine).
+UNSEEN_ITEM_REVIEW_COST_MAX = 10_000_000
 
 
 # A store's dispute policy (the `disputes` app decides by it): its fields, and the range of each number.
@@ -66,6 +68,15 @@ class Store(TenantOwnedModel):
     )
     settling_window_seconds = models.PositiveIntegerField(
         default=120, help_text="How long after exit late events are still awaited before a visit is final."
+    )
+    unseen_item_review_cost = models.PositiveBigIntegerField(
+        "cost of a look at an unseen item",
+        default=0,
+        validators=[MaxValueValidator(UNSEEN_ITEM_REVIEW_COST_MAX)],
+        help_text="What a person's look at an item no camera saw costs the store, in the currency's minor unit. Such "
+        "an item is asked about only when what it would recover — its price times how likely the shopper singled out "
+        "took it — is at least this much; otherwise it is left uncharged and counted as shrink. 0: always asked "
+        "(when one shopper stands out).",
     )
     # Shoppers' disputes (the `disputes` app): what the store's policy decides at once, and what waits for a person.
     dispute_window_days = models.PositiveSmallIntegerField(

@@ -22,6 +22,7 @@ from stores.models import (
     DISPUTE_POLICY_RANGES,
     OVERCHARGE_RISK_MAX,
     OVERCHARGE_RISK_MIN,
+    UNSEEN_ITEM_REVIEW_COST_MAX,
     Bin,
     Device,
     DevicePlacement,
@@ -45,6 +46,7 @@ EDITABLE_STORE_FIELDS = (
     "preauth_amount",
     "overcharge_risk",
     "settling_window_seconds",
+    "unseen_item_review_cost",
     *DISPUTE_POLICY_FIELDS,
 )
 
@@ -105,6 +107,14 @@ def _clean_store_fields(fields: dict[str, Any]) -> dict[str, Any]:
                 errors[key] = "A whole number from 0 to 10,000,000 is required."
             else:
                 cleaned[key] = value
+        elif key == "unseen_item_review_cost":
+            if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= UNSEEN_ITEM_REVIEW_COST_MAX:
+                errors[key] = (
+                    f"A whole number of the currency's minor unit from 0 to {UNSEEN_ITEM_REVIEW_COST_MAX:,} is "
+                    "required (e.g. 50 for 0.50; 0 always asks)."
+                )
+            else:
+                cleaned[key] = value
         elif key in DISPUTE_POLICY_FIELDS:
             problem = _dispute_policy_problem(key, value)
             if problem:
@@ -130,7 +140,8 @@ def _clean_store_fields(fields: dict[str, Any]) -> dict[str, Any]:
 def store_create(
     *, actor: Actor, tenant: Tenant, code: str, name: str, timezone: str, currency: str, **settings: Any
 ) -> Store:
-    """Register a store. Optional settings: address, preauth_amount, overcharge_risk, settling_window_seconds."""
+    """Register a store. Optional settings: address, preauth_amount, overcharge_risk, settling_window_seconds,
+    unseen_item_review_cost and the dispute policy's."""
     errors: dict[str, str] = {}
     if not isinstance(code, str) or not STORE_CODE.match(code):
         errors["code"] = "1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit."

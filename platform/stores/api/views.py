@@ -16,12 +16,37 @@ from core.api.params import query_choice, query_instant
 from core.api.schema import QUOTA_EXCEEDED
 from core.api.views import TenantAPIView, page_of
 from stores import selectors, services
-from stores.models import DISPUTE_POLICY_RANGES, OVERCHARGE_RISK_MAX, OVERCHARGE_RISK_MIN, Device, LayoutVersion, Store
+from stores.models import (
+    DISPUTE_POLICY_RANGES,
+    OVERCHARGE_RISK_MAX,
+    OVERCHARGE_RISK_MIN,
+    UNSEEN_ITEM_REVIEW_COST_MAX,
+    Device,
+    LayoutVersion,
+    Store,
+)
 
 RISK_HELP = (
     "The share of visits the licensee accepts to see overcharged, 0.0005 to 0.05 (default 0.005: at most 0.5 % of "
     "visits). Every visit that fits within it is charged without a person; the rest go to review."
 )
+
+UNSEEN_REVIEW_COST_HELP = (
+    "Minor units: what a person's look at an item no camera saw costs the store (0 to 10,000,000; default 0). Such an "
+    "item is asked about only when its price times how likely the shopper singled out took it is at least this "
+    "much; otherwise it is left uncharged and counted as shrink. 0: always asked (when one shopper stands out)."
+)
+
+
+def _unseen_review_cost_field(**kwargs: Any) -> serializers.IntegerField:
+    wrong = f"A whole number of the currency's minor unit from 0 to {UNSEEN_ITEM_REVIEW_COST_MAX:,} is required."
+    return serializers.IntegerField(
+        min_value=0,
+        max_value=UNSEEN_ITEM_REVIEW_COST_MAX,
+        help_text=UNSEEN_REVIEW_COST_HELP,
+        error_messages={"invalid": wrong, "min_value": wrong, "max_value": wrong, "max_string_length": wrong},
+        **kwargs,
+    )
 
 
 def _overcharge_risk_field() -> serializers.DecimalField:
@@ -80,6 +105,7 @@ class StoreOutputSerializer(serializers.Serializer):
     preauth_amount = serializers.IntegerField(help_text="Minor units held at entry.")
     overcharge_risk = serializers.FloatField(help_text=RISK_HELP)
     settling_window_seconds = serializers.IntegerField()
+    unseen_item_review_cost = _unseen_review_cost_field()
     dispute_policy = DisputePolicySerializer(source="*")
     created_at = serializers.DateTimeField()
 
@@ -93,6 +119,7 @@ class StoreCreateInputSerializer(serializers.Serializer):
     preauth_amount = serializers.IntegerField(required=False, min_value=0)
     overcharge_risk = _overcharge_risk_field()
     settling_window_seconds = serializers.IntegerField(required=False, min_value=0)
+    unseen_item_review_cost = _unseen_review_cost_field(required=False)
     dispute_policy = DisputePolicyInputSerializer(required=False)
 
 
@@ -104,6 +131,7 @@ class StoreUpdateInputSerializer(serializers.Serializer):
     preauth_amount = serializers.IntegerField(required=False, min_value=0)
     overcharge_risk = _overcharge_risk_field()
     settling_window_seconds = serializers.IntegerField(required=False, min_value=0)
+    unseen_item_review_cost = _unseen_review_cost_field(required=False)
     dispute_policy = DisputePolicyInputSerializer(required=False)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
@@ -160,8 +188,8 @@ class StoreDetailApi(TenantAPIView):
         """Change a store's settings
 
         Changes only the fields sent: name, address, timezone, status, pre-authorisation amount, overcharge risk,
-        settling window, any field of the dispute policy; code and currency cannot change. Every field is checked before
-        anything is written.
+        settling window, the cost of a look at an unseen item, any field of the dispute policy; code and currency
+        cannot change. Every field is checked before anything is written.
         """
         found = selectors.store_get(code=store)
         payload = StoreUpdateInputSerializer(data=request.data)

@@ -34,6 +34,7 @@ def _store_form(**overrides: str) -> dict[str, str]:
         "preauth_amount": "500.00",
         "overcharge_risk": "0.5",
         "settling_window_seconds": "120",
+        "unseen_item_review_cost": "0",
         "dispute_window_days": "7",
         "dispute_auto_refund_limit": "50.00",
         "dispute_auto_refund_unsure": "on",
@@ -250,6 +251,43 @@ def test_a_pre_authorisation_finer_than_the_currency_is_refused(manager_a: User,
     assert "USD amounts have at most 2 decimals" in response.content.decode()
     store_a.refresh_from_db()
     assert (store_a.name, store_a.preauth_amount) == ("Main Street", 5000)
+
+
+def test_the_cost_of_a_look_at_an_unseen_item_is_typed_in_the_stores_currency(manager_a: User, store_a: Store) -> None:
+    client = logged_in(manager_a)
+    page = client.get(f"/admin/stores/store/{store_a.pk}/change/").content.decode()
+    assert 'name="unseen_item_review_cost" value="0.00"' in page and "Cost of a look at an unseen item" in page
+    response = client.post(
+        f"/admin/stores/store/{store_a.pk}/change/",
+        _store_form(code="S1", currency="USD", unseen_item_review_cost="0.35"),
+    )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    store_a.refresh_from_db()
+    assert store_a.unseen_item_review_cost == 35
+    page = client.get(f"/admin/stores/store/{store_a.pk}/change/").content.decode()
+    assert 'name="unseen_item_review_cost" value="0.35"' in page
+
+
+@pytest.mark.parametrize(
+    ("typed", "error"),
+    [
+        ("-1", "greater than or equal to 0"),
+        ("0.355", "USD amounts have at most 2 decimals"),
+        ("100000.01", "At most 100,000.00 USD."),
+        ("a lot", "Enter a number"),
+    ],
+)
+def test_a_bad_cost_of_a_look_at_an_unseen_item_is_refused_and_nothing_changes(
+    manager_a: User, store_a: Store, typed: str, error: str
+) -> None:
+    response = logged_in(manager_a).post(
+        f"/admin/stores/store/{store_a.pk}/change/",
+        _store_form(code="S1", currency="USD", name="Renamed", unseen_item_review_cost=typed),
+    )
+    assert response.status_code == 200
+    assert error in response.content.decode()
+    store_a.refresh_from_db()
+    assert (store_a.name, store_a.unseen_item_review_cost) == ("Main Street", 0)
 
 
 def test_a_manager_sets_the_stores_dispute_policy(manager_a: User, store_a: Store) -> None:

@@ -304,3 +304,54 @@ def test_the_store_service_refuses_a_policy_out_of_range(store_a: Store, field: 
     with pytest.raises(ValidationError) as refused:
         services.store_update(actor=Actor.system(), store=store_a, **{field: value})
     assert field in refused.value.message_dict
+
+
+def test_the_cost_of_a_look_at_an_unseen_item_is_read_changed_and_audited(
+    api_a: APIClient, api_b: APIClient, store_a: Store
+) -> None:
+    assert api_a.get("/api/v1/stores/S1").json()["unseen_item_review_cost"] == 0  # always asked, as before
+    changed = api_a.patch("/api/v1/stores/S1", {"unseen_item_review_cost": 150}, format="json")
+    assert changed.status_code == 200, changed.json()
+    assert changed.json()["unseen_item_review_cost"] == 150
+    store_a.refresh_from_db()
+    assert store_a.unseen_item_review_cost == 150
+    entry = AuditEntry.unscoped.get(object_type="stores.store", action="store.updated")
+    assert entry.changes == {"unseen_item_review_cost": [0, 150]}
+    other = api_b.patch("/api/v1/stores/S1", {"unseen_item_review_cost": 9}, format="json")
+    assert other.status_code == 404
+    store_a.refresh_from_db()
+    assert store_a.unseen_item_review_cost == 150
+    body = {"code": "S6", "name": "Kiosk", "timezone": "UTC", "currency": "EUR", "unseen_item_review_cost": 10_000_000}
+    created = api_a.post("/api/v1/stores", body, format="json")
+    assert created.status_code == 201, created.json()
+    assert created.json()["unseen_item_review_cost"] == 10_000_000
+
+
+@pytest.mark.parametrize("cost", [-1, 10_000_001, 1.5, "cheap", True, None])
+def test_a_bad_cost_of_a_look_at_an_unseen_item_is_400_and_changes_nothing(
+    api_a: APIClient, store_a: Store, cost: object
+) -> None:
+    response = api_a.patch("/api/v1/stores/S1", {"name": "Renamed", "unseen_item_review_cost": cost}, format="json")
+    assert response.status_code == 400
+    details = response.json()["error"]["details"]
+    assert "unseen_item_review_cost" in details
+    if cost is not None:
+        assert "A whole number of the currency's minor unit from 0 to 10,000,000" in str(details)
+    store_a.refresh_from_db()
+    assert (store_a.name, store_a.unseen_item_review_cost) == ("Main Street", 0)
+    assert not AuditEntry.unscoped.filter(object_type="stores.store", action="store.updated").exists()
+
+
+@pytest.mark.parametrize("cost", [-1, 10_000_001, 1.5, "150", True])
+def test_the_store_service_refuses_a_cost_of_a_look_that_is_not_a_whole_number_in_range(
+    store_a: Store, cost: object
+) -> None:
+    with pytest.raises(ValidationError) as refused:
+        services.store_update(actor=Actor.system(), store=store_a, unseen_item_review_cost=cost)
+    (message,) = refused.value.message_dict["unseen_item_review_cost"]
+    assert message == (
+        "A whole number of the currency's minor unit from 0 to 10,000,000 is required (e.g. 50 for 0.50; "
+        "0 always asks)."
+    )
+    store_a.refresh_from_db()
+    assert store_a.unseen_item_review_cost == 0
