@@ -2,7 +2,7 @@
 
     PYTHONPATH=.:platform python bench/accuracy.py [--visits 400] [--seeds 3] [--first-seed 301]
         [--families held-out|tuned|all|name,name] [--profiles realistic,crowded] [--risk 0.005]
-        [--age-restricted 6] [--groups] [--warm-up-days 2] [--measured-days 1]
+        [--age-restricted 6] [--groups] [--warm-up-days 2] [--measured-days 1] [--unseen-review-cost 0]
 
 Each seed draws one stack of each family (`visits.perception`) for a store, and store days of each traffic
 profile (`visits.simulator`) with that stack. A store's first day is read with no calibration at all ("cold":
@@ -25,10 +25,13 @@ rest. Shoppers then read their receipts and dispute lines (most of what they did
 and the store's default dispute policy decides (`disputes.policy`): dispute and to-a-person shares, visits refunded
 for items they took, and overcharges left after disputes. `--groups` makes every day one of families
 (`simulate(groups=True)`: a third of payers or more with companions, companions staying on after their payer has
-left); `groups_on_the_warm_days` counts groups, companions and hand-overs. Then the worst family for each figure —
-over all families and over the families held out from tuning (warm, first day and cold) — not a mean. Seeds run from
-`--first-seed` on: the engine was tuned on seeds 1–4 of the tuned families; the held-out families were looked at on
-seeds 101–103 and 201–203 while it was written (to find bugs, not to tune), so figures to report start at 301."""
+left); `groups_on_the_warm_days` counts groups, companions and hand-overs. `--unseen-review-cost` is what the store
+says a person's look at an item no camera saw costs it (cents; `Store.unseen_item_review_cost`): such an item is asked
+about only when its price (`_prices`) times the chance of the visit singled out is at least that. Then the worst
+family for each figure — over all families and over the families held out from tuning (warm, first day and cold) —
+not a mean. Seeds run from `--first-seed` on: the engine was tuned on seeds 1–4 of the tuned families; the held-out
+families were looked at on seeds 101–103 and 201–203 while it was written (to find bugs, not to tune), so figures to
+report start at 301."""
 
 from __future__ import annotations
 
@@ -84,7 +87,10 @@ def _store(seed: int, *, age_restricted: int) -> tuple[dict[str, Any], dict[str,
     layout = sample_layout(skus=skus)
     weights = {s: (c.unit_weight_g, c.tolerance_g) for s, c in catalog.items()}
     since = datetime(2026, 1, 1, tzinfo=UTC)
-    return layout, catalog, store_model_from_layout(layout=layout, weights=weights, since=since, ages=ages)
+    model = store_model_from_layout(layout=layout, weights=weights, since=since, ages=ages)
+    prices = _prices(seed)  # the day's prices, as its disputes read them
+    priced = {sku: replace(product, unit_price=prices[sku]) for sku, product in model.products.items()}
+    return layout, catalog, StoreModel(model.layouts, priced)
 
 
 def group_carts(carts: dict[str, Cart], simulation: Simulation) -> dict[str, tuple[dict[str, int], bool]]:
@@ -113,14 +119,21 @@ def _naive(events: list[dict[str, Any]], store: StoreModel, simulation: Simulati
 
 
 def _sent_for_age_alone(
-    carts: dict[str, Cart], events: list[dict[str, Any]], store: StoreModel, model: calibration.Calibration, risk: float
+    carts: dict[str, Cart],
+    events: list[dict[str, Any]],
+    store: StoreModel,
+    model: calibration.Calibration,
+    risk: float,
+    unseen_review_cost: int = 0,
 ) -> set[str]:
     """The visits sent to a person only because an age-restricted item had no passed ID check (staff's call, not
     the cameras'): those the same reading charges when no product is restricted."""
     if not any(product.min_age for product in store.products.values()):
         return set()
     unrestricted = StoreModel(store.layouts, {sku: replace(p, min_age=0) for sku, p in store.products.items()})
-    again = infer_carts(events=events, store=unrestricted, calibration=model, risk=risk)
+    again = infer_carts(
+        events=events, store=unrestricted, calibration=model, risk=risk, unseen_review_cost=unseen_review_cost
+    )
     return {s for s, cart in carts.items() if cart.decision == "review" and again[s].decision == "charge"}
 
 
@@ -306,8 +319,8 @@ class _Store:
     and at each day's end. The visits charged without a person are checked by their shoppers' disputes, which
     come in after the day."""
 
-    def __init__(self, *, store: StoreModel, risk: float) -> None:
-        self.store, self.risk = store, risk
+    def __init__(self, *, store: StoreModel, risk: float, unseen_review_cost: int = 0) -> None:
+        self.store, self.risk, self.unseen_review_cost = store, risk, unseen_review_cost
         self.model = calibration.default()
         self.samples: list[calibration.Sample] = []  # the examples of the days before
         self.visits: list[calibration.VisitSample] = []
@@ -323,7 +336,13 @@ class _Store:
         samples = labelled_samples(carts=settled, decided=decided)
         taught = stack_habits(events=events, store=self.store).taught
         fitted = calibration.fit(samples=self.samples + samples, prior=self.model, taught=taught)
-        again = infer_carts(events=events, store=self.store, calibration=fitted, risk=self.risk)
+        again = infer_carts(
+            events=events,
+            store=self.store,
+            calibration=fitted,
+            risk=self.risk,
+            unseen_review_cost=self.unseen_review_cost,
+        )
         again = {session: again[session] for session in settled if session in again}
         visits = labelled_visits(carts=again, decided=decided)
         fitted = calibration.with_risks(fitted, (cart.risk for cart in again.values() if cart.payer is None))
@@ -347,12 +366,23 @@ class _Store:
         self.today = ([], [])
 
 
+def _read(store: _Store, events: list[dict[str, Any]]) -> dict[str, Cart]:
+    """The day's carts with the store's calibration of now."""
+    return infer_carts(
+        events=events,
+        store=store.store,
+        calibration=store.model,
+        risk=store.risk,
+        unseen_review_cost=store.unseen_review_cost,
+    )
+
+
 def _settle_day(store: _Store, events: list[dict[str, Any]], simulation: Simulation, *, seed: int) -> dict[str, Cart]:
     """A day as the platform settles it: visits in the order they leave, each read with the store's calibration of
     that moment (`_Store`); the store learns again, from what was seen by then, after every `LEARN_AFTER_REVIEWS`
     visits sent to a person, and once more at the day's end. (A visit is read from the whole day's events, as the
     cold figure is: the moments after it left barely bear on it.) Its shoppers dispute after the day (`seed`)."""
-    carts = infer_carts(events=events, store=store.store, calibration=store.model, risk=store.risk)
+    carts = _read(store, events)
     settled: dict[str, Cart] = {}
     waiting = 0
     for left_at, sessions in _leaving(carts, events, simulation):
@@ -361,7 +391,7 @@ def _settle_day(store: _Store, events: list[dict[str, Any]], simulation: Simulat
         if waiting >= LEARN_AFTER_REVIEWS:
             seen = [event for event in events if event["_ts"] <= left_at]
             store.learn(settled=settled, events=seen, simulation=simulation)
-            carts = infer_carts(events=events, store=store.store, calibration=store.model, risk=store.risk)
+            carts = _read(store, events)
             waiting = 0
     store.learn(settled=settled, events=events, simulation=simulation)
     store.close_day(settled=settled, simulation=simulation, seed=seed)
@@ -379,6 +409,7 @@ def _run_family(
     measured_days: int,
     age_restricted: int,
     groups: bool,
+    unseen_review_cost: int = 0,
 ) -> tuple[dict[str, Any], float, int]:
     """Per seed, a store's days: the first read with no calibration at all (cold: what its very first visits
     get), then every day as the platform settles it (`_settle_day`): the first day learning from its own reviews
@@ -399,23 +430,32 @@ def _run_family(
                 age_restricted=age_restricted,
                 groups=groups,
             )
-            learning = learning or _Store(store=store, risk=risk)
+            learning = learning or _Store(store=store, risk=risk, unseen_review_cost=unseen_review_cost)
             learning.store = store
             model = learning.model
             if day == 0:  # a store's first day read whole, with no calibration: the cold figure and the engine's speed
                 started = time.process_time()
-                carts = infer_carts(events=events, store=store, calibration=model, risk=risk)
+                carts = infer_carts(
+                    events=events, store=store, calibration=model, risk=risk, unseen_review_cost=unseen_review_cost
+                )
                 seconds += time.process_time() - started
                 events_total += len(events)
-                _score_day(cold, carts, events, store, model, risk, simulation, seed=seed * 100)
+                _score_day(
+                    cold, carts, events, store, model, risk, simulation, seed=seed * 100, cost=unseen_review_cost
+                )
                 baseline = _naive(events, store, simulation)
                 for payer, truth in simulation.truth.items():
                     _score(naive, baseline.get(payer, {}), truth, True, payer in simulation.recoverable, False)
             settled = _settle_day(learning, events, simulation, seed=seed * 100 + day)
             if day == 0:
-                _score_day(first_day, settled, events, store, model, risk, simulation, seed=seed * 100)
+                _score_day(
+                    first_day, settled, events, store, model, risk, simulation, seed=seed * 100, cost=unseen_review_cost
+                )
             if day >= warm_up_days:
-                _score_day(warm, settled, events, store, model, risk, simulation, seed=seed * 100 + day)
+                day_seed = seed * 100 + day
+                _score_day(
+                    warm, settled, events, store, model, risk, simulation, seed=day_seed, cost=unseen_review_cost
+                )
                 reasons.update(r.code.value for cart in settled.values() for r in cart.reasons)
                 families.update(
                     groups=len(set(simulation.groups.values())),
@@ -443,10 +483,12 @@ def _score_day(
     simulation: Simulation,
     *,
     seed: int,
+    cost: int = 0,
 ) -> None:
     """Score a day's receipts, and its shoppers' disputes. `model`: the calibration the day began with (what the
-    visits sent to a person only for an age check, and the disputes' sure lines, are read with)."""
-    for_age = _sent_for_age_alone(carts, events, store, model, risk)
+    visits sent to a person only for an age check, and the disputes' sure lines, are read with); `cost`: the
+    store's unseen review cost, which that reading uses too."""
+    for_age = _sent_for_age_alone(carts, events, store, model, risk, cost)
     receipts = group_carts(carts, simulation)
     for payer, (got, charged) in receipts.items():
         recoverable, age = payer in simulation.recoverable, payer in for_age
@@ -522,6 +564,12 @@ def main() -> None:
     parser.add_argument(
         "--groups", action="store_true", help="days of families: more groups, companions staying on after the payer"
     )
+    parser.add_argument(
+        "--unseen-review-cost",
+        type=int,
+        default=0,
+        help="cents a person's look at an item no camera saw costs the store (0: always asked)",
+    )
     args = parser.parse_args()
     seeds = range(args.first_seed, args.first_seed + args.seeds)
     profiles = [p.strip() for p in args.profiles.split(",") if p.strip()]
@@ -540,6 +588,7 @@ def main() -> None:
                 measured_days=max(1, args.measured_days),
                 age_restricted=args.age_restricted,
                 groups=args.groups,
+                unseen_review_cost=args.unseen_review_cost,
             )
             row["held_out"] = family in HELD_OUT
             rows[f"{family}/{profile}"] = row
@@ -554,6 +603,7 @@ def main() -> None:
         "measured_days": max(1, args.measured_days),
         "age_restricted_products": args.age_restricted,
         "groups": args.groups,
+        "unseen_review_cost": args.unseen_review_cost,
         "targets": TARGETS,
         "families": rows,
         "worst": {profile: _worst(rows, families, profile) for profile in profiles},
