@@ -70,10 +70,23 @@ def store_layouts(*, store: Store) -> list[engine.Layout]:
 
 
 def store_model(*, store: Store) -> engine.StoreModel:
-    """The store's layouts and its products' weights and age limits, as the engine reads them."""
+    """The store's layouts and its products' weights, age limits and unit prices, as the engine reads them: the
+    price in the store's currency in force now (what an unseen item would recover, weighed against what a look
+    costs; 0 for a product with no price there)."""
     layouts = store_layouts(store=store)
+    versions: dict[str, list[pricing.PriceVersion]] = defaultdict(list)
+    rows = ProductPrice.objects.filter(currency=store.currency).order_by("product__sku", "effective_from")
+    for sku, *version in rows.values_list("product__sku", "effective_from", "unit_price", "tax_rate"):
+        versions[sku].append(pricing.PriceVersion(*version))
+    at = timezone.now()
     products = {
-        sku: engine.Product(sku, float(weight), float(tolerance), min_age or 0)
+        sku: engine.Product(
+            sku,
+            float(weight),
+            float(tolerance),
+            min_age or 0,
+            price.unit_price if (price := pricing.price_at(versions.get(sku, ()), at)) else 0,
+        )
         for sku, weight, tolerance, min_age in Product.objects.values_list(
             "sku", "unit_weight_g", "weight_tolerance_g", "min_age"
         )
@@ -84,13 +97,15 @@ def store_model(*, store: Store) -> engine.StoreModel:
 @dataclass(frozen=True)
 class Reading:
     """How a store's events are read now: its layouts and weights, its latest calibration, its licensee's risk,
-    and — for a store whose calibration has not drawn its visits' risks yet — the risks of its recent visits."""
+    and — for a store whose calibration has not drawn its visits' risks yet — the risks of its recent visits; what
+    a person's look at an item no camera saw costs it (`Store.unseen_item_review_cost`, minor units)."""
 
     model: engine.StoreModel
     calibration: Calibration
     risk: float
     recent_risks: tuple[float, ...] = ()
     habits: engine.StackHabits = field(default_factory=engine.StackHabits)
+    unseen_review_cost: int = 0
 
 
 def store_reading(*, store: Store, visits: Sequence[Visit]) -> Reading:
@@ -113,7 +128,9 @@ def store_reading(*, store: Store, visits: Sequence[Visit]) -> Reading:
     layouts_and_products = store_model(store=store)
     until = max(ends) + CONTEXT_MARGIN if ends else timezone.now()
     habits = stack_habits(store=store, until=until, model=layouts_and_products)
-    return Reading(layouts_and_products, model, float(store.overcharge_risk), recent, habits)
+    return Reading(
+        layouts_and_products, model, float(store.overcharge_risk), recent, habits, store.unseen_item_review_cost
+    )
 
 
 def stack_habits(*, store: Store, until: datetime, model: engine.StoreModel | None = None) -> engine.StackHabits:
@@ -153,6 +170,7 @@ def read_carts(*, groups: Iterable[VisitGroup], reading: Reading) -> dict[str, e
             risk=reading.risk,
             sessions=[visit.session for visit in group],
             habits=reading.habits,
+            unseen_review_cost=reading.unseen_review_cost,
         )
     return carts
 
