@@ -1173,7 +1173,11 @@ class _Fusion:
             evidence = (
                 Evidence.WEIGHED_CONTESTED if self._contested(top_session, named, likely) else Evidence.WEIGHED_ALONE
             )
-        top = self.calibration.probability(evidence, action.margin)
+        # Who made a camera-alone pick is read as for a weighed one with rivals — the same cameras name the same
+        # rivals — where the stack names them; whether it happened is `action`'s floor. A stack naming no one reads
+        # both from the kind's curve.
+        who_kind = Evidence.WEIGHED_CONTESTED if alone is not None and self.names_rivals else evidence
+        top = self.calibration.probability(who_kind, action.margin)
         rest = 1.0 - top
         unlisted = len(present) - len(named)
         listed_share = rest * (0.8 if unlisted else 1.0) if alternatives else 0.0

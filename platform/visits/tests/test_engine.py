@@ -216,6 +216,21 @@ def test_a_camera_alone_pick_with_no_one_else_to_have_made_it_carries_only_the_d
     assert risk(StackHabits(names_rivals=True)) < 0.6 * risk(StackHabits())
 
 
+def test_who_made_a_camera_alone_pick_is_read_as_for_a_weighed_one_from_a_stack_that_names_rivals() -> None:
+    s = Script("A", "B")
+    s.pick(10, "A", "B-SOAP", confidence=0.6, alternatives=[{"session": "B", "confidence": 0.3}])
+    carts = infer_carts(events=s.events, store=STORE, habits=StackHabits(names_rivals=True))
+
+    # The same cameras name the same rival whether a scale weighs the pick or not: who made it is read on the weighed
+    # contested curve, and whether it happened is the floor. (Read on the kind's whole curve, the doubt that it
+    # happened went to the rival, and B, named at half A's confidence, came out the likelier.)
+    prior = default()
+    who = 1 - prior.probability(Evidence.WEIGHED_CONTESTED, 0.3)
+    whether = 1 - prior.happened(Evidence.CAMERA_ONLY, 0.3)
+    assert (items(carts["A"]), items(carts["B"])) == ({"SOAP": 1}, {})
+    assert carts["A"].risk == pytest.approx(max(who, whether), abs=1e-4)
+
+
 def test_a_stack_names_rivals_once_one_pick_in_a_hundred_lists_one() -> None:
     def names_rivals(picks: int, naming: int) -> bool:
         s = Script.arriving(picks, every=60, stay=50)
