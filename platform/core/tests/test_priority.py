@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
+import secrets
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -61,7 +64,7 @@ def _made_cgroup(*, idle: str) -> Iterator[Path]:
     goes back to the parent afterwards and it is removed."""
     unified = Path("/sys/fs/cgroup")
     parent = unified if (unified / "cgroup.controllers").exists() else unified / "cpu"
-    cgroup = parent / f"openaisle-test-{os.getpid()}"
+    cgroup = parent / f"openaisle-test-{os.getpid()}-{secrets.token_hex(4)}"
     try:
         cgroup.mkdir()
         (cgroup / "cpu.idle").write_text(idle)
@@ -72,10 +75,24 @@ def _made_cgroup(*, idle: str) -> Iterator[Path]:
     try:
         yield cgroup
     finally:
+        _cgroup_remove(cgroup, parent=parent)
+
+
+def _cgroup_remove(cgroup: Path, *, parent: Path) -> None:
+    """Move what is left in `cgroup` back to `parent` and remove it. A backend whose connection was just closed
+    keeps the cgroup busy until PostgreSQL has reaped it, so removing is tried again for a while."""
+    deadline = time.monotonic() + 10
+    while True:
         for pid in (cgroup / "cgroup.procs").read_text().split():
             with contextlib.suppress(OSError):  # a backend that has ended since
                 (parent / "cgroup.procs").write_text(pid)
-        cgroup.rmdir()
+        try:
+            cgroup.rmdir()
+            return
+        except OSError as busy:
+            if busy.errno != errno.EBUSY or time.monotonic() > deadline:
+                raise
+        time.sleep(0.05)
 
 
 @pytest.fixture
