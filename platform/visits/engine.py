@@ -1113,9 +1113,10 @@ class _Fusion:
         if weight is None:
             # Without a scale's word the camera may have imagined the take or miscounted it, whoever it was: ruling
             # other shoppers out settles who, not whether. Whether is the kind's doubt without the part for who, for a
-            # stack that names rivals (`stack_names_rivals`): who is then read from them and the shoppers around.
+            # stack that names rivals (`stack_names_rivals`): who is then read from them and the shoppers around. It is
+            # read at the pick's confidence: a rival close behind makes the camera unsure who took, not whether.
             sure = self.calibration.happened if self.names_rivals else self.calibration.probability
-            risk = max(risk, 1.0 - sure(evidence, action.margin))
+            risk = max(risk, 1.0 - sure(evidence, action.confidence))
         self.attributions[action.event_id] = Attribution(
             action.event_id,
             action.session,

@@ -222,13 +222,29 @@ def test_who_made_a_camera_alone_pick_is_read_as_for_a_weighed_one_from_a_stack_
     carts = infer_carts(events=s.events, store=STORE, habits=StackHabits(names_rivals=True))
 
     # The same cameras name the same rival whether a scale weighs the pick or not: who made it is read on the weighed
-    # contested curve, and whether it happened is the floor. (Read on the kind's whole curve, the doubt that it
-    # happened went to the rival, and B, named at half A's confidence, came out the likelier.)
+    # contested curve, at the margin, and whether it happened is the floor. (Read on the kind's whole curve, the doubt
+    # that it happened went to the rival, and B, named at half A's confidence, came out the likelier.)
     prior = default()
     who = 1 - prior.probability(Evidence.WEIGHED_CONTESTED, 0.3)
-    whether = 1 - prior.happened(Evidence.CAMERA_ONLY, 0.3)
     assert (items(carts["A"]), items(carts["B"])) == ({"SOAP": 1}, {})
-    assert carts["A"].risk == pytest.approx(max(who, whether), abs=1e-4)
+    assert carts["A"].risk == pytest.approx(max(who, 1 - prior.happened(Evidence.CAMERA_ONLY, 0.6)), abs=1e-4)
+
+
+def test_whether_a_camera_alone_pick_happened_is_read_at_its_confidence_not_at_its_margin() -> None:
+    s = Script("A", "B")
+    s.pick(10, "A", "B-SOAP", confidence=0.9, alternatives=[{"session": "B", "confidence": 0.7}])
+    carts = infer_carts(events=s.events, store=STORE, habits=StackHabits(names_rivals=True))
+
+    # A rival named close behind makes the camera unsure who took, not whether anyone did: the scales teach whether
+    # from picks naming no one, whose margin is their confidence. Read at the margin (0.2), this pick would be more
+    # likely imagined than made, and whether it happened would outweigh who made it.
+    prior = default()
+    who = 1 - prior.probability(Evidence.WEIGHED_CONTESTED, 0.2)
+    whether = 1 - prior.happened(Evidence.CAMERA_ONLY, 0.9)
+    assert who > whether
+    assert items(carts["A"]) == {"SOAP": 1}
+    assert carts["A"].risk == pytest.approx(who, abs=1e-4)
+    assert carts["A"].risk < 1 - prior.happened(Evidence.CAMERA_ONLY, 0.2)
 
 
 def test_a_stack_names_rivals_once_one_pick_in_a_hundred_lists_one() -> None:
