@@ -122,9 +122,9 @@ class StoreAdminForm(forms.ModelForm):
     unseen_item_review_cost = _money_field(
         label="Cost of a look at an unseen item",
         help_text="What a person's look at an item no camera saw costs you, in the store's currency, e.g. 0.50. "
-        "Such an item is asked about only when what it would recover — its price times how likely the shopper "
-        "singled out took it — is at least this much; otherwise it is left uncharged and counted as shrink. "
-        "0 (the default) always asks, when one shopper stands out.",
+        "Such an item goes to the shopper singled out — charged within your overcharge risk, or asked about — only "
+        "when what it would recover (its price times how likely that shopper took it) is at least this much; "
+        "otherwise it is left uncharged and counted as shrink. 0 (the default): always, when one shopper stands out.",
     )
 
     MONEY_FIELDS = ("preauth_amount", "dispute_auto_refund_limit", "unseen_item_review_cost")

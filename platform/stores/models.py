@@ -74,9 +74,9 @@ class Store(TenantOwnedModel):
         default=0,
         validators=[MaxValueValidator(UNSEEN_ITEM_REVIEW_COST_MAX)],
         help_text="What a person's look at an item no camera saw costs the store, in the currency's minor unit. Such "
-        "an item is asked about only when what it would recover — its price times how likely the shopper singled out "
-        "took it — is at least this much; otherwise it is left uncharged and counted as shrink. 0: always asked "
-        "(when one shopper stands out).",
+        "an item goes to the shopper singled out — charged within the store's overcharge risk, or asked about — only "
+        "when what it would recover (its price times how likely that shopper took it) is at least this much; "
+        "otherwise it is left uncharged and counted as shrink. 0: always (when one shopper stands out).",
     )
     # Shoppers' disputes (the `disputes` app): what the store's policy decides at once, and what waits for a person.
     dispute_window_days = models.PositiveSmallIntegerField(

@@ -319,6 +319,7 @@ class _Movement:
     ts: datetime
     evidence: tuple[str, ...]
     chances: dict[str, float] | None = None
+    asked: ReviewReason | None = None  # an item no camera saw: what to ask if the visit goes to a person
 
 
 class _Visits:
@@ -1445,17 +1446,20 @@ class _Fusion:
                 return
 
     def finish(self) -> None:
-        """Items whose taker stayed open are asked of the one payer whose whereabouts single it out, when what
-        asking would recover — the items' price times that payer's chance — is at least what a person's look costs
-        the store (`unseen_review_cost`); otherwise they are left uncharged (a missed item — an unexplained loss the
-        store sees — never a wrong charge). Whereabouts alone never charge anyone: they say who likely stood there,
-        not who took."""
+        """Items whose taker stayed open go to the one payer whose whereabouts single it out, at the risk that it was
+        someone else's, when what asking would recover — the items' price times that payer's chance — is at least
+        what a person's look costs the store (`unseen_review_cost`); otherwise they are left uncharged (a missed item
+        — an unexplained loss the store sees — never a wrong charge). Such an item is charged only with a visit whose
+        risk it leaves within the limit; otherwise a person is asked about it (`_carts`)."""
         for item in self.open:
             if item.taken_by is not None:
                 continue
             for payer, chance in item.chances.items():
                 if chance >= UNSEEN_WORTH_ASKING and chance * self.worth(item) >= self.unseen_review_cost:
-                    self.flag(payer, item.reason)
+                    member, risk = item.members[payer], 1.0 - chance
+                    self.movements.append(
+                        _Movement(payer, member, item.sku, item.qty, risk, item.ts, item.evidence, asked=item.reason)
+                    )
 
     def worth(self, item: _Open) -> int:
         """What an open item would bring if charged: its product's unit price times how many (minor units)."""
@@ -1597,24 +1601,16 @@ def _carts(fusion: _Fusion, visits: _Visits, calibration: Calibration, risk: flo
             named = visits.strays[payer]
             text = f"entered as a companion of {named}, who is no payer that entered: who pays?"
             must_ask.add(ReviewReason(ReviewReasonCode.COMPANION_WITHOUT_PAYER, text, session=named))
-        lines = []
-        by_sku: dict[str, list[_Movement]] = defaultdict(list)
-        qty_of: dict[str, int] = defaultdict(int)
-        for movement in by_payer.get(payer, []):
-            if movement.qty:
-                by_sku[movement.sku].append(movement)
-                qty_of[movement.sku] += movement.qty
-        for sku in sorted(by_sku):
-            moves, qty = by_sku[sku], qty_of[sku]
-            if qty < 0:
-                text = f"more {sku} put back than taken"
-                must_ask.add(ReviewReason(ReviewReasonCode.MORE_RETURNED_THAN_TAKEN, text, sku=sku))
-            if qty <= 0:
-                continue
-            must_ask |= _unverified_ages(fusion.store.products.get(sku), moves, visits)
-            lines.append(_line(sku, qty, moves, group=payer in visits.members))
+        movements = by_payer.get(payer, [])
+        lines, cannot_charge = _lines(movements, fusion.store, visits, group=payer in visits.members)
         visit_risk = round(risks[payer], 6)
-        charge = not must_ask and visit_risk <= limit
+        charge = not must_ask and not cannot_charge and visit_risk <= limit
+        asked = {m.asked for m in movements if m.asked is not None}
+        if not charge and asked:  # what no camera saw is the person's to add, not on the receipt they check
+            seen = [m for m in movements if m.asked is None]
+            lines, cannot_charge = _lines(seen, fusion.store, visits, group=payer in visits.members)
+            must_ask |= asked
+        must_ask |= cannot_charge
         reasons = set() if charge else must_ask | set(fusion.doubts.get(payer, ()))
         if not charge and not reasons:
             text = f"something on this receipt may not be this shopper's (likelihood {visit_risk:.1%})"
@@ -1631,6 +1627,31 @@ def _carts(fusion: _Fusion, visits: _Visits, calibration: Calibration, risk: flo
         )
         carts[member] = Cart(member, (), decision, with_payer, 0.0, payer)
     return carts
+
+
+def _lines(
+    movements: Sequence[_Movement], store: StoreModel, visits: _Visits, *, group: bool
+) -> tuple[list[CartLine], set[ReviewReason]]:
+    """A payer's receipt lines from its `movements`, and what keeps them from being charged without a person: more
+    of a product put back than taken, an age-restricted product no ID check covers."""
+    by_sku: dict[str, list[_Movement]] = defaultdict(list)
+    qty_of: dict[str, int] = defaultdict(int)
+    for movement in movements:
+        if movement.qty:
+            by_sku[movement.sku].append(movement)
+            qty_of[movement.sku] += movement.qty
+    lines: list[CartLine] = []
+    cannot_charge: set[ReviewReason] = set()
+    for sku in sorted(by_sku):
+        moves, qty = by_sku[sku], qty_of[sku]
+        if qty < 0:
+            text = f"more {sku} put back than taken"
+            cannot_charge.add(ReviewReason(ReviewReasonCode.MORE_RETURNED_THAN_TAKEN, text, sku=sku))
+        if qty <= 0:
+            continue
+        cannot_charge |= _unverified_ages(store.products.get(sku), moves, visits)
+        lines.append(_line(sku, qty, moves, group=group))
+    return lines, cannot_charge
 
 
 def _line(sku: str, qty: int, moves: Sequence[_Movement], *, group: bool) -> CartLine:

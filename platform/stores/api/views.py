@@ -33,8 +33,9 @@ RISK_HELP = (
 
 UNSEEN_REVIEW_COST_HELP = (
     "Minor units: what a person's look at an item no camera saw costs the store (0 to 10,000,000; default 0). Such an "
-    "item is asked about only when its price times how likely the shopper singled out took it is at least this "
-    "much; otherwise it is left uncharged and counted as shrink. 0: always asked (when one shopper stands out)."
+    "item goes to the shopper singled out (charged within the overcharge risk, or asked about) only when its price "
+    "times how likely that shopper took it is at least this much; otherwise it is left uncharged and counted as "
+    "shrink. 0: always (when one shopper stands out)."
 )
 
 
