@@ -295,6 +295,7 @@ class _Weight:
     bin: str
     sensor: str
     delta_g: float
+    seconds: float  # `ts` as seconds since the epoch, read once
 
 
 @dataclass(slots=True)
@@ -493,7 +494,9 @@ def _read(
                 )
             )
         elif kind == "shelf.weight_changed":
-            weights.append(_Weight(event["id"], ts, event["bin"], event["device"], float(event["delta_g"])))
+            weights.append(
+                _Weight(event["id"], ts, event["bin"], event["device"], float(event["delta_g"]), ts.timestamp())
+            )
         elif kind == "session.started":
             session = event["session"]
             entered[session] = min(ts, entered.get(session, ts))
@@ -543,18 +546,27 @@ def read_scale_timing(
     window gives one delay; from `SCALE_TIMING_PAIRS` of them, the window widens to hold the middle
     `SCALE_TIMING_SHARE` of the delays (never narrower than the default: a store of quick scales is read as
     before), and pairs are sought nearest the median delay. Fewer delays: the default timing."""
+    return _scale_timing(
+        cameras=((bin_code, ts.timestamp(), direction) for bin_code, ts, direction in cameras),
+        scales=((bin_code, ts.timestamp(), direction) for bin_code, ts, direction in scales),
+    )
+
+
+def _scale_timing(
+    *, cameras: Iterable[tuple[str, float, int]], scales: Iterable[tuple[str, float, int]]
+) -> ScaleTiming:
+    """`read_scale_timing` of times given as seconds since the epoch (the engine has read them once already)."""
     by_bin: dict[tuple[str, int], list[float]] = defaultdict(list)
-    for bin_code, ts, direction in scales:
-        by_bin[bin_code, direction].append(ts.timestamp())
+    for bin_code, seconds, direction in scales:
+        by_bin[bin_code, direction].append(seconds)
     for stamps in by_bin.values():
         stamps.sort()
     earliest, latest = SCALE_SEARCH_BEFORE.total_seconds(), SCALE_SEARCH_AFTER.total_seconds()
     delays: list[float] = []
-    for bin_code, ts, direction in cameras:
+    for bin_code, now, direction in cameras:
         times = by_bin.get((bin_code, direction))
         if not times:
             continue
-        now = ts.timestamp()
         first = bisect.bisect_left(times, now - earliest)
         last = bisect.bisect_right(times, now + latest, first)
         if last - first == 1:
@@ -574,9 +586,9 @@ def read_scale_timing(
 
 
 def _timing_of(actions: Sequence[_Action], weights: Sequence[_Weight]) -> ScaleTiming:
-    return read_scale_timing(
-        cameras=((a.bin, a.ts, a.sign) for a in actions),
-        scales=((w.bin, w.ts, -1 if w.delta_g > 0 else 1) for w in weights),
+    return _scale_timing(
+        cameras=[(a.bin, a.seconds, a.sign) for a in actions],
+        scales=[(w.bin, w.seconds, -1 if w.delta_g > 0 else 1) for w in weights],
     )
 
 
@@ -893,22 +905,28 @@ class _Whereabouts:
         factors: dict[str, float] = {}
         px, py = place
         reach = 2 * REACH_M
+        hypot = math.hypot
+        # Each end in turn, written out (no loop over a pair): asked for every action with others about.
         for session in before.keys() | after.keys():
             first, last = before.get(session), after.get(session)
             factor = 1.0
-            for end in (first, last):
-                if end is None:
-                    continue
-                gap, metres = abs(now - end[0]), math.hypot(end[2] - px, end[3] - py)
+            if first is not None:
+                gap, metres = now - first[0], hypot(first[2] - px, first[3] - py)
                 if metres - reach > FASTEST_WALK_M_S * gap:
-                    factor = COULD_NOT_BE_HERE
-                    break
+                    factors[session] = COULD_NOT_BE_HERE
+                    continue
                 if gap <= MOMENTS_S:
                     factor *= SEEN_HERE if metres <= reach else SEEN_ELSEWHERE
-            else:
-                if first is not None and last is not None:
-                    direct = math.hypot(last[2] - first[2], last[3] - first[3])
-                    detour = math.hypot(px - first[2], py - first[3]) + math.hypot(last[2] - px, last[3] - py) - direct
+            if last is not None:
+                gap, metres = last[0] - now, hypot(last[2] - px, last[3] - py)
+                if metres - reach > FASTEST_WALK_M_S * gap:
+                    factors[session] = COULD_NOT_BE_HERE
+                    continue
+                if gap <= MOMENTS_S:
+                    factor *= SEEN_HERE if metres <= reach else SEEN_ELSEWHERE
+                if first is not None:
+                    direct = hypot(last[2] - first[2], last[3] - first[3])
+                    detour = hypot(px - first[2], py - first[3]) + hypot(last[2] - px, last[3] - py) - direct
                     if detour - reach > FASTEST_WALK_M_S * (last[0] - first[0]) - direct:
                         factor = COULD_NOT_BE_HERE
             factors[session] = factor
@@ -981,24 +999,27 @@ class _ScaleWatch:
     otherwise, or it has missed `QUIET_SCALE_MISSES` actions in a row."""
 
     def __init__(self, reports: Sequence[tuple[datetime, str, str]]) -> None:
-        self.reports = reports
-        self.misses: dict[str, int] = defaultdict(int)
+        # Each device's reports (in time order, as `reports` are): their times, and what each said.
+        self.reports: dict[str, tuple[list[datetime], list[str]]] = {}
+        for at, device, status in reports:
+            times, statuses = self.reports.setdefault(device, ([], []))
+            times.append(at)
+            statuses.append(status)
+        self.misses: dict[str, int] = {}
 
     def works(self, sensor: str | None, ts: datetime) -> bool:
-        if sensor is None or self.misses[sensor] >= QUIET_SCALE_MISSES:
+        if sensor is None or self.misses.get(sensor, 0) >= QUIET_SCALE_MISSES:
             return False
-        latest = "online"
-        for at, device, status in self.reports:
-            if at > ts:
-                break
-            if device == sensor:
-                latest = status
-        return latest == "online"
+        reported = self.reports.get(sensor)
+        if reported is None:
+            return True
+        latest = bisect.bisect_right(reported[0], ts)  # its reports up to `ts`
+        return latest == 0 or reported[1][latest - 1] == "online"
 
     def heard(self, sensor: str | None, *, weighed: bool) -> None:
         """An action at the scale's bin: a change went with it, or none did."""
         if sensor is not None:
-            self.misses[sensor] = 0 if weighed else self.misses[sensor] + 1
+            self.misses[sensor] = 0 if weighed else self.misses.get(sensor, 0) + 1
 
 
 class _Fusion:
@@ -1261,7 +1282,13 @@ class _Fusion:
         total = total or 1.0
         payer_of = self.visits.payer_of
         if payer_of.keys().isdisjoint(weights):  # nobody here is a group's companion: each pays for itself
-            kept = _likely({session: weight / total for session, weight in weights.items()})
+            # `_likely` in one pass: the likeliest's chance is the greatest weight's (dividing keeps the order).
+            best = max(weights.values()) / total
+            kept = {}
+            for session, weight in weights.items():
+                chance = weight / total
+                if chance >= MAY_HAVE_TAKEN or chance == best:
+                    kept[session] = chance
             return kept, {session: session for session in kept}
         chances: dict[str, float] = {}
         members: dict[str, str] = {}
@@ -1649,7 +1676,9 @@ def _lines(
             cannot_charge.add(ReviewReason(ReviewReasonCode.MORE_RETURNED_THAN_TAKEN, text, sku=sku))
         if qty <= 0:
             continue
-        cannot_charge |= _unverified_ages(store.products.get(sku), moves, visits)
+        product = store.products.get(sku)
+        if product is not None and product.min_age:
+            cannot_charge |= _unverified_ages(product, moves, visits)
         lines.append(_line(sku, qty, moves, group=group))
     return lines, cannot_charge
 
@@ -1657,6 +1686,10 @@ def _lines(
 def _line(sku: str, qty: int, moves: Sequence[_Movement], *, group: bool) -> CartLine:
     """The receipt line of `qty` (> 0) items of a product, from the payer's `moves` of it: as sure as its least
     sure take; on a `group`'s cart, with the members who took it. One pass over the moves: a day has thousands."""
+    if len(moves) == 1:  # most lines: one take
+        take = moves[0]
+        evidence_of = tuple(sorted(set(take.evidence)))
+        return CartLine(sku, qty, round(1.0 - take.risk, 4), take.ts, evidence_of, (take.member,) if group else ())
     first_seen, risks = moves[0].ts, []
     evidence: set[str] = set()
     members: set[str] = set()
@@ -1680,11 +1713,9 @@ def _unsure_taker(action: _Action, sku: str) -> ReviewReason:
     return ReviewReason(UNSURE, text, (action.event_id,), sku, action.bin)
 
 
-def _unverified_ages(product: Product | None, moves: Sequence[_Movement], visits: _Visits) -> set[ReviewReason]:
+def _unverified_ages(product: Product, moves: Sequence[_Movement], visits: _Visits) -> set[ReviewReason]:
     """An age-restricted product on a receipt needs a passed ID check of at least its age for whoever took it (the
     payer's check covers the payer only: each companion is checked for what they took) in these `moves` of it."""
-    if product is None or not product.min_age:
-        return set()
     return {
         ReviewReason(
             ReviewReasonCode.AGE_UNVERIFIED,
