@@ -170,6 +170,8 @@ class StoreModel:
         return version_at(self.layouts, self._starts, ts)
 
     def bin_at(self, code: str, ts: datetime) -> Bin | None:
+        if len(self._starts) == 1:  # (`layout_at`, without a call: asked of every action)
+            return self.layouts[0].bins.get(code)
         layout = self.layout_at(ts)
         return layout.bins.get(code) if layout else None
 
@@ -1183,8 +1185,11 @@ class _Fusion:
             payer = payer_of.get(member, member)
             return {payer: 1.0}, {payer: member}, evidence, True
         likely = where.around(action.seconds, bin_.position, action.event_id, present)
-        alternatives = [(s, c) for s, c in action.alternatives if s != top_session] if action.alternatives else []
-        listed = {top_session, *[s for s, _ in alternatives]}
+        if action.alternatives:
+            alternatives = [(s, c) for s, c in action.alternatives if s != top_session]
+            listed = {top_session, *[s for s, _ in alternatives]}
+        else:  # most picks (and no comprehension to run for them)
+            alternatives, listed = [], {top_session}
         named = listed & present
         busy = where.busy_elsewhere(action.seconds, action.bin, present, action.event_id)
         lone_and_busy = top_session in busy and len(named) == 1
@@ -1284,12 +1289,13 @@ class _Fusion:
         if payer_of.keys().isdisjoint(weights):  # nobody here is a group's companion: each pays for itself
             # `_likely` in one pass: the likeliest's chance is the greatest weight's (dividing keeps the order).
             best = max(weights.values()) / total
-            kept = {}
+            kept, themselves = {}, {}
             for session, weight in weights.items():
                 chance = weight / total
                 if chance >= MAY_HAVE_TAKEN or chance == best:
                     kept[session] = chance
-            return kept, {session: session for session in kept}
+                    themselves[session] = session
+            return kept, themselves
         chances: dict[str, float] = {}
         members: dict[str, str] = {}
         for session, weight in sorted(weights.items()):
