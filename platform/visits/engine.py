@@ -698,6 +698,8 @@ def _weighed_lone_picks(
     watch = _ScaleWatch(reports)
     last_take: dict[tuple[str, str], datetime] = {}
     samples: dict[Evidence, list[Sample]] = defaultdict(list)
+    # A day's lone picks hold a few dozen (kind, margin, label) triples among hundreds: one (immutable) sample each.
+    made: dict[tuple[Evidence, float, bool], Sample] = {}
     for action in actions:
         bin_ = action.in_layout
         if bin_ is None:
@@ -719,7 +721,10 @@ def _weighed_lone_picks(
             kind != Evidence.CAMERA_COUNTED
             or _weighs_as(seen_together.get(weight.event_id, action.qty), action.products, weight)
         )
-        samples[kind].append(Sample(kind, action.margin, confirmed, False))
+        sample = made.get((kind, action.margin, confirmed))
+        if sample is None:
+            sample = made[kind, action.margin, confirmed] = Sample(kind, action.margin, confirmed, False)
+        samples[kind].append(sample)
     return samples
 
 
