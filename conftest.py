@@ -217,12 +217,11 @@ def celery_worker(transactional_db: None) -> Iterator[None]:
     if settings.CELERY_TASK_ALWAYS_EAGER:
         yield
         return
-    from celery.contrib.testing.worker import start_worker
-
     from config.celery import QUEUES, app
+    from core.tests.support import worker_in_thread
 
     app.control.purge()
-    with start_worker(app, pool="solo", perform_ping_check=False, queues=list(QUEUES), loglevel="WARNING"):
+    with worker_in_thread(app, queues=list(QUEUES)):
         yield
 
 

@@ -177,9 +177,8 @@ def test_a_live_pick_is_warned_by_the_live_queue_alone_while_a_days_upload_waits
 ) -> None:
     """The warning's whole path — the push finished, its visit refreshed, the webhook sent — is the live queue's:
     a worker of that queue alone delivers it while a day's upload waits in the ingest queue, which nobody serves."""
-    from celery.contrib.testing.worker import start_worker
-
     from config.celery import LIVE_QUEUE, app
+    from core.tests.support import worker_in_thread
 
     store, bin_ = bar["store"], bar["bin"]
     with tenancy.tenant_scope(tenant_a.pk):
@@ -198,7 +197,7 @@ def test_a_live_pick_is_warned_by_the_live_queue_alone_while_a_days_upload_waits
     if eager:
         received = receiver.wait_for(1)
     else:
-        with start_worker(app, pool="solo", perform_ping_check=False, queues=[LIVE_QUEUE], loglevel="WARNING"):
+        with worker_in_thread(app, queues=[LIVE_QUEUE]):
             received = receiver.wait_for(1, timeout=30)
         assert EventStream.unscoped.get(pk=day.json()["id"]).status == EventStream.Status.QUEUED
         app.control.purge()
