@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from django.db import connections
 from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 
 from stores.models import Store
@@ -47,8 +48,14 @@ def browser() -> Iterator[Browser]:
         )
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
+        try:
+            yield browser
+        finally:
+            browser.close()
+            # While Playwright's loop runs in this thread, Django keeps the thread's connections in a store of
+            # their own (asgiref's Local goes by context once a loop is running), out of sight once Playwright
+            # stops: one left open there kept the test database from being dropped at the end of the session.
+            connections.close_all()
 
 
 @pytest.fixture
