@@ -36,6 +36,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
+from itertools import pairwise
 from typing import Any
 
 BINS = 20
@@ -73,6 +74,10 @@ class Evidence(StrEnum):
     WEIGHED_BUSY = "weighed_busy"  # a scale weighed it; the winner, nobody else named, was busy at another bin
 
 
+# The margins a curve's table holds its value at.
+_TABLE_MARGINS = [step / TABLE_STEPS for step in range(TABLE_STEPS + 1)]
+
+
 @dataclass(frozen=True)
 class Curve:
     """Probability that the camera's winner did it, by margin: piecewise linear through (margin, p) points."""
@@ -81,19 +86,17 @@ class Curve:
     _table: list[float] = field(default_factory=list, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        points, index = self.points, 0
-        for step in range(TABLE_STEPS + 1):
-            margin = step / TABLE_STEPS
-            while index < len(points) and points[index][0] < margin:  # the first point at or past the margin
-                index += 1
-            if index == 0:
-                value = points[0][1]
-            elif index == len(points):
-                value = points[-1][1]
-            else:
-                (x0, y0), (x1, y1) = points[index - 1], points[index]
-                value = y0 + (y1 - y0) * (margin - x0) / (x1 - x0) if x1 > x0 else y1
-            self._table.append(value)
+        # Each margin reads the segment that ends at the first point at or past it: the table is filled a segment at
+        # a time (a store's scales teach curves every day it is read).
+        points, table = self.points, self._table
+        margins = _TABLE_MARGINS
+        start = bisect.bisect_right(margins, points[0][0])
+        table += [points[0][1]] * start
+        for (x0, y0), (x1, y1) in pairwise(points):
+            end = bisect.bisect_right(margins, x1, start)
+            table += [y0 + (y1 - y0) * (margin - x0) / (x1 - x0) for margin in margins[start:end]]
+            start = end
+        table += [points[-1][1]] * (len(margins) - start)
 
     def __call__(self, margin: float) -> float:
         if not 0.0 <= margin <= 1.0:  # (a comparison is cheaper than clamping every margin: most are within)

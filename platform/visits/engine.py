@@ -705,8 +705,7 @@ def _weighed_lone_picks(
         if bin_ is None:
             continue
         weight = matched.get(action.event_id)
-        works = watch.works(bin_.sensor, action.ts)
-        watch.heard(bin_.sensor, weighed=weight is not None)
+        works = watch.heard(bin_.sensor, action.ts, weighed=weight is not None)
         if action.sign < 0:
             continue
         previous = last_take.get((action.session, action.bin))
@@ -731,11 +730,17 @@ def _weighed_lone_picks(
 def _units(delta_g: float, product: Product, *, slack: float = 1.0, spread: float = 0.0) -> int:
     """How many units of `product` a weight change of `delta_g` is (0 when it matches no whole number): within
     `slack` times its tolerance, or `spread` of its weight (the store's scales' own, `read_weighing_spread`)."""
-    count = round(abs(delta_g) / product.unit_weight_g)
+    grams, unit = abs(delta_g), product.unit_weight_g
+    count = round(grams / unit)
     if count == 0:
         return 0
-    allowed = max(slack * product.tolerance_g, spread * product.unit_weight_g) * count**0.5
-    return count if abs(abs(delta_g) - count * product.unit_weight_g) <= allowed else 0
+    # (`max` and the square root written out: asked of every pair of action and change, most of them one unit.)
+    allowed = slack * product.tolerance_g
+    if spread * unit > allowed:
+        allowed = spread * unit
+    if count != 1:
+        allowed *= count**0.5
+    return count if abs(grams - count * unit) <= allowed else 0
 
 
 def _possible_skus(action: _Action, bin_: Bin | None) -> list[str]:
@@ -1023,10 +1028,20 @@ class _ScaleWatch:
         latest = bisect.bisect_right(reported[0], ts)  # its reports up to `ts`
         return latest == 0 or reported[1][latest - 1] == "online"
 
-    def heard(self, sensor: str | None, *, weighed: bool) -> None:
-        """An action at the scale's bin: a change went with it, or none did."""
-        if sensor is not None:
-            self.misses[sensor] = 0 if weighed else self.misses.get(sensor, 0) + 1
+    def heard(self, sensor: str | None, ts: datetime, *, weighed: bool) -> bool:
+        """An action at the scale's bin at `ts`, a change going with it or none: whether the scale worked then (as
+        `works`, before this action is counted)."""
+        if sensor is None:
+            return False
+        misses = self.misses.get(sensor, 0)
+        self.misses[sensor] = 0 if weighed else misses + 1
+        if misses >= QUIET_SCALE_MISSES:
+            return False
+        reported = self.reports.get(sensor)
+        if reported is None:
+            return True
+        latest = bisect.bisect_right(reported[0], ts)
+        return latest == 0 or reported[1][latest - 1] == "online"
 
 
 class _Fusion:
@@ -1121,8 +1136,7 @@ class _Fusion:
             code = ReviewReasonCode.BIN_NOT_IN_LAYOUT
             self.flag(action.session, ReviewReason(code, text, (action.event_id,), bin=action.bin))
             return
-        scale = self.scales.works(bin_.sensor, action.ts)
-        self.scales.heard(bin_.sensor, weighed=weight is not None)
+        scale = self.scales.heard(bin_.sensor, action.ts, weighed=weight is not None)
         if scale and weight is None:
             return
         if not scale:
