@@ -176,6 +176,8 @@ class StoreModel:
         return layout.bins.get(code) if layout else None
 
     def gate_at(self, code: str, ts: datetime) -> tuple[float, float] | None:
+        if len(self._starts) == 1:  # (as `bin_at`: asked of every visit's entry and exit)
+            return self.layouts[0].gates.get(code)
         layout = self.layout_at(ts)
         return layout.gates.get(code) if layout else None
 
@@ -777,19 +779,21 @@ def _match_weights(
     for weight in weights:  # in time order
         by_bin[weight.bin].append(weight)
     times = {code: [w.ts for w in changes] for code, changes in by_bin.items()}
+    before, after, typical = timing.before, timing.after, timing.typical
     pairs: list[tuple[bool, float, str, str, _Action, _Weight]] = []
     for action in actions:
         changes = by_bin.get(action.bin)
         if not changes:
             continue
-        first = bisect.bisect_left(times[action.bin], action.ts - timing.before)
-        last = bisect.bisect_right(times[action.bin], action.ts + timing.after)
+        stamps, ts, taken = times[action.bin], action.ts, action.sign > 0
+        first = bisect.bisect_left(stamps, ts - before)
+        last = bisect.bisect_right(stamps, ts + after, first)
         for weight in changes[first:last]:
-            if (weight.delta_g < 0) == (action.sign > 0):
-                gap = abs((weight.ts - action.ts - timing.typical).total_seconds())
+            if (weight.delta_g < 0) == taken:
+                gap = abs((weight.ts - ts - typical).total_seconds())
                 agrees = _weighs_as(action.qty, action.products, weight)
                 pairs.append((not agrees, gap, action.event_id, weight.event_id, action, weight))
-    pairs.sort(key=itemgetter(0, 1, 2, 3))
+    pairs.sort()  # (no two pairs share both ids: their records are never compared)
     matched: dict[str, _Weight] = {}
     sharing: dict[str, list[_Action]] = {}
     seen_together: dict[str, int] = {}
@@ -829,6 +833,8 @@ def _wandering(tracks: Iterable[Sequence[_Sighting]]) -> float:
     lies from the straight line between the one before and the one after, against the time between them."""
     squares = spans = 0.0
     for track in tracks:
+        if len(track) < 3:  # a visit seen at its gates only
+            continue
         gaps = [(later.ts - earlier.ts).total_seconds() for earlier, later in pairwise(track)]
         for before, middle, after, since, until in zip(track, track[1:], track[2:], gaps, gaps[1:], strict=False):
             if since <= 0 or until <= 0:
@@ -852,29 +858,25 @@ class _Whereabouts:
                 place = store.gate_at(gate, ts)
                 if place is not None:
                     seen[session].append(_Sighting(ts, ts.timestamp(), place, ""))
+        # Every camera action in time order (seconds, session, bin, id, how busy it keeps its visit's hands elsewhere);
+        # one the camera had no doubt of whose it was also places its visit.
+        self._actions: list[tuple[float, str, str, str, float]] = []
         for action in actions:
+            surely = action.margin >= 0.5 * action.confidence
             bin_ = action.in_layout
-            if bin_ is not None and bin_.position is not None and action.margin >= 0.5 * action.confidence:
+            if surely and bin_ is not None and bin_.position is not None:
                 seen[action.session].append(_Sighting(action.ts, action.seconds, bin_.position, action.event_id))
+            busy = BUSY_SURELY if surely else BUSY_ELSEWHERE
+            self._actions.append((action.seconds, action.session, action.bin, action.event_id, busy))
         self.seen = {session: sorted(s, key=attrgetter("ts")) for session, s in seen.items()}
-        # Every camera action in time order (seconds, session, bin, id, how busy it keeps its visit's hands elsewhere).
-        self._actions = [
-            (
-                action.seconds,
-                action.session,
-                action.bin,
-                action.event_id,
-                BUSY_SURELY if action.margin >= 0.5 * action.confidence else BUSY_ELSEWHERE,
-            )
-            for action in actions
-        ]
         self._action_seconds = [row[0] for row in self._actions]
         self.times = {session: [s.ts for s in sightings] for session, sightings in self.seen.items()}
-        everyone: list[_Seen] = sorted(
+        everyone: list[_Seen] = [
             (s.seconds, session, s.place[0], s.place[1], s.event_id)
             for session, sightings in self.seen.items()
             for s in sightings
-        )
+        ]
+        everyone.sort()
         self._seconds = [row[0] for row in everyone]
         self._everyone = everyone
         places = [b.position for layout in store.layouts for b in layout.bins.values() if b.position is not None]
@@ -1260,7 +1262,9 @@ class _Fusion:
             for session, factor in busy.items():
                 if session in weights and session not in named and session not in companions:
                     weights[session] *= factor
-        crowd = len(present) - len(weights.keys() & present) if share else 0
+        # The present who stand apart: the named, and all the others among `weights` (whereabouts and companions
+        # name only the present); the rest are the crowd.
+        crowd = unlisted - (len(weights) - len(listed)) if share else 0
         # The crowd's busy members count for less of it.
         busy_crowd = sum(1.0 - f for s, f in busy.items() if s not in weights) if crowd and busy else 0.0
         if len(named) < len(listed):
@@ -1657,8 +1661,8 @@ def _carts(fusion: _Fusion, visits: _Visits, calibration: Calibration, risk: flo
         lines, cannot_charge = _lines(movements, fusion.store, visits, group=payer in visits.members)
         visit_risk = round(risks[payer], 6)
         charge = not must_ask and not cannot_charge and visit_risk <= limit
-        asked = {m.asked for m in movements if m.asked is not None}
-        if not charge and asked:  # what no camera saw is the person's to add, not on the receipt they check
+        asked = set() if charge else {m.asked for m in movements if m.asked is not None}
+        if asked:  # what no camera saw is the person's to add, not on the receipt they check
             seen = [m for m in movements if m.asked is None]
             lines, cannot_charge = _lines(seen, fusion.store, visits, group=payer in visits.members)
             must_ask |= asked
@@ -1668,9 +1672,8 @@ def _carts(fusion: _Fusion, visits: _Visits, calibration: Calibration, risk: flo
             text = f"something on this receipt may not be this shopper's (likelihood {visit_risk:.1%})"
             reasons = {ReviewReason(ReviewReasonCode.RISK_OVER_LIMIT, text)}
         decision = "charge" if charge else "review"
-        carts[payer] = Cart(
-            payer, tuple(lines), decision, _in_order(reasons), visit_risk, None, tuple(attributions[payer])
-        )
+        in_order = _in_order(reasons) if reasons else ()
+        carts[payer] = Cart(payer, tuple(lines), decision, in_order, visit_risk, None, tuple(attributions[payer]))
     for member, payer in visits.payer_of.items():
         decision = carts[payer].decision
         text = f"one of the group paid by {payer}: decided with it"
