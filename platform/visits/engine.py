@@ -710,8 +710,9 @@ def _weighed_lone_picks(
         works = watch.heard(bin_.sensor, action.ts, weighed=weight is not None)
         if action.sign < 0:
             continue
-        previous = last_take.get((action.session, action.bin))
-        last_take[action.session, action.bin] = action.ts
+        key = (action.session, action.bin)
+        previous = last_take.get(key)
+        last_take[key] = action.ts
         if not works or action.alternatives:
             continue
         if previous is not None and action.ts - previous <= SEEN_TWICE:
@@ -1309,7 +1310,7 @@ class _Fusion:
         payers less likely than `MAY_HAVE_TAKEN` are left out."""
         total = total or 1.0
         payer_of = self.visits.payer_of
-        if payer_of.keys().isdisjoint(weights):  # nobody here is a group's companion: each pays for itself
+        if not payer_of or payer_of.keys().isdisjoint(weights):  # nobody here is a companion: each pays for itself
             # `_likely` in one pass: the likeliest's chance is the greatest weight's (dividing keeps the order).
             best = max(weights.values()) / total
             kept, themselves = {}, {}
