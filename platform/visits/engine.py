@@ -1690,16 +1690,15 @@ def _lines(
 ) -> tuple[list[CartLine], set[ReviewReason]]:
     """A payer's receipt lines from its `movements`, and what keeps them from being charged without a person: more
     of a product put back than taken, an age-restricted product no ID check covers."""
-    by_sku: dict[str, list[_Movement]] = defaultdict(list)
-    qty_of: dict[str, int] = defaultdict(int)
+    by_sku: dict[str, list[_Movement]] = {}
     for movement in movements:
         if movement.qty:
-            by_sku[movement.sku].append(movement)
-            qty_of[movement.sku] += movement.qty
+            by_sku.setdefault(movement.sku, []).append(movement)
     lines: list[CartLine] = []
     cannot_charge: set[ReviewReason] = set()
     for sku in sorted(by_sku):
-        moves, qty = by_sku[sku], qty_of[sku]
+        moves = by_sku[sku]
+        qty = moves[0].qty if len(moves) == 1 else sum(m.qty for m in moves)  # (most products: one take)
         if qty < 0:
             text = f"more {sku} put back than taken"
             cannot_charge.add(ReviewReason(ReviewReasonCode.MORE_RETURNED_THAN_TAKEN, text, sku=sku))
