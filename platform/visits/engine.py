@@ -1242,8 +1242,9 @@ class _Fusion:
         top_payer = payer_of.get(top_session, top_session)
         group = visits.members.get(top_payer) if payer_of else None
         companions = [s for s in (top_payer, *group) if s in present] if group else [top_payer] * (top_payer in present)
-        for session in (likely.keys() | set(companions)) - listed:
-            weights[session] = share
+        for session in (*likely, *companions):
+            if session not in listed:
+                weights[session] = share
         # Whereabouts only count against a shopper here: one seen right there moments before is no likelier to have
         # made an action the cameras, which had it in view, gave to someone else.
         for session, factor in likely.items():
