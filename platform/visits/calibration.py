@@ -75,7 +75,7 @@ class Evidence(StrEnum):
 
 
 # The margins a curve's table holds its value at.
-_TABLE_MARGINS = [step / TABLE_STEPS for step in range(TABLE_STEPS + 1)]
+_TABLE_MARGINS = tuple(step / TABLE_STEPS for step in range(TABLE_STEPS + 1))
 
 
 @dataclass(frozen=True)
