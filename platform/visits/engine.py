@@ -1025,10 +1025,14 @@ class _ScaleWatch:
     def works(self, sensor: str | None, ts: datetime) -> bool:
         if sensor is None or self.misses.get(sensor, 0) >= QUIET_SCALE_MISSES:
             return False
+        return self.reported_online(sensor, ts)
+
+    def reported_online(self, sensor: str, ts: datetime) -> bool:
+        """Whether the scale's latest report up to `ts` (if any) said it was online."""
         reported = self.reports.get(sensor)
         if reported is None:
             return True
-        latest = bisect.bisect_right(reported[0], ts)  # its reports up to `ts`
+        latest = bisect.bisect_right(reported[0], ts)
         return latest == 0 or reported[1][latest - 1] == "online"
 
     def heard(self, sensor: str | None, ts: datetime, *, weighed: bool) -> bool:
@@ -1038,13 +1042,7 @@ class _ScaleWatch:
             return False
         misses = self.misses.get(sensor, 0)
         self.misses[sensor] = 0 if weighed else misses + 1
-        if misses >= QUIET_SCALE_MISSES:
-            return False
-        reported = self.reports.get(sensor)
-        if reported is None:
-            return True
-        latest = bisect.bisect_right(reported[0], ts)
-        return latest == 0 or reported[1][latest - 1] == "online"
+        return misses < QUIET_SCALE_MISSES and self.reported_online(sensor, ts)
 
 
 class _Fusion:
