@@ -37,7 +37,7 @@ from stock.models import LowStockLevel, StockCount
 from stores.health import store_device_health
 from stores.models import Bin, Store
 from tenants.models import Tenant
-from visits.models import Visit
+from visits.models import ReviewDecision, StoreCalibration, Visit
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -56,7 +56,7 @@ def in_process_tasks(settings):
 def test_demo_seeds_runs_a_day_and_shows_one_screen(settings, tmp_path: Path, monkeypatch) -> None:
     settings.VAR_DIR = tmp_path
     out = StringIO()
-    call_command("demo", visits=25, stdout=out)
+    call_command("demo", visits=60, stdout=out)
     printed = out.getvalue()
     assert set(Tenant.objects.values_list("slug", flat=True)) >= {"northwind", "southgate"}
     stores = Store.unscoped.filter(code__in=["NW-001", "SG-001"])
@@ -67,7 +67,7 @@ def test_demo_seeds_runs_a_day_and_shows_one_screen(settings, tmp_path: Path, mo
         assert {s.status for s in streams} == {"done"}
         visits = Visit.unscoped.filter(store=store)
         entries = Event.unscoped.filter(store=store, type="session.started")
-        assert entries.exclude(payload__has_key="group").count() == 25, "25 visits, and the companions of groups"
+        assert entries.exclude(payload__has_key="group").count() == 60, "60 visits, and the companions of groups"
         assert visits.count() == entries.count()
         assert not visits.filter(status__in=["open", "settling"]).exists()
         assert visits.filter(status="charged", payment_status="succeeded").exists()
@@ -81,6 +81,19 @@ def test_demo_seeds_runs_a_day_and_shows_one_screen(settings, tmp_path: Path, mo
     assert f"${refunded.refunded / 100:.2f}" == refund.group(2)
     damaged = PaymentAttempt.unscoped.filter(visit=refunded, reason_code="damaged", state="succeeded")
     assert damaged.count() == 1 and damaged.get().amount == refunded.refunded
+
+    # Most of the first store's review queue decided by its manager as the video shows, a few left to try; the store
+    # learnt its calibration from those decisions, and the screen says where to see it.
+    review = re.search(r"· review +NW-001: (\d+) of yesterday's (\d+) visits in review decided by its manager", printed)
+    assert review is not None, printed
+    decided, waiting = int(review.group(1)), int(review.group(2))
+    assert 0 < decided < waiting, review.group(0)
+    assert waiting - decided == min(demo_command.LEFT_TO_REVIEW, (waiting + 1) // 2)
+    assert ReviewDecision.unscoped.filter(visit__store__code="NW-001").count() == decided
+    learnt = StoreCalibration.unscoped.get(store__code="NW-001")
+    assert learnt.reviewed_visits == decided and learnt.created_by == "manager@northwind.test"
+    page = f"/admin/visits/storecalibration/store/{learnt.store_id}/"
+    assert re.search(rf"Calibration +NW-001: learnt from {decided} reviewed visits; .* → \S+{page}", printed), printed
 
     receipt = re.search(r"A receipt +NW-001 visit (\S+), paid (\$\d+\.\d\d) USD", printed)
     assert receipt is not None, printed

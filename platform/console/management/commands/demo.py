@@ -85,7 +85,8 @@ from stores.sample import sample_layout
 from tenants import services
 from tenants.audit import Actor
 from tenants.models import Membership, Tenant
-from visits.models import Visit, VisitLine
+from visits import services as visit_services
+from visits.models import StoreCalibration, Visit, VisitLine
 from visits.simulator import CatalogItem, Simulation, simulate
 
 DEMO_PASSWORD = "open-aisle-demo"  # noqa: S105 — the demo's published login
@@ -107,6 +108,8 @@ PROMISES = invoice_calculations.Promises(without_person_bps=9_000, credit_bps=1_
 LOW_AT_OPENING = 8
 # While serving, the demo's devices report this often: a third of the time after which a device reads as silent.
 DEVICE_REPORT_SECONDS = settings.DEVICE_SILENT_AFTER_SECONDS // 3
+# Of a store's visits in review, how many its manager leaves for whoever opens the demo to decide (at most half).
+LEFT_TO_REVIEW = 4
 STALL_SECONDS = 120  # a wait that sees nothing move for this long says so and goes on
 POLL_SECONDS = 0.5
 SWEEP_SECONDS = 10  # how often a wait does what the beat does: settle visits due, move money due
@@ -170,6 +173,7 @@ class Command(BaseCommand):
                 ):
                     demo = self._seed(screen)
                     self._run_yesterday(screen, demo, visits=options["visits"])
+                    self._review(screen, demo)
                     self._stock(screen, demo)
                     self._refund_one(screen, demo)
                     self._dispute_one(screen, demo)
@@ -251,6 +255,44 @@ class Command(BaseCommand):
             watch.stop.set()
         if watch.error is not None:
             raise watch.error
+
+    def _review(self, screen: Screen, demo: Demo) -> None:
+        """The first store's manager decides most of yesterday's review queue as a person watching each visit would
+        (what its shopper, or its group, really took), leaving a few to try (`LEFT_TO_REVIEW`); the store then learns
+        its calibration from those decisions, so that its calibration page shows what they taught."""
+        store = demo.stores[0]
+        with tenancy.tenant_scope(store.tenant_id):
+            in_review = demo.visits_of(store).filter(status=Visit.Status.NEEDS_REVIEW, group="")
+            waiting = list(in_review.order_by("exited_at", "pk"))
+            deciding = waiting[: len(waiting) - min(LEFT_TO_REVIEW, (len(waiting) + 1) // 2)]
+            with screen.phase("review", total=len(deciding) + 1, unit="step") as phase:
+                actor = Actor(source="cli", user=User.objects.get(username=DEMO_TENANTS[0][2]))
+                took = demo.took[store.code]
+                for visit in deciding:
+                    taken = sorted(took.get(visit.session, {}).items())
+                    lines = [{"sku": sku, "qty": qty} for sku, qty in taken if qty]
+                    with transaction.atomic():
+                        visit_services.review_decide(
+                            actor=actor,
+                            visit=visit,
+                            action="approve" if lines else "void",
+                            cart_version=visit.cart_version,
+                            lines=lines,
+                            note="Demo: decided from the video.",
+                        )
+                    phase.advance(1)
+                moving = PaymentAttempt.objects.filter(visit__in=deciding, state__in=["pending", "processing"])
+                _wait_until(lambda: not moving.exists(), stalled=lambda: None)
+                demo.calibration = visit_services.calibration_learn(store=store, actor=actor)
+                phase.advance(1)
+                left = len(waiting) - len(deciding)
+                phase.done(
+                    f"{store.code}: {len(deciding)} of yesterday's {len(waiting)} visits in review decided by its "
+                    f"manager, {left} left for you; its calibration learnt from them"
+                    if deciding
+                    else f"{store.code}: {left} visits in review, left for you; its calibration learnt from the "
+                    "picks that needed no person"
+                )
 
     def _refund_one(self, screen: Screen, demo: Demo) -> None:
         """A store manager refunds one line of a charged visit: a damaged product."""
@@ -535,6 +577,7 @@ class Command(BaseCommand):
             opening_stock=opening,
         )
         demo.day[store.code] = yesterday
+        demo.took[store.code] = simulation.truth
         return [
             (store, f"{store.code}-{yesterday:%Y-%m-%d}-{run}-{number}.ndjson", body)
             for number, body in enumerate(simulation.uploads, start=1)
@@ -620,6 +663,9 @@ class Demo:
     shrink_reports: dict[str, shrink.ShrinkReport] = field(default_factory=dict)
     dispute: Dispute | None = None
     promises: str = ""
+    # Per store: what each visit's shopper really took, as a person watching the video would find it.
+    took: dict[str, dict[str, dict[str, int]]] = field(default_factory=dict)
+    calibration: StoreCalibration | None = None
 
     def visits_of(self, store: Store) -> Any:
         """This run's visits of the store."""
@@ -955,6 +1001,7 @@ class Ready:
         with tenancy.platform_wide_scope():
             for store in self.demo.stores:
                 self._store(store, base)
+            self._calibration(base)
             self._shelves(base)
             self._receipt(base)
             self._dispute(base)
@@ -971,6 +1018,19 @@ class Ready:
             f"{sum(counts.values())} visits, {counts.get(Visit.Status.CHARGED, 0)} charged, "
             f"{counts.get(Visit.Status.AWAITING_PAYMENT, 0)} being charged, "
             f"{declined} declined, review queue {review} → {base}/admin/visits/visit/"
+        )
+
+    def _calibration(self, base: str) -> None:
+        """What the first store learnt from the visits its manager decided, and where its calibration page is."""
+        learnt = self.demo.calibration
+        if learnt is None:
+            return
+        store = self.demo.stores[0]
+        page = base + reverse("admin:visits_storecalibration_store", args=[store.pk])
+        self.screen.line(
+            f"  Calibration   {store.code}: learnt from {learnt.reviewed_visits} reviewed visits; "
+            f"{learnt.auto_charge_share * 100:.1f} % of its visits charged without a person within its risk of "
+            f"{learnt.overcharge_risk * 100:.1f} % → {page}"
         )
 
     def _shelves(self, base: str) -> None:
