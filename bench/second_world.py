@@ -421,10 +421,10 @@ def _plan_visit(floor: Floor, shopper: Shopper, speed: float) -> list[tuple[date
     shopper.track = [(shopper.entered, *gate)]
     stops = []
     for place in _route(_shopping_list(floor), eastward=shopper.gate == "ENTRY-WEST" or rng.random() < 0.5):
-        if place.aisle >= 0 and rng.random() < 0.3:
+        while place.aisle >= 0 and rng.random() < 0.45:  # browsing pauses on the way: none, one, or a few
             _browse(floor, shopper, place, speed)
         _walk_to(shopper.track, place.x, place.y, speed)
-        stops.append((*_stand_at(floor, shopper, place, rng.lognormvariate(math.log(6.0), 0.6)), place))
+        stops.append((*_stand_at(floor, shopper, place, rng.lognormvariate(math.log(9.0), 0.7)), place))
     _walk_to(shopper.track, *GATES["EXIT-EAST"], speed)
     return stops
 
@@ -433,7 +433,7 @@ def _browse(floor: Floor, shopper: Shopper, towards: Place, speed: float) -> Non
     same_aisle = [p for p in floor.places if p.aisle == towards.aisle and p.fixture != "FW"]
     place = floor.rng.choice(same_aisle)
     _walk_to(shopper.track, place.x, place.y, speed)
-    begins, ends = _stand_at(floor, shopper, place, floor.rng.uniform(3.0, 12.0))
+    begins, ends = _stand_at(floor, shopper, place, floor.rng.uniform(4.0, 25.0))
     floor.browsed[shopper.session].append((begins + (ends - begins) / 2, place))
 
 
@@ -451,19 +451,19 @@ def _follow(floor: Floor, companion: Shopper, payer: Shopper) -> None:
 
 def _act_at_stop(floor: Floor, shopper: Shopper, begins: datetime, ends: datetime, place: Place) -> None:
     """At a stop: maybe read a label and put it back (and take the neighbour instead), maybe put back something
-    carried on this shelf, else take the product (multipacks from the fridge wall)."""
+    carried on this shelf, else take the product (multipacks from the fridge wall). All while standing there."""
     rng, day = floor.rng, floor.day
-    moment = begins + (ends - begins) * rng.uniform(0.3, 0.6)
+    stay = ends - begins
+    moment = begins + stay * rng.uniform(0.3, 0.6)
     if not _may_take(floor, shopper, moment, place):
         return
     if rng.random() < day.reads_label:
-        floor.actions.append(Action(moment, shopper, place, place.sku, 1, 1))
-        back = moment + timedelta(seconds=rng.uniform(3.0, 10.0))
-        floor.actions.append(Action(back, shopper, place, place.sku, -1, 1))
+        floor.actions.append(Action(begins + stay * rng.uniform(0.1, 0.25), shopper, place, place.sku, 1, 1))
+        floor.actions.append(Action(begins + stay * rng.uniform(0.5, 0.65), shopper, place, place.sku, -1, 1))
         if rng.random() < 0.5:
             return
         place = _neighbour(floor, place)
-        moment = back + timedelta(seconds=rng.uniform(1.0, 3.0))
+        moment = begins + stay * rng.uniform(0.75, 0.9)
         if not _may_take(floor, shopper, moment, place):
             return
     qty = rng.choice((2, 3, 4, 6)) if place.fixture == "FW" and rng.random() < 0.25 else 1
@@ -514,13 +514,16 @@ def _net(floor: Floor, shopper: Shopper, sku: str) -> int:
     return sum(a.sign * a.qty for a in floor.actions if a.shopper is shopper and a.sku == sku)
 
 
-def _companion_acts(floor: Floor, companion: Shopper, stops: list[tuple[datetime, datetime, Place]]) -> None:
-    """A companion takes something at a third of the payer's stops: the same product or its neighbour."""
+def _companion_acts(
+    floor: Floor, companion: Shopper, payer: Shopper, stops: list[tuple[datetime, datetime, Place]]
+) -> None:
+    """A companion takes something at a third of the payer's stops, while standing there a step behind: the same
+    product or its neighbour."""
+    behind = companion.entered - payer.entered
     for begins, ends, place in stops:
         if floor.rng.random() < 0.35:
             chosen = place if floor.rng.random() < 0.5 else _neighbour(floor, place)
-            lag = companion.entered - companion.track[0][0] + timedelta(seconds=floor.rng.uniform(1.5, 3.0))
-            at = begins + (ends - begins) * floor.rng.uniform(0.2, 0.9) + lag
+            at = begins + behind + (ends - begins) * floor.rng.uniform(0.2, 0.9)
             if _may_take(floor, companion, at, chosen):
                 floor.actions.append(Action(at, companion, chosen, chosen.sku, 1, 1))
 
@@ -532,7 +535,7 @@ def populate(floor: Floor, *, visits: int, start: datetime, seed: int, couples: 
         gate = "ENTRY-WEST" if rng.random() < 0.6 else "ENTRY-SOUTH"
         payer = Shopper(f"s{seed}-{number:04d}", f"shp_{rng.randrange(16**16):016x}", gate, entered)
         floor.shoppers.append(payer)
-        stops = _plan_visit(floor, payer, rng.uniform(0.6, 1.4) * floor.day.pace)
+        stops = _plan_visit(floor, payer, rng.uniform(0.5, 1.2) * floor.day.pace)
         for begins, ends, place in stops:
             _act_at_stop(floor, payer, begins, ends, place)
         _wrong_shelf(floor, payer, stops)
@@ -540,7 +543,7 @@ def populate(floor: Floor, *, visits: int, start: datetime, seed: int, couples: 
             companion = Shopper(f"s{seed}-{number:04d}-c", payer.token, gate, entered, payer)
             _follow(floor, companion, payer)
             floor.shoppers.append(companion)
-            _companion_acts(floor, companion, stops)
+            _companion_acts(floor, companion, payer, stops)
     floor.actions.sort(key=lambda a: (a.at, a.shopper.session))
 
 

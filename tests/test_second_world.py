@@ -93,3 +93,17 @@ def test_the_same_seed_gives_the_same_day() -> None:
     other, _ = _day(6, family="switchy", profile="crowded")
     assert first.uploads == again.uploads and first.truth == again.truth
     assert first.uploads != other.uploads
+
+
+def test_every_hand_moves_while_its_shopper_is_in_the_store() -> None:
+    simulation, _ = _day(8, profile="crowded", visits=200)
+    entered, left = {}, {}
+    for event in simulation.events:
+        at = parse_timestamp(event["ts"])
+        if event["type"] == "session.started":
+            entered[event["session"]] = at
+        elif event["type"] == "session.ended":
+            left[event["session"]] = at
+    for event in simulation.events:
+        if event["type"].startswith("item.") and simulation.actors.get(event["id"]) == event["session"]:
+            assert entered[event["session"]] < parse_timestamp(event["ts"]) < left[event["session"]], event
