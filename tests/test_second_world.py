@@ -1,4 +1,4 @@
-"""The second world (bench/second_world.py), the accuracy benchmark's held-out store: a perfect stack there is read
+"""The second world (bench/second_world/), the accuracy benchmark's held-out store: a perfect stack there is read
 back exactly and charged once the store has learnt it; everything it sends is a valid event of its own layout; a
 seed always gives the same day."""
 
@@ -14,7 +14,7 @@ sys.path.append(str(Path(__file__).resolve().parents[1] / "bench"))  # after pla
 
 from second_world import second_catalog, second_layout, store_day
 
-from ingest.validation import LayoutSnapshot, StoreReferences, check_event, check_references, parse_timestamp
+from ingest.validation import LayoutSnapshot, StoreReferences, check_references, parse_timestamp, read_event
 from stores.layout import validate_layout
 from visits.calibration import Calibration, fit
 from visits.engine import Cart, infer_carts, labelled_samples
@@ -77,12 +77,16 @@ def test_every_event_is_valid_against_the_store_layout() -> None:
     devices = {d["code"]: d["kind"] for d in layout["devices"]}
     references = StoreReferences("S2", [LayoutSnapshot(datetime(2026, 1, 1, tzinfo=UTC), bins, devices)])
     simulation, _ = _day(3, family="mixed", profile="crowded", visits=120)
-    kinds = Counter()
-    for event in simulation.events:
-        parsed, reason = check_event(event)
-        assert parsed is not None, (reason, event)
-        assert check_references(parsed, references=references, now=T0) is None, event
-        kinds[event["type"]] += 1
+    kinds: Counter[str] = Counter()
+    sessions: set[str | None] = set()
+    started: set[str | None] = set()
+    for line in b"".join(simulation.uploads).splitlines():  # each line as ingestion reads it
+        parsed, reason, _ = read_event(line)
+        assert parsed is not None, (reason, line)
+        assert check_references(parsed, references=references, now=T0) is None, line
+        kinds[parsed.type] += 1
+        (started if parsed.type == "session.started" else sessions).add(parsed.session)
+    assert sessions - {None} <= started, "every visit an event names started in the store"
     assert set(kinds) >= {"session.started", "item.picked", "item.returned", "shelf.weight_changed", "session.ended"}
     assert {"id.checked", "shelf.restocked"} <= set(kinds)
 
