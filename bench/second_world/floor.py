@@ -35,6 +35,7 @@ DAYS = {
     "realistic": Day((8.0, 20.0), ((12.5, 0.7, 3.0), (17.8, 0.8, 2.0)), 0.3, 0.10, 0.12, 0.04, 1.0, 0.85, 0.01, 1.0),
     "crowded": Day((11.0, 15.0), ((12.5, 0.5, 6.0),), 0.45, 0.15, 0.08, 0.10, 3.0, 0.7, 0.03, 0.8),
 }
+READING = timedelta(seconds=8)  # a label is read for two seconds or more between pick-up and put-back
 FAMILY_COUPLES = 0.35  # `groups=True`: a day of families
 TOO_YOUNG = 0.03
 
@@ -206,14 +207,14 @@ def _follow(floor: Floor, companion: Shopper, payer: Shopper) -> None:
 
 
 def _act_at_stop(floor: Floor, shopper: Shopper, begins: datetime, ends: datetime, place: Place) -> None:
-    """At a stop: maybe read a label and put it back (and take the neighbour instead), maybe put back something
-    carried on this shelf, else take the product (multipacks from the fridge wall). All while standing there."""
+    """At a stop: maybe read a label and put it back (and take the neighbour instead), else take the product
+    (multipacks from the fridge wall). All while standing there; reading needs a stop of `READING` or more."""
     rng, day = floor.rng, floor.day
     stay = ends - begins
     moment = begins + stay * rng.uniform(0.3, 0.6)
     if not _may_take(floor, shopper, moment, place):
         return
-    if rng.random() < day.reads_label:
+    if stay >= READING and rng.random() < day.reads_label:
         floor.actions.append(Action(begins + stay * rng.uniform(0.1, 0.25), shopper, place, place.sku, 1, 1))
         floor.actions.append(Action(begins + stay * rng.uniform(0.5, 0.65), shopper, place, place.sku, -1, 1))
         if rng.random() < 0.5:
