@@ -117,6 +117,10 @@ UNSEEN_WORTH_ASKING = 0.9
 QUIET_SCALE_MISSES = 2
 # Staff putting stock on a shelf take this long after saying so: the scale's rises meanwhile are the restock.
 RESTOCKING = timedelta(minutes=3)
+# A store's gates and cameras keep clocks of their own, a second or two apart: a visit counts as in the store from this
+# long before its entry was stamped to this long after its exit was (a take stamped just after its shopper's exit is
+# theirs, not the one shopper left inside's).
+GATE_CLOCK_SLACK = timedelta(seconds=2)
 # A camera-only take of a bin by a visit within this long of its previous one there may be the same hand seen twice.
 SEEN_TWICE = timedelta(seconds=8)
 # A take only a camera saw, with nobody else in its view, that its calibration makes less likely than this, is
@@ -345,7 +349,7 @@ class _Visits:
         for member, payer in payer_of.items():
             self.members[payer].append(member)
         self._by_start = sorted(spans, key=lambda s: (spans[s][0], s))
-        self._starts = [spans[s][0] for s in self._by_start]
+        self._starts = [spans[s][0] - GATE_CLOCK_SLACK for s in self._by_start]
         self._last: datetime | None = None
         self._entered = 0
         self._inside: set[str] = set()
@@ -360,7 +364,7 @@ class _Visits:
         return any(passed and proved >= age for passed, proved in self.checks.get(session, ()))
 
     def present(self, ts: datetime) -> set[str]:
-        """The visits in the store at `ts` (not to be changed by the caller). Asked in time order (the engine reads a
+        """The visits in the store at `ts`, give or take `GATE_CLOCK_SLACK` (not to be changed by the caller). Asked in time order (the engine reads a
         store's events in time order), it sweeps: visits enter as their start passes and leave once their end has."""
         if self._last is not None and ts < self._last:
             return {s for s in self._by_start[: bisect.bisect_right(self._starts, ts)] if self._inside_at(s, ts)}
@@ -371,7 +375,7 @@ class _Visits:
             self._payers_inside[self.payer(session)] += 1
             end = self.spans[session][1]
             if end is not None:
-                heapq.heappush(self._leaving, (end, session))
+                heapq.heappush(self._leaving, (end + GATE_CLOCK_SLACK, session))
             self._entered += 1
         while self._leaving and self._leaving[0][0] < ts:
             session = heapq.heappop(self._leaving)[1]
@@ -390,7 +394,7 @@ class _Visits:
 
     def _inside_at(self, session: str, ts: datetime) -> bool:
         start, end = self.spans[session]
-        return start <= ts and (end is None or ts <= end)
+        return start - GATE_CLOCK_SLACK <= ts and (end is None or ts <= end + GATE_CLOCK_SLACK)
 
 
 def stack_confidence_scale(confidences: Sequence[float]) -> float:

@@ -1224,3 +1224,25 @@ def test_a_new_stores_scales_teach_it_how_often_its_cameras_lone_takes_are_real(
     assert soap_risk(confirmed, calibration=learnt) == pytest.approx(as_the_prior_says, abs=1e-4)
     relearnt = fit(samples=[Sample(Evidence.WEIGHED_ALONE, 0.9, True, True)] * 10, taught=habits.taught)
     assert relearnt.curves[Evidence.CAMERA_ONLY] == habits.taught[Evidence.CAMERA_ONLY]
+
+
+@pytest.mark.parametrize("after_exit", [0.5, 1.5])
+def test_a_pick_stamped_moments_after_its_shopper_left_is_theirs_when_clocks_drift(after_exit: float) -> None:
+    """A gate's clock and a camera's can be a second or two apart: a take the camera gives A, stamped just after A's
+    exit, is A's — not the only other shopper's, who was in the store but nowhere near."""
+    s = Script()
+    s.visit("A", 0, 30)
+    s.visit("B", 0, 100)
+    s.pick(30 + after_exit, "A", "B-COLA")
+    s.weigh(31 + after_exit, "B-COLA", -346)
+    assert decided(s) == {"A": ({"COLA": 1}, "charge"), "B": ({}, "charge")}
+
+
+def test_a_pick_long_after_its_shopper_left_is_not_theirs() -> None:
+    """Well past any drift of clocks, a visit that left is not in the store: the take is someone else's to answer for."""
+    s = Script()
+    s.visit("A", 0, 30)
+    s.visit("B", 0, 100)
+    s.pick(40, "A", "B-COLA")
+    s.weigh(41, "B-COLA", -346)
+    assert "COLA" not in items(s.carts()["A"])
