@@ -364,8 +364,9 @@ class _Visits:
         return any(passed and proved >= age for passed, proved in self.checks.get(session, ()))
 
     def present(self, ts: datetime) -> set[str]:
-        """The visits in the store at `ts`, give or take `GATE_CLOCK_SLACK` (not to be changed by the caller). Asked in time order (the engine reads a
-        store's events in time order), it sweeps: visits enter as their start passes and leave once their end has."""
+        """The visits in the store at `ts`, give or take `GATE_CLOCK_SLACK` (not to be changed by the caller). Asked in
+        time order (the engine reads a store's events in time order), it sweeps: visits enter as their start passes
+        and leave once their end has."""
         if self._last is not None and ts < self._last:
             return {s for s in self._by_start[: bisect.bisect_right(self._starts, ts)] if self._inside_at(s, ts)}
         self._last = ts

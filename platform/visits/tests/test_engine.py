@@ -1239,7 +1239,7 @@ def test_a_pick_stamped_moments_after_its_shopper_left_is_theirs_when_clocks_dri
 
 
 def test_a_pick_long_after_its_shopper_left_is_not_theirs() -> None:
-    """Well past any drift of clocks, a visit that left is not in the store: the take is someone else's to answer for."""
+    """Well past any drift of clocks, a visit that left is not in the store: the take is another's to answer for."""
     s = Script()
     s.visit("A", 0, 30)
     s.visit("B", 0, 100)
