@@ -8,7 +8,11 @@ batches into another, each through the real workers. Every visit's stored cart a
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -16,16 +20,27 @@ import pytest
 from django.db.models import Count
 from rest_framework.test import APIClient
 
+from catalog.models import Product
 from core import tenancy
 from ingest.models import Event
 from ingest.tests.conftest import eventually, upload, wait_for_stream
 from ingest.validation import parse_timestamp
+from stores import services as store_services
 from stores.models import Store
+from stores.sample_store import sample_prices_add
+from tenants.audit import Actor
 from tenants.models import Tenant
 from visits import calibration, engine, settling
 from visits.models import Visit, VisitLine
-from visits.tests.support import keep_calibration
-from visits.tests.test_pipeline import _simulate, priced_store  # noqa: F401 — fixture
+from visits.perception import draw_stack
+from visits.simulator import Simulation
+from visits.tests.support import TAX, keep_calibration
+from visits.tests.test_pipeline import DAY, _simulate, priced_store  # noqa: F401 — fixture
+
+sys.path.append(str(Path(__file__).resolve().parents[3] / "bench"))  # after platform/: bench/ingest.py shadows ingest
+
+from second_world import store_day
+from second_world.store import second_layout, second_prices
 
 pytestmark = pytest.mark.usefixtures("celery_worker")
 SEED, VISITS, PUSH_BATCH = 7, 60, 25
@@ -85,6 +100,23 @@ def _all_settled(store: Store, sessions: set[str], ended: set[str]) -> Callable[
     return check
 
 
+def _expected(store: Store, events: list[dict[str, Any]]) -> tuple[calibration.Calibration, dict[str, Any]]:
+    """The stores' calibration (the default curves, with the risks of the day's visits to draw the limit from) and
+    what the engine alone makes of the whole day with it: each visit that left, with its cart and decision."""
+    with tenancy.tenant_scope(store.tenant_id):
+        model = settling.store_model(store=store)
+    cold = engine.infer_carts(events=events, store=model)
+    learnt = calibration.with_risks(calibration.default(), (c.risk for c in cold.values() if c.payer is None))
+    expected = engine.infer_carts(events=events, store=model, calibration=learnt, risk=0.005)
+    ended = {e["session"] for e in events if e["type"] == "session.ended"}
+    # A companion's visit holds nothing and is never reviewed on its own: its group is, on the payer's visit.
+    return learnt, {
+        session: ({line.sku: line.qty for line in cart.lines}, cart.decision if cart.payer is None else "charge")
+        for session, cart in expected.items()
+        if session in ended
+    }
+
+
 def test_uploaded_and_pushed_days_give_the_engines_receipts(
     api_a: APIClient,
     priced_store: Store,  # noqa: F811
@@ -95,19 +127,8 @@ def test_uploaded_and_pushed_days_give_the_engines_receipts(
     Store.unscoped.filter(pk=pushed_store.pk).update(settling_window_seconds=0)
     simulation = _simulate(priced_store, "realistic", VISITS, seed=SEED)
     events = [dict(e, _ts=parse_timestamp(e["ts"])) for e in simulation.events]
-    with tenancy.tenant_scope(tenant_a.pk):
-        model = settling.store_model(store=priced_store)
-    # The stores' calibration: the default curves, with the risks of the day's visits to draw the limit from.
-    cold = engine.infer_carts(events=events, store=model)
-    learnt = calibration.with_risks(calibration.default(), (c.risk for c in cold.values() if c.payer is None))
-    expected = engine.infer_carts(events=events, store=model, calibration=learnt, risk=0.005)
+    learnt, expected_receipts = _expected(priced_store, events)
     ended = {e["session"] for e in events if e["type"] == "session.ended"}
-    # A companion's visit holds nothing and is never reviewed on its own: its group is, on the payer's visit.
-    expected_receipts = {
-        session: ({line.sku: line.qty for line in cart.lines}, cart.decision if cart.payer is None else "charge")
-        for session, cart in expected.items()
-        if session in ended
-    }
     assert simulation.stack.family == "calibrated"
     assert simulation.groups and len(simulation.uploads) == 2, "the day has groups and late deliveries"
     assert {d for _, d in expected_receipts.values()} == {"charge", "review"}, "and both kinds of decision"
@@ -124,3 +145,61 @@ def test_uploaded_and_pushed_days_give_the_engines_receipts(
 
     assert _stored(priced_store) == expected_receipts
     assert _stored(pushed_store) == expected_receipts
+
+
+def _second_world_store(tenant: Tenant) -> tuple[Store, Simulation]:
+    """A store of the second world (bench/second_world: its own floor, catalog, prices, shoppers and sensors, and its
+    own delivery: one upload per kind of device, the cameras' backlog sent last) and a realistic day of it."""
+    simulation, model = store_day(
+        stack=draw_stack(family="calibrated", seed=SEED),
+        profile="realistic",
+        store_seed=SEED,
+        seed=SEED,
+        visits=VISITS,
+        start=DAY,
+    )
+    Product.unscoped.bulk_create(
+        Product(
+            tenant=tenant,
+            sku=sku,
+            name=f"Product {sku}",
+            unit_weight_g=Decimal(str(product.unit_weight_g)),
+            weight_tolerance_g=Decimal(str(product.tolerance_g)),
+        )
+        for sku, product in model.products.items()
+    )
+    prices = second_prices(SEED)
+    sample_prices_add(tenant=tenant, unit_price=lambda sku: prices[sku], tax_rate=TAX)
+    actor = Actor.system()
+    with tenancy.tenant_scope(tenant.pk):
+        store = store_services.store_create(
+            actor=actor, tenant=tenant, code="W2", name="Second world", timezone="UTC", currency="USD"
+        )
+        store_services.layout_publish(
+            actor=actor, store=store, document=second_layout(), effective_from=datetime(2026, 1, 1, tzinfo=UTC)
+        )
+    Store.unscoped.filter(pk=store.pk).update(settling_window_seconds=0)
+    store.refresh_from_db()
+    return store, simulation
+
+
+def test_a_second_world_day_uploaded_as_its_devices_deliver_gives_the_engines_receipts(
+    api_a: APIClient, tenant_a: Tenant
+) -> None:
+    """Another world's delivery — the gates' file first, then the cameras', then the scales', the cameras' dropped
+    quarter hour last: whatever a visit settled on before the rest came, it ends on what the engine makes of the
+    whole day."""
+    store, simulation = _second_world_store(tenant_a)
+    assert len(simulation.uploads) == 4, "gates, cameras, scales, and the cameras' backlog"
+    events = [dict(e, _ts=parse_timestamp(e["ts"])) for e in simulation.events]
+    learnt, expected_receipts = _expected(store, events)
+    assert {d for _, d in expected_receipts.values()} == {"charge", "review"}, "both kinds of decision"
+    keep_calibration(store, learnt, number=1)
+
+    for body in simulation.uploads:
+        assert wait_for_stream(api_a, upload(api_a, store.code, body).json()["id"])["status"] == "done"
+    sessions = {e["session"] for e in events if e["type"] == "session.started"}
+    ended = {e["session"] for e in events if e["type"] == "session.ended"}
+    eventually(_all_settled(store, sessions, ended), timeout=120)
+
+    assert _stored(store) == expected_receipts
