@@ -1218,18 +1218,17 @@ class _Fusion:
         named = listed & present
         busy = where.busy_elsewhere(action.seconds, action.bin, present, action.event_id)
         lone_and_busy = top_session in busy and len(named) == 1
-        if alone is not None:
-            evidence = alone
-        elif lone_and_busy:
-            evidence = Evidence.WEIGHED_BUSY
+        if lone_and_busy:
+            weighed = Evidence.WEIGHED_BUSY
         else:
-            evidence = (
+            weighed = (
                 Evidence.WEIGHED_CONTESTED if self._contested(top_session, named, likely) else Evidence.WEIGHED_ALONE
             )
-        # Who made a camera-alone pick is read as for a weighed one with rivals — the same cameras name the same
-        # rivals — where the stack names them; whether it happened is `action`'s floor. A stack naming no one reads
-        # both from the kind's curve.
-        who_kind = Evidence.WEIGHED_CONTESTED if alone is not None and self.names_rivals else evidence
+        evidence = alone or weighed
+        # Who made a camera-alone pick is read as for a weighed one — contested where rivals are named or seen near,
+        # a lone pick's where nobody is: the same cameras see the same shoppers — where the stack names rivals;
+        # whether it happened is `action`'s floor. A stack naming no one reads both from the kind's curve.
+        who_kind = weighed if alone is not None and self.names_rivals else evidence
         top = self.calibration.probability(who_kind, action.margin)
         rest = 1.0 - top
         unlisted = len(present) - len(named)

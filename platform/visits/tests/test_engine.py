@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from visits.calibration import Calibration, Evidence, Sample, VisitSample, default, fit
+from visits.calibration import Calibration, Curve, Evidence, Sample, VisitSample, default, fit
 from visits.engine import (
     DEFAULT_RISK,
     SURE_READ,
@@ -228,6 +228,29 @@ def test_who_made_a_camera_alone_pick_is_read_as_for_a_weighed_one_from_a_stack_
     who = 1 - prior.probability(Evidence.WEIGHED_CONTESTED, 0.3)
     assert (items(carts["A"]), items(carts["B"])) == ({"SOAP": 1}, {})
     assert carts["A"].risk == pytest.approx(max(who, 1 - prior.happened(Evidence.CAMERA_ONLY, 0.6)), abs=1e-4)
+
+
+def test_who_made_a_camera_alone_pick_nobody_else_was_near_is_read_as_for_a_weighed_lone_pick() -> None:
+    alone = Script("A", "B")
+    alone.pick(10, "A", "B-SOAP", confidence=0.97)
+    weighed = Script("A", "B")
+    weighed.pick(10, "A", "B-GUM", confidence=0.97)
+    weighed.weigh(11, "B-GUM", -20.0)
+    # A store whose scales taught it that its cameras hardly ever imagine a take.
+    sure_cameras = Curve(((0.0, 0.3), (0.5, 0.5), (0.9, 0.99), (1.0, 0.995)))
+    calibration = replace(default(), curves={**default().curves, Evidence.CAMERA_ONLY: sure_cameras})
+
+    def risk(s: Script) -> float:
+        return infer_carts(
+            events=s.events, store=STORE, calibration=calibration, habits=StackHabits(names_rivals=True)
+        )["A"].risk
+
+    # B is in the store but neither named nor seen near: the doubt of who took it is a lone pick's, scale or none.
+    # (Read on the contested curve, a camera alone carried ten times a weighed pick's doubt of who, and a visit of a
+    # few such picks went to a person for nobody else near.)
+    whether = 1 - calibration.happened(Evidence.CAMERA_ONLY, 0.97)
+    assert risk(alone) == pytest.approx(max(risk(weighed), whether), abs=1e-5)
+    assert risk(alone) < 0.2 * (1 - calibration.probability(Evidence.WEIGHED_CONTESTED, 0.97))
 
 
 def test_whether_a_camera_alone_pick_happened_is_read_at_its_confidence_not_at_its_margin() -> None:
