@@ -216,8 +216,8 @@ def test_a_stack_understating_its_sure_picks_learns_to_be_charged_as_often_as_a_
     cold_diffident, _ = _auto_charged_share(diffident, None, test_day)
     assert cold_calibrated - 0.1 < cold_diffident < cold_calibrated, (cold_diffident, cold_calibrated)
 
-    learnt_diffident, reviewed = _learn_for_days(diffident, 12)
-    learnt_calibrated, _ = _learn_for_days(calibrated, 12)
+    learnt_diffident, reviewed = _learn_for_days(diffident, 16)
+    learnt_calibrated, _ = _learn_for_days(calibrated, 16)
     assert reviewed >= 150  # a couple of hundred visits people decided
     warm_diffident, _ = _auto_charged_share(diffident, learnt_diffident, test_day)
     warm_calibrated, _ = _auto_charged_share(calibrated, learnt_calibrated, test_day)

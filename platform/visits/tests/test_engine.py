@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from visits.calibration import Calibration, Curve, Evidence, Sample, VisitSample, default, fit
 from visits.engine import (
+    AT_THE_BIN_FOR_ITS_OWN,
     DEFAULT_RISK,
     SURE_READ,
     Bin,
@@ -674,6 +675,29 @@ def test_a_candidate_whose_hands_a_camera_saw_at_another_bin_seconds_before_was_
     assert items(both_busy["B"]) == {"CHIPS": 1, "COLA": 1}
     alone = cola(winner_busy=True, rival=False)
     assert items(alone["B"]) == {"CHIPS": 1, "COLA": 1} and items(alone["A"]) == {}
+
+
+def test_a_rival_with_a_take_of_its_own_at_the_bin_moments_apart_stood_there_for_that_one() -> None:
+    """Two shoppers queue at the cola bin and each takes one: the camera hesitates over the first take, naming the
+    second shopper as its rival, and surely gives that one its own take ten seconds later. The rival was at the bin for
+    its own: the first take is likelier its winner's than the margin alone says. A rival whose own take came long after
+    keeps the margin's doubt."""
+
+    def first_take(*, rival_takes_at: str, second: float = 54) -> Cart:
+        s = Script()
+        s.visit("A", 0, 300)
+        s.visit("B", 0, 300)
+        s.pick(44, "A", "B-COLA", confidence=0.6, alternatives=[{"session": "B", "confidence": 0.4}])
+        placed_weigh(s, 44.5, "B-COLA", -345)
+        s.pick(second, "B", rival_takes_at, confidence=0.99)
+        placed_weigh(s, second + 0.5, rival_takes_at, -PRODUCTS[BINS[rival_takes_at].sku].unit_weight_g)
+        return s.carts(store=PLACED)["A"]
+
+    at_the_bin = first_take(rival_takes_at="B-COLA")
+    later = first_take(rival_takes_at="B-COLA", second=120)
+    assert items(at_the_bin) == items(later) == {"COLA": 1}
+    assert at_the_bin.risk < 0.5 * later.risk
+    assert at_the_bin.risk == pytest.approx(later.risk * AT_THE_BIN_FOR_ITS_OWN / (1 - later.risk * 0.75), rel=0.02)
 
 
 def test_shoppers_the_camera_did_not_name_are_less_likely_when_busy_at_another_bin() -> None:
