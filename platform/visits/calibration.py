@@ -74,6 +74,17 @@ class Evidence(StrEnum):
     WEIGHED_BUSY = "weighed_busy"  # a scale weighed it; the winner, nobody else named, was busy at another bin
 
 
+# Each kind of evidence in people's words: a title, and what it means (the calibration page, the review reasons).
+KIND_TITLES = {
+    Evidence.WEIGHED_ALONE: ("Scale agrees, nobody else near", "a scale weighed it; nobody else in view"),
+    Evidence.WEIGHED_CONTESTED: ("Scale agrees, others near", "a scale weighed it; others listed or close"),
+    Evidence.CAMERA_ONLY: ("Camera alone", "no working scale: the camera says what and who"),
+    Evidence.CAMERA_COUNTED: ("Camera counted several", "no scale: the camera counted items in one move"),
+    Evidence.CAMERA_REPEATED: ("Camera saw it twice", "no scale: the same shopper at the bin again"),
+    Evidence.WEIGHED_BUSY: ("Scale agrees, winner busy", "a scale weighed it; winner busy at another bin"),
+}
+
+
 # The margins a curve's table holds its value at.
 _TABLE_MARGINS = tuple(step / TABLE_STEPS for step in range(TABLE_STEPS + 1))
 

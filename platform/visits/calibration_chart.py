@@ -18,16 +18,8 @@ from html import escape
 from typing import Any
 
 from core.formatting import format_share
-from visits.calibration import BINS, Calibration, Curve, Evidence
+from visits.calibration import BINS, KIND_TITLES, Calibration, Curve, Evidence
 
-KIND_TITLES = {
-    Evidence.WEIGHED_ALONE: ("Scale agrees, nobody else near", "a scale weighed it; nobody else in view"),
-    Evidence.WEIGHED_CONTESTED: ("Scale agrees, others near", "a scale weighed it; others listed or close"),
-    Evidence.CAMERA_ONLY: ("Camera alone", "no working scale: the camera says what and who"),
-    Evidence.CAMERA_COUNTED: ("Camera counted several", "no scale: the camera counted items in one move"),
-    Evidence.CAMERA_REPEATED: ("Camera saw it twice", "no scale: the same shopper at the bin again"),
-    Evidence.WEIGHED_BUSY: ("Scale agrees, winner busy", "a scale weighed it; winner busy at another bin"),
-}
 WIDTH = 960
 COLUMNS = 3
 PANEL_WIDTH = 300

@@ -51,7 +51,16 @@ from typing import Any, NamedTuple
 
 from core.garbage import garbage_collection_paused
 from core.versions import version_at
-from visits.calibration import Calibration, Curve, Evidence, Sample, VisitSample, scale_taught, with_risks
+from visits.calibration import (
+    KIND_TITLES,
+    Calibration,
+    Curve,
+    Evidence,
+    Sample,
+    VisitSample,
+    scale_taught,
+    with_risks,
+)
 from visits.calibration import default as default_calibration
 from visits.reasons import ReviewReason, ReviewReasonCode
 
@@ -1658,12 +1667,14 @@ def infer_carts(
         else:
             fusion.unseen(step)
     fusion.finish()
-    carts = _carts(fusion, visits, calibration, risk)
+    carts = _carts(fusion, visits, calibration, risk, actions)
     wanted = set(sessions) if sessions is not None else set(carts)
     return {s: carts.get(s) or Cart(s, (), "charge", (), payer=visits.payer_of.get(s)) for s in sorted(wanted)}
 
 
-def _carts(fusion: _Fusion, visits: _Visits, calibration: Calibration, risk: float) -> dict[str, Cart]:
+def _carts(
+    fusion: _Fusion, visits: _Visits, calibration: Calibration, risk: float, actions: Sequence[_Action]
+) -> dict[str, Cart]:
     by_payer: dict[str, list[_Movement]] = defaultdict(list)
     for movement in fusion.movements:
         by_payer[movement.payer].append(movement)
@@ -1675,6 +1686,7 @@ def _carts(fusion: _Fusion, visits: _Visits, calibration: Calibration, risk: flo
     for attribution in fusion.attributions.values():
         attributions[attribution.assigned].append(attribution)
     carts: dict[str, Cart] = {}
+    bins: dict[str, str] = {}  # camera event -> its bin, read once a visit is sent to a person for its risk alone
     for payer in sorted(payers):
         must_ask = set(fusion.must_ask.get(payer, ()))
         if payer not in visits.spans:
@@ -1695,8 +1707,8 @@ def _carts(fusion: _Fusion, visits: _Visits, calibration: Calibration, risk: flo
         must_ask |= cannot_charge
         reasons = set() if charge else must_ask | set(fusion.doubts.get(payer, ()))
         if not charge and not reasons:
-            text = f"something on this receipt may not be this shopper's (likelihood {visit_risk:.1%})"
-            reasons = {ReviewReason(ReviewReasonCode.RISK_OVER_LIMIT, text)}
+            bins = bins or {action.event_id: action.bin for action in actions}
+            reasons = {_risk_over_limit(movements, visit_risk, fusion.attributions, bins)}
         decision = "charge" if charge else "review"
         in_order = _in_order(reasons) if reasons else ()
         carts[payer] = Cart(payer, tuple(lines), decision, in_order, visit_risk, None, tuple(attributions[payer]))
@@ -1708,6 +1720,28 @@ def _carts(fusion: _Fusion, visits: _Visits, calibration: Calibration, risk: flo
         )
         carts[member] = Cart(member, (), decision, with_payer, 0.0, payer)
     return carts
+
+
+def _risk_over_limit(
+    movements: Sequence[_Movement],
+    visit_risk: float,
+    attributions: Mapping[str, Attribution],
+    bins: Mapping[str, str],
+) -> ReviewReason:
+    """Why a visit goes to a person for its risk alone, naming the take that makes most of that risk: its product,
+    its bin and what saw it — where to look, and (on the store's calibration page) which bins send visits to people."""
+    said = f"something on this receipt may not be this shopper's (likelihood {visit_risk:.1%}"
+    doubtful = [m for m in movements if m.risk > 0 and m.evidence]
+    if not doubtful:
+        return ReviewReason(ReviewReasonCode.RISK_OVER_LIMIT, f"{said})")
+    least_sure = min(doubtful, key=lambda m: (-m.risk, m.ts, m.evidence))
+    event_id = least_sure.evidence[0]
+    bin_code = bins.get(event_id)
+    attribution = attributions.get(event_id)
+    where = f" at bin {bin_code}" if bin_code else ""
+    seen = f" — {KIND_TITLES[attribution.evidence][0].lower()}" if attribution is not None else ""
+    text = f"{said}; least sure: {least_sure.sku}{where}{seen})"
+    return ReviewReason(ReviewReasonCode.RISK_OVER_LIMIT, text, (event_id,), least_sure.sku, bin_code)
 
 
 def _lines(

@@ -198,6 +198,27 @@ def test_a_bin_without_a_scale_trusts_a_sure_camera_only() -> None:
     assert unsure.carts()["A"].decision == "review"
 
 
+def test_a_visit_sent_to_a_person_for_its_risk_alone_names_its_least_sure_take() -> None:
+    """A weighed cola and a soap only a camera saw, another shopper about: the soap makes most of the risk, and the
+    reason names it, its bin and what saw it (where the store could add a scale)."""
+    s = Script("A", "B")
+    soap = s.pick(10, "A", "B-SOAP", confidence=0.97)
+    s.pick(40, "A", "B-COLA", confidence=0.97)
+    s.weigh(41, "B-COLA", -345)
+    cart = s.carts()["A"]
+
+    assert (items(cart), cart.decision) == ({"COLA": 1, "SOAP": 1}, "review")
+    (reason,) = cart.reasons
+    assert (reason.code, reason.sku, reason.bin, reason.event_ids) == (Code.RISK_OVER_LIMIT, "SOAP", "B-SOAP", (soap,))
+    assert reason.text == (
+        f"something on this receipt may not be this shopper's (likelihood {cart.risk:.1%}; "
+        "least sure: SOAP at bin B-SOAP — camera alone)"
+    )
+    assert "least sure: Soap bar at bin B-SOAP" in reason.for_people({"SOAP": "Soap bar"})
+    weighed = {line.sku: line.confidence for line in cart.lines}
+    assert weighed["SOAP"] < weighed["COLA"] < 1.0, "the cola was in some doubt too, less than the soap"
+
+
 def test_a_camera_alone_pick_with_no_one_else_to_have_made_it_carries_only_the_doubt_that_it_happened() -> None:
     s = Script("A")
     s.pick(10, "A", "B-SOAP", confidence=0.93)
