@@ -46,7 +46,7 @@ from visits.calibration import Calibration
 from visits.calibration import default as default_calibration
 from visits.calibration_chart import render_reliability
 from visits.models import ChargeInstruction, ReviewDecision, StoreCalibration, Visit
-from visits.reasons import event_ids_of, reasons_of
+from visits.reasons import REASON_LABELS, event_ids_of, reasons_of
 from visits.selectors import CAMERA_TYPES, SCALE_TYPE, BinInfo, VisitEvidence
 
 TONE_LABELS = {tone: tone for tone in ("success", "info", "warning", "danger")}
@@ -54,6 +54,10 @@ REASONS_IN_LIST = 90
 BLANK_ROWS = 2
 MAX_LINES = 200
 CALIBRATION_LINKS = 12
+REVIEW_CAUSE_ROWS = 10
+# Bins without a scale that sent at least this share of a store's reviewed visits: the page advises scales under them.
+ADVISE_SCALES_FROM = 0.25
+ADVISED_BINS = 3
 
 
 def _money(amount: int, currency: str) -> str:
@@ -999,6 +1003,9 @@ class StoreCalibrationAdmin(ReadOnlyMixin, TenantModelAdmin):
             "learns_when": _learns_when(reviewed=reviewed, latest=latest, tz=tz),
             "learn_after": calibration.LEARN_AFTER_REVIEWS,
             "risk_checks": _risk_checks(learnt),
+            "review_causes": _review_causes(
+                selectors.review_causes_by_bin(store=store, since=timezone.now() - selectors.REVIEW_CAUSES_PERIOD)
+            ),
             **_stack_habits(habits),
             "chart": mark_safe(  # noqa: S308 — render_reliability escapes every value it draws
                 render_reliability(
@@ -1052,6 +1059,50 @@ def _risk_checks(learnt: Calibration) -> list[dict[str, Any]]:
             }
         )
     return rows
+
+
+def _review_causes(causes: selectors.ReviewCauses) -> dict[str, Any] | None:
+    """Where the store's reviews come from, as its calibration page shows it: the bins whose takes send the most
+    visits to a person, and what a store manager can do about those without a scale."""
+    if not causes.reviewed:
+        return None
+    scale_words = {True: "yes", False: "no", None: "not in the current layout"}
+    rows = [
+        {
+            "bin": row.bin,
+            "product": row.product or "—",
+            "scale": scale_words[row.has_scale],
+            "visits": row.visits,
+            "share": format_share(row.share),
+            "reason": REASON_LABELS[row.main_reason],
+        }
+        for row in causes.bins[:REVIEW_CAUSE_ROWS]
+    ]
+    return {
+        "reviewed": causes.reviewed,
+        "rows": rows,
+        "more_bins": len(causes.bins) - len(rows),
+        "naming_no_bin": causes.naming_no_bin,
+        "naming_no_bin_share": format_share(causes.naming_no_bin / causes.reviewed),
+        "advice": _scale_advice(causes),
+    }
+
+
+def _scale_advice(causes: selectors.ReviewCauses) -> str:
+    """One sentence when bins without a scale send a large share of the reviewed visits: where a scale would help."""
+    share = causes.without_scale / causes.reviewed
+    unweighed = [row.bin for row in causes.bins if row.has_scale is False][:ADVISED_BINS]
+    if share < ADVISE_SCALES_FROM or not unweighed:
+        return ""
+    return (
+        f"Bins without a scale sent {format_share(share)} of reviewed visits: a scale under {_listed(unweighed)} "
+        "would let the engine weigh those takes."
+    )
+
+
+def _listed(words: Sequence[str]) -> str:
+    """Words as people list them: "A", "A and B", "A, B and C"."""
+    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} and {words[-1]}"
 
 
 def _asked_by(row: StoreCalibration) -> str:

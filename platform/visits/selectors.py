@@ -20,7 +20,7 @@ from visits import lifecycle
 from visits.calibration import LEARN_AFTER_REVIEWS, Calibration
 from visits.calibration import default as default_calibration
 from visits.models import ReviewDecision, StoreCalibration, Visit, VisitLine
-from visits.reasons import event_ids_of, reasons_served
+from visits.reasons import ReviewReasonCode, event_ids_of, reasons_of, reasons_served
 
 CAMERA_TYPES = ("item.picked", "item.returned")
 SCALE_TYPE = "shelf.weight_changed"
@@ -453,3 +453,85 @@ def _units(lines: list[Any]) -> dict[str, int]:
     for line in lines:
         units[str(line["sku"])] += int(line["qty"])
     return {sku: qty for sku, qty in units.items() if qty}
+
+
+# --- Where a store's reviews come from ------------------------------------------------------------
+
+REVIEW_CAUSES_PERIOD = timedelta(days=30)  # the calibration page's "Where reviews come from"
+
+
+@dataclass(frozen=True)
+class BinReviewCauses:
+    """One bin's part in a store's review: the visits sent to a person whose reasons name the bin (each once), and
+    per kind of reason the visits it named the bin in."""
+
+    bin: str
+    visits: int
+    by_reason: dict[ReviewReasonCode, int]
+    has_scale: bool | None  # a scale under it in the store's current layout; None: not in that layout
+    sku: str
+    product: str
+    share: float  # of all the store's visits sent to a person in the period
+
+    @property
+    def main_reason(self) -> ReviewReasonCode:
+        """The kind of reason that named the bin in most visits (the first in `ReviewReasonCode` on a tie)."""
+        order = list(ReviewReasonCode)
+        return max(self.by_reason, key=lambda code: (self.by_reason[code], -order.index(code)))
+
+
+@dataclass(frozen=True)
+class ReviewCauses:
+    """Where a store's visits sent to a person in a period come from: the bins their reasons name, most visits
+    first; how many visits named a bin without a scale (in the current layout), and how many named no bin."""
+
+    reviewed: int
+    bins: list[BinReviewCauses]
+    without_scale: int
+    naming_no_bin: int
+
+
+def review_causes_by_bin(*, store: Store, since: datetime) -> ReviewCauses:
+    """The store's visits sent to a person that exited since `since`, by the bins their reasons name. One query over
+    the visits (their reasons only), counted here; the bins' scales and products from the layout in force now."""
+    layout = layout_in_force(store=store)
+    bins_now = Bin.objects.filter(layout=layout) if layout is not None else Bin.objects.none()
+    in_layout = {
+        code: (sensor_id is not None, sku, name)
+        for code, sensor_id, sku, name in bins_now.values_list("code", "sensor_id", "sku", "product__name")
+    }
+    reviewed = without_scale = naming_no_bin = 0
+    visits_of: dict[str, int] = defaultdict(int)
+    by_reason: dict[str, dict[ReviewReasonCode, int]] = defaultdict(lambda: defaultdict(int))
+    sku_named: dict[str, str] = {}
+    stored = (
+        Visit.objects.filter(store=store, exited_at__gte=since)
+        .exclude(review_reasons=[])
+        .values_list("review_reasons", flat=True)
+    )
+    for stored_reasons in stored.iterator(chunk_size=2000):
+        reviewed += 1
+        naming = {(reason.bin, reason.code): reason.sku for reason in reasons_of(stored_reasons) if reason.bin}
+        bins = {bin_code for bin_code, _ in naming}
+        for (bin_code, code), sku in naming.items():
+            by_reason[bin_code][code] += 1
+            if sku:
+                sku_named.setdefault(bin_code, sku)
+        for bin_code in bins:
+            visits_of[bin_code] += 1
+        naming_no_bin += not bins
+        without_scale += any(code in in_layout and not in_layout[code][0] for code in bins)
+    rows = [
+        BinReviewCauses(
+            bin=code,
+            visits=count,
+            by_reason=dict(by_reason[code]),
+            has_scale=in_layout[code][0] if code in in_layout else None,
+            sku=in_layout[code][1] if code in in_layout else sku_named.get(code, ""),
+            product=in_layout[code][2] if code in in_layout else sku_named.get(code, ""),
+            share=count / reviewed,
+        )
+        for code, count in visits_of.items()
+    ]
+    rows.sort(key=lambda row: (-row.visits, row.bin))
+    return ReviewCauses(reviewed=reviewed, bins=rows, without_scale=without_scale, naming_no_bin=naming_no_bin)
