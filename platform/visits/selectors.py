@@ -483,7 +483,8 @@ class BinReviewCauses:
 @dataclass(frozen=True)
 class ReviewCauses:
     """Where a store's visits sent to a person in a period come from: the bins their reasons name, most visits
-    first; how many visits named a bin without a scale (in the current layout), and how many named no bin."""
+    first (among equals, those without a scale); how many visits named a bin without a scale (in the current layout),
+    and how many named no bin."""
 
     reviewed: int
     bins: list[BinReviewCauses]
@@ -533,5 +534,5 @@ def review_causes_by_bin(*, store: Store, since: datetime) -> ReviewCauses:
         )
         for code, count in visits_of.items()
     ]
-    rows.sort(key=lambda row: (-row.visits, row.bin))
+    rows.sort(key=lambda row: (-row.visits, row.has_scale is not False, row.bin))  # among equals, unweighed first
     return ReviewCauses(reviewed=reviewed, bins=rows, without_scale=without_scale, naming_no_bin=naming_no_bin)

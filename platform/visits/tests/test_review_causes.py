@@ -15,6 +15,7 @@ from conftest import logged_in
 from core import tenancy
 from stores.models import Store
 from visits import selectors
+from visits.admin import scale_advice
 from visits.models import Visit
 from visits.reasons import ReviewReason
 from visits.reasons import ReviewReasonCode as Code
@@ -96,7 +97,7 @@ def test_review_causes_never_count_another_tenant_s_visits(reviewed: Store, brav
     with tenancy.tenant_scope(bravo_store.tenant_id):
         theirs = selectors.review_causes_by_bin(store=bravo_store, since=since)
         ours_seen_by_them = selectors.review_causes_by_bin(store=reviewed, since=since)
-    assert (theirs.reviewed, [(row.bin, row.visits) for row in theirs.bins]) == (5, [(WEIGHED, 5), (NO_SCALE, 5)])
+    assert (theirs.reviewed, [(row.bin, row.visits) for row in theirs.bins]) == (5, [(NO_SCALE, 5), (WEIGHED, 5)])
     assert ours_seen_by_them.reviewed == 0, "under another tenant's scope, a store's visits are not there"
 
 
@@ -128,3 +129,13 @@ def test_the_calibration_page_says_when_no_visit_was_reviewed(manager_a: User, p
 
 def test_another_tenant_s_people_get_404_for_the_store_s_page(manager_b: User, reviewed: Store) -> None:
     assert logged_in(manager_b).get(PAGE.format(reviewed.pk)).status_code == 404
+
+
+def test_scales_are_advised_only_when_unweighed_bins_send_a_large_share_of_several_visits() -> None:
+    def causes(reviewed: int, without_scale: int) -> selectors.ReviewCauses:
+        row = selectors.BinReviewCauses(NO_SCALE, without_scale, {}, False, "SKU-015", "Soap", without_scale / reviewed)
+        return selectors.ReviewCauses(reviewed, [row], without_scale, 0)
+
+    assert scale_advice(causes(8, 3)).startswith("Bins without a scale sent 38 % of reviewed visits: a scale under")
+    assert scale_advice(causes(16, 3)) == "", "under a quarter of the reviews"
+    assert scale_advice(causes(4, 2)) == "", "two visits say little of a bin"
