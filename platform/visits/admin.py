@@ -55,11 +55,6 @@ BLANK_ROWS = 2
 MAX_LINES = 200
 CALIBRATION_LINKS = 12
 REVIEW_CAUSE_ROWS = 10
-# Bins without a scale that sent at least this share of a store's reviewed visits, and this many visits (one or two
-# say nothing of a bin): the page advises scales under them.
-ADVISE_SCALES_FROM = 0.25
-ADVISE_SCALES_AFTER = 3
-ADVISED_BINS = 3
 
 
 def _money(amount: int, currency: str) -> str:
@@ -1086,25 +1081,8 @@ def _review_causes(causes: selectors.ReviewCauses) -> dict[str, Any] | None:
         "more_bins": len(causes.bins) - len(rows),
         "naming_no_bin": causes.naming_no_bin,
         "naming_no_bin_share": format_share(causes.naming_no_bin / causes.reviewed),
-        "advice": scale_advice(causes),
+        "advice": selectors.scale_advice(causes),
     }
-
-
-def scale_advice(causes: selectors.ReviewCauses) -> str:
-    """One sentence when bins without a scale send a large share of the reviewed visits: where a scale would help."""
-    share = causes.without_scale / causes.reviewed
-    unweighed = [row.bin for row in causes.bins if row.has_scale is False][:ADVISED_BINS]
-    if share < ADVISE_SCALES_FROM or causes.without_scale < ADVISE_SCALES_AFTER or not unweighed:
-        return ""
-    return (
-        f"Bins without a scale sent {format_share(share)} of reviewed visits: a scale under {_listed(unweighed)} "
-        "would let the engine weigh those takes."
-    )
-
-
-def _listed(words: Sequence[str]) -> str:
-    """Words as people list them: "A", "A and B", "A, B and C"."""
-    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} and {words[-1]}"
 
 
 def _asked_by(row: StoreCalibration) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import statistics
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -13,6 +14,7 @@ from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
 from billing.payments.models import Shopper
+from core.formatting import format_share
 from ingest.models import Event
 from stores.models import Bin, LayoutVersion, Store
 from stores.selectors import layout_in_force
@@ -458,6 +460,11 @@ def _units(lines: list[Any]) -> dict[str, int]:
 # --- Where a store's reviews come from ------------------------------------------------------------
 
 REVIEW_CAUSES_PERIOD = timedelta(days=30)  # the calibration page's "Where reviews come from"
+# Bins without a scale that sent at least this share of a store's reviewed visits, and this many visits (one or two
+# say nothing of a bin): the calibration page and the API advise scales under them.
+ADVISE_SCALES_FROM = 0.25
+ADVISE_SCALES_AFTER = 3
+ADVISED_BINS = 3
 
 
 @dataclass(frozen=True)
@@ -536,3 +543,23 @@ def review_causes_by_bin(*, store: Store, since: datetime) -> ReviewCauses:
     ]
     rows.sort(key=lambda row: (-row.visits, row.has_scale is not False, row.bin))  # among equals, unweighed first
     return ReviewCauses(reviewed=reviewed, bins=rows, without_scale=without_scale, naming_no_bin=naming_no_bin)
+
+
+def scale_advice(causes: ReviewCauses) -> str:
+    """One sentence when bins without a scale send a large share of the reviewed visits: where a scale would help;
+    "" otherwise. As the calibration page and the API's review causes give it."""
+    if not causes.reviewed:
+        return ""
+    share = causes.without_scale / causes.reviewed
+    unweighed = [row.bin for row in causes.bins if row.has_scale is False][:ADVISED_BINS]
+    if share < ADVISE_SCALES_FROM or causes.without_scale < ADVISE_SCALES_AFTER or not unweighed:
+        return ""
+    return (
+        f"Bins without a scale sent {format_share(share)} of reviewed visits: a scale under {_listed(unweighed)} "
+        "would let the engine weigh those takes."
+    )
+
+
+def _listed(words: Sequence[str]) -> str:
+    """Words as people list them: "A", "A and B", "A, B and C"."""
+    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} and {words[-1]}"

@@ -15,10 +15,10 @@ from conftest import logged_in
 from core import tenancy
 from stores.models import Store
 from visits import selectors
-from visits.admin import scale_advice
 from visits.models import Visit
 from visits.reasons import ReviewReason
 from visits.reasons import ReviewReasonCode as Code
+from visits.selectors import scale_advice
 from visits.tests.test_pipeline import priced_store  # noqa: F401 — fixture
 
 PAGE = "/admin/visits/storecalibration/store/{}/"
@@ -139,3 +139,4 @@ def test_scales_are_advised_only_when_unweighed_bins_send_a_large_share_of_sever
     assert scale_advice(causes(8, 3)).startswith("Bins without a scale sent 38 % of reviewed visits: a scale under")
     assert scale_advice(causes(16, 3)) == "", "under a quarter of the reviews"
     assert scale_advice(causes(4, 2)) == "", "two visits say little of a bin"
+    assert scale_advice(selectors.ReviewCauses(0, [], 0, 0)) == "", "no visit reviewed: nothing to advise"
