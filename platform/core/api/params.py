@@ -10,6 +10,7 @@ from rest_framework import exceptions
 from rest_framework.request import Request
 
 INSTANT_HELP = "An RFC 3339 timestamp with an offset, e.g. 2026-11-21T09:30:00Z."
+COUNT_DIGITS = 18
 
 
 def parse_instant(raw: str) -> datetime:
@@ -43,3 +44,15 @@ def query_choice(request: Request, name: str, choices: Sequence[str]) -> str | N
     if value is not None and value not in choices:
         raise exceptions.ValidationError({name: f"One of {', '.join(choices)}."})
     return value
+
+
+def query_count(request: Request, name: str, *, default: int, lowest: int, highest: int) -> int:
+    """The whole number in query parameter `name`, `default` if absent or empty; a 400 naming it when it is not a
+    whole number from `lowest` to `highest`. ASCII digits only (`isdigit` alone lets "²" through), and not so many
+    that `int` refuses them (Python reads at most 4,300)."""
+    raw = request.query_params.get(name) or ""
+    if not raw:
+        return default
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= COUNT_DIGITS and lowest <= int(raw) <= highest):
+        raise exceptions.ValidationError({name: f"A whole number from {lowest} to {highest}."})
+    return int(raw)

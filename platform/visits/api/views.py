@@ -1,18 +1,25 @@
-"""Visits and their receipts through the licensee API (docs/api.md, "Visits and receipts")."""
+"""Visits and their receipts, and where a store's reviews come from, through the licensee API (docs/api.md,
+"Visits and receipts" and "Where reviews come from")."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+from typing import Any
+
+from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import exceptions, serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from core.api.params import query_choice, query_instant
+from core.api.params import query_choice, query_count, query_instant
 from core.api.views import TenantAPIView
 from stores.selectors import store_get
 from visits import lifecycle, selectors
-from visits.reasons import REASON_CHOICES
+from visits.reasons import REASON_CHOICES, ReviewReasonCode
+
+REVIEW_CAUSES_DAYS = (1, 90)  # the periods `review-causes` answers for, in days
 
 
 class ReceiptLineSerializer(serializers.Serializer):
@@ -140,3 +147,97 @@ class StoreVisitDetailApi(TenantAPIView):
         """
         visit = selectors.visit_get(store=store_get(code=store), session=session)
         return Response(selectors.receipt(visit))
+
+
+class BinReviewCausesSerializer(serializers.Serializer):
+    bin = serializers.CharField()
+    sku = serializers.CharField(
+        allow_null=True, help_text="The bin's product in the current layout, else the one the reasons named."
+    )
+    product = serializers.CharField(
+        allow_null=True, help_text="The product's name; null when the bin is not in the current layout."
+    )
+    has_scale = serializers.BooleanField(
+        allow_null=True, help_text="A scale under the bin in the current layout; null when the bin is not in it."
+    )
+    visits = serializers.IntegerField(help_text="Visits sent to a person whose reasons name the bin (each once).")
+    share = serializers.FloatField(help_text="`visits` as a share (0–1) of `reviewed_visits`, to 4 places.")
+    reasons = serializers.DictField(
+        child=serializers.IntegerField(),
+        help_text="Per reason `code` (as in a receipt's `reason_details`), the visits it named the bin in; most first.",
+    )
+    main_reason = serializers.ChoiceField(choices=REASON_CHOICES, help_text="The code that named the bin most.")
+
+
+class ReviewCausesSerializer(serializers.Serializer):
+    store = serializers.CharField()
+    since = serializers.DateTimeField(help_text="Visits that exited at or after this: `days` before now.")
+    reviewed_visits = serializers.IntegerField(help_text="The store's visits since then sent to a person.")
+    visits_naming_a_bin_without_a_scale = serializers.IntegerField(
+        help_text="Of them, those whose reasons name a bin without a scale in the current layout."
+    )
+    visits_naming_no_bin = serializers.IntegerField(help_text="Of them, those whose reasons name no bin.")
+    bins = BinReviewCausesSerializer(many=True, help_text="Every bin the reasons named, most visits first.")
+    advice = serializers.CharField(
+        allow_null=True,
+        help_text="Where a scale would help, in one sentence for people, when bins without one send a large share "
+        "of the reviews; null otherwise.",
+    )
+
+
+class StoreReviewCausesApi(TenantAPIView):
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "days",
+                {
+                    "type": "integer",
+                    "minimum": REVIEW_CAUSES_DAYS[0],
+                    "maximum": REVIEW_CAUSES_DAYS[1],
+                    "default": selectors.REVIEW_CAUSES_PERIOD.days,
+                },
+                description="The period: visits that exited in the last this many days.",
+            )
+        ],
+        responses=ReviewCausesSerializer,
+    )
+    def get(self, request: Request, store: str) -> Response:
+        """Which bins send the store's visits to a person
+
+        Of the store's visits that exited in the last `days` days (default 30, at most 90) and were sent to a person:
+        per bin their review reasons name, how many visits, whether the bin has a scale in the current layout, its
+        product, the reasons by code, and where a scale would help. Every bin, most visits first; not paged.
+        """
+        found = store_get(code=store)
+        lowest, highest = REVIEW_CAUSES_DAYS
+        days = query_count(request, "days", default=selectors.REVIEW_CAUSES_PERIOD.days, lowest=lowest, highest=highest)
+        since = timezone.now() - timedelta(days=days)
+        causes = selectors.review_causes_by_bin(store=found, since=since)
+        return Response(
+            {
+                "store": found.code,
+                "since": since.isoformat(),
+                "reviewed_visits": causes.reviewed,
+                "visits_naming_a_bin_without_a_scale": causes.without_scale,
+                "visits_naming_no_bin": causes.naming_no_bin,
+                "bins": [_bin_causes(row) for row in causes.bins],
+                "advice": selectors.scale_advice(causes) or None,
+            }
+        )
+
+
+def _bin_causes(row: selectors.BinReviewCauses) -> dict[str, Any]:
+    """One bin of `review-causes`: its reasons by code, most visits first (`main_reason` first)."""
+    order = list(ReviewReasonCode)
+    reasons = sorted(row.by_reason.items(), key=lambda item: (-item[1], order.index(item[0])))
+    in_layout = row.has_scale is not None
+    return {
+        "bin": row.bin,
+        "sku": row.sku or None,
+        "product": row.product if in_layout else None,
+        "has_scale": row.has_scale,
+        "visits": row.visits,
+        "share": round(row.share, 4),
+        "reasons": {code.value: visits for code, visits in reasons},
+        "main_reason": row.main_reason.value,
+    }

@@ -1,5 +1,5 @@
-"""Where a store's reviews come from: the bins its reviewed visits' reasons name, whether they have a scale, and the
-calibration page's "Where reviews come from"."""
+"""Where a store's reviews come from: the bins its reviewed visits' reasons name, whether they have a scale, the
+calibration page's "Where reviews come from", and the licensee API's `review-causes`."""
 
 from __future__ import annotations
 
@@ -10,10 +10,13 @@ from django.contrib.auth.models import User
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+from rest_framework.test import APIClient
 
 from conftest import logged_in
 from core import tenancy
 from stores.models import Store
+from tenants.models import AuditEntry
 from visits import selectors
 from visits.models import Visit
 from visits.reasons import ReviewReason
@@ -22,6 +25,7 @@ from visits.selectors import scale_advice
 from visits.tests.test_pipeline import priced_store  # noqa: F401 — fixture
 
 PAGE = "/admin/visits/storecalibration/store/{}/"
+API = "/api/v1/stores/{}/review-causes"
 # In the sample layout: F02-B05 holds SKU-015 with no scale under it, F01-B01 holds SKU-001 on a scale.
 NO_SCALE, WEIGHED = "F02-B05", "F01-B01"
 
@@ -140,3 +144,88 @@ def test_scales_are_advised_only_when_unweighed_bins_send_a_large_share_of_sever
     assert scale_advice(causes(16, 3)) == "", "under a quarter of the reviews"
     assert scale_advice(causes(4, 2)) == "", "two visits say little of a bin"
     assert scale_advice(selectors.ReviewCauses(0, [], 0, 0)) == "", "no visit reviewed: nothing to advise"
+
+
+def test_the_api_gives_where_reviews_come_from_per_bin(api_a: APIClient, reviewed: Store) -> None:
+    before = timezone.now()
+    response = api_a.get(API.format(reviewed.code))
+    after = timezone.now()
+
+    assert response.status_code == 200, response.content
+    body = response.json()
+    since = parse_datetime(body.pop("since"))
+    assert since is not None and before - timedelta(days=30) <= since <= after - timedelta(days=30)
+    assert body == {
+        "store": "S1",
+        "reviewed_visits": 7,
+        "visits_naming_a_bin_without_a_scale": 4,
+        "visits_naming_no_bin": 2,
+        "bins": [
+            {
+                "bin": NO_SCALE,
+                "sku": "SKU-015",
+                "product": "Product SKU-015",
+                "has_scale": False,
+                "visits": 4,
+                "share": 0.5714,
+                "reasons": {"risk_over_limit": 3, "unsure_taker": 2},
+                "main_reason": "risk_over_limit",
+            },
+            {
+                "bin": WEIGHED,
+                "sku": "SKU-001",
+                "product": "Product SKU-001",
+                "has_scale": True,
+                "visits": 1,
+                "share": 0.1429,
+                "reasons": {"unsure_taker": 1, "unseen_bin_change": 1},
+                "main_reason": "unsure_taker",
+            },
+            {
+                "bin": "X-99",
+                "sku": "SKU-015",
+                "product": None,
+                "has_scale": None,
+                "visits": 1,
+                "share": 0.1429,
+                "reasons": {"unsure_taker": 1},
+                "main_reason": "unsure_taker",
+            },
+        ],
+        "advice": "Bins without a scale sent 57 % of reviewed visits: a scale under F02-B05 would let the engine weigh "
+        "those takes.",
+    }
+
+
+def test_the_api_counts_only_visits_that_exited_in_the_last_days(api_a: APIClient, reviewed: Store) -> None:
+    month = api_a.get(API.format(reviewed.code), {"days": 32}).json()
+    assert (month["reviewed_visits"], month["bins"][0]["visits"]) == (8, 5), "the visit of 31 days ago counts"
+    assert api_a.get(API.format(reviewed.code), {"days": 30}).json()["reviewed_visits"] == 7, "…not in 30 days"
+    today = api_a.get(API.format(reviewed.code), {"days": 1}).json()
+    assert (today["reviewed_visits"], today["bins"], today["advice"]) == (0, [], None)
+
+
+@pytest.mark.parametrize("days", ["0", "91", "abc", "-1", "1.5", "²", "9" * 5000])
+def test_the_api_refuses_days_that_are_not_1_to_90(api_a: APIClient, reviewed: Store, days: str) -> None:
+    visits, entries = Visit.unscoped.count(), AuditEntry.unscoped.count()
+    response = api_a.get(API.format(reviewed.code), {"days": days})
+    assert response.status_code == 400
+    assert response.json() == {
+        "error": {
+            "code": "invalid",
+            "message": "The request is not valid; see details.",
+            "details": {"days": "A whole number from 1 to 90."},
+        }
+    }
+    assert (Visit.unscoped.count(), AuditEntry.unscoped.count()) == (visits, entries)
+
+
+def test_the_api_answers_404_for_an_unknown_store_or_another_tenant_s(
+    api_a: APIClient, api_b: APIClient, reviewed: Store
+) -> None:
+    unknown = api_a.get(API.format("NOPE"))
+    assert (unknown.status_code, unknown.json()["error"]["code"]) == (404, "not_found")
+    theirs = api_b.get(API.format(reviewed.code))
+    assert (theirs.status_code, theirs.json()["error"]["code"]) == (404, "not_found")
+    own = api_b.get(API.format("B1")).json()
+    assert (own["reviewed_visits"], [row["visits"] for row in own["bins"]]) == (5, [5, 5]), "their own visits only"
