@@ -1105,6 +1105,22 @@ def test_of_two_camera_alone_picks_the_one_the_camera_was_less_sure_of_is_labell
     assert by_margin == [(Evidence.CAMERA_ONLY, 0.99, True), (Evidence.CAMERA_REPEATED, 0.9, False)]
 
 
+def test_a_camera_alone_hesitation_between_shoppers_does_not_teach_whether_lone_picks_happen() -> None:
+    # Two soaps taken where no scale weighs: one the camera hesitated over between A and B, one it gave A alone at a
+    # middling confidence. A person keeps one soap on A's cart: the lone pick was imagined. Only the lone pick
+    # teaches the camera-alone curve, which says whether a pick naming no one happened; who made a hesitation is
+    # read from the weighed curves.
+    s = Script("A", "B")
+    s.pick(10, "A", "B-SOAP", confidence=0.95, alternatives=[{"session": "B", "confidence": 0.3}])
+    s.pick(60, "A", "B-SOAP", confidence=0.62)
+    carts = s.carts()
+    assert items(carts["A"]) == {"SOAP": 2}
+    samples = labelled_samples(carts=carts, decided={"A": {"SOAP": 1}})
+    assert [(sample.evidence, sample.margin, sample.correct) for sample in samples] == [
+        (Evidence.CAMERA_ONLY, 0.62, False)
+    ]
+
+
 def test_a_put_back_that_settles_a_hesitation_teaches_without_a_person() -> None:
     s = Script("A", "B")
     s.pick(10, "B", "B-COLA", confidence=0.55, alternatives=[{"session": "A", "confidence": 0.45}])

@@ -253,7 +253,7 @@ def test_a_store_learns_from_its_reviewed_visits(priced_store: Store, manager_a:
     assert 0 < checked <= len(reviewed), "the reviewed visits the engine could have charged check its risks"
     assert len(learnt.risk_ratios) == len(calibration.RISK_BANDS)
     assert row.overcharge_risk == Decimal("0.005")
-    assert row.auto_charge_share > settled_alone + 0.05, (row.auto_charge_share, settled_alone)
+    assert row.auto_charge_share > settled_alone + 0.02, (row.auto_charge_share, settled_alone)
     assert row.created_by == "alice@alpha.test"
     entry = AuditEntry.unscoped.get(action="calibration.learnt")
     assert (entry.actor_user, entry.object_id) == (manager_a, str(row.pk))
