@@ -94,6 +94,11 @@ def test_demo_seeds_runs_a_day_and_shows_one_screen(settings, tmp_path: Path, mo
     assert learnt.reviewed_visits == decided and learnt.created_by == "manager@northwind.test"
     page = f"/admin/visits/storecalibration/store/{learnt.store_id}/"
     assert re.search(rf"Calibration +NW-001: learnt from {decided} reviewed visits; .* → \S+{page}", printed), printed
+    # Where those reviews came from: the calibration page's advice on scales, or the bin that sent the most.
+    causes = re.search(rf"Reviews +NW-001: (.*) → \S+{page}#review-causes", printed)
+    assert causes is not None, printed
+    said = causes.group(1)
+    assert said.startswith("Bins without a scale sent ") or re.match(r"\d+ visits sent to a person, the most", said)
 
     receipt = re.search(r"A receipt +NW-001 visit (\S+), paid (\$\d+\.\d\d) USD", printed)
     assert receipt is not None, printed

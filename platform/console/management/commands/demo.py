@@ -85,6 +85,7 @@ from stores.sample import sample_layout
 from tenants import services
 from tenants.audit import Actor
 from tenants.models import Membership, Tenant
+from visits import selectors as visit_selectors
 from visits import services as visit_services
 from visits.models import StoreCalibration, Visit, VisitLine
 from visits.simulator import CatalogItem, Simulation, simulate
@@ -1002,6 +1003,7 @@ class Ready:
             for store in self.demo.stores:
                 self._store(store, base)
             self._calibration(base)
+            self._review_causes(base)
             self._shelves(base)
             self._receipt(base)
             self._dispute(base)
@@ -1032,6 +1034,20 @@ class Ready:
             f"{learnt.auto_charge_share * 100:.1f} % of its visits charged without a person within its risk of "
             f"{learnt.overcharge_risk * 100:.1f} % → {page}"
         )
+
+    def _review_causes(self, base: str) -> None:
+        """Where the first store's reviews come from: the calibration page's advice on scales, or its busiest bin."""
+        store = self.demo.stores[0]
+        since = timezone.now() - visit_selectors.REVIEW_CAUSES_PERIOD
+        causes = visit_selectors.review_causes_by_bin(store=store, since=since)
+        if not causes.bins:
+            return
+        said = visit_selectors.scale_advice(causes) or (
+            f"{causes.reviewed} visits sent to a person, the most over bin {causes.bins[0].bin} "
+            f"({causes.bins[0].product})"
+        )
+        page = base + reverse("admin:visits_storecalibration_store", args=[store.pk])
+        self.screen.line(f"  Reviews       {store.code}: {said} → {page}#review-causes")
 
     def _shelves(self, base: str) -> None:
         """The first store's shelves: its stock now, yesterday's shrink and the heat map of the day."""
