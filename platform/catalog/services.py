@@ -49,6 +49,7 @@ logger = logging.getLogger(__name__)
 
 PARSE_SHARE: Final = 0.5  # progress 0..0.5 reading and checking the file, 0.5..1 writing
 PROGRESS_CACHE_SECONDS: Final = 3600
+FINISHED_PROGRESS_CACHE_SECONDS: Final = 60
 MAX_STORED_FILENAME: Final = 100
 
 
@@ -118,6 +119,15 @@ class _Progress:
         if fraction - self._stored >= 0.1 and not connection.in_atomic_block:
             CatalogImport.unscoped.filter(pk=self.record.pk).update(progress=fraction)
             self._stored = fraction
+
+
+def _report_finished(record: CatalogImport) -> None:
+    """Report 1.0 for a while after the import's transaction commits (the row says so from then on).
+
+    Not a delete: a reader that loaded the row just before the commit would then fall back to the row's
+    stale progress, and the bar would jump back from 85 % to 50 %.
+    """
+    cache.set(record.progress_cache_key, 1.0, FINISHED_PROGRESS_CACHE_SECONDS)
 
 
 # --- entry points ----------------------------------------------------------------------------------
@@ -394,7 +404,7 @@ def _import(*, record: CatalogImport, actor: Actor, make_source: Callable[[], Ro
                 "effective_from": prices_from.isoformat(),
             },
         )
-    cache.delete(record.progress_cache_key)  # a finished import reads its progress from the row
+    _report_finished(record)
     return ImportResult.of(record)
 
 
@@ -463,7 +473,7 @@ def _refuse(
             obj=record,
             changes={"file": record.filename, "rows": rows, "bad_rows": record.error_count, "reason": message[:500]},
         )
-    cache.delete(record.progress_cache_key)  # a finished import reads its progress from the row
+    _report_finished(record)
 
 
 def _apply(

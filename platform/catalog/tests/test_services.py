@@ -248,3 +248,18 @@ def test_export_rows_read_back_as_unchanged(tenant_a: Tenant) -> None:
         exported = list(selectors.catalog_export_rows())
     assert len(exported) == 30
     assert counts(run(tenant_a, exported)) == (0, 0, 30)
+
+
+def test_a_reader_that_loaded_the_row_before_the_commit_still_sees_the_import_finished(tenant_a: Tenant) -> None:
+    """The status page reads the row, then the cache: the commit can fall between the two reads."""
+    with tenant_scope(tenant_a.pk):
+        record = services.catalog_import_enqueue(
+            actor=Actor.system(), tenant=tenant_a, file=io.BytesIO(csv_bytes([COLA, WATER])), filename="catalog.csv"
+        )
+        CatalogImport.unscoped.filter(pk=record.pk).update(status=CatalogImport.Status.PROCESSING)
+        loaded_before_the_commit = CatalogImport.objects.get(pk=record.pk)
+        services.catalog_import_process(import_id=record.pk)
+
+        assert CatalogImport.unscoped.get(pk=record.pk).status == CatalogImport.Status.DONE
+        assert loaded_before_the_commit.status == CatalogImport.Status.PROCESSING
+        assert selectors.catalog_import_progress(record=loaded_before_the_commit) == 1.0
