@@ -305,6 +305,8 @@ class _Action:
     alternatives: tuple[tuple[str, float], ...]
     sku: str | None
     margin: float  # the confidence minus the runner-up's, on the stack's scale (`stack_confidence_scale`)
+    # The confidence that someone it names made it, on the same scale: its winner's plus its rivals', at most 1.
+    whether: float
     seconds: float  # `ts` as seconds since the epoch, read once: whereabouts and busy hands are scanned by it
     in_layout: Bin | None  # its bin as the layout of its time has it (None: not in it), looked up once
     products: tuple[Product, ...]  # what it can have moved: the product its camera saw, the one its bin holds
@@ -511,6 +513,7 @@ def _read(
                     alternatives,
                     event.get("sku"),
                     margin,
+                    min(1.0, confidence + sum(c for _, c in alternatives)),
                     ts.timestamp(),
                     in_layout,
                     products_of(event.get("sku"), in_layout.sku if in_layout else None),
@@ -539,7 +542,12 @@ def _read(
     reading = _confidence_reading(actions) if reading is None else reading
     if reading != ConfidenceReading():
         actions = [
-            replace(action, confidence=reading.read(action.confidence), margin=reading.margin(action))
+            replace(
+                action,
+                confidence=reading.read(action.confidence),
+                margin=reading.margin(action),
+                whether=reading.read(action.whether),
+            )
             for action in actions
         ]
     spans = {s: (entered[s], exited.get(s)) for s in entered}
@@ -1190,9 +1198,10 @@ class _Fusion:
             # Without a scale's word the camera may have imagined the take or miscounted it, whoever it was: ruling
             # other shoppers out settles who, not whether. Whether is the kind's doubt without the part for who, for a
             # stack that names rivals (`stack_names_rivals`): who is then read from them and the shoppers around. It is
-            # read at the pick's confidence: a rival close behind makes the camera unsure who took, not whether.
+            # read at the confidence that anyone named made it (`_Action.whether`): a camera torn between shoppers
+            # splits its confidence among them, unsure who took, not whether.
             sure = self.calibration.happened if self.names_rivals else self.calibration.probability
-            risk = max(risk, 1.0 - sure(evidence, action.confidence))
+            risk = max(risk, 1.0 - sure(evidence, action.whether))
         self.attributions[action.event_id] = Attribution(
             action.event_id,
             action.session,

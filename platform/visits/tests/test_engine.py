@@ -244,12 +244,13 @@ def test_who_made_a_camera_alone_pick_is_read_as_for_a_weighed_one_from_a_stack_
     carts = infer_carts(events=s.events, store=STORE, habits=StackHabits(names_rivals=True))
 
     # The same cameras name the same rival whether a scale weighs the pick or not: who made it is read on the weighed
-    # contested curve, at the margin, and whether it happened is the floor. (Read on the kind's whole curve, the doubt
-    # that it happened went to the rival, and B, named at half A's confidence, came out the likelier.)
+    # contested curve, at the margin, and whether it happened is the floor, read at the confidence it gives both. (Read
+    # on the kind's whole curve, the doubt that it happened went to the rival, and B, named at half A's confidence,
+    # came out the likelier.)
     prior = default()
     who = 1 - prior.probability(Evidence.WEIGHED_CONTESTED, 0.3)
     assert (items(carts["A"]), items(carts["B"])) == ({"SOAP": 1}, {})
-    assert carts["A"].risk == pytest.approx(max(who, 1 - prior.happened(Evidence.CAMERA_ONLY, 0.6)), abs=1e-4)
+    assert carts["A"].risk == pytest.approx(max(who, 1 - prior.happened(Evidence.CAMERA_ONLY, 0.6 + 0.3)), abs=1e-4)
 
 
 def test_who_made_a_camera_alone_pick_nobody_else_was_near_is_read_as_for_a_weighed_lone_pick() -> None:
@@ -273,6 +274,26 @@ def test_who_made_a_camera_alone_pick_nobody_else_was_near_is_read_as_for_a_weig
     whether = 1 - calibration.happened(Evidence.CAMERA_ONLY, 0.97)
     assert risk(alone) == pytest.approx(max(risk(weighed), whether), abs=1e-5)
     assert risk(alone) < 0.2 * (1 - calibration.probability(Evidence.WEIGHED_CONTESTED, 0.97))
+
+
+def test_whether_a_camera_alone_pick_happened_is_read_at_the_confidence_it_gives_all_it_names() -> None:
+    hesitation = Script("A", "B")
+    hesitation.pick(10, "A", "B-SOAP", confidence=0.6, alternatives=[{"session": "B", "confidence": 0.35}])
+    # A store whose scales taught it that a camera naming no one else at 0.6 has mostly imagined the take.
+    imagining = Curve(((0.0, 0.05), (0.6, 0.2), (0.8, 0.5), (0.9, 0.99), (1.0, 0.995)))
+    calibration = replace(default(), curves={**default().curves, Evidence.CAMERA_ONLY: imagining})
+
+    def risk(s: Script) -> float:
+        return infer_carts(
+            events=s.events, store=STORE, calibration=calibration, habits=StackHabits(names_rivals=True)
+        )["A"].risk
+
+    # A camera torn between two shoppers splits its confidence between them: 0.6 and 0.35 say someone surely took
+    # it, and only who is in doubt. (Read at the winner's 0.6, as lone picks are, the take was more likely imagined
+    # than made: in both worlds' tuned stacks such hesitations are never imagined, such lone picks always.)
+    who = 1 - calibration.probability(Evidence.WEIGHED_CONTESTED, 0.25)
+    assert risk(hesitation) == pytest.approx(max(who, 1 - calibration.happened(Evidence.CAMERA_ONLY, 0.95)), abs=1e-4)
+    assert risk(hesitation) < 0.5 * (1 - calibration.happened(Evidence.CAMERA_ONLY, 0.6))
 
 
 def test_whether_a_camera_alone_pick_happened_is_read_at_its_confidence_not_at_its_margin() -> None:
