@@ -1839,10 +1839,13 @@ def labelled_samples(*, carts: Mapping[str, Cart], decided: Mapping[str, Mapping
     the ones that were not the shopper's; the others were. A put-back that settles whose a doubtful take was
     labels it without a person. A lone shopper's picks teach nothing: the curves answer how often a camera's
     winner is right among others, and a lone shopper is right whatever its margin — counted in, such picks
-    draw the curves towards "a middling margin is as good as a wide one".
+    draw the curves towards "a middling margin is as good as a wide one". A visit sent to a person for what its
+    cart cannot explain teaches nothing either: what the person took off it is most often that (an item put back
+    on another product's shelf, say), not a pick made by someone else.
     """
     samples: list[Sample] = []
     for cart in carts.values():
+        explained = all(reason.code in CHARGEABLE_BUT_FOR for reason in cart.reasons)
         picks: dict[str, list[Attribution]] = defaultdict(list)
         for attribution in cart.attributions:
             if attribution.sign > 0 and attribution.sku and attribution.assigned == cart.session:
@@ -1852,7 +1855,7 @@ def labelled_samples(*, carts: Mapping[str, Cart], decided: Mapping[str, Mapping
                 samples.append(Sample(attribution.evidence, attribution.margin, right, False))
         engine_qty = {line.sku: line.qty for line in cart.lines}
         for sku, claims in picks.items():
-            if cart.session in decided:
+            if cart.session in decided and explained:
                 wrong = max(0, engine_qty.get(sku, 0) - decided[cart.session].get(sku, 0))
                 for claim in sorted(claims, key=lambda a: (a.probability, a.event_id)):
                     if _teaches(claim):

@@ -1142,6 +1142,27 @@ def test_a_camera_alone_hesitation_between_shoppers_does_not_teach_whether_lone_
     ]
 
 
+def test_a_visit_sent_to_a_person_for_what_its_cart_cannot_explain_labels_no_pick() -> None:
+    # A takes a cola, weighed, and later leaves it on the soap shelf, which has no scale: the camera sees a soap put
+    # back that A never took. The person takes the cola off A's cart, but the camera was right that A took it.
+    s = Script("A", "B")
+    s.pick(10, "A", "B-COLA", confidence=0.97)
+    s.weigh(11, "B-COLA", -345)
+    s.put_back(60, "A", "B-SOAP")
+    carts = s.carts()
+    assert carts["A"].decision == "review"
+    assert {reason.code for reason in carts["A"].reasons} == {Code.MORE_RETURNED_THAN_TAKEN}
+    assert labelled_samples(carts=carts, decided={"A": {}}) == []
+    # The same take, sent to a person for nothing but its risk, is labelled by what the person kept.
+    risky = Script("A", "B")
+    risky.pick(10, "A", "B-COLA", confidence=0.97)
+    risky.weigh(11, "B-COLA", -345)
+    sent = {"A": replace(risky.carts()["A"], decision="review", reasons=(ReviewReason(Code.RISK_OVER_LIMIT, "risk"),))}
+    assert [(sample.margin, sample.correct) for sample in labelled_samples(carts=sent, decided={"A": {}})] == [
+        (0.97, False)
+    ]
+
+
 def test_a_put_back_that_settles_a_hesitation_teaches_without_a_person() -> None:
     s = Script("A", "B")
     s.pick(10, "B", "B-COLA", confidence=0.55, alternatives=[{"session": "A", "confidence": 0.45}])
