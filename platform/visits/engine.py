@@ -660,8 +660,8 @@ def stack_habits(*, events: Iterable[Mapping[str, Any]], store: StoreModel) -> S
     actions, weights, _, reports, _, reading = _read(events, None, store)
     timing = _timing_of(actions, weights)
     matched, seen_together = _match_weights(actions, weights, store, timing)
-    weighed = _weighed_lone_picks(actions, matched, seen_together, store, reports)
     spread = read_weighing_spread(actions, matched, seen_together, store)
+    weighed = _weighed_lone_picks(actions, matched, seen_together, store, reports, spread)
     return _habits(reading, timing, weighed, spread, stack_names_rivals(actions))
 
 
@@ -719,11 +719,14 @@ def _weighed_lone_picks(
     seen_together: Mapping[str, int],
     store: StoreModel,
     reports: Sequence[tuple[datetime, str, str]],
+    spread: float = 0.0,
 ) -> dict[Evidence, list[Sample]]:
     """The picks a working scale weighed (or would have: one that says nothing is a phantom), naming no one else, as
     the kind of evidence each would be with no scale, labelled by whether the scale confirmed it — its count too,
-    for a camera that counted several. What the store's scales say of how often its cameras imagine or miscount a
-    take: the labels of the curves of camera-alone evidence, whoever took it."""
+    for a camera that counted several, weighed as the engine weighs a pick: within the store's own `spread`
+    (`read_weighing_spread`) where its scales weigh wider than the catalog's tolerance. What the store's scales say
+    of how often its cameras imagine or miscount a take: the labels of the curves of camera-alone evidence, whoever
+    took it."""
     watch = _ScaleWatch(reports)
     last_take: dict[tuple[str, str], datetime] = {}
     samples: dict[Evidence, list[Sample]] = defaultdict(list)
@@ -748,7 +751,7 @@ def _weighed_lone_picks(
             kind = Evidence.CAMERA_COUNTED if action.qty > 1 else Evidence.CAMERA_ONLY
         confirmed = weight is not None and (
             kind != Evidence.CAMERA_COUNTED
-            or _weighs_as(seen_together.get(weight.event_id, action.qty), action.products, weight)
+            or _weighs_as(seen_together.get(weight.event_id, action.qty), action.products, weight, spread)
         )
         sample = made.get((kind, action.margin, confirmed))
         if sample is None:
@@ -784,11 +787,11 @@ def _products_of(store: StoreModel, seen: str | None, held: str | None) -> tuple
     )
 
 
-def _weighs_as(count: int, products: Sequence[Product], weight: _Weight) -> bool:
-    """Whether the weight change is `count` items of one of `products`."""
+def _weighs_as(count: int, products: Sequence[Product], weight: _Weight, spread: float = 0.0) -> bool:
+    """Whether the weight change is `count` items of one of `products` (within `spread`, as `_units` allows)."""
     # A loop, not `any` over a generator (which costs more than the check): asked of every pair a day's scales offer.
     for product in products:  # noqa: SIM110
-        if _units(weight.delta_g, product) == count:
+        if _units(weight.delta_g, product, spread=spread) == count:
             return True
     return False
 
@@ -1652,8 +1655,8 @@ def infer_carts(
     matched, seen_together = _match_weights(actions, weights, store, timing)
     if habits is None:
         learns = not calibration.has_learnt  # a store that has learnt reads with its own curves
-        weighed = _weighed_lone_picks(actions, matched, seen_together, store, reports) if learns else {}
         spread = read_weighing_spread(actions, matched, seen_together, store)
+        weighed = _weighed_lone_picks(actions, matched, seen_together, store, reports, spread) if learns else {}
         habits = _habits(reading, timing, weighed, spread, stack_names_rivals(actions))
     calibration = habits.applied_to(calibration)
     used_weights = {w.event_id for w in matched.values()}

@@ -1352,6 +1352,21 @@ def test_a_new_stores_scales_teach_it_how_often_its_cameras_lone_takes_are_real(
     assert relearnt.curves[Evidence.CAMERA_ONLY] == habits.taught[Evidence.CAMERA_ONLY]
 
 
+def test_a_new_stores_scales_confirm_a_counted_take_as_they_weigh_not_as_the_catalog_says() -> None:
+    """Scales that weigh 9 % off, every one of their weighings: two colas weigh 628 or 752 g, beyond the catalog's
+    tolerance but as these scales weigh two colas. The camera that counted two was right each time."""
+    s = Script.arriving(40, every=60, stay=50)
+    for n in range(40):
+        s.pick(n * 60 + 10, f"V{n}", "B-COLA", qty=2, confidence=0.97)
+        s.weigh(n * 60 + 11, "B-COLA", -690 * (1.09 if n % 2 else 0.91))
+    habits = stack_habits(events=s.events, store=STORE)
+    assert habits.weighing_spread > 0.09
+    assert habits.taught_from == {Evidence.CAMERA_COUNTED: 40}
+    # Read against the catalog's tolerance, none of the forty was confirmed, and the store's cameras would have
+    # been taught that they miscount almost every take of several.
+    assert habits.taught[Evidence.CAMERA_COUNTED](0.97) > default().probability(Evidence.CAMERA_COUNTED, 0.97)
+
+
 @pytest.mark.parametrize("after_exit", [0.5, 1.5])
 def test_a_pick_stamped_moments_after_its_shopper_left_is_theirs_when_clocks_drift(after_exit: float) -> None:
     """A gate's clock and a camera's can be a second or two apart: a take the camera gives A, stamped just after A's
