@@ -253,6 +253,17 @@ def test_who_made_a_camera_alone_pick_is_read_as_for_a_weighed_one_from_a_stack_
     assert carts["A"].risk == pytest.approx(max(who, 1 - prior.happened(Evidence.CAMERA_ONLY, 0.6 + 0.3)), abs=1e-4)
 
 
+def _taught_camera_only(curve: Curve) -> Calibration:
+    """The default calibration with the camera-alone curve a store's scales taught it."""
+    return replace(default(), curves={**default().curves, Evidence.CAMERA_ONLY: curve})
+
+
+def _risk_of_a(s: Script, calibration: Calibration) -> float:
+    """A's risk, read with `calibration` from a stack that names rivals."""
+    carts = infer_carts(events=s.events, store=STORE, calibration=calibration, habits=StackHabits(names_rivals=True))
+    return carts["A"].risk
+
+
 def test_who_made_a_camera_alone_pick_nobody_else_was_near_is_read_as_for_a_weighed_lone_pick() -> None:
     alone = Script("A", "B")
     alone.pick(10, "A", "B-SOAP", confidence=0.97)
@@ -260,13 +271,10 @@ def test_who_made_a_camera_alone_pick_nobody_else_was_near_is_read_as_for_a_weig
     weighed.pick(10, "A", "B-GUM", confidence=0.97)
     weighed.weigh(11, "B-GUM", -20.0)
     # A store whose scales taught it that its cameras hardly ever imagine a take.
-    sure_cameras = Curve(((0.0, 0.3), (0.5, 0.5), (0.9, 0.99), (1.0, 0.995)))
-    calibration = replace(default(), curves={**default().curves, Evidence.CAMERA_ONLY: sure_cameras})
+    calibration = _taught_camera_only(Curve(((0.0, 0.3), (0.5, 0.5), (0.9, 0.99), (1.0, 0.995))))
 
     def risk(s: Script) -> float:
-        return infer_carts(
-            events=s.events, store=STORE, calibration=calibration, habits=StackHabits(names_rivals=True)
-        )["A"].risk
+        return _risk_of_a(s, calibration)
 
     # B is in the store but neither named nor seen near: the doubt of who took it is a lone pick's, scale or none.
     # (Read on the contested curve, a camera alone carried ten times a weighed pick's doubt of who, and a visit of a
@@ -280,20 +288,15 @@ def test_whether_a_camera_alone_pick_happened_is_read_at_the_confidence_it_gives
     hesitation = Script("A", "B")
     hesitation.pick(10, "A", "B-SOAP", confidence=0.6, alternatives=[{"session": "B", "confidence": 0.35}])
     # A store whose scales taught it that a camera naming no one else at 0.6 has mostly imagined the take.
-    imagining = Curve(((0.0, 0.05), (0.6, 0.2), (0.8, 0.5), (0.9, 0.99), (1.0, 0.995)))
-    calibration = replace(default(), curves={**default().curves, Evidence.CAMERA_ONLY: imagining})
-
-    def risk(s: Script) -> float:
-        return infer_carts(
-            events=s.events, store=STORE, calibration=calibration, habits=StackHabits(names_rivals=True)
-        )["A"].risk
+    calibration = _taught_camera_only(Curve(((0.0, 0.05), (0.6, 0.2), (0.8, 0.5), (0.9, 0.99), (1.0, 0.995))))
+    risk = _risk_of_a(hesitation, calibration)
 
     # A camera torn between two shoppers splits its confidence between them: 0.6 and 0.35 say someone surely took
     # it, and only who is in doubt. (Read at the winner's 0.6, as lone picks are, the take was more likely imagined
     # than made: in both worlds' tuned stacks such hesitations are never imagined, such lone picks always.)
     who = 1 - calibration.probability(Evidence.WEIGHED_CONTESTED, 0.25)
-    assert risk(hesitation) == pytest.approx(max(who, 1 - calibration.happened(Evidence.CAMERA_ONLY, 0.95)), abs=1e-4)
-    assert risk(hesitation) < 0.5 * (1 - calibration.happened(Evidence.CAMERA_ONLY, 0.6))
+    assert risk == pytest.approx(max(who, 1 - calibration.happened(Evidence.CAMERA_ONLY, 0.95)), abs=1e-4)
+    assert risk < 0.5 * (1 - calibration.happened(Evidence.CAMERA_ONLY, 0.6))
 
 
 def test_whether_a_camera_alone_pick_happened_is_read_at_its_confidence_not_at_its_margin() -> None:
