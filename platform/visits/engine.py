@@ -719,7 +719,7 @@ def _weighed_lone_picks(
     seen_together: Mapping[str, int],
     store: StoreModel,
     reports: Sequence[tuple[datetime, str, str]],
-    spread: float = 0.0,
+    spread: float,
 ) -> dict[Evidence, list[Sample]]:
     """The picks a working scale weighed (or would have: one that says nothing is a phantom), naming no one else, as
     the kind of evidence each would be with no scale, labelled by whether the scale confirmed it — its count too,
