@@ -1869,10 +1869,11 @@ def labelled_samples(*, carts: Mapping[str, Cart], decided: Mapping[str, Mapping
 
 def _teaches(attribution: Attribution) -> bool:
     """Whether a labelled pick teaches its kind's curve. A camera-alone kind's curve says whether a pick naming no one
-    happened (its margin is its confidence), and the engine reads it at a pick's confidence; a hesitation between
-    shoppers is right or wrong for who made it, which the weighed curves answer. Counted in, hesitations — right nine
-    times in ten at margins under 0.4 — held the curve there for the lone picks of middling confidence too, which in
-    both worlds' tuned stacks are imagined every time (docs/visits.md)."""
+    happened (its margin is its confidence), and the engine reads it at the confidence a pick gives all it names
+    (`_Action.whether`: for a lone pick, its confidence); a hesitation between shoppers is right or wrong for who made
+    it, which the weighed curves answer. Counted in, hesitations — right nine times in ten at margins under 0.4 — held
+    the curve there for the lone picks of middling confidence too, which in both worlds' tuned stacks are imagined
+    every time (docs/visits.md)."""
     return not (attribution.rivals and attribution.evidence in CAMERA_ALONE)
 
 

@@ -481,10 +481,16 @@ class BinReviewCauses:
     share: float  # of all the store's visits sent to a person in the period
 
     @property
-    def main_reason(self) -> ReviewReasonCode:
-        """The kind of reason that named the bin in most visits (the first in `ReviewReasonCode` on a tie)."""
+    def reasons_most_first(self) -> list[tuple[ReviewReasonCode, int]]:
+        """Its kinds of reason with their visits, the one naming the bin in most first (`ReviewReasonCode`'s order
+        on a tie)."""
         order = list(ReviewReasonCode)
-        return max(self.by_reason, key=lambda code: (self.by_reason[code], -order.index(code)))
+        return sorted(self.by_reason.items(), key=lambda item: (-item[1], order.index(item[0])))
+
+    @property
+    def main_reason(self) -> ReviewReasonCode:
+        """The kind of reason that named the bin in most visits."""
+        return self.reasons_most_first[0][0]
 
 
 @dataclass(frozen=True)

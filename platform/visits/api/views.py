@@ -17,7 +17,7 @@ from core.api.params import query_choice, query_count, query_instant
 from core.api.views import TenantAPIView
 from stores.selectors import store_get
 from visits import lifecycle, selectors
-from visits.reasons import REASON_CHOICES, ReviewReasonCode
+from visits.reasons import REASON_CHOICES
 
 REVIEW_CAUSES_DAYS = (1, 90)  # the periods `review-causes` answers for, in days
 
@@ -228,8 +228,6 @@ class StoreReviewCausesApi(TenantAPIView):
 
 def _bin_causes(row: selectors.BinReviewCauses) -> dict[str, Any]:
     """One bin of `review-causes`: its reasons by code, most visits first (`main_reason` first)."""
-    order = list(ReviewReasonCode)
-    reasons = sorted(row.by_reason.items(), key=lambda item: (-item[1], order.index(item[0])))
     in_layout = row.has_scale is not None
     return {
         "bin": row.bin,
@@ -238,6 +236,6 @@ def _bin_causes(row: selectors.BinReviewCauses) -> dict[str, Any]:
         "has_scale": row.has_scale,
         "visits": row.visits,
         "share": round(row.share, 4),
-        "reasons": {code.value: visits for code, visits in reasons},
+        "reasons": {code.value: visits for code, visits in row.reasons_most_first},
         "main_reason": row.main_reason.value,
     }
