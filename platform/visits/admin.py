@@ -1003,6 +1003,7 @@ class StoreCalibrationAdmin(ReadOnlyMixin, TenantModelAdmin):
             "review_causes": _review_causes(
                 selectors.review_causes_by_bin(store=store, since=timezone.now() - selectors.REVIEW_CAUSES_PERIOD)
             ),
+            "review_causes_days": selectors.REVIEW_CAUSES_PERIOD.days,
             **_stack_habits(habits),
             "chart": mark_safe(  # noqa: S308 — render_reliability escapes every value it draws
                 render_reliability(
