@@ -661,7 +661,7 @@ def stack_habits(*, events: Iterable[Mapping[str, Any]], store: StoreModel) -> S
     timing = _timing_of(actions, weights)
     matched, seen_together = _match_weights(actions, weights, store, timing)
     spread = read_weighing_spread(actions, matched, seen_together, store)
-    weighed = _weighed_lone_picks(actions, matched, seen_together, store, reports, spread)
+    weighed = _weighed_lone_picks(actions, weights, matched, seen_together, store, reports, spread)
     return _habits(reading, timing, weighed, spread, stack_names_rivals(actions))
 
 
@@ -715,6 +715,7 @@ def read_weighing_spread(
 
 def _weighed_lone_picks(
     actions: Sequence[_Action],
+    weights: Sequence[_Weight],
     matched: Mapping[str, _Weight],
     seen_together: Mapping[str, int],
     store: StoreModel,
@@ -726,8 +727,10 @@ def _weighed_lone_picks(
     for a camera that counted several, weighed as the engine weighs a pick: within the store's own `spread`
     (`read_weighing_spread`) where its scales weigh wider than the catalog's tolerance. What the store's scales say
     of how often its cameras imagine or miscount a take: the labels of the curves of camera-alone evidence, whoever
-    took it."""
+    took it. A pick its scale said nothing of while the scales of its whole fixture were silent too
+    (`_silent_buses`) teaches nothing: a fixture's sensors share one bus, and a bus that drops silences them all."""
     watch = _ScaleWatch(reports)
+    silenced = _silent_buses(actions, weights, matched, store)
     last_take: dict[tuple[str, str], datetime] = {}
     samples: dict[Evidence, list[Sample]] = defaultdict(list)
     # A day's lone picks hold a few dozen (kind, margin, label) triples among hundreds: one (immutable) sample each.
@@ -743,7 +746,7 @@ def _weighed_lone_picks(
         key = (action.session, action.bin)
         previous = last_take.get(key)
         last_take[key] = action.ts
-        if not works or action.alternatives:
+        if not works or action.alternatives or action.event_id in silenced:
             continue
         if previous is not None and action.ts - previous <= SEEN_TWICE:
             kind = Evidence.CAMERA_REPEATED
@@ -758,6 +761,35 @@ def _weighed_lone_picks(
             sample = made[kind, action.margin, confirmed] = Sample(kind, action.margin, confirmed, False)
         samples[kind].append(sample)
     return samples
+
+
+def _silent_buses(
+    actions: Sequence[_Action], weights: Sequence[_Weight], matched: Mapping[str, _Weight], store: StoreModel
+) -> set[str]:
+    """The camera actions at a scale that no change went with, next to another such action at a scale of the same
+    fixture (the one before it or after it there) with no change of any of the fixture's scales between the two: its
+    sensor bus was down, which a scale's own misses show only after `QUIET_SCALE_MISSES` of them. A camera seldom
+    imagines two takes in a row at one fixture; a bus that drops silences every action at it."""
+    at_fixture: dict[str, list[_Action]] = defaultdict(list)
+    for action in actions:
+        bin_ = action.in_layout
+        if bin_ is not None and bin_.sensor is not None:
+            at_fixture[bin_.fixture].append(action)
+    changes: dict[str, list[float]] = defaultdict(list)
+    for weight in weights:  # in time order
+        bin_ = store.bin_at(weight.bin, weight.ts)
+        if bin_ is not None:
+            changes[bin_.fixture].append(weight.seconds)
+    silenced: set[str] = set()
+    for fixture, in_order in at_fixture.items():
+        stamps = changes.get(fixture, [])
+        for earlier, later in pairwise(in_order):
+            if earlier.event_id in matched or later.event_id in matched:
+                continue
+            first = bisect.bisect_left(stamps, earlier.seconds)
+            if first == len(stamps) or stamps[first] > later.seconds:
+                silenced |= {earlier.event_id, later.event_id}
+    return silenced
 
 
 def _units(delta_g: float, product: Product, *, slack: float = 1.0, spread: float = 0.0) -> int:
@@ -1656,7 +1688,9 @@ def infer_carts(
     if habits is None:
         learns = not calibration.has_learnt  # a store that has learnt reads with its own curves
         spread = read_weighing_spread(actions, matched, seen_together, store)
-        weighed = _weighed_lone_picks(actions, matched, seen_together, store, reports, spread) if learns else {}
+        weighed = (
+            _weighed_lone_picks(actions, weights, matched, seen_together, store, reports, spread) if learns else {}
+        )
         habits = _habits(reading, timing, weighed, spread, stack_names_rivals(actions))
     calibration = habits.applied_to(calibration)
     used_weights = {w.event_id for w in matched.values()}

@@ -1370,6 +1370,35 @@ def test_a_new_stores_scales_confirm_a_counted_take_as_they_weigh_not_as_the_cat
     assert habits.taught[Evidence.CAMERA_COUNTED](0.97) > default().probability(Evidence.CAMERA_COUNTED, 0.97)
 
 
+def _colas_and_chips(*, bus_down: range) -> Script:
+    """Forty shoppers one after another, each alone, taking a cola and then chips from two bins of one fixture, each
+    weighed by its scale — except the cola of V5, which the camera imagined, and while the fixture's sensor bus was
+    down (the shoppers of `bus_down`), when neither scale said anything."""
+    s = Script.arriving(40, every=60, stay=50)
+    for n in range(40):
+        s.pick(n * 60 + 10, f"V{n}", "B-COLA", confidence=0.97)
+        s.pick(n * 60 + 20, f"V{n}", "B-CHIPS", confidence=0.97)
+        if n not in bus_down:
+            if n != 5:
+                s.weigh(n * 60 + 11, "B-COLA", -345.0)
+            s.weigh(n * 60 + 21, "B-CHIPS", -160.0)
+    return s
+
+
+def test_a_new_stores_scales_teach_nothing_of_the_takes_they_missed_while_their_fixtures_bus_was_down() -> None:
+    """A fixture's scales share one bus: when it drops, every scale of the fixture misses every take until it is
+    back. Each scale is read as quiet only after two misses of its own; those first misses are the bus's, not
+    takes the cameras imagined — what the scale's silence does show, of V5's lone cola, it still teaches."""
+    working = stack_habits(events=_colas_and_chips(bus_down=range(0)).events, store=STORE)
+    dropped = stack_habits(events=_colas_and_chips(bus_down=range(30, 34)).events, store=STORE)
+    assert working.taught_from == {Evidence.CAMERA_ONLY: 80}
+    # Of the 80 takes, the 8 the bus silenced teach nothing, nor the 2 its scales weighed first once it was back (each
+    # scale still read as quiet then); the first two misses of each scale used to teach 4 imagined takes.
+    assert dropped.taught_from == {Evidence.CAMERA_ONLY: 70}
+    imagined_once = 1.0 - working.taught[Evidence.CAMERA_ONLY](0.97)
+    assert 1.0 - dropped.taught[Evidence.CAMERA_ONLY](0.97) == pytest.approx(imagined_once, rel=0.1)
+
+
 @pytest.mark.parametrize("after_exit", [0.5, 1.5])
 def test_a_pick_stamped_moments_after_its_shopper_left_is_theirs_when_clocks_drift(after_exit: float) -> None:
     """A gate's clock and a camera's can be a second or two apart: a take the camera gives A, stamped just after A's
