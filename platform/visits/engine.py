@@ -1112,12 +1112,13 @@ class _ScaleWatch:
 
     def heard(self, sensor: str | None, ts: datetime, *, weighed: bool) -> bool:
         """An action at the scale's bin at `ts`, a change going with it or none: whether the scale worked then (as
-        `works`, before this action is counted)."""
+        `works`, before this action is counted) — as it surely did, unless reported offline, when a change went with
+        the action: a quiet scale that speaks again is read from its first change on."""
         if sensor is None:
             return False
         misses = self.misses.get(sensor, 0)
         self.misses[sensor] = 0 if weighed else misses + 1
-        return misses < QUIET_SCALE_MISSES and self.reported_online(sensor, ts)
+        return (weighed or misses < QUIET_SCALE_MISSES) and self.reported_online(sensor, ts)
 
 
 class _Fusion:

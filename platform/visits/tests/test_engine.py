@@ -185,8 +185,10 @@ def test_a_scale_that_missed_two_camera_actions_in_a_row_is_read_as_quiet_and_th
     cart = s.carts(risk=0.05)["A"]
     assert (items(cart), cart.decision) == ({"COLA": 1}, "charge")
     s.weigh(70, "B-COLA", -345)  # the scale speaks again: it works, and its word counts
-    s.pick(69.5, "A", "B-COLA", confidence=0.98)
-    assert items(s.carts(risk=0.05)["A"]) == {"COLA": 2}
+    back = s.pick(69.5, "A", "B-COLA", confidence=0.98)
+    cart = s.carts(risk=0.05)["A"]
+    assert items(cart) == {"COLA": 2}
+    assert next(a for a in cart.attributions if a.event_id == back).evidence == Evidence.WEIGHED_ALONE
 
 
 def test_a_bin_without_a_scale_trusts_a_sure_camera_only() -> None:
@@ -1392,9 +1394,9 @@ def test_a_new_stores_scales_teach_nothing_of_the_takes_they_missed_while_their_
     working = stack_habits(events=_colas_and_chips(bus_down=range(0)).events, store=STORE)
     dropped = stack_habits(events=_colas_and_chips(bus_down=range(30, 34)).events, store=STORE)
     assert working.taught_from == {Evidence.CAMERA_ONLY: 80}
-    # Of the 80 takes, the 8 the bus silenced teach nothing, nor the 2 its scales weighed first once it was back (each
-    # scale still read as quiet then); the first two misses of each scale used to teach 4 imagined takes.
-    assert dropped.taught_from == {Evidence.CAMERA_ONLY: 70}
+    # Of the 80 takes, the 8 the bus silenced teach nothing; the first two misses of each scale used to teach 4
+    # imagined takes.
+    assert dropped.taught_from == {Evidence.CAMERA_ONLY: 72}
     imagined_once = 1.0 - working.taught[Evidence.CAMERA_ONLY](0.97)
     assert 1.0 - dropped.taught[Evidence.CAMERA_ONLY](0.97) == pytest.approx(imagined_once, rel=0.1)
 
