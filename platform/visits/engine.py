@@ -833,9 +833,11 @@ def _match_weights(
 ) -> tuple[dict[str, _Weight], dict[str, int]]:
     """Pair camera actions with weight changes of their bin close in time (within the store's scale `timing`).
 
-    One to one first — pairs whose weight is the count the camera saw, then the nearest to the usual delay (when
-    two shoppers take from one bin seconds apart, "two items" belongs with the camera that saw two) — then an
-    action left over joins a change already paired when together they make its count (a merged change).
+    One to one first — pairs whose weight is the count the camera saw, then those of an action the camera was sure
+    happened (`_Action.whether`, read, at least `SURE_READ`), then the nearest to the usual delay (when two shoppers
+    take from one bin seconds apart, "two items" belongs with the camera that saw two; a camera imagines takes where a
+    shopper browses, moments from a real one, and a change stamped nearer the imagined one is still the real one's) —
+    then an action left over joins a change already paired when together they make its count (a merged change).
     Returns the pairs, and per weight change the count of items its actions saw together.
     """
     by_bin: dict[str, list[_Weight]] = defaultdict(list)
@@ -843,7 +845,7 @@ def _match_weights(
         by_bin[weight.bin].append(weight)
     times = {code: [w.ts for w in changes] for code, changes in by_bin.items()}
     before, after, typical = timing.before, timing.after, timing.typical
-    pairs: list[tuple[bool, float, str, str, _Action, _Weight]] = []
+    pairs: list[tuple[bool, bool, float, str, str, _Action, _Weight]] = []
     for action in actions:
         changes = by_bin.get(action.bin)
         if not changes:
@@ -855,12 +857,14 @@ def _match_weights(
             if (weight.delta_g < 0) == taken:
                 gap = abs((weight.ts - ts - typical).total_seconds())
                 agrees = _weighs_as(action.qty, action.products, weight)
-                pairs.append((not agrees, gap, action.event_id, weight.event_id, action, weight))
+                pairs.append(
+                    (not agrees, action.whether < SURE_READ, gap, action.event_id, weight.event_id, action, weight)
+                )
     pairs.sort()  # (no two pairs share both ids: their records are never compared)
     matched: dict[str, _Weight] = {}
     sharing: dict[str, list[_Action]] = {}
     seen_together: dict[str, int] = {}
-    for disagrees, _gap, action_id, weight_id, action, weight in pairs:
+    for disagrees, _whether, _gap, action_id, weight_id, action, weight in pairs:
         if action_id in matched:
             continue
         if weight_id not in sharing:

@@ -191,6 +191,18 @@ def test_a_scale_that_missed_two_camera_actions_in_a_row_is_read_as_quiet_and_th
     assert next(a for a in cart.attributions if a.event_id == back).evidence == Evidence.WEIGHED_ALONE
 
 
+def test_a_change_two_actions_at_one_bin_compete_for_goes_with_the_one_the_camera_was_sure_of() -> None:
+    """A camera saw A take a cola, surely, and a moment later imagined another take as A browsed (unsure): the scale
+    weighed one cola, stamped nearer the imagined one. It is the sure take's; the imagined one is the phantom."""
+    s = Script("A", "B")
+    sure = s.pick(10, "A", "B-COLA", confidence=0.97)
+    s.pick(11, "A", "B-COLA", confidence=0.6)
+    s.weigh(11.5, "B-COLA", -345)
+    cart = s.carts()["A"]
+    assert (items(cart), cart.decision) == ({"COLA": 1}, "charge")
+    assert [a.event_id for a in cart.attributions] == [sure]
+
+
 def test_a_bin_without_a_scale_trusts_a_sure_camera_only() -> None:
     s = Script("A")
     s.pick(10, "A", "B-SOAP", confidence=0.97)

@@ -140,15 +140,13 @@ def test_before_its_first_calibration_a_store_draws_its_limit_from_its_settled_v
 # --- Learning ---------------------------------------------------------------------------------------------
 
 
-def _simulated_day(store: Store, *, stack: str, visits: int, seed: int):
+def _simulated_day(store: Store, *, stack: str, visits: int, seed: int, profile: str = "realistic"):
     layout = LayoutVersion.unscoped.get(store=store).document
     catalog = {
         p.sku: CatalogItem(p.sku, float(p.unit_weight_g), float(p.weight_tolerance_g))
         for p in Product.unscoped.filter(tenant=store.tenant)
     }
-    return simulate(
-        layout=layout, catalog=catalog, profile="realistic", visits=visits, start=DAY, seed=seed, stack=stack
-    )
+    return simulate(layout=layout, catalog=catalog, profile=profile, visits=visits, start=DAY, seed=seed, stack=stack)
 
 
 def _review_with_the_truth(store: Store, simulation, reviewer: User) -> int:
@@ -220,8 +218,9 @@ def test_settling_reads_a_few_visits_at_a_time_with_the_timing_of_the_store_s_sc
 
 
 def test_a_store_learns_from_its_reviewed_visits(priced_store: Store, manager_a: User) -> None:  # noqa: F811
-    """A stack that understates its sure picks: once its reviews are learnt, more of its visits are charged."""
-    simulation = _simulated_day(priced_store, stack="diffident", visits=150, seed=1)
+    """A stack that understates its sure picks: once its reviews are learnt, more of its visits are charged. (A crowded
+    day: its first visits send enough of them to a person to learn from.)"""
+    simulation = _simulated_day(priced_store, stack="diffident", visits=150, seed=1, profile="crowded")
     events = sorted(simulation.events, key=lambda e: (e["ts"], e["id"]))
     settled = [visit for visit in _push_and_settle(priced_store, events) if visit.settled_at is not None]
     settled_alone = sum(v.status != "needs_review" for v in settled) / len(settled)
