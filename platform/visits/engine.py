@@ -819,11 +819,14 @@ def _products_of(store: StoreModel, seen: str | None, held: str | None) -> tuple
     )
 
 
-def _weighs_as(count: int, products: Sequence[Product], weight: _Weight, spread: float = 0.0) -> bool:
-    """Whether the weight change is `count` items of one of `products` (within `spread`, as `_units` allows)."""
+def _weighs_as(
+    count: int, products: Sequence[Product], weight: _Weight, spread: float = 0.0, slack: float = 1.0
+) -> bool:
+    """Whether the weight change is `count` items of one of `products` (within `slack` times their tolerances or
+    `spread`, as `_units` allows)."""
     # A loop, not `any` over a generator (which costs more than the check): asked of every pair a day's scales offer.
     for product in products:  # noqa: SIM110
-        if _units(weight.delta_g, product, spread=spread) == count:
+        if _units(weight.delta_g, product, slack=slack, spread=spread) == count:
             return True
     return False
 
@@ -837,7 +840,8 @@ def _match_weights(
     happened (`_Action.whether`, read, at least `SURE_READ`), then the nearest to the usual delay (when two shoppers
     take from one bin seconds apart, "two items" belongs with the camera that saw two; a camera imagines takes where a
     shopper browses, moments from a real one, and a change stamped nearer the imagined one is still the real one's) —
-    then an action left over joins a change already paired when together they make its count (a merged change).
+    then an action left over joins a change already paired when together they make its count (a merged change),
+    within twice the tolerance, as a noisy weighing still confirms a take (`_product_for`).
     Returns the pairs, and per weight change the count of items its actions saw together.
     """
     by_bin: dict[str, list[_Weight]] = defaultdict(list)
@@ -876,7 +880,12 @@ def _match_weights(
         count = seen_together[weight_id] + action.qty
         same_product = all(_possible_skus(a, None) == _possible_skus(action, None) for a in together)
         leader = together[0]
-        if disagrees and same_product and leader.bin == action.bin and _weighs_as(count, leader.products, weight):
+        if (
+            disagrees
+            and same_product
+            and leader.bin == action.bin
+            and _weighs_as(count, leader.products, weight, slack=LOOSE_WEIGHT_SLACK)
+        ):
             matched[action_id] = weight
             together.append(action)
             seen_together[weight_id] = count

@@ -203,6 +203,18 @@ def test_a_change_two_actions_at_one_bin_compete_for_goes_with_the_one_the_camer
     assert [a.event_id for a in cart.attributions] == [sure]
 
 
+def test_two_takes_a_noisy_scale_merged_into_one_change_a_little_off_are_each_their_takers() -> None:
+    """A and B each take a cola a moment apart; the scale settles both into one change, 25 g heavier than two colas —
+    beyond the tolerance, within twice it, as a noisy weighing still confirms. Each pays for one: not B for two,
+    and A for none as if its camera had imagined its take."""
+    s = Script("A", "B")
+    s.pick(10, "A", "B-COLA", confidence=0.97)
+    s.pick(10.5, "B", "B-COLA", confidence=0.97)
+    s.weigh(11.5, "B-COLA", -715)
+    carts = s.carts()
+    assert (items(carts["A"]), items(carts["B"])) == ({"COLA": 1}, {"COLA": 1})
+
+
 def test_a_bin_without_a_scale_trusts_a_sure_camera_only() -> None:
     s = Script("A")
     s.pick(10, "A", "B-SOAP", confidence=0.97)
