@@ -13,7 +13,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 import pytest
@@ -100,21 +100,55 @@ def _all_settled(store: Store, sessions: set[str], ended: set[str]) -> Callable[
     return check
 
 
-def _expected(store: Store, events: list[dict[str, Any]]) -> tuple[calibration.Calibration, dict[str, Any]]:
+# A visit whose risk is this close to the charge limit (relative) may be decided either way by the engine alone and by
+# settling: settling reads the stack's habits (`settling.stack_habits`) from the day up to the visits it settles —
+# for a visit settled again when the cameras' backlog came, the day so far — and the engine alone from the whole day.
+AT_THE_LIMIT = 0.05
+
+
+class Expected(NamedTuple):
+    """What the engine alone makes of the whole day with the store's calibration: each visit that left, with its cart
+    and decision, and the visits whose risk is `AT_THE_LIMIT` of the charge limit."""
+
+    calibration: calibration.Calibration
+    receipts: dict[str, tuple[dict[str, int], str]]
+    at_the_limit: set[str]
+
+    def assert_stored(self, store: Store) -> None:
+        """The store's visits were settled on these receipts; those at the limit on these lines, either decision."""
+        stored = _stored(store)
+        unsure = self.at_the_limit
+        assert len(unsure) <= len(self.receipts) // 10, "a few visits at the limit, not a day's"
+        assert {s: v for s, v in stored.items() if s not in unsure} == {
+            s: v for s, v in self.receipts.items() if s not in unsure
+        }
+        assert {s: stored[s][0] for s in unsure} == {s: self.receipts[s][0] for s in unsure}
+
+
+def _expected(store: Store, events: list[dict[str, Any]]) -> Expected:
     """The stores' calibration (the default curves, with the risks of the day's visits to draw the limit from) and
-    what the engine alone makes of the whole day with it: each visit that left, with its cart and decision."""
+    what the engine alone makes of the whole day with it."""
     with tenancy.tenant_scope(store.tenant_id):
         model = settling.store_model(store=store)
     cold = engine.infer_carts(events=events, store=model)
     learnt = calibration.with_risks(calibration.default(), (c.risk for c in cold.values() if c.payer is None))
     expected = engine.infer_carts(events=events, store=model, calibration=learnt, risk=0.005)
     ended = {e["session"] for e in events if e["type"] == "session.ended"}
+    limit = learnt.charge_limit(0.005)
     # A companion's visit holds nothing and is never reviewed on its own: its group is, on the payer's visit.
-    return learnt, {
-        session: ({line.sku: line.qty for line in cart.lines}, cart.decision if cart.payer is None else "charge")
-        for session, cart in expected.items()
-        if session in ended
-    }
+    return Expected(
+        learnt,
+        {
+            session: ({line.sku: line.qty for line in cart.lines}, cart.decision if cart.payer is None else "charge")
+            for session, cart in expected.items()
+            if session in ended
+        },
+        {
+            session
+            for session, cart in expected.items()
+            if session in ended and cart.payer is None and abs(cart.risk - limit) <= AT_THE_LIMIT * limit
+        },
+    )
 
 
 def test_uploaded_and_pushed_days_give_the_engines_receipts(
@@ -127,13 +161,13 @@ def test_uploaded_and_pushed_days_give_the_engines_receipts(
     Store.unscoped.filter(pk=pushed_store.pk).update(settling_window_seconds=0)
     simulation = _simulate(priced_store, "realistic", VISITS, seed=SEED)
     events = [dict(e, _ts=parse_timestamp(e["ts"])) for e in simulation.events]
-    learnt, expected_receipts = _expected(priced_store, events)
+    expected = _expected(priced_store, events)
     ended = {e["session"] for e in events if e["type"] == "session.ended"}
     assert simulation.stack.family == "calibrated"
     assert simulation.groups and len(simulation.uploads) == 2, "the day has groups and late deliveries"
-    assert {d for _, d in expected_receipts.values()} == {"charge", "review"}, "and both kinds of decision"
+    assert {d for _, d in expected.receipts.values()} == {"charge", "review"}, "and both kinds of decision"
     for store in (priced_store, pushed_store):
-        keep_calibration(store, learnt, number=1)
+        keep_calibration(store, expected.calibration, number=1)
 
     for body in simulation.uploads:
         assert wait_for_stream(api_a, upload(api_a, priced_store.code, body).json()["id"])["status"] == "done"
@@ -143,8 +177,8 @@ def test_uploaded_and_pushed_days_give_the_engines_receipts(
     for store in (priced_store, pushed_store):
         eventually(_all_settled(store, sessions, ended), timeout=120)
 
-    assert _stored(priced_store) == expected_receipts
-    assert _stored(pushed_store) == expected_receipts
+    expected.assert_stored(priced_store)
+    expected.assert_stored(pushed_store)
 
 
 def _second_world_store(tenant: Tenant) -> tuple[Store, Simulation]:
@@ -192,9 +226,9 @@ def test_a_second_world_day_uploaded_as_its_devices_deliver_gives_the_engines_re
     store, simulation = _second_world_store(tenant_a)
     assert len(simulation.uploads) == 4, "gates, cameras, scales, and the cameras' backlog"
     events = [dict(e, _ts=parse_timestamp(e["ts"])) for e in simulation.events]
-    learnt, expected_receipts = _expected(store, events)
-    assert {d for _, d in expected_receipts.values()} == {"charge", "review"}, "both kinds of decision"
-    keep_calibration(store, learnt, number=1)
+    expected = _expected(store, events)
+    assert {d for _, d in expected.receipts.values()} == {"charge", "review"}, "both kinds of decision"
+    keep_calibration(store, expected.calibration, number=1)
 
     for body in simulation.uploads:
         assert wait_for_stream(api_a, upload(api_a, store.code, body).json()["id"])["status"] == "done"
@@ -202,4 +236,4 @@ def test_a_second_world_day_uploaded_as_its_devices_deliver_gives_the_engines_re
     ended = {e["session"] for e in events if e["type"] == "session.ended"}
     eventually(_all_settled(store, sessions, ended), timeout=120)
 
-    assert _stored(store) == expected_receipts
+    expected.assert_stored(store)
