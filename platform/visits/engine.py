@@ -808,10 +808,6 @@ def _units(delta_g: float, product: Product, *, slack: float = 1.0, spread: floa
     return count if abs(grams - count * unit) <= allowed else 0
 
 
-def _possible_skus(action: _Action, bin_: Bin | None) -> list[str]:
-    return [sku for sku in dict.fromkeys((action.sku, bin_.sku if bin_ else None)) if sku]
-
-
 def _products_of(store: StoreModel, seen: str | None, held: str | None) -> tuple[Product, ...]:
     """The products an action can have moved: the one its camera saw (`seen`), the one its bin holds (`held`)."""
     return tuple(
@@ -878,7 +874,7 @@ def _match_weights(
             continue
         together = sharing[weight_id]
         count = seen_together[weight_id] + action.qty
-        same_product = all(_possible_skus(a, None) == _possible_skus(action, None) for a in together)
+        same_product = all(a.products == action.products for a in together)
         leader = together[0]
         if (
             disagrees

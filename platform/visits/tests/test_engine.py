@@ -215,6 +215,16 @@ def test_two_takes_a_noisy_scale_merged_into_one_change_a_little_off_are_each_th
     assert (items(carts["A"]), items(carts["B"])) == ({"COLA": 1}, {"COLA": 1})
 
 
+def test_two_takes_merged_into_one_change_are_shared_whether_or_not_their_cameras_named_the_product() -> None:
+    """One camera names the cola it saw taken, the other only the bin: the same product, and the change is shared."""
+    s = Script("A", "B")
+    s.pick(10, "A", "B-COLA", confidence=0.97, sku="COLA")
+    s.pick(10.5, "B", "B-COLA", confidence=0.97)
+    s.weigh(11.5, "B-COLA", -690)
+    carts = s.carts()
+    assert (items(carts["A"]), items(carts["B"])) == ({"COLA": 1}, {"COLA": 1})
+
+
 def test_a_bin_without_a_scale_trusts_a_sure_camera_only() -> None:
     s = Script("A")
     s.pick(10, "A", "B-SOAP", confidence=0.97)
