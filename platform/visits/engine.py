@@ -1120,9 +1120,9 @@ class _ScaleWatch:
         return latest == 0 or reported[1][latest - 1] == "online"
 
     def heard(self, sensor: str | None, ts: datetime, *, weighed: bool) -> bool:
-        """An action at the scale's bin at `ts`, a change going with it or none: whether the scale worked then (as
-        `works`, before this action is counted) — as it surely did, unless reported offline, when a change went with
-        the action: a quiet scale that speaks again is read from its first change on."""
+        """An action at the scale's bin at `ts`, a change going with it or none: whether the scale worked then. It did
+        when a change went with the action (a quiet scale that speaks again is read from that change on); without
+        one, as `works` said before this action is counted. Never while its latest report says it is offline."""
         if sensor is None:
             return False
         misses = self.misses.get(sensor, 0)
