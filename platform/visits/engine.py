@@ -837,7 +837,8 @@ def _match_weights(
     take from one bin seconds apart, "two items" belongs with the camera that saw two; a camera imagines takes where a
     shopper browses, moments from a real one, and a change stamped nearer the imagined one is still the real one's) —
     then an action left over joins a change already paired when together they make its count (a merged change),
-    within twice the tolerance, as a noisy weighing still confirms a take (`_product_for`).
+    within twice the tolerance, as a noisy weighing still confirms a take (`_product_for`), or when it and the
+    change's one action are a take and a put-back of one visit that the change is the net of (`_netted`).
     Returns the pairs, and per weight change the count of items its actions saw together.
     """
     by_bin: dict[str, list[_Weight]] = defaultdict(list)
@@ -885,7 +886,61 @@ def _match_weights(
             matched[action_id] = weight
             together.append(action)
             seen_together[weight_id] = count
+    _join_put_backs(actions, by_bin, times, timing, matched, sharing)
     return matched, seen_together
+
+
+def _join_put_backs(
+    actions: Sequence[_Action],
+    by_bin: Mapping[str, list[_Weight]],
+    times: Mapping[str, list[datetime]],
+    timing: ScaleTiming,
+    matched: dict[str, _Weight],
+    sharing: Mapping[str, list[_Action]],
+) -> None:
+    """An action left over whose bin's change (within the scale `timing`) went with one action of the same visit
+    in the other direction, which the change alone does not weigh as: a shopper who took an item and put one back
+    moments apart, which the scale settled into one change. When the change is what the two net to (`_netted`), each
+    is paired with its part of it: a take and a put-back of one product weigh nothing together, and a put-back of
+    another product the shopper held (a label reader's) weighs the difference. Else one of them read as imagined
+    and the other as a weight that matches no product sent the visit to a person."""
+    before, after = timing.before, timing.after
+    for action in actions:
+        changes = by_bin.get(action.bin)
+        if changes is None or action.event_id in matched:
+            continue
+        stamps = times[action.bin]
+        first = bisect.bisect_left(stamps, action.ts - before)
+        last = bisect.bisect_right(stamps, action.ts + after, first)
+        for weight in changes[first:last]:
+            together = sharing.get(weight.event_id)
+            if together is None or len(together) != 1:
+                continue
+            other = together[0]
+            if other.session != action.session or other.sign == action.sign:
+                continue
+            take, put_back = (action, other) if action.sign > 0 else (other, action)
+            parts = None if _weighs_as(other.qty, other.products, weight) else _netted(take, put_back, weight)
+            if parts is not None:
+                matched[take.event_id], matched[put_back.event_id] = parts
+                together.append(action)
+                break
+
+
+def _netted(take: _Action, put_back: _Action, weight: _Weight) -> tuple[_Weight, _Weight] | None:
+    """The change split into the take's part and the put-back's, when it is what a take of the count its camera saw
+    and a put-back of its camera's count net to (of the products each camera saw or its bin holds, within twice
+    their tolerances together), each part off by half of how far the change is: else None."""
+    for taken in take.products:
+        for returned in put_back.products:
+            out, back = taken.unit_weight_g * take.qty, returned.unit_weight_g * put_back.qty
+            off = weight.delta_g - (back - out)
+            allowed = LOOSE_WEIGHT_SLACK * math.hypot(
+                taken.tolerance_g * take.qty**0.5, returned.tolerance_g * put_back.qty**0.5
+            )
+            if abs(off) <= allowed:
+                return replace(weight, delta_g=off / 2 - out), replace(weight, delta_g=off / 2 + back)
+    return None
 
 
 @dataclass(slots=True)

@@ -445,6 +445,35 @@ def test_a_return_is_netted() -> None:
     assert items(s.carts()["A"]) == {"GUM": 2}
 
 
+def test_a_take_and_a_put_back_the_scale_settled_into_one_change_are_each_read() -> None:
+    """A takes a cola and puts it back three seconds later; the scale settles both into one change of 4 g. Nothing
+    moved: A pays for nothing, and no person is asked about a weight that matches no product. B, a label reader,
+    takes chips and puts back the cola it held into the chips bin: one change, the cola's weight less the chips'."""
+    s = Script("A", "B", "C")
+    s.pick(10, "A", "B-COLA")
+    s.put_back(13, "A", "B-COLA")
+    s.weigh(14, "B-COLA", 4)
+    s.pick(30, "B", "B-COLA")
+    s.weigh(31, "B-COLA", -345)
+    s.pick(50, "B", "B-CHIPS")
+    s.put_back(51, "B", "B-CHIPS", sku="COLA")
+    s.weigh(52, "B-CHIPS", 345 - 160 + 3)
+    carts = s.carts()
+    assert (items(carts["A"]), carts["A"].decision, carts["A"].reasons) == ({}, "charge", ())
+    assert (items(carts["B"]), carts["B"].decision) == ({"CHIPS": 1}, "charge")
+
+
+def test_a_change_a_take_and_a_put_back_do_not_net_to_is_still_asked_about() -> None:
+    """The same take and put-back, and a change of 60 g: no count of the cola, nor what the two net to."""
+    s = Script("A", "C")
+    s.pick(10, "A", "B-COLA")
+    s.put_back(13, "A", "B-COLA")
+    s.weigh(14, "B-COLA", 60)
+    cart = s.carts()["A"]
+    assert cart.decision == "review"
+    assert [reason.code for reason in cart.reasons] == [Code.WEIGHT_MATCHES_NO_PRODUCT]
+
+
 def test_returning_more_than_was_taken_is_asked() -> None:
     s = Script("A")
     s.put_back(30, "A", "B-SOAP", confidence=0.99)
