@@ -657,9 +657,9 @@ class StackHabits:
 def stack_habits(*, events: Iterable[Mapping[str, Any]], store: StoreModel) -> StackHabits:
     """The habits the store's events show (each with `_ts`): what `infer_carts` reads when it is given none, and what
     settling reads once per run from the store's latest events (`settling.stack_habits`)."""
-    actions, weights, _, reports, _, reading = _read(events, None, store)
+    actions, weights, visits, reports, _, reading = _read(events, None, store)
     timing = _timing_of(actions, weights)
-    matched, seen_together = _match_weights(actions, weights, store, timing)
+    matched, seen_together = _match_weights(actions, weights, store, timing, visits.payer_of)
     spread = read_weighing_spread(actions, matched, seen_together, store)
     weighed = _weighed_lone_picks(actions, weights, matched, seen_together, store, reports, spread)
     return _habits(reading, timing, weighed, spread, stack_names_rivals(actions))
@@ -828,7 +828,11 @@ def _weighs_as(
 
 
 def _match_weights(
-    actions: list[_Action], weights: list[_Weight], store: StoreModel, timing: ScaleTiming
+    actions: list[_Action],
+    weights: list[_Weight],
+    store: StoreModel,
+    timing: ScaleTiming,
+    payer_of: Mapping[str, str],
 ) -> tuple[dict[str, _Weight], dict[str, int]]:
     """Pair camera actions with weight changes of their bin close in time (within the store's scale `timing`).
 
@@ -838,7 +842,8 @@ def _match_weights(
     shopper browses, moments from a real one, and a change stamped nearer the imagined one is still the real one's) —
     then an action left over joins a change already paired when together they make its count (a merged change),
     within twice the tolerance, as a noisy weighing still confirms a take (`_product_for`), or when it and the
-    change's one action are a take and a put-back of one visit that the change is the net of (`_netted`).
+    change's one action are a take and a put-back of one visit (a group's members' are one: `payer_of`) that the
+    change is the net of (`_netted`).
     Returns the pairs, and per weight change the count of items its actions saw together.
     """
     by_bin: dict[str, list[_Weight]] = defaultdict(list)
@@ -886,7 +891,7 @@ def _match_weights(
             matched[action_id] = weight
             together.append(action)
             seen_together[weight_id] = count
-    _join_put_backs(actions, by_bin, times, timing, matched, sharing)
+    _join_put_backs(actions, by_bin, times, timing, matched, sharing, payer_of)
     return matched, seen_together
 
 
@@ -897,19 +902,20 @@ def _join_put_backs(
     timing: ScaleTiming,
     matched: dict[str, _Weight],
     sharing: Mapping[str, list[_Action]],
+    payer_of: Mapping[str, str],
 ) -> None:
-    """An action left over whose bin's change (within the scale `timing`) went with one action of the same visit
-    in the other direction, which the change alone does not weigh as: a shopper who took an item and put one back
-    moments apart, which the scale settled into one change. When the change is what the two net to (`_netted`), each
-    is paired with its part of it: a take and a put-back of one product weigh nothing together, and a put-back of
-    another product the shopper held (a label reader's) weighs the difference. Else one of them read as imagined
-    and the other as a weight that matches no product sent the visit to a person."""
+    """An action left over whose bin's change (within the scale `timing`) went with one action of the same visit (or
+    of a member of its group, `payer_of`) in the other direction, which the change alone does not weigh as: a shopper
+    who took an item and put one back moments apart, which the scale settled into one change. When the change is what
+    the two net to (`_netted`), each is paired with its part of it: a take and a put-back of one product weigh nothing
+    together, and a put-back of another product the shopper held (a label reader's) weighs the difference. Else one
+    of them read as imagined and the other as a weight that matches no product sent the visit to a person."""
     before, after = timing.before, timing.after
     for action in actions:
         changes = by_bin.get(action.bin)
         if changes is None or action.event_id in matched:
             continue
-        stamps = times[action.bin]
+        stamps, payer = times[action.bin], payer_of.get(action.session, action.session)
         first = bisect.bisect_left(stamps, action.ts - before)
         last = bisect.bisect_right(stamps, action.ts + after, first)
         for weight in changes[first:last]:
@@ -917,7 +923,7 @@ def _join_put_backs(
             if together is None or len(together) != 1:
                 continue
             other = together[0]
-            if other.session != action.session or other.sign == action.sign:
+            if other.sign == action.sign or payer_of.get(other.session, other.session) != payer:
                 continue
             take, put_back = (action, other) if action.sign > 0 else (other, action)
             parts = None if _weighs_as(other.qty, other.products, weight) else _netted(take, put_back, weight)
@@ -1749,7 +1755,7 @@ def infer_carts(
         events, habits.confidence_reading if habits else None, store
     )
     timing = habits.scale_timing if habits else _timing_of(actions, weights)
-    matched, seen_together = _match_weights(actions, weights, store, timing)
+    matched, seen_together = _match_weights(actions, weights, store, timing, visits.payer_of)
     if habits is None:
         learns = not calibration.has_learnt  # a store that has learnt reads with its own curves
         spread = read_weighing_spread(actions, matched, seen_together, store)

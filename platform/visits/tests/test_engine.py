@@ -463,6 +463,25 @@ def test_a_take_and_a_put_back_the_scale_settled_into_one_change_are_each_read()
     assert (items(carts["B"]), carts["B"].decision) == ({"CHIPS": 1}, "charge")
 
 
+def test_a_take_and_a_put_back_by_two_members_of_a_group_settled_into_one_change_net_on_their_cart() -> None:
+    """P's companion K takes a cola as P puts back the one P took: one change of a few grams. The group's cart holds
+    one cola and no person is asked about the weight; two shoppers of different visits would not be netted."""
+    for group in ("P", None):
+        s = Script("X")
+        s.visit("P", 0, 100)
+        s.visit("K", 0, 100, group=group)
+        s.pick(10, "P", "B-COLA")
+        s.weigh(11, "B-COLA", -345)
+        s.put_back(30, "P", "B-COLA")
+        s.pick(31, "K", "B-COLA")
+        s.weigh(32, "B-COLA", -6)
+        carts = s.carts()
+        if group:
+            assert (items(carts["P"]), carts["P"].decision, carts["P"].reasons) == ({"COLA": 1}, "charge", ())
+        else:
+            assert [reason.code for reason in carts["K"].reasons] == [Code.WEIGHT_MATCHES_NO_PRODUCT]
+
+
 def test_a_change_a_take_and_a_put_back_do_not_net_to_is_still_asked_about() -> None:
     """The same take and put-back, and a change of 60 g: no count of the cola, nor what the two net to."""
     s = Script("A", "C")
