@@ -1292,7 +1292,7 @@ class _Fusion:
         unsure_alone = alone is not None and self.calibration.probability(alone, action.margin) < LIKELY_PHANTOM
         if unsure_alone and not action.alternatives and action.sign > 0:
             return  # a camera alone, unsure and with nobody else in view: more likely imagined than taken
-        chances, members, evidence, certain = self.who(action, bin_, weight, alone)
+        chances, members, evidence, certain, margin = self.who(action, bin_, weight, alone)
         winner = self.visits.payer(action.session)
         payer = max(chances, key=lambda p: (chances[p], p == winner, p)) if len(chances) > 1 else next(iter(chances))
         member = members[payer]
@@ -1316,7 +1316,7 @@ class _Fusion:
             qty,
             action.sign,
             evidence,
-            action.margin,
+            margin,
             payer,
             round(1.0 - risk, 4),
             certain,
@@ -1339,11 +1339,12 @@ class _Fusion:
 
     def who(
         self, action: _Action, bin_: Bin, weight: _Weight | None, alone: Evidence | None
-    ) -> tuple[dict[str, float], dict[str, str], Evidence, bool]:
+    ) -> tuple[dict[str, float], dict[str, str], Evidence, bool, float]:
         """The chance that each payer made the action, the member most likely within each, the kind of evidence,
-        and whether it is certain (one shopper — or one group — in the store). `alone` is the kind of evidence a
-        camera without a scale gives (None when a scale weighed it). Payers whose chance is too small to matter
-        (below `MAY_HAVE_TAKEN`) are left out of the answer; their share is still counted."""
+        whether it is certain (one shopper — or one group — in the store) and the margin its kind's curve was read
+        at. `alone` is the kind of evidence a camera without a scale gives (None when a scale weighed it). Payers whose
+        chance is too small to matter (below `MAY_HAVE_TAKEN`) are left out of the answer; their share is still
+        counted."""
         visits, where, payer_of = self.visits, self.whereabouts, self.visits.payer_of
         top_session, ts = action.session, action.ts
         present = visits.present(ts)
@@ -1351,7 +1352,7 @@ class _Fusion:
             evidence = alone or Evidence.WEIGHED_ALONE
             member = top_session if top_session in present else min(present)
             payer = payer_of.get(member, member)
-            return {payer: 1.0}, {payer: member}, evidence, True
+            return {payer: 1.0}, {payer: member}, evidence, True, action.margin
         likely = where.around(action.seconds, bin_.position, action.event_id, present)
         if action.alternatives:
             alternatives = [(s, c) for s, c in action.alternatives if s != top_session]
@@ -1372,7 +1373,11 @@ class _Fusion:
         # a lone pick's where nobody is: the same cameras see the same shoppers — where the stack names rivals;
         # whether it happened is `action`'s floor. A stack naming no one reads both from the kind's curve.
         who_kind = weighed if alone is not None and self.names_rivals else evidence
-        top = self.calibration.probability(who_kind, action.margin)
+        # A camera torn between members of one group, nobody else named or seen near, is unsure which member made
+        # it, not whether the group did: its curve is read at the confidence it gave them all (`_Action.whether`).
+        torn_within_group = weighed == Evidence.WEIGHED_ALONE and len(named) > 1 and named == listed
+        margin = action.whether if torn_within_group else action.margin
+        top = self.calibration.probability(who_kind, margin)
         rest = 1.0 - top
         unlisted = len(present) - len(named)
         listed_share = rest * (0.8 if unlisted else 1.0) if alternatives else 0.0
@@ -1433,7 +1438,7 @@ class _Fusion:
         if crowd and share / total >= MAY_HAVE_TAKEN:
             self.join_crowd(weights, present, share, busy)
         chances, members = self.by_payer(weights, total)
-        return chances, members, evidence, False
+        return chances, members, evidence, False, margin
 
     def _contested(self, top_session: str, named: set[str], likely: Mapping[str, float]) -> bool:
         """Whether more than one payer is a suspect: the winner's, those of the named visits present and those of the

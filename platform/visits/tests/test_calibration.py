@@ -222,4 +222,10 @@ def test_a_stack_understating_its_sure_picks_learns_to_be_charged_as_often_as_a_
     warm_diffident, _ = _auto_charged_share(diffident, learnt_diffident, test_day)
     warm_calibrated, _ = _auto_charged_share(calibrated, learnt_calibrated, test_day)
     assert warm_diffident >= warm_calibrated - 0.03, (warm_diffident, warm_calibrated)
-    assert warm_diffident > cold_diffident + 0.05
+    # Its reviews lift it more than the calibrated store's lift that one: they close the gap its reports open.
+    assert warm_diffident - cold_diffident > warm_calibrated - cold_calibrated + 0.01, (
+        cold_calibrated,
+        cold_diffident,
+        warm_calibrated,
+        warm_diffident,
+    )

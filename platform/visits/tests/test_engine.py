@@ -1057,6 +1057,23 @@ def test_doubt_between_members_of_one_group_is_no_doubt_and_the_payer_pays_for_a
     assert (member.lines, member.decision, member.payer) == ((), "charge", "P")
 
 
+def test_a_camera_torn_between_members_of_one_group_with_a_stranger_in_the_store_is_sure_of_the_group() -> None:
+    """K's camera splits 0.55 / 0.40 between K and its payer P, and a stranger X shops elsewhere in the store, never
+    named nor near. The camera is unsure which member took the cola, not whether the group did: the group's pick is
+    read at the 0.95 it gave them both, not at K's 0.15 lead, of which a fifth went to X."""
+    s = Script("P", "X")
+    s.visit("K", 2, 100, group="P")
+    pick = s.pick(10, "K", "B-COLA", confidence=0.55, alternatives=[{"session": "P", "confidence": 0.40}])
+    s.weigh(11, "B-COLA", -345)
+    carts = s.carts()
+    payer = carts["P"]
+    assert (items(payer), payer.decision, payer.reasons) == ({"COLA": 1}, "charge", ())
+    assert payer.risk < 0.005
+    (attribution,) = payer.attributions
+    assert (attribution.event_id, attribution.evidence) == (pick, Evidence.WEIGHED_ALONE)
+    assert attribution.margin == pytest.approx(0.95)
+
+
 def test_a_companion_may_put_back_what_the_payer_took() -> None:
     s = Script("P")
     s.visit("K", 2, 100, group="P")
