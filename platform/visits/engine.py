@@ -307,6 +307,9 @@ class _Action:
     margin: float  # the confidence minus the runner-up's, on the stack's scale (`stack_confidence_scale`)
     # The confidence that someone it names made it, on the same scale: its winner's plus its rivals', at most 1.
     whether: float
+    # Its winner's payer's margin over the likeliest other payer it names, on the same scale: the confidences it gave
+    # the members of one group summed (`ConfidenceReading.payer_margin`). Who pays is what a pick decides.
+    payer_margin: float
     seconds: float  # `ts` as seconds since the epoch, read once: whereabouts and busy hands are scanned by it
     in_layout: Bin | None  # its bin as the layout of its time has it (None: not in it), looked up once
     products: tuple[Product, ...]  # what it can have moved: the product its camera saw, the one its bin holds
@@ -461,6 +464,24 @@ class ConfidenceReading(NamedTuple):
         runner_up = self.read(action.alternatives[0][1]) if action.alternatives else 0.0
         return round(min(1.0, self.read(action.confidence) - runner_up), 4)
 
+    def payer_margin(self, action: _Action, payer_of: Mapping[str, str]) -> float:
+        """The margin of the action's winner's payer over the likeliest other payer it names, each payer's members'
+        confidences summed (`payer_of`: member -> payer): a camera torn between members of one group is unsure which
+        member made it, not whether their group did. (Of the raw confidences: before `read`.)"""
+        if not action.alternatives:
+            return self.margin(action)
+        payer = payer_of.get(action.session, action.session)
+        own, others = action.confidence, defaultdict[str, float](float)
+        for session, confidence in action.alternatives:
+            if session == action.session:
+                continue
+            rival = payer_of.get(session, session)
+            if rival == payer:
+                own += confidence
+            else:
+                others[rival] += confidence
+        return round(min(1.0, self.read(own) - self.read(max(others.values(), default=0.0))), 4)
+
 
 def _confidence_reading(actions: Sequence[_Action]) -> ConfidenceReading:
     """The reading these actions show: their top, then what their picks naming no one else say on it."""
@@ -514,6 +535,7 @@ def _read(
                     event.get("sku"),
                     margin,
                     min(1.0, confidence + sum(c for _, c in alternatives)),
+                    margin,
                     ts.timestamp(),
                     in_layout,
                     products_of(event.get("sku"), in_layout.sku if in_layout else None),
@@ -539,6 +561,10 @@ def _read(
             checks[event["session"]].append((event["result"] == "passed", int(event["min_age"])))
         elif kind == "shelf.restocked":
             restocks.append(_Restock(ts, event["bin"], int(event["qty"])))
+    spans = {s: (entered[s], exited.get(s)) for s in entered}
+    # A companion whose payer never entered (or is itself a companion) pays for itself, and is asked about.
+    strays = {member: payer for member, payer in payer_of.items() if payer not in entered or payer in payer_of}
+    payer_of = {member: payer for member, payer in payer_of.items() if member not in strays}
     reading = _confidence_reading(actions) if reading is None else reading
     if reading != ConfidenceReading():
         actions = [
@@ -547,13 +573,14 @@ def _read(
                 confidence=reading.read(action.confidence),
                 margin=reading.margin(action),
                 whether=reading.read(action.whether),
+                payer_margin=reading.payer_margin(action, payer_of),
             )
             for action in actions
         ]
-    spans = {s: (entered[s], exited.get(s)) for s in entered}
-    # A companion whose payer never entered (or is itself a companion) pays for itself, and is asked about.
-    strays = {member: payer for member, payer in payer_of.items() if payer not in entered or payer in payer_of}
-    payer_of = {member: payer for member, payer in payer_of.items() if member not in strays}
+    elif payer_of:
+        for action in actions:
+            if action.alternatives:
+                action.payer_margin = reading.payer_margin(action, payer_of)
     return actions, weights, _Visits(spans, payer_of, gates, checks, strays), reports, restocks, reading
 
 
@@ -1373,10 +1400,9 @@ class _Fusion:
         # a lone pick's where nobody is: the same cameras see the same shoppers — where the stack names rivals;
         # whether it happened is `action`'s floor. A stack naming no one reads both from the kind's curve.
         who_kind = weighed if alone is not None and self.names_rivals else evidence
-        # A camera torn between members of one group, nobody else named or seen near, is unsure which member made
-        # it, not whether the group did: its curve is read at the confidence it gave them all (`_Action.whether`).
-        torn_within_group = weighed == Evidence.WEIGHED_ALONE and len(named) > 1 and named == listed
-        margin = action.whether if torn_within_group else action.margin
+        # A camera torn between members of one group is unsure which member made it, not whether their group did: its
+        # curve is read at the group's margin over the likeliest other payer it names (`_Action.payer_margin`).
+        margin = action.payer_margin
         top = self.calibration.probability(who_kind, margin)
         rest = 1.0 - top
         unlisted = len(present) - len(named)

@@ -1074,6 +1074,32 @@ def test_a_camera_torn_between_members_of_one_group_with_a_stranger_in_the_store
     assert attribution.margin == pytest.approx(0.95)
 
 
+def test_a_camera_naming_a_companion_and_a_stranger_is_read_at_the_groups_margin_over_the_stranger() -> None:
+    """K's camera gives 0.55 to K, 0.35 to its payer P and 0.10 to a stranger X standing by. Who pays is what the pick
+    decides: P's group against X, 0.90 to 0.10, not K against P. Were P a stranger too, the same split would be K's
+    0.20 lead over P, and P's visit would carry a real chance of the cola."""
+
+    def read(group: str | None) -> dict[str, Cart]:
+        s = Script("P", "X")
+        s.visit("K", 2, 100, group=group)
+        s.pick(
+            10,
+            "K",
+            "B-COLA",
+            confidence=0.55,
+            alternatives=[{"session": "P", "confidence": 0.35}, {"session": "X", "confidence": 0.10}],
+        )
+        s.weigh(11, "B-COLA", -345)
+        return s.carts()
+
+    together, apart = read("P"), read(None)
+    (attribution,) = together["P"].attributions
+    assert (attribution.evidence, attribution.margin) == (Evidence.WEIGHED_CONTESTED, 0.8)
+    assert items(together["P"]) == {"COLA": 1}
+    assert together["P"].risk < 0.5 * apart["K"].risk
+    assert apart["K"].attributions[0].margin == 0.2
+
+
 def test_a_companion_may_put_back_what_the_payer_took() -> None:
     s = Script("P")
     s.visit("K", 2, 100, group="P")

@@ -43,7 +43,7 @@ from second_world import store_day
 from second_world.store import second_layout, second_prices
 
 pytestmark = pytest.mark.usefixtures("celery_worker")
-SEED, VISITS, PUSH_BATCH = 7, 60, 25
+SEED, VISITS, PUSH_BATCH = 8, 60, 25
 
 
 def _stored(store: Store) -> dict[str, tuple[dict[str, int], str]]:
