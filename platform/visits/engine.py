@@ -467,7 +467,7 @@ class ConfidenceReading(NamedTuple):
     def payer_margin(self, action: _Action, payer_of: Mapping[str, str]) -> float:
         """The margin of the action's winner's payer over the likeliest other payer it names, each payer's members'
         confidences summed (`payer_of`: member -> payer): a camera torn between members of one group is unsure which
-        member made it, not whether their group did. (Of the raw confidences: before `read`.)"""
+        member made it, not whether their group did. Of `action`'s confidences as its camera reported them."""
         if not action.alternatives:
             return self.margin(action)
         payer = payer_of.get(action.session, action.session)
@@ -1319,7 +1319,7 @@ class _Fusion:
         unsure_alone = alone is not None and self.calibration.probability(alone, action.margin) < LIKELY_PHANTOM
         if unsure_alone and not action.alternatives and action.sign > 0:
             return  # a camera alone, unsure and with nobody else in view: more likely imagined than taken
-        chances, members, evidence, certain, margin = self.who(action, bin_, weight, alone)
+        chances, members, evidence, certain = self.who(action, bin_, weight, alone)
         winner = self.visits.payer(action.session)
         payer = max(chances, key=lambda p: (chances[p], p == winner, p)) if len(chances) > 1 else next(iter(chances))
         member = members[payer]
@@ -1343,7 +1343,7 @@ class _Fusion:
             qty,
             action.sign,
             evidence,
-            margin,
+            action.payer_margin,
             payer,
             round(1.0 - risk, 4),
             certain,
@@ -1366,12 +1366,11 @@ class _Fusion:
 
     def who(
         self, action: _Action, bin_: Bin, weight: _Weight | None, alone: Evidence | None
-    ) -> tuple[dict[str, float], dict[str, str], Evidence, bool, float]:
+    ) -> tuple[dict[str, float], dict[str, str], Evidence, bool]:
         """The chance that each payer made the action, the member most likely within each, the kind of evidence,
-        whether it is certain (one shopper — or one group — in the store) and the margin its kind's curve was read
-        at. `alone` is the kind of evidence a camera without a scale gives (None when a scale weighed it). Payers whose
-        chance is too small to matter (below `MAY_HAVE_TAKEN`) are left out of the answer; their share is still
-        counted."""
+        and whether it is certain (one shopper — or one group — in the store). `alone` is the kind of evidence a
+        camera without a scale gives (None when a scale weighed it). Payers whose chance is too small to matter
+        (below `MAY_HAVE_TAKEN`) are left out of the answer; their share is still counted."""
         visits, where, payer_of = self.visits, self.whereabouts, self.visits.payer_of
         top_session, ts = action.session, action.ts
         present = visits.present(ts)
@@ -1379,7 +1378,7 @@ class _Fusion:
             evidence = alone or Evidence.WEIGHED_ALONE
             member = top_session if top_session in present else min(present)
             payer = payer_of.get(member, member)
-            return {payer: 1.0}, {payer: member}, evidence, True, action.margin
+            return {payer: 1.0}, {payer: member}, evidence, True
         likely = where.around(action.seconds, bin_.position, action.event_id, present)
         if action.alternatives:
             alternatives = [(s, c) for s, c in action.alternatives if s != top_session]
@@ -1402,8 +1401,7 @@ class _Fusion:
         who_kind = weighed if alone is not None and self.names_rivals else evidence
         # A camera torn between members of one group is unsure which member made it, not whether their group did: its
         # curve is read at the group's margin over the likeliest other payer it names (`_Action.payer_margin`).
-        margin = action.payer_margin
-        top = self.calibration.probability(who_kind, margin)
+        top = self.calibration.probability(who_kind, action.payer_margin)
         rest = 1.0 - top
         unlisted = len(present) - len(named)
         listed_share = rest * (0.8 if unlisted else 1.0) if alternatives else 0.0
@@ -1464,7 +1462,7 @@ class _Fusion:
         if crowd and share / total >= MAY_HAVE_TAKEN:
             self.join_crowd(weights, present, share, busy)
         chances, members = self.by_payer(weights, total)
-        return chances, members, evidence, False, margin
+        return chances, members, evidence, False
 
     def _contested(self, top_session: str, named: set[str], likely: Mapping[str, float]) -> bool:
         """Whether more than one payer is a suspect: the winner's, those of the named visits present and those of the
