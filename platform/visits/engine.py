@@ -464,12 +464,22 @@ class ConfidenceReading(NamedTuple):
         runner_up = self.read(action.alternatives[0][1]) if action.alternatives else 0.0
         return round(min(1.0, self.read(action.confidence) - runner_up), 4)
 
+    def applied(self, action: _Action, payer_of: Mapping[str, str]) -> _Action:
+        """The action with its confidences and margins read (of the confidences as its camera reported them)."""
+        margin = self.margin(action)
+        return replace(
+            action,
+            confidence=self.read(action.confidence),
+            margin=margin,
+            whether=self.read(action.whether),
+            payer_margin=self.payer_margin(action, payer_of) if action.alternatives else margin,
+        )
+
     def payer_margin(self, action: _Action, payer_of: Mapping[str, str]) -> float:
-        """The margin of the action's winner's payer over the likeliest other payer it names, each payer's members'
-        confidences summed (`payer_of`: member -> payer): a camera torn between members of one group is unsure which
-        member made it, not whether their group did. Of `action`'s confidences as its camera reported them."""
-        if not action.alternatives:
-            return self.margin(action)
+        """The margin of the winner's payer over the likeliest other payer an action naming others names, each payer's
+        members' confidences summed (`payer_of`: member -> payer): a camera torn between members of one group is
+        unsure which member made it, not whether their group did. Of `action`'s confidences as its camera reported
+        them."""
         payer = payer_of.get(action.session, action.session)
         own, others = action.confidence, defaultdict[str, float](float)
         for session, confidence in action.alternatives:
@@ -567,16 +577,7 @@ def _read(
     payer_of = {member: payer for member, payer in payer_of.items() if member not in strays}
     reading = _confidence_reading(actions) if reading is None else reading
     if reading != ConfidenceReading():
-        actions = [
-            replace(
-                action,
-                confidence=reading.read(action.confidence),
-                margin=reading.margin(action),
-                whether=reading.read(action.whether),
-                payer_margin=reading.payer_margin(action, payer_of),
-            )
-            for action in actions
-        ]
+        actions = [reading.applied(action, payer_of) for action in actions]
     elif payer_of:
         for action in actions:
             if action.alternatives:
@@ -873,20 +874,12 @@ def _match_weights(
     change is the net of (`_netted`).
     Returns the pairs, and per weight change the count of items its actions saw together.
     """
-    by_bin: dict[str, list[_Weight]] = defaultdict(list)
-    for weight in weights:  # in time order
-        by_bin[weight.bin].append(weight)
-    times = {code: [w.ts for w in changes] for code, changes in by_bin.items()}
-    before, after, typical = timing.before, timing.after, timing.typical
+    changes = _ChangesByBin(weights, timing)
+    typical = timing.typical
     pairs: list[tuple[bool, bool, float, str, str, _Action, _Weight]] = []
     for action in actions:
-        changes = by_bin.get(action.bin)
-        if not changes:
-            continue
-        stamps, ts, taken = times[action.bin], action.ts, action.sign > 0
-        first = bisect.bisect_left(stamps, ts - before)
-        last = bisect.bisect_right(stamps, ts + after, first)
-        for weight in changes[first:last]:
+        ts, taken = action.ts, action.sign > 0
+        for weight in changes.near(action):
             if (weight.delta_g < 0) == taken:
                 gap = abs((weight.ts - ts - typical).total_seconds())
                 agrees = _weighs_as(action.qty, action.products, weight)
@@ -918,34 +911,47 @@ def _match_weights(
             matched[action_id] = weight
             together.append(action)
             seen_together[weight_id] = count
-    _join_put_backs(actions, by_bin, times, timing, matched, sharing, payer_of)
+    _join_put_backs(actions, changes, matched, sharing, payer_of)
     return matched, seen_together
+
+
+class _ChangesByBin:
+    """A day's weight changes by bin, in time order: those of an action's bin within the store's scale timing."""
+
+    def __init__(self, weights: Sequence[_Weight], timing: ScaleTiming) -> None:
+        self.by_bin: dict[str, list[_Weight]] = defaultdict(list)
+        for weight in weights:  # in time order
+            self.by_bin[weight.bin].append(weight)
+        self.times = {code: [w.ts for w in changes] for code, changes in self.by_bin.items()}
+        self.before, self.after = timing.before, timing.after
+
+    def near(self, action: _Action) -> list[_Weight]:
+        changes = self.by_bin.get(action.bin)
+        if not changes:
+            return []
+        stamps = self.times[action.bin]
+        first = bisect.bisect_left(stamps, action.ts - self.before)
+        return changes[first : bisect.bisect_right(stamps, action.ts + self.after, first)]
 
 
 def _join_put_backs(
     actions: Sequence[_Action],
-    by_bin: Mapping[str, list[_Weight]],
-    times: Mapping[str, list[datetime]],
-    timing: ScaleTiming,
+    changes: _ChangesByBin,
     matched: dict[str, _Weight],
     sharing: Mapping[str, list[_Action]],
     payer_of: Mapping[str, str],
 ) -> None:
-    """An action left over whose bin's change (within the scale `timing`) went with one action of the same visit (or
-    of a member of its group, `payer_of`) in the other direction, which the change alone does not weigh as: a shopper
+    """An action left over whose bin's change (`changes.near` it) went with one action of the same visit (or of a
+    member of its group, `payer_of`) in the other direction, which the change alone does not weigh as: a shopper
     who took an item and put one back moments apart, which the scale settled into one change. When the change is what
     the two net to (`_netted`), each is paired with its part of it: a take and a put-back of one product weigh nothing
     together, and a put-back of another product the shopper held (a label reader's) weighs the difference. Else one
     of them read as imagined and the other as a weight that matches no product sent the visit to a person."""
-    before, after = timing.before, timing.after
     for action in actions:
-        changes = by_bin.get(action.bin)
-        if changes is None or action.event_id in matched:
+        if action.event_id in matched:
             continue
-        stamps, payer = times[action.bin], payer_of.get(action.session, action.session)
-        first = bisect.bisect_left(stamps, action.ts - before)
-        last = bisect.bisect_right(stamps, action.ts + after, first)
-        for weight in changes[first:last]:
+        payer = payer_of.get(action.session, action.session)
+        for weight in changes.near(action):
             together = sharing.get(weight.event_id)
             if together is None or len(together) != 1:
                 continue
