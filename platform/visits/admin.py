@@ -967,7 +967,8 @@ class StoreCalibrationAdmin(ReadOnlyMixin, TenantModelAdmin):
         asked = request.GET.get("number", "")
         shown = next((row for row in history if str(row.number) == asked), history[0] if history else None)
         latest = history[0] if history else None
-        limit_now = selectors.charge_limit(store=store, latest=latest)
+        options = selectors.risk_options(store=store, latest=latest)
+        limit_now = options.current.charge_limit
         habits = settling.stack_habits(store=store, until=timezone.now())
         stored = Calibration.from_json(shown.calibration) if shown is not None else default_calibration()
         learnt = habits.applied_to(stored)
@@ -1000,6 +1001,9 @@ class StoreCalibrationAdmin(ReadOnlyMixin, TenantModelAdmin):
             "learns_when": _learns_when(reviewed=reviewed, latest=latest, tz=tz),
             "learn_after": calibration.LEARN_AFTER_REVIEWS,
             "risk_checks": _risk_checks(learnt),
+            "risk_options": _risk_options(options),
+            "risk_options_from": options.visits,
+            "risk_options_learnt": options.learnt,
             "review_causes": _review_causes(
                 selectors.review_causes_by_bin(store=store, since=timezone.now() - selectors.REVIEW_CAUSES_PERIOD)
             ),
@@ -1027,6 +1031,21 @@ class StoreCalibrationAdmin(ReadOnlyMixin, TenantModelAdmin):
             ],
         }
         return TemplateResponse(request, self.page_template, context)
+
+
+def _risk_options(options: selectors.RiskOptions) -> list[dict[str, Any]]:
+    """Per risk setting, lowest first: the charge limit it gives, the share of the store's recent visits it sends to
+    a person for their risk and the share it expects overcharged, the store's own marked."""
+    return [
+        {
+            "risk": format_share(option.risk),
+            "limit": format_share(option.charge_limit),
+            "sent": format_share(option.sent_for_risk),
+            "overcharged": format_share(option.expected_overcharged),
+            "yours": option.risk == options.risk,
+        }
+        for option in options.options
+    ]
 
 
 def _risk_checks(learnt: Calibration) -> list[dict[str, Any]]:

@@ -37,7 +37,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from itertools import pairwise
-from typing import Any
+from typing import Any, NamedTuple
 
 BINS = 20
 TABLE_STEPS = 1000
@@ -51,6 +51,8 @@ NEWTON_STEPS = 8
 MAX_STEP = 2.0
 MAX_PROBABILITY = 0.9995
 KEPT_RISKS = 2000
+# The risk settings a store is shown the effect of on its recent visits, with its own (`Calibration.risk_option`).
+RISK_SETTINGS = (0.001, 0.0025, 0.005, 0.01, 0.02)
 # Visit risks are checked against what people decided in bands of risk (the lower edge of each). In a band, the
 # overcharges found are weighed against those the risks expected with a prior worth `RISK_PRIOR_OVERCHARGES`
 # expected overcharges that says "the risks are right": a band moves only once its visits expected several.
@@ -182,6 +184,17 @@ def charged_visits(visits: Iterable[tuple[float, DisputeOutcome]]) -> list[Charg
     return [ChargedVisit(risk, worth.get(outcome, 0.0)) for risk, outcome in visits]
 
 
+class RiskOption(NamedTuple):
+    """What a risk setting does to a store's recent visits (`Calibration.risks`): the charge limit it gives, the
+    share of those visits whose risk is over it (a person is asked about them), and the share expected overcharged
+    among all of them — the risks of those charged, as the store's decided visits and disputes bore them out."""
+
+    risk: float
+    charge_limit: float
+    sent_for_risk: float
+    expected_overcharged: float
+
+
 def _band(risk: float) -> int:
     return bisect.bisect_right(RISK_BANDS, risk) - 1
 
@@ -240,6 +253,17 @@ class Calibration:
                     break
                 limit = max(limit, risk)
         return limit
+
+    def risk_option(self, target: float) -> RiskOption:
+        """What setting the store's risk to `target` does to its recent visits (none: nothing is sent, nothing
+        expected)."""
+        limit = self.charge_limit(target)
+        if not self.risks:
+            return RiskOption(target, limit, 0.0, 0.0)
+        charged = bisect.bisect_right(self.risks, limit)
+        expected = sum(self.overcharge(risk) for risk in self.risks[:charged])
+        visits = len(self.risks)
+        return RiskOption(target, limit, round(1.0 - charged / visits, 4), round(expected / visits, 5))
 
     def _within_alone(self, target: float) -> float:
         """`target` itself, unless a recent visit at or under it is counted at more (`overcharge`): then the

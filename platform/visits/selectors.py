@@ -19,7 +19,7 @@ from ingest.models import Event
 from stores.models import Bin, LayoutVersion, Store
 from stores.selectors import layout_in_force
 from visits import lifecycle
-from visits.calibration import LEARN_AFTER_REVIEWS, Calibration
+from visits.calibration import KEPT_RISKS, LEARN_AFTER_REVIEWS, RISK_SETTINGS, Calibration, RiskOption, with_risks
 from visits.calibration import default as default_calibration
 from visits.models import ReviewDecision, StoreCalibration, Visit, VisitLine
 from visits.reasons import ReviewReasonCode, event_ids_of, reasons_of, reasons_served
@@ -385,6 +385,40 @@ def charge_limit(*, store: Store, latest: StoreCalibration | None) -> float:
     risk the store sets today (the risk itself before the store's first calibration)."""
     model = Calibration.from_json(latest.calibration) if latest is not None else default_calibration()
     return model.charge_limit(float(store.overcharge_risk))
+
+
+def recent_visit_risks(*, store: Store) -> tuple[float, ...]:
+    """The risks settling gave the store's latest settled visits (`KEPT_RISKS` at most), newest first: what a store
+    not calibrated yet draws its charge limit from."""
+    settled = Visit.objects.filter(store=store, risk__isnull=False).order_by("-settled_at", "-pk")
+    return tuple(settled.values_list("risk", flat=True)[:KEPT_RISKS])
+
+
+@dataclass(frozen=True)
+class RiskOptions:
+    """What each risk setting (`RISK_SETTINGS` and the store's own, lowest first) would do to the store's recent
+    visits: drawn from the `visits` risks its latest calibration read (`learnt`), or — before it has drawn any —
+    from the risks settling gave its latest settled visits."""
+
+    risk: float  # the store's own setting
+    visits: int
+    learnt: bool
+    options: tuple[RiskOption, ...]
+
+    @property
+    def current(self) -> RiskOption:
+        return next(option for option in self.options if option.risk == self.risk)
+
+
+def risk_options(*, store: Store, latest: StoreCalibration | None) -> RiskOptions:
+    """What the store's risk setting, and the other usual ones, would do to its recent visits (`RiskOptions`)."""
+    model = Calibration.from_json(latest.calibration) if latest is not None else default_calibration()
+    learnt = bool(model.risks)
+    if not learnt:
+        model = with_risks(model, recent_visit_risks(store=store))
+    risk = float(store.overcharge_risk)
+    options = tuple(model.risk_option(setting) for setting in sorted({*RISK_SETTINGS, risk}))
+    return RiskOptions(risk, len(model.risks), learnt, options)
 
 
 def reviews_since(*, store: Store, since: datetime | None) -> int:

@@ -35,7 +35,7 @@ from ingest.services import events_mark_unreadable
 from ingest.validation import FUTURE_TOLERANCE, VISIT_SPAN
 from stores.models import Device, LayoutVersion, Store
 from visits import engine, lifecycle, pricing, selectors
-from visits.calibration import KEPT_RISKS, Calibration, with_risks
+from visits.calibration import Calibration, with_risks
 from visits.calibration import default as default_calibration
 from visits.models import ChargeInstruction, ReviewDecision, Visit, VisitLine
 from visits.reasons import ReviewReason, ReviewReasonCode
@@ -120,8 +120,7 @@ def store_reading(*, store: Store, visits: Sequence[Visit]) -> Reading:
     model = Calibration.from_json(latest.calibration) if latest is not None else default_calibration()
     recent: tuple[float, ...] = ()
     if not model.risks:
-        stored = Visit.objects.filter(store=store, risk__isnull=False).order_by("-settled_at", "-pk")
-        recent = tuple(stored.values_list("risk", flat=True)[:KEPT_RISKS])
+        recent = selectors.recent_visit_risks(store=store)
         if len(recent) >= COLD_POOL:
             model, recent = with_risks(model, recent), ()
     ends = [at for visit in visits if (at := visit.exited_at or visit.last_event_at) is not None]

@@ -1,5 +1,5 @@
-"""Visits and their receipts, and where a store's reviews come from, through the licensee API (docs/api.md,
-"Visits and receipts" and "Where reviews come from")."""
+"""Visits and their receipts, where a store's reviews come from, and what another overcharge risk would do, through the
+licensee API (docs/api.md, "Visits and receipts", "Where reviews come from" and "What another risk would do")."""
 
 from __future__ import annotations
 
@@ -239,3 +239,62 @@ def _bin_causes(row: selectors.BinReviewCauses) -> dict[str, Any]:
         "reasons": {code.value: visits for code, visits in row.reasons_most_first},
         "main_reason": row.main_reason.value,
     }
+
+
+class RiskOptionSerializer(serializers.Serializer):
+    overcharge_risk = serializers.FloatField(help_text="The setting: at most this share (0–1) of visits overcharged.")
+    charge_limit = serializers.FloatField(help_text="The highest visit risk it charges without a person.")
+    sent_for_risk_share = serializers.FloatField(
+        help_text="Share (0–1) of the recent visits whose risk is over that limit: a person is asked about them."
+    )
+    expected_overcharge_share = serializers.FloatField(
+        help_text="Share (0–1) of the recent visits expected overcharged: those charged, each as likely overcharged "
+        "as the store's reviews and disputes showed visits of its risk to be."
+    )
+    current = serializers.BooleanField(help_text="Whether this is the store's own setting.")
+
+
+class RiskOptionsSerializer(serializers.Serializer):
+    store = serializers.CharField()
+    overcharge_risk = serializers.FloatField(help_text="The store's own setting.")
+    calibration = serializers.IntegerField(
+        allow_null=True, help_text="The number of the store's latest calibration; null before its first."
+    )
+    visits = serializers.IntegerField(
+        help_text="How many of the store's latest visits the options are drawn from: the risks its latest calibration "
+        "read them at, or before it has drawn any, those settling gave them (0: none settled yet)."
+    )
+    options = RiskOptionSerializer(many=True, help_text="The usual settings and the store's own, lowest first.")
+
+
+class StoreRiskOptionsApi(TenantAPIView):
+    @extend_schema(responses=RiskOptionsSerializer)
+    def get(self, request: Request, store: str) -> Response:
+        """What another overcharge risk would do
+
+        For the store's own `overcharge_risk` and the usual settings (0.1 %, 0.25 %, 0.5 %, 1 %, 2 %): the charge limit
+        each gives, the share of the store's recent visits it would send to a person for their risk, and the share it
+        expects overcharged. What a licensee weighs before it changes the setting (`PATCH /stores/{store}`); a visit
+        sent to a person for another reason (an ID check, an item no camera saw) goes at any setting.
+        """
+        found = store_get(code=store)
+        latest = selectors.calibration_latest(store=found)
+        options = selectors.risk_options(store=found, latest=latest)
+        return Response(
+            {
+                "store": found.code,
+                "overcharge_risk": options.risk,
+                "calibration": latest.number if latest is not None else None,
+                "visits": options.visits,
+                "options": [
+                    {
+                        "overcharge_risk": option.risk,
+                        "charge_limit": round(option.charge_limit, 6),
+                        "sent_for_risk_share": option.sent_for_risk,
+                        "expected_overcharge_share": option.expected_overcharged,
+                        "current": option.risk == options.risk,
+                    }
+                    for option in options.options
+                ],
+            }
+        )

@@ -10,10 +10,12 @@ import pytest
 
 from ingest.validation import parse_timestamp
 from visits.calibration import (
+    RISK_BANDS,
     Calibration,
     ChargedVisit,
     DisputeOutcome,
     Evidence,
+    RiskOption,
     Sample,
     VisitSample,
     charged_visits,
@@ -73,6 +75,21 @@ def test_the_charge_limit_spends_the_risk_budget_on_the_least_risky_visits_first
     assert calibration.charge_limit(0.005) == 0.01
     assert calibration.charge_limit(0.0055) == 0.1
     assert default().charge_limit(0.005) == 0.005  # nothing seen yet: no visit riskier than the risk itself
+
+
+def test_a_risk_setting_says_what_it_sends_to_a_person_and_what_it_expects_overcharged() -> None:
+    calibration = with_risks(default(), [0.0] * 90 + [0.01] * 5 + [0.1] * 5)
+    # At 0.5 %: charged up to 1 %, the five at 10 % sent to a person; the five at 1 % expect 0.05 overcharges of 100.
+    assert calibration.risk_option(0.005) == RiskOption(0.005, 0.01, 0.05, 0.0005)
+    # At 0.55 %, all are charged and all ten risky visits expect 0.55 overcharges.
+    assert calibration.risk_option(0.0055) == RiskOption(0.0055, 0.1, 0.0, 0.0055)
+    # Visits of a risk that people found overcharged twice as often count at twice that: the ten risky visits expect
+    # 1.1 overcharges, more than 0.55 % allows, and the five at 10 % go to a person again.
+    doubled = replace(calibration, risk_ratios=tuple(2.0 if edge >= 0.01 else 1.0 for edge in RISK_BANDS))
+    assert doubled.risk_option(0.005) == RiskOption(0.005, 0.01, 0.05, 0.001)
+    assert doubled.risk_option(0.0055) == RiskOption(0.0055, 0.01, 0.05, 0.001)
+    assert doubled.risk_option(0.02) == RiskOption(0.02, 0.1, 0.0, 0.011)
+    assert default().risk_option(0.005) == RiskOption(0.005, 0.005, 0.0, 0.0)  # no visits: nothing to say
 
 
 def test_visit_risks_that_people_found_too_high_let_the_limit_spend_the_budget() -> None:
