@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta, tzinfo
+from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 
@@ -40,6 +41,16 @@ def format_zone(tz: ZoneInfo, *, at: datetime) -> str:
         return abbreviation or "UTC"
     place = tz.key.rsplit("/", 1)[-1].replace("_", " ")
     return f"{place} time ({abbreviation})" if abbreviation else f"{place} time"
+
+
+def format_percent(share: Decimal) -> str:
+    """A share someone set, as a percentage without trailing zeros (a form's figure): Decimal("0.0025") → "0.25"."""
+    return f"{(share * 100).normalize():f}"
+
+
+def format_setting(share: Decimal | float) -> str:
+    """A share someone set, as people read it, exactly: 0.0025 → "0.25 %" (`format_share` would round it)."""
+    return f"{format_percent(Decimal(str(share)))} %"
 
 
 def format_share(share: float) -> str:

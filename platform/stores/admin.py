@@ -33,6 +33,7 @@ from catalog.models import Product
 from core import bounded_json
 from core.admin import OpsModelAdmin, ReadOnlyMixin, TenantModelAdmin, admin_pages, tenant_may_upload
 from core.admin_sites import licensee_site, ops_site
+from core.formatting import format_percent
 from stores import health, selectors, services
 from stores.floor_plan import render_floor_plan
 from stores.models import (
@@ -55,11 +56,6 @@ DEVICES_FROM_LAYOUT = (
     "layout of the store."
 )
 CURRENCY_CHOICES = [(code, code) for code in sorted(currencies.MINOR_UNITS)]
-
-
-def format_percent(share: Decimal) -> str:
-    """A share as a percentage without trailing zeros: Decimal("0.005") → "0.5"."""
-    return f"{(share * 100).normalize():f}"
 
 
 def _floor_plan_html(layout: LayoutVersion | None, *, store: Store) -> SafeString:

@@ -32,7 +32,7 @@ from catalog import currencies
 from catalog.models import Product
 from core.admin import ALL_STATUSES, DecisionQueueAdmin, QueueStatusFilter, ReadOnlyMixin, TenantModelAdmin, admin_pages
 from core.admin_sites import licensee_site
-from core.formatting import format_duration, format_moment, format_share
+from core.formatting import format_duration, format_moment, format_setting, format_share
 from core.tasks import enqueue_on_commit
 from disputes.queues import queue_tabs
 from ingest.models import Event
@@ -986,7 +986,7 @@ class StoreCalibrationAdmin(ReadOnlyMixin, TenantModelAdmin):
             "queue_url": reverse("admin:visits_visit_changelist"),
             "learn_url": reverse("admin:visits_storecalibration_learn", args=[store.pk]),
             "may_learn": self._may_write(request),
-            "risk": format_share(float(store.overcharge_risk)),
+            "risk": format_setting(store.overcharge_risk),
             "charge_limit": format_share(limit_now),
             "recent": _recent_settling(figures),
             "reviews": _review_outcomes(
@@ -1022,7 +1022,7 @@ class StoreCalibrationAdmin(ReadOnlyMixin, TenantModelAdmin):
                     "row": row,
                     "at": _local(row.created_at, tz),
                     "auto_charged": format_share(row.auto_charge_share),
-                    "risk": format_share(float(row.overcharge_risk)),
+                    "risk": format_setting(row.overcharge_risk),
                     "limit": format_share(row.charge_limit),
                     "asked_by": _asked_by(row),
                     "shown": row is shown,
@@ -1038,7 +1038,7 @@ def _risk_options(options: selectors.RiskOptions) -> list[dict[str, Any]]:
     a person for their risk and the share it expects overcharged, the store's own marked."""
     return [
         {
-            "risk": format_share(option.risk),
+            "risk": format_setting(option.risk),
             "limit": format_share(option.charge_limit),
             "sent": format_share(option.sent_for_risk),
             "overcharged": format_share(option.expected_overcharged),

@@ -134,6 +134,7 @@ def test_the_calibration_page_shows_what_another_risk_setting_would_do(manager_a
     assert 'class="oa-shown"' in yours and "0.5 % (yours)" in yours
     assert all(cell in yours for cell in (">1 %</td>", ">5 %</td>", ">0.05 %</td>"))
     assert "(yours)" not in "".join(rows[:2] + rows[3:])
+    assert "<td>0.25 %</td>" in rows[1], "a setting as it was set, not rounded"
     assert "Of the store's 100 latest visits, as they were settled." in section
     assert "{" not in section and "0.0005" not in section, "shares for people, no raw figures"
     # The limit the page gives is the one the options drew from the settled visits.
