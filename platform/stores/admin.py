@@ -129,6 +129,12 @@ class StoreAdminForm(forms.ModelForm):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.initial["overcharge_risk"] = format_percent(self.instance.overcharge_risk)
+        if self.instance.pk is not None:
+            field = self.fields["overcharge_risk"]
+            options = reverse("admin:visits_storecalibration_store", args=[self.instance.pk]) + "#risk-options"
+            field.help_text = format_html(
+                '{} <a href="{}">What each setting would do to your recent visits</a>', field.help_text, options
+            )
         currency = self.instance.currency or "USD"
         for name in self.MONEY_FIELDS:
             self.initial[name] = currencies.from_minor(getattr(self.instance, name), currency)
