@@ -132,8 +132,9 @@ class StoreAdminForm(forms.ModelForm):
         if self.instance.pk is not None:
             field = self.fields["overcharge_risk"]
             options = reverse("admin:visits_storecalibration_store", args=[self.instance.pk]) + "#risk-options"
+            link = '{} <a class="text-primary-600 underline" href="{}">{}</a>'
             field.help_text = format_html(
-                '{} <a href="{}">What each setting would do to your recent visits</a>', field.help_text, options
+                link, field.help_text, options, "What each setting would do to your recent visits →"
             )
         currency = self.instance.currency or "USD"
         for name in self.MONEY_FIELDS:

@@ -101,7 +101,7 @@ def test_the_overcharge_risk_is_shown_and_typed_as_a_percentage(manager_a: User,
     assert 'name="overcharge_risk" value="0.5"' in page
     assert "% of visits" in page and "review queue" in page
     assert f'href="/admin/visits/storecalibration/store/{store_a.pk}/"' in page
-    options = f'<a href="/admin/visits/storecalibration/store/{store_a.pk}/#risk-options">What each setting would do'
+    options = f'href="/admin/visits/storecalibration/store/{store_a.pk}/#risk-options">What each setting would do'
     assert options in page, "beside the setting, what another would do"
     form = _store_form(code="S1", currency="USD", overcharge_risk="1.25")
     response = client.post(f"/admin/stores/store/{store_a.pk}/change/", form)
