@@ -970,7 +970,7 @@ class StoreCalibrationAdmin(ReadOnlyMixin, TenantModelAdmin):
         options = selectors.risk_options(store=store, latest=latest)
         limit_now = options.current.charge_limit
         habits = settling.stack_habits(store=store, until=timezone.now())
-        stored = Calibration.from_json(shown.calibration) if shown is not None else default_calibration()
+        stored = selectors.calibration_model(shown)
         learnt = habits.applied_to(stored)
         taught_from = habits.taught_from if learnt is not stored else {}
         tz = _zone(store.timezone)

@@ -380,11 +380,15 @@ def calibration_history(*, store: Store) -> QuerySet[StoreCalibration]:
     return StoreCalibration.objects.filter(store=store).order_by("-number")
 
 
+def calibration_model(row: StoreCalibration | None) -> Calibration:
+    """What a stored calibration says (the default before a store's first)."""
+    return Calibration.from_json(row.calibration) if row is not None else default_calibration()
+
+
 def charge_limit(*, store: Store, latest: StoreCalibration | None) -> float:
     """The highest visit risk the store charges without a person now: its latest calibration's limit at the
     risk the store sets today (the risk itself before the store's first calibration)."""
-    model = Calibration.from_json(latest.calibration) if latest is not None else default_calibration()
-    return model.charge_limit(float(store.overcharge_risk))
+    return calibration_model(latest).charge_limit(float(store.overcharge_risk))
 
 
 def recent_visit_risks(*, store: Store) -> tuple[float, ...]:
@@ -412,7 +416,7 @@ class RiskOptions:
 
 def risk_options(*, store: Store, latest: StoreCalibration | None) -> RiskOptions:
     """What the store's risk setting, and the other usual ones, would do to its recent visits (`RiskOptions`)."""
-    model = Calibration.from_json(latest.calibration) if latest is not None else default_calibration()
+    model = calibration_model(latest)
     learnt = bool(model.risks)
     if not learnt:
         model = with_risks(model, recent_visit_risks(store=store))

@@ -36,7 +36,6 @@ from ingest.validation import FUTURE_TOLERANCE, VISIT_SPAN
 from stores.models import Device, LayoutVersion, Store
 from visits import engine, lifecycle, pricing, selectors
 from visits.calibration import Calibration, with_risks
-from visits.calibration import default as default_calibration
 from visits.models import ChargeInstruction, ReviewDecision, Visit, VisitLine
 from visits.reasons import ReviewReason, ReviewReasonCode
 
@@ -117,7 +116,7 @@ def store_reading(*, store: Store, visits: Sequence[Visit]) -> Reading:
     reports is read up to the last of `visits` to end (`stack_habits`).
     """
     latest = selectors.calibration_latest(store=store)
-    model = Calibration.from_json(latest.calibration) if latest is not None else default_calibration()
+    model = selectors.calibration_model(latest)
     recent: tuple[float, ...] = ()
     if not model.risks:
         recent = selectors.recent_visit_risks(store=store)
