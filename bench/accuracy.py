@@ -84,7 +84,8 @@ from visits.reasons import ReviewReasonCode  # noqa: E402
 from visits.simulator import CatalogItem, Simulation, shopper_disputes, simulate  # noqa: E402
 
 START = datetime(2026, 3, 2, 8, tzinfo=UTC)
-TARGETS = {"review_rate": {"realistic": 0.10, "crowded": 0.25}, "overcharge_rate_recoverable": 0.01}
+OVERCHARGE_TARGET = 0.01
+TARGETS = {"review_rate": {"realistic": 0.10, "crowded": 0.25}, "overcharge_rate_recoverable": OVERCHARGE_TARGET}
 
 
 def _store(seed: int, *, age_restricted: int) -> tuple[dict[str, Any], dict[str, CatalogItem], StoreModel]:
@@ -539,7 +540,7 @@ def _run_family(
         "naive_top_candidate": _rates(naive),
         "frontier": {
             "review_rate_at_risk": _frontier(frontier, risk),
-            "review_rate_at_target": _frontier(frontier, TARGETS["overcharge_rate_recoverable"]),
+            "review_rate_at_target": _frontier(frontier, OVERCHARGE_TARGET),
             "review_rate_whatever_the_risk": _frontier(frontier, 1.0),
         },
         "review_reasons": dict(reasons.most_common(6)),
