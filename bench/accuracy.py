@@ -58,6 +58,8 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from itertools import groupby
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -248,9 +250,12 @@ def _interval(hits: int, total: int) -> list[float]:
     return [round(max(0.0, centre - half), 4), round(min(1.0, centre + half), 4)]
 
 
-def _frontier_visits(carts: dict[str, Cart], simulation: Simulation) -> list[tuple[float, bool, bool]]:
-    """Per payer, from a reading that charges every visit it can whatever its risk: (its risk, whether it can be
-    charged, whether its receipt would overcharge)."""
+def _frontier_visits(
+    events: list[dict[str, Any]], store: StoreModel, model: calibration.Calibration, simulation: Simulation, cost: int
+) -> list[tuple[float, bool, bool]]:
+    """Per payer, from the day read with `model` charging every visit it can whatever its risk: (its risk, whether
+    it can be charged, whether its receipt would overcharge)."""
+    carts = infer_carts(events=events, store=store, calibration=model, risk=1.0, unseen_review_cost=cost)
     visits = []
     for payer, (got, charged) in group_carts(carts, simulation).items():
         truth = simulation.truth[payer]
@@ -266,18 +271,13 @@ def _frontier(visits: list[tuple[float, bool, bool]], budget: float) -> float:
     if not visits:
         return 0.0
     chargeable = sorted((risk, over) for risk, can, over in visits if can)
-    limit = budget * len(visits)
     charged = overcharged = 0
-    index = 0
-    while index < len(chargeable):
-        risk, end, extra = chargeable[index][0], index, 0
-        while end < len(chargeable) and chargeable[end][0] == risk:
-            extra += chargeable[end][1]
-            end += 1
-        if overcharged + extra > limit:
+    for _risk, of_that_risk in groupby(chargeable, key=itemgetter(0)):
+        overcharges = [over for _, over in of_that_risk]
+        if overcharged + sum(overcharges) > budget * len(visits):
             break
-        overcharged += extra
-        charged, index = end, end
+        overcharged += sum(overcharges)
+        charged += len(overcharges)
     return round(1.0 - charged / len(visits), 4)
 
 
@@ -520,10 +520,7 @@ def _run_family(
                 _score_day(
                     cold, carts, events, store, model, risk, simulation, seed=seed * 100, cost=unseen_review_cost
                 )
-                every = infer_carts(
-                    events=events, store=store, calibration=model, risk=1.0, unseen_review_cost=unseen_review_cost
-                )
-                frontier_cold += _frontier_visits(every, simulation)
+                frontier_cold += _frontier_visits(events, store, model, simulation, unseen_review_cost)
                 baseline = _naive(events, store, simulation)
                 for payer, truth in simulation.truth.items():
                     _score(naive, baseline.get(payer, {}), truth, True, payer in simulation.recoverable, False)
@@ -538,10 +535,7 @@ def _run_family(
                     warm, settled, events, store, model, risk, simulation, seed=day_seed, cost=unseen_review_cost
                 )
                 reasons.update(r.code.value for cart in settled.values() for r in cart.reasons)
-                every = infer_carts(
-                    events=events, store=store, calibration=model, risk=1.0, unseen_review_cost=unseen_review_cost
-                )
-                frontier += _frontier_visits(every, simulation)
+                frontier += _frontier_visits(events, store, model, simulation, unseen_review_cost)
                 families.update(
                     groups=len(set(simulation.groups.values())),
                     companions=len(simulation.groups),
